@@ -1,0 +1,131 @@
+"""Addresses in headers: reading them from anything senders write, writing them 7-bit clean."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from dataclasses import dataclass
+
+from forwarder.core.text import clean_text, encode_phrase
+
+MAX_NAME = 64
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDRESS = re.compile(
+    rf'(?:{_ATOM}(?:\.{_ATOM})*|"(?:[^"\\\r\n]|\\.)*")'
+    r"@(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?|\[[^\]\s]*\])"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    name: str
+    address: str
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2].lower()
+
+
+def is_valid_address(address: str) -> bool:
+    """An RFC 5322 addr-spec in 7-bit form (dot-atom or quoted local part; a domain or literal)."""
+    return _ADDRESS.fullmatch(address) is not None
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    try:
+        return email.utils.getaddresses([text])
+    except (IndexError, ValueError, TypeError):
+        return []
+
+
+def parse_address_list(text: str) -> list[Mailbox]:
+    """Every usable mailbox in an address list; groups are flattened, garbage is skipped.
+
+    ``email.utils.getaddresses`` is lenient on older Python releases and strict on newer ones (it
+    returns ``('', '')`` for input it refuses): both are handled, so the result does not depend on
+    the interpreter's patch level. Non-ASCII addresses are kept (the caller decides).
+    """
+    out = []
+    for name, addr in _pairs(text):
+        addr = addr.strip()
+        local, at, domain = addr.rpartition("@")
+        if at and local and domain and not any(ch.isspace() for ch in addr):
+            out.append(Mailbox(clean_text(name), addr))
+    return out
+
+
+def strict_address_list(text: str) -> list[Mailbox] | None:
+    """The mailboxes of an address list, or None when any part of it is not a valid address."""
+    boxes: list[Mailbox] = []
+    for name, addr in _pairs(text):
+        addr = addr.strip()
+        if not addr:
+            continue
+        if ascii_address(addr) is None or not is_valid_address(ascii_address(addr) or ""):
+            return None
+        boxes.append(Mailbox(clean_text(name), addr))
+    if not boxes and "@" in text:
+        return None
+    return boxes
+
+
+def parse_mailbox(text: str) -> Mailbox | None:
+    """The first mailbox of a header such as From; None when there is no usable address."""
+    found = parse_address_list(text)
+    if found:
+        return found[0]
+    name, addr = email.utils.parseaddr(text)
+    if addr and "@" in addr:
+        return Mailbox(clean_text(name), addr.strip())
+    return None
+
+
+def ascii_address(address: str) -> str | None:
+    """The address in 7-bit form (SES accepts only 7-bit addresses), or None when impossible.
+
+    A non-ASCII domain becomes its IDNA (punycode) form; a non-ASCII local part has no 7-bit form.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        return None
+    if not local.isascii():
+        return None
+    if any(ch < " " or ch in '<>,;\\"' or ch.isspace() for ch in local) and not local.startswith('"'):
+        return None
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    if any(ch.isspace() or ch < " " or ch in "<>,;\\\"()" for ch in domain):
+        return None
+    return f"{local}@{domain}"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def sender_display_name(sender: Mailbox | None) -> str:
+    """The display name of a rewritten From: who really sent the message, with no ``@`` in it.
+
+    ``Jane Doe (jane at example.com)``; just ``jane at example.com`` without a name. Writing the
+    address with " at " keeps clients from reading the display name as an address (some show a
+    warning for a display name that looks like one), and the real address stays readable.
+    """
+    if sender is None:
+        return "unknown sender"
+    spelled = sender.address.replace("@", " at ")
+    name = _shorten(sender.name, MAX_NAME)
+    if not name or name.lower() == sender.address.lower():
+        return _shorten(spelled, 2 * MAX_NAME)
+    return f"{name} ({_shorten(spelled, MAX_NAME)})"
+
+
+def format_mailbox(name: str, address: str) -> str | None:
+    """``phrase <address>`` in 7-bit form, or None when the address has no 7-bit form."""
+    ascii_addr = ascii_address(address)
+    if ascii_addr is None:
+        return None
+    phrase = encode_phrase(name)
+    return f"{phrase} <{ascii_addr}>" if phrase else ascii_addr

@@ -1,0 +1,159 @@
+"""Body lines: find the first line SES would refuse, and repair it in the smallest way.
+
+SES (and RFC 5321) refuse a message with a line longer than 998 characters plus CRLF. The body is
+otherwise never touched, so a repair changes only the MIME entities that hold such a line:
+
+- a base64 entity is re-wrapped at 76 characters (its decoded content is identical);
+- a quoted-printable entity gets soft line breaks (its decoded content is identical);
+- a 7bit, 8bit or binary entity is re-encoded, as quoted-printable for text and base64 for the
+  rest, and its Content-Transfer-Encoding says so (its decoded content is identical);
+- a multipart entity is split at its boundaries and only the offending parts are repaired; long
+  lines in its preamble or epilogue, which no client shows, are removed;
+- an attached message (message/rfc822) is repaired inside, entity by entity.
+
+Everything else keeps its bytes. When a message cannot be repaired this way (a multipart entity
+without a boundary, say) :class:`Unrepairable` says why and the message is dropped with that reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from forwarder.core.message import HeaderField, split_message
+
+LINE_LIMIT = 998
+_FIRST = re.compile(rb"[^\n]{998}(?:[^\n\r]|\r[^\n])")
+_LATER = re.compile(rb"\n[^\n]{998}(?:[^\n\r]|\r[^\n])")
+_PARAM = re.compile(rb';\s*([a-z0-9*_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)', re.I)
+MAX_DEPTH = 40
+
+
+class Unrepairable(Exception):
+    """A line over the limit that no MIME-preserving repair can shorten."""
+
+
+def first_long_line(data: bytes | memoryview) -> int:
+    """Offset of the first line longer than 998 bytes (line ending excluded), or -1."""
+    if _FIRST.match(data):
+        return 0
+    found = _LATER.search(data)
+    return -1 if found is None else found.start() + 1
+
+
+def _content_type(fields: list[HeaderField]) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    ctype = b"text/plain"
+    params: dict[bytes, bytes] = {}
+    cte = b"7bit"
+    for f in fields:
+        if f.key == "content-type":
+            value = f.value
+            ctype = value.split(b";", 1)[0].strip().lower() or ctype
+            params = {m.group(1).lower(): m.group(2).strip(b'"') for m in _PARAM.finditer(value)}
+            break
+    for f in fields:
+        if f.key == "content-transfer-encoding":
+            cte = f.value.strip().lower()
+            break
+    return ctype, params, cte
+
+
+def repair(fields: list[HeaderField], body: bytes, eol: bytes, depth: int = 0) -> tuple[list[HeaderField], bytes]:
+    """Return the entity's fields and body with every line at most 998 bytes long."""
+    if depth > MAX_DEPTH:
+        raise Unrepairable("MIME nesting too deep to repair a long line")
+    if first_long_line(body) < 0:
+        return fields, body
+    ctype, params, cte = _content_type(fields)
+    if ctype.startswith(b"multipart/"):
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise Unrepairable("a multipart entity without a boundary has a line over 998 bytes")
+        return fields, _repair_multipart(body, boundary, eol, depth)
+    if ctype in (b"message/rfc822", b"message/global"):
+        inner = split_message(body)
+        inner_fields, inner_body = repair(inner.fields, bytes(inner.body), inner.eol, depth + 1)
+        return fields, _entity(inner_fields, inner_body, inner.eol)
+    if cte == b"base64":
+        return fields, _rewrap_base64(body, eol)
+    if cte == b"quoted-printable":
+        return fields, _soft_wrap(body, eol)
+    if ctype.startswith(b"text/"):
+        encoded = binascii.b2a_qp(body, quotetabs=False, istext=True, header=False)
+        return _set_cte(fields, b"quoted-printable"), encoded
+    return _set_cte(fields, b"base64"), _rewrap_base64(base64.b64encode(body), eol)
+
+
+def _entity(fields: list[HeaderField], body: bytes, eol: bytes) -> bytes:
+    head = b"".join(line + eol for f in fields for line in f.lines)
+    return head + eol + body
+
+
+def _set_cte(fields: list[HeaderField], cte: bytes) -> list[HeaderField]:
+    out = [f for f in fields if f.key != "content-transfer-encoding"]
+    out.append(HeaderField("Content-Transfer-Encoding", [b"Content-Transfer-Encoding: " + cte]))
+    return out
+
+
+def _rewrap_base64(data: bytes, eol: bytes) -> bytes:
+    compact = re.sub(rb"\s+", b"", data)
+    return eol.join(compact[i : i + 76] for i in range(0, len(compact), 76)) + eol
+
+
+def _soft_wrap(data: bytes, eol: bytes) -> bytes:
+    out: list[bytes] = []
+    lines = data.split(b"\n")
+    for index, line in enumerate(lines):
+        cr = line.endswith(b"\r")
+        content = line[:-1] if cr else line
+        while len(content) > 76:
+            cut = 75
+            escape = content.rfind(b"=", cut - 2, cut)
+            if escape >= 0:
+                cut = escape
+            out.append(content[:cut] + b"=" + eol)
+            content = content[cut:]
+        ending = b"" if index == len(lines) - 1 else (b"\r\n" if cr else b"\n")
+        out.append(content + ending)
+    return b"".join(out)
+
+
+def _repair_multipart(body: bytes, boundary: bytes, eol: bytes, depth: int) -> bytes:
+    delimiter = b"--" + boundary
+    pattern = rb"(?:^|(?<=\n))" + re.escape(delimiter) + rb"(?=--|[ \t]*\r?\n|[ \t]*$)"
+    starts = [m.start() for m in re.finditer(pattern, body)]
+    if not starts:
+        raise Unrepairable("a multipart entity has a line over 998 bytes and none of its boundaries")
+    pieces: list[bytes] = [_drop_long_lines(body[: starts[0]])]
+    for i, start in enumerate(starts):
+        line_end = body.find(b"\n", start)
+        line_end = len(body) if line_end < 0 else line_end + 1
+        pieces.append(body[start:line_end])
+        closing = body[start + len(delimiter) : start + len(delimiter) + 2] == b"--"
+        end = starts[i + 1] if i + 1 < len(starts) else len(body)
+        chunk = body[line_end:end]
+        if closing:
+            pieces.append(_drop_long_lines(chunk))
+            continue
+        pieces.append(_repair_part(chunk, eol, depth))
+    return b"".join(pieces)
+
+
+def _repair_part(chunk: bytes, eol: bytes, depth: int) -> bytes:
+    if first_long_line(chunk) < 0:
+        return chunk
+    tail = b""
+    for ending in (b"\r\n", b"\n"):
+        if chunk.endswith(ending):
+            chunk, tail = chunk[: -len(ending)], ending
+            break
+    part = split_message(chunk)
+    fields, body = repair(part.fields, bytes(part.body), part.eol, depth + 1)
+    return _entity(fields, body, part.eol) + tail
+
+
+def _drop_long_lines(chunk: bytes) -> bytes:
+    if first_long_line(chunk) < 0:
+        return chunk
+    return b"\n".join(line for line in chunk.split(b"\n") if len(line.rstrip(b"\r")) <= LINE_LIMIT)

@@ -1,0 +1,133 @@
+"""The core's one entry point: raw bytes and plain values in, a decision and bytes out.
+
+A message is prepared once (split, sender and facts read) and then forwarded to each alias it was
+addressed to. Forwarding decides, rewrites the header block, and runs the SES pre-flight
+validator; a body line that is too long is repaired (see ``body``) and validated again. No I/O
+happens here: the adapters fetch, resolve, send and record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from forwarder.core.body import Unrepairable, repair
+from forwarder.core.decide import AliasState, MessageFacts, Policy, Verdicts, decide, message_facts
+from forwarder.core.headers import Origin, read_origin, rewrite_headers
+from forwarder.core.message import SplitMessage, split_message
+from forwarder.core.outcomes import Decision, Outcome
+from forwarder.core.text import clean_text, decode_header_text
+from forwarder.core.validator import SESV2_MAX_BYTES, validate
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A message read once, ready to be forwarded to any number of aliases."""
+
+    split: SplitMessage
+    origin: Origin
+    facts: MessageFacts
+    subject: str
+    sender: str
+
+    @property
+    def size(self) -> int:
+        return self.split.size
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """The message to send: a new header block and the body, still a view of the input."""
+
+    head: bytes
+    body: bytes | memoryview
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.body)
+
+    def as_bytes(self) -> bytes:
+        return b"".join((self.head, self.body))
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    decision: Decision
+    outgoing: Outgoing | None = None
+    repairs: tuple[str, ...] = ()
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.decision.outcome
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
+    @property
+    def bytes_out(self) -> int | None:
+        return None if self.outgoing is None else len(self.outgoing)
+
+
+def prepare(raw: bytes, envelope_from: str | None = None) -> Prepared:
+    split = split_message(raw)
+    origin = read_origin(split, envelope_from)
+    subject_field = split.first("subject")
+    subject = "" if subject_field is None else clean_text(decode_header_text(subject_field.value, origin.charset))
+    sender = origin.sender.address if origin.sender is not None else (envelope_from or "")
+    return Prepared(
+        split=split,
+        origin=origin,
+        facts=message_facts(split, envelope_from),
+        subject=subject[:255],
+        sender=clean_text(sender)[:254],
+    )
+
+
+def forward(
+    message: Prepared,
+    alias: AliasState | None,
+    verdicts: Verdicts,
+    policy: Policy,
+    now: datetime,
+    max_bytes: int = SESV2_MAX_BYTES,
+) -> Result:
+    """Decide for one alias and, when the message goes on, build and check what to send."""
+    decision = decide(alias, message.facts, verdicts, policy, now)
+    if not decision.forwards or alias is None:
+        return Result(decision)
+    return rewrite(message, alias.address, max_bytes)
+
+
+def rewrite(message: Prepared, alias_address: str, max_bytes: int = SESV2_MAX_BYTES) -> Result:
+    """Rewrite for one alias and run the pre-flight validator, repairing long body lines once."""
+    split = message.split
+    headers = rewrite_headers(split, message.origin, alias_address)
+    repairs = [*split.repairs, *headers.repairs]
+    eol = split.eol
+    outgoing = Outgoing(eol.join(headers.lines) + eol + eol, split.body)
+
+    if len(outgoing) > max_bytes:
+        return Result(Decision(Outcome.DROPPED_TOO_LARGE, f"{len(outgoing)} bytes, the limit is {max_bytes}"))
+    problems = validate(outgoing.head, outgoing.body, max_bytes)
+    if any(p.code == "body-line-too-long" for p in problems):
+        try:
+            outgoing = _repair_body(outgoing, eol)
+        except Unrepairable as exc:
+            return Result(Decision(Outcome.DROPPED_INVALID, str(exc)), repairs=tuple(repairs))
+        repairs.append("body-line-too-long")
+        problems = validate(outgoing.head, outgoing.body, max_bytes)
+    if problems:
+        if any(p.code == "too-large" for p in problems):
+            outcome = Outcome.DROPPED_TOO_LARGE
+        else:
+            outcome = Outcome.DROPPED_INVALID
+        reason = "; ".join(str(p) for p in problems)
+        return Result(Decision(outcome, reason), repairs=tuple(repairs))
+    return Result(Decision(Outcome.FORWARDED, "forwarded"), outgoing, tuple(repairs))
+
+
+def _repair_body(outgoing: Outgoing, eol: bytes) -> Outgoing:
+    head = split_message(outgoing.head)
+    fields, body = repair(head.fields, bytes(outgoing.body), eol)
+    lines = [line for f in fields for line in f.lines]
+    return Outgoing(eol.join(lines) + eol + eol, body)

@@ -1,0 +1,401 @@
+"""Every header rule of othermail lives in this module, and each says why it exists.
+
+A forwarded message keeps the sender's header block as it came, field by field and byte by byte,
+except where one of the rules below changes it. The rules are applied in the order written here.
+
+Rule 1 (From). ``From`` becomes the alias address, with a display name that shows who really sent
+    the message: ``"Jane Doe (jane at example.com)" <alias@domain>``. SES only sends from verified
+    identities, and only a From on the service's own (Easy DKIM) domain is DMARC-aligned at the
+    receiving end; keeping the sender's From would fail DMARC for every sender with p=reject.
+    The display name is a quoted string or RFC 2047 words, never has an unquoted ``@``, and never
+    carries a CR or LF from the input (header injection).
+Rule 2 (original sender). The sender's From stays visible in ``X-Othermail-Original-From``, so a
+    user (or a filter) can always tell who wrote. Any incoming ``X-Othermail-*`` field is removed
+    first, so this one can be trusted; only ``X-Othermail-Loop`` is kept (rule 9).
+Rule 3 (replies). A reply must reach the real sender: the first ``Reply-To`` is kept, or, when
+    there is none, ``Reply-To`` is set to the sender's From address.
+Rule 4 (removed fields). Fields that would break or leak are removed; ``REMOVED`` below lists each
+    with its reason (signatures that no longer verify, trace of the alias's delivery, blind copies,
+    SES-only metadata).
+Rule 5 (renamed fields). ``Authentication-Results`` becomes ``X-Original-Authentication-Results``:
+    the results are useful to read but must not look like results from the destination's own
+    server (RFC 8601 section 5).
+Rule 6 (once only). SES rejects the whole send when a field it accepts once appears twice (a
+    duplicated ``MIME-Version`` alone was most of the mail one large peer dropped every day). For
+    each field in ``ONCE_ONLY`` the first occurrence is kept; ``To``, ``Cc`` and ``References`` are
+    merged instead, so no recipient or thread reference is lost.
+Rule 7 (threading). ``Message-ID``, ``In-Reply-To`` and ``References`` survive. SES replaces the
+    Message-ID, so the original one is appended to ``References``: a later reply that refers to it
+    still threads with the forwarded copy in the user's mailbox.
+Rule 8 (header recipients). SES counts the addresses in To and Cc toward its limit of 50
+    recipients per message. Over the limit, ``Cc`` and then ``To`` are renamed ``X-Original-Cc`` /
+    ``X-Original-To`` (the list stays readable) and ``To`` becomes the alias.
+Rule 9 (loop guard). Each forward adds ``X-Othermail-Loop: <token of the alias>``. A message that
+    already carries the token of the alias it is addressed to went through this alias before and is
+    not forwarded again; more than ``MAX_HOPS`` tokens means a loop between aliases.
+Rule 10 (7-bit, well-formed lines). SES accepts only 7-bit header content, lines of at most 998
+    characters, and one blank line between header and body. A field that breaks one of these is
+    rewritten: free text as RFC 2047 words, addresses one by one, MIME parameters in RFC 2231 form;
+    NUL and bare CR are removed; white-space-only continuation lines (which SES could read as the
+    end of the header block) are dropped. A field whose content has no valid form is renamed
+    ``X-Original-<name>`` and encoded as free text, so nothing the sender wrote is lost.
+    Fields that already satisfy the rules are left exactly as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from forwarder.core.addresses import (
+    Mailbox,
+    ascii_address,
+    format_mailbox,
+    parse_address_list,
+    parse_mailbox,
+    sender_display_name,
+    strict_address_list,
+)
+from forwarder.core.message import HeaderField, SplitMessage
+from forwarder.core.text import MAX_LINE, decode_bytes, decode_header_text, encode_phrase, encode_unstructured, fold
+
+ORIGINAL_FROM = "X-Othermail-Original-From"
+LOOP = "X-Othermail-Loop"
+MAX_HOPS = 3
+MAX_HEADER_RECIPIENTS = 50
+
+#: Rule 4: removed fields and why.
+REMOVED: dict[str, str] = {
+    "dkim-signature": "signs the original From and body; it fails after rule 1 and SES signs anew",
+    "domainkey-signature": "obsolete DomainKeys signature; fails after rule 1",
+    "return-path": "set by the last delivering server; SES uses its own MAIL FROM",
+    "sender": "SES requires Sender to be a verified identity; the sender's would be rejected",
+    "delivered-to": "trace of the alias's own delivery; makes receivers suspect a loop",
+    "bcc": "a blind copy must never be revealed to anyone",
+    "x-original-authentication-results": "only rule 5 may write it, so it can be trusted",
+}
+#: Rule 4: removed families of fields and why.
+REMOVED_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("arc-", "the ARC chain of earlier hops no longer matches the rewritten message"),
+    ("x-ses-", "SES receiving metadata (receipt blob, verdicts, its DKIM) for the alias only"),
+    ("x-othermail-", "only this service may write them (rules 2 and 9)"),
+)
+#: Rule 5.
+RENAMED: dict[str, str] = {"authentication-results": "X-Original-Authentication-Results"}
+#: Rule 6: fields SES accepts once (SES_FACTS), plus the MIME ones of the same kind.
+ONCE_ONLY = frozenset(
+    {
+        "from", "sender", "reply-to", "return-path", "to", "cc", "bcc", "subject", "date",
+        "message-id", "in-reply-to", "references", "mime-version", "content-type",
+        "content-transfer-encoding", "content-disposition", "content-id", "content-description",
+        "dkim-signature", "delivered-to", "list-id", "list-unsubscribe", "list-unsubscribe-post",
+        "list-help", "list-subscribe", "list-post", "list-owner", "list-archive",
+    }
+)
+MERGED: dict[str, str] = {"to": ", ", "cc": ", ", "references": " "}
+#: Rule 10: fields whose content is a list of addresses.
+ADDRESS_FIELDS = frozenset(
+    {"from", "to", "cc", "reply-to", "resent-from", "resent-to", "resent-cc", "resent-sender",
+     "disposition-notification-to", "return-receipt-to", "errors-to", "mail-followup-to",
+     "mail-reply-to"}
+)
+#: Rule 10: fields whose content is a MIME value with parameters.
+PARAMETER_FIELDS = frozenset({"content-type", "content-disposition"})
+#: Rule 10: structured fields with no free-text form; a broken one is renamed X-Original-*.
+STRICT_FIELDS = frozenset(
+    {"message-id", "in-reply-to", "references", "content-id", "date", "mime-version",
+     "content-transfer-encoding"}
+)
+
+_PARAM = re.compile(r';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_MSG_ID = re.compile(rb"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
+
+
+def loop_token(alias_address: str) -> str:
+    """The value of ``X-Othermail-Loop`` for an alias: stable, and says nothing the From doesn't."""
+    return hashlib.sha256(b"othermail-loop:" + alias_address.lower().encode()).hexdigest()[:20]
+
+
+@dataclass(slots=True)
+class RewrittenHeaders:
+    """The header block to send, as physical lines without line endings, and what was repaired."""
+
+    lines: list[bytes]
+    repairs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who sent a message, read once per message and reused for every alias it goes to."""
+
+    sender: Mailbox | None
+    reply_to_present: bool
+    charset: str | None
+    message_id: bytes | None
+
+
+def top_level_charset(msg: SplitMessage) -> str | None:
+    content_type = msg.first("content-type")
+    if content_type is None:
+        return None
+    params = dict(_params(content_type.text()))
+    return params.get("charset")
+
+
+def _params(value: str) -> list[tuple[str, str]]:
+    return [(m.group(1).lower(), m.group(2).strip().strip('"')) for m in _PARAM.finditer(value)]
+
+
+def read_origin(msg: SplitMessage, envelope_from: str | None) -> Origin:
+    charset = top_level_charset(msg)
+    sender = None
+    for key in ("from", "sender", "return-path"):
+        found = msg.first(key)
+        if found is not None:
+            sender = _mailbox(found.value, charset)
+            if sender is not None:
+                break
+    if sender is None and envelope_from:
+        sender = parse_mailbox(envelope_from)
+    message_id = msg.first("message-id")
+    mid = _MSG_ID.search(message_id.value) if message_id is not None else None
+    return Origin(
+        sender=sender,
+        reply_to_present=msg.first("reply-to") is not None,
+        charset=charset,
+        message_id=mid.group(0) if mid else None,
+    )
+
+
+def _mailbox(raw: bytes, charset: str | None) -> Mailbox | None:
+    found = parse_mailbox(decode_bytes(raw, charset))
+    if found is None:
+        return None
+    return Mailbox(decode_header_text(found.name.encode("utf-8", "surrogateescape"), charset), found.address)
+
+
+def loop_tokens(msg: SplitMessage) -> list[str]:
+    return [f.value.decode("ascii", "replace") for f in msg.get_all(LOOP.lower())]
+
+
+def _removal_reason(key: str) -> str | None:
+    if key == LOOP.lower():
+        return None
+    if key in REMOVED:
+        return REMOVED[key]
+    for prefix, why in REMOVED_PREFIXES:
+        if key.startswith(prefix):
+            return why
+    return None
+
+
+def rewrite_headers(msg: SplitMessage, origin: Origin, alias_address: str) -> RewrittenHeaders:
+    """Apply rules 1 to 10 to the header block of ``msg`` for one alias."""
+    repairs: list[str] = []
+    kept: list[HeaderField] = []
+    first_of: dict[str, HeaderField] = {}
+    merged_values: dict[str, list[bytes]] = {}
+
+    for f in msg.fields:
+        key = f.key
+        if _removal_reason(key) is not None:
+            continue
+        if key in RENAMED:
+            f = HeaderField(RENAMED[key], [RENAMED[key].encode() + f.lines[0][len(f.name):], *f.lines[1:]])
+        if key in ONCE_ONLY:
+            if key in first_of:
+                if key in MERGED:
+                    merged_values[key].append(f.value)
+                else:
+                    repairs.append(f"duplicate-{key}")
+                continue
+            first_of[key] = f
+            if key in MERGED:
+                merged_values[key] = [f.value]
+        kept.append(f)
+
+    out: list[HeaderField] = []
+    for f in kept:
+        key = f.key
+        if key == "from":
+            out.extend(_from_fields(origin, alias_address))
+            continue
+        if key in MERGED and len(merged_values[key]) > 1:
+            repairs.append(f"merged-{key}")
+            joined = MERGED[key].encode().join(v for v in merged_values[key] if v)
+            f = HeaderField(f.name, [f.name.encode() + b": " + joined])
+        out.append(f)
+
+    if "from" not in first_of:
+        out[0:0] = _from_fields(origin, alias_address)
+        repairs.append("missing-from")
+    if not origin.reply_to_present:
+        reply_to = _reply_to(origin)
+        if reply_to is not None:
+            out.append(reply_to)
+    if origin.message_id is not None:
+        _append_reference(out, origin.message_id)
+    _limit_header_recipients(out, alias_address, repairs)
+    out.append(HeaderField(LOOP, [f"{LOOP}: {loop_token(alias_address)}".encode()]))
+
+    lines: list[bytes] = []
+    for f in out:
+        lines.extend(_valid_lines(f, origin.charset, repairs))
+    return RewrittenHeaders(lines=lines, repairs=repairs)
+
+
+def _from_fields(origin: Origin, alias_address: str) -> list[HeaderField]:
+    display = encode_phrase(sender_display_name(origin.sender))
+    fields = [HeaderField("From", fold("From", f"{display} <{alias_address}>") or [])]
+    if origin.sender is not None:
+        formatted = format_mailbox(origin.sender.name, origin.sender.address)
+        if formatted is None:
+            text = f"{origin.sender.name} <{origin.sender.address}>".strip()
+            fields.append(HeaderField(ORIGINAL_FROM, encode_unstructured(ORIGINAL_FROM, text)))
+        else:
+            fields.append(HeaderField(ORIGINAL_FROM, fold(ORIGINAL_FROM, formatted) or
+                                      encode_unstructured(ORIGINAL_FROM, formatted)))
+    return fields
+
+
+def _reply_to(origin: Origin) -> HeaderField | None:
+    if origin.sender is None:
+        return None
+    formatted = format_mailbox(origin.sender.name, origin.sender.address)
+    if formatted is None:
+        return None
+    lines = fold("Reply-To", formatted)
+    return HeaderField("Reply-To", lines) if lines else None
+
+
+def _append_reference(out: list[HeaderField], message_id: bytes) -> None:
+    for i, f in enumerate(out):
+        if f.key == "references":
+            if message_id in f.value:
+                return
+            out[i] = HeaderField(f.name, [*f.lines, b" " + message_id])
+            return
+    out.append(HeaderField("References", [b"References: " + message_id]))
+
+
+def _count_recipients(f: HeaderField) -> int:
+    return len(parse_address_list(f.value.decode("utf-8", "replace")))
+
+
+def _limit_header_recipients(out: list[HeaderField], alias_address: str, repairs: list[str]) -> None:
+    counts = {f.key: _count_recipients(f) for f in out if f.key in ("to", "cc")}
+    if sum(counts.values()) <= MAX_HEADER_RECIPIENTS:
+        return
+    for key in ("cc", "to"):
+        for i, f in enumerate(out):
+            if f.key == key:
+                new_name = f"X-Original-{f.name.capitalize()}"
+                out[i] = HeaderField(new_name, [new_name.encode() + f.lines[0][len(f.name):], *f.lines[1:]])
+                counts[key] = 0
+                repairs.append(f"too-many-recipients-{key}")
+        if sum(counts.values()) <= MAX_HEADER_RECIPIENTS:
+            break
+    if counts.get("to", 0) == 0:
+        out.append(HeaderField("To", [f"To: {alias_address}".encode()]))
+
+
+def _is_clean(f: HeaderField) -> bool:
+    for line in f.lines:
+        if len(line) > MAX_LINE or not line.isascii() or b"\x00" in line or b"\r" in line:
+            return False
+    if not all(line.strip() for line in f.lines[1:]):
+        return False
+    return f.key not in ADDRESS_FIELDS or strict_address_list(f.value.decode("ascii")) is not None
+
+
+def _valid_lines(f: HeaderField, charset: str | None, repairs: list[str]) -> list[bytes]:
+    """Rule 10: the field's own lines when they are valid, else the smallest valid rewrite."""
+    if _is_clean(f):
+        return f.lines
+    key = f.key
+    repairs.append(f"rewrote-{key}")
+    raw = f.value.replace(b"\x00", b"").replace(b"\r", b" ")
+    if key in ADDRESS_FIELDS:
+        lines = _address_lines(f.name, raw, charset)
+        if lines is not None:
+            return lines
+    elif key in PARAMETER_FIELDS:
+        lines = _parameter_lines(f.name, raw, charset)
+        if lines is not None:
+            return lines
+    elif key not in STRICT_FIELDS:
+        return encode_unstructured(f.name, decode_header_text(raw, charset))
+    elif raw.isascii():
+        lines = fold(f.name, raw.decode("ascii"))
+        if lines is not None:
+            return lines
+    name = f.name if f.name.lower().startswith("x-original-") else f"X-Original-{f.name}"
+    return encode_unstructured(name, decode_header_text(raw, charset))
+
+
+def _address_lines(name: str, raw: bytes, charset: str | None) -> list[bytes] | None:
+    text = decode_bytes(raw, charset)
+    boxes = strict_address_list(text)
+    if not boxes:
+        return None
+    parts = []
+    for box in boxes:
+        display = decode_header_text(box.name.encode("utf-8", "surrogateescape"), charset)
+        formatted = format_mailbox(display, box.address)
+        if formatted is None:
+            return None
+        parts.append(formatted)
+    return fold(name, ", ".join(parts))
+
+
+def _parameter_lines(name: str, raw: bytes, charset: str | None) -> list[bytes] | None:
+    text = decode_bytes(raw, charset)
+    head = text.split(";", 1)[0].strip()
+    if not head.isascii() or not head:
+        return None
+    pieces = [head]
+    for param, value in _params(text):
+        if value.isascii():
+            pieces.append(f'{param}="{value}"' if value else f"{param}=\"\"")
+        else:
+            pieces.append(f"{param}*=utf-8''{_percent(value)}")
+    return fold(name, "; ".join(pieces))
+
+
+def _percent(value: str) -> str:
+    safe = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&+-.^_`|~")
+    return "".join(chr(b) if b in safe else f"%{b:02X}" for b in value.encode("utf-8"))
+
+
+def recipients_in(lines: list[bytes]) -> int:
+    """Addresses in To, Cc and Bcc of a finished header block (for the pre-flight validator)."""
+    total = 0
+    current: list[bytes] = []
+    for line in [*lines, b"End:"]:
+        if line[:1] in (b" ", b"\t"):
+            current.append(line)
+            continue
+        if current:
+            name, _, value = b"".join(current).partition(b":")
+            if name.strip().lower() in (b"to", b"cc", b"bcc"):
+                total += len(parse_address_list(value.decode("utf-8", "replace")))
+        current = [line]
+    return total
+
+
+__all__ = [
+    "LOOP",
+    "MAX_HEADER_RECIPIENTS",
+    "MAX_HOPS",
+    "ORIGINAL_FROM",
+    "Origin",
+    "RewrittenHeaders",
+    "ascii_address",
+    "loop_token",
+    "loop_tokens",
+    "read_origin",
+    "recipients_in",
+    "rewrite_headers",
+    "top_level_charset",
+]

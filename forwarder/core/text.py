@@ -1,0 +1,161 @@
+"""Header text: decoding what senders wrote, and encoding what SES accepts.
+
+Decoding never raises. Senders write raw 8-bit headers in any charset (Shift_JIS, Big5,
+KOI8-U...), encoded words with unknown charsets, and broken base64; each is read as well as it can
+be and the worst case is a replacement character, never an exception.
+
+Encoding produces 7-bit header lines (SES rejects non-ASCII header content) folded so that no
+physical line is longer than ``MAX_LINE`` (RFC 5322 section 2.1.1, and SES's 1,000-character line
+rule, which counts the CRLF).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import quopri
+import re
+from email.header import Header
+
+MAX_LINE = 998
+FOLD_AT = 78
+
+_ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_BETWEEN_WORDS = re.compile(rb"^[ \t\r\n]*$")
+_TOKEN_SPECIAL = re.compile(r'[()<>\[\]:;@\\,."]')
+
+
+def _codec(charset: str | None) -> str | None:
+    if not charset:
+        return None
+    name = charset.split("*", 1)[0].strip().strip('"').lower()  # RFC 2231 language suffix
+    if name in ("unknown-8bit", "x-unknown", "unknown"):
+        return None
+    if name in ("ks_c_5601-1987", "ks_c_5601"):
+        name = "cp949"
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def decode_bytes(raw: bytes, fallback_charset: str | None = None) -> str:
+    """Decode raw header bytes: UTF-8 first, then the message's own charset, then cp1252.
+
+    Undeclared 8-bit header bytes are usually in the charset of the message body, which is why the
+    caller passes the top-level ``charset`` parameter as the fallback.
+    """
+    if raw.isascii():
+        return raw.decode("ascii")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    codec = _codec(fallback_charset)
+    if codec:
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("cp1252", "replace")
+
+
+def _decode_word(charset: bytes, kind: bytes, payload: bytes) -> str | None:
+    try:
+        if kind in (b"b", b"B"):
+            data = base64.b64decode(payload + b"=" * (-len(payload) % 4))
+        else:
+            data = quopri.decodestring(payload.replace(b"_", b" "), header=False)
+    except (binascii.Error, ValueError):
+        return None
+    codec = _codec(charset.decode("ascii", "replace")) or "utf-8"
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        return data.decode(codec, "replace")
+
+
+def decode_header_text(raw: bytes, fallback_charset: str | None = None) -> str:
+    """Decode a header value: raw 8-bit bytes and RFC 2047 encoded words alike.
+
+    White space between two adjacent encoded words is dropped (RFC 2047 section 6.2); a word that
+    cannot be decoded is kept as it was written.
+    """
+    if b"=?" not in raw:
+        return decode_bytes(raw, fallback_charset)
+    out: list[str] = []
+    pos = 0
+    last_was_word = False
+    for match in _ENCODED_WORD.finditer(raw):
+        between = raw[pos : match.start()]
+        if not (last_was_word and _BETWEEN_WORDS.match(between)):
+            out.append(decode_bytes(between, fallback_charset))
+        word = _decode_word(match.group(1), match.group(2), match.group(3))
+        if word is None:
+            out.append(decode_bytes(match.group(0)))
+            last_was_word = False
+        else:
+            out.append(word)
+            last_was_word = True
+        pos = match.end()
+    out.append(decode_bytes(raw[pos:], fallback_charset))
+    return "".join(out)
+
+
+def clean_text(text: str) -> str:
+    """Text that may go into a header: no CR, LF, NUL or other control characters."""
+    return "".join(" " if (ch < " " or ch == "\x7f") else ch for ch in text).strip()
+
+
+def fold(name: str, value: str) -> list[bytes] | None:
+    """Fold an ASCII value at white space into lines of at most ``FOLD_AT`` where possible.
+
+    Returns None when a run without white space is too long for ``MAX_LINE``: the caller must
+    then encode the value instead.
+    """
+    lines: list[str] = []
+    current = f"{name}:"
+    bare = True
+    for word in value.split(" "):
+        if not word:
+            continue
+        if not bare and len(current) + 1 + len(word) > FOLD_AT:
+            lines.append(current)
+            current = " " + word
+        else:
+            current = f"{current} {word}"
+        bare = False
+    lines.append(current)
+    if any(len(line) > MAX_LINE for line in lines):
+        return None
+    return [line.encode("ascii") for line in lines]
+
+
+def encode_unstructured(name: str, text: str) -> list[bytes]:
+    """Lines of a header whose value is free text: plain when ASCII, RFC 2047 words otherwise."""
+    text = clean_text(text)
+    if text.isascii():
+        folded = fold(name, text)
+        if folded is not None:
+            return folded
+    header = Header(text, "utf-8", header_name=name)
+    encoded = header.encode(linesep="\n")
+    return [line.encode("ascii") for line in f"{name}: {encoded}".split("\n")]
+
+
+def encode_phrase(text: str) -> str:
+    """A display name as an RFC 5322 phrase: a quoted string, or RFC 2047 words when non-ASCII.
+
+    An ``@`` or any other special character is only ever emitted inside quotes or inside an encoded
+    word, so no client can read part of a display name as an address.
+    """
+    text = clean_text(text)
+    if not text:
+        return ""
+    if text.isascii():
+        if not _TOKEN_SPECIAL.search(text):
+            return text
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    return Header(text, "utf-8").encode(linesep="\n", maxlinelen=FOLD_AT).replace("\n", "")
