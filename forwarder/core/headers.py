@@ -58,7 +58,15 @@ from forwarder.core.addresses import (
     strict_address_list,
 )
 from forwarder.core.message import HeaderField, SplitMessage
-from forwarder.core.text import MAX_LINE, decode_bytes, decode_header_text, encode_phrase, encode_unstructured, fold
+from forwarder.core.text import (
+    MAX_LINE,
+    clean_text,
+    decode_bytes,
+    decode_header_text,
+    encode_phrase,
+    encode_unstructured,
+    fold,
+)
 
 ORIGINAL_FROM = "X-Othermail-Original-From"
 LOOP = "X-Othermail-Loop"
@@ -168,11 +176,28 @@ def read_origin(msg: SplitMessage, envelope_from: str | None) -> Origin:
     )
 
 
+_NAME_ANGLE_ADDR = re.compile(r"^([^<>]*)<([^<>@\s]+@[^<>\s]+)>\s*$")
+
+
 def _mailbox(raw: bytes, charset: str | None) -> Mailbox | None:
-    found = parse_mailbox(decode_bytes(raw, charset))
+    """The sender of a From-like field.
+
+    A field with a single ``<address>`` takes everything before it as the name, so an unquoted
+    comma (``Norton I., Emperor <n@example.com>``) does not cut the name in two.
+    """
+    text = decode_bytes(raw, charset)
+    whole = _NAME_ANGLE_ADDR.match(text)
+    if whole:
+        name = whole.group(1).strip()
+        if name.startswith('"') and name.endswith('"') and len(name) > 1:
+            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        found: Mailbox | None = Mailbox(name, whole.group(2))
+    else:
+        found = parse_mailbox(text)
     if found is None:
         return None
-    return Mailbox(decode_header_text(found.name.encode("utf-8", "surrogateescape"), charset), found.address)
+    name = decode_header_text(found.name.encode("utf-8", "surrogateescape"), charset)
+    return Mailbox(clean_text(name), found.address)
 
 
 def loop_tokens(msg: SplitMessage) -> list[str]:
