@@ -1,0 +1,96 @@
+"""The forwarder Lambda: ``forwarder.aws.lambda_handler.handler``.
+
+Nothing connects at import time. The first invocation reads the settings from the environment and
+builds the runtime (database engine, S3 and SES clients), which warm invocations reuse.
+
+Retryable failures (SES throttling or 5xx, S3 errors, the database unreachable, a delivery another
+invocation holds) propagate, so Lambda retries the event and finally sends it to the dead-letter
+queue; every delivery already made is recorded, so a retry sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from forwarder.aws.events import Job, Skipped, parse_event
+from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
+from forwarder.core.message import split_message
+from forwarder.directory import SqlDirectory
+from forwarder.errors import SettingsError
+from forwarder.outcome_log import OutcomeLog
+from forwarder.pipeline import Forwarder, Inbound
+from forwarder.senders import Sender, SesV1Sender, SesV2Sender
+from forwarder.settings import Settings
+from forwarder.stores import S3Store
+
+logger = logging.getLogger("othermail.lambda")
+
+
+@dataclass
+class LambdaRuntime:
+    settings: Settings
+    forwarder: Forwarder
+    store: S3Store
+    outcome_log: OutcomeLog
+
+    @classmethod
+    def from_settings(cls, settings: Settings, session: Any = None) -> "LambdaRuntime":
+        import boto3
+
+        from models import make_engine, make_session_factory, utcnow
+
+        if not settings.s3_bucket:
+            raise SettingsError("OTHERMAIL_S3_BUCKET must name the bucket the SES receipt rule writes to")
+        aws = session or boto3.session.Session(region_name=settings.aws_region)
+        sender: Sender
+        if settings.ses_api == "v1":
+            sender = SesV1Sender(aws.client("ses"), settings.ses_configuration_set)
+        else:
+            sender = SesV2Sender(aws.client("sesv2"), settings.ses_configuration_set)
+        engine = make_engine(settings.resolved_database_url)
+        directory = SqlDirectory(
+            make_session_factory(engine), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow
+        )
+        log = OutcomeLog()
+        forwarder = Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes, log)
+        return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log)
+
+    def handle(self, event: Any) -> dict[str, Any]:
+        items = parse_event(event, bucket=self.settings.s3_bucket, prefix=self.settings.s3_prefix)
+        outcomes: Counter[str] = Counter()
+        for item in items:
+            if isinstance(item, Skipped):
+                self.outcome_log.skipped(item.reason, item.detail)
+                outcomes[f"skipped:{item.reason}"] += 1
+                continue
+            for report in self._run(item):
+                outcomes["duplicate" if report.duplicate else report.outcome.value] += 1
+        return {"records": len(items), "outcomes": dict(outcomes)}
+
+    def _run(self, job: Job) -> list:
+        raw = job.content if job.content is not None else self.store.get(job.key or "", bucket=job.bucket)
+        recipients, verdicts = job.recipients, job.verdicts
+        if job.recipients_from_headers:
+            split = split_message(raw)
+            recipients = recipients_from_headers(split, self.settings.domains)
+            verdicts = verdicts_from_headers(split)
+            if not recipients:
+                self.outcome_log.skipped("no-recipient", f"no address on {', '.join(self.settings.domains)} in {job.key}")
+                return []
+        inbound = Inbound(job.message_id, recipients, verdicts, job.mail_from, job.received_at)
+        return self.forwarder.process(raw, inbound)
+
+
+_runtime: LambdaRuntime | None = None
+
+
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    global _runtime
+    if _runtime is None:
+        logging.getLogger("othermail").setLevel(logging.INFO)
+        _runtime = LambdaRuntime.from_settings(Settings.from_env())
+    return _runtime.handle(event)

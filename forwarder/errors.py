@@ -1,0 +1,61 @@
+"""Errors the adapters raise, and what each tells the caller to do.
+
+    OthermailError
+    ├── RetryableError           raise on: Lambda retries the event, SQS redelivers, SMTP says 451
+    │   ├── SendRetryable        SES throttled us or failed on its side
+    │   ├── StoreUnavailable     the raw-mail store could not be read
+    │   ├── MessageNotFound      the raw message is not where the event says
+    │   ├── DatabaseUnavailable  the database could not be reached
+    │   └── DeliveryInProgress   another worker holds the claim on this delivery
+    ├── PermanentSendError       SES refused this message; retrying cannot help
+    ├── InvalidEvent             the event is not one this service understands
+    └── SettingsError            the configuration is wrong; fix it and restart
+"""
+
+from __future__ import annotations
+
+
+class OthermailError(Exception):
+    """Base of every error raised on purpose by othermail."""
+
+    hint = ""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class RetryableError(OthermailError):
+    hint = "temporary: the event is retried, nothing is lost"
+
+
+class SendRetryable(RetryableError):
+    hint = "SES throttled or failed; the send is retried"
+
+
+class StoreUnavailable(RetryableError):
+    hint = "the raw-mail store could not be read; the event is retried"
+
+
+class MessageNotFound(RetryableError):
+    hint = "check OTHERMAIL_S3_BUCKET and OTHERMAIL_S3_PREFIX against the SES receipt rule"
+
+
+class DatabaseUnavailable(RetryableError):
+    hint = "the database could not be reached; the event is retried"
+
+
+class DeliveryInProgress(RetryableError):
+    hint = "another worker is sending this message right now; the event is retried"
+
+
+class PermanentSendError(OthermailError):
+    hint = "SES rejected the message; it is recorded as failed-rejected"
+
+
+class InvalidEvent(OthermailError):
+    hint = "the event goes to the dead-letter queue for an operator to look at"
+
+
+class SettingsError(OthermailError):
+    hint = "see the configuration table in README.md"

@@ -1,0 +1,164 @@
+"""The forwarding pipeline every ingress shares: resolve, decide, rewrite, claim, send, record.
+
+The Lambda handler, the SQS worker, the SMTP listener and the CLI all hand raw bytes and an
+:class:`Inbound` description to :meth:`Forwarder.process`. The core decides and rewrites; this
+module does the I/O around it through ports (a directory, a sender) and logs every outcome as one
+structured line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts, forward, prepare
+from forwarder.core.validator import SESV2_MAX_BYTES
+from forwarder.directory import ClaimState, DeliveryKey, MessageMeta, ResolvedAlias, SqlDirectory
+from forwarder.errors import DeliveryInProgress, PermanentSendError, RetryableError
+from forwarder.outcome_log import OutcomeLog
+from forwarder.senders import Sender
+
+logger = logging.getLogger("othermail.pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """What an ingress knows about a message besides its bytes."""
+
+    message_id: str
+    recipients: tuple[str, ...]
+    verdicts: Verdicts = field(default_factory=Verdicts)
+    mail_from: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One outcome of one message: for an alias, and for a destination when it was sent."""
+
+    message_id: str
+    recipient: str
+    alias_id: int | None
+    destination_id: int | None
+    outcome: Outcome
+    reason: str
+    bytes_in: int
+    bytes_out: int | None = None
+    duplicate: bool = False
+    resent: bool = False
+    provider_message_id: str | None = None
+
+
+class Forwarder:
+    def __init__(
+        self,
+        directory: SqlDirectory,
+        sender: Sender | None,
+        policy: Policy,
+        clock: Callable[[], datetime],
+        max_bytes: int = SESV2_MAX_BYTES,
+        outcome_log: OutcomeLog | None = None,
+    ) -> None:
+        self.directory = directory
+        self.sender = sender
+        self.policy = policy
+        self.max_bytes = max_bytes
+        self._now = clock
+        self._log = outcome_log or OutcomeLog()
+
+    def evaluate(self, message: Prepared, inbound: Inbound, recipient: str) -> tuple[ResolvedAlias | None, Result]:
+        """Resolve, decide and rewrite for one recipient: what the Lambda does before sending."""
+        resolved = self.directory.resolve(recipient)
+        state = resolved.state if resolved is not None else None
+        try:
+            result = forward(message, state, inbound.verdicts, self.policy, self._now(), self.max_bytes)
+        except Exception as exc:  # a bug in the core must not lose the message silently
+            logger.exception("core failed on message %s", inbound.message_id)
+            result = Result(Decision(Outcome.DROPPED_INVALID, f"internal error while rewriting: {exc.__class__.__name__}"))
+        return resolved, result
+
+    def preview(self, raw: bytes, inbound: Inbound) -> list[tuple[str, Result]]:
+        """Everything :meth:`process` decides, without claiming, sending or recording."""
+        message = prepare(raw, inbound.mail_from)
+        return [(r, self.evaluate(message, inbound, r)[1]) for r in _unique(inbound.recipients)]
+
+    def process(self, raw: bytes, inbound: Inbound) -> list[Report]:
+        """Forward ``raw`` to every recipient's destinations, exactly once each.
+
+        Raises :class:`RetryableError` (after recording what it could) when a retry is needed.
+        """
+        started = time.perf_counter()
+        message = prepare(raw, inbound.mail_from)
+        meta = MessageMeta(message.sender, message.subject, len(raw), inbound.received_at)
+        reports: list[Report] = []
+        for recipient in _unique(inbound.recipients):
+            resolved, result = self.evaluate(message, inbound, recipient)
+            if result.outcome is not Outcome.FORWARDED or resolved is None or result.outgoing is None:
+                reports.append(self._record(inbound, recipient, resolved, meta, result.decision))
+            else:
+                reports.extend(self._deliver(inbound, recipient, resolved, meta, result.outgoing.as_bytes()))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        for report in reports:
+            self._log.outcome(report, elapsed_ms)
+        return reports
+
+    def _record(
+        self, inbound: Inbound, recipient: str, resolved: ResolvedAlias | None, meta: MessageMeta, decision: Decision
+    ) -> Report:
+        alias_id = resolved.alias_id if resolved is not None else None
+        key = DeliveryKey(inbound.message_id, recipient, 0)
+        fresh = self.directory.record(key, alias_id, meta, decision.outcome, decision.reason)
+        return Report(
+            inbound.message_id, recipient, alias_id, None, decision.outcome, decision.reason,
+            meta.bytes_in, duplicate=not fresh,
+        )
+
+    def _deliver(
+        self, inbound: Inbound, recipient: str, resolved: ResolvedAlias, meta: MessageMeta, data: bytes
+    ) -> list[Report]:
+        if self.sender is None:
+            raise RuntimeError("this Forwarder has no sender; use preview()")
+        reports = []
+        for target in resolved.targets:
+            key = DeliveryKey(inbound.message_id, recipient, target.destination_id)
+            claim = self.directory.claim(key, resolved.alias_id, meta)
+            base = dict(
+                message_id=inbound.message_id, recipient=recipient, alias_id=resolved.alias_id,
+                destination_id=target.destination_id, bytes_in=meta.bytes_in,
+            )
+            if claim.state is ClaimState.LIMIT:
+                limit = Decision(Outcome.DROPPED_EXPIRED_COUNT, "the alias reached its message limit")
+                reports.append(self._record(inbound, recipient, resolved, meta, limit))
+                break
+            if claim.state is ClaimState.DONE:
+                reports.append(Report(**base, outcome=Outcome(claim.outcome), reason="already delivered", duplicate=True))
+                continue
+            if claim.state is ClaimState.BUSY:
+                raise DeliveryInProgress(f"message {inbound.message_id} to destination {target.destination_id}")
+            try:
+                provider_id = self.sender.send(data, sender=resolved.state.address, recipient=target.email)
+            except RetryableError as exc:
+                self.directory.release(key, str(exc))
+                raise
+            except PermanentSendError as exc:
+                self.directory.finish(key, Outcome.FAILED_REJECTED, str(exc))
+                reports.append(Report(**base, outcome=Outcome.FAILED_REJECTED, reason=str(exc)))
+                continue
+            self.directory.finish(key, Outcome.FORWARDED, "forwarded", len(data), provider_id)
+            reports.append(
+                Report(
+                    **base, outcome=Outcome.FORWARDED, reason="forwarded", bytes_out=len(data),
+                    resent=claim.state is ClaimState.RESUMED, provider_message_id=provider_id,
+                )
+            )
+        return reports
+
+
+def _unique(recipients: tuple[str, ...]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in recipients:
+        seen.setdefault(r.strip().lower(), None)
+    return [r for r in seen if r]

@@ -1,0 +1,104 @@
+"""Typed settings, read once from the environment at the edge (CLI start, Lambda cold start).
+
+Nothing in othermail reads ``os.environ`` anywhere else; everything else receives a ``Settings``.
+Every variable is listed in README.md ("Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forwarder.core import SESV1_MAX_BYTES, SESV2_MAX_BYTES, Policy
+from forwarder.errors import SettingsError
+
+PREFIX = "OTHERMAIL_"
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{PREFIX}{name} must be true or false, not {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{PREFIX}{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(PREFIX + name) or default).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{PREFIX}{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    domains: tuple[str, ...] = ("othermail.example",)
+    ses_api: str = "v2"
+    aws_region: str = "us-east-1"
+    s3_bucket: str = ""
+    s3_prefix: str = "inbound/"
+    ses_configuration_set: str = ""
+    sender: str = "ses"
+    outbox: Path = Path("var/outbox")
+    policy: Policy = field(default_factory=Policy)
+    claim_timeout_seconds: int = 900
+
+    @property
+    def max_bytes(self) -> int:
+        """The size limit of the configured SES API (see SES_FACTS.md)."""
+        return SESV1_MAX_BYTES if self.ses_api == "v1" else SESV2_MAX_BYTES
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'othermail.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get(PREFIX + "DATA_DIR") or "var")
+        domains = tuple(
+            d.strip().lower() for d in (env.get(PREFIX + "DOMAINS") or "othermail.example").split(",") if d.strip()
+        )
+        if not domains:
+            raise SettingsError(f"{PREFIX}DOMAINS must name at least one domain")
+        prefix = env.get(PREFIX + "S3_PREFIX", "inbound/")
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get(PREFIX + "DATABASE_URL", ""),
+            domains=domains,
+            ses_api=_choice(env, "SES_API", "v2", ("v2", "v1")),
+            aws_region=env.get(PREFIX + "AWS_REGION") or env.get("AWS_REGION") or "us-east-1",
+            s3_bucket=env.get(PREFIX + "S3_BUCKET", ""),
+            s3_prefix=prefix,
+            ses_configuration_set=env.get(PREFIX + "SES_CONFIGURATION_SET", ""),
+            sender=_choice(env, "SENDER", "ses", ("ses", "outbox")),
+            outbox=Path(env.get(PREFIX + "OUTBOX") or data_dir / "outbox"),
+            policy=Policy(
+                drop_spam=_bool(env, "DROP_SPAM", True),
+                drop_dmarc_reject=_bool(env, "DROP_DMARC_REJECT", True),
+                drop_bounces=_bool(env, "DROP_BOUNCES", True),
+                drop_auto_replies=_bool(env, "DROP_AUTO_REPLIES", True),
+            ),
+            claim_timeout_seconds=_int(env, "CLAIM_TIMEOUT_SECONDS", 900, minimum=1),
+        )

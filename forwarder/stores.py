@@ -1,0 +1,77 @@
+"""Where raw inbound messages are read from: S3 (what SES writes), a local folder, or memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from forwarder.errors import MessageNotFound, StoreUnavailable
+
+
+class MailStore(Protocol):
+    def get(self, key: str) -> bytes: ...
+
+
+class S3Store:
+    """Reads ``s3://bucket/key``; the key is the SES object key (prefix + SES message id)."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self.bucket = bucket
+
+    def get(self, key: str, bucket: str | None = None) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        where = f"s3://{bucket or self.bucket}/{key}"
+        try:
+            response = self._client.get_object(Bucket=bucket or self.bucket, Key=key)
+            return bytes(response["Body"].read())
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NoSuchBucket"):
+                raise MessageNotFound(f"no raw message at {where}") from exc
+            raise StoreUnavailable(f"reading {where} failed: {code}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"reading {where} failed: {exc}") from exc
+
+
+class LocalStore:
+    """A folder of raw messages, one file per key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise MessageNotFound(f"key {key!r} leaves the store")
+        return path
+
+    def put(self, key: str, raw: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(raw)
+        tmp.replace(path)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise MessageNotFound(f"no raw message {key!r} in {self.root}") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"reading {key!r} failed: {exc}") from exc
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, raw: bytes) -> None:
+        self.objects[key] = raw
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.objects[key]
+        except KeyError:
+            raise MessageNotFound(f"no raw message {key!r}") from None
