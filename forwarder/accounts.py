@@ -1,0 +1,129 @@
+"""Creating users, destinations and aliases: shared by the operator CLI and the web app."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import Alias, Destination, User, normalize_email
+
+#: Neutral words for generated aliases: they say nothing about the user.
+WORDS = (
+    "amber", "anchor", "apple", "arch", "aspen", "atlas", "autumn", "badge", "basil", "beacon",
+    "birch", "bison", "blade", "bloom", "breeze", "brook", "cable", "cactus", "canyon", "cedar",
+    "cinder", "clover", "cobalt", "comet", "coral", "crane", "crest", "cypress", "delta", "dune",
+    "ember", "falcon", "fern", "field", "flint", "forest", "frost", "garnet", "glade", "granite",
+    "harbor", "hazel", "heron", "hollow", "indigo", "iris", "island", "jasper", "juniper", "kestrel",
+    "lagoon", "lantern", "larch", "lemon", "linen", "lotus", "maple", "marble", "meadow", "mesa",
+    "mint", "moss", "nectar", "north", "oak", "ocean", "olive", "onyx", "opal", "orchid",
+    "otter", "pebble", "pepper", "pine", "plum", "prairie", "quartz", "quill", "raven", "reed",
+    "ridge", "river", "robin", "sage", "salt", "shadow", "shell", "sierra", "slate", "sparrow",
+    "spruce", "stone", "summit", "tango", "thistle", "tide", "timber", "topaz", "tulip", "valley",
+    "velvet", "willow", "winter", "yarrow", "zephyr",
+)
+_SUFFIX = "abcdefghjkmnpqrstuvwxyz23456789"
+LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
+RESERVED = frozenset(
+    {"postmaster", "abuse", "hostmaster", "webmaster", "admin", "administrator", "root", "security",
+     "noreply", "no-reply", "mailer-daemon", "support", "info", "bounce", "bounces", "dmarc"}
+)
+_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class AccountError(ValueError):
+    """Input that cannot be accepted, with a message for the person who gave it."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90m``, ``2h``, ``7d`` or ``4w``."""
+    match = _DURATION.match(text.lower())
+    if not match or int(match.group(1)) == 0:
+        raise AccountError(f"{text!r} is not a duration such as 30m, 2h, 7d or 4w")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def random_local_part() -> str:
+    return f"{secrets.choice(WORDS)}-{''.join(secrets.choice(_SUFFIX) for _ in range(4))}"
+
+
+def check_local_part(local_part: str) -> str:
+    value = local_part.strip().lower()
+    if not LOCAL_PART.match(value) or ".." in value:
+        raise AccountError(
+            "an alias may hold letters, digits, dots, dashes and underscores, start and end with a "
+            "letter or digit, and be at most 64 characters"
+        )
+    if value in RESERVED:
+        raise AccountError(f"{value!r} is reserved")
+    return value
+
+
+def ensure_user(session: Session, email: str) -> User:
+    address = normalize_email(email)
+    user = session.scalars(select(User).where(User.email == address)).first()
+    if user is None:
+        user = User(email=address)
+        session.add(user)
+        session.flush()
+    return user
+
+
+def ensure_destination(session: Session, user: User, email: str, verified_at: datetime | None) -> Destination:
+    address = normalize_email(email)
+    destination = session.scalars(
+        select(Destination).where(Destination.user_id == user.id, Destination.email == address)
+    ).first()
+    if destination is None:
+        destination = Destination(user_id=user.id, email=address, verified_at=verified_at)
+        session.add(destination)
+        session.flush()
+    elif destination.verified_at is None and verified_at is not None:
+        destination.verified_at = verified_at
+    return destination
+
+
+def create_alias(
+    session: Session,
+    user: User,
+    destinations: Sequence[Destination],
+    domain: str,
+    now: datetime,
+    *,
+    local_part: str | None = None,
+    expires_in: timedelta | None = None,
+    idle_days: int | None = None,
+    max_messages: int | None = None,
+) -> Alias:
+    """Create an alias and commit; a generated local part is retried on the rare collision."""
+    if max_messages is not None and max_messages < 1:
+        raise AccountError("--max-messages must be at least 1")
+    if idle_days is not None and idle_days < 1:
+        raise AccountError("--idle-days must be at least 1")
+    attempts = 1 if local_part else 8
+    for _ in range(attempts):
+        local = check_local_part(local_part) if local_part else random_local_part()
+        alias = Alias(
+            address=f"{local}@{domain}",
+            user_id=user.id,
+            expires_at=now + expires_in if expires_in else None,
+            idle_days=idle_days,
+            max_messages=max_messages,
+            created_at=now,
+        )
+        alias.destinations.extend(destinations)
+        session.add(alias)
+        try:
+            session.commit()
+            return alias
+        except IntegrityError:
+            session.rollback()
+            if local_part:
+                raise AccountError(f"{local}@{domain} is taken") from None
+    raise AccountError("could not find a free alias address; try again")

@@ -1,0 +1,56 @@
+"""``othermail alias``: aliases, for operators."""
+
+from __future__ import annotations
+
+import click
+
+from forwarder.accounts import AccountError, create_alias, ensure_destination, ensure_user, parse_duration
+from forwarder.cli.context import CliContext
+
+
+@click.group()
+def alias() -> None:
+    """Manage aliases."""
+
+
+@alias.command("create")
+@click.option("--owner", required=True, help="The owner's account email (created when missing).")
+@click.option("--destination", "destinations", required=True, multiple=True,
+              help="A real mailbox to forward to; repeat for several. Counts as verified.")
+@click.option("--domain", help="One of OTHERMAIL_DOMAINS; the first by default.")
+@click.option("--local-part", help="A custom local part instead of a generated one.")
+@click.option("--expires-in", help="Expire after a duration: 30m, 2h, 7d, 4w.")
+@click.option("--idle-days", type=int, help="Expire after this many days without mail.")
+@click.option("--max-messages", type=int, help="Expire after this many messages.")
+@click.pass_obj
+def create(
+    obj: CliContext,
+    owner: str,
+    destinations: tuple[str, ...],
+    domain: str | None,
+    local_part: str | None,
+    expires_in: str | None,
+    idle_days: int | None,
+    max_messages: int | None,
+) -> None:
+    """Create an alias and print its address."""
+    from models import utcnow
+
+    settings = obj.settings
+    domain = (domain or settings.domains[0]).lower()
+    if domain not in settings.domains:
+        raise click.BadParameter(f"{domain} is not one of {', '.join(settings.domains)}", param_hint="--domain")
+    try:
+        duration = parse_duration(expires_in) if expires_in else None
+        now = utcnow()
+        with obj.sessions()() as session:
+            user = ensure_user(session, owner)
+            targets = [ensure_destination(session, user, d, verified_at=now) for d in destinations]
+            session.commit()
+            created = create_alias(
+                session, user, targets, domain, now, local_part=local_part, expires_in=duration,
+                idle_days=idle_days, max_messages=max_messages,
+            )
+            click.echo(created.address)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,32 @@
+"""What every CLI command shares: the settings, and the database built from them on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from forwarder.settings import Settings
+
+
+@dataclass
+class CliContext:
+    settings: Settings
+    _engine: Any = field(default=None, repr=False)
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.resolved_database_url
+
+    def engine(self) -> Any:
+        from models import make_engine
+
+        if self._engine is None:
+            if self.database_url.startswith("sqlite:///"):
+                self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self._engine = make_engine(self.database_url)
+        return self._engine
+
+    def sessions(self) -> Any:
+        from models import make_session_factory
+
+        return make_session_factory(self.engine())

@@ -1,0 +1,98 @@
+"""Declarative base, shared column types and helpers for every model.
+
+Everything here is portable across SQLite, PostgreSQL and MariaDB/MySQL; the
+few dialect differences are handled explicitly and explained where they occur.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+#: Deterministic constraint/index names, so that Alembic migrations name
+#: things the same way on every backend and can later drop/alter them by name
+#: (SQLite batch mode in particular needs named constraints).  All generated
+#: names stay below PostgreSQL's 63-character identifier limit.
+NAMING_CONVENTION: Final[dict[str, str]] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Table options for MariaDB/MySQL (ignored by other dialects).
+#:
+#: ``utf8mb4_bin`` instead of the server default ``utf8mb4_general_ci``: the
+#: default collation is case- *and accent*-insensitive, which would make the
+#: unique constraints behave differently from PostgreSQL/SQLite (e.g. aliases
+#: ``jose@`` and ``josé@`` would collide, and two Message-IDs differing only in
+#: case would be treated as the same delivery).  Case-insensitivity of
+#: addresses is instead enforced everywhere by storing them lowercase.
+MYSQL_TABLE_OPTIONS: Final[dict[str, Any]] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+#: Primary-key type for large, append-only tables (the delivery log).
+#: SQLite only auto-increments a column declared exactly ``INTEGER PRIMARY
+#: KEY``, so BIGINT is used everywhere except there.
+BigIntId: Final[TypeEngine[int]] = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """Return the current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime column stored as naive UTC and returned as aware UTC.
+
+    * Writes require timezone-aware datetimes (any zone; converted to UTC).
+      Naive datetimes are rejected, because whether they mean local time or
+      UTC is ambiguous and silently guessing corrupts timestamps.
+    * Reads always return ``tzinfo=UTC``.
+    * The column is a plain ``TIMESTAMP WITHOUT TIME ZONE`` / ``DATETIME`` so
+      the stored value never depends on a session time zone.  On MariaDB/MySQL
+      it is ``DATETIME(6)``: the default ``DATETIME`` drops microseconds.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=False))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"UTCDateTime expects a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime {value.isoformat()} given to a UTCDateTime column; "
+                "pass a timezone-aware datetime (e.g. models.utcnow())"
+            )
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of all othermail models (``Base.metadata`` is the schema)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)

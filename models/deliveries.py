@@ -1,0 +1,120 @@
+"""The delivery log: one row per (inbound message, alias, destination)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+
+from models.base import MYSQL_TABLE_OPTIONS, Base, BigIntId, UTCDateTime, utcnow
+from models.users import EMAIL_MAX_LENGTH
+
+if TYPE_CHECKING:
+    from models.aliases import Alias
+    from models.destinations import Destination
+
+#: ``destination_key`` of a message-level outcome (unknown alias, rejected
+#: before fan-out, ...), i.e. a row that concerns no particular destination.
+MESSAGE_LEVEL = 0
+
+SUBJECT_MAX_LENGTH = 255
+REASON_MAX_LENGTH = 500
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    """Fit untrusted free text into its column instead of failing the insert.
+
+    NUL characters are removed too: PostgreSQL rejects them in text columns.
+    """
+    if value is None:
+        return None
+    return value.replace("\x00", "")[:limit]
+
+
+class Delivery(Base):
+    """Outcome of delivering one inbound message for one alias to one destination.
+
+    The unique constraint on ``(inbound_message_id, recipient,
+    destination_key)`` is what makes forwarding idempotent: a redelivered
+    inbound message cannot produce a second row, so a forwarder that inserts
+    the row before sending (or upserts it) never sends twice.
+
+    ``destination_key`` duplicates ``destination_id`` (or is
+    :data:`MESSAGE_LEVEL`, 0) because NULLs never collide in a unique
+    constraint, and because ``destination_id`` becomes NULL when the
+    destination is deleted while the log row, and its uniqueness, must stay.
+    If ``destination_key`` is not passed to the constructor it is taken from
+    ``destination_id`` or ``destination``; otherwise it defaults to 0.
+
+    ``subject``, ``reason`` and ``mail_from`` come from untrusted mail and
+    are silently clipped to their column sizes.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("inbound_message_id", "recipient", "destination_key"),
+        Index(None, "alias_id", "created_at"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    inbound_message_id: Mapped[str] = mapped_column(String(255))
+    #: The alias address as received, normalized to lowercase.
+    recipient: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
+    alias_id: Mapped[int | None] = mapped_column(ForeignKey("aliases.id", ondelete="SET NULL"))
+    # Indexed so that deleting a destination (SET NULL) does not scan the log.
+    destination_id: Mapped[int | None] = mapped_column(
+        ForeignKey("destinations.id", ondelete="SET NULL"), index=True
+    )
+    destination_key: Mapped[int] = mapped_column(
+        Integer, default=MESSAGE_LEVEL, server_default=text(str(MESSAGE_LEVEL))
+    )
+    outcome: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(REASON_MAX_LENGTH), default="", server_default="")
+    mail_from: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
+    subject: Mapped[str | None] = mapped_column(String(SUBJECT_MAX_LENGTH))
+    bytes_in: Mapped[int | None] = mapped_column(Integer)
+    bytes_out: Mapped[int | None] = mapped_column(Integer)
+    #: The message id SES or the SMTP relay returned for the forwarded copy.
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    alias: Mapped[Alias | None] = relationship()
+    destination: Mapped[Destination | None] = relationship()
+
+    def __init__(self, **kwargs: Any) -> None:
+        if kwargs.get("destination_key") is None:
+            kwargs.pop("destination_key", None)
+            destination = kwargs.get("destination")
+            if kwargs.get("destination_id") is not None:
+                kwargs["destination_key"] = kwargs["destination_id"]
+            elif destination is not None:
+                if destination.id is None:
+                    raise ValueError(
+                        "destination has no id yet (flush it first) or pass destination_key"
+                    )
+                kwargs["destination_key"] = destination.id
+        super().__init__(**kwargs)
+
+    @validates("recipient")
+    def _normalize_recipient(self, _key: str, value: str) -> str:
+        return value.strip().lower()
+
+    @validates("subject", "reason", "mail_from")
+    def _clip_free_text(self, key: str, value: str | None) -> str | None:
+        limit = {"subject": SUBJECT_MAX_LENGTH, "reason": REASON_MAX_LENGTH}.get(
+            key, EMAIL_MAX_LENGTH
+        )
+        return _clip(value, limit)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Delivery id={self.id} message={self.inbound_message_id!r} "
+            f"recipient={self.recipient!r} destination_key={self.destination_key} "
+            f"outcome={self.outcome!r}>"
+        )

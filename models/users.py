@@ -1,0 +1,69 @@
+"""Accounts that own aliases and destination mailboxes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Boolean, String, false
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+
+from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from models.aliases import Alias
+    from models.destinations import Destination
+
+#: RFC 5321 limits a forward path to 256 octets including the angle brackets.
+EMAIL_MAX_LENGTH = 254
+
+
+def normalize_email(value: str) -> str:
+    """Return ``value`` stripped and lowercased, the form addresses are stored in.
+
+    Lowercasing the whole address (local part included) is deliberate: the
+    unique constraints on stored addresses are case-sensitive on PostgreSQL
+    and SQLite, so storing one canonical form is what makes uniqueness
+    case-insensitive on every backend.
+
+    Raises ``ValueError`` if the result is not plausibly an address.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"email address must be a str, got {type(value).__name__}")
+    normalized = value.strip().lower()
+    local, at, domain = normalized.rpartition("@")
+    if not (local and at and domain):
+        raise ValueError(f"not an email address: {value!r}")
+    if len(normalized) > EMAIL_MAX_LENGTH:
+        raise ValueError(f"email address longer than {EMAIL_MAX_LENGTH} characters")
+    return normalized
+
+
+class User(Base):
+    """An account.  Soft-deleted accounts keep their row (``deleted_at``)."""
+
+    __tablename__ = "users"
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    destinations: Mapped[list[Destination]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        passive_deletes=True,  # the database's ON DELETE CASCADE does the work
+    )
+    #: Deleting a user leaves its aliases in place with ``user_id`` NULL (ON
+    #: DELETE SET NULL) so their addresses are never issued again.
+    aliases: Mapped[list[Alias]] = relationship(back_populates="user", passive_deletes=True)
+
+    @validates("email")
+    def _normalize_email(self, _key: str, value: str) -> str:
+        return normalize_email(value)
+
+    def __repr__(self) -> str:
+        return f"<User id={self.id} email={self.email!r}>"
