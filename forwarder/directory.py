@@ -160,12 +160,13 @@ class SqlDirectory:
     ) -> bool:
         """Record a message-level outcome once; False when this message was recorded before."""
         with self._session() as session:
-            session.add(self._row(key, alias_id, meta, outcome.value, reason))
-            if alias_id is not None and outcome.blocked:
-                session.execute(
-                    update(Alias).where(Alias.id == alias_id).values(blocked_count=Alias.blocked_count + 1)
-                )
             try:
+                session.add(self._row(key, alias_id, meta, outcome.value, reason))
+                session.flush()
+                if alias_id is not None and outcome.blocked:
+                    session.execute(
+                        update(Alias).where(Alias.id == alias_id).values(blocked_count=Alias.blocked_count + 1)
+                    )
                 session.commit()
             except IntegrityError:
                 session.rollback()

@@ -38,6 +38,7 @@ class OutcomeLog:
             "bytes_in": report.bytes_in,
             "bytes_out": report.bytes_out,
             "duration_ms": round(duration_ms, 2),
+            "repairs": list(report.repairs),
         }
         self._logger.info(json.dumps(line, sort_keys=True))
 

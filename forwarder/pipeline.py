@@ -17,7 +17,7 @@ from datetime import datetime
 from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts, forward, prepare
 from forwarder.core.validator import SESV2_MAX_BYTES
 from forwarder.directory import ClaimState, DeliveryKey, MessageMeta, ResolvedAlias, SqlDirectory
-from forwarder.errors import DeliveryInProgress, PermanentSendError, RetryableError
+from forwarder.errors import DeliveryInProgress, PermanentSendError
 from forwarder.outcome_log import OutcomeLog
 from forwarder.senders import Sender
 
@@ -50,6 +50,7 @@ class Report:
     duplicate: bool = False
     resent: bool = False
     provider_message_id: str | None = None
+    repairs: tuple[str, ...] = ()
 
 
 class Forwarder:
@@ -99,7 +100,9 @@ class Forwarder:
             if result.outcome is not Outcome.FORWARDED or resolved is None or result.outgoing is None:
                 reports.append(self._record(inbound, recipient, resolved, meta, result.decision))
             else:
-                reports.extend(self._deliver(inbound, recipient, resolved, meta, result.outgoing.as_bytes()))
+                reports.extend(
+                    self._deliver(inbound, recipient, resolved, meta, result.outgoing.as_bytes(), result.repairs)
+                )
         elapsed_ms = (time.perf_counter() - started) * 1000
         for report in reports:
             self._log.outcome(report, elapsed_ms)
@@ -117,7 +120,13 @@ class Forwarder:
         )
 
     def _deliver(
-        self, inbound: Inbound, recipient: str, resolved: ResolvedAlias, meta: MessageMeta, data: bytes
+        self,
+        inbound: Inbound,
+        recipient: str,
+        resolved: ResolvedAlias,
+        meta: MessageMeta,
+        data: bytes,
+        repairs: tuple[str, ...],
     ) -> list[Report]:
         if self.sender is None:
             raise RuntimeError("this Forwarder has no sender; use preview()")
@@ -140,18 +149,19 @@ class Forwarder:
                 raise DeliveryInProgress(f"message {inbound.message_id} to destination {target.destination_id}")
             try:
                 provider_id = self.sender.send(data, sender=resolved.state.address, recipient=target.email)
-            except RetryableError as exc:
-                self.directory.release(key, str(exc))
-                raise
             except PermanentSendError as exc:
                 self.directory.finish(key, Outcome.FAILED_REJECTED, str(exc))
                 reports.append(Report(**base, outcome=Outcome.FAILED_REJECTED, reason=str(exc)))
                 continue
+            except Exception as exc:  # retryable or unexpected: free the claim, let the caller retry
+                self.directory.release(key, f"{exc.__class__.__name__}: {exc}")
+                raise
             self.directory.finish(key, Outcome.FORWARDED, "forwarded", len(data), provider_id)
             reports.append(
                 Report(
                     **base, outcome=Outcome.FORWARDED, reason="forwarded", bytes_out=len(data),
                     resent=claim.state is ClaimState.RESUMED, provider_message_id=provider_id,
+                    repairs=repairs,
                 )
             )
         return reports

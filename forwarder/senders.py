@@ -118,10 +118,12 @@ class MaildirSender:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._maildir = mailbox.Maildir(str(self.path), create=True)
 
     def send(self, raw: bytes, *, sender: str, recipient: str) -> str:
         eol = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
-        key = self._maildir.add(b"Delivered-To: " + recipient.encode("ascii") + eol + raw)
-        return key
+        try:
+            return self._maildir.add(b"Delivered-To: " + recipient.encode("ascii") + eol + raw)
+        except OSError as exc:
+            raise SendRetryable(f"writing to the outbox {self.path} failed: {exc}") from exc

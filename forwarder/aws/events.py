@@ -12,8 +12,8 @@ Accepted, each record on its own:
 
 Skipped with a named reason (and logged): SNS subscription confirmations (never confirmed
 automatically) and SES sending-side notifications (Bounce, Complaint, Delivery...), which the
-feedback handler deals with. Anything else raises :class:`InvalidEvent`, so the event is kept in
-the dead-letter queue rather than dropped.
+feedback handler deals with. Anything else raises :class:`InvalidEvent`; the Lambda handler logs
+such an event whole under the reason ``invalid-event`` (a retry could not help it).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ queue; every delivery already made is recorded, so a retry sends nothing twice.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from forwarder.aws.events import Job, Skipped, parse_event
 from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
 from forwarder.core.message import split_message
 from forwarder.directory import SqlDirectory
-from forwarder.errors import SettingsError
+from forwarder.errors import InvalidEvent, SettingsError
 from forwarder.outcome_log import OutcomeLog
 from forwarder.pipeline import Forwarder, Inbound
 from forwarder.senders import Sender, SesV1Sender, SesV2Sender
@@ -60,8 +61,19 @@ class LambdaRuntime:
         return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log)
 
     def handle(self, event: Any) -> dict[str, Any]:
-        items = parse_event(event, bucket=self.settings.s3_bucket, prefix=self.settings.s3_prefix)
+        """Process every record; retryable trouble raises, an event nobody can process is logged.
+
+        An event that is not one of the accepted shapes cannot succeed on a retry, so it is not
+        raised: it is logged whole (async Lambda events are at most 256 KB) under the named reason
+        ``invalid-event``, which loses nothing and keeps the dead-letter queue for real failures.
+        """
+        try:
+            items = parse_event(event, bucket=self.settings.s3_bucket, prefix=self.settings.s3_prefix)
+        except InvalidEvent as exc:
+            self.outcome_log.skipped("invalid-event", f"{exc}: {json.dumps(event, default=str)[:262144]}")
+            return {"records": 0, "outcomes": {"skipped:invalid-event": 1}}
         outcomes: Counter[str] = Counter()
+        repairs: Counter[str] = Counter()
         for item in items:
             if isinstance(item, Skipped):
                 self.outcome_log.skipped(item.reason, item.detail)
@@ -69,7 +81,8 @@ class LambdaRuntime:
                 continue
             for report in self._run(item):
                 outcomes["duplicate" if report.duplicate else report.outcome.value] += 1
-        return {"records": len(items), "outcomes": dict(outcomes)}
+                repairs.update(report.repairs)
+        return {"records": len(items), "outcomes": dict(outcomes), "repairs": dict(repairs)}
 
     def _run(self, job: Job) -> list:
         raw = job.content if job.content is not None else self.store.get(job.key or "", bucket=job.bucket)

@@ -5,8 +5,9 @@ otherwise never touched, so a repair changes only the MIME entities that hold su
 
 - a base64 entity is re-wrapped at 76 characters (its decoded content is identical);
 - a quoted-printable entity gets soft line breaks (its decoded content is identical);
-- a 7bit, 8bit or binary entity is re-encoded, as quoted-printable for text and base64 for the
-  rest, and its Content-Transfer-Encoding says so (its decoded content is identical);
+- a 7bit, 8bit or binary entity is re-encoded, as quoted-printable for text whose line endings
+  survive it and base64 for the rest, and its Content-Transfer-Encoding says so (its decoded
+  content is identical);
 - a multipart entity is split at its boundaries and only the offending parts are repaired; long
   lines in its preamble or epilogue, which no client shows, are removed;
 - an attached message (message/rfc822) is repaired inside, entity by entity.
@@ -81,7 +82,8 @@ def repair(fields: list[HeaderField], body: bytes, eol: bytes, depth: int = 0) -
         return fields, _soft_wrap(body, eol)
     if ctype.startswith(b"text/"):
         encoded = binascii.b2a_qp(body, quotetabs=False, istext=True, header=False)
-        return _set_cte(fields, b"quoted-printable"), encoded
+        if binascii.a2b_qp(encoded) == body:  # mixed or bare line endings do not survive QP
+            return _set_cte(fields, b"quoted-printable"), encoded
     return _set_cte(fields, b"base64"), _rewrap_base64(base64.b64encode(body), eol)
 
 

@@ -1,0 +1,466 @@
+"""forwarder.core.headers: one group of tests per rule in the module's docstring (rules 1-10)."""
+
+from __future__ import annotations
+
+import base64
+import email.header
+from datetime import datetime, timezone
+
+import pytest
+
+from forwarder.core import AliasState, Outcome, Policy, Verdicts, forward, prepare, validate_bytes
+from forwarder.core.headers import (
+    LOOP,
+    MAX_HEADER_RECIPIENTS,
+    MAX_HOPS,
+    ONCE_ONLY,
+    ORIGINAL_FROM,
+    REMOVED,
+    loop_token,
+    read_origin,
+    recipients_in,
+    rewrite_headers,
+)
+from forwarder.core.message import split_message
+
+ALIAS = "shop-7hq2@othermail.example"
+OTHER_ALIAS = "news-x1@othermail.example"
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+
+
+def message(*header_lines: str | bytes, body: bytes = b"Body.\r\n") -> bytes:
+    encoded = [h.encode("utf-8") if isinstance(h, str) else h for h in header_lines]
+    return b"".join(h + b"\r\n" for h in encoded) + b"\r\n" + body
+
+
+def run(raw: bytes, alias: str = ALIAS) -> bytes:
+    result = forward(prepare(raw), AliasState(alias), Verdicts(), Policy(), NOW)
+    assert result.outcome is Outcome.FORWARDED, result.reason
+    assert result.outgoing is not None
+    out = result.outgoing.as_bytes()
+    assert validate_bytes(out) == []
+    return out
+
+
+def fields(out: bytes) -> list[tuple[str, bytes]]:
+    """(name, unfolded value) of every header field, parsed independently of the code under test."""
+    head = out[: out.index(b"\r\n\r\n")] if b"\r\n\r\n" in out else out[: out.index(b"\n\n")]
+    result: list[tuple[str, bytes]] = []
+    for line in head.replace(b"\r\n", b"\n").split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            name, value = result[-1]
+            result[-1] = (name, (value + line).strip())
+        else:
+            name, _, value = line.partition(b":")
+            result.append((name.decode("ascii"), value.strip()))
+    return result
+
+
+def values(out: bytes, name: str) -> list[bytes]:
+    return [v for n, v in fields(out) if n.lower() == name.lower()]
+
+
+def physical_lines(out: bytes) -> list[bytes]:
+    return out.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+def decode(value: bytes) -> str:
+    return str(email.header.make_header(email.header.decode_header(value.decode("ascii"))))
+
+
+# --- Rule 1: From becomes the alias with a display name naming the sender ----------------------
+
+
+def test_rule1_from_is_the_alias_with_sender_in_display_name() -> None:
+    out = run(message("From: Jane Doe <jane@example.com>", "Subject: s"))
+    assert values(out, "From") == [b'"Jane Doe (jane at example.com)" <' + ALIAS.encode() + b">"]
+
+
+def test_rule1_sender_without_name() -> None:
+    out = run(message("From: jane@example.com"))
+    assert values(out, "From") == [b'"jane at example.com" <' + ALIAS.encode() + b">"]
+
+
+def test_rule1_display_name_with_at_is_quoted() -> None:
+    out = run(message('From: "ceo@bank.example" <x@evil.example>'))
+    (from_,) = values(out, "From")
+    assert from_ == b'"ceo@bank.example (x at evil.example)" <' + ALIAS.encode() + b">"
+
+
+def test_rule1_encoded_crlf_in_name_never_becomes_a_line_break() -> None:
+    word = base64.b64encode(b"Eve\r\nBcc: victim@example.com\r\n\r\nbody").decode()
+    out = run(message(f"From: =?utf-8?b?{word}?= <eve@example.com>", "To: " + ALIAS))
+    assert values(out, "Bcc") == []
+    assert [n for n, _ in fields(out)].count("From") == 1
+    (from_,) = values(out, "From")
+    assert b"\r" not in from_ and b"\n" not in from_
+    assert from_.startswith(b'"Eve') and from_.endswith(b"<" + ALIAS.encode() + b">")
+
+
+def test_rule1_non_ascii_name_is_rfc2047() -> None:
+    out = run(message("From: =?utf-8?q?J=C3=A9r=C3=B4me?= <j@example.fr>"))
+    (from_,) = values(out, "From")
+    assert from_.isascii()
+    assert decode(from_) == f"Jérôme (j at example.fr) <{ALIAS}>"
+
+
+def test_rule1_long_display_name_is_shortened() -> None:
+    out = run(message("From: " + "N" * 200 + " <n@example.com>"))
+    (from_,) = values(out, "From")
+    assert from_.isascii()
+    assert decode(from_) == "N" * 63 + f"… (n at example.com) <{ALIAS}>"
+
+
+def test_rule1_name_with_unquoted_comma_is_kept_whole() -> None:
+    out = run(message("From: Norton I., Emperor <norton@example.com>"))
+    assert values(out, ORIGINAL_FROM) == [b'"Norton I., Emperor" <norton@example.com>']
+
+
+def test_rule1_missing_from_is_added_first() -> None:
+    raw = message("Subject: no from", "To: " + ALIAS)
+    split = split_message(raw)
+    rewritten = rewrite_headers(split, read_origin(split, None), ALIAS)
+    assert rewritten.lines[0] == b"From: unknown sender <" + ALIAS.encode() + b">"
+    assert "missing-from" in rewritten.repairs
+
+
+def test_rule1_missing_from_uses_envelope_sender() -> None:
+    raw = message("Subject: no from")
+    result = forward(prepare(raw, "bounce@list.example"), AliasState(ALIAS), Verdicts(), Policy(), NOW)
+    assert result.outgoing is not None
+    out = result.outgoing.as_bytes()
+    assert values(out, "From") == [b'"bounce at list.example" <' + ALIAS.encode() + b">"]
+    assert values(out, "Reply-To") == [b"bounce@list.example"]
+
+
+def test_rule1_from_without_address_falls_back_to_sender_field() -> None:
+    out = run(message("From: Just A Name", "Sender: robot@list.example"))
+    assert values(out, "From") == [b'"robot at list.example" <' + ALIAS.encode() + b">"]
+    assert values(out, "Sender") == []
+
+
+# --- Rule 2: X-Othermail-Original-From, and no forged X-Othermail-* ----------------------------
+
+
+def test_rule2_original_from_is_written() -> None:
+    out = run(message("From: Jane Doe <jane@example.com>"))
+    assert values(out, ORIGINAL_FROM) == [b"Jane Doe <jane@example.com>"]
+
+
+def test_rule2_forged_othermail_fields_are_removed() -> None:
+    out = run(message(
+        "X-Othermail-Original-From: Bank <security@bank.example>",
+        "From: Jane Doe <jane@example.com>",
+        "x-othermail-verdict: clean",
+        "X-OTHERMAIL-ORIGINAL-FROM: another@forged.example",
+    ))
+    assert values(out, ORIGINAL_FROM) == [b"Jane Doe <jane@example.com>"]
+    assert values(out, "X-Othermail-Verdict") == []
+    assert b"bank.example" not in out and b"forged.example" not in out
+
+
+def test_rule2_loop_field_is_kept() -> None:
+    out = run(message("From: a@example.com", f"{LOOP}: 0123456789abcdef0123"))
+    assert values(out, LOOP) == [b"0123456789abcdef0123", loop_token(ALIAS).encode()]
+
+
+def test_rule2_sender_without_7bit_form_is_kept_as_encoded_text() -> None:
+    out = run(message("From: Jörg <jörg@beispiel.de>"))
+    (original,) = values(out, ORIGINAL_FROM)
+    assert original.isascii()
+    assert decode(original) == "Jörg <jörg@beispiel.de>"
+    assert values(out, "Reply-To") == []  # no 7-bit address to reply to
+
+
+# --- Rule 3: replies reach the real sender ------------------------------------------------------
+
+
+def test_rule3_first_reply_to_is_kept() -> None:
+    out = run(message("From: a@example.com", "Reply-To: List <list@example.com>", "Reply-To: b@example.com"))
+    assert values(out, "Reply-To") == [b"List <list@example.com>"]
+
+
+def test_rule3_reply_to_added_from_sender() -> None:
+    out = run(message('From: "Doe, Jane" <jane@example.com>'))
+    assert values(out, "Reply-To") == [b'"Doe, Jane" <jane@example.com>']
+
+
+def test_rule3_no_reply_to_without_a_sender() -> None:
+    out = run(message("Subject: anonymous"))
+    assert values(out, "Reply-To") == []
+
+
+# --- Rule 4: removed fields ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(REMOVED))
+def test_rule4_removed_field(name: str) -> None:
+    value = "<someone@example.org>" if name != "dkim-signature" else "v=1; a=rsa-sha256; d=x; b=abc"
+    out = run(message("From: a@example.com", f"{name.title()}: {value}", f"{name.upper()}: {value}",
+                      "Subject: kept"))
+    assert values(out, name) == []
+    assert values(out, "Subject") == [b"kept"]
+
+
+@pytest.mark.parametrize(
+    "name", ["ARC-Seal", "ARC-Message-Signature", "ARC-Authentication-Results", "X-SES-Spam-Verdict",
+             "X-SES-Virus-Verdict", "X-SES-RECEIPT", "X-SES-DKIM-SIGNATURE", "X-Othermail-Anything"]
+)
+def test_rule4_removed_prefixes(name: str) -> None:
+    out = run(message("From: a@example.com", f"{name}: i=1;", " continued=yes", "X-Kept: yes"))
+    assert values(out, name) == []
+    assert b"continued=yes" not in out
+    assert values(out, "X-Kept") == [b"yes"]
+
+
+def test_rule4_folded_removed_fields_leave_no_continuation_behind() -> None:
+    out = run(message("Return-Path:", " <b@example.com>", "Sender: S", "\t<s@example.com>",
+                      "From: a@example.com", "Subject: s"))
+    lines = physical_lines(out)
+    assert not any(b"b@example.com" in line or b"s@example.com" in line for line in lines)
+    assert values(out, "Subject") == [b"s"]
+
+
+# --- Rule 5: Authentication-Results is renamed ------------------------------------------------
+
+
+def test_rule5_authentication_results_renamed_with_continuations() -> None:
+    out = run(message("From: a@example.com", "Authentication-Results: mx.example;", " spf=pass;", " dkim=pass"))
+    assert values(out, "Authentication-Results") == []
+    assert values(out, "X-Original-Authentication-Results") == [b"mx.example; spf=pass; dkim=pass"]
+    assert b"X-Original-Authentication-Results: mx.example;\r\n spf=pass;\r\n dkim=pass\r\n" in out
+
+
+def test_rule5_forged_original_authentication_results_removed() -> None:
+    out = run(message("X-Original-Authentication-Results: forged; dmarc=pass", "From: a@example.com",
+                      "Authentication-Results: real; dmarc=fail"))
+    assert values(out, "X-Original-Authentication-Results") == [b"real; dmarc=fail"]
+
+
+# --- Rule 6: fields SES accepts once ------------------------------------------------------------
+
+ONCE_VALUES = {
+    "reply-to": ("first@example.com", "second@example.com"),
+    "content-type": ("text/plain; charset=utf-8", "text/html"),
+}
+ONCE_KEPT = sorted(ONCE_ONLY - set(REMOVED) - {"from", "to", "cc", "references"})
+
+
+@pytest.mark.parametrize("key", ONCE_KEPT)
+def test_rule6_first_occurrence_kept(key: str) -> None:
+    first, second = ONCE_VALUES.get(key, ("first-value", "second-value"))
+    name = "-".join(part.capitalize() for part in key.split("-"))
+    out = run(message("From: a@example.com", f"{name}: {first}", "X-Between: 1", f"{key.upper()}: {second}"))
+    assert values(out, key) == [first.encode()]
+
+
+def test_rule6_to_cc_references_are_merged() -> None:
+    out = run(message("From: a@example.com", f"To: {ALIAS}", "Cc: c1@example.com", "To: t2@example.com",
+                      "References: <r1@example.com>", "cc: c2@example.com", "REFERENCES: <r2@example.com>"))
+    assert values(out, "To") == [ALIAS.encode() + b", t2@example.com"]
+    assert values(out, "Cc") == [b"c1@example.com, c2@example.com"]
+    assert values(out, "References") == [b"<r1@example.com> <r2@example.com>"]
+
+
+def test_rule6_duplicate_mime_version_is_recorded() -> None:
+    raw = message("MIME-Version: 1.0", "From: a@example.com", "MIME-Version: 1.0")
+    split = split_message(raw)
+    rewritten = rewrite_headers(split, read_origin(split, None), ALIAS)
+    assert rewritten.lines.count(b"MIME-Version: 1.0") == 1
+    assert "duplicate-mime-version" in rewritten.repairs
+
+
+def test_rule6_two_froms_give_one_from() -> None:
+    out = run(message("From: first@example.com", "From: second@example.com"))
+    assert len(values(out, "From")) == 1
+    assert values(out, ORIGINAL_FROM) == [b"first@example.com"]
+
+
+# --- Rule 7: threading --------------------------------------------------------------------------
+
+
+def test_rule7_message_id_appended_to_references_once() -> None:
+    out = run(message("From: a@example.com", "Message-ID: <m1@example.com>", "In-Reply-To: <p@example.com>",
+                      "References: <s@example.com> <p@example.com>"))
+    assert values(out, "Message-ID") == [b"<m1@example.com>"]
+    assert values(out, "In-Reply-To") == [b"<p@example.com>"]
+    assert values(out, "References") == [b"<s@example.com> <p@example.com> <m1@example.com>"]
+
+
+def test_rule7_references_created_when_missing() -> None:
+    out = run(message("From: a@example.com", "Message-ID: <m1@example.com>"))
+    assert values(out, "References") == [b"<m1@example.com>"]
+
+
+def test_rule7_not_appended_twice() -> None:
+    out = run(message("From: a@example.com", "Message-ID: <m1@example.com>", "References: <m1@example.com>"))
+    assert values(out, "References") == [b"<m1@example.com>"]
+
+
+def test_rule7_no_message_id_no_references() -> None:
+    out = run(message("From: a@example.com", "Message-ID: not-a-message-id"))
+    assert values(out, "References") == []
+
+
+def test_rule7_forwarding_twice_appends_once() -> None:
+    first = run(message("From: a@example.com", "Message-ID: <m1@example.com>"))
+    second = run(first, alias=OTHER_ALIAS)
+    assert values(second, "References") == [b"<m1@example.com>"]
+
+
+# --- Rule 8: header recipients ------------------------------------------------------------------
+
+
+def addresses(prefix: str, count: int) -> str:
+    return ", ".join(f"{prefix}{i}@example.com" for i in range(count))
+
+
+def test_rule8_fifty_recipients_are_left_alone() -> None:
+    out = run(message("From: a@example.com", "To: " + addresses("t", 25), "Cc: " + addresses("c", 25)))
+    assert len(values(out, "To")[0].split(b",")) == 25
+    assert len(values(out, "Cc")[0].split(b",")) == 25
+    assert values(out, "X-Original-Cc") == []
+
+
+def test_rule8_cc_renamed_first() -> None:
+    out = run(message("From: a@example.com", "To: " + addresses("t", 25), "Cc: " + addresses("c", 26)))
+    assert values(out, "Cc") == []
+    assert values(out, "X-Original-Cc") == [addresses("c", 26).encode()]
+    assert values(out, "To") == [addresses("t", 25).encode()]
+    assert values(out, "X-Original-To") == []
+
+
+def test_rule8_to_renamed_when_still_over_and_to_becomes_alias() -> None:
+    out = run(message("From: a@example.com", "To: " + addresses("t", 55), "Cc: " + addresses("c", 5)))
+    assert values(out, "X-Original-To") == [addresses("t", 55).encode()]
+    assert values(out, "X-Original-Cc") == [addresses("c", 5).encode()]
+    assert values(out, "To") == [ALIAS.encode()]
+    assert values(out, "Cc") == []
+
+
+def test_rule8_cc_only_gets_alias_as_to() -> None:
+    out = run(message("From: a@example.com", "Cc: " + addresses("c", MAX_HEADER_RECIPIENTS + 1)))
+    assert values(out, "To") == [ALIAS.encode()]
+    assert values(out, "Cc") == []
+
+
+def test_rule8_counts_merged_fields() -> None:
+    out = run(message("From: a@example.com", "To: " + addresses("t", 30), "To: " + addresses("u", 30)))
+    assert values(out, "To") == [ALIAS.encode()]
+    assert len(values(out, "X-Original-To")[0].split(b",")) == 60
+
+
+def test_recipients_in_counts_to_cc_bcc_of_a_header_block() -> None:
+    lines = [b"From: a@example.com", b"To: t1@example.com,", b" t2@example.com", b"Cc: c@example.com",
+             b"Bcc: b1@example.com, b2@example.com", b"Reply-To: r@example.com"]
+    assert recipients_in(lines) == 5
+
+
+# --- Rule 9: loop guard -------------------------------------------------------------------------
+
+
+def test_rule9_loop_token_is_added_and_stable() -> None:
+    out = run(message("From: a@example.com"))
+    assert values(out, LOOP) == [loop_token(ALIAS).encode()]
+    assert loop_token(ALIAS) == loop_token(ALIAS.upper())
+    assert loop_token(ALIAS) != loop_token(OTHER_ALIAS)
+    assert ALIAS.split("@")[0] not in loop_token(ALIAS)
+
+
+def test_rule9_own_token_drops_the_message() -> None:
+    forwarded = run(message("From: a@example.com", "Subject: once"))
+    result = forward(prepare(forwarded), AliasState(ALIAS), Verdicts(), Policy(), NOW)
+    assert result.outcome is Outcome.DROPPED_LOOP
+    assert result.outgoing is None
+
+
+def test_rule9_another_alias_forwards_once_more() -> None:
+    forwarded = run(message("From: a@example.com"))
+    again = run(forwarded, alias=OTHER_ALIAS)
+    assert values(again, LOOP) == [loop_token(ALIAS).encode(), loop_token(OTHER_ALIAS).encode()]
+
+
+def test_rule9_max_hops_tokens_from_other_aliases_drop_it() -> None:
+    tokens = [f"{LOOP}: {loop_token(f'a{i}@othermail.example')}" for i in range(MAX_HOPS)]
+    result = forward(prepare(message("From: a@example.com", *tokens)), AliasState(ALIAS), Verdicts(),
+                     Policy(), NOW)
+    assert result.outcome is Outcome.DROPPED_LOOP
+
+
+def test_rule9_fewer_than_max_hops_tokens_forward() -> None:
+    tokens = [f"{LOOP}: {loop_token(f'a{i}@othermail.example')}" for i in range(MAX_HOPS - 1)]
+    out = run(message("From: a@example.com", *tokens))
+    assert len(values(out, LOOP)) == MAX_HOPS
+
+
+# --- Rule 10: 7-bit, well-formed lines ----------------------------------------------------------
+
+
+def test_rule10_raw_utf8_subject_is_encoded() -> None:
+    out = run(message("From: a@example.com", "Subject: Grüße ☕"))
+    (subject,) = values(out, "Subject")
+    assert subject.isascii() and decode(subject) == "Grüße ☕"
+
+
+def test_rule10_undeclared_8bit_uses_body_charset() -> None:
+    raw = message(b"From: a@example.com", b"Subject: caf\xe9", b"Content-Type: text/plain; charset=iso-8859-1")
+    (subject,) = values(run(raw), "Subject")
+    assert decode(subject) == "café"
+
+
+def test_rule10_addresses_rewritten_one_by_one() -> None:
+    out = run(message("From: a@example.com", "To: Jörg <joerg@bücher.example>, plain@example.org, "
+                      '"Doe, J" <j@example.org>'))
+    (to,) = values(out, "To")
+    assert to.isascii()
+    assert b"<joerg@xn--bcher-kva.example>" in to
+    assert b", plain@example.org, " in to
+    assert to.endswith(b'"Doe, J" <j@example.org>')
+    assert decode(to.split(b",")[0]) .startswith("Jörg")
+
+
+def test_rule10_mime_parameters_use_rfc2231() -> None:
+    out = run(message("From: a@example.com", 'Content-Disposition: attachment; filename="Grüße.pdf"'))
+    assert values(out, "Content-Disposition") == [b"attachment; filename*=utf-8''Gr%C3%BC%C3%9Fe.pdf"]
+
+
+def test_rule10_nul_and_bare_cr_removed() -> None:
+    out = run(message(b"From: a@example.com", b"X-Note: a\x00b\rc"))
+    (note,) = values(out, "X-Note")
+    assert b"\x00" not in note and b"\r" not in note
+    assert note.replace(b" ", b"") == b"abc"
+
+
+def test_rule10_whitespace_only_continuation_dropped() -> None:
+    out = run(message("From: a@example.com", "Subject: hello", " ", "\t", " world"))
+    assert values(out, "Subject") == [b"hello world"]
+    assert all(line.strip() for line in physical_lines(out))
+
+
+def test_rule10_strict_field_without_valid_form_is_renamed() -> None:
+    out = run(message(b"From: a@example.com", b"Message-ID: <caf\xc3\xa9@example.com>"))
+    assert values(out, "Message-ID") == []
+    (original,) = values(out, "X-Original-Message-ID")
+    assert decode(original) == "<café@example.com>"
+
+
+def test_rule10_overlong_strict_ascii_field_is_folded() -> None:
+    refs = " ".join(f"<ref-{i:04d}@example.com>" for i in range(60))
+    out = run(message("From: a@example.com", "References: " + refs))
+    assert values(out, "References") == [refs.encode()]
+    assert all(len(line) <= 998 for line in physical_lines(out))
+
+
+def test_rule10_renamed_field_is_not_prefixed_twice() -> None:
+    out = run(message(b"From: a@example.com", b"X-Original-Date: caf\xe9 \x00"))
+    assert values(out, "X-Original-X-Original-Date") == []
+    assert len(values(out, "X-Original-Date")) == 1
+
+
+def test_rule10_clean_fields_are_left_exactly_as_they_were() -> None:
+    odd = [b"Subject:  two  spaces and\ta tab", b"\tfolded with a tab", b"X-Custom:value-without-space",
+           b"Date: Fri, 3 May 2024 08:00:00 +0200 (CEST)", b"Keywords: a,  b"]
+    out = run(message(b"From: a@example.com", *odd))
+    lines = physical_lines(out)
+    for line in odd:
+        assert line in lines
