@@ -37,6 +37,7 @@ class LambdaRuntime:
     forwarder: Forwarder
     store: S3Store
     outcome_log: OutcomeLog
+    engine: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings, session: Any = None) -> "LambdaRuntime":
@@ -58,7 +59,12 @@ class LambdaRuntime:
         )
         log = OutcomeLog()
         forwarder = Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes, log)
-        return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log)
+        return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log, engine)
+
+    def close(self) -> None:
+        """Release database connections (tests and tools; Lambda keeps them for warm starts)."""
+        if self.engine is not None:
+            self.engine.dispose()
 
     def handle(self, event: Any) -> dict[str, Any]:
         """Process every record; retryable trouble raises, an event nobody can process is logged.
