@@ -9,6 +9,7 @@ recipient (a destination), and returns the provider's message id. It raises
 from __future__ import annotations
 
 import mailbox
+from abc import ABC, abstractmethod
 import threading
 import uuid
 from dataclasses import dataclass
@@ -49,42 +50,53 @@ def _classify(exc: Exception) -> Exception:
     return exc
 
 
-class SesV2Sender:
-    """SESv2 ``SendEmail`` with raw content (up to 40 MB); the default."""
+class _SesSender(ABC):
+    """What both SES APIs share: configuration set, error classification, the message id."""
 
     def __init__(self, client: Any, configuration_set: str = "") -> None:
         self._client = client
         self._configuration_set = configuration_set
 
+    @abstractmethod
+    def _request(self, raw: bytes, sender: str, recipient: str) -> dict[str, Any]:
+        """The API's own request fields."""
+
+    @abstractmethod
+    def _call(self, **kwargs: Any) -> dict[str, Any]:
+        """Call the API."""
+
     def send(self, raw: bytes, *, sender: str, recipient: str) -> str:
-        kwargs: dict[str, Any] = {
+        kwargs = self._request(raw, sender, recipient)
+        if self._configuration_set:
+            kwargs["ConfigurationSetName"] = self._configuration_set
+        try:
+            return str(self._call(**kwargs)["MessageId"])
+        except Exception as exc:
+            raise _classify(exc) from exc
+
+
+class SesV2Sender(_SesSender):
+    """SESv2 ``SendEmail`` with raw content (up to 40 MB); the default."""
+
+    def _request(self, raw: bytes, sender: str, recipient: str) -> dict[str, Any]:
+        return {
             "FromEmailAddress": sender,
             "Destination": {"ToAddresses": [recipient]},
             "Content": {"Raw": {"Data": raw}},
         }
-        if self._configuration_set:
-            kwargs["ConfigurationSetName"] = self._configuration_set
-        try:
-            return str(self._client.send_email(**kwargs)["MessageId"])
-        except Exception as exc:
-            raise _classify(exc) from exc
+
+    def _call(self, **kwargs: Any) -> dict[str, Any]:
+        return self._client.send_email(**kwargs)
 
 
-class SesV1Sender:
+class SesV1Sender(_SesSender):
     """SESv1 ``SendRawEmail`` (up to 10 MB), for accounts that still use the classic API."""
 
-    def __init__(self, client: Any, configuration_set: str = "") -> None:
-        self._client = client
-        self._configuration_set = configuration_set
+    def _request(self, raw: bytes, sender: str, recipient: str) -> dict[str, Any]:
+        return {"Source": sender, "Destinations": [recipient], "RawMessage": {"Data": raw}}
 
-    def send(self, raw: bytes, *, sender: str, recipient: str) -> str:
-        kwargs: dict[str, Any] = {"Source": sender, "Destinations": [recipient], "RawMessage": {"Data": raw}}
-        if self._configuration_set:
-            kwargs["ConfigurationSetName"] = self._configuration_set
-        try:
-            return str(self._client.send_raw_email(**kwargs)["MessageId"])
-        except Exception as exc:
-            raise _classify(exc) from exc
+    def _call(self, **kwargs: Any) -> dict[str, Any]:
+        return self._client.send_raw_email(**kwargs)
 
 
 @dataclass(frozen=True)
