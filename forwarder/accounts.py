@@ -41,12 +41,21 @@ class AccountError(ValueError):
     """Input that cannot be accepted, with a message for the person who gave it."""
 
 
+MAX_DURATION = timedelta(days=3660)
+
+
 def parse_duration(text: str) -> timedelta:
-    """``90m``, ``2h``, ``7d`` or ``4w``."""
+    """``90m``, ``2h``, ``7d`` or ``4w``; at most about ten years."""
     match = _DURATION.match(text.lower())
     if not match or int(match.group(1)) == 0:
         raise AccountError(f"{text!r} is not a duration such as 30m, 2h, 7d or 4w")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        duration = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        duration = MAX_DURATION + MAX_DURATION
+    if duration > MAX_DURATION:
+        raise AccountError(f"{text!r} is longer than the longest expiry, {MAX_DURATION.days} days")
+    return duration
 
 
 def random_local_part() -> str:
@@ -125,5 +134,5 @@ def create_alias(
         except IntegrityError:
             session.rollback()
             if local_part:
-                raise AccountError(f"{local}@{domain} is taken") from None
+                raise AccountError(f"{local}@{domain.lower()} is taken") from None
     raise AccountError("could not find a free alias address; try again")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from forwarder.errors import PermanentSendError, SendRetryable
+from forwarder.errors import PermanentSendError, SendRetryable, SettingsError
 
 #: SES error codes that a later attempt can succeed after.
 RETRYABLE_CODES = frozenset(
@@ -130,12 +130,15 @@ class MaildirSender:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._maildir = mailbox.Maildir(str(self.path), create=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._maildir = mailbox.Maildir(str(self.path), create=True)
+        except OSError as exc:
+            raise SettingsError(f"the outbox {self.path} cannot be used: {exc}") from exc
 
     def send(self, raw: bytes, *, sender: str, recipient: str) -> str:
         eol = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
         try:
-            return self._maildir.add(b"Delivered-To: " + recipient.encode("ascii") + eol + raw)
+            return self._maildir.add(b"Delivered-To: " + recipient.encode("utf-8") + eol + raw)
         except OSError as exc:
             raise SendRetryable(f"writing to the outbox {self.path} failed: {exc}") from exc

@@ -115,7 +115,7 @@ def _from_notification(body: dict[str, Any], bucket: str, prefix: str) -> Item:
     if not isinstance(message, dict):
         raise InvalidEvent("SNS notification whose Message is not an object")
     if "Records" in message:
-        items = parse_event(message, bucket=bucket, prefix=prefix)
+        items = _parse(message, bucket, prefix)
         if len(items) != 1:
             raise InvalidEvent("an S3 notification inside SNS must hold one record")
         return items[0]
@@ -129,11 +129,13 @@ def _from_notification(body: dict[str, Any], bucket: str, prefix: str) -> Item:
         job = _from_ses(mail, {**receipt, "action": {}}, bucket or "-", prefix)
         action = receipt.get("action") or {}
         content = message["content"]
+        if not isinstance(content, str):
+            raise InvalidEvent("SES SNS-action content is not a string")
         try:
             data = (
                 base64.b64decode(content, validate=True)
                 if str(action.get("encoding", "")).upper() == "BASE64"
-                else str(content).encode("utf-8")
+                else content.encode("utf-8")
             )
         except (binascii.Error, ValueError) as exc:
             raise InvalidEvent("SES SNS-action content is not valid base64") from exc
@@ -162,6 +164,15 @@ def _from_s3(record: dict[str, Any]) -> Job:
 
 def parse_event(event: Any, *, bucket: str = "", prefix: str = "") -> list[Item]:
     """Every job and skip in ``event``; raises :class:`InvalidEvent` for anything unknown."""
+    try:
+        return _parse(event, bucket, prefix)
+    except InvalidEvent:
+        raise
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        raise InvalidEvent(f"malformed event ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _parse(event: Any, bucket: str, prefix: str) -> list[Item]:
     if not isinstance(event, dict):
         raise InvalidEvent(f"an event must be a JSON object, not {type(event).__name__}")
     if "Type" in event and ("Message" in event or "Token" in event):
@@ -189,7 +200,7 @@ def parse_event(event: Any, *, bucket: str = "", prefix: str = "") -> list[Item]
                 body = json.loads(record["body"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise InvalidEvent("SQS record whose body is not JSON") from exc
-            items.extend(parse_event(body, bucket=bucket, prefix=prefix))
+            items.extend(_parse(body, bucket, prefix))
         else:
             raise InvalidEvent(f"unknown event source {source!r}")
     return items

@@ -109,7 +109,11 @@ def short_diff(expected: bytes, actual: bytes, limit: int = 40) -> str:
             n=1,
         )
     )
-    text = "".join(repr(line)[1:-1] + "\n" for line in lines[:limit])
+    # content lines are shown with repr() so that CR, NUL and 8-bit bytes are visible
+    text = "".join(
+        line.rstrip("\n") + "\n" if line.startswith(("---", "+++", "@@")) else repr(line)[1:-1] + "\n"
+        for line in lines[:limit]
+    )
     return text + (f"... {len(lines) - limit} more diff lines\n" if len(lines) > limit else "")
 
 
