@@ -92,9 +92,18 @@ class Forwarder:
         Raises :class:`RetryableError` (after recording what it could) when a retry is needed.
         """
         started = time.perf_counter()
-        message = prepare(raw, inbound.mail_from)
-        meta = MessageMeta(message.sender, message.subject, len(raw), inbound.received_at)
         reports: list[Report] = []
+        try:
+            message = prepare(raw, inbound.mail_from)
+        except Exception as exc:  # a bug in the core: record it for every recipient, keep going
+            logger.exception("core failed to read message %s", inbound.message_id)
+            meta = MessageMeta("", "", len(raw), inbound.received_at)
+            failed = Decision(Outcome.DROPPED_INVALID, f"internal error while reading: {exc.__class__.__name__}")
+            for recipient in _unique(inbound.recipients):
+                reports.append(self._record(inbound, recipient, self.directory.resolve(recipient), meta, failed))
+            self._log_all(reports, started)
+            return reports
+        meta = MessageMeta(message.sender, message.subject, len(raw), inbound.received_at)
         for recipient in _unique(inbound.recipients):
             resolved, result = self.evaluate(message, inbound, recipient)
             if result.outcome is not Outcome.FORWARDED or resolved is None or result.outgoing is None:
@@ -103,10 +112,13 @@ class Forwarder:
                 reports.extend(
                     self._deliver(inbound, recipient, resolved, meta, result.outgoing.as_bytes(), result.repairs)
                 )
+        self._log_all(reports, started)
+        return reports
+
+    def _log_all(self, reports: list[Report], started: float) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
         for report in reports:
             self._log.outcome(report, elapsed_ms)
-        return reports
 
     def _record(
         self, inbound: Inbound, recipient: str, resolved: ResolvedAlias | None, meta: MessageMeta, decision: Decision

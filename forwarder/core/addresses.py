@@ -26,6 +26,9 @@ class Mailbox:
         return self.address.rpartition("@")[2].lower()
 
 
+_EMPTY_GROUP = re.compile(r"^\s*[^:<>@]*:\s*;\s*$")  # "undisclosed-recipients:;"
+
+
 def is_valid_address(address: str) -> bool:
     """An RFC 5322 addr-spec in 7-bit form (dot-atom or quoted local part; a domain or literal)."""
     return _ADDRESS.fullmatch(address) is not None
@@ -64,7 +67,7 @@ def strict_address_list(text: str) -> list[Mailbox] | None:
         if ascii_address(addr) is None or not is_valid_address(ascii_address(addr) or ""):
             return None
         boxes.append(Mailbox(clean_text(name), addr))
-    if not boxes and "@" in text:
+    if not boxes and text.strip() and not _EMPTY_GROUP.match(text):
         return None
     return boxes
 

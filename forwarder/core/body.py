@@ -82,6 +82,8 @@ def repair(fields: list[HeaderField], body: bytes, eol: bytes, depth: int = 0) -
         return fields, _soft_wrap(body, eol)
     if ctype.startswith(b"text/"):
         encoded = binascii.b2a_qp(body, quotetabs=False, istext=True, header=False)
+        if any(len(line.rstrip(b"\r")) > 76 for line in encoded.split(b"\n")):
+            encoded = _soft_wrap(encoded, eol)  # binascii can leave a 77-character "=20" line
         if binascii.a2b_qp(encoded) == body:  # mixed or bare line endings do not survive QP
             return _set_cte(fields, b"quoted-printable"), encoded
     return _set_cte(fields, b"base64"), _rewrap_base64(base64.b64encode(body), eol)

@@ -102,7 +102,7 @@ def rewrite(message: Prepared, alias_address: str, max_bytes: int = SESV2_MAX_BY
     """Rewrite for one alias and run the pre-flight validator, repairing long body lines once."""
     split = message.split
     headers = rewrite_headers(split, message.origin, alias_address)
-    repairs = [*split.repairs, *headers.repairs]
+    repairs = list(dict.fromkeys([*split.repairs, *headers.repairs]))
     eol = split.eol
     outgoing = Outgoing(eol.join(headers.lines) + eol + eol, split.body)
 

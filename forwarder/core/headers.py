@@ -12,8 +12,9 @@ Rule 1 (From). ``From`` becomes the alias address, with a display name that show
 Rule 2 (original sender). The sender's From stays visible in ``X-Othermail-Original-From``, so a
     user (or a filter) can always tell who wrote. Any incoming ``X-Othermail-*`` field is removed
     first, so this one can be trusted; only ``X-Othermail-Loop`` is kept (rule 9).
-Rule 3 (replies). A reply must reach the real sender: the first ``Reply-To`` is kept, or, when
-    there is none, ``Reply-To`` is set to the sender's From address.
+Rule 3 (replies). A reply must reach the real sender: the first ``Reply-To`` is kept when it
+    holds a valid address; otherwise ``Reply-To`` is set to the sender's From address (a broken
+    one is kept as ``X-Original-Reply-To``).
 Rule 4 (removed fields). Fields that would break or leak are removed; ``REMOVED`` below lists each
     with its reason (signatures that no longer verify, trace of the alias's delivery, blind copies,
     SES-only metadata).
@@ -28,18 +29,20 @@ Rule 7 (threading). ``Message-ID``, ``In-Reply-To`` and ``References`` survive. 
     Message-ID, so the original one is appended to ``References``: a later reply that refers to it
     still threads with the forwarded copy in the user's mailbox.
 Rule 8 (header recipients). SES counts the addresses in To and Cc toward its limit of 50
-    recipients per message. Over the limit, ``Cc`` and then ``To`` are renamed ``X-Original-Cc`` /
-    ``X-Original-To`` (the list stays readable) and ``To`` becomes the alias.
+    recipients per message. Over the limit, ``Cc`` is renamed ``X-Original-Cc`` (the list stays
+    readable), and ``To`` too (``X-Original-To``) if it alone is still over; a renamed ``To`` is
+    replaced by the alias.
 Rule 9 (loop guard). Each forward adds ``X-Othermail-Loop: <token of the alias>``. A message that
     already carries the token of the alias it is addressed to went through this alias before and is
-    not forwarded again; more than ``MAX_HOPS`` tokens means a loop between aliases.
+    not forwarded again; ``MAX_HOPS`` tokens or more mean a loop between aliases.
 Rule 10 (7-bit, well-formed lines). SES accepts only 7-bit header content, lines of at most 998
     characters, and one blank line between header and body. A field that breaks one of these is
     rewritten: free text as RFC 2047 words, addresses one by one, MIME parameters in RFC 2231 form;
     NUL and bare CR are removed; white-space-only continuation lines (which SES could read as the
     end of the header block) are dropped. A field whose content has no valid form is renamed
-    ``X-Original-<name>`` and encoded as free text, so nothing the sender wrote is lost.
-    Fields that already satisfy the rules are left exactly as they were.
+    ``X-Original-<name>`` and encoded as free text, so nothing the sender wrote is lost; only a
+    field whose name alone is longer than a line is dropped. Message ids are reduced to the
+    well-formed ones they hold. Fields that already satisfy the rules are left exactly as they were.
 """
 
 from __future__ import annotations
@@ -57,16 +60,9 @@ from forwarder.core.addresses import (
     sender_display_name,
     strict_address_list,
 )
+from forwarder.core.fields import MSG_ID, address_lines, mailbox_lines, msg_id_lines, parameter_lines, params
 from forwarder.core.message import HeaderField, SplitMessage
-from forwarder.core.text import (
-    MAX_LINE,
-    clean_text,
-    decode_bytes,
-    decode_header_text,
-    encode_phrase,
-    encode_unstructured,
-    fold,
-)
+from forwarder.core.text import MAX_LINE, clean_text, decode_bytes, decode_header_text, encode_unstructured, fold
 
 ORIGINAL_FROM = "X-Othermail-Original-From"
 LOOP = "X-Othermail-Loop"
@@ -104,7 +100,7 @@ ONCE_ONLY = frozenset(
 MERGED: dict[str, str] = {"to": ", ", "cc": ", ", "references": " "}
 #: Rule 10: fields whose content is a list of addresses.
 ADDRESS_FIELDS = frozenset(
-    {"from", "to", "cc", "reply-to", "resent-from", "resent-to", "resent-cc", "resent-sender",
+    {"from", "to", "cc", "bcc", "reply-to", "resent-from", "resent-to", "resent-cc", "resent-sender",
      "disposition-notification-to", "return-receipt-to", "errors-to", "mail-followup-to",
      "mail-reply-to"}
 )
@@ -116,8 +112,6 @@ STRICT_FIELDS = frozenset(
      "content-transfer-encoding"}
 )
 
-_PARAM = re.compile(r';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
-_MSG_ID = re.compile(rb"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
 
 
 def loop_token(alias_address: str) -> str:
@@ -138,21 +132,17 @@ class Origin:
     """Who sent a message, read once per message and reused for every alias it goes to."""
 
     sender: Mailbox | None
-    reply_to_present: bool
+    reply_to_valid: bool
     charset: str | None
     message_id: bytes | None
+    from_text: str = ""
 
 
 def top_level_charset(msg: SplitMessage) -> str | None:
     content_type = msg.first("content-type")
     if content_type is None:
         return None
-    params = dict(_params(content_type.text()))
-    return params.get("charset")
-
-
-def _params(value: str) -> list[tuple[str, str]]:
-    return [(m.group(1).lower(), m.group(2).strip().strip('"')) for m in _PARAM.finditer(value)]
+    return dict(params(content_type.text())).get("charset")
 
 
 def read_origin(msg: SplitMessage, envelope_from: str | None) -> Origin:
@@ -167,12 +157,16 @@ def read_origin(msg: SplitMessage, envelope_from: str | None) -> Origin:
     if sender is None and envelope_from:
         sender = parse_mailbox(envelope_from)
     message_id = msg.first("message-id")
-    mid = _MSG_ID.search(message_id.value) if message_id is not None else None
+    mid = MSG_ID.search(message_id.value) if message_id is not None else None
+    from_field = msg.first("from")
+    reply_to = msg.first("reply-to")
+    reply_boxes = strict_address_list(decode_bytes(reply_to.value, charset)) if reply_to is not None else None
     return Origin(
         sender=sender,
-        reply_to_present=msg.first("reply-to") is not None,
+        reply_to_valid=bool(reply_boxes) and all(ascii_address(b.address) for b in reply_boxes or ()),
         charset=charset,
         message_id=mid.group(0) if mid else None,
+        from_text=clean_text(decode_header_text(from_field.value, charset)) if from_field is not None else "",
     )
 
 
@@ -226,8 +220,14 @@ def rewrite_headers(msg: SplitMessage, origin: Origin, alias_address: str) -> Re
         key = f.key
         if _removal_reason(key) is not None:
             continue
+        if key == "reply-to" and not origin.reply_to_valid:
+            if f.value.strip():
+                f = _renamed(f, "X-Original-Reply-To")
+                repairs.append("invalid-reply-to")
+                kept.append(f)
+            continue
         if key in RENAMED:
-            f = HeaderField(RENAMED[key], [RENAMED[key].encode() + f.lines[0][len(f.name):], *f.lines[1:]])
+            f = _renamed(f, RENAMED[key])
         if key in ONCE_ONLY:
             if key in first_of:
                 if key in MERGED:
@@ -255,7 +255,7 @@ def rewrite_headers(msg: SplitMessage, origin: Origin, alias_address: str) -> Re
     if "from" not in first_of:
         out[0:0] = _from_fields(origin, alias_address)
         repairs.append("missing-from")
-    if not origin.reply_to_present:
+    if not origin.reply_to_valid:
         reply_to = _reply_to(origin)
         if reply_to is not None:
             out.append(reply_to)
@@ -270,28 +270,39 @@ def rewrite_headers(msg: SplitMessage, origin: Origin, alias_address: str) -> Re
     return RewrittenHeaders(lines=lines, repairs=repairs)
 
 
+def _renamed(f: HeaderField, name: str) -> HeaderField:
+    return HeaderField(name, [name.encode() + f.lines[0][len(f.name):], *f.lines[1:]])
+
+
 def _from_fields(origin: Origin, alias_address: str) -> list[HeaderField]:
-    display = encode_phrase(sender_display_name(origin.sender))
-    fields = [HeaderField("From", fold("From", f"{display} <{alias_address}>") or [])]
+    if origin.sender is not None:
+        display = sender_display_name(origin.sender)
+    else:
+        display = sender_display_name(None) if not origin.from_text else origin.from_text[:64]
+    fields = [HeaderField("From", mailbox_lines("From", display, alias_address))]
+    formatted = None
     if origin.sender is not None:
         formatted = format_mailbox(origin.sender.name, origin.sender.address)
-        if formatted is None:
-            text = f"{origin.sender.name} <{origin.sender.address}>".strip()
-            fields.append(HeaderField(ORIGINAL_FROM, encode_unstructured(ORIGINAL_FROM, text)))
-        else:
-            fields.append(HeaderField(ORIGINAL_FROM, fold(ORIGINAL_FROM, formatted) or
-                                      encode_unstructured(ORIGINAL_FROM, formatted)))
+        text = f"{origin.sender.name} <{origin.sender.address}>".strip()
+    else:
+        text = origin.from_text
+    if formatted is not None:
+        lines = fold(ORIGINAL_FROM, formatted) or encode_unstructured(ORIGINAL_FROM, formatted)
+    elif text:
+        lines = encode_unstructured(ORIGINAL_FROM, text)
+    else:
+        return fields
+    fields.append(HeaderField(ORIGINAL_FROM, lines))
     return fields
 
 
 def _reply_to(origin: Origin) -> HeaderField | None:
     if origin.sender is None:
         return None
-    formatted = format_mailbox(origin.sender.name, origin.sender.address)
-    if formatted is None:
+    address = ascii_address(origin.sender.address)
+    if address is None:
         return None
-    lines = fold("Reply-To", formatted)
-    return HeaderField("Reply-To", lines) if lines else None
+    return HeaderField("Reply-To", mailbox_lines("Reply-To", origin.sender.name, address))
 
 
 def _append_reference(out: list[HeaderField], message_id: bytes) -> None:
@@ -315,8 +326,7 @@ def _limit_header_recipients(out: list[HeaderField], alias_address: str, repairs
     for key in ("cc", "to"):
         for i, f in enumerate(out):
             if f.key == key:
-                new_name = f"X-Original-{f.name.capitalize()}"
-                out[i] = HeaderField(new_name, [new_name.encode() + f.lines[0][len(f.name):], *f.lines[1:]])
+                out[i] = _renamed(f, f"X-Original-{f.name.capitalize()}")
                 counts[key] = 0
                 repairs.append(f"too-many-recipients-{key}")
         if sum(counts.values()) <= MAX_HEADER_RECIPIENTS:
@@ -339,74 +349,26 @@ def _valid_lines(f: HeaderField, charset: str | None, repairs: list[str]) -> lis
     if _is_clean(f):
         return f.lines
     key = f.key
+    if len(f.name) > MAX_LINE - 2:
+        repairs.append("dropped-overlong-field-name")
+        return []
     repairs.append(f"rewrote-{key}")
     raw = f.value.replace(b"\x00", b"").replace(b"\r", b" ")
+    lines: list[bytes] | None = None
     if key in ADDRESS_FIELDS:
-        lines = _address_lines(f.name, raw, charset)
-        if lines is not None:
-            return lines
+        lines = address_lines(f.name, raw, charset)
     elif key in PARAMETER_FIELDS:
-        lines = _parameter_lines(f.name, raw, charset)
-        if lines is not None:
-            return lines
+        lines = parameter_lines(f.name, raw, charset)
+    elif key in ("message-id", "in-reply-to", "references", "content-id"):
+        lines = msg_id_lines(f.name, raw)
     elif key not in STRICT_FIELDS:
         return encode_unstructured(f.name, decode_header_text(raw, charset))
     elif raw.isascii():
         lines = fold(f.name, raw.decode("ascii"))
-        if lines is not None:
-            return lines
+    if lines is not None:
+        return lines
     name = f.name if f.name.lower().startswith("x-original-") else f"X-Original-{f.name}"
     return encode_unstructured(name, decode_header_text(raw, charset))
-
-
-def _address_lines(name: str, raw: bytes, charset: str | None) -> list[bytes] | None:
-    text = decode_bytes(raw, charset)
-    boxes = strict_address_list(text)
-    if not boxes:
-        return None
-    parts = []
-    for box in boxes:
-        display = decode_header_text(box.name.encode("utf-8", "surrogateescape"), charset)
-        formatted = format_mailbox(display, box.address)
-        if formatted is None:
-            return None
-        parts.append(formatted)
-    return fold(name, ", ".join(parts))
-
-
-def _parameter_lines(name: str, raw: bytes, charset: str | None) -> list[bytes] | None:
-    text = decode_bytes(raw, charset)
-    head = text.split(";", 1)[0].strip()
-    if not head.isascii() or not head:
-        return None
-    pieces = [head]
-    for param, value in _params(text):
-        if value.isascii():
-            pieces.append(f'{param}="{value}"' if value else f"{param}=\"\"")
-        else:
-            pieces.append(f"{param}*=utf-8''{_percent(value)}")
-    return fold(name, "; ".join(pieces))
-
-
-def _percent(value: str) -> str:
-    safe = set(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&+-.^_`|~")
-    return "".join(chr(b) if b in safe else f"%{b:02X}" for b in value.encode("utf-8"))
-
-
-def recipients_in(lines: list[bytes]) -> int:
-    """Addresses in To, Cc and Bcc of a finished header block (for the pre-flight validator)."""
-    total = 0
-    current: list[bytes] = []
-    for line in [*lines, b"End:"]:
-        if line[:1] in (b" ", b"\t"):
-            current.append(line)
-            continue
-        if current:
-            name, _, value = b"".join(current).partition(b":")
-            if name.strip().lower() in (b"to", b"cc", b"bcc"):
-                total += len(parse_address_list(value.decode("utf-8", "replace")))
-        current = [line]
-    return total
 
 
 __all__ = [
@@ -416,11 +378,9 @@ __all__ = [
     "ORIGINAL_FROM",
     "Origin",
     "RewrittenHeaders",
-    "ascii_address",
     "loop_token",
     "loop_tokens",
     "read_origin",
-    "recipients_in",
     "rewrite_headers",
     "top_level_charset",
 ]

@@ -19,9 +19,11 @@ adapters can log it:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 _WSP = (0x20, 0x09)
+_MBOX_LOOKALIKE = re.compile(rb"From[ \t]*:")  # "From : x" is a header field, not an mbox line
 
 
 @dataclass(slots=True)
@@ -101,7 +103,7 @@ def split_message(raw: bytes) -> SplitMessage:
     pos = 0
     eol: bytes | None = None
 
-    if raw.startswith(b"From "):
+    if raw.startswith(b"From ") and not _MBOX_LOOKALIKE.match(raw):
         nl = raw.find(b"\n")
         pos = size if nl < 0 else nl + 1
         repairs.append("mbox-from-line")

@@ -20,24 +20,44 @@ from email.header import Header
 
 MAX_LINE = 998
 FOLD_AT = 78
+#: Lines of RFC 2047 words are kept to this length so that no word exceeds 75 characters.
+ENCODED_LINE = 75
 
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _BETWEEN_WORDS = re.compile(rb"^[ \t\r\n]*$")
 _TOKEN_SPECIAL = re.compile(r'[()<>\[\]:;@\\,."]')
 
 
+#: Codecs Python knows that are not charsets (or that raise on ordinary input).
+_NOT_CHARSETS = frozenset(
+    {"undefined", "idna", "punycode", "unicode_escape", "raw_unicode_escape", "mbcs", "oem"}
+)
+
+
 def _codec(charset: str | None) -> str | None:
+    """The Python codec for a MIME charset name, or None when it names no text charset."""
     if not charset:
         return None
     name = charset.split("*", 1)[0].strip().strip('"').lower()  # RFC 2231 language suffix
-    if name in ("unknown-8bit", "x-unknown", "unknown"):
+    if not name.isascii() or name in ("unknown-8bit", "x-unknown", "unknown"):
         return None
     if name in ("ks_c_5601-1987", "ks_c_5601"):
         name = "cp949"
     try:
-        return codecs.lookup(name).name
-    except LookupError:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, UnicodeError):
         return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None  # base64, hex, rot13, zlib... are codecs, not charsets
+    return info.name
+
+
+def _decode(raw: bytes, codec: str, errors: str = "strict") -> str:
+    """Decode, with no lone surrogates in the result (they cannot be encoded again)."""
+    text = raw.decode(codec, errors)
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def decode_bytes(raw: bytes, fallback_charset: str | None = None) -> str:
@@ -55,8 +75,8 @@ def decode_bytes(raw: bytes, fallback_charset: str | None = None) -> str:
     codec = _codec(fallback_charset)
     if codec:
         try:
-            return raw.decode(codec)
-        except UnicodeDecodeError:
+            return _decode(raw, codec)
+        except (UnicodeError, ValueError, LookupError):
             pass
     return raw.decode("cp1252", "replace")
 
@@ -64,16 +84,16 @@ def decode_bytes(raw: bytes, fallback_charset: str | None = None) -> str:
 def _decode_word(charset: bytes, kind: bytes, payload: bytes) -> str | None:
     try:
         if kind in (b"b", b"B"):
-            data = base64.b64decode(payload + b"=" * (-len(payload) % 4))
+            data = base64.b64decode(payload + b"=" * (-len(payload) % 4), validate=True)
         else:
             data = quopri.decodestring(payload.replace(b"_", b" "), header=False)
     except (binascii.Error, ValueError):
         return None
     codec = _codec(charset.decode("ascii", "replace")) or "utf-8"
     try:
-        return data.decode(codec)
-    except UnicodeDecodeError:
-        return data.decode(codec, "replace")
+        return _decode(data, codec)
+    except (UnicodeError, ValueError, LookupError):
+        return _decode(data, codec, "replace")
 
 
 def decode_header_text(raw: bytes, fallback_charset: str | None = None) -> str:
@@ -140,8 +160,13 @@ def encode_unstructured(name: str, text: str) -> list[bytes]:
         if folded is not None:
             return folded
     header = Header(text, "utf-8", header_name=name)
-    encoded = header.encode(linesep="\n")
+    encoded = header.encode(linesep="\n", maxlinelen=ENCODED_LINE)
     return [line.encode("ascii") for line in f"{name}: {encoded}".split("\n")]
+
+
+def encode_words(text: str) -> str:
+    """Text as RFC 2047 words only, split so that no word is longer than 75 characters."""
+    return Header(clean_text(text), "utf-8").encode(linesep="\n", maxlinelen=ENCODED_LINE).replace("\n", "")
 
 
 def encode_phrase(text: str) -> str:
@@ -158,4 +183,4 @@ def encode_phrase(text: str) -> str:
             return text
         escaped = text.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}"'
-    return Header(text, "utf-8").encode(linesep="\n", maxlinelen=FOLD_AT).replace("\n", "")
+    return encode_words(text)

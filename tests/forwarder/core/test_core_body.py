@@ -136,7 +136,7 @@ def test_text_is_reencoded_quoted_printable(declared: bytes | None) -> None:
     fields, body = entity(*headers, body=text)
     new_fields, new_body = repair(fields, body, b"\r\n")
     assert cte(new_fields) == [b"quoted-printable"]
-    # wrapped near 76 (RFC 2045's exact limit is pinned in test_core_bugs.py)
+    # wrapped near 76 (RFC 2045's exact limit is pinned in test_core_hostile_input.py)
     assert 70 <= longest_line(new_body) <= 80
     assert binascii.a2b_qp(new_body) == text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timezone
 
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from forwarder.core import (
@@ -180,21 +180,7 @@ def messages(draw: st.DrawFn) -> tuple[bytes, bytes | None]:
     return eol.join(lines), None
 
 
-def _hits_known_charset_crash(raw: bytes) -> bool:
-    """A Content-Type whose charset parameter holds 8-bit bytes makes text._codec raise.
-
-    That bug is pinned by test_core_bugs.py::test_prepare_never_raises_on_hostile_charsets; such
-    inputs are left to it so that this property stays about everything else. Remove this filter
-    once the bug is fixed.
-    """
-    return any(
-        b"charset" in f.value.lower() and not f.value.isascii()
-        for f in split_message(raw).get_all("content-type")
-    )
-
-
 def _check(raw: bytes, known_body: bytes | None) -> None:
-    assume(not _hits_known_charset_crash(raw))
     prepared = prepare(raw)
     result = forward(prepared, AliasState(ALIAS), Verdicts(), Policy(), NOW)
     assert result.outcome in {Outcome.FORWARDED, Outcome.DROPPED_LOOP, Outcome.DROPPED_BOUNCE,

@@ -44,12 +44,9 @@ UPDATE = os.environ.get("OTHERMAIL_UPDATE_GOLDEN") == "1"
 #: Cases whose body has a line over 998 bytes and is therefore repaired (re-encoded).
 REPAIR_CASES = {"long_text_line", "multipart_long_base64"}
 #: Cases whose expected file knowingly keeps a deviation from an RFC that neither SES nor common
-#: clients enforce; each is pinned by a failing test in test_core_bugs.py. Regenerate the file once
+#: clients enforce; each is pinned by a failing test in test_core_hostile_input.py. Regenerate the file once
 #: the deviation is fixed.
-KNOWN_DEVIATIONS = {
-    "long_header_no_space": "encode_unstructured writes 77-character encoded words (RFC 2047 allows 75): "
-    "test_core_bugs.py::test_encoded_words_are_at_most_75_characters",
-}
+KNOWN_DEVIATIONS: dict[str, str] = {}
 #: Cases without a blank line after the header block: where their body starts.
 BODY_MARKERS = {"no_separator": b"This line is the body, not a header."}
 

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from forwarder.core import AliasState, Outcome, Policy, Verdicts, forward, prepare, validate_bytes
+from forwarder.core.validator import validate
 from forwarder.core.headers import (
     LOOP,
     MAX_HEADER_RECIPIENTS,
@@ -18,7 +19,6 @@ from forwarder.core.headers import (
     REMOVED,
     loop_token,
     read_origin,
-    recipients_in,
     rewrite_headers,
 )
 from forwarder.core.message import split_message
@@ -350,10 +350,11 @@ def test_rule8_counts_merged_fields() -> None:
     assert len(values(out, "X-Original-To")[0].split(b",")) == 60
 
 
-def test_recipients_in_counts_to_cc_bcc_of_a_header_block() -> None:
-    lines = [b"From: a@example.com", b"To: t1@example.com,", b" t2@example.com", b"Cc: c@example.com",
-             b"Bcc: b1@example.com, b2@example.com", b"Reply-To: r@example.com"]
-    assert recipients_in(lines) == 5
+def test_validator_counts_to_cc_bcc_of_a_header_block() -> None:
+    head = (b"From: a@example.com\r\nTo: t1@example.com,\r\n t2@example.com\r\nCc: c@example.com\r\n"
+            b"Bcc: " + b", ".join(b"b%d@example.com" % i for i in range(48)) + b"\r\nReply-To: r@example.com\r\n\r\n")
+    assert [v.code for v in validate(head, b"")] == ["too-many-recipients"]
+    assert validate(head.replace(b"b46@example.com, ", b""), b"") == []
 
 
 # --- Rule 9: loop guard -------------------------------------------------------------------------

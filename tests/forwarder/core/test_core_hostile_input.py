@@ -1,9 +1,7 @@
-"""Suspected bugs in forwarder.core, one failing test each, kept apart so the rest stays green.
+"""Hostile and broken input that once broke the core, one test each (regressions).
 
-Each test states the input, what the documented rules (forwarder/core/*.py docstrings,
-SES_FACTS.md) say should happen, and what the code does at the time of writing. Nothing here is
-skipped or marked xfail: once a bug is fixed its test passes and can move to the module's own
-test file.
+Each test states the input and what the documented rules (forwarder/core/*.py docstrings,
+SES_FACTS.md) say must happen.
 """
 
 from __future__ import annotations
