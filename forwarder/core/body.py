@@ -22,25 +22,15 @@ import base64
 import binascii
 import re
 
-from forwarder.core.message import HeaderField, split_message
+from forwarder.core.message import HeaderField, first_long_line, split_message
 
 LINE_LIMIT = 998
-_FIRST = re.compile(rb"[^\n]{998}(?:[^\n\r]|\r[^\n])")
-_LATER = re.compile(rb"\n[^\n]{998}(?:[^\n\r]|\r[^\n])")
 _PARAM = re.compile(rb';\s*([a-z0-9*_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)', re.I)
 MAX_DEPTH = 40
 
 
 class Unrepairable(Exception):
     """A line over the limit that no MIME-preserving repair can shorten."""
-
-
-def first_long_line(data: bytes | memoryview) -> int:
-    """Offset of the first line longer than 998 bytes (line ending excluded), or -1."""
-    if _FIRST.match(data):
-        return 0
-    found = _LATER.search(data)
-    return -1 if found is None else found.start() + 1
 
 
 def _content_type(fields: list[HeaderField]) -> tuple[bytes, dict[bytes, bytes], bytes]:

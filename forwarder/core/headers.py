@@ -47,6 +47,7 @@ Rule 10 (7-bit, well-formed lines). SES accepts only 7-bit header content, lines
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ from forwarder.core.addresses import (
     strict_address_list,
 )
 from forwarder.core.fields import MSG_ID, address_lines, mailbox_lines, msg_id_lines, parameter_lines, params
-from forwarder.core.message import HeaderField, SplitMessage
+from forwarder.core.message import HeaderField, SplitMessage, paused_gc
 from forwarder.core.text import MAX_LINE, clean_text, decode_bytes, decode_header_text, encode_unstructured, fold
 
 ORIGINAL_FROM = "X-Othermail-Original-From"
@@ -198,6 +199,7 @@ def loop_tokens(msg: SplitMessage) -> list[str]:
     return [f.value.decode("ascii", "replace") for f in msg.get_all(LOOP.lower())]
 
 
+@functools.lru_cache(maxsize=4096)
 def _removal_reason(key: str) -> str | None:
     if key == LOOP.lower():
         return None
@@ -265,8 +267,9 @@ def rewrite_headers(msg: SplitMessage, origin: Origin, alias_address: str) -> Re
     out.append(HeaderField(LOOP, [f"{LOOP}: {loop_token(alias_address)}".encode()]))
 
     lines: list[bytes] = []
-    for f in out:
-        lines.extend(_valid_lines(f, origin.charset, repairs))
+    with paused_gc():
+        for f in out:
+            lines.extend(_valid_lines(f, origin.charset, repairs))
     return RewrittenHeaders(lines=lines, repairs=repairs)
 
 
@@ -336,6 +339,8 @@ def _limit_header_recipients(out: list[HeaderField], alias_address: str, repairs
 
 
 def _is_clean(f: HeaderField) -> bool:
+    if f.checked:
+        return f.key not in ADDRESS_FIELDS or strict_address_list(f.value.decode("ascii")) is not None
     for line in f.lines:
         if len(line) > MAX_LINE or not line.isascii() or b"\x00" in line or b"\r" in line:
             return False

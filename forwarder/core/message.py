@@ -19,23 +19,51 @@ adapters can log it:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-_WSP = (0x20, 0x09)
 _MBOX_LOOKALIKE = re.compile(rb"From[ \t]*:")  # "From : x" is a header field, not an mbox line
+#: A field name is printable US-ASCII without a colon (RFC 5322 section 2.2); white space before
+#: the colon is obsolete syntax (RFC 5322 section 4.5) that is accepted and dropped.
+_FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+_BLANK_CONTINUATION = re.compile(rb"\n[ \t]+\r?\n")
+_LONG_FIRST = re.compile(rb"[^\n]{998}(?:[^\n\r]|\r[^\n])")
+_LONG_LATER = re.compile(rb"\n[^\n]{998}(?:[^\n\r]|\r[^\n])")
 
 
-@dataclass(slots=True)
+def first_long_line(data: bytes | memoryview) -> int:
+    """Offset of the first line longer than 998 bytes (line ending excluded), or -1.
+
+    The pattern starts with a literal newline, which lets the regular expression engine jump from
+    line to line in C instead of trying every position.
+    """
+    if _LONG_FIRST.match(data):
+        return 0
+    found = _LONG_LATER.search(data)
+    return -1 if found is None else found.start() + 1
+
+
 class HeaderField:
     """One header field as it came: its name and its physical lines, without line endings."""
 
-    name: str
-    lines: list[bytes]
+    __slots__ = ("name", "key", "lines", "checked")
 
-    @property
-    def key(self) -> str:
-        return self.name.lower()
+    def __init__(self, name: str, lines: list[bytes], checked: bool = False) -> None:
+        self.name = name
+        self.key = name.lower()
+        self.lines = lines
+        #: True when every line is known to be 7-bit, at most 998 bytes, without NUL, bare CR or
+        #: white-space-only continuations (checked once for a whole header block by split_message).
+        self.checked = checked
+
+    def __repr__(self) -> str:
+        return f"HeaderField({self.name!r}, {self.lines!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HeaderField) and (self.name, self.lines) == (other.name, other.lines)
 
     @property
     def value(self) -> bytes:
@@ -56,8 +84,9 @@ class SplitMessage:
     """The result of :func:`split_message`.
 
     ``body`` is every byte after the blank line that ended the header block (or after the last
-    header line when there was none), as a view into the input: it is never copied. ``eol`` is the line ending the header block used, which the
-    writer reuses so that a message keeps one convention throughout.
+    header line when there was none), as a view into the input: it is never copied. ``eol`` is the
+    line ending the header block used, which the writer reuses so that a message keeps one
+    convention throughout.
     """
 
     fields: list[HeaderField]
@@ -66,95 +95,123 @@ class SplitMessage:
     had_separator: bool
     repairs: list[str] = field(default_factory=list)
     size: int = 0
+    _index: dict[str, list[HeaderField]] | None = None
 
     def get_all(self, key: str) -> list[HeaderField]:
-        return [f for f in self.fields if f.key == key]
+        if self._index is None:
+            index: dict[str, list[HeaderField]] = {}
+            for f in self.fields:
+                index.setdefault(f.key, []).append(f)
+            self._index = index
+        return self._index.get(key, [])
 
     def first(self, key: str) -> HeaderField | None:
-        for f in self.fields:
-            if f.key == key:
-                return f
-        return None
+        found = self.get_all(key)
+        return found[0] if found else None
 
 
-def _field_name(line: bytes) -> str | None:
-    """The field name of a header line, or None when the line is not a header field.
+def _blank_line(raw: bytes, pos: int) -> int:
+    """Where the first blank line at or after ``pos`` starts, or -1; found by C-speed search."""
+    if raw.startswith(b"\n", pos) or raw.startswith(b"\r\n", pos):
+        return pos
+    found = [x + 1 for x in (raw.find(b"\n\n", pos), raw.find(b"\n\r\n", pos)) if x >= 0]
+    return min(found) if found else -1
 
-    A name is printable US-ASCII without a colon (RFC 5322 section 2.2); white space between the
-    name and the colon is obsolete syntax (RFC 5322 section 4.5) that we accept and drop.
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small acyclic objects.
+
+    A header block of 100,000 fields allocates as many objects, and each allocation batch would
+    otherwise start a collection that walks all of them again: about a third of the time here.
+    Nothing built meanwhile forms a reference cycle, so pausing frees nothing late.
     """
-    colon = line.find(b":")
-    if colon <= 0:
-        return None
-    name = line[:colon].rstrip(b" \t")
-    if not name:
-        return None
-    for byte in name:
-        if byte < 33 or byte > 126:
-            return None
-    return name.decode("ascii")
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def split_message(raw: bytes) -> SplitMessage:
-    """Split ``raw`` into header fields and body bytes. Never raises on malformed input."""
+    """Split ``raw`` into header fields and body bytes. Never raises on malformed input.
+
+    The end of the header block is found first with ``bytes.find``; the lines before it are then
+    split in C and read once each, so the cost is linear in the size of the header block.
+    """
     size = len(raw)
     repairs: list[str] = []
     fields: list[HeaderField] = []
     pos = 0
-    eol: bytes | None = None
-
     if raw.startswith(b"From ") and not _MBOX_LOOKALIKE.match(raw):
         nl = raw.find(b"\n")
         pos = size if nl < 0 else nl + 1
         repairs.append("mbox-from-line")
 
+    blank = _blank_line(raw, pos)
+    block_end = size if blank < 0 else blank
+    first_nl = raw.find(b"\n", pos, block_end + 2)
+    eol = b"\r\n" if first_nl < 0 or raw[first_nl - 1 : first_nl] == b"\r" else b"\n"
+
+    block = raw[pos:block_end]
+    bare_cr = block.count(b"\r") - block.count(b"\r\n")
+    clean = (
+        bare_cr == 0
+        and block.isascii()
+        and b"\x00" not in block
+        and _BLANK_CONTINUATION.search(block) is None
+        and first_long_line(block) < 0
+    )
+    # Split on the block's own line ending in C; only mixed endings need a per-line strip.
+    separator = b"\r\n" if b"\r" in block and bare_cr == 0 and b"\n" not in block.replace(b"\r\n", b"") else b"\n"
+    lines = block.split(separator)
+    strip_cr = separator == b"\n" and b"\r" in block
+    index: dict[str, list[HeaderField]] = {}
     current: HeaderField | None = None
-    body_start = size
-    had_separator = False
-    while pos < size:
-        nl = raw.find(b"\n", pos)
-        end = size if nl < 0 else nl
-        next_pos = size if nl < 0 else nl + 1
-        line = raw[pos:end]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-            if eol is None:
-                eol = b"\r\n"
-        elif eol is None and nl >= 0:
-            eol = b"\n"
-
-        if not line:
-            body_start = next_pos
-            had_separator = True
-            break
-        if line[0] in _WSP:
-            if current is None:
-                if "leading-continuation" not in repairs:
+    body_start = -1
+    field_name = _FIELD_NAME.match
+    with paused_gc():
+        for number, line in enumerate(lines):
+            if strip_cr and line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                continue  # only the empty piece after the block's last line break
+            if line[0] in (0x20, 0x09):
+                if current is not None:
+                    current.lines.append(line)
+                elif "leading-continuation" not in repairs:
                     repairs.append("leading-continuation")
-            else:
-                current.lines.append(line)
-            pos = next_pos
-            continue
-        name = _field_name(line)
-        if name is None:
-            if line.startswith(b":"):
-                if "empty-field-name" not in repairs:
-                    repairs.append("empty-field-name")
-                pos = next_pos
                 continue
-            body_start = pos
-            repairs.append("missing-separator")
-            break
-        current = HeaderField(name, [line])
-        fields.append(current)
-        pos = next_pos
+            match = field_name(line)
+            if match is None:
+                if line.startswith(b":"):
+                    if "empty-field-name" not in repairs:
+                        repairs.append("empty-field-name")
+                    continue
+                repairs.append("missing-separator")
+                body_start = pos + sum(len(piece) + len(separator) for piece in lines[:number])
+                break
+            current = HeaderField(match.group(1).decode("ascii"), [line], clean)
+            fields.append(current)
+            bucket = index.get(current.key)
+            if bucket is None:
+                index[current.key] = [current]
+            else:
+                bucket.append(current)
 
-    body = memoryview(raw)[body_start:]
+    had_separator = body_start < 0 and blank >= 0
+    if had_separator:
+        body_start = blank + (1 if raw[blank] == 0x0A else 2)
+    elif body_start < 0:
+        body_start = size
     return SplitMessage(
         fields=fields,
-        body=body,
-        eol=eol or b"\r\n",
+        body=memoryview(raw)[body_start:],
+        eol=eol,
         had_separator=had_separator,
         repairs=repairs,
         size=size,
+        _index=index,
     )

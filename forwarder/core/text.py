@@ -16,7 +16,6 @@ import binascii
 import codecs
 import quopri
 import re
-from email.header import Header
 
 MAX_LINE = 998
 FOLD_AT = 78
@@ -123,9 +122,12 @@ def decode_header_text(raw: bytes, fallback_charset: str | None = None) -> str:
     return "".join(out)
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def clean_text(text: str) -> str:
     """Text that may go into a header: no CR, LF, NUL or other control characters."""
-    return "".join(" " if (ch < " " or ch == "\x7f") else ch for ch in text).strip()
+    return _CONTROL_CHARACTERS.sub(" ", text).strip()
 
 
 def fold(name: str, value: str) -> list[bytes] | None:
@@ -159,14 +161,33 @@ def encode_unstructured(name: str, text: str) -> list[bytes]:
         folded = fold(name, text)
         if folded is not None:
             return folded
-    header = Header(text, "utf-8", header_name=name)
-    encoded = header.encode(linesep="\n", maxlinelen=ENCODED_LINE)
-    return [line.encode("ascii") for line in f"{name}: {encoded}".split("\n")]
+    words = _words(text)
+    return [f"{name}: {words[0]}".encode("ascii"), *(f" {w}".encode("ascii") for w in words[1:])]
+
+
+#: UTF-8 bytes per encoded word: ``=?utf-8?b?`` + 60 base64 characters + ``?=`` is 72 characters,
+#: under RFC 2047's limit of 75, and a folded line `` word`` stays under 78.
+_WORD_BYTES = 45
+
+
+def _words(text: str) -> list[str]:
+    """RFC 2047 B-encoded words of UTF-8 text, never splitting a character between two words."""
+    words: list[str] = []
+    chunk = bytearray()
+    for ch in text:
+        encoded = ch.encode("utf-8", "replace")
+        if len(chunk) + len(encoded) > _WORD_BYTES:
+            words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=")
+            chunk.clear()
+        chunk += encoded
+    if chunk or not words:
+        words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=")
+    return words
 
 
 def encode_words(text: str) -> str:
-    """Text as RFC 2047 words only, split so that no word is longer than 75 characters."""
-    return Header(clean_text(text), "utf-8").encode(linesep="\n", maxlinelen=ENCODED_LINE).replace("\n", "")
+    """Text as RFC 2047 words only, none longer than 75 characters, separated by spaces."""
+    return " ".join(_words(clean_text(text)))
 
 
 def encode_phrase(text: str) -> str:

@@ -18,13 +18,13 @@ for any one of them, so every message is checked here before it is handed to a s
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 from forwarder.core.addresses import parse_address_list, strict_address_list
 from forwarder.core.body import first_long_line
 from forwarder.core.headers import ADDRESS_FIELDS, MAX_HEADER_RECIPIENTS, ONCE_ONLY
-from forwarder.core.message import split_message
-from forwarder.core.text import MAX_LINE
 
 SESV1_MAX_BYTES = 10 * 1024 * 1024
 SESV2_MAX_BYTES = 40 * 1024 * 1024
@@ -39,54 +39,75 @@ class Violation:
         return f"{self.code}: {self.detail}"
 
 
+_NAME = rb"[\x21-\x39\x3b-\x7e]+"
+_FIELD_NAMES = re.compile(rb"(?m)^(" + _NAME + rb")[ \t]*:")
+# Patterns start with a literal newline so the engine jumps between lines in C; the first line is
+# checked on its own.
+_STRAY_LINE = re.compile(rb"\n(?![ \t]|" + _NAME + rb"[ \t]*:|$)")
+_FIRST_LINE = re.compile(_NAME + rb"[ \t]*:")
+_BLANK_LINE = re.compile(rb"\n[ \t]*\r?\n")
+_CONTROL = re.compile(rb"\x00|\r(?!\n)")
+_ADDRESS_FIELD = re.compile(
+    rb"(?mi)^(" + b"|".join(re.escape(k.encode()) for k in sorted(ADDRESS_FIELDS)) + rb")[ \t]*:"
+    rb"([^\n]*(?:\n[ \t][^\n]*)*)"
+)
+
+
+def _block(head: bytes) -> bytes | None:
+    """The header lines without the blank line that ends them; None when there is no such line."""
+    if head.endswith(b"\r\n\r\n"):
+        return head[:-2]
+    if head.endswith(b"\n\n"):
+        return head[:-1]
+    return None
+
+
 def validate(head: bytes, body: bytes | memoryview, max_bytes: int = SESV2_MAX_BYTES) -> list[Violation]:
     """Every rule the message ``head + body`` breaks; an empty list means SES will accept it.
 
-    ``head`` is the header block including the blank line that ends it.
+    ``head`` is the header block including the blank line that ends it. The checks are scans of
+    the bytes (most of them in C), independent of how the header block was built.
     """
     problems: list[Violation] = []
     size = len(head) + len(body)
     if size > max_bytes:
         problems.append(Violation("too-large", f"{size} bytes, the limit is {max_bytes}"))
 
-    parsed = split_message(head)
-    if not parsed.had_separator or len(parsed.body) or parsed.repairs:
+    block = _block(head)
+    if block is None:
         problems.append(Violation("no-separator", "the header block does not end in one blank line"))
-    lines = head.split(b"\n")
-    for line in lines:
-        content = line[:-1] if line.endswith(b"\r") else line
-        if len(content) > MAX_LINE:
-            problems.append(Violation("header-line-too-long", f"{len(content)} characters"))
-            break
-    if any(not line.strip() for line in lines[:-2]):
-        problems.append(Violation("no-separator", "a blank or white-space-only line inside the header block"))
-    if not head.isascii():
+        block = head
+    elif _BLANK_LINE.search(block) or not _FIRST_LINE.match(block):
+        problems.append(Violation("no-separator", "a blank, white-space-only or stray first line"))
+    stray = _STRAY_LINE.search(block)
+    if stray is not None:
+        problems.append(Violation("no-separator", f"a line that is not a header field at offset {stray.end()}"))
+    if first_long_line(block) >= 0:
+        problems.append(Violation("header-line-too-long", "a header line over 998 characters"))
+    if not block.isascii():
         problems.append(Violation("non-ascii-header", "header content must be 7-bit"))
-    for line in head.split(b"\n"):
-        if b"\x00" in line or b"\r" in line[:-1]:
-            problems.append(Violation("control-character", "NUL or bare CR in a header"))
-            break
+    if _CONTROL.search(block):
+        problems.append(Violation("control-character", "NUL or bare CR in a header"))
 
-    counts: dict[str, int] = {}
-    recipients = 0
-    for f in parsed.fields:
-        key = f.key
-        counts[key] = counts.get(key, 0) + 1
-        if key in ADDRESS_FIELDS:
-            text = f.value.decode("ascii", "replace")
-            boxes = parse_address_list(text)
-            strict = strict_address_list(text)
-            if strict is None or any(not b.address.isascii() for b in strict):
-                problems.append(Violation("bad-address", f"{f.name} holds an address SES cannot parse"))
-            if key in ("to", "cc", "bcc"):
-                recipients += len(boxes)
-            if key == "from" and len(boxes) != 1:
-                problems.append(Violation("bad-from", f"From has {len(boxes)} addresses"))
+    counts = Counter(name.lower().decode("ascii") for name in _FIELD_NAMES.findall(block))
     for key, count in counts.items():
         if count > 1 and key in ONCE_ONLY:
             problems.append(Violation(f"duplicate-{key}", f"{count} times"))
-    if counts.get("from", 0) == 0:
+    if counts["from"] == 0:
         problems.append(Violation("no-from", "no From field"))
+
+    recipients = 0
+    for match in _ADDRESS_FIELD.finditer(block):
+        key = match.group(1).lower()
+        text = match.group(2).replace(b"\r\n", b"").replace(b"\n", b"").decode("ascii", "replace").strip()
+        strict = strict_address_list(text)
+        if strict is None or any(not b.address.isascii() for b in strict):
+            problems.append(Violation("bad-address", f"{match.group(1).decode()} holds an address SES cannot parse"))
+        boxes = parse_address_list(text) if strict is None else strict
+        if key in (b"to", b"cc", b"bcc"):
+            recipients += len(boxes)
+        if key == b"from" and len(boxes) != 1:
+            problems.append(Violation("bad-from", f"From has {len(boxes)} addresses"))
     if recipients > MAX_HEADER_RECIPIENTS:
         problems.append(Violation("too-many-recipients", f"{recipients} header recipients"))
 
