@@ -10,8 +10,8 @@ batches so that one sample lasts at least a few milliseconds.
 Variants (each starts from the raw bytes):
 
 - rewrite (zero-copy): ``prepare(raw)`` + the header rewrite for one alias; the result is the
-  ``Outgoing`` with the new header block and the body as a view of the input (the first steps of
-  ``forwarder.core.forward.rewrite``, checked below to build the same header block);
+  ``Outgoing`` with the new header block and the body as a view of the input
+  (``forwarder.core.forward.assemble``, the first step of ``rewrite``);
 - rewrite + validate: ``prepare(raw)`` + ``forward.rewrite()``, the step ``forward()`` runs once a
   message is allowed through: the above plus the SES pre-flight ``validate()`` (header rules and
   the body line-length scan) and a repair when a body line is too long;
@@ -50,8 +50,7 @@ for _path in (str(ROOT), str(HERE)):
 
 import _measure as gen  # noqa: E402  (bench/_measure.py: generators and the memory child)
 
-from forwarder.core.forward import Outgoing, prepare, rewrite  # noqa: E402
-from forwarder.core.headers import rewrite_headers  # noqa: E402
+from forwarder.core.forward import Outgoing, assemble, prepare, rewrite  # noqa: E402
 
 ALIAS = gen.ALIAS
 MB = 1_000_000
@@ -74,12 +73,8 @@ TARGET_MEMORY_RATIO = 3.0
 
 
 def core_zero_copy(raw: bytes) -> Outgoing:
-    """prepare + header rewrite: the Outgoing (new head, body view), as forward.rewrite builds it."""
-    message = prepare(raw)
-    split = message.split
-    headers = rewrite_headers(split, message.origin, ALIAS)
-    eol = split.eol
-    return Outgoing(eol.join(headers.lines) + eol + eol, split.body)
+    """prepare + forward.assemble: the Outgoing (new header block, body as a view of the input)."""
+    return assemble(prepare(raw), ALIAS)[0]
 
 
 _LAST: list = [None]  # the last forward.rewrite() Result, for the outcome column (not timed work)

@@ -98,13 +98,20 @@ def forward(
     return rewrite(message, alias.address, max_bytes)
 
 
-def rewrite(message: Prepared, alias_address: str, max_bytes: int = SESV2_MAX_BYTES) -> Result:
-    """Rewrite for one alias and run the pre-flight validator, repairing long body lines once."""
+def assemble(message: Prepared, alias_address: str) -> tuple[Outgoing, list[str]]:
+    """The rewritten message for one alias, before validation: a new header block and the body
+    as a view of the input (nothing is copied), and the names of the repairs made."""
     split = message.split
     headers = rewrite_headers(split, message.origin, alias_address)
-    repairs = list(dict.fromkeys([*split.repairs, *headers.repairs]))
     eol = split.eol
     outgoing = Outgoing(eol.join(headers.lines) + eol + eol, split.body)
+    return outgoing, list(dict.fromkeys([*split.repairs, *headers.repairs]))
+
+
+def rewrite(message: Prepared, alias_address: str, max_bytes: int = SESV2_MAX_BYTES) -> Result:
+    """Rewrite for one alias and run the pre-flight validator, repairing long body lines once."""
+    outgoing, repairs = assemble(message, alias_address)
+    eol = message.split.eol
 
     if len(outgoing) > max_bytes:
         return Result(Decision(Outcome.DROPPED_TOO_LARGE, f"{len(outgoing)} bytes, the limit is {max_bytes}"))

@@ -47,7 +47,6 @@ Rule 10 (7-bit, well-formed lines). SES accepts only 7-bit header content, lines
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -167,7 +166,11 @@ def read_origin(msg: SplitMessage, envelope_from: str | None) -> Origin:
         reply_to_valid=bool(reply_boxes) and all(ascii_address(b.address) for b in reply_boxes or ()),
         charset=charset,
         message_id=mid.group(0) if mid else None,
-        from_text=clean_text(decode_header_text(from_field.value, charset)) if from_field is not None else "",
+        from_text=(
+            clean_text(decode_header_text(from_field.value, charset))
+            if from_field is not None and sender is None
+            else ""
+        ),
     )
 
 
@@ -199,16 +202,15 @@ def loop_tokens(msg: SplitMessage) -> list[str]:
     return [f.value.decode("ascii", "replace") for f in msg.get_all(LOOP.lower())]
 
 
-@functools.lru_cache(maxsize=4096)
-def _removal_reason(key: str) -> str | None:
-    if key == LOOP.lower():
-        return None
+_REMOVED_PREFIX_TUPLE = tuple(prefix for prefix, _ in REMOVED_PREFIXES)
+_KEPT_DESPITE_PREFIX = LOOP.lower()
+
+
+def _removed(key: str) -> bool:
+    """Rule 4: whether a field is removed (``REMOVED`` and ``REMOVED_PREFIXES`` say why)."""
     if key in REMOVED:
-        return REMOVED[key]
-    for prefix, why in REMOVED_PREFIXES:
-        if key.startswith(prefix):
-            return why
-    return None
+        return True
+    return key.startswith(_REMOVED_PREFIX_TUPLE) and key != _KEPT_DESPITE_PREFIX
 
 
 def rewrite_headers(msg: SplitMessage, origin: Origin, alias_address: str) -> RewrittenHeaders:
@@ -220,7 +222,7 @@ def rewrite_headers(msg: SplitMessage, origin: Origin, alias_address: str) -> Re
 
     for f in msg.fields:
         key = f.key
-        if _removal_reason(key) is not None:
+        if _removed(key):
             continue
         if key == "reply-to" and not origin.reply_to_valid:
             if f.value.strip():

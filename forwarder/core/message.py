@@ -110,12 +110,19 @@ class SplitMessage:
         return found[0] if found else None
 
 
-def _blank_line(raw: bytes, pos: int) -> int:
-    """Where the first blank line at or after ``pos`` starts, or -1; found by C-speed search."""
+def _blank_line(raw: bytes, pos: int, crlf: bool) -> int:
+    """Where the first blank line at or after ``pos`` starts, or -1; found by C-speed search.
+
+    The message's own line ending is searched first; the other one only before that point, so a
+    CRLF message is not scanned to its end for a bare-LF blank line it does not have.
+    """
     if raw.startswith(b"\n", pos) or raw.startswith(b"\r\n", pos):
         return pos
-    found = [x + 1 for x in (raw.find(b"\n\n", pos), raw.find(b"\n\r\n", pos)) if x >= 0]
-    return min(found) if found else -1
+    mine, other = (b"\n\r\n", b"\n\n") if crlf else (b"\n\n", b"\n\r\n")
+    found = raw.find(mine, pos)
+    earlier = raw.find(other, pos, len(raw) if found < 0 else found + len(other))
+    candidates = [x + 1 for x in (found, earlier) if x >= 0]
+    return min(candidates) if candidates else -1
 
 
 @contextlib.contextmanager
@@ -150,10 +157,10 @@ def split_message(raw: bytes) -> SplitMessage:
         pos = size if nl < 0 else nl + 1
         repairs.append("mbox-from-line")
 
-    blank = _blank_line(raw, pos)
-    block_end = size if blank < 0 else blank
-    first_nl = raw.find(b"\n", pos, block_end + 2)
+    first_nl = raw.find(b"\n", pos)
     eol = b"\r\n" if first_nl < 0 or raw[first_nl - 1 : first_nl] == b"\r" else b"\n"
+    blank = _blank_line(raw, pos, eol == b"\r\n")
+    block_end = size if blank < 0 else blank
 
     block = raw[pos:block_end]
     bare_cr = block.count(b"\r") - block.count(b"\r\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import quopri
 import re
 
@@ -33,6 +34,7 @@ _NOT_CHARSETS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=256)
 def _codec(charset: str | None) -> str | None:
     """The Python codec for a MIME charset name, or None when it names no text charset."""
     if not charset:
