@@ -27,12 +27,25 @@ class Prepared:
     split: SplitMessage
     origin: Origin
     facts: MessageFacts
-    subject: str
-    sender: str
+    envelope_from: str | None = None
 
     @property
     def size(self) -> int:
         return self.split.size
+
+    @property
+    def subject(self) -> str:
+        """The decoded Subject, for the delivery log (decoded only when asked for)."""
+        found = self.split.first("subject")
+        if found is None:
+            return ""
+        return clean_text(decode_header_text(found.value, self.origin.charset))[:255]
+
+    @property
+    def sender(self) -> str:
+        """The sender's address, for the delivery log."""
+        address = self.origin.sender.address if self.origin.sender is not None else (self.envelope_from or "")
+        return clean_text(address)[:254]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +83,11 @@ class Result:
 
 def prepare(raw: bytes, envelope_from: str | None = None) -> Prepared:
     split = split_message(raw)
-    origin = read_origin(split, envelope_from)
-    subject_field = split.first("subject")
-    subject = "" if subject_field is None else clean_text(decode_header_text(subject_field.value, origin.charset))
-    sender = origin.sender.address if origin.sender is not None else (envelope_from or "")
     return Prepared(
         split=split,
-        origin=origin,
+        origin=read_origin(split, envelope_from),
         facts=message_facts(split, envelope_from),
-        subject=subject[:255],
-        sender=clean_text(sender)[:254],
+        envelope_from=envelope_from,
     )
 
 

@@ -163,7 +163,8 @@ def split_message(raw: bytes) -> SplitMessage:
     block_end = size if blank < 0 else blank
 
     block = raw[pos:block_end]
-    bare_cr = block.count(b"\r") - block.count(b"\r\n")
+    crlf_count = block.count(b"\r\n")
+    bare_cr = block.count(b"\r") - crlf_count
     clean = (
         bare_cr == 0
         and block.isascii()
@@ -172,9 +173,10 @@ def split_message(raw: bytes) -> SplitMessage:
         and first_long_line(block) < 0
     )
     # Split on the block's own line ending in C; only mixed endings need a per-line strip.
-    separator = b"\r\n" if b"\r" in block and bare_cr == 0 and b"\n" not in block.replace(b"\r\n", b"") else b"\n"
+    only_crlf = crlf_count > 0 and bare_cr == 0 and crlf_count == block.count(b"\n")
+    separator = b"\r\n" if only_crlf else b"\n"
     lines = block.split(separator)
-    strip_cr = separator == b"\n" and b"\r" in block
+    strip_cr = not only_crlf and b"\r" in block
     index: dict[str, list[HeaderField]] = {}
     current: HeaderField | None = None
     body_start = -1
