@@ -5,18 +5,24 @@ database or reads the environment.  Migrations live in the ``migrations``
 package.
 """
 
-from models.aliases import Alias, alias_destinations
+from models.aliases import EXPIRED_ACTIONS, Alias, alias_destinations
+from models.api_tokens import API_TOKEN_SCOPES, ApiToken
 from models.base import Base, UTCDateTime, utcnow
 from models.deliveries import Delivery
 from models.destinations import Destination
 from models.engine import make_engine, make_session_factory
+from models.rate_limits import RateLimitHit
 from models.users import User, normalize_email
 
 __all__ = [
+    "API_TOKEN_SCOPES",
+    "EXPIRED_ACTIONS",
     "Alias",
+    "ApiToken",
     "Base",
     "Delivery",
     "Destination",
+    "RateLimitHit",
     "UTCDateTime",
     "User",
     "alias_destinations",

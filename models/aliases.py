@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, text, true
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
@@ -14,6 +26,11 @@ from models.users import EMAIL_MAX_LENGTH, normalize_email
 if TYPE_CHECKING:
     from models.destinations import Destination
     from models.users import User
+
+#: What happens to mail for an expired alias: ``drop`` accepts and discards
+#: it silently, ``reject`` refuses it (the sender gets a bounce).
+EXPIRED_ACTIONS = ("drop", "reject")
+LABEL_MAX_LENGTH = 100
 
 #: Which destinations an alias forwards to.  Rows disappear with either side.
 alias_destinations = Table(
@@ -37,11 +54,16 @@ class Alias(Base):
 
     Expiry is expressed by any combination of ``expires_at`` (a point in
     time), ``idle_days`` (days without mail) and ``max_messages`` (compared
-    with ``message_count``); NULL means "no such limit".
+    with ``message_count``); NULL means "no such limit".  ``expired_action``
+    (one of :data:`EXPIRED_ACTIONS`, enforced by a CHECK constraint) says
+    what becomes of mail for an expired alias.
     """
 
     __tablename__ = "aliases"
-    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+    __table_args__ = (
+        CheckConstraint("expired_action IN ('drop', 'reject')", name="expired_action"),
+        MYSQL_TABLE_OPTIONS,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: Always lowercase (see :meth:`normalize_address`); that is what makes the
@@ -61,6 +83,12 @@ class Alias(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Free text chosen by the owner ("newsletter from shop X").
+    label: Mapped[str | None] = mapped_column(String(LABEL_MAX_LENGTH))
+    note: Mapped[str | None] = mapped_column(Text)
+    expired_action: Mapped[str] = mapped_column(
+        String(10), default="drop", server_default="drop"
+    )
 
     user: Mapped[User | None] = relationship(back_populates="aliases")
     destinations: Mapped[list[Destination]] = relationship(

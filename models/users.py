@@ -12,6 +12,7 @@ from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from models.aliases import Alias
+    from models.api_tokens import ApiToken
     from models.destinations import Destination
 
 #: RFC 5321 limits a forward path to 256 octets including the angle brackets.
@@ -51,6 +52,10 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set whenever the password changes; sessions issued before it are void.
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the user proved they control ``email``; NULL until then.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     destinations: Mapped[list[Destination]] = relationship(
         back_populates="user",
@@ -60,6 +65,11 @@ class User(Base):
     #: Deleting a user leaves its aliases in place with ``user_id`` NULL (ON
     #: DELETE SET NULL) so their addresses are never issued again.
     aliases: Mapped[list[Alias]] = relationship(back_populates="user", passive_deletes=True)
+    api_tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        passive_deletes=True,  # the database's ON DELETE CASCADE does the work
+    )
 
     @validates("email")
     def _normalize_email(self, _key: str, value: str) -> str:

@@ -1,0 +1,58 @@
+"""The othermail web app: accounts, destinations, aliases, activity and the API.
+
+``create_app`` is the application factory (Flask's tutorial style): defaults, then
+``OTHERMAIL_*`` environment variables, then the test mapping. Nothing is read or connected at
+import time; ``create_app`` is the edge where settings are read once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from forwarder.settings import Settings
+
+DEFAULTS: dict[str, Any] = {
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SECURE": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "PERMANENT_SESSION_LIFETIME": 60 * 60 * 24 * 14,
+    "WTF_CSRF_TIME_LIMIT": None,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+}
+
+
+def _secret_key(settings: Settings) -> str:
+    """A development secret kept in the data folder, so sessions survive a restart."""
+    path = Path(settings.data_dir) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    from web import auth, csrf, db, security
+
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("OTHERMAIL_WEB")
+    if test_config:
+        app.config.update(test_config)
+    settings = app.config.get("SETTINGS") or Settings.from_env()
+    app.config["SETTINGS"] = settings
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(settings)
+
+    db.init_app(app)
+    csrf.init_app(app)
+    security.init_app(app)
+    app.register_blueprint(auth.bp)
+    return app

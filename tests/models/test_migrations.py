@@ -6,12 +6,23 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import BigInteger, Index, MetaData, String, inspect
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Index,
+    MetaData,
+    String,
+    insert,
+    inspect,
+    select,
+    update,
+)
 
 from migrations import current, downgrade, upgrade
-from models import Base, make_engine
+from models import Alias, ApiToken, Base, RateLimitHit, make_engine, utcnow
 
 VERSION_TABLE = "alembic_version"
+HEAD = "0002"
 
 
 def schema_diff(url: str, metadata: MetaData = Base.metadata) -> list[Any]:
@@ -53,7 +64,10 @@ def strict_type_mismatches(
             for reflected in inspector.get_columns(table.name):
                 column = table.c[reflected["name"]]
                 got = dialect.type_compiler.process(reflected["type"]).upper()
-                want = dialect.type_compiler.process(column.type.dialect_impl(dialect)).upper()
+                # column.type, as CREATE TABLE compiles it: its dialect_impl()
+                # can be a driver-level type that compiles differently (Text
+                # is a VARCHAR-compiling _PGString under psycopg).
+                want = dialect.type_compiler.process(column.type).upper()
                 if aliases.get(got, got) != want:
                     mismatches.append((table.name, column.name, got, want))
         return mismatches
@@ -74,7 +88,7 @@ def test_upgrade_matches_models_downgrade_removes_all(database_url: str) -> None
     assert app_tables(database_url) == set()
 
     upgrade(database_url)
-    assert current(database_url) == "0001"
+    assert current(database_url) == HEAD
     assert app_tables(database_url) == set(Base.metadata.tables)
     assert schema_diff(database_url) == []
     assert strict_type_mismatches(database_url) == []
@@ -84,7 +98,7 @@ def test_upgrade_matches_models_downgrade_removes_all(database_url: str) -> None
     assert app_tables(database_url) == set()
 
     upgrade(database_url)
-    assert current(database_url) == "0001"
+    assert current(database_url) == HEAD
     assert schema_diff(database_url) == []
     assert strict_type_mismatches(database_url) == []
 
@@ -127,3 +141,151 @@ def test_constraint_names_follow_convention(migrated_url: str) -> None:
         "fk_deliveries_destination_id_destinations",
     }
     assert {"ix_deliveries_alias_id_created_at", "ix_deliveries_destination_id"} <= indexes
+
+
+def model_check_constraints() -> dict[str, set[str]]:
+    return {
+        table.name: {
+            str(constraint.name)
+            for constraint in table.constraints
+            if isinstance(constraint, CheckConstraint)
+        }
+        for table in Base.metadata.sorted_tables
+    }
+
+
+def reflected_check_constraints(url: str) -> dict[str, set[str]]:
+    engine = make_engine(url)
+    try:
+        inspector = inspect(engine)
+        return {
+            table: {ck["name"] for ck in inspector.get_check_constraints(table)}
+            for table in inspector.get_table_names()
+            if table != VERSION_TABLE
+        }
+    finally:
+        engine.dispose()
+
+
+def schema_snapshot(url: str) -> dict[str, dict[str, Any]]:
+    """Everything the inspector reports about the application tables.
+
+    Comparable between two states of one database, e.g. before an upgrade
+    and after the matching downgrade; unlike ``compare_metadata`` it covers
+    CHECK constraints and server defaults too.
+    """
+    engine = make_engine(url)
+    try:
+        inspector = inspect(engine)
+        compile_type = engine.dialect.type_compiler.process
+        snapshot = {}
+        for table in sorted(set(inspector.get_table_names()) - {VERSION_TABLE}):
+            snapshot[table] = {
+                "columns": [
+                    (c["name"], compile_type(c["type"]), c["nullable"], c.get("default"))
+                    for c in inspector.get_columns(table)
+                ],
+                "pk": inspector.get_pk_constraint(table),
+                "fks": sorted(inspector.get_foreign_keys(table), key=lambda fk: fk["name"]),
+                "indexes": sorted(
+                    (ix["name"], tuple(ix["column_names"]), ix["unique"])
+                    for ix in inspector.get_indexes(table)
+                ),
+                "uniques": sorted(
+                    (uq["name"], tuple(uq["column_names"]))
+                    for uq in inspector.get_unique_constraints(table)
+                ),
+                "checks": sorted(ck["name"] for ck in inspector.get_check_constraints(table)),
+            }
+        return snapshot
+    finally:
+        engine.dispose()
+
+
+def test_check_constraints_are_migrated(migrated_url: str) -> None:
+    """compare_metadata ignores CHECK constraints, so they are compared here."""
+    assert reflected_check_constraints(migrated_url) == model_check_constraints()
+    assert model_check_constraints()["aliases"] == {"ck_aliases_expired_action"}
+    assert model_check_constraints()["api_tokens"] == {"ck_api_tokens_scope"}
+
+
+def test_0002_round_trip_restores_0001_and_keeps_data(database_url: str) -> None:
+    upgrade(database_url, "0001")
+    at_0001 = schema_snapshot(database_url)
+
+    # Rows written under 0001 survive the upgrade; new columns get defaults.
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (id, email, is_admin, created_at) "
+                "VALUES (1, 'owner@example.org', false, '2025-01-01 00:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO destinations (id, user_id, email, created_at) "
+                "VALUES (1, 1, 'inbox@example.org', '2025-01-01 00:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO aliases (id, address, user_id, created_at) "
+                "VALUES (1, 'old@x.example', 1, '2025-01-01 00:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO alias_destinations (alias_id, destination_id) VALUES (1, 1)"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO deliveries (inbound_message_id, recipient, alias_id, "
+                "destination_id, outcome, created_at, updated_at) VALUES ('m1', "
+                "'old@x.example', 1, 1, 'forwarded', '2025-01-01 00:00:00', "
+                "'2025-01-01 00:00:00')"
+            )
+    finally:
+        engine.dispose()
+
+    upgrade(database_url, "0002")
+    assert current(database_url) == "0002"
+    assert schema_diff(database_url) == []
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            assert connection.execute(
+                select(Alias.expired_action, Alias.label, Alias.note)
+            ).all() == [("drop", None, None)]
+            connection.execute(update(Alias).values(label="shop", expired_action="reject"))
+            connection.execute(
+                insert(ApiToken).values(
+                    user_id=1,
+                    name="cli",
+                    token_hash="0" * 64,
+                    prefix="om_0000",
+                    scope="read",
+                    created_at=utcnow(),
+                )
+            )
+            connection.execute(insert(RateLimitHit).values(key="signin:x", window_start=60))
+    finally:
+        engine.dispose()
+
+    downgrade(database_url, "0001")
+    assert current(database_url) == "0001"
+    assert schema_snapshot(database_url) == at_0001
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            counts = {
+                table: connection.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar()
+                for table in ("users", "destinations", "aliases", "alias_destinations")
+                + ("deliveries",)
+            }
+            delivery = connection.exec_driver_sql(
+                "SELECT alias_id, destination_id FROM deliveries"
+            ).one()
+    finally:
+        engine.dispose()
+    assert counts == dict.fromkeys(counts, 1)
+    assert tuple(delivery) == (1, 1)
+
+    upgrade(database_url)
+    assert current(database_url) == HEAD
+    assert schema_diff(database_url) == []
+    assert strict_type_mismatches(database_url) == []
+    assert reflected_check_constraints(database_url) == model_check_constraints()

@@ -1,0 +1,65 @@
+"""A web app on a migrated SQLite database, with an in-memory outbound sender."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+import migrations
+from forwarder.senders import MemorySender
+from forwarder.settings import Settings
+from web import create_app
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    url = f"sqlite:///{tmp_path / 'web.db'}"
+    migrations.upgrade(url)
+    settings = Settings(data_dir=tmp_path, database_url=url, domains=("othermail.example", "alias.example"),
+                        sender="outbox", outbox=tmp_path / "outbox")
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "SESSION_COOKIE_SECURE": False,
+                      "SETTINGS": settings, "SERVER_NAME": "othermail.test",
+                      "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)}})
+    app.extensions["othermail.sender"] = MemorySender()
+    yield app
+    app.extensions["othermail.engine"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def outbox(app: Flask) -> MemorySender:
+    return app.extensions["othermail.sender"]
+
+
+def csrf(client: FlaskClient, path: str) -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def post(client: FlaskClient, path: str, data: dict, page: str | None = None, **kw: object):
+    return client.post(path, data={"csrf_token": csrf(client, page or path), **data}, **kw)
+
+
+def signup(client: FlaskClient, email: str = "ann@example.org", password: str = PASSWORD):
+    return post(client, "/signup", {"email": email, "password": password, "confirm": password})
+
+
+def links_in(message_raw: bytes) -> list[str]:
+    """The links in a plain-text message the service sent (decoded, as a mail client shows it)."""
+    message = email.message_from_bytes(message_raw, policy=email.policy.default)
+    return re.findall(r"https?://\S+", message.get_content())

@@ -1,0 +1,98 @@
+"""Accounts: sign up, sign in, sign out, password reset, and the headers every page carries."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from forwarder.senders import MemorySender
+from models import User
+from tests.web.conftest import PASSWORD, links_in, post, signup
+
+
+def user(app: Flask, email: str) -> User:
+    with app.app_context():
+        from web.db import session
+
+        return session().scalars(select(User).where(User.email == email)).one()
+
+
+def test_signup_hashes_the_password_and_signs_in(app: Flask, client: FlaskClient) -> None:
+    response = signup(client, "Ann@Example.org")
+    assert response.status_code == 302
+    stored = user(app, "ann@example.org")
+    assert stored.password_hash.startswith("$argon2id$") and PASSWORD not in stored.password_hash
+    page = client.get("/", follow_redirects=True).get_data(as_text=True)
+    assert "Sign out" in page
+
+
+def test_signup_rejects_bad_input_and_duplicates(client: FlaskClient) -> None:
+    assert signup(client, "not-an-address").status_code == 400
+    assert post(client, "/signup", {"email": "b@example.org", "password": "short", "confirm": "short"}).status_code == 400
+    assert post(client, "/signup", {"email": "b@example.org", "password": PASSWORD, "confirm": PASSWORD + "x"}).status_code == 400
+    assert signup(client, "c@example.org").status_code == 302
+    client.post("/signout", data={})  # no CSRF token: refused, still signed in
+    assert "Sign out" in client.get("/").get_data(as_text=True)
+    client.delete_cookie("session", domain="othermail.test")
+    assert signup(client, "C@example.org").status_code == 409
+
+
+def test_signin_signout(client: FlaskClient) -> None:
+    signup(client)
+    post(client, "/signout", {}, page="/")
+    assert "Sign in" in client.get("/").get_data(as_text=True)
+    wrong = post(client, "/signin", {"email": "ann@example.org", "password": "wrong password!"})
+    assert wrong.status_code == 401 and "Wrong email or password" in wrong.get_data(as_text=True)
+    right = post(client, "/signin", {"email": "ann@example.org", "password": PASSWORD, "next": "//evil.example/"})
+    assert right.status_code == 302 and right.headers["Location"] in ("/", "http://othermail.test/")
+
+
+def test_state_changes_need_a_csrf_token(client: FlaskClient) -> None:
+    response = client.post("/signup", data={"email": "x@example.org", "password": PASSWORD, "confirm": PASSWORD})
+    assert response.status_code == 400
+
+
+def test_cookies_and_security_headers(app: Flask) -> None:
+    app.config["SESSION_COOKIE_SECURE"] = True
+    client = app.test_client()
+    response = signup(client, "h@example.org")
+    cookie = response.headers.get("Set-Cookie", "")
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie
+    page = client.get("/signin")
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script" not in page.get_data(as_text=True) and "style=" not in page.get_data(as_text=True)
+
+
+def test_password_reset_by_email_is_single_use_and_signs_out_other_sessions(
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
+    signup(client)
+    other = app.test_client()
+    post(other, "/signin", {"email": "ann@example.org", "password": PASSWORD})
+    assert "Sign out" in other.get("/").get_data(as_text=True)
+
+    fresh = app.test_client()
+    post(fresh, "/reset", {"email": "ann@example.org"})
+    post(fresh, "/reset", {"email": "nobody@example.org"})
+    assert [m.recipient for m in outbox.sent] == ["ann@example.org"]
+    (link,) = [l for l in links_in(outbox.sent[0].raw) if "/reset/" in l]
+    path = link.split("othermail.test", 1)[1]
+    new = "a brand new passphrase"
+    assert post(fresh, path, {"password": new, "confirm": new}).status_code == 302
+    assert post(fresh, path, {"password": new, "confirm": new}).status_code == 410
+    assert "Sign in" in other.get("/").get_data(as_text=True)  # the old session ended
+    assert post(app.test_client(), "/signin", {"email": "ann@example.org", "password": new}).status_code == 302
+    assert fresh.get("/reset/not-a-token").status_code == 404
+
+
+def test_signin_is_rate_limited(app: Flask, client: FlaskClient) -> None:
+    app.config["RATE_LIMITS"] = {"signin": (3, 900)}
+    signup(client)
+    other = app.test_client()
+    codes = [post(other, "/signin", {"email": "ann@example.org", "password": "nope nope nope"}).status_code
+             for _ in range(4)]
+    assert codes == [401, 401, 401, 429]

@@ -1,0 +1,46 @@
+"""Mail the service itself sends (verification links, password resets), through the same
+outbound sender port as forwarding: the local outbox, an SMTP relay or SES."""
+
+from __future__ import annotations
+
+import email.utils
+from email.message import EmailMessage
+
+from flask import current_app
+
+from forwarder.senders import MaildirSender, Sender
+
+
+def _sender() -> Sender:
+    sender = current_app.extensions.get("othermail.sender")
+    if sender is None:
+        settings = current_app.config["SETTINGS"]
+        if settings.sender == "ses":
+            import boto3
+
+            from forwarder.senders import SesV1Sender, SesV2Sender
+
+            cls = SesV1Sender if settings.ses_api == "v1" else SesV2Sender
+            client = boto3.client("ses" if settings.ses_api == "v1" else "sesv2", region_name=settings.aws_region)
+            sender = cls(client, settings.ses_configuration_set)
+        else:
+            sender = MaildirSender(settings.outbox)
+        current_app.extensions["othermail.sender"] = sender
+    return sender
+
+
+def service_address() -> str:
+    return f"noreply@{current_app.config['SETTINGS'].domains[0]}"
+
+
+def send_mail(to: str, subject: str, text: str) -> None:
+    """Send a plain-text message from the service's no-reply address."""
+    message = EmailMessage()
+    message["From"] = email.utils.formataddr(("othermail", service_address()))
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = email.utils.formatdate(localtime=False)
+    message["Message-ID"] = email.utils.make_msgid(domain=service_address().rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    _sender().send(message.as_bytes(), sender=service_address(), recipient=to)
