@@ -87,6 +87,24 @@ class Claim:
     attempts: int = 1
 
 
+def alias_state(alias: Alias, destination_count: int | None = None) -> AliasState:
+    """The plain values the core decides on, read from an alias row."""
+    if destination_count is None:
+        destination_count = sum(1 for d in alias.destinations if d.verified_at)
+    return AliasState(
+        address=alias.address,
+        enabled=alias.enabled,
+        deleted=alias.deleted_at is not None,
+        expires_at=alias.expires_at,
+        idle_days=alias.idle_days,
+        max_messages=alias.max_messages,
+        message_count=alias.message_count,
+        created_at=alias.created_at,
+        last_used_at=alias.last_used_at,
+        destination_count=destination_count,
+    )
+
+
 class SqlDirectory:
     def __init__(
         self,
@@ -123,19 +141,7 @@ class SqlDirectory:
             targets = tuple(
                 Target(d.id, d.email) for d in sorted(alias.destinations, key=lambda d: d.id) if d.verified_at
             )
-            state = AliasState(
-                address=alias.address,
-                enabled=alias.enabled,
-                deleted=alias.deleted_at is not None,
-                expires_at=alias.expires_at,
-                idle_days=alias.idle_days,
-                max_messages=alias.max_messages,
-                message_count=alias.message_count,
-                created_at=alias.created_at,
-                last_used_at=alias.last_used_at,
-                destination_count=len(targets),
-            )
-            return ResolvedAlias(alias.id, state, targets)
+            return ResolvedAlias(alias.id, alias_state(alias, len(targets)), targets)
 
     def _row(self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: str, reason: str) -> Delivery:
         now = self._now()

@@ -123,7 +123,7 @@ def decide(
         return Decision(Outcome.DROPPED_VIRUS, "the virus scan failed")
     if not alias.enabled:
         return Decision(Outcome.DROPPED_DISABLED, "the alias is switched off")
-    expired = _expiry(alias, now)
+    expired = expiry(alias, now)
     if expired is not None:
         return expired
     if loop_token(alias.address) in facts.loop_tokens:
@@ -147,7 +147,8 @@ def decide(
     return Decision(Outcome.FORWARDED, "")
 
 
-def _expiry(alias: AliasState, now: datetime) -> Decision | None:
+def expiry(alias: AliasState, now: datetime) -> Decision | None:
+    """Why the alias has expired at ``now`` (by time, idleness, then count), or None."""
     if alias.expires_at is not None and now >= alias.expires_at:
         return Decision(Outcome.DROPPED_EXPIRED_TIME, f"the alias expired at {alias.expires_at.isoformat()}")
     if alias.idle_days is not None:

@@ -1,0 +1,211 @@
+"""Aliases: create (generated or custom), change, switch on and off, extend, delete, find.
+
+A deleted alias keeps its row (``deleted_at``) so its address is never issued to anyone again.
+Temporary aliases expire after a duration (one hour to a year), after N days without mail, or
+after N messages; what an expired alias does with new mail is the user's choice (``drop``
+silently, or ``reject``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from forwarder import accounts
+from forwarder.core.decide import expiry
+from forwarder.directory import alias_state
+from models import Alias, Destination, User, utcnow
+from web import ratelimit
+from web.services.errors import ServiceError, not_found
+
+MIN_DURATION = timedelta(hours=1)
+MAX_DURATION = timedelta(days=365)
+MAX_IDLE_DAYS = 365
+MAX_MESSAGES = 100_000
+EXPIRED_ACTIONS = ("drop", "reject")
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the pages show: active, off, expired or deleted; why; and what is left."""
+
+    state: str
+    reason: str
+    time_left: timedelta | None
+    messages_left: int | None
+    idle_left: timedelta | None
+
+
+def status(alias: Alias, now: datetime | None = None) -> Status:
+    now = now or utcnow()
+    time_left = alias.expires_at - now if alias.expires_at else None
+    messages_left = max(0, alias.max_messages - alias.message_count) if alias.max_messages is not None else None
+    idle_left = None
+    if alias.idle_days is not None:
+        idle_left = (alias.last_used_at or alias.created_at) + timedelta(days=alias.idle_days) - now
+    if alias.deleted_at is not None:
+        return Status("deleted", "deleted", None, None, None)
+    expired = expiry(alias_state(alias, 1), now)
+    if expired is not None:
+        return Status("expired", expired.reason, time_left, messages_left, idle_left)
+    if not alias.enabled:
+        return Status("off", "switched off", time_left, messages_left, idle_left)
+    return Status("active", "", time_left, messages_left, idle_left)
+
+
+def owned(db: Session, user: User, alias_id: int) -> Alias:
+    found = db.get(Alias, alias_id)
+    if found is None or found.user_id != user.id or found.deleted_at is not None:
+        raise not_found("alias")
+    return found
+
+
+def listed(db: Session, user: User, search: str = "", page: int = 1, per_page: int = 50) -> tuple[list[Alias], int]:
+    """A page of the user's aliases, newest first, optionally matching ``search``; and the total."""
+    query = select(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None))
+    if search:
+        pattern = f"%{search.lower().replace('%', '').replace('_', '')}%"
+        query = query.where(or_(Alias.address.like(pattern), func.lower(Alias.label).like(pattern)))
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = max(1, page)
+    rows = db.scalars(query.order_by(Alias.created_at.desc(), Alias.id.desc()).offset((page - 1) * per_page).limit(per_page))
+    return list(rows), total
+
+
+def _destinations(db: Session, user: User, ids: list[int]) -> list[Destination]:
+    if not ids:
+        raise ServiceError("no_destination", "Choose at least one verified destination.")
+    found = list(db.scalars(select(Destination).where(Destination.id.in_(ids), Destination.user_id == user.id)))
+    if len(found) != len(set(ids)):
+        raise ServiceError("no_destination", "Choose your own destinations.")
+    if any(d.verified_at is None for d in found):
+        raise ServiceError("unverified_destination", "A destination must be verified before mail goes to it.")
+    return found
+
+
+def _check_limits(duration: timedelta | None, idle_days: int | None, max_messages: int | None, expired_action: str) -> None:
+    if duration is not None and not MIN_DURATION <= duration <= MAX_DURATION:
+        raise ServiceError("invalid_expiry", "An alias can last from one hour to a year.")
+    if idle_days is not None and not 1 <= idle_days <= MAX_IDLE_DAYS:
+        raise ServiceError("invalid_expiry", f"Idle days must be between 1 and {MAX_IDLE_DAYS}.")
+    if max_messages is not None and not 1 <= max_messages <= MAX_MESSAGES:
+        raise ServiceError("invalid_expiry", f"The message limit must be between 1 and {MAX_MESSAGES}.")
+    if expired_action not in EXPIRED_ACTIONS:
+        raise ServiceError("invalid_expired_action", "Expired aliases either drop or reject new mail.")
+
+
+def live_count(db: Session, user: User) -> int:
+    return db.scalar(
+        select(func.count()).select_from(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None))
+    ) or 0
+
+
+def create(
+    db: Session,
+    user: User,
+    *,
+    destination_ids: list[int],
+    domain: str | None = None,
+    local_part: str | None = None,
+    label: str = "",
+    note: str = "",
+    duration: timedelta | None = None,
+    idle_days: int | None = None,
+    max_messages: int | None = None,
+    expired_action: str = "drop",
+) -> Alias:
+    settings = current_app.config["SETTINGS"]
+    domain = (domain or settings.domains[0]).lower()
+    if domain not in settings.domains:
+        raise ServiceError("invalid_domain", f"Aliases live on {', '.join(settings.domains)}.")
+    _check_limits(duration, idle_days, max_messages, expired_action)
+    cap = int(current_app.config.get("MAX_LIVE_ALIASES", 200))
+    if live_count(db, user) >= cap:
+        raise ServiceError("limit_reached", f"You have {cap} aliases, the most an account may have. Delete some first.", 409)
+    wait = ratelimit.hit("alias-create", str(user.id))
+    if wait is not None:
+        raise ServiceError("rate_limited", f"Too many new aliases; try again in {wait // 60 + 1} minutes.", 429)
+    targets = _destinations(db, user, destination_ids)
+    try:
+        alias = accounts.create_alias(
+            db, user, targets, domain, utcnow(), local_part=local_part or None,
+            expires_in=duration, idle_days=idle_days, max_messages=max_messages,
+        )
+    except accounts.AccountError as exc:
+        code = "taken" if "taken" in str(exc) else "invalid_local_part"
+        raise ServiceError(code, str(exc), 409 if code == "taken" else 400) from None
+    alias.label = label.strip()[:100] or None
+    alias.note = note.strip()[:2000] or None
+    alias.expired_action = expired_action
+    db.commit()
+    return alias
+
+
+def update(
+    db: Session,
+    user: User,
+    alias: Alias,
+    *,
+    label: str | None = None,
+    note: str | None = None,
+    enabled: bool | None = None,
+    destination_ids: list[int] | None = None,
+    expired_action: str | None = None,
+) -> Alias:
+    if label is not None:
+        alias.label = label.strip()[:100] or None
+    if note is not None:
+        alias.note = note.strip()[:2000] or None
+    if enabled is not None:
+        alias.enabled = enabled
+    if expired_action is not None:
+        _check_limits(None, None, None, expired_action)
+        alias.expired_action = expired_action
+    if destination_ids is not None:
+        alias.destinations = _destinations(db, user, destination_ids)
+    db.commit()
+    return alias
+
+
+def extend(
+    db: Session,
+    alias: Alias,
+    *,
+    duration: timedelta | None = None,
+    idle_days: int | None = None,
+    extra_messages: int | None = None,
+) -> Alias:
+    """Push an expiry back: a new duration from now, new idle days, or more messages."""
+    _check_limits(duration, idle_days, extra_messages, alias.expired_action)
+    now = utcnow()
+    if duration is not None:
+        alias.expires_at = now + duration
+    if idle_days is not None:
+        alias.idle_days = idle_days
+        alias.last_used_at = now
+    if extra_messages is not None and alias.max_messages is not None:
+        alias.max_messages = max(alias.max_messages, alias.message_count) + extra_messages
+    db.commit()
+    return alias
+
+
+def make_permanent(db: Session, alias: Alias) -> Alias:
+    alias.expires_at = None
+    alias.idle_days = None
+    alias.max_messages = None
+    db.commit()
+    return alias
+
+
+def delete(db: Session, alias: Alias) -> None:
+    """Stop forwarding at once; the address stays reserved."""
+    alias.deleted_at = utcnow()
+    alias.enabled = False
+    alias.destinations = []
+    alias.label = None
+    alias.note = None
+    db.commit()

@@ -1,0 +1,115 @@
+"""A user's real mailboxes: add, verify by a link sent to them, change, delete.
+
+Nothing is ever forwarded to an unverified destination; changing the address of a destination
+makes it unverified until the new address follows its link.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from forwarder.core.addresses import is_valid_address
+from models import Destination, User, normalize_email, utcnow
+from web import mailer, ratelimit
+from web.services.errors import ServiceError, not_found
+
+VERIFY_MAX_AGE = 7 * 24 * 3600
+MAX_DESTINATIONS = 20
+
+
+def clean_address(raw: str) -> str:
+    try:
+        address = normalize_email(raw)
+    except (TypeError, ValueError):
+        raise ServiceError("invalid_email", "Enter a valid email address.") from None
+    if not is_valid_address(address):
+        raise ServiceError("invalid_email", "Enter a valid email address.")
+    domain = address.rpartition("@")[2]
+    if domain in current_app.config["SETTINGS"].domains:
+        raise ServiceError("invalid_email", "A destination must be a real mailbox, not an alias.")
+    return address
+
+
+def owned(db: Session, user: User, destination_id: int) -> Destination:
+    found = db.get(Destination, destination_id)
+    if found is None or found.user_id != user.id:
+        raise not_found("destination")
+    return found
+
+
+def listed(db: Session, user: User) -> list[Destination]:
+    return list(db.scalars(select(Destination).where(Destination.user_id == user.id).order_by(Destination.id)))
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="othermail-destination")
+
+
+def send_verification(user: User, destination: Destination) -> None:
+    wait = ratelimit.hit("verification", str(user.id))
+    if wait is not None:
+        raise ServiceError("rate_limited", f"Too many verification emails; try again in {wait // 60 + 1} minutes.", 429)
+    token = _serializer().dumps({"d": destination.id, "e": destination.email})
+    link = url_for("destinations.verify", token=token, _external=True)
+    mailer.send_mail(
+        destination.email,
+        "Confirm this address for othermail",
+        f"{user.email} wants mail sent to their othermail aliases forwarded to {destination.email}.\n\n"
+        f"To allow it, open this link within seven days:\n{link}\n\n"
+        "If you did not ask for this, ignore this message: nothing will be forwarded to you.\n",
+    )
+
+
+def add(db: Session, user: User, raw_address: str) -> Destination:
+    address = clean_address(raw_address)
+    if len(listed(db, user)) >= MAX_DESTINATIONS:
+        raise ServiceError("limit_reached", f"At most {MAX_DESTINATIONS} destinations per account.", 409)
+    destination = Destination(user_id=user.id, email=address)
+    db.add(destination)
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise ServiceError("duplicate", "You already added that address.", 409) from None
+    send_verification(user, destination)
+    return destination
+
+
+def change(db: Session, user: User, destination: Destination, raw_address: str) -> Destination:
+    address = clean_address(raw_address)
+    if address == destination.email:
+        return destination
+    destination.email = address
+    destination.verified_at = None
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise ServiceError("duplicate", "You already added that address.", 409) from None
+    send_verification(user, destination)
+    return destination
+
+
+def verify(db: Session, token: str) -> Destination:
+    try:
+        data = _serializer().loads(token, max_age=VERIFY_MAX_AGE)
+    except SignatureExpired:
+        raise ServiceError("expired", "That link has expired; ask for a new one.", 410) from None
+    except BadSignature:
+        raise not_found("link") from None
+    destination = db.get(Destination, data.get("d"))
+    if destination is None or destination.email != data.get("e"):
+        raise ServiceError("stale", "That link is for an address that has changed since.", 410)
+    if destination.verified_at is None:
+        destination.verified_at = utcnow()
+        db.commit()
+    return destination
+
+
+def delete(db: Session, destination: Destination) -> None:
+    db.delete(destination)
+    db.commit()

@@ -1,0 +1,15 @@
+"""The one error the services raise: a stable code for the API and a message for people."""
+
+from __future__ import annotations
+
+
+class ServiceError(ValueError):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def not_found(what: str) -> ServiceError:
+    return ServiceError("not_found", f"No such {what}.", 404)
