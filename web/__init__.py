@@ -55,4 +55,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     security.init_app(app)
     app.register_blueprint(auth.bp)
+    from web import account, admin
+
+    app.register_blueprint(account.bp)
+    app.register_blueprint(admin.bp)
+    from web import aliases, dashboard, destinations
+
+    app.register_blueprint(destinations.bp)
+    app.register_blueprint(aliases.bp)
+    app.register_blueprint(dashboard.bp)
+    from web import api, tokens
+
+    app.register_blueprint(tokens.bp)
+    app.register_blueprint(api.bp)
     return app

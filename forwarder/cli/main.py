@@ -29,9 +29,11 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from forwarder.cli import alias, db, demo, forward
+    from forwarder.cli import alias, db, demo, forward, token, user
 
     cli.add_command(db.db)
+    cli.add_command(user.user)
+    cli.add_command(token.token)
     cli.add_command(alias.alias)
     cli.add_command(forward.forward)
     cli.add_command(demo.demo)

@@ -33,14 +33,14 @@ def test_signup_rejects_bad_input_and_duplicates(client: FlaskClient) -> None:
     assert post(client, "/signup", {"email": "b@example.org", "password": PASSWORD, "confirm": PASSWORD + "x"}).status_code == 400
     assert signup(client, "c@example.org").status_code == 302
     client.post("/signout", data={})  # no CSRF token: refused, still signed in
-    assert "Sign out" in client.get("/").get_data(as_text=True)
+    assert "Sign out" in client.get("/", follow_redirects=True).get_data(as_text=True)
     client.delete_cookie("session", domain="othermail.test")
     assert signup(client, "C@example.org").status_code == 409
 
 
 def test_signin_signout(client: FlaskClient) -> None:
     signup(client)
-    post(client, "/signout", {}, page="/")
+    post(client, "/signout", {}, page="/dashboard")
     assert "Sign in" in client.get("/").get_data(as_text=True)
     wrong = post(client, "/signin", {"email": "ann@example.org", "password": "wrong password!"})
     assert wrong.status_code == 401 and "Wrong email or password" in wrong.get_data(as_text=True)
@@ -73,7 +73,7 @@ def test_password_reset_by_email_is_single_use_and_signs_out_other_sessions(
     signup(client)
     other = app.test_client()
     post(other, "/signin", {"email": "ann@example.org", "password": PASSWORD})
-    assert "Sign out" in other.get("/").get_data(as_text=True)
+    assert "Sign out" in other.get("/", follow_redirects=True).get_data(as_text=True)
 
     fresh = app.test_client()
     post(fresh, "/reset", {"email": "ann@example.org"})

@@ -29,6 +29,16 @@ def recent(db: Session, alias: Alias, limit: int = 50) -> list[Delivery]:
     )
 
 
+def latest(db: Session, user: User, limit: int = 20) -> list[Delivery]:
+    """The newest deliveries across every alias of ``user`` (deleted aliases included)."""
+    return list(
+        db.scalars(
+            select(Delivery).join(Alias, Alias.id == Delivery.alias_id).where(Alias.user_id == user.id)
+            .order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
+        )
+    )
+
+
 def totals(db: Session, alias: Alias) -> dict[str, int]:
     rows = db.execute(
         select(Delivery.outcome, func.count()).where(Delivery.alias_id == alias.id).group_by(Delivery.outcome)

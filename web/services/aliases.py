@@ -68,8 +68,11 @@ def listed(db: Session, user: User, search: str = "", page: int = 1, per_page: i
     """A page of the user's aliases, newest first, optionally matching ``search``; and the total."""
     query = select(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None))
     if search:
-        pattern = f"%{search.lower().replace('%', '').replace('_', '')}%"
-        query = query.where(or_(Alias.address.like(pattern), func.lower(Alias.label).like(pattern)))
+        escaped = search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        query = query.where(
+            or_(Alias.address.like(pattern, escape="\\"), func.lower(Alias.label).like(pattern, escape="\\"))
+        )
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = max(1, page)
     rows = db.scalars(query.order_by(Alias.created_at.desc(), Alias.id.desc()).offset((page - 1) * per_page).limit(per_page))
@@ -96,6 +99,11 @@ def _check_limits(duration: timedelta | None, idle_days: int | None, max_message
         raise ServiceError("invalid_expiry", f"The message limit must be between 1 and {MAX_MESSAGES}.")
     if expired_action not in EXPIRED_ACTIONS:
         raise ServiceError("invalid_expired_action", "Expired aliases either drop or reject new mail.")
+
+
+def check_extension(duration: timedelta | None, idle_days: int | None, extra_messages: int | None) -> None:
+    """Raise what :func:`extend` would for these values, before anything is changed."""
+    _check_limits(duration, idle_days, extra_messages, "drop")
 
 
 def live_count(db: Session, user: User) -> int:
@@ -128,7 +136,7 @@ def create(
         raise ServiceError("limit_reached", f"You have {cap} aliases, the most an account may have. Delete some first.", 409)
     wait = ratelimit.hit("alias-create", str(user.id))
     if wait is not None:
-        raise ServiceError("rate_limited", f"Too many new aliases; try again in {wait // 60 + 1} minutes.", 429)
+        raise ServiceError("rate_limited", f"Too many new aliases; try again in {wait // 60 + 1} minutes.", 429, wait)
     targets = _destinations(db, user, destination_ids)
     try:
         alias = accounts.create_alias(

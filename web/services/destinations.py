@@ -52,7 +52,7 @@ def _serializer() -> URLSafeTimedSerializer:
 def send_verification(user: User, destination: Destination) -> None:
     wait = ratelimit.hit("verification", str(user.id))
     if wait is not None:
-        raise ServiceError("rate_limited", f"Too many verification emails; try again in {wait // 60 + 1} minutes.", 429)
+        raise ServiceError("rate_limited", f"Too many verification emails; try again in {wait // 60 + 1} minutes.", 429, wait)
     token = _serializer().dumps({"d": destination.id, "e": destination.email})
     link = url_for("destinations.verify", token=token, _external=True)
     mailer.send_mail(

@@ -1,0 +1,62 @@
+"""``othermail user``: accounts, for operators.
+
+Flask is imported only inside the command (the password helpers live in the web app), so the
+Lambda package, which has no Flask, can still import this module.
+"""
+
+from __future__ import annotations
+
+import click
+
+from forwarder.cli.context import CliContext
+
+
+@click.group()
+def user() -> None:
+    """Manage user accounts."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--admin", is_flag=True, help="Make the user an administrator (promotes an existing user).")
+@click.option("--password-stdin", is_flag=True,
+              help="Read a password from the first line of standard input. Without it, the user "
+                   "chooses one through the password reset link on the sign-in page.")
+@click.pass_obj
+def create(obj: CliContext, email: str, admin: bool, password_stdin: bool) -> None:
+    """Create the account EMAIL, or update an existing one, and print its id."""
+    import sys
+
+    from sqlalchemy import select
+
+    from forwarder.core.addresses import is_valid_address
+    from models import User, normalize_email, utcnow
+    from web.security import hash_password, password_problem
+
+    try:
+        address = normalize_email(email)
+    except (TypeError, ValueError):
+        address = ""
+    if not address or not is_valid_address(address):
+        raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL")
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        problem = password_problem(password)
+        if problem:
+            raise click.ClickException(f"password refused: {problem}")
+    with obj.sessions()() as session:
+        found = session.scalars(select(User).where(User.email == address)).first()
+        created = found is None
+        account = found or User(email=address)
+        if created:
+            session.add(account)
+        if admin:
+            account.is_admin = True
+        if password is not None:
+            account.password_hash = hash_password(password)
+            account.password_changed_at = utcnow()
+        session.commit()
+        what = "created" if created else ("updated" if admin or password is not None else "exists")
+        click.echo(f"user {address} {what}{' (admin)' if account.is_admin else ''}", err=True)
+        click.echo(account.id)

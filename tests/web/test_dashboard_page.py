@@ -1,0 +1,112 @@
+"""The dashboard: counts, a 30-day SVG chart drawn on the server, the latest mail, one-click create."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from models import Alias, Delivery, Destination, User, utcnow
+from tests.web.conftest import post, signup
+
+
+def seed(app: Flask, email: str, local: str) -> None:
+    """Three forwarded and one blocked today, two forwarded five days ago, one 40 days ago."""
+    now = utcnow()
+    with app.app_context():
+        from web.db import session
+
+        db = session()
+        user = db.scalars(select(User).where(User.email == email)).one()
+        home = Destination(user_id=user.id, email=f"home-{local}@real.example", verified_at=now)
+        pending = Destination(user_id=user.id, email=f"pending-{local}@real.example")
+        shop = Alias(address=f"{local}@othermail.example", user_id=user.id)
+        gone = Alias(address=f"{local}-gone@othermail.example", user_id=user.id, deleted_at=now, enabled=False)
+        shop.destinations.append(home)
+        db.add_all([home, pending, shop, gone])
+        db.flush()
+        rows = [(0, "forwarded", f"{local} today {n}") for n in range(3)] + [(0, "dropped-spam", f"{local} spam")]
+        rows += [(5, "forwarded", f"{local} older {n}") for n in range(2)] + [(40, "forwarded", f"{local} ancient")]
+        for n, (days_ago, outcome, subject) in enumerate(rows):
+            db.add(Delivery(inbound_message_id=f"{local}-{n}", recipient=shop.address, alias_id=shop.id,
+                            destination_id=home.id if outcome == "forwarded" else None, outcome=outcome,
+                            reason=outcome, mail_from="sender@store.example", subject=subject,
+                            created_at=now - timedelta(days=days_ago, seconds=n)))
+        db.commit()
+
+
+def card(page: str, name: str) -> list[str]:
+    match = re.search(rf'data-count="{name}">(.*?)</div>', page, re.S)
+    assert match, name
+    return re.sub(r"<[^>]+>", " ", match.group(1)).split()
+
+
+def test_the_dashboard_needs_a_session(client: FlaskClient) -> None:
+    response = client.get("/dashboard")
+    assert response.status_code == 302 and "/signin" in response.headers["Location"]
+
+
+def test_home_sends_a_signed_in_user_to_the_dashboard(client: FlaskClient) -> None:
+    assert signup(client).status_code == 302
+    response = client.get("/")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/dashboard")
+
+
+def test_an_empty_dashboard_has_thirty_empty_days_and_the_new_alias_button(client: FlaskClient) -> None:
+    assert signup(client).status_code == 302
+    response = client.get("/dashboard")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert page.count('<g class="day">') == 30
+    assert len(re.findall(r'<rect class="forwarded"[^>]* height="0.0"', page)) == 30
+    assert card(page, "live")[2] == "0" and card(page, "forwarded") == ["Forwarded,", "30", "days", "0"]
+    assert re.search(r'<form class="inline one-click" method="post" action="/aliases/new">', page)
+    assert "No verified destination yet" in page and "No mail yet." in page
+
+
+def test_seeded_counts_chart_and_activity(app: Flask, client: FlaskClient) -> None:
+    bob = app.test_client()
+    assert signup(bob, "bob@example.org").status_code == 302
+    assert signup(client, "ann@example.org").status_code == 302
+    seed(app, "ann@example.org", "ann")
+    seed(app, "bob@example.org", "bob")
+    response = client.get("/dashboard")
+    page = response.get_data(as_text=True)
+
+    assert card(page, "live") == ["Live", "aliases", "1", "of", "200"]
+    assert card(page, "destinations") == ["Destinations", "1", "verified,", "1", "unverified"]
+    assert card(page, "forwarded")[-1] == "5" and card(page, "blocked")[-1] == "1"
+
+    svg = re.search(r"<svg class=\"chart\".*?</svg>", page, re.S)
+    assert svg
+    groups = re.findall(r'<g class="day">(.*?)</g>', svg.group(0), re.S)
+    assert len(groups) == 30
+    titles = [re.search(r"<title>(.*?)</title>", g).group(1) for g in groups]  # type: ignore[union-attr]
+    today = utcnow().date()
+    assert titles[-1] == f"{today.isoformat()}: 3 forwarded, 1 blocked"
+    assert titles[-6] == f"{(today - timedelta(days=5)).isoformat()}: 2 forwarded, 0 blocked"
+    assert titles[0] == f"{(today - timedelta(days=29)).isoformat()}: 0 forwarded, 0 blocked"
+    assert sum(1 for t in titles if t.endswith(": 0 forwarded, 0 blocked")) == 28
+    heights = [float(re.search(r'class="forwarded"[^>]* height="([\d.]+)"', g).group(1)) for g in groups]  # type: ignore[union-attr]
+    assert heights[-1] > heights[-6] > 0 and heights.count(0.0) == 28
+    blocked = [float(re.search(r'class="blocked"[^>]* height="([\d.]+)"', g).group(1)) for g in groups]  # type: ignore[union-attr]
+    assert 0 < blocked[-1] < heights[-1] and blocked.count(0.0) == 29
+
+    activity = re.search(r'<table class="activity">(.*?)</table>', page, re.S).group(1)  # type: ignore[union-attr]
+    assert "ann today 0" in activity and "ann spam" in activity and "ann ancient" in activity
+    assert "bob" not in activity
+    assert '<span class="tag bad">dropped-spam</span>' in activity
+    assert "<script" not in page and "style=" not in page
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_the_new_alias_button_creates_one(app: Flask, client: FlaskClient) -> None:
+    assert signup(client, "ann@example.org").status_code == 302
+    seed(app, "ann@example.org", "ann")
+    response = post(client, "/aliases/new", {}, page="/dashboard")
+    assert response.status_code == 302 and re.search(r"/aliases/\d+$", response.headers["Location"])
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert card(page, "live")[2] == "2"

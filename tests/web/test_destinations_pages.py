@@ -1,0 +1,198 @@
+"""The destinations pages: add with a verification link, resend, change (unverifies), delete."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from forwarder.senders import MemorySender
+from models import Alias, Destination, User, utcnow
+from tests.web.conftest import links_in, post, signup
+
+INDEX = "/destinations/"
+
+
+def add(client: FlaskClient, address: str):
+    return post(client, INDEX, {"email": address})
+
+
+def destination(app: Flask, address: str) -> Destination:
+    with app.app_context():
+        from web.db import session
+
+        found = session().scalars(select(Destination).where(Destination.email == address)).one()
+        session().expunge(found)
+        return found
+
+
+def verify_link(outbox: MemorySender, recipient: str) -> str:
+    mail = [m for m in outbox.sent if m.recipient == recipient]
+    assert mail, f"no mail to {recipient}"
+    links = links_in(mail[-1].raw)
+    assert len(links) == 1 and "/destinations/verify/" in links[0]
+    return links[0]
+
+
+@pytest.fixture
+def ann(client: FlaskClient) -> FlaskClient:
+    assert signup(client, "ann@example.org").status_code == 302
+    return client
+
+
+def test_the_pages_need_a_session(client: FlaskClient) -> None:
+    response = client.get(INDEX)
+    assert response.status_code == 302 and "/signin" in response.headers["Location"]
+    assert client.post(INDEX, data={"email": "x@real.example"}).status_code in (302, 400)
+    assert client.get("/destinations/1").status_code == 302
+
+
+def test_adding_sends_a_link_that_verifies_without_a_session(app: Flask, ann: FlaskClient,
+                                                             outbox: MemorySender) -> None:
+    response = add(ann, "Me@Real.Example")
+    assert response.status_code == 302
+    assert [m.recipient for m in outbox.sent] == ["me@real.example"]
+    assert outbox.sent[0].sender == "noreply@othermail.example"
+    page = ann.get(INDEX).get_data(as_text=True)
+    assert "me@real.example" in page and "unverified" in page and "Resend link" in page
+    assert destination(app, "me@real.example").verified_at is None
+
+    link = verify_link(outbox, "me@real.example")
+    stranger = app.test_client()  # the mailbox owner, maybe on another device
+    response = stranger.get(link)
+    assert response.status_code == 200
+    assert "Address verified" in response.get_data(as_text=True)
+    assert destination(app, "me@real.example").verified_at is not None
+    page = ann.get(INDEX).get_data(as_text=True)
+    assert '<span class="tag ok">verified</span>' in page and "Resend link" not in page
+    assert stranger.get(link).status_code == 200  # opening it twice is harmless
+
+
+def test_bad_expired_and_stale_links_get_a_clear_page(app: Flask, ann: FlaskClient, outbox: MemorySender,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    add(ann, "me@real.example")
+    link = verify_link(outbox, "me@real.example")
+    token = link.rsplit("/", 1)[1]
+
+    response = ann.get(f"/destinations/verify/{token[:-3]}xyz")
+    assert response.status_code == 404 and "Link not valid" in response.get_data(as_text=True)
+
+    from web.services import destinations as service
+
+    monkeypatch.setattr(service, "VERIFY_MAX_AGE", -1)
+    response = ann.get(link)
+    assert response.status_code == 410 and "Link expired" in response.get_data(as_text=True)
+    monkeypatch.undo()
+
+    dest_id = destination(app, "me@real.example").id
+    assert post(ann, f"/destinations/{dest_id}/change", {"email": "new@real.example"}, page=INDEX).status_code == 302
+    response = ann.get(link)
+    assert response.status_code == 410
+    assert "has changed since" in response.get_data(as_text=True)
+    assert destination(app, "new@real.example").verified_at is None
+
+
+def test_changing_the_address_unverifies_it_and_sends_a_new_link(app: Flask, ann: FlaskClient,
+                                                                 outbox: MemorySender) -> None:
+    add(ann, "me@real.example")
+    ann.get(verify_link(outbox, "me@real.example"))
+    dest_id = destination(app, "me@real.example").id
+    assert destination(app, "me@real.example").verified_at is not None
+
+    page = f"/destinations/{dest_id}"
+    assert "Change the address" in ann.get(page).get_data(as_text=True)
+    response = post(ann, f"/destinations/{dest_id}/change", {"email": "other@real.example"}, page=page)
+    assert response.status_code == 302
+    changed = destination(app, "other@real.example")
+    assert changed.id == dest_id and changed.verified_at is None
+    assert "unverified" in ann.get(INDEX).get_data(as_text=True)
+    ann.get(verify_link(outbox, "other@real.example"))
+    assert destination(app, "other@real.example").verified_at is not None
+
+    response = post(ann, f"/destinations/{dest_id}/change", {"email": "not an address"}, page=page)
+    assert response.status_code == 400 and "valid email" in response.get_data(as_text=True)
+    assert destination(app, "other@real.example").verified_at is not None
+
+
+def test_resend_sends_another_link_and_rate_limits_say_429(app: Flask, ann: FlaskClient,
+                                                           outbox: MemorySender) -> None:
+    app.config["RATE_LIMITS"]["verification"] = (3, 3600)
+    add(ann, "me@real.example")
+    dest_id = destination(app, "me@real.example").id
+    assert post(ann, f"/destinations/{dest_id}/resend", {}, page=INDEX).status_code == 302
+    assert [m.recipient for m in outbox.sent] == ["me@real.example"] * 2
+    assert add(ann, "two@real.example").status_code == 302
+    response = post(ann, f"/destinations/{dest_id}/resend", {}, page=INDEX)
+    assert response.status_code == 429
+    assert "Too many verification emails" in response.get_data(as_text=True)
+    assert len(outbox.sent) == 3
+
+
+def test_bad_and_duplicate_addresses_are_refused(app: Flask, ann: FlaskClient, outbox: MemorySender) -> None:
+    response = add(ann, "nobody")
+    assert response.status_code == 400 and "valid email" in response.get_data(as_text=True)
+    response = add(ann, "loop@alias.example")
+    assert response.status_code == 400 and "not an alias" in response.get_data(as_text=True)
+    assert add(ann, "me@real.example").status_code == 302
+    response = add(ann, "ME@real.example")
+    assert response.status_code == 409 and "already added" in response.get_data(as_text=True)
+    assert [m.recipient for m in outbox.sent] == ["me@real.example"]
+
+
+def test_deleting_warns_about_aliases_and_removes_it(app: Flask, ann: FlaskClient) -> None:
+    with app.app_context():
+        from web.db import session
+
+        db = session()
+        user = db.scalars(select(User).where(User.email == "ann@example.org")).one()
+        target = Destination(user_id=user.id, email="me@real.example", verified_at=utcnow())
+        alias = Alias(address="shop@othermail.example", user_id=user.id)
+        alias.destinations.append(target)
+        db.add_all([target, alias])
+        db.commit()
+        dest_id = target.id
+    page = ann.get(f"/destinations/{dest_id}").get_data(as_text=True)
+    assert "shop@othermail.example" in page and "will stop forwarding" in page
+    response = post(ann, f"/destinations/{dest_id}/delete", {}, page=f"/destinations/{dest_id}")
+    assert response.status_code == 302
+    page = ann.get(INDEX).get_data(as_text=True)
+    assert "me@real.example was removed" in page and 'class="address"><a' not in page
+    with app.app_context():
+        from web.db import session
+
+        assert session().get(Destination, dest_id) is None
+        assert session().scalars(select(Alias)).one().destinations == []
+
+
+def test_another_users_destination_is_404_everywhere(app: Flask, ann: FlaskClient, outbox: MemorySender) -> None:
+    bob = app.test_client()
+    assert signup(bob, "bob@example.org").status_code == 302
+    add(bob, "bob@real.example")
+    bobs = destination(app, "bob@real.example").id
+    assert ann.get(f"/destinations/{bobs}").status_code == 404
+    for action, data in (("resend", {}), ("change", {"email": "ann@real.example"}), ("delete", {})):
+        assert post(ann, f"/destinations/{bobs}/{action}", data, page=INDEX).status_code == 404, action
+    kept = destination(app, "bob@real.example")
+    assert kept.id == bobs and kept.user_id != destination_owner(app, "ann@example.org")
+    assert [m.recipient for m in outbox.sent] == ["bob@real.example"]
+    assert "bob@real.example" not in ann.get(INDEX).get_data(as_text=True)
+
+
+def destination_owner(app: Flask, email: str) -> int:
+    with app.app_context():
+        from web.db import session
+
+        return session().scalars(select(User.id).where(User.email == email)).one()
+
+
+def test_every_form_carries_a_csrf_token_and_no_inline_script(app: Flask, ann: FlaskClient) -> None:
+    add(ann, "me@real.example")
+    dest_id = destination(app, "me@real.example").id
+    for path in (INDEX, f"/destinations/{dest_id}"):
+        page = ann.get(path).get_data(as_text=True)
+        forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>(.*?)</form>", page, re.S)
+        assert forms and all('name="csrf_token"' in form for form in forms)
+        assert "<script" not in page and "style=" not in page and " onclick" not in page

@@ -1,0 +1,80 @@
+"""The signed-in user's account: change the password, download everything, delete the account."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from models import utcnow
+from web import ratelimit
+from web.db import session
+from web.security import current_user, login_required, sign_in, sign_out
+from web.services import account as service
+from web.services.errors import ServiceError
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+def _page(status: int = 200, **context: object) -> tuple[str, int]:
+    return render_template("account/index.html", confirm_phrase=service.CONFIRM_PHRASE, **context), status
+
+
+def _too_many() -> tuple[str, int] | None:
+    """Password checks here count like sign-ins, per account, so a left-open session cannot guess."""
+    wait = ratelimit.hit("signin", f"account:{current_user().id}")  # type: ignore[union-attr]
+    if wait is None:
+        return None
+    return _page(429, error=f"Too many attempts. Try again in {max(1, wait // 60)} minute(s).")
+
+
+@bp.get("/")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    return _page()
+
+
+@bp.post("/password")
+@login_required
+def password():  # type: ignore[no-untyped-def]
+    limited = _too_many()
+    if limited:
+        return limited
+    user = current_user()
+    assert user is not None
+    try:
+        service.change_password(session(), user, request.form.get("current", ""), request.form.get("password", ""),
+                                request.form.get("confirm", ""))
+    except ServiceError as exc:
+        return _page(exc.status, error=exc.message)
+    sign_in(user)  # this session carries the new stamp; every other one ends
+    flash("Your password was changed. Other sessions were signed out.")
+    return redirect(url_for("account.index"))
+
+
+@bp.get("/export")
+@login_required
+def export():  # type: ignore[no-untyped-def]
+    user = current_user()
+    assert user is not None
+    body = json.dumps(service.export(session(), user), indent=2, ensure_ascii=False)
+    name = f"othermail-export-{utcnow():%Y%m%d}.json"
+    return Response(body + "\n", mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+@bp.post("/delete")
+@login_required
+def delete():  # type: ignore[no-untyped-def]
+    limited = _too_many()
+    if limited:
+        return limited
+    user = current_user()
+    assert user is not None
+    try:
+        service.delete_account(session(), user, request.form.get("password", ""), request.form.get("confirm", ""))
+    except ServiceError as exc:
+        return _page(exc.status, error=exc.message)
+    sign_out()
+    flash("Your account was deleted. Its aliases no longer forward anything.")
+    return redirect(url_for("auth.signin"))

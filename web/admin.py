@@ -1,0 +1,51 @@
+"""The operator's page: users, aliases, the latest outcomes and totals per outcome. Admins only."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request
+
+from web.db import session
+from web.security import current_user, login_required
+from web.services import admin as service
+from web.services.aliases import status
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        user = current_user()
+        if user is None or not user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return login_required(wrapped)
+
+
+def _number(name: str) -> int:
+    return max(1, request.args.get(name, 1, type=int) or 1)
+
+
+def _pages(total: int) -> int:
+    return max(1, -(-total // service.PER_PAGE))
+
+
+@bp.get("/")
+@admin_required
+def index():  # type: ignore[no-untyped-def]
+    db = session()
+    user_page, alias_page = _number("users"), _number("aliases")
+    users, user_total = service.users(db, user_page)
+    aliases, alias_total = service.aliases(db, alias_page)
+    return render_template(
+        "admin/index.html",
+        users=users, user_total=user_total, user_page=user_page, user_pages=_pages(user_total),
+        aliases=aliases, alias_total=alias_total, alias_page=alias_page, alias_pages=_pages(alias_total),
+        states={row.alias.id: status(row.alias).state for row in aliases},
+        recent=service.recent(db), totals=service.totals(db),
+    )

@@ -1,0 +1,122 @@
+"""The user's real mailboxes: add one, resend its link, change or delete it, and the link itself.
+
+Mail is only ever forwarded to a verified destination; changing an address makes it unverified
+until the new mailbox follows the link sent to it. The verification link works without a session,
+since it is often opened on another device.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from models import Destination, User
+from web.db import session
+from web.security import current_user, login_required
+from web.services import destinations as service
+from web.services.errors import ServiceError
+
+bp = Blueprint("destinations", __name__, url_prefix="/destinations")
+
+
+def _user() -> User:
+    user = current_user()
+    assert user is not None  # login_required ran first
+    return user
+
+
+def _owned(destination_id: int) -> Destination:
+    try:
+        return service.owned(session(), _user(), destination_id)
+    except ServiceError:
+        abort(404)
+
+
+def _index(status: int = 200, **context: object) -> tuple[str, int]:
+    return render_template("destinations/index.html", destinations=service.listed(session(), _user()),
+                           **context), status
+
+
+def _detail(destination: Destination, status: int = 200, **context: object) -> tuple[str, int]:
+    aliases = [a for a in destination.aliases if a.deleted_at is None]
+    return render_template("destinations/detail.html", destination=destination, aliases=aliases,
+                           only=[a for a in aliases if len(a.destinations) == 1], **context), status
+
+
+@bp.get("/")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    return _index()
+
+
+@bp.post("/")
+@login_required
+def add():  # type: ignore[no-untyped-def]
+    address = request.form.get("email", "")
+    try:
+        destination = service.add(session(), _user(), address)
+    except ServiceError as exc:
+        return _index(exc.status, error=exc.message, email=address)
+    flash(f"We sent a link to {destination.email}. Open it to start forwarding there.")
+    return redirect(url_for("destinations.index"))
+
+
+@bp.get("/<int:destination_id>")
+@login_required
+def detail(destination_id: int):  # type: ignore[no-untyped-def]
+    return _detail(_owned(destination_id))
+
+
+@bp.post("/<int:destination_id>/resend")
+@login_required
+def resend(destination_id: int):  # type: ignore[no-untyped-def]
+    destination = _owned(destination_id)
+    if destination.is_verified:
+        flash(f"{destination.email} is already verified.")
+        return redirect(url_for("destinations.index"))
+    try:
+        service.send_verification(_user(), destination)
+    except ServiceError as exc:
+        return _index(exc.status, error=exc.message)
+    flash(f"A new link is on its way to {destination.email}.")
+    return redirect(url_for("destinations.index"))
+
+
+@bp.post("/<int:destination_id>/change")
+@login_required
+def change(destination_id: int):  # type: ignore[no-untyped-def]
+    destination = _owned(destination_id)
+    address, before = request.form.get("email", ""), destination.email
+    try:
+        changed = service.change(session(), _user(), destination, address)
+    except ServiceError as exc:
+        session().refresh(destination)
+        return _detail(destination, exc.status, error=exc.message, email=address)
+    if changed.email == before:
+        flash("That is already the address.")
+    else:
+        flash(f"Changed to {changed.email}. Nothing is forwarded there until the link we sent is opened.")
+    return redirect(url_for("destinations.index"))
+
+
+@bp.post("/<int:destination_id>/delete")
+@login_required
+def delete(destination_id: int):  # type: ignore[no-untyped-def]
+    destination = _owned(destination_id)
+    address = destination.email
+    service.delete(session(), destination)
+    flash(f"{address} was removed; no mail goes there any more.")
+    return redirect(url_for("destinations.index"))
+
+
+@bp.get("/verify/<token>")
+def verify(token: str):  # type: ignore[no-untyped-def]
+    try:
+        destination = service.verify(session(), token)
+    except ServiceError as exc:
+        titles = {"expired": "Link expired", "stale": "Link out of date", "not_found": "Link not valid"}
+        message = exc.message if exc.code != "not_found" else (
+            "That link is not valid. Copy the whole link from the email, or ask for a new one.")
+        return render_template("destinations/verify.html", ok=False, title=titles.get(exc.code, "Link not valid"),
+                               message=message), exc.status
+    return render_template("destinations/verify.html", ok=True, title="Address verified",
+                           destination=destination)

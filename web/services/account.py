@@ -1,0 +1,142 @@
+"""A user's own account: change the password, export everything, delete it.
+
+Deleting an account stops every alias at once and removes the personal data, but keeps the alias
+rows (``deleted_at`` set) so their addresses are never issued again and mail to them is dropped as
+``dropped-unknown-alias``. The user row stays too, under a tombstone address, so the delivery log's
+foreign keys stay valid and the old email address is free for a new sign-up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from models import Alias, ApiToken, Delivery, Destination, User, alias_destinations, utcnow
+from web.security import hash_password, password_problem, verify_password
+from web.services.errors import ServiceError
+
+#: What the user types to confirm that the account should go.
+CONFIRM_PHRASE = "delete my account"
+EXPORT_VERSION = 1
+
+
+def tombstone(user_id: int) -> str:
+    return f"deleted-{user_id}@invalid"
+
+
+def check_password(user: User, password: str) -> None:
+    if not verify_password(user, password):
+        raise ServiceError("wrong_password", "That is not your current password.", 403)
+
+
+def change_password(db: Session, user: User, current: str, new: str, confirm: str | None = None) -> None:
+    """Set a new password; ``password_changed_at`` moves, so every other session ends."""
+    check_password(user, current)
+    problem = password_problem(new, confirm)
+    if problem:
+        raise ServiceError("weak_password", problem)
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    db.commit()
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _aliases(db: Session, user: User) -> list[Alias]:
+    return list(db.scalars(select(Alias).where(Alias.user_id == user.id).order_by(Alias.id)))
+
+
+def _alias(alias: Alias) -> dict[str, Any]:
+    return {
+        "id": alias.id, "address": alias.address, "enabled": alias.enabled, "label": alias.label,
+        "note": alias.note, "created_at": _when(alias.created_at), "deleted_at": _when(alias.deleted_at),
+        "expires_at": _when(alias.expires_at), "idle_days": alias.idle_days, "max_messages": alias.max_messages,
+        "expired_action": alias.expired_action, "last_used_at": _when(alias.last_used_at),
+        "message_count": alias.message_count, "forwarded_count": alias.forwarded_count,
+        "blocked_count": alias.blocked_count, "destination_ids": sorted(d.id for d in alias.destinations),
+    }
+
+
+def _token(token: ApiToken) -> dict[str, Any]:
+    """A token's metadata; its hash never leaves the database."""
+    return {
+        "id": token.id, "name": token.name, "prefix": token.prefix, "scope": token.scope,
+        "created_at": _when(token.created_at), "expires_at": _when(token.expires_at),
+        "last_used_at": _when(token.last_used_at), "revoked_at": _when(token.revoked_at),
+    }
+
+
+def _delivery(row: Delivery) -> dict[str, Any]:
+    return {
+        "id": row.id, "created_at": _when(row.created_at), "received_at": _when(row.received_at),
+        "alias_id": row.alias_id, "recipient": row.recipient, "destination_id": row.destination_id,
+        "outcome": row.outcome, "reason": row.reason, "mail_from": row.mail_from, "subject": row.subject,
+        "bytes_in": row.bytes_in, "bytes_out": row.bytes_out, "attempts": row.attempts,
+    }
+
+
+def export(db: Session, user: User) -> dict[str, Any]:
+    """Everything the service holds about ``user``, as JSON-ready values."""
+    aliases = _aliases(db, user)
+    alias_ids = [a.id for a in aliases]
+    destinations = db.scalars(select(Destination).where(Destination.user_id == user.id).order_by(Destination.id))
+    tokens = db.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
+    deliveries = db.scalars(
+        select(Delivery).where(Delivery.alias_id.in_(alias_ids)).order_by(Delivery.created_at, Delivery.id)
+    ) if alias_ids else []
+    return {
+        "format": "othermail-export", "version": EXPORT_VERSION, "exported_at": utcnow().isoformat(),
+        "profile": {
+            "id": user.id, "email": user.email, "is_admin": user.is_admin, "created_at": _when(user.created_at),
+            "email_verified_at": _when(user.email_verified_at),
+            "password_changed_at": _when(user.password_changed_at),
+        },
+        "destinations": [
+            {"id": d.id, "email": d.email, "verified_at": _when(d.verified_at), "created_at": _when(d.created_at)}
+            for d in destinations
+        ],
+        "aliases": [_alias(a) for a in aliases],
+        "api_tokens": [_token(t) for t in tokens],
+        "deliveries": [_delivery(row) for row in deliveries],
+    }
+
+
+def delete_account(db: Session, user: User, password: str | None = None, confirmation: str | None = None) -> None:
+    """Stop every alias, remove personal data, keep the alias addresses reserved.
+
+    With ``password`` the current password is checked, with ``confirmation`` the typed phrase;
+    an operator tool may pass neither.
+    """
+    if password is not None:
+        check_password(user, password)
+    if confirmation is not None and confirmation.strip().lower() != CONFIRM_PHRASE:
+        raise ServiceError("not_confirmed", f"Type “{CONFIRM_PHRASE}” to confirm.")
+    now = utcnow()
+    alias_ids = select(Alias.id).where(Alias.user_id == user.id).scalar_subquery()
+    db.execute(delete(alias_destinations).where(alias_destinations.c.alias_id.in_(alias_ids)))
+    db.execute(
+        update(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None))
+        .values(deleted_at=now).execution_options(synchronize_session=False)
+    )
+    db.execute(
+        update(Alias).where(Alias.user_id == user.id)
+        .values(enabled=False, label=None, note=None).execution_options(synchronize_session=False)
+    )
+    db.execute(
+        update(Delivery).where(Delivery.alias_id.in_(alias_ids))
+        .values(mail_from=None, subject=None).execution_options(synchronize_session=False)
+    )
+    db.execute(delete(ApiToken).where(ApiToken.user_id == user.id).execution_options(synchronize_session=False))
+    db.execute(delete(Destination).where(Destination.user_id == user.id).execution_options(synchronize_session=False))
+    user.email = tombstone(user.id)
+    user.password_hash = None
+    user.is_admin = False
+    user.email_verified_at = None
+    user.deleted_at = now
+    user.password_changed_at = now
+    db.commit()

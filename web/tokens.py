@@ -1,0 +1,62 @@
+"""Personal API tokens: list them, create one (its secret is shown this once), revoke one."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from models import ApiToken, User, utcnow
+from web.db import session
+from web.security import current_user, login_required
+from web.services import tokens as service
+from web.services.errors import ServiceError
+
+bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
+
+#: What the form offers: days until the token expires ("" for never).
+EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "one year"), ("", "never")]
+
+
+def _user() -> User:
+    user = current_user()
+    assert user is not None  # login_required ran first
+    return user
+
+
+def _page(status: int = 200, **context: object) -> tuple[str, int]:
+    return render_template("tokens/index.html", tokens=service.listed(session(), _user()), now=utcnow(),
+                           expiry_choices=EXPIRY_CHOICES, **context), status
+
+
+@bp.get("")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    return _page()
+
+
+@bp.post("")
+@login_required
+def create():  # type: ignore[no-untyped-def]
+    name = request.form.get("name", "")
+    scope = request.form.get("scope", "read")
+    raw_expiry = request.form.get("expires_in", "").strip()
+    try:
+        expires_in = int(raw_expiry) if raw_expiry else None
+    except ValueError:
+        return _page(400, error="Choose when the token expires.", name=name)
+    try:
+        token, secret = service.create(session(), _user(), name, scope, expires_in)
+    except ServiceError as exc:
+        return _page(exc.status, error=exc.message, name=name)
+    return _page(201, created=token, secret=secret)
+
+
+@bp.post("/<int:token_id>/revoke")
+@login_required
+def revoke(token_id: int):  # type: ignore[no-untyped-def]
+    try:
+        token: ApiToken = service.owned(session(), _user(), token_id)
+    except ServiceError:
+        abort(404)
+    service.revoke(session(), token)
+    flash(f"Token “{token.name}” ({token.prefix}…) was revoked; it no longer works.")
+    return redirect(url_for("tokens.index"))
