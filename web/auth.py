@@ -7,7 +7,6 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from forwarder.core.addresses import is_valid_address
 from models import User, normalize_email, utcnow
 from web import mailer, ratelimit
 from web.db import session
@@ -23,7 +22,7 @@ def clean_email(raw: str) -> str | None:
         address = normalize_email(raw)
     except (ValueError, TypeError):
         return None
-    return address if is_valid_address(address) else None
+    return address if mailer.is_mailable(address) else None
 
 
 def _client() -> str:

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 
 from flask import current_app
 
+from forwarder.core.addresses import is_valid_address
 from forwarder.senders import MaildirSender, Sender
 
 
@@ -29,12 +30,21 @@ def _sender() -> Sender:
     return sender
 
 
+def is_mailable(address: str) -> bool:
+    """Whether ``address`` may go into a header and an envelope: a valid addr-spec of printable
+    7-bit characters. ``is_valid_address`` alone takes a quoted local part holding a CR (as a
+    quoted-pair), a NUL, another control character or 8-bit text."""
+    return address.isascii() and address.isprintable() and is_valid_address(address)
+
+
 def service_address() -> str:
     return f"noreply@{current_app.config['SETTINGS'].domains[0]}"
 
 
 def send_mail(to: str, subject: str, text: str) -> None:
     """Send a plain-text message from the service's no-reply address."""
+    if not is_mailable(to):
+        raise ValueError(f"refusing to mail an address that is not printable 7-bit: {to!r}")
     message = EmailMessage()
     message["From"] = email.utils.formataddr(("othermail", service_address()))
     message["To"] = to

@@ -112,6 +112,14 @@ def live_count(db: Session, user: User) -> int:
     ) or 0
 
 
+
+def _text(name: str, value: str, limit: int) -> str | None:
+    """Free text for the user's eyes only: trimmed and cut to ``limit``; NUL is refused because
+    PostgreSQL cannot store it in a text column."""
+    if "\x00" in value:
+        raise ServiceError("invalid_text", f"The {name} may not contain NUL characters.")
+    return value.strip()[:limit] or None
+
 def create(
     db: Session,
     user: User,
@@ -131,6 +139,7 @@ def create(
     if domain not in settings.domains:
         raise ServiceError("invalid_domain", f"Aliases live on {', '.join(settings.domains)}.")
     _check_limits(duration, idle_days, max_messages, expired_action)
+    clean_label, clean_note = _text("label", label, 100), _text("note", note, 2000)
     cap = int(current_app.config.get("MAX_LIVE_ALIASES", 200))
     if live_count(db, user) >= cap:
         raise ServiceError("limit_reached", f"You have {cap} aliases, the most an account may have. Delete some first.", 409)
@@ -146,8 +155,7 @@ def create(
     except accounts.AccountError as exc:
         code = "taken" if "taken" in str(exc) else "invalid_local_part"
         raise ServiceError(code, str(exc), 409 if code == "taken" else 400) from None
-    alias.label = label.strip()[:100] or None
-    alias.note = note.strip()[:2000] or None
+    alias.label, alias.note = clean_label, clean_note
     alias.expired_action = expired_action
     db.commit()
     return alias
@@ -165,9 +173,9 @@ def update(
     expired_action: str | None = None,
 ) -> Alias:
     if label is not None:
-        alias.label = label.strip()[:100] or None
+        alias.label = _text("label", label, 100)
     if note is not None:
-        alias.note = note.strip()[:2000] or None
+        alias.note = _text("note", note, 2000)
     if enabled is not None:
         alias.enabled = enabled
     if expired_action is not None:

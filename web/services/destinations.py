@@ -12,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from forwarder.core.addresses import is_valid_address
 from models import Destination, User, normalize_email, utcnow
 from web import mailer, ratelimit
 from web.services.errors import ServiceError, not_found
@@ -26,7 +25,7 @@ def clean_address(raw: str) -> str:
         address = normalize_email(raw)
     except (TypeError, ValueError):
         raise ServiceError("invalid_email", "Enter a valid email address.") from None
-    if not is_valid_address(address):
+    if not mailer.is_mailable(address):
         raise ServiceError("invalid_email", "Enter a valid email address.")
     domain = address.rpartition("@")[2]
     if domain in current_app.config["SETTINGS"].domains:
