@@ -63,6 +63,22 @@ class Settings:
     outbox: Path = Path("var/outbox")
     policy: Policy = field(default_factory=Policy)
     claim_timeout_seconds: int = 900
+    # outbound SMTP relay (OTHERMAIL_SENDER=smtp)
+    relay_host: str = ""
+    relay_port: int = 587
+    relay_security: str = "starttls"
+    relay_username: str = ""
+    relay_password: str = ""
+    relay_timeout_seconds: int = 30
+    # inbound SMTP listener and where it keeps raw mail (one-box mode)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_max_bytes: int = 30 * 1024 * 1024
+    store: str = "local"
+    store_dir: Path = Path("var/mail")
+    # queue worker (EC2 mode: SES -> S3 -> SNS -> SQS)
+    queue_url: str = ""
+    queue_wait_seconds: int = 20
 
     @property
     def max_bytes(self) -> int:
@@ -74,7 +90,8 @@ class Settings:
         return self.database_url or f"sqlite:///{(self.data_dir / 'othermail.db').resolve()}"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, default_sender: str = "ses") -> "Settings":
+        """``default_sender`` is the mode's default: ``ses`` for the Lambda, ``outbox`` on one box."""
         env = os.environ if environ is None else environ
         data_dir = Path(env.get(PREFIX + "DATA_DIR") or "var")
         domains = tuple(
@@ -92,7 +109,7 @@ class Settings:
             s3_bucket=env.get(PREFIX + "S3_BUCKET", ""),
             s3_prefix=prefix,
             ses_configuration_set=env.get(PREFIX + "SES_CONFIGURATION_SET", ""),
-            sender=_choice(env, "SENDER", "ses", ("ses", "outbox")),
+            sender=_choice(env, "SENDER", default_sender, ("ses", "outbox", "smtp")),
             outbox=Path(env.get(PREFIX + "OUTBOX") or data_dir / "outbox"),
             policy=Policy(
                 drop_spam=_bool(env, "DROP_SPAM", True),
@@ -101,4 +118,17 @@ class Settings:
                 drop_auto_replies=_bool(env, "DROP_AUTO_REPLIES", True),
             ),
             claim_timeout_seconds=_int(env, "CLAIM_TIMEOUT_SECONDS", 900, minimum=1),
+            relay_host=env.get(PREFIX + "RELAY_HOST", ""),
+            relay_port=_int(env, "RELAY_PORT", 587, minimum=1),
+            relay_security=_choice(env, "RELAY_SECURITY", "starttls", ("starttls", "tls", "none")),
+            relay_username=env.get(PREFIX + "RELAY_USERNAME", ""),
+            relay_password=env.get(PREFIX + "RELAY_PASSWORD", ""),
+            relay_timeout_seconds=_int(env, "RELAY_TIMEOUT_SECONDS", 30, minimum=1),
+            smtp_host=env.get(PREFIX + "SMTP_HOST") or "127.0.0.1",
+            smtp_port=_int(env, "SMTP_PORT", 2525, minimum=0),
+            smtp_max_bytes=_int(env, "SMTP_MAX_BYTES", 30 * 1024 * 1024, minimum=1024),
+            store=_choice(env, "STORE", "local", ("local", "s3")),
+            store_dir=Path(env.get(PREFIX + "STORE_DIR") or data_dir / "mail"),
+            queue_url=env.get(PREFIX + "QUEUE_URL", ""),
+            queue_wait_seconds=_int(env, "QUEUE_WAIT_SECONDS", 20, minimum=0),
         )
