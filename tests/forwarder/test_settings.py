@@ -157,9 +157,9 @@ def test_invalid_ses_api_names_the_variable(raw: str) -> None:
         Settings.from_env({"OTHERMAIL_SES_API": raw})
 
 
-@pytest.mark.parametrize("raw", ["smtp", "maildir", "memory"])
+@pytest.mark.parametrize("raw", ["relay", "maildir", "memory"])
 def test_invalid_sender_names_the_variable(raw: str) -> None:
-    with pytest.raises(SettingsError, match="OTHERMAIL_SENDER must be one of ses, outbox"):
+    with pytest.raises(SettingsError, match="OTHERMAIL_SENDER must be one of ses, outbox, smtp"):
         Settings.from_env({"OTHERMAIL_SENDER": raw})
 
 
@@ -209,3 +209,19 @@ def test_without_a_mapping_os_environ_is_read(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("OTHERMAIL_SES_API", "v9")
     with pytest.raises(SettingsError, match="OTHERMAIL_SES_API"):
         Settings.from_env()
+
+
+def test_one_box_settings_and_their_defaults(tmp_path: Path) -> None:
+    plain = Settings.from_env({"OTHERMAIL_DATA_DIR": str(tmp_path)}, default_sender="outbox")
+    assert (plain.sender, plain.smtp_host, plain.smtp_port, plain.store) == ("outbox", "127.0.0.1", 2525, "local")
+    assert plain.store_dir == tmp_path / "mail" and plain.relay_security == "starttls"
+    assert Settings.from_env({}).sender == "ses"  # the Lambda's default
+    relay = Settings.from_env({"OTHERMAIL_SENDER": "smtp", "OTHERMAIL_RELAY_HOST": "mx.example",
+                               "OTHERMAIL_RELAY_PORT": "465", "OTHERMAIL_RELAY_SECURITY": "tls",
+                               "OTHERMAIL_QUEUE_URL": "https://sqs/q", "OTHERMAIL_STORE": "s3"})
+    assert (relay.sender, relay.relay_host, relay.relay_port, relay.relay_security) == ("smtp", "mx.example", 465, "tls")
+    assert (relay.queue_url, relay.store) == ("https://sqs/q", "s3")
+    with pytest.raises(SettingsError, match="OTHERMAIL_RELAY_SECURITY must be one of starttls, tls, none"):
+        Settings.from_env({"OTHERMAIL_RELAY_SECURITY": "ssl3"})
+    with pytest.raises(SettingsError, match="OTHERMAIL_SMTP_MAX_BYTES must be at least 1024"):
+        Settings.from_env({"OTHERMAIL_SMTP_MAX_BYTES": "10"})
