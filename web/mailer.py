@@ -9,23 +9,14 @@ from email.message import EmailMessage
 from flask import current_app
 
 from forwarder.core.addresses import is_valid_address
-from forwarder.senders import MaildirSender, Sender
+from forwarder.outbound import build_sender
+from forwarder.senders import Sender
 
 
 def _sender() -> Sender:
     sender = current_app.extensions.get("othermail.sender")
     if sender is None:
-        settings = current_app.config["SETTINGS"]
-        if settings.sender == "ses":
-            import boto3
-
-            from forwarder.senders import SesV1Sender, SesV2Sender
-
-            cls = SesV1Sender if settings.ses_api == "v1" else SesV2Sender
-            client = boto3.client("ses" if settings.ses_api == "v1" else "sesv2", region_name=settings.aws_region)
-            sender = cls(client, settings.ses_configuration_set)
-        else:
-            sender = MaildirSender(settings.outbox)
+        sender = build_sender(current_app.config["SETTINGS"])
         current_app.extensions["othermail.sender"] = sender
     return sender
 

@@ -67,18 +67,9 @@ def browser_app(tmp_path: Path) -> Iterator[Flask]:
     app.extensions["othermail.engine"].dispose()
 
 
-#: The app serves no favicon and base.html links none, so Chromium's automatic request for
-#: /favicon.ico gets a 404, which it logs as a console error. That one is tolerated, nothing else.
-FAVICON = "/favicon.ico"
-
-
-def _favicon(url: str) -> bool:
-    return url.split("?")[0].endswith(FAVICON)
-
-
 class Watch:
     """What the browser complained about: console errors, uncaught exceptions, failed requests
-    and error responses (except the missing favicon)."""
+    and error responses (the favicon included)."""
 
     def __init__(self, page: Page) -> None:
         self.console: list[str] = []
@@ -91,11 +82,11 @@ class Watch:
         page.on("response", self._response)
 
     def _console(self, message: sync_api.ConsoleMessage) -> None:
-        if message.type == "error" and not (_favicon(message.location.get("url", "")) and "404" in message.text):
+        if message.type == "error":
             self.console.append(f"{message.text} @ {message.location}")
 
     def _response(self, response: sync_api.Response) -> None:
-        if response.status >= 400 and not (response.status == 404 and _favicon(response.url)):
+        if response.status >= 400:
             self.bad_status.append(f"{response.status} {response.url}")
 
     def assert_clean(self) -> None:
