@@ -130,6 +130,12 @@ class SqlDirectory:
                 raise
             raise DatabaseUnavailable(f"database connection lost: {exc.orig.__class__.__name__}") from exc
 
+    def exists(self, address: str) -> bool:
+        """Whether ``address`` was ever issued (the SMTP listener's RCPT check; one cheap query)."""
+        with self._session() as session:
+            found = session.scalar(select(Alias.id).where(Alias.address == Alias.normalize_address(address)))
+            return found is not None
+
     def resolve(self, address: str) -> ResolvedAlias | None:
         normalized = Alias.normalize_address(address)
         with self._session() as session:

@@ -19,6 +19,15 @@ class S3Store:
         self._client = client
         self.bucket = bucket
 
+    def put(self, key: str, raw: bytes) -> None:
+        """Write a raw message (the SMTP listener's store when OTHERMAIL_STORE=s3)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=raw, ServerSideEncryption="AES256")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"writing s3://{self.bucket}/{key} failed: {exc}") from exc
+
     def get(self, key: str, bucket: str | None = None) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 

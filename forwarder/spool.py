@@ -1,0 +1,114 @@
+"""The durable hand-off between an SMTP "250" and the forwarder.
+
+When the SMTP listener accepts a message it first writes the raw bytes to the mail store (a local
+folder or S3), then an envelope file into ``pending/``. That envelope file is the commit point: the
+listener answers 250 only after both writes. The forwarder removes the envelope once every
+recipient's outcome is recorded. A process that dies in between leaves the envelope behind, and the
+next start forwards it; the delivery claims in SQL make that second attempt send nothing that was
+already sent.
+
+Spool ids sort by arrival time, so recovery forwards in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from forwarder.errors import MessageNotFound, StoreUnavailable
+
+KEY_PREFIX = "smtp/"
+
+
+class WritableStore(Protocol):
+    def put(self, key: str, raw: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    spool_id: str
+    mail_from: str
+    recipients: tuple[str, ...]
+    received_at: float
+    peer: str = ""
+
+    @property
+    def key(self) -> str:
+        return KEY_PREFIX + self.spool_id
+
+
+def new_spool_id(now: float | None = None) -> str:
+    """Sortable by time, unique without coordination: nanoseconds then 48 random bits."""
+    stamp = int((time.time() if now is None else now) * 1_000_000_000)
+    return f"{stamp:019d}-{secrets.token_hex(6)}"
+
+
+class Spool:
+    def __init__(self, root: Path, store: WritableStore) -> None:
+        self.root = Path(root)
+        self.pending_dir = self.root / "pending"
+        self.store = store
+        self.pending_dir.mkdir(parents=True, exist_ok=True)
+
+    def accept(self, raw: bytes, mail_from: str, recipients: tuple[str, ...], peer: str = "") -> Envelope:
+        """Store ``raw`` and its envelope; raises :class:`StoreUnavailable` when either write fails."""
+        envelope = Envelope(new_spool_id(), mail_from, recipients, time.time(), peer)
+        try:
+            self.store.put(envelope.key, raw)
+            self._write_envelope(envelope)
+        except OSError as exc:
+            raise StoreUnavailable(f"spooling {envelope.spool_id} failed: {exc}") from exc
+        return envelope
+
+    def _write_envelope(self, envelope: Envelope) -> None:
+        path = self.pending_dir / f"{envelope.spool_id}.json"
+        tmp = path.with_suffix(".tmp")
+        data = {"mail_from": envelope.mail_from, "recipients": list(envelope.recipients),
+                "received_at": envelope.received_at, "peer": envelope.peer}
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(tmp, path)
+
+    def pending(self) -> list[str]:
+        return sorted(p.stem for p in self.pending_dir.glob("*.json"))
+
+    def envelope(self, spool_id: str) -> Envelope:
+        path = self.pending_dir / f"{spool_id}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise MessageNotFound(f"spool entry {spool_id} is gone") from exc
+        except OSError as exc:
+            raise StoreUnavailable(f"spool entry {spool_id} cannot be read: {exc}") from exc
+        # a ValueError from here on means the entry is corrupt: no retry can help
+        if not isinstance(data, dict) or not isinstance(data.get("recipients"), list):
+            raise ValueError(f"spool entry {spool_id} is not an envelope")
+        return Envelope(spool_id, str(data.get("mail_from", "")), tuple(str(r) for r in data["recipients"]),
+                        float(data.get("received_at", 0.0)), str(data.get("peer", "")))
+
+    def load(self, spool_id: str) -> tuple[bytes, Envelope]:
+        envelope = self.envelope(spool_id)
+        return self.store.get(envelope.key), envelope
+
+    def set_aside(self, spool_id: str) -> None:
+        """Move an entry that can never be forwarded to ``failed/`` for an operator to look at."""
+        failed = self.root / "failed"
+        failed.mkdir(exist_ok=True)
+        try:
+            os.replace(self.pending_dir / f"{spool_id}.json", failed / f"{spool_id}.json")
+        except FileNotFoundError:
+            pass
+
+    def done(self, spool_id: str) -> None:
+        """Every outcome of this entry is recorded; the raw message stays in the store."""
+        try:
+            (self.pending_dir / f"{spool_id}.json").unlink()
+        except FileNotFoundError:
+            pass

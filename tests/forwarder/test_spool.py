@@ -1,0 +1,54 @@
+"""The spool: raw bytes and envelope are both written before the 250; entries sort by arrival."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forwarder.errors import MessageNotFound, StoreUnavailable
+from forwarder.spool import Spool, new_spool_id
+from forwarder.stores import LocalStore, MemoryStore
+
+
+def test_accept_load_done(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", LocalStore(tmp_path / "mail"))
+    raw = b"Subject: hi\r\n\r\n\xff\xfe 8-bit body\r\n"
+    entry = spool.accept(raw, "a@sender.example", ("x@othermail.example", "y@othermail.example"), "192.0.2.1")
+    assert spool.pending() == [entry.spool_id]
+    loaded, envelope = spool.load(entry.spool_id)
+    assert loaded == raw and envelope == entry
+    assert (tmp_path / "mail" / "smtp" / entry.spool_id).read_bytes() == raw
+    spool.done(entry.spool_id)
+    spool.done(entry.spool_id)  # twice is harmless
+    assert spool.pending() == [] and (tmp_path / "mail" / "smtp" / entry.spool_id).exists()
+
+
+def test_ids_sort_by_time_and_are_unique() -> None:
+    ids = [new_spool_id(1_700_000_000.0 + n) for n in range(50)] + [new_spool_id(1_700_000_000.0) for _ in range(3)]
+    assert len(set(ids)) == len(ids)
+    assert sorted(ids[:50]) == ids[:50]
+
+
+def test_no_envelope_is_written_when_the_store_fails(tmp_path: Path) -> None:
+    blocker = tmp_path / "mail"
+    blocker.write_text("a file where the store's folder should be")
+    spool = Spool(tmp_path / "spool", LocalStore(blocker))
+    with pytest.raises(StoreUnavailable, match="spooling"):
+        spool.accept(b"x", "", ("a@othermail.example",))
+    assert spool.pending() == []
+
+
+def test_a_missing_entry_and_a_corrupt_one_are_named(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", MemoryStore())
+    with pytest.raises(MessageNotFound):
+        spool.load("1-gone")
+    (spool.pending_dir / "2-bad.json").write_text("{not json")
+    with pytest.raises(ValueError):
+        spool.load("2-bad")
+    (spool.pending_dir / "3-odd.json").write_text(json.dumps({"recipients": "not a list"}))
+    with pytest.raises(ValueError, match="not an envelope"):
+        spool.load("3-odd")
+    spool.set_aside("2-bad")
+    assert spool.pending() == ["3-odd"] and (spool.root / "failed" / "2-bad.json").exists()
