@@ -55,10 +55,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     security.init_app(app)
     app.register_blueprint(auth.bp)
-    from web import account, admin
+    from web import account, admin, outbox
 
     app.register_blueprint(account.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(outbox.bp)
     from web import aliases, dashboard, destinations
 
     app.register_blueprint(destinations.bp)

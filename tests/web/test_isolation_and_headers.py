@@ -36,7 +36,7 @@ from forwarder.core.addresses import is_valid_address
 from forwarder.core.validator import validate_bytes
 from forwarder.directory import SqlDirectory
 from forwarder.pipeline import Forwarder, Inbound
-from forwarder.senders import MemorySender, SentMessage
+from forwarder.senders import MaildirSender, MemorySender, SentMessage
 from models import Alias, ApiToken, Delivery, Destination, User, make_session_factory, utcnow
 from tests.web.conftest import PASSWORD, csrf, links_in, post, signup
 from web.services import tokens
@@ -48,6 +48,12 @@ from web.services import tokens
 ID_KINDS = {"destination_id": "destination", "alias_id": "alias", "token_id": "api_token"}
 #: Routes whose variable is a signed link (``token``): the signature authorises them, not a session.
 SIGNED_LINKS = {"auth.reset": "reset", "destinations.verify": "verification"}
+#: Admin-only routes whose variable is a message key of the local outbox (a Maildir file, nobody's
+#: row): the admin check guards them. Walks use :data:`OUTBOX_KEY` unless a real one is given.
+OUTBOX_KEYS = {"outbox.message": "key", "outbox.raw": "key"}
+OUTBOX_KEY = "1700000000.M1P1Q1.nowhere.example"
+#: The blueprints of the admin pages.
+ADMIN_ENDPOINTS = ("admin.", "outbox.")
 #: The API collections, for the body a write to an id-less API route carries.
 API_COLLECTIONS = {"aliases": "alias", "destinations": "destination"}
 #: Pages anyone may open: everything else outside the API needs a session.
@@ -72,6 +78,7 @@ class Route:
     ids: dict[str, str]  # variable -> kind of object
     link: str | None  # the variable holding a signed link, if any
     static_file: str | None  # the variable holding a static file name, if any
+    outbox_key: str | None = None  # the variable holding an outbox message key, if any
 
     @property
     def endpoint(self) -> str:
@@ -87,7 +94,7 @@ class Route:
 
     @property
     def has_variables(self) -> bool:
-        return bool(self.ids or self.link or self.static_file)
+        return bool(self.ids or self.link or self.static_file or self.outbox_key)
 
     @property
     def methods(self) -> list[str]:
@@ -104,6 +111,8 @@ class Route:
         return API_COLLECTIONS[collection]
 
     def path(self, values: Mapping[str, object]) -> str:
+        if self.outbox_key:
+            values = {self.outbox_key: OUTBOX_KEY, **values}
         return _VARIABLE.sub(lambda m: str(values[m.group("name")]), self.rule.rule)
 
     def __str__(self) -> str:
@@ -113,7 +122,7 @@ class Route:
 def classify(rule: Rule) -> Route:
     """The rule with its variables understood; fails for a variable nobody mapped."""
     ids: dict[str, str] = {}
-    link = static_file = None
+    link = static_file = outbox_key = None
     for match in _VARIABLE.finditer(rule.rule):
         name, converter = match.group("name"), match.group("converter") or "default"
         if name in ID_KINDS:
@@ -125,9 +134,11 @@ def classify(rule: Rule) -> Route:
             link = name
         elif rule.endpoint == "static" and name == "filename":
             static_file = name
+        elif OUTBOX_KEYS.get(rule.endpoint) == name:
+            outbox_key = name
         else:
             pytest.fail(f"{rule.rule} ({rule.endpoint}): variable {name!r} is neither an object id nor a signed link")
-    return Route(rule, ids, link, static_file)
+    return Route(rule, ids, link, static_file, outbox_key)
 
 
 def routes(app: Flask) -> list[Route]:
@@ -504,7 +515,7 @@ def test_no_page_or_list_shows_another_users_data(world: World) -> None:
 
 
 def test_admin_routes_refuse_other_users_and_send_strangers_to_sign_in(app: Flask, world: World) -> None:
-    admin = [route for route in routes(app) if route.endpoint.startswith("admin.")]
+    admin = [route for route in routes(app) if route.endpoint.startswith(ADMIN_ENDPOINTS)]
     assert admin, "no admin routes found"
     token = csrf(world.client, "/account/")
     stranger = app.test_client()
@@ -616,6 +627,9 @@ def test_every_page_bob_can_reach_carries_the_headers_and_no_inline_code(world: 
     links = _signed_links(world, outbox)
     static = sorted(str(p.relative_to(app.static_folder)) for p in Path(app.static_folder).rglob("*") if p.is_file())
     assert static
+    delivered = MaildirSender(app.config["SETTINGS"].outbox).send(  # so the outbox pages show a message
+        b"From: Store <orders@store.example>\r\nSubject: Parcel\r\n\r\nOn its way.\r\n",
+        sender="orders@store.example", recipient=bob.email)
     get_routes = [route for route in routes(app) if "GET" in route.methods]
     pages = 0
     for route in get_routes:
@@ -623,6 +637,8 @@ def test_every_page_bob_can_reach_carries_the_headers_and_no_inline_code(world: 
             paths = [route.path({route.static_file: name}) for name in static]
         elif route.link:
             paths = [route.path({route.link: links[SIGNED_LINKS[route.endpoint]].rsplit("/", 1)[1]})]
+        elif route.outbox_key:
+            paths = [route.path({route.outbox_key: delivered})]
         else:
             paths = [route.path(values) for values in bob.id_values(route)]
         assert paths, route
