@@ -119,6 +119,8 @@ def _from_notification(body: dict[str, Any], bucket: str, prefix: str) -> Item:
         if len(items) != 1:
             raise InvalidEvent("an S3 notification inside SNS must hold one record")
         return items[0]
+    if message.get("Event") == "s3:TestEvent":  # S3 sends one when a bucket notification is configured
+        return Skipped("s3-test-event", f"bucket {message.get('Bucket', '?')}")
     kind = message.get("notificationType") or message.get("eventType")
     if kind != "Received":
         return Skipped("ses-feedback-notification", f"SES {kind or 'unknown'} notification")

@@ -538,3 +538,12 @@ def test_sqs_record_without_body_is_invalid() -> None:
 def test_sqs_body_that_is_not_an_accepted_event_is_invalid(body: str) -> None:
     with pytest.raises(InvalidEvent):
         parse_event({"Records": [{"eventSource": "aws:sqs", "body": body}]})
+
+
+def test_the_s3_test_event_of_a_new_bucket_notification_is_skipped_by_name() -> None:
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-30T00:00:00.000Z",
+                  "Bucket": "mail-bucket", "RequestId": "R", "HostId": "H"}
+    sns = {"Type": "Notification", "MessageId": "1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+           "Message": json.dumps(test_event)}
+    (item,) = parse_event({"Records": [{"eventSource": "aws:sqs", "body": json.dumps(sns)}]}, bucket="", prefix="")
+    assert item == Skipped("s3-test-event", "bucket mail-bucket")
