@@ -2,12 +2,12 @@
 
     OthermailError
     ├── RetryableError           raise on: Lambda retries the event, SQS redelivers, SMTP says 451
-    │   ├── SendRetryable        SES throttled us or failed on its side
+    │   ├── SendRetryable        SES or the SMTP relay throttled, failed or was unreachable
     │   ├── StoreUnavailable     the raw-mail store could not be read
     │   ├── MessageNotFound      the raw message is not where the event says
     │   ├── DatabaseUnavailable  the database could not be reached
     │   └── DeliveryInProgress   another worker holds the claim on this delivery
-    ├── PermanentSendError       SES refused this message; retrying cannot help
+    ├── PermanentSendError       SES or the relay refused this message (5xx); retrying cannot help
     ├── InvalidEvent             the event is not one this service understands
     └── SettingsError            the configuration is wrong; fix it and restart
 """
@@ -30,7 +30,7 @@ class RetryableError(OthermailError):
 
 
 class SendRetryable(RetryableError):
-    hint = "SES throttled or failed; the send is retried"
+    hint = "the outbound provider (SES, the SMTP relay, the outbox) failed or throttled; the send is retried"
 
 
 class StoreUnavailable(RetryableError):
@@ -50,7 +50,7 @@ class DeliveryInProgress(RetryableError):
 
 
 class PermanentSendError(OthermailError):
-    hint = "SES rejected the message; it is recorded as failed-rejected"
+    hint = "the outbound provider (SES or the SMTP relay) rejected the message; it is recorded as failed-rejected"
 
 
 class InvalidEvent(OthermailError):

@@ -24,7 +24,7 @@ from forwarder.directory import SqlDirectory
 from forwarder.errors import InvalidEvent, SettingsError
 from forwarder.outcome_log import OutcomeLog
 from forwarder.pipeline import Forwarder, Inbound
-from forwarder.senders import Sender, SesV1Sender, SesV2Sender
+from forwarder.outbound import build_sender
 from forwarder.settings import Settings
 from forwarder.stores import S3Store
 
@@ -48,11 +48,7 @@ class LambdaRuntime:
         if not settings.s3_bucket:
             raise SettingsError("OTHERMAIL_S3_BUCKET must name the bucket the SES receipt rule writes to")
         aws = session or boto3.session.Session(region_name=settings.aws_region)
-        sender: Sender
-        if settings.ses_api == "v1":
-            sender = SesV1Sender(aws.client("ses"), settings.ses_configuration_set)
-        else:
-            sender = SesV2Sender(aws.client("sesv2"), settings.ses_configuration_set)
+        sender = build_sender(settings, aws_session=aws)  # SES unless OTHERMAIL_SENDER says otherwise
         engine = make_engine(settings.resolved_database_url)
         directory = SqlDirectory(
             make_session_factory(engine), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow
@@ -62,7 +58,11 @@ class LambdaRuntime:
         return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log, engine)
 
     def close(self) -> None:
-        """Release database connections (tests and tools; Lambda keeps them for warm starts)."""
+        """Release database connections and the sender's (an SMTP relay's) connections (tests and
+        tools; Lambda keeps them for warm starts)."""
+        closer = getattr(self.forwarder.sender, "close", None)
+        if closer is not None:
+            closer()
         if self.engine is not None:
             self.engine.dispose()
 

@@ -17,20 +17,11 @@ from forwarder.pipeline import Forwarder, Inbound
 
 def build_forwarder(obj: CliContext, dry_run: bool) -> Forwarder:
     from forwarder.directory import SqlDirectory
-    from forwarder.senders import MaildirSender, Sender, SesV1Sender, SesV2Sender
+    from forwarder.outbound import build_sender
     from models import utcnow
 
     settings = obj.settings
-    sender: Sender | None = None
-    if not dry_run:
-        if settings.sender == "outbox":
-            sender = MaildirSender(settings.outbox)
-        else:
-            import boto3
-
-            client = boto3.client("ses" if settings.ses_api == "v1" else "sesv2", region_name=settings.aws_region)
-            cls = SesV1Sender if settings.ses_api == "v1" else SesV2Sender
-            sender = cls(client, settings.ses_configuration_set)
+    sender = None if dry_run else build_sender(settings)
     directory = SqlDirectory(obj.sessions(), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow)
     return Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes)
 
