@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/othermail demo
+	$(BIN)/othermail run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -29,7 +29,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from forwarder.cli import alias, db, demo, forward, token, user
+    from forwarder.cli import alias, db, demo, forward, run, token, user
 
     cli.add_command(db.db)
     cli.add_command(user.user)
@@ -37,6 +37,11 @@ def _register() -> None:
     cli.add_command(alias.alias)
     cli.add_command(forward.forward)
     cli.add_command(demo.demo)
+    cli.add_command(run.run)
+    cli.add_command(run.smtp)
+    from forwarder.cli import worker
+
+    cli.add_command(worker.worker)
 
 
 _register()
@@ -48,3 +53,7 @@ def main() -> None:
     except OthermailError as exc:  # pragma: no cover - click handles its own errors
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""One box: the web app, the SMTP listener and the forwarder in one process.
+
+This is the composition root of ``othermail run`` (and of ``othermail smtp``, which is the same
+without the web app). Everything is built from one :class:`Settings`; nothing here is imported by
+the Lambda.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from forwarder.directory import SqlDirectory
+from forwarder.dispatch import Dispatcher
+from forwarder.outcome_log import OutcomeLog
+from forwarder.pipeline import Forwarder
+from forwarder.senders import Sender
+from forwarder.settings import Settings
+from forwarder.smtp_ingress import IngressHandler, SmtpListener
+from forwarder.spool import Spool, WritableStore
+
+logger = logging.getLogger("othermail.onebox")
+
+
+def build_store(settings: Settings) -> WritableStore:
+    if settings.store == "s3":
+        import boto3
+
+        from forwarder.errors import SettingsError
+        from forwarder.stores import S3Store
+
+        if not settings.s3_bucket:
+            raise SettingsError("OTHERMAIL_STORE=s3 needs OTHERMAIL_S3_BUCKET")
+        return S3Store(boto3.client("s3", region_name=settings.aws_region), settings.s3_bucket)
+    from forwarder.stores import LocalStore
+
+    return LocalStore(settings.store_dir)
+
+
+@dataclass
+class Started:
+    """What ``start`` brought up, for the operator."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    web_url: str | None = None
+    smtp_port: int | None = None
+    recovered: int = 0
+
+
+class OneBox:
+    def __init__(self, settings: Settings, *, web_port: int | None = 8000, smtp_port: int | None = None,
+                 host: str | None = None, sender: Sender | None = None, workers: int = 4) -> None:
+        import migrations
+        from models import make_engine, make_session_factory, utcnow
+
+        self.settings = settings
+        self.host = host or settings.smtp_host
+        url = settings.resolved_database_url
+        if url.startswith("sqlite:///"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrations.upgrade(url)
+        self.engine = make_engine(url)
+        directory = SqlDirectory(make_session_factory(self.engine),
+                                 timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow)
+        if sender is None:
+            from forwarder.outbound import build_sender
+
+            sender = build_sender(settings)
+        self.sender = sender
+        self.forwarder = Forwarder(directory, self.sender, settings.policy, utcnow, settings.max_bytes, OutcomeLog())
+        self.spool = Spool(settings.data_dir / "spool", build_store(settings))
+        self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers)
+        self.listener: SmtpListener | None = None
+        if smtp_port is not None:
+            handler = IngressHandler(settings.domains, self.spool, directory.exists, self.dispatcher.submit)
+            self.listener = SmtpListener(handler, self.host, smtp_port, settings.smtp_max_bytes,
+                                         hostname=settings.domains[0])
+        self.web_port = web_port
+        self._web: Any = None
+        self._web_thread: threading.Thread | None = None
+
+    def start(self) -> Started:
+        started = Started()
+        started.lines.append(("database", _safe_url(self.settings.resolved_database_url)))
+        started.lines.append(("sender", self._sender_line()))
+        if self.web_port is not None:
+            started.web_url = self._start_web()
+            started.lines.append(("web", started.web_url))
+        if self.listener is not None:
+            self.listener.start()
+            started.smtp_port = self.listener.port
+            started.lines.append(("smtp", f"{self.listener.host}:{self.listener.port} for "
+                                          f"{', '.join(self.settings.domains)}"))
+        started.recovered = self.dispatcher.recover()
+        started.lines.append(("spool", f"{self.spool.root.resolve()} ({started.recovered} left from last run)"))
+        return started
+
+    def _sender_line(self) -> str:
+        if self.settings.sender == "outbox":
+            return f"local outbox {self.settings.outbox.resolve()} (a Maildir)"
+        if self.settings.sender == "smtp":
+            return f"SMTP relay {self.settings.relay_host}:{self.settings.relay_port} ({self.settings.relay_security})"
+        return f"Amazon SES ({self.settings.ses_api}, {self.settings.aws_region})"
+
+    def _start_web(self) -> str:
+        from werkzeug.serving import make_server
+
+        from web import create_app
+
+        config: dict[str, Any] = {"SETTINGS": self.settings}
+        if self.host in ("127.0.0.1", "localhost", "::1"):
+            config["SESSION_COOKIE_SECURE"] = False  # plain HTTP on loopback; behind TLS keep it on
+        app = create_app(config)
+        app.extensions["othermail.sender"] = self.sender
+        self._web = make_server(self.host, self.web_port or 0, app, threaded=True)
+        self._web_thread = threading.Thread(target=self._web.serve_forever, name="web", daemon=True)
+        self._web_thread.start()
+        return f"http://{self.host}:{self._web.server_port}"
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop accepting, let running forwards finish; unfinished mail stays spooled."""
+        if self.listener is not None:
+            self.listener.stop()
+        if self._web is not None:
+            self._web.shutdown()
+            if self._web_thread is not None:
+                self._web_thread.join(timeout=10)
+        finished = self.dispatcher.close(timeout)
+        closer = getattr(self.sender, "close", None)
+        if callable(closer):
+            closer()
+        self.engine.dispose()
+        return finished
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
