@@ -3,13 +3,14 @@
 Importing this module is the edge: ``create_app()`` reads the ``OTHERMAIL_*`` settings from the
 environment here, once. Nothing else imports it.
 
-On one box the app always sits behind nginx, which talks to uWSGI over a unix socket; without
-help the app would see nginx's side of the connection (no client address, plain ``http``). nginx
-sets ``X-Forwarded-For``, ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (replacing whatever the
-client sent, deploy/ec2/nginx/othermail.conf), and werkzeug's ``ProxyFix`` trusts exactly one such
-hop, so rate limits count per client address and external links (password reset, destination
-verification) start with ``https://`` and the site's name. ``OTHERMAIL_WEB_PROXY_FIX=false`` turns
-it off, for a server that faces clients directly: there the headers would be the client's to forge.
+Behind nginx the app must see the client's address (rate limits count per client), the https
+scheme and the site's name (external links in mail, Flask-WTF's referrer check on https). Over
+the uwsgi protocol nginx passes the first two itself (``REMOTE_ADDR``, ``HTTPS``); it also sets
+``X-Forwarded-For``, ``-Proto`` and ``-Host``, replacing whatever a client sent under those names
+(deploy/ec2/nginx/othermail.conf; tests/deploy/test_ec2.py checks it), and werkzeug's ``ProxyFix``
+applies them, trusting exactly that one hop, so the app sees the same whether nginx reaches it
+with ``uwsgi_pass`` or with an HTTP ``proxy_pass``. ``OTHERMAIL_WEB_PROXY_FIX=false`` turns it off,
+for a server that faces clients directly: there those headers would be the client's to forge.
 """
 
 from __future__ import annotations
