@@ -1,0 +1,1 @@
+"""Data files of ``othermail cost``: ``aws_prices.json``, the AWS list prices it computes with."""
