@@ -36,6 +36,10 @@ RETRYABLE_CODES = frozenset(
         "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError",
         "RequestTimeout", "RequestTimeoutException", "SlowDown", "AccountSendingPausedException",
         "SendingPausedException",
+        # the role or the credentials are wrong: an operator fixes them and the retry (or the
+        # dead-letter replay) delivers; marking the mail failed would lose it
+        "AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "UnrecognizedClientException",
+        "ExpiredToken", "ExpiredTokenException",
     }
 )
 

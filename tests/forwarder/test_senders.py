@@ -126,13 +126,15 @@ RETRYABLE = [
     ("SendingPausedException", 400),
     ("SomethingNew", 502),  # an unknown code with a 5xx status is still SES's side
     ("SomethingNew", 429),
+    ("AccessDenied", 403),  # a role without ses:SendEmail: fixed by the operator, then retried
+    ("AccessDeniedException", 403),
+    ("ExpiredTokenException", 403),
 ]
 PERMANENT = [
     ("MessageRejected", 400),
     ("MailFromDomainNotVerifiedException", 400),
     ("BadRequestException", 400),
     ("InvalidParameterValue", 400),
-    ("AccessDenied", 403),
 ]
 
 
