@@ -27,14 +27,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.core import AliasState, Outcome
 from forwarder.errors import DatabaseUnavailable
-from models import Alias, Delivery
+from forwarder.user_domains import UserDomains
+from models import Alias, Delivery, Destination, alias_destinations
+from models.deliveries import REASON_MAX_LENGTH, SUBJECT_MAX_LENGTH, _clip
+from models.users import EMAIL_MAX_LENGTH
 
 PENDING = "pending"
 RETRY = "retry"
@@ -87,8 +91,12 @@ class Claim:
     attempts: int = 1
 
 
-def alias_state(alias: Alias, destination_count: int | None = None) -> AliasState:
-    """The plain values the core decides on, read from an alias row."""
+def alias_state(alias: Any, destination_count: int | None = None) -> AliasState:
+    """The plain values the core decides on, read from an alias.
+
+    ``alias`` is an ORM :class:`~models.Alias` or any row with the same column names (what
+    :meth:`SqlDirectory.resolve` selects); a row needs ``destination_count``.
+    """
     if destination_count is None:
         destination_count = sum(1 for d in alias.destinations if d.verified_at)
     return AliasState(
@@ -105,24 +113,173 @@ def alias_state(alias: Alias, destination_count: int | None = None) -> AliasStat
     )
 
 
+# ---------------------------------------------------------------- statements
+#
+# The hot path runs SQLAlchemy Core statements built once, here: the ORM (unit of work, identity
+# map, relationship loading) cost several times more per message. Values come in as bound
+# parameters named ``p_...``: SQLAlchemy reserves a table's column names for SET and VALUES.
+
+_aliases = Alias.__table__
+_deliveries = Delivery.__table__
+_destinations = Destination.__table__
+_siblings = _deliveries.alias("sibling")
+
+#: The delivery row of a key.
+_KEY = and_(
+    _deliveries.c.inbound_message_id == bindparam("p_message_id"),
+    _deliveries.c.recipient == bindparam("p_recipient"),
+    _deliveries.c.destination_key == bindparam("p_destination_key"),
+)
+
+_EXISTS = select(_aliases.c.id).where(_aliases.c.address == bindparam("p_address"))
+
+#: The alias and its verified destinations in one query: one row per verified destination, or
+#: one row with NULL destination columns when there is none.
+_RESOLVE = (
+    select(
+        _aliases.c.id, _aliases.c.address, _aliases.c.enabled, _aliases.c.deleted_at, _aliases.c.expires_at,
+        _aliases.c.idle_days, _aliases.c.max_messages, _aliases.c.message_count, _aliases.c.created_at,
+        _aliases.c.last_used_at,
+        _destinations.c.id.label("destination_id"), _destinations.c.email.label("destination_email"),
+    )
+    .select_from(
+        _aliases.outerjoin(alias_destinations, alias_destinations.c.alias_id == _aliases.c.id).outerjoin(
+            _destinations,
+            and_(_destinations.c.id == alias_destinations.c.destination_id, _destinations.c.verified_at.is_not(None)),
+        )
+    )
+    .where(_aliases.c.address == bindparam("p_address"))
+    .order_by(_destinations.c.id)
+)
+
+#: Whether this (message, alias) has a row yet: the message is counted with its first one.
+_ANY_OF_MESSAGE = (
+    select(_deliveries.c.id)
+    .where(
+        _deliveries.c.inbound_message_id == bindparam("p_message_id"),
+        _deliveries.c.recipient == bindparam("p_recipient"),
+    )
+    .limit(1)
+)
+
+_INSERT = insert(_deliveries)
+
+#: One more message for the alias, atomically within its message limit (rowcount 0: limit reached).
+_COUNT_MESSAGE = (
+    update(_aliases)
+    .where(
+        _aliases.c.id == bindparam("p_alias_id"),
+        or_(_aliases.c.max_messages.is_(None), _aliases.c.message_count < _aliases.c.max_messages),
+    )
+    .values(message_count=_aliases.c.message_count + 1, last_used_at=bindparam("p_now"))
+)
+
+_COUNT_BLOCKED = (
+    update(_aliases)
+    .where(_aliases.c.id == bindparam("p_alias_id"))
+    .values(blocked_count=_aliases.c.blocked_count + 1)
+)
+
+_COUNT_FORWARDED = (
+    update(_aliases)
+    .where(_aliases.c.id == bindparam("p_alias_id"))
+    .values(forwarded_count=_aliases.c.forwarded_count + 1)
+)
+
+_CLAIMED = select(
+    _deliveries.c.id, _deliveries.c.outcome, _deliveries.c.attempts, _deliveries.c.updated_at
+).where(_KEY)
+
+#: Take a row over, only if nobody changed it since it was read.
+_TAKE_OVER = (
+    update(_deliveries)
+    .where(
+        _deliveries.c.id == bindparam("p_id"),
+        _deliveries.c.outcome == bindparam("p_outcome"),
+        _deliveries.c.updated_at == bindparam("p_updated_at"),
+    )
+    .values(outcome=PENDING, attempts=_deliveries.c.attempts + 1, updated_at=bindparam("p_now"))
+)
+
+#: The row to finish, its alias, and how many rows of this (message, alias) were forwarded already.
+_TO_FINISH = select(
+    _deliveries.c.id,
+    _deliveries.c.alias_id,
+    select(func.count())
+    .select_from(_siblings)
+    .where(
+        _siblings.c.inbound_message_id == _deliveries.c.inbound_message_id,
+        _siblings.c.recipient == _deliveries.c.recipient,
+        _siblings.c.outcome == Outcome.FORWARDED.value,
+    )
+    .scalar_subquery()
+    .label("forwarded_before"),
+).where(_KEY)
+
+_FINISH = (
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("p_id"))
+    .values(
+        outcome=bindparam("p_outcome"),
+        reason=bindparam("p_reason"),
+        bytes_out=bindparam("p_bytes_out"),
+        provider_message_id=bindparam("p_provider_message_id"),
+        updated_at=bindparam("p_now"),
+    )
+)
+
+_RELEASE = (
+    update(_deliveries)
+    .where(_KEY, _deliveries.c.outcome == PENDING)
+    .values(outcome=RETRY, reason=bindparam("p_reason"), updated_at=bindparam("p_now"))
+)
+
+
+def _key_params(key: DeliveryKey) -> dict[str, Any]:
+    return {
+        "p_message_id": key.message_id,
+        "p_recipient": Alias.normalize_address(key.recipient),
+        "p_destination_key": key.destination_id,
+    }
+
+
+def _reason(reason: str) -> str:
+    return _clip(reason[:REASON_MAX_LENGTH], REASON_MAX_LENGTH) or ""
+
+
 class SqlDirectory:
+    """The directory on SQL: every operation is one short transaction on a pooled connection.
+
+    Built from a session factory bound to an engine (what the callers have), or from the engine.
+    """
+
     def __init__(
         self,
-        session_factory: sessionmaker[Session],
+        session_factory: sessionmaker[Session] | Engine,
         claim_timeout: timedelta = timedelta(minutes=15),
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         from models import utcnow
 
+        if isinstance(session_factory, Engine):
+            engine = session_factory
+        else:
+            engine = session_factory.kw.get("bind")
+            if not isinstance(engine, Engine):
+                raise TypeError("SqlDirectory needs a session factory bound to an engine (models.make_session_factory)")
         self._sessions = session_factory
+        self._engine: Engine = engine
         self._claim_timeout = claim_timeout
         self._now = clock or utcnow
+        #: Users' own domains: accepted domains, suspension, the catch-all (forwarder/user_domains.py).
+        self.user_domains = UserDomains(self._connection)
 
     @contextmanager
-    def _session(self) -> Iterator[Session]:
+    def _connection(self) -> Iterator[Connection]:
+        """A pooled connection; leaving it without ``commit()`` rolls back."""
         try:
-            with self._sessions() as session:
-                yield session
+            with self._engine.connect() as connection:
+                yield connection
         except OperationalError as exc:
             raise DatabaseUnavailable(f"database error: {exc.orig.__class__.__name__}") from exc
         except DBAPIError as exc:
@@ -131,119 +288,102 @@ class SqlDirectory:
             raise DatabaseUnavailable(f"database connection lost: {exc.orig.__class__.__name__}") from exc
 
     def exists(self, address: str) -> bool:
-        """Whether ``address`` was ever issued (the SMTP listener's RCPT check; one cheap query)."""
-        with self._session() as session:
-            found = session.scalar(select(Alias.id).where(Alias.address == Alias.normalize_address(address)))
-            return found is not None
+        """Whether ``address`` was ever issued, or its domain's catch-all would create it (the SMTP
+        listener's RCPT check; one cheap query)."""
+        with self._connection() as connection:
+            found = connection.execute(_EXISTS, {"p_address": Alias.normalize_address(address)}).first()
+        return found is not None or self.user_domains.catch_all_accepts(address)
+
+    def accepts_domain(self, domain: str) -> bool:
+        """Whether mail for ``domain``, not one of the service's own, is accepted (a user's domain)."""
+        return self.user_domains.accepts(domain)
 
     def resolve(self, address: str) -> ResolvedAlias | None:
-        normalized = Alias.normalize_address(address)
-        with self._session() as session:
-            alias = session.scalars(
-                select(Alias).where(Alias.address == normalized).options(selectinload(Alias.destinations))
-            ).first()
-            if alias is None:
-                return None
-            targets = tuple(
-                Target(d.id, d.email) for d in sorted(alias.destinations, key=lambda d: d.id) if d.verified_at
-            )
-            return ResolvedAlias(alias.id, alias_state(alias, len(targets)), targets)
-
-    def _row(self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: str, reason: str) -> Delivery:
-        now = self._now()
-        return Delivery(
-            inbound_message_id=key.message_id,
-            recipient=Alias.normalize_address(key.recipient),
-            alias_id=alias_id,
-            destination_id=key.destination_id or None,
-            destination_key=key.destination_id,
-            outcome=outcome,
-            reason=reason[:500],
-            mail_from=meta.mail_from[:254] or None,
-            subject=meta.subject[:255] or None,
-            bytes_in=meta.bytes_in,
-            received_at=meta.received_at,
-            created_at=now,
-            updated_at=now,
+        with self._connection() as connection:
+            rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
+        if not rows and self.user_domains.catch_all(address, self._now()):
+            with self._connection() as connection:
+                rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
+        if not rows:
+            return None
+        targets = tuple(
+            Target(row.destination_id, row.destination_email) for row in rows if row.destination_id is not None
         )
+        return self.user_domains.hold(ResolvedAlias(rows[0].id, alias_state(rows[0], len(targets)), targets))
+
+    def _values(
+        self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: str, reason: str
+    ) -> dict[str, Any]:
+        """A new delivery row, its free text clipped as :class:`~models.Delivery` clips it."""
+        now = self._now()
+        return {
+            "inbound_message_id": key.message_id,
+            "recipient": Alias.normalize_address(key.recipient),
+            "alias_id": alias_id,
+            "destination_id": key.destination_id or None,
+            "destination_key": key.destination_id,
+            "outcome": outcome,
+            "reason": _reason(reason),
+            "mail_from": _clip(meta.mail_from[:EMAIL_MAX_LENGTH] or None, EMAIL_MAX_LENGTH),
+            "subject": _clip(meta.subject[:SUBJECT_MAX_LENGTH] or None, SUBJECT_MAX_LENGTH),
+            "bytes_in": meta.bytes_in,
+            "attempts": 1,
+            "received_at": meta.received_at,
+            "created_at": now,
+            "updated_at": now,
+        }
 
     def record(
         self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: Outcome, reason: str
     ) -> bool:
         """Record a message-level outcome once; False when this message was recorded before."""
-        with self._session() as session:
+        with self._connection() as connection:
             try:
-                session.add(self._row(key, alias_id, meta, outcome.value, reason))
-                session.flush()
+                connection.execute(_INSERT, self._values(key, alias_id, meta, outcome.value, reason))
                 if alias_id is not None and outcome.blocked:
-                    session.execute(
-                        update(Alias).where(Alias.id == alias_id).values(blocked_count=Alias.blocked_count + 1)
-                    )
-                session.commit()
+                    connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id})
+                connection.commit()
             except IntegrityError:
-                session.rollback()
+                connection.rollback()
                 return False
         return True
 
     def claim(self, key: DeliveryKey, alias_id: int, meta: MessageMeta) -> Claim:
         """Take the right to send ``key``; see the module docstring for the states."""
-        with self._session() as session:
-            recipient = Alias.normalize_address(key.recipient)
-            first = not session.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .where(Delivery.inbound_message_id == key.message_id, Delivery.recipient == recipient)
-            )
+        values = self._values(key, alias_id, meta, PENDING, "")
+        with self._connection() as connection:
+            first = connection.execute(
+                _ANY_OF_MESSAGE, {"p_message_id": key.message_id, "p_recipient": values["recipient"]}
+            ).first() is None
             try:
-                session.add(self._row(key, alias_id, meta, PENDING, ""))
-                session.flush()
-                if first and not self._count_message(session, alias_id):
-                    session.rollback()
-                    return Claim(ClaimState.LIMIT)
-                session.commit()
+                connection.execute(_INSERT, values)
+                if first:
+                    counted = connection.execute(_COUNT_MESSAGE, {"p_alias_id": alias_id, "p_now": self._now()})
+                    if counted.rowcount != 1:
+                        connection.rollback()
+                        return Claim(ClaimState.LIMIT)
+                connection.commit()
                 return Claim(ClaimState.NEW)
             except IntegrityError:
-                session.rollback()
+                connection.rollback()
         return self._take_over(key)
-
-    def _count_message(self, session: Session, alias_id: int) -> bool:
-        """Count one more message for the alias, atomically within its message limit."""
-        counted = session.execute(
-            update(Alias)
-            .where(
-                Alias.id == alias_id,
-                or_(Alias.max_messages.is_(None), Alias.message_count < Alias.max_messages),
-            )
-            .values(message_count=Alias.message_count + 1, last_used_at=self._now())
-        )
-        return counted.rowcount == 1
 
     def _take_over(self, key: DeliveryKey) -> Claim:
         now = self._now()
-        with self._session() as session:
-            row = session.scalars(select(Delivery).where(*self._match(key))).one()
+        with self._connection() as connection:
+            row = connection.execute(_CLAIMED, _key_params(key)).one()
             if row.outcome not in (PENDING, RETRY):
                 return Claim(ClaimState.DONE, row.outcome, row.attempts)
             stale = row.outcome == PENDING and row.updated_at <= now - self._claim_timeout
             if row.outcome == PENDING and not stale:
                 return Claim(ClaimState.BUSY, row.outcome, row.attempts)
-            taken = session.execute(
-                update(Delivery)
-                .where(Delivery.id == row.id, Delivery.outcome == row.outcome, Delivery.updated_at == row.updated_at)
-                .values(outcome=PENDING, attempts=Delivery.attempts + 1, updated_at=now)
+            taken = connection.execute(
+                _TAKE_OVER, {"p_id": row.id, "p_outcome": row.outcome, "p_updated_at": row.updated_at, "p_now": now}
             )
-            session.commit()
-            if taken.rowcount != 1:
-                return Claim(ClaimState.BUSY, PENDING, row.attempts)
-            return Claim(ClaimState.RESUMED, PENDING, row.attempts + 1)
-
-    @staticmethod
-    def _match(key: DeliveryKey) -> tuple:
-        return (
-            Delivery.inbound_message_id == key.message_id,
-            Delivery.recipient == Alias.normalize_address(key.recipient),
-            Delivery.destination_key == key.destination_id,
-        )
+            connection.commit()
+        if taken.rowcount != 1:
+            return Claim(ClaimState.BUSY, PENDING, row.attempts)
+        return Claim(ClaimState.RESUMED, PENDING, row.attempts + 1)
 
     def finish(
         self,
@@ -254,37 +394,25 @@ class SqlDirectory:
         provider_message_id: str | None = None,
     ) -> None:
         now = self._now()
-        with self._session() as session:
-            row = session.scalars(select(Delivery).where(*self._match(key))).one()
-            if outcome is Outcome.FORWARDED and row.alias_id is not None:
-                already = session.scalar(
-                    select(func.count())
-                    .select_from(Delivery)
-                    .where(
-                        Delivery.inbound_message_id == row.inbound_message_id,
-                        Delivery.recipient == row.recipient,
-                        Delivery.outcome == Outcome.FORWARDED.value,
-                    )
-                )
-                if not already:
-                    session.execute(
-                        update(Alias)
-                        .where(Alias.id == row.alias_id)
-                        .values(forwarded_count=Alias.forwarded_count + 1)
-                    )
-            row.outcome = outcome.value
-            row.reason = reason[:500]
-            row.bytes_out = bytes_out
-            row.provider_message_id = provider_message_id
-            row.updated_at = now
-            session.commit()
+        with self._connection() as connection:
+            row = connection.execute(_TO_FINISH, _key_params(key)).one()
+            if outcome is Outcome.FORWARDED and row.alias_id is not None and not row.forwarded_before:
+                connection.execute(_COUNT_FORWARDED, {"p_alias_id": row.alias_id})
+            connection.execute(
+                _FINISH,
+                {
+                    "p_id": row.id,
+                    "p_outcome": outcome.value,
+                    "p_reason": _reason(reason),
+                    "p_bytes_out": bytes_out,
+                    "p_provider_message_id": provider_message_id,
+                    "p_now": now,
+                },
+            )
+            connection.commit()
 
     def release(self, key: DeliveryKey, reason: str) -> None:
         """Mark a claimed delivery for retry after a temporary failure."""
-        with self._session() as session:
-            session.execute(
-                update(Delivery)
-                .where(and_(*self._match(key)), Delivery.outcome == PENDING)
-                .values(outcome=RETRY, reason=reason[:500], updated_at=self._now())
-            )
-            session.commit()
+        with self._connection() as connection:
+            connection.execute(_RELEASE, {**_key_params(key), "p_reason": _reason(reason), "p_now": self._now()})
+            connection.commit()

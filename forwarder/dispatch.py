@@ -147,6 +147,11 @@ class Dispatcher:
                 self._idle.wait(left)
         return True
 
+    def snapshot(self) -> Counter[str]:
+        """A copy of ``counts`` taken under the lock (for /metrics, read while threads count)."""
+        with self._lock:
+            return Counter(self.counts)
+
     @property
     def scheduled(self) -> int:
         with self._lock:

@@ -15,6 +15,7 @@ from typing import Any
 
 from forwarder.directory import SqlDirectory
 from forwarder.dispatch import Dispatcher
+from forwarder.metrics import RETRY, SKIPPED, Metrics, prometheus_text
 from forwarder.outcome_log import OutcomeLog
 from forwarder.pipeline import Forwarder
 from forwarder.senders import Sender
@@ -70,17 +71,21 @@ class OneBox:
 
             sender = build_sender(settings)
         self.sender = sender
-        self.forwarder = Forwarder(directory, self.sender, settings.policy, utcnow, settings.max_bytes, OutcomeLog())
+        self.metrics = Metrics()
+        self.forwarder = Forwarder(directory, self.sender, settings.policy, utcnow, settings.max_bytes,
+                                   OutcomeLog(metrics=self.metrics))
         self.spool = Spool(settings.data_dir / "spool", build_store(settings))
         self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers)
         self.listener: SmtpListener | None = None
         if smtp_port is not None:
-            handler = IngressHandler(settings.domains, self.spool, directory.exists, self.dispatcher.submit)
+            handler = IngressHandler(settings.domains, self.spool, directory.exists, self.dispatcher.submit,
+                                     accepts_domain=directory.accepts_domain)
             self.listener = SmtpListener(handler, self.host, smtp_port, settings.smtp_max_bytes,
                                          hostname=settings.domains[0])
         self.web_port = web_port
         self._web: Any = None
         self._web_thread: threading.Thread | None = None
+        self._smtp_listening = False
 
     def start(self) -> Started:
         started = Started()
@@ -91,6 +96,7 @@ class OneBox:
             started.lines.append(("web", started.web_url))
         if self.listener is not None:
             self.listener.start()
+            self._smtp_listening = True
             started.smtp_port = self.listener.port
             started.lines.append(("smtp", f"{self.listener.host}:{self.listener.port} for "
                                           f"{', '.join(self.settings.domains)}"))
@@ -115,14 +121,56 @@ class OneBox:
             config["SESSION_COOKIE_SECURE"] = False  # plain HTTP on loopback; behind TLS keep it on
         app = create_app(config)
         app.extensions["othermail.sender"] = self.sender
-        self._web = make_server(self.host, self.web_port or 0, app, threaded=True)
+        from forwarder.ops_http import OpsEndpoints
+
+        served = OpsEndpoints(app, health=self.health, metrics=self.metrics_text, token=self.settings.metrics_token)
+        self._web = make_server(self.host, self.web_port or 0, served, threaded=True)
         self._web_thread = threading.Thread(target=self._web.serve_forever, name="web", daemon=True)
         self._web_thread.start()
         return f"http://{self.host}:{self._web.server_port}"
 
+    def health(self) -> dict[str, Any]:
+        """What ``/healthz`` answers: each part ``ok`` or what is wrong (no message, no URL)."""
+        from sqlalchemy import text
+
+        report: dict[str, Any] = {"status": "ok", "database": "ok"}
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            report["database"] = f"unreachable ({exc.__class__.__name__})"
+        try:
+            report["spool_pending"] = len(self.spool.pending())
+        except OSError as exc:
+            report["spool_pending"] = None
+            report["spool"] = f"unreadable ({exc.__class__.__name__})"
+        if self.listener is not None:
+            report["smtp"] = "listening" if self._smtp_listening else "stopped"
+        failing = [name for name in ("database", "spool", "smtp") if report.get(name, "ok") not in ("ok", "listening")]
+        if failing:
+            report["status"] = "failing"
+            report["failing"] = failing
+        return report
+
+    def metrics_text(self) -> str:
+        """What ``/metrics`` answers: the outcome counters, retries, skips and the spool, as
+        Prometheus text."""
+        counts = self.metrics.snapshot()
+        dispatched = self.dispatcher.snapshot()
+        counts[RETRY] = dispatched.get(RETRY, 0)
+        for key, value in dispatched.items():
+            if key.startswith(SKIPPED):  # spool entries set aside; OutcomeLog never saw them
+                counts[key] += value
+        try:
+            pending: int | None = len(self.spool.pending())
+        except OSError:
+            pending = None
+        return prometheus_text(counts, spool_pending=pending, start_time=self.metrics.started_at)
+
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop accepting, let running forwards finish; unfinished mail stays spooled."""
         if self.listener is not None:
+            self._smtp_listening = False
             self.listener.stop()
         if self._web is not None:
             self._web.shutdown()

@@ -9,23 +9,33 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from forwarder.metrics import Metrics
     from forwarder.pipeline import Report
 
 logger = logging.getLogger("othermail.outcome")
 
 
 class OutcomeLog:
-    def __init__(self, log: logging.Logger = logger) -> None:
+    def __init__(self, log: logging.Logger = logger, metrics: "Metrics | None" = None) -> None:
         self._logger = log
         self.counts: Counter[str] = Counter()
+        self.metrics = metrics  # thread-safe totals for /metrics (one box); the Lambda uses ``counts``
+
+    def _count(self, key: str) -> None:
+        self.counts[key] += 1
+        if self.metrics is not None:
+            self.metrics.count(key)
 
     def outcome(self, report: "Report", duration_ms: float) -> None:
         key = "duplicate" if report.duplicate else report.outcome.value
-        self.counts[key] += 1
+        self._count(key)
+        if not self._logger.isEnabledFor(logging.INFO):
+            return  # the line would be dropped: do not build it
         line = {
             "event": "message",
             "message_id": report.message_id,
@@ -43,5 +53,17 @@ class OutcomeLog:
         self._logger.info(json.dumps(line, sort_keys=True))
 
     def skipped(self, reason: str, detail: str) -> None:
-        self.counts[f"skipped:{reason}"] += 1
+        self._count(f"skipped:{reason}")
         self._logger.info(json.dumps({"event": "skipped", "reason": reason, "detail": detail}, sort_keys=True))
+
+
+def redact(text: str, address: str, destination_id: int | None) -> str:
+    """``text`` with every spelling of ``address`` replaced by the destination's id.
+
+    SES and SMTP relays quote the recipient in their refusals ("... identities failed the check:
+    me@real.example", "550 5.1.1 <me@real.example>: unknown"); such a text becomes a reason in the
+    outcome line, and the line must never hold a destination address in clear.
+    """
+    if not address or not text:
+        return text
+    return re.sub(re.escape(address), f"destination #{destination_id}", text, flags=re.IGNORECASE)

@@ -18,7 +18,7 @@ from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts
 from forwarder.core.validator import SESV2_MAX_BYTES
 from forwarder.directory import ClaimState, DeliveryKey, MessageMeta, ResolvedAlias, SqlDirectory
 from forwarder.errors import DeliveryInProgress, PermanentSendError
-from forwarder.outcome_log import OutcomeLog
+from forwarder.outcome_log import OutcomeLog, redact
 from forwarder.senders import Sender
 
 logger = logging.getLogger("othermail.pipeline")
@@ -163,10 +163,15 @@ class Forwarder:
                 provider_id = self.sender.send(data, sender=resolved.state.address, recipient=target.email)
             except PermanentSendError as exc:
                 self.directory.finish(key, Outcome.FAILED_REJECTED, str(exc))
-                reports.append(Report(**base, outcome=Outcome.FAILED_REJECTED, reason=str(exc)))
+                # the delivery log may name the address (its owner reads it); the outcome line may not
+                reason = redact(str(exc), target.email, target.destination_id)
+                reports.append(Report(**base, outcome=Outcome.FAILED_REJECTED, reason=reason))
                 continue
             except Exception as exc:  # retryable or unexpected: free the claim, let the caller retry
                 self.directory.release(key, f"{exc.__class__.__name__}: {exc}")
+                # whoever logs the error (retry line, Lambda error) must not see the address either
+                exc.args = tuple(redact(a, target.email, target.destination_id) if isinstance(a, str) else a
+                                 for a in exc.args)
                 raise
             self.directory.finish(key, Outcome.FORWARDED, "forwarded", len(data), provider_id)
             reports.append(

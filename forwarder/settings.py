@@ -79,6 +79,8 @@ class Settings:
     # queue worker (EC2 mode: SES -> S3 -> SNS -> SQS)
     queue_url: str = ""
     queue_wait_seconds: int = 20
+    # one box: bearer token for /metrics; empty: /metrics answers loopback only
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def max_bytes(self) -> int:
@@ -131,4 +133,5 @@ class Settings:
             store_dir=Path(env.get(PREFIX + "STORE_DIR") or data_dir / "mail"),
             queue_url=env.get(PREFIX + "QUEUE_URL", ""),
             queue_wait_seconds=_int(env, "QUEUE_WAIT_SECONDS", 20, minimum=0),
+            metrics_token=env.get(PREFIX + "METRICS_TOKEN", "").strip(),
         )

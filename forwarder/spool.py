@@ -8,6 +8,16 @@ next start forwards it; the delivery claims in SQL make that second attempt send
 already sent.
 
 Spool ids sort by arrival time, so recovery forwards in order.
+
+Nothing is fsynced. The risk covered is a crash of this process (killed, OOM, a bug): what it wrote
+is in the kernel's page cache and reaches the disk without it. Only a power loss or kernel crash
+in the seconds before the kernel writes back could lose an accepted message; an fsync per message
+(two files and their folder) would cost more than the rest of the listener together. SQLite's
+``synchronous=NORMAL`` (see models.engine) makes the same trade.
+
+The forwarder usually takes a message within milliseconds of its 250, so :meth:`Spool.accept`
+also keeps what it wrote in memory (up to :data:`RECENT_BYTES`) and the first :meth:`Spool.load`
+takes it from there instead of reading both files back. Retries and recovery read the files.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +34,8 @@ from typing import Protocol
 from forwarder.errors import MessageNotFound, StoreUnavailable
 
 KEY_PREFIX = "smtp/"
+#: Bytes of recently accepted messages kept in memory for their first load.
+RECENT_BYTES = 64 * 1024 * 1024
 
 
 class WritableStore(Protocol):
@@ -50,12 +63,27 @@ def new_spool_id(now: float | None = None) -> str:
     return f"{stamp:019d}-{secrets.token_hex(6)}"
 
 
+def _write_file(path: str, data: bytes) -> None:
+    """``Path.write_bytes`` without the buffered file object around it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 class Spool:
     def __init__(self, root: Path, store: WritableStore) -> None:
         self.root = Path(root)
         self.pending_dir = self.root / "pending"
         self.store = store
         self.pending_dir.mkdir(parents=True, exist_ok=True)
+        self._pending = str(self.pending_dir)
+        self._recent: dict[str, tuple[bytes, Envelope]] = {}
+        self._recent_bytes = 0
+        self._lock = threading.Lock()
 
     def accept(self, raw: bytes, mail_from: str, recipients: tuple[str, ...], peer: str = "") -> Envelope:
         """Store ``raw`` and its envelope; raises :class:`StoreUnavailable` when either write fails."""
@@ -65,16 +93,26 @@ class Spool:
             self._write_envelope(envelope)
         except OSError as exc:
             raise StoreUnavailable(f"spooling {envelope.spool_id} failed: {exc}") from exc
+        with self._lock:
+            if self._recent_bytes + len(raw) <= RECENT_BYTES:
+                self._recent[envelope.spool_id] = (raw, envelope)
+                self._recent_bytes += len(raw)
         return envelope
 
     def _write_envelope(self, envelope: Envelope) -> None:
-        path = self.pending_dir / f"{envelope.spool_id}.json"
-        tmp = path.with_suffix(".tmp")
+        path = f"{self._pending}/{envelope.spool_id}.json"
+        tmp = f"{self._pending}/{envelope.spool_id}.tmp"
         data = {"mail_from": envelope.mail_from, "recipients": list(envelope.recipients),
                 "received_at": envelope.received_at, "peer": envelope.peer}
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
+        _write_file(tmp, json.dumps(data).encode("utf-8"))
         os.replace(tmp, path)
+
+    def _forget(self, spool_id: str) -> tuple[bytes, Envelope] | None:
+        with self._lock:
+            kept = self._recent.pop(spool_id, None)
+            if kept is not None:
+                self._recent_bytes -= len(kept[0])
+        return kept
 
     def pending(self) -> list[str]:
         return sorted(p.stem for p in self.pending_dir.glob("*.json"))
@@ -94,11 +132,15 @@ class Spool:
                         float(data.get("received_at", 0.0)), str(data.get("peer", "")))
 
     def load(self, spool_id: str) -> tuple[bytes, Envelope]:
+        kept = self._forget(spool_id)
+        if kept is not None:
+            return kept
         envelope = self.envelope(spool_id)
         return self.store.get(envelope.key), envelope
 
     def set_aside(self, spool_id: str) -> None:
         """Move an entry that can never be forwarded to ``failed/`` for an operator to look at."""
+        self._forget(spool_id)
         failed = self.root / "failed"
         failed.mkdir(exist_ok=True)
         try:
@@ -108,7 +150,8 @@ class Spool:
 
     def done(self, spool_id: str) -> None:
         """Every outcome of this entry is recorded; the raw message stays in the store."""
+        self._forget(spool_id)
         try:
-            (self.pending_dir / f"{spool_id}.json").unlink()
+            os.unlink(f"{self._pending}/{spool_id}.json")
         except FileNotFoundError:
             pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,6 +50,8 @@ class LocalStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # Folders of keys already written to, checked and created: a key's folder part -> its path.
+        self._folders: dict[str, str] = {}
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -57,11 +60,33 @@ class LocalStore:
         return path
 
     def put(self, key: str, raw: bytes) -> None:
+        folder, _, name = key.rpartition("/")
+        known = self._folders.get(folder)
+        if known is not None and name not in ("", ".", "..") and "\0" not in name:
+            # The folder was resolved inside the store before, and a plain name cannot leave it
+            # (the rename below replaces whatever is at that name, it does not follow it).
+            try:
+                self._write(f"{known}/{name}", raw)
+                return
+            except FileNotFoundError:  # the folder was removed meanwhile: make it again
+                self._folders.pop(folder, None)
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(raw)
-        tmp.replace(path)
+        self._write(str(path), raw)
+        if path.name == name:
+            self._folders[folder] = str(path.parent)
+
+    @staticmethod
+    def _write(path: str, raw: bytes) -> None:
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
 
     def get(self, key: str) -> bytes:
         try:

@@ -12,10 +12,12 @@ from models.deliveries import Delivery
 from models.destinations import Destination
 from models.engine import make_engine, make_session_factory
 from models.rate_limits import RateLimitHit
+from models.user_domains import DOMAIN_STATUSES, UserDomain
 from models.users import User, normalize_email
 
 __all__ = [
     "API_TOKEN_SCOPES",
+    "DOMAIN_STATUSES",
     "EXPIRED_ACTIONS",
     "Alias",
     "ApiToken",
@@ -25,6 +27,7 @@ __all__ = [
     "RateLimitHit",
     "UTCDateTime",
     "User",
+    "UserDomain",
     "alias_destinations",
     "make_engine",
     "make_session_factory",

@@ -34,6 +34,10 @@ def _install_sqlite_pragmas(engine: Engine, *, wal: bool) -> None:
                 # Readers no longer block the writer and vice versa.  WAL is
                 # persistent in the file; setting it again is a no-op.
                 cursor.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode NORMAL stays consistent and survives a process crash; only a power
+                # loss may forget the last commits. FULL costs an fsync per commit (about 6 ms
+                # here), which caps the one-box forwarder near 30 messages per second.
+                cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
 

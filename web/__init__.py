@@ -69,4 +69,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(tokens.bp)
     app.register_blueprint(api.bp)
+    from web import domains
+
+    app.register_blueprint(domains.bp)
     return app

@@ -19,6 +19,7 @@ from web.security import current_user, login_required
 from web.services import activity
 from web.services import aliases as service
 from web.services import destinations as destination_service
+from web.services import domains as domain_service
 from web.services.errors import ServiceError
 
 bp = Blueprint("aliases", __name__, url_prefix="/aliases")
@@ -112,7 +113,8 @@ def _verified() -> list[Destination]:
 
 
 def _new_page(status: int = 200, **context: object) -> tuple[str, int]:
-    return render_template("aliases/new.html", domains=current_app.config["SETTINGS"].domains,
+    domains = [*current_app.config["SETTINGS"].domains, *domain_service.serving_names(session(), _user())]
+    return render_template("aliases/new.html", domains=domains,
                            destinations=_verified(), durations=DURATIONS, expired_actions=EXPIRED_ACTIONS,
                            form=context.pop("form", None) or MultiDict(), **context), status
 

@@ -32,6 +32,7 @@ DEFAULT_LIMITS = {
     "reset": Limit("reset", 5, 60 * 60),
     "alias-create": Limit("alias-create", 30, 60 * 60),
     "api": Limit("api", 600, 60),
+    "domain-check": Limit("domain-check", 30, 60 * 60),  # adding a domain, "verify now" (DNS and SES calls)
 }
 
 

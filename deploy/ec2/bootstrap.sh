@@ -122,7 +122,7 @@ fi
 #    repository's copies, or use drop-ins: systemctl edit othermail-web)
 say "installing the uWSGI configuration, the systemd units and othermail-admin"
 install -m 0644 "$here/uwsgi/othermail.ini" "$ETC/uwsgi.ini"
-install -m 0644 "$here"/systemd/othermail-*.service /etc/systemd/system/
+install -m 0644 "$here"/systemd/othermail-*.service "$here"/systemd/othermail-*.timer /etc/systemd/system/
 install -m 0755 "$here/othermail-admin" /usr/local/sbin/othermail-admin
 systemctl daemon-reload
 if [ "$smtp" = yes ]; then
@@ -132,6 +132,7 @@ else
     systemctl enable --quiet othermail-web.service othermail-worker.service
     systemctl disable --quiet othermail-smtp.service
 fi
+systemctl enable --quiet othermail-domains.timer  # re-checks users' domains every six hours, from the next boot
 
 # 6. nginx: the ACME challenge alone until the certificate exists, then the HTTPS site
 install -d -m 0755 /etc/letsencrypt/renewal-hooks/deploy

@@ -42,6 +42,16 @@ def _register() -> None:
     from forwarder.cli import worker
 
     cli.add_command(worker.worker)
+    from forwarder.cli import cost, dns_check
+
+    cli.add_command(dns_check.dns)
+    cli.add_command(cost.cost)
+    from forwarder.cli import aws
+
+    cli.add_command(aws.aws)
+    from forwarder.cli import domains
+
+    cli.add_command(domains.domains)
 
 
 _register()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -24,6 +25,8 @@ def _serve(obj: CliContext, host: str | None, web_port: int | None, smtp_port: i
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    # a server: one JSON line per outcome on standard error (journald), as `othermail worker` does
+    logging.getLogger("othermail.outcome").setLevel(logging.INFO)
     began = time.monotonic()
     box = OneBox(settings, web_port=web_port, smtp_port=smtp_port, workers=workers)
     try:

@@ -19,10 +19,22 @@ from sqlalchemy import (
 )
 
 from migrations import current, downgrade, upgrade
-from models import Alias, ApiToken, Base, RateLimitHit, make_engine, utcnow
+from models import Alias, ApiToken, Base, RateLimitHit, UserDomain, make_engine, utcnow
 
 VERSION_TABLE = "alembic_version"
-HEAD = "0002"
+HEAD = "0003"
+#: Tables later revisions add, so the schema at an older revision can be compared with the models.
+ADDED_BY = {"0003": ("user_domains",)}
+
+
+def metadata_before(revision: str) -> MetaData:
+    """The models' schema without the tables ``revision`` and later revisions add."""
+    later = {table for rev, tables in ADDED_BY.items() if rev >= revision for table in tables}
+    kept = MetaData(naming_convention=Base.metadata.naming_convention)
+    for table in Base.metadata.sorted_tables:
+        if table.name not in later:
+            table.to_metadata(kept)
+    return kept
 
 
 def schema_diff(url: str, metadata: MetaData = Base.metadata) -> list[Any]:
@@ -207,6 +219,7 @@ def test_check_constraints_are_migrated(migrated_url: str) -> None:
     assert reflected_check_constraints(migrated_url) == model_check_constraints()
     assert model_check_constraints()["aliases"] == {"ck_aliases_expired_action"}
     assert model_check_constraints()["api_tokens"] == {"ck_api_tokens_scope"}
+    assert model_check_constraints()["user_domains"] == {"ck_user_domains_status"}
 
 
 def test_0002_round_trip_restores_0001_and_keeps_data(database_url: str) -> None:
@@ -243,7 +256,7 @@ def test_0002_round_trip_restores_0001_and_keeps_data(database_url: str) -> None
 
     upgrade(database_url, "0002")
     assert current(database_url) == "0002"
-    assert schema_diff(database_url) == []
+    assert schema_diff(database_url, metadata_before("0003")) == []
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
@@ -289,3 +302,36 @@ def test_0002_round_trip_restores_0001_and_keeps_data(database_url: str) -> None
     assert schema_diff(database_url) == []
     assert strict_type_mismatches(database_url) == []
     assert reflected_check_constraints(database_url) == model_check_constraints()
+
+
+def test_0003_round_trip_adds_and_removes_user_domains(database_url: str) -> None:
+    upgrade(database_url, "0002")
+    at_0002 = schema_snapshot(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (id, email, is_admin, created_at) "
+                "VALUES (1, 'owner@example.org', false, '2025-01-01 00:00:00')"
+            )
+    finally:
+        engine.dispose()
+
+    upgrade(database_url, "0003")
+    assert schema_diff(database_url) == []
+    assert strict_type_mismatches(database_url) == []
+    assert reflected_check_constraints(database_url) == model_check_constraints()
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(UserDomain).values(
+                user_id=1, name="owner.example", verification_token="t" * 32, created_at=utcnow()))
+            row = connection.execute(select(UserDomain.status, UserDomain.catch_all)).one()
+            assert tuple(row) == ("pending", False)  # the server defaults
+    finally:
+        engine.dispose()
+
+    downgrade(database_url, "0002")
+    assert schema_snapshot(database_url) == at_0002
+    upgrade(database_url)
+    assert current(database_url) == HEAD

@@ -37,7 +37,7 @@ from forwarder.core.validator import validate_bytes
 from forwarder.directory import SqlDirectory
 from forwarder.pipeline import Forwarder, Inbound
 from forwarder.senders import MaildirSender, MemorySender, SentMessage
-from models import Alias, ApiToken, Delivery, Destination, User, make_session_factory, utcnow
+from models import Alias, ApiToken, Delivery, Destination, User, UserDomain, make_session_factory, utcnow
 from tests.web.conftest import PASSWORD, csrf, links_in, post, signup
 from web.services import tokens
 
@@ -45,7 +45,7 @@ from web.services import tokens
 
 #: The kind of object each id variable of a route names. A route with an id variable missing here
 #: fails :func:`classify`, so a new route cannot escape the ownership walk.
-ID_KINDS = {"destination_id": "destination", "alias_id": "alias", "token_id": "api_token"}
+ID_KINDS = {"destination_id": "destination", "alias_id": "alias", "token_id": "api_token", "domain_id": "domain"}
 #: Routes whose variable is a signed link (``token``): the signature authorises them, not a session.
 SIGNED_LINKS = {"auth.reset": "reset", "destinations.verify": "verification"}
 #: Admin-only routes whose variable is a message key of the local outbox (a Maildir file, nobody's
@@ -186,7 +186,7 @@ def _bearer(secret: str) -> dict[str, str]:
 
 
 def give_rows(app: Flask, user_id: int, name: str) -> Owner:
-    """Two destinations (one verified), an alias with limits, a delivery and two tokens."""
+    """Two destinations (one verified), an alias with limits, a delivery, two tokens and a verified domain."""
     now = utcnow()
     with app.app_context():
         db = _db(app)
@@ -196,7 +196,9 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
         alias = Alias(address=f"{name}-shop@othermail.example", user_id=user_id, max_messages=10, message_count=1,
                       forwarded_count=1, label=f"{name}'s private label", note=f"{name}'s private note")
         alias.destinations.append(home)
-        db.add_all([home, pending, alias])
+        domain = UserDomain(user_id=user_id, name=f"{name}-domain.test", verification_token=f"{name}-secret-token",
+                            status="verified", verified_at=now, tokens=(f"{name}dkim1", f"{name}dkim2", f"{name}dkim3"))
+        db.add_all([home, pending, alias, domain])
         db.flush()
         db.add(Delivery(inbound_message_id=f"{name}-m1", recipient=alias.address, alias_id=alias.id,
                         destination_id=home.id, destination_key=home.id, outcome="forwarded",
@@ -206,12 +208,13 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
         read, read_secret = tokens.create(db, user, f"{name}-read-token", "read", None)
         return Owner(
             user_id=user_id, email=user.email,
-            ids={"destination": [home.id, pending.id], "alias": [alias.id], "api_token": [write.id, read.id]},
+            ids={"destination": [home.id, pending.id], "alias": [alias.id], "api_token": [write.id, read.id],
+                 "domain": [domain.id]},
             verified_destination=home.id, pending_destination=pending.id, alias_address=alias.address,
             write=_bearer(write_secret), read=_bearer(read_secret),
             secrets=(user.email, home.email, pending.email, alias.address, f"{name}'s private",
                      f"{name}-sender@store.example", f"{name}-write-token", f"{name}-read-token",
-                     write.prefix, read.prefix),
+                     write.prefix, read.prefix, domain.name, domain.verification_token, f"{name}dkim1"),
         )
 
 
@@ -254,6 +257,8 @@ def snapshot(app: Flask, user_id: int) -> dict[str, list[Row]]:
                            db.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id))],
             "deliveries": [_columns(d) for d in
                            db.scalars(select(Delivery).where(Delivery.alias_id.in_(alias_ids)).order_by(Delivery.id))],
+            "user_domains": [_columns(d) for d in
+                             db.scalars(select(UserDomain).where(UserDomain.user_id == user_id).order_by(UserDomain.id))],
         }
 
 
@@ -264,7 +269,7 @@ def form_payload(owner: Owner) -> dict[str, str]:
     """Every form field the pages read, filled so that a missing ownership check would change something."""
     return {"email": "stolen@evil.example", "label": "taken over", "note": "taken over", "expired_action": "reject",
             "destination": str(owner.verified_destination), "duration": "7d", "idle_days": "9",
-            "extra_messages": "5", "name": "taken over", "scope": "write"}
+            "extra_messages": "5", "name": "taken over", "scope": "write", "catch_all": "on"}
 
 
 def api_payload(kind: str, owner: Owner) -> dict[str, Any]:

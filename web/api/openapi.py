@@ -120,7 +120,8 @@ SCHEMAS: dict[str, Schema] = {
             "local_part": {"type": ["string", "null"], "maxLength": views.LOCAL_PART_MAX,
                            "description": "Omit (or null) for a generated one."},
             "domain": {"type": ["string", "null"], "maxLength": views.DOMAIN_MAX,
-                       "description": "One of the service's alias domains; omit for the first."},
+                       "description": "One of the service's alias domains, or a verified domain of "
+                                      "the caller's (/domains); omit for the service's first."},
             "destination_ids": {**IDS, "description": "Verified destinations of the caller."},
             "label": LABEL, "note": NOTE,
             "expires_in_hours": HOURS, "idle_days": IDLE,

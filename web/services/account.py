@@ -3,7 +3,8 @@
 Deleting an account stops every alias at once and removes the personal data, but keeps the alias
 rows (``deleted_at`` set) so their addresses are never issued again and mail to them is dropped as
 ``dropped-unknown-alias``. The user row stays too, under a tombstone address, so the delivery log's
-foreign keys stay valid and the old email address is free for a new sign-up.
+foreign keys stay valid and the old email address is free for a new sign-up. The user's own domains
+are deleted, with their SES identities, so no mail for them is accepted any more.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from models import Alias, ApiToken, Delivery, Destination, User, alias_destinations, utcnow
 from web.security import hash_password, password_problem, verify_password
+from web.services import domains
 from web.services.errors import ServiceError
 
 #: What the user types to confirm that the account should go.
@@ -102,6 +104,7 @@ def export(db: Session, user: User) -> dict[str, Any]:
         ],
         "aliases": [_alias(a) for a in aliases],
         "api_tokens": [_token(t) for t in tokens],
+        "domains": domains.export(db, user),
         "deliveries": [_delivery(row) for row in deliveries],
     }
 
@@ -133,6 +136,7 @@ def delete_account(db: Session, user: User, password: str | None = None, confirm
     )
     db.execute(delete(ApiToken).where(ApiToken.user_id == user.id).execution_options(synchronize_session=False))
     db.execute(delete(Destination).where(Destination.user_id == user.id).execution_options(synchronize_session=False))
+    domains.forget_all(db, user)  # its own domains go (and their SES identities); their aliases are retired above
     user.email = tombstone(user.id)
     user.password_hash = None
     user.is_admin = False

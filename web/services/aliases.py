@@ -20,6 +20,7 @@ from forwarder.core.decide import expiry
 from forwarder.directory import alias_state
 from models import Alias, Destination, User, utcnow
 from web import ratelimit
+from web.services import domains
 from web.services.errors import ServiceError, not_found
 
 MIN_DURATION = timedelta(hours=1)
@@ -137,7 +138,7 @@ def create(
     settings = current_app.config["SETTINGS"]
     domain = (domain or settings.domains[0]).lower()
     if domain not in settings.domains:
-        raise ServiceError("invalid_domain", f"Aliases live on {', '.join(settings.domains)}.")
+        domains.check_alias_domain(db, user, domain)  # one of the user's own verified domains
     _check_limits(duration, idle_days, max_messages, expired_action)
     clean_label, clean_note = _text("label", label, 100), _text("note", note, 2000)
     cap = int(current_app.config.get("MAX_LIVE_ALIASES", 200))

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Destination, User, normalize_email, utcnow
+from forwarder.user_domains import RECEIVING
+from models import Destination, User, UserDomain, normalize_email, utcnow
 from web import mailer, ratelimit
 from web.services.errors import ServiceError, not_found
 
@@ -28,9 +29,18 @@ def clean_address(raw: str) -> str:
     if not mailer.is_mailable(address):
         raise ServiceError("invalid_email", "Enter a valid email address.")
     domain = address.rpartition("@")[2]
-    if domain in current_app.config["SETTINGS"].domains:
+    if domain in current_app.config["SETTINGS"].domains or _served_here(domain):
         raise ServiceError("invalid_email", "A destination must be a real mailbox, not an alias.")
     return address
+
+
+def _served_here(domain: str) -> bool:
+    """Whether mail for ``domain`` comes here: a user's domain that passed verification."""
+    from web.db import session
+
+    found = session().scalar(select(UserDomain.id).where(UserDomain.name == domain,
+                                                        UserDomain.status.in_(sorted(RECEIVING))))
+    return found is not None
 
 
 def owned(db: Session, user: User, destination_id: int) -> Destination:

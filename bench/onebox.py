@@ -1,0 +1,198 @@
+"""One-box throughput: SMTP clients -> ``othermail run`` -> forwarder -> SMTP relay sink, on loopback.
+
+    .venv/bin/python bench/onebox.py [--messages 5000] [--clients 4] [--size-kb 10]
+
+Every part is a separate process, as in production: the relay sink (aiosmtpd), ``othermail smtp``
+(listener, spool, forwarder, SQLite) and the SMTP clients. The script prints messages per second
+from the first DATA to the last message at the relay, p50/p99 latency from DATA to the relay, lost
+and duplicated counts (each from what the clients were told and what the sink recorded), and the
+time from starting the process to the first accepted message. It exits non-zero when a target is
+missed. Bounded: it gives up after ``--timeout`` seconds.
+
+Targets (issue 4): >= 300 messages/s with 0 lost and 0 duplicated; first message within 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import signal
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ALIAS = "bench@othermail.example"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# ---------------------------------------------------------------- the relay sink (its own process)
+
+def sink_main(port: int, out: str) -> None:
+
+    from aiosmtpd.controller import Controller
+
+    arrivals: list[tuple[str, float]] = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            now = time.time()
+            content = envelope.original_content or b""
+            start = content.find(b"X-Bench-Id: ")
+            bench_id = content[start + 12:content.find(b"\r\n", start)].decode() if start >= 0 else "?"
+            arrivals.append((bench_id, now))
+            return "250 2.0.0 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, data_size_limit=10 * 1024 * 1024)
+    controller.start()
+    done = False
+
+    def finish(*_: object) -> None:
+        nonlocal done
+        done = True
+
+    signal.signal(signal.SIGTERM, finish)
+    print("ready", flush=True)
+    while not done:
+        time.sleep(0.05)
+    controller.stop()
+    Path(out).write_text(json.dumps(arrivals))
+
+
+# ---------------------------------------------------------------- the SMTP clients (own processes)
+
+def message(bench_id: str, size: int) -> bytes:
+    line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n"
+    body = line * max(1, size // len(line))
+    head = (f"From: Sender <sender@example.net>\r\nTo: {ALIAS}\r\nSubject: bench {bench_id}\r\n"
+            f"Message-ID: <{bench_id}@example.net>\r\nX-Bench-Id: {bench_id}\r\n\r\n").encode()
+    return head + body
+
+
+def client_main(args: tuple[int, int, int, int]) -> list[tuple[str, float, int]]:
+    port, client, count, size = args
+    results: list[tuple[str, float, int]] = []
+    smtp = smtplib.SMTP("127.0.0.1", port, timeout=60)
+    smtp.ehlo()
+    for n in range(count):
+        bench_id = f"c{client}-{n}"
+        raw = message(bench_id, size)
+        smtp.mail("sender@example.net")
+        smtp.rcpt(ALIAS)
+        started = time.time()
+        code, _ = smtp.data(raw)
+        results.append((bench_id, started, code))
+    smtp.quit()
+    return results
+
+
+# ---------------------------------------------------------------- the run
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--size-kb", type=int, default=10)
+    parser.add_argument("--timeout", type=float, default=240.0)
+    options = parser.parse_args()
+    per_client = options.messages // options.clients
+    total = per_client * options.clients
+
+    work = Path(tempfile.mkdtemp(prefix="othermail-onebox-"))
+    relay_port, smtp_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTHERMAIL_")}
+    env.update({"OTHERMAIL_DATA_DIR": str(work / "var"), "OTHERMAIL_DOMAINS": "othermail.example",
+                "OTHERMAIL_SENDER": "smtp", "OTHERMAIL_RELAY_HOST": "127.0.0.1",
+                "OTHERMAIL_RELAY_PORT": str(relay_port), "OTHERMAIL_RELAY_SECURITY": "none",
+                "PYTHONPATH": str(ROOT)})
+    cli = [sys.executable, "-m", "forwarder.cli.main"]
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=ROOT)
+    subprocess.run([*cli, "alias", "create", "--owner", "bench@example.org", "--destination", "me@real.example",
+                    "--local-part", "bench"], env=env, check=True, capture_output=True, cwd=ROOT)
+
+    arrivals_file = work / "arrivals.json"
+    sink = subprocess.Popen([sys.executable, __file__, "--sink", str(relay_port), str(arrivals_file)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+
+    began = time.monotonic()
+    # Its standard error (a JSON line per outcome) goes to a file: a pipe nobody reads fills up
+    # after a few hundred lines and then blocks the forwarder.
+    box_log = open(work / "box.log", "w")
+    box = subprocess.Popen([*cli, "smtp", "--port", str(smtp_port)], env=env, cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=box_log, text=True)
+    first_accepted = None
+    while time.monotonic() - began < 30:
+        try:
+            with smtplib.SMTP("127.0.0.1", smtp_port, timeout=5) as probe:
+                if probe.sendmail("sender@example.net", [ALIAS], message("warmup", 1024)) == {}:
+                    first_accepted = time.monotonic() - began
+                    break
+        except (OSError, smtplib.SMTPException):
+            time.sleep(0.02)
+    if first_accepted is None:
+        box.kill()
+        sink.terminate()
+        print(f"othermail smtp did not accept a message within 30 s (see {work / 'box.log'})", file=sys.stderr)
+        return 1
+
+    with multiprocessing.Pool(options.clients) as pool:
+        batches = pool.map(client_main, [(smtp_port, c, per_client, options.size_kb * 1024)
+                                         for c in range(options.clients)])
+    sent = [item for batch in batches for item in batch]
+    accepted = {bench_id: started for bench_id, started, code in sent if code == 250}
+
+    deadline = time.monotonic() + options.timeout
+    spool = work / "var" / "spool" / "pending"
+    while time.monotonic() < deadline and any(spool.glob("*.json")):
+        time.sleep(0.2)
+    box.send_signal(signal.SIGTERM)
+    box.wait(timeout=60)
+    box_log.close()
+    sink.send_signal(signal.SIGTERM)
+    sink.wait(timeout=60)
+    arrivals = [(i, t) for i, t in json.loads(arrivals_file.read_text()) if i != "warmup"]
+
+    seen: dict[str, float] = {}
+    duplicated = 0
+    for bench_id, at in arrivals:
+        if bench_id in seen:
+            duplicated += 1
+        else:
+            seen[bench_id] = at
+    lost = sum(1 for bench_id in accepted if bench_id not in seen)
+    refused = total - len(accepted)
+    latencies = sorted((seen[i] - accepted[i]) * 1000 for i in accepted if i in seen)
+    first_data = min(accepted.values())
+    last_relay = max(seen.values())
+    rate = len(seen) / (last_relay - first_data)
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+
+    print(f"messages={total} size_kb={options.size_kb} clients={options.clients} refused={refused}")
+    print(f"throughput: {rate:.0f} messages/s (target >= 300)")
+    print(f"latency DATA->relay: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"lost={lost} duplicated={duplicated} (target 0 and 0)")
+    print(f"first message accepted {first_accepted:.2f} s after starting othermail smtp (target <= 3 s)")
+    ok = rate >= 300 and lost == 0 and duplicated == 0 and refused == 0 and first_accepted <= 3
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--sink":
+        sink_main(int(sys.argv[2]), sys.argv[3])
+    else:
+        sys.exit(main())

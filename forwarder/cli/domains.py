@@ -1,0 +1,88 @@
+"""``othermail domains recheck``: check users' domains again and move their status (forwarder/domain_checks.py).
+
+Run it periodically (deploy/ec2/systemd/othermail-domains.timer runs it every six hours).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from forwarder.cli.context import CliContext
+from forwarder.dns_doctor import make_resolver
+from forwarder.settings import Settings
+
+
+def ses_client(settings: Settings) -> Any:
+    """The SESv2 client the command uses (a seam for tests; moto's mock_aws covers it)."""
+    import boto3
+
+    return boto3.session.Session(region_name=settings.aws_region).client("sesv2")
+
+
+@click.group()
+def domains() -> None:
+    """Users' own domains."""
+
+
+@domains.command()
+@click.option("--grace-hours", default=72.0, show_default=True, type=click.FloatRange(min=0),
+              help="How long a domain whose checks fail keeps forwarding before it is suspended.")
+@click.option("--nameserver", metavar="HOST[:PORT]",
+              help="Ask this name server (default: the system's resolvers from /etc/resolv.conf).")
+@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 60),
+              help="Seconds to wait for the name server.")
+@click.pass_obj
+def recheck(obj: CliContext, grace_hours: float, nameserver: str | None, timeout: float) -> None:
+    """Check every verified, failing and suspended domain again.
+
+    A domain whose check fails becomes failing (mail is still forwarded, its owner sees a warning);
+    once checks have failed for --grace-hours it is suspended (mail is dropped, no new aliases)
+    until a check passes, which makes it verified again. A check that could not be made (DNS or SES
+    not answering) changes nothing. With OTHERMAIL_SENDER=ses, SES's own verdict on the domain's
+    DKIM counts too, for domains added while the service sent through SES. Prints one line per
+    domain; exit status 0 unless a domain could not be checked.
+    """
+    from forwarder.domain_checks import apply_check, check_with_ses
+    from forwarder.user_domains import RECHECKED, CheckResult
+    from models import UserDomain, utcnow
+
+    settings = obj.settings
+    try:
+        resolver = make_resolver(nameserver, timeout)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    sesv2: Any = None
+    grace = timedelta(hours=grace_hours)
+    sessions = obj.sessions()
+    with sessions() as db:
+        ids = db.scalars(select(UserDomain.id).where(UserDomain.status.in_(RECHECKED)).order_by(UserDomain.name)).all()
+    counts: Counter[str] = Counter()
+    unknown = 0
+    for domain_id in ids:
+        with sessions() as db:
+            domain = db.get(UserDomain, domain_id)
+            if domain is None or domain.status not in RECHECKED:
+                continue  # deleted or changed in the web app meanwhile
+            before = domain.status
+            # SES's verdict counts for a domain that has an SES identity (one added while the
+            # service sent through SES); for the others ownership is what can be checked
+            with_ses = settings.sender == "ses" and domain.ses_identity_created_at is not None
+            if with_ses and sesv2 is None:
+                sesv2 = ses_client(settings)
+            result = check_with_ses(domain, resolver, sesv2 if with_ses else None, settings.aws_region)
+            apply_check(domain, result, utcnow(), grace)
+            db.commit()
+            counts[domain.status] += 1
+            unknown += result.result is CheckResult.UNKNOWN
+            line = f"{domain.name}: {before} -> {domain.status} (check {result.result.value})"
+            if result.result is not CheckResult.PASS:
+                line += f": {result.summary}"
+            click.echo(line)
+    click.echo(f"{len(ids)} domain(s) checked: {counts['verified']} verified, {counts['failing']} failing, "
+               f"{counts['suspended']} suspended, {unknown} could not be checked")
+    click.get_current_context().exit(1 if unknown else 0)

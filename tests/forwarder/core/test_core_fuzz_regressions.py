@@ -1,0 +1,187 @@
+"""Bugs the fuzz tests (test_fuzz.py) found in the core, one regression test each.
+
+Each test states the input, what the documented rules (forwarder/core/*.py docstrings, the README)
+say must happen, and what happened before the fix.
+"""
+
+from __future__ import annotations
+
+import binascii
+import email
+from datetime import datetime, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forwarder.core import AliasState, Outcome, Policy, Verdicts, forward, prepare, validate_bytes
+from forwarder.core.body import _soft_wrap
+from forwarder.core.message import split_message
+from forwarder.core.text import MAX_LINE, encode_unstructured
+
+ALIAS = "shop-7hq2@othermail.example"
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+
+
+def run(raw: bytes):
+    return forward(prepare(raw), AliasState(ALIAS), Verdicts(), Policy(), NOW)
+
+
+def forwarded(raw: bytes) -> bytes:
+    result = run(raw)
+    assert result.outcome is Outcome.FORWARDED, result.reason
+    assert result.outgoing is not None
+    out = result.outgoing.as_bytes()
+    assert validate_bytes(out) == []
+    return out
+
+
+# --- 1. text.encode_unstructured: a field name too long to share its line with an encoded word ----
+#
+# Input: a field whose name is 990 characters long and whose value holds one 8-bit byte.
+# Expected (headers.py rule 10): the value is RFC 2047-encoded and no line exceeds 998 characters;
+# "only a field whose name alone is longer than a line is dropped".
+# Actual: "X-NNN...N: =?utf-8?b?4oKs?=" on one line of 1,010 characters; the validator refused the
+# rewritten header block and the message was dropped (dropped-invalid, header-line-too-long).
+
+
+def test_long_field_name_with_an_8bit_value_fits_the_line_limit() -> None:
+    name = b"X-" + b"N" * 988
+    out = forwarded(b"From: a@example.com\r\n" + name + b": \x80\r\n\r\nbody")
+    assert b"\r\n" + name + b":\r\n =?utf-8?b?" in out
+
+
+def test_encode_unstructured_moves_the_first_word_after_a_long_name() -> None:
+    name = "X-" + "N" * 990
+    lines = encode_unstructured(name, "Grüße")
+    assert lines[0] == name.encode() + b":"
+    assert lines[1].startswith(b" =?utf-8?b?")
+    assert max(len(line) for line in lines) <= MAX_LINE
+    assert encode_unstructured("Subject", "Grüße")[0].startswith(b"Subject: =?utf-8?b?")  # unchanged
+
+
+# --- 2. Rule 10: white space before the colon ("To : x") was sent as it came -------------------
+#
+# Input: "To : b@example.com" and "Subject\t: hi" (obsolete syntax, RFC 5322 section 4.5, which
+# must be read but never generated).
+# Expected: the forwarded message uses "To:" and "Subject:"; every reader finds every field.
+# Actual: both lines went out unchanged. Python's email package (like other strict readers) takes
+# "To : ..." for the first body line, so the fields after it (Reply-To, X-Othermail-Loop...) and
+# the MIME structure vanished for such readers.
+
+
+def test_white_space_before_the_colon_is_removed() -> None:
+    raw = (b"From: Bob <bob@example.org>\r\nTo : b@example.com\r\nSubject\t: hi\r\n"
+           b"X-Folded  : one\r\n two\r\n\r\nbody")
+    result = run(raw)
+    assert result.outgoing is not None
+    head = result.outgoing.head
+    assert b"\r\nTo: b@example.com\r\n" in head
+    assert b"\r\nSubject: hi\r\n" in head
+    assert b"\r\nX-Folded: one\r\n two\r\n" in head
+    assert "space-before-colon" in result.repairs
+    parsed = email.message_from_bytes(result.outgoing.as_bytes())
+    assert parsed["To"] == "b@example.com"
+    assert parsed["Reply-To"] == "Bob <bob@example.org>"
+    assert parsed["X-Othermail-Loop"]
+    assert parsed.get_payload() == "body"
+
+
+def test_renamed_field_loses_the_space_before_its_colon_too() -> None:
+    out = forwarded(b"From: a@example.com\r\nAuthentication-Results : mx.example; spf=pass\r\n\r\nb")
+    assert b"\r\nX-Original-Authentication-Results: mx.example; spf=pass\r\n" in out
+
+
+# --- 3. body._soft_wrap: quadratic in the length of a quoted-printable line ------------------------
+#
+# Input: a quoted-printable part whose text is one line of n bytes (n up to the 40 MB SES limit).
+# Expected (README): every step of the core is linear in its input.
+# Actual: each soft break copied the rest of the line, O(n^2 / 75): _soft_wrap took 0.17 s for a
+# 640 KB line, 1.6 s for 2.5 MB, 49 s for 10 MB (about 13 minutes for 40 MB, past the Lambda's
+# time limit, so SES would retry the message into the same timeout). After the fix: 0.19 s for
+# 10 MB, 0.84 s for 40 MB. bench/fuzz_linear.py ("quoted-printable, one long line") measures
+# the growth; the tests below pin the output of the rewritten loop to the old one's.
+
+
+def _soft_wrap_before_the_fix(data: bytes, eol: bytes) -> bytes:
+    out: list[bytes] = []
+    lines = data.split(b"\n")
+    for index, line in enumerate(lines):
+        cr = line.endswith(b"\r")
+        content = line[:-1] if cr else line
+        while len(content) > 76:
+            cut = 75
+            escape = content.rfind(b"=", cut - 2, cut)
+            if escape >= 0:
+                cut = escape
+            out.append(content[:cut] + b"=" + eol)
+            content = content[cut:]
+        ending = b"" if index == len(lines) - 1 else (b"\r\n" if cr else b"\n")
+        out.append(content + ending)
+    return b"".join(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"a", b"=3D", b"=C3=A9", b" ", b"\t", b"=", b"\r\n", b"\n", b"\r", b"x" * 80]),
+             max_size=200).map(b"".join),
+    st.sampled_from([b"\r\n", b"\n"]),
+)
+def test_soft_wrap_output_is_unchanged_by_the_fix(data: bytes, eol: bytes) -> None:
+    assert _soft_wrap(data, eol) == _soft_wrap_before_the_fix(data, eol)
+
+
+def test_soft_wrap_of_a_long_line_decodes_to_the_same_text() -> None:
+    for offset in range(80):  # an escape at every position relative to a cut
+        line = b"a" * offset + b"=C3=A9" * 300 + b"tail"
+        wrapped = _soft_wrap(line, b"\r\n")
+        assert binascii.a2b_qp(wrapped) == binascii.a2b_qp(line)
+        assert max(len(part) for part in wrapped.split(b"\r\n")) <= 76
+
+
+def test_quoted_printable_part_with_a_megabyte_line_is_forwarded() -> None:
+    body = b"0123456=3D" * 100_000 + b"\r\n"
+    out = forwarded(b"From: a@example.com\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + body)
+    assert binascii.a2b_qp(out.split(b"\r\n\r\n", 1)[1]) == binascii.a2b_qp(body)
+
+
+# --- 4. message.py: a white-space-only last line at the very end of the message -----------------
+#
+# Input: b"From: Jane <jane@example.com>\r\n0: \r\n\t" (a message that ends inside its header
+# block, on a continuation line holding only a tab).
+# Expected (headers.py rule 10): white-space-only continuation lines are dropped; the message is
+# forwarded.
+# Actual: split_message marked the block clean (its check wanted a line ending after the white
+# space), so the line went out as it came, followed by the blank line: "0: \r\n\t\r\n\r\n". The
+# validator saw a white-space-only line and the message was dropped (dropped-invalid, no-separator).
+
+
+def test_white_space_only_last_line_at_the_end_of_the_message() -> None:
+    raw = b"From: Jane <jane@example.com>\r\n0: \r\n\t"
+    assert not split_message(raw).fields[1].checked
+    out = forwarded(raw)
+    assert b"\r\n\t\r\n" not in out
+
+
+# --- 5. Rule 8: an empty To plus more than 50 Cc addresses made two To fields --------------------
+#
+# Input: "To: undisclosed-recipients:;" (or an empty To) and a Cc with 60 addresses.
+# Expected (rule 8 and rule 6): Cc becomes X-Original-Cc; the To stays; To appears once.
+# Actual: a To with no address counted as "no To", so the alias was added as a second To field;
+# the validator found duplicate-to and the message was dropped (dropped-invalid).
+
+
+def test_empty_to_and_many_cc_keep_a_single_to() -> None:
+    cc = b", ".join(b"c%d@example.com" % i for i in range(60))
+    for to in (b"undisclosed-recipients:;", b""):
+        out = forwarded(b"From: a@example.com\r\nTo: " + to + b"\r\nCc: " + cc + b"\r\n\r\nbody")
+        head = out.split(b"\r\n\r\n", 1)[0]
+        assert [line for line in head.split(b"\r\n") if line.lower().startswith(b"to:")] == [b"To: " + to]
+        assert b"\r\nX-Original-Cc: c0@example.com," in head
+
+
+def test_to_over_the_limit_is_still_replaced_by_the_alias() -> None:
+    to = b", ".join(b"t%d@example.com" % i for i in range(60))
+    out = forwarded(b"From: a@example.com\r\nTo: " + to + b"\r\n\r\nbody")
+    head = out.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nTo: " + ALIAS.encode() + b"\r\n" in head + b"\r\n"
+    assert b"\r\nX-Original-To: t0@example.com," in head

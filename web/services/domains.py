@@ -1,0 +1,261 @@
+"""A user's own domains: add one (and its SES identity), verify its DNS records, catch-all, delete.
+
+Adding a domain creates its SES identity with Easy DKIM right away (when the service sends through
+SES: ``OTHERMAIL_SENDER=ses``) and keeps the three DKIM tokens, so the page can list every record
+to publish at once: the ownership TXT and the records of :func:`forwarder.dns_doctor.required_records`.
+Without SES (one box sending through the local outbox or an SMTP relay) no identity is created and
+the page says that signing the domain's mail is up to the operator's relay; only ownership is then
+checked. "Verify now" and ``othermail domains recheck`` run the same check
+(:func:`forwarder.domain_checks.check_with_ses`).
+
+A name is unique across accounts. A claim left pending for :data:`STALE_PENDING` can be taken over
+by another account (otherwise anyone could block a domain by adding it and never proving it).
+Deleting a domain deletes its aliases (their addresses stay reserved) and its SES identity.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from forwarder import dns_doctor
+from forwarder import domain_checks as checks
+from forwarder import user_domains as core
+from forwarder.dns_doctor import Record
+from models import Alias, Destination, User, UserDomain, alias_destinations, utcnow
+from models.user_domains import DOMAIN_MAX_LENGTH
+from web import ratelimit
+from web.services.errors import ServiceError, not_found
+
+logger = logging.getLogger("othermail.web.domains")
+
+MAX_DOMAINS = 10
+STALE_PENDING = timedelta(days=7)
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def uses_ses() -> bool:
+    return current_app.config["SETTINGS"].sender == "ses"
+
+
+def sesv2() -> Any:
+    """The SESv2 client, built once per app at the edge (``app.extensions["othermail.sesv2"]``)."""
+    client = current_app.extensions.get("othermail.sesv2")
+    if client is None:
+        import boto3
+
+        client = boto3.session.Session(region_name=current_app.config["SETTINGS"].aws_region).client("sesv2")
+        current_app.extensions["othermail.sesv2"] = client
+    return client
+
+
+def resolver() -> Any:
+    """A resolver for ``DNS_NAMESERVER`` ("host:port"; default: the system's resolvers)."""
+    try:
+        return dns_doctor.make_resolver(current_app.config.get("DNS_NAMESERVER") or None,
+                                        float(current_app.config.get("DNS_TIMEOUT", 3.0)))
+    except ValueError as exc:
+        raise ServiceError("dns_unavailable", f"DNS cannot be asked from here: {exc}", 503) from None
+
+
+def grace() -> timedelta:
+    return timedelta(hours=float(current_app.config.get("DOMAIN_GRACE_HOURS", 72)))
+
+
+def clean_name(raw: str) -> str:
+    """The normalized name, or a ServiceError: a host name (letters, digits, hyphens; IDNA is
+    encoded) that is not one of the service's own domains nor under one."""
+    problem = ServiceError("invalid_domain", "Enter a domain name such as example.org.")
+    if not isinstance(raw, str) or "\x00" in raw or len(raw) > 2 * DOMAIN_MAX_LENGTH:
+        raise problem
+    try:
+        name = dns_doctor.normalize_domain(raw)
+    except ValueError:
+        raise problem from None
+    labels = name.split(".")
+    if len(name) > DOMAIN_MAX_LENGTH or not all(_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+        raise problem
+    for own in current_app.config["SETTINGS"].domains:
+        if name == own or name.endswith("." + own):
+            raise ServiceError("invalid_domain", f"{name} belongs to this service; add a domain of your own.")
+    return name
+
+
+def owned(db: Session, user: User, domain_id: int) -> UserDomain:
+    found = db.get(UserDomain, domain_id)
+    if found is None or found.user_id != user.id:
+        raise not_found("domain")
+    return found
+
+
+def listed(db: Session, user: User) -> list[UserDomain]:
+    return list(db.scalars(select(UserDomain).where(UserDomain.user_id == user.id).order_by(UserDomain.name)))
+
+
+def serving_names(db: Session, user: User) -> list[str]:
+    """The user's domains that take new aliases (verified, or failing within the grace period)."""
+    return [d.name for d in listed(db, user) if d.status in core.SERVING]
+
+
+def check_alias_domain(db: Session, user: User, name: str) -> None:
+    """Raise unless ``name`` is one of the user's domains that takes new aliases.
+
+    Another account's domain gets the same answer as one nobody added.
+    """
+    found = db.scalar(select(UserDomain).where(UserDomain.name == name, UserDomain.user_id == user.id))
+    if found is None:
+        domains = ", ".join(current_app.config["SETTINGS"].domains)
+        raise ServiceError("invalid_domain", f"Aliases live on {domains} or on a domain of yours you verified.")
+    if found.status == "pending":
+        raise ServiceError("invalid_domain", f"Verify {name} first: its page lists the records to publish.")
+    if found.status not in core.SERVING:
+        raise ServiceError("invalid_domain", f"The domain {name} is suspended: its DNS records failed the checks "
+                                             "for too long. Fix them and verify it again.")
+
+
+def _limited(user_id: int) -> None:
+    wait = ratelimit.hit("domain-check", str(user_id))
+    if wait is not None:
+        raise ServiceError("rate_limited", f"Too many domain checks; try again in {wait // 60 + 1} minutes.", 429,
+                           wait)
+
+
+def _ses_failed(name: str, exc: Exception) -> ServiceError:
+    """SES's own words go to the log (they can name the AWS account and its roles), not to the user."""
+    logger.warning("SES could not create the identity of %s: %s", name, exc)
+    return ServiceError("ses_error", f"Amazon SES did not take {name} just now. Try again later.", 502)
+
+
+def add(db: Session, user: User, raw_name: str) -> UserDomain:
+    name = clean_name(raw_name)
+    if len(listed(db, user)) >= MAX_DOMAINS:
+        raise ServiceError("limit_reached", f"At most {MAX_DOMAINS} domains per account.", 409)
+    _limited(user.id)
+    now = utcnow()
+    existing = db.scalar(select(UserDomain).where(UserDomain.name == name))
+    if existing is not None:
+        if existing.user_id == user.id:
+            raise ServiceError("duplicate", f"You already added {name}.", 409)
+        if existing.status != "pending" or existing.created_at > now - STALE_PENDING:
+            raise ServiceError("taken", f"{name} is in use by another account.", 409)
+        db.delete(existing)  # a claim never proved: whoever proves the domain may have it
+        db.flush()
+    domain = UserDomain(user_id=user.id, name=name, verification_token=core.new_token(), status="pending",
+                        created_at=now)
+    db.add(domain)
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise ServiceError("taken", f"{name} is in use by another account.", 409) from None
+    if uses_ses():
+        try:
+            domain.tokens = checks.create_identity(sesv2(), name)
+        except checks.SesError as exc:
+            db.rollback()
+            raise _ses_failed(name, exc) from None
+        domain.ses_identity_created_at = now
+    db.commit()
+    return domain
+
+
+def records(domain: UserDomain) -> list[Record]:
+    """Every record to publish, the ownership TXT first."""
+    settings = current_app.config["SETTINGS"]
+    return checks.records_to_publish(domain.name, domain.verification_token, settings.aws_region, domain.tokens,
+                                     ses=uses_ses())
+
+
+def verify(db: Session, domain: UserDomain) -> checks.DomainCheck:
+    """Check the domain now (DNS, and SES with SES) and store the new status."""
+    _limited(domain.user_id)
+    client = sesv2() if uses_ses() else None
+    if client is not None and domain.ses_identity_created_at is None:  # added while not sending through SES
+        try:
+            domain.tokens = checks.create_identity(client, domain.name)
+        except checks.SesError as exc:
+            raise _ses_failed(domain.name, exc) from None
+        domain.ses_identity_created_at = utcnow()
+    result = checks.check_with_ses(domain, resolver(), client, current_app.config["SETTINGS"].aws_region)
+    checks.apply_check(domain, result, utcnow(), grace())
+    db.commit()
+    return result
+
+
+def set_catch_all(db: Session, domain: UserDomain, enabled: bool) -> UserDomain:
+    if enabled and domain.status not in core.SERVING:
+        raise ServiceError("not_verified", "The catch-all works on a verified domain only: verify it first.", 409)
+    domain.catch_all = enabled
+    db.commit()
+    return domain
+
+
+def destinations_on(db: Session, domain: UserDomain) -> list[Destination]:
+    """The owner's destinations at this domain: once its MX points here, they would loop back."""
+    return [d for d in db.scalars(select(Destination).where(Destination.user_id == domain.user_id))
+            if d.email.rpartition("@")[2] == domain.name]
+
+
+def alias_count(db: Session, domain: UserDomain) -> int:
+    return len(_live_alias_ids(db, domain))
+
+
+def _live_alias_ids(db: Session, domain: UserDomain) -> list[int]:
+    # Domain names hold no LIKE wildcards (letters, digits, '-' and '.').
+    return list(db.scalars(select(Alias.id).where(
+        Alias.user_id == domain.user_id, Alias.deleted_at.is_(None), Alias.address.like(f"%@{domain.name}"))))
+
+
+def _forget_identity(domain: UserDomain) -> None:
+    """Delete the SES identity (best effort: the row goes in any case, and an operator can remove a
+    leftover identity with ``aws sesv2 delete-email-identity``)."""
+    if domain.ses_identity_created_at is None or not has_app_context() or not uses_ses():
+        return
+    try:
+        checks.delete_identity(sesv2(), domain.name)
+    except checks.SesError as exc:
+        logger.warning("could not delete the SES identity of %s: %s", domain.name, exc)
+
+
+def delete(db: Session, domain: UserDomain) -> int:
+    """Delete the domain and its aliases (their addresses stay reserved); how many aliases went."""
+    ids = _live_alias_ids(db, domain)
+    if ids:
+        db.execute(sql_delete(alias_destinations).where(alias_destinations.c.alias_id.in_(ids)))
+        db.execute(update(Alias).where(Alias.id.in_(ids))
+                   .values(deleted_at=utcnow(), enabled=False, label=None, note=None)
+                   .execution_options(synchronize_session=False))
+    _forget_identity(domain)
+    db.delete(domain)
+    db.commit()
+    db.expire_all()
+    return len(ids)
+
+
+def forget_all(db: Session, user: User) -> None:
+    """For account deletion: every domain row of the user goes, with its SES identity (the caller
+    retires the aliases and commits)."""
+    for domain in listed(db, user):
+        _forget_identity(domain)
+        db.delete(domain)
+    db.flush()
+
+
+def export(db: Session, user: User) -> list[dict[str, Any]]:
+    def when(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    return [
+        {"id": d.id, "name": d.name, "status": d.status, "catch_all": d.catch_all, "created_at": when(d.created_at),
+         "verified_at": when(d.verified_at), "last_checked_at": when(d.last_checked_at),
+         "failing_since": when(d.failing_since)}
+        for d in listed(db, user)
+    ]
