@@ -101,15 +101,16 @@ def _soft_wrap(data: bytes, eol: bytes) -> bytes:
     for index, line in enumerate(lines):
         cr = line.endswith(b"\r")
         content = line[:-1] if cr else line
-        while len(content) > 76:
-            cut = 75
+        start = 0  # an offset, not a shrinking copy: a line of n bytes costs O(n), not O(n^2)
+        while len(content) - start > 76:
+            cut = start + 75
             escape = content.rfind(b"=", cut - 2, cut)
             if escape >= 0:
                 cut = escape
-            out.append(content[:cut] + b"=" + eol)
-            content = content[cut:]
+            out.append(content[start:cut] + b"=" + eol)
+            start = cut
         ending = b"" if index == len(lines) - 1 else (b"\r\n" if cr else b"\n")
-        out.append(content + ending)
+        out.append(content[start:] + ending)
     return b"".join(out)
 
 

@@ -39,7 +39,9 @@ Rule 10 (7-bit, well-formed lines). SES accepts only 7-bit header content, lines
     characters, and one blank line between header and body. A field that breaks one of these is
     rewritten: free text as RFC 2047 words, addresses one by one, MIME parameters in RFC 2231 form;
     NUL and bare CR are removed; white-space-only continuation lines (which SES could read as the
-    end of the header block) are dropped. A field whose content has no valid form is renamed
+    end of the header block) are dropped, and so is white space between a field name and its colon
+    (obsolete syntax that RFC 5322 section 4.5 forbids generating; strict readers such as Python's
+    ``email`` package take ``To : x`` for the first body line, hiding every field after it). A field whose content has no valid form is renamed
     ``X-Original-<name>`` and encoded as free text, so nothing the sender wrote is lost; only a
     field whose name alone is longer than a line is dropped. Message ids are reduced to the
     well-formed ones they hold. Fields that already satisfy the rules are left exactly as they were.
@@ -336,7 +338,7 @@ def _limit_header_recipients(out: list[HeaderField], alias_address: str, repairs
                 repairs.append(f"too-many-recipients-{key}")
         if sum(counts.values()) <= MAX_HEADER_RECIPIENTS:
             break
-    if counts.get("to", 0) == 0:
+    if not any(f.key == "to" for f in out):  # an empty To ("undisclosed-recipients:;") stays alone
         out.append(HeaderField("To", [f"To: {alias_address}".encode()]))
 
 
@@ -353,6 +355,10 @@ def _is_clean(f: HeaderField) -> bool:
 
 def _valid_lines(f: HeaderField, charset: str | None, repairs: list[str]) -> list[bytes]:
     """Rule 10: the field's own lines when they are valid, else the smallest valid rewrite."""
+    first = f.lines[0]
+    if first[len(f.name) : len(f.name) + 1] != b":":  # "Name :", obsolete (RFC 5322 section 4.5)
+        f = HeaderField(f.name, [f.name.encode() + first[first.index(b":") :], *f.lines[1:]], f.checked)
+        repairs.append("space-before-colon")
     if _is_clean(f):
         return f.lines
     key = f.key

@@ -29,7 +29,7 @@ _MBOX_LOOKALIKE = re.compile(rb"From[ \t]*:")  # "From : x" is a header field, n
 #: A field name is printable US-ASCII without a colon (RFC 5322 section 2.2); white space before
 #: the colon is obsolete syntax (RFC 5322 section 4.5) that is accepted and dropped.
 _FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
-_BLANK_CONTINUATION = re.compile(rb"\n[ \t]+\r?\n")
+_BLANK_CONTINUATION = re.compile(rb"\n[ \t]+\r?(?:\n|\Z)")  # also a last line at the very end
 _LONG_FIRST = re.compile(rb"[^\n]{998}(?:[^\n\r]|\r[^\n])")
 _LONG_LATER = re.compile(rb"\n[^\n]{998}(?:[^\n\r]|\r[^\n])")
 

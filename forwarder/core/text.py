@@ -48,7 +48,8 @@ def _codec(charset: str | None) -> str | None:
         info = codecs.lookup(name)
     except (LookupError, ValueError, UnicodeError):
         return None
-    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+    # codecs.lookup names "unicode_escape" "unicode-escape": compare in the spelling of the set
+    if not getattr(info, "_is_text_encoding", True) or info.name.replace("-", "_") in _NOT_CHARSETS:
         return None  # base64, hex, rot13, zlib... are codecs, not charsets
     return info.name
 
@@ -164,6 +165,8 @@ def encode_unstructured(name: str, text: str) -> list[bytes]:
         if folded is not None:
             return folded
     words = _words(text)
+    if len(name) + 2 + len(words[0]) > MAX_LINE:  # a name too long to share its line with a word
+        return [f"{name}:".encode("ascii"), *(f" {w}".encode("ascii") for w in words)]
     return [f"{name}: {words[0]}".encode("ascii"), *(f" {w}".encode("ascii") for w in words[1:])]
 
 

@@ -185,3 +185,36 @@ def test_to_over_the_limit_is_still_replaced_by_the_alias() -> None:
     head = out.split(b"\r\n\r\n", 1)[0]
     assert b"\r\nTo: " + ALIAS.encode() + b"\r\n" in head + b"\r\n"
     assert b"\r\nX-Original-To: t0@example.com," in head
+
+
+# --- 6. text._codec: "unicode_escape" was still read as a charset ---------------------------------
+#
+# Input: an encoded word in the charset "unicode_escape" (or "raw-unicode-escape"), which the
+# sender chooses: =?unicode_escape?q?a=5C=BFb?=.
+# Expected (text.py): _NOT_CHARSETS lists these codecs as "not charsets", so the word's bytes are
+# read as UTF-8 and never interpreted as Python escape sequences; decoding never raises.
+# Actual: codecs.lookup() spells them "unicode-escape" and "raw-unicode-escape", so the check
+# against the set (spelt with underscores) never matched: sender text went through Python's escape
+# decoder (=5Cx41 became "A") and an invalid escape raised a DeprecationWarning from inside
+# prepare(), an exception wherever warnings are errors (python -W error, PYTHONWARNINGS=error).
+
+
+def test_escape_codecs_are_not_charsets() -> None:
+    from forwarder.core.text import _codec
+
+    for name in ("unicode_escape", "unicode-escape", "raw_unicode_escape", "raw-unicode-escape", "UNICODE_ESCAPE"):
+        assert _codec(name) is None, name
+    assert _codec("utf-8") == "utf-8" and _codec("iso-8859-1") == "iso8859-1"
+
+
+def test_escape_codec_word_is_read_as_utf8_without_warnings() -> None:
+    import warnings
+
+    from forwarder.core.text import decode_header_text
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert decode_header_text(b"=?unicode_escape?q?=5Cx41?=") == "\\x41"
+        assert decode_header_text(b"=?unicode_escape?q?a=5C=BFb?=") == "a\\\ufffdb"
+        out = forwarded(b"From: =?unicode_escape?q?a=5C=BFb?= <a@example.com>\r\n\r\nbody")
+    assert b"a@example.com" in out
