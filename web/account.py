@@ -9,7 +9,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from models import utcnow
 from web import ratelimit
 from web.db import session
-from web.security import current_user, login_required, sign_in, sign_out
+from web.security import login_required, sign_in, sign_out, signed_in_user
 from web.services import account as service
 from web.services.errors import ServiceError
 
@@ -22,7 +22,7 @@ def _page(status: int = 200, **context: object) -> tuple[str, int]:
 
 def _too_many() -> tuple[str, int] | None:
     """Password checks here count like sign-ins, per account, so a left-open session cannot guess."""
-    wait = ratelimit.hit("signin", f"account:{current_user().id}")  # type: ignore[union-attr]
+    wait = ratelimit.hit("signin", f"account:{signed_in_user().id}")
     if wait is None:
         return None
     return _page(429, error=f"Too many attempts. Try again in {max(1, wait // 60)} minute(s).")
@@ -40,8 +40,7 @@ def password():  # type: ignore[no-untyped-def]
     limited = _too_many()
     if limited:
         return limited
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     try:
         service.change_password(session(), user, request.form.get("current", ""), request.form.get("password", ""),
                                 request.form.get("confirm", ""))
@@ -55,8 +54,7 @@ def password():  # type: ignore[no-untyped-def]
 @bp.get("/export")
 @login_required
 def export():  # type: ignore[no-untyped-def]
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     body = json.dumps(service.export(session(), user), indent=2, ensure_ascii=False)
     name = f"othermail-export-{utcnow():%Y%m%d}.json"
     return Response(body + "\n", mimetype="application/json",
@@ -69,8 +67,7 @@ def delete():  # type: ignore[no-untyped-def]
     limited = _too_many()
     if limited:
         return limited
-    user = current_user()
-    assert user is not None
+    user = signed_in_user()
     try:
         service.delete_account(session(), user, request.form.get("password", ""), request.form.get("confirm", ""))
     except ServiceError as exc:

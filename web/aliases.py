@@ -13,9 +13,9 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from werkzeug.datastructures import MultiDict
 
 from forwarder.accounts import AccountError, parse_duration
-from models import Alias, Destination, User
+from models import Alias, Destination
 from web.db import session
-from web.security import current_user, login_required
+from web.security import login_required, signed_in_user
 from web.services import activity
 from web.services import aliases as service
 from web.services import destinations as destination_service
@@ -95,25 +95,19 @@ def _sentence(message: str) -> str:
 
 # --- lookups and pages ---------------------------------------------------------------------------
 
-def _user() -> User:
-    user = current_user()
-    assert user is not None  # login_required ran first
-    return user
-
-
 def _owned(alias_id: int) -> Alias:
     try:
-        return service.owned(session(), _user(), alias_id)
+        return service.owned(session(), signed_in_user(), alias_id)
     except ServiceError:
         abort(404)
 
 
 def _verified() -> list[Destination]:
-    return [d for d in destination_service.listed(session(), _user()) if d.is_verified]
+    return [d for d in destination_service.listed(session(), signed_in_user()) if d.is_verified]
 
 
 def _new_page(status: int = 200, **context: object) -> tuple[str, int]:
-    domains = [*current_app.config["SETTINGS"].domains, *domain_service.serving_names(session(), _user())]
+    domains = [*current_app.config["SETTINGS"].domains, *domain_service.serving_names(session(), signed_in_user())]
     return render_template("aliases/new.html", domains=domains,
                            destinations=_verified(), durations=DURATIONS, expired_actions=EXPIRED_ACTIONS,
                            form=context.pop("form", None) or MultiDict(), **context), status
@@ -124,7 +118,7 @@ def _detail(alias: Alias, status: int = 200, **context: object) -> tuple[str, in
     state = service.status(alias)
     return render_template(
         "aliases/detail.html", alias=alias, status=state, left=left(state),
-        destinations=destination_service.listed(db, _user()), linked={d.id for d in alias.destinations},
+        destinations=destination_service.listed(db, signed_in_user()), linked={d.id for d in alias.destinations},
         recent=activity.recent(db, alias), totals=activity.totals(db, alias), durations=DURATIONS[1:],
         expired_actions=EXPIRED_ACTIONS, **context,
     ), status
@@ -147,7 +141,7 @@ def _done(alias: Alias, message: str):  # type: ignore[no-untyped-def]
 def index():  # type: ignore[no-untyped-def]
     q = request.args.get("q", "").strip()[:100]
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    aliases, total = service.listed(session(), _user(), q, page, PER_PAGE)
+    aliases, total = service.listed(session(), signed_in_user(), q, page, PER_PAGE)
     rows = [(alias, service.status(alias)) for alias in aliases]
     return render_template("aliases/index.html", rows=rows, left=left, q=q, page=page, total=total,
                            pages=max(1, math.ceil(total / PER_PAGE)))
@@ -168,7 +162,7 @@ def new():  # type: ignore[no-untyped-def]
                                                  "mail is only forwarded to verified addresses.")
         custom = bool(form.get("custom"))
         alias = service.create(
-            db, _user(),
+            db, signed_in_user(),
             destination_ids=_destination_ids() if custom else [d.id for d in verified],
             domain=form.get("domain") or None, local_part=form.get("local_part", "").strip() or None,
             label=form.get("label", ""), note=form.get("note", ""), duration=_duration(),
@@ -194,7 +188,7 @@ def detail(alias_id: int):  # type: ignore[no-untyped-def]
 def edit(alias_id: int):  # type: ignore[no-untyped-def]
     alias = _owned(alias_id)
     try:
-        service.update(session(), _user(), alias, label=request.form.get("label", ""),
+        service.update(session(), signed_in_user(), alias, label=request.form.get("label", ""),
                        note=request.form.get("note", ""), expired_action=request.form.get("expired_action", "drop"))
     except ServiceError as exc:
         return _failed(alias, exc)
@@ -206,7 +200,7 @@ def edit(alias_id: int):  # type: ignore[no-untyped-def]
 def destinations(alias_id: int):  # type: ignore[no-untyped-def]
     alias = _owned(alias_id)
     try:
-        service.update(session(), _user(), alias, destination_ids=_destination_ids())
+        service.update(session(), signed_in_user(), alias, destination_ids=_destination_ids())
     except ServiceError as exc:
         return _failed(alias, exc)
     return _done(alias, "Destinations saved.")
@@ -240,7 +234,7 @@ def permanent(alias_id: int):  # type: ignore[no-untyped-def]
 @login_required
 def enable(alias_id: int):  # type: ignore[no-untyped-def]
     alias = _owned(alias_id)
-    service.update(session(), _user(), alias, enabled=True)
+    service.update(session(), signed_in_user(), alias, enabled=True)
     return _done(alias, f"{alias.address} forwards again.")
 
 
@@ -248,7 +242,7 @@ def enable(alias_id: int):  # type: ignore[no-untyped-def]
 @login_required
 def disable(alias_id: int):  # type: ignore[no-untyped-def]
     alias = _owned(alias_id)
-    service.update(session(), _user(), alias, enabled=False)
+    service.update(session(), signed_in_user(), alias, enabled=False)
     return _done(alias, f"{alias.address} is switched off: new mail is dropped.")
 
 

@@ -9,30 +9,24 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from models import Destination, User
+from models import Destination
 from web.db import session
-from web.security import current_user, login_required
+from web.security import login_required, signed_in_user
 from web.services import destinations as service
 from web.services.errors import ServiceError
 
 bp = Blueprint("destinations", __name__, url_prefix="/destinations")
 
 
-def _user() -> User:
-    user = current_user()
-    assert user is not None  # login_required ran first
-    return user
-
-
 def _owned(destination_id: int) -> Destination:
     try:
-        return service.owned(session(), _user(), destination_id)
+        return service.owned(session(), signed_in_user(), destination_id)
     except ServiceError:
         abort(404)
 
 
 def _index(status: int = 200, **context: object) -> tuple[str, int]:
-    return render_template("destinations/index.html", destinations=service.listed(session(), _user()),
+    return render_template("destinations/index.html", destinations=service.listed(session(), signed_in_user()),
                            **context), status
 
 
@@ -53,7 +47,7 @@ def index():  # type: ignore[no-untyped-def]
 def add():  # type: ignore[no-untyped-def]
     address = request.form.get("email", "")
     try:
-        destination = service.add(session(), _user(), address)
+        destination = service.add(session(), signed_in_user(), address)
     except ServiceError as exc:
         return _index(exc.status, error=exc.message, email=address)
     flash(f"We sent a link to {destination.email}. Open it to start forwarding there.")
@@ -74,7 +68,7 @@ def resend(destination_id: int):  # type: ignore[no-untyped-def]
         flash(f"{destination.email} is already verified.")
         return redirect(url_for("destinations.index"))
     try:
-        service.send_verification(_user(), destination)
+        service.send_verification(signed_in_user(), destination)
     except ServiceError as exc:
         return _index(exc.status, error=exc.message)
     flash(f"A new link is on its way to {destination.email}.")
@@ -87,7 +81,7 @@ def change(destination_id: int):  # type: ignore[no-untyped-def]
     destination = _owned(destination_id)
     address, before = request.form.get("email", ""), destination.email
     try:
-        changed = service.change(session(), _user(), destination, address)
+        changed = service.change(session(), signed_in_user(), destination, address)
     except ServiceError as exc:
         session().refresh(destination)
         return _detail(destination, exc.status, error=exc.message, email=address)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from forwarder import user_domains as core
-from models import User, UserDomain
+from models import UserDomain
 from web.db import session
-from web.security import current_user, login_required
+from web.security import login_required, signed_in_user
 from web.services import domains as service
 from web.services.errors import ServiceError
 
@@ -25,21 +25,15 @@ MEANINGS = {
 }
 
 
-def _user() -> User:
-    user = current_user()
-    assert user is not None  # login_required ran first
-    return user
-
-
 def _owned(domain_id: int) -> UserDomain:
     try:
-        return service.owned(session(), _user(), domain_id)
+        return service.owned(session(), signed_in_user(), domain_id)
     except ServiceError:
         abort(404)
 
 
 def _index(status: int = 200, **context: object) -> tuple[str, int]:
-    return render_template("domains/index.html", domains=service.listed(session(), _user()), meanings=MEANINGS,
+    return render_template("domains/index.html", domains=service.listed(session(), signed_in_user()), meanings=MEANINGS,
                            **context), status
 
 
@@ -67,7 +61,7 @@ def index():  # type: ignore[no-untyped-def]
 def add():  # type: ignore[no-untyped-def]
     name = request.form.get("name", "")
     try:
-        domain = service.add(session(), _user(), name)
+        domain = service.add(session(), signed_in_user(), name)
     except ServiceError as exc:
         session().rollback()
         return _index(exc.status, error=exc.message, name=name)

@@ -85,6 +85,13 @@ def current_user() -> User | None:
     return g.user
 
 
+def signed_in_user() -> User:
+    """The user of a view behind :func:`login_required`."""
+    user = current_user()
+    assert user is not None  # login_required ran first
+    return user
+
+
 def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from models import ApiToken, User, utcnow
+from models import ApiToken, utcnow
 from web.db import session
-from web.security import current_user, login_required
+from web.security import login_required, signed_in_user
 from web.services import tokens as service
 from web.services.errors import ServiceError
 
@@ -16,14 +16,8 @@ bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
 EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "one year"), ("", "never")]
 
 
-def _user() -> User:
-    user = current_user()
-    assert user is not None  # login_required ran first
-    return user
-
-
 def _page(status: int = 200, **context: object) -> tuple[str, int]:
-    return render_template("tokens/index.html", tokens=service.listed(session(), _user()), now=utcnow(),
+    return render_template("tokens/index.html", tokens=service.listed(session(), signed_in_user()), now=utcnow(),
                            expiry_choices=EXPIRY_CHOICES, **context), status
 
 
@@ -44,7 +38,7 @@ def create():  # type: ignore[no-untyped-def]
     except ValueError:
         return _page(400, error="Choose when the token expires.", name=name)
     try:
-        token, secret = service.create(session(), _user(), name, scope, expires_in)
+        token, secret = service.create(session(), signed_in_user(), name, scope, expires_in)
     except ServiceError as exc:
         return _page(exc.status, error=exc.message, name=name)
     return _page(201, created=token, secret=secret)
@@ -54,7 +48,7 @@ def create():  # type: ignore[no-untyped-def]
 @login_required
 def revoke(token_id: int):  # type: ignore[no-untyped-def]
     try:
-        token: ApiToken = service.owned(session(), _user(), token_id)
+        token: ApiToken = service.owned(session(), signed_in_user(), token_id)
     except ServiceError:
         abort(404)
     service.revoke(session(), token)
