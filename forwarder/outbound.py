@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from forwarder.errors import SettingsError
-from forwarder.senders import MaildirSender, Sender, SesV1Sender, SesV2Sender, SmtpSender
+from forwarder.senders import MaildirSender, Sender, SesV1Sender, SesV2Sender
+from forwarder.smtp_sender import SmtpSender
 from forwarder.settings import Settings
 
 

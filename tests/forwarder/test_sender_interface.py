@@ -30,15 +30,8 @@ from moto.ses.models import ses_backends
 
 from forwarder.errors import PermanentSendError, RetryableError, SendRetryable, SettingsError
 from forwarder.outbound import build_sender
-from forwarder.senders import (
-    MaildirSender,
-    Sender,
-    SesV1Sender,
-    SesV2Sender,
-    SmtpSender,
-    queue_id_from_reply,
-    wire_line_breaks,
-)
+from forwarder.senders import MaildirSender, Sender, SesV1Sender, SesV2Sender
+from forwarder.smtp_sender import SmtpSender, queue_id_from_reply, wire_line_breaks
 from forwarder.settings import Settings
 from tests.forwarder.smtp_sink import Certificate, SmtpSink, free_port, self_signed_certificate
 
