@@ -1,9 +1,9 @@
 """One-box throughput: SMTP clients -> ``othermail run`` -> forwarder -> SMTP relay sink, on loopback.
 
-    .venv/bin/python bench/onebox.py [--messages 5000] [--clients 4] [--size-kb 10]
+    .venv/bin/python bench/onebox.py [--messages 5000] [--clients 4] [--size-kb 10] [--workers 4]
 
-Every part is a separate process, as in production: the relay sink (aiosmtpd), ``othermail smtp``
-(listener, spool, forwarder, SQLite) and the SMTP clients. The script prints messages per second
+Every part is a separate process, as in production: the relay sink (aiosmtpd), ``othermail run``
+(web app, listener, spool, forwarder, SQLite) and the SMTP clients. The script prints messages per second
 from the first DATA to the last message at the relay, p50/p99 latency from DATA to the relay, lost
 and duplicated counts (each from what the clients were told and what the sink recorded), and the
 time from starting the process to the first accepted message. It exits non-zero when a target is
@@ -106,12 +106,13 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--size-kb", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=240.0)
+    parser.add_argument("--workers", type=int, default=4, help="othermail's forwarding threads")
     options = parser.parse_args()
     per_client = options.messages // options.clients
     total = per_client * options.clients
 
     work = Path(tempfile.mkdtemp(prefix="othermail-onebox-"))
-    relay_port, smtp_port = free_port(), free_port()
+    relay_port, smtp_port, web_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTHERMAIL_")}
     env.update({"OTHERMAIL_DATA_DIR": str(work / "var"), "OTHERMAIL_DOMAINS": "othermail.example",
                 "OTHERMAIL_SENDER": "smtp", "OTHERMAIL_RELAY_HOST": "127.0.0.1",
@@ -131,7 +132,8 @@ def main() -> int:
     # Its standard error (a JSON line per outcome) goes to a file: a pipe nobody reads fills up
     # after a few hundred lines and then blocks the forwarder.
     box_log = open(work / "box.log", "w")
-    box = subprocess.Popen([*cli, "smtp", "--port", str(smtp_port)], env=env, cwd=ROOT,
+    box = subprocess.Popen([*cli, "run", "--smtp-port", str(smtp_port), "--web-port", str(web_port),
+                            "--workers", str(options.workers)], env=env, cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=box_log, text=True)
     first_accepted = None
     while time.monotonic() - began < 30:
@@ -145,7 +147,7 @@ def main() -> int:
     if first_accepted is None:
         box.kill()
         sink.terminate()
-        print(f"othermail smtp did not accept a message within 30 s (see {work / 'box.log'})", file=sys.stderr)
+        print(f"othermail run did not accept a message within 30 s (see {work / 'box.log'})", file=sys.stderr)
         return 1
 
     with multiprocessing.Pool(options.clients) as pool:
@@ -185,7 +187,7 @@ def main() -> int:
     print(f"throughput: {rate:.0f} messages/s (target >= 300)")
     print(f"latency DATA->relay: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print(f"lost={lost} duplicated={duplicated} (target 0 and 0)")
-    print(f"first message accepted {first_accepted:.2f} s after starting othermail smtp (target <= 3 s)")
+    print(f"first message accepted {first_accepted:.2f} s after starting othermail run (target <= 3 s)")
     ok = rate >= 300 and lost == 0 and duplicated == 0 and refused == 0 and first_accepted <= 3
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

@@ -23,7 +23,8 @@ Message-level outcomes (unknown alias, spam, ...) are rows with ``destination_ke
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import threading
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -271,14 +272,21 @@ class SqlDirectory:
         self._engine: Engine = engine
         self._claim_timeout = claim_timeout
         self._now = clock or utcnow
+        # SQLite lets one writer in at a time and makes the others sleep in its busy handler (1 ms,
+        # then 2, 5, 10...); threads of this process queue on a lock instead and go in as soon as
+        # the writer before them commits. Other processes still meet the busy timeout.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
         #: Users' own domains: accepted domains, suspension, the catch-all (forwarder/user_domains.py).
         self.user_domains = UserDomains(self._connection)
 
     @contextmanager
-    def _connection(self) -> Iterator[Connection]:
-        """A pooled connection; leaving it without ``commit()`` rolls back."""
+    def _connection(self, write: bool = False) -> Iterator[Connection]:
+        """A pooled connection; leaving it without ``commit()`` rolls back. ``write``: the
+        transaction writes (on SQLite, one such transaction of this process at a time)."""
         try:
-            with self._engine.connect() as connection:
+            with self._write_lock if write else nullcontext(), self._engine.connect() as connection:
                 yield connection
         except OperationalError as exc:
             raise DatabaseUnavailable(f"database error: {exc.orig.__class__.__name__}") from exc
@@ -337,7 +345,7 @@ class SqlDirectory:
         self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: Outcome, reason: str
     ) -> bool:
         """Record a message-level outcome once; False when this message was recorded before."""
-        with self._connection() as connection:
+        with self._connection(write=True) as connection:
             try:
                 connection.execute(_INSERT, self._values(key, alias_id, meta, outcome.value, reason))
                 if alias_id is not None and outcome.blocked:
@@ -351,7 +359,7 @@ class SqlDirectory:
     def claim(self, key: DeliveryKey, alias_id: int, meta: MessageMeta) -> Claim:
         """Take the right to send ``key``; see the module docstring for the states."""
         values = self._values(key, alias_id, meta, PENDING, "")
-        with self._connection() as connection:
+        with self._connection(write=True) as connection:
             first = connection.execute(
                 _ANY_OF_MESSAGE, {"p_message_id": key.message_id, "p_recipient": values["recipient"]}
             ).first() is None
@@ -370,7 +378,7 @@ class SqlDirectory:
 
     def _take_over(self, key: DeliveryKey) -> Claim:
         now = self._now()
-        with self._connection() as connection:
+        with self._connection(write=True) as connection:
             row = connection.execute(_CLAIMED, _key_params(key)).one()
             if row.outcome not in (PENDING, RETRY):
                 return Claim(ClaimState.DONE, row.outcome, row.attempts)
@@ -394,7 +402,7 @@ class SqlDirectory:
         provider_message_id: str | None = None,
     ) -> None:
         now = self._now()
-        with self._connection() as connection:
+        with self._connection(write=True) as connection:
             row = connection.execute(_TO_FINISH, _key_params(key)).one()
             if outcome is Outcome.FORWARDED and row.alias_id is not None and not row.forwarded_before:
                 connection.execute(_COUNT_FORWARDED, {"p_alias_id": row.alias_id})
@@ -413,6 +421,6 @@ class SqlDirectory:
 
     def release(self, key: DeliveryKey, reason: str) -> None:
         """Mark a claimed delivery for retry after a temporary failure."""
-        with self._connection() as connection:
+        with self._connection(write=True) as connection:
             connection.execute(_RELEASE, {**_key_params(key), "p_reason": _reason(reason), "p_now": self._now()})
             connection.commit()

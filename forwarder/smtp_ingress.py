@@ -5,7 +5,10 @@
   (550 5.1.1 otherwise); 451 when the database cannot say.
 - SIZE/DATA: aiosmtpd advertises the size limit and answers 552 above it.
 - DATA: the raw message and its envelope are spooled (see :mod:`forwarder.spool`) before the 250;
-  451 when that fails, so the sending server keeps the message and retries.
+  451 when that fails, so the sending server keeps the message and retries. A local store is
+  written on the event loop itself (two small files in the page cache take less time than handing
+  them to a thread and back); a remote one (S3) on a thread, so that a slow put never holds up the
+  other clients.
 
 Forwarding happens after the 250, on the dispatcher's threads.
 
@@ -100,9 +103,12 @@ class IngressHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
         try:
-            accepted: Envelope = await asyncio.get_running_loop().run_in_executor(
-                None, self.spool.accept, raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer
-            )
+            if self.spool.writes_locally:
+                accepted: Envelope = self.spool.accept(raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer)
+            else:
+                accepted = await asyncio.get_running_loop().run_in_executor(
+                    None, self.spool.accept, raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer
+                )
         except (RetryableError, OSError) as exc:
             logger.error("DATA from %s: could not spool: %s", peer, exc)
             return "451 4.3.0 Temporary local problem, please try again later"

@@ -84,6 +84,7 @@ class Spool:
         self._recent: dict[str, tuple[bytes, Envelope]] = {}
         self._recent_bytes = 0
         self._lock = threading.Lock()
+        self.writes_locally = bool(getattr(store, "local", False))
 
     def accept(self, raw: bytes, mail_from: str, recipients: tuple[str, ...], peer: str = "") -> Envelope:
         """Store ``raw`` and its envelope; raises :class:`StoreUnavailable` when either write fails."""

@@ -48,6 +48,9 @@ class S3Store:
 class LocalStore:
     """A folder of raw messages, one file per key."""
 
+    #: Writes go to a local file system: fast enough to make on the SMTP listener's event loop.
+    local = True
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         # Folders of keys already written to, checked and created: a key's folder part -> its path.

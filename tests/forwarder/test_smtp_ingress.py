@@ -138,3 +138,34 @@ def test_too_many_recipients_is_452(listen: Callable[..., Listener]) -> None:
         client.mail("jane@example.net")
         codes = [client.rcpt(f"r{n}@othermail.example")[0] for n in range(101)]
     assert codes[:100] == [250] * 100 and codes[100] == 452
+
+
+class _RecordingStore(MemoryStore):
+    """Remembers the thread each write ran on."""
+
+    def __init__(self, local: bool) -> None:
+        super().__init__()
+        self.local = local
+        self.threads: list[str] = []
+
+    def put(self, key: str, raw: bytes) -> None:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        super().put(key, raw)
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_a_local_store_is_written_on_the_event_loop_and_a_remote_one_off_it(
+    listen: Callable[..., Listener], local: bool
+) -> None:
+    """Local writes are quick and skip a thread hop per message; an S3 put may take seconds and
+    must never hold up the other clients' conversations."""
+    store = _RecordingStore(local)
+    server = listen(store=store)
+    with server.client() as client:
+        assert client.sendmail("jane@example.net", ["shop@othermail.example"], MESSAGE) == {}
+    loop_thread = server.server._controller._thread.name
+    assert len(store.threads) == 1
+    assert (store.threads[0] == loop_thread) is local
+    assert LocalStore(Path("unused")).local is True
