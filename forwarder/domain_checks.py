@@ -200,17 +200,33 @@ def _client_error(exc: Exception) -> SesError:
     return SesError(str(error.get("Code") or exc.__class__.__name__), str(error.get("Message") or exc))
 
 
+#: The tag on every SES identity othermail creates for a user's domain. The serverless forwarder's
+#: role may send as identities carrying it (deploy/aws/othermail.yaml, ``SendAsUserDomains``), and
+#: the web app's role may delete only those (zappa_settings.json), never the service's own.
+USER_DOMAIN_TAG = {"Key": "othermail", "Value": "user-domain"}
+#: SesError code for an identity that exists in SES but that othermail did not create.
+IDENTITY_IN_USE = "IdentityInUse"
+
+
 def create_identity(sesv2: Any, domain: str) -> tuple[str, ...]:
-    """Create the domain's SES identity with Easy DKIM (or find the existing one); its DKIM tokens."""
+    """Create the domain's SES identity with Easy DKIM, tagged :data:`USER_DOMAIN_TAG` (or find
+    the one created before); its DKIM tokens.
+
+    An identity for the domain that exists without the tag belongs to someone else in the AWS
+    account (the operator's own domain, another service): it is left alone, and the error says so.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         try:
-            identity = sesv2.create_email_identity(EmailIdentity=domain)
+            identity = sesv2.create_email_identity(EmailIdentity=domain, Tags=[dict(USER_DOMAIN_TAG)])
         except ClientError as exc:
             if (exc.response.get("Error") or {}).get("Code") != "AlreadyExistsException":
                 raise
             identity = sesv2.get_email_identity(EmailIdentity=domain)
+            if USER_DOMAIN_TAG not in (identity.get("Tags") or []):
+                raise SesError(IDENTITY_IN_USE, f"the SES identity {domain} exists and was not created by othermail "
+                                                f"(it has no tag othermail=user-domain)") from exc
     except (ClientError, BotoCoreError) as exc:
         raise _client_error(exc) from exc
     return tuple((identity.get("DkimAttributes") or {}).get("Tokens") or ())

@@ -5,13 +5,10 @@ Run it periodically (deploy/ec2/systemd/othermail-domains.timer runs it every si
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import click
-from sqlalchemy import select
-
 from forwarder.cli.context import CliContext
 from forwarder.dns_doctor import make_resolver
 from forwarder.settings import Settings
@@ -47,42 +44,15 @@ def recheck(obj: CliContext, grace_hours: float, nameserver: str | None, timeout
     DKIM counts too, for domains added while the service sent through SES. Prints one line per
     domain; exit status 0 unless a domain could not be checked.
     """
-    from forwarder.domain_checks import apply_check, check_with_ses
-    from forwarder.user_domains import RECHECKED, CheckResult
-    from models import UserDomain, utcnow
+    from forwarder.domain_recheck import recheck_all
 
     settings = obj.settings
     try:
         resolver = make_resolver(nameserver, timeout)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    sesv2: Any = None
-    grace = timedelta(hours=grace_hours)
-    sessions = obj.sessions()
-    with sessions() as db:
-        ids = db.scalars(select(UserDomain.id).where(UserDomain.status.in_(RECHECKED)).order_by(UserDomain.name)).all()
-    counts: Counter[str] = Counter()
-    unknown = 0
-    for domain_id in ids:
-        with sessions() as db:
-            domain = db.get(UserDomain, domain_id)
-            if domain is None or domain.status not in RECHECKED:
-                continue  # deleted or changed in the web app meanwhile
-            before = domain.status
-            # SES's verdict counts for a domain that has an SES identity (one added while the
-            # service sent through SES); for the others ownership is what can be checked
-            with_ses = settings.sender == "ses" and domain.ses_identity_created_at is not None
-            if with_ses and sesv2 is None:
-                sesv2 = ses_client(settings)
-            result = check_with_ses(domain, resolver, sesv2 if with_ses else None, settings.aws_region)
-            apply_check(domain, result, utcnow(), grace)
-            db.commit()
-            counts[domain.status] += 1
-            unknown += result.result is CheckResult.UNKNOWN
-            line = f"{domain.name}: {before} -> {domain.status} (check {result.result.value})"
-            if result.result is not CheckResult.PASS:
-                line += f": {result.summary}"
-            click.echo(line)
-    click.echo(f"{len(ids)} domain(s) checked: {counts['verified']} verified, {counts['failing']} failing, "
-               f"{counts['suspended']} suspended, {unknown} could not be checked")
-    click.get_current_context().exit(1 if unknown else 0)
+    report = recheck_all(obj.sessions(), resolver, timedelta(hours=grace_hours),
+                         sesv2=lambda: ses_client(settings) if settings.sender == "ses" else None,
+                         region=settings.aws_region, on_line=click.echo)
+    click.echo(report.summary())
+    click.get_current_context().exit(1 if report.unknown else 0)

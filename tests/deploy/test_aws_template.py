@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import ast
-import fnmatch
 import json
 import os
 import re
@@ -47,6 +46,7 @@ from tests.deploy.aws_stack import (
     moto_bucket_policies_not_enforced,
     parameter_values,
 )
+from tests.deploy.iam_policy import allowed
 
 REGION = "us-east-1"
 ROLE = "ForwarderRole"
@@ -272,6 +272,9 @@ def test_the_role_scopes_each_action_to_its_resource(template: dict[str, Any]) -
         assert sorted(by_action[action]) == sorted([
             json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${ConfigurationSet}"}),
             json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${Domain}"}),
+            # only with UserDomains=Enabled, and only identities tagged as users' domains
+            # (test_users_domains_are_opt_in_and_reached_by_their_tag)
+            json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}),
         ])
     # Fn::ForEach turns the last one into one exact identity ARN per domain.
     params = parameter_values(template, {"Domains": "a.example,b.example", "CodeBucket": "c", "CodeKey": "k",
@@ -283,6 +286,25 @@ def test_the_role_scopes_each_action_to_its_resource(template: dict[str, Any]) -
     )
     assert identities == [f"arn:${{AWS::Partition}}:ses:${{AWS::Region}}:${{AWS::AccountId}}:identity/{d}"
                           for d in ("a.example", "b.example")]
+
+
+def test_users_domains_are_opt_in_and_reached_by_their_tag(template: dict[str, Any]) -> None:
+    from forwarder.domain_checks import USER_DOMAIN_TAG
+
+    parameter = template["Parameters"]["UserDomains"]
+    assert parameter["Default"] == "Disabled" and parameter["AllowedValues"] == ["Enabled", "Disabled"]
+    assert template["Conditions"]["AcceptUserDomains"] == {"Fn::Equals": [{"Ref": "UserDomains"}, "Enabled"]}
+    policies = template["Resources"][ROLE]["Properties"]["Policies"]
+    (optional,) = [p for p in policies if "Fn::If" in p and p["Fn::If"][0] == "AcceptUserDomains"]
+    assert optional["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    (statement,) = optional["Fn::If"][1]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["ses:SendEmail", "ses:SendRawEmail"]
+    # exactly the tag the web app puts on the identities it creates for users' domains
+    assert statement["Condition"] == {
+        "StringEquals": {f"aws:ResourceTag/{USER_DOMAIN_TAG['Key']}": USER_DOMAIN_TAG["Value"]}}
+    # nothing else in the role rests on a condition
+    others = [s for d in role_policies(template) for s in d["Statement"] if s is not statement]
+    assert all("Condition" not in s or s["Sid"] == "DecryptDatabaseSecret" for s in others)
 
 
 def test_the_log_group_is_the_functions(template: dict[str, Any]) -> None:
@@ -330,7 +352,8 @@ def test_the_receipt_rule_scans_stores_then_invokes(template: dict[str, Any]) ->
     resource = template["Resources"]["ReceiptRule"]
     rule = resource["Properties"]["Rule"]
     assert rule["Enabled"] is True and rule["ScanEnabled"] is True
-    assert rule["Recipients"] == {"Ref": "Domains"}
+    # the service's domains, or (UserDomains=Enabled) every domain verified in the account
+    assert rule["Recipients"] == {"Fn::If": ["AcceptUserDomains", {"Ref": "AWS::NoValue"}, {"Ref": "Domains"}]}
     assert rule["TlsPolicy"] == {"Ref": "TlsPolicy"}
     assert template["Parameters"]["TlsPolicy"]["AllowedValues"] == ["Optional", "Require"]
     first, second = rule["Actions"]
@@ -526,17 +549,6 @@ def test_the_vpc_variant_creates_in_moto(aws_session: boto3.session.Session) -> 
 # ---------------------------------------------------------------------------------------- the handler vs the role
 
 
-def allowed(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
-    """IAM's Allow match for one action on one resource ARN (no Deny statements in the role)."""
-    for document in documents:
-        for statement in document["Statement"]:
-            if statement["Effect"] != "Allow" or action not in statement["Action"]:
-                continue
-            if any(fnmatch.fnmatchcase(resource, pattern) for pattern in as_list(statement["Resource"])):
-                return True
-    return False
-
-
 def deployed_role_policies(stack: Stack) -> list[dict[str, Any]]:
     documents = [p["PolicyDocument"] for p in stack.resolver.properties(ROLE)["Policies"]]
     for logical_id, resource in stack.template["Resources"].items():
@@ -624,3 +636,74 @@ def test_the_handler_calls_only_what_the_role_allows(
     assert not allowed(documents, "ses:SendEmail", f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/elsewhere.example")
     assert not allowed(documents, "s3:GetObject", f"arn:aws:s3:::{settings.s3_bucket}/other/key")
     assert not allowed(documents, "s3:PutObject", f"arn:aws:s3:::{settings.s3_bucket}/inbound/x")
+
+
+def test_with_user_domains_the_rule_takes_every_domain_and_the_role_sends_as_tagged_ones(
+    aws_session: boto3.session.Session, tmp_path: Path
+) -> None:
+    from forwarder.aws.lambda_handler import LambdaRuntime
+    from forwarder.cli.aws_provision import provision
+    from forwarder.domain_checks import create_identity
+    from models import Alias, Destination, User, UserDomain, make_engine, make_session_factory, utcnow
+    from moto.ses.models import ses_backends
+    from tests.forwarder.aws.lambda_env import ses_event
+
+    database_url = f"sqlite:///{tmp_path / 'othermail.db'}"
+    stack = deploy(aws_session, UserDomains="Enabled")
+    provision(aws_session.client("ses"), aws_session.client("sesv2"), domains=stack.params["Domains"],
+              rule_set="othermail", region=REGION, echo=lambda line: None)
+    (rule,) = aws_session.client("ses").describe_receipt_rule_set(RuleSetName="othermail")["Rules"]
+    assert not rule.get("Recipients")  # SES: every domain verified in the account
+    names = set(aws_session.client("iam").list_role_policies(RoleName=stack.physical[ROLE])["PolicyNames"])
+    assert "user-domains" in names
+
+    # what the web app does when a user adds ann.test (web/services/domains.py)
+    sesv2 = aws_session.client("sesv2")
+    create_identity(sesv2, "ann.test")
+    sesv2.create_email_identity(EmailIdentity="operators.example")  # not a user's: no tag
+    migrations.upgrade(database_url)
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as db:
+        user = User(email="ann@example.org")
+        db.add(user)
+        db.flush()
+        home = Destination(user_id=user.id, email="home@example.org", verified_at=utcnow())
+        db.add_all([home, UserDomain(user_id=user.id, name="ann.test", verification_token="t", status="verified")])
+        alias = Alias(address="shop@ann.test", user_id=user.id)
+        alias.destinations.append(home)
+        db.add(alias)
+        db.commit()
+    engine.dispose()
+
+    variables = dict(stack.resolver.properties("ForwarderFunction")["Environment"]["Variables"])
+    variables.update(AWS_REGION=REGION, OTHERMAIL_DATABASE_URL=database_url)
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    session = boto3.session.Session(region_name=REGION)
+    session.events.register("before-parameter-build",
+                            lambda params, model, **_: calls.append((model.service_model.signing_name, model.name,
+                                                                     dict(params))))
+    runtime = LambdaRuntime.from_settings(Settings.from_env(variables), session=session)
+    try:
+        raw = (b"From: Shop <news@store.example>\r\nTo: shop@ann.test\r\nSubject: hello\r\n"
+               b"Message-ID: <2@store.example>\r\n\r\nbody\r\n")
+        aws_session.client("s3").put_object(Bucket=stack.outputs["BucketName"], Key="inbound/msg-2", Body=raw)
+        result = runtime.handle(ses_event("msg-2", "shop@ann.test"))
+        assert result["outcomes"] == {"forwarded": 1}, result
+    finally:
+        runtime.close()
+    assert len(ses_backends[ACCOUNT][REGION].sent_messages) == 1
+
+    documents = deployed_role_policies(stack)
+    sends = [(s, o, p) for s, o, p in calls if s == "ses"]
+    assert sends
+    for service, operation, params in sends:
+        for arn in resource_arns(service, operation, params, REGION):
+            identity = arn.rpartition("identity/")[2]
+            tags = ({t["Key"]: t["Value"] for t in sesv2.get_email_identity(EmailIdentity=identity).get("Tags", [])}
+                    if ":identity/" in arn else {})
+            assert allowed(documents, f"{service}:{operation}", arn, tags), f"the role denies {operation} on {arn}"
+    assert any(arn.endswith(":identity/ann.test") for s, o, p in sends for arn in resource_arns(s, o, p, REGION))
+    # an identity without the tag (the operator's own, another service's) stays out of reach
+    other = f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/operators.example"
+    assert not allowed(documents, "ses:SendEmail", other, {})
+    assert not allowed(documents, "ses:SendEmail", other, {"othermail": "something-else"})

@@ -201,6 +201,8 @@ def test_adding_a_domain_creates_its_ses_identity_and_lists_every_record(ses_app
     assert identity["IdentityType"] == "DOMAIN"
     assert row.tokens == tuple(identity["DkimAttributes"]["Tokens"]) and len(row.tokens) == 3
     assert row.ses_identity_created_at is not None
+    # the tag the serverless forwarder's role needs to send as the domain (deploy/aws/othermail.yaml)
+    assert identity["Tags"] == [{"Key": "othermail", "Value": "user-domain"}]
 
     page = client.get(f"/domains/{row.id}").get_data(as_text=True)
     lines = zone_lines(page)
@@ -276,6 +278,37 @@ def test_ses_refusing_the_domain_adds_nothing_and_shows_no_aws_details(ses_app: 
     page = response.get_data(as_text=True)
     assert response.status_code == 502 and "Amazon SES did not take ann.test just now" in page
     assert "arn:aws" not in page and "123456789012" not in page
+    assert domain_row(ses_app, "ann.test") is None
+
+
+class ExistingIdentity:
+    """An SESv2 client for which the domain's identity exists already, with the given tags."""
+
+    def __init__(self, tags: list[dict[str, str]]) -> None:
+        self.tags = tags
+
+    def create_email_identity(self, **_kwargs: object) -> None:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "AlreadyExistsException", "Message": "exists"}}, "CreateEmailIdentity")
+
+    def get_email_identity(self, EmailIdentity: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        return {"IdentityType": "DOMAIN", "Tags": self.tags, "DkimAttributes": {"Tokens": ["t1", "t2", "t3"]}}
+
+
+def test_an_identity_othermail_created_before_is_taken_up_again(ses_app: Flask) -> None:
+    ses_app.extensions["othermail.sesv2"] = ExistingIdentity([{"Key": "othermail", "Value": "user-domain"}])
+    client = signed_in(ses_app, "ann@example.org")
+    assert added(client, ses_app, "ann.test").tokens == ("t1", "t2", "t3")
+
+
+@pytest.mark.parametrize("tags", [[], [{"Key": "owner", "Value": "operator"}], [{"Key": "othermail", "Value": "x"}]])
+def test_an_identity_othermail_did_not_create_is_left_alone(ses_app: Flask, tags: list[dict[str, str]]) -> None:
+    ses_app.extensions["othermail.sesv2"] = ExistingIdentity(tags)
+    client = signed_in(ses_app, "ann@example.org")
+    response = add_domain(client, "ann.test")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409 and "already set up in this service" in page
     assert domain_row(ses_app, "ann.test") is None
 
 
@@ -483,3 +516,50 @@ def test_deleting_the_account_removes_its_domains(ses_app: Flask, knot: KnotZone
     with ses_app.app_context():
         shop = db(ses_app).scalars(select(Alias).where(Alias.address == "shop@ann.test")).one()
         assert shop.deleted_at is not None and shop.destinations == []
+
+
+# --- the web app's AWS role (zappa_settings.json) ------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", ["dev", "production"])
+def test_the_zappa_role_allows_the_domain_pages_ses_calls_and_no_other_identity(
+    ses_app: Flask, knot: KnotZones, sesv2: Any, stage: str
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from tests.deploy.iam_policy import allowed
+    from tests.deploy.test_zappa import stage_config
+
+    calls: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
+
+    def tags_now(identity: str) -> dict[str, str]:
+        try:
+            found = sesv2.get_email_identity(EmailIdentity=identity).get("Tags") or []
+        except ClientError:
+            return {}
+        return {t["Key"]: t["Value"] for t in found}
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        identity = params["EmailIdentity"]
+        requested = {t["Key"]: t["Value"] for t in params.get("Tags") or []}
+        calls.append((model.name, identity, tags_now(identity), requested))
+
+    client = boto3.client("sesv2", region_name=REGION)
+    client.meta.events.register("before-parameter-build.sesv2", record)
+    ses_app.extensions["othermail.sesv2"] = client
+    ann = signed_in(ses_app, "ann@example.org")
+    domain = verified_domain(ann, ses_app, knot, "ann.test")
+    assert post(ann, f"/domains/{domain.id}/delete", {}, page=f"/domains/{domain.id}").status_code == 302
+    assert {name for name, *_ in calls} == {"CreateEmailIdentity", "GetEmailIdentity", "DeleteEmailIdentity"}
+
+    policies = [{"Statement": stage_config(stage)["extra_permissions"]}]
+    arn = f"arn:aws:ses:{REGION}:{DEFAULT_ACCOUNT_ID}:identity/"
+    for name, identity, tags, requested in calls:
+        assert allowed(policies, f"ses:{name}", arn + identity, tags, requested), (name, tags, requested)
+        if name == "CreateEmailIdentity":  # tags given at creation need TagResource too
+            assert requested == {"othermail": "user-domain"}
+            assert allowed(policies, "ses:TagResource", arn + identity, tags, requested)
+    # the service's own identities (and any other untagged one) cannot be deleted or made from here
+    assert not allowed(policies, "ses:DeleteEmailIdentity", arn + "othermail.example", {})
+    assert not allowed(policies, "ses:CreateEmailIdentity", arn + "elsewhere.example", {}, {})
+    assert not allowed(policies, "ses:TagResource", arn + "othermail.example", {}, {"owner": "me"})

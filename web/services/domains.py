@@ -131,6 +131,9 @@ def _limited(user_id: int) -> None:
 def _ses_failed(name: str, exc: Exception) -> ServiceError:
     """SES's own words go to the log (they can name the AWS account and its roles), not to the user."""
     logger.warning("SES could not create the identity of %s: %s", name, exc)
+    if isinstance(exc, checks.SesError) and exc.code == checks.IDENTITY_IN_USE:
+        return ServiceError("taken", f"{name} is already set up in this service's Amazon SES account for another "
+                                     "use. The operator can hand it over or remove it there.", 409)
     return ServiceError("ses_error", f"Amazon SES did not take {name} just now. Try again later.", 502)
 
 
