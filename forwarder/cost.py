@@ -38,8 +38,10 @@ PRICE_KEYS = (
     "ses_receive_mail", "ses_receive_chunk", "ses_send_mail", "ses_send_data", "s3_put", "s3_get", "s3_storage",
     "lambda_request", "lambda_gb_second", "logs_ingestion", "secret_month", "rds_instance_hour", "rds_storage",
     "aurora_acu_hour", "sns_publish", "sqs_request", "ec2_instance_hour", "ebs_storage", "public_ipv4_hour",
-    "nat_gateway_hour",
+    "nat_gateway_hour", "ses_send_mail_essentials",
 )
+#: SES pricing plans ``estimate`` knows: how the sending line is priced.
+SES_PLANS = ("a-la-carte", "essentials")
 
 
 class PricingError(ValueError):
@@ -165,10 +167,14 @@ def load_prices(region: str, path: Path | None = None) -> PriceBook:
 # ------------------------------------------------------------------------------------ the estimate
 
 
-def estimate(messages: int, size_kb: float, prices: PriceBook, retention_days: float | None = None) -> Estimate:
-    """The monthly cost of ``messages`` received and forwarded, ``size_kb`` each on average."""
+def estimate(messages: int, size_kb: float, prices: PriceBook, retention_days: float | None = None,
+             ses_plan: str = "a-la-carte") -> Estimate:
+    """The monthly cost of ``messages`` received and forwarded, ``size_kb`` each on average, with
+    SES sending priced by ``ses_plan`` (one of :data:`SES_PLANS`)."""
     if messages < 0 or size_kb <= 0:
         raise ValueError("messages must be 0 or more and size_kb more than 0")
+    if ses_plan not in SES_PLANS:
+        raise ValueError(f"ses_plan must be one of {', '.join(SES_PLANS)}")
     a = prices.assumptions
     if retention_days is not None:
         a = replace(a, retention_days=retention_days)
@@ -184,8 +190,10 @@ def estimate(messages: int, size_kb: float, prices: PriceBook, retention_days: f
     shared = (
         LineItem("SES receiving: mails", n, p["ses_receive_mail"]),
         LineItem("SES receiving: 256 KB chunks", chunks, p["ses_receive_chunk"]),
-        LineItem("SES sending: mails", sends, p["ses_send_mail"]),
-        LineItem("SES sending: data", sends * size_gb, p["ses_send_data"], "the whole message counted"),
+        LineItem("SES sending: mails", sends, p["ses_send_mail"], "à la carte plan") if ses_plan == "a-la-carte"
+        else LineItem("SES sending: mails", sends, p["ses_send_mail_essentials"], "Essentials plan"),
+        LineItem("SES sending: data", sends * size_gb, p["ses_send_data"], "the whole message counted"
+                 + ("" if ses_plan == "a-la-carte" else "; as à la carte, not confirmed for Essentials")),
         LineItem("S3: PUT (SES stores each mail)", n, p["s3_put"]),
         LineItem("S3: GET (the forwarder reads it)", n, p["s3_get"]),
         LineItem("S3: storage", stored_gb_month, p["s3_storage"], f"kept {a.retention_days:g} days"),
@@ -215,6 +223,10 @@ def estimate(messages: int, size_kb: float, prices: PriceBook, retention_days: f
     aurora = 0.5 * hours * p["aurora_acu_hour"].price
     nat = hours * p["nat_gateway_hour"].price
     notes = (
+        "SES has pricing plans since 2026-07-21: accounts new to SES start on Essentials (no monthly fee, "
+        "sending priced per mail), established ones keep à la carte; the account's plan is in the SES "
+        f"console. This estimate uses {'à la carte' if ses_plan == 'a-la-carte' else 'Essentials'} "
+        "(--ses-plan chooses). Receiving is priced the same in both here.",
         "Free tiers are not counted: Lambda's 1 million requests and 400,000 GB-seconds a month, the "
         "first million SNS publishes and SQS requests a month, and the new-account offers (credits, or "
         "12 months of SES, S3, RDS db.t4g.micro and EC2 micro allowances) would lower these figures.",

@@ -7,7 +7,7 @@ import json
 import click
 
 from forwarder.cli.context import CliContext
-from forwarder.cost import PricingError, as_json, estimate, load_prices, render
+from forwarder.cost import SES_PLANS, PricingError, as_json, estimate, load_prices, render
 
 
 @click.command()
@@ -18,10 +18,12 @@ from forwarder.cost import PricingError, as_json, estimate, load_prices, render
 @click.option("--region", help="AWS region (default: OTHERMAIL_AWS_REGION); the price file must have it.")
 @click.option("--retention-days", type=click.FloatRange(min=0),
               help="Days S3 keeps raw mail (the stack's RetentionDays; default: the price file's assumption, 14).")
+@click.option("--ses-plan", type=click.Choice(SES_PLANS), default="a-la-carte", show_default=True,
+              help="The SES pricing plan of the account (SES console, Account dashboard).")
 @click.option("--json", "as_json_output", is_flag=True, help="Print the estimate as JSON.")
 @click.pass_obj
 def cost(obj: CliContext, messages: int, size_kb: float, region: str | None, retention_days: float | None,
-         as_json_output: bool) -> None:
+         ses_plan: str, as_json_output: bool) -> None:
     """Monthly AWS cost: serverless and one EC2 box.
 
     Prints the estimate line by line, the serverless deployment next to one EC2 box.
@@ -33,7 +35,7 @@ def cost(obj: CliContext, messages: int, size_kb: float, region: str | None, ret
         prices = load_prices(region or obj.settings.aws_region)
     except PricingError as exc:
         raise click.ClickException(str(exc)) from None
-    result = estimate(messages, size_kb, prices, retention_days=retention_days)
+    result = estimate(messages, size_kb, prices, retention_days=retention_days, ses_plan=ses_plan)
     if as_json_output:
         click.echo(json.dumps(as_json(result), indent=2))
         return

@@ -27,7 +27,7 @@ PRICES = {
     "secret_month": (0.40, 1), "rds_instance_hour": (0.016, 1), "rds_storage": (0.115, 1),
     "aurora_acu_hour": (0.12, 1), "sns_publish": (0.50, 1_000_000), "sqs_request": (0.40, 1_000_000),
     "ec2_instance_hour": (0.0208, 1), "ebs_storage": (0.08, 1), "public_ipv4_hour": (0.005, 1),
-    "nat_gateway_hour": (0.045, 1),
+    "nat_gateway_hour": (0.045, 1), "ses_send_mail_essentials": (0.16, 1000),
 }
 ASSUMPTIONS = {"hours_per_month": 730, "destinations_per_message": 1, "retention_days": 14,
                "lambda_memory_mb": 512, "lambda_average_ms": 500, "log_kb_per_message": 1,
@@ -239,3 +239,21 @@ def test_cli_errors() -> None:
     assert run_cli("--messages-per-month", "-5").exit_code == 2
     assert run_cli().exit_code == 2
     assert run_cli("--messages-per-month", "10", "--average-size-kb", "0").exit_code == 2
+
+
+def test_the_essentials_plan_prices_sending_per_mail(book: PriceBook) -> None:
+    carte = estimate(100_000, 50, book)
+    essentials = estimate(100_000, 50, book, ses_plan="essentials")
+    sending = essentials.serverless.item("SES sending: mails")
+    assert sending is not None and sending.price == book["ses_send_mail_essentials"]
+    assert sending.amount == pytest.approx(100_000 / 1000 * book["ses_send_mail_essentials"].price)
+    difference = sending.amount - carte.serverless.item("SES sending: mails").amount  # type: ignore[union-attr]
+    assert essentials.serverless.total - carte.serverless.total == pytest.approx(difference)
+    assert essentials.ec2.total - carte.ec2.total == pytest.approx(difference)
+    assert any("Essentials" in note for note in essentials.notes)
+    with pytest.raises(ValueError, match="ses_plan"):
+        estimate(1, 1, book, ses_plan="pro")
+    result = run_cli("--messages-per-month", "100000", "--ses-plan", "essentials", region="us-east-1")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^SES sending: mails +\$16\.00 +\$16\.00$", result.output, re.M)
+    assert run_cli("--messages-per-month", "1", "--ses-plan", "pro", region="us-east-1").exit_code == 2
