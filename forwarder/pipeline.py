@@ -33,6 +33,9 @@ class Inbound:
     verdicts: Verdicts = field(default_factory=Verdicts)
     mail_from: str | None = None
     received_at: datetime | None = None
+    #: Where the raw message is kept in the mail store (S3 key, or the one box's spool key), when
+    #: it is kept: recorded with the outcomes so that the owner can download or release it.
+    raw_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from models.base import Base, UTCDateTime, utcnow
 from models.deliveries import Delivery
 from models.destinations import Destination
 from models.engine import make_engine, make_session_factory
+from models.feedback import FEEDBACK_KINDS, FeedbackEvent
 from models.rate_limits import RateLimitHit
 from models.user_domains import DOMAIN_STATUSES, UserDomain
 from models.users import User, normalize_email
@@ -19,11 +20,13 @@ __all__ = [
     "API_TOKEN_SCOPES",
     "DOMAIN_STATUSES",
     "EXPIRED_ACTIONS",
+    "FEEDBACK_KINDS",
     "Alias",
     "ApiToken",
     "Base",
     "Delivery",
     "Destination",
+    "FeedbackEvent",
     "RateLimitHit",
     "UTCDateTime",
     "User",

@@ -45,6 +45,9 @@ alias_destinations = Table(
 )
 
 
+DISABLED_REASON_MAX_LENGTH = 200
+
+
 class Alias(Base):
     """A throwaway address.
 
@@ -73,6 +76,8 @@ class Alias(Base):
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: Why the service (not the owner) switched the alias off, e.g. after a spam complaint.
+    disabled_reason: Mapped[str | None] = mapped_column(String(DISABLED_REASON_MAX_LENGTH))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idle_days: Mapped[int | None] = mapped_column(Integer)
     max_messages: Mapped[int | None] = mapped_column(Integer)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 MESSAGE_LEVEL = 0
 
 SUBJECT_MAX_LENGTH = 255
+RAW_KEY_MAX_LENGTH = 512
 REASON_MAX_LENGTH = 500
 
 
@@ -56,6 +57,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("inbound_message_id", "recipient", "destination_key"),
         Index(None, "alias_id", "created_at"),
+        # SES feedback names the forwarded copy by the message id SES gave it
+        Index(None, "provider_message_id"),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -80,6 +83,11 @@ class Delivery(Base):
     #: The message id SES or the SMTP relay returned for the forwarded copy.
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    #: Where the raw inbound message is kept (a key of the mail store, S3 or local), for the
+    #: owner to download it or release it from quarantine while the store keeps it.
+    raw_key: Mapped[str | None] = mapped_column(String(RAW_KEY_MAX_LENGTH))
+    #: When the owner released this quarantined message to its destinations.
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
@@ -14,6 +14,9 @@ from models.users import EMAIL_MAX_LENGTH, normalize_email
 if TYPE_CHECKING:
     from models.aliases import Alias
     from models.users import User
+
+
+PAUSE_REASON_MAX_LENGTH = 500
 
 
 class Destination(Base):
@@ -31,6 +34,16 @@ class Destination(Base):
     email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set when SES feedback (a hard bounce, repeated soft bounces) stops forwarding here; the
+    #: owner sees why and resumes it (forwarder/feedback.py).
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pause_reason: Mapped[str] = mapped_column(String(PAUSE_REASON_MAX_LENGTH), default="", server_default="")
+    #: SES feedback counted for this mailbox: permanent bounces, transient bounces since the last
+    #: pause or resume (the threshold counts these), complaints.
+    bounce_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    soft_bounce_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_soft_bounce_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    complaint_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     user: Mapped[User] = relationship(back_populates="destinations")
     aliases: Mapped[list[Alias]] = relationship(
@@ -38,6 +51,10 @@ class Destination(Base):
         back_populates="destinations",
         passive_deletes=True,  # association rows go via ON DELETE CASCADE
     )
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
 
     @property
     def is_verified(self) -> bool:

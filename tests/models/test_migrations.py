@@ -19,12 +19,20 @@ from sqlalchemy import (
 )
 
 from migrations import current, downgrade, upgrade
-from models import Alias, ApiToken, Base, RateLimitHit, UserDomain, make_engine, utcnow
+from models import Alias, ApiToken, Base, Destination, FeedbackEvent, RateLimitHit, UserDomain, make_engine, utcnow
 
 VERSION_TABLE = "alembic_version"
-HEAD = "0003"
+HEAD = "0004"
 #: Tables later revisions add, so the schema at an older revision can be compared with the models.
-ADDED_BY = {"0003": ("user_domains",)}
+ADDED_BY = {"0003": ("user_domains",), "0004": ("feedback_events",)}
+#: Columns and indexes later revisions add to existing tables.
+COLUMNS_ADDED_BY = {"0004": {
+    "destinations": ("paused_at", "pause_reason", "bounce_count", "soft_bounce_count", "last_soft_bounce_at",
+                     "complaint_count"),
+    "aliases": ("disabled_reason",),
+    "deliveries": ("raw_key", "released_at"),
+}}
+INDEXES_ADDED_BY = {"0004": {"deliveries": ("ix_deliveries_provider_message_id",)}}
 
 
 def metadata_before(revision: str) -> MetaData:
@@ -33,7 +41,13 @@ def metadata_before(revision: str) -> MetaData:
     kept = MetaData(naming_convention=Base.metadata.naming_convention)
     for table in Base.metadata.sorted_tables:
         if table.name not in later:
-            table.to_metadata(kept)
+            copy = table.to_metadata(kept)
+            for rev, added in COLUMNS_ADDED_BY.items():
+                for name in added.get(table.name, ()) if rev >= revision else ():
+                    copy._columns.remove(copy.c[name])
+            for rev, added in INDEXES_ADDED_BY.items():
+                for index in [i for i in copy.indexes if rev >= revision and i.name in added.get(table.name, ())]:
+                    copy.indexes.discard(index)
     return kept
 
 
@@ -318,9 +332,10 @@ def test_0003_round_trip_adds_and_removes_user_domains(database_url: str) -> Non
         engine.dispose()
 
     upgrade(database_url, "0003")
-    assert schema_diff(database_url) == []
-    assert strict_type_mismatches(database_url) == []
-    assert reflected_check_constraints(database_url) == model_check_constraints()
+    assert schema_diff(database_url, metadata_before("0004")) == []
+    assert strict_type_mismatches(database_url, metadata_before("0004")) == []
+    assert reflected_check_constraints(database_url) == {
+        table: names for table, names in model_check_constraints().items() if table != "feedback_events"}
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
@@ -333,5 +348,45 @@ def test_0003_round_trip_adds_and_removes_user_domains(database_url: str) -> Non
 
     downgrade(database_url, "0002")
     assert schema_snapshot(database_url) == at_0002
+    upgrade(database_url)
+    assert current(database_url) == HEAD
+
+
+def test_0004_round_trip_adds_and_removes_feedback_and_pauses(database_url: str) -> None:
+    upgrade(database_url, "0003")
+    at_0003 = schema_snapshot(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (id, email, is_admin, created_at) "
+                "VALUES (1, 'owner@example.org', false, '2025-01-01 00:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO destinations (id, user_id, email, created_at) "
+                "VALUES (1, 1, 'inbox@example.org', '2025-01-01 00:00:00')"
+            )
+    finally:
+        engine.dispose()
+
+    upgrade(database_url, "0004")
+    assert schema_diff(database_url) == []
+    assert strict_type_mismatches(database_url) == []
+    assert reflected_check_constraints(database_url) == model_check_constraints()
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            row = connection.execute(select(
+                Destination.paused_at, Destination.pause_reason, Destination.bounce_count,
+                Destination.soft_bounce_count, Destination.complaint_count)).one()
+            assert tuple(row) == (None, "", 0, 0, 0)  # the server defaults
+            connection.execute(insert(FeedbackEvent).values(
+                feedback_id="f1", recipient="inbox@example.org", kind="bounce-permanent", destination_id=1,
+                created_at=utcnow()))
+    finally:
+        engine.dispose()
+
+    downgrade(database_url, "0003")
+    assert schema_snapshot(database_url) == at_0003
     upgrade(database_url)
     assert current(database_url) == HEAD
