@@ -30,15 +30,16 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.core import AliasState, Outcome
 from forwarder.errors import DatabaseUnavailable
+from forwarder.mail_limits import MailLimits, Window
 from forwarder.user_domains import UserDomains
-from models import Alias, Delivery, Destination, alias_destinations
-from models.deliveries import REASON_MAX_LENGTH, SUBJECT_MAX_LENGTH, _clip
+from models import Alias, Delivery, Destination, RateLimitHit, alias_destinations
+from models.deliveries import RAW_KEY_MAX_LENGTH, REASON_MAX_LENGTH, SUBJECT_MAX_LENGTH, _clip
 from models.users import EMAIL_MAX_LENGTH
 
 PENDING = "pending"
@@ -47,10 +48,17 @@ RETRY = "retry"
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A verified destination of an alias."""
+    """A verified destination of an alias; a paused one (SES feedback, forwarder/feedback_store.py)
+    gets nothing until its owner resumes it."""
 
     destination_id: int
     email: str
+    paused_at: datetime | None = None
+    pause_reason: str = ""
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,8 @@ class MessageMeta:
     subject: str = ""
     bytes_in: int = 0
     received_at: datetime | None = None
+    #: The raw message's key in the mail store, when it is kept there (see Inbound.raw_key).
+    raw_key: str | None = None
 
 
 class ClaimState(Enum):
@@ -83,6 +93,8 @@ class ClaimState(Enum):
     DONE = "done"
     BUSY = "busy"
     LIMIT = "limit"
+    #: over an hourly or daily limit (forwarder/mail_limits.py); nothing was claimed
+    RATE_LIMITED = "rate-limited"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +102,8 @@ class Claim:
     state: ClaimState
     outcome: str = ""
     attempts: int = 1
+    #: RATE_LIMITED: the limit reached (None: a redelivery of a message dropped for it before)
+    window: Window | None = None
 
 
 def alias_state(alias: Any, destination_count: int | None = None) -> AliasState:
@@ -142,6 +156,7 @@ _RESOLVE = (
         _aliases.c.idle_days, _aliases.c.max_messages, _aliases.c.message_count, _aliases.c.created_at,
         _aliases.c.last_used_at,
         _destinations.c.id.label("destination_id"), _destinations.c.email.label("destination_email"),
+        _destinations.c.paused_at, _destinations.c.pause_reason,
     )
     .select_from(
         _aliases.outerjoin(alias_destinations, alias_destinations.c.alias_id == _aliases.c.id).outerjoin(
@@ -153,13 +168,15 @@ _RESOLVE = (
     .order_by(_destinations.c.id)
 )
 
-#: Whether this (message, alias) has a row yet: the message is counted with its first one.
+#: Whether this (message, alias) has a row yet: the message is counted with its first one. The
+#: message-level row (destination_key 0) comes first, if there is one.
 _ANY_OF_MESSAGE = (
-    select(_deliveries.c.id)
+    select(_deliveries.c.destination_key, _deliveries.c.outcome)
     .where(
         _deliveries.c.inbound_message_id == bindparam("p_message_id"),
         _deliveries.c.recipient == bindparam("p_recipient"),
     )
+    .order_by(_deliveries.c.destination_key)
     .limit(1)
 )
 
@@ -174,6 +191,25 @@ _COUNT_MESSAGE = (
     )
     .values(message_count=_aliases.c.message_count + 1, last_used_at=bindparam("p_now"))
 )
+
+_OWNER = select(_aliases.c.user_id).where(_aliases.c.id == bindparam("p_alias_id"))
+
+_hits = RateLimitHit.__table__
+_WINDOW = and_(_hits.c.key == bindparam("p_key"), _hits.c.window_start == bindparam("p_start"))
+
+#: One more message in a limit's window, atomically within the limit (rowcount 0: the window is
+#: full, or it has no row yet).
+_COUNT_IN_WINDOW = (
+    update(_hits).where(_WINDOW, _hits.c.count < bindparam("p_limit")).values(count=_hits.c.count + 1)
+)
+
+#: A window's count, read locked: the latest one, even under MariaDB's REPEATABLE READ snapshot.
+_WINDOW_COUNT = select(_hits.c.count).where(_WINDOW).with_for_update()
+
+_OPEN_WINDOW = insert(_hits)
+
+#: A key's past windows, deleted as it opens a new one: each key keeps at most its latest window.
+_PAST_WINDOWS = delete(_hits).where(_hits.c.key == bindparam("p_key"), _hits.c.window_start < bindparam("p_start"))
 
 _COUNT_BLOCKED = (
     update(_aliases)
@@ -259,6 +295,7 @@ class SqlDirectory:
         session_factory: sessionmaker[Session] | Engine,
         claim_timeout: timedelta = timedelta(minutes=15),
         clock: Callable[[], datetime] | None = None,
+        limits: MailLimits | None = None,
     ) -> None:
         from models import utcnow
 
@@ -272,11 +309,14 @@ class SqlDirectory:
         self._engine: Engine = engine
         self._claim_timeout = claim_timeout
         self._now = clock or utcnow
+        #: Hourly and daily limits, counted at a message's first claim; none unless given.
+        self.limits = limits or MailLimits()
         # SQLite lets one writer in at a time and makes the others sleep in its busy handler (1 ms,
         # then 2, 5, 10...); threads of this process queue on a lock instead and go in as soon as
-        # the writer before them commits. Other processes still meet the busy timeout.
+        # the writer before them commits. Other processes still meet the busy timeout. Reentrant:
+        # claim() takes a row over (_take_over) from inside its own rolled-back write transaction.
         self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+            threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
         #: Users' own domains: accepted domains, suspension, the catch-all (forwarder/user_domains.py).
         self.user_domains = UserDomains(self._connection)
@@ -315,7 +355,8 @@ class SqlDirectory:
         if not rows:
             return None
         targets = tuple(
-            Target(row.destination_id, row.destination_email) for row in rows if row.destination_id is not None
+            Target(row.destination_id, row.destination_email, row.paused_at, row.pause_reason or "")
+            for row in rows if row.destination_id is not None
         )
         return self.user_domains.hold(ResolvedAlias(rows[0].id, alias_state(rows[0], len(targets)), targets))
 
@@ -337,6 +378,7 @@ class SqlDirectory:
             "bytes_in": meta.bytes_in,
             "attempts": 1,
             "received_at": meta.received_at,
+            "raw_key": meta.raw_key if meta.raw_key and len(meta.raw_key) <= RAW_KEY_MAX_LENGTH else None,
             "created_at": now,
             "updated_at": now,
         }
@@ -347,9 +389,10 @@ class SqlDirectory:
         """Record a message-level outcome once; False when this message was recorded before."""
         with self._connection(write=True) as connection:
             try:
-                connection.execute(_INSERT, self._values(key, alias_id, meta, outcome.value, reason))
+                # the alias row first (see claim): the insert's foreign key check then needs no lock
                 if alias_id is not None and outcome.blocked:
                     connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id})
+                connection.execute(_INSERT, self._values(key, alias_id, meta, outcome.value, reason))
                 connection.commit()
             except IntegrityError:
                 connection.rollback()
@@ -357,24 +400,91 @@ class SqlDirectory:
         return True
 
     def claim(self, key: DeliveryKey, alias_id: int, meta: MessageMeta) -> Claim:
-        """Take the right to send ``key``; see the module docstring for the states."""
+        """Take the right to send ``key``; see the module docstring for the states.
+
+        The first claim of a (message, alias) counts the message, in the same transaction: against
+        the alias's ``max_messages`` (LIMIT) and in the windows of :attr:`limits` (RATE_LIMITED).
+        Either way nothing is claimed or counted, and the caller records the message-level outcome;
+        a redelivery of a message dropped as rate-limited is RATE_LIMITED again, never sent.
+        """
         values = self._values(key, alias_id, meta, PENDING, "")
-        with self._connection(write=True) as connection:
-            first = connection.execute(
-                _ANY_OF_MESSAGE, {"p_message_id": key.message_id, "p_recipient": values["recipient"]}
-            ).first() is None
-            try:
-                connection.execute(_INSERT, values)
-                if first:
-                    counted = connection.execute(_COUNT_MESSAGE, {"p_alias_id": alias_id, "p_now": self._now()})
-                    if counted.rowcount != 1:
+        now = self._now()
+        for _ in range(3):  # a first message of a window opens it, then counts again
+            with self._connection(write=True) as connection:
+                prior = connection.execute(
+                    _ANY_OF_MESSAGE, {"p_message_id": key.message_id, "p_recipient": values["recipient"]}
+                ).first()
+                if prior is not None and prior.destination_key == 0 and (
+                    prior.outcome == Outcome.DROPPED_RATE_LIMITED.value
+                ):
+                    return Claim(ClaimState.RATE_LIMITED, prior.outcome)
+                # The alias row is updated before the delivery row is inserted: the insert's
+                # foreign key check takes a shared lock on the alias row (MariaDB), and two claims
+                # each holding one, then both updating the row, deadlock. The insert still decides
+                # first: a worker that waited for another's claim of this key takes it over.
+                counted = (
+                    connection.execute(_COUNT_MESSAGE, {"p_alias_id": alias_id, "p_now": now}).rowcount
+                    if prior is None else 1
+                )
+                try:
+                    connection.execute(_INSERT, values)
+                except IntegrityError:
+                    connection.rollback()
+                    return self._take_over(key)
+                if counted != 1:
+                    connection.rollback()
+                    return Claim(ClaimState.LIMIT)
+                missing: list[Window] = []
+                if prior is None:
+                    full, missing = self._count_in_windows(connection, alias_id, now)
+                    if full is not None:
                         connection.rollback()
-                        return Claim(ClaimState.LIMIT)
-                connection.commit()
-                return Claim(ClaimState.NEW)
-            except IntegrityError:
+                        return Claim(ClaimState.RATE_LIMITED, window=full)
+                if not missing:
+                    connection.commit()
+                    return Claim(ClaimState.NEW)
                 connection.rollback()
-        return self._take_over(key)
+            self._open_windows(missing)
+        raise DatabaseUnavailable("the message's rate-limit windows could not be opened; retry")
+
+    def _count_in_windows(
+        self, connection: Connection, alias_id: int, now: datetime
+    ) -> tuple[Window | None, list[Window]]:
+        """Count one message in each window of the limits: the first full window, and the windows
+        without a row yet (the caller opens them and counts again)."""
+        if not self.limits.any:
+            return None, []
+        user_id = connection.execute(_OWNER, {"p_alias_id": alias_id}).scalar() if self.limits.per_user else None
+        missing = []
+        for window in self.limits.windows(alias_id, user_id, now):
+            where = {"p_key": window.key, "p_start": window.start, "p_limit": window.limit}
+            if connection.execute(_COUNT_IN_WINDOW, where).rowcount == 1:
+                continue
+            count = connection.execute(_WINDOW_COUNT, where).scalar()
+            if count is None:
+                missing.append(window)
+            # under the lock, a window opened since the update (READ COMMITTED) counts this time
+            elif count >= window.limit or connection.execute(_COUNT_IN_WINDOW, where).rowcount != 1:
+                return window, []
+        return None, missing
+
+    def _open_windows(self, windows: list[Window]) -> None:
+        """Insert the rows of new windows at 0, each in its own transaction.
+
+        Not inside the claim's transaction: on MariaDB (REPEATABLE READ) the UPDATE that found no
+        row holds a gap lock, and two claims both inserting the same new window then deadlock. A
+        window another claim opened first is an IntegrityError, which is fine: it exists. Whoever
+        opens a window deletes the key's past ones, so a busy alias keeps one row per limit.
+        """
+        for window in windows:
+            with self._connection(write=True) as connection:
+                try:
+                    connection.execute(_OPEN_WINDOW, {"key": window.key, "window_start": window.start, "count": 0})
+                except IntegrityError:
+                    connection.rollback()
+                    continue
+                connection.execute(_PAST_WINDOWS, {"p_key": window.key, "p_start": window.start})
+                connection.commit()
 
     def _take_over(self, key: DeliveryKey) -> Claim:
         now = self._now()

@@ -12,25 +12,20 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from forwarder.errors import MessageNotFound, RetryableError
 from forwarder.pipeline import Forwarder, Inbound
+from forwarder.retry import backoff
 from forwarder.spool import Spool
 
+__all__ = ["Dispatcher", "backoff"]
+
 logger = logging.getLogger("othermail.dispatch")
-
-
-def backoff(attempt: int, base: float = 1.0, cap: float = 300.0, rng: Callable[[], float] = random.random) -> float:
-    """Seconds before retry ``attempt`` (1, 2, ...): full jitter over an exponential ceiling."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return ceiling / 2 + rng() * ceiling / 2
 
 
 class Dispatcher:
@@ -88,7 +83,7 @@ class Dispatcher:
             return
         received = datetime.fromtimestamp(envelope.received_at, timezone.utc)
         inbound = Inbound(f"smtp-{spool_id}", envelope.recipients, mail_from=envelope.mail_from or None,
-                          received_at=received)
+                          received_at=received, raw_key=envelope.key)
         try:
             reports = self.forwarder.process(raw, inbound)
         except RetryableError as exc:

@@ -9,6 +9,7 @@
     │   └── DeliveryInProgress   another worker holds the claim on this delivery
     ├── PermanentSendError       SES or the relay refused this message (5xx); retrying cannot help
     ├── InvalidEvent             the event is not one this service understands
+    │   └── InvalidFeedback      an SES bounce or complaint notification is malformed
     └── SettingsError            the configuration is wrong; fix it and restart
 """
 
@@ -55,6 +56,10 @@ class PermanentSendError(OthermailError):
 
 class InvalidEvent(OthermailError):
     hint = "the event goes to the dead-letter queue for an operator to look at"
+
+
+class InvalidFeedback(InvalidEvent):
+    hint = "the SES notification is logged as skipped (invalid-event); nothing is paused or disabled"
 
 
 class SettingsError(OthermailError):

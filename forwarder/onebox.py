@@ -16,6 +16,7 @@ from typing import Any
 from forwarder.directory import SqlDirectory
 from forwarder.dispatch import Dispatcher
 from forwarder.metrics import RETRY, SKIPPED, Metrics, prometheus_text
+from forwarder.notices import build_notifier
 from forwarder.outcome_log import OutcomeLog
 from forwarder.pipeline import Forwarder
 from forwarder.senders import Sender
@@ -24,6 +25,9 @@ from forwarder.smtp_ingress import IngressHandler, SmtpListener
 from forwarder.spool import Spool, WritableStore
 
 logger = logging.getLogger("othermail.onebox")
+
+#: How often the local store is pruned of mail older than ``OTHERMAIL_KEEP_DAYS``.
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 def build_store(settings: Settings) -> WritableStore:
@@ -65,7 +69,8 @@ class OneBox:
         migrations.upgrade(url)
         self.engine = make_engine(url)
         directory = SqlDirectory(make_session_factory(self.engine),
-                                 timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow)
+                                 timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow,
+                                 limits=settings.mail_limits)
         if sender is None:
             from forwarder.outbound import build_sender
 
@@ -73,7 +78,7 @@ class OneBox:
         self.sender = sender
         self.metrics = Metrics()
         self.forwarder = Forwarder(directory, self.sender, settings.policy, utcnow, settings.max_bytes,
-                                   OutcomeLog(metrics=self.metrics))
+                                   OutcomeLog(metrics=self.metrics), build_notifier(settings, self.engine, self.sender))
         self.spool = Spool(settings.data_dir / "spool", build_store(settings))
         self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers)
         self.listener: SmtpListener | None = None
@@ -86,6 +91,8 @@ class OneBox:
         self._web: Any = None
         self._web_thread: threading.Thread | None = None
         self._smtp_listening = False
+        self._stopping = threading.Event()
+        self._pruner: threading.Thread | None = None
 
     def start(self) -> Started:
         started = Started()
@@ -94,6 +101,8 @@ class OneBox:
         if self.web_port is not None:
             started.web_url = self._start_web()
             started.lines.append(("web", started.web_url))
+            if self.forwarder.notifier is not None and not self.settings.public_url:
+                self.forwarder.notifier.public_url = started.web_url  # links in notices
         if self.listener is not None:
             self.listener.start()
             self._smtp_listening = True
@@ -101,8 +110,35 @@ class OneBox:
             started.lines.append(("smtp", f"{self.listener.host}:{self.listener.port} for "
                                           f"{', '.join(self.settings.domains)}"))
         started.recovered = self.dispatcher.recover()
+        if hasattr(self.spool.store, "prune"):
+            self._pruner = threading.Thread(target=self._prune_hourly, name="store-prune", daemon=True)
+            self._pruner.start()
+            started.lines.append(("store", f"{self.settings.store_dir.resolve()} (mail kept "
+                                           f"{self.settings.keep_days} days)"))
         started.lines.append(("spool", f"{self.spool.root.resolve()} ({started.recovered} left from last run)"))
         return started
+
+    def prune_store(self) -> int:
+        """Delete raw messages older than ``keep_days`` from the local store, but those still
+        waiting to be forwarded."""
+        import time
+
+        from forwarder.spool import KEY_PREFIX
+
+        waiting = frozenset(KEY_PREFIX + spool_id for spool_id in self.spool.pending())
+        removed = self.spool.store.prune(time.time() - self.settings.keep_days * 86400, keep=waiting)  # type: ignore[attr-defined]
+        if removed:
+            logger.info("store: %d message(s) older than %d days deleted", removed, self.settings.keep_days)
+        return int(removed)
+
+    def _prune_hourly(self) -> None:
+        while True:
+            try:
+                self.prune_store()
+            except OSError as exc:
+                logger.warning("store: pruning failed: %s", exc)
+            if self._stopping.wait(PRUNE_INTERVAL_SECONDS):
+                return
 
     def _sender_line(self) -> str:
         if self.settings.sender == "outbox":
@@ -169,6 +205,9 @@ class OneBox:
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop accepting, let running forwards finish; unfinished mail stays spooled."""
+        self._stopping.set()
+        if self._pruner is not None:
+            self._pruner.join(timeout=5)
         if self.listener is not None:
             self._smtp_listening = False
             self.listener.stop()

@@ -14,6 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from forwarder.feedback_store import Applied
     from forwarder.metrics import Metrics
     from forwarder.pipeline import Report
 
@@ -52,6 +53,30 @@ class OutcomeLog:
         }
         self._logger.info(json.dumps(line, sort_keys=True))
 
+    def feedback(self, applied: "Applied") -> None:
+        """One line per SES bounce or complaint applied (forwarder/feedback_store.py); counted as
+        ``feedback:<kind>``, or ``feedback:duplicate`` for a redelivered one. The bounced address
+        is never in it: the diagnostic names the destination by id instead."""
+        item = applied.feedback
+        self._count("feedback:duplicate" if applied.duplicate else f"feedback:{item.kind}")
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        line = {
+            "event": "feedback",
+            "kind": item.kind,
+            "sub_type": item.sub_type,
+            "feedback_id": item.feedback_id,
+            "provider_message_id": item.message_id,
+            "alias_id": applied.alias_id,
+            "destination_id": applied.destination_id,
+            "duplicate": applied.duplicate,
+            "known_message": applied.known,
+            "paused_destination": applied.paused,
+            "disabled_alias": applied.alias_disabled,
+            "detail": _hide(item.detail, item.recipient, applied.destination_id)[:500],
+        }
+        self._logger.info(json.dumps(line, sort_keys=True))
+
     def skipped(self, reason: str, detail: str) -> None:
         self._count(f"skipped:{reason}")
         self._logger.info(json.dumps({"event": "skipped", "reason": reason, "detail": detail}, sort_keys=True))
@@ -67,3 +92,9 @@ def redact(text: str, address: str, destination_id: int | None) -> str:
     if not address or not text:
         return text
     return re.sub(re.escape(address), f"destination #{destination_id}", text, flags=re.IGNORECASE)
+
+
+def _hide(text: str, address: str, destination_id: int | None) -> str:
+    if destination_id is not None:
+        return redact(text, address, destination_id)
+    return re.sub(re.escape(address), "[recipient]", text, flags=re.IGNORECASE) if address and text else text

@@ -16,8 +16,9 @@ from datetime import datetime
 
 from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts, forward, prepare
 from forwarder.core.validator import SESV2_MAX_BYTES
-from forwarder.directory import ClaimState, DeliveryKey, MessageMeta, ResolvedAlias, SqlDirectory
+from forwarder.directory import ClaimState, DeliveryKey, MessageMeta, ResolvedAlias, SqlDirectory, Target
 from forwarder.errors import DeliveryInProgress, PermanentSendError
+from forwarder.notices import Notifier, Unforwarded
 from forwarder.outcome_log import OutcomeLog, redact
 from forwarder.senders import Sender
 
@@ -65,8 +66,10 @@ class Forwarder:
         clock: Callable[[], datetime],
         max_bytes: int = SESV2_MAX_BYTES,
         outcome_log: OutcomeLog | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.directory = directory
+        self.notifier = notifier
         self.sender = sender
         self.policy = policy
         self.max_bytes = max_bytes
@@ -100,23 +103,32 @@ class Forwarder:
             message = prepare(raw, inbound.mail_from)
         except Exception as exc:  # a bug in the core: record it for every recipient, keep going
             logger.exception("core failed to read message %s", inbound.message_id)
-            meta = MessageMeta("", "", len(raw), inbound.received_at)
+            meta = MessageMeta("", "", len(raw), inbound.received_at, inbound.raw_key)
             failed = Decision(Outcome.DROPPED_INVALID, f"internal error while reading: {exc.__class__.__name__}")
             for recipient in _unique(inbound.recipients):
                 reports.append(self._record(inbound, recipient, self.directory.resolve(recipient), meta, failed))
             self._log_all(reports, started)
             return reports
-        meta = MessageMeta(message.sender, message.subject, len(raw), inbound.received_at)
+        meta = MessageMeta(message.sender, message.subject, len(raw), inbound.received_at, inbound.raw_key)
         for recipient in _unique(inbound.recipients):
             resolved, result = self.evaluate(message, inbound, recipient)
             if result.outcome is not Outcome.FORWARDED or resolved is None or result.outgoing is None:
-                reports.append(self._record(inbound, recipient, resolved, meta, result.decision))
+                done = [self._record(inbound, recipient, resolved, meta, result.decision)]
             else:
-                reports.extend(
-                    self._deliver(inbound, recipient, resolved, meta, result.outgoing.as_bytes(), result.repairs)
-                )
+                done = self._deliver(inbound, recipient, resolved, meta, result.outgoing.as_bytes(), result.repairs)
+            # now, not at the end: a retry of this message would find these recorded (duplicates)
+            self._notify(done, meta)
+            reports.extend(done)
         self._log_all(reports, started)
         return reports
+
+    def _notify(self, reports: list[Report], meta: MessageMeta) -> None:
+        if self.notifier is not None:
+            self.notifier.after(
+                Unforwarded(r.message_id, r.recipient, r.alias_id, r.destination_id, r.outcome, meta.mail_from,
+                            meta.subject, meta.bytes_in, r.duplicate)
+                for r in reports
+            )
 
     def _log_all(self, reports: list[Report], started: float) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -134,6 +146,20 @@ class Forwarder:
             meta.bytes_in, duplicate=not fresh,
         )
 
+    def _paused(
+        self, inbound: Inbound, recipient: str, resolved: ResolvedAlias, meta: MessageMeta, key: DeliveryKey,
+        target: Target,
+    ) -> Report:
+        """Record, without sending, that ``target`` is paused (a bounce or complaint stopped it)."""
+        when = target.paused_at.strftime("%Y-%m-%d %H:%M UTC") if target.paused_at else "earlier"
+        why = f": {target.pause_reason}" if target.pause_reason else ""
+        reason = f"destination paused on {when}{why}"
+        fresh = self.directory.record(key, resolved.alias_id, meta, Outcome.DROPPED_PAUSED, reason)
+        return Report(
+            inbound.message_id, recipient, resolved.alias_id, target.destination_id, Outcome.DROPPED_PAUSED,
+            redact(reason, target.email, target.destination_id), meta.bytes_in, duplicate=not fresh,
+        )
+
     def _deliver(
         self,
         inbound: Inbound,
@@ -146,8 +172,12 @@ class Forwarder:
         if self.sender is None:
             raise RuntimeError("this Forwarder has no sender; use preview()")
         reports = []
-        for target in resolved.targets:
+        # paused ones last: the first claim of a message is the one that counts it for the alias
+        for target in sorted(resolved.targets, key=lambda t: t.paused):
             key = DeliveryKey(inbound.message_id, recipient, target.destination_id)
+            if target.paused:
+                reports.append(self._paused(inbound, recipient, resolved, meta, key, target))
+                continue
             claim = self.directory.claim(key, resolved.alias_id, meta)
             base = dict(
                 message_id=inbound.message_id, recipient=recipient, alias_id=resolved.alias_id,
@@ -156,6 +186,11 @@ class Forwarder:
             if claim.state is ClaimState.LIMIT:
                 limit = Decision(Outcome.DROPPED_EXPIRED_COUNT, "the alias reached its message limit")
                 reports.append(self._record(inbound, recipient, resolved, meta, limit))
+                break
+            if claim.state is ClaimState.RATE_LIMITED:
+                reason = claim.window.reason() if claim.window else "an hourly or daily message limit was reached"
+                limited = Decision(Outcome.DROPPED_RATE_LIMITED, reason)
+                reports.append(self._record(inbound, recipient, resolved, meta, limited))
                 break
             if claim.state is ClaimState.DONE:
                 reports.append(Report(**base, outcome=Outcome(claim.outcome), reason="already delivered", duplicate=True))

@@ -10,11 +10,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from forwarder.core import SESV1_MAX_BYTES, SESV2_MAX_BYTES, Policy
 from forwarder.errors import SettingsError
+from forwarder.mail_limits import MailLimits
 
 PREFIX = "OTHERMAIL_"
+
+#: Messages forwarded per alias and per user (all its aliases), per fixed UTC hour and day: far
+#: above what a person's mail needs, low enough that a flood through one alias or account cannot
+#: turn into complaints that hurt the SES account's reputation (README.md, "Limits").
+DEFAULT_MAIL_LIMITS = MailLimits(alias_per_hour=100, alias_per_day=500, user_per_hour=200, user_per_day=1000)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -42,6 +49,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _public_url(value: str) -> str:
+    url = value.strip().rstrip("/")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise SettingsError(f"{PREFIX}PUBLIC_URL must be the web app's http(s) address, not {value!r}")
+    return url
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = (env.get(PREFIX + name) or default).strip().lower()
     if value not in choices:
@@ -63,6 +79,7 @@ class Settings:
     outbox: Path = Path("var/outbox")
     policy: Policy = field(default_factory=Policy)
     claim_timeout_seconds: int = 900
+    mail_limits: MailLimits = DEFAULT_MAIL_LIMITS
     # outbound SMTP relay (OTHERMAIL_SENDER=smtp)
     relay_host: str = ""
     relay_port: int = 587
@@ -81,6 +98,16 @@ class Settings:
     queue_wait_seconds: int = 20
     # one box: bearer token for /metrics; empty: /metrics answers loopback only
     metrics_token: str = field(default="", repr=False)
+    # SES feedback (forwarder/feedback_store.py): soft bounces that pause a destination (0: never)
+    # when each came within the window of the one before; what a complaint does to its alias
+    soft_bounce_limit: int = 3
+    soft_bounce_window_days: int = 7
+    complaint_action: str = "disable"
+    # kept mail: days the store keeps raw messages (downloads, quarantine); notices to users
+    keep_days: int = 14
+    notices: bool = True
+    #: The web app's address as users reach it ("https://mail.example.org"), for links in notices.
+    public_url: str = ""
 
     @property
     def max_bytes(self) -> int:
@@ -120,6 +147,12 @@ class Settings:
                 drop_auto_replies=_bool(env, "DROP_AUTO_REPLIES", True),
             ),
             claim_timeout_seconds=_int(env, "CLAIM_TIMEOUT_SECONDS", 900, minimum=1),
+            mail_limits=MailLimits(  # 0: no limit
+                alias_per_hour=_int(env, "LIMIT_ALIAS_PER_HOUR", DEFAULT_MAIL_LIMITS.alias_per_hour),
+                alias_per_day=_int(env, "LIMIT_ALIAS_PER_DAY", DEFAULT_MAIL_LIMITS.alias_per_day),
+                user_per_hour=_int(env, "LIMIT_USER_PER_HOUR", DEFAULT_MAIL_LIMITS.user_per_hour),
+                user_per_day=_int(env, "LIMIT_USER_PER_DAY", DEFAULT_MAIL_LIMITS.user_per_day),
+            ),
             relay_host=env.get(PREFIX + "RELAY_HOST", ""),
             relay_port=_int(env, "RELAY_PORT", 587, minimum=1),
             relay_security=_choice(env, "RELAY_SECURITY", "starttls", ("starttls", "tls", "none")),
@@ -134,4 +167,10 @@ class Settings:
             queue_url=env.get(PREFIX + "QUEUE_URL", ""),
             queue_wait_seconds=_int(env, "QUEUE_WAIT_SECONDS", 20, minimum=0),
             metrics_token=env.get(PREFIX + "METRICS_TOKEN", "").strip(),
+            soft_bounce_limit=_int(env, "SOFT_BOUNCE_LIMIT", 3, minimum=0),
+            soft_bounce_window_days=_int(env, "SOFT_BOUNCE_WINDOW_DAYS", 7, minimum=1),
+            complaint_action=_choice(env, "COMPLAINT_ACTION", "disable", ("disable", "count")),
+            keep_days=_int(env, "KEEP_DAYS", 14, minimum=1),
+            notices=_bool(env, "NOTICES", True),
+            public_url=_public_url(env.get(PREFIX + "PUBLIC_URL", "")),
         )

@@ -91,6 +91,26 @@ class LocalStore:
             os.close(fd)
         os.replace(tmp, path)
 
+    def prune(self, older_than: float, keep: frozenset[str] = frozenset()) -> int:
+        """Delete the messages written before ``older_than`` (epoch seconds), but the keys in
+        ``keep`` (mail not forwarded yet); the number deleted. What S3's lifecycle rule does for
+        the bucket (``OTHERMAIL_KEEP_DAYS`` days)."""
+        removed = 0
+        root = self.root.resolve()
+        for folder, _dirs, files in os.walk(root):
+            for name in files:
+                path = os.path.join(folder, name)
+                key = os.path.relpath(path, root).replace(os.sep, "/")
+                if key in keep or key.removesuffix(".tmp") in keep:
+                    continue
+                try:
+                    if os.stat(path).st_mtime < older_than:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()

@@ -69,7 +69,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(tokens.bp)
     app.register_blueprint(api.bp)
-    from web import domains
+    from web import domains, messages
 
     app.register_blueprint(domains.bp)
+    app.register_blueprint(messages.bp)
     return app

@@ -1,4 +1,5 @@
-"""The operator's page: users, aliases, the latest outcomes and totals per outcome. Admins only."""
+"""The operator's page: users, aliases, the latest outcomes, totals per outcome and the destinations'
+bounce and complaint rates. Admins only."""
 
 from __future__ import annotations
 
@@ -47,5 +48,5 @@ def index():  # type: ignore[no-untyped-def]
         users=users, user_total=user_total, user_page=user_page, user_pages=_pages(user_total),
         aliases=aliases, alias_total=alias_total, alias_page=alias_page, alias_pages=_pages(alias_total),
         states={row.alias.id: status(row.alias).state for row in aliases},
-        recent=service.recent(db), totals=service.totals(db),
+        recent=service.recent(db), totals=service.totals(db), rates=service.feedback_rates(db),
     )

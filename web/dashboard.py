@@ -85,6 +85,7 @@ def index():  # type: ignore[no-untyped-def]
         "dashboard/index.html",
         live=alias_service.live_count(db, user), cap=int(current_app.config.get("MAX_LIVE_ALIASES", 200)),
         verified=verified, unverified=len(destinations) - verified,
+        paused=destination_service.paused(destinations),
         forwarded=sum(d.forwarded for d in days), blocked=sum(d.blocked for d in days),
         chart=chart(days), days=DAYS, recent=activity.latest(db, user, RECENT),
     )

@@ -1,4 +1,4 @@
-"""The user's real mailboxes: add one, resend its link, change or delete it, and the link itself.
+"""The user's real mailboxes: add one, resend its link, change, resume or delete it, and the link itself.
 
 Mail is only ever forwarded to a verified destination; changing an address makes it unverified
 until the new mailbox follows the link sent to it. The verification link works without a session,
@@ -89,6 +89,18 @@ def change(destination_id: int):  # type: ignore[no-untyped-def]
         flash("That is already the address.")
     else:
         flash(f"Changed to {changed.email}. Nothing is forwarded there until the link we sent is opened.")
+    return redirect(url_for("destinations.index"))
+
+
+@bp.post("/<int:destination_id>/resume")
+@login_required
+def resume(destination_id: int):  # type: ignore[no-untyped-def]
+    destination = _owned(destination_id)
+    if not destination.is_paused:
+        flash(f"{destination.email} is not paused.")
+        return redirect(url_for("destinations.index"))
+    service.resume(session(), destination)
+    flash(f"Forwarding to {destination.email} resumed. If it bounces again, it is paused again.")
     return redirect(url_for("destinations.index"))
 
 

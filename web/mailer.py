@@ -13,6 +13,12 @@ from forwarder.outbound import build_sender
 from forwarder.senders import Sender
 
 
+def service_sender() -> Sender:
+    """The outbound sender the app uses (built once from the settings; tests put their own in
+    ``app.extensions["othermail.sender"]``)."""
+    return _sender()
+
+
 def _sender() -> Sender:
     sender = current_app.extensions.get("othermail.sender")
     if sender is None:

@@ -70,6 +70,7 @@ def hit(name: str, who: str) -> int | None:
         exists_full = db.get(RateLimitHit, (key, window))
         if exists_full is not None and exists_full.count >= rule.count:
             break
+    # a day behind: the forwarder's daily mail limits count in this table too (forwarder/mail_limits.py)
     db.execute(delete(RateLimitHit).where(RateLimitHit.window_start < window - 86400))
     db.commit()
     return max(1, window + rule.seconds - now)

@@ -10,10 +10,15 @@ Accepted, each record on its own:
   SQS message (``aws:sqs``), or as the bare SNS body: with an S3 action it names the bucket and key;
   with an SNS action it carries the message itself in ``content``.
 
+SES sending-side notifications (through SNS, from the configuration set's topic or an identity's)
+become a :class:`FeedbackJob` when they report bounces or complaints (parsed by
+``forwarder.feedback``; the runtime applies them with ``forwarder.feedback_store``).
+
 Skipped with a named reason (and logged): SNS subscription confirmations (never confirmed
-automatically) and SES sending-side notifications (Bounce, Complaint, Delivery...), which the
-feedback handler deals with. Anything else raises :class:`InvalidEvent`; the Lambda handler logs
-such an event whole under the reason ``invalid-event`` (a retry could not help it).
+automatically) and the sending-side events that are not feedback (Delivery, Send, Reject,
+DeliveryDelay..., reasons in ``forwarder.feedback.IGNORED_TYPES``). Anything else raises
+:class:`InvalidEvent`; the Lambda handler logs such an event whole under the reason
+``invalid-event`` (a retry could not help it).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from urllib.parse import unquote_plus
 
 from forwarder.core import Verdicts
 from forwarder.errors import InvalidEvent
+from forwarder.feedback import Feedback, Ignored, parse_feedback
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +58,14 @@ class Skipped:
     detail: str
 
 
-Item = Job | Skipped
+@dataclass(frozen=True, slots=True)
+class FeedbackJob:
+    """An SES bounce or complaint notification: one :class:`Feedback` per recipient."""
+
+    feedback: tuple[Feedback, ...]
+
+
+Item = Job | Skipped | FeedbackJob
 
 
 def _verdict(receipt: dict[str, Any], name: str) -> str:
@@ -123,7 +136,10 @@ def _from_notification(body: dict[str, Any], bucket: str, prefix: str) -> Item:
         return Skipped("s3-test-event", f"bucket {message.get('Bucket', '?')}")
     kind = message.get("notificationType") or message.get("eventType")
     if kind != "Received":
-        return Skipped("ses-feedback-notification", f"SES {kind or 'unknown'} notification")
+        parsed = parse_feedback(message)
+        if isinstance(parsed, Ignored):
+            return Skipped(parsed.reason, parsed.detail)
+        return FeedbackJob(parsed)
     mail, receipt = message.get("mail"), message.get("receipt")
     if not isinstance(mail, dict) or not isinstance(receipt, dict):
         raise InvalidEvent("SES Received notification without mail and receipt")

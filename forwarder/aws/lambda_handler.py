@@ -5,9 +5,15 @@ Nothing connects at import time. The first invocation reads the settings from th
 ``forwarder.aws.secrets``) and builds the runtime (database engine, S3 and SES clients), which warm
 invocations reuse.
 
+SES bounce and complaint notifications (the configuration set's topic invokes the function too)
+are applied by ``forwarder.feedback_store``: recorded once, a bouncing destination paused, an alias
+complained about switched off; nothing is sent for them.
+
 Retryable failures (SES throttling or 5xx, S3 errors, the database unreachable, a delivery another
-invocation holds) propagate, so Lambda retries the event and finally sends it to the dead-letter
-queue; every delivery already made is recorded, so a retry sends nothing twice.
+invocation holds) are first retried inside the invocation, with exponential backoff and full jitter,
+while the time the Lambda context has left allows (``forwarder.retry``); then they propagate, so
+Lambda retries the event (twice) and finally sends it to the dead-letter queue, which ``othermail
+replay`` re-drives. Every delivery already made is recorded, so a retry sends nothing twice.
 
 Each invocation ends with one CloudWatch Embedded Metric Format line on standard output: that
 invocation's count of every outcome, as metrics of the ``Othermail`` namespace (see
@@ -21,24 +27,32 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from forwarder.aws.events import Job, Skipped, parse_event
+from forwarder.aws.events import FeedbackJob, Job, Skipped, parse_event
 from forwarder.aws.secrets import environ_with_secrets
 from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
 from forwarder.core.message import split_message
 from forwarder.directory import SqlDirectory
 from forwarder.errors import InvalidEvent, SettingsError
+from forwarder.feedback_store import FeedbackRules, FeedbackStore
 from forwarder.metrics import RETRY, emf_line
+from forwarder.notices import build_notifier
 from forwarder.outcome_log import OutcomeLog
 from forwarder.pipeline import Forwarder, Inbound
 from forwarder.outbound import build_sender
+from forwarder.retry import RetryPolicy
 from forwarder.settings import Settings
 from forwarder.stores import S3Store
 
 logger = logging.getLogger("othermail.lambda")
+
+#: When the running invocation's retry budget ends (set by :meth:`LambdaRuntime.invoke`; unset,
+#: :meth:`LambdaRuntime.handle` tries each job once, as the queue worker and the tests call it).
+_deadline: ContextVar[float | None] = ContextVar("othermail_retry_deadline", default=None)
 
 
 @dataclass
@@ -48,6 +62,10 @@ class LambdaRuntime:
     store: S3Store
     outcome_log: OutcomeLog
     engine: Any = None
+    #: Applies SES bounces and complaints (forwarder/feedback_store.py).
+    feedback: FeedbackStore | None = None
+    #: How :meth:`invoke` retries a job within the invocation's time (forwarder/retry.py).
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings, session: Any = None) -> "LambdaRuntime":
@@ -61,11 +79,14 @@ class LambdaRuntime:
         sender = build_sender(settings, aws_session=aws)  # SES unless OTHERMAIL_SENDER says otherwise
         engine = make_engine(settings.resolved_database_url)
         directory = SqlDirectory(
-            make_session_factory(engine), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow
+            make_session_factory(engine), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow,
+            limits=settings.mail_limits,
         )
         log = OutcomeLog()
-        forwarder = Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes, log)
-        return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log, engine)
+        notifier = build_notifier(settings, engine, sender)
+        forwarder = Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes, log, notifier)
+        feedback = FeedbackStore(make_session_factory(engine), FeedbackRules.from_settings(settings), utcnow)
+        return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log, engine, feedback=feedback)
 
     def close(self) -> None:
         """Release database connections and the sender's (an SMTP relay's) connections (tests and
@@ -77,19 +98,25 @@ class LambdaRuntime:
             self.engine.dispose()
 
     def invoke(self, event: Any, dimensions: Mapping[str, str] | None = None,
-               emit: Callable[[str], None] | None = None) -> dict[str, Any]:
+               emit: Callable[[str], None] | None = None, context: Any = None) -> dict[str, Any]:
         """:meth:`handle`, then one EMF line with this invocation's counts (the Lambda's path).
+
+        Each job (reading the raw message and forwarding it, one idempotent unit) is retried on a
+        :class:`RetryableError` within the time ``context.get_remaining_time_in_millis()`` reports,
+        or :data:`forwarder.retry.DEFAULT_BUDGET_SECONDS` without a context (``othermail replay``).
 
         The counts are what :class:`OutcomeLog` counted during this call, so an invocation that
         raises still reports the outcomes it recorded, plus ``retry``: Lambda will run it again.
         """
         before = Counter(self.outcome_log.counts)
         failed = True
+        budget = _deadline.set(self.retry.deadline(context))
         try:
             summary = self.handle(event)
             failed = False
             return summary
         finally:
+            _deadline.reset(budget)
             counts = Counter(self.outcome_log.counts)
             counts.subtract(before)
             counts = +counts  # keep positive counts only
@@ -120,12 +147,32 @@ class LambdaRuntime:
                 self.outcome_log.skipped(item.reason, item.detail)
                 outcomes[f"skipped:{item.reason}"] += 1
                 continue
+            if isinstance(item, FeedbackJob):
+                outcomes.update(self._apply_feedback(item))
+                continue
             for report in self._run(item):
                 outcomes["duplicate" if report.duplicate else report.outcome.value] += 1
                 repairs.update(report.repairs)
         return {"records": len(items), "outcomes": dict(outcomes), "repairs": dict(repairs)}
 
+    def _apply_feedback(self, job: FeedbackJob) -> Counter[str]:
+        """Record each bounce or complaint once (pausing, switching off); send nothing, ever."""
+        if self.feedback is None:
+            raise RuntimeError("this runtime has no feedback store (build it with from_settings)")
+        counts: Counter[str] = Counter()
+        for item in job.feedback:
+            applied = self.feedback.apply(item)
+            self.outcome_log.feedback(applied)
+            counts["feedback:duplicate" if applied.duplicate else f"feedback:{item.kind}"] += 1
+        return counts
+
     def _run(self, job: Job) -> list:
+        deadline = _deadline.get()
+        if deadline is None:
+            return self._run_once(job)
+        return self.retry.call(lambda: self._run_once(job), deadline, what=job.message_id)
+
+    def _run_once(self, job: Job) -> list:
         raw = job.content if job.content is not None else self.store.get(job.key or "", bucket=job.bucket)
         recipients, verdicts = job.recipients, job.verdicts
         if job.recipients_from_headers:
@@ -137,7 +184,10 @@ class LambdaRuntime:
             if not recipients:
                 self.outcome_log.skipped("no-recipient", f"no address on {', '.join(self.settings.domains)} in {job.key}")
                 return []
-        inbound = Inbound(job.message_id, recipients, verdicts, job.mail_from, job.received_at)
+        # kept in the mail bucket (not an SNS action's inline copy): downloadable and releasable
+        kept = job.content is None and job.bucket in (None, self.settings.s3_bucket)
+        inbound = Inbound(job.message_id, recipients, verdicts, job.mail_from, job.received_at,
+                          raw_key=job.key if kept else None)
         return self.forwarder.process(raw, inbound)
 
 
@@ -157,4 +207,4 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
         # OTHERMAIL_SSM_PATH / OTHERMAIL_SECRETS_ARN: the database URL and other secrets, fetched once here
         _runtime = LambdaRuntime.from_settings(Settings.from_env(environ_with_secrets()))
     function = getattr(context, "function_name", None)
-    return _runtime.invoke(event, dimensions={"FunctionName": function} if function else None)
+    return _runtime.invoke(event, dimensions={"FunctionName": function} if function else None, context=context)

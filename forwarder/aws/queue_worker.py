@@ -7,8 +7,10 @@ parsing and pipeline as the Lambda), then decide the queue message's fate:
 what happened                                 the queue message
 ============================================  ===============================================
 forwarded, dropped with a reason, duplicate,  deleted (``DeleteMessageBatch``)
-skipped (SNS confirmation, SES feedback),
-an event of unknown shape (``invalid-event``)
+SES bounces and complaints applied (or found
+applied before), skipped (SNS confirmation,
+the other SES events), an event of unknown
+shape (``invalid-event``)
 a body that is not JSON                       logged whole as skipped ``invalid-queue-message``
                                               and deleted: no retry can make it JSON
 :class:`RetryableError` (SES throttling, S3,  left; made visible again after a backoff that

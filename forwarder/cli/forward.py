@@ -22,7 +22,8 @@ def build_forwarder(obj: CliContext, dry_run: bool) -> Forwarder:
 
     settings = obj.settings
     sender = None if dry_run else build_sender(settings)
-    directory = SqlDirectory(obj.sessions(), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow)
+    directory = SqlDirectory(obj.sessions(), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow,
+                             limits=settings.mail_limits)
     return Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes)
 
 

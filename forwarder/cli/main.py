@@ -52,6 +52,9 @@ def _register() -> None:
     from forwarder.cli import domains
 
     cli.add_command(domains.domains)
+    from forwarder.cli import replay
+
+    cli.add_command(replay.replay)
 
 
 _register()

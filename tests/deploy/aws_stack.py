@@ -51,6 +51,7 @@ MOTO_SKIPPED_TYPES = frozenset(
         "AWS::SES::ConfigurationSet",
         "AWS::SNS::TopicPolicy",
         "AWS::SES::ConfigurationSetEventDestination",
+        "AWS::SNS::Subscription",
     }
 )
 
@@ -224,7 +225,7 @@ def _apply_skipped(session: Any, resolver: Resolver, template: dict[str, Any], s
         return session.client(name, endpoint_url=endpoint_url)
 
     order = ["AWS::S3::BucketPolicy", "AWS::SES::ConfigurationSet", "AWS::SNS::TopicPolicy",
-             "AWS::SES::ConfigurationSetEventDestination", "AWS::Lambda::EventInvokeConfig",
+             "AWS::SES::ConfigurationSetEventDestination", "AWS::SNS::Subscription", "AWS::Lambda::EventInvokeConfig",
              "AWS::SES::ReceiptRuleSet", "AWS::SES::ReceiptRule"]
     assert set(order) >= MOTO_SKIPPED_TYPES
     for kind in order:
@@ -249,6 +250,8 @@ def _apply_skipped(session: Any, resolver: Resolver, template: dict[str, Any], s
                 client("ses").create_configuration_set_event_destination(
                     ConfigurationSetName=p["ConfigurationSetName"], EventDestination=destination
                 )
+            elif kind == "AWS::SNS::Subscription":
+                client("sns").subscribe(TopicArn=p["TopicArn"], Protocol=p["Protocol"], Endpoint=p["Endpoint"])
             elif kind == "AWS::Lambda::EventInvokeConfig":
                 client("lambda").put_function_event_invoke_config(**p)
             elif kind == "AWS::SES::ReceiptRuleSet":

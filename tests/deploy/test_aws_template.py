@@ -8,7 +8,7 @@
 - the wiring the forwarder depends on: SES may write only under the prefix, only from this
   account's receipt rule; the rule scans, stores, then invokes the function asynchronously; the
   bucket is private, encrypted, expiring; failures land in the dead-letter queue; bounces and
-  complaints reach the topic;
+  complaints reach the topic, and through it the function;
 - deployed into moto's CloudFormation (with the types moto skips created through their own APIs,
   see tests/deploy/aws_stack.py), the stack exists as written, and the Lambda handler, run with the
   function's environment, makes only calls the deployed role allows on the exact resources.
@@ -414,6 +414,18 @@ def test_bounces_and_complaints_reach_the_topic(template: dict[str, Any]) -> Non
     assert "FeedbackTopicPolicy" in as_list(destination["DependsOn"])
 
 
+def test_bounces_and_complaints_reach_the_forwarder(template: dict[str, Any]) -> None:
+    (subscription,) = resources_of(template, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"] == {"TopicArn": {"Ref": "FeedbackTopic"}, "Protocol": "lambda",
+                                          "Endpoint": {"Fn::GetAtt": ["ForwarderFunction", "Arn"]}}
+    permissions = resources_of(template, "AWS::Lambda::Permission")
+    sns = [p["Properties"] for p in permissions.values() if p["Properties"]["Principal"] == "sns.amazonaws.com"]
+    assert sns == [{"FunctionName": {"Fn::GetAtt": ["ForwarderFunction", "Arn"]}, "Action": "lambda:InvokeFunction",
+                    "Principal": "sns.amazonaws.com", "SourceArn": {"Ref": "FeedbackTopic"}}]
+    # no permission lets anyone but the rule and the topic invoke the function
+    assert all("SourceArn" in p["Properties"] for p in permissions.values())
+
+
 def test_the_function_runs_the_forwarder_with_its_settings(template: dict[str, Any]) -> None:
     function = template["Resources"]["ForwarderFunction"]["Properties"]
     assert function["Runtime"] == "python3.11"
@@ -428,6 +440,7 @@ def test_the_function_runs_the_forwarder_with_its_settings(template: dict[str, A
     assert variables["OTHERMAIL_DOMAINS"] == {"Fn::Join": [",", {"Ref": "Domains"}]}
     assert variables["OTHERMAIL_SES_CONFIGURATION_SET"] == {"Ref": "ConfigurationSet"}
     assert variables["OTHERMAIL_SECRETS_ARN"] == {"Ref": "DatabaseSecretArn"}
+    assert variables["OTHERMAIL_KEEP_DAYS"] == {"Ref": "RetentionDays"}
     # Every variable is one the forwarder reads (a typo would be silently ignored).
     known = set(re.findall(r'"([A-Z0-9_]+)"', (REPO / "forwarder" / "settings.py").read_text()))
     read = {n for n in variables if n.removeprefix("OTHERMAIL_") in known}
@@ -504,11 +517,17 @@ def test_the_stack_creates_in_moto(aws_session: boto3.session.Session) -> None:
     invoke = lam.get_function_event_invoke_config(FunctionName=function["FunctionName"])
     assert invoke["MaximumRetryAttempts"] == 2
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == stack.outputs["DeadLetterQueueArn"]
-    (grant,) = json.loads(lam.get_policy(FunctionName=function["FunctionName"])["Policy"])["Statement"]
-    assert grant["Principal"] == {"Service": "ses.amazonaws.com"}
-    conditions = {k.lower(): v for c in grant["Condition"].values() for k, v in c.items()}
+    grants = {g["Principal"]["Service"]: g
+              for g in json.loads(lam.get_policy(FunctionName=function["FunctionName"])["Policy"])["Statement"]}
+    assert set(grants) == {"ses.amazonaws.com", "sns.amazonaws.com"}
+    conditions = {k.lower(): v for c in grants["ses.amazonaws.com"]["Condition"].values() for k, v in c.items()}
     assert conditions == {"aws:sourcearn": allow["Condition"]["StringEquals"]["aws:SourceArn"],
                           "aws:sourceaccount": ACCOUNT}
+    conditions = {k.lower(): v for c in grants["sns.amazonaws.com"]["Condition"].values() for k, v in c.items()}
+    assert conditions == {"aws:sourcearn": stack.outputs["FeedbackTopicArn"]}
+    (subscription,) = aws_session.client("sns").list_subscriptions_by_topic(
+        TopicArn=stack.outputs["FeedbackTopicArn"])["Subscriptions"]
+    assert (subscription["Protocol"], subscription["Endpoint"]) == ("lambda", function["FunctionArn"])
 
     queue = aws_session.client("sqs").get_queue_attributes(QueueUrl=stack.outputs["DeadLetterQueueUrl"],
                                                            AttributeNames=["All"])["Attributes"]

@@ -279,3 +279,19 @@ print(json.dumps({{"leaked": leaked, "status": response["statusCode"], "body": r
     assert seen["flask"].startswith(str(task)) and seen["boto3"].startswith(str(provided))
     assert (seen["secret"], seen["database"]) == ("k" * 48, url)
     assert "k" * 48 not in result.stderr  # the secret is not logged (log_level INFO)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_web_app_may_read_kept_mail_and_nothing_else_of_the_bucket(stage: str) -> None:
+    """Message pages download the original from the receipt rule's bucket (web/services/messages.py)."""
+    from tests.deploy.iam_policy import allowed
+
+    config = stage_config(stage)
+    bucket = config["aws_environment_variables"]["OTHERMAIL_S3_BUCKET"]
+    prefix = Settings.from_env(config["aws_environment_variables"]).s3_prefix
+    policies = [{"Statement": config["extra_permissions"]}]
+    assert allowed(policies, "s3:GetObject", f"arn:aws:s3:::{bucket}/{prefix}0100abc")
+    assert allowed(policies, "s3:ListBucket", f"arn:aws:s3:::{bucket}")  # a missing key is a 404, not a 403
+    assert not allowed(policies, "s3:GetObject", f"arn:aws:s3:::{bucket}/other/key")
+    assert not allowed(policies, "s3:PutObject", f"arn:aws:s3:::{bucket}/{prefix}0100abc")
+    assert not allowed(policies, "s3:DeleteObject", f"arn:aws:s3:::{bucket}/{prefix}0100abc")

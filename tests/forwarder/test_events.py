@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from forwarder.aws.events import Job, Skipped, parse_event
+from forwarder.aws.events import FeedbackJob, Job, Skipped, parse_event
 from forwarder.core import Verdicts
 from forwarder.errors import InvalidEvent
 
@@ -146,10 +146,15 @@ def test_sns_action_spam_verdict_fail_is_kept(ses_events: Path) -> None:
     assert job.verdicts.virus == "PASS"
 
 
-@pytest.mark.parametrize("name", ["hard_bounce_sns_body.json", "soft_bounce_sns_body.json", "spam_bounce_sns_body.json"])
-def test_sending_side_bounce_notifications_are_skipped(ses_events: Path, name: str) -> None:
+@pytest.mark.parametrize(("name", "kind"), [("hard_bounce_sns_body.json", "bounce-permanent"),
+                                            ("soft_bounce_sns_body.json", "bounce-transient"),
+                                            ("spam_bounce_sns_body.json", "bounce-transient")])
+def test_sending_side_bounce_notifications_become_feedback(ses_events: Path, name: str, kind: str) -> None:
     item = only(parse_event(load(ses_events, RELAY + name), bucket=BUCKET, prefix=PREFIX))
-    assert item == Skipped("ses-feedback-notification", "SES Bounce notification")
+    assert isinstance(item, FeedbackJob)
+    (feedback,) = item.feedback
+    assert (feedback.kind, feedback.recipient) == (kind, "relayuser@test.com")
+    assert feedback.message_id == "0100017e6dde5594-4912fac5-bd85-4358-98d4-7b8d8b89fc60-000000"
 
 
 def test_subscription_confirmation_is_skipped_never_confirmed(ses_events: Path) -> None:
@@ -356,12 +361,13 @@ def test_sqs_records_wrapping_sns_bodies() -> None:
     event = sqs_event(
         sns_body(received(ses_message("m1", action=action))),
         sns_body(received(ses_message("m2"), content="Subject: hi\r\n\r\nbody\r\n")),
-        sns_body({"notificationType": "Complaint", "mail": {"messageId": "x"}}),
+        sns_body({"notificationType": "Complaint", "mail": {"messageId": "x"},
+                  "complaint": {"feedbackId": "f", "complainedRecipients": [{"emailAddress": "Me@Real.example"}]}}),
     )
     first, second, third = parse_event(event, bucket=BUCKET, prefix=PREFIX)
     assert (first.bucket, first.key) == ("raw-mail", "in/m1")
     assert second.content == b"Subject: hi\r\n\r\nbody\r\n" and second.message_id == "m2"
-    assert third == Skipped("ses-feedback-notification", "SES Complaint notification")
+    assert isinstance(third, FeedbackJob) and [f.recipient for f in third.feedback] == ["me@real.example"]
 
 
 def test_sqs_record_wrapping_an_s3_event() -> None:
@@ -409,15 +415,33 @@ def test_sns_content_keeps_the_message_id_check() -> None:
         parse_event(body)
 
 
-def test_configuration_set_event_types_are_skipped_as_feedback() -> None:
-    for kind in ("Bounce", "Complaint", "Delivery", "Send", "Reject"):
+def test_configuration_set_events_that_are_not_feedback_are_skipped_by_name() -> None:
+    expected = {"Delivery": "ses-delivery", "Send": "ses-send", "Reject": "ses-reject",
+                "DeliveryDelay": "ses-delivery-delay", "Open": "ses-open"}
+    for kind, reason in expected.items():
         item = only(parse_event(sns_body({"eventType": kind, "mail": {"messageId": "x"}})))
-        assert item == Skipped("ses-feedback-notification", f"SES {kind} notification")
+        assert item == Skipped(reason, f"SES {kind} notification")
 
 
-def test_notification_without_a_type_is_skipped_as_unknown_feedback() -> None:
-    item = only(parse_event(sns_body({"mail": {"messageId": "x"}})))
-    assert item == Skipped("ses-feedback-notification", "SES unknown notification")
+def test_configuration_set_bounce_and_complaint_become_feedback() -> None:
+    mail = {"messageId": "ses-1", "timestamp": "2026-11-23T10:00:00.000Z"}
+    bounce = {"feedbackId": "f1", "bounceType": "Permanent", "bounceSubType": "General",
+              "bouncedRecipients": [{"emailAddress": "me@real.example"}]}
+    complaint = {"feedbackId": "f2", "complainedRecipients": [{"emailAddress": "me@real.example"}]}
+    first, second = parse_event(sqs_event(sns_body({"eventType": "Bounce", "mail": mail, "bounce": bounce}),
+                                          sns_body({"eventType": "Complaint", "mail": mail, "complaint": complaint})))
+    assert [(f.kind, f.feedback_id, f.message_id) for f in first.feedback] == [("bounce-permanent", "f1", "ses-1")]
+    assert [(f.kind, f.feedback_id) for f in second.feedback] == [("complaint", "f2")]
+
+
+@pytest.mark.parametrize("message", [
+    {"mail": {"messageId": "x"}},  # no type at all
+    {"eventType": "Bounce", "mail": {"messageId": "x"}},  # no bounce section
+    {"notificationType": "Complaint", "complaint": {"feedbackId": "f"}, "mail": {"messageId": "x"}},
+])
+def test_malformed_feedback_is_an_invalid_event(message: dict) -> None:
+    with pytest.raises(InvalidEvent):
+        parse_event(sns_body(message))
 
 
 def test_unsubscribe_confirmation_is_skipped() -> None:

@@ -83,3 +83,61 @@ def test_preview_sends_and_records_nothing(forwarder: Forwarder) -> None:
     assert recipient == ALIAS and result.outcome is Outcome.FORWARDED
     assert forwarder.sender.sent == []
     assert forwarder.process(RAW, Inbound("m1", (ALIAS,)))[0].duplicate is False
+
+
+def test_over_the_hourly_limit_the_message_is_recorded_as_rate_limited_and_not_sent(forwarder: Forwarder) -> None:
+    from forwarder.mail_limits import MailLimits
+
+    forwarder.directory.limits = MailLimits(alias_per_hour=1)
+    assert [r.outcome for r in forwarder.process(RAW, Inbound("m1", (ALIAS,)))] == [Outcome.FORWARDED]
+    [report] = forwarder.process(RAW, Inbound("m2", (ALIAS,)))
+    assert (report.outcome, report.destination_id, report.duplicate) == (Outcome.DROPPED_RATE_LIMITED, None, False)
+    assert report.reason.startswith("the alias's limit of 1 message an hour is reached; it resets at ")
+    assert report.reason.endswith(":00 UTC")
+    [again] = forwarder.process(RAW, Inbound("m2", (ALIAS,)))  # a redelivery records and sends nothing
+    assert (again.outcome, again.duplicate) == (Outcome.DROPPED_RATE_LIMITED, True)
+    assert len(forwarder.sender.sent) == 1
+    with forwarder.directory._sessions() as db:  # type: ignore[operator]
+        alias = db.get(Alias, report.alias_id)
+        assert alias is not None and (alias.message_count, alias.blocked_count) == (1, 1)
+
+
+def _pause(forwarder: Forwarder, email: str, also: str | None = None) -> dict[str, int]:
+    """Pause ``email`` as SES feedback does; ``also``: add another verified destination first."""
+    from datetime import UTC, datetime
+
+    with forwarder.directory._sessions() as db:  # type: ignore[operator]
+        alias = db.query(Alias).filter_by(address=ALIAS).one()
+        if also is not None:
+            alias.destinations.append(Destination(user_id=alias.user_id, email=also, verified_at=utcnow()))
+        paused = db.query(Destination).filter_by(email=email).one()
+        paused.paused_at = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
+        paused.pause_reason = "The mailbox refused a forwarded message for good (General): 550 <me@real.example>"
+        db.commit()
+        return {d.email: d.id for d in alias.destinations}
+
+
+def test_a_paused_destination_is_recorded_as_dropped_paused_and_the_others_still_get_the_mail(
+    forwarder: Forwarder,
+) -> None:
+    ids = _pause(forwarder, "me@real.example", also="second@real.example")
+    reports = forwarder.process(RAW, Inbound("m1", (ALIAS,)))
+    assert sorted((r.outcome.value, r.destination_id) for r in reports) == [
+        ("dropped-paused", ids["me@real.example"]), ("forwarded", ids["second@real.example"])]
+    assert [m.recipient for m in forwarder.sender.sent] == ["second@real.example"]
+    paused = next(r for r in reports if r.outcome is Outcome.DROPPED_PAUSED)
+    assert paused.reason.startswith("destination paused on 2026-11-20 08:30 UTC: The mailbox refused")
+    assert "me@real.example" not in paused.reason  # the outcome line may not hold the address
+    with forwarder.directory._sessions() as db:  # type: ignore[operator]
+        alias = db.query(Alias).filter_by(address=ALIAS).one()
+        assert (alias.message_count, alias.forwarded_count) == (1, 1)  # the message is counted once
+    again = forwarder.process(RAW, Inbound("m1", (ALIAS,)))
+    assert all(r.duplicate for r in again) and len(forwarder.sender.sent) == 1
+
+
+def test_an_alias_whose_only_destination_is_paused_sends_nothing(forwarder: Forwarder) -> None:
+    ids = _pause(forwarder, "me@real.example")
+    [report] = forwarder.process(RAW, Inbound("m1", (ALIAS,)))
+    assert (report.outcome, report.destination_id, report.duplicate) == (
+        Outcome.DROPPED_PAUSED, ids["me@real.example"], False)
+    assert forwarder.sender.sent == []

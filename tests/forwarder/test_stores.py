@@ -172,3 +172,22 @@ def test_every_store_returns_exact_bytes_and_reports_missing_keys(harness: Harne
         harness.store.get("inbound/m3")
     with pytest.raises(MessageNotFound):
         harness.store.get("inbound/M1")  # keys are case-sensitive
+
+
+def test_local_prune_deletes_old_messages_but_not_pending_ones(tmp_path: Path) -> None:
+    import os
+    import time
+
+    store = LocalStore(tmp_path / "mail")
+    for key in ("smtp/old", "smtp/pending", "smtp/new", "inbound/deep/old"):
+        store.put(key, b"raw " + key.encode())
+    past = time.time() - 15 * 86400
+    for key in ("smtp/old", "smtp/pending", "inbound/deep/old"):
+        os.utime(tmp_path / "mail" / key, (past, past))
+    removed = store.prune(time.time() - 14 * 86400, keep=frozenset({"smtp/pending"}))
+    assert removed == 2
+    assert store.get("smtp/pending") == b"raw smtp/pending" and store.get("smtp/new") == b"raw smtp/new"
+    for key in ("smtp/old", "inbound/deep/old"):
+        with pytest.raises(MessageNotFound):
+            store.get(key)
+    assert store.prune(time.time() - 14 * 86400, keep=frozenset({"smtp/pending"})) == 0  # nothing else is old

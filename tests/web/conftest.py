@@ -25,7 +25,7 @@ def app(tmp_path: Path) -> Iterator[Flask]:
     url = f"sqlite:///{tmp_path / 'web.db'}"
     migrations.upgrade(url)
     settings = Settings(data_dir=tmp_path, database_url=url, domains=("othermail.example", "alias.example"),
-                        sender="outbox", outbox=tmp_path / "outbox")
+                        sender="outbox", outbox=tmp_path / "outbox", store_dir=tmp_path / "mail")
     app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "SESSION_COOKIE_SECURE": False,
                       "SETTINGS": settings, "SERVER_NAME": "othermail.test",
                       "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)}})

@@ -137,3 +137,84 @@ def test_the_admin_queries_work_on_every_backend(session) -> None:  # type: igno
     assert total == 2 and {r.owner for r in rows} == {"bob@example.org"}
     recent = admin.recent(session)
     assert len(recent) == 3 and all(DESTINATION not in r.reason for r in recent)
+
+
+def seed_feedback(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Three destinations: 'noisy' (4 forwarded, 2 bounces, 1 complaint), 'quiet' (10 forwarded, 1 soft
+    bounce), 'calm' (forwarded, no feedback); and feedback on a message nobody forwarded."""
+    from models import FeedbackEvent
+
+    owner = db.scalars(select(User).where(User.email == "bob@example.org")).one_or_none()
+    if owner is None:
+        owner = User(email="bob@example.org")
+        db.add(owner)
+        db.flush()
+    made = {name: Destination(user_id=owner.id, email=f"{name}-box@{name}.example", verified_at=utcnow(),
+                              paused_at=utcnow() if name == "noisy" else None)
+            for name in ("noisy", "quiet", "calm")}
+    alias = Alias(address="rates@othermail.example", user_id=owner.id, destinations=list(made.values()))
+    db.add(alias)
+    db.flush()
+    n = 0
+    for name, forwarded in (("noisy", 4), ("quiet", 10), ("calm", 3)):
+        for _ in range(forwarded):
+            n += 1
+            db.add(Delivery(inbound_message_id=f"r{n}", recipient=alias.address, alias_id=alias.id,
+                            destination_id=made[name].id, outcome="forwarded", provider_message_id=f"ses-{n}"))
+        db.add(Delivery(inbound_message_id=f"r{n}-spam", recipient=alias.address, alias_id=alias.id,
+                        destination_id=made[name].id, outcome="dropped-paused"))  # not a forwarded copy
+    feedback = [("noisy", "bounce-permanent"), ("noisy", "bounce-transient"), ("noisy", "complaint"),
+                ("quiet", "bounce-transient"), (None, "bounce-permanent")]
+    for k, (name, kind) in enumerate(feedback):
+        db.add(FeedbackEvent(feedback_id=f"fb{k}", recipient=f"{name}-box@{name}.example", kind=kind,
+                             destination_id=made[name].id if name else None,
+                             alias_id=alias.id if name else None))
+    db.commit()
+    return {name: d.id for name, d in made.items()}
+
+
+def test_an_admin_sees_bounce_and_complaint_rates_highest_first_without_addresses(app: Flask,
+                                                                                 client: FlaskClient) -> None:
+    assert signup(app.test_client(), "bob@example.org").status_code == 302
+    assert signup(client, "ann@example.org").status_code == 302
+    make_admin(app, "ann@example.org")
+    with app.app_context():
+        from web.db import session
+
+        ids = seed_feedback(session())
+    page = client.get("/admin/").get_data(as_text=True)
+    rows = re.findall(r'<tr data-destination="(\d+)">(.*?)</tr>', page, re.S)
+    assert [int(i) for i, _ in rows] == [ids["noisy"], ids["quiet"]]  # calm has no feedback
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for _, row in rows]
+    assert cells[0][2:8] == ["4", "1", "1", "50.0%", "1", "25.0%"]
+    assert cells[1][2:8] == ["10", "0", "1", "10.0%", "0", "0.0%"]
+    assert "paused" in cells[0][8] and "paused" not in cells[1][8]
+    assert "@noisy.example" in cells[0][0] and "bob@example.org" in cells[0][1]
+    assert "noisy-box@" not in page and "quiet-box@" not in page
+
+
+def test_the_feedback_rates_query_works_on_every_backend(session) -> None:  # type: ignore[no-untyped-def]
+    from web.services import admin
+
+    ids = seed_feedback(session)
+    rates = admin.feedback_rates(session)
+    assert [(r.destination_id, r.forwarded, r.hard_bounces, r.soft_bounces, r.complaints) for r in rates] == [
+        (ids["noisy"], 4, 1, 1, 1), (ids["quiet"], 10, 0, 1, 0)]
+    assert (rates[0].bounce_rate, rates[0].complaint_rate, rates[0].paused, rates[0].domain) == (
+        0.5, 0.25, True, "noisy.example")
+
+
+def test_feedback_without_forwarded_copies_comes_first_with_no_rate(session) -> None:  # type: ignore[no-untyped-def]
+    from models import FeedbackEvent
+    from web.services import admin
+
+    ids = seed_feedback(session)
+    owner = session.scalars(select(User)).first()
+    lone = Destination(user_id=owner.id, email="lone@lone.example", verified_at=utcnow())
+    session.add(lone)
+    session.flush()
+    session.add(FeedbackEvent(feedback_id="lone", recipient=lone.email, kind="complaint", destination_id=lone.id))
+    session.commit()
+    rates = admin.feedback_rates(session)
+    assert [r.destination_id for r in rates] == [lone.id, ids["noisy"], ids["quiet"]]
+    assert (rates[0].bounce_rate, rates[0].complaint_rate) == (None, None)

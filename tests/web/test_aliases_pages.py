@@ -354,3 +354,45 @@ def test_pages_have_csrf_tokens_and_no_inline_script(app: Flask, ann: Ann) -> No
         forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>(.*?)</form>", page, re.S)
         assert forms and all('name="csrf_token"' in form for form in forms), path
         assert "<script" not in page and "style=" not in page and " onclick" not in page
+
+
+def test_mail_over_a_rate_limit_shows_as_blocked_with_its_reason(app: Flask, ann: Ann) -> None:
+    from forwarder.mail_limits import MailLimits
+
+    alias_id = new_id(create(ann.client, local_part="shop", destination=str(ann.home)))
+    sessions = make_session_factory(app.extensions["othermail.engine"])
+    forwarder = Forwarder(SqlDirectory(sessions, limits=MailLimits(alias_per_hour=1)), MemorySender(), Policy(), utcnow)
+    for n in (1, 2):
+        raw = (f"From: Store <orders@store.example>\r\nTo: shop@othermail.example\r\nSubject: Sale {n}\r\n"
+               f"Message-ID: <s{n}@store.example>\r\n\r\nBuy.\r\n").encode()
+        forwarder.process(raw, Inbound(f"inbound-{n}", ("shop@othermail.example",)))
+    assert len(forwarder.sender.sent) == 1
+    reason = "the alias&#39;s limit of 1 message an hour is reached; it resets at "
+    for path in (f"/aliases/{alias_id}", "/dashboard"):
+        page = ann.client.get(path).get_data(as_text=True)
+        rows = dict(re.findall(r'<tr data-outcome="([^"]+)">(.*?)</tr>', page, re.S))
+        assert set(rows) == {"dropped-rate-limited", "forwarded"}, path
+        assert '<span class="tag bad">dropped-rate-limited</span>' in rows["dropped-rate-limited"], path
+        assert "Sale 2" in rows["dropped-rate-limited"] and reason in rows["dropped-rate-limited"], path
+    page = ann.client.get(f"/aliases/{alias_id}").get_data(as_text=True)
+    assert re.search(r'class="total-forwarded">1<', page) and re.search(r'class="total-blocked">1<', page)
+
+
+def test_an_alias_the_service_switched_off_shows_why_until_its_owner_switches_it_on(app: Flask, ann: Ann) -> None:
+    alias_id = new_id(create(ann.client, local_part="shop", destination=str(ann.home)))
+    reason = "Switched off after a spam complaint (abuse) on 2026-11-23 about mail it forwarded."
+    with app.app_context():
+        row = db_session(app).get(Alias, alias_id)
+        row.enabled, row.disabled_reason = False, reason  # what forwarder/feedback_store.py does
+        db_session(app).commit()
+    path = f"/aliases/{alias_id}"
+    for page in (ann.client.get(path).get_data(as_text=True), ann.client.get(LIST).get_data(as_text=True)):
+        assert 'data-state="off"' in page and reason in page
+    assert post(ann.client, f"{path}/enable", {}, page=path).status_code == 302
+    switched_on = alias(app, alias_id)
+    assert switched_on.enabled and switched_on.disabled_reason is None
+    assert reason not in ann.client.get(LIST).get_data(as_text=True)
+    # switched off by its owner: no reason of the service's is shown
+    assert post(ann.client, f"{path}/disable", {}, page=path).status_code == 302
+    page = ann.client.get(LIST).get_data(as_text=True)
+    assert 'data-state="off"' in page and "spam complaint" not in page

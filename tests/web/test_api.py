@@ -204,6 +204,28 @@ def test_destination_bodies_are_checked(client: FlaskClient, ann: Account, paylo
     assert response.status_code == 400 and error_of(response) == "invalid_request"
 
 
+def test_a_paused_destination_says_so_and_resumes(app: Flask, client: FlaskClient, ann: Account, bob: Account) -> None:
+    listed = client.get("/api/v1/destinations", headers=ann.read).get_json()["items"]
+    assert {(d["paused"], d["paused_at"], d["pause_reason"]) for d in listed} == {(False, None, "")}
+    from datetime import UTC, datetime
+
+    change(app, Destination, ann.destination_id, paused_at=datetime(2026, 11, 20, 8, 30, tzinfo=UTC),
+           pause_reason="The mailbox refused a forwarded message for good (General)", soft_bounce_count=2)
+    body = client.get(f"/api/v1/destinations/{ann.destination_id}", headers=ann.read).get_json()
+    assert (body["paused"], body["paused_at"], body["pause_reason"]) == (
+        True, "2026-11-20T08:30:00Z", "The mailbox refused a forwarded message for good (General)")
+    denied = client.post(f"/api/v1/destinations/{ann.destination_id}/resume", headers=ann.read)
+    assert denied.status_code == 403 and error_of(denied) == "forbidden"
+    foreign = client.post(f"/api/v1/destinations/{ann.destination_id}/resume", headers=bob.write)
+    assert foreign.status_code == 404 and error_of(foreign) == "not_found"
+    resumed = client.post(f"/api/v1/destinations/{ann.destination_id}/resume", headers=ann.write)
+    assert resumed.status_code == 200
+    assert (resumed.get_json()["paused"], resumed.get_json()["pause_reason"]) == (False, "")
+    assert query(app, select(Destination.soft_bounce_count).where(Destination.id == ann.destination_id)) == [0]
+    again = client.post(f"/api/v1/destinations/{ann.destination_id}/resume", headers=ann.write)
+    assert again.status_code == 409 and error_of(again) == "not_paused"
+
+
 # --- aliases -------------------------------------------------------------------------------------
 
 

@@ -110,3 +110,21 @@ def test_the_new_alias_button_creates_one(app: Flask, client: FlaskClient) -> No
     assert response.status_code == 302 and re.search(r"/aliases/\d+$", response.headers["Location"])
     page = client.get("/dashboard").get_data(as_text=True)
     assert card(page, "live")[2] == "2"
+
+
+def test_a_paused_destination_puts_a_warning_on_the_dashboard(app: Flask, client: FlaskClient) -> None:
+    assert signup(client).status_code == 302
+    seed(app, "ann@example.org", "shop")
+    assert 'data-warning="paused"' not in client.get("/dashboard").get_data(as_text=True)
+    with app.app_context():
+        from web.db import session
+
+        home = session().scalars(select(Destination).where(Destination.email == "home-shop@real.example")).one()
+        home.paused_at, home.pause_reason = utcnow(), "The mailbox refused a forwarded message for good"
+        session().commit()
+        home_id = home.id
+    page = client.get("/dashboard").get_data(as_text=True)
+    warning = re.search(r'<p class="error" data-warning="paused">(.*?)</p>', page, re.S)
+    assert warning, page
+    assert f'href="/destinations/{home_id}">home-shop@real.example</a>' in warning.group(1)
+    assert 'href="/destinations/">resume it</a>' in warning.group(1)

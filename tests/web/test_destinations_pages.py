@@ -196,3 +196,64 @@ def test_every_form_carries_a_csrf_token_and_no_inline_script(app: Flask, ann: F
         forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>(.*?)</form>", page, re.S)
         assert forms and all('name="csrf_token"' in form for form in forms)
         assert "<script" not in page and "style=" not in page and " onclick" not in page
+
+
+def paused_destination(app: Flask, owner: str, address: str) -> int:
+    """A verified destination SES feedback paused after soft bounces (forwarder/feedback_store.py)."""
+    from datetime import UTC, datetime
+
+    with app.app_context():
+        from web.db import session
+
+        db = session()
+        user = db.scalars(select(User).where(User.email == owner)).one()
+        target = Destination(user_id=user.id, email=address, verified_at=utcnow(), soft_bounce_count=2,
+                             last_soft_bounce_at=utcnow(), bounce_count=1,
+                             paused_at=datetime(2026, 11, 20, 8, 30, tzinfo=UTC),
+                             pause_reason="The mailbox refused a forwarded message for good (General): 550 no such user")
+        db.add(target)
+        db.commit()
+        return target.id
+
+
+def test_a_paused_destination_shows_when_and_why_and_resumes(app: Flask, ann: FlaskClient) -> None:
+    dest_id = paused_destination(app, "ann@example.org", "me@real.example")
+    page = ann.get(INDEX).get_data(as_text=True)
+    assert 'data-state="paused">paused</span>' in page
+    assert "Forwarding paused</strong> on 2026-11-20 08:30 UTC: The mailbox refused a forwarded message for good " \
+           "(General): 550 no such user." in page
+    assert f'action="/destinations/{dest_id}/resume"' in page and "Resume forwarding" in page
+    detail = ann.get(f"/destinations/{dest_id}").get_data(as_text=True)
+    assert "Forwarding paused" in detail and "Resume forwarding" in detail
+
+    response = post(ann, f"/destinations/{dest_id}/resume", {}, page=INDEX)
+    assert response.status_code == 302
+    resumed = destination(app, "me@real.example")
+    assert (resumed.paused_at, resumed.pause_reason, resumed.soft_bounce_count, resumed.last_soft_bounce_at) == (
+        None, "", 0, None)
+    assert resumed.bounce_count == 1  # totals stay for the admin's rates
+    page = ann.get(INDEX).get_data(as_text=True)
+    assert "Forwarding to me@real.example resumed" in page and "Resume forwarding" not in page
+    # resuming again only says so
+    post(ann, f"/destinations/{dest_id}/resume", {}, page=INDEX)
+    assert "me@real.example is not paused" in ann.get(INDEX).get_data(as_text=True)
+
+
+def test_resume_needs_the_csrf_token_and_the_owner(app: Flask, ann: FlaskClient) -> None:
+    bob = app.test_client()
+    assert signup(bob, "bob@example.org").status_code == 302
+    bobs = paused_destination(app, "bob@example.org", "bob@real.example")
+    assert ann.post(f"/destinations/{bobs}/resume", data={}).status_code == 400
+    assert post(ann, f"/destinations/{bobs}/resume", {}, page=INDEX).status_code == 404
+    assert bob.post(f"/destinations/{bobs}/resume", data={}).status_code == 400
+    assert destination(app, "bob@real.example").is_paused
+    assert post(bob, f"/destinations/{bobs}/resume", {}, page=INDEX).status_code == 302
+    assert not destination(app, "bob@real.example").is_paused
+
+
+def test_changing_the_address_of_a_paused_destination_ends_the_pause(app: Flask, ann: FlaskClient) -> None:
+    dest_id = paused_destination(app, "ann@example.org", "me@real.example")
+    page = f"/destinations/{dest_id}"
+    assert post(ann, f"{page}/change", {"email": "new@real.example"}, page=page).status_code == 302
+    changed = destination(app, "new@real.example")
+    assert (changed.paused_at, changed.pause_reason, changed.verified_at) == (None, "", None)

@@ -35,6 +35,7 @@ from forwarder.core import Policy
 from forwarder.core.addresses import is_valid_address
 from forwarder.core.validator import validate_bytes
 from forwarder.directory import SqlDirectory
+from forwarder.onebox import build_store
 from forwarder.pipeline import Forwarder, Inbound
 from forwarder.senders import MaildirSender, MemorySender, SentMessage
 from models import Alias, ApiToken, Delivery, Destination, User, UserDomain, make_session_factory, utcnow
@@ -45,7 +46,8 @@ from web.services import tokens
 
 #: The kind of object each id variable of a route names. A route with an id variable missing here
 #: fails :func:`classify`, so a new route cannot escape the ownership walk.
-ID_KINDS = {"destination_id": "destination", "alias_id": "alias", "token_id": "api_token", "domain_id": "domain"}
+ID_KINDS = {"destination_id": "destination", "alias_id": "alias", "token_id": "api_token", "domain_id": "domain",
+            "delivery_id": "delivery"}
 #: Routes whose variable is a signed link (``token``): the signature authorises them, not a session.
 SIGNED_LINKS = {"auth.reset": "reset", "destinations.verify": "verification"}
 #: Admin-only routes whose variable is a message key of the local outbox (a Maildir file, nobody's
@@ -200,16 +202,25 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
                             status="verified", verified_at=now, tokens=(f"{name}dkim1", f"{name}dkim2", f"{name}dkim3"))
         db.add_all([home, pending, alias, domain])
         db.flush()
-        db.add(Delivery(inbound_message_id=f"{name}-m1", recipient=alias.address, alias_id=alias.id,
-                        destination_id=home.id, destination_key=home.id, outcome="forwarded",
-                        mail_from=f"{name}-sender@store.example", subject=f"{name}'s private subject"))
+        forwarded = Delivery(inbound_message_id=f"{name}-m1", recipient=alias.address, alias_id=alias.id,
+                             destination_id=home.id, destination_key=home.id, outcome="forwarded",
+                             raw_key=f"smtp/{name}-m1",
+                             mail_from=f"{name}-sender@store.example", subject=f"{name}'s private subject")
+        # in quarantine, kept in the store: its page, download and release are walked too
+        quarantined = Delivery(inbound_message_id=f"{name}-m2", recipient=alias.address, alias_id=alias.id,
+                               outcome="dropped-spam", raw_key=f"smtp/{name}-m2",
+                               mail_from=f"{name}-sender@store.example", subject=f"{name}'s private spam")
+        db.add_all([forwarded, quarantined])
         db.commit()
+        store = build_store(app.config["SETTINGS"])
+        for row in (forwarded, quarantined):
+            store.put(row.raw_key, f"From: {row.mail_from}\r\nSubject: {row.subject}\r\n\r\nbody\r\n".encode())
         write, write_secret = tokens.create(db, user, f"{name}-write-token", "write", None)
         read, read_secret = tokens.create(db, user, f"{name}-read-token", "read", None)
         return Owner(
             user_id=user_id, email=user.email,
             ids={"destination": [home.id, pending.id], "alias": [alias.id], "api_token": [write.id, read.id],
-                 "domain": [domain.id]},
+                 "domain": [domain.id], "delivery": [forwarded.id, quarantined.id]},
             verified_destination=home.id, pending_destination=pending.id, alias_address=alias.address,
             write=_bearer(write_secret), read=_bearer(read_secret),
             secrets=(user.email, home.email, pending.email, alias.address, f"{name}'s private",

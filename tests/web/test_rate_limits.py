@@ -42,3 +42,29 @@ def test_alias_creation_is_limited_per_user(app: Flask, ann: Ann) -> None:
     signup(bob, "bob@example.org", PASSWORD)
     add_destination(app, user_id(app, "bob@example.org"), "bob@real.example")
     new_id(post(bob, NEW, {}, page=LIST))  # Bob's own allowance is untouched
+
+
+def test_pruning_keeps_the_forwarders_current_mail_windows(
+        app: Flask, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Mail limits (forwarder/mail_limits.py) share the table; a day window is current for up to a day."""
+    from sqlalchemy import select
+
+    from models import RateLimitHit
+    from web import ratelimit
+    from web.db import session
+
+    midnight = 1893542400  # 2030-01-03 00:00 UTC
+    now = midnight + 86399  # the worst moment: the day window is as old as it gets
+    monkeypatch.setattr(ratelimit.time, "time", lambda: float(now))
+    app.config["RATE_LIMITS"] = {"signin": (1, 900)}
+    with app.app_context():
+        db = session()
+        db.add_all([RateLimitHit(key="mail:alias:1:day", window_start=midnight, count=5),
+                    RateLimitHit(key="mail:user:1:hour", window_start=midnight + 23 * 3600, count=5),
+                    RateLimitHit(key="mail:alias:2:day", window_start=midnight - 86400, count=5)])
+        db.commit()
+        assert ratelimit.hit("signin", "203.0.113.7") is None
+        assert ratelimit.hit("signin", "203.0.113.7") == 1  # over the limit: this is when it prunes
+        left = {(h.key, h.window_start) for h in session().scalars(select(RateLimitHit))}
+    assert ("mail:alias:1:day", midnight) in left and ("mail:user:1:hour", midnight + 23 * 3600) in left
+    assert ("mail:alias:2:day", midnight - 86400) not in left  # yesterday's window is gone

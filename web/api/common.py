@@ -158,6 +158,9 @@ def destination_json(destination: Destination) -> dict[str, Any]:
         "verified": destination.is_verified,
         "verified_at": when(destination.verified_at),
         "created_at": when(destination.created_at),
+        "paused": destination.is_paused,
+        "paused_at": when(destination.paused_at),
+        "pause_reason": destination.pause_reason or "",
     }
 
 

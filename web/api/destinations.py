@@ -61,3 +61,11 @@ def destinations_resend(destination_id: int):  # type: ignore[no-untyped-def]
         raise ApiError(409, "already_verified", f"{destination.email} is already verified.")
     service.send_verification(user(), destination)
     return jsonify(destination_json(destination)), 202
+
+
+@bp.post(f"/destinations/{ID}/resume")
+def destinations_resume(destination_id: int):  # type: ignore[no-untyped-def]
+    destination = _owned(destination_id)
+    if not destination.is_paused:
+        raise ApiError(409, "not_paused", f"{destination.email} is not paused.")
+    return jsonify(destination_json(service.resume(session(), destination)))

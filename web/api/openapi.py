@@ -24,7 +24,8 @@ ERROR_CODES = {
     403: "forbidden: a read token tried to change something",
     404: "not_found: no such path, or no such object among the caller's own",
     405: "method_not_allowed: the path exists but not with this method (see the Allow header)",
-    409: "taken (the address is not free), duplicate (destination already added), limit_reached, already_verified",
+    409: "taken (the address is not free), duplicate (destination already added), limit_reached, already_verified, "
+         "not_paused",
     413: "payload_too_large: the body is over 1 MiB",
     429: "rate_limited: too many calls for this token, or too many new aliases or verification emails; "
          "wait Retry-After seconds",
@@ -63,9 +64,13 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Destination": {
         "type": "object", "additionalProperties": False,
-        "required": ["id", "email", "verified", "verified_at", "created_at"],
+        "required": ["id", "email", "verified", "verified_at", "created_at", "paused", "paused_at", "pause_reason"],
         "properties": {"id": ID, "email": {"type": "string"}, "verified": {"type": "boolean"},
-                       "verified_at": _nullable(STRING_TIME), "created_at": STRING_TIME},
+                       "verified_at": _nullable(STRING_TIME), "created_at": STRING_TIME,
+                       "paused": {"type": "boolean", "description": "Mail to it bounced: nothing is forwarded "
+                                                                    "there until it is resumed."},
+                       "paused_at": _nullable(STRING_TIME),
+                       "pause_reason": {"type": "string", "description": "Why it was paused; empty when not."}},
     },
     "DestinationList": {
         "type": "object", "required": ["items"], "additionalProperties": False,
@@ -233,6 +238,10 @@ PATHS: dict[str, Schema] = {
     "/destinations/{destination_id}/resend": {
         "post": _op("destinations_resend", "Email a new verification link.",
                     {"202": _json("Sent.", "Destination")}, (404, 409), params=DEST, write=True),
+    },
+    "/destinations/{destination_id}/resume": {
+        "post": _op("destinations_resume", "Forward to a paused destination again.",
+                    {"200": _json("Resumed.", "Destination")}, (404, 409), params=DEST, write=True),
     },
     "/aliases": {
         "get": _op("aliases_list", "Your aliases, newest first, a page at a time.",

@@ -1,4 +1,5 @@
-"""What an operator sees: every user, every alias, the latest outcomes and totals per outcome.
+"""What an operator sees: every user, every alias, the latest outcomes and totals per outcome, and
+the bounce and complaint rates of the destinations SES reported feedback for.
 
 Destination addresses are never shown here: the outcome list carries the alias address, the
 outcome and its reason, and any address in a reason other than the alias's own is masked.
@@ -14,7 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from forwarder.core import Outcome
-from models import Alias, Delivery, User, utcnow
+from forwarder.feedback import BOUNCE_PERMANENT, BOUNCE_TRANSIENT, COMPLAINT
+from models import Alias, Delivery, Destination, FeedbackEvent, User, utcnow
 
 PER_PAGE = 50
 RECENT = 100
@@ -47,6 +49,30 @@ class Total:
     outcome: str
     day: int
     month: int
+
+
+@dataclass(frozen=True)
+class FeedbackRate:
+    """SES feedback on one destination, all time. The destination is named by id, owner and
+    domain: its address is not shown here."""
+
+    destination_id: int
+    owner: str | None
+    domain: str
+    paused: bool
+    forwarded: int
+    hard_bounces: int
+    soft_bounces: int
+    complaints: int
+
+    @property
+    def bounce_rate(self) -> float | None:
+        """Bounces (hard and soft) per forwarded copy; None without any forwarded copy."""
+        return (self.hard_bounces + self.soft_bounces) / self.forwarded if self.forwarded else None
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return self.complaints / self.forwarded if self.forwarded else None
 
 
 def _page(page: int) -> int:
@@ -103,3 +129,39 @@ def totals(db: Session, now: datetime | None = None) -> list[Total]:
     day, month = count(now - timedelta(hours=24)), count(now - timedelta(days=30))
     names = sorted(month.keys() | day.keys(), key=lambda o: (_ORDER.get(o, len(_ORDER)), o))
     return [Total(name, day.get(name, 0), month.get(name, 0)) for name in names]
+
+
+def feedback_rates(db: Session, limit: int = RECENT) -> list[FeedbackRate]:
+    """The destinations SES reported bounces or complaints for, highest rate first (the higher of
+    the two; a destination with feedback but no forwarded copy on record comes first)."""
+    counts: dict[int, dict[str, int]] = {}
+    for destination_id, kind, n in db.execute(
+        select(FeedbackEvent.destination_id, FeedbackEvent.kind, func.count())
+        .where(FeedbackEvent.destination_id.is_not(None)).group_by(FeedbackEvent.destination_id, FeedbackEvent.kind)
+    ).all():
+        counts.setdefault(destination_id, {})[kind] = int(n)
+    if not counts:
+        return []
+    forwarded = dict(db.execute(
+        select(Delivery.destination_id, func.count())
+        .where(Delivery.destination_id.in_(counts), Delivery.outcome == Outcome.FORWARDED.value)
+        .group_by(Delivery.destination_id)
+    ).all())
+    rows = db.execute(
+        select(Destination.id, Destination.email, Destination.paused_at, User.email)
+        .join(User, User.id == Destination.user_id).where(Destination.id.in_(counts))
+    ).all()
+    rates = [
+        FeedbackRate(
+            destination_id, owner, email.rpartition("@")[2], paused_at is not None,
+            int(forwarded.get(destination_id, 0)), counts[destination_id].get(BOUNCE_PERMANENT, 0),
+            counts[destination_id].get(BOUNCE_TRANSIENT, 0), counts[destination_id].get(COMPLAINT, 0),
+        )
+        for destination_id, email, paused_at, owner in rows
+    ]
+
+    def order(rate: FeedbackRate) -> tuple[float, int]:
+        total = rate.hard_bounces + rate.soft_bounces + rate.complaints
+        return max(rate.bounce_rate or 0.0, rate.complaint_rate or 0.0) if rate.forwarded else float("inf"), total
+
+    return sorted(rates, key=order, reverse=True)[:limit]

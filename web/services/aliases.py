@@ -54,7 +54,8 @@ def status(alias: Alias, now: datetime | None = None) -> Status:
     if expired is not None:
         return Status("expired", expired.reason, time_left, messages_left, idle_left)
     if not alias.enabled:
-        return Status("off", "switched off", time_left, messages_left, idle_left)
+        # disabled_reason: the service switched it off (a spam complaint, forwarder/feedback_store.py)
+        return Status("off", alias.disabled_reason or "switched off", time_left, messages_left, idle_left)
     return Status("active", "", time_left, messages_left, idle_left)
 
 
@@ -179,6 +180,7 @@ def update(
         alias.note = _text("note", note, 2000)
     if enabled is not None:
         alias.enabled = enabled
+        alias.disabled_reason = None  # the owner's choice now, not the service's
     if expired_action is not None:
         _check_limits(None, None, None, expired_action)
         alias.expired_action = expired_action

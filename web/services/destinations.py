@@ -1,7 +1,8 @@
-"""A user's real mailboxes: add, verify by a link sent to them, change, delete.
+"""A user's real mailboxes: add, verify by a link sent to them, change, resume, delete.
 
 Nothing is ever forwarded to an unverified destination; changing the address of a destination
-makes it unverified until the new address follows its link.
+makes it unverified until the new address follows its link. Nothing is forwarded to a paused one
+either (SES reported it bouncing) until its owner resumes it.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def change(db: Session, user: User, destination: Destination, raw_address: str) 
         return destination
     destination.email = address
     destination.verified_at = None
+    if destination.is_paused:  # the pause was about the old mailbox
+        _unpause(destination)
     try:
         db.commit()
     except IntegrityError:
@@ -117,6 +120,25 @@ def verify(db: Session, token: str) -> Destination:
         destination.verified_at = utcnow()
         db.commit()
     return destination
+
+
+def resume(db: Session, destination: Destination) -> Destination:
+    """Forward to a destination SES feedback paused (forwarder/feedback_store.py) again; its soft
+    bounces start counting from zero. Its bounce and complaint totals stay (the admin rates)."""
+    _unpause(destination)
+    db.commit()
+    return destination
+
+
+def _unpause(destination: Destination) -> None:
+    destination.paused_at = None
+    destination.pause_reason = ""
+    destination.soft_bounce_count = 0
+    destination.last_soft_bounce_at = None
+
+
+def paused(destinations: list[Destination]) -> list[Destination]:
+    return [d for d in destinations if d.is_paused]
 
 
 def delete(db: Session, destination: Destination) -> None:

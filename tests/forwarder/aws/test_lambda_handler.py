@@ -310,3 +310,46 @@ def test_concurrent_deliveries_of_one_message_send_it_once(aws: boto3.session.Se
         assert alias_row(env).message_count == 1
         for runtime in runtimes:
             runtime.close()
+
+
+def test_the_raw_message_key_is_recorded_when_the_bucket_keeps_it(env: Env) -> None:
+    """The owner downloads it, or releases it from quarantine, from that key (web/services/messages.py)."""
+    import base64
+
+    env.alias(ALIAS, "a@real.example")
+    runtime = env.runtime(sender=MemorySender())
+    env.put(PREFIX + "kept", MESSAGE)
+    runtime.handle(ses_event("kept", ALIAS, spam="FAIL"))
+    inline = {"notificationType": "Received", "content": base64.b64encode(MESSAGE).decode(),
+              "mail": {"messageId": "inline", "source": "jane@example.net"},
+              "receipt": {"recipients": [ALIAS], "action": {"type": "SNS", "encoding": "BASE64"}}}
+    runtime.handle({"Type": "Notification", "Message": json.dumps(inline)})
+    elsewhere = {"notificationType": "Received", "mail": {"messageId": "elsewhere", "source": "jane@example.net"},
+                 "receipt": {"recipients": [ALIAS], "action": {"type": "S3", "bucketName": "another-bucket",
+                                                               "objectKey": "x/elsewhere"}}}
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="another-bucket")
+    boto3.client("s3", region_name="us-east-1").put_object(Bucket="another-bucket", Key="x/elsewhere", Body=MESSAGE)
+    runtime.handle({"Type": "Notification", "Message": json.dumps(elsewhere)})
+    keys = {r.inbound_message_id: r.raw_key for r in deliveries(env)}
+    # an SNS action's inline copy and another bucket's object are not where the web app looks
+    assert keys == {"kept": PREFIX + "kept", "inline": None, "elsewhere": None}
+
+
+def test_the_lambda_enforces_the_configured_mail_limits(env: Env) -> None:
+    from forwarder.mail_limits import MailLimits
+    from forwarder.settings import DEFAULT_MAIL_LIMITS
+
+    defaults = env.runtime()
+    assert defaults.forwarder.directory.limits == DEFAULT_MAIL_LIMITS  # from the settings
+    defaults.close()
+    env.alias(ALIAS, "a@real.example", "b@real.example")
+    memory = MemorySender()
+    runtime = env.runtime(sender=memory, mail_limits=MailLimits(alias_per_hour=1))
+    for message_id in ("m1", "m2"):
+        env.put(PREFIX + message_id, MESSAGE)
+    assert runtime.handle(ses_event("m1", ALIAS))["outcomes"] == {"forwarded": 2}
+    assert runtime.handle(ses_event("m2", ALIAS))["outcomes"] == {"dropped-rate-limited": 1}
+    assert sorted(m.recipient for m in memory.sent) == ["a@real.example", "b@real.example"]  # m1 only
+    row = alias_row(env)
+    assert (row.message_count, row.blocked_count) == (1, 1)
+    runtime.close()
