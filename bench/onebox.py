@@ -18,6 +18,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import smtplib
 import socket
@@ -107,11 +108,20 @@ def main() -> int:
     parser.add_argument("--size-kb", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=240.0)
     parser.add_argument("--workers", type=int, default=4, help="othermail's forwarding threads")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, database, spool)")
     options = parser.parse_args()
     per_client = options.messages // options.clients
     total = per_client * options.clients
 
     work = Path(tempfile.mkdtemp(prefix="othermail-onebox-"))
+    try:
+        return run(options, per_client, total, work)
+    finally:
+        if not options.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(options: argparse.Namespace, per_client: int, total: int, work: Path) -> int:
     relay_port, smtp_port, web_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTHERMAIL_")}
     env.update({"OTHERMAIL_DATA_DIR": str(work / "var"), "OTHERMAIL_DOMAINS": "othermail.example",
@@ -150,7 +160,7 @@ def main() -> int:
     if first_accepted is None:
         box.kill()
         sink.terminate()
-        print(f"othermail run did not accept a message within 30 s (see {work / 'box.log'})", file=sys.stderr)
+        print(f"othermail run did not accept a message within 30 s (see {work / 'box.log'}; --keep keeps it)", file=sys.stderr)
         return 1
 
     with multiprocessing.Pool(options.clients) as pool:
