@@ -112,12 +112,13 @@ class Forwarder:
         meta = MessageMeta(message.sender, message.subject, len(raw), inbound.received_at, inbound.raw_key)
         for recipient in _unique(inbound.recipients):
             resolved, result = self.evaluate(message, inbound, recipient)
+            # Notices go out as each outcome is recorded, not at the end: should a later send raise,
+            # the retry would find these outcomes recorded (duplicates) and tell nobody.
             if result.outcome is not Outcome.FORWARDED or resolved is None or result.outgoing is None:
                 done = [self._record(inbound, recipient, resolved, meta, result.decision)]
+                self._notify(done, meta)
             else:
                 done = self._deliver(inbound, recipient, resolved, meta, result.outgoing.as_bytes(), result.repairs)
-            # now, not at the end: a retry of this message would find these recorded (duplicates)
-            self._notify(done, meta)
             reports.extend(done)
         self._log_all(reports, started)
         return reports
@@ -171,12 +172,17 @@ class Forwarder:
     ) -> list[Report]:
         if self.sender is None:
             raise RuntimeError("this Forwarder has no sender; use preview()")
-        reports = []
+        reports: list[Report] = []
+
+        def add(report: Report) -> None:
+            reports.append(report)
+            self._notify([report], meta)
+
         # paused ones last: the first claim of a message is the one that counts it for the alias
         for target in sorted(resolved.targets, key=lambda t: t.paused):
             key = DeliveryKey(inbound.message_id, recipient, target.destination_id)
             if target.paused:
-                reports.append(self._paused(inbound, recipient, resolved, meta, key, target))
+                add(self._paused(inbound, recipient, resolved, meta, key, target))
                 continue
             claim = self.directory.claim(key, resolved.alias_id, meta)
             base = dict(
@@ -185,15 +191,15 @@ class Forwarder:
             )
             if claim.state is ClaimState.LIMIT:
                 limit = Decision(Outcome.DROPPED_EXPIRED_COUNT, "the alias reached its message limit")
-                reports.append(self._record(inbound, recipient, resolved, meta, limit))
+                add(self._record(inbound, recipient, resolved, meta, limit))
                 break
             if claim.state is ClaimState.RATE_LIMITED:
                 reason = claim.window.reason() if claim.window else "an hourly or daily message limit was reached"
                 limited = Decision(Outcome.DROPPED_RATE_LIMITED, reason)
-                reports.append(self._record(inbound, recipient, resolved, meta, limited))
+                add(self._record(inbound, recipient, resolved, meta, limited))
                 break
             if claim.state is ClaimState.DONE:
-                reports.append(Report(**base, outcome=Outcome(claim.outcome), reason="already delivered", duplicate=True))
+                add(Report(**base, outcome=Outcome(claim.outcome), reason="already delivered", duplicate=True))
                 continue
             if claim.state is ClaimState.BUSY:
                 raise DeliveryInProgress(f"message {inbound.message_id} to destination {target.destination_id}")
@@ -203,7 +209,7 @@ class Forwarder:
                 self.directory.finish(key, Outcome.FAILED_REJECTED, str(exc))
                 # the delivery log may name the address (its owner reads it); the outcome line may not
                 reason = redact(str(exc), target.email, target.destination_id)
-                reports.append(Report(**base, outcome=Outcome.FAILED_REJECTED, reason=reason))
+                add(Report(**base, outcome=Outcome.FAILED_REJECTED, reason=reason))
                 continue
             except Exception as exc:  # retryable or unexpected: free the claim, let the caller retry
                 self.directory.release(key, f"{exc.__class__.__name__}: {exc}")
@@ -212,7 +218,7 @@ class Forwarder:
                                  for a in exc.args)
                 raise
             self.directory.finish(key, Outcome.FORWARDED, "forwarded", len(data), provider_id)
-            reports.append(
+            add(
                 Report(
                     **base, outcome=Outcome.FORWARDED, reason="forwarded", bytes_out=len(data),
                     resent=claim.state is ClaimState.RESUMED, provider_message_id=provider_id,

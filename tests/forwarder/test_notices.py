@@ -174,3 +174,36 @@ def test_notices_follow_the_settings(world) -> None:  # type: ignore[no-untyped-
     assert Settings.from_env({"OTHERMAIL_KEEP_DAYS": "30", "OTHERMAIL_PUBLIC_URL": PUBLIC + "/"}).keep_days == 30
     with pytest.raises(Exception, match="PUBLIC_URL"):
         Settings.from_env({"OTHERMAIL_PUBLIC_URL": "mail.example.org"})
+
+
+class RejectsHomeThenWorkIsDown(MemorySender):
+    """SES refuses the copy to home, then throttles the one to work (a retryable error)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.work_down = True
+
+    def send(self, raw: bytes, *, sender: str, recipient: str) -> str:
+        if b"X-Othermail-Notice" not in raw:
+            if recipient == "home@real.example":
+                raise PermanentSendError("554 Message rejected: invalid MIME")
+            if self.work_down:
+                from forwarder.errors import SendRetryable
+
+                raise SendRetryable("throttled")
+        return super().send(raw, sender=sender, recipient=recipient)
+
+
+def test_a_notice_is_not_lost_when_a_later_send_of_the_message_raises(world) -> None:  # type: ignore[no-untyped-def]
+    from forwarder.errors import SendRetryable
+
+    engine, _ids = world
+    sender = RejectsHomeThenWorkIsDown()
+    forwarder = Forwarder(SqlDirectory(engine), sender, Policy(), utcnow, notifier=notifier(engine, sender))
+    with pytest.raises(SendRetryable):
+        forwarder.process(RAW, Inbound("m1", (ALIAS,)))
+    assert [m.recipient for m in sender.sent] == ["home@real.example"]  # the rejection's notice, at once
+    sender.work_down = False
+    reports = forwarder.process(RAW, Inbound("m1", (ALIAS,)))  # the retry: home's outcome is a duplicate
+    assert sorted((r.outcome.value, r.duplicate) for r in reports) == [("failed-rejected", True), ("forwarded", False)]
+    assert sorted(m.recipient for m in sender.sent) == ["home@real.example", "work@real.example"]
