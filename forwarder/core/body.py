@@ -107,6 +107,13 @@ def _soft_wrap(data: bytes, eol: bytes) -> bytes:
             escape = content.rfind(b"=", cut - 2, cut)
             if escape >= 0:
                 cut = escape
+            # never leave a segment ending in "=" (a run of bare "=", invalid but seen): before
+            # the soft break it would read as an escape of the next "=", and decode differently
+            back = cut
+            while back > start and content[back - 1 : back] == b"=":
+                back -= 1
+            if back > start:
+                cut = back
             out.append(content[start:cut] + b"=" + eol)
             start = cut
         ending = b"" if index == len(lines) - 1 else (b"\r\n" if cr else b"\n")

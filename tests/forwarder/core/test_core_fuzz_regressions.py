@@ -113,6 +113,11 @@ def _soft_wrap_before_the_fix(data: bytes, eol: bytes) -> bytes:
             escape = content.rfind(b"=", cut - 2, cut)
             if escape >= 0:
                 cut = escape
+            back = cut  # the later fix for runs of bare "=" (test below), in the copying style
+            while back > 0 and content[back - 1 : back] == b"=":
+                back -= 1
+            if back > 0:
+                cut = back
             out.append(content[:cut] + b"=" + eol)
             content = content[cut:]
         ending = b"" if index == len(lines) - 1 else (b"\r\n" if cr else b"\n")
@@ -128,6 +133,16 @@ def _soft_wrap_before_the_fix(data: bytes, eol: bytes) -> bytes:
 )
 def test_soft_wrap_output_is_unchanged_by_the_fix(data: bytes, eol: bytes) -> None:
     assert _soft_wrap(data, eol) == _soft_wrap_before_the_fix(data, eol)
+
+
+def test_a_run_of_bare_equals_signs_decodes_the_same_after_wrapping() -> None:
+    """Found by test_fuzz: a segment ending in "=" before the soft break read as an escape."""
+    for offset in range(80):
+        for run in (1, 2, 3, 75, 76, 700):
+            line = b"x" * (300 + offset) + b"=" * run + b"tail" * (offset % 3)
+            wrapped = _soft_wrap(line, b"\r\n")
+            assert binascii.a2b_qp(wrapped) == binascii.a2b_qp(line), (offset, run)
+            assert max(len(part) for part in wrapped.split(b"\r\n")) <= 76
 
 
 def test_soft_wrap_of_a_long_line_decodes_to_the_same_text() -> None:
