@@ -30,15 +30,16 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.core import AliasState, Outcome
 from forwarder.errors import DatabaseUnavailable
+from forwarder import limit_windows
 from forwarder.mail_limits import MailLimits, Window
 from forwarder.user_domains import UserDomains
-from models import Alias, Delivery, Destination, RateLimitHit, alias_destinations
+from models import Alias, Delivery, Destination, alias_destinations
 from models.deliveries import RAW_KEY_MAX_LENGTH, REASON_MAX_LENGTH, SUBJECT_MAX_LENGTH, _clip
 from models.users import EMAIL_MAX_LENGTH
 
@@ -192,25 +193,6 @@ _COUNT_MESSAGE = (
     .values(message_count=_aliases.c.message_count + 1, last_used_at=bindparam("p_now"))
 )
 
-_OWNER = select(_aliases.c.user_id).where(_aliases.c.id == bindparam("p_alias_id"))
-
-_hits = RateLimitHit.__table__
-_WINDOW = and_(_hits.c.key == bindparam("p_key"), _hits.c.window_start == bindparam("p_start"))
-
-#: One more message in a limit's window, atomically within the limit (rowcount 0: the window is
-#: full, or it has no row yet).
-_COUNT_IN_WINDOW = (
-    update(_hits).where(_WINDOW, _hits.c.count < bindparam("p_limit")).values(count=_hits.c.count + 1)
-)
-
-#: A window's count, read locked: the latest one, even under MariaDB's REPEATABLE READ snapshot.
-_WINDOW_COUNT = select(_hits.c.count).where(_WINDOW).with_for_update()
-
-_OPEN_WINDOW = insert(_hits)
-
-#: A key's past windows, deleted as it opens a new one: each key keeps at most its latest window.
-_PAST_WINDOWS = delete(_hits).where(_hits.c.key == bindparam("p_key"), _hits.c.window_start < bindparam("p_start"))
-
 _COUNT_BLOCKED = (
     update(_aliases)
     .where(_aliases.c.id == bindparam("p_alias_id"))
@@ -272,6 +254,20 @@ _RELEASE = (
 )
 
 
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """The database unreachable or the connection lost, as the retryable
+    :class:`DatabaseUnavailable` (naming the driver's error class, never its message)."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"database error: {exc.orig.__class__.__name__}") from exc
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        raise DatabaseUnavailable(f"database connection lost: {exc.orig.__class__.__name__}") from exc
+
+
 def _key_params(key: DeliveryKey) -> dict[str, Any]:
     return {
         "p_message_id": key.message_id,
@@ -325,15 +321,8 @@ class SqlDirectory:
     def _connection(self, write: bool = False) -> Iterator[Connection]:
         """A pooled connection; leaving it without ``commit()`` rolls back. ``write``: the
         transaction writes (on SQLite, one such transaction of this process at a time)."""
-        try:
-            with self._write_lock if write else nullcontext(), self._engine.connect() as connection:
-                yield connection
-        except OperationalError as exc:
-            raise DatabaseUnavailable(f"database error: {exc.orig.__class__.__name__}") from exc
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            raise DatabaseUnavailable(f"database connection lost: {exc.orig.__class__.__name__}") from exc
+        with database_errors(), self._write_lock if write else nullcontext(), self._engine.connect() as connection:
+            yield connection
 
     def exists(self, address: str) -> bool:
         """Whether ``address`` was ever issued, or its domain's catch-all would create it (the SMTP
@@ -436,7 +425,7 @@ class SqlDirectory:
                     return Claim(ClaimState.LIMIT)
                 missing: list[Window] = []
                 if prior is None:
-                    full, missing = self._count_in_windows(connection, alias_id, now)
+                    full, missing = limit_windows.count(connection, self.limits, alias_id, now)
                     if full is not None:
                         connection.rollback()
                         return Claim(ClaimState.RATE_LIMITED, window=full)
@@ -447,44 +436,11 @@ class SqlDirectory:
             self._open_windows(missing)
         raise DatabaseUnavailable("the message's rate-limit windows could not be opened; retry")
 
-    def _count_in_windows(
-        self, connection: Connection, alias_id: int, now: datetime
-    ) -> tuple[Window | None, list[Window]]:
-        """Count one message in each window of the limits: the first full window, and the windows
-        without a row yet (the caller opens them and counts again)."""
-        if not self.limits.any:
-            return None, []
-        user_id = connection.execute(_OWNER, {"p_alias_id": alias_id}).scalar() if self.limits.per_user else None
-        missing = []
-        for window in self.limits.windows(alias_id, user_id, now):
-            where = {"p_key": window.key, "p_start": window.start, "p_limit": window.limit}
-            if connection.execute(_COUNT_IN_WINDOW, where).rowcount == 1:
-                continue
-            count = connection.execute(_WINDOW_COUNT, where).scalar()
-            if count is None:
-                missing.append(window)
-            # under the lock, a window opened since the update (READ COMMITTED) counts this time
-            elif count >= window.limit or connection.execute(_COUNT_IN_WINDOW, where).rowcount != 1:
-                return window, []
-        return None, missing
-
     def _open_windows(self, windows: list[Window]) -> None:
-        """Insert the rows of new windows at 0, each in its own transaction.
-
-        Not inside the claim's transaction: on MariaDB (REPEATABLE READ) the UPDATE that found no
-        row holds a gap lock, and two claims both inserting the same new window then deadlock. A
-        window another claim opened first is an IntegrityError, which is fine: it exists. Whoever
-        opens a window deletes the key's past ones, so a busy alias keeps one row per limit.
-        """
+        """Open each new window in a transaction of its own (see :func:`limit_windows.open_window`)."""
         for window in windows:
             with self._connection(write=True) as connection:
-                try:
-                    connection.execute(_OPEN_WINDOW, {"key": window.key, "window_start": window.start, "count": 0})
-                except IntegrityError:
-                    connection.rollback()
-                    continue
-                connection.execute(_PAST_WINDOWS, {"p_key": window.key, "p_start": window.start})
-                connection.commit()
+                limit_windows.open_window(connection, window)
 
     def _take_over(self, key: DeliveryKey) -> Claim:
         now = self._now()

@@ -39,10 +39,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, true, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from forwarder.errors import DatabaseUnavailable
+from forwarder.directory import database_errors
 from forwarder.feedback import BOUNCE_PERMANENT, COMPLAINT, Feedback
 from models import Alias, Delivery, Destination, FeedbackEvent
 from models.aliases import DISABLED_REASON_MAX_LENGTH
@@ -215,13 +215,6 @@ class FeedbackStore:
 
     def apply(self, feedback: Feedback) -> Applied:
         """Raises :class:`DatabaseUnavailable` (retryable) when the database cannot be reached."""
-        try:
-            with self._sessions() as session:
-                return apply_feedback(session, feedback, self.rules, self._now())
-        except OperationalError as exc:
-            raise DatabaseUnavailable(f"database error: {exc.orig.__class__.__name__}") from exc
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            raise DatabaseUnavailable(f"database connection lost: {exc.orig.__class__.__name__}") from exc
+        with database_errors(), self._sessions() as session:
+            return apply_feedback(session, feedback, self.rules, self._now())
 

@@ -22,27 +22,13 @@ from forwarder.pipeline import Forwarder
 from forwarder.senders import Sender
 from forwarder.settings import Settings
 from forwarder.smtp_ingress import IngressHandler, SmtpListener
-from forwarder.spool import Spool, WritableStore
+from forwarder.spool import Spool
+from forwarder.stores import build_store
 
 logger = logging.getLogger("othermail.onebox")
 
 #: How often the local store is pruned of mail older than ``OTHERMAIL_KEEP_DAYS``.
 PRUNE_INTERVAL_SECONDS = 3600.0
-
-
-def build_store(settings: Settings) -> WritableStore:
-    if settings.store == "s3":
-        import boto3
-
-        from forwarder.errors import SettingsError
-        from forwarder.stores import S3Store
-
-        if not settings.s3_bucket:
-            raise SettingsError("OTHERMAIL_STORE=s3 needs OTHERMAIL_S3_BUCKET")
-        return S3Store(boto3.client("s3", region_name=settings.aws_region), settings.s3_bucket)
-    from forwarder.stores import LocalStore
-
-    return LocalStore(settings.store_dir)
 
 
 @dataclass

@@ -11,7 +11,6 @@ import smtplib
 import ssl
 import threading
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from forwarder.errors import PermanentSendError, SendRetryable, SettingsError

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 from forwarder.errors import MessageNotFound, StoreUnavailable
+from forwarder.stores import write_atomically
 
 KEY_PREFIX = "smtp/"
 #: Bytes of recently accepted messages kept in memory for their first load.
@@ -63,17 +64,6 @@ def new_spool_id(now: float | None = None) -> str:
     return f"{stamp:019d}-{secrets.token_hex(6)}"
 
 
-def _write_file(path: str, data: bytes) -> None:
-    """``Path.write_bytes`` without the buffered file object around it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
 class Spool:
     def __init__(self, root: Path, store: WritableStore) -> None:
         self.root = Path(root)
@@ -101,12 +91,9 @@ class Spool:
         return envelope
 
     def _write_envelope(self, envelope: Envelope) -> None:
-        path = f"{self._pending}/{envelope.spool_id}.json"
-        tmp = f"{self._pending}/{envelope.spool_id}.tmp"
         data = {"mail_from": envelope.mail_from, "recipients": list(envelope.recipients),
                 "received_at": envelope.received_at, "peer": envelope.peer}
-        _write_file(tmp, json.dumps(data).encode("utf-8"))
-        os.replace(tmp, path)
+        write_atomically(f"{self._pending}/{envelope.spool_id}.json", json.dumps(data).encode("utf-8"))
 
     def _forget(self, spool_id: str) -> tuple[bytes, Envelope] | None:
         with self._lock:

@@ -4,9 +4,40 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from forwarder.errors import MessageNotFound, StoreUnavailable
+
+if TYPE_CHECKING:
+    from forwarder.settings import Settings
+    from forwarder.spool import WritableStore
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a ``.tmp`` file beside it, then a rename. Plain
+    ``os.write`` calls, without the buffered file object of ``Path.write_bytes``."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def build_store(settings: Settings) -> WritableStore:
+    """The store ``settings`` name (``OTHERMAIL_STORE``): the local folder, or the S3 bucket."""
+    if settings.store == "s3":
+        import boto3
+
+        from forwarder.errors import SettingsError
+
+        if not settings.s3_bucket:
+            raise SettingsError("OTHERMAIL_STORE=s3 needs OTHERMAIL_S3_BUCKET")
+        return S3Store(boto3.client("s3", region_name=settings.aws_region), settings.s3_bucket)
+    return LocalStore(settings.store_dir)
 
 
 class MailStore(Protocol):
@@ -69,27 +100,16 @@ class LocalStore:
             # The folder was resolved inside the store before, and a plain name cannot leave it
             # (the rename below replaces whatever is at that name, it does not follow it).
             try:
-                self._write(f"{known}/{name}", raw)
+                write_atomically(f"{known}/{name}", raw)
                 return
             except FileNotFoundError:  # the folder was removed meanwhile: make it again
                 self._folders.pop(folder, None)
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._write(str(path), raw)
+        write_atomically(str(path), raw)
         if path.name == name:
             self._folders[folder] = str(path.parent)
 
-    @staticmethod
-    def _write(path: str, raw: bytes) -> None:
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            view = memoryview(raw)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
 
     def prune(self, older_than: float, keep: frozenset[str] = frozenset()) -> int:
         """Delete the messages written before ``older_than`` (epoch seconds), but the keys in

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.core import Outcome, Policy
-from forwarder.directory import SqlDirectory
+from forwarder.core import Outcome
 from forwarder.dispatch import Dispatcher, backoff
 from forwarder.errors import SendRetryable
 from forwarder.pipeline import Forwarder

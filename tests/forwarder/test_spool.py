@@ -58,7 +58,7 @@ def test_the_listener_can_keep_raw_mail_in_s3(tmp_path: Path, monkeypatch: pytes
     import boto3
     from moto import mock_aws
 
-    from forwarder.onebox import build_store
+    from forwarder.stores import build_store
     from forwarder.settings import Settings
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

@@ -35,7 +35,7 @@ from forwarder.core import Policy
 from forwarder.core.addresses import is_valid_address
 from forwarder.core.validator import validate_bytes
 from forwarder.directory import SqlDirectory
-from forwarder.onebox import build_store
+from forwarder.stores import build_store
 from forwarder.pipeline import Forwarder, Inbound
 from forwarder.senders import MaildirSender, MemorySender, SentMessage
 from models import Alias, ApiToken, Delivery, Destination, User, UserDomain, make_session_factory, utcnow

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from forwarder.onebox import build_store
+from forwarder.stores import build_store
 from forwarder.senders import MemorySender
 from models import Alias, Delivery, Destination, User, utcnow
 from tests.web.conftest import post, signup

@@ -86,7 +86,7 @@ def _store_for(key: str) -> Any:
     store = current_app.extensions.get(name)
     if store is None:
         if one_box:
-            from forwarder.onebox import build_store
+            from forwarder.stores import build_store
 
             store = build_store(settings)
         else:

@@ -20,7 +20,6 @@ from forwarder.core import (
     rewrite,
     validate_bytes,
 )
-from forwarder.core.message import split_message
 
 ALIAS = "shop-7hq2@othermail.example"
 NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
