@@ -10,7 +10,6 @@ from forwarder.errors import MessageNotFound, StoreUnavailable
 
 if TYPE_CHECKING:
     from forwarder.settings import Settings
-    from forwarder.spool import WritableStore
 
 
 def write_atomically(path: str, data: bytes) -> None:
@@ -27,7 +26,7 @@ def write_atomically(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def build_store(settings: Settings) -> WritableStore:
+def build_store(settings: Settings) -> S3Store | LocalStore:
     """The store ``settings`` name (``OTHERMAIL_STORE``): the local folder, or the S3 bucket."""
     if settings.store == "s3":
         import boto3
