@@ -13,6 +13,7 @@ from models.destinations import Destination
 from models.engine import make_engine, make_session_factory
 from models.feedback import FEEDBACK_KINDS, FeedbackEvent
 from models.rate_limits import RateLimitHit
+from models.sessions import SigninFailure, UserSession
 from models.user_domains import DOMAIN_STATUSES, UserDomain
 from models.users import User, normalize_email
 
@@ -28,9 +29,11 @@ __all__ = [
     "Destination",
     "FeedbackEvent",
     "RateLimitHit",
+    "SigninFailure",
     "UTCDateTime",
     "User",
     "UserDomain",
+    "UserSession",
     "alias_destinations",
     "make_engine",
     "make_session_factory",

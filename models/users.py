@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from models.aliases import Alias
     from models.api_tokens import ApiToken
     from models.destinations import Destination
+    from models.sessions import UserSession
 
 #: RFC 5321 limits a forward path to 256 octets including the angle brackets.
 EMAIL_MAX_LENGTH = 254
@@ -66,6 +67,11 @@ class User(Base):
     #: DELETE SET NULL) so their addresses are never issued again.
     aliases: Mapped[list[Alias]] = relationship(back_populates="user", passive_deletes=True)
     api_tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        passive_deletes=True,  # the database's ON DELETE CASCADE does the work
+    )
+    sessions: Mapped[list[UserSession]] = relationship(
         back_populates="user",
         cascade="all, delete-orphan",
         passive_deletes=True,  # the database's ON DELETE CASCADE does the work

@@ -19,12 +19,24 @@ from sqlalchemy import (
 )
 
 from migrations import current, downgrade, upgrade
-from models import Alias, ApiToken, Base, Destination, FeedbackEvent, RateLimitHit, UserDomain, make_engine, utcnow
+from models import (
+    Alias,
+    ApiToken,
+    Base,
+    Destination,
+    FeedbackEvent,
+    RateLimitHit,
+    SigninFailure,
+    UserDomain,
+    UserSession,
+    make_engine,
+    utcnow,
+)
 
 VERSION_TABLE = "alembic_version"
-HEAD = "0004"
+HEAD = "0005"
 #: Tables later revisions add, so the schema at an older revision can be compared with the models.
-ADDED_BY = {"0003": ("user_domains",), "0004": ("feedback_events",)}
+ADDED_BY = {"0003": ("user_domains",), "0004": ("feedback_events",), "0005": ("user_sessions", "signin_failures")}
 #: Columns and indexes later revisions add to existing tables.
 COLUMNS_ADDED_BY = {"0004": {
     "destinations": ("paused_at", "pause_reason", "bounce_count", "soft_bounce_count", "last_soft_bounce_at",
@@ -335,7 +347,8 @@ def test_0003_round_trip_adds_and_removes_user_domains(database_url: str) -> Non
     assert schema_diff(database_url, metadata_before("0004")) == []
     assert strict_type_mismatches(database_url, metadata_before("0004")) == []
     assert reflected_check_constraints(database_url) == {
-        table: names for table, names in model_check_constraints().items() if table != "feedback_events"}
+        table: names for table, names in model_check_constraints().items()
+        if table in metadata_before("0004").tables}
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
@@ -370,9 +383,11 @@ def test_0004_round_trip_adds_and_removes_feedback_and_pauses(database_url: str)
         engine.dispose()
 
     upgrade(database_url, "0004")
-    assert schema_diff(database_url) == []
-    assert strict_type_mismatches(database_url) == []
-    assert reflected_check_constraints(database_url) == model_check_constraints()
+    assert schema_diff(database_url, metadata_before("0005")) == []
+    assert strict_type_mismatches(database_url, metadata_before("0005")) == []
+    assert reflected_check_constraints(database_url) == {
+        table: names for table, names in model_check_constraints().items()
+        if table in metadata_before("0005").tables}
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
@@ -388,5 +403,39 @@ def test_0004_round_trip_adds_and_removes_feedback_and_pauses(database_url: str)
 
     downgrade(database_url, "0003")
     assert schema_snapshot(database_url) == at_0003
+    upgrade(database_url)
+    assert current(database_url) == HEAD
+
+
+def test_0005_round_trip_adds_and_removes_sessions_and_signin_failures(database_url: str) -> None:
+    upgrade(database_url, "0004")
+    at_0004 = schema_snapshot(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (id, email, is_admin, created_at) "
+                "VALUES (1, 'owner@example.org', false, '2025-01-01 00:00:00')"
+            )
+    finally:
+        engine.dispose()
+
+    upgrade(database_url, "0005")
+    assert schema_diff(database_url, metadata_before("0006")) == []
+    assert strict_type_mismatches(database_url, metadata_before("0006")) == []
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(UserSession).values(
+                user_id=1, token_hash="a" * 64, created_at=utcnow(), last_seen_at=utcnow()))
+            row = connection.execute(select(UserSession.ip, UserSession.user_agent)).one()
+            assert tuple(row) == ("", "")  # the server defaults
+            connection.execute(insert(SigninFailure).values(key="b" * 64, last_failure_at=utcnow()))
+            assert connection.execute(select(SigninFailure.failures)).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+    downgrade(database_url, "0004")
+    assert schema_snapshot(database_url) == at_0004
     upgrade(database_url)
     assert current(database_url) == HEAD
