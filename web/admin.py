@@ -7,8 +7,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, render_template
 
+from web import paging
 from web.db import session
 from web.security import current_user, login_required
 from web.services import admin as service
@@ -29,7 +30,7 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _number(name: str) -> int:
-    return max(1, request.args.get(name, 1, type=int) or 1)
+    return paging.requested(name)
 
 
 def _pages(total: int) -> int:

@@ -14,6 +14,7 @@ from werkzeug.datastructures import MultiDict
 
 from forwarder.accounts import AccountError, parse_duration
 from models import Alias, Destination
+from web import paging
 from web.db import session
 from web.security import login_required, signed_in_user
 from web.services import activity
@@ -140,7 +141,7 @@ def _done(alias: Alias, message: str):  # type: ignore[no-untyped-def]
 @login_required
 def index():  # type: ignore[no-untyped-def]
     q = request.args.get("q", "").strip()[:100]
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = paging.requested("page")
     aliases, total = service.listed(session(), signed_in_user(), q, page, PER_PAGE)
     rows = [(alias, service.status(alias)) for alias in aliases]
     return render_template("aliases/index.html", rows=rows, left=left, q=q, page=page, total=total,

@@ -7,8 +7,9 @@ escaped source), download it as stored, and empty the folder.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
 
+from web import paging
 from web.admin import admin_required
 from web.services import outbox as service
 
@@ -33,7 +34,7 @@ def _maildir_or_404(key: str):  # type: ignore[no-untyped-def]
 @admin_required
 def index():  # type: ignore[no-untyped-def]
     settings = _settings()
-    number = max(1, request.args.get("page", 1, type=int) or 1)
+    number = paging.requested("page")
     try:
         maildir = service.open_outbox(settings.outbox)
     except service.NoOutbox:

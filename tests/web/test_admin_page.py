@@ -218,3 +218,13 @@ def test_feedback_without_forwarded_copies_comes_first_with_no_rate(session) -> 
     rates = admin.feedback_rates(session)
     assert [r.destination_id for r in rates] == [lone.id, ids["noisy"], ids["quiet"]]
     assert (rates[0].bounce_rate, rates[0].complaint_rate) == (None, None)
+
+
+def test_huge_page_numbers_of_the_admin_lists_are_clamped_not_a_500(app: Flask, client: FlaskClient) -> None:
+    """Issue 12.10: the users and aliases lists take their page from the query string."""
+    assert signup(client, "root@example.org").status_code == 302
+    make_admin(app, "root@example.org")
+    for query in ("users=9223372036854775807", "aliases=9223372036854775807",
+                  "users=99999999999999999999999&aliases=-99999999999999999999"):
+        response = client.get(f"/admin/?{query}")
+        assert response.status_code == 200, query

@@ -396,3 +396,11 @@ def test_an_alias_the_service_switched_off_shows_why_until_its_owner_switches_it
     assert post(ann.client, f"{path}/disable", {}, page=path).status_code == 302
     page = ann.client.get(LIST).get_data(as_text=True)
     assert 'data-state="off"' in page and "spam complaint" not in page
+
+
+@pytest.mark.parametrize("number", ["9223372036854775807", "99999999999999999999999", "-9223372036854775809"])
+def test_a_huge_page_number_is_clamped_not_a_500(app: Flask, ann: Ann, number: str) -> None:
+    """Issue 12.10: ``?page=9223372036854775807`` made an OFFSET no database takes (a 500)."""
+    response = ann.client.get(f"{LIST}?page={number}")
+    assert response.status_code == 200
+    assert "<h1>" in response.get_data(as_text=True)

@@ -30,7 +30,7 @@ def db(app: Flask):  # type: ignore[no-untyped-def]
 
 
 def seed(app: Flask, email: str, outcome: str, *, kept: bool = True, age: timedelta = timedelta(0),
-         message_id: str = "m1") -> int:
+         message_id: str = "m1", raw: bytes = RAW) -> int:
     """A delivery of ``email``'s alias (made on first use), its raw message in the store."""
     with app.app_context():
         session = db(app)
@@ -44,12 +44,12 @@ def seed(app: Flask, email: str, outcome: str, *, kept: bool = True, age: timede
             session.flush()
         row = Delivery(inbound_message_id=message_id, recipient=alias.address, alias_id=alias.id, outcome=outcome,
                        reason=f"{outcome} said SES", mail_from="deals@store.example", subject="Café deals",
-                       bytes_in=len(RAW), raw_key=f"smtp/{message_id}" if kept else None,
+                       bytes_in=len(raw), raw_key=f"smtp/{message_id}" if kept else None,
                        created_at=utcnow() - age)
         session.add(row)
         session.commit()
         if kept:
-            build_store(app.config["SETTINGS"]).put(f"smtp/{message_id}", RAW)
+            build_store(app.config["SETTINGS"]).put(f"smtp/{message_id}", raw)
         return row.id
 
 
@@ -152,3 +152,25 @@ def test_activity_links_to_each_message(app: Flask, ann: FlaskClient) -> None:
 def user_id(app: Flask) -> int:
     with app.app_context():
         return db(app).scalars(select(User.id).where(User.email == "ann@example.org")).one()
+
+
+NESTED_FROM = b"From: a " + b"(" * 5000 + b"x" + b")" * 5000 + b" <deals@store.example>\r\n"
+
+
+@pytest.mark.parametrize("head", [
+    NESTED_FROM,
+    b"To: " + b", ".join(b"=?utf-8?q?w%d?= <w%d@x.example>" % (n, n) for n in range(3000)) + b"\r\n",
+    b"Subject: =?utf-8?q?" + b"=E9" * 30000 + b"?=\r\nFrom: =?bogus-charset?b?////?= <a@b.example>\r\n",
+    b"Date: " + b"(" * 5000 + b"\r\nMessage-ID: <" + b"<" * 5000 + b"\r\n",
+])
+def test_a_header_that_does_not_parse_is_shown_raw_never_a_500(app: Flask, ann: FlaskClient, head: bytes) -> None:
+    """Issue 12.10: a From nesting 5,000 comments made the message page a 500 (``get_all()`` parses the
+    header outside the ``try``)."""
+    row = seed(app, "ann@example.org", "dropped-spam", raw=head + b"Subject-Extra: x\r\n\r\nBody.\r\n",
+               message_id="deep")
+    response = ann.get(f"/messages/{row}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    name = head.split(b":", 1)[0].decode()
+    assert f"<th>{name}</th>" in page or f">{name}<" in page
+    assert len(page) < 200_000  # a shown value is cut, not copied whole

@@ -248,3 +248,11 @@ def test_sixty_messages_are_paginated(app: Flask, client: FlaskClient) -> None:
     assert "page 2 of 2" in second and "Message 10" not in second
     assert "page 2 of 2" in page(client, BASE + "?page=99")  # past the end: the last page
     assert "page 1 of 2" in page(client, BASE + "?page=nope")
+
+
+def test_a_huge_page_number_is_the_last_page_not_a_500(app: Flask, client: FlaskClient) -> None:
+    """Issue 12.10: any page number, however large, shows a page."""
+    admin(app, client)
+    deliver(app, PLAIN, "home@real.example")
+    for number in ("9223372036854775807", "9" * 40, "-" + "9" * 20):
+        assert "Parcel 1" in page(client, f"{BASE}?page={number}")

@@ -19,6 +19,7 @@ from forwarder.feedback import BOUNCE_PERMANENT, BOUNCE_TRANSIENT, COMPLAINT
 from models import Alias, Delivery, Destination, FeedbackEvent, User, utcnow
 
 PER_PAGE = 50
+MAX_PAGE = 1_000_000  # as the API (web/api/common.py): an OFFSET past 2**63 is an error
 RECENT = 100
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 _ORDER = {o.value: n for n, o in enumerate(Outcome)}
@@ -76,7 +77,7 @@ class FeedbackRate:
 
 
 def _page(page: int) -> int:
-    return max(1, page)
+    return min(max(1, page), MAX_PAGE)
 
 
 def users(db: Session, page: int = 1, per_page: int = PER_PAGE) -> tuple[list[UserRow], int]:

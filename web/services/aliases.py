@@ -27,6 +27,8 @@ MIN_DURATION = timedelta(hours=1)
 MAX_DURATION = timedelta(days=365)
 MAX_IDLE_DAYS = 365
 MAX_MESSAGES = 100_000
+#: The last page a list may ask for (as the API: ``web/api/common.py``); an OFFSET past 2**63 is an error.
+MAX_PAGE = 1_000_000
 EXPIRED_ACTIONS = ("drop", "reject")
 
 
@@ -76,7 +78,7 @@ def listed(db: Session, user: User, search: str = "", page: int = 1, per_page: i
             or_(Alias.address.like(pattern, escape="\\"), func.lower(Alias.label).like(pattern, escape="\\"))
         )
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = max(1, page)
+    page = min(max(1, page), MAX_PAGE)
     rows = db.scalars(query.order_by(Alias.created_at.desc(), Alias.id.desc()).offset((page - 1) * per_page).limit(per_page))
     return list(rows), total
 

@@ -36,6 +36,8 @@ QUARANTINED = (Outcome.DROPPED_SPAM.value, Outcome.DROPPED_DMARC.value, Outcome.
 SHOWN_HEADERS = ("From", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "Return-Path",
                  "Authentication-Results", "Received-SPF", "X-SES-Spam-Verdict", "X-SES-Virus-Verdict")
 QUARANTINE_PAGE = 100
+#: Longest header value shown on a message's page (the whole message is one download away).
+HEADER_CHARS = 2000
 
 
 def keep_days() -> int:
@@ -121,17 +123,26 @@ def raw(row: Delivery, now: datetime | None = None) -> bytes:
 
 
 def headers(data: bytes) -> list[tuple[str, str]]:
-    """The shown headers of a raw message, decoded (a header that cannot be decoded as it stands)."""
+    """The shown headers of a raw message, decoded; one that does not parse (a malformed encoded
+    word, thousands of nested comments) as it stands. Each value is cut at :data:`HEADER_CHARS`."""
     parsed = BytesHeaderParser(policy=default_policy).parsebytes(data)
-    shown = []
-    for name in SHOWN_HEADERS:
-        for value in parsed.get_all(name) or []:
-            try:
-                text = str(value)
-            except Exception:  # a malformed encoded word: show it undecoded
-                text = str(getattr(value, "_parse_tree", value))
-            shown.append((name, " ".join(text.split())))
-    return shown
+    wanted = {name.lower(): name for name in SHOWN_HEADERS}
+    found: dict[str, list[str]] = {name: [] for name in SHOWN_HEADERS}
+    for raw_name, raw_value in parsed.raw_items():
+        name = wanted.get(raw_name.lower())
+        if name is None:
+            continue
+        try:
+            text = str(default_policy.header_fetch_parse(name, raw_value))
+        except Exception:  # noqa: BLE001 - untrusted input: never a 500 (RecursionError included)
+            text = raw_value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        found[name].append(_shown(text))
+    return [(name, value) for name in SHOWN_HEADERS for value in found[name]]
+
+
+def _shown(text: str) -> str:
+    text = " ".join(text[:HEADER_CHARS * 2].split())
+    return text if len(text) <= HEADER_CHARS else text[:HEADER_CHARS] + " …"
 
 
 @dataclass(frozen=True)
