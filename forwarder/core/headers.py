@@ -17,7 +17,8 @@ Rule 3 (replies). A reply must reach the real sender: the first ``Reply-To`` is 
     one is kept as ``X-Original-Reply-To``).
 Rule 4 (removed fields). Fields that would break or leak are removed; ``REMOVED`` below lists each
     with its reason (signatures that no longer verify, trace of the alias's delivery, blind copies,
-    SES-only metadata).
+    SES-only metadata, read-receipt and bounce-address requests a destination would answer from
+    the user's real mailbox).
 Rule 5 (renamed fields). ``Authentication-Results`` becomes ``X-Original-Authentication-Results``:
     the results are useful to read but must not look like results from the destination's own
     server (RFC 8601 section 5).
@@ -80,6 +81,17 @@ REMOVED: dict[str, str] = {
     "delivered-to": "trace of the alias's own delivery; makes receivers suspect a loop",
     "bcc": "a blind copy must never be revealed to anyone",
     "x-original-authentication-results": "only rule 5 may write it, so it can be trusted",
+    # Read receipts and bounce addresses name the sender: a destination's client that honours one
+    # sends the receipt (an MDN, RFC 8098) or the bounce from the user's real mailbox, which
+    # reveals the address the alias hides. The alias never answers for its user.
+    "disposition-notification-to": "asks for a read receipt (RFC 8098), sent from the real mailbox",
+    "disposition-notification-options": "options of a read-receipt request, meaningless without it",
+    "return-receipt-to": "the older read/delivery receipt request; answered from the real mailbox",
+    "read-receipt-to": "a non-standard read-receipt request; answered from the real mailbox",
+    "x-confirm-reading-to": "Pegasus Mail's read-receipt request; answered from the real mailbox",
+    "x-pmrqc": "Pegasus Mail's receipt request flag",
+    "generate-delivery-report": "an X.400 gateway's delivery-report request (RFC 2156)",
+    "errors-to": "an obsolete bounce address some servers still send delivery errors to",
 }
 #: Rule 4: removed families of fields and why.
 REMOVED_PREFIXES: tuple[tuple[str, str], ...] = (

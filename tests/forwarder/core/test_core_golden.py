@@ -241,6 +241,16 @@ def _check_long_header(raw: bytes, out: bytes) -> None:
     assert decoded == "A" * 1200
 
 
+def _check_read_receipts(raw: bytes, out: bytes) -> None:
+    names = {n.lower() for n, _ in header_fields(out)}
+    for gone in ("disposition-notification-to", "disposition-notification-options", "return-receipt-to",
+                 "x-confirm-reading-to", "errors-to"):
+        assert gone not in names, gone
+    assert b"bounces+dana" not in out
+    # the sender stays reachable the documented ways only: the original From and the Reply-To
+    assert values(out, "Reply-To") == [b"Dana Reyes <dana.reyes@example.net>"]
+
+
 CASE_CHECKS: dict[str, Callable[[bytes, bytes], None]] = {
     "plain_crlf_trace": _check_plain_crlf_trace,
     "lf_latin1_no_final_newline": _check_lf_latin1,
@@ -260,6 +270,7 @@ CASE_CHECKS: dict[str, Callable[[bytes, bytes], None]] = {
     "mbox_from_leading_continuation": _check_mbox,
     "nul_and_bare_cr": _check_nul_cr,
     "long_header_no_space": _check_long_header,
+    "read_receipts": _check_read_receipts,
 }
 
 

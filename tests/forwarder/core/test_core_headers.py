@@ -202,6 +202,22 @@ def test_rule4_removed_field(name: str) -> None:
     assert values(out, "Subject") == [b"kept"]
 
 
+RECEIPT_FIELDS = ["Disposition-Notification-To", "Disposition-Notification-Options", "Return-Receipt-To",
+                  "Read-Receipt-To", "X-Confirm-Reading-To", "Errors-To", "Generate-Delivery-Report",
+                  "X-PMRQC"]
+
+
+@pytest.mark.parametrize("name", RECEIPT_FIELDS)
+def test_rule4_read_receipt_and_bounce_address_fields_are_removed(name: str) -> None:
+    # Issue 12.15: an MDN or a bounce sent on request leaves from the destination's real mailbox.
+    value = "Jane <jane@example.com>" if name.endswith("-To") else "1"
+    out = run(message("From: Jane <jane@example.com>", f"{name}: {value}", f"{name.lower()}: {value}",
+                      "Subject: kept"))
+    assert values(out, name) == []
+    assert values(out, "Subject") == [b"kept"]
+    assert [n for n, _ in fields(out)] == ["From", ORIGINAL_FROM, "Subject", "Reply-To", LOOP]
+
+
 @pytest.mark.parametrize(
     "name", ["ARC-Seal", "ARC-Message-Signature", "ARC-Authentication-Results", "X-SES-Spam-Verdict",
              "X-SES-Virus-Verdict", "X-SES-RECEIPT", "X-SES-DKIM-SIGNATURE", "X-Othermail-Anything"]
