@@ -29,6 +29,18 @@ NAMESPACE = "Othermail"
 OUTCOME_KEYS: tuple[str, ...] = tuple(o.value for o in Outcome) + ("duplicate",)
 SKIPPED = "skipped:"
 RETRY = "retry"
+#: Metric keys of the one box's SMTP listener (forwarder.smtp_ingress, forwarder.smtp_limits), shown as
+#: ``othermail_smtp_events_total{event}``.
+SMTP_EVENT = "smtp:"
+SMTP_EVENTS: tuple[str, ...] = (
+    "rcpt-unknown",       # 550: no such alias
+    "rcpt-relay-denied",  # 550: not a domain of ours
+    "rcpt-expired-reject",  # 550: an expired alias whose expired_action is reject
+    "rcpt-disconnected",  # 421 and closed: the miss that reached a cap
+    "rcpt-throttled",     # 421 and closed: an RCPT from an IP over its cap
+    "session-refused",    # 421 at the greeting: too many sessions
+    "data-spilled",       # a DATA body written to a file instead of kept in memory
+)
 
 
 class Metrics:
@@ -128,13 +140,17 @@ def prometheus_text(
 
     ``othermail_messages_total{outcome}`` has a series for every known outcome (zero until it
     happens, so ``rate()`` and alerts see it from the start) and for any other outcome counted;
-    ``othermail_skipped_total{reason}``, ``othermail_retries_total``, the
+    ``othermail_skipped_total{reason}``, ``othermail_retries_total``,
+    ``othermail_smtp_events_total{event}`` (the one box's listener, :mod:`forwarder.smtp_limits`), the
     ``othermail_spool_pending`` gauge and ``process_start_time_seconds`` follow.
     """
     outcomes = {key: 0 for key in OUTCOME_KEYS}
     skipped: dict[str, int] = {}
+    smtp = {event: 0 for event in SMTP_EVENTS}
     for key, value in counts.items():
-        if key.startswith(SKIPPED):
+        if key.startswith(SMTP_EVENT):
+            smtp[key[len(SMTP_EVENT):]] = smtp.get(key[len(SMTP_EVENT):], 0) + value
+        elif key.startswith(SKIPPED):
             skipped[key[len(SKIPPED):]] = skipped.get(key[len(SKIPPED):], 0) + value
         elif key != RETRY:
             outcomes[key] = outcomes.get(key, 0) + value
@@ -152,6 +168,12 @@ def prometheus_text(
         "othermail_retries_total", "counter",
         "Temporary forwarding failures scheduled for another try.",
         [({}, counts.get(RETRY, 0))],
+    )
+    lines += _family(
+        "othermail_smtp_events_total", "counter",
+        "SMTP listener events: failed recipients by kind, disconnections and refusals at the caps, "
+        "DATA bodies spilled to a file.",
+        [({"event": event}, smtp[event]) for event in sorted(smtp)],
     )
     if spool_pending is not None:
         lines += _family(

@@ -70,7 +70,8 @@ class OneBox:
         self.listener: SmtpListener | None = None
         if smtp_port is not None:
             handler = IngressHandler(settings.domains, self.spool, directory.exists, self.dispatcher.submit,
-                                     accepts_domain=directory.accepts_domain)
+                                     accepts_domain=directory.accepts_domain, limits=settings.smtp_limits,
+                                     metrics=self.metrics)
             self.listener = SmtpListener(handler, self.host, smtp_port, settings.smtp_max_bytes,
                                          hostname=settings.domains[0])
         self.web_port = web_port

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from forwarder.core import SESV1_MAX_BYTES, SESV2_MAX_BYTES, Policy
 from forwarder.errors import SettingsError
 from forwarder.mail_limits import MailLimits
+from forwarder.smtp_limits import SmtpLimits
 
 PREFIX = "OTHERMAIL_"
 
@@ -65,6 +66,32 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
+def _smtp_limits(env: Mapping[str, str]) -> SmtpLimits:
+    default = SmtpLimits()
+    return SmtpLimits(  # 0: no cap (no delay for the tarpit)
+        failed_rcpt_per_session=_int(env, "SMTP_MAX_FAILED_RCPT", default.failed_rcpt_per_session),
+        failed_rcpt_per_ip=_int(env, "SMTP_MAX_FAILED_RCPT_PER_IP", default.failed_rcpt_per_ip),
+        failed_rcpt_window_seconds=_int(env, "SMTP_FAILED_RCPT_WINDOW_SECONDS", default.failed_rcpt_window_seconds,
+                                        minimum=1),
+        tarpit_step_ms=_int(env, "SMTP_TARPIT_STEP_MS", default.tarpit_step_ms),
+        tarpit_max_ms=_int(env, "SMTP_TARPIT_MAX_MS", default.tarpit_max_ms),
+        max_sessions=_int(env, "SMTP_MAX_SESSIONS", default.max_sessions),
+        max_sessions_per_ip=_int(env, "SMTP_MAX_SESSIONS_PER_IP", default.max_sessions_per_ip),
+        spill_bytes=_int(env, "SMTP_SPILL_BYTES", default.spill_bytes, minimum=1024),
+    )
+
+
+def _tls_pair(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
+    cert = (env.get(PREFIX + "SMTP_TLS_CERT") or "").strip()
+    key = (env.get(PREFIX + "SMTP_TLS_KEY") or "").strip()
+    if bool(cert) != bool(key):
+        missing = "SMTP_TLS_KEY" if cert else "SMTP_TLS_CERT"
+        given = "SMTP_TLS_CERT" if cert else "SMTP_TLS_KEY"
+        raise SettingsError(f"{PREFIX}{missing} must be set too: STARTTLS needs both {PREFIX}SMTP_TLS_CERT and "
+                            f"{PREFIX}SMTP_TLS_KEY, and {PREFIX}{given} is set alone")
+    return (Path(cert), Path(key)) if cert else (None, None)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -91,6 +118,10 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_max_bytes: int = 30 * 1024 * 1024
+    smtp_limits: SmtpLimits = field(default_factory=SmtpLimits)
+    # STARTTLS on the listener: a PEM certificate (chain) and its key, both or neither
+    smtp_tls_cert: Path | None = None
+    smtp_tls_key: Path | None = None
     store: str = "local"
     store_dir: Path = Path("var/mail")
     # queue worker (EC2 mode: SES -> S3 -> SNS -> SQS)
@@ -162,6 +193,9 @@ class Settings:
             smtp_host=env.get(PREFIX + "SMTP_HOST") or "127.0.0.1",
             smtp_port=_int(env, "SMTP_PORT", 2525, minimum=0),
             smtp_max_bytes=_int(env, "SMTP_MAX_BYTES", 30 * 1024 * 1024, minimum=1024),
+            smtp_limits=_smtp_limits(env),
+            smtp_tls_cert=_tls_pair(env)[0],
+            smtp_tls_key=_tls_pair(env)[1],
             store=_choice(env, "STORE", "local", ("local", "s3")),
             store_dir=Path(env.get(PREFIX + "STORE_DIR") or data_dir / "mail"),
             queue_url=env.get(PREFIX + "QUEUE_URL", ""),

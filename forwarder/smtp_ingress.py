@@ -29,9 +29,11 @@ from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, SMTP
+from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from forwarder.errors import RetryableError
+from forwarder.metrics import SMTP_EVENT, Metrics
+from forwarder.smtp_limits import FailedRcpts, SessionGate, SmtpLimits
 from forwarder.spool import Envelope, Spool
 
 logger = logging.getLogger("othermail.smtp")
@@ -53,8 +55,15 @@ class IngressHandler:
         known: Callable[[str], bool],
         dispatch: Callable[[str], None],
         accepts_domain: Callable[[str], bool] | None = None,
+        *,
+        limits: SmtpLimits | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.domains = frozenset(d.lower() for d in domains)
+        self.limits = limits or SmtpLimits()
+        self.metrics = metrics
+        self.failed_rcpts = FailedRcpts(self.limits)
+        self.sessions = SessionGate(self.limits)
         #: Other domains mail is accepted for (users' own verified domains); asked off the loop.
         self.accepts_domain = accepts_domain
         self.spool = spool
@@ -65,21 +74,55 @@ class IngressHandler:
         self._known_cache: dict[str, float] = {}
         self._clock = time.monotonic
 
+    def count(self, event: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count(SMTP_EVENT + event)
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
+        ip = peer_ip(session)
+        if self.failed_rcpts.blocked(ip):
+            self.count("rcpt-throttled")
+            session.close_after_reply = True
+            return "421 4.7.0 Too many unknown recipients from your address, try again later"
+        reply, event = await self._check_rcpt(envelope, address)
+        if event is None:
+            return reply
+        return await self._refused(session, ip, reply, event)
+
+    async def _refused(self, session: Any, ip: str, reply: str, event: str) -> str:
+        """A failed RCPT: counted, answered after the tarpit's delay, or 421 at a cap."""
+        self.count(event)
+        misses = getattr(session, "failed_rcpts", 0) + 1
+        session.failed_rcpts = misses
+        ip_misses = self.failed_rcpts.add(ip)
+        per_session, per_ip = self.limits.failed_rcpt_per_session, self.limits.failed_rcpt_per_ip
+        if (per_session and misses >= per_session) or (per_ip and ip_misses >= per_ip):
+            self.count("rcpt-disconnected")
+            logger.warning("RCPT from %s: %d failed recipients (%d from the address), disconnected",
+                           ip, misses, ip_misses)
+            session.close_after_reply = True
+            return "421 4.7.0 Too many unknown recipients, closing connection"
+        delay = self.limits.tarpit_seconds(ip_misses)
+        if delay:
+            await asyncio.sleep(delay)
+        return reply
+
+    async def _check_rcpt(self, envelope: Any, address: str) -> tuple[str, str | None]:
+        """The reply to an RCPT, and the event to count when it failed."""
         local, at, domain = address.rpartition("@")
         if not at or not local or (domain.lower() not in self.domains and self.accepts_domain is None):
-            return "550 5.7.1 Relaying denied: this server only receives mail for its own domains"
+            return RELAY_DENIED, "rcpt-relay-denied"
         if domain.lower() not in self.domains:  # a user's own domain?
             try:
                 accepted = await asyncio.get_running_loop().run_in_executor(None, self.accepts_domain, domain)
             except Exception as exc:
                 logger.warning("RCPT %s: domain lookup failed: %s", address, exc)
-                return "451 4.3.0 Temporary lookup failure, please try again later"
+                return "451 4.3.0 Temporary lookup failure, please try again later", None
             if not accepted:
-                return "550 5.7.1 Relaying denied: this server only receives mail for its own domains"
+                return RELAY_DENIED, "rcpt-relay-denied"
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            return "452 4.5.3 Too many recipients"
+            return "452 4.5.3 Too many recipients", None
         normalized = address.strip().lower()
         now = self._clock()
         remembered = self._known_cache.get(normalized)
@@ -88,20 +131,20 @@ class IngressHandler:
                 exists = await asyncio.get_running_loop().run_in_executor(None, self.known, address)
             except Exception as exc:
                 logger.warning("RCPT %s: lookup failed: %s", address, exc)
-                return "451 4.3.0 Temporary lookup failure, please try again later"
+                return "451 4.3.0 Temporary lookup failure, please try again later", None
             if not exists:
-                return f"550 5.1.1 <{address}>: no such address here"
+                return f"550 5.1.1 <{address}>: no such address here", "rcpt-unknown"
             if len(self._known_cache) >= KNOWN_CACHE_SIZE:
                 self._known_cache.clear()
             self._known_cache[normalized] = now
         envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
+        return "250 2.1.5 OK", None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        peer = peer_ip(session)
         try:
             if self.spool.writes_locally:
                 accepted: Envelope = self.spool.accept(raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer)
@@ -114,6 +157,13 @@ class IngressHandler:
             return "451 4.3.0 Temporary local problem, please try again later"
         self.dispatch(accepted.spool_id)
         return f"250 2.0.0 OK: queued as {accepted.spool_id}"
+
+
+RELAY_DENIED = "550 5.7.1 Relaying denied: this server only receives mail for its own domains"
+
+
+def peer_ip(session: Any) -> str:
+    return session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
 
 
 def free_port(host: str) -> int:
@@ -148,6 +198,43 @@ class FastSMTP(SMTP):
     It uses the stream reader's buffer (``_buffer``, ``_wait_for_data``), as aiosmtpd itself does;
     tests/forwarder/test_smtp_fast_data.py compares both on the edge cases.
     """
+
+    _gate: SessionGate | None = None
+    _gate_ip = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        starting_tls = self._original_transport is not None
+        super().connection_made(transport)
+        if starting_tls:
+            return
+        gate = getattr(self.event_handler, "sessions", None)
+        ip = peer_ip(self.session)
+        if gate is not None and gate.enter(ip):
+            self._gate, self._gate_ip = gate, ip
+        elif gate is not None:
+            self.session.refused = True
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._gate is not None:
+            self._gate.leave(self._gate_ip)
+            self._gate = None
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if getattr(self.session, "refused", False):
+            self.event_handler.count("session-refused")
+            logger.warning("SMTP from %s: too many sessions, refused", peer_ip(self.session))
+            await self.push("421 4.7.0 Too many connections, try again later")
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        await super().smtp_RCPT(arg)
+        if getattr(self.session, "close_after_reply", False) and self.transport is not None:
+            self.transport.close()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         if arg:
