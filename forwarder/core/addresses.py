@@ -151,18 +151,34 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+#: ``@`` and the characters that Unicode compatibility folding (NFKC) turns into one, FULLWIDTH and
+#: SMALL COMMERCIAL AT: a client may show either as ``@``. With the white space around them.
+_AT_SIGNS = re.compile(r"\s*[@\uff20\ufe6b]\s*")
+
+
+def spell_at(text: str) -> str:
+    """``text`` with every ``@`` (or look-alike) written " at ", as the sender address is spelled.
+
+    ``security@paypal.com`` becomes ``security at paypal.com``: still readable, never an address.
+    """
+    return _AT_SIGNS.sub(" at ", text).strip()
+
+
 def sender_display_name(sender: Mailbox | None) -> str:
     """The display name of a rewritten From: who really sent the message, with no ``@`` in it.
 
     ``Jane Doe (jane at example.com)``; just ``jane at example.com`` without a name. Writing the
     address with " at " keeps clients from reading the display name as an address (some show a
-    warning for a display name that looks like one), and the real address stays readable.
+    warning for a display name that looks like one), and the real address stays readable. Every
+    address-like token of the sender's own name is spelled the same way (:func:`spell_at`), so a
+    name such as ``security@paypal.com`` (plain, quoted, in a comment or an encoded word, with a
+    fullwidth ``＠``) cannot pass for the sender's address.
     """
     if sender is None:
         return "unknown sender"
-    spelled = sender.address.replace("@", " at ")
-    name = _shorten(sender.name, MAX_NAME)
-    if not name or name.lower() == sender.address.lower():
+    spelled = spell_at(sender.address)
+    name = _shorten(spell_at(sender.name), MAX_NAME)
+    if not name or sender.name.lower() == sender.address.lower():
         return _shorten(spelled, 2 * MAX_NAME)
     return f"{name} ({_shorten(spelled, MAX_NAME)})"
 

@@ -7,8 +7,10 @@ Rule 1 (From). ``From`` becomes the alias address, with a display name that show
     the message: ``"Jane Doe (jane at example.com)" <alias@domain>``. SES only sends from verified
     identities, and only a From on the service's own (Easy DKIM) domain is DMARC-aligned at the
     receiving end; keeping the sender's From would fail DMARC for every sender with p=reject.
-    The display name is a quoted string or RFC 2047 words, never has an unquoted ``@``, and never
-    carries a CR or LF from the input (header injection).
+    The display name is a quoted string or RFC 2047 words, never has an ``@`` (nor a character that
+    Unicode folds to one): every address-like token of the sender's name is spelled "x at y", as
+    the sender address is, so ``security@paypal.com`` in a name cannot pass for an address. It
+    never carries a CR or LF from the input (header injection).
 Rule 2 (original sender). The sender's From stays visible in ``X-Othermail-Original-From``, so a
     user (or a filter) can always tell who wrote. Any incoming ``X-Othermail-*`` field is removed
     first, so this one can be trusted; only ``X-Othermail-Loop`` is kept (rule 9).
@@ -61,6 +63,7 @@ from forwarder.core.addresses import (
     parse_address_list,
     parse_mailbox,
     sender_display_name,
+    spell_at,
     strict_address_list,
 )
 from forwarder.core.fields import MSG_ID, address_lines, mailbox_lines, msg_id_lines, parameter_lines, params
@@ -297,7 +300,7 @@ def _from_fields(origin: Origin, alias_address: str) -> list[HeaderField]:
     if origin.sender is not None:
         display = sender_display_name(origin.sender)
     else:
-        display = sender_display_name(None) if not origin.from_text else origin.from_text[:64]
+        display = sender_display_name(None) if not origin.from_text else spell_at(origin.from_text)[:64]
     fields = [HeaderField("From", mailbox_lines("From", display, alias_address))]
     formatted = None
     if origin.sender is not None:

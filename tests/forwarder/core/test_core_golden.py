@@ -164,8 +164,9 @@ def _check_encoded_name(raw: bytes, out: bytes) -> None:
 def _check_at_and_quotes(raw: bytes, out: bytes) -> None:
     (from_,) = values(out, "From")
     assert from_.startswith(b'"') and from_.endswith(b"<" + ALIAS.encode() + b">")
-    # the @ of the display name is inside the quoted string
-    assert from_.index(b"@") < from_.rindex(b'"')
+    # issue 12.16: no @ in the display name; the address in it is spelled as the sender's is
+    assert from_.index(b"@") > from_.rindex(b'"')
+    assert from_.startswith(b'"support at bank.example \\"Security\\" Team (phisher at evil.example)"')
 
 
 def _check_injection(raw: bytes, out: bytes) -> None:

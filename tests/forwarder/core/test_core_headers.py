@@ -81,10 +81,77 @@ def test_rule1_sender_without_name() -> None:
     assert values(out, "From") == [b'"jane at example.com" <' + ALIAS.encode() + b">"]
 
 
-def test_rule1_display_name_with_at_is_quoted() -> None:
+def test_rule1_display_name_with_at_is_spelled_like_the_address() -> None:
+    # Issue 12.16: "ceo@bank.example" in the name read as an address in many clients.
     out = run(message('From: "ceo@bank.example" <x@evil.example>'))
     (from_,) = values(out, "From")
-    assert from_ == b'"ceo@bank.example (x at evil.example)" <' + ALIAS.encode() + b">"
+    assert from_ == b'"ceo at bank.example (x at evil.example)" <' + ALIAS.encode() + b">"
+
+
+AT_SIGNS = ("@", "\uff20", "\ufe6b")  # @, FULLWIDTH and SMALL COMMERCIAL AT (NFKC "@")
+
+
+def display_name(out: bytes) -> str:
+    (from_,) = values(out, "From")
+    text = decode(from_)
+    assert text.endswith(f" <{ALIAS}>"), text
+    return text[: -len(f" <{ALIAS}>")]
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ('From: "security@paypal.com" <attacker@evil.example>',
+         '"security at paypal.com (attacker at evil.example)"'),
+        ("From: security@paypal.com <attacker@evil.example>",
+         '"security at paypal.com (attacker at evil.example)"'),
+        ("From: attacker@evil.example (security@paypal.com)",
+         '"security at paypal.com (attacker at evil.example)"'),
+        ('From: "PayPal <service@paypal.com>" <attacker@evil.example>',
+         '"PayPal <service at paypal.com> (attacker at evil.example)"'),
+        ('From: "a @ b.example, c@d.example" <attacker@evil.example>',
+         '"a at b.example, c at d.example (attacker at evil.example)"'),
+        ("From: =?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmNvbQ==?= <attacker@evil.example>",
+         '"security at paypal.com (attacker at evil.example)"'),
+        ("From: =?utf-8?q?security=40paypal.com?= <attacker@evil.example>",
+         '"security at paypal.com (attacker at evil.example)"'),
+        ("From: =?utf-8?b?c2VjdXJpdHnvvKBwYXlwYWwuY29t?= <attacker@evil.example>",  # fullwidth, encoded
+         '"security at paypal.com (attacker at evil.example)"'),
+        ('From: "security\uff20paypal.com" <attacker@evil.example>',  # fullwidth, raw UTF-8
+         '"security at paypal.com (attacker at evil.example)"'),
+        ('From: "security\ufe6bpaypal.com" <attacker@evil.example>',
+         '"security at paypal.com (attacker at evil.example)"'),
+        ('From: "J\u00f6rg\uff20bank.example" <attacker@evil.example>',
+         "J\u00f6rg at bank.example (attacker at evil.example)"),
+    ],
+)
+def test_rule1_no_address_like_token_survives_in_the_display_name(header: str, name: str) -> None:
+    out = run(message(header))
+    shown = display_name(out)
+    assert not any(at in shown for at in AT_SIGNS), shown
+    assert shown == name
+
+
+def test_rule1_from_without_an_address_is_spelled_too() -> None:
+    out = run(message("From: Support \uff20 paypal.com"))
+    assert display_name(out) == '"Support at paypal.com"'
+
+
+def test_rule1_at_sign_in_the_sender_address_is_spelled_whatever_its_form() -> None:
+    out = run(message('From: "x@y" <"a@b"@evil.example>'))
+    shown = display_name(out)
+    assert not any(at in shown for at in AT_SIGNS), shown
+    assert "evil.example" in shown
+
+
+def test_sender_display_name_never_holds_an_at_sign() -> None:
+    from forwarder.core.addresses import Mailbox, sender_display_name
+
+    for name in ("a@b", "a\uff20b", "a\ufe6bb", "@@@", "x (y@z)", "a" * 80 + "@b.example"):
+        shown = sender_display_name(Mailbox(name, "s@evil.example"))
+        assert not any(at in shown for at in AT_SIGNS), shown
+        assert shown.endswith("(s at evil.example)")
+    assert sender_display_name(Mailbox("", "s\uff20x@evil.example")) == "s at x at evil.example"
 
 
 def test_rule1_encoded_crlf_in_name_never_becomes_a_line_break() -> None:
