@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from forwarder.senders import MemorySender
 from models import Alias, Destination, User, utcnow
-from tests.web.conftest import links_in, post, signup
+from tests.web.conftest import csrf, links_in, post, signup
 
 INDEX = "/destinations/"
 
@@ -35,6 +35,12 @@ def verify_link(outbox: MemorySender, recipient: str) -> str:
     links = links_in(mail[-1].raw)
     assert len(links) == 1 and "/destinations/verify/" in links[0]
     return links[0]
+
+
+def confirm(client: FlaskClient, link: str):  # type: ignore[no-untyped-def]
+    """Open the link and press its button (the GET only asks)."""
+    path = link.split("othermail.test", 1)[1] if "othermail.test" in link else link
+    return post(client, path, {})
 
 
 @pytest.fixture
@@ -62,13 +68,35 @@ def test_adding_sends_a_link_that_verifies_without_a_session(app: Flask, ann: Fl
 
     link = verify_link(outbox, "me@real.example")
     stranger = app.test_client()  # the mailbox owner, maybe on another device
-    response = stranger.get(link)
+    response = confirm(stranger, link)
     assert response.status_code == 200
     assert "Address verified" in response.get_data(as_text=True)
     assert destination(app, "me@real.example").verified_at is not None
     page = ann.get(INDEX).get_data(as_text=True)
     assert '<span class="tag ok">verified</span>' in page and "Resend link" not in page
-    assert stranger.get(link).status_code == 200  # opening it twice is harmless
+    assert "Address verified" in stranger.get(link).get_data(as_text=True)  # opening it again is harmless
+    token = csrf(stranger, "/signin")
+    assert stranger.post(link, data={"csrf_token": token}).status_code == 200  # and so is confirming twice
+
+
+def test_opening_the_link_only_asks_a_mail_scanner_fetching_it_confirms_nothing(
+        app: Flask, ann: FlaskClient, outbox: MemorySender) -> None:
+    """Issue 12.6: a plain GET verified the address, so a link scanner confirmed it for the victim."""
+    add(ann, "me@real.example")
+    link = verify_link(outbox, "me@real.example")
+    scanner = app.test_client()
+    for _ in range(3):
+        response = scanner.get(link)
+        assert response.status_code == 200
+        page = response.get_data(as_text=True)
+        assert "Confirm" in page and 'method="post"' in page and "Address verified" not in page
+        assert scanner.head(link).status_code == 200
+    assert destination(app, "me@real.example").verified_at is None
+    path = link.split("othermail.test", 1)[1]
+    assert scanner.post(path).status_code == 400  # a POST without the form's CSRF token does nothing
+    assert destination(app, "me@real.example").verified_at is None
+    assert confirm(scanner, link).status_code == 200
+    assert destination(app, "me@real.example").verified_at is not None
 
 
 def test_bad_expired_and_stale_links_get_a_clear_page(app: Flask, ann: FlaskClient, outbox: MemorySender,
@@ -98,7 +126,7 @@ def test_bad_expired_and_stale_links_get_a_clear_page(app: Flask, ann: FlaskClie
 def test_changing_the_address_unverifies_it_and_sends_a_new_link(app: Flask, ann: FlaskClient,
                                                                  outbox: MemorySender) -> None:
     add(ann, "me@real.example")
-    ann.get(verify_link(outbox, "me@real.example"))
+    confirm(ann, verify_link(outbox, "me@real.example"))
     dest_id = destination(app, "me@real.example").id
     assert destination(app, "me@real.example").verified_at is not None
 
@@ -109,7 +137,7 @@ def test_changing_the_address_unverifies_it_and_sends_a_new_link(app: Flask, ann
     changed = destination(app, "other@real.example")
     assert changed.id == dest_id and changed.verified_at is None
     assert "unverified" in ann.get(INDEX).get_data(as_text=True)
-    ann.get(verify_link(outbox, "other@real.example"))
+    confirm(ann, verify_link(outbox, "other@real.example"))
     assert destination(app, "other@real.example").verified_at is not None
 
     response = post(ann, f"/destinations/{dest_id}/change", {"email": "not an address"}, page=page)

@@ -106,16 +106,26 @@ def change(db: Session, user: User, destination: Destination, raw_address: str) 
     return destination
 
 
-def verify(db: Session, token: str) -> Destination:
+def linked(db: Session, token: str) -> Destination:
+    """The destination a verification link names, without verifying it (opening the link only asks:
+    mail scanners fetch links); raises :class:`ServiceError` for a bad, expired or stale link."""
     try:
         data = _serializer().loads(token, max_age=VERIFY_MAX_AGE)
     except SignatureExpired:
         raise ServiceError("expired", "That link has expired; ask for a new one.", 410) from None
     except BadSignature:
         raise not_found("link") from None
+    if not isinstance(data, dict):
+        raise not_found("link")
     destination = db.get(Destination, data.get("d"))
     if destination is None or destination.email != data.get("e"):
         raise ServiceError("stale", "That link is for an address that has changed since.", 410)
+    return destination
+
+
+def verify(db: Session, token: str) -> Destination:
+    """Verify the destination of a link: the confirmation page's POST only."""
+    destination = linked(db, token)
     if destination.verified_at is None:
         destination.verified_at = utcnow()
         db.commit()
