@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
+from urllib.parse import unquote, urlsplit
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
@@ -38,8 +41,27 @@ def _too_many(name: str, who: str) -> tuple[str, int] | None:
                            message=f"Too many attempts. Try again in {minutes} minute(s)."), 429
 
 
+def is_local_path(target: str) -> bool:
+    r"""Whether ``target`` can only lead to a page of this site.
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash, so ``/\t/evil``
+    and ``/\evil`` both become ``//evil``, another host; so a target with any whitespace, control
+    character or backslash is refused, in its raw and its percent-decoded form, as is anything with
+    a scheme or a host, or not starting with exactly one slash.
+    """
+    for form in (target, unquote(target)):
+        if "\\" in form or any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in form):
+            return False
+        if not form.startswith("/") or form.startswith("//"):
+            return False
+        parts = urlsplit(form)
+        if parts.scheme or parts.netloc:
+            return False
+    return True
+
+
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
+    if target and len(target) <= 2000 and is_local_path(target):
         return target
     return url_for("auth.home")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -96,3 +99,37 @@ def test_signin_is_rate_limited(app: Flask, client: FlaskClient) -> None:
     codes = [post(other, "/signin", {"email": "ann@example.org", "password": "nope nope nope"}).status_code
              for _ in range(4)]
     assert codes == [401, 401, 401, 429]
+
+
+#: Targets that browsers (which drop tabs and newlines and read a backslash as a slash) or
+#: urllib would send to another site; each must land on the home page instead.
+OPEN_REDIRECTS = [
+    "//evil.example/", "/\\evil.example", "\\/evil.example", "/\t/evil.example", "/\n/evil.example",
+    "/\r/evil.example", " //evil.example", "/ /evil.example", "/%2F/evil.example", "/%2f%2fevil.example",
+    "/%5Cevil.example", "/%09/evil.example", "https:evil.example", "https://evil.example/",
+    "http:/evil.example", "javascript:alert(1)", "java\tscript:alert(1)", "evil.example", "///evil.example",
+    "/\x00/evil.example", "/\u3000/evil.example", "\t", "", "@evil.example",
+]
+
+
+@pytest.mark.parametrize("target", OPEN_REDIRECTS)
+def test_signin_never_redirects_off_site(client: FlaskClient, target: str) -> None:
+    """Issue 12.2: /signin?next=/%09/evil.com redirected to //evil.com."""
+    signup(client)
+    post(client, "/signout", {}, page="/signin")
+    response = post(client, "/signin", {"email": "ann@example.org", "password": PASSWORD, "next": target})
+    assert response.status_code == 302
+    assert response.headers["Location"] in ("/", "http://othermail.test/")
+
+
+@pytest.mark.parametrize("target", ["/aliases/", "/aliases/?page=2", "/messages/7#top", "/account/tokens"])
+def test_signin_returns_to_a_page_of_this_site(client: FlaskClient, target: str) -> None:
+    signup(client)
+    post(client, "/signout", {}, page="/signin")
+    response = post(client, "/signin", {"email": "ann@example.org", "password": PASSWORD, "next": target})
+    assert response.headers["Location"] in (target, "http://othermail.test" + target)
+
+
+def test_the_signin_link_of_a_protected_page_carries_its_path(client: FlaskClient) -> None:
+    response = client.get("/account/")
+    assert response.status_code == 302 and "next=/account/" in unquote(response.headers["Location"])
