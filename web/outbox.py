@@ -56,7 +56,7 @@ def message(key: str):  # type: ignore[no-untyped-def]
         shown = service.detail(maildir, key)
     except (KeyError, OSError):
         abort(404)  # removed meanwhile
-    return render_template("outbox/message.html", message=shown)
+    return render_template("outbox/message.html", message=shown, linked=service.linked)
 
 
 @bp.get("/<key>/raw")

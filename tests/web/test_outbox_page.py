@@ -256,3 +256,20 @@ def test_a_huge_page_number_is_the_last_page_not_a_500(app: Flask, client: Flask
     deliver(app, PLAIN, "home@real.example")
     for number in ("9223372036854775807", "9" * 40, "-" + "9" * 20):
         assert "Parcel 1" in page(client, f"{BASE}?page={number}")
+
+
+def test_links_in_a_message_are_clickable_http_only_and_escaped(app: Flask, client: FlaskClient) -> None:
+    """Issue 12.24: the verification link in Admin -> Outbox could not be clicked."""
+    admin(app, client)
+    body = ("Open https://othermail.test/destinations/verify/abc.def-ghi_jkl?x=1&y=2.\n"
+            "Not these: javascript:alert(1) data:text/html,hi ftp://files.example/x\n"
+            'Nor this one\'s payload: http://evil.example/"><script>alert(2)</script>\n')
+    raw = f"From: noreply@othermail.example\r\nSubject: Links\r\n\r\n{body}".encode()
+    html = page(client, BASE + deliver(app, raw, "me@real.example"))
+    anchors = re.findall(r"<a [^>]*>", html.split('<pre class="outbox-body">', 1)[1].split("</pre>", 1)[0])
+    assert anchors == [
+        '<a href="https://othermail.test/destinations/verify/abc.def-ghi_jkl?x=1&amp;y=2" rel="noopener noreferrer">',
+        '<a href="http://evil.example/" rel="noopener noreferrer">',
+    ]
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html and "<script>" not in html
+    assert "javascript:alert(1)" in html and "ftp://files.example/x" in html  # shown, not linked

@@ -18,6 +18,8 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from pathlib import Path
 
+from markupsafe import Markup, escape
+
 PER_PAGE = 50
 #: A Maildir key (``1700000000.M123P456Q7.host``): the only text a key in a URL may hold.
 KEY = re.compile(r"[A-Za-z0-9._,:=-]+")
@@ -29,6 +31,9 @@ SUMMARY = ("Delivered-To", "From", "To", "Subject", "Date")
 _FOLD = re.compile(r"\r?\n[ \t]*")
 _BLANK = re.compile(rb"\r?\n\r?\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: A link the message view makes clickable: http(s) only, up to a space, a quote or an angle bracket.
+_LINK = re.compile(r"\bhttps?://[^\s<>\"'`]+", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}"
 
 
 class NoOutbox(Exception):
@@ -151,6 +156,23 @@ def text(value: object) -> str:
 def visible(value: str) -> str:
     """Multi-line text fit for a page: line breaks and tabs kept, other control characters replaced."""
     return _CONTROL.sub("\ufffd", value)
+
+
+def linked(value: str) -> Markup:
+    """``value`` escaped, its http(s) links made clickable (``rel="noopener noreferrer"``): the
+    service's own mails (a verification link) can be followed from the outbox. Nothing else in the
+    text becomes markup; a link ends before a quote or an angle bracket, and loses trailing
+    punctuation (``... this link.``)."""
+    parts: list[str] = []
+    last = 0
+    for match in _LINK.finditer(value):
+        url = match.group(0).rstrip(_TRAILING)
+        end = match.start() + len(url)
+        parts.append(str(escape(value[last:match.start()])))
+        parts.append(f'<a href="{escape(url)}" rel="noopener noreferrer">{escape(url)}</a>')
+        last = end
+    parts.append(str(escape(value[last:])))
+    return Markup("".join(parts))
 
 
 def header(message: Message | None, name: str) -> str:
