@@ -83,7 +83,7 @@ def index():  # type: ignore[no-untyped-def]
     verified = sum(1 for d in destinations if d.is_verified)
     return render_template(
         "dashboard/index.html",
-        live=alias_service.live_count(db, user), cap=int(current_app.config.get("MAX_LIVE_ALIASES", 200)),
+        forwarding=alias_service.forwarding_count(db, user), live=alias_service.live_count(db, user), cap=int(current_app.config.get("MAX_LIVE_ALIASES", 200)),
         verified=verified, unverified=len(destinations) - verified,
         paused=destination_service.paused(destinations),
         forwarded=sum(d.forwarded for d in days), blocked=sum(d.blocked for d in days),

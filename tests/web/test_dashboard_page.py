@@ -44,6 +44,12 @@ def card(page: str, name: str) -> list[str]:
     return re.sub(r"<[^>]+>", " ", match.group(1)).split()
 
 
+def count(page: str, name: str) -> int:
+    match = re.search(rf'data-count="{name}">.*?<strong[^>]*>(\d+)</strong>', page, re.S)
+    assert match, name
+    return int(match.group(1))
+
+
 def test_the_dashboard_needs_a_session(client: FlaskClient) -> None:
     response = client.get("/dashboard")
     assert response.status_code == 302 and "/signin" in response.headers["Location"]
@@ -62,7 +68,7 @@ def test_an_empty_dashboard_has_thirty_empty_days_and_the_new_alias_button(clien
     assert response.status_code == 200
     assert page.count('<g class="day">') == 30
     assert len(re.findall(r'<rect class="forwarded"[^>]* height="0.0"', page)) == 30
-    assert card(page, "live")[2] == "0" and card(page, "forwarded") == ["Forwarded,", "30", "days", "0"]
+    assert count(page, "live") == 0 and count(page, "forwarded") == 0
     assert re.search(r'<form class="inline one-click" method="post" action="/aliases/new">', page)
     assert "No verified destination yet" in page and "No mail yet." in page
 
@@ -76,9 +82,9 @@ def test_seeded_counts_chart_and_activity(app: Flask, client: FlaskClient) -> No
     response = client.get("/dashboard")
     page = response.get_data(as_text=True)
 
-    assert card(page, "live") == ["Live", "aliases", "1", "of", "200"]
+    assert count(page, "live") == 1 and "of 1 kept (at most 200)" in " ".join(card(page, "live"))
     assert card(page, "destinations") == ["Destinations", "1", "verified,", "1", "unverified"]
-    assert card(page, "forwarded")[-1] == "5" and card(page, "blocked")[-1] == "1"
+    assert count(page, "forwarded") == 5 and count(page, "blocked") == 1
 
     svg = re.search(r"<svg class=\"chart\".*?</svg>", page, re.S)
     assert svg
@@ -109,7 +115,7 @@ def test_the_new_alias_button_creates_one(app: Flask, client: FlaskClient) -> No
     response = post(client, "/aliases/new", {}, page="/dashboard")
     assert response.status_code == 302 and re.search(r"/aliases/\d+$", response.headers["Location"])
     page = client.get("/dashboard").get_data(as_text=True)
-    assert card(page, "live")[2] == "2"
+    assert count(page, "live") == 2
 
 
 def test_a_paused_destination_puts_a_warning_on_the_dashboard(app: Flask, client: FlaskClient) -> None:
@@ -128,3 +134,54 @@ def test_a_paused_destination_puts_a_warning_on_the_dashboard(app: Flask, client
     assert warning, page
     assert f'href="/destinations/{home_id}">home-shop@real.example</a>' in warning.group(1)
     assert 'href="/destinations/">resume it</a>' in warning.group(1)
+
+
+def test_live_aliases_count_only_those_that_forward_now_and_the_counters_say_what_they_count(
+        app: Flask, client: FlaskClient) -> None:
+    """Issue 12.23: "Live aliases" counted expired and switched-off aliases; "Delivered" and
+    "Forwarded" could not be told apart."""
+    assert signup(client, "ann@example.org").status_code == 302
+    now = utcnow()
+    with app.app_context():
+        from web.db import session
+
+        db = session()
+        user = db.scalars(select(User).where(User.email == "ann@example.org")).one()
+        home = Destination(user_id=user.id, email="home@real.example", verified_at=now)
+        paused = Destination(user_id=user.id, email="paused@real.example", verified_at=now, paused_at=now)
+        unverified = Destination(user_id=user.id, email="new@real.example")
+        aliases = {
+            "active": (True, None, None, [home]),
+            "both": (True, None, None, [home, paused]),
+            "off": (False, None, None, [home]),
+            "expired": (True, now - timedelta(hours=1), None, [home]),
+            "used-up": (True, None, 1, [home]),
+            "paused-only": (True, None, None, [paused]),
+            "unverified-only": (True, None, None, [unverified]),
+        }
+        for local, (enabled, expires_at, max_messages, targets) in aliases.items():
+            alias = Alias(address=f"{local}@othermail.example", user_id=user.id, enabled=enabled,
+                          expires_at=expires_at, max_messages=max_messages, message_count=max_messages or 0)
+            alias.destinations.extend(targets)
+            db.add(alias)
+        db.add(Alias(address="gone@othermail.example", user_id=user.id, deleted_at=now, enabled=False))
+        db.commit()
+        shop = db.scalars(select(Alias).where(Alias.address == "active@othermail.example")).one()
+        shop.message_count = 1
+        shop.forwarded_count = 1
+        db.add(Delivery(inbound_message_id="m1", recipient=shop.address, alias_id=shop.id, destination_id=home.id,
+                        destination_key=home.id, outcome="forwarded", reason="ok", created_at=now))
+        db.commit()
+        shop_id = shop.id
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert count(page, "live") == 2  # "active" and "both": on, not expired, a destination that takes mail
+    live = " ".join(card(page, "live"))
+    assert live.startswith("Forwarding aliases 2") and "of 7 kept (at most 200)" in live
+    forwarded = " ".join(card(page, "forwarded"))
+    assert forwarded.startswith("Copies forwarded, 30 days 1") and "one per destination" in forwarded
+
+    detail = client.get(f"/aliases/{shop_id}").get_data(as_text=True)
+    assert "Delivered" not in detail
+    assert "Accepted" in detail and "count toward the message limit" in detail
+    assert "Copies forwarded" in detail and "one per destination" in detail
+    assert "Delivered" not in client.get("/aliases/").get_data(as_text=True)

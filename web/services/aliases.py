@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from forwarder import accounts
 from forwarder.core.decide import expiry
@@ -111,9 +111,27 @@ def check_extension(duration: timedelta | None, idle_days: int | None, extra_mes
 
 
 def live_count(db: Session, user: User) -> int:
+    """The user's aliases that are not deleted (expired and switched-off ones included): what the
+    account's alias cap counts."""
     return db.scalar(
         select(func.count()).select_from(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None))
     ) or 0
+
+
+def forwarding_count(db: Session, user: User, now: datetime | None = None) -> int:
+    """The user's aliases that would forward a message now: switched on, not expired, on a domain
+    that serves mail, with at least one verified destination that is not paused."""
+    now = now or utcnow()
+    own = set(current_app.config["SETTINGS"].domains) | set(domains.serving_names(db, user))
+    candidates = db.scalars(
+        select(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None), Alias.enabled.is_(True))
+        .options(selectinload(Alias.destinations))
+    )
+    return sum(
+        1 for alias in candidates
+        if status(alias, now).state == "active" and alias.address.rpartition("@")[2] in own
+        and any(d.is_verified and not d.is_paused for d in alias.destinations)
+    )
 
 
 
