@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import re
 from dataclasses import dataclass
 
+from forwarder.core.address_parser import AddressPairs, read_address_pairs
 from forwarder.core.text import clean_text, encode_phrase
 
 MAX_NAME = 64
@@ -66,11 +66,9 @@ def is_valid_address(address: str) -> bool:
     return _ADDRESS.fullmatch(address) is not None
 
 
-def _pairs(text: str) -> list[tuple[str, str]]:
-    try:
-        return email.utils.getaddresses([text])
-    except (IndexError, ValueError, TypeError):
-        return []
+@functools.lru_cache(maxsize=256)
+def _pairs(text: str) -> AddressPairs:
+    return read_address_pairs(text)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -79,15 +77,17 @@ def parse_address_list(text: str) -> tuple[Mailbox, ...]:
 
     Results are cached: the rewrite and the validator read the same To and Cc fields.
 
-    ``email.utils.getaddresses`` is lenient on older Python releases and strict on newer ones (it
-    returns ``('', '')`` for input it refuses): both are handled, so the result does not depend on
-    the interpreter's patch level. Non-ASCII addresses are kept (the caller decides).
+    Lists not in one of the common shapes are read by ``address_parser``, which reads them as
+    the standard library's lenient ``email.utils.getaddresses`` does, but with loops only: a list
+    of any depth or length is read in linear time and never reaches a recursion limit, and the
+    result does not depend on the interpreter's patch level. Non-ASCII addresses are kept (the
+    caller decides). This is the reader to use on any address header a sender wrote.
     """
     fast = _fast_list(text)
     if fast is not None:
         return fast
     out = []
-    for name, addr in _pairs(text):
+    for name, addr in _pairs(text).pairs:
         addr = addr.strip()
         local, at, domain = addr.rpartition("@")
         if at and local and domain and not any(ch.isspace() for ch in addr):
@@ -97,12 +97,18 @@ def parse_address_list(text: str) -> tuple[Mailbox, ...]:
 
 @functools.lru_cache(maxsize=2048)
 def strict_address_list(text: str) -> tuple[Mailbox, ...] | None:
-    """The mailboxes of an address list, or None when any part of it is not a valid address."""
+    """The mailboxes of an address list, or None when any part of it is not a valid address.
+
+    A list nested deeper or longer than ``address_parser`` reads in full is not valid either.
+    """
     fast = _fast_list(text)
     if fast is not None:
         return fast
+    found = _pairs(text)
+    if not found.complete:
+        return None
     boxes: list[Mailbox] = []
-    for name, addr in _pairs(text):
+    for name, addr in found.pairs:
         addr = addr.strip()
         if not addr:
             continue
@@ -119,7 +125,8 @@ def parse_mailbox(text: str) -> Mailbox | None:
     found = parse_address_list(text)
     if found:
         return found[0]
-    name, addr = email.utils.parseaddr(text)
+    pairs = _pairs(text).pairs
+    name, addr = pairs[0] if pairs else ("", "")
     if addr and "@" in addr:
         return Mailbox(clean_text(name), addr.strip())
     return None

@@ -226,3 +226,45 @@ def test_bugs_module_builds_real_encoded_words() -> None:
     # guards the regular expression above against matching nothing
     assert _WORD.findall(encode_phrase("é")) == [encode_phrase("é")]
     assert base64.b64decode(_WORD.findall(encode_phrase("é"))[0][10:-2]) == "é".encode()
+
+
+# --- 11. Issue 12.17: no input may reach a recursion limit ----------------------------------------
+#
+# Input: address fields with thousands of nested comments (or nested groups, or unclosed
+# parentheses), and a To of thousands of encoded words. Expected: forwarded (a field with no valid
+# form is renamed X-Original-* by rule 10), never an exception. Actual: the standard library's
+# address parser (email.utils.getaddresses) recursed once per parenthesis: RecursionError, which
+# the pipeline recorded as "internal error while reading: RecursionError".
+
+NESTED = b"(" * 5_000 + b"x" + b")" * 5_000
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From: " + NESTED + b" <a@example.com>\r\nSubject: s\r\n\r\nbody",
+        b"From: a <a@example.com> " + NESTED + b"\r\nSubject: s\r\n\r\nbody",
+        b"From: " + NESTED + b" a@example.com\r\nSubject: s\r\n\r\nbody",
+        b"From: " + NESTED + b"\r\nSubject: s\r\n\r\nbody",
+        b"From: a@example.com\r\nTo: " + NESTED + b" <b@example.com>\r\n\r\nbody",
+        b"From: a@example.com\r\nCc: b@example.com " + NESTED + b"\r\n\r\nbody",
+        b"From: a@example.com\r\nReply-To: " + NESTED + b" <b@example.com>\r\n\r\nbody",
+        b"From: a@example.com\r\nSender: " + NESTED + b" <b@example.com>\r\n\r\nbody",
+        b"From: a@example.com\r\nResent-From: " + NESTED + b" <b@example.com>\r\n\r\nbody",
+        b"From: a@example.com\r\nTo: " + b"(" * 20_000 + b"b@example.com\r\n\r\nbody",
+        b"From: a@example.com\r\nTo: " + b"g: " * 5_000 + b"b@example.com" + b";" * 5_000 + b"\r\n\r\nbody",
+        b"From: a@example.com\r\nTo: " + b" ".join([b"=?utf-8?q?a?="] * 5_000) + b" <b@example.com>\r\n\r\nbody",
+        b"From: a@example.com\r\nTo: " + b", ".join([b"=?utf-8?b?QUJD?= (c) <b@example.com>"] * 3_000) + b"\r\n\r\nb",
+    ],
+    ids=["from-before", "from-after", "from-bare", "from-only-comment", "to", "cc", "reply-to", "sender",
+         "resent-from", "to-unclosed", "to-nested-groups", "to-encoded-words", "to-many-named"],
+)
+def test_deeply_nested_or_huge_address_fields_are_forwarded(raw: bytes) -> None:
+    result = run(raw)
+    assert result.outcome is Outcome.FORWARDED, result.reason
+    assert result.outgoing is not None and validate_bytes(result.outgoing.as_bytes()) == []
+
+
+def test_sender_behind_deeply_nested_comments_is_still_read() -> None:
+    prepared = prepare(b"From: " + NESTED + b" a@example.com\r\nSubject: s\r\n\r\nbody")
+    assert prepared.sender == "a@example.com"
