@@ -17,8 +17,14 @@ become a :class:`FeedbackJob` when they report bounces or complaints (parsed by
 Skipped with a named reason (and logged): SNS subscription confirmations (never confirmed
 automatically) and the sending-side events that are not feedback (Delivery, Send, Reject,
 DeliveryDelay..., reasons in ``forwarder.feedback.IGNORED_TYPES``). Anything else raises
-:class:`InvalidEvent`; the Lambda handler logs such an event whole under the reason
-``invalid-event`` (a retry could not help it).
+:class:`InvalidEvent`; the Lambda handler logs such an event under the reason ``invalid-event`` (a
+retry could not help it), as :func:`describe_event` renders it: without message content, cut to
+:data:`INVALID_EVENT_LOG_CHARS`.
+
+Where a job's object is, an event names (an S3 event, an S3 action's notification): the runtime
+reads it only from the configured bucket under the configured prefix (:func:`outside_mail_bucket`,
+issue 12.26). Anyone who can invoke the function, or publish to a topic it reads, could otherwise
+make it read, forward and record any object its role can reach.
 """
 
 from __future__ import annotations
@@ -66,6 +72,67 @@ class FeedbackJob:
 
 
 Item = Job | Skipped | FeedbackJob
+
+#: How much of an invalid event is logged (after :func:`describe_event` removed message content).
+INVALID_EVENT_LOG_CHARS = 500
+#: Members that hold message content or addresses, removed from a logged event at any depth.
+_CONTENT_KEYS = frozenset({
+    "headers", "commonheaders", "content", "subject", "from", "to", "cc", "bcc", "replyto", "returnpath",
+    "sender", "source", "destination", "recipients", "date",
+})
+#: Members whose string value may itself be JSON (SNS Message, SQS body): redacted inside too.
+_NESTED_JSON_KEYS = frozenset({"message", "body"})
+
+
+def outside_mail_bucket(job: Job, bucket: str, prefix: str) -> Skipped | None:
+    """A skip when ``job`` would read an object outside ``s3://bucket/prefix``, else None.
+
+    A job carrying its message (an SNS action's inline copy) reads nothing and passes.
+    """
+    if job.content is not None:
+        return None
+    key = job.key or ""
+    if bucket and job.bucket == bucket and key.startswith(prefix):
+        return None
+    where = f"s3://{job.bucket}/{key}"
+    return Skipped("object-outside-bucket",
+                   f"{where[:200]} is not under s3://{bucket}/{prefix}: not read")
+
+
+def _redacted(value: Any, depth: int = 0) -> Any:
+    if depth > 20:
+        return "[deeper]"
+    if isinstance(value, dict):
+        result = {}
+        for name, item in value.items():
+            lowered = str(name).lower()
+            if lowered in _CONTENT_KEYS:
+                result[name] = "[removed]"
+            elif lowered in _NESTED_JSON_KEYS and isinstance(item, str):
+                try:
+                    result[name] = _redacted(json.loads(item), depth + 1)
+                except ValueError:
+                    result[name] = f"[{len(item)} characters removed]"
+            else:
+                result[name] = _redacted(item, depth + 1)
+        return result
+    if isinstance(value, list):
+        return [_redacted(item, depth + 1) for item in value]
+    if isinstance(value, str) and len(value) > 100:
+        return value[:100] + "..."
+    return value
+
+
+def describe_event(event: Any, limit: int = INVALID_EVENT_LOG_CHARS) -> str:
+    """``event`` as JSON for a log line: headers, content, subjects and addresses removed (also
+    inside an SNS Message or SQS body that is JSON), cut to ``limit`` characters."""
+    if isinstance(event, (bytes, bytearray)):
+        return "<bytes>"
+    try:
+        text = json.dumps(_redacted(event), default=lambda o: f"<{type(o).__name__}>", sort_keys=True)
+    except (TypeError, ValueError, RecursionError):
+        text = f"<{type(event).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _verdict(receipt: dict[str, Any], name: str) -> str:

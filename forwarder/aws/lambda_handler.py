@@ -22,7 +22,6 @@ invocation's count of every outcome, as metrics of the ``Othermail`` namespace (
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections import Counter
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from forwarder.aws.events import FeedbackJob, Job, Skipped, parse_event
+from forwarder.aws.events import FeedbackJob, Job, Skipped, describe_event, outside_mail_bucket, parse_event
 from forwarder.aws.secrets import environ_with_secrets
 from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
 from forwarder.core.message import split_message
@@ -132,14 +131,19 @@ class LambdaRuntime:
         """Process every record; retryable trouble raises, an event nobody can process is logged.
 
         An event that is not one of the accepted shapes cannot succeed on a retry, so it is not
-        raised: it is logged whole (async Lambda events are at most 256 KB) under the named reason
-        ``invalid-event``, which loses nothing and keeps the dead-letter queue for real failures.
+        raised: it is logged under the named reason ``invalid-event``, without message content and
+        cut short (:func:`forwarder.aws.events.describe_event`), which keeps the dead-letter queue
+        for real failures. A job whose object is outside the configured bucket and prefix is
+        skipped as ``object-outside-bucket``, unread.
         """
+        bucket, prefix = self.settings.s3_bucket, self.settings.s3_prefix
         try:
-            items = parse_event(event, bucket=self.settings.s3_bucket, prefix=self.settings.s3_prefix)
+            items = parse_event(event, bucket=bucket, prefix=prefix)
         except InvalidEvent as exc:
-            self.outcome_log.skipped("invalid-event", f"{exc}: {json.dumps(event, default=str)[:262144]}")
+            self.outcome_log.skipped("invalid-event", f"{str(exc)[:200]}: {describe_event(event)}")
             return {"records": 0, "outcomes": {"skipped:invalid-event": 1}}
+        items = [(outside_mail_bucket(item, bucket, prefix) or item) if isinstance(item, Job) else item
+                 for item in items]
         outcomes: Counter[str] = Counter()
         repairs: Counter[str] = Counter()
         for item in items:
@@ -185,7 +189,7 @@ class LambdaRuntime:
                 self.outcome_log.skipped("no-recipient", f"no address on {', '.join(self.settings.domains)} in {job.key}")
                 return []
         # kept in the mail bucket (not an SNS action's inline copy): downloadable and releasable
-        kept = job.content is None and job.bucket in (None, self.settings.s3_bucket)
+        kept = job.content is None
         inbound = Inbound(job.message_id, recipients, verdicts, job.mail_from, job.received_at,
                           raw_key=job.key if kept else None)
         return self.forwarder.process(raw, inbound)

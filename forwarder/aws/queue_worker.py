@@ -162,7 +162,8 @@ class QueueWorker:
         try:
             event = json.loads(body)
         except (TypeError, ValueError):
-            detail = f"queue message {message.get('MessageId')}: body is not JSON: {str(body)[:262144]}"
+            # not logged: it may be a raw message (issue 12.26)
+            detail = f"queue message {str(message.get('MessageId'))[:100]}: body is not JSON ({len(str(body))} characters)"
             self.runtime.outcome_log.skipped("invalid-queue-message", detail)
             result.outcomes["skipped:invalid-queue-message"] += 1
             return True
