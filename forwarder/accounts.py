@@ -98,6 +98,14 @@ def ensure_destination(session: Session, user: User, email: str, verified_at: da
     return destination
 
 
+def verified_destinations(session: Session, user: User) -> list[Destination]:
+    """Where an alias created without a choice forwards: every verified destination of ``user``."""
+    return list(session.scalars(
+        select(Destination).where(Destination.user_id == user.id, Destination.verified_at.is_not(None))
+        .order_by(Destination.id)
+    ))
+
+
 def create_alias(
     session: Session,
     user: User,

@@ -157,14 +157,10 @@ def new():  # type: ignore[no-untyped-def]
         return _new_page()
     form, db = request.form, session()
     try:
-        verified = _verified()
-        if not verified:
-            raise ServiceError("no_destination", "Add a destination and open the link we send it first: "
-                                                 "mail is only forwarded to verified addresses.")
         custom = bool(form.get("custom"))
         alias = service.create(
             db, signed_in_user(),
-            destination_ids=_destination_ids() if custom else [d.id for d in verified],
+            destination_ids=_destination_ids() if custom else None,  # one click: every verified destination
             domain=form.get("domain") or None, local_part=form.get("local_part", "").strip() or None,
             label=form.get("label", ""), note=form.get("note", ""), duration=_duration(),
             idle_days=_number("idle_days"), max_messages=_number("max_messages"),

@@ -247,8 +247,36 @@ def test_create_generated_and_custom_aliases(client: FlaskClient, ann: Account) 
     assert taken.status_code == 409 and error_of(taken) == "taken"
 
 
+def test_an_empty_body_creates_an_alias_to_every_verified_destination(app: Flask, client: FlaskClient,
+                                                                      ann: Account) -> None:
+    """Issue 12.27: ``POST /api/v1/aliases`` with ``{}`` answered 400 "destination_ids is required",
+    while the web app's one-click button forwards to the user's verified destinations."""
+    with app.app_context():
+        db = app.extensions["othermail.sessions"]()
+        second = Destination(user_id=ann.user_id, email="second@real.example", verified_at=utcnow())
+        db.add(second)
+        db.commit()
+        second_id = second.id
+        db.close()
+    response = client.post("/api/v1/aliases", json={}, headers=ann.write)
+    assert response.status_code == 201, response.get_json()
+    created = response.get_json()
+    assert created["destination_ids"] == sorted([ann.destination_id, second_id])  # not the unverified one
+    assert created["address"].endswith("@othermail.example") and created["status"] == "active"
+    labelled = client.post("/api/v1/aliases", json={"label": "shop"}, headers=ann.write)
+    assert labelled.status_code == 201 and labelled.get_json()["label"] == "shop"
+
+
+def test_an_empty_body_without_a_verified_destination_is_a_clear_400(app: Flask, client: FlaskClient,
+                                                                     ann: Account) -> None:
+    change(app, Destination, ann.destination_id, verified_at=None)
+    response = client.post("/api/v1/aliases", json={}, headers=ann.write)
+    assert response.status_code == 400 and error_of(response) == "no_destination"
+    assert "verified destination" in response.get_json()["error"]["message"]
+    assert query(app, select(Alias)) == []
+
+
 @pytest.mark.parametrize(("payload", "code"), [
-    ({}, "invalid_request"),
     ({"destination_ids": []}, "invalid_request"),
     ({"destination_ids": ["1"]}, "invalid_request"),
     ({"destination_ids": [True]}, "invalid_request"),

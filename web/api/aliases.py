@@ -72,12 +72,9 @@ def aliases_list():  # type: ignore[no-untyped-def]
 @bp.post("/aliases")
 def aliases_create():  # type: ignore[no-untyped-def]
     data = body(CREATE_FIELDS)
-    destination_ids = id_list(data, "destination_ids")
-    if destination_ids is None:
-        raise invalid("destination_ids is required.")
     alias = service.create(
         session(), user(),
-        destination_ids=destination_ids,
+        destination_ids=id_list(data, "destination_ids"),  # absent: every verified destination
         domain=string(data, "domain", DOMAIN_MAX, nullable=True) or None,
         local_part=string(data, "local_part", LOCAL_PART_MAX, nullable=True) or None,
         label=string(data, "label", LABEL_MAX, nullable=True) or "",

@@ -120,14 +120,16 @@ SCHEMAS: dict[str, Schema] = {
                        "total": {"type": "integer", "minimum": 0}},
     },
     "AliasCreate": {
-        "type": "object", "required": ["destination_ids"], "additionalProperties": False,
+        "type": "object", "additionalProperties": False,
+        "description": "Every field is optional: {} creates a generated address on the service's first domain, "
+                       "forwarding to every verified destination of the caller (400 no_destination without one).",
         "properties": {
             "local_part": {"type": ["string", "null"], "maxLength": views.LOCAL_PART_MAX,
                            "description": "Omit (or null) for a generated one."},
             "domain": {"type": ["string", "null"], "maxLength": views.DOMAIN_MAX,
                        "description": "One of the service's alias domains, or a verified domain of "
                                       "the caller's (/domains); omit for the service's first."},
-            "destination_ids": {**IDS, "description": "Verified destinations of the caller."},
+            "destination_ids": {**IDS, "description": "Verified destinations of the caller; omit for all of them."},
             "label": LABEL, "note": NOTE,
             "expires_in_hours": HOURS, "idle_days": IDLE,
             "max_messages": {**MESSAGES, "description": "Expire after this many messages."},

@@ -94,6 +94,18 @@ def _destinations(db: Session, user: User, ids: list[int]) -> list[Destination]:
     return found
 
 
+def default_destination_ids(db: Session, user: User) -> list[int]:
+    """Where an alias created without a choice forwards (the one-click button, the API and the CLI
+    without destinations): every verified destination of the user."""
+    ids = list(db.scalars(select(Destination.id).where(Destination.user_id == user.id,
+                                                       Destination.verified_at.is_not(None))
+                          .order_by(Destination.id)))
+    if not ids:
+        raise ServiceError("no_destination", "You have no verified destination yet: add one and open the link "
+                                             "we send it first; mail is only forwarded to verified addresses.")
+    return ids
+
+
 def _check_limits(duration: timedelta | None, idle_days: int | None, max_messages: int | None, expired_action: str) -> None:
     if duration is not None and not MIN_DURATION <= duration <= MAX_DURATION:
         raise ServiceError("invalid_expiry", "An alias can last from one hour to a year.")
@@ -146,7 +158,7 @@ def create(
     db: Session,
     user: User,
     *,
-    destination_ids: list[int],
+    destination_ids: list[int] | None = None,
     domain: str | None = None,
     local_part: str | None = None,
     label: str = "",
@@ -168,6 +180,8 @@ def create(
     wait = ratelimit.hit("alias-create", str(user.id))
     if wait is not None:
         raise ServiceError("rate_limited", f"Too many new aliases; try again in {wait // 60 + 1} minutes.", 429, wait)
+    if destination_ids is None:
+        destination_ids = default_destination_ids(db, user)
     targets = _destinations(db, user, destination_ids)
     try:
         alias = accounts.create_alias(
