@@ -11,6 +11,7 @@
     ├── InvalidEvent             the event is not one this service understands
     │   └── InvalidFeedback      an SES bounce or complaint notification is malformed
     └── SettingsError            the configuration is wrong; fix it and restart
+        └── AddressInUse         a port to listen on is taken by another process
 """
 
 from __future__ import annotations
@@ -64,3 +65,13 @@ class InvalidFeedback(InvalidEvent):
 
 class SettingsError(OthermailError):
     hint = "see the configuration table in README.md"
+
+
+class AddressInUse(SettingsError):
+    """``service`` (``smtp`` or ``web``) cannot listen on ``host:port``: another process does."""
+
+    hint = "stop the process listening there, or choose another port"
+
+    def __init__(self, service: str, host: str, port: int) -> None:
+        super().__init__(f"{host}:{port} is in use")
+        self.service, self.host, self.port = service, host, port

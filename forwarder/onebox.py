@@ -41,6 +41,22 @@ class Started:
     recovered: int = 0
 
 
+def _trusted_hosts(public_url: str, host: str) -> list[str] | None:
+    """The Host values the one box's web app answers: the public URL's name, the address it
+    listens on and the loopback names; None (any) when it listens on every address with no public
+    URL set, as nothing then says which names reach it. Mailed links never use the Host anyway."""
+    from web.links import LOOPBACK_NAMES, trusted_hosts
+
+    everywhere = host in ("0.0.0.0", "::", "")
+    if not public_url and everywhere:
+        return None
+    names = trusted_hosts(public_url) if public_url else []
+    for name in (host, *LOOPBACK_NAMES):
+        if name not in names and ":" not in name and not (everywhere and name == host):
+            names.append(name)
+    return names
+
+
 class OneBox:
     def __init__(self, settings: Settings, *, web_port: int | None = 8000, smtp_port: int | None = None,
                  host: str | None = None, sender: Sender | None = None, workers: int = 4) -> None:
@@ -148,9 +164,12 @@ class OneBox:
 
         served = OpsEndpoints(app, health=self.health, metrics=self.metrics_text, token=self.settings.metrics_token)
         self._web = make_server(self.host, self.web_port or 0, served, threaded=True)
+        url = f"http://{self.host}:{self._web.server_port}"
+        app.config["PUBLIC_URL"] = url  # the mailed links' address when OTHERMAIL_PUBLIC_URL is unset (web/links.py)
+        app.config["TRUSTED_HOSTS"] = _trusted_hosts(self.settings.public_url, self.host)
         self._web_thread = threading.Thread(target=self._web.serve_forever, name="web", daemon=True)
         self._web_thread.start()
-        return f"http://{self.host}:{self._web.server_port}"
+        return url
 
     def health(self) -> dict[str, Any]:
         """What ``/healthz`` answers: each part ``ok`` or what is wrong (no message, no URL)."""

@@ -59,6 +59,30 @@ def _public_url(value: str) -> str:
     return url
 
 
+def _database_url(value: str) -> str:
+    """``value`` unchanged once SQLAlchemy parses it and has its dialect and driver (nothing
+    connects); the error names the variable and never shows the password."""
+    if not value:
+        return value
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    name = f"{PREFIX}DATABASE_URL"
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):
+        raise SettingsError(f"{name} cannot be parsed as an SQLAlchemy URL "
+                            "(dialect+driver://user:password@host/database)") from None
+    try:
+        url.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        raise SettingsError(f"{name}: SQLAlchemy has no database dialect or driver named {url.drivername!r}") from None
+    except ImportError as exc:
+        raise SettingsError(f"{name}: the driver of {url.drivername!r} is not installed ({exc.name or exc}); "
+                            "pip install 'othermail[postgres]' or 'othermail[mysql]'") from None
+    return value
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = (env.get(PREFIX + name) or default).strip().lower()
     if value not in choices:
@@ -162,7 +186,7 @@ class Settings:
         prefix = env.get(PREFIX + "S3_PREFIX", "inbound/")
         return cls(
             data_dir=data_dir,
-            database_url=env.get(PREFIX + "DATABASE_URL", ""),
+            database_url=_database_url(env.get(PREFIX + "DATABASE_URL", "")),
             domains=domains,
             ses_api=_choice(env, "SES_API", "v2", ("v2", "v1")),
             aws_region=env.get(PREFIX + "AWS_REGION") or env.get("AWS_REGION") or "us-east-1",

@@ -6,6 +6,7 @@ import click
 
 from forwarder.accounts import AccountError, create_alias, ensure_destination, ensure_user, parse_duration
 from forwarder.cli.context import CliContext
+from forwarder.cli.params import ADDRESS
 
 
 @click.group()
@@ -14,8 +15,8 @@ def alias() -> None:
 
 
 @alias.command("create")
-@click.option("--owner", required=True, help="The owner's account email (created when missing).")
-@click.option("--destination", "destinations", required=True, multiple=True,
+@click.option("--owner", required=True, type=ADDRESS, help="The owner's account email (created when missing).")
+@click.option("--destination", "destinations", required=True, multiple=True, type=ADDRESS,
               help="A real mailbox to forward to; repeat for several. Counts as verified.")
 @click.option("--domain", help="One of OTHERMAIL_DOMAINS; the first by default.")
 @click.option("--local-part", help="A custom local part instead of a generated one.")

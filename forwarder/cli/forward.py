@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from forwarder.cli.context import CliContext
+from forwarder.cli.params import ADDRESS
 from forwarder.core.envelope import verdicts_from_headers
 from forwarder.core.message import split_message
 from forwarder.pipeline import Forwarder, Inbound
@@ -33,7 +34,7 @@ def message_id_for(raw: bytes) -> str:
 
 
 @click.command()
-@click.option("--recipient", required=True, help="The alias address the files were sent to.")
+@click.option("--recipient", required=True, type=ADDRESS, help="The alias address the files were sent to.")
 @click.option("--dry-run", is_flag=True, help="Resolve, decide and rewrite; send and record nothing.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write each outgoing message to DIR/<input file name>.")

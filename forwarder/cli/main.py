@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 
@@ -12,7 +15,48 @@ from forwarder.errors import OthermailError, SettingsError
 from forwarder.settings import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineError(click.ClickException):
+    """What every operator mistake becomes: ``Error: <what is wrong>`` on one line of standard
+    error, naming the option or variable, and a non-zero exit status (2 for usage errors)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(" ".join(message.split()))
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    try:
+        yield
+    except OneLineError:
+        raise
+    except click.UsageError as exc:
+        command = f" ({exc.ctx.command_path} -h for help)" if exc.ctx is not None else ""
+        raise OneLineError(exc.format_message() + command, exc.exit_code) from exc
+    except click.ClickException as exc:
+        raise OneLineError(exc.format_message(), exc.exit_code) from exc
+    except OthermailError as exc:
+        raise OneLineError(str(exc)) from exc
+
+
+class OthermailGroup(click.Group):
+    """Click prints usage errors on four lines and lets othermail's own errors through as
+    tracebacks; here both become :class:`OneLineError` (with CliRunner too, not only in ``main``)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        with _one_line():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line():
+            return super().invoke(ctx)
+
+
+@click.group(cls=OthermailGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log every outcome line to standard error.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
@@ -62,9 +106,9 @@ _register()
 
 def main() -> None:
     try:
-        cli(standalone_mode=True)
+        cli(prog_name="othermail", standalone_mode=True)
     except OthermailError as exc:  # pragma: no cover - click handles its own errors
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
 
 

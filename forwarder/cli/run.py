@@ -12,10 +12,12 @@ from dataclasses import replace
 import click
 
 from forwarder.cli.context import CliContext
+from forwarder.errors import AddressInUse
 from forwarder.settings import Settings
 
 
-def _serve(obj: CliContext, host: str | None, web_port: int | None, smtp_port: int, workers: int) -> None:
+def _serve(obj: CliContext, host: str | None, web_port: int | None, smtp_port: int, workers: int,
+           smtp_option: str) -> None:
     from forwarder.onebox import OneBox
 
     # One box delivers to the local outbox unless OTHERMAIL_SENDER says otherwise.
@@ -32,6 +34,10 @@ def _serve(obj: CliContext, host: str | None, web_port: int | None, smtp_port: i
     box = OneBox(settings, web_port=web_port, smtp_port=smtp_port, workers=workers)
     try:
         started = box.start()
+    except AddressInUse as exc:
+        box.stop(timeout=5)
+        option = f"OTHERMAIL_SMTP_PORT/{smtp_option}" if exc.service == "smtp" else "--web-port"
+        raise click.ClickException(f"{option}: {exc}") from None
     except BaseException:
         box.stop(timeout=5)
         raise
@@ -62,7 +68,7 @@ def _serve(obj: CliContext, host: str | None, web_port: int | None, smtp_port: i
 def run(obj: CliContext, host: str | None, web_port: int, smtp_port: int | None, workers: int) -> None:
     """Run everything on one box: web app, SMTP listener and forwarder."""
     port = obj.settings.smtp_port if smtp_port is None else smtp_port
-    _serve(obj, host, web_port, port, workers)
+    _serve(obj, host, web_port, port, workers, "--smtp-port")
 
 
 @click.command()
@@ -74,4 +80,4 @@ def run(obj: CliContext, host: str | None, web_port: int, smtp_port: int | None,
 def smtp(obj: CliContext, host: str | None, smtp_port: int | None, workers: int) -> None:
     """Run the SMTP listener and the forwarder, without the web app (for a systemd unit)."""
     port = obj.settings.smtp_port if smtp_port is None else smtp_port
-    _serve(obj, host, None, port, workers)
+    _serve(obj, host, None, port, workers, "--port")
