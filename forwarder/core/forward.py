@@ -103,22 +103,30 @@ def forward(
     decision = decide(alias, message.facts, verdicts, policy, now)
     if not decision.forwards or alias is None:
         return Result(decision)
-    return rewrite(message, alias.address, max_bytes)
+    return rewrite(message, alias.address, max_bytes, now=now)
 
 
-def assemble(message: Prepared, alias_address: str) -> tuple[Outgoing, list[str]]:
+def assemble(message: Prepared, alias_address: str, now: datetime | None = None) -> tuple[Outgoing, list[str]]:
     """The rewritten message for one alias, before validation: a new header block and the body
-    as a view of the input (nothing is copied), and the names of the repairs made."""
+    as a view of the input (nothing is copied), and the names of the repairs made.
+
+    ``now`` (the time of forwarding) dates a message that has no Date (rule 11 of ``headers``).
+    """
     split = message.split
-    headers = rewrite_headers(split, message.origin, alias_address)
+    headers = rewrite_headers(split, message.origin, alias_address, now)
     eol = split.eol
     outgoing = Outgoing(eol.join(headers.lines) + eol + eol, split.body)
     return outgoing, list(dict.fromkeys([*split.repairs, *headers.repairs]))
 
 
-def rewrite(message: Prepared, alias_address: str, max_bytes: int = SESV2_MAX_BYTES) -> Result:
-    """Rewrite for one alias and run the pre-flight validator, repairing long body lines once."""
-    outgoing, repairs = assemble(message, alias_address)
+def rewrite(
+    message: Prepared, alias_address: str, max_bytes: int = SESV2_MAX_BYTES, now: datetime | None = None
+) -> Result:
+    """Rewrite for one alias and run the pre-flight validator, repairing long body lines once.
+
+    :func:`forward` always passes ``now``; without it a message without a Date is sent without one.
+    """
+    outgoing, repairs = assemble(message, alias_address, now)
     eol = message.split.eol
 
     if len(outgoing) > max_bytes:

@@ -48,6 +48,11 @@ Rule 10 (7-bit, well-formed lines). SES accepts only 7-bit header content, lines
     ``X-Original-<name>`` and encoded as free text, so nothing the sender wrote is lost; only a
     field whose name alone is longer than a line is dropped. Message ids are reduced to the
     well-formed ones they hold. Fields that already satisfy the rules are left exactly as they were.
+Rule 11 (Date). A message without a ``Date`` (or whose Date rule 10 had to rename) gets one: RFC
+    5322 section 3.6 requires it, and SES adds one but the one box's outbox and an SMTP relay do
+    not, so some destinations would file the message as undated or spam. It is the time of
+    forwarding in UTC (``Fri, 03 May 2024 16:00:00 +0000``), taken from the ``now`` the caller
+    passes: the core reads no clock, so the same input always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from forwarder.core.addresses import (
     Mailbox,
@@ -230,8 +236,13 @@ def _removed(key: str) -> bool:
     return key.startswith(_REMOVED_PREFIX_TUPLE) and key != _KEPT_DESPITE_PREFIX
 
 
-def rewrite_headers(msg: SplitMessage, origin: Origin, alias_address: str) -> RewrittenHeaders:
-    """Apply rules 1 to 10 to the header block of ``msg`` for one alias."""
+def rewrite_headers(
+    msg: SplitMessage, origin: Origin, alias_address: str, now: datetime | None = None
+) -> RewrittenHeaders:
+    """Apply rules 1 to 11 to the header block of ``msg`` for one alias.
+
+    ``now`` is the time of forwarding, for rule 11; without it a missing Date stays missing.
+    """
     repairs: list[str] = []
     kept: list[HeaderField] = []
     first_of: dict[str, HeaderField] = {}
@@ -286,10 +297,28 @@ def rewrite_headers(msg: SplitMessage, origin: Origin, alias_address: str) -> Re
     out.append(HeaderField(LOOP, [f"{LOOP}: {loop_token(alias_address)}".encode()]))
 
     lines: list[bytes] = []
+    has_date = False
     with paused_gc():
         for f in out:
-            lines.extend(_valid_lines(f, origin.charset, repairs))
+            valid = _valid_lines(f, origin.charset, repairs)
+            if f.key == "date" and valid and valid[0][:5].lower() == b"date:":
+                has_date = True
+            lines.extend(valid)
+    if not has_date and now is not None:
+        lines.append(b"Date: " + rfc5322_date(now).encode("ascii"))
+        repairs.append("missing-date")
     return RewrittenHeaders(lines=lines, repairs=repairs)
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def rfc5322_date(moment: datetime) -> str:
+    """``moment`` as an RFC 5322 date-time in UTC; a naive datetime is taken to be UTC already."""
+    utc = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return (f"{_DAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
+            f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} +0000")
 
 
 def _renamed(f: HeaderField, name: str) -> HeaderField:
@@ -410,5 +439,6 @@ __all__ = [
     "loop_tokens",
     "read_origin",
     "rewrite_headers",
+    "rfc5322_date",
     "top_level_charset",
 ]

@@ -252,6 +252,11 @@ def _check_read_receipts(raw: bytes, out: bytes) -> None:
     assert values(out, "Reply-To") == [b"Dana Reyes <dana.reyes@example.net>"]
 
 
+def _check_no_date(raw: bytes, out: bytes) -> None:
+    # issue 12.20: the time of forwarding (NOW), in UTC, as RFC 5322 writes it
+    assert values(out, "Date") == [b"Fri, 03 May 2024 16:00:00 +0000"]
+
+
 CASE_CHECKS: dict[str, Callable[[bytes, bytes], None]] = {
     "plain_crlf_trace": _check_plain_crlf_trace,
     "lf_latin1_no_final_newline": _check_lf_latin1,
@@ -272,6 +277,7 @@ CASE_CHECKS: dict[str, Callable[[bytes, bytes], None]] = {
     "nul_and_bare_cr": _check_nul_cr,
     "long_header_no_space": _check_long_header,
     "read_receipts": _check_read_receipts,
+    "no_date": _check_no_date,
 }
 
 

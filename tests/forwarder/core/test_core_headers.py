@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import email.header
-from datetime import datetime, timezone
+import email.utils
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -282,7 +283,7 @@ def test_rule4_read_receipt_and_bounce_address_fields_are_removed(name: str) -> 
                       "Subject: kept"))
     assert values(out, name) == []
     assert values(out, "Subject") == [b"kept"]
-    assert [n for n, _ in fields(out)] == ["From", ORIGINAL_FROM, "Subject", "Reply-To", LOOP]
+    assert [n for n, _ in fields(out)] == ["From", ORIGINAL_FROM, "Subject", "Reply-To", LOOP, "Date"]
 
 
 @pytest.mark.parametrize(
@@ -548,3 +549,43 @@ def test_rule10_clean_fields_are_left_exactly_as_they_were() -> None:
     lines = physical_lines(out)
     for line in odd:
         assert line in lines
+
+
+# --- Rule 11: a Date is always there -------------------------------------------------------------
+
+
+def forward_result(raw: bytes, now: datetime = NOW):
+    result = forward(prepare(raw), AliasState(ALIAS), Verdicts(), Policy(), now)
+    assert result.outcome is Outcome.FORWARDED, result.reason
+    assert result.outgoing is not None and validate_bytes(result.outgoing.as_bytes()) == []
+    return result
+
+
+def test_rule11_missing_date_is_added_from_now_in_utc() -> None:
+    # Issue 12.20: SES adds a Date, the one box and the SMTP relay do not.
+    result = forward_result(message("From: a@example.com", "Subject: no date"))
+    out = result.outgoing.as_bytes()
+    assert values(out, "Date") == [b"Fri, 03 May 2024 16:00:00 +0000"]
+    assert "missing-date" in result.repairs
+    assert email.utils.parsedate_to_datetime(values(out, "Date")[0].decode()) == NOW
+
+
+def test_rule11_now_in_another_zone_or_naive_is_written_in_utc() -> None:
+    paris = timezone(timedelta(hours=2))
+    aware = forward_result(message("From: a@example.com"), datetime(2024, 5, 3, 18, 0, tzinfo=paris))
+    naive = forward_result(message("From: a@example.com"), datetime(2024, 5, 3, 16, 0))
+    for result in (aware, naive):
+        assert values(result.outgoing.as_bytes(), "Date") == [b"Fri, 03 May 2024 16:00:00 +0000"]
+
+
+def test_rule11_existing_date_is_kept_as_it_was() -> None:
+    result = forward_result(message("From: a@example.com", "Date: Thu, 2 May 2024 08:00:00 -0700 (PDT)"))
+    assert values(result.outgoing.as_bytes(), "Date") == [b"Thu, 2 May 2024 08:00:00 -0700 (PDT)"]
+    assert "missing-date" not in result.repairs
+
+
+def test_rule11_a_date_renamed_by_rule10_is_replaced() -> None:
+    result = forward_result(message(b"From: a@example.com", b"Date: Fr, 3 Mai 2024 \xb1 0200"))
+    out = result.outgoing.as_bytes()
+    assert values(out, "Date") == [b"Fri, 03 May 2024 16:00:00 +0000"]
+    assert len(values(out, "X-Original-Date")) == 1

@@ -174,7 +174,7 @@ def _check(case: S.Case, policy: Policy, verdict: Verdicts, envelope_from: str |
         assert split_body == case.body, "the core's header block does not end where the sender's does"
 
     # Rule 10: whatever came in, the rewritten header block passes the pre-flight on its own.
-    head = assemble(prepared, ALIAS)[0].head
+    head = assemble(prepared, ALIAS, NOW)[0].head
     assert validate(head, b"") == []
 
     result = forward(prepared, AliasState(ALIAS), verdict, policy, NOW, max_bytes)
@@ -291,7 +291,7 @@ def test_sixteen_thousand_fields_without_blank_line() -> None:
 def test_body_of_a_million_lines() -> None:
     body = b"a line of the body\r\n" * 1_000_000
     result = check(_message([b"From: a@example.com", b"Subject: big"], body), twice=False)
-    assert result.outcome is Outcome.FORWARDED and result.repairs == ()
+    assert result.outcome is Outcome.FORWARDED and result.repairs == ("missing-date",)
 
 
 def test_body_of_many_lines_and_a_long_one() -> None:
