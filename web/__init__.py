@@ -50,6 +50,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings)
+    if app.config.get("TRUSTED_HOSTS") is None and settings.public_url:
+        from web.links import trusted_hosts
+
+        app.config["TRUSTED_HOSTS"] = trusted_hosts(settings.public_url)  # any other Host is a 400
 
     db.init_app(app)
     csrf.init_app(app)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from models import User, normalize_email, utcnow
 from web import mailer, ratelimit
 from web.db import session
+from web.links import external_url
 from web.security import current_user, hash_password, password_problem, sign_in, sign_out, verify_password
 
 bp = Blueprint("auth", __name__)
@@ -146,7 +147,7 @@ def reset_request():  # type: ignore[no-untyped-def]
         user = session().scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
         if user is not None:
             token = _serializer().dumps({"uid": user.id, "fp": _fingerprint(user)})
-            link = url_for("auth.reset", token=token, _external=True)
+            link = external_url("auth.reset", token=token)
             mailer.send_mail(user.email, "Reset your othermail password",
                              f"Someone asked to reset the password of {user.email}.\n\n"
                              f"To choose a new one, open this link within an hour:\n{link}\n\n"

@@ -7,7 +7,7 @@ either (SES reported it bouncing) until its owner resumes it.
 
 from __future__ import annotations
 
-from flask import current_app, url_for
+from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from forwarder.user_domains import RECEIVING
 from models import Destination, User, UserDomain, normalize_email, utcnow
 from web import mailer, ratelimit
+from web.links import external_url
 from web.services.errors import ServiceError, not_found
 
 VERIFY_MAX_AGE = 7 * 24 * 3600
@@ -64,7 +65,7 @@ def send_verification(user: User, destination: Destination) -> None:
     if wait is not None:
         raise ServiceError("rate_limited", f"Too many verification emails; try again in {wait // 60 + 1} minutes.", 429, wait)
     token = _serializer().dumps({"d": destination.id, "e": destination.email})
-    link = url_for("destinations.verify", token=token, _external=True)
+    link = external_url("destinations.verify", token=token)
     mailer.send_mail(
         destination.email,
         "Confirm this address for othermail",
