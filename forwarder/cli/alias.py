@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from forwarder.accounts import AccountError, create_alias, ensure_destination, ensure_user, parse_duration
+from forwarder.accounts import (
+    AccountError,
+    create_alias,
+    ensure_destination,
+    ensure_user,
+    parse_duration,
+    verified_destinations,
+)
 from forwarder.cli.context import CliContext
 from forwarder.cli.params import ADDRESS
 
@@ -16,8 +23,9 @@ def alias() -> None:
 
 @alias.command("create")
 @click.option("--owner", required=True, type=ADDRESS, help="The owner's account email (created when missing).")
-@click.option("--destination", "destinations", required=True, multiple=True, type=ADDRESS,
-              help="A real mailbox to forward to; repeat for several. Counts as verified.")
+@click.option("--destination", "destinations", multiple=True, type=ADDRESS,
+              help="A real mailbox to forward to; repeat for several. Counts as verified. "
+                   "Default: every verified destination of the owner.")
 @click.option("--domain", help="One of OTHERMAIL_DOMAINS; the first by default.")
 @click.option("--local-part", help="A custom local part instead of a generated one.")
 @click.option("--expires-in", help="Expire after a duration: 30m, 2h, 7d, 4w.")
@@ -47,6 +55,11 @@ def create(
         with obj.sessions()() as session:
             user = ensure_user(session, owner)
             targets = [ensure_destination(session, user, d, verified_at=now) for d in destinations]
+            if not targets:  # as the web app's one-click button and the API: the owner's verified destinations
+                targets = verified_destinations(session, user)
+            if not targets:
+                raise click.ClickException(f"--destination: {owner} has no verified destination yet; name one "
+                                           "with --destination")
             session.commit()
             created = create_alias(
                 session, user, targets, domain, now, local_part=local_part, expires_in=duration,
