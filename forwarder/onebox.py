@@ -7,7 +7,9 @@ the Lambda.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,6 +17,8 @@ from typing import Any
 
 from forwarder.directory import SqlDirectory
 from forwarder.dispatch import Dispatcher
+from forwarder.inbound_auth import build_authenticator
+from forwarder.errors import AddressInUse
 from forwarder.metrics import RETRY, SKIPPED, Metrics, prometheus_text
 from forwarder.notices import build_notifier
 from forwarder.outcome_log import OutcomeLog
@@ -82,12 +86,17 @@ class OneBox:
         self.forwarder = Forwarder(directory, self.sender, settings.policy, utcnow, settings.max_bytes,
                                    OutcomeLog(metrics=self.metrics), build_notifier(settings, self.engine, self.sender))
         self.spool = Spool(settings.data_dir / "spool", build_store(settings))
-        self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers)
+        # Every spool entry comes from the SMTP listener, which strips forged trace fields and
+        # stamps ours (authserv-id: the first mail domain, as in the SMTP banner); the dispatcher
+        # reads the verdicts back from that stamp.
+        self.authenticator = build_authenticator(settings, settings.domains[0])
+        self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers,
+                                     verdicts=self.authenticator.verdicts)
         self.listener: SmtpListener | None = None
         if smtp_port is not None:
             handler = IngressHandler(settings.domains, self.spool, directory.exists, self.dispatcher.submit,
                                      accepts_domain=directory.accepts_domain, limits=settings.smtp_limits,
-                                     metrics=self.metrics)
+                                     metrics=self.metrics, authenticate=self.authenticator.authenticate)
             self.listener = SmtpListener(handler, self.host, smtp_port, settings.smtp_max_bytes,
                                          hostname=settings.domains[0])
         self.web_port = web_port
@@ -107,6 +116,7 @@ class OneBox:
             if self.forwarder.notifier is not None and not self.settings.public_url:
                 self.forwarder.notifier.public_url = started.web_url  # links in notices
         if self.listener is not None:
+            _check_free("smtp", self.listener.host, self.listener.port)
             self.listener.start()
             self._smtp_listening = True
             started.smtp_port = self.listener.port
@@ -151,7 +161,7 @@ class OneBox:
         return f"Amazon SES ({self.settings.ses_api}, {self.settings.aws_region})"
 
     def _start_web(self) -> str:
-        from werkzeug.serving import make_server
+        from werkzeug.serving import get_sockaddr, make_server, select_address_family
 
         from web import create_app
 
@@ -163,8 +173,23 @@ class OneBox:
         from forwarder.ops_http import OpsEndpoints
 
         served = OpsEndpoints(app, health=self.health, metrics=self.metrics_text, token=self.settings.metrics_token)
-        self._web = make_server(self.host, self.web_port or 0, served, threaded=True)
-        url = f"http://{self.host}:{self._web.server_port}"
+        # Bound here, not by make_server: on a port in use it prints to stderr and calls sys.exit.
+        port = self.web_port or 0
+        family = select_address_family(self.host, port)
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listening.bind(get_sockaddr(self.host, port, family))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise AddressInUse("web", self.host, port) from None
+                raise
+            listening.listen(128)
+            self._web = make_server(self.host, port, served, threaded=True, fd=listening.fileno())
+        finally:
+            listening.close()  # make_server holds its own duplicate
+        url = f"http://{self.host}:{self._web.port}"
         app.config["PUBLIC_URL"] = url  # the mailed links' address when OTHERMAIL_PUBLIC_URL is unset (web/links.py)
         app.config["TRUSTED_HOSTS"] = _trusted_hosts(self.settings.public_url, self.host)
         self._web_thread = threading.Thread(target=self._web.serve_forever, name="web", daemon=True)
@@ -215,18 +240,36 @@ class OneBox:
         if self._pruner is not None:
             self._pruner.join(timeout=5)
         if self.listener is not None:
-            self._smtp_listening = False
-            self.listener.stop()
+            if self._smtp_listening:
+                self._smtp_listening = False
+                self.listener.stop()
         if self._web is not None:
             self._web.shutdown()
             if self._web_thread is not None:
                 self._web_thread.join(timeout=10)
         finished = self.dispatcher.close(timeout)
+        self.authenticator.close()
         closer = getattr(self.sender, "close", None)
         if callable(closer):
             closer()
         self.engine.dispose()
         return finished
+
+
+def _check_free(service: str, host: str, port: int) -> None:
+    """Raise :class:`AddressInUse` when another process listens on ``host:port``: aiosmtpd would
+    report it only as its start-up timeout runs out, in a traceback."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except OSError:
+        return  # let the listener report it
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's create_server
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise AddressInUse(service, host, port) from None
 
 
 def _safe_url(url: str) -> str:
