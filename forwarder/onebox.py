@@ -17,7 +17,6 @@ from typing import Any
 
 from forwarder.directory import SqlDirectory
 from forwarder.dispatch import Dispatcher
-from forwarder.inbound_auth import build_authenticator
 from forwarder.errors import AddressInUse
 from forwarder.metrics import RETRY, SKIPPED, Metrics, prometheus_text
 from forwarder.notices import build_notifier
@@ -86,17 +85,12 @@ class OneBox:
         self.forwarder = Forwarder(directory, self.sender, settings.policy, utcnow, settings.max_bytes,
                                    OutcomeLog(metrics=self.metrics), build_notifier(settings, self.engine, self.sender))
         self.spool = Spool(settings.data_dir / "spool", build_store(settings))
-        # Every spool entry comes from the SMTP listener, which strips forged trace fields and
-        # stamps ours (authserv-id: the first mail domain, as in the SMTP banner); the dispatcher
-        # reads the verdicts back from that stamp.
-        self.authenticator = build_authenticator(settings, settings.domains[0])
-        self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers,
-                                     verdicts=self.authenticator.verdicts)
+        self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers)
         self.listener: SmtpListener | None = None
         if smtp_port is not None:
             handler = IngressHandler(settings.domains, self.spool, directory.exists, self.dispatcher.submit,
                                      accepts_domain=directory.accepts_domain, limits=settings.smtp_limits,
-                                     metrics=self.metrics, authenticate=self.authenticator.authenticate)
+                                     metrics=self.metrics)
             self.listener = SmtpListener(handler, self.host, smtp_port, settings.smtp_max_bytes,
                                          hostname=settings.domains[0])
         self.web_port = web_port
@@ -248,7 +242,6 @@ class OneBox:
             if self._web_thread is not None:
                 self._web_thread.join(timeout=10)
         finished = self.dispatcher.close(timeout)
-        self.authenticator.close()
         closer = getattr(self.sender, "close", None)
         if callable(closer):
             closer()
