@@ -15,9 +15,12 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 
+from forwarder.core import Verdicts
 from forwarder.errors import MessageNotFound, RetryableError
 from forwarder.pipeline import Forwarder, Inbound
 from forwarder.retry import backoff
@@ -30,8 +33,12 @@ logger = logging.getLogger("othermail.dispatch")
 
 class Dispatcher:
     def __init__(self, spool: Spool, forwarder: Forwarder, workers: int = 4,
-                 retry_base: float = 1.0, retry_cap: float = 300.0) -> None:
+                 retry_base: float = 1.0, retry_cap: float = 300.0,
+                 verdicts: Callable[[bytes], Verdicts] | None = None) -> None:
         self.spool = spool
+        #: Reads the inbound verdicts back from a spooled message (forwarder.inbound_auth stamps
+        #: them before spooling); None: the pipeline's defaults.
+        self.verdicts = verdicts
         self.forwarder = forwarder
         self.retry_base = retry_base
         self.retry_cap = retry_cap
@@ -84,6 +91,8 @@ class Dispatcher:
         received = datetime.fromtimestamp(envelope.received_at, timezone.utc)
         inbound = Inbound(f"smtp-{spool_id}", envelope.recipients, mail_from=envelope.mail_from or None,
                           received_at=received, raw_key=envelope.key)
+        if self.verdicts is not None:
+            inbound = replace(inbound, verdicts=self.verdicts(raw))
         try:
             reports = self.forwarder.process(raw, inbound)
         except RetryableError as exc:

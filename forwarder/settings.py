@@ -116,6 +116,31 @@ def _tls_pair(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
     return (Path(cert), Path(key)) if cert else (None, None)
 
 
+def _inbound_auth(env: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
+    """OTHERMAIL_INBOUND_AUTH and the trusted relay it may name (README.md, "Inbound authentication")."""
+    import ipaddress
+
+    mode = _choice(env, "INBOUND_AUTH", "own", ("own", "trusted-relay", "off"))
+    authserv_id = (env.get(PREFIX + "TRUSTED_AUTHSERV_ID") or "").strip().lower()
+    if any(c.isspace() or c in ';()"' for c in authserv_id):
+        raise SettingsError(f"{PREFIX}TRUSTED_AUTHSERV_ID must be one authserv-id (a host name), not {authserv_id!r}")
+    relays: list[str] = []
+    for item in (env.get(PREFIX + "TRUSTED_RELAYS") or "").split(","):
+        if item.strip():
+            try:
+                relays.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise SettingsError(f"{PREFIX}TRUSTED_RELAYS must be comma-separated IP addresses or CIDR "
+                                    f"networks; {item.strip()!r} is neither") from None
+    if mode == "trusted-relay":
+        missing = [name for name, value in (("TRUSTED_AUTHSERV_ID", authserv_id), ("TRUSTED_RELAYS", relays))
+                   if not value]
+        if missing:
+            raise SettingsError(f"{PREFIX}INBOUND_AUTH=trusted-relay needs "
+                                + " and ".join(PREFIX + name for name in missing))
+    return mode, authserv_id, tuple(relays)
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -163,6 +188,12 @@ class Settings:
     notices: bool = True
     #: The web app's address as users reach it ("https://mail.example.org"), for links in notices.
     public_url: str = ""
+    # one box: how mail that arrives by SMTP is authenticated (forwarder/inbound_auth)
+    inbound_auth: str = "own"
+    trusted_authserv_id: str = ""
+    trusted_relays: tuple[str, ...] = ()
+    #: HOST[:PORT] of the name server the inbound checks ask; empty: the system's.
+    inbound_auth_resolver: str = ""
 
     @property
     def max_bytes(self) -> int:
@@ -231,4 +262,8 @@ class Settings:
             keep_days=_int(env, "KEEP_DAYS", 14, minimum=1),
             notices=_bool(env, "NOTICES", True),
             public_url=_public_url(env.get(PREFIX + "PUBLIC_URL", "")),
+            inbound_auth=_inbound_auth(env)[0],
+            trusted_authserv_id=_inbound_auth(env)[1],
+            trusted_relays=_inbound_auth(env)[2],
+            inbound_auth_resolver=(env.get(PREFIX + "INBOUND_AUTH_RESOLVER") or "").strip(),
         )

@@ -25,7 +25,7 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -47,6 +47,10 @@ KNOWN_CACHE_SECONDS = 30.0
 KNOWN_CACHE_SIZE = 100_000
 
 
+#: (raw message, client address, HELO name, MAIL FROM) -> the message to spool.
+Authenticate = Callable[[bytes, str, str, str], Awaitable[bytes]]
+
+
 class IngressHandler:
     def __init__(
         self,
@@ -58,8 +62,13 @@ class IngressHandler:
         *,
         limits: SmtpLimits | None = None,
         metrics: Metrics | None = None,
+        authenticate: Authenticate | None = None,
     ) -> None:
         self.domains = frozenset(d.lower() for d in domains)
+        #: Inbound authentication (forwarder.inbound_auth): given the message, the client's address,
+        #: HELO and MAIL FROM, it returns the message to spool (forged trace fields removed, our
+        #: Authentication-Results on top). Never raises; its DNS runs on its own threads.
+        self.authenticate = authenticate
         self.limits = limits or SmtpLimits()
         self.metrics = metrics
         self.failed_rcpts = FailedRcpts(self.limits)
@@ -145,6 +154,8 @@ class IngressHandler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         peer = peer_ip(session)
+        if self.authenticate is not None:
+            raw = await self.authenticate(raw, peer, session.host_name or "", envelope.mail_from or "")
         try:
             if self.spool.writes_locally:
                 accepted: Envelope = self.spool.accept(raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer)
