@@ -35,6 +35,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.core import AliasState, Outcome
+from forwarder.core.decide import expiry
 from forwarder.errors import DatabaseUnavailable
 from forwarder import limit_windows
 from forwarder.mail_limits import MailLimits, Window
@@ -67,6 +68,17 @@ class ResolvedAlias:
     alias_id: int
     state: AliasState
     targets: tuple[Target, ...]
+    #: What mail gets once the alias has expired: "drop" or "reject" (forwarder/expired_reject.py).
+    expired_action: str = "drop"
+
+
+class AddressStatus(Enum):
+    """What the SMTP listener's RCPT check learns of an address (:meth:`SqlDirectory.address_status`)."""
+
+    UNKNOWN = "unknown"
+    ACCEPTS = "accepts"
+    #: expired, and its owner chose reject: refused at RCPT
+    REJECTS_EXPIRED = "rejects-expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +160,12 @@ _KEY = and_(
 )
 
 _EXISTS = select(_aliases.c.id).where(_aliases.c.address == bindparam("p_address"))
+#: What the RCPT check needs to tell an expired reject-mode alias (no destinations: it never sends).
+_RCPT_STATUS = select(
+    _aliases.c.address, _aliases.c.enabled, _aliases.c.deleted_at, _aliases.c.expires_at, _aliases.c.idle_days,
+    _aliases.c.max_messages, _aliases.c.message_count, _aliases.c.created_at, _aliases.c.last_used_at,
+    _aliases.c.expired_action,
+).where(_aliases.c.address == bindparam("p_address"))
 
 #: The alias and its verified destinations in one query: one row per verified destination, or
 #: one row with NULL destination columns when there is none.
@@ -155,7 +173,7 @@ _RESOLVE = (
     select(
         _aliases.c.id, _aliases.c.address, _aliases.c.enabled, _aliases.c.deleted_at, _aliases.c.expires_at,
         _aliases.c.idle_days, _aliases.c.max_messages, _aliases.c.message_count, _aliases.c.created_at,
-        _aliases.c.last_used_at,
+        _aliases.c.last_used_at, _aliases.c.expired_action,
         _destinations.c.id.label("destination_id"), _destinations.c.email.label("destination_email"),
         _destinations.c.paused_at, _destinations.c.pause_reason,
     )
@@ -331,6 +349,17 @@ class SqlDirectory:
             found = connection.execute(_EXISTS, {"p_address": Alias.normalize_address(address)}).first()
         return found is not None or self.user_domains.catch_all_accepts(address)
 
+    def address_status(self, address: str) -> AddressStatus:
+        """:meth:`exists`, and whether an existing alias has expired with ``expired_action`` reject
+        (the SMTP listener answers it 550 5.1.1). One cheap query."""
+        with self._connection() as connection:
+            row = connection.execute(_RCPT_STATUS, {"p_address": Alias.normalize_address(address)}).first()
+        if row is None:
+            return AddressStatus.ACCEPTS if self.user_domains.catch_all_accepts(address) else AddressStatus.UNKNOWN
+        if row.expired_action == "reject" and expiry(alias_state(row, 1), self._now()) is not None:
+            return AddressStatus.REJECTS_EXPIRED
+        return AddressStatus.ACCEPTS
+
     def accepts_domain(self, domain: str) -> bool:
         """Whether mail for ``domain``, not one of the service's own, is accepted (a user's domain)."""
         return self.user_domains.accepts(domain)
@@ -347,7 +376,8 @@ class SqlDirectory:
             Target(row.destination_id, row.destination_email, row.paused_at, row.pause_reason or "")
             for row in rows if row.destination_id is not None
         )
-        return self.user_domains.hold(ResolvedAlias(rows[0].id, alias_state(rows[0], len(targets)), targets))
+        return self.user_domains.hold(ResolvedAlias(rows[0].id, alias_state(rows[0], len(targets)), targets,
+                                                    rows[0].expired_action or "drop"))
 
     def _values(
         self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: str, reason: str

@@ -18,6 +18,7 @@ from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts
 from forwarder.core.validator import SESV2_MAX_BYTES
 from forwarder.directory import ClaimState, DeliveryKey, MessageMeta, ResolvedAlias, SqlDirectory, Target
 from forwarder.errors import DeliveryInProgress, PermanentSendError
+from forwarder.expired_reject import EXPIRED_OUTCOMES, Bouncer, decide_expired_reject
 from forwarder.notices import Notifier, Unforwarded
 from forwarder.outcome_log import OutcomeLog, redact
 from forwarder.senders import Sender
@@ -67,9 +68,13 @@ class Forwarder:
         max_bytes: int = SESV2_MAX_BYTES,
         outcome_log: OutcomeLog | None = None,
         notifier: Notifier | None = None,
+        bouncer: Bouncer | None = None,
     ) -> None:
         self.directory = directory
         self.notifier = notifier
+        #: Sends the bounces of reject-mode expired aliases (the Lambda's SES SendBounce); without
+        #: one, such mail is dropped (the one box refuses it at RCPT instead).
+        self.bouncer = bouncer
         self.sender = sender
         self.policy = policy
         self.max_bytes = max_bytes
@@ -114,7 +119,11 @@ class Forwarder:
             resolved, result = self.evaluate(message, inbound, recipient)
             # Notices go out as each outcome is recorded, not at the end: should a later send raise,
             # the retry would find these outcomes recorded (duplicates) and tell nobody.
-            if result.outcome is not Outcome.FORWARDED or resolved is None or result.outgoing is None:
+            if (result.outcome in EXPIRED_OUTCOMES and resolved is not None
+                    and resolved.expired_action == "reject"):
+                done = [self._reject_expired(inbound, recipient, resolved, meta, result.decision)]
+                self._notify(done, meta)
+            elif result.outcome is not Outcome.FORWARDED or resolved is None or result.outgoing is None:
                 done = [self._record(inbound, recipient, resolved, meta, result.decision)]
                 self._notify(done, meta)
             else:
@@ -146,6 +155,29 @@ class Forwarder:
             inbound.message_id, recipient, alias_id, None, decision.outcome, decision.reason,
             meta.bytes_in, duplicate=not fresh,
         )
+
+    def _reject_expired(
+        self, inbound: Inbound, recipient: str, resolved: ResolvedAlias, meta: MessageMeta, expired: Decision
+    ) -> Report:
+        """Bounce (at most once) or drop mail to an expired reject-mode alias (forwarder/expired_reject.py)."""
+        decision = decide_expired_reject(expired, inbound.verdicts, can_bounce=self.bouncer is not None)
+        report = self._record(inbound, recipient, resolved, meta, decision)
+        if report.duplicate or decision.outcome is not Outcome.BOUNCED_EXPIRED or self.bouncer is None:
+            return report
+        key = DeliveryKey(inbound.message_id, recipient, 0)
+        try:
+            bounce_id = self.bouncer.bounce(inbound.message_id, recipient)
+        except Exception as exc:  # never retried: a second bounce is worse than none
+            logger.error("the bounce for message %s could not be sent: %s", inbound.message_id,
+                         exc.__class__.__name__)
+            failed = Decision(expired.outcome, f"{expired.reason}; reject: the bounce could not be sent "
+                                               f"({exc.__class__.__name__})")
+            self.directory.finish(key, failed.outcome, failed.reason)
+            return Report(report.message_id, recipient, report.alias_id, None, failed.outcome, failed.reason,
+                          meta.bytes_in)
+        self.directory.finish(key, decision.outcome, decision.reason, provider_message_id=bounce_id or None)
+        return Report(report.message_id, recipient, report.alias_id, None, decision.outcome, decision.reason,
+                      meta.bytes_in, provider_message_id=bounce_id or None)
 
     def _paused(
         self, inbound: Inbound, recipient: str, resolved: ResolvedAlias, meta: MessageMeta, key: DeliveryKey,

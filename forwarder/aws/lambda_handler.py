@@ -37,6 +37,7 @@ from forwarder.core.envelope import recipients_from_headers, verdicts_from_heade
 from forwarder.core.message import split_message
 from forwarder.directory import SqlDirectory
 from forwarder.errors import InvalidEvent, SettingsError
+from forwarder.expired_reject import SesBouncer
 from forwarder.feedback_store import FeedbackRules, FeedbackStore
 from forwarder.metrics import RETRY, emf_line
 from forwarder.notices import build_notifier
@@ -83,7 +84,8 @@ class LambdaRuntime:
         )
         log = OutcomeLog()
         notifier = build_notifier(settings, engine, sender)
-        forwarder = Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes, log, notifier)
+        forwarder = Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes, log, notifier,
+                              bouncer=SesBouncer(aws.client("ses")))
         feedback = FeedbackStore(make_session_factory(engine), FeedbackRules.from_settings(settings), utcnow)
         return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log, engine, feedback=feedback)
 

@@ -35,6 +35,8 @@ class Outcome(enum.Enum):
     DROPPED_PAUSED = ("dropped-paused", True, "250 2.0.0 Accepted")
     #: over the alias's or its owner's hourly or daily limit; the message is kept (quarantine)
     DROPPED_RATE_LIMITED = ("dropped-rate-limited", True, "250 2.0.0 Accepted")
+    #: an expired alias whose owner chose reject: a bounce was sent (forwarder/expired_reject.py)
+    BOUNCED_EXPIRED = ("bounced-expired", True, "550 5.1.1 No such user")
 
     blocked: bool
     smtp_reply: str

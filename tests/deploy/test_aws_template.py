@@ -276,6 +276,11 @@ def test_the_role_scopes_each_action_to_its_resource(template: dict[str, Any]) -
             # (test_users_domains_are_opt_in_and_reached_by_their_tag)
             json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}),
         ])
+    # SendBounce (issue 12.19): from the domains' identities only, never by configuration set
+    assert sorted(by_action["ses:SendBounce"]) == sorted([
+        json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${Domain}"}),
+        json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}),
+    ])
     # Fn::ForEach turns the last one into one exact identity ARN per domain.
     params = parameter_values(template, {"Domains": "a.example,b.example", "CodeBucket": "c", "CodeKey": "k",
                                          "DatabaseSecretArn": "arn:aws:secretsmanager:x"})
@@ -298,7 +303,7 @@ def test_users_domains_are_opt_in_and_reached_by_their_tag(template: dict[str, A
     (optional,) = [p for p in policies if "Fn::If" in p and p["Fn::If"][0] == "AcceptUserDomains"]
     assert optional["Fn::If"][2] == {"Ref": "AWS::NoValue"}
     (statement,) = optional["Fn::If"][1]["PolicyDocument"]["Statement"]
-    assert statement["Action"] == ["ses:SendEmail", "ses:SendRawEmail"]
+    assert statement["Action"] == ["ses:SendEmail", "ses:SendRawEmail", "ses:SendBounce"]
     # exactly the tag the web app puts on the identities it creates for users' domains
     assert statement["Condition"] == {
         "StringEquals": {f"aws:ResourceTag/{USER_DOMAIN_TAG['Key']}": USER_DOMAIN_TAG["Value"]}}
@@ -580,6 +585,8 @@ def resource_arns(service: str, operation: str, params: dict[str, Any], region: 
     if service == "s3":
         key = f"/{params['Key']}" if "Key" in params else ""
         return [f"arn:aws:s3:::{params['Bucket']}{key}"]
+    if service == "ses" and operation == "SendBounce":
+        return [f"arn:aws:ses:{region}:{ACCOUNT}:identity/{params['BounceSender'].rpartition('@')[2]}"]
     if service == "ses":
         sender = params.get("FromEmailAddress") or params["Source"]
         arns = [f"arn:aws:ses:{region}:{ACCOUNT}:identity/{sender.rpartition('@')[2]}"]
@@ -589,6 +596,14 @@ def resource_arns(service: str, operation: str, params: dict[str, Any], region: 
     if service == "secretsmanager":
         return [params["SecretId"]]
     raise AssertionError(f"the forwarder called {service}:{operation}, which this test cannot place")
+
+
+def answer_send_bounce(model: Any, **_: Any) -> Any:
+    """moto 5 does not implement SendBounce: answer it as SES would (botocore has validated the
+    parameters by then)."""
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse("https://email.us-east-1.amazonaws.com/", 200, {}, None), {"MessageId": "bounce-1"}
 
 
 @pytest.mark.parametrize("ses_api", ["v2", "v1"])
@@ -619,6 +634,7 @@ def test_the_handler_calls_only_what_the_role_allows(
 
     session = boto3.session.Session(region_name=REGION)
     session.events.register("before-parameter-build", record)
+    session.events.register("before-call.ses.SendBounce", answer_send_bounce)  # moto 5 lacks SendBounce
     # What the handler does at cold start: the secret laid over the function's environment.
     settings = Settings.from_env(environ_with_secrets(variables, session=session))
     assert (settings.ses_configuration_set, settings.s3_prefix) == ("othermail", "inbound/")
@@ -626,6 +642,7 @@ def test_the_handler_calls_only_what_the_role_allows(
     env = Env(aws_session, database_url, settings)
     env.alias("shop@othermail.example", "me@destination.example")
     env.alias("news@second.example", "me@destination.example")
+    env.alias("old@othermail.example", "me@destination.example", expired_action="reject", max_messages=0)
     runtime = LambdaRuntime.from_settings(settings, session=session)
     try:
         raw = (b"From: Shop <shop@store.example>\r\nTo: shop@othermail.example, news@second.example\r\n"
@@ -633,6 +650,9 @@ def test_the_handler_calls_only_what_the_role_allows(
         aws_session.client("s3").put_object(Bucket=settings.s3_bucket, Key="inbound/msg-1", Body=raw)
         result = runtime.handle(ses_event("msg-1", "shop@othermail.example", "news@second.example"))
         assert result["outcomes"] == {"forwarded": 2}, result
+        # an expired alias whose owner chose reject: an SES bounce (issue 12.19)
+        aws_session.client("s3").put_object(Bucket=settings.s3_bucket, Key="inbound/msg-old", Body=raw)
+        assert runtime.handle(ses_event("msg-old", "old@othermail.example"))["outcomes"] == {"bounced-expired": 1}
         with pytest.raises(MessageNotFound):  # reported missing (on AWS that needs s3:ListBucket)
             runtime.handle(ses_event("msg-gone", "shop@othermail.example"))
     finally:
@@ -643,6 +663,7 @@ def test_the_handler_calls_only_what_the_role_allows(
     made = {(service, operation) for service, operation, _ in calls}
     assert ("s3", "GetObject") in made and ("secretsmanager", "GetSecretValue") in made
     assert ("ses", "SendEmail" if ses_api == "v2" else "SendRawEmail") in made
+    assert ("ses", "SendBounce") in made
     for service, operation, params in calls:
         for arn in resource_arns(service, operation, params, REGION):
             assert allowed(documents, f"{service}:{operation}", arn), f"the role denies {service}:{operation} on {arn}"
