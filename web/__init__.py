@@ -58,6 +58,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     csrf.init_app(app)
     security.init_app(app)
+    from web import mailer
+
+    mailer.init_app(app)  # a service mail that cannot be sent is a message, never a 500
     app.register_blueprint(auth.bp)
     from web import account, admin, outbox
 

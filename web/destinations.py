@@ -12,6 +12,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from models import Destination
 from web.db import session
+from web.mailer import MailNotSent
 from web.security import login_required, signed_in_user
 from web.services import destinations as service
 from web.services.errors import ServiceError
@@ -49,6 +50,9 @@ def add():  # type: ignore[no-untyped-def]
     address = request.form.get("email", "")
     try:
         destination = service.add(session(), signed_in_user(), address)
+    except MailNotSent as exc:  # added; only its link is missing
+        flash(f"Added, but {exc.message[0].lower()}{exc.message[1:]} Use “Resend link” then.")
+        return redirect(url_for("destinations.index"))
     except ServiceError as exc:
         return _index(exc.status, error=exc.message, email=address)
     flash(f"We sent a link to {destination.email}. Open it to start forwarding there.")
@@ -83,6 +87,9 @@ def change(destination_id: int):  # type: ignore[no-untyped-def]
     address, before = request.form.get("email", ""), destination.email
     try:
         changed = service.change(session(), signed_in_user(), destination, address)
+    except MailNotSent as exc:  # changed; only its link is missing
+        flash(f"Changed, but {exc.message[0].lower()}{exc.message[1:]} Use “Resend link” then.")
+        return redirect(url_for("destinations.index"))
     except ServiceError as exc:
         session().refresh(destination)
         return _detail(destination, exc.status, error=exc.message, email=address)

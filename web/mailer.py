@@ -1,16 +1,34 @@
 """Mail the service itself sends (verification links, password resets), through the same
-outbound sender port as forwarding: the local outbox, an SMTP relay or SES."""
+outbound sender port as forwarding: the local outbox, an SMTP relay or SES.
+
+A mail that cannot be sent (no sender configured, the relay or SES unreachable or refusing) is
+logged with its cause for the operator and raised as :class:`MailNotSent`, a ``ServiceError`` the
+pages show as a message and the API as ``503 mail_unavailable``: never a 500.
+"""
 
 from __future__ import annotations
 
 import email.utils
+import logging
 from email.message import EmailMessage
 
-from flask import current_app
+from flask import Flask, current_app, render_template
 
 from forwarder.core.addresses import is_valid_address
 from forwarder.outbound import build_sender
 from forwarder.senders import Sender
+from web.services.errors import ServiceError
+
+logger = logging.getLogger("othermail.web.mailer")
+
+
+class MailNotSent(ServiceError):
+    """The service's own mail could not be sent; the cause is in the log, not in the message."""
+
+    def __init__(self, what: str = "the email") -> None:
+        super().__init__("mail_unavailable", f"We could not send {what} just now: the mail service is not "
+                                             "available. Try again in a few minutes; if it keeps failing, tell "
+                                             "the operator.", 503)
 
 
 def service_sender() -> Sender:
@@ -50,4 +68,18 @@ def send_mail(to: str, subject: str, text: str) -> None:
     message["Message-ID"] = email.utils.make_msgid(domain=service_address().rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
-    _sender().send(message.as_bytes(), sender=service_address(), recipient=to)
+    try:
+        _sender().send(message.as_bytes(), sender=service_address(), recipient=to)
+    except Exception as exc:  # noqa: BLE001 - any sender failure: the caller shows a message, the log the cause
+        logger.error("could not send the service mail %r to a mailbox at %s: %s: %s", subject,
+                     to.rpartition("@")[2], type(exc).__name__, exc, exc_info=True)
+        raise MailNotSent() from exc
+
+
+def _not_sent(exc: MailNotSent) -> tuple[str, int]:
+    """A page that did not catch :class:`MailNotSent` (the API answers it as JSON itself)."""
+    return render_template("error.html", title="Email not sent", message=exc.message), exc.status
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(MailNotSent, _not_sent)

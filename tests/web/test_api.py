@@ -192,6 +192,20 @@ def test_destinations_list_add_get_change_resend_delete(client: FlaskClient, ann
     assert gone.status_code == 404 and error_of(gone) == "not_found"
 
 
+def test_a_mail_service_that_fails_is_a_503_with_a_clear_code_never_a_500(app: Flask, client: FlaskClient,
+                                                                         ann: Account) -> None:
+    """Issue 12.27: a sender that raises made adding a destination a 500."""
+    from tests.web.test_destinations_pages import BrokenSender
+
+    app.extensions["othermail.sender"] = BrokenSender()
+    created = client.post("/api/v1/destinations", json={"email": "new@example.net"}, headers=ann.write)
+    assert created.status_code == 503 and error_of(created) == "mail_unavailable"
+    assert "resend" in created.get_json()["error"]["message"]
+    [row] = query(app, select(Destination).where(Destination.email == "new@example.net"))  # added, unverified
+    resent = client.post(f"/api/v1/destinations/{row.id}/resend", headers=ann.write)
+    assert resent.status_code == 503 and error_of(resent) == "mail_unavailable"
+
+
 def test_resending_to_a_verified_destination_is_a_conflict(client: FlaskClient, ann: Account, outbox) -> None:  # type: ignore[no-untyped-def]
     response = client.post(f"/api/v1/destinations/{ann.destination_id}/resend", headers=ann.write)
     assert response.status_code == 409 and error_of(response) == "already_verified"

@@ -285,3 +285,47 @@ def test_changing_the_address_of_a_paused_destination_ends_the_pause(app: Flask,
     assert post(ann, f"{page}/change", {"email": "new@real.example"}, page=page).status_code == 302
     changed = destination(app, "new@real.example")
     assert (changed.paused_at, changed.pause_reason, changed.verified_at) == (None, "", None)
+
+
+class BrokenSender:
+    """A sender whose mail service is down (SES unreachable, the relay refusing)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send(self, raw: bytes, *, sender: str, recipient: str) -> str:
+        self.calls += 1
+        raise ConnectionError("SES endpoint unreachable")
+
+
+def test_a_mail_service_that_fails_is_a_clear_message_and_a_log_line_never_a_500(
+        app: Flask, ann: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 12.27: a sender that raises made adding a destination a 500."""
+    broken = BrokenSender()
+    app.extensions["othermail.sender"] = broken
+    with caplog.at_level("ERROR"):
+        response = add(ann, "me@real.example")
+    assert response.status_code == 302
+    page = ann.get(INDEX).get_data(as_text=True)
+    assert "could not send" in page and "Resend link" in page  # the flash, and the way to try again
+    assert destination(app, "me@real.example").verified_at is None
+    assert broken.calls == 1
+    assert any("ConnectionError" in r.getMessage() or r.exc_info for r in caplog.records if r.levelname == "ERROR")
+
+    dest_id = destination(app, "me@real.example").id
+    response = post(ann, f"/destinations/{dest_id}/resend", {}, page=INDEX)
+    assert response.status_code in (302, 503)
+    text = (ann.get(INDEX) if response.status_code == 302 else response).get_data(as_text=True)
+    assert "could not send" in text
+    response = post(ann, f"/destinations/{dest_id}/change", {"email": "other@real.example"},
+                    page=f"/destinations/{dest_id}")
+    assert response.status_code == 302 and "could not send" in ann.get(INDEX).get_data(as_text=True)
+
+
+def test_no_sender_configured_is_a_clear_message_not_a_500(app: Flask, ann: FlaskClient) -> None:
+    from dataclasses import replace
+
+    app.extensions.pop("othermail.sender")
+    app.config["SETTINGS"] = replace(app.config["SETTINGS"], sender="smtp", relay_host="")
+    response = add(ann, "me@real.example")
+    assert response.status_code == 302 and "could not send" in ann.get(INDEX).get_data(as_text=True)

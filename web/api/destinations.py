@@ -8,6 +8,7 @@ from models import Destination
 from web.api import bp
 from web.api.common import ApiError, body, destination_json, object_id, string, user
 from web.db import session
+from web.mailer import MailNotSent
 from web.services import destinations as service
 
 EMAIL_MAX = 254
@@ -25,6 +26,11 @@ def _email(data: dict) -> str:
     return email
 
 
+def _added_unsent(exc: MailNotSent, done: str = "added") -> ApiError:
+    return ApiError(exc.status, exc.code, f"The destination was {done}, but its verification link could not be "
+                                          "sent: the mail service is not available. POST .../resend later.")
+
+
 @bp.get("/destinations")
 def destinations_list():  # type: ignore[no-untyped-def]
     return jsonify({"items": [destination_json(d) for d in service.listed(session(), user())]})
@@ -32,7 +38,10 @@ def destinations_list():  # type: ignore[no-untyped-def]
 
 @bp.post("/destinations")
 def destinations_create():  # type: ignore[no-untyped-def]
-    destination = service.add(session(), user(), _email(body({"email"})))
+    try:
+        destination = service.add(session(), user(), _email(body({"email"})))
+    except MailNotSent as exc:
+        raise _added_unsent(exc) from None
     return jsonify(destination_json(destination)), 201
 
 
@@ -44,7 +53,10 @@ def destinations_get(destination_id: int):  # type: ignore[no-untyped-def]
 @bp.patch(f"/destinations/{ID}")
 def destinations_update(destination_id: int):  # type: ignore[no-untyped-def]
     destination = _owned(destination_id)
-    changed = service.change(session(), user(), destination, _email(body({"email"})))
+    try:
+        changed = service.change(session(), user(), destination, _email(body({"email"})))
+    except MailNotSent as exc:
+        raise _added_unsent(exc, "changed") from None
     return jsonify(destination_json(changed))
 
 

@@ -29,6 +29,8 @@ ERROR_CODES = {
     413: "payload_too_large: the body is over 1 MiB",
     429: "rate_limited: too many calls for this token, or too many new aliases or verification emails; "
          "wait Retry-After seconds",
+    503: "mail_unavailable: the verification email could not be sent (the mail service is down or not "
+         "configured); an added or changed destination stays so, unverified: resend its link later",
 }
 
 
@@ -227,19 +229,20 @@ PATHS: dict[str, Schema] = {
     "/destinations": {
         "get": _op("destinations_list", "Your destinations.", {"200": _json("All of them.", "DestinationList")}, ()),
         "post": _op("destinations_create", "Add a destination and email it a verification link.",
-                    {"201": _json("Added, unverified.", "Destination")}, (409,), body="DestinationInput", write=True),
+                    {"201": _json("Added, unverified.", "Destination")}, (409, 503), body="DestinationInput",
+                    write=True),
     },
     "/destinations/{destination_id}": {
         "get": _op("destinations_get", "One destination.", {"200": _json("It.", "Destination")}, (404,), params=DEST),
         "patch": _op("destinations_update", "Change its address; it is unverified until the new link is followed.",
-                     {"200": _json("Changed.", "Destination")}, (404, 409), body="DestinationInput", params=DEST,
+                     {"200": _json("Changed.", "Destination")}, (404, 409, 503), body="DestinationInput", params=DEST,
                      write=True),
         "delete": _op("destinations_delete", "Remove it; nothing is forwarded there any more.", NO_CONTENT, (404,),
                       params=DEST, write=True),
     },
     "/destinations/{destination_id}/resend": {
         "post": _op("destinations_resend", "Email a new verification link.",
-                    {"202": _json("Sent.", "Destination")}, (404, 409), params=DEST, write=True),
+                    {"202": _json("Sent.", "Destination")}, (404, 409, 503), params=DEST, write=True),
     },
     "/destinations/{destination_id}/resume": {
         "post": _op("destinations_resume", "Forward to a paused destination again.",
