@@ -88,7 +88,7 @@ class OneBox:
         self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers)
         self.listener: SmtpListener | None = None
         if smtp_port is not None:
-            handler = IngressHandler(settings.domains, self.spool, directory.exists, self.dispatcher.submit,
+            handler = IngressHandler(settings.domains, self.spool, directory.address_status, self.dispatcher.submit,
                                      accepts_domain=directory.accepts_domain, limits=settings.smtp_limits,
                                      metrics=self.metrics)
             self.listener = SmtpListener(handler, self.host, smtp_port, settings.smtp_max_bytes,

@@ -45,7 +45,7 @@ from forwarder.core.trace import (
     strip_trace_fields,
 )
 from forwarder.errors import SettingsError
-from forwarder.inbound_auth.checks import Client, Dmarc, check_dkim, check_spf
+from forwarder.inbound_auth.checks import Client, Dmarc, check_dkim, check_spf, client_address
 from forwarder.inbound_auth.resolver import BUDGET_SECONDS, Resolver
 
 if TYPE_CHECKING:
@@ -97,9 +97,8 @@ class Authenticator:
         return []
 
     def _relayed(self, raw: bytes, client: Client) -> list[MethodResult]:
-        try:
-            address = ipaddress.ip_address(client.ip)
-        except ValueError:
+        address = client_address(client.ip)
+        if address is None:
             return []
         if not any(address in network for network in self.trusted_relays):
             return []

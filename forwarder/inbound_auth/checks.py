@@ -79,6 +79,17 @@ class Client:
     mail_from: str = ""
 
 
+def client_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's address; an IPv4-mapped IPv6 one (a listener on ``::``) as the IPv4 it is."""
+    try:
+        address = ipaddress.ip_address(ip.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def _domain_of(address: str) -> str:
     return address.rpartition("@")[2].strip().strip("<>").rstrip(".").lower()
 
@@ -89,15 +100,14 @@ def check_spf(client: Client, lookup: Lookup) -> MethodResult:
     mail_from = client.mail_from.strip().strip("<>")
     helo = client.helo.strip()
     prop = ("smtp.mailfrom", mail_from) if mail_from else ("smtp.helo", helo)
-    try:
-        ipaddress.ip_address(client.ip)
-    except ValueError:
+    address = client_address(client.ip)
+    if address is None:
         return MethodResult("spf", "none", (prop,), comments=("no client address",))
     if not mail_from and not helo:
         return MethodResult("spf", "none", (), comments=("no identity to check",))
     token = _current.set(lookup)
     try:
-        query = spf.query(i=client.ip, s=mail_from, h=helo or "unknown", querytime=max(lookup.remaining(), 0.01))
+        query = spf.query(i=str(address), s=mail_from, h=helo or "unknown", querytime=max(lookup.remaining(), 0.01))
         result, _code, explanation = query.check()
     except Exception as exc:  # pyspf on odd input: no verdict, and say so
         logger.warning("SPF check failed: %s: %s", exc.__class__.__name__, exc)
@@ -106,7 +116,7 @@ def check_spf(client: Client, lookup: Lookup) -> MethodResult:
         _current.reset(token)
     if result == "ambiguous":
         result = "permerror"
-    comments = (f"{client.ip}: {explanation}",) if result in ("temperror", "permerror") else (f"{client.ip}",)
+    comments = (f"{address}: {explanation}",) if result in ("temperror", "permerror") else (f"{address}",)
     return MethodResult("spf", str(result), (prop,), comments=comments)
 
 

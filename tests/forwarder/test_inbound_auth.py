@@ -196,6 +196,8 @@ def test_trusted_relay_header_is_honoured_only_from_the_relay_with_its_id() -> N
     raw = auth.process(RELAYED + message(), Client("10.1.2.3", "relay", "bounce@sender.test"))
     assert raw.count(b"Authentication-Results:") == 1
     assert auth.verdicts(raw) == Verdicts(spf="FAIL", dkim="GRAY", dmarc="FAIL", dmarc_policy="reject")
+    mapped = auth.process(RELAYED + message(), Client("::ffff:10.1.2.3", "relay", "bounce@sender.test"))
+    assert auth.verdicts(mapped).dmarc == "FAIL"  # a listener on :: sees IPv4 clients so
     elsewhere = auth.process(RELAYED + message(), Client("192.0.2.99", "relay", "bounce@sender.test"))
     assert auth.verdicts(elsewhere) == NO_VERDICT and elsewhere.count(b"Authentication-Results:") == 1
     other_id = Authenticator("trusted-relay", AUTHSERV, trusted_authserv_id="rspamd.example.net", trusted_relays=relays)

@@ -125,3 +125,38 @@ def test_nothing_checked_is_no_verdict() -> None:
 ])
 def test_results_map_onto_ses_verdicts(results: list[MethodResult], expected: Verdicts) -> None:
     assert verdicts_from_results(results) == expected
+
+
+# -- generated header blocks ----------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = st.sampled_from(["Authentication-Results", "authentication-results ", "Received-SPF", "X-SES-Verdict",
+                          "X-Ses-Receipt", "ARC-Authentication-Results", "From", "Subject", "X-Note", "Received"])
+_EOLS = st.sampled_from([b"\r\n", b"\n", b"\r"])
+_VALUES = st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b""))
+
+
+@st.composite
+def header_blocks(draw: st.DrawFn) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(1, 8))):
+        name = draw(_NAMES).encode()
+        line = name + b":" + draw(_VALUES) + draw(_EOLS)
+        if draw(st.booleans()):
+            line += b"\t" + draw(_VALUES) + draw(_EOLS)
+        lines.append(line)
+    return b"".join(lines) + b"X-End: 1\r\n\r\nAuthentication-Results: body\r\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(header_blocks())
+def test_no_reader_finds_a_trace_field_after_stripping(raw: bytes) -> None:
+    stripped, _ = strip_trace_fields(raw)
+    assert stripped.endswith(b"Authentication-Results: body\r\n")  # the body is never touched
+    python_names = shown_names(stripped)
+    core_names = [f.key for f in split_message(stripped).fields]
+    for names in (python_names, core_names):
+        assert not any(n.strip() in ("authentication-results", "received-spf") or n.startswith("x-ses-")
+                       for n in names), names
