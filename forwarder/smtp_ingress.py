@@ -2,7 +2,9 @@
 
 - RCPT: only addresses on the service's domains and on users' verified domains (anything else is
   550: never an open relay), and only aliases that exist or that a domain's catch-all would create
-  (550 5.1.1 otherwise); 451 when the database cannot say.
+  (550 5.1.1 otherwise); an expired alias whose owner chose reject is 550 5.1.1 too
+  (forwarder/expired_reject.py); 451 when the database cannot say. Failed RCPTs are limited per
+  session and client IP, and sessions per IP and in total (forwarder/smtp_limits.py).
 - SIZE/DATA: aiosmtpd advertises the size limit and answers 552 above it.
 - DATA: the raw message and its envelope are spooled (see :mod:`forwarder.spool`) before the 250;
   451 when that fails, so the sending server keeps the message and retries. A local store is
@@ -31,6 +33,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
+from forwarder.directory import AddressStatus
 from forwarder.errors import RetryableError
 from forwarder.metrics import SMTP_EVENT, Metrics
 from forwarder.smtp_limits import FailedRcpts, SessionGate, SmtpLimits
@@ -56,7 +59,7 @@ class IngressHandler:
         self,
         domains: tuple[str, ...],
         spool: Spool,
-        known: Callable[[str], bool],
+        known: Callable[[str], bool | AddressStatus],
         dispatch: Callable[[str], None],
         accepts_domain: Callable[[str], bool] | None = None,
         *,
@@ -137,11 +140,13 @@ class IngressHandler:
         remembered = self._known_cache.get(normalized)
         if remembered is None or now - remembered >= KNOWN_CACHE_SECONDS:
             try:
-                exists = await asyncio.get_running_loop().run_in_executor(None, self.known, address)
+                found = await asyncio.get_running_loop().run_in_executor(None, self.known, address)
             except Exception as exc:
                 logger.warning("RCPT %s: lookup failed: %s", address, exc)
                 return "451 4.3.0 Temporary lookup failure, please try again later", None
-            if not exists:
+            if found is AddressStatus.REJECTS_EXPIRED:  # never cached: its owner may extend it
+                return f"550 5.1.1 <{address}>: this address has expired", "rcpt-expired-reject"
+            if not found or found is AddressStatus.UNKNOWN:
                 return f"550 5.1.1 <{address}>: no such address here", "rcpt-unknown"
             if len(self._known_cache) >= KNOWN_CACHE_SIZE:
                 self._known_cache.clear()
