@@ -117,8 +117,14 @@ def create_alias(
     expires_in: timedelta | None = None,
     idle_days: int | None = None,
     max_messages: int | None = None,
+    expired_action: str = "drop",
 ) -> Alias:
-    """Create an alias and commit; a generated local part is retried on the rare collision."""
+    """Create an alias and commit; a generated local part is retried on the rare collision.
+
+    ``expired_action``: what mail gets once the alias has expired, ``drop`` or ``reject``
+    (forwarder/expired_reject.py)."""
+    if expired_action not in ("drop", "reject"):
+        raise AccountError(f"--expired-action must be drop or reject, not {expired_action!r}")
     if max_messages is not None and max_messages < 1:
         raise AccountError("--max-messages must be at least 1")
     if idle_days is not None and idle_days < 1:
@@ -132,6 +138,7 @@ def create_alias(
             expires_at=now + expires_in if expires_in else None,
             idle_days=idle_days,
             max_messages=max_messages,
+            expired_action=expired_action,
             created_at=now,
         )
         alias.destinations.extend(destinations)

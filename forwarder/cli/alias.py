@@ -31,6 +31,10 @@ def alias() -> None:
 @click.option("--expires-in", help="Expire after a duration: 30m, 2h, 7d, 4w.")
 @click.option("--idle-days", type=int, help="Expire after this many days without mail.")
 @click.option("--max-messages", type=int, help="Expire after this many messages.")
+@click.option("--expired-action", type=click.Choice(["drop", "reject"]), default="drop", show_default=True,
+              help="What mail gets once the alias has expired. drop: accepted and dropped silently. "
+                   "reject: the sender gets a bounce (one box: 550 5.1.1 at RCPT; on AWS an SES bounce, "
+                   "only when the sender's SPF or DMARC passed, else dropped).")
 @click.pass_obj
 def create(
     obj: CliContext,
@@ -41,6 +45,7 @@ def create(
     expires_in: str | None,
     idle_days: int | None,
     max_messages: int | None,
+    expired_action: str,
 ) -> None:
     """Create an alias and print its address."""
     from models import utcnow
@@ -63,7 +68,7 @@ def create(
             session.commit()
             created = create_alias(
                 session, user, targets, domain, now, local_part=local_part, expires_in=duration,
-                idle_days=idle_days, max_messages=max_messages,
+                idle_days=idle_days, max_messages=max_messages, expired_action=expired_action,
             )
             click.echo(created.address)
     except AccountError as exc:
