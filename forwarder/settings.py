@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -81,6 +82,20 @@ def _database_url(value: str) -> str:
         raise SettingsError(f"{name}: the driver of {url.drivername!r} is not installed ({exc.name or exc}); "
                             "pip install 'othermail[postgres]' or 'othermail[mysql]'") from None
     return value
+
+
+#: Settings fields whose values ``repr`` never shows.
+_SECRET_FIELD = re.compile(r"password|token|secret|credential")
+
+
+def _redacted_url(value: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(value).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "***"
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -194,6 +209,19 @@ class Settings:
     trusted_relays: tuple[str, ...] = ()
     #: HOST[:PORT] of the name server the inbound checks ask; empty: the system's.
     inbound_auth_resolver: str = ""
+
+    def __repr__(self) -> str:
+        """Every field but secrets: the database URL without its password, and ``'***'`` for each
+        field named like a password, token or secret (when set), so logs and tracebacks leak none."""
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "database_url" and value:
+                value = _redacted_url(value)
+            elif _SECRET_FIELD.search(item.name) and value:
+                value = "***"
+            shown.append(f"{item.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @property
     def max_bytes(self) -> int:

@@ -69,7 +69,7 @@ class Spool:
         self.root = Path(root)
         self.pending_dir = self.root / "pending"
         self.store = store
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        self.pending_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._pending = str(self.pending_dir)
         self._recent: dict[str, tuple[bytes, Envelope]] = {}
         self._recent_bytes = 0
@@ -130,7 +130,7 @@ class Spool:
         """Move an entry that can never be forwarded to ``failed/`` for an operator to look at."""
         self._forget(spool_id)
         failed = self.root / "failed"
-        failed.mkdir(exist_ok=True)
+        failed.mkdir(mode=0o700, exist_ok=True)
         try:
             os.replace(self.pending_dir / f"{spool_id}.json", failed / f"{spool_id}.json")
         except FileNotFoundError:

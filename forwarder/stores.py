@@ -14,9 +14,10 @@ if TYPE_CHECKING:
 
 def write_atomically(path: str, data: bytes) -> None:
     """Write ``path`` whole or not at all: a ``.tmp`` file beside it, then a rename. Plain
-    ``os.write`` calls, without the buffered file object of ``Path.write_bytes``."""
+    ``os.write`` calls, without the buffered file object of ``Path.write_bytes``. Raw mail and
+    envelopes are readable by their owner only, whatever the umask."""
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         view = memoryview(data)
         while view:
@@ -104,7 +105,7 @@ class LocalStore:
             except FileNotFoundError:  # the folder was removed meanwhile: make it again
                 self._folders.pop(folder, None)
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomically(str(path), raw)
         if path.name == name:
             self._folders[folder] = str(path.parent)

@@ -46,6 +46,16 @@ BACKEND_PARAMS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _keep_umask() -> Iterator[None]:
+    """Commands run in-process (CliRunner) set umask 077 for the one box's files; later tests
+    (nginx, uWSGI reading files a test wrote) must not inherit it."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    yield
+    os.umask(mask)
+
+
 def admin_url(backend: str) -> URL:
     """The admin URL for a server backend, from the environment or the default."""
     return make_url(os.environ.get(ADMIN_URL_ENV[backend]) or DEFAULT_ADMIN_URLS[backend])

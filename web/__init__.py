@@ -7,7 +7,9 @@ import time; ``create_app`` is the edge where settings are read once.
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,10 +33,19 @@ def _secret_key(settings: Settings) -> str:
     path = Path(settings.data_dir) / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    try:  # created 0600: never readable by others, not even between a write and a chmod
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        for _ in range(50):
+            existing = path.read_text().strip()
+            if existing:
+                return existing
+            time.sleep(0.02)
+        raise
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
     return key
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from forwarder.settings import Settings
+
+
+def private_files() -> None:
+    """From here on, files and folders this process creates (the SQLite database and its journal,
+    raw mail, the spool, the outbox, the secret key) are its user's alone: umask 077."""
+    os.umask(0o077)
 
 
 @dataclass
@@ -21,6 +28,7 @@ class CliContext:
         from models import make_engine
 
         if self._engine is None:
+            private_files()
             if self.database_url.startswith("sqlite:///"):
                 self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             self._engine = make_engine(self.database_url)

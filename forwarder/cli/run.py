@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import click
 
-from forwarder.cli.context import CliContext
+from forwarder.cli.context import CliContext, private_files
 from forwarder.errors import AddressInUse
 from forwarder.settings import Settings
 
@@ -20,6 +20,7 @@ def _serve(obj: CliContext, host: str | None, web_port: int | None, smtp_port: i
            smtp_option: str) -> None:
     from forwarder.onebox import OneBox
 
+    private_files()
     # One box delivers to the local outbox unless OTHERMAIL_SENDER says otherwise.
     settings = Settings.from_env(default_sender="outbox")
     if host:
