@@ -155,6 +155,14 @@ def test_forged_authentication_results_are_replaced_by_ours(zones: tuple[KnotZon
     raw = auth.process(forged, Client(BAD_IP, "x", "bounce@sender.test"))
     assert raw.count(b"Authentication-Results:") == 1 and b"Received-SPF" not in raw and b"X-SES-" not in raw
     assert auth.verdicts(raw) == Verdicts(spf="FAIL", dkim="GRAY", dmarc="FAIL", dmarc_policy="reject")
+    # what the message page shows of the stored copy: our verdict only
+    from web.services.messages import headers
+
+    shown = headers(raw)
+    assert [v for n, v in shown if n == "Authentication-Results"] == [
+        "othermail.example; spf=fail (203.0.113.66) smtp.mailfrom=bounce@sender.test; dkim=none; "
+        "dmarc=fail (p=reject) header.from=sender.test"]
+    assert not [n for n, _ in shown if n in ("Received-SPF", "X-SES-Spam-Verdict", "X-SES-Virus-Verdict")]
 
 
 def closed_port() -> int:
