@@ -29,6 +29,11 @@ PER_PAGE = 20
 DURATIONS = (("", "No time limit"), ("1h", "1 hour"), ("1d", "1 day"), ("7d", "1 week"), ("30d", "30 days"),
              ("365d", "1 year"))
 EXPIRED_ACTIONS = (("drop", "Drop new mail silently"), ("reject", "Reject new mail (the sender gets a bounce)"))
+#: What "reject" really does, shown under the choice (forwarder/expired_reject.py).
+EXPIRED_REJECT_WORDS = ("Reject: senders get a bounce. On a one box the SMTP listener refuses the mail (550 5.1.1), "
+                        "so the sending server bounces it; on AWS a bounce is sent only when the sender's SPF or "
+                        "DMARC passed, otherwise the mail is dropped (a bounce to a forged sender would be spam). "
+                        "Drop: new mail is accepted and dropped silently.")
 
 
 # --- words ---------------------------------------------------------------------------------------
@@ -110,7 +115,7 @@ def _verified() -> list[Destination]:
 def _new_page(status: int = 200, **context: object) -> tuple[str, int]:
     domains = [*current_app.config["SETTINGS"].domains, *domain_service.serving_names(session(), signed_in_user())]
     return render_template("aliases/new.html", domains=domains,
-                           destinations=_verified(), durations=DURATIONS, expired_actions=EXPIRED_ACTIONS,
+                           destinations=_verified(), durations=DURATIONS, expired_actions=EXPIRED_ACTIONS, expired_reject_words=EXPIRED_REJECT_WORDS,
                            form=context.pop("form", None) or MultiDict(), **context), status
 
 
@@ -121,7 +126,7 @@ def _detail(alias: Alias, status: int = 200, **context: object) -> tuple[str, in
         "aliases/detail.html", alias=alias, status=state, left=left(state),
         destinations=destination_service.listed(db, signed_in_user()), linked={d.id for d in alias.destinations},
         recent=activity.recent(db, alias), totals=activity.totals(db, alias), durations=DURATIONS[1:],
-        expired_actions=EXPIRED_ACTIONS, **context,
+        expired_actions=EXPIRED_ACTIONS, expired_reject_words=EXPIRED_REJECT_WORDS, **context,
     ), status
 
 

@@ -51,7 +51,11 @@ IDLE = {"type": "integer", "minimum": 1, "maximum": alias_service.MAX_IDLE_DAYS,
         "description": "Expire after this many days without mail."}
 MESSAGES = {"type": "integer", "minimum": 1, "maximum": alias_service.MAX_MESSAGES}
 EXPIRED_ACTION = {"type": "string", "enum": list(alias_service.EXPIRED_ACTIONS),
-                  "description": "What an expired alias does with new mail: drop it silently, or reject it."}
+                  "description": "What an expired alias does with new mail. drop: accepted and dropped silently. "
+                                 "reject: the sender gets a bounce; on a one box the SMTP listener refuses the "
+                                 "mail with 550 5.1.1 at RCPT, on AWS an SES bounce is sent only when the "
+                                 "sender's SPF or DMARC passed, and the mail is dropped otherwise (no bounce to "
+                                 "a possibly forged sender)."}
 LABEL = {"type": ["string", "null"], "maxLength": views.LABEL_MAX}
 NOTE = {"type": ["string", "null"], "maxLength": views.NOTE_MAX}
 

@@ -1,0 +1,33 @@
+"""Issue 12.19: the web app and the API say precisely what an expired alias's "reject" does."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+
+from tests.web.test_aliases_pages import NEW, Ann, ann, create, new_id  # noqa: F401  (ann: the fixture)
+from web.api.openapi import document
+
+
+def _text(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_the_new_alias_page_says_what_reject_does(app: Flask, ann: Ann) -> None:  # noqa: F811
+    page = _text(ann.client.get(NEW).get_data(as_text=True))
+    assert "SPF or DMARC" in page and "one box" in page and "550" in page
+    assert "dropped" in page  # what happens when neither passed
+
+
+def test_the_alias_page_says_what_reject_does(app: Flask, ann: Ann) -> None:  # noqa: F811
+    alias_id = new_id(create(ann.client, destination=str(ann.home), expired_action="reject", duration="7d"))
+    page = _text(ann.client.get(f"/aliases/{alias_id}").get_data(as_text=True))
+    assert "SPF or DMARC" in page and "550" in page
+
+
+def test_the_openapi_document_says_what_reject_does() -> None:
+    schemas = document()["components"]["schemas"]
+    for name in ("Alias", "AliasCreate", "AliasUpdate"):
+        described = schemas[name]["properties"]["expired_action"]["description"]
+        assert "SPF or DMARC" in described and "550 5.1.1" in described and "drop" in described, name
