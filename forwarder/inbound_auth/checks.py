@@ -15,7 +15,7 @@ import contextvars
 import ipaddress
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,16 @@ def _domain_of(address: str) -> str:
     return address.rpartition("@")[2].strip().strip("<>").rstrip(".").lower()
 
 
+def spf_identity(result: MethodResult) -> str:
+    """The domain an SPF result is about: MAIL FROM's, or the HELO name for a null sender."""
+    return _domain_of(result.prop("smtp.mailfrom") or result.prop("smtp.helo") or "")
+
+
+def spf_domain(client: Client) -> str:
+    mail_from = client.mail_from.strip().strip("<>")
+    return _domain_of(mail_from) if mail_from else client.helo.strip().rstrip(".").lower()
+
+
 def check_spf(client: Client, lookup: Lookup) -> MethodResult:
     """SPF of the MAIL FROM identity, or of the HELO name for a null sender (RFC 7208 section 2.4)."""
     _install_spf_hook()
@@ -120,8 +130,10 @@ def check_spf(client: Client, lookup: Lookup) -> MethodResult:
     return MethodResult("spf", str(result), (prop,), comments=comments)
 
 
-def check_dkim(raw: bytes, lookup: Lookup) -> list[MethodResult]:
-    """One result per DKIM-Signature (the first :data:`MAX_SIGNATURES`); ``none`` without any."""
+def check_dkim(raw: bytes, lookup: Lookup, first: Callable[[str], bool] = lambda d: False) -> list[MethodResult]:
+    """One result per DKIM-Signature (the first :data:`MAX_SIGNATURES`, in message order);
+    ``none`` without any. Signatures whose ``d=`` satisfies ``first`` are verified before the
+    others, so that others cannot spend the DNS budget before them."""
 
     def txt(name: bytes, timeout: float = 5) -> bytes | None:
         records = lookup.txt(name.decode("ascii", "replace").rstrip("."))
@@ -135,32 +147,39 @@ def check_dkim(raw: bytes, lookup: Lookup) -> list[MethodResult]:
     signatures = [value for name, value in verifier.headers if name.lower() == b"dkim-signature"]
     if not signatures:
         return [MethodResult("dkim", "none")]
-    results: list[MethodResult] = []
-    for index, value in enumerate(signatures[:MAX_SIGNATURES]):
+    parsed: list[tuple[tuple[str, str], ...] | None] = []
+    for value in signatures[:MAX_SIGNATURES]:
         try:
             tags = parse_tag_value(value)
-            props = (("header.d", tags.get(b"d", b"").decode("ascii", "replace").strip().lower()),
-                     ("header.s", tags.get(b"s", b"").decode("ascii", "replace").strip()))
+            parsed.append((("header.d", tags.get(b"d", b"").decode("ascii", "replace").strip().lower()),
+                           ("header.s", tags.get(b"s", b"").decode("ascii", "replace").strip())))
         except Exception:
-            results.append(MethodResult("dkim", "permerror", comments=("unparsable signature",)))
+            parsed.append(None)
+    order = sorted(range(len(parsed)), key=lambda i: not (parsed[i] is not None and first(parsed[i][0][1])))
+    by_index: dict[int, MethodResult] = {}
+    for index in order:
+        props = parsed[index]
+        if props is None:
+            by_index[index] = MethodResult("dkim", "permerror", comments=("unparsable signature",))
             continue
-        try:
-            good = verifier.verify(idx=index, dnsfunc=txt)
-        except DnsUnavailable as exc:
-            results.append(MethodResult("dkim", "temperror", props, comments=(str(exc),)))
-            continue
-        except dkim.ValidationError:  # the body hash does not match, the signature has expired...
-            results.append(MethodResult("dkim", "fail", props))
-            continue
-        except dkim.DKIMException as exc:  # a malformed signature
-            results.append(MethodResult("dkim", "permerror", props, comments=(exc.__class__.__name__,)))
-            continue
-        except Exception as exc:  # dkimpy on odd input
-            logger.warning("DKIM check failed: %s: %s", exc.__class__.__name__, exc)
-            results.append(MethodResult("dkim", "temperror", props, comments=("check failed",)))
-            continue
-        results.append(MethodResult("dkim", "pass" if good else "fail", props))
-    return results
+        by_index[index] = _verify_one(verifier, index, props, txt)
+    return [by_index[i] for i in range(len(parsed))]
+
+
+def _verify_one(verifier: dkim.DKIM, index: int, props: tuple[tuple[str, str], ...],
+                txt: Callable[..., bytes | None]) -> MethodResult:
+    try:
+        good = verifier.verify(idx=index, dnsfunc=txt)
+    except DnsUnavailable as exc:
+        return MethodResult("dkim", "temperror", props, comments=(str(exc),))
+    except dkim.ValidationError:  # the body hash does not match, the signature has expired...
+        return MethodResult("dkim", "fail", props)
+    except dkim.DKIMException as exc:  # a malformed signature
+        return MethodResult("dkim", "permerror", props, comments=(exc.__class__.__name__,))
+    except Exception as exc:  # dkimpy on odd input
+        logger.warning("DKIM check failed: %s: %s", exc.__class__.__name__, exc)
+        return MethodResult("dkim", "temperror", props, comments=("check failed",))
+    return MethodResult("dkim", "pass" if good else "fail", props)
 
 
 # -- DMARC -----------------------------------------------------------------------------------------
@@ -199,7 +218,11 @@ def parse_dmarc(text: bytes) -> DmarcRecord | None:
 
 class Dmarc:
     """The DMARC check: the From domains, their policy records (with the organizational domain's
-    as fallback, from the public suffix list shipped with ``publicsuffixlist``) and alignment."""
+    as fallback, from the public suffix list shipped with ``publicsuffixlist``) and alignment.
+
+    A DMARC fail needs every aligned identifier to have failed: an SPF or DKIM ``temperror``
+    makes it ``temperror`` only when that identifier is aligned with the From domain (one that
+    is not could never make DMARC pass, and a sender controls its DNS)."""
 
     def __init__(self, suffixes: PublicSuffixList | None = None) -> None:
         self.suffixes = suffixes or PublicSuffixList()
@@ -207,49 +230,9 @@ class Dmarc:
     def organizational(self, domain: str) -> str:
         return self.suffixes.privatesuffix(domain) or domain
 
-    def _record(self, domain: str, lookup: Lookup) -> tuple[DmarcRecord | None, bool]:
-        """The policy record for ``domain`` and whether it came from its organizational domain."""
-        for name, inherited in ((domain, False), (self.organizational(domain), True)):
-            if inherited and name == domain:
-                break
-            records = [r for r in (parse_dmarc(t) for t in lookup.txt(f"_dmarc.{name}")
-                                   if t[:8].upper().startswith(b"V=DMARC1")) if r is not None]
-            if len(records) == 1:
-                return records[0], inherited
-            if len(records) > 1:
-                return None, inherited  # RFC 7489 6.6.3: more than one record is no policy
-        return None, False
-
-    def _aligned(self, a: str, b: str, strict: bool) -> bool:
-        if not a or not b:
-            return False
-        return a == b if strict else self.organizational(a) == self.organizational(b)
-
-    def check_domain(self, from_domain: str, spf_result: MethodResult, dkim_results: Sequence[MethodResult],
-                     lookup: Lookup) -> MethodResult:
-        props = (("header.from", from_domain),)
-        try:
-            record, inherited = self._record(from_domain, lookup)
-        except DnsUnavailable as exc:
-            return MethodResult("dmarc", "temperror", props, comments=(str(exc),))
-        if record is None:
-            return MethodResult("dmarc", "none", props)
-        policy = (record.subdomain_policy or record.policy) if inherited else record.policy
-        spf_domain = _domain_of(spf_result.prop("smtp.mailfrom") or spf_result.prop("smtp.helo") or "")
-        if spf_result.result == "pass" and self._aligned(spf_domain, from_domain, record.strict_spf):
-            return MethodResult("dmarc", "pass", props, comments=(f"p={policy}", "spf aligned"))
-        for result in dkim_results:
-            if result.result == "pass" and self._aligned(result.prop("header.d") or "", from_domain,
-                                                         record.strict_dkim):
-                return MethodResult("dmarc", "pass", props, comments=(f"p={policy}", "dkim aligned"))
-        if spf_result.result == "temperror" or any(r.result == "temperror" for r in dkim_results):
-            return MethodResult("dmarc", "temperror", props, comments=(f"p={policy}", "SPF or DKIM unavailable"))
-        return MethodResult("dmarc", "fail", props, comments=(f"p={policy}",))
-
-    def check(self, raw: bytes, spf_result: MethodResult, dkim_results: Sequence[MethodResult],
-              lookup: Lookup) -> MethodResult:
-        """DMARC of every From domain; the worst one counts (so a second From address cannot hide
-        a failing one): fail (strictest policy first), then temperror, then none, then pass."""
+    def from_domains(self, raw: bytes) -> list[str] | MethodResult:
+        """The distinct From domains in order (the first is the one a reader sees), or the
+        permerror result when there is none."""
         domains: dict[str, None] = {}
         try:
             for field in split_message(raw).get_all("from"):
@@ -261,7 +244,54 @@ class Dmarc:
             return MethodResult("dmarc", "permerror", comments=(f"unreadable From: {exc.__class__.__name__}",))
         if not domains:
             return MethodResult("dmarc", "permerror", comments=("no From domain",))
-        results = [self.check_domain(d, spf_result, dkim_results, lookup) for d in list(domains)[:MAX_FROM_DOMAINS]]
+        return list(domains)[:MAX_FROM_DOMAINS]
+
+    def record(self, domain: str, lookup: Lookup) -> tuple[DmarcRecord | None, bool] | DnsUnavailable:
+        """The policy record for ``domain`` and whether it came from its organizational domain;
+        the error when DNS could not say."""
+        try:
+            for name, inherited in ((domain, False), (self.organizational(domain), True)):
+                if inherited and name == domain:
+                    break
+                records = [r for r in (parse_dmarc(t) for t in lookup.txt(f"_dmarc.{name}")
+                                       if t[:8].upper().startswith(b"V=DMARC1")) if r is not None]
+                if len(records) == 1:
+                    return records[0], inherited
+                if len(records) > 1:
+                    return None, inherited  # RFC 7489 6.6.3: more than one record is no policy
+        except DnsUnavailable as exc:
+            return exc
+        return None, False
+
+    def aligned(self, a: str, b: str, strict: bool = False) -> bool:
+        if not a or not b:
+            return False
+        return a == b if strict else self.organizational(a) == self.organizational(b)
+
+    def evaluate(self, from_domain: str, found: tuple[DmarcRecord | None, bool] | DnsUnavailable,
+                 spf_result: MethodResult, dkim_results: Sequence[MethodResult]) -> MethodResult:
+        props = (("header.from", from_domain),)
+        if isinstance(found, DnsUnavailable):
+            return MethodResult("dmarc", "temperror", props, comments=(str(found),))
+        record, inherited = found
+        if record is None:
+            return MethodResult("dmarc", "none", props)
+        policy = (record.subdomain_policy or record.policy) if inherited else record.policy
+        spf_domain = spf_identity(spf_result)
+        spf_aligned = self.aligned(spf_domain, from_domain, record.strict_spf)
+        if spf_result.result == "pass" and spf_aligned:
+            return MethodResult("dmarc", "pass", props, comments=(f"p={policy}", "spf aligned"))
+        aligned_dkim = [r for r in dkim_results if self.aligned(r.prop("header.d") or "", from_domain, record.strict_dkim)]
+        if any(r.result == "pass" for r in aligned_dkim):
+            return MethodResult("dmarc", "pass", props, comments=(f"p={policy}", "dkim aligned"))
+        if (spf_aligned and spf_result.result == "temperror") or any(r.result == "temperror" for r in aligned_dkim):
+            return MethodResult("dmarc", "temperror", props, comments=(f"p={policy}", "SPF or DKIM unavailable"))
+        return MethodResult("dmarc", "fail", props, comments=(f"p={policy}",))
+
+    @staticmethod
+    def combine(results: Sequence[MethodResult]) -> MethodResult:
+        """The worst of the From domains' results (so a second From address cannot hide a failing
+        one): fail (strictest policy first), then temperror, permerror, none, pass."""
         failed = [r for r in results if r.result == "fail"]
         if failed:
             return max(failed, key=lambda r: _POLICIES.index(r.policy or "none"))

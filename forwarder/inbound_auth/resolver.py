@@ -6,6 +6,10 @@ lookup that cannot be answered in time, a name server that does not answer or an
 or REFUSED, and a system without any resolver configured all raise :class:`DnsUnavailable`:
 the checks turn that into ``temperror``, which the decision reads as no verdict. NXDOMAIN and an
 empty answer are answers (no record).
+
+One query gets at most :data:`QUERY_SHARE` of the budget, so that a name server a sender controls
+(and makes slow on purpose) cannot spend the whole budget on one name; the checks also ask for
+the names a sender cannot control first (see ``forwarder.inbound_auth.Authenticator.results``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import dns.resolver
 
 #: Seconds of DNS one message may use across SPF, DKIM and DMARC (issue 12: "about 2 s").
 BUDGET_SECONDS = 2.0
+#: The largest part of the budget one query may take.
+QUERY_SHARE = 0.4
 
 
 class DnsUnavailable(Exception):
@@ -29,10 +35,11 @@ class Lookup:
     """The DNS of one message: every query shares the deadline."""
 
     def __init__(self, resolver: dns.resolver.Resolver | None, deadline: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, per_query: float | None = None) -> None:
         self._resolver = resolver
         self.deadline = deadline
         self._clock = clock
+        self.per_query = per_query
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - self._clock())
@@ -46,6 +53,8 @@ class Lookup:
         except dns.exception.DNSException:
             return []  # not a usable name (empty or over-long label, bad IDNA): nothing can be there
         left = self.remaining()
+        if self.per_query is not None:
+            left = min(left, self.per_query)
         if left <= 0.0:
             raise DnsUnavailable("the DNS time budget of this message is spent")
         try:
@@ -93,4 +102,4 @@ class Resolver:
         return cls(resolver, budget)
 
     def lookup(self) -> Lookup:
-        return Lookup(self.resolver, self._clock() + self.budget, self._clock)
+        return Lookup(self.resolver, self._clock() + self.budget, self._clock, self.budget * QUERY_SHARE)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dkim
+import dns.exception
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -163,6 +164,40 @@ def test_forged_authentication_results_are_replaced_by_ours(zones: tuple[KnotZon
         "othermail.example; spf=fail (203.0.113.66) smtp.mailfrom=bounce@sender.test; dkim=none; "
         "dmarc=fail (p=reject) header.from=sender.test"]
     assert not [n for n, _ in shown if n in ("Received-SPF", "X-SES-Spam-Verdict", "X-SES-Virus-Verdict")]
+
+
+def slow_for(nameserver: str, suffix: str, budget: float) -> Resolver:
+    """A resolver asking the zones' server, except that names under ``suffix`` never answer: a
+    name server the sender controls and makes slow on purpose."""
+    from forwarder.dns_doctor import make_resolver
+
+    resolver = make_resolver(nameserver, timeout=budget)
+    real = resolver.resolve
+
+    def resolve(qname, rdtype, **kwargs):  # type: ignore[no-untyped-def]
+        if str(qname).rstrip(".").endswith(suffix):
+            time.sleep(kwargs.get("lifetime") or budget)
+            raise dns.exception.Timeout()
+        return real(qname, rdtype, **kwargs)
+
+    resolver.resolve = resolve  # type: ignore[method-assign]
+    return Resolver(resolver, budget)
+
+
+@pytest.mark.parametrize(("sender", "mail_from", "slow_signatures"), [
+    ("CEO <ceo@sender.test>", "bounce@slow.test", 0),  # a slow MAIL FROM domain
+    ("CEO <ceo@sender.test>", "bounce@sender.test", 3),  # slow DKIM signatures of another domain
+    ("a@slow.test, CEO <ceo@sender.test>", "bounce@other.test", 0),  # a slow From domain in front
+])
+def test_a_sender_s_slow_dns_cannot_turn_a_dmarc_fail_into_no_verdict(
+        zones: tuple[KnotZones, bytes], sender: str, mail_from: str, slow_signatures: int) -> None:
+    """Regression: the budget is shared, and SPF and DKIM were asked first with all of it."""
+    auth = Authenticator("own", AUTHSERV, slow_for(zones[0].nameserver, "slow.test", budget=1.0))
+    raw = message().replace(b"From: CEO <ceo@sender.test>", f"From: {sender}".encode())
+    for _ in range(slow_signatures):
+        raw = signed(zones[1], raw, "slow.test")
+    verdicts = auth.verdicts(auth.process(raw, Client(BAD_IP, "x", mail_from)))
+    assert (verdicts.dmarc, verdicts.dmarc_policy) == ("FAIL", "reject")
 
 
 def closed_port() -> int:
