@@ -91,8 +91,13 @@ class OneBox:
             handler = IngressHandler(settings.domains, self.spool, directory.address_status, self.dispatcher.submit,
                                      accepts_domain=directory.accepts_domain, limits=settings.smtp_limits,
                                      metrics=self.metrics)
+            tls = None
+            if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:
+                from forwarder.smtp_tls import TlsReloader
+
+                tls = TlsReloader(settings.smtp_tls_cert, settings.smtp_tls_key)  # STARTTLS
             self.listener = SmtpListener(handler, self.host, smtp_port, settings.smtp_max_bytes,
-                                         hostname=settings.domains[0])
+                                         hostname=settings.domains[0], tls=tls)
         self.web_port = web_port
         self._web: Any = None
         self._web_thread: threading.Thread | None = None

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import socket
+import tempfile
 import time
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,6 +40,7 @@ from forwarder.directory import AddressStatus
 from forwarder.errors import RetryableError
 from forwarder.metrics import SMTP_EVENT, Metrics
 from forwarder.smtp_limits import FailedRcpts, SessionGate, SmtpLimits
+from forwarder.smtp_tls import TlsReloader
 from forwarder.spool import Envelope, Spool
 
 logger = logging.getLogger("othermail.smtp")
@@ -76,6 +80,12 @@ class IngressHandler:
         self.metrics = metrics
         self.failed_rcpts = FailedRcpts(self.limits)
         self.sessions = SessionGate(self.limits)
+        #: DATA bodies over ``spill_bytes`` are received into files here (FastSMTP._spill), and at
+        #: most LARGE_AT_ONCE of them are read back and spooled at a time: memory stays bounded
+        #: however many clients send large messages at once.
+        self.spill_bytes = self.limits.spill_bytes
+        self.spill_dir = spool.root / "incoming"
+        self._large = asyncio.Semaphore(LARGE_AT_ONCE)
         #: Other domains mail is accepted for (users' own verified domains); asked off the loop.
         self.accepts_domain = accepts_domain
         self.spool = spool
@@ -155,14 +165,30 @@ class IngressHandler:
         return "250 2.1.5 OK", None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        spilled: Path | None = getattr(envelope, "spill_path", None)
+        if spilled is not None:
+            self.count("data-spilled")
+            try:
+                async with self._large:
+                    try:
+                        raw = await asyncio.get_running_loop().run_in_executor(None, spilled.read_bytes)
+                    except OSError as exc:
+                        logger.error("DATA from %s: could not read the received body back: %s", peer_ip(session), exc)
+                        return "451 4.3.0 Temporary local problem, please try again later"
+                    return await self._accept(raw, session, envelope, off_loop=True)
+            finally:
+                spilled.unlink(missing_ok=True)
         raw = envelope.original_content or envelope.content or b""
+        return await self._accept(raw, session, envelope, off_loop=not self.spool.writes_locally)
+
+    async def _accept(self, raw: bytes | str, session: Any, envelope: Any, off_loop: bool) -> str:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         peer = peer_ip(session)
         if self.authenticate is not None:
             raw = await self.authenticate(raw, peer, session.host_name or "", envelope.mail_from or "")
         try:
-            if self.spool.writes_locally:
+            if not off_loop:
                 accepted: Envelope = self.spool.accept(raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer)
             else:
                 accepted = await asyncio.get_running_loop().run_in_executor(
@@ -176,6 +202,8 @@ class IngressHandler:
 
 
 RELAY_DENIED = "550 5.7.1 Relaying denied: this server only receives mail for its own domains"
+#: Spilled (large) DATA bodies read back and spooled at the same time, at most.
+LARGE_AT_ONCE = 2
 
 
 def peer_ip(session: Any) -> str:
@@ -217,6 +245,8 @@ class FastSMTP(SMTP):
 
     _gate: SessionGate | None = None
     _gate_ip = ""
+    #: Gives the STARTTLS context, reloaded when the certificate files change (forwarder/smtp_tls.py).
+    tls_source: TlsReloader | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         starting_tls = self._original_transport is not None
@@ -245,6 +275,12 @@ class FastSMTP(SMTP):
             self.transport.close()
             return
         await super()._handle_client()
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self.tls_source is not None and not self._tls_protocol:
+            self.tls_context = self.tls_source.context()
+        await super().smtp_STARTTLS(arg)
 
     @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -287,6 +323,16 @@ class FastSMTP(SMTP):
                             else "552 Error: Too much mail data")
             self._set_post_data_state()
             return
+        if isinstance(original_content, Path):  # a large body, received into a file
+            self.envelope.spill_path = original_content
+            self.envelope.content = self.envelope.original_content = None
+            try:
+                status = await self._call_handler_hook("DATA") if "DATA" in self._handle_hooks else MISSING
+            finally:
+                original_content.unlink(missing_ok=True)  # the handler read it (or never will)
+            self._set_post_data_state()
+            await self.push("250 OK" if status is MISSING else status)
+            return
         content: str | bytes = original_content
         if self._decode_data:
             if self.enable_SMTPUTF8:
@@ -304,10 +350,12 @@ class FastSMTP(SMTP):
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
 
-    async def _read_data(self) -> tuple[str, bytes]:
-        """The state and the dot-unstuffed content of a DATA body."""
+    async def _read_data(self) -> tuple[str, bytes | Path]:
+        """The state and the dot-unstuffed content of a DATA body (a file past the handler's
+        ``spill_bytes``)."""
         reader = self._reader
         limit = self.data_size_limit
+        spill_at = getattr(self.event_handler, "spill_bytes", 0)
         # A line end in front, so that a first line "." or ".x" looks like any other.
         data = bytearray(b"\r\n")
         searched = 0
@@ -326,6 +374,8 @@ class FastSMTP(SMTP):
                 # without keeping the body.
                 buffer[0:0] = data[2:]
                 return await self._read_data_by_line()
+            if spill_at and len(data) > spill_at:
+                return await self._spill(data)
             error = reader.exception()
             if error is not None:
                 raise error
@@ -342,6 +392,71 @@ class FastSMTP(SMTP):
         unstuffed = data.replace(b"\r\n.", b"\r\n")
         del unstuffed[:2]
         return state, bytes(unstuffed)
+
+    async def _spill(self, data: bytearray) -> tuple[str, bytes | Path]:
+        """Read the rest of a DATA body into a file, as it arrives: what stays in memory is the
+        line being received (at most ``line_length_limit``) and the reader's buffer.
+
+        ``data`` is the body so far with a CRLF in front and no terminator yet. Complete lines are
+        checked (:class:`_LineCheck`, as :meth:`_data_state`), dot-unstuffed and written; the last
+        line end stays in front of what is kept, so that a dot after it is seen with it. Once a
+        line is too long or the body too large, the rest is read and dropped up to the end.
+        """
+        reader = self._reader
+        directory: Path = self.event_handler.spill_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix="data-", suffix=".eml", dir=directory)
+        path = Path(name)
+        check = _LineCheck(self.data_size_limit, self.line_length_limit)
+        pending = data
+        first = True
+        try:
+            with os.fdopen(handle, "wb") as out:
+                while True:
+                    buffer = reader._buffer  # type: ignore[attr-defined]
+                    if buffer:
+                        pending += buffer
+                        buffer.clear()
+                        reader._maybe_resume_transport()  # type: ignore[attr-defined]
+                    end = pending.find(_END_OF_DATA)
+                    if end >= 0:
+                        rest = pending[end + len(_END_OF_DATA):]
+                        if rest:  # the next command, pipelined
+                            reader._buffer[0:0] = rest  # type: ignore[attr-defined]
+                        chunk = pending[:end + 2]
+                        if check.lines(bytes(chunk).split(b"\r\n")[1:-1]):
+                            self._write_unstuffed(out, chunk, first)
+                        break
+                    if check.state == _NOMINAL:
+                        cut = pending.rfind(b"\r\n")
+                        if cut > 0:
+                            chunk = pending[:cut]
+                            if check.lines(bytes(chunk).split(b"\r\n")[1:]):
+                                self._write_unstuffed(out, chunk, first)
+                                first = False
+                            del pending[:cut]
+                        if check.state == _NOMINAL and len(pending) - 2 > self.line_length_limit:
+                            check.state = _TOO_LONG  # a line longer than any allowed, still growing
+                    if check.state != _NOMINAL:
+                        del pending[:-4]  # only what a terminator could start with
+                    error = reader.exception()
+                    if error is not None:
+                        raise error
+                    if reader.at_eof():
+                        raise asyncio.CancelledError
+                    await reader._wait_for_data("smtp_DATA")  # type: ignore[attr-defined]
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if check.state != _NOMINAL:
+            path.unlink(missing_ok=True)
+            return check.state, b""
+        return _NOMINAL, path
+
+    @staticmethod
+    def _write_unstuffed(out: Any, chunk: bytearray, first: bool) -> None:
+        unstuffed = chunk.replace(b"\r\n.", b"\r\n")
+        out.write(memoryview(unstuffed)[2:] if first else unstuffed)
 
     def _data_state(self, data: bytearray) -> str:
         """What aiosmtpd's loop concludes from a whole body (``data`` minus its first two bytes)."""
@@ -403,22 +518,59 @@ class FastSMTP(SMTP):
         return state, b"".join(data)
 
 
+class _LineCheck:
+    """:meth:`FastSMTP._data_state` over a body given in pieces of whole lines."""
+
+    def __init__(self, limit: int | None, longest: int) -> None:
+        self.limit = limit
+        self.longest = longest
+        self.seen = 0
+        self.state = _NOMINAL
+
+    def lines(self, lines: list[bytes]) -> bool:
+        """Count ``lines`` (without their CRLF); whether the body is still acceptable."""
+        if self.state != _NOMINAL:
+            return False
+        for line in lines:
+            size = len(line) + 2
+            if len(line) > self.longest:
+                self.state = _TOO_LONG
+                return False
+            self.seen += size
+            if self.limit and self.seen > self.limit:
+                self.state = _TOO_MUCH
+                return False
+            if size > self.longest:
+                self.state = _TOO_LONG
+                return False
+        return True
+
+
 class _Controller(Controller):
+    tls_source: TlsReloader | None = None
+
     def factory(self) -> SMTP:
-        return FastSMTP(self.handler, **self.SMTP_kwargs)
+        if self.tls_source is None:
+            return FastSMTP(self.handler, **self.SMTP_kwargs)
+        # a new connection: the certificate as it is on disk now
+        server = FastSMTP(self.handler, tls_context=self.tls_source.context(), **self.SMTP_kwargs)
+        server.tls_source = self.tls_source
+        return server
 
 
 class SmtpListener:
     """An aiosmtpd controller on its own thread; ``port=0`` picks a free one."""
 
     def __init__(self, handler: IngressHandler, host: str, port: int, max_bytes: int,
-                 hostname: str | None = None) -> None:
+                 hostname: str | None = None, tls: TlsReloader | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         self._controller = _Controller(
             handler, hostname=host, port=self.port, data_size_limit=max_bytes,
             server_hostname=hostname or "localhost", ready_timeout=10.0,
         )
+        #: STARTTLS, offered in EHLO when set (never required: a public MX must take plain text too)
+        self._controller.tls_source = tls
 
     def start(self) -> None:
         self._controller.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -43,11 +44,33 @@ def _controller(server_class: type[SMTP], recorder: Recorder) -> Controller:
     return Built(recorder, hostname="127.0.0.1", port=port, data_size_limit=LIMIT, ready_timeout=10)
 
 
+class SpillingRecorder(Recorder):
+    """Has FastSMTP receive every body over 64 bytes into a file (issue 12.14), and records what
+    the file holds: the same bytes aiosmtpd hands over in memory."""
+
+    spill_bytes = 64
+
+    def __init__(self, spill_dir: Path) -> None:
+        super().__init__()
+        self.spill_dir = spill_dir
+        self.spilled = 0
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        path = getattr(envelope, "spill_path", None)
+        if path is None:
+            return await super().handle_DATA(server, session, envelope)
+        self.spilled += 1
+        assert envelope.original_content is None  # nothing of it in memory
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), path.read_bytes()))
+        return "250 stored"
+
+
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, tuple[Controller, Recorder]]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Controller, Recorder]]]:
     built = {}
-    for name, cls in (("aiosmtpd", SMTP), ("fast", FastSMTP)):
-        recorder = Recorder()
+    spill_dir = tmp_path_factory.mktemp("spill")
+    for name, cls in (("aiosmtpd", SMTP), ("fast", FastSMTP), ("fast, spilling", FastSMTP)):
+        recorder = SpillingRecorder(spill_dir) if name == "fast, spilling" else Recorder()
         controller = _controller(cls, recorder)
         controller.start()
         built[name] = (controller, recorder)
@@ -135,6 +158,7 @@ def test_fast_smtp_matches_aiosmtpd(servers: dict[str, tuple[Controller, Recorde
         replies = _talk(controller.port, CASES[case])
         results[name] = (replies, list(recorder.messages))
     assert results["fast"] == results["aiosmtpd"]
+    assert results["fast, spilling"] == results["aiosmtpd"]
     assert results["fast"][0].count(b"\r\n221 ") + results["fast"][0].startswith(b"221 ") == 1  # got to QUIT
 
 
@@ -143,3 +167,13 @@ def test_a_client_leaving_mid_data_is_handled_alike(servers: dict[str, tuple[Con
         recorder.messages.clear()
         replies = _talk(controller.port, [HEAD + LINE * 3], close_early=True)
         assert replies.endswith(b"354 End data with <CR><LF>.<CR><LF>\r\n") and recorder.messages == [], name
+
+
+def test_bodies_over_the_threshold_were_spilled_and_their_files_removed(
+        servers: dict[str, tuple[Controller, Recorder]]) -> None:
+    _, recorder = servers["fast, spilling"]
+    replies = _talk(servers["fast, spilling"][0].port, [HEAD + LINE * 50 + b".\r\n" + QUIT])
+    assert b"250 stored" in replies
+    assert isinstance(recorder, SpillingRecorder) and recorder.spilled >= 1
+    assert recorder.messages[-1][2] == LINE * 50
+    assert list(recorder.spill_dir.iterdir()) == []  # every spill file is gone, refused bodies' too

@@ -1,0 +1,239 @@
+"""Issue 12.14: STARTTLS on the SMTP listener (certificate reloaded when its files change), caps on
+concurrent sessions in total and per client IP, and large DATA received into a file, not memory."""
+
+from __future__ import annotations
+
+import datetime
+import smtplib
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from forwarder.errors import SettingsError
+from forwarder.metrics import SMTP_EVENT, Metrics
+from forwarder.settings import Settings
+from forwarder.smtp_ingress import IngressHandler, SmtpListener
+from forwarder.smtp_limits import SmtpLimits
+from forwarder.smtp_tls import TlsReloader
+from forwarder.spool import Spool
+from forwarder.stores import LocalStore
+
+KNOWN = "shop@othermail.example"
+MESSAGE = b"From: Jane <jane@example.net>\r\nSubject: hi\r\n\r\nbody\r\n.leading dot\r\n"
+
+
+def write_self_signed(cert: Path, key: Path, name: str) -> bytes:
+    """A fresh key and self-signed certificate for ``name`` as PEM files; the certificate's DER."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(private.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(private, hashes.SHA256())
+    )
+    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return certificate.public_bytes(serialization.Encoding.DER)
+
+
+def any_certificate() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Box:
+    def __init__(self, tmp_path: Path, limits: SmtpLimits, tls: TlsReloader | None) -> None:
+        self.metrics = Metrics()
+        self.spool = Spool(tmp_path / "spool", LocalStore(tmp_path / "mail"))
+        self.dispatched: list[str] = []
+        self.handler = IngressHandler(("othermail.example",), self.spool, lambda a: a.lower() == KNOWN,
+                                      self.dispatched.append, limits=limits, metrics=self.metrics)
+        self.listener = SmtpListener(self.handler, "127.0.0.1", 0, 10_000_000, tls=tls)
+
+    def client(self) -> smtplib.SMTP:
+        return smtplib.SMTP("127.0.0.1", self.listener.port, timeout=10)
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Callable[..., Box]]:
+    started: list[Box] = []
+
+    def start(limits: SmtpLimits = SmtpLimits(), tls: TlsReloader | None = None) -> Box:
+        made = Box(tmp_path / f"box{len(started)}", limits, tls)
+        made.listener.start()
+        started.append(made)
+        return made
+
+    yield start
+    for made in started:
+        made.listener.stop()
+
+
+# ------------------------------------------------------------------------------------ STARTTLS
+
+
+def test_starttls_is_offered_and_serves_the_certificate_on_disk(box: Callable[..., Box], tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    served = write_self_signed(cert, key, "mx.othermail.example")
+    server = box(tls=TlsReloader(cert, key))
+    with server.client() as client:
+        client.ehlo()
+        assert client.has_extn("starttls")
+        client.starttls(context=any_certificate())
+        assert client.sock.getpeercert(binary_form=True) == served
+        client.ehlo()
+        assert client.sendmail("jane@example.net", [KNOWN], MESSAGE) == {}
+    (spool_id,) = server.dispatched
+    assert server.spool.load(spool_id)[0] == MESSAGE  # (smtplib dot-stuffs, the listener unstuffs)
+
+
+def test_a_replaced_certificate_is_served_to_the_next_connection(box: Callable[..., Box], tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    first = write_self_signed(cert, key, "mx.othermail.example")
+    reloader = TlsReloader(cert, key)
+    server = box(tls=reloader)
+    with server.client() as client:
+        client.starttls(context=any_certificate())
+        assert client.sock.getpeercert(binary_form=True) == first
+    # a renewal writes new files and renames them into place, as certbot's deploy hooks do
+    new_cert, new_key = tmp_path / "new-cert.pem", tmp_path / "new-key.pem"
+    second = write_self_signed(new_cert, new_key, "mx.othermail.example")
+    new_key.replace(key)
+    new_cert.replace(cert)
+    assert second != first
+    with server.client() as client:
+        client.starttls(context=any_certificate())
+        assert client.sock.getpeercert(binary_form=True) == second
+    assert reloader.reloads == 1
+
+
+def test_a_broken_renewal_keeps_the_last_good_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    write_self_signed(cert, key, "mx.othermail.example")
+    reloader = TlsReloader(cert, key)
+    good = reloader.context()
+    cert.write_bytes(b"-----BEGIN CERTIFICATE-----\nhalf written")
+    assert reloader.context() is good and reloader.reloads == 0
+
+
+def test_the_certificate_settings_come_in_pairs() -> None:
+    with pytest.raises(SettingsError, match="OTHERMAIL_SMTP_TLS_KEY"):
+        Settings.from_env({"OTHERMAIL_SMTP_TLS_CERT": "/etc/ssl/mx.pem"})
+    with pytest.raises(SettingsError, match="OTHERMAIL_SMTP_TLS_CERT"):
+        Settings.from_env({"OTHERMAIL_SMTP_TLS_KEY": "/etc/ssl/mx.key"})
+    both = Settings.from_env({"OTHERMAIL_SMTP_TLS_CERT": "/a.pem", "OTHERMAIL_SMTP_TLS_KEY": "/a.key"})
+    assert (both.smtp_tls_cert, both.smtp_tls_key) == (Path("/a.pem"), Path("/a.key"))
+    assert Settings.from_env({}).smtp_tls_cert is None
+
+
+def test_unreadable_certificate_files_are_a_settings_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="OTHERMAIL_SMTP_TLS_CERT"):
+        TlsReloader(tmp_path / "missing.pem", tmp_path / "missing.key")
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    (tmp_path / "key.pem").write_text("not a key")
+    with pytest.raises(SettingsError, match="OTHERMAIL_SMTP_TLS"):
+        TlsReloader(tmp_path / "cert.pem", tmp_path / "key.pem")
+
+
+def test_the_one_box_offers_starttls_when_configured(tmp_path: Path) -> None:
+    from forwarder.onebox import OneBox
+    from forwarder.senders import MemorySender
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    served = write_self_signed(cert, key, "mx.othermail.example")
+    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
+                        store_dir=tmp_path / "var" / "mail", smtp_tls_cert=cert, smtp_tls_key=key)
+    one = OneBox(settings, web_port=None, smtp_port=0, host="127.0.0.1", sender=MemorySender(), workers=1)
+    started = one.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", started.smtp_port, timeout=10) as client:
+            client.starttls(context=any_certificate())
+            assert client.sock.getpeercert(binary_form=True) == served
+    finally:
+        one.stop()
+
+
+# ------------------------------------------------------------------------------------ sessions
+
+
+def _connect_until_accepted(server: Box, tries: int = 200) -> smtplib.SMTP:
+    """The server counts a session out when it sees the close, a moment after the client's."""
+    for _ in range(tries):
+        try:
+            return server.client()
+        except smtplib.SMTPConnectError:
+            time.sleep(0.01)
+    raise AssertionError("the listener never took a new session")
+
+
+def test_sessions_per_ip_are_capped(box: Callable[..., Box]) -> None:
+    server = box(SmtpLimits(max_sessions=0, max_sessions_per_ip=2))
+    first, second = server.client(), server.client()
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        server.client()
+    assert refused.value.smtp_code == 421
+    assert first.noop()[0] == 250 and second.noop()[0] == 250  # the open ones carry on
+    first.quit()
+    third = _connect_until_accepted(server)
+    assert third.noop()[0] == 250
+    for client in (second, third):
+        client.quit()
+    assert server.metrics.snapshot()[SMTP_EVENT + "session-refused"] >= 1
+
+
+def test_sessions_in_total_are_capped(box: Callable[..., Box]) -> None:
+    server = box(SmtpLimits(max_sessions=3, max_sessions_per_ip=0))
+    clients = [server.client() for _ in range(3)]
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        server.client()
+    assert refused.value.smtp_code == 421
+    for client in clients:
+        client.quit()
+    _connect_until_accepted(server).quit()
+
+
+# ------------------------------------------------------------------------------------ memory
+
+
+def test_a_large_body_is_received_into_a_file_and_spooled_whole(box: Callable[..., Box]) -> None:
+    server = box(SmtpLimits(spill_bytes=4096))
+    body = b"".join(b"line %06d of a large message\r\n" % n for n in range(20_000))
+    large = b"From: Jane <jane@example.net>\r\nSubject: big\r\n\r\n.a dot first\r\n" + body
+    with server.client() as client:
+        assert client.sendmail("jane@example.net", [KNOWN], large) == {}
+        assert client.sendmail("jane@example.net", [KNOWN], MESSAGE) == {}  # small: in memory
+    big_id, small_id = server.dispatched
+    assert server.spool.load(big_id)[0] == large  # (smtplib dot-stuffs, the listener unstuffs)
+    assert server.spool.load(small_id)[0] == MESSAGE
+    assert server.metrics.snapshot()[SMTP_EVENT + "data-spilled"] == 1  # the large one only
+    assert list(server.handler.spill_dir.iterdir()) == []  # the file is gone once spooled
+
+
+def test_a_spilled_body_that_cannot_be_spooled_is_451_and_leaves_no_file(box: Callable[..., Box]) -> None:
+    server = box(SmtpLimits(spill_bytes=4096))
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    server.spool.accept = full  # type: ignore[method-assign]
+    with server.client() as client:
+        client.ehlo()
+        client.mail("jane@example.net")
+        client.rcpt(KNOWN)
+        code, _ = client.data(b"Subject: big\r\n\r\n" + b"a line of a large message\r\n" * 20_000)
+    assert code == 451 and server.dispatched == []
+    assert server.metrics.snapshot()[SMTP_EVENT + "data-spilled"] == 1
+    assert list(server.handler.spill_dir.iterdir()) == []
