@@ -24,6 +24,13 @@ class CliContext:
     def database_url(self) -> str:
         return self.settings.resolved_database_url
 
+    @property
+    def safe_database_url(self) -> str:
+        """The database URL to show: its password replaced by ``***``."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
     def engine(self) -> Any:
         from models import make_engine
 

@@ -300,7 +300,7 @@ def test_bad_settings_exit_non_zero_naming_the_variable(app: Cli, name: str, val
 
 
 def test_demo_twice_sends_nothing_the_second_time(app: Cli) -> None:
-    first = app.ok("demo")
+    first = app.ok("demo", "--in-place")
     assert "alias demo@othermail.example forwards to you@example.org" in first.stdout
     first_lines = json_lines(first)
     assert first_lines and all(set(line) == LINE_KEYS for line in first_lines)
@@ -310,7 +310,7 @@ def test_demo_twice_sends_nothing_the_second_time(app: Cli) -> None:
     assert count == len(forwarded)
     assert f"holds {count} forwarded message(s)" in first.stdout
 
-    second = app.ok("demo")
+    second = app.ok("demo", "--in-place")
     second_lines = json_lines(second)
     assert [line["file"] for line in second_lines] == [line["file"] for line in first_lines]
     assert all(line["outcome"] == "duplicate (already handled)" for line in second_lines)
