@@ -3,14 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# exact versions of every dependency; `make lock` regenerates it from pyproject.toml
+CONSTRAINTS := constraints.txt
 
-.PHONY: run test bench clean
+.PHONY: run test bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "othermail needs Python 3.11 or newer"; exit 1; }
 	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian, apt-get install python3-venv"; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[dev]' || { echo "if pyproject.toml and $(CONSTRAINTS) disagree: make lock"; exit 1; }
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -21,6 +23,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/rewrite.py
+
+# The newest releases pyproject.toml admits, resolved by pip (nothing is installed), pinned in
+# constraints.txt. Run it after changing a dependency, commit constraints.txt, then `make test`.
+lock:
+	@test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --dry-run --ignore-installed --report $(VENV)/lock-report.json -e '.[dev,postgres,mysql]'
+	$(BIN)/python .ci/lock.py $(VENV)/lock-report.json $(CONSTRAINTS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
