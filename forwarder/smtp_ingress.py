@@ -96,6 +96,14 @@ class IngressHandler:
         self._known_cache: dict[str, float] = {}
         self._clock = time.monotonic
 
+    def forget_partial_bodies(self) -> int:
+        """Delete bodies a previous process was receiving when it stopped (never answered 250)."""
+        removed = 0
+        for stale in self.spill_dir.glob("data-*.eml") if self.spill_dir.is_dir() else ():
+            stale.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     def count(self, event: str) -> None:
         if self.metrics is not None:
             self.metrics.count(SMTP_EVENT + event)
@@ -573,6 +581,9 @@ class SmtpListener:
         self._controller.tls_source = tls
 
     def start(self) -> None:
+        forget = getattr(self._controller.handler, "forget_partial_bodies", None)
+        if forget is not None:
+            forget()
         self._controller.start()
 
     def stop(self) -> None:

@@ -237,3 +237,14 @@ def test_a_spilled_body_that_cannot_be_spooled_is_451_and_leaves_no_file(box: Ca
     assert code == 451 and server.dispatched == []
     assert server.metrics.snapshot()[SMTP_EVENT + "data-spilled"] == 1
     assert list(server.handler.spill_dir.iterdir()) == []
+
+
+def test_partial_bodies_left_by_a_stopped_process_are_removed_at_start(tmp_path: Path) -> None:
+    made = Box(tmp_path, SmtpLimits(), None)
+    made.handler.spill_dir.mkdir(parents=True)
+    (made.handler.spill_dir / "data-abc.eml").write_bytes(b"half a message")
+    made.listener.start()
+    try:
+        assert list(made.handler.spill_dir.iterdir()) == []
+    finally:
+        made.listener.stop()
