@@ -3,8 +3,8 @@
 Failed RCPTs (issue 12.13): without a limit a client could test ~2,600 guessed aliases a second on
 one connection (550 for unknown, 250 for known). Each failed RCPT now
 
-- counts against its session and against its client IP in a sliding window
-  (:class:`FailedRcpts`);
+- counts against its session and against its client IP (an IPv6 client's /64,
+  :func:`client_key`) in a sliding window (:class:`FailedRcpts`);
 - is answered only after a delay that grows with the IP's misses (a tarpit: ``asyncio.sleep`` on
   the event loop, which keeps serving the other clients meanwhile);
 - and the miss that reaches either cap is answered ``421`` and the connection is closed. While an IP
@@ -20,10 +20,25 @@ All of it is plain state touched by the event loop's thread only; values come fr
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+def client_key(ip: str) -> str:
+    """What the per-IP caps count by: an IPv4 address, or an IPv6 address's /64 (one host commonly
+    holds a whole /64, so counting single IPv6 addresses would be no cap at all)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
 
 #: IPs the failed-RCPT window tracks at most; past that the oldest entries are forgotten first.
 MAX_TRACKED_IPS = 50_000
@@ -71,11 +86,12 @@ class FailedRcpts:
         return times
 
     def count(self, ip: str) -> int:
-        times = self._recent(ip)
+        times = self._recent(client_key(ip))
         return 0 if times is None else len(times)
 
     def add(self, ip: str) -> int:
         """Record a miss; the IP's misses in the window, this one included."""
+        ip = client_key(ip)
         times = self._recent(ip)
         if times is None:
             if len(self._seen) >= MAX_TRACKED_IPS:
@@ -100,6 +116,7 @@ class SessionGate:
 
     def enter(self, ip: str) -> bool:
         """Count a new session in, or say no (and count nothing) when it is over a cap."""
+        ip = client_key(ip)
         if self.limits.max_sessions and self.total >= self.limits.max_sessions:
             return False
         if self.limits.max_sessions_per_ip and self._per_ip.get(ip, 0) >= self.limits.max_sessions_per_ip:
@@ -109,6 +126,7 @@ class SessionGate:
         return True
 
     def leave(self, ip: str) -> None:
+        ip = client_key(ip)
         self.total -= 1
         left = self._per_ip.get(ip, 0) - 1
         if left > 0:
@@ -117,4 +135,4 @@ class SessionGate:
             self._per_ip.pop(ip, None)
 
     def open_for(self, ip: str) -> int:
-        return self._per_ip.get(ip, 0)
+        return self._per_ip.get(client_key(ip), 0)

@@ -144,3 +144,19 @@ def test_the_limits_come_from_settings_with_sane_defaults() -> None:
                                "OTHERMAIL_SMTP_TARPIT_STEP_MS": "0", "OTHERMAIL_SMTP_MAX_SESSIONS_PER_IP": "2"})
     assert tuned.smtp_limits.failed_rcpt_per_session == 3 and tuned.smtp_limits.failed_rcpt_per_ip == 7
     assert tuned.smtp_limits.tarpit_seconds(5) == 0.0 and tuned.smtp_limits.max_sessions_per_ip == 2
+
+
+def test_ipv6_clients_are_counted_by_their_64() -> None:
+    from forwarder.smtp_limits import SessionGate, client_key
+
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:192.0.2.7") == "192.0.2.7" and client_key("192.0.2.7") == "192.0.2.7"
+    window = FailedRcpts(SmtpLimits(failed_rcpt_per_ip=2))
+    window.add("2001:db8:1:2::1")
+    window.add("2001:db8:1:2::2")
+    assert window.blocked("2001:db8:1:2:ffff::3") and not window.blocked("2001:db8:9::1")
+    gate = SessionGate(SmtpLimits(max_sessions=0, max_sessions_per_ip=1))
+    assert gate.enter("2001:db8:1:2::1") and not gate.enter("2001:db8:1:2::2")
+    gate.leave("2001:db8:1:2::1")
+    assert gate.enter("2001:db8:1:2::2")
