@@ -40,6 +40,14 @@ def _one_line() -> Iterator[None]:
         raise OneLineError(exc.format_message(), exc.exit_code) from exc
     except OthermailError as exc:
         raise OneLineError(str(exc)) from exc
+    except Exception as exc:
+        from sqlalchemy.exc import DBAPIError
+
+        if not isinstance(exc, DBAPIError):
+            raise
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        raise OneLineError(f"database error: {reason} (a missing table or column: othermail db upgrade; "
+                           "the server unreachable: check OTHERMAIL_DATABASE_URL)") from exc
 
 
 class OthermailGroup(click.Group):

@@ -98,3 +98,8 @@ def test_alias_create_refuses_a_malformed_address(othermail: Othermail, option: 
 def test_a_usage_error_is_one_line_too(othermail: Othermail) -> None:
     result = othermail("alias", "create", "--destination", "me@real.example")
     one_line_error(result, "--owner")
+
+
+def test_a_database_without_its_tables_says_to_run_db_upgrade(othermail: Othermail) -> None:
+    result = othermail("alias", "create", "--owner", "o@example.org", "--destination", "me@real.example")
+    one_line_error(result, "no such table", "othermail db upgrade")
