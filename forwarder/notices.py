@@ -8,9 +8,11 @@ Three outcomes get a notice, a short plain-text message from the service's no-re
   destinations that are not paused. The paused one is not written to: that would bounce again.
   With no other destination the web app's warning is the notice.
 
-A notice names the original sender, subject and size, says why, and links to the message's page
-in the web app, where the raw message can be downloaded while the store keeps it
-(``OTHERMAIL_KEEP_DAYS``). It is never sent to the original sender (no backscatter), and at most
+A notice names the alias and the message's size, says why, and links to the message's page in the
+web app, which shows its sender and subject and where the raw message can be downloaded while the
+store keeps it (``OTHERMAIL_KEEP_DAYS``). The notice itself carries no text the sender chose (not
+their name, address or subject): otherwise anyone could have the service mail their words, a
+phishing line or a link, from its own address. It is never sent to the original sender (no backscatter), and at most
 one goes to a destination per outcome per hour: a flood of oversized spam gives one notice, and the
 rest are in the activity list. Sending a notice can fail without failing the message: it is logged.
 """
@@ -54,18 +56,12 @@ class Notice:
     """What a notice says (plain values; :func:`compose` makes the message)."""
 
     alias: str
-    mail_from: str
-    subject: str
+    mail_from: str  # never mailed (see the module's docstring); the message's page shows it
+    subject: str  # never mailed either
     size: int
     why: str
     link: str | None
     keep_days: int
-
-
-def _plain(text: str, limit: int = 200) -> str:
-    """Untrusted header text made safe for one line of a plain-text body or a header."""
-    cleaned = "".join(c if c.isprintable() else " " for c in text)
-    return " ".join(cleaned.split())[:limit]
 
 
 def human_size(size: int) -> str:
@@ -81,8 +77,7 @@ def compose(notice: Notice, to: str, from_address: str, now: float | None = None
     message = EmailMessage(policy=SMTP)
     message["From"] = email.utils.formataddr(("othermail", from_address))
     message["To"] = to
-    subject = _plain(notice.subject, 120) or "(no subject)"
-    message["Subject"] = f"Not forwarded: {subject}"
+    message["Subject"] = f"Not forwarded: a message to {notice.alias}"
     message["Date"] = email.utils.formatdate(now, localtime=False)
     message["Message-ID"] = email.utils.make_msgid(domain=from_address.rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
@@ -91,16 +86,16 @@ def compose(notice: Notice, to: str, from_address: str, now: float | None = None
         f"A message to your alias {notice.alias} was not forwarded to you:",
         f"{notice.why}.",
         "",
-        f"From:    {_plain(notice.mail_from) or '(unknown)'}",
-        f"Subject: {subject}",
         f"Size:    {human_size(notice.size)}",
         "",
     ]
     if notice.link:
-        lines.append(f"The original message can be downloaded for {notice.keep_days} days from its page:")
+        lines.append(f"Its page shows its sender and subject; the original message can be downloaded for "
+                     f"{notice.keep_days} days from it:")
         lines.append(notice.link)
     else:
-        lines.append(f"Sign in to othermail to download the original message (kept {notice.keep_days} days).")
+        lines.append(f"Sign in to othermail to see its sender and subject in your activity list, and to "
+                     f"download the original message (kept {notice.keep_days} days).")
     lines += ["", "This notice was not sent to the sender. At most one such notice an hour is sent per",
               "mailbox and reason; the others are in your activity list."]
     message.set_content("\n".join(lines) + "\n")

@@ -91,4 +91,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(domains.bp)
     app.register_blueprint(messages.bp)
+    from web import email_verification
+
+    app.register_blueprint(email_verification.bp)
     return app

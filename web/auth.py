@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from models import User, normalize_email, utcnow
 from web import mailer, ratelimit
 from web.db import session
+from web.services import account_email
 from web.links import external_url
 from web.security import current_user, hash_password, password_problem, sign_in, sign_out, verify_password
 
@@ -30,7 +31,7 @@ def clean_email(raw: str) -> str | None:
 
 
 def _client() -> str:
-    return request.remote_addr or "unknown"
+    return ratelimit.client_key(request.remote_addr)  # an IPv6 client by its /64
 
 
 def _too_many(name: str, who: str) -> tuple[str, int] | None:
@@ -99,7 +100,7 @@ def signup():  # type: ignore[no-untyped-def]
         return render_template("auth/signup.html", error="An account with that address exists. Sign in instead.",
                                email=address), 409
     sign_in(user)
-    flash("Welcome! Add a destination to start forwarding.")
+    flash(account_email.welcome(user))  # mails the link that confirms the address (issue 12.5)
     return redirect(url_for("auth.home"))
 
 

@@ -9,14 +9,18 @@ pages show as a message and the API as ``503 mail_unavailable``: never a 500.
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import hmac
 import logging
 from email.message import EmailMessage
 
 from flask import Flask, current_app, render_template
 
 from forwarder.core.addresses import is_valid_address
+from forwarder.errors import SettingsError
 from forwarder.outbound import build_sender
 from forwarder.senders import Sender
+from web import ratelimit
 from web.services.errors import ServiceError
 
 logger = logging.getLogger("othermail.web.mailer")
@@ -25,10 +29,19 @@ logger = logging.getLogger("othermail.web.mailer")
 class MailNotSent(ServiceError):
     """The service's own mail could not be sent; the cause is in the log, not in the message."""
 
-    def __init__(self, what: str = "the email") -> None:
-        super().__init__("mail_unavailable", f"We could not send {what} just now: the mail service is not "
-                                             "available. Try again in a few minutes; if it keeps failing, tell "
-                                             "the operator.", 503)
+    def __init__(self, code: str = "mail_unavailable",
+                 message: str = "We could not send the email just now: the mail service is not available. Try "
+                                "again in a few minutes; if it keeps failing, tell the operator.",
+                 status: int = 503, retry_after: int | None = None) -> None:
+        super().__init__(code, message, status, retry_after)
+
+
+class RecipientCapped(MailNotSent):
+    """The recipient had as many mails from the service today as it may have (``recipient-mail``)."""
+
+    def __init__(self, wait: int) -> None:
+        super().__init__("rate_limited", "We could not send the email: too many emails went to that address "
+                                         "today. Try again tomorrow.", 429, wait)
 
 
 def service_sender() -> Sender:
@@ -56,10 +69,39 @@ def service_address() -> str:
     return f"noreply@{current_app.config['SETTINGS'].domains[0]}"
 
 
+def link(endpoint: str, **values: object) -> str:
+    """An absolute link for a mail, from the configured address (:func:`web.links.external_url`);
+    without one configured, :class:`MailNotSent` (logged) rather than a 500."""
+    from web.links import external_url
+
+    try:
+        return external_url(endpoint, **values)
+    except SettingsError as exc:
+        logger.error("a service mail was not sent: %s", exc)
+        raise MailNotSent() from exc
+
+
+def _recipient_key(address: str) -> str:
+    """The rate-limit key of a recipient: a hash, so the counters do not hold addresses."""
+    digest = hmac.new(current_app.config["SECRET_KEY"].encode(), address.lower().encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
 def send_mail(to: str, subject: str, text: str) -> None:
-    """Send a plain-text message from the service's no-reply address."""
+    """Send a plain-text message from the service's no-reply address.
+
+    ``subject`` and ``text`` are the service's own words: no caller puts text a user chose in them
+    (a label, a note, a display name, another account's address), so nobody can make the service
+    mail their words to someone else. Each recipient gets at most the ``recipient-mail`` limit of
+    service mail a day, counted in the database across every account and process.
+    """
     if not is_mailable(to):
         raise ValueError(f"refusing to mail an address that is not printable 7-bit: {to!r}")
+    wait = ratelimit.hit("recipient-mail", _recipient_key(to))
+    if wait is not None:
+        logger.warning("service mail %r to a mailbox at %s not sent: its daily cap is reached", subject,
+                       to.rpartition("@")[2])
+        raise RecipientCapped(wait)
     message = EmailMessage()
     message["From"] = email.utils.formataddr(("othermail", service_address()))
     message["To"] = to

@@ -64,19 +64,34 @@ def parsed(raw: bytes) -> email.message.EmailMessage:
     return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
 
 
-def test_a_notice_says_who_what_how_big_and_why_and_asks_for_no_answer() -> None:
+def test_a_notice_says_which_alias_how_big_and_why_and_asks_for_no_answer() -> None:
     notice = Notice(ALIAS, "Jane <jane@example.net>", "Holiday\r\nBcc: evil@example.org photos", 31_200_000,
                     "it is larger than the mail service can forward", f"{PUBLIC}/messages/7", 14)
     message = parsed(compose(notice, "home@real.example", "noreply@othermail.example"))
     assert message["To"] == "home@real.example" and "noreply@othermail.example" in message["From"]
     assert message["Auto-Submitted"] == "auto-generated"
-    assert message["Subject"] == "Not forwarded: Holiday Bcc: evil@example.org photos"  # one line, no header
+    assert message["Subject"] == f"Not forwarded: a message to {ALIAS}"
     assert message["Bcc"] is None
     body = message.get_content()
     assert f"A message to your alias {ALIAS} was not forwarded to you:" in body
-    assert "From:    Jane <jane@example.net>" in body and "Size:    29.8 MB" in body
+    assert "Size:    29.8 MB" in body
     assert "it is larger than the mail service can forward." in body
     assert f"{PUBLIC}/messages/7" in body and "for 14 days" in body
+
+
+@pytest.mark.parametrize(("mail_from", "subject"), [
+    ("Your account is locked <restore@evil.example>", "Restore it at https://evil.example/restore now"),
+    ("=?utf-8?q?Support?= <x@y.example>", "Hello"),
+])
+def test_a_notice_carries_no_text_the_sender_chose(mail_from: str, subject: str) -> None:
+    """Issue 12.5: the notice quoted the sender and subject of the mail it is about, so anyone could have
+    the service mail their words (a phishing line, a link) from its own address."""
+    notice = Notice(ALIAS, mail_from, subject, 31_200_000, "it is larger than the mail service can forward",
+                    f"{PUBLIC}/messages/7", 14)
+    message = parsed(compose(notice, "home@real.example", "noreply@othermail.example"))
+    text = f"{message['Subject']}\n{message.get_content()}"
+    for words in (mail_from, subject, "locked", "evil", "Support", "Hello"):
+        assert words not in text
 
 
 def test_a_too_large_message_tells_every_verified_destination_once_an_hour(world) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +107,7 @@ def test_a_too_large_message_tells_every_verified_destination_once_an_hour(world
         row = db.query(Delivery).filter_by(inbound_message_id="m1").one()
         assert row.raw_key == "inbound/m1"
     body = parsed(sender.sent[0].raw).get_content()
-    assert f"{PUBLIC}/messages/{row.id}" in body and "Holiday photos" in body
+    assert f"{PUBLIC}/messages/{row.id}" in body and "Holiday photos" not in body  # the page shows it
 
     forwarder.process(RAW, Inbound("m2", (ALIAS,)))  # the same hour: in the activity list only
     assert len(sender.sent) == 2

@@ -49,7 +49,7 @@ from web.services import tokens
 ID_KINDS = {"destination_id": "destination", "alias_id": "alias", "token_id": "api_token", "domain_id": "domain",
             "delivery_id": "delivery"}
 #: Routes whose variable is a signed link (``token``): the signature authorises them, not a session.
-SIGNED_LINKS = {"auth.reset": "reset", "destinations.verify": "verification"}
+SIGNED_LINKS = {"auth.reset": "reset", "destinations.verify": "verification", "email.verify": "account-email"}
 #: Admin-only routes whose variable is a message key of the local outbox (a Maildir file, nobody's
 #: row): the admin check guards them. Walks use :data:`OUTBOX_KEY` unless a real one is given.
 OUTBOX_KEYS = {"outbox.message": "key", "outbox.raw": "key"}
@@ -628,9 +628,11 @@ def _signed_links(world: World, outbox: MemorySender) -> dict[str, str]:
     added = world.client.post("/destinations/", data={"csrf_token": token, "email": "bob-new@real.example"})
     assert added.status_code == 302
     assert world.client.post("/reset", data={"csrf_token": token, "email": world.bob.email}).status_code == 302
+    assert signup(world.app.test_client(), "carol@example.org", verify=False).status_code == 302  # her own link
     links = [urlsplit(link).path for message in outbox.sent for link in links_in(message.raw)]
     found = {kind: next(link for link in links if link.startswith(prefix))
-             for kind, prefix in (("verification", "/destinations/verify/"), ("reset", "/reset/"))}
+             for kind, prefix in (("verification", "/destinations/verify/"), ("reset", "/reset/"),
+                                  ("account-email", "/email/verify/"))}
     assert set(found) == set(SIGNED_LINKS.values())
     return found
 

@@ -33,7 +33,7 @@ def seed(app: Flask) -> str:
     with app.app_context():
         db = app.extensions["othermail.sessions"]()
         now = utcnow()
-        user = User(email="schema@example.org", password_hash="x")
+        user = User(email="schema@example.org", password_hash="x", email_verified_at=utcnow())
         db.add(user)
         db.flush()
         destination = Destination(user_id=user.id, email="inbox@example.org", verified_at=now)

@@ -55,7 +55,7 @@ def _authenticate() -> None:
         return
     token = tokens.lookup(session(), _bearer())
     if token is None:
-        raise _limited(f"anonymous:{request.remote_addr}") or ApiError(
+        raise _limited(f"anonymous:{ratelimit.client_key(request.remote_addr)}") or ApiError(
             401, "unauthorized", "Send a valid API token as: Authorization: Bearer <token>.",
             {"WWW-Authenticate": 'Bearer realm="othermail"'},
         )

@@ -21,7 +21,8 @@ ERROR_CODES = {
          "invalid_email, invalid_domain, invalid_local_part, invalid_expiry, invalid_expired_action, "
          "no_destination, unverified_destination",
     401: "unauthorized: no token, an unknown, revoked or expired token, or a deleted account",
-    403: "forbidden: a read token tried to change something",
+    403: "forbidden: a read token tried to change something; email_unverified: the account's own email address "
+         "is not confirmed yet, so no destination can be added, changed or sent a link",
     404: "not_found: no such path, or no such object among the caller's own",
     405: "method_not_allowed: the path exists but not with this method (see the Allow header)",
     409: "taken (the address is not free), duplicate (destination already added), limit_reached, already_verified, "
@@ -233,7 +234,7 @@ PATHS: dict[str, Schema] = {
     "/destinations": {
         "get": _op("destinations_list", "Your destinations.", {"200": _json("All of them.", "DestinationList")}, ()),
         "post": _op("destinations_create", "Add a destination and email it a verification link.",
-                    {"201": _json("Added, unverified.", "Destination")}, (409, 503), body="DestinationInput",
+                    {"201": _json("Added, unverified.", "Destination")}, (403, 409, 503), body="DestinationInput",
                     write=True),
     },
     "/destinations/{destination_id}": {

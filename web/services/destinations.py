@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from forwarder.user_domains import RECEIVING
 from models import Destination, User, UserDomain, normalize_email, utcnow
 from web import mailer, ratelimit
-from web.links import external_url
+from web.services import account_email
 from web.services.errors import ServiceError, not_found
 
 VERIFY_MAX_AGE = 7 * 24 * 3600
@@ -60,42 +60,59 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="othermail-destination")
 
 
+#: The mail's words are all the service's own: not the account's address, nor any text a user chose
+#: (whoever adds a destination could otherwise have the service mail their words to anyone).
+VERIFY_SUBJECT = "Confirm this address for othermail"
+VERIFY_BODY = ("An othermail account asked to forward the mail of its aliases to this address.\n\n"
+               "To allow it, open this link within seven days and press the button:\n{link}\n\n"
+               "If you did not ask for this, ignore this message: nothing will be forwarded to you.\n")
+
+
 def send_verification(user: User, destination: Destination) -> None:
+    account_email.require_verified(user)
     wait = ratelimit.hit("verification", str(user.id))
     if wait is not None:
         raise ServiceError("rate_limited", f"Too many verification emails; try again in {wait // 60 + 1} minutes.", 429, wait)
     token = _serializer().dumps({"d": destination.id, "e": destination.email})
-    link = external_url("destinations.verify", token=token)
-    mailer.send_mail(
-        destination.email,
-        "Confirm this address for othermail",
-        f"{user.email} wants mail sent to their othermail aliases forwarded to {destination.email}.\n\n"
-        f"To allow it, open this link within seven days:\n{link}\n\n"
-        "If you did not ask for this, ignore this message: nothing will be forwarded to you.\n",
-    )
+    link = mailer.link("destinations.verify", token=token)
+    mailer.send_mail(destination.email, VERIFY_SUBJECT, VERIFY_BODY.format(link=link))
+
+
+def _proved(user: User, destination: Destination) -> bool:
+    """Verify a destination that is the account's own confirmed address at once: its owner already
+    followed a link sent there. True when it was."""
+    if destination.email == user.email and account_email.is_verified(user):
+        destination.verified_at = utcnow()
+        return True
+    return False
 
 
 def add(db: Session, user: User, raw_address: str) -> Destination:
+    account_email.require_verified(user)
     address = clean_address(raw_address)
     if len(listed(db, user)) >= MAX_DESTINATIONS:
         raise ServiceError("limit_reached", f"At most {MAX_DESTINATIONS} destinations per account.", 409)
     destination = Destination(user_id=user.id, email=address)
+    proved = _proved(user, destination)
     db.add(destination)
     try:
         db.commit()
     except IntegrityError:
         db.rollback()
         raise ServiceError("duplicate", "You already added that address.", 409) from None
-    send_verification(user, destination)
+    if not proved:
+        send_verification(user, destination)
     return destination
 
 
 def change(db: Session, user: User, destination: Destination, raw_address: str) -> Destination:
+    account_email.require_verified(user)
     address = clean_address(raw_address)
     if address == destination.email:
         return destination
     destination.email = address
     destination.verified_at = None
+    proved = _proved(user, destination)
     if destination.is_paused:  # the pause was about the old mailbox
         _unpause(destination)
     try:
@@ -103,7 +120,8 @@ def change(db: Session, user: User, destination: Destination, raw_address: str) 
     except IntegrityError:
         db.rollback()
         raise ServiceError("duplicate", "You already added that address.", 409) from None
-    send_verification(user, destination)
+    if not proved:
+        send_verification(user, destination)
     return destination
 
 
