@@ -25,29 +25,67 @@ import re
 from forwarder.core.message import HeaderField, first_long_line, split_message
 
 LINE_LIMIT = 998
-_PARAM = re.compile(rb';\s*([a-z0-9*_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)', re.I)
 MAX_DEPTH = 40
+#: A boundary parameter, plain (``boundary="x"``) or an RFC 2231 piece (``boundary*0="x"``).
+BOUNDARY_PARAM = re.compile(
+    rb'(?i);[ \t\r\n]*boundary(?:\*([0-9]+))?(\*)?[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;\s]*)'
+)
+_QUOTED_PAIR = re.compile(rb"\\(.)", re.S)
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
+def _unquote(raw: bytes) -> bytes:
+    if len(raw) >= 2 and raw.startswith(b'"') and raw.endswith(b'"'):
+        return _QUOTED_PAIR.sub(rb"\1", raw[1:-1])
+    return raw
+
+
+def boundary_of(content_type: bytes) -> bytes | None:
+    """The boundary of a Content-Type value: its ``boundary`` parameter, or its RFC 2231 pieces
+    (``boundary*0=...; boundary*1=...``) joined."""
+    plain = None
+    pieces: dict[int, bytes] = {}
+    for match in BOUNDARY_PARAM.finditer(content_type):
+        index, extended, value = match.group(1), match.group(2), _unquote(match.group(3))
+        if extended:  # charset'language'percent-encoded: the first piece carries the prefix
+            if index in (None, b"0"):
+                value = value.split(b"'", 2)[-1]
+            value = _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), value)
+        if index is None:
+            if plain is None:
+                plain = value
+        elif len(index) < 6:
+            pieces.setdefault(int(index), value)
+    if plain is not None:
+        return plain or None
+    joined = []
+    for i in range(len(pieces)):
+        if i not in pieces:
+            break
+        joined.append(pieces[i])
+    return b"".join(joined) or None
 
 
 class Unrepairable(Exception):
     """A line over the limit that no MIME-preserving repair can shorten."""
 
 
-def _content_type(fields: list[HeaderField]) -> tuple[bytes, dict[bytes, bytes], bytes]:
+def _content_type(fields: list[HeaderField]) -> tuple[bytes, bytes | None, bytes]:
+    """The entity's media type, its boundary, and its Content-Transfer-Encoding."""
     ctype = b"text/plain"
-    params: dict[bytes, bytes] = {}
+    boundary = None
     cte = b"7bit"
     for f in fields:
         if f.key == "content-type":
             value = f.value
             ctype = value.split(b";", 1)[0].strip().lower() or ctype
-            params = {m.group(1).lower(): m.group(2).strip(b'"') for m in _PARAM.finditer(value)}
+            boundary = boundary_of(value)
             break
     for f in fields:
         if f.key == "content-transfer-encoding":
             cte = f.value.strip().lower()
             break
-    return ctype, params, cte
+    return ctype, boundary, cte
 
 
 def repair(fields: list[HeaderField], body: bytes, eol: bytes, depth: int = 0) -> tuple[list[HeaderField], bytes]:
@@ -56,9 +94,8 @@ def repair(fields: list[HeaderField], body: bytes, eol: bytes, depth: int = 0) -
         raise Unrepairable("MIME nesting too deep to repair a long line")
     if first_long_line(body) < 0:
         return fields, body
-    ctype, params, cte = _content_type(fields)
+    ctype, boundary, cte = _content_type(fields)
     if ctype.startswith(b"multipart/"):
-        boundary = params.get(b"boundary")
         if not boundary:
             raise Unrepairable("a multipart entity without a boundary has a line over 998 bytes")
         return fields, _repair_multipart(body, boundary, eol, depth)
@@ -121,10 +158,20 @@ def _soft_wrap(data: bytes, eol: bytes) -> bytes:
     return b"".join(out)
 
 
+def delimiter_starts(body: bytes, boundary: bytes) -> list[int]:
+    """Where the delimiter lines of ``boundary`` start in a multipart body.
+
+    A delimiter line is ``--boundary``, then ``--`` for the last one, then only white space
+    (RFC 2046 section 5.1.1): ``--b--epilogue`` or ``--bx`` is text of a part, as the standard
+    library's parser and most readers take it.
+    """
+    pattern = rb"(?:^|(?<=\n))" + re.escape(b"--" + boundary) + rb"(?=(?:--)?[ \t]*(?:\r?\n|\Z))"
+    return [m.start() for m in re.finditer(pattern, body)]
+
+
 def _repair_multipart(body: bytes, boundary: bytes, eol: bytes, depth: int) -> bytes:
     delimiter = b"--" + boundary
-    pattern = rb"(?:^|(?<=\n))" + re.escape(delimiter) + rb"(?=--|[ \t]*\r?\n|[ \t]*$)"
-    starts = [m.start() for m in re.finditer(pattern, body)]
+    starts = delimiter_starts(body, boundary)
     if not starts:
         raise Unrepairable("a multipart entity has a line over 998 bytes and none of its boundaries")
     pieces: list[bytes] = [_drop_long_lines(body[: starts[0]])]
@@ -138,15 +185,18 @@ def _repair_multipart(body: bytes, boundary: bytes, eol: bytes, depth: int) -> b
         if closing:
             pieces.append(_drop_long_lines(chunk))
             continue
-        pieces.append(_repair_part(chunk, eol, depth))
+        # The line ending before a delimiter belongs to it. A last part never closed keeps its own
+        # when an enclosing part's delimiter follows (that took the one before it); at the end of
+        # the message readers drop it as if a delimiter followed (the standard library does).
+        pieces.append(_repair_part(chunk, eol, depth, before_delimiter=i + 1 < len(starts) or depth == 0))
     return b"".join(pieces)
 
 
-def _repair_part(chunk: bytes, eol: bytes, depth: int) -> bytes:
+def _repair_part(chunk: bytes, eol: bytes, depth: int, before_delimiter: bool = True) -> bytes:
     if first_long_line(chunk) < 0:
         return chunk
     tail = b""
-    for ending in (b"\r\n", b"\n"):
+    for ending in (b"\r\n", b"\n") if before_delimiter else ():
         if chunk.endswith(ending):
             chunk, tail = chunk[: -len(ending)], ending
             break

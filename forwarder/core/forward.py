@@ -2,7 +2,8 @@
 
 A message is prepared once (split, sender and facts read) and then forwarded to each alias it was
 addressed to. Forwarding decides, rewrites the header block, and runs the SES pre-flight
-validator; a body line that is too long is repaired (see ``body``) and validated again. No I/O
+validator; a body line that is too long is repaired (see ``body``) and validated again. A multipart
+boundary too long for any line is replaced once, when the message is prepared (see ``boundaries``). No I/O
 happens here: the adapters fetch, resolve, send and record.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from forwarder.core.body import Unrepairable, repair
+from forwarder.core.boundaries import replace_long_boundaries
 from forwarder.core.decide import AliasState, MessageFacts, Policy, Verdicts, decide, message_facts
 from forwarder.core.headers import Origin, read_origin, rewrite_headers
 from forwarder.core.message import SplitMessage, split_message
@@ -82,7 +84,9 @@ class Result:
 
 
 def prepare(raw: bytes, envelope_from: str | None = None) -> Prepared:
-    split = split_message(raw)
+    """Split and read a message once. A multipart boundary too long for a line is replaced here
+    (``boundaries``: only the parameter and the delimiter lines change), for every alias."""
+    split = replace_long_boundaries(split_message(raw))
     return Prepared(
         split=split,
         origin=read_origin(split, envelope_from),

@@ -6,7 +6,11 @@ folded with CRLF or LF, overlong, NUL, bare CR, bare LF, control characters), ad
 (quoted, grouped, broken), duplicated once-only fields, MIME trees (multipart nesting to depth 4,
 boundaries missing, mismatched or never closed, 8-bit, base64 and quoted-printable parts, broken
 charsets) and whole messages (CRLF, LF or mixed line endings; with, without or with a missing blank
-line; huge header blocks).
+line; huge header blocks). Issue 12 added inputs that once broke the core or leaked: address fields
+with thousands of nested comments or groups and phrases of thousands of encoded words (12.17),
+display names that read as an address, ``@`` look-alikes and encoded ``@`` included (12.16),
+read-receipt and bounce-address requests (12.15), boundaries too long for a line, nested or in
+RFC 2231 pieces (12.18), and messages without a Date (12.20).
 
 Large inputs (overlong lines, thousands of fields) repeat a small drawn piece a drawn number of
 times, so Hypothesis draws little, stays under its data limit and shrinks well.
@@ -105,7 +109,13 @@ KNOWN_NAMES = [
     "Resent-From", "Resent-To", "Resent-Cc", "Resent-Sender", "Disposition-Notification-To",
     "Return-Receipt-To", "Errors-To", "Mail-Followup-To", "Mail-Reply-To", "X-Original-To",
     "X-Original-Cc", "X-Original-Reply-To", "Comments", "Keywords", "X-Mailer", "Thread-Topic",
+    "X-Confirm-Reading-To", "Read-Receipt-To", "Disposition-Notification-Options",
+    "Generate-Delivery-Report", "X-PMRQC",
 ]
+#: Read-receipt and bounce-address requests: rule 4 removes every one (issue 12.15).
+RECEIPT_NAMES = ["Disposition-Notification-To", "Disposition-Notification-Options", "Return-Receipt-To",
+                 "Read-Receipt-To", "X-Confirm-Reading-To", "Errors-To", "Generate-Delivery-Report",
+                 "X-PMRQC"]
 #: Fields SES accepts once (SES_FACTS.md), plus the MIME ones of the same kind.
 ONCE_ONLY_NAMES = [
     "From", "Sender", "Reply-To", "Return-Path", "To", "Cc", "Bcc", "Subject", "Date", "Message-ID",
@@ -348,6 +358,67 @@ def address_lists(draw: st.DrawFn) -> list:
     return tokens
 
 
+# --- address fields that break recursive parsers, and names that look like addresses --------------
+
+#: Nested comments (issue 12.17): thousands deep, closed or not, around or inside a mailbox.
+@st.composite
+def nested_comments(draw: st.DrawFn) -> bytes:
+    depth = draw(st.integers(min_value=1, max_value=6_000))
+    inner = draw(st.sampled_from([b"x", b"", b"a@b.example", b"\\)", b"=?utf-8?q?a?="]))
+    closed = draw(st.sampled_from(["closed", "closed", "open", "half"]))
+    closing = {"closed": depth, "open": 0, "half": depth // 2}[closed]
+    return b"(" * depth + inner + b")" * closing
+
+
+#: Many encoded words in one phrase (issue 12.17: the strict stdlib parser recursed on them).
+many_encoded_words = st.tuples(
+    st.one_of(valid_encoded_words(), st.sampled_from([b"=?utf-8?q?a?=", b"=?utf-8?b?QUJD?="])),
+    st.integers(min_value=50, max_value=4_000),
+    st.sampled_from([b" ", b"", b"\r\n "]),
+).map(lambda p: p[2].join([p[0]] * p[1]))
+
+#: Display names that read as an address (issue 12.16): "@", its look-alikes, in a comment, encoded.
+AT_NAMES = [b'"security@paypal.com"', b"security@paypal.com", b'"security\xef\xbc\xa0paypal.com"',
+            b'"security\xef\xb9\xabpaypal.com"', b"=?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmNvbQ==?=",
+            b"=?utf-8?q?security=40paypal.com?=", b"=?utf-8?b?c2VjdXJpdHnvvKBwYXlwYWwuY29t?=",
+            b'"PayPal <service@paypal.com>"', b'"a @ b.example, c@d.example"', b'"@"', b"@@"]
+
+
+@st.composite
+def hostile_mailboxes(draw: st.DrawFn) -> bytes:
+    addr = draw(addr_specs())
+    form = draw(st.sampled_from(["comment-before", "comment-after", "comment-name", "words", "at-name",
+                                 "at-comment", "groups"]))
+    if form == "comment-before":
+        return draw(nested_comments()) + b" <" + addr + b">"
+    if form == "comment-after":
+        return addr + b" " + draw(nested_comments())
+    if form == "comment-name":
+        return b"Name " + draw(nested_comments()) + b" <" + addr + b">"
+    if form == "words":
+        return draw(many_encoded_words) + b" <" + addr + b">"
+    if form == "at-name":
+        return draw(st.sampled_from(AT_NAMES)) + b" <" + addr + b">"
+    if form == "at-comment":
+        return addr + b" (" + draw(st.sampled_from(AT_NAMES)).strip(b'"') + b")"
+    depth = draw(st.integers(min_value=2, max_value=3_000))
+    return b"g: " * depth + addr + b";" * draw(st.sampled_from([0, 1, depth]))
+
+
+@st.composite
+def hostile_address_fields(draw: st.DrawFn) -> Field:
+    name = draw(st.sampled_from(["From", "From", "To", "Cc", "Reply-To", "Sender", "Resent-From"])).encode()
+    boxes = draw(st.lists(hostile_mailboxes(), min_size=1, max_size=3))
+    return Field(name, [b", ".join(boxes)])
+
+
+@st.composite
+def receipt_fields(draw: st.DrawFn) -> Field:
+    name = draw(_case_variants(RECEIPT_NAMES)).encode()
+    value = draw(st.one_of(mailboxes(), st.sampled_from([b"1", b"yes", b""])))
+    return Field(name, [value])
+
+
 # --- whole header fields --------------------------------------------------------------------------
 
 
@@ -425,7 +496,7 @@ def structured_fields(draw: st.DrawFn) -> Field:
     ]))
 
 
-header_fields = st.one_of(free_fields(), free_fields(), address_fields(), structured_fields())
+header_fields = st.one_of(free_fields(), free_fields(), address_fields(), structured_fields(), receipt_fields())
 
 
 @st.composite
@@ -459,12 +530,24 @@ PARAM_CHARSETS = [b"utf-8", b"UTF-8", b'"utf-8"', b"iso-8859-1", b"us-ascii", b"
                   b"utf-8*en", b"", b"utf-8; charset=latin1", b"\xe9"]
 
 
-#: Boundaries: token characters, characters that need quotes, one over RFC 2046's 70, 8-bit.
+def long_boundaries(min_size: int = 987) -> st.SearchStrategy[bytes]:
+    """Boundaries too long for a line (issue 12.18): from ``min_size`` octets (986 still fit in
+    `` boundary="..."`` and in ``--boundary--``) to 1,400."""
+    return st.tuples(
+        st.sampled_from([b"L", b"=_Part_", b"0123456789abcdef", b"-"]),
+        st.integers(min_value=min_size, max_value=1_400),
+    ).map(lambda p: (p[0] * (p[1] // len(p[0]) + 1))[: p[1]])
+
+
+#: Boundaries: token characters, characters that need quotes, one over RFC 2046's 70, 8-bit, and
+#: now and then one too long for any line.
 boundaries = st.one_of(
     st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1,
             max_size=30).map(str.encode),
     st.sampled_from([b"=_Part_0_1234.5678", b"a b", b"(paren)", b"----=_NextPart_000_0000", b"b" * 71,
                      b"x", b"-", b"\xc3\xa9", b"zz"]),
+    st.sampled_from([False] * 7 + [True]).flatmap(
+        lambda long: long_boundaries(960) if long else st.just(b"=_short")),
 )
 content_type_parameters = st.one_of(
     st.sampled_from(PARAM_CHARSETS).map(lambda c: b"charset=" + c),
@@ -727,3 +810,48 @@ def huge_header_blocks(draw: st.DrawFn) -> Case:
         fields.append(b"X-Filler-%d: %d " % (i, i) + template if i % 3 == 0 else template)
     body = draw(st.sampled_from([b"short body" + eol(), b"", b"x" * 1_200 + eol()]))
     return assemble_message(fields, body, eol, draw(separators))
+
+
+@st.composite
+def long_boundary_messages(draw: st.DrawFn) -> Case:
+    """A multipart message (maybe nested) whose boundary, or a nested one, is too long for a line."""
+    eol = draw(st.sampled_from([CRLF, LF]))
+    long = draw(long_boundaries())
+    # leaves body.py can repair: header lines that fit (a part's header line over 998 has no
+    # repair at all), and no "multipart" type without a boundary
+    short_headers = leaves(eol).filter(
+        lambda e: all(len(f) <= 998 and b"multipart" not in f.lower() for f in e.fields))
+    children = draw(st.lists(short_headers, min_size=1, max_size=3))
+    where = draw(st.sampled_from(["top", "nested", "both"]))
+    inner_boundary = long if where != "top" else b"inner-short"
+    inner = Entity(
+        [b'Content-Type: multipart/alternative;' + eol + b' boundary="' + inner_boundary + b'"'],
+        b"".join(b"--" + inner_boundary + eol + c.as_bytes(eol) + eol for c in children)
+        + b"--" + inner_boundary + b"--" + eol,
+    )
+    outer_boundary = long + b"-outer" if where != "nested" else b"outer-short"
+    param = draw(st.sampled_from(["quoted", "rfc2231"]))
+    if param == "quoted":
+        ctype = b'Content-Type: multipart/mixed;' + eol + b' boundary="' + outer_boundary + b'"'
+    else:
+        half = len(outer_boundary) // 2
+        ctype = (b'Content-Type: multipart/mixed;' + eol + b' boundary*0="' + outer_boundary[:half] + b'";'
+                 + eol + b' boundary*1="' + outer_boundary[half:] + b'"')
+    parts = [*children[:1], inner]
+    body = b"preamble" + eol + b"".join(b"--" + outer_boundary + eol + p.as_bytes(eol) + eol for p in parts)
+    body += b"--" + outer_boundary + b"--" + eol + b"epilogue" + eol
+    fields = [b"From: Jane <jane@example.com>", b"To: " + ALIAS.encode(), b"Subject: long boundary",
+              b"MIME-Version: 1.0", ctype]
+    return Case(eol.join(fields) + eol + eol + body, body, "long-boundary")
+
+
+@st.composite
+def hostile_address_messages(draw: st.DrawFn) -> Case:
+    """Address fields nested thousands deep, many encoded words, names that look like addresses;
+    with or without a Date and with read-receipt requests."""
+    eol = draw(endings())
+    chosen = draw(st.lists(hostile_address_fields(), min_size=1, max_size=3))
+    chosen += draw(st.lists(receipt_fields(), max_size=2))
+    if draw(st.booleans()):
+        chosen.append(Field(b"Date", [b"Fri, 03 May 2024 12:00:00 +0000"]))
+    return assemble_message([f.render(eol) for f in chosen], b"body" + eol(), eol, "blank")

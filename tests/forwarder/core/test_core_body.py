@@ -273,3 +273,30 @@ def test_forward_drops_when_the_repair_makes_it_too_large() -> None:
     result = forward(prepare(raw), AliasState(ALIAS), Verdicts(), Policy(), NOW, max_bytes=size + 100)
     assert result.outcome is Outcome.DROPPED_TOO_LARGE
     assert result.outgoing is None
+
+
+def test_text_after_a_closing_delimiter_on_its_line_is_not_a_delimiter() -> None:
+    # Found by the fuzz suite: "--0--epilogue" is no close-delimiter (RFC 2046 section 5.1.1 allows
+    # only white space after it on its line), so the last part runs on; body.py read it as one and
+    # re-encoded a part that readers (the standard library's parser) see differently.
+    raw = (b"Content-Type: multipart/mixed; boundary=\"0\"\r\n\r\n--0\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Transfer-Encoding: 7bit\r\n\r\n" + b"x" * 999 + b"\r\n--0--epilogue")
+    split = split_message(raw)
+    fields, body = repair(split.fields, bytes(split.body), b"\r\n")
+    assert longest_line(body) <= LINE_LIMIT
+    head = b"".join(line + b"\r\n" for f in fields for line in f.lines) + b"\r\n"
+    assert decoded_parts(head + body) == decoded_parts(raw)
+
+
+def test_last_part_of_an_unclosed_multipart_keeps_its_final_line_ending() -> None:
+    # Found by the fuzz suite: with no delimiter after it, the last line ending of the last part
+    # belongs to the part (RFC 2046 gives a line ending to a delimiter only), so a re-encoded part
+    # must still hold it, as the standard library's parser reads it.
+    inner = (b"Content-Type: multipart/mixed; boundary=\"0\"\r\n\r\n--0\r\nContent-Type: application/octet-stream\r\n"
+             b"Content-Transfer-Encoding: 7bit\r\n\r\n" + b"x" * 999 + b"\r\n")
+    for raw in (inner, b"Content-Type: multipart/mixed; boundary=\"00\"\r\n\r\n--00\r\n" + inner + b"\r\n--00--\r\n"):
+        split = split_message(raw)
+        fields, body = repair(split.fields, bytes(split.body), b"\r\n")
+        head = b"".join(line + b"\r\n" for f in fields for line in f.lines) + b"\r\n"
+        assert longest_line(body) <= LINE_LIMIT
+        assert decoded_parts(head + body) == decoded_parts(raw)

@@ -13,7 +13,11 @@ For every generated message, with an active alias:
   every MIME leaf decodes to the same content as before (``body.py``'s promise), read with the
   standard library's parser;
 - a message that is not forwarded carries no bytes and a reason; DROPPED_INVALID happens only for a
-  body line too long to repair.
+  body line too long to repair;
+- a multipart boundary too long for a line is replaced (``long-boundary`` among the repairs): then
+  every MIME leaf reads the same as in the input, and the body is otherwise the input's;
+- a FORWARDED message has exactly one Date, none of the read-receipt or bounce-address requests
+  rule 4 removes, and no ``@`` (nor a look-alike) in the display name of its From.
 
 Example counts are bounded (``fuzz()`` below; ``OTHERMAIL_FUZZ_SCALE=10`` runs ten times as many).
 With ``CI`` set the runs are derandomized and use no example database, so CI is reproducible.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import email.header
 import os
 import re
 import warnings
@@ -46,8 +51,9 @@ from forwarder.core import (
     validate,
     validate_bytes,
 )
+from forwarder.core.boundaries import REPAIR as LONG_BOUNDARY
 from forwarder.core.forward import assemble
-from forwarder.core.message import first_long_line
+from forwarder.core.message import first_long_line, split_message
 from tests.forwarder.core import strategies as S
 
 ALIAS = S.ALIAS
@@ -169,9 +175,18 @@ def _check(case: S.Case, policy: Policy, verdict: Verdicts, envelope_from: str |
     assert isinstance(sender, str) and len(sender) <= 254 and not _CONTROL.search(sender)
 
     split_body = bytes(prepared.split.body)
-    assert raw.endswith(split_body)
-    if case.body is not None:
-        assert split_body == case.body, "the core's header block does not end where the sender's does"
+    reboundaried = LONG_BOUNDARY in prepared.split.repairs
+    if reboundaried:
+        # only the boundaries changed: every leaf reads as the sender's did (each body read under
+        # its Content-Type alone, so odd header lines cannot make the two readings differ)
+        sender = split_message(raw)
+        assert leaf_contents(_mime_head(prepared.split.fields), split_body) == leaf_contents(
+            _mime_head(sender.fields), bytes(sender.body))
+        assert first_long_line(split_body) < 0 or first_long_line(bytes(sender.body)) >= 0
+    else:
+        assert raw.endswith(split_body)
+        if case.body is not None:
+            assert split_body == case.body, "the core's header block does not end where the sender's does"
 
     # Rule 10: whatever came in, the rewritten header block passes the pre-flight on its own.
     head = assemble(prepared, ALIAS, NOW)[0].head
@@ -205,9 +220,31 @@ def _check(case: S.Case, policy: Policy, verdict: Verdicts, envelope_from: str |
     else:
         assert out.startswith(head)
         assert out_body == split_body
-        if case.body is not None:
+        if case.body is not None and not reboundaried:
             assert out_body == case.body
+    _check_head(result.outgoing.head)
     return result
+
+
+def _mime_head(fields: list) -> bytes:
+    found = [f for f in fields if f.key == "content-type"][:1]
+    return b"".join(line + b"\r\n" for f in found for line in f.lines) + b"\r\n"
+
+
+_AT_SIGNS = re.compile("[@\uff20\ufe6b]")
+
+
+def _check_head(head: bytes) -> None:
+    """Rules 1, 4 and 11 on a forwarded header block, read without the code under test."""
+    unfolded = re.sub(rb"\r?\n[ \t]", b" ", head)
+    names = [line.split(b":", 1)[0].strip().lower() for line in re.split(rb"\r?\n", unfolded) if b":" in line]
+    assert names.count(b"date") == 1, "exactly one Date (rule 11)"
+    assert not set(names) & {n.lower().encode() for n in S.RECEIPT_NAMES}, "rule 4: receipt requests"
+    (from_,) = [line for line in re.split(rb"\r?\n", unfolded) if line.lower().startswith(b"from:")]
+    value = from_[5:].strip().decode("ascii")
+    assert value.endswith(f"<{ALIAS}>")
+    shown = str(email.header.make_header(email.header.decode_header(value[: -len(ALIAS) - 2])))
+    assert not _AT_SIGNS.search(shown), f"an @ in the display name: {shown!r}"
 
 
 # --- property tests -------------------------------------------------------------------------------
@@ -253,6 +290,25 @@ def test_mime_trees(case: S.Case) -> None:
 def test_duplicated_once_only_fields(group: list[S.Field], eol: S.Endings) -> None:
     fields = [b"From: Jane <jane@example.com>", *(f.render(eol) for f in group)]
     check(S.assemble_message(fields, b"body" + eol(), eol, "blank"))
+
+
+@fuzz(60)
+@given(S.hostile_address_messages())
+def test_hostile_address_fields(case: S.Case) -> None:
+    """Thousands of nested comments or groups, thousands of encoded words, names with an @: never a
+    RecursionError (issue 12.17), never an @ in the From's display name (12.16)."""
+    result = check(case)
+    assert result.outcome is Outcome.FORWARDED, result.reason
+
+
+@fuzz(60)
+@given(S.long_boundary_messages())
+def test_long_boundaries(case: S.Case) -> None:
+    """A boundary too long for a line, at the top, nested or both: replaced, the parts kept."""
+    result = check(case)
+    assert result.outcome is Outcome.FORWARDED, result.reason
+    assert LONG_BOUNDARY in result.repairs
+    assert result.outgoing is not None and first_long_line(result.outgoing.as_bytes()) < 0
 
 
 @fuzz(20)
