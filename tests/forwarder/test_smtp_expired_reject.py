@@ -56,6 +56,7 @@ def test_the_one_box_refuses_expired_reject_aliases_at_rcpt(tmp_path: Path) -> N
     finally:
         box.stop()
     assert box.metrics.snapshot()[SMTP_EVENT + "rcpt-expired-reject"] == 2
+    assert 'othermail_smtp_events_total{event="rcpt-expired-reject"} 2' in box.metrics_text()  # /metrics
 
 
 def test_address_status_tells_the_three_apart(tmp_path: Path) -> None:
