@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -73,7 +74,7 @@ from forwarder.core.addresses import (
     strict_address_list,
 )
 from forwarder.core.fields import MSG_ID, address_lines, mailbox_lines, msg_id_lines, parameter_lines, params
-from forwarder.core.message import HeaderField, SplitMessage, paused_gc
+from forwarder.core.message import HeaderField, SplitMessage, paused_gc, split_message
 from forwarder.core.text import MAX_LINE, clean_text, decode_bytes, decode_header_text, encode_unstructured, fold
 
 ORIGINAL_FROM = "X-Othermail-Original-From"
@@ -219,6 +220,24 @@ def _mailbox(raw: bytes, charset: str | None) -> Mailbox | None:
         return None
     name = decode_header_text(found.name.encode("utf-8", "surrogateescape"), charset)
     return Mailbox(clean_text(name), found.address)
+
+
+def display_fields(raw: bytes, names: Iterable[str]) -> list[tuple[str, str]]:
+    """(name, text) of each field of ``raw`` named in ``names``, decoded for showing a message.
+
+    In the order of ``names``, each name's fields in the order they came. The text is the field
+    decoded (RFC 2047 words, raw 8-bit in the message's charset) on one line, without control
+    characters. Addresses are shown as written, not parsed: this never raises and never recurses,
+    whatever the sender wrote (``email.headerregistry`` recurses on a From of thousands of nested
+    comments or a To of thousands of encoded words).
+    """
+    split = split_message(raw)
+    charset = top_level_charset(split)
+    shown = []
+    for name in names:
+        for f in split.get_all(name.lower()):
+            shown.append((name, " ".join(clean_text(decode_header_text(f.value, charset)).split())))
+    return shown
 
 
 def loop_tokens(msg: SplitMessage) -> list[str]:
@@ -435,6 +454,7 @@ __all__ = [
     "ORIGINAL_FROM",
     "Origin",
     "RewrittenHeaders",
+    "display_fields",
     "loop_token",
     "loop_tokens",
     "read_origin",

@@ -589,3 +589,22 @@ def test_rule11_a_date_renamed_by_rule10_is_replaced() -> None:
     out = result.outgoing.as_bytes()
     assert values(out, "Date") == [b"Fri, 03 May 2024 16:00:00 +0000"]
     assert len(values(out, "X-Original-Date")) == 1
+
+
+# --- Reading fields for display (the web app's message page, issue 12.10 and 12.17) -------------
+
+
+def test_display_fields_decode_without_parsing_addresses() -> None:
+    from forwarder.core.headers import display_fields
+
+    nested = b"(" * 5_000 + b"x" + b")" * 5_000
+    raw = (b"From: " + nested + b" <a@example.com>\r\nTo: " + b" ".join([b"=?utf-8?q?a?="] * 3_000)
+           + b" <b@example.com>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n =?utf-8?q?_aus_K=C3=B6ln?=\r\n"
+           + b"Subject: J\xf6rg\r\n\r\nbody")
+    shown = display_fields(raw, ["From", "To", "Subject"])
+    assert [n for n, _ in shown] == ["From", "To", "Subject", "Subject"]
+    assert shown[0][1].endswith("x" + ")" * 5_000 + " <a@example.com>")
+    assert shown[1][1] == "a" * 3_000 + " <b@example.com>"
+    assert shown[2][1] == "Grüße aus Köln"
+    assert shown[3][1] == "Jörg"  # 8-bit, not UTF-8: read as cp1252
+    assert all("\r" not in text and "\n" not in text for _, text in shown)
