@@ -17,6 +17,7 @@ from typing import Any
 
 from forwarder.directory import SqlDirectory
 from forwarder.dispatch import Dispatcher
+from forwarder.inbound_auth import build_authenticator
 from forwarder.errors import AddressInUse
 from forwarder.metrics import RETRY, SKIPPED, Metrics, prometheus_text
 from forwarder.notices import build_notifier
@@ -85,12 +86,17 @@ class OneBox:
         self.forwarder = Forwarder(directory, self.sender, settings.policy, utcnow, settings.max_bytes,
                                    OutcomeLog(metrics=self.metrics), build_notifier(settings, self.engine, self.sender))
         self.spool = Spool(settings.data_dir / "spool", build_store(settings))
-        self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers)
+        # Every spool entry comes from the SMTP listener, which strips forged trace fields and
+        # stamps ours (authserv-id: the first mail domain, as in the SMTP banner); the dispatcher
+        # reads the verdicts back from that stamp.
+        self.authenticator = build_authenticator(settings, settings.domains[0])
+        self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers,
+                                     verdicts=self.authenticator.verdicts)
         self.listener: SmtpListener | None = None
         if smtp_port is not None:
             handler = IngressHandler(settings.domains, self.spool, directory.address_status, self.dispatcher.submit,
                                      accepts_domain=directory.accepts_domain, limits=settings.smtp_limits,
-                                     metrics=self.metrics)
+                                     metrics=self.metrics, authenticate=self.authenticator.authenticate)
             tls = None
             if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:
                 from forwarder.smtp_tls import TlsReloader
@@ -247,6 +253,7 @@ class OneBox:
             if self._web_thread is not None:
                 self._web_thread.join(timeout=10)
         finished = self.dispatcher.close(timeout)
+        self.authenticator.close()
         closer = getattr(self.sender, "close", None)
         if callable(closer):
             closer()
