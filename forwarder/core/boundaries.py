@@ -74,7 +74,17 @@ def _with_boundary(field: HeaderField, boundary: bytes) -> HeaderField:
     return HeaderField(field.name, lines)
 
 
-def _entity(fields: list[HeaderField], body: bytes, depth: int, used: set[bytes]) -> tuple[list[HeaderField], bytes, bool]:
+class _Seen:
+    """The whole message body (no new boundary may occur anywhere in it) and the ones chosen."""
+
+    __slots__ = ("whole", "used")
+
+    def __init__(self, whole: bytes) -> None:
+        self.whole = whole
+        self.used: set[bytes] = set()
+
+
+def _entity(fields: list[HeaderField], body: bytes, depth: int, used: _Seen) -> tuple[list[HeaderField], bytes, bool]:
     """The entity's fields and body with every over-long boundary in it replaced; and whether any was."""
     if depth > MAX_DEPTH:
         return fields, body, False
@@ -90,7 +100,7 @@ def _entity(fields: list[HeaderField], body: bytes, depth: int, used: set[bytes]
     boundary = boundary_of(field.value)
     if boundary is None:
         return fields, body, False
-    new = new_boundary(boundary, body, used) if len(boundary) > MAX_BOUNDARY else None
+    new = new_boundary(boundary, used.whole, used.used) if len(boundary) > MAX_BOUNDARY else None
     starts = delimiter_starts(body, boundary)
     changed = new is not None
     pieces = [body[: starts[0]] if starts else body]
@@ -113,7 +123,7 @@ def _entity(fields: list[HeaderField], body: bytes, depth: int, used: set[bytes]
     return fields, b"".join(pieces), True
 
 
-def _part(chunk: bytes, depth: int, used: set[bytes]) -> tuple[bytes, bool]:
+def _part(chunk: bytes, depth: int, used: _Seen) -> tuple[bytes, bool]:
     """One body part (the line ending before the next delimiter belongs to the delimiter)."""
     tail = b""
     for ending in (b"\r\n", b"\n"):
@@ -143,7 +153,8 @@ def replace_long_boundaries(split: SplitMessage) -> SplitMessage:
     boundary = boundary_of(field.value) if ctype.startswith(b"multipart/") else None
     if (boundary is None or len(boundary) <= MAX_BOUNDARY) and first_long_line(split.body) < 0:
         return split
-    fields, body, changed = _entity(split.fields, bytes(split.body), 0, set())
+    whole = bytes(split.body)
+    fields, body, changed = _entity(split.fields, whole, 0, _Seen(whole))
     if not changed:
         return split
     return replace(split, fields=fields, body=memoryview(body), repairs=[*split.repairs, REPAIR], _index=None)

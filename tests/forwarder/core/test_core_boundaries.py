@@ -207,3 +207,16 @@ def test_corpus_multiparts_with_a_lengthened_boundary(corpus: Path) -> None:
         new = boundary_of(result.outgoing.head)
         assert pieces(bytes(result.outgoing.body), new) == pieces(body, old), path
     assert tried >= 50, f"only {tried} multipart messages in the corpus at {corpus}"
+
+
+def test_new_nested_boundary_never_equals_an_outer_one() -> None:
+    # an outer boundary crafted to be the one the long inner boundary would get
+    crafted = new_boundary(LONG, b"", set())
+    inner = (b"Content-Type: multipart/alternative; boundary=\"" + LONG + b"\"\r\n\r\n"
+             b"--" + LONG + b"\r\n" + TEXT_PART + b"\r\n--" + LONG + b"--")
+    raw = multipart(crafted, [TEXT_PART, inner])
+    result, out = run(raw)
+    assert REPAIR in result.repairs
+    assert boundary_of(out) == crafted
+    assert out.count(b"--" + crafted + b"\r\n") == 2  # the outer delimiters only
+    assert leaves(out) == leaves(raw)
