@@ -1,23 +1,28 @@
-"""The signed-in user's account: change the password, download everything, delete the account."""
+"""The signed-in user's account: change the password, see and end sessions, download everything, delete the
+account."""
 
 from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from models import utcnow
 from web import ratelimit
 from web.db import session
-from web.security import login_required, sign_in, sign_out, signed_in_user
+from web.security import current_session, lifetimes, login_required, sign_out, signed_in_user
 from web.services import account as service
+from web.services import sessions
 from web.services.errors import ServiceError
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 
 def _page(status: int = 200, **context: object) -> tuple[str, int]:
-    return render_template("account/index.html", confirm_phrase=service.CONFIRM_PHRASE, **context), status
+    this = current_session()
+    return render_template("account/index.html", confirm_phrase=service.CONFIRM_PHRASE,
+                           sessions=sessions.listed(session(), signed_in_user(), lifetimes()),
+                           this_session=this.id if this else None, **context), status
 
 
 def _too_many() -> tuple[str, int] | None:
@@ -41,13 +46,30 @@ def password():  # type: ignore[no-untyped-def]
     if limited:
         return limited
     user = signed_in_user()
+    this = current_session()
     try:
         service.change_password(session(), user, request.form.get("current", ""), request.form.get("password", ""),
-                                request.form.get("confirm", ""))
+                                request.form.get("confirm", ""), keep_session=this.id if this else None)
     except ServiceError as exc:
         return _page(exc.status, error=exc.message)
-    sign_in(user)  # this session carries the new stamp; every other one ends
     flash("Your password was changed. Other sessions were signed out.")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/sessions/<int:session_id>/end")
+@login_required
+def end_session(session_id: int):  # type: ignore[no-untyped-def]
+    try:
+        row = sessions.owned(session(), signed_in_user(), session_id)
+    except ServiceError:
+        abort(404)
+    this = current_session()
+    if this is not None and row.id == this.id:
+        sign_out()
+        flash("Signed out.")
+        return redirect(url_for("auth.signin"))
+    sessions.end(session(), row)
+    flash("That session was ended; it is signed out.")
     return redirect(url_for("account.index"))
 
 

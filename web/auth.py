@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import session as flask_session
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from forwarder.errors import SettingsError
 from models import User, normalize_email, utcnow
 from web import mailer, ratelimit
 from web.db import session
 from web.services import account_email
 from web.links import external_url
+from web.services import account as account_service
+from web.services.errors import ServiceError
 from web.security import current_user, hash_password, password_problem, sign_in, sign_out, verify_password
 
 bp = Blueprint("auth", __name__)
+logger = logging.getLogger("othermail.web")
 RESET_MAX_AGE = 60 * 60
 
 
@@ -133,7 +141,10 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def _fingerprint(user: User) -> str:
-    return (user.password_hash or "")[-16:]
+    """An HMAC of the password hash, keyed with the app's secret: a reset link dies when the
+    password changes (every new hash has a new salt), and the token shows nothing of the hash."""
+    key = ("othermail-password-reset-fingerprint:" + current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, (user.password_hash or "").encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @bp.route("/reset", methods=["GET", "POST"])
@@ -148,35 +159,65 @@ def reset_request():  # type: ignore[no-untyped-def]
         user = session().scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
         if user is not None:
             token = _serializer().dumps({"uid": user.id, "fp": _fingerprint(user)})
-            link = external_url("auth.reset", token=token)
-            mailer.send_mail(user.email, "Reset your othermail password",
-                             f"Someone asked to reset the password of {user.email}.\n\n"
-                             f"To choose a new one, open this link within an hour:\n{link}\n\n"
-                             "If it was not you, ignore this message.\n")
+            try:
+                link = external_url("auth.reset", token=token)
+            except SettingsError as exc:  # the same answer either way: no address is confirmed
+                logger.error("password reset mail not sent: %s", exc)
+            else:
+                mailer.send_mail(user.email, "Reset your othermail password",
+                                 f"Someone asked to reset the password of {user.email}.\n\n"
+                                 f"To choose a new one, open this link within an hour:\n{link}\n\n"
+                                 "If it was not you, ignore this message.\n")
     flash("If an account uses that address, a reset link is on its way.")
     return redirect(url_for("auth.signin"))
 
 
-@bp.route("/reset/<token>", methods=["GET", "POST"])
-def reset(token: str):  # type: ignore[no-untyped-def]
+def _reset_user(token: object) -> User | tuple[str, int]:
+    """The user a reset token is for, or the page that says why it cannot be used."""
     try:
         data = _serializer().loads(token, max_age=RESET_MAX_AGE)
     except SignatureExpired:
         return render_template("error.html", title="Link expired", message="That link has expired."), 410
     except BadSignature:
         abort(404)
-    user = session().get(User, data.get("uid"))
-    if user is None or user.deleted_at is not None or data.get("fp") != _fingerprint(user):
+    user = session().get(User, data.get("uid")) if isinstance(data, dict) else None
+    if user is None or user.deleted_at is not None or not hmac.compare_digest(str(data.get("fp")), _fingerprint(user)):
         return render_template("error.html", title="Link used", message="That link was already used."), 410
+    return user
+
+
+@bp.get("/reset/<token>")
+def reset(token: str):  # type: ignore[no-untyped-def]
+    """The mailed link: keep its token in the session and go on to a URL without it at once, so the
+    token is in no later request line, Referer or browser history entry (nor in nginx's log, which
+    skips /reset/: deploy/ec2/nginx/othermail.conf)."""
+    found = _reset_user(token)
+    if not isinstance(found, User):
+        return found
+    flask_session["reset_token"] = token
+    return redirect(url_for("auth.reset_form"))
+
+
+@bp.route("/new-password", methods=["GET", "POST"])
+def reset_form():  # type: ignore[no-untyped-def]
+    token = flask_session.get("reset_token")
+    if token is None:
+        flash("Open the link in your password reset mail first, or ask for one here.")
+        return redirect(url_for("auth.reset_request"))
+    found = _reset_user(token)
+    if not isinstance(found, User):
+        flask_session.pop("reset_token", None)
+        return found
+    user = found
     if request.method == "GET":
-        return render_template("auth/reset.html", token=token)
-    password = request.form.get("password", "")
-    problem = password_problem(password, request.form.get("confirm", ""))
-    if problem:
-        return render_template("auth/reset.html", token=token, error=problem), 400
-    user.password_hash = hash_password(password)
-    user.password_changed_at = utcnow()
-    session().commit()
-    sign_in(user)
-    flash("Your password was changed.")
+        return render_template("auth/reset.html")
+    revoke = request.form.get("revoke_tokens") == "1"
+    try:
+        revoked = account_service.reset_password(session(), user, request.form.get("password", ""),
+                                                 request.form.get("confirm", ""), revoke_tokens=revoke)
+    except ServiceError as exc:
+        return render_template("auth/reset.html", error=exc.message), exc.status
+    sign_in(user)  # a new session; every other one ended, and sign_in drops the token
+    flash("Your password was changed. Every other session was signed out"
+          + (f" and {revoked} API token(s) revoked." if revoked else "."))
     return redirect(url_for("auth.home"))

@@ -8,6 +8,7 @@ caller gets the seconds until the window ends, for a ``Retry-After`` header.
 from __future__ import annotations
 
 import ipaddress
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -56,6 +57,22 @@ def client_key(ip: str | None) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+def client_key(address: str | None) -> str:
+    """The key a client is counted under: its IPv4 address, or the /64 network of an IPv6 one (a
+    single host is usually handed a whole /64, so counting its addresses one by one counts nothing)."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def limit(name: str) -> Limit:

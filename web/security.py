@@ -1,22 +1,24 @@
 """Passwords, the signed-in user, and the headers every response carries.
 
 Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's second recommended
-profile). A session remembers the user id and when their password last changed, so changing or
-resetting a password signs out every other session.
+profile). The session cookie carries only a random session id; the session itself is a database
+row checked on every request (web/services/sessions.py), so signing out, changing or resetting
+the password, or ending a session on the account page ends it for every copy of the cookie.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import datetime
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Flask, Response, g, redirect, request, session, url_for
+from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 
-from models import User
+from models import User, UserSession
+from web.services import sessions
 
 _hasher = PasswordHasher()
 MIN_PASSWORD = 10
@@ -55,33 +57,59 @@ def password_problem(password: str, confirm: str | None = None) -> str | None:
     return None
 
 
-def _stamp(user: User) -> str:
-    changed: datetime | None = getattr(user, "password_changed_at", None)
-    return changed.isoformat() if changed else ""
+def lifetimes() -> sessions.Lifetimes:
+    """The idle and absolute session lifetimes (app config, in seconds or as timedeltas)."""
+    return sessions.Lifetimes(idle=_seconds(current_app.config["SESSION_IDLE_LIFETIME"]),
+                              absolute=_seconds(current_app.config["PERMANENT_SESSION_LIFETIME"]))
+
+
+def _seconds(value: int | float | timedelta) -> timedelta:
+    return value if isinstance(value, timedelta) else timedelta(seconds=int(value))
+
+
+def _client() -> tuple[str, str]:
+    return request.remote_addr or "", request.headers.get("User-Agent", "")
 
 
 def sign_in(user: User) -> None:
+    """Start a new session (a new id: one a visitor planted before signing in is dropped)."""
+    from web.db import session as db
+
     session.clear()
     session.permanent = True
-    session["uid"] = user.id
-    session["pw"] = _stamp(user)
+    sessions.prune(db(), lifetimes())
+    row, secret = sessions.start(db(), user, *_client())
+    session["sid"] = secret
+    g.user, g.user_session = user, row
 
 
 def sign_out() -> None:
+    from web.db import session as db
+
+    row = current_session()
+    if row is not None:
+        sessions.end(db(), row)
     session.clear()
+    g.user, g.user_session = None, None
+
+
+def current_session() -> UserSession | None:
+    """The server-side record of this request's session, if it is signed in and live."""
+    current_user()
+    return g.get("user_session")
 
 
 def current_user() -> User | None:
     if "user" not in g:
         from web.db import session as db
 
-        user = None
-        uid = session.get("uid")
-        if uid is not None:
-            found = db().get(User, uid)
-            if found is not None and found.deleted_at is None and session.get("pw") == _stamp(found):
-                user = found
-        g.user = user
+        g.user, g.user_session = None, None
+        if "sid" in session:
+            row = sessions.live(db(), session["sid"], lifetimes(), *_client())
+            if row is None:
+                session.clear()  # ended or expired: the cookie goes too
+            else:
+                g.user, g.user_session = row.user, row
     return g.user
 
 

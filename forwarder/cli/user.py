@@ -6,9 +6,16 @@ Lambda package, which has no Flask, can still import this module.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from forwarder.cli.context import CliContext
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from models import User
 
 
 @click.group()
@@ -56,7 +63,53 @@ def create(obj: CliContext, email: str, admin: bool, password_stdin: bool) -> No
         if password is not None:
             account.password_hash = hash_password(password)
             account.password_changed_at = utcnow()
+            if not created:  # an administrator's reset: the old sessions and API tokens go
+                _end_access(session, account)
         session.commit()
         what = "created" if created else ("updated" if admin or password is not None else "exists")
         click.echo(f"user {address} {what}{' (admin)' if account.is_admin else ''}", err=True)
         click.echo(account.id)
+
+
+@user.command("reset-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the new password from the first line of standard input. Without it, the "
+                   "password is cleared and the user chooses one through the reset link on the sign-in page.")
+@click.pass_obj
+def reset_password(obj: CliContext, email: str, password_stdin: bool) -> None:
+    """Reset the password of the account EMAIL: every session ends and every API token is revoked."""
+    import sys
+
+    from sqlalchemy import select
+
+    from models import User, normalize_email, utcnow
+    from web.security import hash_password, password_problem
+
+    try:
+        address = normalize_email(email)
+    except (TypeError, ValueError):
+        raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL") from None
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        problem = password_problem(password)
+        if problem:
+            raise click.ClickException(f"password refused: {problem}")
+    with obj.sessions()() as session:
+        account = session.scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
+        if account is None:
+            raise click.ClickException(f"no user {address}")
+        account.password_hash = hash_password(password) if password is not None else None
+        account.password_changed_at = utcnow()
+        ended, revoked = _end_access(session, account)
+        session.commit()
+        click.echo(f"user {address}: password {'set' if password is not None else 'cleared'}, "
+                   f"{ended} session(s) ended, {revoked} API token(s) revoked", err=True)
+
+
+def _end_access(session: "Session", account: "User") -> tuple[int, int]:
+    """End every session of ``account`` and revoke its API tokens (not committed)."""
+    from web.services import sessions, tokens
+
+    return sessions.end_all(session, account, commit=False), tokens.revoke_all(session, account, commit=False)

@@ -85,8 +85,11 @@ def test_password_reset_by_email_is_single_use_and_signs_out_other_sessions(
     (link,) = [l for l in links_in(outbox.sent[0].raw) if "/reset/" in l]
     path = link.split("othermail.test", 1)[1]
     new = "a brand new passphrase"
-    assert post(fresh, path, {"password": new, "confirm": new}).status_code == 302
-    assert post(fresh, path, {"password": new, "confirm": new}).status_code == 410
+    opened = fresh.get(path)
+    assert opened.status_code == 302 and opened.headers["Location"].endswith("/new-password")
+    assert post(fresh, "/new-password", {"password": new, "confirm": new}).status_code == 302
+    assert fresh.get(path).status_code == 410  # used
+    assert app.test_client().get("/new-password").headers["Location"].endswith("/reset")  # no link: ask for one
     assert "Sign in" in other.get("/").get_data(as_text=True)  # the old session ended
     assert post(app.test_client(), "/signin", {"email": "ann@example.org", "password": new}).status_code == 302
     assert fresh.get("/reset/not-a-token").status_code == 404

@@ -38,7 +38,17 @@ from forwarder.directory import SqlDirectory
 from forwarder.stores import build_store
 from forwarder.pipeline import Forwarder, Inbound
 from forwarder.senders import MaildirSender, MemorySender, SentMessage
-from models import Alias, ApiToken, Delivery, Destination, User, UserDomain, make_session_factory, utcnow
+from models import (
+    Alias,
+    ApiToken,
+    Delivery,
+    Destination,
+    User,
+    UserDomain,
+    UserSession,
+    make_session_factory,
+    utcnow,
+)
 from tests.web.conftest import PASSWORD, csrf, links_in, post, signup
 from web.services import tokens
 
@@ -47,7 +57,7 @@ from web.services import tokens
 #: The kind of object each id variable of a route names. A route with an id variable missing here
 #: fails :func:`classify`, so a new route cannot escape the ownership walk.
 ID_KINDS = {"destination_id": "destination", "alias_id": "alias", "token_id": "api_token", "domain_id": "domain",
-            "delivery_id": "delivery"}
+            "delivery_id": "delivery", "session_id": "session"}
 #: Routes whose variable is a signed link (``token``): the signature authorises them, not a session.
 SIGNED_LINKS = {"auth.reset": "reset", "destinations.verify": "verification", "email.verify": "account-email"}
 #: Admin-only routes whose variable is a message key of the local outbox (a Maildir file, nobody's
@@ -61,7 +71,7 @@ API_COLLECTIONS = {"aliases": "alias", "destinations": "destination"}
 #: Pages anyone may open: everything else outside the API needs a session.
 PUBLIC_PAGES = frozenset({"auth.home", "auth.signin", "auth.signup", "auth.reset_request"})
 #: Public without being pages: signing out, and the two signed links.
-PUBLIC_ACTIONS = frozenset({"auth.signout", *SIGNED_LINKS})
+PUBLIC_ACTIONS = frozenset({"auth.signout", "auth.reset_form", *SIGNED_LINKS})  # reset_form: after a reset link
 PUBLIC_API = frozenset({"api.openapi"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: An id no row has: it must get exactly the answer another user's id gets.
@@ -217,15 +227,20 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
             store.put(row.raw_key, f"From: {row.mail_from}\r\nSubject: {row.subject}\r\n\r\nbody\r\n".encode())
         write, write_secret = tokens.create(db, user, f"{name}-write-token", "write", None)
         read, read_secret = tokens.create(db, user, f"{name}-read-token", "read", None)
+        browser = UserSession(user_id=user_id, token_hash=f"{name:0<64}", created_at=now, last_seen_at=now,
+                              ip="192.0.2.1", user_agent=f"{name}-browser/1.0")
+        db.add(browser)
+        db.commit()
         return Owner(
             user_id=user_id, email=user.email,
             ids={"destination": [home.id, pending.id], "alias": [alias.id], "api_token": [write.id, read.id],
-                 "domain": [domain.id], "delivery": [forwarded.id, quarantined.id]},
+                 "domain": [domain.id], "delivery": [forwarded.id, quarantined.id], "session": [browser.id]},
             verified_destination=home.id, pending_destination=pending.id, alias_address=alias.address,
             write=_bearer(write_secret), read=_bearer(read_secret),
             secrets=(user.email, home.email, pending.email, alias.address, f"{name}'s private",
                      f"{name}-sender@store.example", f"{name}-write-token", f"{name}-read-token",
-                     write.prefix, read.prefix, domain.name, domain.verification_token, f"{name}dkim1"),
+                     write.prefix, read.prefix, domain.name, domain.verification_token, f"{name}dkim1",
+                     f"{name}-browser/1.0"),
         )
 
 
@@ -270,6 +285,8 @@ def snapshot(app: Flask, user_id: int) -> dict[str, list[Row]]:
                            db.scalars(select(Delivery).where(Delivery.alias_id.in_(alias_ids)).order_by(Delivery.id))],
             "user_domains": [_columns(d) for d in
                              db.scalars(select(UserDomain).where(UserDomain.user_id == user_id).order_by(UserDomain.id))],
+            "user_sessions": [_columns(r) for r in db.scalars(
+                select(UserSession).where(UserSession.user_id == user_id, UserSession.ip == "192.0.2.1"))],
         }
 
 

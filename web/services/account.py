@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models import Alias, ApiToken, Delivery, Destination, User, alias_destinations, utcnow
 from web.security import hash_password, password_problem, verify_password
-from web.services import domains
+from web.services import domains, sessions, tokens
 from web.services.errors import ServiceError
 
 #: What the user types to confirm that the account should go.
@@ -34,15 +34,31 @@ def check_password(user: User, password: str) -> None:
         raise ServiceError("wrong_password", "That is not your current password.", 403)
 
 
-def change_password(db: Session, user: User, current: str, new: str, confirm: str | None = None) -> None:
-    """Set a new password; ``password_changed_at`` moves, so every other session ends."""
+def change_password(db: Session, user: User, current: str, new: str, confirm: str | None = None,
+                    keep_session: int | None = None) -> None:
+    """Set a new password and end every session of ``user`` but ``keep_session`` (the one asking)."""
     check_password(user, current)
     problem = password_problem(new, confirm)
     if problem:
         raise ServiceError("weak_password", problem)
     user.password_hash = hash_password(new)
     user.password_changed_at = utcnow()
+    sessions.end_all(db, user, keep=keep_session, commit=False)
     db.commit()
+
+
+def reset_password(db: Session, user: User, new: str, confirm: str | None = None, *, revoke_tokens: bool) -> int:
+    """Set a new password without the old one (a reset link, an administrator): every session of
+    ``user`` ends, and with ``revoke_tokens`` every API token is revoked; the number revoked."""
+    problem = password_problem(new, confirm)
+    if problem:
+        raise ServiceError("weak_password", problem)
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    sessions.end_all(db, user, commit=False)
+    revoked = tokens.revoke_all(db, user, commit=False) if revoke_tokens else 0
+    db.commit()
+    return revoked
 
 
 def _when(value: datetime | None) -> str | None:
@@ -135,6 +151,7 @@ def delete_account(db: Session, user: User, password: str | None = None, confirm
         .values(mail_from=None, subject=None).execution_options(synchronize_session=False)
     )
     db.execute(delete(ApiToken).where(ApiToken.user_id == user.id).execution_options(synchronize_session=False))
+    sessions.end_all(db, user, commit=False)
     db.execute(delete(Destination).where(Destination.user_id == user.id).execution_options(synchronize_session=False))
     domains.forget_all(db, user)  # its own domains go (and their SES identities); their aliases are retired above
     user.email = tombstone(user.id)

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models import API_TOKEN_SCOPES, ApiToken, User, utcnow
@@ -93,6 +93,18 @@ def revoke(db: Session, token: ApiToken) -> ApiToken:
         token.revoked_at = utcnow()
         db.commit()
     return token
+
+
+def revoke_all(db: Session, user: User, *, commit: bool = True) -> int:
+    """Revoke every live token of ``user`` (a password reset can take them along); the number revoked."""
+    now = utcnow()
+    revoked = db.execute(
+        update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now).execution_options(synchronize_session=False)
+    ).rowcount
+    if commit:
+        db.commit()
+    return int(revoked or 0)
 
 
 def lookup(db: Session, secret: str) -> ApiToken | None:

@@ -110,3 +110,52 @@ def test_token_create_needs_an_existing_user_and_a_known_scope(app: Cli) -> None
 def test_importing_the_cli_does_not_import_flask() -> None:
     code = "import sys, forwarder.cli.main; sys.exit(1 if 'flask' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[3]).returncode == 0
+
+
+def _token_and_session(app: Cli) -> None:
+    """An API token and a signed-in session for ann@example.org."""
+    from models import UserSession, utcnow
+
+    app.ok("token", "create", "--user", "ann@example.org")
+    engine = make_engine(f"sqlite:///{(app.data_dir / 'othermail.db').resolve()}")
+    try:
+        with make_session_factory(engine)() as session:
+            user = session.scalars(select(User)).one()
+            session.add(UserSession(user_id=user.id, token_hash="0" * 64, created_at=utcnow(), last_seen_at=utcnow()))
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def test_an_administrators_reset_revokes_tokens_and_ends_sessions(app: Cli) -> None:
+    """Issue 12.9: API tokens survived a password reset."""
+    from models import UserSession
+
+    app.ok("user", "create", "ann@example.org", "--password-stdin", input=PASSWORD + "\n")
+    _token_and_session(app)
+    result = app.ok("user", "reset-password", "ann@example.org", "--password-stdin", input="a new long password\n")
+    assert "1 session(s) ended, 1 API token(s) revoked" in result.output
+    [token] = app.query(select(ApiToken))
+    assert token.revoked_at is not None
+    assert app.query(select(UserSession)) == []
+    [user] = app.query(select(User))
+    from argon2 import PasswordHasher
+
+    assert PasswordHasher().verify(user.password_hash, "a new long password")
+
+    cleared = app.ok("user", "reset-password", "ann@example.org")
+    assert "password cleared" in cleared.output
+    assert app.query(select(User))[0].password_hash is None
+    assert app.run("user", "reset-password", "nobody@example.org").exit_code == 1
+
+
+def test_setting_the_password_of_an_existing_user_is_a_reset_too(app: Cli) -> None:
+    from models import UserSession
+
+    app.ok("user", "create", "ann@example.org", "--password-stdin", input=PASSWORD + "\n")
+    _token_and_session(app)
+    app.ok("user", "create", "ann@example.org", "--admin")  # no password: nothing ends
+    assert app.query(select(ApiToken))[0].revoked_at is None and len(app.query(select(UserSession))) == 1
+    app.ok("user", "create", "ann@example.org", "--password-stdin", input="a new long password\n")
+    assert app.query(select(ApiToken))[0].revoked_at is not None
+    assert app.query(select(UserSession)) == []
