@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, false
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint, event, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
@@ -21,8 +21,9 @@ PROBLEM_MAX_LENGTH = 500
 
 
 class UserDomain(Base):
-    """A domain a user added. ``name`` is stored as :func:`forwarder.dns_doctor.normalize_domain`
-    returns it (ASCII, lower case, no final dot), which makes it unique without regard to case.
+    """A domain a user added (a claim until its ownership is proved). ``name`` is stored as
+    :func:`forwarder.dns_doctor.normalize_domain` returns it (ASCII, lower case, no final dot), which
+    makes ``owned_name`` unique without regard to case.
 
     Rows go with their user (ON DELETE CASCADE); deleting an account deletes them explicitly, while
     the aliases on the domain keep their rows, so their addresses stay reserved.
@@ -31,12 +32,17 @@ class UserDomain(Base):
     __tablename__ = "user_domains"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'verified', 'failing', 'suspended')", name="status"),
+        UniqueConstraint("user_id", "name"),
         MYSQL_TABLE_OPTIONS,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(DOMAIN_MAX_LENGTH), unique=True)
+    #: Not unique: several accounts may claim a name none of them has proved (issue 12.11).
+    name: Mapped[str] = mapped_column(String(DOMAIN_MAX_LENGTH), index=True)
+    #: ``name`` once this claim's ownership TXT record verified, NULL before: unique, so the first
+    #: account to prove a domain holds it and every other claim of the name stays unproved.
+    owned_name: Mapped[str | None] = mapped_column(String(DOMAIN_MAX_LENGTH), unique=True)
     #: Published by the owner as ``_othermail.<name> TXT "othermail-verification=<token>"``.
     verification_token: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(10), default="pending", server_default="pending")
@@ -65,3 +71,12 @@ class UserDomain(Base):
 
     def __repr__(self) -> str:
         return f"<UserDomain id={self.id} name={self.name!r} status={self.status!r}>"
+
+
+@event.listens_for(UserDomain, "before_insert")
+@event.listens_for(UserDomain, "before_update")
+def _owned_past_pending(_mapper: object, _connection: object, domain: UserDomain) -> None:
+    """A domain past ``pending`` was proved: it holds its name (a safety net; the web app claims
+    the name when the ownership record verifies, before any status change)."""
+    if domain.status not in (None, "pending") and domain.owned_name is None:
+        domain.owned_name = domain.name

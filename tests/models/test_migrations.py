@@ -12,6 +12,8 @@ from sqlalchemy import (
     Index,
     MetaData,
     String,
+    UniqueConstraint,
+    func,
     insert,
     inspect,
     select,
@@ -34,7 +36,7 @@ from models import (
 )
 
 VERSION_TABLE = "alembic_version"
-HEAD = "0005"
+HEAD = "0006"
 #: Tables later revisions add, so the schema at an older revision can be compared with the models.
 ADDED_BY = {"0003": ("user_domains",), "0004": ("feedback_events",), "0005": ("user_sessions", "signin_failures")}
 #: Columns and indexes later revisions add to existing tables.
@@ -43,8 +45,12 @@ COLUMNS_ADDED_BY = {"0004": {
                      "complaint_count"),
     "aliases": ("disabled_reason",),
     "deliveries": ("raw_key", "released_at"),
-}}
-INDEXES_ADDED_BY = {"0004": {"deliveries": ("ix_deliveries_provider_message_id",)}}
+}, "0006": {"user_domains": ("owned_name",)}}
+INDEXES_ADDED_BY = {"0004": {"deliveries": ("ix_deliveries_provider_message_id",)},
+                    "0006": {"user_domains": ("ix_user_domains_name",)}}
+#: Unique constraints later revisions replace: revision -> table -> (constraints before, their names now).
+UNIQUES_CHANGED_BY = {"0006": {"user_domains": ((("name",),), ("uq_user_domains_user_id_name",
+                                                               "uq_user_domains_owned_name"))}}
 
 
 def metadata_before(revision: str) -> MetaData:
@@ -60,6 +66,17 @@ def metadata_before(revision: str) -> MetaData:
             for rev, added in INDEXES_ADDED_BY.items():
                 for index in [i for i in copy.indexes if rev >= revision and i.name in added.get(table.name, ())]:
                     copy.indexes.discard(index)
+            for rev, changed in UNIQUES_CHANGED_BY.items():
+                if rev < revision or table.name not in changed:
+                    continue
+                before, now = changed[table.name]
+                for constraint in [c for c in copy.constraints if isinstance(c, UniqueConstraint)]:
+                    if constraint.name in now or constraint.columns.keys() in ([*cols] for cols in before):
+                        copy.constraints.discard(constraint)
+                for column in [c for c in copy.columns if c.unique]:
+                    column.unique = False
+                for cols in before:
+                    copy.append_constraint(UniqueConstraint(*(copy.c[name] for name in cols)))
     return kept
 
 
@@ -437,5 +454,56 @@ def test_0005_round_trip_adds_and_removes_sessions_and_signin_failures(database_
 
     downgrade(database_url, "0004")
     assert schema_snapshot(database_url) == at_0004
+    upgrade(database_url)
+    assert current(database_url) == HEAD
+
+
+def test_0006_round_trip_lets_claims_share_a_name_and_keeps_one_per_name_on_the_way_back(database_url: str) -> None:
+    """Issue 12.11: a pending claim of a name blocked every other account for a week."""
+    upgrade(database_url, "0005")
+    at_0005 = schema_snapshot(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            for n, email in enumerate(("ann@example.org", "bob@example.org", "cat@example.org"), start=1):
+                connection.exec_driver_sql(
+                    f"INSERT INTO users (id, email, is_admin, created_at) "
+                    f"VALUES ({n}, '{email}', false, '2025-01-01 00:00:00')")
+            connection.exec_driver_sql(  # ann proved her address as a destination; bob did not
+                "INSERT INTO destinations (id, user_id, email, created_at, verified_at) VALUES "
+                "(1, 1, 'ann@example.org', '2025-01-01 00:00:00', '2025-01-02 00:00:00'), "
+                "(2, 2, 'elsewhere@example.org', '2025-01-01 00:00:00', '2025-01-02 00:00:00')")
+            connection.exec_driver_sql(
+                "INSERT INTO user_domains (id, user_id, name, verification_token, status, created_at) VALUES "
+                "(1, 1, 'ann.test', 't1', 'verified', '2025-01-01 00:00:00'), "
+                "(2, 2, 'bob.test', 't2', 'pending', '2025-01-01 00:00:00')")
+    finally:
+        engine.dispose()
+
+    upgrade(database_url, "0006")
+    assert schema_diff(database_url) == [] and strict_type_mismatches(database_url) == []
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            owned = connection.execute(select(UserDomain.name, UserDomain.owned_name).order_by(UserDomain.id)).all()
+            assert [tuple(row) for row in owned] == [("ann.test", "ann.test"), ("bob.test", None)]
+            verified = connection.exec_driver_sql("SELECT id, email_verified_at FROM users ORDER BY id").all()
+            assert [row[1] is not None for row in verified] == [True, False, False]
+            for row_id, user_id, name in ((3, 1, "bob.test"), (4, 3, "bob.test"), (5, 3, "ann.test")):
+                connection.execute(insert(UserDomain).values(  # more claims of both names: none proved
+                    id=row_id, user_id=user_id, name=name, verification_token="x", created_at=utcnow()))
+            assert connection.execute(select(func.count()).select_from(UserDomain)).scalar_one() == 5
+    finally:
+        engine.dispose()
+
+    downgrade(database_url, "0005")
+    assert schema_snapshot(database_url) == at_0005
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            kept = connection.exec_driver_sql("SELECT id, user_id, name FROM user_domains ORDER BY id").all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in kept] == [(1, 1, "ann.test"), (2, 2, "bob.test")]  # the owned, else the oldest
     upgrade(database_url)
     assert current(database_url) == HEAD
