@@ -257,6 +257,14 @@ def _check_no_date(raw: bytes, out: bytes) -> None:
     assert values(out, "Date") == [b"Fri, 03 May 2024 16:00:00 +0000"]
 
 
+def _check_address_lookalike(raw: bytes, out: bytes) -> None:
+    # issue 12.16: a fullwidth at sign in an encoded-word name is spelled like the sender address
+    (from_,) = values(out, "From")
+    shown = str(email.header.make_header(email.header.decode_header(from_.decode())))
+    assert shown == f"PayPal Sécurité security at paypal.com (attacker at evil.example) <{ALIAS}>"
+    assert "\uff20" not in shown and shown.count("@") == 1
+
+
 CASE_CHECKS: dict[str, Callable[[bytes, bytes], None]] = {
     "plain_crlf_trace": _check_plain_crlf_trace,
     "lf_latin1_no_final_newline": _check_lf_latin1,
@@ -278,6 +286,7 @@ CASE_CHECKS: dict[str, Callable[[bytes, bytes], None]] = {
     "long_header_no_space": _check_long_header,
     "read_receipts": _check_read_receipts,
     "no_date": _check_no_date,
+    "display_name_address_lookalike": _check_address_lookalike,
 }
 
 
