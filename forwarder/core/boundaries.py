@@ -27,13 +27,14 @@ from dataclasses import replace
 from forwarder.core.body import BOUNDARY_PARAM as _BOUNDARY_PARAM, boundary_of, delimiter_starts
 from forwarder.core.message import HeaderField, SplitMessage, first_long_line, split_message
 
-_JOIN = b"\n"  # HeaderField lines never hold one, so it can join and split them back
-
+#: The name of this repair in a message's repairs (the delivery log and the outcome line list it).
 REPAIR = "long-boundary"
 LINE_LIMIT = 998
 #: The longest boundary whose parameter line `` boundary="..."`` still fits in a line.
 MAX_BOUNDARY = LINE_LIMIT - len(' boundary=""')
 MAX_DEPTH = 40
+_JOIN = b"\n"  # HeaderField lines never hold one, so it can join and split them back
+
 
 def _content_type(fields: list[HeaderField]) -> tuple[bytes, HeaderField | None]:
     for f in fields:
