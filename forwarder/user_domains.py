@@ -147,8 +147,9 @@ def create_catch_all_alias(connection: Connection, address: str, now: datetime,
     except AccountError:
         return False
     address = f"{local}@{domain}"
-    row = connection.execute(
-        select(_domains.c.user_id, _domains.c.status, _domains.c.catch_all).where(_domains.c.name == domain)
+    row = connection.execute(  # the claim that serves the name (other accounts' claims never do)
+        select(_domains.c.user_id, _domains.c.status, _domains.c.catch_all)
+        .where(_domains.c.name == domain, _domains.c.status.in_(sorted(SERVING)))
     ).first()
     if row is None or not row.catch_all or row.status not in SERVING:
         return False

@@ -195,6 +195,24 @@ def test_the_catch_all_works_on_a_serving_catch_all_domain_only(tmp_path: Path, 
         assert aliases_on(engine, "ann.test") == []
 
 
+def test_the_catch_all_finds_the_owner_among_other_accounts_pending_claims(tmp_path: Path) -> None:
+    """Issue 12.11: several accounts may claim a name; only the one that proved it (and serves it) counts."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    migrations.upgrade(url)
+    with engine_for(url) as engine:
+        with make_session_factory(engine)() as db:
+            owner_with_domain(db, status="pending", catch_all=True, email="early@claim.example")  # a claim first
+            owner = owner_with_domain(db, email="ann@example.org")
+            owner_with_domain(db, status="pending", catch_all=True, email="late@claim.example")
+            owner_id = owner.id
+        with engine.connect() as connection:
+            assert create_catch_all_alias(connection, "shop@ann.test", NOW) is True
+        [alias] = aliases_on(engine, "ann.test")
+        assert alias.user_id == owner_id
+        assert sorted(d.email for d in alias.destinations) == ["home@example.org", "work@example.org"]
+        assert UserDomains(engine.connect).entry("ann.test").status == "verified"  # type: ignore[union-attr]
+
+
 def test_the_catch_all_reads_the_domain_fresh_and_respects_the_alias_limit(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     migrations.upgrade(url)

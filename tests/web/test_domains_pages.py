@@ -132,9 +132,10 @@ def domain_row(app: Flask, name: str) -> UserDomain | None:
 def added(client: FlaskClient, app: Flask, name: str) -> UserDomain:
     response = add_domain(client, name)
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
-    row = domain_row(app, name.strip().rstrip(".").lower())
-    assert row is not None
-    assert response.headers["Location"].endswith(f"/domains/{row.id}")
+    match = re.search(r"/domains/(\d+)$", response.headers["Location"])
+    assert match, response.headers["Location"]
+    row = domain_row_of(app, int(match.group(1)))  # several accounts may claim one name
+    assert row.name == name.strip().rstrip(".").lower().encode("idna").decode() or row.name.startswith("xn--")
     return row
 
 
@@ -171,9 +172,17 @@ def ses_verifies(name: str) -> None:
     ses_backends[DEFAULT_ACCOUNT_ID][REGION].email_identities[name].verified_for_sending_status = True
 
 
+def proved(client: FlaskClient, app: Flask, knot: KnotZones, row: UserDomain) -> str:
+    """Publish the ownership record the page lists and verify it: the page then (with SES) lists
+    every record, which it returns."""
+    knot.set_zone(row.name, zone_lines(client.get(f"/domains/{row.id}").get_data(as_text=True))[:1])
+    assert verify(client, row.id).status_code == 200
+    return client.get(f"/domains/{row.id}").get_data(as_text=True)
+
+
 def verified_domain(client: FlaskClient, app: Flask, knot: KnotZones, name: str) -> UserDomain:
     row = added(client, app, name)
-    knot.set_zone(name, zone_lines(client.get(f"/domains/{row.id}").get_data(as_text=True)))
+    knot.set_zone(name, zone_lines(proved(client, app, knot, row)))
     if app.config["SETTINGS"].sender == "ses":
         ses_verifies(name)
     response = verify(client, row.id)
@@ -192,28 +201,40 @@ def test_the_pages_need_a_session(ses_app: Flask) -> None:
     assert client.get("/domains/1").status_code == 302
 
 
-def test_adding_a_domain_creates_its_ses_identity_and_lists_every_record(ses_app: Flask, sesv2: Any) -> None:
+def test_adding_a_domain_creates_no_ses_identity_until_its_ownership_record_verifies(
+        ses_app: Flask, knot: KnotZones, sesv2: Any) -> None:
+    """Issue 12.11: each claim created an SES identity at once, for any name (gmail.com)."""
     client = signed_in(ses_app, "ann@example.org")
     row = added(client, ses_app, " Ann.TEST. ")
     assert (row.name, row.status, row.catch_all) == ("ann.test", "pending", False)
     assert re.fullmatch(r"[0-9a-f]{32}", row.verification_token)
+    assert row.tokens == () and row.ses_identity_created_at is None and row.owned_name is None
+    assert sesv2.list_email_identities()["EmailIdentities"] == []
+    page = client.get(f"/domains/{row.id}").get_data(as_text=True)
+    assert zone_lines(page) == [f'_othermail.ann.test. 3600 IN TXT "othermail-verification={row.verification_token}"']
+    assert "pending" in page and "Verify now" in page
+
+    page = verify(client, row.id).get_data(as_text=True)  # nothing published yet
+    assert statuses(page) == {"ownership": "missing"}
+    assert sesv2.list_email_identities()["EmailIdentities"] == []
+
+    page = proved(client, ses_app, knot, row)
+    after = domain_row(ses_app, "ann.test")
+    assert after is not None and after.owned_name == "ann.test" and after.status == "pending"
     identity = sesv2.get_email_identity(EmailIdentity="ann.test")
     assert identity["IdentityType"] == "DOMAIN"
-    assert row.tokens == tuple(identity["DkimAttributes"]["Tokens"]) and len(row.tokens) == 3
-    assert row.ses_identity_created_at is not None
+    assert after.tokens == tuple(identity["DkimAttributes"]["Tokens"]) and len(after.tokens) == 3
+    assert after.ses_identity_created_at is not None
     # the tag the serverless forwarder's role needs to send as the domain (deploy/aws/othermail.yaml)
     assert identity["Tags"] == [{"Key": "othermail", "Value": "user-domain"}]
-
-    page = client.get(f"/domains/{row.id}").get_data(as_text=True)
     lines = zone_lines(page)
     assert lines[0] == f'_othermail.ann.test. 3600 IN TXT "othermail-verification={row.verification_token}"'
     assert "ann.test. 3600 IN MX 10 inbound-smtp.us-east-1.amazonaws.com." in lines
     assert 'ann.test. 3600 IN TXT "v=spf1 include:amazonses.com ~all"' in lines
-    for token in row.tokens:
+    for token in after.tokens:
         assert f"{token}._domainkey.ann.test. 3600 IN CNAME {token}.dkim.amazonses.com." in lines
     assert '_dmarc.ann.test. 3600 IN TXT "v=DMARC1; p=quarantine"' in lines
     assert len(lines) == 1 + 2 + 3 + 3  # ownership, MX and SPF, DKIM, DMARC and MAIL FROM (recommended)
-    assert "pending" in page and "Verify now" in page
     listing = client.get(LIST).get_data(as_text=True)
     assert "ann.test" in listing and "pending" in listing
 
@@ -237,25 +258,44 @@ def test_an_international_name_is_stored_in_ascii(ses_app: Flask) -> None:
     assert domain_row(ses_app, "xn--bcher-kva.example") is not None
 
 
-def test_a_name_is_one_accounts(ses_app: Flask) -> None:
-    ann, bob = signed_in(ses_app, "ann@example.org"), signed_in(ses_app, "bob@example.org")
-    row = added(ann, ses_app, "ann.test")
-    assert add_domain(ann, "ANN.test").status_code == 409
-    response = add_domain(bob, "ann.test")
-    assert response.status_code == 409 and "in use by another account" in response.get_data(as_text=True)
-    # a claim never proved can be taken over after a week
+def test_a_pending_claim_blocks_nobody_and_the_first_to_prove_the_domain_holds_it(
+        ses_app: Flask, knot: KnotZones, sesv2: Any) -> None:
+    """Issue 12.11: a claim never proved blocked the name for everyone for a week, and the refusal
+    said who had it."""
+    ann, bob, cat = (signed_in(ses_app, f"{n}@example.org") for n in ("ann", "bob", "cat"))
+    anns = added(ann, ses_app, "ann.test")
+    assert add_domain(ann, "ANN.test").status_code == 409  # her own claim, twice
+    bobs = added(bob, ses_app, "ann.test")  # a pending claim blocks nobody
+    assert bobs.id != anns.id and bobs.verification_token != anns.verification_token
+    assert sesv2.list_email_identities()["EmailIdentities"] == []
+
+    proved(bob, ses_app, knot, bobs)  # bob proves it first
     with ses_app.app_context():
-        db(ses_app).get(UserDomain, row.id).created_at = utcnow() - timedelta(days=8)
-        db(ses_app).commit()
-    taken = added(bob, ses_app, "ann.test")
-    assert taken.user_id == user_id(ses_app, "bob@example.org") and taken.verification_token != row.verification_token
-    assert ann.get(f"/domains/{row.id}").status_code == 404
-    # a verified domain is never taken over
-    with ses_app.app_context():
-        mine = db(ses_app).get(UserDomain, taken.id)
-        mine.status, mine.created_at = "verified", utcnow() - timedelta(days=30)
-        db(ses_app).commit()
-    assert add_domain(ann, "ann.test").status_code == 409
+        rows = {r.user_id: r for r in db(ses_app).scalars(select(UserDomain).where(UserDomain.name == "ann.test"))}
+    assert rows[user_id(ses_app, "bob@example.org")].owned_name == "ann.test"
+    assert rows[user_id(ses_app, "ann@example.org")].owned_name is None
+
+    ann_lines = zone_lines(ann.get(f"/domains/{anns.id}").get_data(as_text=True))[:1]
+    knot.set_zone("ann.test", [*zone_lines(bob.get(f"/domains/{bobs.id}").get_data(as_text=True))[:1], *ann_lines])
+    response = verify(ann, anns.id)  # her record is there too, but the domain is taken
+    refused = response.get_data(as_text=True)
+    assert response.status_code == 409
+    response = add_domain(cat, "ann.test")
+    assert response.status_code == 409
+    for page in (refused, response.get_data(as_text=True)):  # one message, naming nobody
+        assert "ann.test is already in use in this service" in page
+        assert "bob" not in page and "another account" not in page
+    after = domain_row_of(ses_app, anns.id)
+    assert after.owned_name is None and after.status == "pending" and after.ses_identity_created_at is None
+    assert [i["IdentityName"] for i in sesv2.list_email_identities()["EmailIdentities"]] == ["ann.test"]
+
+
+def domain_row_of(app: Flask, row_id: int) -> UserDomain:
+    with app.app_context():
+        found = db(app).get(UserDomain, row_id)
+        assert found is not None
+        db(app).expunge(found)
+        return found
 
 
 class RefusingSes:
@@ -271,14 +311,18 @@ class RefusingSes:
         return refuse
 
 
-def test_ses_refusing_the_domain_adds_nothing_and_shows_no_aws_details(ses_app: Flask) -> None:
+def test_ses_refusing_the_domain_keeps_it_unproved_and_shows_no_aws_details(ses_app: Flask,
+                                                                           knot: KnotZones) -> None:
     ses_app.extensions["othermail.sesv2"] = RefusingSes()
     client = signed_in(ses_app, "ann@example.org")
-    response = add_domain(client, "ann.test")
+    row = added(client, ses_app, "ann.test")
+    knot.set_zone("ann.test", zone_lines(client.get(f"/domains/{row.id}").get_data(as_text=True))[:1])
+    response = verify(client, row.id)
     page = response.get_data(as_text=True)
     assert response.status_code == 502 and "Amazon SES did not take ann.test just now" in page
     assert "arn:aws" not in page and "123456789012" not in page
-    assert domain_row(ses_app, "ann.test") is None
+    after = domain_row(ses_app, "ann.test")
+    assert after is not None and after.owned_name is None and after.ses_identity_created_at is None
 
 
 class ExistingIdentity:
@@ -296,20 +340,26 @@ class ExistingIdentity:
         return {"IdentityType": "DOMAIN", "Tags": self.tags, "DkimAttributes": {"Tokens": ["t1", "t2", "t3"]}}
 
 
-def test_an_identity_othermail_created_before_is_taken_up_again(ses_app: Flask) -> None:
+def test_an_identity_othermail_created_before_is_taken_up_again(ses_app: Flask, knot: KnotZones) -> None:
     ses_app.extensions["othermail.sesv2"] = ExistingIdentity([{"Key": "othermail", "Value": "user-domain"}])
     client = signed_in(ses_app, "ann@example.org")
-    assert added(client, ses_app, "ann.test").tokens == ("t1", "t2", "t3")
+    row = added(client, ses_app, "ann.test")
+    proved(client, ses_app, knot, row)
+    assert domain_row(ses_app, "ann.test").tokens == ("t1", "t2", "t3")  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("tags", [[], [{"Key": "owner", "Value": "operator"}], [{"Key": "othermail", "Value": "x"}]])
-def test_an_identity_othermail_did_not_create_is_left_alone(ses_app: Flask, tags: list[dict[str, str]]) -> None:
+def test_an_identity_othermail_did_not_create_is_left_alone(ses_app: Flask, knot: KnotZones,
+                                                            tags: list[dict[str, str]]) -> None:
     ses_app.extensions["othermail.sesv2"] = ExistingIdentity(tags)
     client = signed_in(ses_app, "ann@example.org")
-    response = add_domain(client, "ann.test")
+    row = added(client, ses_app, "ann.test")
+    knot.set_zone("ann.test", zone_lines(client.get(f"/domains/{row.id}").get_data(as_text=True))[:1])
+    response = verify(client, row.id)
     page = response.get_data(as_text=True)
     assert response.status_code == 409 and "already set up in this service" in page
-    assert domain_row(ses_app, "ann.test") is None
+    after = domain_row(ses_app, "ann.test")
+    assert after is not None and after.owned_name is None and after.tokens == ()
 
 
 # --- verification against a real name server -----------------------------------------------------
@@ -318,25 +368,27 @@ def test_an_identity_othermail_did_not_create_is_left_alone(ses_app: Flask, tags
 def test_verify_now_follows_the_records_and_sess_verdict(ses_app: Flask, knot: KnotZones) -> None:
     client = signed_in(ses_app, "ann@example.org")
     row = added(client, ses_app, "ann.test")
-    lines = zone_lines(client.get(f"/domains/{row.id}").get_data(as_text=True))
 
     page = verify(client, row.id).get_data(as_text=True)
-    found = statuses(page)
-    assert found["ownership"] == "missing" and found["SES receiving"] == "missing" and found["DKIM 1/3"] == "missing"
+    assert statuses(page) == {"ownership": "missing"}  # only ownership is checked before it is proved
     assert "Some records are not in place yet" in page
     after = domain_row(ses_app, "ann.test")
     assert after is not None and after.status == "pending" and after.last_checked_at is not None
     assert "ownership record" in (after.last_problem or "")
+
+    knot.set_zone("ann.test", ['_othermail.ann.test. 300 IN TXT "othermail-verification=0123"'])
+    assert statuses(verify(client, row.id).get_data(as_text=True)) == {"ownership": "wrong"}
+
+    lines = zone_lines(proved(client, ses_app, knot, row))  # proved: the SES records are listed now
+    found = statuses(verify(client, row.id).get_data(as_text=True))
+    assert found["ownership"] == "found" and found["SES receiving"] == "missing" and found["DKIM 1/3"] == "missing"
+    assert domain_row(ses_app, "ann.test").status == "pending"  # type: ignore[union-attr]
 
     knot.set_zone("ann.test", lines[1:])  # everything but the ownership record
     found = statuses(verify(client, row.id).get_data(as_text=True))
     assert found["ownership"] == "missing"
     assert {found[p] for p in ("SES receiving", "SPF", "DKIM 1/3", "DKIM 2/3", "DKIM 3/3", "DMARC")} == {"found"}
     assert domain_row(ses_app, "ann.test").status == "pending"  # type: ignore[union-attr]
-
-    knot.set_zone("ann.test", [*lines[1:], '_othermail.ann.test. 300 IN TXT "othermail-verification=0123"'])
-    found = statuses(verify(client, row.id).get_data(as_text=True))
-    assert found["ownership"] == "wrong"
 
     knot.set_zone("ann.test", [*lines, '_othermail.ann.test. 300 IN TXT "something else"'])
     page = verify(client, row.id).get_data(as_text=True)

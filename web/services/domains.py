@@ -1,15 +1,17 @@
-"""A user's own domains: add one (and its SES identity), verify its DNS records, catch-all, delete.
+"""A user's own domains: add one (a claim), prove it, its SES identity, catch-all, delete.
 
-Adding a domain creates its SES identity with Easy DKIM right away (when the service sends through
-SES: ``OTHERMAIL_SENDER=ses``) and keeps the three DKIM tokens, so the page can list every record
-to publish at once: the ownership TXT and the records of :func:`forwarder.dns_doctor.required_records`.
-Without SES (one box sending through the local outbox or an SMTP relay) no identity is created and
-the page says that signing the domain's mail is up to the operator's relay; only ownership is then
-checked. "Verify now" and ``othermail domains recheck`` run the same check
+Adding a domain only claims it: a row with an ownership token, and no SES identity. Claims block
+nobody: several accounts may claim the same name. The first whose ownership TXT record verifies
+holds the domain (``owned_name``, unique); every other claim of it stays unproved and is told, in
+one message naming nobody, that the domain is in use here. Only then, when the service sends
+through SES (``OTHERMAIL_SENDER=ses``), is the domain's SES identity created with Easy DKIM, and
+its three DKIM tokens kept, so the page lists every record to publish: the ownership TXT and the
+records of :func:`forwarder.dns_doctor.required_records`. Before that the page lists only the
+ownership TXT. Without SES (one box sending through the local outbox or an SMTP relay) no identity
+is created and the page says that signing the domain's mail is up to the operator's relay; only
+ownership is then checked. "Verify now" and ``othermail domains recheck`` run the same check
 (:func:`forwarder.domain_checks.check_with_ses`).
 
-A name is unique across accounts. A claim left pending for :data:`STALE_PENDING` can be taken over
-by another account (otherwise anyone could block a domain by adding it and never proving it).
 Deleting a domain deletes its aliases (their addresses stay reserved) and its SES identity.
 """
 
@@ -38,8 +40,13 @@ from web.services.errors import ServiceError, not_found
 logger = logging.getLogger("othermail.web.domains")
 
 MAX_DOMAINS = 10
-STALE_PENDING = timedelta(days=7)
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def in_use(name: str) -> ServiceError:
+    """The one answer for a domain another account proved: it names nobody."""
+    return ServiceError("taken", f"{name} is already in use in this service. If it is yours, ask the operator.",
+                        409)
 
 
 def uses_ses() -> bool:
@@ -138,59 +145,77 @@ def _ses_failed(name: str, exc: Exception) -> ServiceError:
 
 
 def add(db: Session, user: User, raw_name: str) -> UserDomain:
+    """Claim a domain: nothing is created in SES until its ownership record verifies."""
     name = clean_name(raw_name)
     if len(listed(db, user)) >= MAX_DOMAINS:
         raise ServiceError("limit_reached", f"At most {MAX_DOMAINS} domains per account.", 409)
     _limited(user.id)
-    now = utcnow()
-    existing = db.scalar(select(UserDomain).where(UserDomain.name == name))
-    if existing is not None:
-        if existing.user_id == user.id:
-            raise ServiceError("duplicate", f"You already added {name}.", 409)
-        if existing.status != "pending" or existing.created_at > now - STALE_PENDING:
-            raise ServiceError("taken", f"{name} is in use by another account.", 409)
-        db.delete(existing)  # a claim never proved: whoever proves the domain may have it
-        db.flush()
+    if db.scalar(select(UserDomain.id).where(UserDomain.name == name, UserDomain.user_id == user.id)) is not None:
+        raise ServiceError("duplicate", f"You already added {name}.", 409)
+    if db.scalar(select(UserDomain.id).where(UserDomain.owned_name == name)) is not None:
+        raise in_use(name)
     domain = UserDomain(user_id=user.id, name=name, verification_token=core.new_token(), status="pending",
-                        created_at=now)
+                        created_at=utcnow())
     db.add(domain)
     try:
-        db.flush()
-    except IntegrityError:
+        db.commit()
+    except IntegrityError:  # the same account, twice at once
         db.rollback()
-        raise ServiceError("taken", f"{name} is in use by another account.", 409) from None
-    if uses_ses():
-        try:
-            domain.tokens = checks.create_identity(sesv2(), name)
-        except checks.SesError as exc:
-            db.rollback()
-            raise _ses_failed(name, exc) from None
-        domain.ses_identity_created_at = now
-    db.commit()
+        raise ServiceError("duplicate", f"You already added {name}.", 409) from None
     return domain
 
 
+def proved(domain: UserDomain) -> bool:
+    """Whether this claim's ownership record verified (it holds the name)."""
+    return domain.owned_name is not None
+
+
 def records(domain: UserDomain) -> list[Record]:
-    """Every record to publish, the ownership TXT first."""
+    """Every record to publish, the ownership TXT first; only that one until it verified."""
     settings = current_app.config["SETTINGS"]
     return checks.records_to_publish(domain.name, domain.verification_token, settings.aws_region, domain.tokens,
-                                     ses=uses_ses())
+                                     ses=uses_ses() and proved(domain))
 
 
 def verify(db: Session, domain: UserDomain) -> checks.DomainCheck:
-    """Check the domain now (DNS, and SES with SES) and store the new status."""
+    """Check the domain now and store the new status. An unproved claim is checked for its
+    ownership record only; once that verifies, the claim takes the name (unless another account
+    proved it first) and, with SES, its identity is created; then every record is checked."""
     _limited(domain.user_id)
+    if not proved(domain):
+        ownership = checks.check(domain.name, domain.verification_token, resolver(), ses=False)
+        if ownership.result is not core.CheckResult.PASS:
+            checks.apply_check(domain, ownership, utcnow(), grace())
+            db.commit()
+            return ownership
+        _claim(db, domain)
+        if not uses_ses():
+            checks.apply_check(domain, ownership, utcnow(), grace())
+            db.commit()
+            return ownership
     client = sesv2() if uses_ses() else None
-    if client is not None and domain.ses_identity_created_at is None:  # added while not sending through SES
+    if client is not None and domain.ses_identity_created_at is None:  # just proved, or added without SES
         try:
             domain.tokens = checks.create_identity(client, domain.name)
         except checks.SesError as exc:
+            db.rollback()  # the claim too: it is tried again with the identity
             raise _ses_failed(domain.name, exc) from None
         domain.ses_identity_created_at = utcnow()
     result = checks.check_with_ses(domain, resolver(), client, current_app.config["SETTINGS"].aws_region)
     checks.apply_check(domain, result, utcnow(), grace())
     db.commit()
     return result
+
+
+def _claim(db: Session, domain: UserDomain) -> None:
+    """Take the name for this claim (its ownership record verified), or :func:`in_use` when another
+    account's claim took it first."""
+    domain.owned_name = domain.name
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise in_use(domain.name) from None
 
 
 def set_catch_all(db: Session, domain: UserDomain, enabled: bool) -> UserDomain:
