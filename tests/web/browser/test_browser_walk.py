@@ -157,6 +157,12 @@ def test_first_walk_in_a_real_browser(
     page.get_by_role("button", name="Sign up").click()
     expect(page.get_by_role("status")).to_contain_text("Welcome!")
     check(page, "Dashboard", watch)
+    [confirmation] = [m for m in outbox.sent if m.recipient == USER]  # the account's address first (12.5)
+    [account_link] = links_in(confirmation.raw)
+    page.goto(account_link)
+    check(page, "Confirm your email address", watch)
+    page.get_by_role("button", name="Confirm my email address").click()
+    check(page, "Email address confirmed", watch)
 
     # 2. Add a destination, open the link mailed to it.
     page.get_by_role("navigation").get_by_role("link", name="Destinations").click()
