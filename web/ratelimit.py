@@ -8,7 +8,6 @@ caller gets the seconds until the window ends, for a ``Retry-After`` header.
 from __future__ import annotations
 
 import ipaddress
-import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -40,23 +39,6 @@ DEFAULT_LIMITS = {
     #: service mail one mailbox more than this a day, whatever accounts ask for it
     "recipient-mail": Limit("recipient-mail", 10, 24 * 60 * 60),
 }
-
-
-def client_key(ip: str | None) -> str:
-    """Who a per-client limit counts: an IPv4 address as it is, an IPv6 address by its /64 (one
-    subscriber usually holds a whole /64, so stepping through it must not reset the count); an
-    IPv4-mapped IPv6 address as its IPv4 address."""
-    if not ip:
-        return "unknown"
-    try:
-        address = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return ip[:100]
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 def client_key(address: str | None) -> str:
