@@ -88,8 +88,14 @@ def _content_type(fields: list[HeaderField]) -> tuple[bytes, bytes | None, bytes
     return ctype, boundary, cte
 
 
-def repair(fields: list[HeaderField], body: bytes, eol: bytes, depth: int = 0) -> tuple[list[HeaderField], bytes]:
-    """Return the entity's fields and body with every line at most 998 bytes long."""
+def repair(
+    fields: list[HeaderField], body: bytes, eol: bytes, depth: int = 0, ends_at_delimiter: bool = False
+) -> tuple[list[HeaderField], bytes]:
+    """Return the entity's fields and body with every line at most 998 bytes long.
+
+    ``ends_at_delimiter``: the entity is a body part that an enclosing delimiter line follows (that
+    delimiter took the line ending before it); otherwise it runs to the end of the message.
+    """
     if depth > MAX_DEPTH:
         raise Unrepairable("MIME nesting too deep to repair a long line")
     if first_long_line(body) < 0:
@@ -98,10 +104,10 @@ def repair(fields: list[HeaderField], body: bytes, eol: bytes, depth: int = 0) -
     if ctype.startswith(b"multipart/"):
         if not boundary:
             raise Unrepairable("a multipart entity without a boundary has a line over 998 bytes")
-        return fields, _repair_multipart(body, boundary, eol, depth)
+        return fields, _repair_multipart(body, boundary, eol, depth, ends_at_delimiter)
     if ctype in (b"message/rfc822", b"message/global"):
         inner = split_message(body)
-        inner_fields, inner_body = repair(inner.fields, bytes(inner.body), inner.eol, depth + 1)
+        inner_fields, inner_body = repair(inner.fields, bytes(inner.body), inner.eol, depth + 1, ends_at_delimiter)
         return fields, _entity(inner_fields, inner_body, inner.eol)
     if cte == b"base64":
         return fields, _rewrap_base64(body, eol)
@@ -169,7 +175,7 @@ def delimiter_starts(body: bytes, boundary: bytes) -> list[int]:
     return [m.start() for m in re.finditer(pattern, body)]
 
 
-def _repair_multipart(body: bytes, boundary: bytes, eol: bytes, depth: int) -> bytes:
+def _repair_multipart(body: bytes, boundary: bytes, eol: bytes, depth: int, ends_at_delimiter: bool) -> bytes:
     delimiter = b"--" + boundary
     starts = delimiter_starts(body, boundary)
     if not starts:
@@ -188,20 +194,22 @@ def _repair_multipart(body: bytes, boundary: bytes, eol: bytes, depth: int) -> b
         # The line ending before a delimiter belongs to it. A last part never closed keeps its own
         # when an enclosing part's delimiter follows (that took the one before it); at the end of
         # the message readers drop it as if a delimiter followed (the standard library does).
-        pieces.append(_repair_part(chunk, eol, depth, before_delimiter=i + 1 < len(starts) or depth == 0))
+        last = i + 1 == len(starts)
+        pieces.append(_repair_part(chunk, eol, depth, strip=not (last and ends_at_delimiter),
+                                   ends_at_delimiter=ends_at_delimiter or not last))
     return b"".join(pieces)
 
 
-def _repair_part(chunk: bytes, eol: bytes, depth: int, before_delimiter: bool = True) -> bytes:
+def _repair_part(chunk: bytes, eol: bytes, depth: int, strip: bool, ends_at_delimiter: bool) -> bytes:
     if first_long_line(chunk) < 0:
         return chunk
     tail = b""
-    for ending in (b"\r\n", b"\n") if before_delimiter else ():
+    for ending in (b"\r\n", b"\n") if strip else ():
         if chunk.endswith(ending):
             chunk, tail = chunk[: -len(ending)], ending
             break
     part = split_message(chunk)
-    fields, body = repair(part.fields, bytes(part.body), part.eol, depth + 1)
+    fields, body = repair(part.fields, bytes(part.body), part.eol, depth + 1, ends_at_delimiter)
     return _entity(fields, body, part.eol) + tail
 
 

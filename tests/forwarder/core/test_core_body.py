@@ -300,3 +300,16 @@ def test_last_part_of_an_unclosed_multipart_keeps_its_final_line_ending() -> Non
         head = b"".join(line + b"\r\n" for f in fields for line in f.lines) + b"\r\n"
         assert longest_line(body) <= LINE_LIMIT
         assert decoded_parts(head + body) == decoded_parts(raw)
+
+
+def test_unclosed_multipart_in_an_attached_message_at_the_end_of_the_message() -> None:
+    # Found by the fuzz suite: the multipart of an attached message that runs to the end of the
+    # message ends like a top-level one (its last line ending is dropped, as for a delimiter).
+    raw = (b"Content-Type: message/rfc822\r\n\r\nFrom: inner@example.com\r\nContent-Type: multipart/mixed; "
+           b"boundary=\"0\"\r\n\r\n--0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
+           b"\n\r\n--0--" + b"e" * 1_000 + b"\r\n")
+    split = split_message(raw)
+    fields, body = repair(split.fields, bytes(split.body), b"\r\n")
+    head = b"".join(line + b"\r\n" for f in fields for line in f.lines) + b"\r\n"
+    assert longest_line(body) <= LINE_LIMIT
+    assert decoded_parts(head + body) == decoded_parts(raw)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import email.errors
 import email.header
 import os
 import re
@@ -243,7 +244,11 @@ def _check_head(head: bytes) -> None:
     (from_,) = [line for line in re.split(rb"\r?\n", unfolded) if line.lower().startswith(b"from:")]
     value = from_[5:].strip().decode("ascii")
     assert value.endswith(f"<{ALIAS}>")
-    shown = str(email.header.make_header(email.header.decode_header(value[: -len(ALIAS) - 2])))
+    name = value[: -len(ALIAS) - 2]
+    try:
+        shown = str(email.header.make_header(email.header.decode_header(name)))
+    except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
+        shown = name  # a sender's undecodable word, kept as written inside the quoted name
     assert not _AT_SIGNS.search(shown), f"an @ in the display name: {shown!r}"
 
 
