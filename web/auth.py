@@ -87,6 +87,9 @@ def home():  # type: ignore[no-untyped-def]
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():  # type: ignore[no-untyped-def]
+    """One answer whether the address is new or taken (a taken one must not be learnt here): both
+    hash the password, mail the address and send the visitor to sign in. A new account gets the
+    link that confirms its address, the owner of a taken one a note that someone tried."""
     if request.method == "GET":
         return render_template("auth/signup.html")
     limited = _too_many("signup", _client())
@@ -98,6 +101,7 @@ def signup():  # type: ignore[no-untyped-def]
     problem = problem or password_problem(password, request.form.get("confirm", ""))
     if problem:
         return render_template("auth/signup.html", error=problem, email=request.form.get("email", "")), 400
+    assert address is not None
     db = session()
     user = User(email=address, password_hash=hash_password(password), password_changed_at=utcnow())
     db.add(user)
@@ -105,25 +109,67 @@ def signup():  # type: ignore[no-untyped-def]
         db.commit()
     except IntegrityError:
         db.rollback()
-        return render_template("auth/signup.html", error="An account with that address exists. Sign in instead.",
-                               email=address), 409
-    sign_in(user)
-    flash(account_email.welcome(user))  # mails the link that confirms the address (issue 12.5)
-    return redirect(url_for("auth.home"))
+        not_sent = _tell_the_owner(address)
+    else:
+        not_sent = _send_the_link(user)
+    # a mail that failed fails alike on both paths (configuration, the mail service, the recipient's cap)
+    flash(not_sent or f"We sent a message to {address}. Follow it to confirm the address, and sign in with "
+                      "your password.")
+    return redirect(url_for("auth.signin"))
+
+
+def _send_the_link(user: User) -> str | None:
+    """Mail a new account the link that confirms its address (issue 12.5); why not, if it failed."""
+    try:
+        account_email.send_verification(user)
+    except ServiceError as exc:
+        return exc.message
+    return None
+
+
+#: The note to the owner of an address someone tried to sign up with: the service's own words only.
+TAKEN_SUBJECT = "Someone tried to sign up for othermail with your address"
+TAKEN_BODY = ("Someone tried to create an othermail account with this email address, which already has one.\n\n"
+              "If it was you, sign in:\n{signin}\n\nor choose a new password if you forgot it:\n{reset}\n\n"
+              "If it was not you, ignore this message: nothing has changed.\n")
+
+
+def _tell_the_owner(address: str) -> str | None:
+    """Mail the owner of a taken address that someone tried it; why not, if it failed."""
+    try:
+        mailer.send_mail(address, TAKEN_SUBJECT, TAKEN_BODY.format(signin=mailer.link("auth.signin"),
+                                                                   reset=mailer.link("auth.reset_request")))
+    except ServiceError as exc:  # the mailer logged the cause
+        return exc.message
+    return None
+
+
+def _slow_down(wait: int) -> tuple[str, int]:
+    when = f"{max(1, wait // 60)} minute(s)" if wait >= 60 else f"{wait} second(s)"
+    return render_template("error.html", title="Slow down",
+                           message=f"Too many failed sign-ins for this address. Try again in {when}."), 429
 
 
 @bp.route("/signin", methods=["GET", "POST"])
 def signin():  # type: ignore[no-untyped-def]
+    """Limited per client and address, per client over all addresses (``signin-ip``), and per
+    address from anywhere with a growing wait (:func:`web.ratelimit.claim_signin`)."""
     if request.method == "GET":
         return render_template("auth/signin.html", next=request.args.get("next", ""))
     address = clean_email(request.form.get("email", "")) or ""
-    limited = _too_many("signin", f"{_client()}:{address}")
+    client = _client()
+    limited = _too_many("signin", f"{client}:{address}") or _too_many("signin-ip", client)
     if limited:
         return limited
+    wait = ratelimit.claim_signin(address) if address else None
+    if wait is not None:
+        return _slow_down(wait)
     user = session().scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
-    if user is None or not verify_password(user, request.form.get("password", "")):
+    if not verify_password(user, request.form.get("password", "")):  # a dummy hash when there is no user
         return render_template("auth/signin.html", error="Wrong email or password.", email=address,
                                next=request.form.get("next", "")), 401
+    assert user is not None
+    ratelimit.signin_succeeded(address)
     session().commit()  # a rehashed password
     sign_in(user)
     return redirect(_safe_next(request.form.get("next")))

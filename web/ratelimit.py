@@ -3,19 +3,28 @@
 A fixed-window counter per key: the first hit of a window inserts a row, later hits increment it
 with one ``UPDATE ... WHERE count < limit``, which is atomic on every backend. Over the limit the
 caller gets the seconds until the window ends, for a ``Retry-After`` header.
+
+Sign-in has a second kind of limit: a per-account backoff (:func:`claim_signin`). After a few
+failed sign-ins for one address, from whatever IPs, each further attempt waits exponentially
+longer than the last (not a lockout: the wait is capped and ends by itself), and a success resets
+it. It counts unknown addresses exactly like known ones, so it tells nobody which exist.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import hashlib
+import ipaddress
+import math
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
-from models import RateLimitHit
+from models import RateLimitHit, SigninFailure, utcnow
 
 
 @dataclass(frozen=True)
@@ -27,7 +36,8 @@ class Limit:
 
 #: Defaults; each can be changed with app config ``RATE_LIMITS`` = {name: (count, seconds)}.
 DEFAULT_LIMITS = {
-    "signin": Limit("signin", 10, 15 * 60),
+    "signin": Limit("signin", 10, 15 * 60),  # per client and address
+    "signin-ip": Limit("signin-ip", 50, 15 * 60),  # per client, over every address (password spraying)
     "signup": Limit("signup", 5, 60 * 60),
     "verification": Limit("verification", 5, 60 * 60),
     "reset": Limit("reset", 5, 60 * 60),
@@ -39,6 +49,27 @@ DEFAULT_LIMITS = {
     #: service mail one mailbox more than this a day, whatever accounts ask for it
     "recipient-mail": Limit("recipient-mail", 10, 24 * 60 * 60),
 }
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """``free`` failures cost nothing; after them attempt n waits ``base * 2**(n - free)`` seconds
+    after the last failure, at most ``most``."""
+
+    free: int
+    base: int
+    most: int
+
+    def wait(self, failures: int) -> int:
+        if failures < self.free:
+            return 0
+        return min(self.most, self.base * 2 ** min(failures - self.free, 32))
+
+
+#: Default of app config ``SIGNIN_BACKOFF`` = (free, base seconds, longest wait in seconds).
+DEFAULT_SIGNIN_BACKOFF = Backoff(free=5, base=30, most=60 * 60)
+#: Failures older than this are forgotten: the count starts again.
+FAILURES_FORGOTTEN_AFTER = timedelta(days=1)
 
 
 def client_key(address: str | None) -> str:
@@ -95,3 +126,62 @@ def hit(name: str, who: str) -> int | None:
     db.execute(delete(RateLimitHit).where(RateLimitHit.window_start < window - 86400))
     db.commit()
     return max(1, window + rule.seconds - now)
+
+
+def signin_backoff() -> Backoff:
+    configured = current_app.config.get("SIGNIN_BACKOFF")
+    if configured is not None:
+        return Backoff(*(int(value) for value in configured))
+    return DEFAULT_SIGNIN_BACKOFF
+
+
+def _account_key(address: str) -> str:
+    return hashlib.sha256(f"signin:{address}".encode()).hexdigest()
+
+
+def claim_signin(address: str) -> int | None:
+    """Count a sign-in attempt for ``address`` (known or not) before the password is checked:
+    None when it may go ahead, else the seconds to wait.
+
+    The attempt is counted as a failure at once and :func:`signin_succeeded` takes it back, so
+    parallel guesses cannot slip in between a check and its count: the count moves by a
+    compare-and-set on ``failures``, and a request that loses the race waits a second.
+    """
+    from web.db import session
+
+    db = session()
+    key = _account_key(address)
+    now = utcnow()
+    row = db.get(SigninFailure, key)
+    if row is None:
+        try:
+            db.add(SigninFailure(key=key, failures=1, last_failure_at=now))
+            db.commit()
+            return None
+        except IntegrityError:
+            db.rollback()
+            return 1
+    seen = row.failures
+    failures = 0 if now - row.last_failure_at > FAILURES_FORGOTTEN_AFTER else seen
+    remaining = (row.last_failure_at + timedelta(seconds=signin_backoff().wait(failures)) - now).total_seconds()
+    if remaining > 0:
+        db.rollback()
+        return max(1, math.ceil(remaining))
+    moved = db.execute(
+        update(SigninFailure).where(SigninFailure.key == key, SigninFailure.failures == seen)
+        .values(failures=failures + 1, last_failure_at=now).execution_options(synchronize_session=False)
+    ).rowcount
+    db.commit()
+    return None if moved == 1 else 1
+
+
+def signin_succeeded(address: str) -> None:
+    """The password was right: forget the address's failures (and everyone's long-forgotten ones)."""
+    from web.db import session
+
+    db = session()
+    db.execute(delete(SigninFailure).where(SigninFailure.key == _account_key(address))
+               .execution_options(synchronize_session=False))
+    db.execute(delete(SigninFailure).where(SigninFailure.last_failure_at < utcnow() - FAILURES_FORGOTTEN_AFTER)
+               .execution_options(synchronize_session=False))
+    db.commit()
