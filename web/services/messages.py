@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from typing import Any
 
 from flask import current_app
@@ -25,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from forwarder.core import Outcome, Verdicts
+from forwarder.core.headers import display_fields
 from forwarder.errors import MessageNotFound, RetryableError
 from forwarder.pipeline import Inbound, Report
 from models import Alias, Delivery, User, utcnow
@@ -123,21 +122,10 @@ def raw(row: Delivery, now: datetime | None = None) -> bytes:
 
 
 def headers(data: bytes) -> list[tuple[str, str]]:
-    """The shown headers of a raw message, decoded; one that does not parse (a malformed encoded
-    word, thousands of nested comments) as it stands. Each value is cut at :data:`HEADER_CHARS`."""
-    parsed = BytesHeaderParser(policy=default_policy).parsebytes(data)
-    wanted = {name.lower(): name for name in SHOWN_HEADERS}
-    found: dict[str, list[str]] = {name: [] for name in SHOWN_HEADERS}
-    for raw_name, raw_value in parsed.raw_items():
-        name = wanted.get(raw_name.lower())
-        if name is None:
-            continue
-        try:
-            text = str(default_policy.header_fetch_parse(name, raw_value))
-        except Exception:  # noqa: BLE001 - untrusted input: never a 500 (RecursionError included)
-            text = raw_value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        found[name].append(_shown(text))
-    return [(name, value) for name in SHOWN_HEADERS for value in found[name]]
+    """The shown headers of a raw message, decoded on one line each, addresses as written (the
+    core's :func:`~forwarder.core.headers.display_fields` never parses them, so a From of thousands
+    of nested comments cannot make this page fail). Each value is cut at :data:`HEADER_CHARS`."""
+    return [(name, _shown(text)) for name, text in display_fields(data, SHOWN_HEADERS)]
 
 
 def _shown(text: str) -> str:
