@@ -53,15 +53,6 @@ def send_verification(user: User) -> None:
     mailer.send_mail(user.email, SUBJECT, BODY.format(link=mailer.link("email.verify", token=token)))
 
 
-def welcome(user: User) -> str:
-    """Send the link after sign-up; what to tell the new user (never raises: the account exists)."""
-    try:
-        send_verification(user)
-    except ServiceError as exc:
-        return f"Welcome! {exc.message} Then ask for the link to confirm your email address again."
-    return "Welcome! We sent you a link: open it to confirm your email address, then add a destination."
-
-
 def linked(db: Session, token: str) -> User:
     """The user a link names, without confirming anything; ServiceError for a bad, old or stale link."""
     try:
