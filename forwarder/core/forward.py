@@ -3,8 +3,8 @@
 A message is prepared once (split, sender and facts read) and then forwarded to each alias it was
 addressed to. Forwarding decides, rewrites the header block, and runs the SES pre-flight
 validator; a body line that is too long is repaired (see ``body``) and validated again. A multipart
-boundary too long for any line is replaced once, when the message is prepared (see ``boundaries``). No I/O
-happens here: the adapters fetch, resolve, send and record.
+boundary too long for any line is replaced once, when the message is prepared (see
+``boundaries``). No I/O happens here: the adapters fetch, resolve, send and record.
 """
 
 from __future__ import annotations
