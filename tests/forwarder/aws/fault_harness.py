@@ -232,7 +232,9 @@ class FakeSession:
     """What ``LambdaRuntime.from_settings`` asks a boto3 session for."""
 
     def __init__(self, s3: FakeS3, ses: FakeSesV2) -> None:
-        self._clients = {"s3": s3, "sesv2": ses}
+        # "ses" (v1) is the expired-reject bouncer's client; no fault test bounces, so the SESv2
+        # fake stands in and a send_bounce would fail loudly as an unknown attribute.
+        self._clients = {"s3": s3, "sesv2": ses, "ses": ses}
 
     def client(self, name: str, **_: Any) -> Any:
         return self._clients[name]
