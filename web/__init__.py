@@ -56,6 +56,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from web import auth, csrf, db, security
 
     app = Flask(__name__)
+    from web.converters import BoundedIntConverter
+
+    app.url_map.converters["int"] = BoundedIntConverter  # before any route: an id out of range is a 404
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("OTHERMAIL_WEB")
     if test_config:
