@@ -133,6 +133,25 @@ def test_the_files_agree_on_paths_and_limits() -> None:
     assert harakiri < read_timeout
 
 
+def test_every_secret_link_path_stays_out_of_the_access_log() -> None:
+    """Review finding F5: every app route whose path carries a token (the links the service mails)
+    falls in the nginx location that has ``access_log off`` (``/email/verify/<token>`` once did not)."""
+    import tempfile
+
+    from web import create_app
+
+    site = (EC2 / "nginx" / "othermail.conf").read_text()
+    quiet = [re.compile(pattern) for pattern, body in
+             re.findall(r"location ~ (\S+) \{([^}]*)\}", site) if "access_log off;" in body]
+    tmp = Path(tempfile.mkdtemp())
+    settings = Settings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'x.db'}", domains=("othermail.example",))
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "SETTINGS": settings})
+    secret = [rule.rule.replace("<token>", "SECRET") for rule in app.url_map.iter_rules() if "<token>" in rule.rule]
+    app.extensions["othermail.engine"].dispose()
+    assert "/email/verify/SECRET" in secret and "/reset/SECRET" in secret
+    assert [path for path in secret if not any(pattern.search(path) for pattern in quiet)] == []
+
+
 def test_the_package_ships_the_templates_and_static_files() -> None:
     """bootstrap.sh installs a built package (pip install .), not the checkout: every file the
     web app reads must be package data."""

@@ -143,7 +143,8 @@ def test_stages_run_the_web_app_on_python_311(stage: str) -> None:
     assert not config.get("slim_handler")
     # DEBUG would have botocore log the decrypted SSM / Secrets Manager responses; zappa's ``debug``
     # returns tracebacks to the client.
-    assert config["log_level"] in ("INFO", "WARNING", "ERROR") and config["debug"] is False
+    # not INFO: at INFO zappa.wsgi logs every request line, secret links included (review F5)
+    assert config["log_level"] in ("WARNING", "ERROR") and config["debug"] is False
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -278,7 +279,50 @@ print(json.dumps({{"leaked": leaked, "status": response["statusCode"], "body": r
     assert 'name="password"' in seen["body"]
     assert seen["flask"].startswith(str(task)) and seen["boto3"].startswith(str(provided))
     assert (seen["secret"], seen["database"]) == ("k" * 48, url)
-    assert "k" * 48 not in result.stderr  # the secret is not logged (log_level INFO)
+    assert "k" * 48 not in result.stderr  # the secret is not logged
+
+
+
+def test_the_packaged_handler_logs_no_secret_link(packages: dict[str, Path], tmp_path: Path) -> None:
+    """Review finding F5: Zappa writes every request line to CloudWatch (zappa.wsgi.common_log, at
+    INFO) when the stage's log_level lets INFO through, and the links the service mails carry their
+    token in the path. Opening them through the packaged handler leaves no token in the log."""
+    from moto.server import ThreadedMotoServer
+
+    task = unpack(packages["dev"], tmp_path / "task")
+    provided = provided_by_runtime(tmp_path / "runtime")
+    url = f"sqlite:///{tmp_path / 'othermail.db'}"
+    migrations.upgrade(url)
+    plain = stage_config("dev")["aws_environment_variables"]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        ssm = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1").client("ssm", endpoint_url=endpoint)
+        path = plain["OTHERMAIL_SSM_PATH"]
+        ssm.put_parameter(Name=f"{path}/OTHERMAIL_DATABASE_URL", Value=url, Type="SecureString")
+        ssm.put_parameter(Name=f"{path}/OTHERMAIL_WEB_SECRET_KEY", Value="k" * 48, Type="SecureString")
+        env = aws_offline_env(**{**plain, "OTHERMAIL_DATA_DIR": str(tmp_path / "data")},
+                              AWS_ENDPOINT_URL=endpoint, NO_PROXY="127.0.0.1,localhost")
+        events = [{
+            "httpMethod": "GET", "path": secret_path, "queryStringParameters": None, "body": None,
+            "isBase64Encoded": False,
+            "headers": {"Host": "othermail.example.com", "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"},
+            "requestContext": {"stage": "dev", "identity": {"sourceIp": "203.0.113.7"}},
+        } for secret_path in ("/signin", "/reset/SECRETRESETTOKEN", "/email/verify/SECRETEMAILTOKEN",
+                              "/destinations/verify/SECRETDESTTOKEN")]
+        code = f"""
+import json, handler
+print(json.dumps([handler.lambda_handler(event, None)["statusCode"] for event in {events!r}]))
+"""
+        result = run_clean(code, [task, provided], env, cwd=task)
+    finally:
+        server.stop()
+    assert last_json_line(result)[0] == 200
+    logged = result.stdout + result.stderr
+    assert "SECRET" not in logged, logged[-2000:]
 
 
 @pytest.mark.parametrize("stage", STAGES)
