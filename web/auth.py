@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -14,12 +15,10 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from forwarder.errors import SettingsError
-from models import User, normalize_email, utcnow
+from models import User, utcnow
 from web import mailer, ratelimit
 from web.db import session
 from web.services import account_email
-from web.links import external_url
 from web.services import account as account_service
 from web.services.errors import ServiceError
 from web.security import current_user, hash_password, password_problem, sign_in, sign_out, verify_password
@@ -30,12 +29,8 @@ RESET_MAX_AGE = 60 * 60
 
 
 def clean_email(raw: str) -> str | None:
-    """A normalized address safe to put in a header, or None."""
-    try:
-        address = normalize_email(raw)
-    except (ValueError, TypeError):
-        return None
-    return address if mailer.is_mailable(address) else None
+    """A normalized address safe to put in a header, or None (:func:`web.mailer.accepted_address`)."""
+    return mailer.accepted_address(raw)
 
 
 def _client() -> str:
@@ -195,6 +190,9 @@ def _fingerprint(user: User) -> str:
 
 @bp.route("/reset", methods=["GET", "POST"])
 def reset_request():  # type: ignore[no-untyped-def]
+    """One answer, at one speed, for every address: the request only hands the address to the mail
+    worker (:func:`web.mailer.send_later`), which looks it up and mails a link if it has an account.
+    Whether that mail went (no account, the reset cap, the mail service down) shows nowhere here."""
     if request.method == "GET":
         return render_template("auth/reset_request.html")
     address = clean_email(request.form.get("email", ""))
@@ -202,20 +200,32 @@ def reset_request():  # type: ignore[no-untyped-def]
     if limited:
         return limited
     if address:
-        user = session().scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
-        if user is not None:
-            token = _serializer().dumps({"uid": user.id, "fp": _fingerprint(user)})
-            try:
-                link = external_url("auth.reset", token=token)
-            except SettingsError as exc:  # the same answer either way: no address is confirmed
-                logger.error("password reset mail not sent: %s", exc)
-            else:
-                mailer.send_mail(user.email, "Reset your othermail password",
-                                 f"Someone asked to reset the password of {user.email}.\n\n"
-                                 f"To choose a new one, open this link within an hour:\n{link}\n\n"
-                                 "If it was not you, ignore this message.\n")
+        mailer.send_later(functools.partial(_mail_reset_link, address))
     flash("If an account uses that address, a reset link is on its way.")
     return redirect(url_for("auth.signin"))
+
+
+RESET_SUBJECT = "Reset your othermail password"
+RESET_BODY = ("Someone asked to reset the password of your othermail account.\n\n"
+              "To choose a new one, open this link within an hour:\n{link}\n\n"
+              "If it was not you, ignore this message.\n")
+
+
+def _mail_reset_link(address: str) -> None:
+    """The mail worker's half of a reset request: mail the account at ``address``, if there is one,
+    its link; at most ``reset-mail`` a day, so a flood leaves room in the recipient's general cap."""
+    user = session().scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
+    if user is None:
+        return
+    if ratelimit.hit("reset-mail", mailer.recipient_key(user.email)) is not None:
+        logger.warning("password reset mail to a mailbox at %s not sent: its daily reset cap is reached",
+                       user.email.rpartition("@")[2])
+        return
+    token = _serializer().dumps({"uid": user.id, "fp": _fingerprint(user)})
+    try:
+        mailer.send_mail(user.email, RESET_SUBJECT, RESET_BODY.format(link=mailer.link("auth.reset", token=token)))
+    except ServiceError:  # logged by the mailer; the visitor was answered already, the same either way
+        return
 
 
 def _reset_user(token: object) -> User | tuple[str, int]:

@@ -12,6 +12,9 @@ import email.utils
 import hashlib
 import hmac
 import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from email.message import EmailMessage
 
 from flask import Flask, current_app, render_template
@@ -20,6 +23,7 @@ from forwarder.core.addresses import is_valid_address
 from forwarder.errors import SettingsError
 from forwarder.outbound import build_sender
 from forwarder.senders import Sender
+from models import normalize_email
 from web import ratelimit
 from web.services.errors import ServiceError
 
@@ -65,6 +69,30 @@ def is_mailable(address: str) -> bool:
     return address.isascii() and address.isprintable() and is_valid_address(address)
 
 
+def accepted_address(raw: object) -> str | None:
+    """The stored form of an address a user typed (sign-up, sign-in, reset, destinations, the
+    API), or None: the one validator they all share.
+
+    Beyond :func:`is_mailable` it refuses what a mailbox address has no need of and what makes one
+    mailbox look like several or hides text in an address: a quoted local part (``"ann"@x`` is
+    ann@x; a quoted one can hold spaces and a URL), whitespace or a backslash anywhere, and a
+    domain with an empty label or a trailing dot (``x@othermail.example.`` is
+    ``x@othermail.example``).
+    """
+    if not isinstance(raw, str):
+        return None
+    try:
+        address = normalize_email(raw)
+    except (TypeError, ValueError):
+        return None
+    local, _, domain = address.rpartition("@")
+    if any(ch in '"\\@' or ch.isspace() for ch in local) or any(ch.isspace() for ch in domain):
+        return None
+    if "" in domain.split("."):
+        return None
+    return address if is_mailable(address) else None
+
+
 def service_address() -> str:
     return f"noreply@{current_app.config['SETTINGS'].domains[0]}"
 
@@ -81,9 +109,25 @@ def link(endpoint: str, **values: object) -> str:
         raise MailNotSent() from exc
 
 
-def _recipient_key(address: str) -> str:
-    """The rate-limit key of a recipient: a hash, so the counters do not hold addresses."""
-    digest = hmac.new(current_app.config["SECRET_KEY"].encode(), address.lower().encode(), hashlib.sha256)
+#: Domains whose mailboxes ignore dots in the local part (and where googlemail.com is gmail.com).
+DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def canonical_mailbox(address: str) -> str:
+    """One spelling per mailbox, for counting: lowercased, without a ``+tag``, and for Gmail
+    without dots in the local part (``A.nn+x@googlemail.com`` -> ``ann@gmail.com``). Only for
+    counting: mail still goes to the address as given."""
+    local, _, domain = address.strip().lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in DOTLESS_DOMAINS:
+        local, domain = local.replace(".", ""), DOTLESS_DOMAINS[domain]
+    return f"{local}@{domain}"
+
+
+def recipient_key(address: str) -> str:
+    """The rate-limit key of a recipient mailbox (:func:`canonical_mailbox`): a hash, so the
+    counters do not hold addresses."""
+    digest = hmac.new(current_app.config["SECRET_KEY"].encode(), canonical_mailbox(address).encode(), hashlib.sha256)
     return digest.hexdigest()[:32]
 
 
@@ -97,7 +141,7 @@ def send_mail(to: str, subject: str, text: str) -> None:
     """
     if not is_mailable(to):
         raise ValueError(f"refusing to mail an address that is not printable 7-bit: {to!r}")
-    wait = ratelimit.hit("recipient-mail", _recipient_key(to))
+    wait = ratelimit.hit("recipient-mail", recipient_key(to))
     if wait is not None:
         logger.warning("service mail %r to a mailbox at %s not sent: its daily cap is reached", subject,
                        to.rpartition("@")[2])
@@ -116,6 +160,49 @@ def send_mail(to: str, subject: str, text: str) -> None:
         logger.error("could not send the service mail %r to a mailbox at %s: %s: %s", subject,
                      to.rpartition("@")[2], type(exc).__name__, exc, exc_info=True)
         raise MailNotSent() from exc
+
+
+_worker_lock = threading.Lock()
+
+
+def send_later(job: Callable[[], None]) -> None:
+    """Run ``job``, which sends service mail, after the request, in the app's mail worker thread
+    and an app context of its own: the request answers without waiting for the database look-ups,
+    the relay or SES, so its answer and its timing are the same whatever the job finds or sends
+    (a password reset must not tell which addresses have accounts). A failing job is logged.
+
+    Tests may put a runner in ``app.extensions["othermail.mail_runner"]`` (one that calls the job
+    at once); :func:`wait_for_mail` waits for the worker's jobs.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - nobody waits for the answer: the log is where it goes
+                logger.exception("a service mail job failed")
+
+    runner = app.extensions.get("othermail.mail_runner")
+    if runner is not None:
+        runner(run)
+        return
+    with _worker_lock:
+        worker = app.extensions.get("othermail.mail_worker")
+        if worker is None:
+            worker = app.extensions["othermail.mail_worker"] = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="othermail-mail")
+        pending: set[Future[None]] = app.extensions.setdefault("othermail.mail_pending", set())
+        future = worker.submit(run)
+        pending.add(future)
+    future.add_done_callback(pending.discard)
+
+
+def wait_for_mail(app: Flask, timeout: float = 30) -> None:
+    """Wait until the mail worker has run every job handed to it so far."""
+    with _worker_lock:
+        pending = list(app.extensions.get("othermail.mail_pending", ()))
+    wait(pending, timeout=timeout)
 
 
 def _not_sent(exc: MailNotSent) -> tuple[str, int]:

@@ -48,6 +48,9 @@ DEFAULT_LIMITS = {
     #: every mail the service sends, per recipient address (keyed by its hash): nobody can make the
     #: service mail one mailbox more than this a day, whatever accounts ask for it
     "recipient-mail": Limit("recipient-mail", 10, 24 * 60 * 60),
+    #: password-reset mails per recipient, within the above: a flood of reset requests for
+    #: someone's address cannot use up the cap their other service mail needs
+    "reset-mail": Limit("reset-mail", 3, 24 * 60 * 60),
 }
 
 
@@ -113,15 +116,19 @@ def hit(name: str, who: str) -> int | None:
         if counted.rowcount == 1:
             db.commit()
             return None
+        # no row counted: it is full, or there is none yet (or another request inserted it first);
+        # read it fresh rather than add a second instance of a row this session already holds
+        existing = db.get(RateLimitHit, (key, window), populate_existing=True)
+        if existing is not None:
+            if existing.count >= rule.count:
+                break
+            continue
         try:
             db.add(RateLimitHit(key=key, window_start=window, count=1))
             db.commit()
             return None
         except IntegrityError:
-            db.rollback()  # the row exists: either full, or another request inserted it first
-        exists_full = db.get(RateLimitHit, (key, window))
-        if exists_full is not None and exists_full.count >= rule.count:
-            break
+            db.rollback()
     # a day behind: the forwarder's daily mail limits count in this table too (forwarder/mail_limits.py)
     db.execute(delete(RateLimitHit).where(RateLimitHit.window_start < window - 86400))
     db.commit()

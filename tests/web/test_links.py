@@ -28,6 +28,7 @@ def public_app(app: Flask) -> Iterator[Flask]:
     made = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "SETTINGS": settings,
                        "RATE_LIMITS": app.config["RATE_LIMITS"]})
     made.extensions["othermail.sender"] = app.extensions["othermail.sender"]
+    made.extensions["othermail.mail_runner"] = app.extensions["othermail.mail_runner"]  # mail at once
     yield made
     made.extensions["othermail.engine"].dispose()
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from forwarder.user_domains import RECEIVING
-from models import Destination, User, UserDomain, normalize_email, utcnow
+from models import Destination, User, UserDomain, utcnow
 from web import mailer, ratelimit
 from web.services import account_email
 from web.services.errors import ServiceError, not_found
@@ -24,11 +24,8 @@ MAX_DESTINATIONS = 20
 
 
 def clean_address(raw: str) -> str:
-    try:
-        address = normalize_email(raw)
-    except (TypeError, ValueError):
-        raise ServiceError("invalid_email", "Enter a valid email address.") from None
-    if not mailer.is_mailable(address):
+    address = mailer.accepted_address(raw)  # the validator sign-up uses too
+    if address is None:
         raise ServiceError("invalid_email", "Enter a valid email address.")
     domain = address.rpartition("@")[2]
     if domain in current_app.config["SETTINGS"].domains or _served_here(domain):
