@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from models import User, utcnow
-from web import mailer, ratelimit
+from web import devices, mailer, ratelimit
 from web.db import session
 from web.services import account_email
 from web.services import account as account_service
@@ -148,7 +148,8 @@ def _slow_down(wait: int) -> tuple[str, int]:
 @bp.route("/signin", methods=["GET", "POST"])
 def signin():  # type: ignore[no-untyped-def]
     """Limited per client and address, per client over all addresses (``signin-ip``), and per
-    address from anywhere with a growing wait (:func:`web.ratelimit.claim_signin`)."""
+    address from anywhere with a growing wait (:func:`web.ratelimit.claim_signin`); a browser
+    holding a device cookie for the address waits only on its own failures (:mod:`web.devices`)."""
     if request.method == "GET":
         return render_template("auth/signin.html", next=request.args.get("next", ""))
     address = clean_email(request.form.get("email", "")) or ""
@@ -156,7 +157,8 @@ def signin():  # type: ignore[no-untyped-def]
     limited = _too_many("signin", f"{client}:{address}") or _too_many("signin-ip", client)
     if limited:
         return limited
-    wait = ratelimit.claim_signin(address) if address else None
+    device = devices.device_for(address) if address else None  # a browser that signed in here before
+    wait = ratelimit.claim_signin(address, device) if address else None
     if wait is not None:
         return _slow_down(wait)
     user = session().scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
@@ -164,10 +166,12 @@ def signin():  # type: ignore[no-untyped-def]
         return render_template("auth/signin.html", error="Wrong email or password.", email=address,
                                next=request.form.get("next", "")), 401
     assert user is not None
-    ratelimit.signin_succeeded(address)
+    ratelimit.signin_succeeded(address, device)
     session().commit()  # a rehashed password
     sign_in(user)
-    return redirect(_safe_next(request.form.get("next")))
+    response = redirect(_safe_next(request.form.get("next")))
+    devices.remember(response, address)
+    return response
 
 
 @bp.post("/signout")

@@ -12,7 +12,6 @@ it. It counts unknown addresses exactly like known ones, so it tells nobody whic
 
 from __future__ import annotations
 
-import ipaddress
 import hashlib
 import ipaddress
 import math
@@ -142,13 +141,20 @@ def signin_backoff() -> Backoff:
     return DEFAULT_SIGNIN_BACKOFF
 
 
-def _account_key(address: str) -> str:
+def _account_key(address: str, device: str | None = None) -> str:
+    if device is not None:
+        return hashlib.sha256(f"signin-device:{device}:{address}".encode()).hexdigest()
     return hashlib.sha256(f"signin:{address}".encode()).hexdigest()
 
 
-def claim_signin(address: str) -> int | None:
+def claim_signin(address: str, device: str | None = None) -> int | None:
     """Count a sign-in attempt for ``address`` (known or not) before the password is checked:
     None when it may go ahead, else the seconds to wait.
+
+    ``device`` is the id of a device cookie from an earlier successful sign-in to this account
+    (OWASP's "device cookies", :mod:`web.devices`): such a browser's attempts are counted against
+    that device only, so failures from elsewhere never shut the owner out (backoff, not lockout),
+    while the account-wide count still makes every unknown browser wait.
 
     The attempt is counted as a failure at once and :func:`signin_succeeded` takes it back, so
     parallel guesses cannot slip in between a check and its count: the count moves by a
@@ -157,7 +163,7 @@ def claim_signin(address: str) -> int | None:
     from web.db import session
 
     db = session()
-    key = _account_key(address)
+    key = _account_key(address, device)
     now = utcnow()
     row = db.get(SigninFailure, key)
     if row is None:
@@ -182,12 +188,14 @@ def claim_signin(address: str) -> int | None:
     return None if moved == 1 else 1
 
 
-def signin_succeeded(address: str) -> None:
-    """The password was right: forget the address's failures (and everyone's long-forgotten ones)."""
+def signin_succeeded(address: str, device: str | None = None) -> None:
+    """The password was right: forget the address's failures, the device's if it had a device
+    cookie, and everyone's long-forgotten ones."""
     from web.db import session
 
     db = session()
-    db.execute(delete(SigninFailure).where(SigninFailure.key == _account_key(address))
+    keys = {_account_key(address), _account_key(address, device)}
+    db.execute(delete(SigninFailure).where(SigninFailure.key.in_(sorted(keys)))
                .execution_options(synchronize_session=False))
     db.execute(delete(SigninFailure).where(SigninFailure.last_failure_at < utcnow() - FAILURES_FORGOTTEN_AFTER)
                .execution_options(synchronize_session=False))

@@ -149,3 +149,36 @@ def test_ipv6_clients_are_counted_by_their_64(app: Flask) -> None:
 ])
 def test_client_key(ip: str | None, key: str) -> None:
     assert ratelimit.client_key(ip) == key
+
+
+# --- review finding F3: backoff, not lockout: a browser that signed in before is not shut out ---
+
+
+def test_a_browser_that_signed_in_before_is_not_locked_out_by_anyone_elses_failures(app: Flask) -> None:
+    """Failures from anywhere once closed the account to its owner too (claim_signin ran before the
+    password check), so one wrong guess an hour kept it closed. A browser holding a device cookie
+    from an earlier sign-in to that account is counted on its own; others still wait."""
+    owner = from_ip(app, "192.0.2.50")
+    signup(owner, "ann@example.org")  # signs in: the browser now holds ann's device cookie
+    post(owner, "/signout", {}, page="/account/")
+    app.config["SIGNIN_BACKOFF"] = (3, 60, 3600)
+    codes = [attempt(app, "ann@example.org", "wrong password!", f"198.51.100.{n}") for n in range(1, 6)]
+    assert codes[:3] == [401, 401, 401] and codes[3:] == [429, 429]
+    assert attempt(app, "ann@example.org", PASSWORD, "203.0.113.9") == 429  # an unknown browser still waits
+    assert post(owner, "/signin", {"email": "ann@example.org", "password": PASSWORD}).status_code == 302
+
+
+def test_a_device_cookie_has_its_own_backoff_and_names_one_account(app: Flask) -> None:
+    owner = from_ip(app, "192.0.2.50")
+    signup(owner, "ann@example.org")
+    signup(app.test_client(), "bob@example.org")
+    post(owner, "/signout", {}, page="/account/")
+    app.config["SIGNIN_BACKOFF"] = (3, 60, 3600)
+    codes = [post(owner, "/signin", {"email": "ann@example.org", "password": "wrong password!"}).status_code
+             for _ in range(4)]
+    assert codes == [401, 401, 401, 429]  # guessing from a trusted browser waits too
+    assert attempt(app, "ann@example.org", PASSWORD, "203.0.113.9") == 302  # the account-wide count is untouched
+    # ann's device cookie is worth nothing for bob: bob's failures from this browser count account-wide
+    for _ in range(3):
+        post(owner, "/signin", {"email": "bob@example.org", "password": "wrong password!"})
+    assert attempt(app, "bob@example.org", PASSWORD, "203.0.113.10") == 429
