@@ -57,7 +57,7 @@ def message(address: str, subject: str, message_id: str) -> bytes:
 @pytest.fixture
 def browser_app(tmp_path: Path) -> Iterator[Flask]:
     """The app as tests/web/conftest.py builds it, without SERVER_NAME: links in the mail it sends
-    are built from the request's host, i.e. the live server's 127.0.0.1:port."""
+    start with the live server's own address, 127.0.0.1:port (live_server sets it)."""
     url = f"sqlite:///{tmp_path / 'web.db'}"
     migrations.upgrade(url)
     settings = Settings(data_dir=tmp_path, database_url=url, domains=("othermail.example", "alias.example"),
