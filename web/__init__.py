@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_IDLE_LIFETIME": 60 * 60 * 24 * 2,
     "WTF_CSRF_TIME_LIMIT": None,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    # service mail a request asks for (a password reset) leaves from a worker thread after the
+    # answer; "inline" sends it in the request (web/mailer.py send_later; the Zappa stages)
+    "MAIL_WORKER": "thread",
 }
 
 

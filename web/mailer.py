@@ -172,7 +172,10 @@ def send_later(job: Callable[[], None]) -> None:
     (a password reset must not tell which addresses have accounts). A failing job is logged.
 
     Tests may put a runner in ``app.extensions["othermail.mail_runner"]`` (one that calls the job
-    at once); :func:`wait_for_mail` waits for the worker's jobs.
+    at once); :func:`wait_for_mail` waits for the worker's jobs. ``MAIL_WORKER = "inline"``
+    (``OTHERMAIL_WEB_MAIL_WORKER``) runs the job in the request instead: on Lambda, which freezes
+    the process once the answer is out, a thread's mail could wait for the next request or be
+    lost, so the Zappa stages take reliable delivery over equal timing there.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
@@ -184,6 +187,8 @@ def send_later(job: Callable[[], None]) -> None:
                 logger.exception("a service mail job failed")
 
     runner = app.extensions.get("othermail.mail_runner")
+    if runner is None and app.config.get("MAIL_WORKER", "thread") == "inline":
+        runner = _call
     if runner is not None:
         runner(run)
         return
@@ -196,6 +201,10 @@ def send_later(job: Callable[[], None]) -> None:
         future = worker.submit(run)
         pending.add(future)
     future.add_done_callback(pending.discard)
+
+
+def _call(job: Callable[[], None]) -> None:
+    job()
 
 
 def wait_for_mail(app: Flask, timeout: float = 30) -> None:

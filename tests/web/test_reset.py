@@ -174,3 +174,13 @@ def test_the_reset_mail_is_sent_off_the_request_path(app: Flask, outbox: MemoryS
         gate.set()
     mailer.wait_for_mail(app)
     assert [m.recipient for m in outbox.sent] == ["ann@example.org"]
+
+
+def test_an_inline_mail_worker_sends_in_the_request(app: Flask, outbox: MemorySender) -> None:
+    """MAIL_WORKER = "inline" (the Zappa stages: Lambda freezes a thread once the answer is out)."""
+    signup(app.test_client(), "ann@example.org")
+    outbox.sent.clear()
+    app.extensions.pop("othermail.mail_runner", None)
+    app.config["MAIL_WORKER"] = "inline"
+    assert post(app.test_client(), "/reset", {"email": "ann@example.org"}).status_code == 302
+    assert [m.recipient for m in outbox.sent] == ["ann@example.org"]
