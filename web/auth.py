@@ -218,12 +218,12 @@ RESET_BODY = ("Someone asked to reset the password of your othermail account.\n\
 def _mail_reset_link(address: str) -> None:
     """The mail worker's half of a reset request: mail the account at ``address``, if there is one,
     its link; at most ``reset-mail`` a day, so a flood leaves room in the recipient's general cap."""
+    if ratelimit.hit("reset-mail", mailer.recipient_key(address)) is not None:  # counted for every address alike
+        logger.warning("password reset mail to a mailbox at %s not sent: its daily reset cap is reached",
+                       address.rpartition("@")[2])
+        return
     user = session().scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
     if user is None:
-        return
-    if ratelimit.hit("reset-mail", mailer.recipient_key(user.email)) is not None:
-        logger.warning("password reset mail to a mailbox at %s not sent: its daily reset cap is reached",
-                       user.email.rpartition("@")[2])
         return
     token = _serializer().dumps({"uid": user.id, "fp": _fingerprint(user)})
     try:
