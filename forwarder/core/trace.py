@@ -47,6 +47,7 @@ NO_VERDICT = Verdicts(spf="DISABLED", dkim="DISABLED", dmarc="DISABLED")
 _FIELD_START = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _ANY_STRIPPED = re.compile(rb"(?:^|[\r\n])(?:authentication-results|received-spf|x-ses-)", re.I)
 _SEGMENT = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n|\Z)")
+_LEADING_CONTINUATION = re.compile(rb"(?:[ \t][^\r\n]*(?:\r\n|\r|\n|\Z))+")
 #: Longest field value parsed; a longer one is not ours and is read as no result.
 MAX_VALUE_CHARS = 16_384
 
@@ -63,11 +64,16 @@ def strip_trace_fields(raw: bytes) -> tuple[bytes, int]:
     start = raw.find(b"\n") + 1 if "mbox-from-line" in split.repairs else 0
     end = len(raw) - len(split.body)
     block = raw[start:end]
-    if not _ANY_STRIPPED.search(block):
+    # Lines before the first field belong to none; left in, they would continue the field
+    # stamp() puts in front of them (" ; dmarc=pass" appended to our verdict). Dropped as one.
+    lead = _LEADING_CONTINUATION.match(block)
+    leading = lead.end() if lead else 0
+    if not leading and not _ANY_STRIPPED.search(block):
         return raw, 0
     kept: list[bytes] = []
-    removed = 0
+    removed = 1 if leading else 0
     dropping = False
+    block = block[leading:]
     for match in _SEGMENT.finditer(block):
         segment = match.group()
         if not segment:
@@ -275,12 +281,16 @@ _DKIM = {"pass": "PASS", "fail": "FAIL", "neutral": "GRAY", "none": "GRAY", "pol
          "temperror": "PROCESSING_FAILED", "permerror": "PROCESSING_FAILED"}
 _DMARC = {"pass": "PASS", "fail": "FAIL", "none": "GRAY", "temperror": "PROCESSING_FAILED",
           "permerror": "PROCESSING_FAILED"}
-_RANK = ("PASS", "FAIL", "PROCESSING_FAILED", "GRAY")  # several results of one method: best first
+# Several results of one method. SPF and DMARC each have one answer per message, so a second one
+# is not ours and a failure wins: no added result can turn a fail into a pass. Several DKIM
+# signatures are normal and any one that verifies is a pass.
+_RANK = ("FAIL", "PASS", "PROCESSING_FAILED", "GRAY")
+_DKIM_RANK = ("PASS", "FAIL", "PROCESSING_FAILED", "GRAY")
 
 
-def _combined(results: Iterable[MethodResult], table: dict[str, str]) -> str:
+def _combined(results: Iterable[MethodResult], table: dict[str, str], rank: Sequence[str] = _RANK) -> str:
     found = {table.get(r.result, "GRAY") for r in results}
-    for status in _RANK:
+    for status in rank:
         if status in found:
             return status
     return "DISABLED"
@@ -290,9 +300,9 @@ def verdicts_from_results(results: Sequence[MethodResult]) -> Verdicts:
     """SES-shaped verdicts (``PASS``, ``FAIL``, ``GRAY``, ``PROCESSING_FAILED``, ``DISABLED`` for a
     method not checked) of a list of results. SPF softfail and neutral are GRAY (no verdict); a
     DKIM pass of any signature is a pass; the DMARC policy is given only when DMARC failed, as SES
-    gives it."""
+    gives it. A fail of SPF or DMARC outranks a pass of the same method."""
     spf = _combined((r for r in results if r.method == "spf"), _SPF)
-    dkim = _combined((r for r in results if r.method == "dkim"), _DKIM)
+    dkim = _combined((r for r in results if r.method == "dkim"), _DKIM, _DKIM_RANK)
     dmarc_results = [r for r in results if r.method == "dmarc"]
     dmarc = _combined(dmarc_results, _DMARC)
     policy = None

@@ -344,3 +344,36 @@ def test_unreachable_dns_still_forwards(box) -> None:
     one = box(OTHERMAIL_INBOUND_AUTH_RESOLVER=f"127.0.0.1:{closed_port()}")
     assert one.send(message(), "ceo@sender.test") == Outcome.FORWARDED.value
     assert b"dmarc=temperror" in one.sender.sent[0].raw
+
+
+class _PolicyOnly:
+    """A dnspython-shaped resolver that knows one DMARC record, p=reject for paypal.example."""
+
+    def resolve(self, qname, rdtype, **kwargs):
+        import dns.resolver
+
+        if qname.to_text(omit_final_dot=True) == "_dmarc.paypal.example" and rdtype == "TXT":
+            class Rdata:
+                strings = [b"v=DMARC1; p=reject"]
+
+            class Answer:
+                rrset = [Rdata()]
+
+            return Answer()
+        raise dns.resolver.NXDOMAIN()
+
+
+CONTINUATION = b" ; dmarc=pass ; spf=pass\r\nFrom: security@paypal.example\r\nTo: t@alias.example\r\nSubject: s\r\n\r\nbody\r\n"
+
+
+@pytest.mark.parametrize("mode", ["own", "off"])
+def test_a_leading_continuation_line_cannot_extend_our_stamp(mode: str) -> None:
+    """Review HIGH 1: a DATA that starts with a whitespace line would have continued our field."""
+    auth = Authenticator(mode, AUTHSERV, Resolver(_PolicyOnly()))
+    raw = auth.process(CONTINUATION, Client("192.0.2.1", "h.evil.example", "b@evil.example"))
+    assert b"dmarc=pass" not in raw and b"spf=pass" not in raw
+    verdicts = auth.verdicts(raw)
+    if mode == "own":
+        assert verdicts.dmarc == "FAIL" and verdicts.dmarc_policy == "reject"
+    else:
+        assert verdicts == NO_VERDICT

@@ -160,3 +160,18 @@ def test_no_reader_finds_a_trace_field_after_stripping(raw: bytes) -> None:
     for names in (python_names, core_names):
         assert not any(n.strip() in ("authentication-results", "received-spf") or n.startswith("x-ses-")
                        for n in names), names
+
+
+def test_a_fail_outranks_a_pass_of_the_same_method() -> None:
+    """Review HIGH 1: a second, appended result must not turn our fail into a pass."""
+    results = [MethodResult("dmarc", "fail", comments=("p=reject",)), MethodResult("dmarc", "pass"),
+               MethodResult("spf", "pass"), MethodResult("spf", "fail")]
+    verdicts = verdicts_from_results(results)
+    assert (verdicts.dmarc, verdicts.dmarc_policy, verdicts.spf) == ("FAIL", "reject", "FAIL")
+
+
+@pytest.mark.parametrize("lead", [b" ; dmarc=pass\r\n", b"\t; dmarc=pass\r\n \r\n", b" x\n"])
+def test_leading_continuation_lines_are_stripped(lead: bytes) -> None:
+    body = b"From: a@b.example\r\nSubject: s\r\n\r\nbody\r\n"
+    stripped, removed = strip_trace_fields(lead + body)
+    assert stripped == body and removed == 1
