@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from publicsuffixlist import PublicSuffixList
 
 from forwarder.core.addresses import parse_address_list
 from forwarder.core.message import split_message
+from forwarder.core.text import clean_text
 from forwarder.core.trace import MethodResult
 from forwarder.inbound_auth.resolver import DnsUnavailable, Lookup
 
@@ -92,6 +94,28 @@ def client_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
 
 def _domain_of(address: str) -> str:
     return address.rpartition("@")[2].strip().strip("<>").rstrip(".").lower()
+
+
+_LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def from_domain(address: str) -> str | None:
+    """The domain of a From address as a reader is shown it (control characters are spelled as
+    white space by :func:`forwarder.core.text.clean_text`), lower-case, in its A-label form;
+    None when that is not a domain name (empty labels, spaces, a label IDNA refuses)."""
+    domain = clean_text(_domain_of(address)).rstrip(".")
+    if not domain or len(domain) > 253:
+        return None
+    labels: list[str] = []
+    for label in domain.split("."):
+        try:
+            ascii_label = label.encode("idna").decode("ascii") if not label.isascii() else label
+        except UnicodeError:
+            return None
+        if not _LDH_LABEL.fullmatch(ascii_label):
+            return None
+        labels.append(ascii_label)
+    return ".".join(labels)
 
 
 def spf_identity(result: MethodResult) -> str:
@@ -237,9 +261,15 @@ class Dmarc:
         try:
             for field in split_message(raw).get_all("from"):
                 for box in parse_address_list(field.text()):
-                    domain = _domain_of(box.address)
-                    if domain:
-                        domains.setdefault(domain, None)
+                    if not box.address.strip():
+                        continue
+                    domain = from_domain(box.address)
+                    if domain is None:
+                        # No policy can be looked up for it, and a reader would still be shown
+                        # a familiar name ("security at paypal.com" for paypal.com<NUL>): fail
+                        # as under p=reject, so OTHERMAIL_DROP_DMARC_REJECT drops it.
+                        return MethodResult("dmarc", "fail", comments=("p=reject", "From domain is not a domain name"))
+                    domains.setdefault(domain, None)
         except Exception as exc:  # the address parser on hostile input
             return MethodResult("dmarc", "permerror", comments=(f"unreadable From: {exc.__class__.__name__}",))
         if not domains:

@@ -377,3 +377,15 @@ def test_a_leading_continuation_line_cannot_extend_our_stamp(mode: str) -> None:
         assert verdicts.dmarc == "FAIL" and verdicts.dmarc_policy == "reject"
     else:
         assert verdicts == NO_VERDICT
+
+
+@pytest.mark.parametrize("sender", [b"security@paypal.example\x00", b"security@paypal.example\x1b",
+                                    b"<security@paypal.example\x7f>", b"security@PayPal.Example.",
+                                    b"security@paypal..example", b"security@pay\x00pal.example"])
+def test_a_control_character_or_a_broken_from_domain_does_not_evade_dmarc(sender: bytes) -> None:
+    """Review HIGH 2: the DMARC domain is the domain the reader is shown; one that is no domain
+    name fails with p=reject (there is no policy to find, and it can only be forged)."""
+    auth = Authenticator("own", AUTHSERV, Resolver(_PolicyOnly()))
+    raw = b"From: " + sender + b"\r\nTo: t@alias.example\r\nSubject: s\r\n\r\nbody\r\n"
+    verdicts = auth.verdicts(auth.process(raw, Client("192.0.2.1", "h.evil.example", "b@evil.example")))
+    assert (verdicts.dmarc, verdicts.dmarc_policy) == ("FAIL", "reject")
