@@ -114,6 +114,15 @@ def folded_odd_to(n: int) -> bytes:
     return HEAD.replace(b"To: " + ALIAS.encode(), to) + b"\r\nb"
 
 
+def to_spaces_then_words(n: int) -> bytes:
+    """To: an address, then n lines of 900 spaces and n lines of 450 words: the fast address
+    reader's leading white space once backtracked over the phrase (80 KB: 128 s; review HIGH 3)."""
+    spaces = b"\r\n".join([b" " * 900] * n)
+    words = b"\r\n".join([b" " + b"a " * 450] * n)
+    return (b"From: Jane Doe <jane@example.com>\r\nTo: a@b.example,\r\n" + spaces + b"\r\n" + words
+            + b"\r\nSubject: linear\r\n\r\nbody\r\n")
+
+
 def long_subject_line(n: int) -> bytes:
     """One Subject line of n*10 bytes of 8-bit text, no folding: RFC 2047-encoded."""
     return HEAD.replace(b"Subject: linear", b"Subject: " + "Grüße aus".encode() * n) + b"\r\nb"
@@ -137,6 +146,7 @@ FAMILIES: list[tuple[str, Callable[[int], bytes], list[int]]] = [
     ("folded 8-bit Subject, continuation lines", folded_dirty_subject, [1_562, 6_250, 25_000, 100_000]),
     ("folded To, addresses", folded_to, [1_562, 6_250, 25_000, 100_000]),
     ("folded To, comments and a group", folded_odd_to, [390, 1_562, 6_250, 25_000]),
+    ("To: spaces, then phrase words (x1.8 KB)", to_spaces_then_words, [16, 64, 256, 1_024]),
     ("one 8-bit Subject line (x10 B)", long_subject_line, [1_000, 4_000, 16_000, 64_000, 256_000]),
     ("encoded words in a Subject", many_encoded_words, [250, 1_000, 4_000, 16_000, 64_000]),
 ]

@@ -268,3 +268,31 @@ def test_deeply_nested_or_huge_address_fields_are_forwarded(raw: bytes) -> None:
 def test_sender_behind_deeply_nested_comments_is_still_read() -> None:
     prepared = prepare(b"From: " + NESTED + b" a@example.com\r\nSubject: s\r\n\r\nbody")
     assert prepared.sender == "a@example.com"
+
+
+_BACKTRACKING_CHILD = """
+import sys
+from forwarder.core.forward import prepare, rewrite
+spaces = b"\\r\\n".join([b" " * 900] * 100)
+words = b"\\r\\n".join([b" " + b"a " * 450] * 100)
+raw = (b"To: a@b.example,\\r\\n" + spaces + b"\\r\\n" + words + b"\\r\\nFrom: x@y.example\\r\\nSubject: s\\r\\n\\r\\nbody\\r\\n")
+result = rewrite(prepare(raw, "e@evil.example"), "a@alias.example")
+sys.stdout.write(result.outcome.name)
+"""
+
+
+def test_a_long_run_of_spaces_before_phrase_words_does_not_backtrack() -> None:
+    """Review HIGH 3: the address fast path's leading white space gave back over the whole
+    phrase: this 180 KB To took minutes (40 KB: 36 s). Run apart, so the pathological
+    behaviour shows as the child not finishing at all within a generous limit; no time is asserted."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    try:
+        done = subprocess.run([sys.executable, "-c", _BACKTRACKING_CHILD], cwd=root, capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the address parser backtracks catastrophically on a long run of spaces")
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.decode() in {o.name for o in Outcome}
