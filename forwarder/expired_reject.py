@@ -5,8 +5,9 @@
   nobody is backscattered.
 - On AWS, SES has accepted the message before the forwarder sees it, so a refusal can only be a
   bounce sent afterwards (SES ``SendBounce``, :class:`SesBouncer`). A bounce goes to the envelope
-  sender, which anybody can forge; so it is sent only when SES found the sender's SPF or DMARC
-  passing (:func:`decide_expired_reject`), and the message is dropped otherwise. At most one
+  sender, which anybody can forge; so it is sent only when SES found the sender's SPF passing
+  (:func:`decide_expired_reject`), and the message is dropped otherwise. A DMARC pass is not
+  enough: it can come from a DKIM signature aligned with From while MAIL FROM is forged. At most one
   bounce per (message, alias): the delivery row is written first, and a redelivery finds it.
 
 Aliases whose ``expired_action`` is ``drop`` (the default) keep accepting and dropping silently.
@@ -29,8 +30,9 @@ EXPLANATION = "This address has expired and no longer accepts mail."
 
 
 def sender_authenticated(verdicts: Verdicts) -> bool:
-    """Whether a bounce to the envelope sender reaches the real sender: SPF or DMARC passed."""
-    return verdicts.spf.upper() == "PASS" or verdicts.dmarc.upper() == "PASS"
+    """Whether a bounce to the envelope sender reaches the real sender: SPF, which authenticates
+    the MAIL FROM domain the bounce goes to, passed."""
+    return verdicts.spf.upper() == "PASS"
 
 
 def decide_expired_reject(expired: Decision, verdicts: Verdicts, can_bounce: bool) -> Decision:
@@ -40,8 +42,8 @@ def decide_expired_reject(expired: Decision, verdicts: Verdicts, can_bounce: boo
         return Decision(expired.outcome, f"{expired.reason}; reject: no bounce from here (the SMTP listener "
                                          "refuses such mail at RCPT)")
     if not sender_authenticated(verdicts):
-        return Decision(expired.outcome, f"{expired.reason}; reject: no bounce, because neither the sender's "
-                                         "SPF nor DMARC passed (a bounce could hit a forged address)")
+        return Decision(expired.outcome, f"{expired.reason}; reject: no bounce, because the sender's SPF did "
+                                         "not pass (a bounce could hit a forged address)")
     return Decision(Outcome.BOUNCED_EXPIRED, f"{expired.reason}; rejected: a bounce is sent to the sender")
 
 

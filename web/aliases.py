@@ -31,8 +31,9 @@ DURATIONS = (("", "No time limit"), ("1h", "1 hour"), ("1d", "1 day"), ("7d", "1
 EXPIRED_ACTIONS = (("drop", "Drop new mail silently"), ("reject", "Reject new mail (the sender gets a bounce)"))
 #: What "reject" really does, shown under the choice (forwarder/expired_reject.py).
 EXPIRED_REJECT_WORDS = ("Reject: senders get a bounce. On a one box the SMTP listener refuses the mail (550 5.1.1), "
-                        "so the sending server bounces it; on AWS a bounce is sent only when the sender's SPF or "
-                        "DMARC passed, otherwise the mail is dropped (a bounce to a forged sender would be spam). "
+                        "so the sending server bounces it; on AWS a bounce is sent only when the sender's SPF "
+                        "passed (SPF vouches for the address the bounce goes to), otherwise the mail is dropped "
+                        "(a bounce to a forged sender would be spam). "
                         "Drop: new mail is accepted and dropped silently.")
 
 

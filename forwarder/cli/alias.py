@@ -34,7 +34,7 @@ def alias() -> None:
 @click.option("--expired-action", type=click.Choice(["drop", "reject"]), default="drop", show_default=True,
               help="What mail gets once the alias has expired. drop: accepted and dropped silently. "
                    "reject: the sender gets a bounce (one box: 550 5.1.1 at RCPT; on AWS an SES bounce, "
-                   "only when the sender's SPF or DMARC passed, else dropped).")
+                   "only when the sender's SPF passed, else dropped).")
 @click.pass_obj
 def create(
     obj: CliContext,

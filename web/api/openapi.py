@@ -55,8 +55,8 @@ EXPIRED_ACTION = {"type": "string", "enum": list(alias_service.EXPIRED_ACTIONS),
                   "description": "What an expired alias does with new mail. drop: accepted and dropped silently. "
                                  "reject: the sender gets a bounce; on a one box the SMTP listener refuses the "
                                  "mail with 550 5.1.1 at RCPT, on AWS an SES bounce is sent only when the "
-                                 "sender's SPF or DMARC passed, and the mail is dropped otherwise (no bounce to "
-                                 "a possibly forged sender)."}
+                                 "sender's SPF passed (SPF vouches for the envelope sender the bounce goes to), "
+                                 "and the mail is dropped otherwise (no bounce to a possibly forged sender)."}
 LABEL = {"type": ["string", "null"], "maxLength": views.LABEL_MAX}
 NOTE = {"type": ["string", "null"], "maxLength": views.NOTE_MAX}
 

@@ -27,4 +27,4 @@ def test_an_unknown_expired_action_is_one_clear_line(app: Cli) -> None:  # noqa:
 def test_the_help_says_what_each_choice_does(app: Cli) -> None:  # noqa: F811
     text = " ".join(app.ok("alias", "create", "--help").stdout.split())
     assert "--expired-action [drop|reject]" in text
-    assert "SPF or DMARC" in text and "550" in text
+    assert "SPF passed" in text and "DMARC" not in text and "550" in text
