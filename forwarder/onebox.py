@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -59,6 +60,23 @@ def _trusted_hosts(public_url: str, host: str) -> list[str] | None:
         if name not in names and ":" not in name and not (everywhere and name == host):
             names.append(name)
     return names
+
+
+#: Paths whose last segment is a secret (reset and verification links); the request log masks it.
+_SECRET_PATH = re.compile(r"(/(?:reset|verify)/)[^/?#\s]+")
+
+
+def _request_handler() -> type:
+    """Werkzeug's request handler, logging ``/reset/<token>`` and ``.../verify/<token>`` as
+    ``/reset/...``: the request log goes to stdout and so to the journal (issue 12.8)."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Handler(WSGIRequestHandler):
+        def log(self, type: str, message: str, *args: Any) -> None:
+            super().log(type, message, *(_SECRET_PATH.sub(r"\1...", a) if isinstance(a, str) else a
+                                         for a in args))
+
+    return Handler
 
 
 class OneBox:
@@ -191,7 +209,8 @@ class OneBox:
                     raise AddressInUse("web", self.host, port) from None
                 raise
             listening.listen(128)
-            self._web = make_server(self.host, port, served, threaded=True, fd=listening.fileno())
+            self._web = make_server(self.host, port, served, threaded=True, fd=listening.fileno(),
+                                    request_handler=_request_handler())
         finally:
             listening.close()  # make_server holds its own duplicate
         url = f"http://{self.host}:{self._web.port}"

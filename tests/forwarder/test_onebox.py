@@ -48,3 +48,30 @@ def test_start_prunes_and_says_how_long_mail_is_kept(tmp_path: Path) -> None:
         assert not stale.exists()
     finally:
         box.stop(timeout=5)
+
+
+def test_the_web_servers_request_log_holds_no_secret_link(tmp_path: Path, caplog) -> None:
+    """Reset and verification links carry their token in the path; the one box's request log
+    (stdout under systemd, kept by journald) names the path with the token masked (issue 12.8)."""
+    import logging
+    import urllib.error
+    import urllib.request
+
+    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
+                        store_dir=tmp_path / "var" / "mail")
+    box = OneBox(settings, web_port=0, smtp_port=None, sender=MemorySender(), workers=1)
+    caplog.set_level(logging.INFO)
+    try:
+        url = box.start().web_url
+        assert url is not None
+        paths = ("/reset/RESETSECRET42", "/destinations/verify/DESTSECRET42", "/email/verify/MAILSECRET42?x=1")
+        for path in paths:
+            try:
+                urllib.request.urlopen(url + path, timeout=10).close()
+            except urllib.error.HTTPError:
+                pass
+    finally:
+        box.stop(timeout=5)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "/reset/" in logged and "/destinations/verify/" in logged and "/email/verify/" in logged
+    assert "SECRET42" not in logged
