@@ -152,6 +152,16 @@ def test_every_secret_link_path_stays_out_of_the_access_log() -> None:
     assert [path for path in secret if not any(pattern.search(path) for pattern in quiet)] == []
 
 
+def test_bootstrap_installs_the_versions_ci_tested() -> None:
+    """The box gets constraints.txt's exact versions (issue 12.28), with a pin for each package of
+    the extras it installs."""
+    bootstrap = (EC2 / "bootstrap.sh").read_text()
+    assert '"$VENV/bin/pip" install --quiet -c "$src/constraints.txt" "${src}[mysql,postgres]"' in bootstrap
+    pinned = {line.split("==")[0].strip().lower() for line in (REPO / "constraints.txt").read_text().splitlines()
+              if "==" in line and not line.lstrip().startswith("#")}
+    assert {"pymysql", "psycopg", "psycopg-binary", "aiosmtpd", "flask"} <= pinned
+
+
 def test_the_package_ships_the_templates_and_static_files() -> None:
     """bootstrap.sh installs a built package (pip install .), not the checkout: every file the
     web app reads must be package data."""
