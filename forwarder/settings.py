@@ -117,6 +117,8 @@ def _smtp_limits(env: Mapping[str, str]) -> SmtpLimits:
         max_sessions=_int(env, "SMTP_MAX_SESSIONS", default.max_sessions),
         max_sessions_per_ip=_int(env, "SMTP_MAX_SESSIONS_PER_IP", default.max_sessions_per_ip),
         spill_bytes=_int(env, "SMTP_SPILL_BYTES", default.spill_bytes, minimum=1024),
+        session_seconds=_int(env, "SMTP_SESSION_SECONDS", int(default.session_seconds)),
+        data_seconds=_int(env, "SMTP_DATA_SECONDS", int(default.data_seconds)),
     )
 
 

@@ -253,6 +253,7 @@ class FastSMTP(SMTP):
 
     _gate: SessionGate | None = None
     _gate_ip = ""
+    _deadline: asyncio.TimerHandle | None = None
     #: Gives the STARTTLS context, reloaded when the certificate files change (forwarder/smtp_tls.py).
     tls_source: TlsReloader | None = None
 
@@ -267,8 +268,27 @@ class FastSMTP(SMTP):
             self._gate, self._gate_ip = gate, ip
         elif gate is not None:
             self.session.refused = True
+        limits = getattr(self.event_handler, "limits", None)
+        if limits is not None and limits.session_seconds:
+            self._deadline = self.loop.call_later(limits.session_seconds, self._time_is_up, "session")
+
+    def _time_is_up(self, what: str) -> None:
+        """The session or its DATA ran past its deadline: say so and close (aiosmtpd then cancels
+        the session's task)."""
+        if what == "session":
+            self._deadline = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.event_handler.count("session-timeout")
+        logger.warning("SMTP from %s: %s deadline reached, closed", peer_ip(self.session), what)
+        self.transport.write(b"421 4.4.2 %s time limit reached, closing connection\r\n"
+                             % what.capitalize().encode("ascii"))
+        self.transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         if self._gate is not None:
             self._gate.leave(self._gate_ip)
             self._gate = None
@@ -320,12 +340,19 @@ class FastSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        limits = getattr(self.event_handler, "limits", None)
+        data_timer = None
+        if limits is not None and limits.data_seconds:
+            data_timer = self.loop.call_later(limits.data_seconds, self._time_is_up, "data")
         try:
             state, original_content = await self._read_data()
         except asyncio.CancelledError:
             logging.getLogger("mail.log").info("Connection lost during DATA")
             self._writer.close()
             raise
+        finally:
+            if data_timer is not None:
+                data_timer.cancel()
         if state != _NOMINAL:
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == _TOO_LONG
                             else "552 Error: Too much mail data")

@@ -12,7 +12,10 @@ one connection (550 for unknown, 250 for known). Each failed RCPT now
 
 Sessions (issue 12.14): :class:`SessionGate` counts open connections, in total and per client IP;
 a connection over either cap is greeted ``421`` and closed, so a flood of idle or slow
-connections cannot hold the listener's memory (each may buffer up to the size limit).
+connections cannot hold the listener's memory (each may buffer up to the size limit). Near the
+total cap an IP that already holds sessions is refused, so the last slots stay for others; and
+every session and DATA transfer has an absolute deadline (``session_seconds``, ``data_seconds``),
+so slow clients cannot hold slots for ever.
 
 All of it is plain state touched by the event loop's thread only; values come from
 :class:`forwarder.settings.Settings` (README.md, "Configuration").
@@ -60,6 +63,15 @@ class SmtpLimits:
     max_sessions_per_ip: int = 10
     #: A DATA body over this many bytes goes to a file in the spool instead of staying in memory.
     spill_bytes: int = 1024 * 1024
+    #: A session is closed (421) this long after it opened, busy or not; a DATA transfer this long
+    #: after its 354. aiosmtpd's idle timeout restarts with every byte, so a client trickling a
+    #: byte at a time would otherwise hold its slot for ever (0: no deadline).
+    session_seconds: float = 600
+    data_seconds: float = 300
+    #: Past this share of ``max_sessions`` an IP already holding ``reserve_after`` sessions is
+    #: refused, so the last slots stay for clients not yet connected.
+    reserve_share: float = 0.8
+    reserve_after: int = 2
 
     def tarpit_seconds(self, misses: int) -> float:
         return min(self.tarpit_step_ms * misses, self.tarpit_max_ms) / 1000.0
@@ -119,7 +131,11 @@ class SessionGate:
         ip = client_key(ip)
         if self.limits.max_sessions and self.total >= self.limits.max_sessions:
             return False
-        if self.limits.max_sessions_per_ip and self._per_ip.get(ip, 0) >= self.limits.max_sessions_per_ip:
+        held = self._per_ip.get(ip, 0)
+        if self.limits.max_sessions_per_ip and held >= self.limits.max_sessions_per_ip:
+            return False
+        if (self.limits.max_sessions and held >= self.limits.reserve_after
+                and self.total >= self.limits.max_sessions * self.limits.reserve_share):
             return False
         self.total += 1
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1

@@ -248,3 +248,85 @@ def test_partial_bodies_left_by_a_stopped_process_are_removed_at_start(tmp_path:
         assert list(made.handler.spill_dir.iterdir()) == []
     finally:
         made.listener.stop()
+
+
+# ------------------------------------------------------------- slow sessions (review MEDIUM 5)
+
+
+def _raw_session(server: Box) -> "socket.socket":
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", server.listener.port), timeout=10)
+    assert sock.recv(1024).startswith(b"220")
+    return sock
+
+
+def _trickle_until_closed(sock: "socket.socket", line: bytes, rounds: int = 100) -> bytes:
+    """Send ``line`` every 0.1 s (each byte resets aiosmtpd's idle timer) until the server closes
+    the connection; everything it answered. Fails when it is still open after ``rounds`` lines."""
+    import socket
+
+    answered = b""
+    sock.settimeout(0.1)
+    for _ in range(rounds):
+        time.sleep(0.1)
+        try:
+            sock.sendall(line)
+        except OSError:
+            return answered
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout:
+            continue
+        except OSError:
+            return answered
+        if not chunk:
+            return answered
+        answered += chunk
+    raise AssertionError(f"the session is still open after {rounds} lines: {answered[-200:]!r}")
+
+
+def test_a_busy_session_ends_at_its_absolute_deadline(box: Callable[..., Box]) -> None:
+    server = box(SmtpLimits(session_seconds=1, data_seconds=60))
+    sock = _raw_session(server)
+    try:
+        answered = _trickle_until_closed(sock, b"NOOP\r\n")
+    finally:
+        sock.close()
+    assert answered.count(b"250") >= 2 and b"421 4.4.2" in answered
+    assert server.metrics.snapshot()[SMTP_EVENT + "session-timeout"] == 1
+    _connect_until_accepted(server).quit()
+
+
+def test_a_slow_data_transfer_ends_at_its_deadline(box: Callable[..., Box]) -> None:
+    server = box(SmtpLimits(session_seconds=60, data_seconds=1))
+    sock = _raw_session(server)
+    try:
+        sock.sendall(b"EHLO x\r\nMAIL FROM:<jane@example.net>\r\nRCPT TO:<" + KNOWN.encode() + b">\r\nDATA\r\n")
+        answered = _trickle_until_closed(sock, b"x\r\n")
+    finally:
+        sock.close()
+    assert b"354" in answered and b"421 4.4.2" in answered
+    assert server.dispatched == []
+    assert server.metrics.snapshot()[SMTP_EVENT + "session-timeout"] == 1
+
+
+def test_near_the_global_cap_an_ip_holding_sessions_leaves_room_for_others() -> None:
+    from forwarder.smtp_limits import SessionGate
+
+    gate = SessionGate(SmtpLimits(max_sessions=10, max_sessions_per_ip=10))
+    for n in range(4):  # 4 IPs x 2 sessions: 8 of 10, the reserve starts
+        assert gate.enter(f"192.0.2.{n}") and gate.enter(f"192.0.2.{n}")
+    assert not gate.enter("192.0.2.0")  # already holds 2
+    assert gate.enter("198.51.100.1") and gate.enter("198.51.100.2")  # new IPs still get in
+    assert not gate.enter("198.51.100.3")  # the hard cap
+    gate.leave("192.0.2.0")
+    gate.leave("192.0.2.1")
+    assert gate.enter("192.0.2.0")  # below the reserve again (8): one more for an IP holding one
+
+
+def test_the_deadlines_are_settings() -> None:
+    default = Settings.from_env({}).smtp_limits
+    assert default.session_seconds == 600 and default.data_seconds == 300
+    tuned = Settings.from_env({"OTHERMAIL_SMTP_SESSION_SECONDS": "60", "OTHERMAIL_SMTP_DATA_SECONDS": "0"}).smtp_limits
+    assert tuned.session_seconds == 60 and tuned.data_seconds == 0
