@@ -38,6 +38,7 @@ SMTP_EVENTS: tuple[str, ...] = (
     "rcpt-expired-reject",  # 550: an expired alias whose expired_action is reject
     "rcpt-disconnected",  # 421 and closed: the miss that reached a cap
     "rcpt-throttled",     # 421 and closed: an RCPT from an IP over its cap
+    "rcpt-tarpit-global",  # an RCPT answered late: over the global failed-RCPT budget
     "session-refused",    # 421 at the greeting: too many sessions
     "session-timeout",    # 421 and closed: the session's or its DATA's absolute deadline
     "data-spilled",       # a DATA body written to a file instead of kept in memory

@@ -112,6 +112,8 @@ def _smtp_limits(env: Mapping[str, str]) -> SmtpLimits:
         failed_rcpt_per_ip=_int(env, "SMTP_MAX_FAILED_RCPT_PER_IP", default.failed_rcpt_per_ip),
         failed_rcpt_window_seconds=_int(env, "SMTP_FAILED_RCPT_WINDOW_SECONDS", default.failed_rcpt_window_seconds,
                                         minimum=1),
+        failed_rcpt_per_network=_int(env, "SMTP_MAX_FAILED_RCPT_PER_NETWORK", default.failed_rcpt_per_network),
+        failed_rcpt_global=_int(env, "SMTP_FAILED_RCPT_GLOBAL", default.failed_rcpt_global),
         tarpit_step_ms=_int(env, "SMTP_TARPIT_STEP_MS", default.tarpit_step_ms),
         tarpit_max_ms=_int(env, "SMTP_TARPIT_MAX_MS", default.tarpit_max_ms),
         max_sessions=_int(env, "SMTP_MAX_SESSIONS", default.max_sessions),

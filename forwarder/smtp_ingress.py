@@ -117,6 +117,10 @@ class IngressHandler:
             return "421 4.7.0 Too many unknown recipients from your address, try again later"
         reply, event = await self._check_rcpt(envelope, address)
         if event is None:
+            if self.failed_rcpts.over_global():
+                # a probe spread over many networks: every answer is slow, so a quick 250 tells nothing
+                self.count("rcpt-tarpit-global")
+                await asyncio.sleep(self.failed_rcpts.delay(ip))
             return reply
         return await self._refused(session, ip, reply, event)
 
@@ -127,13 +131,17 @@ class IngressHandler:
         session.failed_rcpts = misses
         ip_misses = self.failed_rcpts.add(ip)
         per_session, per_ip = self.limits.failed_rcpt_per_session, self.limits.failed_rcpt_per_ip
-        if (per_session and misses >= per_session) or (per_ip and ip_misses >= per_ip):
+        per_network = self.limits.failed_rcpt_per_network
+        if ((per_session and misses >= per_session) or (per_ip and ip_misses >= per_ip)
+                or (per_network and self.failed_rcpts.network_count(ip) >= per_network)):
             self.count("rcpt-disconnected")
             logger.warning("RCPT from %s: %d failed recipients (%d from the address), disconnected",
                            ip, misses, ip_misses)
             session.close_after_reply = True
             return "421 4.7.0 Too many unknown recipients, closing connection"
-        delay = self.limits.tarpit_seconds(ip_misses)
+        if self.failed_rcpts.over_global():
+            self.count("rcpt-tarpit-global")
+        delay = self.failed_rcpts.delay(ip)
         if delay:
             await asyncio.sleep(delay)
         return reply

@@ -3,8 +3,9 @@
 Failed RCPTs (issue 12.13): without a limit a client could test ~2,600 guessed aliases a second on
 one connection (550 for unknown, 250 for known). Each failed RCPT now
 
-- counts against its session and against its client IP (an IPv6 client's /64,
-  :func:`client_key`) in a sliding window (:class:`FailedRcpts`);
+- counts against its session, its client IP (an IPv6 client's /64, :func:`client_key`) and its
+  network (IPv4 /24, IPv6 /48, :func:`network_key`) in a sliding window (:class:`FailedRcpts`),
+  and against a budget over all clients, past which every RCPT is answered slowly;
 - is answered only after a delay that grows with the IP's misses (a tarpit: ``asyncio.sleep`` on
   the event loop, which keeps serving the other clients meanwhile);
 - and the miss that reaches either cap is answered ``421`` and the connection is closed. While an IP
@@ -43,7 +44,20 @@ def client_key(ip: str) -> str:
     return str(address)
 
 
-#: IPs the failed-RCPT window tracks at most; past that the oldest entries are forgotten first.
+def network_key(ip: str) -> str:
+    """The network a per-network cap counts by: an IPv4 address's /24, an IPv6 address's /48."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix = 24 if isinstance(address, ipaddress.IPv4Address) else 48
+    return str(ipaddress.ip_network((address, prefix), strict=False))
+
+
+#: Keys (IPs, networks) each failed-RCPT window tracks at most; past that the least recently seen
+#: are forgotten first.
 MAX_TRACKED_IPS = 50_000
 
 
@@ -54,6 +68,10 @@ class SmtpLimits:
     #: Failed RCPTs one client IP may have within the window, over all its sessions (0: no cap).
     failed_rcpt_per_ip: int = 30
     failed_rcpt_window_seconds: int = 600
+    #: ... per network (IPv4 /24, IPv6 /48) within the window (0: no cap) ...
+    failed_rcpt_per_network: int = 100
+    #: ... and over all clients: past it every RCPT waits ``tarpit_max_ms`` (0: no budget).
+    failed_rcpt_global: int = 1000
     #: Delay before answering a failed RCPT: this much per miss of the IP in the window...
     tarpit_step_ms: int = 250
     #: ... but never more than this.
@@ -77,45 +95,92 @@ class SmtpLimits:
         return min(self.tarpit_step_ms * misses, self.tarpit_max_ms) / 1000.0
 
 
-class FailedRcpts:
-    """Failed RCPTs per client IP within a sliding window of ``failed_rcpt_window_seconds``."""
+class _Window:
+    """Miss times per key within the sliding window, at most ``keep`` per key; at ``MAX_TRACKED_IPS``
+    keys the least recently seen is forgotten first (dicts keep insertion order, and a key seen
+    again is moved to the end)."""
 
-    def __init__(self, limits: SmtpLimits, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limits: SmtpLimits, keep: int, clock: Callable[[], float]) -> None:
         self.limits = limits
+        self.keep = max(keep, 1) + 1
         self._clock = clock
         self._seen: dict[str, deque[float]] = {}
 
-    def _recent(self, ip: str) -> deque[float] | None:
-        times = self._seen.get(ip)
+    def recent(self, key: str) -> deque[float] | None:
+        times = self._seen.get(key)
         if times is None:
             return None
         oldest = self._clock() - self.limits.failed_rcpt_window_seconds
         while times and times[0] <= oldest:
             times.popleft()
         if not times:
-            del self._seen[ip]
+            del self._seen[key]
             return None
         return times
 
-    def count(self, ip: str) -> int:
-        times = self._recent(client_key(ip))
+    def count(self, key: str) -> int:
+        times = self.recent(key)
         return 0 if times is None else len(times)
 
-    def add(self, ip: str) -> int:
-        """Record a miss; the IP's misses in the window, this one included."""
-        ip = client_key(ip)
-        times = self._recent(ip)
+    def add(self, key: str) -> int:
+        times = self.recent(key)
         if times is None:
             if len(self._seen) >= MAX_TRACKED_IPS:
-                del self._seen[next(iter(self._seen))]  # dicts keep insertion order: the oldest IP
-            # never more than the cap (plus one) per IP: that is all blocked() needs to know
-            times = self._seen[ip] = deque(maxlen=max(self.limits.failed_rcpt_per_ip, 1) + 1)
+                del self._seen[next(iter(self._seen))]  # the least recently seen
+            # never more than the cap (plus one) per key: that is all blocked() needs to know
+            times = deque(maxlen=self.keep)
+        else:
+            del self._seen[key]  # re-inserted below: now the most recently seen
+        self._seen[key] = times
         times.append(self._clock())
         return len(times)
 
+
+class FailedRcpts:
+    """Failed RCPTs within a sliding window of ``failed_rcpt_window_seconds``: per client IP (an
+    IPv6 /64), per network (IPv4 /24, IPv6 /48: one operator's neighbouring addresses) and over
+    all clients (past ``failed_rcpt_global``, every RCPT is answered after the longest tarpit
+    delay, since a probe spread over many networks stays under every per-client cap)."""
+
+    def __init__(self, limits: SmtpLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._ips = _Window(limits, limits.failed_rcpt_per_ip, clock)
+        self._networks = _Window(limits, limits.failed_rcpt_per_network, clock)
+        self._all: deque[float] = deque(maxlen=max(limits.failed_rcpt_global, 1) + 1)
+
+    def count(self, ip: str) -> int:
+        return self._ips.count(client_key(ip))
+
+    def network_count(self, ip: str) -> int:
+        return self._networks.count(network_key(ip))
+
+    def global_count(self) -> int:
+        oldest = self._clock() - self.limits.failed_rcpt_window_seconds
+        while self._all and self._all[0] <= oldest:
+            self._all.popleft()
+        return len(self._all)
+
+    def add(self, ip: str) -> int:
+        """Record a miss; the IP's misses in the window, this one included."""
+        self._networks.add(network_key(ip))
+        self._all.append(self._clock())
+        return self._ips.add(client_key(ip))
+
     def blocked(self, ip: str) -> bool:
-        cap = self.limits.failed_rcpt_per_ip
-        return bool(cap) and self.count(ip) >= cap
+        per_ip, per_network = self.limits.failed_rcpt_per_ip, self.limits.failed_rcpt_per_network
+        return bool((per_ip and self.count(ip) >= per_ip)
+                    or (per_network and self.network_count(ip) >= per_network))
+
+    def over_global(self) -> bool:
+        budget = self.limits.failed_rcpt_global
+        return bool(budget) and self.global_count() >= budget
+
+    def delay(self, ip: str) -> float:
+        """How long to wait before answering an RCPT from ``ip``."""
+        if self.over_global():
+            return self.limits.tarpit_max_ms / 1000.0
+        return self.limits.tarpit_seconds(self.count(ip))
 
 
 class SessionGate:

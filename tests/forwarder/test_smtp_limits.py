@@ -160,3 +160,52 @@ def test_ipv6_clients_are_counted_by_their_64() -> None:
     assert gate.enter("2001:db8:1:2::1") and not gate.enter("2001:db8:1:2::2")
     gate.leave("2001:db8:1:2::1")
     assert gate.enter("2001:db8:1:2::2")
+
+
+# --- review LOW 6: wider networks, a global budget, least-recently-seen eviction ----------------
+
+
+@pytest.mark.parametrize(("sources", "blocked", "free"), [
+    ([f"192.0.2.{n}" for n in range(1, 6)], "192.0.2.200", "192.0.3.1"),  # IPv4 /24
+    ([f"2001:db8:1:{n:x}::1" for n in range(1, 6)], "2001:db8:1:ffff::9", "2001:db8:2::1"),  # IPv6 /48
+])
+def test_misses_spread_over_a_network_block_the_network(sources: list[str], blocked: str, free: str) -> None:
+    window = FailedRcpts(SmtpLimits(failed_rcpt_per_ip=100, failed_rcpt_per_network=5))
+    for ip in sources:
+        window.add(ip)
+        assert window.count(ip) == 1  # no single address or /64 near its cap
+    assert window.blocked(blocked) and window.blocked(sources[0]) and not window.blocked(free)
+
+
+def test_over_the_global_budget_every_rcpt_is_tarpitted() -> None:
+    window = FailedRcpts(SmtpLimits(failed_rcpt_per_ip=100, failed_rcpt_per_network=100, failed_rcpt_global=3,
+                                    tarpit_step_ms=100, tarpit_max_ms=2000))
+    assert window.delay("198.51.100.7") == 0.0
+    for n in range(3):
+        window.add(f"203.0.{n}.1")
+    assert window.delay("198.51.100.7") == 2.0  # a client that never missed, too
+    assert not window.blocked("198.51.100.7")  # slowed down, not refused
+
+
+def test_the_tracking_table_forgets_the_least_recently_seen_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    import forwarder.smtp_limits as smtp_limits
+
+    monkeypatch.setattr(smtp_limits, "MAX_TRACKED_IPS", 3)
+    window = FailedRcpts(SmtpLimits(failed_rcpt_per_ip=100, failed_rcpt_per_network=0))
+    for ip in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.1"):
+        window.add(ip)
+    window.add("192.0.2.4")  # the table is full: 192.0.2.2 was seen least recently
+    assert window.count("192.0.2.1") == 2 and window.count("192.0.2.2") == 0
+    assert window.count("192.0.2.3") == 1 and window.count("192.0.2.4") == 1
+
+
+def test_the_listener_slows_every_rcpt_past_the_global_budget(box: Callable[[SmtpLimits], Box]) -> None:
+    server = box(SmtpLimits(failed_rcpt_per_session=50, failed_rcpt_per_ip=50, failed_rcpt_global=3,
+                            tarpit_step_ms=1, tarpit_max_ms=3))
+    client = server.client()
+    assert client.rcpt("shop@othermail.example")[0] == 250
+    assert server.metrics.snapshot().get("smtp:rcpt-tarpit-global", 0) == 0
+    assert _probe(client, 3) == [550, 550, 550]
+    assert client.rcpt("shop@othermail.example")[0] == 250  # still accepted, after the delay
+    assert server.metrics.snapshot()["smtp:rcpt-tarpit-global"] >= 2
+    client.quit()
