@@ -48,7 +48,9 @@ Rule 10 (7-bit, well-formed lines). SES accepts only 7-bit header content, lines
     ``X-Original-<name>`` and encoded as free text, so nothing the sender wrote is lost; only a
     field whose name alone is longer than a line is dropped. Message ids are reduced to the
     well-formed ones they hold. Fields that already satisfy the rules are left exactly as they were.
-Rule 11 (Date). A message without a ``Date`` (or whose Date rule 10 had to rename) gets one: RFC
+Rule 11 (Date). A message without a ``Date`` (or whose Date rule 10 had to rename, or whose Date is
+    empty or not a date ``email.utils.parsedate_to_datetime`` can read: renamed ``X-Original-Date``)
+    gets one: RFC
     5322 section 3.6 requires it, and SES adds one but the one box's outbox and an SMTP relay do
     not, so some destinations would file the message as undated or spam. It is the time of
     forwarding in UTC (``Fri, 03 May 2024 16:00:00 +0000``), taken from the ``now`` the caller
@@ -57,6 +59,7 @@ Rule 11 (Date). A message without a ``Date`` (or whose Date rule 10 had to renam
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import re
 from collections.abc import Iterable
@@ -321,12 +324,28 @@ def rewrite_headers(
         for f in out:
             valid = _valid_lines(f, origin.charset, repairs)
             if f.key == "date" and valid and valid[0][:5].lower() == b"date:":
-                has_date = True
+                if _readable_date(valid):
+                    has_date = True
+                else:  # empty or no date at all: kept for the reader, and ours is added
+                    repairs.append("unreadable-date")
+                    valid = encode_unstructured("X-Original-Date", decode_header_text(f.value, origin.charset))
             lines.extend(valid)
     if not has_date and now is not None:
         lines.append(b"Date: " + rfc5322_date(now).encode("ascii"))
         repairs.append("missing-date")
     return RewrittenHeaders(lines=lines, repairs=repairs)
+
+
+def _readable_date(lines: list[bytes]) -> bool:
+    """Whether a Date field's (valid, ASCII) lines hold a date-time a reader can parse."""
+    value = b"".join(lines)[5:].decode("ascii", "replace").strip()
+    if not value:
+        return False
+    try:
+        email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+    return True
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -326,6 +326,7 @@ def test_rule5_forged_original_authentication_results_removed() -> None:
 ONCE_VALUES = {
     "reply-to": ("first@example.com", "second@example.com"),
     "content-type": ("text/plain; charset=utf-8", "text/html"),
+    "date": ("Thu, 2 May 2024 08:00:00 -0700", "Fri, 3 May 2024 08:00:00 -0700"),  # an unreadable one is replaced
 }
 ONCE_KEPT = sorted(ONCE_ONLY - set(REMOVED) - {"from", "to", "cc", "references"})
 
@@ -608,3 +609,20 @@ def test_display_fields_decode_without_parsing_addresses() -> None:
     assert shown[2][1] == "Grüße aus Köln"
     assert shown[3][1] == "Jörg"  # 8-bit, not UTF-8: read as cp1252
     assert all("\r" not in text and "\n" not in text for _, text in shown)
+
+
+@pytest.mark.parametrize("date", [b"Date:", b"Date: ", b"Date: =?utf-8?q?x?=", b"Date: yesterday",
+                                  b"Date: Fri, 31 Feb 2024 08:00:00 +0000"])
+def test_rule11_an_empty_or_unparsable_date_is_renamed_and_replaced(date: bytes) -> None:
+    """Review LOW 8: such a Date counted as present, so the message left with no valid one."""
+    result = forward_result(message(b"From: a@example.com", date))
+    out = result.outgoing.as_bytes()
+    assert values(out, "Date") == [b"Fri, 03 May 2024 16:00:00 +0000"]
+    assert len(values(out, "X-Original-Date")) == 1
+    assert "missing-date" in result.repairs
+
+
+def test_rule11_a_folded_valid_date_is_kept() -> None:
+    result = forward_result(message(b"From: a@example.com", b"Date: Thu, 2 May 2024\r\n 08:00:00 -0700"))
+    assert values(result.outgoing.as_bytes(), "Date") == [b"Thu, 2 May 2024 08:00:00 -0700"]
+    assert "missing-date" not in result.repairs
