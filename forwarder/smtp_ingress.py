@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, syntax
@@ -311,6 +311,35 @@ class FastSMTP(SMTP):
             self.transport.close()
             return
         await super()._handle_client()
+
+    # AUTH: the listener is an MX with no accounts. aiosmtpd lists its built-in LOGIN and PLAIN
+    # mechanisms once TLS is up even with no authenticator to check them; neither is offered nor
+    # taken here unless one is configured.
+    _hiding_auth = False
+
+    def _has_authenticator(self) -> bool:
+        return self._authenticator is not None or "AUTH" in self._handle_hooks
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._hiding_auth = not self._has_authenticator()
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._hiding_auth = False
+
+    async def push(self, status: AnyStr) -> None:
+        if self._hiding_auth and (status if isinstance(status, str) else status.decode("ascii", "replace")
+                                  ).startswith("250-AUTH"):
+            return
+        await super().push(status)
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        if not self._has_authenticator():
+            await self.push("502 5.5.1 AUTH not supported here")
+            return
+        await super().smtp_AUTH(arg)
 
     @syntax("STARTTLS", when="tls_context")
     async def smtp_STARTTLS(self, arg: str) -> None:

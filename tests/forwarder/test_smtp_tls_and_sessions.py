@@ -330,3 +330,18 @@ def test_the_deadlines_are_settings() -> None:
     assert default.session_seconds == 600 and default.data_seconds == 300
     tuned = Settings.from_env({"OTHERMAIL_SMTP_SESSION_SECONDS": "60", "OTHERMAIL_SMTP_DATA_SECONDS": "0"}).smtp_limits
     assert tuned.session_seconds == 60 and tuned.data_seconds == 0
+
+
+def test_no_auth_is_offered_or_taken_without_an_authenticator(box: Callable[..., Box], tmp_path: Path) -> None:
+    """Review LOW 9: after STARTTLS, EHLO listed "AUTH LOGIN PLAIN" on an MX that has no accounts."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    write_self_signed(cert, key, "mx.othermail.example")
+    server = box(tls=TlsReloader(cert, key))
+    with server.client() as client:
+        client.ehlo()
+        assert not client.has_extn("auth")
+        client.starttls(context=any_certificate())
+        code, text = client.ehlo()
+        assert code == 250 and b"AUTH" not in text and not client.has_extn("auth")
+        assert client.docmd("AUTH", "PLAIN AGphbmUAc2VjcmV0")[0] == 502
+        assert client.sendmail("jane@example.net", [KNOWN], MESSAGE) == {}
