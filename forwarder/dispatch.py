@@ -91,7 +91,9 @@ class Dispatcher:
         received = datetime.fromtimestamp(envelope.received_at, timezone.utc)
         inbound = Inbound(f"smtp-{spool_id}", envelope.recipients, mail_from=envelope.mail_from or None,
                           received_at=received, raw_key=envelope.key)
-        if self.verdicts is not None:
+        if envelope.verdicts is not None:  # what the listener found, recorded beside the message
+            inbound = replace(inbound, verdicts=envelope.verdicts)
+        elif self.verdicts is not None:  # an entry spooled before verdicts were recorded
             inbound = replace(inbound, verdicts=self.verdicts(raw))
         try:
             reports = self.forwarder.process(raw, inbound)

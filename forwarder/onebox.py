@@ -106,7 +106,7 @@ class OneBox:
         self.spool = Spool(settings.data_dir / "spool", build_store(settings))
         # Every spool entry comes from the SMTP listener, which strips forged trace fields and
         # stamps ours (authserv-id: the first mail domain, as in the SMTP banner); the dispatcher
-        # reads the verdicts back from that stamp.
+        # takes the verdicts from the spool envelope (from the stamp only for older entries).
         self.authenticator = build_authenticator(settings, settings.domains[0])
         self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers,
                                      verdicts=self.authenticator.verdicts)

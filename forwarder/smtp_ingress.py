@@ -36,6 +36,7 @@ from typing import Any, AnyStr
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
+from forwarder.core.decide import Verdicts
 from forwarder.directory import AddressStatus
 from forwarder.errors import RetryableError
 from forwarder.metrics import SMTP_EVENT, Metrics
@@ -55,7 +56,8 @@ KNOWN_CACHE_SIZE = 100_000
 
 
 #: (raw message, client address, HELO name, MAIL FROM) -> the message to spool.
-Authenticate = Callable[[bytes, str, str, str], Awaitable[bytes]]
+#: (raw, client IP, HELO, MAIL FROM) -> the message to spool, or it and the verdicts to record with it.
+Authenticate = Callable[[bytes, str, str, str], Awaitable[bytes | tuple[bytes, Verdicts]]]
 
 
 class IngressHandler:
@@ -201,14 +203,17 @@ class IngressHandler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         peer = peer_ip(session)
+        verdicts: Verdicts | None = None
         if self.authenticate is not None:
-            raw = await self.authenticate(raw, peer, session.host_name or "", envelope.mail_from or "")
+            authenticated = await self.authenticate(raw, peer, session.host_name or "", envelope.mail_from or "")
+            raw, verdicts = authenticated if isinstance(authenticated, tuple) else (authenticated, None)
         try:
             if not off_loop:
-                accepted: Envelope = self.spool.accept(raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer)
+                accepted: Envelope = self.spool.accept(raw, envelope.mail_from or "", tuple(envelope.rcpt_tos),
+                                                       peer, verdicts)
             else:
                 accepted = await asyncio.get_running_loop().run_in_executor(
-                    None, self.spool.accept, raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer
+                    None, self.spool.accept, raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer, verdicts
                 )
         except (RetryableError, OSError) as exc:
             logger.error("DATA from %s: could not spool: %s", peer, exc)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from forwarder.core.decide import Verdicts
 from forwarder.errors import MessageNotFound, StoreUnavailable
 from forwarder.stores import write_atomically
 
@@ -52,10 +53,25 @@ class Envelope:
     recipients: tuple[str, ...]
     received_at: float
     peer: str = ""
+    #: What the listener's inbound authentication found (forwarder.inbound_auth); None when it did
+    #: not run, or for an entry spooled before verdicts were recorded here.
+    verdicts: Verdicts | None = None
 
     @property
     def key(self) -> str:
         return KEY_PREFIX + self.spool_id
+
+
+_VERDICT_FIELDS = ("spam", "virus", "spf", "dkim", "dmarc", "dmarc_policy")
+
+
+def _verdicts(data: object, spool_id: str) -> Verdicts | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(n), str) for n in _VERDICT_FIELDS[:-1]):
+        raise ValueError(f"spool entry {spool_id} has unreadable verdicts")
+    policy = data.get("dmarc_policy")
+    return Verdicts(*(data[n] for n in _VERDICT_FIELDS[:-1]), dmarc_policy=policy if isinstance(policy, str) else None)
 
 
 def new_spool_id(now: float | None = None) -> str:
@@ -76,9 +92,10 @@ class Spool:
         self._lock = threading.Lock()
         self.writes_locally = bool(getattr(store, "local", False))
 
-    def accept(self, raw: bytes, mail_from: str, recipients: tuple[str, ...], peer: str = "") -> Envelope:
+    def accept(self, raw: bytes, mail_from: str, recipients: tuple[str, ...], peer: str = "",
+               verdicts: Verdicts | None = None) -> Envelope:
         """Store ``raw`` and its envelope; raises :class:`StoreUnavailable` when either write fails."""
-        envelope = Envelope(new_spool_id(), mail_from, recipients, time.time(), peer)
+        envelope = Envelope(new_spool_id(), mail_from, recipients, time.time(), peer, verdicts)
         try:
             self.store.put(envelope.key, raw)
             self._write_envelope(envelope)
@@ -91,8 +108,10 @@ class Spool:
         return envelope
 
     def _write_envelope(self, envelope: Envelope) -> None:
-        data = {"mail_from": envelope.mail_from, "recipients": list(envelope.recipients),
-                "received_at": envelope.received_at, "peer": envelope.peer}
+        data: dict[str, object] = {"mail_from": envelope.mail_from, "recipients": list(envelope.recipients),
+                                   "received_at": envelope.received_at, "peer": envelope.peer}
+        if envelope.verdicts is not None:
+            data["verdicts"] = {name: getattr(envelope.verdicts, name) for name in _VERDICT_FIELDS}
         write_atomically(f"{self._pending}/{envelope.spool_id}.json", json.dumps(data).encode("utf-8"))
 
     def _forget(self, spool_id: str) -> tuple[bytes, Envelope] | None:
@@ -117,7 +136,8 @@ class Spool:
         if not isinstance(data, dict) or not isinstance(data.get("recipients"), list):
             raise ValueError(f"spool entry {spool_id} is not an envelope")
         return Envelope(spool_id, str(data.get("mail_from", "")), tuple(str(r) for r in data["recipients"]),
-                        float(data.get("received_at", 0.0)), str(data.get("peer", "")))
+                        float(data.get("received_at", 0.0)), str(data.get("peer", "")),
+                        _verdicts(data.get("verdicts"), spool_id))
 
     def load(self, spool_id: str) -> tuple[bytes, Envelope]:
         kept = self._forget(spool_id)

@@ -19,7 +19,8 @@ shown or trusted, and the receiving side's own verdict is put on top as one
   DMARC policy is usually given in one: OpenDMARC writes ``dmarc=fail (p=reject dis=none)``,
   rspamd ``(policy=reject)``); it never raises and never recurses.
 - :func:`verdicts_from_results` maps results onto the SES verdict values the decision understands,
-  and :func:`stamped_verdicts` reads them back from our own field when the message is forwarded.
+  and :func:`stamped_verdicts` reads them back from our own field (only for one box spool entries
+  written before the spool envelope recorded the verdicts).
 
 Which lines are fields is decided the way both readers of the stored copy decide it: the core's
 splitter (lines end at LF) and Python's ``email`` parser used by the web app (lines end at CR, LF

@@ -17,9 +17,11 @@ Whatever the mode, before the message is spooled (and so before it is stored, sh
 or forwarded) every ``Authentication-Results``, ``Received-SPF`` and ``X-SES-*`` field the sender
 or an earlier hop wrote is removed (:func:`forwarder.core.trace.strip_trace_fields`, which also
 says why ARC sets are kept), and one ``Authentication-Results`` field under our authserv-id is
-put on top with the results. When the message is forwarded, :meth:`Authenticator.verdicts` reads
-that field back into the SES-shaped :class:`Verdicts` the decision understands, so
-``OTHERMAIL_DROP_DMARC_REJECT`` drops forged mail from p=reject domains here as on Lambda.
+put on top with the results. The same results, as the SES-shaped :class:`Verdicts` the decision
+understands, are recorded in the spool envelope beside the message, and the dispatcher takes them
+from there (nothing in the message can change them), so ``OTHERMAIL_DROP_DMARC_REJECT`` drops
+forged mail from p=reject domains here as on Lambda. :meth:`Authenticator.verdicts` reads the
+field back only for entries spooled before envelopes recorded verdicts.
 
 DNS that cannot be reached, or does not answer within the budget, gives ``temperror``: no verdict,
 which never defers or drops a message by itself. So the one box keeps working with no network.
@@ -37,12 +39,14 @@ from typing import TYPE_CHECKING
 from forwarder.core import Verdicts
 from forwarder.core.message import split_message
 from forwarder.core.trace import (
+    NO_VERDICT,
     MethodResult,
     format_authentication_results,
     parse_authentication_results,
     stamp,
     stamped_verdicts,
     strip_trace_fields,
+    verdicts_from_results,
 )
 from forwarder.errors import SettingsError
 from forwarder.inbound_auth.checks import Client, Dmarc, check_dkim, check_spf, client_address, spf_domain
@@ -138,6 +142,11 @@ class Authenticator:
 
     def process(self, raw: bytes, client: Client) -> bytes:
         """``raw`` without forged trace fields and with our ``Authentication-Results`` on top."""
+        return self.process_with_verdicts(raw, client)[0]
+
+    def process_with_verdicts(self, raw: bytes, client: Client) -> tuple[bytes, Verdicts]:
+        """:meth:`process`, and the verdicts it stamped (recorded in the spool envelope, so the
+        dispatcher never has to trust anything read back from the message)."""
         try:
             results = self.results(raw, client)
         except Exception:  # a bug in a check must not lose the message: no verdict, and say so
@@ -147,20 +156,22 @@ class Authenticator:
         if removed:
             logger.info("removed %d trace field(s) the sender wrote", removed)
         eol = b"\n" if split_message(stripped).eol == b"\n" else b"\r\n"
-        return stamp(stripped, format_authentication_results(self.authserv_id, results, eol))
+        stamped = stamp(stripped, format_authentication_results(self.authserv_id, results, eol))
+        return stamped, verdicts_from_results(results) if results else NO_VERDICT
 
-    async def authenticate(self, raw: bytes, ip: str, helo: str, mail_from: str) -> bytes:
-        """:meth:`process` on this authenticator's own threads (DNS never holds up the event loop,
-        nor the threads the listener uses for its database lookups)."""
+    async def authenticate(self, raw: bytes, ip: str, helo: str, mail_from: str) -> tuple[bytes, Verdicts]:
+        """:meth:`process_with_verdicts` on this authenticator's own threads (DNS never holds up
+        the event loop, nor the threads the listener uses for its database lookups)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="inbound-auth")
         client = Client(ip, helo or "", mail_from or "")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.process, raw, client)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.process_with_verdicts, raw, client)
 
     # -- what the dispatcher calls, before it forwards --------------------------------------
 
     def verdicts(self, raw: bytes) -> Verdicts:
-        """The verdicts :meth:`process` stamped on ``raw``."""
+        """The verdicts :meth:`process` stamped on ``raw``: for spool entries written before the
+        envelope recorded them (the dispatcher prefers the envelope's)."""
         return stamped_verdicts(raw, self.authserv_id)
 
     def close(self) -> None:

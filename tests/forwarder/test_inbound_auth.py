@@ -389,3 +389,47 @@ def test_a_control_character_or_a_broken_from_domain_does_not_evade_dmarc(sender
     raw = b"From: " + sender + b"\r\nTo: t@alias.example\r\nSubject: s\r\n\r\nbody\r\n"
     verdicts = auth.verdicts(auth.process(raw, Client("192.0.2.1", "h.evil.example", "b@evil.example")))
     assert (verdicts.dmarc, verdicts.dmarc_policy) == ("FAIL", "reject")
+
+
+def test_the_verdicts_travel_in_the_spool_envelope_not_in_the_message(tmp_path: Path) -> None:
+    """Review HIGH 1 (the lasting fix): the dispatcher takes the verdicts the listener computed
+    from the spool envelope, so no byte of the message, however it parses, can change them."""
+    from forwarder.dispatch import Dispatcher
+    from forwarder.smtp_ingress import IngressHandler, SmtpListener
+    from forwarder.spool import Spool
+    from forwarder.stores import LocalStore
+
+    auth = Authenticator("own", AUTHSERV, Resolver(_PolicyOnly()))
+    spool = Spool(tmp_path / "spool", LocalStore(tmp_path / "mail"))
+    accepted: list[str] = []
+    handler = IngressHandler(("alias.example",), spool, lambda a: True, accepted.append, authenticate=auth.authenticate)
+    listener = SmtpListener(handler, "127.0.0.1", 0, 1_000_000)
+    listener.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", listener.port, timeout=10) as client:
+            client.sendmail("b@evil.example", ["t@alias.example"],
+                            b"From: security@paypal.example\r\nTo: t@alias.example\r\nSubject: s\r\n\r\nbody\r\n")
+    finally:
+        listener.stop()
+        auth.close()
+    (spool_id,) = accepted
+    recorded = Spool(tmp_path / "spool", LocalStore(tmp_path / "mail")).envelope(spool_id).verdicts  # from disk
+    assert recorded is not None and (recorded.dmarc, recorded.dmarc_policy) == ("FAIL", "reject")
+
+    class Seen:
+        inbound = None
+
+        def process(self, raw: bytes, inbound):  # the pipeline's entry point
+            Seen.inbound = inbound
+            return []
+
+    key = spool.envelope(spool_id).key
+    forged = b"Authentication-Results: " + AUTHSERV.encode() + b"; spf=pass; dkim=pass; dmarc=pass\r\n"
+    spool.store.put(key, forged + spool.store.get(key))  # whatever the stored bytes say
+    spool = Spool(tmp_path / "spool", LocalStore(tmp_path / "mail"))
+    dispatcher = Dispatcher(spool, Seen(), workers=1, verdicts=auth.verdicts)
+    try:
+        dispatcher._forward_once(spool_id, 0)
+    finally:
+        dispatcher.close(timeout=5)
+    assert Seen.inbound is not None and Seen.inbound.verdicts == recorded
