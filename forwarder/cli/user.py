@@ -32,13 +32,11 @@ def user() -> None:
 @click.pass_obj
 def create(obj: CliContext, email: str, admin: bool, password_stdin: bool) -> None:
     """Create the account EMAIL, or update an existing one, and print its id."""
-    import sys
-
     from sqlalchemy import select
 
     from forwarder.core.addresses import is_valid_address
     from models import User, normalize_email, utcnow
-    from web.security import hash_password, password_problem
+    from web.security import hash_password
 
     try:
         address = normalize_email(email)
@@ -46,12 +44,7 @@ def create(obj: CliContext, email: str, admin: bool, password_stdin: bool) -> No
         address = ""
     if not address or not is_valid_address(address):
         raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL")
-    password = None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        problem = password_problem(password)
-        if problem:
-            raise click.ClickException(f"password refused: {problem}")
+    password = _password_from_stdin() if password_stdin else None
     with obj.sessions()() as session:
         found = session.scalars(select(User).where(User.email == address)).first()
         created = found is None
@@ -79,23 +72,16 @@ def create(obj: CliContext, email: str, admin: bool, password_stdin: bool) -> No
 @click.pass_obj
 def reset_password(obj: CliContext, email: str, password_stdin: bool) -> None:
     """Reset the password of the account EMAIL: every session ends and every API token is revoked."""
-    import sys
-
     from sqlalchemy import select
 
     from models import User, normalize_email, utcnow
-    from web.security import hash_password, password_problem
+    from web.security import hash_password
 
     try:
         address = normalize_email(email)
     except (TypeError, ValueError):
         raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL") from None
-    password = None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        problem = password_problem(password)
-        if problem:
-            raise click.ClickException(f"password refused: {problem}")
+    password = _password_from_stdin() if password_stdin else None
     with obj.sessions()() as session:
         account = session.scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
         if account is None:
@@ -106,6 +92,19 @@ def reset_password(obj: CliContext, email: str, password_stdin: bool) -> None:
         session.commit()
         click.echo(f"user {address}: password {'set' if password is not None else 'cleared'}, "
                    f"{ended} session(s) ended, {revoked} API token(s) revoked", err=True)
+
+
+def _password_from_stdin() -> str:
+    """The first line of standard input, refused in one line if the password rules refuse it."""
+    import sys
+
+    from web.security import password_problem
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    problem = password_problem(password)
+    if problem:
+        raise click.ClickException(f"password refused: {problem}")
+    return password
 
 
 def _end_access(session: "Session", account: "User") -> tuple[int, int]:
