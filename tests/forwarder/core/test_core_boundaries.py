@@ -165,23 +165,9 @@ def _top_boundary(raw: bytes) -> bytes | None:
     return value.encode("latin-1") if value else None
 
 
-def test_corpus_messages_with_a_long_boundary_are_forwarded(corpus: Path) -> None:
-    found = []
-    for path in sorted(corpus.rglob("*.eml")):
-        raw = path.read_bytes()
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-        if any(len(p.get_boundary() or "") > MAX_BOUNDARY for p in msg.walk()):
-            found.append(path)
-            result, out = run(raw)
-            assert REPAIR in result.repairs, path
-            assert leaves(out) == leaves(raw), path
-    if not found:
-        pytest.skip(f"no message of the corpus at {corpus} has a boundary over {MAX_BOUNDARY} octets; "
-                    "test_corpus_multiparts_with_a_lengthened_boundary covers the repair on real messages")
-
-
 def test_corpus_multiparts_with_a_lengthened_boundary(corpus: Path) -> None:
-    """Every multipart message of the corpus, its top-level boundary made 1,202 octets long."""
+    """Every multipart message of the corpus, its top-level boundary made 1,202 octets long (set A
+    of the corpus has no message whose own boundary passes 986 octets, so they are made here)."""
     tried = 0
     for path in sorted(corpus.rglob("*.eml")):
         raw = path.read_bytes()
