@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from forwarder.core import AliasState, Outcome, Policy, Verdicts, forward, prepare, validate_bytes
-from forwarder.core.boundaries import REPAIR, new_boundary
+from forwarder.core.boundaries import MAX_BOUNDARY, REPAIR, new_boundary
 from forwarder.core.message import split_message
 
 ALIAS = "shop-7hq2@othermail.example"
