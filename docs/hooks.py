@@ -1,0 +1,192 @@
+"""MkDocs hooks (mkdocs.yml, ``hooks:``): the pages that have one source in the code.
+
+- The configuration reference (docs/configuration.md) is checked against ``Settings.from_env``:
+  the build stops when a variable it reads has no row, when a row names a variable nothing reads,
+  or when a row's default is not the one ``Settings`` takes (setting a variable to its documented
+  default must change nothing). tests/docs/test_docs_site.py runs the same check.
+- The API reference is generated from ``web.api.openapi.document()``, the document the API
+  serves and validates against: ``api/openapi.json`` as served, and ``api.md``, one section per
+  route. Nothing here fetches anything, so the build works offline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PREFIX = "OTHERMAIL_"
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+#: Read outside Settings, by the Lambdas' cold start (forwarder/aws/secrets.py) before Settings.
+READ_BEFORE_SETTINGS = ("OTHERMAIL_SSM_PATH", "OTHERMAIL_SECRETS_ARN")
+
+
+class _Recording(Mapping[str, str]):
+    """An empty environment that remembers every name asked of it."""
+
+    def __init__(self) -> None:
+        self.asked: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def settings_variables() -> set[str]:
+    """Every OTHERMAIL_* variable ``Settings.from_env`` reads, found by asking it."""
+    from forwarder.settings import Settings
+
+    env = _Recording()
+    Settings.from_env(env)
+    return {name for name in env.asked if name.startswith(PREFIX)}
+
+
+def configuration_rows(text: str) -> list[tuple[list[str], str]]:
+    """(variable names, default cell) of each row of the table under "## Settings"."""
+    section = text.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`" + PREFIX):
+            rows.append((re.findall(r"`(OTHERMAIL_\w+)`", cells[0]), cells[1]))
+    return rows
+
+
+def configuration_problems(text: str | None = None) -> list[str]:
+    """What differs between the Settings table of docs/configuration.md and ``Settings``."""
+    from forwarder.errors import SettingsError
+    from forwarder.settings import Settings
+
+    rows = configuration_rows(CONFIGURATION.read_text() if text is None else text)
+    documented = [name for names, _ in rows for name in names]
+    read = settings_variables()
+    problems = [f"{name}: read by Settings.from_env, no row in docs/configuration.md" for name in sorted(read - set(documented))]
+    problems += [f"{name}: documented, but Settings.from_env does not read it"
+                 for name in documented if name not in read and name not in READ_BEFORE_SETTINGS]
+    problems += [f"{name}: documented twice" for name in sorted({n for n in documented if documented.count(n) > 1})]
+    baseline = Settings.from_env({})
+    for names, cell in rows:
+        if cell.startswith("(none"):
+            defaults = [""] * len(names)
+        else:
+            defaults = re.findall(r"`([^`]*)`", cell)
+        if len(defaults) != len(names) or any("<" in value or PREFIX in value for value in defaults):
+            continue  # a default described in words (another variable, the data folder, the mode)
+        for name, value in zip(names, defaults):
+            if name in READ_BEFORE_SETTINGS or name not in read:
+                continue
+            try:
+                differs = Settings.from_env({name: value}) != baseline
+            except SettingsError as exc:
+                problems.append(f"{name}: documented default {value!r} is refused: {exc}")
+                continue
+            if differs:
+                problems.append(f"{name}: documented default {value!r} is not the default of Settings")
+    return problems
+
+
+def _schema_text(schema: Mapping[str, Any] | None) -> str:
+    if not schema:
+        return ""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return f"[`{name}`](#{name.lower()})"
+    return f"`{json.dumps(schema, sort_keys=True)}`"
+
+
+def api_markdown(document: Mapping[str, Any]) -> str:
+    """The API reference page: every route and schema of the OpenAPI document."""
+    info = document["info"]
+    out = [
+        "# API reference",
+        "",
+        f"{info['title']} {info['version']}, OpenAPI {document['openapi']}. This page is generated when the",
+        "site is built from `web.api.openapi.document()`, the same document the API serves at",
+        "`/api/v1/openapi.json` and validates its requests and responses against; the document itself",
+        "is [openapi.json](api/openapi.json). Authentication: `Authorization: Bearer om_...` (a",
+        "personal API token; `othermail token create`, or the account page). Errors are JSON",
+        '`{"error": {"code": "...", "message": "..."}}`.',
+        "",
+    ]
+    if info.get("description"):
+        out += [info["description"], ""]
+    base = (document.get("servers") or [{"url": ""}])[0]["url"]
+    out += ["## Routes", "", "| method | path | summary |", "|---|---|---|"]
+    operations = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                operations.append((path, method, operation))
+                anchor = operation.get("operationId", f"{method}-{path}").lower()
+                out.append(f"| `{method.upper()}` | `{base}{path}` | [{operation.get('summary', '')}](#{anchor}) |")
+    out.append("")
+    for path, method, operation in operations:
+        anchor = operation.get("operationId", f"{method}-{path}").lower()
+        out += [f"### {operation.get('summary') or anchor} {{#{anchor}}}", "", f"`{method.upper()} {base}{path}`", ""]
+        if operation.get("description"):
+            out += [operation["description"], ""]
+        parameters = list(item_parameters(document, path)) + list(operation.get("parameters", []))
+        if parameters:
+            out += ["| parameter | in | required | schema | description |", "|---|---|---|---|---|"]
+            for parameter in parameters:
+                out.append(f"| `{parameter['name']}` | {parameter['in']} | {'yes' if parameter.get('required') else 'no'} "
+                           f"| {_schema_text(parameter.get('schema'))} | {parameter.get('description', '')} |")
+            out.append("")
+        body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if body:
+            out += [f"Request body: {_schema_text(body)}", ""]
+        out += ["| status | description | body |", "|---|---|---|"]
+        for status, response in operation.get("responses", {}).items():
+            schema = response.get("content", {}).get("application/json", {}).get("schema")
+            out.append(f"| {status} | {response.get('description', '')} | {_schema_text(schema)} |")
+        out.append("")
+    out += ["## Schemas", ""]
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        out += [f"### {name} {{#{name.lower()}}}", "", "```json", json.dumps(schema, indent=2, sort_keys=True), "```", ""]
+    return "\n".join(out)
+
+
+def item_parameters(document: Mapping[str, Any], path: str) -> list[Mapping[str, Any]]:
+    return list(document["paths"][path].get("parameters", []))
+
+
+# MkDocs events ---------------------------------------------------------------------------------
+
+def on_pre_build(config: Any) -> None:
+    from mkdocs.exceptions import PluginError
+
+    problems = configuration_problems()
+    if problems:
+        raise PluginError("docs/configuration.md disagrees with forwarder.settings.Settings:\n  " + "\n  ".join(problems))
+
+
+def on_files(files: Any, config: Any) -> Any:
+    from mkdocs.structure.files import File
+
+    from web.api.openapi import document
+
+    spec = document()
+    files.append(File.generated(config, "api/openapi.json", content=json.dumps(spec, indent=2, sort_keys=True) + "\n"))
+    files.append(File.generated(config, "api.md", content=api_markdown(spec)))
+    return files
