@@ -201,7 +201,7 @@ def test_the_zip_leaves_out_tests_tools_and_dev_dependencies(packages: dict[str,
     tops = {name.split("/")[0] for name in listed}
     for unwanted in ("tests", "bench", "deploy", ".ci", ".git", ".venv", ".hypothesis", ".pytest_cache", "corpus",
                      "shared", "var", "dist", "othermail.egg-info", "pytest", "_pytest", "moto", "playwright",
-                     "schemathesis", "hypothesis", "troposphere", "pip", "setuptools", "README.md",
+                     "schemathesis", "hypothesis", "troposphere", "pip", "setuptools", "README.md", "mkdocs.yml",
                      "pyproject.toml", "zappa_settings.json"):
         assert unwanted not in tops, unwanted
     assert not [n for n in listed if n.startswith("forwarder/samples/")]  # only `othermail demo` reads them
