@@ -137,7 +137,7 @@ def run(options: argparse.Namespace, per_client: int, total: int, work: Path) ->
                 "OTHERMAIL_SENDER": "smtp", "OTHERMAIL_RELAY_HOST": "127.0.0.1",
                 "OTHERMAIL_RELAY_PORT": str(relay_port), "OTHERMAIL_RELAY_SECURITY": "none",
                 "PYTHONPATH": str(ROOT)})
-    # thousands of messages to one alias: the hourly and daily limits (README, "Limits") would drop them
+    # thousands of messages to one alias: the hourly and daily limits (docs/limits.md) would drop them
     env.update({f"OTHERMAIL_LIMIT_{name}": "0" for name in ("ALIAS_PER_HOUR", "ALIAS_PER_DAY", "USER_PER_HOUR",
                                                              "USER_PER_DAY")})
     cli = [sys.executable, "-m", "forwarder.cli.main"]

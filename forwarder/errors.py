@@ -64,7 +64,7 @@ class InvalidFeedback(InvalidEvent):
 
 
 class SettingsError(OthermailError):
-    hint = "see the configuration table in README.md"
+    hint = "see the configuration reference, docs/configuration.md"
 
 
 class AddressInUse(SettingsError):

@@ -68,7 +68,7 @@ class MailLimits:
     """Messages forwarded per alias and per user, per hour and per day; 0 is no limit.
 
     The default is no limit at all (tests, tools); the settings' defaults are in
-    ``forwarder/settings.py`` and README.md ("Limits").
+    ``forwarder/settings.py`` and docs/limits.md.
     """
 
     alias_per_hour: int = 0

@@ -1,7 +1,7 @@
 """Typed settings, read once from the environment at the edge (CLI start, Lambda cold start).
 
 Nothing in othermail reads ``os.environ`` anywhere else; everything else receives a ``Settings``.
-Every variable is listed in README.md ("Configuration").
+Every variable is listed in docs/configuration.md, which the docs build checks against this class.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ PREFIX = "OTHERMAIL_"
 
 #: Messages forwarded per alias and per user (all its aliases), per fixed UTC hour and day: far
 #: above what a person's mail needs, low enough that a flood through one alias or account cannot
-#: turn into complaints that hurt the SES account's reputation (README.md, "Limits").
+#: turn into complaints that hurt the SES account's reputation (docs/limits.md).
 DEFAULT_MAIL_LIMITS = MailLimits(alias_per_hour=100, alias_per_day=500, user_per_hour=200, user_per_day=1000)
 
 
@@ -136,7 +136,7 @@ def _tls_pair(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
 
 
 def _inbound_auth(env: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
-    """OTHERMAIL_INBOUND_AUTH and the trusted relay it may name (README.md, "Inbound authentication")."""
+    """OTHERMAIL_INBOUND_AUTH and the trusted relay it may name (docs/operator/one-box.md, "Authentication")."""
     import ipaddress
 
     mode = _choice(env, "INBOUND_AUTH", "own", ("own", "trusted-relay", "off"))

@@ -19,7 +19,7 @@ every session and DATA transfer has an absolute deadline (``session_seconds``, `
 so slow clients cannot hold slots for ever.
 
 All of it is plain state touched by the event loop's thread only; values come from
-:class:`forwarder.settings.Settings` (README.md, "Configuration").
+:class:`forwarder.settings.Settings` (docs/configuration.md).
 """
 
 from __future__ import annotations

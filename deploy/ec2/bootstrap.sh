@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs othermail on a fresh Debian 12 or Ubuntu 24.04 machine from the checkout this script
-# belongs to (README.md, "Deploy on one EC2 box"):
+# belongs to (docs/operator/ec2.md):
 #
 #   sudo git clone <repository> /opt/othermail/src
 #   sudo /opt/othermail/src/deploy/ec2/bootstrap.sh mail.example.org

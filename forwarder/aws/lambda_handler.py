@@ -17,7 +17,7 @@ replay`` re-drives. Every delivery already made is recorded, so a retry sends no
 
 Each invocation ends with one CloudWatch Embedded Metric Format line on standard output: that
 invocation's count of every outcome, as metrics of the ``Othermail`` namespace (see
-``forwarder.metrics`` and README.md, "Observability").
+``forwarder.metrics`` and docs/operator/one-box.md, "Observability").
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def _client(service: str, region: str | None, session: Any) -> Any:
 
 def _check(source: str, name: str, value: Any) -> tuple[str, str]:
     if not isinstance(name, str) or not name.startswith(PREFIX) or name in _SOURCES:
-        raise SettingsError(f"{source}: {name!r} is not an OTHERMAIL_* setting (see README, Configuration)")
+        raise SettingsError(f"{source}: {name!r} is not an OTHERMAIL_* setting (see docs/configuration.md)")
     if isinstance(value, bool):
         return name, "true" if value else "false"
     if isinstance(value, (int, float, str)):

@@ -169,10 +169,10 @@ def test_domains_without_a_domain_names_the_variable(raw: str) -> None:
         Settings.from_env({"OTHERMAIL_DOMAINS": raw})
 
 
-def test_settings_error_points_at_the_readme() -> None:
+def test_settings_error_points_at_the_configuration_reference() -> None:
     with pytest.raises(SettingsError) as info:
         Settings.from_env({"OTHERMAIL_SES_API": "v3"})
-    assert "README" in str(info.value)
+    assert "docs/configuration.md" in str(info.value)
 
 
 @pytest.mark.parametrize("api, limit", [("v1", SESV1_MAX_BYTES), ("v2", SESV2_MAX_BYTES)])
