@@ -3,7 +3,8 @@
 - The configuration reference (docs/configuration.md) is checked against ``Settings.from_env``:
   the build stops when a variable it reads has no row, when a row names a variable nothing reads,
   or when a row's default is not the one ``Settings`` takes (setting a variable to its documented
-  default must change nothing). tests/docs/test_docs_site.py runs the same check.
+  default must change nothing); each ``OTHERMAIL_WEB_*`` it names must be a key web/ reads.
+  tests/docs/test_docs_site.py runs the same checks.
 - The API reference is generated from ``web.api.openapi.document()``, the document the API
   serves and validates against: ``api/openapi.json`` as served, and ``api.md``, one section per
   route. Nothing here fetches anything, so the build works offline.
@@ -106,6 +107,18 @@ def configuration_problems(text: str | None = None) -> list[str]:
     return problems
 
 
+def web_setting_problems(text: str | None = None) -> list[str]:
+    """Each ``OTHERMAIL_WEB_<KEY>`` the page names must be a key some module of web/ reads (the web
+    app takes them through Flask's ``from_prefixed_env``, so its keys have no one class)."""
+    text = CONFIGURATION.read_text() if text is None else text
+    sources = "\n".join(path.read_text() for path in (ROOT / "web").rglob("*.py"))
+    problems = []
+    for key in sorted(set(re.findall(r"OTHERMAIL_WEB_([A-Z][A-Z0-9_]*)", text))):
+        if f'"{key}"' not in sources and f"'{key}'" not in sources:
+            problems.append(f"OTHERMAIL_WEB_{key}: documented, but no module of web/ reads the key {key}")
+    return problems
+
+
 def _schema_text(schema: Mapping[str, Any] | None) -> str:
     if not schema:
         return ""
@@ -176,7 +189,7 @@ def item_parameters(document: Mapping[str, Any], path: str) -> list[Mapping[str,
 def on_pre_build(config: Any) -> None:
     from mkdocs.exceptions import PluginError
 
-    problems = configuration_problems()
+    problems = configuration_problems() + web_setting_problems()
     if problems:
         raise PluginError("docs/configuration.md disagrees with forwarder.settings.Settings:\n  " + "\n  ".join(problems))
 

@@ -64,3 +64,11 @@ def test_every_page_in_the_nav_exists() -> None:
     generated = {"api.md"}
     for page in pages:
         assert page in generated or (ROOT / "docs" / page).is_file(), page
+
+
+def test_the_web_settings_named_are_read_by_the_web_app() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    assert hooks.web_setting_problems(text) == []
+    made_up = text + "\n`OTHERMAIL_WEB_NO_SUCH_THING` (1) does nothing.\n"
+    assert hooks.web_setting_problems(made_up) == [
+        "OTHERMAIL_WEB_NO_SUCH_THING: documented, but no module of web/ reads the key NO_SUCH_THING"]
