@@ -119,13 +119,18 @@ def web_setting_problems(text: str | None = None) -> list[str]:
     return problems
 
 
+def _cell(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _schema_text(schema: Mapping[str, Any] | None) -> str:
     if not schema:
         return ""
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
         return f"[`{name}`](#{name.lower()})"
-    return f"`{json.dumps(schema, sort_keys=True)}`"
+    return f"`{_cell(json.dumps(schema, sort_keys=True))}`"
 
 
 def api_markdown(document: Mapping[str, Any]) -> str:
@@ -152,7 +157,7 @@ def api_markdown(document: Mapping[str, Any]) -> str:
             if method in ("get", "post", "put", "patch", "delete"):
                 operations.append((path, method, operation))
                 anchor = operation.get("operationId", f"{method}-{path}").lower()
-                out.append(f"| `{method.upper()}` | `{base}{path}` | [{operation.get('summary', '')}](#{anchor}) |")
+                out.append(f"| `{method.upper()}` | `{base}{path}` | [{_cell(operation.get('summary', ''))}](#{anchor}) |")
     out.append("")
     for path, method, operation in operations:
         anchor = operation.get("operationId", f"{method}-{path}").lower()
@@ -164,7 +169,7 @@ def api_markdown(document: Mapping[str, Any]) -> str:
             out += ["| parameter | in | required | schema | description |", "|---|---|---|---|---|"]
             for parameter in parameters:
                 out.append(f"| `{parameter['name']}` | {parameter['in']} | {'yes' if parameter.get('required') else 'no'} "
-                           f"| {_schema_text(parameter.get('schema'))} | {parameter.get('description', '')} |")
+                           f"| {_schema_text(parameter.get('schema'))} | {_cell(parameter.get('description', ''))} |")
             out.append("")
         body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
         if body:
@@ -172,7 +177,7 @@ def api_markdown(document: Mapping[str, Any]) -> str:
         out += ["| status | description | body |", "|---|---|---|"]
         for status, response in operation.get("responses", {}).items():
             schema = response.get("content", {}).get("application/json", {}).get("schema")
-            out.append(f"| {status} | {response.get('description', '')} | {_schema_text(schema)} |")
+            out.append(f"| {status} | {_cell(response.get('description', ''))} | {_schema_text(schema)} |")
         out.append("")
     out += ["## Schemas", ""]
     for name, schema in document.get("components", {}).get("schemas", {}).items():

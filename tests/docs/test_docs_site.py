@@ -72,3 +72,13 @@ def test_the_web_settings_named_are_read_by_the_web_app() -> None:
     made_up = text + "\n`OTHERMAIL_WEB_NO_SUCH_THING` (1) does nothing.\n"
     assert hooks.web_setting_problems(made_up) == [
         "OTHERMAIL_WEB_NO_SUCH_THING: documented, but no module of web/ reads the key NO_SUCH_THING"]
+
+
+def test_a_pipe_in_the_document_does_not_break_a_table() -> None:
+    from web.api.openapi import document
+
+    spec = document()
+    operation = spec["paths"]["/aliases"]["get"]
+    operation["summary"] = "one | two"
+    page = hooks.api_markdown(spec)
+    assert "[one \\| two](#" in page
