@@ -23,8 +23,10 @@ from sqlalchemy import URL, Engine, create_engine, make_url, pool
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from migrations import upgrade
 from models import make_engine, make_session_factory
+from tests.support.databases import Templates, install, migrate, postgresql_template
+from tests.support.passwords import CHEAP_HASHER
+from web import security
 
 #: Environment variables overriding the admin URLs used to create and drop
 #: the per-test databases (the user needs CREATE/DROP DATABASE rights).
@@ -44,6 +46,14 @@ BACKEND_PARAMS = [
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
     pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
 ]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """Argon2 with minimal parameters in tests only (tests/support/passwords.py)."""
+    previous = security.use_password_hasher(CHEAP_HASHER)
+    yield
+    security.use_password_hasher(previous)
 
 
 @pytest.fixture(autouse=True)
@@ -79,65 +89,102 @@ def _run_admin_sql(engine: Engine, backend: str, sql: str) -> None:
     )
 
 
-@contextlib.contextmanager
-def _server_database(backend: str) -> Iterator[str]:
-    name = f"othermail_test_{secrets.token_hex(6)}"
-    if backend == "postgresql":
-        create = f'CREATE DATABASE "{name}"'
-        # FORCE: a connection leaked by a failing test must not block cleanup.
-        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-    else:
-        create = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-        drop = f"DROP DATABASE IF EXISTS `{name}`"
-    url = admin_url(backend)
+def _admin_sql(backend: str, sql: str) -> None:
     admin = create_engine(
-        url,
+        admin_url(backend),
         isolation_level="AUTOCOMMIT",
         poolclass=pool.NullPool,
         connect_args={"connect_timeout": 5},
     )
     try:
-        _run_admin_sql(admin, backend, create)
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            _run_admin_sql(admin, backend, drop)
+        _run_admin_sql(admin, backend, sql)
     finally:
         admin.dispose()
 
 
+def _create_server_database(backend: str, template: str | None = None) -> str:
+    """Create a database (a copy of PostgreSQL database ``template`` if given); return its URL."""
+    name = f"othermail_test_{secrets.token_hex(6)}"
+    if backend == "postgresql":
+        _admin_sql(backend, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    else:
+        assert template is None, "MariaDB has no template databases"
+        _admin_sql(backend, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    return admin_url(backend).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_server_database(backend: str, name: str) -> None:
+    if backend == "postgresql":
+        # FORCE: a connection leaked by a failing test must not block cleanup.
+        _admin_sql(backend, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        _admin_sql(backend, f"DROP DATABASE IF EXISTS `{name}`")
+
+
 @contextlib.contextmanager
-def fresh_database(backend: str, directory: Path | None = None) -> Iterator[str]:
+def _server_database(backend: str, template: str | None = None) -> Iterator[str]:
+    url = _create_server_database(backend, template)
+    try:
+        yield url
+    finally:
+        _drop_server_database(backend, make_url(url).database or "")
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str, directory: Path | None = None, *, migrated: bool = False) -> Iterator[str]:
     """Yield the URL of a new, empty database on ``backend``; drop it afterwards.
 
     ``backend`` is "sqlite", "postgresql" or "mariadb".  SQLite databases are
     files in ``directory`` (default: a temporary directory removed on exit).
+    With ``migrated`` the database is at the head revision, copied from the session's
+    template where the backend has one (tests/support/databases.py).
     Dispose of any engine created on the URL before leaving the block.
     """
     if backend == "sqlite":
         if directory is not None:
-            yield f"sqlite:///{directory / f'othermail_{secrets.token_hex(4)}.db'}"
+            url = f"sqlite:///{directory / f'othermail_{secrets.token_hex(4)}.db'}"
+            if migrated:
+                migrate(url)
+            yield url
             return
         with tempfile.TemporaryDirectory(prefix="othermail_test_") as tmp:
-            yield f"sqlite:///{Path(tmp) / 'othermail.db'}"
+            url = f"sqlite:///{Path(tmp) / 'othermail.db'}"
+            if migrated:
+                migrate(url)
+            yield url
         return
     if backend not in ADMIN_URL_ENV:
         raise ValueError(f"unknown backend {backend!r}")
-    with _server_database(backend) as url:
+    template = postgresql_template() if migrated and backend == "postgresql" else None
+    with _server_database(backend, template) as url:
+        if migrated and template is None:
+            migrate(url)
         yield url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Alembic runs once per backend per session (per xdist worker): see tests/support/databases.py."""
+    templates = Templates(tmp_path_factory.mktemp("templates"), _create_server_database)
+    install(templates)
+    yield
+    install(None)
+    for backend, name in templates.server_names().items():
+        _drop_server_database(backend, name)
 
 
 @pytest.fixture(params=BACKEND_PARAMS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """URL of a fresh, empty database (no tables) on each backend."""
-    with fresh_database(request.param, tmp_path) as url:
+    """URL of a fresh, empty database (no tables) on each backend; at the head revision
+    when the test uses ``migrated_url`` (which is this same database)."""
+    migrated = "migrated_url" in request.fixturenames
+    with fresh_database(request.param, tmp_path, migrated=migrated) as url:
         yield url
 
 
 @pytest.fixture
 def migrated_url(database_url: str) -> str:
-    """``database_url`` after ``alembic upgrade head``."""
-    upgrade(database_url)
+    """``database_url`` at the head revision (copied from the session's template where it can be)."""
     return database_url
 
 

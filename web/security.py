@@ -21,7 +21,9 @@ from flask import Flask, Response, current_app, g, redirect, request, session, u
 from models import User, UserSession
 from web.services import sessions
 
-_hasher = PasswordHasher()
+#: The hasher every deployment uses: argon2-cffi's defaults (t=3, 64 MiB, p=4).
+PRODUCTION_HASHER = PasswordHasher()
+_hasher = PRODUCTION_HASHER
 MIN_PASSWORD = 10
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +36,17 @@ CONTENT_SECURITY_POLICY = (
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def use_password_hasher(hasher: PasswordHasher) -> PasswordHasher:
+    """Hash new passwords (and the dummy hash) with ``hasher``; return the one it replaces.
+
+    Only the test suite calls this, with cheap parameters: hashes made with any parameters
+    verify, because Argon2 reads them from the hash itself."""
+    global _hasher
+    previous, _hasher = _hasher, hasher
+    _dummy_hash.cache_clear()
+    return previous
 
 
 @functools.cache

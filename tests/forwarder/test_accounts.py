@@ -23,9 +23,9 @@ from forwarder.accounts import (
     parse_duration,
     random_local_part,
 )
-from migrations import upgrade
 from models import Alias, Destination, User, make_engine, make_session_factory
 from tests.conftest import fresh_database
+from tests.support.databases import migrate
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 DOMAIN = "othermail.example"
@@ -142,7 +142,7 @@ def test_words_are_all_valid_lowercase_words() -> None:
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Session]:
     with fresh_database("sqlite", tmp_path) as url:
-        upgrade(url)
+        migrate(url)
         engine = make_engine(url)
         try:
             with make_session_factory(engine)() as session:

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 from werkzeug.test import Client
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.core import Policy
 from forwarder.directory import SqlDirectory
 from forwarder.errors import PermanentSendError, SendRetryable
@@ -70,7 +70,7 @@ class ScriptedSender(MemorySender):
 
 def make_forwarder(tmp_path: Path, metrics: Metrics | None = None) -> Forwarder:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     sessions = make_session_factory(make_engine(url))
     with sessions() as db:
         user = User(email="owner@example.org")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.core import Outcome, Policy
 from forwarder.directory import SqlDirectory
 from forwarder.errors import PermanentSendError
@@ -38,7 +38,7 @@ class Clock:
 @pytest.fixture
 def world(tmp_path: Path):  # type: ignore[no-untyped-def]
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     engine = make_engine(url)
     with make_session_factory(engine)() as db:
         user = User(email="owner@example.org")

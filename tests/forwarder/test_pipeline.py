@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import migrations
+from tests.support.databases import migrate
 from forwarder import pipeline
 from forwarder.core import Outcome, Policy
 from forwarder.directory import SqlDirectory
@@ -23,7 +23,7 @@ RAW = b"From: Jane <jane@example.net>\r\nTo: shop-7hq2@othermail.example\r\nSubj
 @pytest.fixture
 def forwarder(tmp_path: Path) -> Forwarder:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     sessions = make_session_factory(make_engine(url))
     with sessions() as db:
         user = User(email="owner@example.org")

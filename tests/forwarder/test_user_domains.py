@@ -28,7 +28,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.cli.main import cli
 from forwarder.core import Outcome, Policy
 from forwarder.directory import SqlDirectory
@@ -172,7 +172,7 @@ def test_the_catch_all_creates_the_alias_once_under_concurrency(migrated_url: st
                                      "no-at-sign"])
 def test_the_catch_all_creates_nothing_an_alias_could_not_be(tmp_path: Path, address: str) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     with engine_for(url) as engine:
         with make_session_factory(engine)() as db:
             owner_with_domain(db)
@@ -185,7 +185,7 @@ def test_the_catch_all_creates_nothing_an_alias_could_not_be(tmp_path: Path, add
 @pytest.mark.parametrize("status, catch_all", [("pending", True), ("suspended", True), ("verified", False)])
 def test_the_catch_all_works_on_a_serving_catch_all_domain_only(tmp_path: Path, status: str, catch_all: bool) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     with engine_for(url) as engine:
         with make_session_factory(engine)() as db:
             owner_with_domain(db, status=status, catch_all=catch_all)
@@ -198,7 +198,7 @@ def test_the_catch_all_works_on_a_serving_catch_all_domain_only(tmp_path: Path, 
 def test_the_catch_all_finds_the_owner_among_other_accounts_pending_claims(tmp_path: Path) -> None:
     """Issue 12.11: several accounts may claim a name; only the one that proved it (and serves it) counts."""
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     with engine_for(url) as engine:
         with make_session_factory(engine)() as db:
             owner_with_domain(db, status="pending", catch_all=True, email="early@claim.example")  # a claim first
@@ -215,7 +215,7 @@ def test_the_catch_all_finds_the_owner_among_other_accounts_pending_claims(tmp_p
 
 def test_the_catch_all_reads_the_domain_fresh_and_respects_the_alias_limit(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     with engine_for(url) as engine:
         sessions = make_session_factory(engine)
         with sessions() as db:
@@ -245,7 +245,7 @@ def test_the_catch_all_reads_the_domain_fresh_and_respects_the_alias_limit(tmp_p
 
 def test_the_forwarders_view_of_user_domains_is_cached(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     clock = [0.0]
     with engine_for(url) as engine:
         sessions = make_session_factory(engine)
@@ -312,7 +312,7 @@ def publish(knot: KnotZones, name: str, ses: bool = False) -> None:
 
 def test_recheck_moves_each_domain_and_leaves_pending_ones_alone(tmp_path: Path, knot: KnotZones) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     now = utcnow()
     seed(url, {"good.test": ("verified", None), "broken.test": ("verified", None),
                "late.test": ("failing", now - timedelta(hours=80)), "back.test": ("suspended", now - timedelta(days=9)),
@@ -345,7 +345,7 @@ def test_recheck_moves_each_domain_and_leaves_pending_ones_alone(tmp_path: Path,
 
 def test_recheck_without_an_answer_changes_nothing_and_says_so(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     seed(url, {"good.test": ("verified", None), "late.test": ("failing", NOW)})
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
@@ -362,7 +362,7 @@ def test_recheck_with_ses_counts_sess_verdict(tmp_path: Path, knot: KnotZones,
         monkeypatch.setenv(name, "testing")
     easy_dkim_like_ses(monkeypatch)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     seed(url, {"good.test": ("verified", None), "back.test": ("suspended", utcnow() - timedelta(days=5)),
                "late.test": ("verified", None)}, ses=True)
     for name in ("good.test", "back.test", "late.test"):
@@ -386,7 +386,7 @@ def test_recheck_with_ses_counts_sess_verdict(tmp_path: Path, knot: KnotZones,
 
 def test_recheck_counts_no_domain_on_an_empty_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     result = run(url, "--nameserver", "127.0.0.1:53")
     assert result.exit_code == 0 and "0 domain(s) checked" in result.output
     with engine_for(url) as engine, engine.connect() as connection:
@@ -401,7 +401,7 @@ RAW = b"From: Jane <jane@example.net>\r\nTo: x@ann.test\r\nSubject: hi\r\n\r\nbo
 @pytest.fixture
 def box(tmp_path: Path) -> Iterator[tuple[Engine, SqlDirectory, Forwarder, MemorySender]]:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrations.upgrade(url)
+    migrate(url)
     with engine_for(url) as engine:
         with make_session_factory(engine)() as db:
             owner_with_domain(db, "ann.test", "verified", catch_all=True)

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.senders import MemorySender
 from forwarder.settings import Settings
 from web import create_app
@@ -23,7 +23,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
     url = f"sqlite:///{tmp_path / 'web.db'}"
-    migrations.upgrade(url)
+    migrate(url)
     settings = Settings(data_dir=tmp_path, database_url=url, domains=("othermail.example", "alias.example"),
                         sender="outbox", outbox=tmp_path / "outbox", store_dir=tmp_path / "mail")
     app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "SESSION_COOKIE_SECURE": False,

@@ -24,7 +24,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from sqlalchemy import select
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.senders import MemorySender
 from forwarder.settings import Settings
 from models import Alias, User, UserDomain, utcnow
@@ -65,7 +65,7 @@ def sesv2(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def make_app(tmp_path: Path, sender: str, nameserver: str, **config: object) -> Flask:
     url = f"sqlite:///{tmp_path / 'web.db'}"
-    migrations.upgrade(url)
+    migrate(url)
     settings = Settings(data_dir=tmp_path, database_url=url, domains=("othermail.example", "alias.example"),
                         sender=sender, outbox=tmp_path / "outbox", aws_region=REGION)
     app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "SESSION_COOKIE_SECURE": False,

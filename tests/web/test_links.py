@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.onebox import OneBox
 from forwarder.senders import MemorySender
 from forwarder.settings import Settings
@@ -114,7 +114,7 @@ def test_the_one_box_mails_its_own_address_and_answers_only_its_names(tmp_path: 
     settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
                         store_dir=tmp_path / "var" / "mail")
     settings.data_dir.mkdir()
-    migrations.upgrade(settings.resolved_database_url)
+    migrate(settings.resolved_database_url)
     box = OneBox(settings, web_port=0, smtp_port=None, sender=MemorySender(), workers=1)
     try:
         started = box.start()

@@ -13,7 +13,7 @@ import pytest
 from flask import request, url_for
 from sqlalchemy import create_engine, select
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.errors import SettingsError
 from models import RateLimitHit
 
@@ -27,7 +27,7 @@ NGINX_HEADERS = {
 @pytest.fixture
 def load_wsgi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
     """Import ``web.wsgi`` afresh with OTHERMAIL_* variables pointing at a migrated SQLite database."""
-    migrations.upgrade(f"sqlite:///{tmp_path / 'othermail.db'}")
+    migrate(f"sqlite:///{tmp_path / 'othermail.db'}")
     monkeypatch.setenv("OTHERMAIL_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("OTHERMAIL_DATABASE_URL", raising=False)
     monkeypatch.setenv("OTHERMAIL_SENDER", "outbox")

@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 from sqlalchemy import text
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.errors import SettingsError
 
 REGION = "us-east-1"
@@ -57,7 +57,7 @@ def test_the_app_runs_on_the_secrets_database_with_the_secrets_key(
     load_wsgi: Callable[[], ModuleType], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'from-secret.db'}"
-    migrations.upgrade(url)
+    migrate(url)
     monkeypatch.setenv("OTHERMAIL_SECRETS_ARN", _secret(
         {"OTHERMAIL_DATABASE_URL": url, "OTHERMAIL_WEB_SECRET_KEY": "secret-from-secrets-manager",
          "OTHERMAIL_WEB_PROXY_FIX": "false"}))
@@ -77,7 +77,7 @@ def test_the_app_runs_on_the_secrets_database_with_the_secrets_key(
 def test_ssm_parameters_feed_the_app(load_wsgi: Callable[[], ModuleType], tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'from-ssm.db'}"
-    migrations.upgrade(url)
+    migrate(url)
     ssm = boto3.client("ssm", region_name=REGION)
     ssm.put_parameter(Name="/othermail/dev/OTHERMAIL_DATABASE_URL", Value=url, Type="SecureString")
     ssm.put_parameter(Name="/othermail/dev/OTHERMAIL_WEB_SECRET_KEY", Value="from-ssm", Type="SecureString")

@@ -42,7 +42,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from sqlalchemy import event as sa_event
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.accounts import ensure_destination, ensure_user
 from forwarder.aws.lambda_handler import LambdaRuntime
 from forwarder.mail_limits import MailLimits
@@ -316,7 +316,7 @@ class LambdaEmulator:
         self.s3 = FakeS3(self.faults)
         self.ses = FakeSesV2(self.faults)
         self.database_url = f"sqlite:///{workdir / 'faults.db'}"
-        migrations.upgrade(self.database_url)
+        migrate(self.database_url)
         self._aliases()
         addresses = list(ALIASES)
         self.recipient = {f"m{n:05d}": addresses[n % len(addresses)] for n in range(messages)}

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 from moto.ses.models import ses_backends
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.accounts import ensure_destination, ensure_user
 from forwarder.aws.lambda_handler import LambdaRuntime
 from forwarder.senders import Sender
@@ -88,7 +88,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
 
 
 def make_env(aws: boto3.session.Session, database_url: str) -> Env:
-    migrations.upgrade(database_url)
+    migrate(database_url)
     settings = Settings(
         database_url=database_url, s3_bucket=BUCKET, s3_prefix=PREFIX, domains=DOMAINS, aws_region=REGION
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-import migrations
+from tests.support.databases import migrate
 from forwarder.core import Policy
 from forwarder.directory import SqlDirectory
 from forwarder.pipeline import Forwarder, Inbound
@@ -59,7 +59,7 @@ def browser_app(tmp_path: Path) -> Iterator[Flask]:
     """The app as tests/web/conftest.py builds it, without SERVER_NAME: links in the mail it sends
     start with the live server's own address, 127.0.0.1:port (live_server sets it)."""
     url = f"sqlite:///{tmp_path / 'web.db'}"
-    migrations.upgrade(url)
+    migrate(url)
     settings = Settings(data_dir=tmp_path, database_url=url, domains=("othermail.example", "alias.example"),
                         sender="outbox", outbox=tmp_path / "outbox")
     app = create_app({"TESTING": True, "SECRET_KEY": "browser-secret", "SESSION_COOKIE_SECURE": False,
