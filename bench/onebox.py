@@ -118,6 +118,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=240.0)
     parser.add_argument("--workers", type=int, default=4, help="othermail's forwarding threads")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, database, spool)")
+    parser.add_argument("--inbound-auth", choices=("own", "off"), default="own",
+                        help="OTHERMAIL_INBOUND_AUTH of the box measured (own: SPF, DKIM and DMARC per message)")
     options = parser.parse_args()
     per_client = options.messages // options.clients
     total = per_client * options.clients
@@ -136,7 +138,7 @@ def run(options: argparse.Namespace, per_client: int, total: int, work: Path) ->
     env.update({"OTHERMAIL_DATA_DIR": str(work / "var"), "OTHERMAIL_DOMAINS": "othermail.example",
                 "OTHERMAIL_SENDER": "smtp", "OTHERMAIL_RELAY_HOST": "127.0.0.1",
                 "OTHERMAIL_RELAY_PORT": str(relay_port), "OTHERMAIL_RELAY_SECURITY": "none",
-                "PYTHONPATH": str(ROOT)})
+                "OTHERMAIL_INBOUND_AUTH": options.inbound_auth, "PYTHONPATH": str(ROOT)})
     # thousands of messages to one alias: the hourly and daily limits (docs/limits.md) would drop them
     env.update({f"OTHERMAIL_LIMIT_{name}": "0" for name in ("ALIAS_PER_HOUR", "ALIAS_PER_DAY", "USER_PER_HOUR",
                                                              "USER_PER_DAY")})

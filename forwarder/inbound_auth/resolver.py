@@ -25,6 +25,12 @@ import dns.resolver
 BUDGET_SECONDS = 2.0
 #: The largest part of the budget one query may take.
 QUERY_SHARE = 0.4
+#: How long one UDP attempt waits before it is sent again, within the query's share: a lost
+#: datagram costs this, not the whole share.
+ATTEMPT_SECONDS = 0.25
+#: Answers kept (by their TTL, NXDOMAIN included): mail comes from the same few domains again
+#: and again, and every message would otherwise ask for the same SPF and DMARC records.
+CACHE_ENTRIES = 10_000
 
 
 class DnsUnavailable(Exception):
@@ -99,6 +105,9 @@ class Resolver:
             if nameserver:
                 raise
             resolver = None
+        if resolver is not None:
+            resolver.timeout = min(ATTEMPT_SECONDS, budget)
+            resolver.cache = dns.resolver.LRUCache(CACHE_ENTRIES)
         return cls(resolver, budget)
 
     def lookup(self) -> Lookup:
