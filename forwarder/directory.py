@@ -77,6 +77,9 @@ class AddressStatus(Enum):
 
     UNKNOWN = "unknown"
     ACCEPTS = "accepts"
+    #: accepts now, but may expire (a count, a date, idleness) with expired_action reject: the RCPT
+    #: check must not remember it, or it would answer 250 for mail the alias no longer takes
+    ACCEPTS_UNCACHED = "accepts-uncached"
     #: expired, and its owner chose reject: refused at RCPT
     REJECTS_EXPIRED = "rejects-expired"
 
@@ -351,14 +354,19 @@ class SqlDirectory:
 
     def address_status(self, address: str) -> AddressStatus:
         """:meth:`exists`, and whether an existing alias has expired with ``expired_action`` reject
-        (the SMTP listener answers it 550 5.1.1). One cheap query."""
+        (the SMTP listener answers it 550 5.1.1) or may do so at any time (its answer is not to be
+        cached). One cheap query."""
         with self._connection() as connection:
             row = connection.execute(_RCPT_STATUS, {"p_address": Alias.normalize_address(address)}).first()
         if row is None:
             return AddressStatus.ACCEPTS if self.user_domains.catch_all_accepts(address) else AddressStatus.UNKNOWN
-        if row.expired_action == "reject" and expiry(alias_state(row, 1), self._now()) is not None:
+        if row.expired_action != "reject":
+            return AddressStatus.ACCEPTS
+        if expiry(alias_state(row, 1), self._now()) is not None:
             return AddressStatus.REJECTS_EXPIRED
-        return AddressStatus.ACCEPTS
+        if row.max_messages is None and row.expires_at is None and row.idle_days is None:
+            return AddressStatus.ACCEPTS
+        return AddressStatus.ACCEPTS_UNCACHED
 
     def accepts_domain(self, domain: str) -> bool:
         """Whether mail for ``domain``, not one of the service's own, is accepted (a user's domain)."""

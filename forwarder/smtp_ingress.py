@@ -15,7 +15,8 @@
 Forwarding happens after the 250, on the dispatcher's threads.
 
 Speed (one event loop serves every client, so its cost per message bounds the box): the RCPT check
-remembers for :data:`KNOWN_CACHE_SECONDS` the addresses it found, and :class:`FastSMTP` reads DATA
+remembers for :data:`KNOWN_CACHE_SECONDS` the addresses it found (except aliases that may yet
+expire with reject: those are asked about every time), and :class:`FastSMTP` reads DATA
 in blocks and parses plain addresses with one regular expression instead of aiosmtpd's
 line-by-line loop and RFC 5322 parser, with the same replies and content.
 """
@@ -176,9 +177,10 @@ class IngressHandler:
                 return f"550 5.1.1 <{address}>: this address has expired", "rcpt-expired-reject"
             if not found or found is AddressStatus.UNKNOWN:
                 return f"550 5.1.1 <{address}>: no such address here", "rcpt-unknown"
-            if len(self._known_cache) >= KNOWN_CACHE_SIZE:
-                self._known_cache.clear()
-            self._known_cache[normalized] = now
+            if found is not AddressStatus.ACCEPTS_UNCACHED:  # it may expire with reject any message now
+                if len(self._known_cache) >= KNOWN_CACHE_SIZE:
+                    self._known_cache.clear()
+                self._known_cache[normalized] = now
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK", None
 
