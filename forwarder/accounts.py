@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from forwarder.core.addresses import is_valid_address
 from models import Alias, Destination, User, normalize_email
 
 #: Neutral words for generated aliases: they say nothing about the user.
@@ -35,6 +36,37 @@ RESERVED = frozenset(
 )
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def is_mailable(address: str) -> bool:
+    """Whether ``address`` may go into a header and an envelope: a valid addr-spec of printable
+    7-bit characters. ``is_valid_address`` alone takes a quoted local part holding a CR (as a
+    quoted-pair), a NUL, another control character or 8-bit text."""
+    return address.isascii() and address.isprintable() and is_valid_address(address)
+
+
+def accepted_address(raw: object) -> str | None:
+    """The stored form of an address a user typed (sign-up, sign-in, reset, destinations, the
+    API, the operator CLI), or None: the one validator they all share.
+
+    Beyond :func:`is_mailable` it refuses what a mailbox address has no need of and what makes one
+    mailbox look like several or hides text in an address: a quoted local part (``"ann"@x`` is
+    ann@x; a quoted one can hold spaces and a URL), whitespace or a backslash anywhere, and a
+    domain with an empty label or a trailing dot (``x@othermail.example.`` is
+    ``x@othermail.example``).
+    """
+    if not isinstance(raw, str):
+        return None
+    try:
+        address = normalize_email(raw)
+    except (TypeError, ValueError):
+        return None
+    local, _, domain = address.rpartition("@")
+    if any(ch in '"\\@' or ch.isspace() for ch in local) or any(ch.isspace() for ch in domain):
+        return None
+    if "" in domain.split("."):
+        return None
+    return address if is_mailable(address) else None
 
 
 class AccountError(ValueError):

@@ -19,11 +19,10 @@ from email.message import EmailMessage
 
 from flask import Flask, current_app, render_template
 
-from forwarder.core.addresses import is_valid_address
+from forwarder import accounts
 from forwarder.errors import SettingsError
 from forwarder.outbound import build_sender
 from forwarder.senders import Sender
-from models import normalize_email
 from web import ratelimit
 from web.services.errors import ServiceError
 
@@ -63,34 +62,14 @@ def _sender() -> Sender:
 
 
 def is_mailable(address: str) -> bool:
-    """Whether ``address`` may go into a header and an envelope: a valid addr-spec of printable
-    7-bit characters. ``is_valid_address`` alone takes a quoted local part holding a CR (as a
-    quoted-pair), a NUL, another control character or 8-bit text."""
-    return address.isascii() and address.isprintable() and is_valid_address(address)
+    """:func:`forwarder.accounts.is_mailable` (kept here for the app's callers)."""
+    return accounts.is_mailable(address)
 
 
 def accepted_address(raw: object) -> str | None:
-    """The stored form of an address a user typed (sign-up, sign-in, reset, destinations, the
-    API), or None: the one validator they all share.
-
-    Beyond :func:`is_mailable` it refuses what a mailbox address has no need of and what makes one
-    mailbox look like several or hides text in an address: a quoted local part (``"ann"@x`` is
-    ann@x; a quoted one can hold spaces and a URL), whitespace or a backslash anywhere, and a
-    domain with an empty label or a trailing dot (``x@othermail.example.`` is
-    ``x@othermail.example``).
-    """
-    if not isinstance(raw, str):
-        return None
-    try:
-        address = normalize_email(raw)
-    except (TypeError, ValueError):
-        return None
-    local, _, domain = address.rpartition("@")
-    if any(ch in '"\\@' or ch.isspace() for ch in local) or any(ch.isspace() for ch in domain):
-        return None
-    if "" in domain.split("."):
-        return None
-    return address if is_mailable(address) else None
+    """:func:`forwarder.accounts.accepted_address`: the one validator for every address a user or
+    an operator types (the web app and the CLI)."""
+    return accounts.accepted_address(raw)
 
 
 def service_address() -> str:

@@ -48,7 +48,9 @@ def create(
     expired_action: str,
 ) -> None:
     """Create an alias and print its address."""
-    from models import utcnow
+    from sqlalchemy import select
+
+    from models import User, normalize_email, utcnow
 
     settings = obj.settings
     domain = (domain or settings.domains[0]).lower()
@@ -58,6 +60,7 @@ def create(
         duration = parse_duration(expires_in) if expires_in else None
         now = utcnow()
         with obj.sessions()() as session:
+            known = session.scalars(select(User.id).where(User.email == normalize_email(owner))).first()
             user = ensure_user(session, owner)
             targets = [ensure_destination(session, user, d, verified_at=now) for d in destinations]
             if not targets:  # as the web app's one-click button and the API: the owner's verified destinations
@@ -70,6 +73,9 @@ def create(
                 session, user, targets, domain, now, local_part=local_part, expires_in=duration,
                 idle_days=idle_days, max_messages=max_messages, expired_action=expired_action,
             )
+            if known is None:  # a typo in --owner would otherwise go unnoticed
+                click.echo(f"user {user.email} created (no password; they choose one through the password "
+                           "reset link on the sign-in page)", err=True)
             click.echo(created.address)
     except AccountError as exc:
         raise click.ClickException(str(exc)) from exc

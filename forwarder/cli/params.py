@@ -7,18 +7,19 @@ from typing import Any
 
 import click
 
-from forwarder.core.addresses import is_valid_address
+from forwarder.accounts import accepted_address
 
 
 class EmailAddress(click.ParamType):
-    """An addr-spec (``local@domain``) of printable 7-bit characters, stripped; its case is kept
-    (the commands normalize it as they store or look it up)."""
+    """An address the web app would take too (:func:`forwarder.accounts.accepted_address`: no
+    quoted local part, whitespace, backslash, stray @ or empty domain label), stripped; its case is
+    kept (the commands normalize it as they store or look it up)."""
 
     name = "address"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         address = str(value).strip()
-        if not (address.isascii() and address.isprintable() and is_valid_address(address)):
+        if accepted_address(address) is None:
             self.fail(f"{value!r} is not an email address (local@domain)", param, ctx)
         return address
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from forwarder.cli.context import CliContext
+from forwarder.cli.params import ADDRESS
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -24,7 +25,7 @@ def user() -> None:
 
 
 @user.command("create")
-@click.argument("email")
+@click.argument("email", type=ADDRESS)
 @click.option("--admin", is_flag=True, help="Make the user an administrator (promotes an existing user).")
 @click.option("--password-stdin", is_flag=True,
               help="Read a password from the first line of standard input. Without it, the user "
@@ -34,16 +35,10 @@ def create(obj: CliContext, email: str, admin: bool, password_stdin: bool) -> No
     """Create the account EMAIL, or update an existing one, and print its id."""
     from sqlalchemy import select
 
-    from forwarder.core.addresses import is_valid_address
     from models import User, normalize_email, utcnow
     from web.security import hash_password
 
-    try:
-        address = normalize_email(email)
-    except (TypeError, ValueError):
-        address = ""
-    if not address or not is_valid_address(address):
-        raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL")
+    address = normalize_email(email)  # ADDRESS checked it
     password = _password_from_stdin() if password_stdin else None
     with obj.sessions()() as session:
         found = session.scalars(select(User).where(User.email == address)).first()
@@ -65,7 +60,7 @@ def create(obj: CliContext, email: str, admin: bool, password_stdin: bool) -> No
 
 
 @user.command("reset-password")
-@click.argument("email")
+@click.argument("email", type=ADDRESS)
 @click.option("--password-stdin", is_flag=True,
               help="Read the new password from the first line of standard input. Without it, the "
                    "password is cleared and the user chooses one through the reset link on the sign-in page.")
@@ -77,10 +72,7 @@ def reset_password(obj: CliContext, email: str, password_stdin: bool) -> None:
     from models import User, normalize_email, utcnow
     from web.security import hash_password
 
-    try:
-        address = normalize_email(email)
-    except (TypeError, ValueError):
-        raise click.BadParameter(f"{email!r} is not an email address", param_hint="EMAIL") from None
+    address = normalize_email(email)  # ADDRESS checked it
     password = _password_from_stdin() if password_stdin else None
     with obj.sessions()() as session:
         account = session.scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
