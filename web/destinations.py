@@ -27,6 +27,10 @@ def _owned(destination_id: int) -> Destination:
         abort(404)
 
 
+#: What adding (or changing to) the account's own confirmed address says: no link is sent for it.
+_VERIFIED = "{email} is verified (it is your account's confirmed address): forwarding there can start now."
+
+
 def _index(status: int = 200, **context: object) -> tuple[str, int]:
     return render_template("destinations/index.html", destinations=service.listed(session(), signed_in_user()),
                            **context), status
@@ -55,7 +59,10 @@ def add():  # type: ignore[no-untyped-def]
         return redirect(url_for("destinations.index"))
     except ServiceError as exc:
         return _index(exc.status, error=exc.message, email=address)
-    flash(f"We sent a link to {destination.email}. Open it to start forwarding there.")
+    if destination.is_verified:  # the account's own confirmed address: no link was sent
+        flash(_VERIFIED.format(email=destination.email))
+    else:
+        flash(f"We sent a link to {destination.email}. Open it to start forwarding there.")
     return redirect(url_for("destinations.index"))
 
 
@@ -95,6 +102,8 @@ def change(destination_id: int):  # type: ignore[no-untyped-def]
         return _detail(destination, exc.status, error=exc.message, email=address)
     if changed.email == before:
         flash("That is already the address.")
+    elif changed.is_verified:
+        flash(_VERIFIED.format(email=changed.email))
     else:
         flash(f"Changed to {changed.email}. Nothing is forwarded there until the link we sent is opened.")
     return redirect(url_for("destinations.index"))

@@ -329,3 +329,22 @@ def test_no_sender_configured_is_a_clear_message_not_a_500(app: Flask, ann: Flas
     app.config["SETTINGS"] = replace(app.config["SETTINGS"], sender="smtp", relay_host="")
     response = add(ann, "me@real.example")
     assert response.status_code == 302 and "could not send" in ann.get(INDEX).get_data(as_text=True)
+
+
+def test_adding_the_accounts_own_confirmed_address_says_it_is_verified_not_that_a_link_was_sent(
+        app: Flask, ann: FlaskClient, outbox: MemorySender) -> None:
+    response = add(ann, "Ann@Example.org")
+    assert response.status_code == 302
+    assert outbox.sent == []  # no link: the account's address was confirmed at sign-up
+    page = ann.get(INDEX).get_data(as_text=True)
+    assert "We sent a link" not in page and "Open it" not in page
+    assert "ann@example.org is verified" in page and "forwarding there can start" in page
+    assert destination(app, "ann@example.org").verified_at is not None
+
+    dest_id = destination(app, "ann@example.org").id
+    post(ann, f"/destinations/{dest_id}/change", {"email": "old@example.org"}, page=f"/destinations/{dest_id}")
+    outbox.sent.clear()  # (the link to old@example.org)
+    post(ann, f"/destinations/{dest_id}/change", {"email": "ann@example.org"}, page=f"/destinations/{dest_id}")
+    assert outbox.sent == [] and destination(app, "ann@example.org").verified_at is not None
+    page = ann.get(INDEX).get_data(as_text=True)
+    assert "until the link we sent is opened" not in page and "ann@example.org is verified" in page
