@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 run: $(STAMP)
 	$(BIN)/othermail run
 
+# -n auto: one worker per core; --dist loadfile keeps a file's module fixtures (built zips) in one worker
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # The documentation site (docs/, mkdocs.yml) into $(SITE_DIR); --strict: a warning (a broken link,
 # a setting docs/configuration.md disagrees on) fails the build. Preview: $(BIN)/mkdocs serve

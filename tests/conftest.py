@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from models import make_engine, make_session_factory
-from tests.support.databases import Templates, install, migrate, postgresql_template
+from tests.support.databases import Templates, clone_mariadb, install, migrate, server_template
 from tests.support.passwords import CHEAP_HASHER
 from web import security
 
@@ -155,10 +155,12 @@ def fresh_database(backend: str, directory: Path | None = None, *, migrated: boo
         return
     if backend not in ADMIN_URL_ENV:
         raise ValueError(f"unknown backend {backend!r}")
-    template = postgresql_template() if migrated and backend == "postgresql" else None
-    with _server_database(backend, template) as url:
+    template = server_template(backend) if migrated else None
+    with _server_database(backend, template if backend == "postgresql" else None) as url:
         if migrated and template is None:
             migrate(url)
+        elif migrated and backend == "mariadb":
+            clone_mariadb(template, url)
         yield url
 
 

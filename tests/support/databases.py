@@ -8,7 +8,8 @@ migrations themselves (tests/models/test_migrations.py) keep calling ``migration
 - SQLite: the template is a file; a copy is made with SQLite's backup API (consistent even for
   a WAL database).
 - PostgreSQL: ``CREATE DATABASE ... TEMPLATE`` a database migrated once.
-- MariaDB has no template databases; :func:`migrate` runs the upgrade there.
+- MariaDB has no template databases: :func:`clone_mariadb` recreates the migrated schema's
+  tables from ``SHOW CREATE TABLE`` and copies their rows (alembic_version).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import make_url
+from sqlalchemy import create_engine, make_url, pool
 
 import migrations
 
@@ -59,9 +60,32 @@ def install(templates: Templates | None) -> None:
     _templates = templates
 
 
-def postgresql_template() -> str | None:
-    """The PostgreSQL template database's name, or None outside a test session."""
-    return _templates.server("postgresql") if _templates is not None else None
+def server_template(backend: str) -> str | None:
+    """The migrated template database's name on ``backend``, or None outside a test session."""
+    return _templates.server(backend) if _templates is not None else None
+
+
+def clone_mariadb(template: str, url: str) -> None:
+    """Make the empty MariaDB database at ``url`` a copy of database ``template`` (tables, rows).
+
+    SHOW CREATE TABLE names a referenced table of the same database without its database, so
+    the statements create the tables in the connection's database, ``url``'s."""
+    engine = create_engine(url, poolclass=pool.NullPool)
+    connection = engine.raw_connection()  # the driver's cursor: no %-interpolation of the DDL
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SET FOREIGN_KEY_CHECKS=0")
+        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+                       " AND table_type = 'BASE TABLE' ORDER BY table_name", (template,))
+        for (table,) in cursor.fetchall():
+            cursor.execute(f"SHOW CREATE TABLE `{template}`.`{table}`")
+            cursor.execute(cursor.fetchone()[1])
+            cursor.execute(f"INSERT INTO `{table}` SELECT * FROM `{template}`.`{table}`")
+        cursor.execute("SET FOREIGN_KEY_CHECKS=1")
+        connection.commit()
+    finally:
+        connection.close()
+        engine.dispose()
 
 
 def copy_sqlite_template(path: Path) -> None:
