@@ -446,6 +446,8 @@ class FastSMTP(SMTP):
                 reader._maybe_resume_transport()  # type: ignore[attr-defined]
             end = data.find(_END_OF_DATA, searched)
             if end >= 0:
+                if spill_at and end > spill_at:  # all there already, but over the line: a file all the same
+                    return await self._spill(data)
                 break
             searched = max(0, len(data) - len(_END_OF_DATA) + 1)
             if limit and len(data) - 4 > limit:

@@ -177,3 +177,26 @@ def test_bodies_over_the_threshold_were_spilled_and_their_files_removed(
     assert isinstance(recorder, SpillingRecorder) and recorder.spilled >= 1
     assert recorder.messages[-1][2] == LINE * 50
     assert list(recorder.spill_dir.iterdir()) == []  # every spill file is gone, refused bodies' too
+
+
+def test_a_body_over_the_threshold_that_arrives_whole_is_spilled_too(
+        servers: dict[str, tuple[Controller, Recorder]]) -> None:
+    """The body and its terminator in one segment, sent after the 354: the first read holds it
+    all. It is over ``spill_bytes`` and so goes to a file all the same (before, whether a body was
+    spilled hung on how the network cut it, and the test above failed on a loaded machine)."""
+    controller, recorder = servers["fast, spilling"]
+    assert isinstance(recorder, SpillingRecorder)
+    before = recorder.spilled
+    with socket.create_connection(("127.0.0.1", controller.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()  # greeting
+        sock.sendall(HEAD)
+        line = b""
+        while not line.startswith(b"354"):
+            line = reader.readline()
+            assert line, "the server closed before 354"
+        sock.sendall(LINE * 20 + b".\r\n")
+        assert reader.readline().startswith(b"250")
+        sock.sendall(QUIT)
+    assert recorder.spilled == before + 1
+    assert recorder.messages[-1][2] == LINE * 20
