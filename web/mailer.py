@@ -132,7 +132,10 @@ def send_mail(to: str, subject: str, text: str) -> None:
     message["Date"] = email.utils.formatdate(localtime=False)
     message["Message-ID"] = email.utils.make_msgid(domain=service_address().rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(text)
+    # 7-bit text when it fits (the service's words are ASCII, lines short but for links): a link
+    # then stands on one line of the raw message, as someone reading the one box's outbox copies it.
+    plain = text.isascii() and all(len(line) <= 900 for line in text.splitlines())
+    message.set_content(text, cte="7bit" if plain else None)
     try:
         _sender().send(message.as_bytes(), sender=service_address(), recipient=to)
     except Exception as exc:  # noqa: BLE001 - any sender failure: the caller shows a message, the log the cause

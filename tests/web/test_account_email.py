@@ -212,3 +212,13 @@ def test_without_a_public_address_sign_up_and_destinations_say_the_mail_was_not_
     assert "could not send" in client.get(response.headers["Location"]).get_data(as_text=True)
     post(client, "/signin", {"email": "ann@example.org", "password": "correct horse battery"})
     assert outbox.sent == []
+
+
+def test_a_mailed_link_stands_on_one_line_of_the_raw_message(client: FlaskClient, outbox: MemorySender) -> None:
+    """A person reading the one box's outbox file (or a plain-text client) can copy the link as it
+    stands: service mail in 7-bit text, not quoted-printable, which cuts long lines with '='."""
+    signup(client, "ann@example.org", verify=False)
+    [mail] = [m for m in outbox.sent if m.recipient == "ann@example.org"]
+    [link] = [link for link in links_in(mail.raw) if "/email/verify/" in link]
+    assert link.encode() in mail.raw
+    assert b"quoted-printable" not in mail.raw.lower()
