@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # exact versions of every dependency; `make lock` regenerates it from pyproject.toml
 CONSTRAINTS := constraints.txt
 
-.PHONY: run test docs bench lock clean
+.PHONY: run test check docs bench lock clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "othermail needs Python 3.11 or newer"; exit 1; }
@@ -21,6 +21,11 @@ run: $(STAMP)
 # -n auto: one worker per core; --dist loadfile keeps a file's module fixtures (built zips) in one worker
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadfile
+
+# Lint (ruff) and type-check (mypy; strict on forwarder/core); both read pyproject.toml
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The documentation site (docs/, mkdocs.yml) into $(SITE_DIR); --strict: a warning (a broken link,
 # a setting docs/configuration.md disagrees on) fails the build. Preview: $(BIN)/mkdocs serve

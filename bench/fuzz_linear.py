@@ -26,7 +26,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # leave no bench/__pycache__ behind
@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
 from forwarder.core import AliasState, Policy, Verdicts, forward, prepare  # noqa: E402
 
 ALIAS = "shop-7hq2@othermail.example"
-NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
 LIMIT = 6.0
 HEAD = b"From: Jane Doe <jane@example.com>\r\nTo: " + ALIAS.encode() + b"\r\nSubject: linear\r\n"
 

@@ -245,7 +245,7 @@ COLS = (
 
 def table_line(values: list[str]) -> str:
     parts = []
-    for (name, width, align), value in zip(COLS, values):
+    for (_name, width, align), value in zip(COLS, values):
         parts.append(f"{value:{align}{width}}" if width else value)
     return "  ".join(parts).rstrip()
 
@@ -412,7 +412,7 @@ def main(argv: list[str]) -> int:
         timings, estimates = bench(raw, {label: safe(label, fn) for label, fn in VARIANTS.items()}, cfg, **kw)
         note = outcome_note(_LAST[0])
         notes = {VALIDATE: note, FULL: note}
-        for key, count in _ERRORS.items():
+        for key in _ERRORS:
             label, _, exc = key.partition(": ")
             notes[label] = (notes.get(label, "") + f" raised {exc}").strip()
         last = _LAST[0]

@@ -28,9 +28,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -150,9 +150,9 @@ def alias_state(alias: Any, destination_count: int | None = None) -> AliasState:
 # map, relationship loading) cost several times more per message. Values come in as bound
 # parameters named ``p_...``: SQLAlchemy reserves a table's column names for SET and VALUES.
 
-_aliases = Alias.__table__
-_deliveries = Delivery.__table__
-_destinations = Destination.__table__
+_aliases = cast(Table, Alias.__table__)  # declared as FromClause; a mapped class has a Table
+_deliveries = cast(Table, Delivery.__table__)  # declared as FromClause; a mapped class has a Table
+_destinations = cast(Table, Destination.__table__)  # declared as FromClause; a mapped class has a Table
 _siblings = _deliveries.alias("sibling")
 
 #: The delivery row of a key.
@@ -319,9 +319,10 @@ class SqlDirectory:
         if isinstance(session_factory, Engine):
             engine = session_factory
         else:
-            engine = session_factory.kw.get("bind")
-            if not isinstance(engine, Engine):
+            bound = session_factory.kw.get("bind")
+            if not isinstance(bound, Engine):
                 raise TypeError("SqlDirectory needs a session factory bound to an engine (models.make_session_factory)")
+            engine = bound
         self._sessions = session_factory
         self._engine: Engine = engine
         self._claim_timeout = claim_timeout

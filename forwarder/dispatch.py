@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from forwarder.core import Verdicts
 from forwarder.errors import MessageNotFound, RetryableError
@@ -88,7 +88,7 @@ class Dispatcher:
         except RetryableError as exc:
             self._retry(spool_id, attempt, exc)
             return
-        received = datetime.fromtimestamp(envelope.received_at, timezone.utc)
+        received = datetime.fromtimestamp(envelope.received_at, UTC)
         inbound = Inbound(f"smtp-{spool_id}", envelope.recipients, mail_from=envelope.mail_from or None,
                           received_at=received, raw_key=envelope.key)
         if envelope.verdicts is not None:  # what the listener found, recorded beside the message

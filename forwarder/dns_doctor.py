@@ -378,9 +378,9 @@ def check_domain(domain: str, resolver: dns.resolver.Resolver, expected: Expecte
     if mx.nxdomain:
         reason = (f"{domain} does not exist in DNS (NXDOMAIN from {ask.server}): register it or delegate it "
                   "to your DNS provider, then create the records below")
-        findings = tuple(_missing(r, "the domain does not exist") for r in records.values())
-        findings += _dkim_unchecked(domain) if not tokens else ()
-        return Report(domain, region, ask.server, findings, domain_exists=False, notes=(reason,))
+        absent = tuple(_missing(r, "the domain does not exist") for r in records.values())
+        absent += _dkim_unchecked(domain) if not tokens else ()
+        return Report(domain, region, ask.server, absent, domain_exists=False, notes=(reason,))
 
     findings: list[Finding] = [_check_mx(
         records["SES receiving"], mx, inbound_host(region), _INBOUND, "mail to the aliases goes to SES in",

@@ -36,9 +36,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, true, update
+from sqlalchemy import Table, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,10 +53,10 @@ from models.users import EMAIL_MAX_LENGTH
 
 COMPLAINT_ACTIONS = ("disable", "count")
 
-_events = FeedbackEvent.__table__
-_deliveries = Delivery.__table__
-_destinations = Destination.__table__
-_aliases = Alias.__table__
+_events = cast(Table, FeedbackEvent.__table__)  # declared as FromClause; a mapped class has a Table
+_deliveries = cast(Table, Delivery.__table__)  # declared as FromClause; a mapped class has a Table
+_destinations = cast(Table, Destination.__table__)  # declared as FromClause; a mapped class has a Table
+_aliases = cast(Table, Alias.__table__)  # declared as FromClause; a mapped class has a Table
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class FeedbackRules:
             raise ValueError(f"complaint_action must be one of {', '.join(COMPLAINT_ACTIONS)}")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "FeedbackRules":
+    def from_settings(cls, settings: Any) -> FeedbackRules:
         return cls(settings.soft_bounce_limit, timedelta(days=settings.soft_bounce_window_days),
                    settings.complaint_action)
 
@@ -185,7 +185,7 @@ def apply_feedback(session: Session, feedback: Feedback, rules: FeedbackRules, n
     except IntegrityError:
         session.rollback()
         return Applied(feedback, duplicate=True)
-    event_id = inserted.inserted_primary_key[0]
+    event_id = inserted.inserted_primary_key[0]  # type: ignore[attr-defined]  # an INSERT returns a CursorResult
     known, alias_id, destination_id = _copy(session, feedback)
     if alias_id is not None or destination_id is not None:
         session.execute(
@@ -199,7 +199,7 @@ def apply_feedback(session: Session, feedback: Feedback, rules: FeedbackRules, n
             .where(_aliases.c.id == alias_id, _aliases.c.enabled == true(), _aliases.c.deleted_at.is_(None))
             .values(enabled=False, disabled_reason=_disabled_reason(feedback, now))
         )
-        disabled = switched.rowcount == 1
+        disabled = switched.rowcount == 1  # type: ignore[attr-defined]  # DML returns a CursorResult
     session.commit()
     return Applied(feedback, False, known, alias_id, destination_id, paused, disabled)
 

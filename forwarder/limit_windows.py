@@ -9,15 +9,16 @@ Each window is one row (key, window start, count). A message is counted with a c
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from forwarder.mail_limits import MailLimits, Window
 from models import Alias, RateLimitHit
 
-_aliases = Alias.__table__
-_hits = RateLimitHit.__table__
+_aliases = cast(Table, Alias.__table__)  # declared as FromClause; a mapped class has a Table
+_hits = cast(Table, RateLimitHit.__table__)  # declared as FromClause; a mapped class has a Table
 
 _OWNER = select(_aliases.c.user_id).where(_aliases.c.id == bindparam("p_alias_id"))
 

@@ -108,7 +108,7 @@ def emf_document(
 
 def emf_line(counts: Mapping[str, int], **options: object) -> str:
     """:func:`emf_document` as the single line CloudWatch Logs reads (no prefix, no newline)."""
-    return json.dumps(emf_document(counts, **options), separators=(",", ":"), sort_keys=True)  # type: ignore[arg-type]
+    return json.dumps(emf_document(counts, **options), separators=(",", ":"), sort_keys=True)  # type: ignore[arg-type]  # options are emf_document's keyword arguments, passed through
 
 
 # ----------------------------------------------------------------------------- Prometheus text

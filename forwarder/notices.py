@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from email.policy import SMTP
 
-from sqlalchemy import Engine, and_, bindparam, insert, select
+from sqlalchemy import Engine, Table, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from forwarder.core import Outcome
@@ -104,9 +104,9 @@ def compose(notice: Notice, to: str, from_address: str, now: float | None = None
 
 # ---------------------------------------------------------------- who to tell, and how often
 
-_dest = Destination.__table__
+_dest = cast(Table, Destination.__table__)  # declared as FromClause; a mapped class has a Table
 _links = alias_destinations
-_deliveries = Delivery.__table__
+_deliveries = cast(Table, Delivery.__table__)  # declared as FromClause; a mapped class has a Table
 
 _ALIAS_DESTINATIONS = (
     select(_dest.c.id, _dest.c.email, _dest.c.paused_at)
@@ -120,7 +120,7 @@ _DELIVERY_ID = select(_deliveries.c.id).where(and_(
     _deliveries.c.recipient == bindparam("p_recipient"),
     _deliveries.c.destination_key == bindparam("p_key"),
 ))
-_THROTTLE = insert(RateLimitHit.__table__)
+_THROTTLE = insert(cast(Table, RateLimitHit.__table__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +231,7 @@ class Notifier:
                                     "destination_id": recipient.destination_id, "outcome": item.outcome.value}))
 
 
-def build_notifier(settings: "Settings", engine: Engine, sender: Sender, public_url: str = "") -> Notifier | None:
+def build_notifier(settings: Settings, engine: Engine, sender: Sender, public_url: str = "") -> Notifier | None:
     """The notifier ``settings`` ask for (None with ``OTHERMAIL_NOTICES=false``); ``public_url``
     stands in for an unset ``OTHERMAIL_PUBLIC_URL`` (one box knows its own web address)."""
     if not settings.notices:

@@ -162,7 +162,7 @@ class OneBox:
         from forwarder.spool import KEY_PREFIX
 
         waiting = frozenset(KEY_PREFIX + spool_id for spool_id in self.spool.pending())
-        removed = self.spool.store.prune(time.time() - self.settings.keep_days * 86400, keep=waiting)  # type: ignore[attr-defined]
+        removed = self.spool.store.prune(time.time() - self.settings.keep_days * 86400, keep=waiting)  # type: ignore[attr-defined]  # called only when the store is a LocalStore (start checks prune)
         if removed:
             logger.info("store: %d message(s) older than %d days deleted", removed, self.settings.keep_days)
         return int(removed)

@@ -22,7 +22,7 @@ logger = logging.getLogger("othermail.outcome")
 
 
 class OutcomeLog:
-    def __init__(self, log: logging.Logger = logger, metrics: "Metrics | None" = None) -> None:
+    def __init__(self, log: logging.Logger = logger, metrics: Metrics | None = None) -> None:
         self._logger = log
         self.counts: Counter[str] = Counter()
         self.metrics = metrics  # thread-safe totals for /metrics (one box); the Lambda uses ``counts``
@@ -32,7 +32,7 @@ class OutcomeLog:
         if self.metrics is not None:
             self.metrics.count(key)
 
-    def outcome(self, report: "Report", duration_ms: float) -> None:
+    def outcome(self, report: Report, duration_ms: float) -> None:
         key = "duplicate" if report.duplicate else report.outcome.value
         self._count(key)
         if not self._logger.isEnabledFor(logging.INFO):
@@ -53,7 +53,7 @@ class OutcomeLog:
         }
         self._logger.info(json.dumps(line, sort_keys=True))
 
-    def feedback(self, applied: "Applied") -> None:
+    def feedback(self, applied: Applied) -> None:
         """One line per SES bounce or complaint applied (forwarder/feedback_store.py); counted as
         ``feedback:<kind>``, or ``feedback:duplicate`` for a redelivered one. The bounced address
         is never in it: the diagnostic names the destination by id instead."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts, forward, prepare
 from forwarder.core.validator import SESV2_MAX_BYTES
@@ -217,7 +218,7 @@ class Forwarder:
                 add(self._paused(inbound, recipient, resolved, meta, key, target))
                 continue
             claim = self.directory.claim(key, resolved.alias_id, meta)
-            base = dict(
+            base: dict[str, Any] = dict(
                 message_id=inbound.message_id, recipient=recipient, alias_id=resolved.alias_id,
                 destination_id=target.destination_id, bytes_in=meta.bytes_in,
             )
@@ -231,7 +232,7 @@ class Forwarder:
                 add(self._record(inbound, recipient, resolved, meta, limited))
                 break
             if claim.state is ClaimState.DONE:
-                add(Report(**base, outcome=Outcome(claim.outcome), reason="already delivered", duplicate=True))
+                add(Report(**base, outcome=Outcome(claim.outcome), reason="already delivered", duplicate=True))  # type: ignore[call-arg]  # lookup by value
                 continue
             if claim.state is ClaimState.BUSY:
                 raise DeliveryInProgress(f"message {inbound.message_id} to destination {target.destination_id}")

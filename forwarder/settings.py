@@ -237,7 +237,7 @@ class Settings:
         return self.database_url or f"sqlite:///{(self.data_dir / 'othermail.db').resolve()}"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, default_sender: str = "ses") -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, default_sender: str = "ses") -> Settings:
         """``default_sender`` is the mode's default: ``ses`` for the Lambda, ``outbox`` on one box."""
         env = os.environ if environ is None else environ
         data_dir = Path(env.get(PREFIX + "DATA_DIR") or "var")

@@ -156,7 +156,7 @@ class IngressHandler:
             return RELAY_DENIED, "rcpt-relay-denied"
         if domain.lower() not in self.domains:  # a user's own domain?
             try:
-                accepted = await asyncio.get_running_loop().run_in_executor(None, self.accepts_domain, domain)
+                accepted = await asyncio.get_running_loop().run_in_executor(None, self.accepts_domain, domain)  # type: ignore[arg-type]  # not None: checked above
             except Exception as exc:
                 logger.warning("RCPT %s: domain lookup failed: %s", address, exc)
                 return "451 4.3.0 Temporary lookup failure, please try again later", None
@@ -282,7 +282,7 @@ class FastSMTP(SMTP):
         if gate is not None and gate.enter(ip):
             self._gate, self._gate_ip = gate, ip
         elif gate is not None:
-            self.session.refused = True
+            self.session.refused = True  # type: ignore[union-attr]  # our attribute; aiosmtpd made the session before this
         limits = getattr(self.event_handler, "limits", None)
         if limits is not None and limits.session_seconds:
             self._deadline = self.loop.call_later(limits.session_seconds, self._time_is_up, "session")
@@ -296,7 +296,7 @@ class FastSMTP(SMTP):
             return
         self.event_handler.count("session-timeout")
         logger.warning("SMTP from %s: %s deadline reached, closed", peer_ip(self.session), what)
-        self.transport.write(b"421 4.4.2 %s time limit reached, closing connection\r\n"
+        self.transport.write(b"421 4.4.2 %s time limit reached, closing connection\r\n"  # type: ignore[attr-defined]  # a TCP transport
                              % what.capitalize().encode("ascii"))
         self.transport.close()
 
@@ -403,7 +403,7 @@ class FastSMTP(SMTP):
             self._set_post_data_state()
             return
         if isinstance(original_content, Path):  # a large body, received into a file
-            self.envelope.spill_path = original_content
+            self.envelope.spill_path = original_content  # type: ignore[attr-defined]  # our attribute, read by the handler
             self.envelope.content = self.envelope.original_content = None
             try:
                 status = await self._call_handler_hook("DATA") if "DATA" in self._handle_hooks else MISSING
@@ -439,11 +439,11 @@ class FastSMTP(SMTP):
         data = bytearray(b"\r\n")
         searched = 0
         while True:
-            buffer = reader._buffer  # type: ignore[attr-defined]
+            buffer = reader._buffer  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
             if buffer:
                 data += buffer
                 buffer.clear()
-                reader._maybe_resume_transport()  # type: ignore[attr-defined]
+                reader._maybe_resume_transport()  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
             end = data.find(_END_OF_DATA, searched)
             if end >= 0:
                 if spill_at and end > spill_at:  # all there already, but over the line: a file all the same
@@ -462,10 +462,10 @@ class FastSMTP(SMTP):
                 raise error
             if reader.at_eof():
                 raise asyncio.CancelledError  # the client left mid-DATA (aiosmtpd cancels us too)
-            await reader._wait_for_data("smtp_DATA")  # type: ignore[attr-defined]
+            await reader._wait_for_data("smtp_DATA")  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
         rest = data[end + len(_END_OF_DATA):]
         if rest:  # the next command, pipelined: leave it to the command loop
-            reader._buffer[0:0] = rest  # type: ignore[attr-defined]
+            reader._buffer[0:0] = rest  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
         del data[end + 2:]
         state = self._data_state(data)
         if state != _NOMINAL:
@@ -494,16 +494,16 @@ class FastSMTP(SMTP):
         try:
             with os.fdopen(handle, "wb") as out:
                 while True:
-                    buffer = reader._buffer  # type: ignore[attr-defined]
+                    buffer = reader._buffer  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
                     if buffer:
                         pending += buffer
                         buffer.clear()
-                        reader._maybe_resume_transport()  # type: ignore[attr-defined]
+                        reader._maybe_resume_transport()  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
                     end = pending.find(_END_OF_DATA)
                     if end >= 0:
                         rest = pending[end + len(_END_OF_DATA):]
                         if rest:  # the next command, pipelined
-                            reader._buffer[0:0] = rest  # type: ignore[attr-defined]
+                            reader._buffer[0:0] = rest  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
                         chunk = pending[:end + 2]
                         if check.lines(bytes(chunk).split(b"\r\n")[1:-1]):
                             self._write_unstuffed(out, chunk, first)
@@ -525,7 +525,7 @@ class FastSMTP(SMTP):
                         raise error
                     if reader.at_eof():
                         raise asyncio.CancelledError
-                    await reader._wait_for_data("smtp_DATA")  # type: ignore[attr-defined]
+                    await reader._wait_for_data("smtp_DATA")  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
         except BaseException:
             path.unlink(missing_ok=True)
             raise

@@ -60,12 +60,12 @@ class _Tracking:
 
     def mail(self, sender: str, options: Any = ()) -> tuple[int, bytes]:
         self.mail_reply = self.data_reply = None
-        reply = super().mail(sender, options)  # type: ignore[misc]
+        reply = super().mail(sender, options)  # type: ignore[misc]  # a mixin: smtplib.SMTP or SMTP_SSL follows it in the MRO
         self.mail_reply = reply
         return reply
 
     def data(self, msg: Any) -> tuple[int, bytes]:
-        reply = super().data(msg)  # type: ignore[misc]
+        reply = super().data(msg)  # type: ignore[misc]  # a mixin: smtplib.SMTP or SMTP_SSL follows it in the MRO
         self.data_reply = reply
         return reply
 
@@ -193,8 +193,8 @@ class SmtpSender:
                 self._discard(connection)
                 raise SendRetryable(f"{self._where} failed: {exc.__class__.__name__}: {exc}") from exc
             reply = connection.data_reply
-            text = reply[1].decode("utf-8", "replace") if reply else ""
-            return queue_id_from_reply(text) or uuid.uuid4().hex
+            reply_text = reply[1].decode("utf-8", "replace") if reply else ""
+            return queue_id_from_reply(reply_text) or uuid.uuid4().hex
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _mail_options(self, connection: _Connection, data: bytes, sender: str, recipient: str) -> list[str]:
@@ -269,7 +269,7 @@ class SmtpSender:
             if isinstance(exc, smtplib.SMTPAuthenticationError):
                 raise SendRetryable(
                     f"SMTP relay refused the credentials of {self.username!r} at {self.host}:{self.port}: "
-                    f"{exc.smtp_code} {exc.smtp_error.decode('utf-8', 'replace')} "
+                    f"{exc.smtp_code} {exc.smtp_error.decode('utf-8', 'replace')} "  # type: ignore[union-attr]  # smtplib raises it with the reply's bytes
                     "(check OTHERMAIL_RELAY_USERNAME and OTHERMAIL_RELAY_PASSWORD)"
                 ) from exc
             if isinstance(exc, smtplib.SMTPNotSupportedError):
@@ -303,7 +303,7 @@ class SmtpSender:
             finally:
                 connection.close()
 
-    def __enter__(self) -> "SmtpSender":
+    def __enter__(self) -> SmtpSender:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -71,7 +71,7 @@ def _verdicts(data: object, spool_id: str) -> Verdicts | None:
     if not isinstance(data, dict) or not all(isinstance(data.get(n), str) for n in _VERDICT_FIELDS[:-1]):
         raise ValueError(f"spool entry {spool_id} has unreadable verdicts")
     policy = data.get("dmarc_policy")
-    return Verdicts(*(data[n] for n in _VERDICT_FIELDS[:-1]), dmarc_policy=policy if isinstance(policy, str) else None)
+    return Verdicts(*(data[n] for n in _VERDICT_FIELDS[:-1]), dmarc_policy=policy if isinstance(policy, str) else None)  # type: ignore[misc]  # the star arguments are the fields before dmarc_policy
 
 
 def new_spool_id(now: float | None = None) -> str:

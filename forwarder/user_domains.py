@@ -36,9 +36,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from forwarder.accounts import AccountError, check_local_part
@@ -113,9 +113,9 @@ def next_status(status: str, failing_since: datetime | None, result: CheckResult
 
 # ------------------------------------------------------------------------------- the forwarder side
 
-_domains = UserDomain.__table__
-_aliases = Alias.__table__
-_destinations = Destination.__table__
+_domains = cast(Table, UserDomain.__table__)  # declared as FromClause; a mapped class has a Table
+_aliases = cast(Table, Alias.__table__)  # declared as FromClause; a mapped class has a Table
+_destinations = cast(Table, Destination.__table__)  # declared as FromClause; a mapped class has a Table
 
 _RECEIVING_DOMAINS = select(_domains.c.name, _domains.c.status, _domains.c.catch_all).where(
     _domains.c.status.in_(sorted(RECEIVING))
@@ -171,7 +171,7 @@ def create_catch_all_alias(connection: Connection, address: str, now: datetime,
             address=address, user_id=row.user_id, enabled=True, created_at=now, label=CATCH_ALL_LABEL,
             expired_action="drop", message_count=0, forwarded_count=0, blocked_count=0,
         ))
-        alias_id = created.inserted_primary_key[0]
+        alias_id = created.inserted_primary_key[0]  # type: ignore[index]  # an executed INSERT has its key
         connection.execute(insert(alias_destinations),
                            [{"alias_id": alias_id, "destination_id": target} for target in targets])
         connection.commit()

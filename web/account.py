@@ -35,13 +35,13 @@ def _too_many() -> tuple[str, int] | None:
 
 @bp.get("/")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     return _page()
 
 
 @bp.post("/password")
 @login_required
-def password():  # type: ignore[no-untyped-def]
+def password():
     limited = _too_many()
     if limited:
         return limited
@@ -58,7 +58,7 @@ def password():  # type: ignore[no-untyped-def]
 
 @bp.post("/sessions/<int:session_id>/end")
 @login_required
-def end_session(session_id: int):  # type: ignore[no-untyped-def]
+def end_session(session_id: int):
     try:
         row = sessions.owned(session(), signed_in_user(), session_id)
     except ServiceError:
@@ -75,7 +75,7 @@ def end_session(session_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/export")
 @login_required
-def export():  # type: ignore[no-untyped-def]
+def export():
     user = signed_in_user()
     body = json.dumps(service.export(session(), user), indent=2, ensure_ascii=False)
     name = f"othermail-export-{utcnow():%Y%m%d}.json"
@@ -85,7 +85,7 @@ def export():  # type: ignore[no-untyped-def]
 
 @bp.post("/delete")
 @login_required
-def delete():  # type: ignore[no-untyped-def]
+def delete():
     limited = _too_many()
     if limited:
         return limited

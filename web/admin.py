@@ -39,7 +39,7 @@ def _pages(total: int) -> int:
 
 @bp.get("/")
 @admin_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     db = session()
     user_page, alias_page = _number("users"), _number("aliases")
     users, user_total = service.users(db, user_page)

@@ -136,7 +136,7 @@ def _failed(alias: Alias, exc: ServiceError) -> tuple[str, int]:
     return _detail(alias, exc.status, error=_sentence(exc.message))
 
 
-def _done(alias: Alias, message: str):  # type: ignore[no-untyped-def]
+def _done(alias: Alias, message: str):
     flash(message)
     return redirect(url_for("aliases.detail", alias_id=alias.id))
 
@@ -145,7 +145,7 @@ def _done(alias: Alias, message: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     q = request.args.get("q", "").strip()[:100]
     page = paging.requested("page")
     aliases, total = service.listed(session(), signed_in_user(), q, page, PER_PAGE)
@@ -156,7 +156,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
-def new():  # type: ignore[no-untyped-def]
+def new():
     """GET: the custom form. POST without ``custom``: one click, a generated address to every
     verified destination. POST with ``custom``: the form's local part, domain, destinations..."""
     if request.method == "GET":
@@ -182,13 +182,13 @@ def new():  # type: ignore[no-untyped-def]
 
 @bp.get("/<int:alias_id>")
 @login_required
-def detail(alias_id: int):  # type: ignore[no-untyped-def]
+def detail(alias_id: int):
     return _detail(_owned(alias_id))
 
 
 @bp.post("/<int:alias_id>/edit")
 @login_required
-def edit(alias_id: int):  # type: ignore[no-untyped-def]
+def edit(alias_id: int):
     alias = _owned(alias_id)
     try:
         service.update(session(), signed_in_user(), alias, label=request.form.get("label", ""),
@@ -200,7 +200,7 @@ def edit(alias_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:alias_id>/destinations")
 @login_required
-def destinations(alias_id: int):  # type: ignore[no-untyped-def]
+def destinations(alias_id: int):
     alias = _owned(alias_id)
     try:
         service.update(session(), signed_in_user(), alias, destination_ids=_destination_ids())
@@ -211,7 +211,7 @@ def destinations(alias_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:alias_id>/extend")
 @login_required
-def extend(alias_id: int):  # type: ignore[no-untyped-def]
+def extend(alias_id: int):
     alias = _owned(alias_id)
     try:
         duration, idle_days, extra = _duration(), _number("idle_days"), _number("extra_messages")
@@ -227,7 +227,7 @@ def extend(alias_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:alias_id>/permanent")
 @login_required
-def permanent(alias_id: int):  # type: ignore[no-untyped-def]
+def permanent(alias_id: int):
     alias = _owned(alias_id)
     service.make_permanent(session(), alias)
     return _done(alias, f"{alias.address} no longer expires.")
@@ -235,7 +235,7 @@ def permanent(alias_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:alias_id>/enable")
 @login_required
-def enable(alias_id: int):  # type: ignore[no-untyped-def]
+def enable(alias_id: int):
     alias = _owned(alias_id)
     service.update(session(), signed_in_user(), alias, enabled=True)
     return _done(alias, f"{alias.address} forwards again.")
@@ -243,7 +243,7 @@ def enable(alias_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:alias_id>/disable")
 @login_required
-def disable(alias_id: int):  # type: ignore[no-untyped-def]
+def disable(alias_id: int):
     alias = _owned(alias_id)
     service.update(session(), signed_in_user(), alias, enabled=False)
     return _done(alias, f"{alias.address} is switched off: new mail is dropped.")
@@ -251,7 +251,7 @@ def disable(alias_id: int):  # type: ignore[no-untyped-def]
 
 @bp.route("/<int:alias_id>/delete", methods=["GET", "POST"])
 @login_required
-def delete(alias_id: int):  # type: ignore[no-untyped-def]
+def delete(alias_id: int):
     alias = _owned(alias_id)
     if request.method == "GET":
         return render_template("aliases/delete.html", alias=alias)

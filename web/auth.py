@@ -72,7 +72,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.get("/")
-def home():  # type: ignore[no-untyped-def]
+def home():
     if current_user() is None:
         return render_template("auth/welcome.html")
     if "dashboard.index" in current_app.view_functions:
@@ -81,7 +81,7 @@ def home():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/signup", methods=["GET", "POST"])
-def signup():  # type: ignore[no-untyped-def]
+def signup():
     """One answer whether the address is new or taken (a taken one must not be learnt here): both
     hash the password, mail the address and send the visitor to sign in. A new account gets the
     link that confirms its address, the owner of a taken one a note that someone tried."""
@@ -146,7 +146,7 @@ def _slow_down(wait: int) -> tuple[str, int]:
 
 
 @bp.route("/signin", methods=["GET", "POST"])
-def signin():  # type: ignore[no-untyped-def]
+def signin():
     """Limited per client and address, per client over all addresses (``signin-ip``), and per
     address from anywhere with a growing wait (:func:`web.ratelimit.claim_signin`); a browser
     holding a device cookie for the address waits only on its own failures (:mod:`web.devices`)."""
@@ -175,7 +175,7 @@ def signin():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/signout")
-def signout():  # type: ignore[no-untyped-def]
+def signout():
     sign_out()
     flash("Signed out.")
     return redirect(url_for("auth.signin"))
@@ -193,7 +193,7 @@ def _fingerprint(user: User) -> str:
 
 
 @bp.route("/reset", methods=["GET", "POST"])
-def reset_request():  # type: ignore[no-untyped-def]
+def reset_request():
     """One answer, at one speed, for every address: the request only hands the address to the mail
     worker (:func:`web.mailer.send_later`), which looks it up and mails a link if it has an account.
     Whether that mail went (no account, the reset cap, the mail service down) shows nowhere here."""
@@ -232,7 +232,7 @@ def _mail_reset_link(address: str) -> None:
         return
 
 
-def _reset_user(token: object) -> User | tuple[str, int]:
+def _reset_user(token: str) -> User | tuple[str, int]:
     """The user a reset token is for, or the page that says why it cannot be used."""
     try:
         data = _serializer().loads(token, max_age=RESET_MAX_AGE)
@@ -247,7 +247,7 @@ def _reset_user(token: object) -> User | tuple[str, int]:
 
 
 @bp.get("/reset/<token>")
-def reset(token: str):  # type: ignore[no-untyped-def]
+def reset(token: str):
     """The mailed link: keep its token in the session and go on to a URL without it at once, so the
     token is in no later request line, Referer or browser history entry (nor in nginx's log, which
     skips /reset/: deploy/ec2/nginx/othermail.conf)."""
@@ -259,7 +259,7 @@ def reset(token: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/new-password", methods=["GET", "POST"])
-def reset_form():  # type: ignore[no-untyped-def]
+def reset_form():
     token = flask_session.get("reset_token")
     if token is None:
         flash("Open the link in your password reset mail first, or ask for one here.")

@@ -74,7 +74,7 @@ def chart(days: Sequence[activity.Day]) -> Chart:
 
 @bp.get("/dashboard")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     user = current_user()
     assert user is not None
     db = session()

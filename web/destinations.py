@@ -44,13 +44,13 @@ def _detail(destination: Destination, status: int = 200, **context: object) -> t
 
 @bp.get("/")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     return _index()
 
 
 @bp.post("/")
 @login_required
-def add():  # type: ignore[no-untyped-def]
+def add():
     address = request.form.get("email", "")
     try:
         destination = service.add(session(), signed_in_user(), address)
@@ -68,13 +68,13 @@ def add():  # type: ignore[no-untyped-def]
 
 @bp.get("/<int:destination_id>")
 @login_required
-def detail(destination_id: int):  # type: ignore[no-untyped-def]
+def detail(destination_id: int):
     return _detail(_owned(destination_id))
 
 
 @bp.post("/<int:destination_id>/resend")
 @login_required
-def resend(destination_id: int):  # type: ignore[no-untyped-def]
+def resend(destination_id: int):
     destination = _owned(destination_id)
     if destination.is_verified:
         flash(f"{destination.email} is already verified.")
@@ -89,7 +89,7 @@ def resend(destination_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:destination_id>/change")
 @login_required
-def change(destination_id: int):  # type: ignore[no-untyped-def]
+def change(destination_id: int):
     destination = _owned(destination_id)
     address, before = request.form.get("email", ""), destination.email
     try:
@@ -111,7 +111,7 @@ def change(destination_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:destination_id>/resume")
 @login_required
-def resume(destination_id: int):  # type: ignore[no-untyped-def]
+def resume(destination_id: int):
     destination = _owned(destination_id)
     if not destination.is_paused:
         flash(f"{destination.email} is not paused.")
@@ -123,7 +123,7 @@ def resume(destination_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:destination_id>/delete")
 @login_required
-def delete(destination_id: int):  # type: ignore[no-untyped-def]
+def delete(destination_id: int):
     destination = _owned(destination_id)
     address = destination.email
     service.delete(session(), destination)
@@ -140,7 +140,7 @@ def _link_failed(exc: ServiceError) -> tuple[str, int]:
 
 
 @bp.route("/verify/<token>", methods=["GET", "POST"])
-def verify(token: str):  # type: ignore[no-untyped-def]
+def verify(token: str):
     """GET only asks: mail scanners fetch every link in a message, and must not confirm an address
     on its owner's behalf. The page's button POSTs (with the form's CSRF token), which verifies."""
     db = session()

@@ -52,13 +52,13 @@ def _detail(domain: UserDomain, status: int = 200, **context: object) -> tuple[s
 
 @bp.get("/")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     return _index()
 
 
 @bp.post("/")
 @login_required
-def add():  # type: ignore[no-untyped-def]
+def add():
     name = request.form.get("name", "")
     try:
         domain = service.add(session(), signed_in_user(), name)
@@ -71,13 +71,13 @@ def add():  # type: ignore[no-untyped-def]
 
 @bp.get("/<int:domain_id>")
 @login_required
-def detail(domain_id: int):  # type: ignore[no-untyped-def]
+def detail(domain_id: int):
     return _detail(_owned(domain_id))
 
 
 @bp.post("/<int:domain_id>/verify")
 @login_required
-def verify(domain_id: int):  # type: ignore[no-untyped-def]
+def verify(domain_id: int):
     domain = _owned(domain_id)
     before = domain.status
     try:
@@ -96,7 +96,7 @@ def verify(domain_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:domain_id>/catch-all")
 @login_required
-def catch_all(domain_id: int):  # type: ignore[no-untyped-def]
+def catch_all(domain_id: int):
     domain = _owned(domain_id)
     enabled = request.form.get("catch_all") == "on"
     try:
@@ -110,7 +110,7 @@ def catch_all(domain_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:domain_id>/delete")
 @login_required
-def delete(domain_id: int):  # type: ignore[no-untyped-def]
+def delete(domain_id: int):
     domain = _owned(domain_id)
     name = domain.name
     retired = service.delete(session(), domain)

@@ -15,7 +15,7 @@ TITLES = {"expired": "Link expired", "stale": "Link out of date", "not_found": "
 
 
 @bp.route("/verify/<token>", methods=["GET", "POST"])
-def verify(token: str):  # type: ignore[no-untyped-def]
+def verify(token: str):
     """Works without a session (the mail is often opened on another device)."""
     db = session()
     try:
@@ -33,7 +33,7 @@ def verify(token: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/resend")
 @login_required
-def resend():  # type: ignore[no-untyped-def]
+def resend():
     user = signed_in_user()
     if service.is_verified(user):
         flash("Your email address is already confirmed.")

@@ -159,7 +159,7 @@ def send_later(job: Callable[[], None]) -> None:
     the process once the answer is out, a thread's mail could wait for the next request or be
     lost, so the Zappa stages take reliable delivery over equal timing there.
     """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # the werkzeug LocalProxy's real object, for the worker thread
 
     def run() -> None:
         with app.app_context():

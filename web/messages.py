@@ -38,20 +38,20 @@ def _detail(row: Delivery, status: int = 200, **context: object) -> tuple[str, i
 
 @bp.get("/quarantine")
 @login_required
-def quarantine():  # type: ignore[no-untyped-def]
+def quarantine():
     return render_template("messages/quarantine.html", rows=service.quarantine(session(), signed_in_user()),
                            keep_days=service.keep_days())
 
 
 @bp.get("/<int:delivery_id>")
 @login_required
-def detail(delivery_id: int):  # type: ignore[no-untyped-def]
+def detail(delivery_id: int):
     return _detail(_owned(delivery_id))
 
 
 @bp.get("/<int:delivery_id>/raw")
 @login_required
-def raw(delivery_id: int):  # type: ignore[no-untyped-def]
+def raw(delivery_id: int):
     row = _owned(delivery_id)
     try:
         data = service.download(row)
@@ -63,7 +63,7 @@ def raw(delivery_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:delivery_id>/release")
 @login_required
-def release(delivery_id: int):  # type: ignore[no-untyped-def]
+def release(delivery_id: int):
     db = session()
     row = _owned(delivery_id)
     try:

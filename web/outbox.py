@@ -16,11 +16,11 @@ from web.services import outbox as service
 bp = Blueprint("outbox", __name__, url_prefix="/admin/outbox")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings():
     return current_app.config["SETTINGS"]
 
 
-def _maildir_or_404(key: str):  # type: ignore[no-untyped-def]
+def _maildir_or_404(key: str):
     try:
         maildir = service.open_outbox(_settings().outbox)
     except service.NoOutbox:
@@ -32,7 +32,7 @@ def _maildir_or_404(key: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/")
 @admin_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     settings = _settings()
     number = paging.requested("page")
     try:
@@ -50,7 +50,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/<key>")
 @admin_required
-def message(key: str):  # type: ignore[no-untyped-def]
+def message(key: str):
     maildir = _maildir_or_404(key)
     try:
         shown = service.detail(maildir, key)
@@ -61,7 +61,7 @@ def message(key: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/<key>/raw")
 @admin_required
-def raw(key: str):  # type: ignore[no-untyped-def]
+def raw(key: str):
     maildir = _maildir_or_404(key)
     try:
         data = service.raw(maildir, key)
@@ -73,7 +73,7 @@ def raw(key: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/delete")
 @admin_required
-def delete_all():  # type: ignore[no-untyped-def]
+def delete_all():
     try:
         maildir = service.open_outbox(_settings().outbox)
     except service.NoOutbox:

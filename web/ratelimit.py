@@ -112,7 +112,7 @@ def hit(name: str, who: str) -> int | None:
             .where(RateLimitHit.key == key, RateLimitHit.window_start == window, RateLimitHit.count < rule.count)
             .values(count=RateLimitHit.count + 1)
         )
-        if counted.rowcount == 1:
+        if counted.rowcount == 1:  # type: ignore[attr-defined]  # DML returns a CursorResult
             db.commit()
             return None
         # no row counted: it is full, or there is none yet (or another request inserted it first);
@@ -180,7 +180,7 @@ def claim_signin(address: str, device: str | None = None) -> int | None:
     if remaining > 0:
         db.rollback()
         return max(1, math.ceil(remaining))
-    moved = db.execute(
+    moved = db.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
         update(SigninFailure).where(SigninFailure.key == key, SigninFailure.failures == seen)
         .values(failures=failures + 1, last_failure_at=now).execution_options(synchronize_session=False)
     ).rowcount

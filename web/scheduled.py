@@ -28,6 +28,7 @@ def recheck_domains(event: Any = None, context: Any = None, app: Flask | None = 
     logger.setLevel(logging.INFO)  # Lambda's root logger passes WARNING and up only
     if app is None:
         from web.wsgi import app
+    assert app is not None  # for mypy: the import above binds it
     from forwarder.domain_recheck import recheck_all
     from web.services import domains
 

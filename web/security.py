@@ -153,7 +153,7 @@ def login_required(view: F) -> F:
             return redirect(url_for("auth.signin", next=request.path))
         return view(*args, **kwargs)
 
-    return wrapped  # type: ignore[return-value]
+    return wrapped  # type: ignore[return-value]  # same call signature as view; wraps copies its metadata
 
 
 def _headers(response: Response) -> Response:

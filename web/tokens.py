@@ -23,13 +23,13 @@ def _page(status: int = 200, **context: object) -> tuple[str, int]:
 
 @bp.get("")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     return _page()
 
 
 @bp.post("")
 @login_required
-def create():  # type: ignore[no-untyped-def]
+def create():
     name = request.form.get("name", "")
     scope = request.form.get("scope", "read")
     raw_expiry = request.form.get("expires_in", "").strip()
@@ -46,7 +46,7 @@ def create():  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:token_id>/revoke")
 @login_required
-def revoke(token_id: int):  # type: ignore[no-untyped-def]
+def revoke(token_id: int):
     try:
         token: ApiToken = service.owned(session(), signed_in_user(), token_id)
     except ServiceError:

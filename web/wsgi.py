@@ -68,4 +68,4 @@ def _secret_config(fetched: Mapping[str, str]) -> dict[str, Any]:
 
 app = create_app(_secret_config(fetch_secrets()))
 if _enabled(app.config.get("PROXY_FIX", True)):
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]  # the WSGI middleware pattern Flask's docs give

@@ -166,7 +166,7 @@ def _from_ses(mail: dict[str, Any], receipt: dict[str, Any], bucket: str, prefix
         dmarc=_verdict(receipt, "dmarcVerdict"),
         dmarc_policy=receipt.get("dmarcPolicy"),
     )
-    common = dict(
+    common: dict[str, Any] = dict(
         message_id=message_id,
         recipients=tuple(recipients),
         verdicts=verdicts,

@@ -68,7 +68,7 @@ class LambdaRuntime:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
-    def from_settings(cls, settings: Settings, session: Any = None) -> "LambdaRuntime":
+    def from_settings(cls, settings: Settings, session: Any = None) -> LambdaRuntime:
         import boto3
 
         from models import make_engine, make_session_factory, utcnow

@@ -100,14 +100,15 @@ def trace_handler(root: Path | None = None, entry: str = HANDLER) -> Trace:
         finder.import_hook(entry)
         modules: dict[str, Path] = {}
         for name, module in finder.modules.items():
-            if module.__file__ and _within(name, FIRST_PARTY):
-                modules[name] = Path(module.__file__).relative_to(scratch)
+            file = getattr(module, "__file__", None)  # modulefinder.Module is untyped
+            if file and _within(name, FIRST_PARTY):
+                modules[name] = Path(file).relative_to(scratch)
         third_party: dict[str, set[str]] = {}
-        for missing, importers in finder.badmodules.items():
+        for missing, importer_counts in finder.badmodules.items():
             top = missing.split(".")[0]
             if top in FIRST_PARTY or top in sys.stdlib_module_names or top == "__future__":
                 continue  # ``from package import name`` probes; the standard library
-            third_party.setdefault(top, set()).update(importers)
+            third_party.setdefault(top, set()).update(importer_counts)
     for name in sorted(modules):
         if not _within(name, ALLOWED) or _within(name, NEVER):
             raise PackagingError(
@@ -145,7 +146,7 @@ def requirements(trace: Trace, drivers: Iterable[str]) -> list[str]:
     declared = _declared()
     pinned = []
     for requirement in wanted:
-        name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)  # type: ignore[union-attr]
+        name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)  # type: ignore[union-attr]  # every requirement line starts with a name
         extras = requirement[len(name):]
         try:
             pinned.append(f"{name}{extras}=={importlib.metadata.version(name)}")

@@ -66,7 +66,7 @@ class BatchResult:
     delete_failed: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
 
-    def add(self, other: "BatchResult") -> None:
+    def add(self, other: BatchResult) -> None:
         self.received += other.received
         self.deleted += other.deleted
         self.left += other.left

@@ -99,7 +99,7 @@ def _password_from_stdin() -> str:
     return password
 
 
-def _end_access(session: "Session", account: "User") -> tuple[int, int]:
+def _end_access(session: Session, account: User) -> tuple[int, int]:
     """End every session of ``account`` and revoke its API tokens (not committed)."""
     from web.services import sessions, tokens
 

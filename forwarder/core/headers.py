@@ -64,7 +64,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from forwarder.core.addresses import (
     Mailbox,
@@ -354,7 +354,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 def rfc5322_date(moment: datetime) -> str:
     """``moment`` as an RFC 5322 date-time in UTC; a naive datetime is taken to be UTC already."""
-    utc = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return (f"{_DAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
             f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} +0000")
 

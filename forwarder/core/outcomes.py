@@ -41,7 +41,7 @@ class Outcome(enum.Enum):
     blocked: bool
     smtp_reply: str
 
-    def __new__(cls, value: str, blocked: bool, smtp_reply: str) -> "Outcome":
+    def __new__(cls, value: str, blocked: bool, smtp_reply: str) -> Outcome:
         member = object.__new__(cls)
         member._value_ = value
         member.blocked = blocked
@@ -49,7 +49,7 @@ class Outcome(enum.Enum):
         return member
 
     def __str__(self) -> str:
-        return self.value
+        return str(self.value)
 
 
 

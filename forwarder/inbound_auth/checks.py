@@ -46,7 +46,7 @@ _original_lookup: Any = None
 def _spf_dns(name: str, qtype: str, strict: Any = True, timeout: Any = None) -> list[tuple[tuple[str, str], Any]]:
     lookup = _current.get()
     if lookup is None:
-        return _original_lookup(name, qtype, strict, timeout)  # type: ignore[no-any-return]
+        return _original_lookup(name, qtype, strict, timeout)
     try:
         records = lookup.query(name, qtype)
     except DnsUnavailable as exc:
@@ -54,13 +54,13 @@ def _spf_dns(name: str, qtype: str, strict: Any = True, timeout: Any = None) -> 
     out: list[tuple[tuple[str, str], Any]] = []
     for r in records:
         if qtype in ("A", "AAAA"):
-            out.append(((name, qtype), r.address))  # type: ignore[attr-defined]
+            out.append(((name, qtype), r.address))  # type: ignore[attr-defined]  # the rdata class follows qtype; dnspython types it as Rdata
         elif qtype == "MX":
-            out.append(((name, qtype), (r.preference, r.exchange)))  # type: ignore[attr-defined]
+            out.append(((name, qtype), (r.preference, r.exchange)))  # type: ignore[attr-defined]  # the rdata class follows qtype; dnspython types it as Rdata
         elif qtype == "PTR":
-            out.append(((name, qtype), r.target.to_text(True)))  # type: ignore[attr-defined]
+            out.append(((name, qtype), r.target.to_text(True)))  # type: ignore[attr-defined]  # the rdata class follows qtype; dnspython types it as Rdata
         elif qtype in ("TXT", "SPF"):
-            out.append(((name, qtype), r.strings))  # type: ignore[attr-defined]
+            out.append(((name, qtype), r.strings))  # type: ignore[attr-defined]  # the rdata class follows qtype; dnspython types it as Rdata
     return out
 
 
@@ -179,7 +179,7 @@ def check_dkim(raw: bytes, lookup: Lookup, first: Callable[[str], bool] = lambda
                            ("header.s", tags.get(b"s", b"").decode("ascii", "replace").strip())))
         except Exception:
             parsed.append(None)
-    order = sorted(range(len(parsed)), key=lambda i: not (parsed[i] is not None and first(parsed[i][0][1])))
+    order = sorted(range(len(parsed)), key=lambda i: not (parsed[i] is not None and first(parsed[i][0][1])))  # type: ignore[index]  # checked not None just before
     by_index: dict[int, MethodResult] = {}
     for index in order:
         props = parsed[index]

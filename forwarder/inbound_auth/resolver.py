@@ -78,7 +78,7 @@ class Lookup:
 
     def txt(self, name: str) -> list[bytes]:
         """Each TXT record at ``name``, its strings joined."""
-        return [b"".join(r.strings) for r in self.query(name, "TXT")]  # type: ignore[attr-defined]
+        return [b"".join(r.strings) for r in self.query(name, "TXT")]  # type: ignore[attr-defined]  # a TXT rdata; dnspython types it as Rdata
 
 
 class Resolver:
@@ -91,7 +91,7 @@ class Resolver:
         self._clock = clock
 
     @classmethod
-    def for_nameserver(cls, nameserver: str = "", budget: float = BUDGET_SECONDS) -> "Resolver":
+    def for_nameserver(cls, nameserver: str = "", budget: float = BUDGET_SECONDS) -> Resolver:
         """Asking ``HOST[:PORT]``, or the system's name servers; ValueError for an unusable one.
 
         A system without resolver configuration gets a resolver that answers nothing (every check

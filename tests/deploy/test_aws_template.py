@@ -113,7 +113,7 @@ def role_policies(template: dict[str, Any]) -> list[dict[str, Any]]:
     for path, node in walk(template["Resources"][ROLE]["Properties"]["Policies"]):
         if path and path[-1] == "PolicyDocument":
             documents.append(node)
-    for path, node in walk(template["Resources"]):
+    for _path, node in walk(template["Resources"]):
         if isinstance(node, dict) and node.get("Type") == "AWS::IAM::Policy":
             assert node["Properties"]["Roles"] == [{"Ref": ROLE}]
             documents.append(node["Properties"]["PolicyDocument"])

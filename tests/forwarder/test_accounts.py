@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from models import Alias, Destination, User, make_engine, make_session_factory
 from tests.conftest import fresh_database
 from tests.support.databases import migrate
 
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 DOMAIN = "othermail.example"
 GENERATED = re.compile(r"^([a-z]+)-([abcdefghjkmnpqrstuvwxyz23456789]{4})$")
 

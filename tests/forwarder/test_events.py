@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def test_lambda_action_event_names_the_object_by_prefix_and_message_id(ses_event
     assert job.recipients == ("info@example.com",)
     assert not job.recipients_from_headers
     assert job.mail_from == "janedoe@example.com"
-    assert job.received_at == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert job.received_at == datetime(1970, 1, 1, tzinfo=UTC)
     # No dmarcVerdict in this sample: it defaults to PASS, and no policy is invented.
     assert job.verdicts == Verdicts(spam="PASS", virus="PASS", spf="PASS", dkim="PASS", dmarc="PASS")
     assert job.verdicts.dmarc_policy is None
@@ -137,7 +137,7 @@ def test_sns_action_notification_carries_the_message_itself(ses_events: Path, na
     assert job.recipients == (recipient,)
     assert job.message_id == "s08vnjngg8o82cpus2084722eiate3c6ig885f01"
     assert job.mail_from == "fxastage@protonmail.com"
-    assert job.received_at == datetime(2022, 1, 13, 21, 2, 45, 441000, tzinfo=timezone.utc)
+    assert job.received_at == datetime(2022, 1, 13, 21, 2, 45, 441000, tzinfo=UTC)
 
 
 def test_sns_action_spam_verdict_fail_is_kept(ses_events: Path) -> None:
@@ -315,7 +315,7 @@ def test_s3_object_created_key_is_url_decoded(key: str, expected_key: str, expec
     assert job.recipients == () and job.recipients_from_headers
     assert job.verdicts == Verdicts()
     assert job.mail_from is None
-    assert job.received_at == datetime(2026, 11, 23, 10, 0, 2, tzinfo=timezone.utc)
+    assert job.received_at == datetime(2026, 11, 23, 10, 0, 2, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("name", ["ObjectCreated:Put", "ObjectCreated:CompleteMultipartUpload", "ObjectCreated:Copy"])

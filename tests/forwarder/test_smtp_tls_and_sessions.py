@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import smtplib
+import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +34,7 @@ def write_self_signed(cert: Path, key: Path, name: str) -> bytes:
     """A fresh key and self-signed certificate for ``name`` as PEM files; the certificate's DER."""
     private = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(private.public_key())
         .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
@@ -253,19 +254,15 @@ def test_partial_bodies_left_by_a_stopped_process_are_removed_at_start(tmp_path:
 # ------------------------------------------------------------- slow sessions (review MEDIUM 5)
 
 
-def _raw_session(server: Box) -> "socket.socket":
-    import socket
-
+def _raw_session(server: Box) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", server.listener.port), timeout=10)
     assert sock.recv(1024).startswith(b"220")
     return sock
 
 
-def _trickle_until_closed(sock: "socket.socket", line: bytes, rounds: int = 100) -> bytes:
+def _trickle_until_closed(sock: socket.socket, line: bytes, rounds: int = 100) -> bytes:
     """Send ``line`` every 0.1 s (each byte resets aiosmtpd's idle timer) until the server closes
     the connection; everything it answered. Fails when it is still open after ``rounds`` lines."""
-    import socket
-
     answered = b""
     sock.settimeout(0.1)
     for _ in range(rounds):
@@ -276,7 +273,7 @@ def _trickle_until_closed(sock: "socket.socket", line: bytes, rounds: int = 100)
             return answered
         try:
             chunk = sock.recv(4096)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except OSError:
             return answered

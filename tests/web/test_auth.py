@@ -82,7 +82,7 @@ def test_password_reset_by_email_is_single_use_and_signs_out_other_sessions(
     post(fresh, "/reset", {"email": "ann@example.org"})
     post(fresh, "/reset", {"email": "nobody@example.org"})
     assert [m.recipient for m in outbox.sent] == ["ann@example.org"]
-    (link,) = [l for l in links_in(outbox.sent[0].raw) if "/reset/" in l]
+    (link,) = [found for found in links_in(outbox.sent[0].raw) if "/reset/" in found]
     path = link.split("othermail.test", 1)[1]
     new = "a brand new passphrase"
     opened = fresh.get(path)

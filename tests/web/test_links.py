@@ -15,7 +15,7 @@ from tests.support.databases import migrate
 from forwarder.onebox import OneBox
 from forwarder.senders import MemorySender
 from forwarder.settings import Settings
-from tests.web.conftest import links_in, post
+from tests.web.conftest import links_in
 from web import create_app
 
 PUBLIC = "https://mail.example.org"

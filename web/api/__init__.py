@@ -103,7 +103,7 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
 
 
 @bp.get("/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
+def openapi():
     from web.api.openapi import document
 
     return jsonify(document())

@@ -58,7 +58,7 @@ def _idle(data: dict[str, Any]) -> int | None:
 
 
 @bp.get("/aliases")
-def aliases_list():  # type: ignore[no-untyped-def]
+def aliases_list():
     page = query_int("page", 1, 1, MAX_PAGE)
     per_page = query_int("per_page", 50, 1, MAX_PER_PAGE)
     search = request.args.get("q", "")
@@ -70,7 +70,7 @@ def aliases_list():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/aliases")
-def aliases_create():  # type: ignore[no-untyped-def]
+def aliases_create():
     data = body(CREATE_FIELDS)
     alias = service.create(
         session(), user(),
@@ -88,12 +88,12 @@ def aliases_create():  # type: ignore[no-untyped-def]
 
 
 @bp.get(f"/aliases/{ID}")
-def aliases_get(alias_id: int):  # type: ignore[no-untyped-def]
+def aliases_get(alias_id: int):
     return jsonify(alias_json(_owned(alias_id), utcnow()))
 
 
 @bp.patch(f"/aliases/{ID}")
-def aliases_update(alias_id: int):  # type: ignore[no-untyped-def]
+def aliases_update(alias_id: int):
     alias = _owned(alias_id)
     data = body(UPDATE_FIELDS)
     # Every field is checked before anything changes, so a bad request changes nothing.
@@ -119,13 +119,13 @@ def aliases_update(alias_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.delete(f"/aliases/{ID}")
-def aliases_delete(alias_id: int):  # type: ignore[no-untyped-def]
+def aliases_delete(alias_id: int):
     service.delete(session(), _owned(alias_id))
     return Response(status=204)
 
 
 @bp.get(f"/aliases/{ID}/activity")
-def aliases_activity(alias_id: int):  # type: ignore[no-untyped-def]
+def aliases_activity(alias_id: int):
     alias = _owned(alias_id)
     limit = query_int("limit", 50, 1, ACTIVITY_MAX)
     db = session()

@@ -32,12 +32,12 @@ def _added_unsent(exc: MailNotSent, done: str = "added") -> ApiError:
 
 
 @bp.get("/destinations")
-def destinations_list():  # type: ignore[no-untyped-def]
+def destinations_list():
     return jsonify({"items": [destination_json(d) for d in service.listed(session(), user())]})
 
 
 @bp.post("/destinations")
-def destinations_create():  # type: ignore[no-untyped-def]
+def destinations_create():
     try:
         destination = service.add(session(), user(), _email(body({"email"})))
     except MailNotSent as exc:
@@ -46,12 +46,12 @@ def destinations_create():  # type: ignore[no-untyped-def]
 
 
 @bp.get(f"/destinations/{ID}")
-def destinations_get(destination_id: int):  # type: ignore[no-untyped-def]
+def destinations_get(destination_id: int):
     return jsonify(destination_json(_owned(destination_id)))
 
 
 @bp.patch(f"/destinations/{ID}")
-def destinations_update(destination_id: int):  # type: ignore[no-untyped-def]
+def destinations_update(destination_id: int):
     destination = _owned(destination_id)
     try:
         changed = service.change(session(), user(), destination, _email(body({"email"})))
@@ -61,13 +61,13 @@ def destinations_update(destination_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.delete(f"/destinations/{ID}")
-def destinations_delete(destination_id: int):  # type: ignore[no-untyped-def]
+def destinations_delete(destination_id: int):
     service.delete(session(), _owned(destination_id))
     return Response(status=204)
 
 
 @bp.post(f"/destinations/{ID}/resend")
-def destinations_resend(destination_id: int):  # type: ignore[no-untyped-def]
+def destinations_resend(destination_id: int):
     destination = _owned(destination_id)
     if destination.is_verified:
         raise ApiError(409, "already_verified", f"{destination.email} is already verified.")
@@ -76,7 +76,7 @@ def destinations_resend(destination_id: int):  # type: ignore[no-untyped-def]
 
 
 @bp.post(f"/destinations/{ID}/resume")
-def destinations_resume(destination_id: int):  # type: ignore[no-untyped-def]
+def destinations_resume(destination_id: int):
     destination = _owned(destination_id)
     if not destination.is_paused:
         raise ApiError(409, "not_paused", f"{destination.email} is not paused.")

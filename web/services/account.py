@@ -9,6 +9,7 @@ are deleted, with their SES identities, so no mail for them is accepted any more
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -104,7 +105,7 @@ def export(db: Session, user: User) -> dict[str, Any]:
     alias_ids = [a.id for a in aliases]
     destinations = db.scalars(select(Destination).where(Destination.user_id == user.id).order_by(Destination.id))
     tokens = db.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
-    deliveries = db.scalars(
+    deliveries: Iterable[Delivery] = db.scalars(
         select(Delivery).where(Delivery.alias_id.in_(alias_ids)).order_by(Delivery.created_at, Delivery.id)
     ) if alias_ids else []
     return {

@@ -140,7 +140,7 @@ def feedback_rates(db: Session, limit: int = RECENT) -> list[FeedbackRate]:
         select(FeedbackEvent.destination_id, FeedbackEvent.kind, func.count())
         .where(FeedbackEvent.destination_id.is_not(None)).group_by(FeedbackEvent.destination_id, FeedbackEvent.kind)
     ).all():
-        counts.setdefault(destination_id, {})[kind] = int(n)
+        counts.setdefault(destination_id, {})[kind] = int(n)  # type: ignore[arg-type]  # the query skips NULL ids
     if not counts:
         return []
     forwarded = dict(db.execute(

@@ -83,7 +83,7 @@ def open_outbox(path: Path) -> mailbox.Maildir:
 
 def _file(maildir: mailbox.Maildir, key: str) -> str:
     """Where the message ``key`` lives (under ``new/`` or ``cur/``); ``KeyError`` if it does not."""
-    return os.path.join(maildir._path, maildir._lookup(key))  # type: ignore[attr-defined]
+    return os.path.join(maildir._path, maildir._lookup(key))  # type: ignore[attr-defined]  # mailbox.Maildir's private path lookup; no public API names the file
 
 
 def valid_key(maildir: mailbox.Maildir, key: str) -> bool:
@@ -191,7 +191,7 @@ def header(message: Message | None, name: str) -> str:
 
 def _decoded(part: Message) -> str:
     try:
-        content = part.get_content()  # type: ignore[attr-defined]
+        content = part.get_content()  # type: ignore[attr-defined]  # parsed with policy.default, so an EmailMessage
         if isinstance(content, str):
             return content
     except Exception:  # noqa: BLE001 - unknown charset, broken encoding...

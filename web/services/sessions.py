@@ -97,7 +97,7 @@ def end_all(db: Session, user: User, *, keep: int | None = None, commit: bool = 
     statement = delete(UserSession).where(UserSession.user_id == user.id)
     if keep is not None:
         statement = statement.where(UserSession.id != keep)
-    ended = db.execute(statement.execution_options(synchronize_session=False)).rowcount
+    ended = db.execute(statement.execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]  # DML returns a CursorResult
     if commit:
         db.commit()
     return int(ended or 0)
@@ -106,7 +106,7 @@ def end_all(db: Session, user: User, *, keep: int | None = None, commit: bool = 
 def prune(db: Session, lifetimes: Lifetimes) -> int:
     """Delete the rows of every expired session (run at each sign-in)."""
     now = utcnow()
-    ended = db.execute(delete(UserSession).where(or_(
+    ended = db.execute(delete(UserSession).where(or_(  # type: ignore[attr-defined]  # DML returns a CursorResult
         UserSession.last_seen_at < now - lifetimes.idle, UserSession.created_at < now - lifetimes.absolute,
     )).execution_options(synchronize_session=False)).rowcount
     db.commit()

@@ -98,7 +98,7 @@ def revoke(db: Session, token: ApiToken) -> ApiToken:
 def revoke_all(db: Session, user: User, *, commit: bool = True) -> int:
     """Revoke every live token of ``user`` (a password reset can take them along); the number revoked."""
     now = utcnow()
-    revoked = db.execute(
+    revoked = db.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
         update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=now).execution_options(synchronize_session=False)
     ).rowcount

@@ -6,7 +6,7 @@ import base64
 import binascii
 import email
 import email.policy
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 
@@ -15,7 +15,7 @@ from forwarder.core.body import LINE_LIMIT, MAX_DEPTH, Unrepairable, first_long_
 from forwarder.core.message import HeaderField, split_message
 
 ALIAS = "shop-7hq2@othermail.example"
-NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
 
 
 def longest_line(data: bytes) -> int:

@@ -11,7 +11,7 @@ import email
 import email.policy
 import os
 import re
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from forwarder.core.boundaries import MAX_BOUNDARY, REPAIR, new_boundary
 from forwarder.core.message import split_message
 
 ALIAS = "shop-7hq2@othermail.example"
-NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
 LONG = b"=_" + b"0123456789abcdef" * 75  # 1,202 octets
 
 

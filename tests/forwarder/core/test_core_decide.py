@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 
@@ -13,7 +13,7 @@ from forwarder.core.headers import MAX_HOPS, loop_token
 from forwarder.core.message import split_message
 
 ALIAS = "shop-7hq2@othermail.example"
-NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)
 OK = AliasState(ALIAS)
 NO_FACTS = MessageFacts()

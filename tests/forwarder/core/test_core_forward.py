@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -22,7 +22,7 @@ from forwarder.core import (
 )
 
 ALIAS = "shop-7hq2@othermail.example"
-NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
 SIMPLE = b"From: Jane <jane@example.com>\r\nTo: " + ALIAS.encode() + b"\r\nSubject: Hi\r\n\r\nHello.\r\n"
 
 

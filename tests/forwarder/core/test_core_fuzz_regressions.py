@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import binascii
 import email
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +19,7 @@ from forwarder.core.message import split_message
 from forwarder.core.text import MAX_LINE, encode_unstructured
 
 ALIAS = "shop-7hq2@othermail.example"
-NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
 
 
 def run(raw: bytes):

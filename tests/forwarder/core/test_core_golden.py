@@ -28,7 +28,7 @@ import email.policy
 import os
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,7 @@ from forwarder.core.headers import loop_token
 
 GOLDEN = Path(__file__).parent / "golden"
 ALIAS = "shop-7hq2@othermail.example"
-NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
 UPDATE = os.environ.get("OTHERMAIL_UPDATE_GOLDEN") == "1"
 
 #: Cases whose body has a line over 998 bytes and is therefore repaired (re-encoded).

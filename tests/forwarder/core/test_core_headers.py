@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import email.header
 import email.utils
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, UTC
 
 import pytest
 
@@ -26,7 +26,7 @@ from forwarder.core.message import split_message
 
 ALIAS = "shop-7hq2@othermail.example"
 OTHER_ALIAS = "news-x1@othermail.example"
-NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
 
 
 def message(*header_lines: str | bytes, body: bytes = b"Body.\r\n") -> bytes:

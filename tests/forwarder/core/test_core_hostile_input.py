@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pytest
 
@@ -19,7 +19,7 @@ from forwarder.core.message import split_message
 from forwarder.core.text import decode_bytes, decode_header_text, encode_phrase, encode_unstructured
 
 ALIAS = "shop-7hq2@othermail.example"
-NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
 
 
 def run(raw: bytes):

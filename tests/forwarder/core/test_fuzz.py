@@ -34,7 +34,7 @@ import email.header
 import os
 import re
 import warnings
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from hypothesis import HealthCheck, currently_in_test_context, example, given, note, settings
 from hypothesis import strategies as st
@@ -58,7 +58,7 @@ from forwarder.core.message import first_long_line, split_message
 from tests.forwarder.core import strategies as S
 
 ALIAS = S.ALIAS
-NOW = datetime(2024, 5, 3, 16, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
 CI = bool(os.environ.get("CI"))
 SCALE = max(1, int(os.environ.get("OTHERMAIL_FUZZ_SCALE", "1") or 1))
 
