@@ -150,9 +150,10 @@ def alias_state(alias: Any, destination_count: int | None = None) -> AliasState:
 # map, relationship loading) cost several times more per message. Values come in as bound
 # parameters named ``p_...``: SQLAlchemy reserves a table's column names for SET and VALUES.
 
-_aliases = cast(Table, Alias.__table__)  # declared as FromClause; a mapped class has a Table
-_deliveries = cast(Table, Delivery.__table__)  # declared as FromClause; a mapped class has a Table
-_destinations = cast(Table, Destination.__table__)  # declared as FromClause; a mapped class has a Table
+# mypy sees a mapped class's __table__ as a FromClause; it is a Table
+_aliases = cast(Table, Alias.__table__)
+_deliveries = cast(Table, Delivery.__table__)
+_destinations = cast(Table, Destination.__table__)
 _siblings = _deliveries.alias("sibling")
 
 #: The delivery row of a key.

@@ -53,10 +53,11 @@ from models.users import EMAIL_MAX_LENGTH
 
 COMPLAINT_ACTIONS = ("disable", "count")
 
-_events = cast(Table, FeedbackEvent.__table__)  # declared as FromClause; a mapped class has a Table
-_deliveries = cast(Table, Delivery.__table__)  # declared as FromClause; a mapped class has a Table
-_destinations = cast(Table, Destination.__table__)  # declared as FromClause; a mapped class has a Table
-_aliases = cast(Table, Alias.__table__)  # declared as FromClause; a mapped class has a Table
+# mypy sees a mapped class's __table__ as a FromClause; it is a Table
+_events = cast(Table, FeedbackEvent.__table__)
+_deliveries = cast(Table, Delivery.__table__)
+_destinations = cast(Table, Destination.__table__)
+_aliases = cast(Table, Alias.__table__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from forwarder.mail_limits import MailLimits, Window
 from models import Alias, RateLimitHit
 
-_aliases = cast(Table, Alias.__table__)  # declared as FromClause; a mapped class has a Table
-_hits = cast(Table, RateLimitHit.__table__)  # declared as FromClause; a mapped class has a Table
+# mypy sees a mapped class's __table__ as a FromClause; it is a Table
+_aliases = cast(Table, Alias.__table__)
+_hits = cast(Table, RateLimitHit.__table__)
 
 _OWNER = select(_aliases.c.user_id).where(_aliases.c.id == bindparam("p_alias_id"))
 

@@ -104,9 +104,10 @@ def compose(notice: Notice, to: str, from_address: str, now: float | None = None
 
 # ---------------------------------------------------------------- who to tell, and how often
 
-_dest = cast(Table, Destination.__table__)  # declared as FromClause; a mapped class has a Table
+# mypy sees a mapped class's __table__ as a FromClause; it is a Table
+_dest = cast(Table, Destination.__table__)
 _links = alias_destinations
-_deliveries = cast(Table, Delivery.__table__)  # declared as FromClause; a mapped class has a Table
+_deliveries = cast(Table, Delivery.__table__)
 
 _ALIAS_DESTINATIONS = (
     select(_dest.c.id, _dest.c.email, _dest.c.paused_at)

@@ -113,9 +113,10 @@ def next_status(status: str, failing_since: datetime | None, result: CheckResult
 
 # ------------------------------------------------------------------------------- the forwarder side
 
-_domains = cast(Table, UserDomain.__table__)  # declared as FromClause; a mapped class has a Table
-_aliases = cast(Table, Alias.__table__)  # declared as FromClause; a mapped class has a Table
-_destinations = cast(Table, Destination.__table__)  # declared as FromClause; a mapped class has a Table
+# mypy sees a mapped class's __table__ as a FromClause; it is a Table
+_domains = cast(Table, UserDomain.__table__)
+_aliases = cast(Table, Alias.__table__)
+_destinations = cast(Table, Destination.__table__)
 
 _RECEIVING_DOMAINS = select(_domains.c.name, _domains.c.status, _domains.c.catch_all).where(
     _domains.c.status.in_(sorted(RECEIVING))
