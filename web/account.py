@@ -7,12 +7,12 @@ import json
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
+from forwarder.accounts import sessions
 from models import utcnow
 from web import ratelimit
 from web.db import session
 from web.security import current_session, lifetimes, login_required, sign_out, signed_in_user
 from web.services import account as service
-from web.services import sessions
 from web.services.errors import ServiceError
 
 bp = Blueprint("account", __name__, url_prefix="/account")

@@ -1,30 +1,30 @@
 """Passwords, the signed-in user, and the headers every response carries.
 
-Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's second recommended
-profile). The session cookie carries only a random session id; the session itself is a database
-row checked on every request (web/services/sessions.py), so signing out, changing or resetting
+Password hashing lives in forwarder/accounts/passwords.py (the operator CLI uses it too); its
+names are re-exported here. The session cookie carries only a random session id; the session itself is a database
+row checked on every request (forwarder/accounts/sessions.py), so signing out, changing or resetting
 the password, or ending a session on the account page ends it for every copy of the cookie.
 """
 
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 
+from forwarder.accounts import sessions
+from forwarder.accounts.passwords import MIN_PASSWORD as MIN_PASSWORD
+from forwarder.accounts.passwords import PRODUCTION_HASHER as PRODUCTION_HASHER
+from forwarder.accounts.passwords import dummy_hash as _dummy_hash
+from forwarder.accounts.passwords import hash_password as hash_password
+from forwarder.accounts.passwords import password_problem as password_problem
+from forwarder.accounts.passwords import use_password_hasher as use_password_hasher
+from forwarder.accounts.passwords import verify_password as verify_password
 from models import User, UserSession
-from web.services import sessions
 
-#: The hasher every deployment uses: argon2-cffi's defaults (t=3, 64 MiB, p=4).
-PRODUCTION_HASHER = PasswordHasher()
-_hasher = PRODUCTION_HASHER
-MIN_PASSWORD = 10
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: No inline script or style anywhere, no framing, no third-party origin (the pages load no CDN).
@@ -32,55 +32,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def use_password_hasher(hasher: PasswordHasher) -> PasswordHasher:
-    """Hash new passwords (and the dummy hash) with ``hasher``; return the one it replaces.
-
-    Only the test suite calls this, with cheap parameters: hashes made with any parameters
-    verify, because Argon2 reads them from the hash itself."""
-    global _hasher
-    previous, _hasher = _hasher, hasher
-    _dummy_hash.cache_clear()
-    return previous
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash of no one's password, made with the same parameters as the real ones."""
-    return _hasher.hash(secrets.token_urlsafe(16))
-
-
-def verify_password(user: User | None, password: str) -> bool:
-    """Whether ``password`` is ``user``'s. Without a user or a password hash, a dummy hash is
-    verified instead, so an unknown address costs the same Argon2 work as a known one."""
-    if user is None or not user.password_hash:
-        try:
-            _hasher.verify(_dummy_hash(), password)
-        except (VerificationError, InvalidHashError):
-            pass
-        return False
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
-    return True
-
-
-def password_problem(password: str, confirm: str | None = None) -> str | None:
-    if len(password) < MIN_PASSWORD:
-        return f"Use at least {MIN_PASSWORD} characters."
-    if len(password) > 1024:
-        return "That password is too long."
-    if confirm is not None and password != confirm:
-        return "The two passwords differ."
-    return None
 
 
 def lifetimes() -> sessions.Lifetimes:

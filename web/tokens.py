@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
+from forwarder.accounts import tokens as service
 from models import ApiToken, utcnow
 from web.db import session
 from web.security import login_required, signed_in_user
-from web.services import tokens as service
 from web.services.errors import ServiceError
 
 bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")

@@ -1,7 +1,7 @@
 """``othermail token``: API tokens, for operators.
 
-The token logic is the web app's (``web.services.tokens``); it is imported only inside the
-command, so importing this module never imports Flask (the Lambda package has none).
+The token rules are the ones the web app uses too (``forwarder.accounts.tokens``); they are
+imported only inside the command, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def create(obj: CliContext, email: str, scope: str, name: str, expires_days: int
     from sqlalchemy import select
 
     from models import User, normalize_email
-    from web.services import tokens
-    from web.services.errors import ServiceError
+    from forwarder.accounts import tokens
+    from forwarder.accounts.errors import ServiceError
 
     try:
         address = normalize_email(email)

@@ -1,7 +1,7 @@
 """``othermail user``: accounts, for operators.
 
-Flask is imported only inside the command (the password helpers live in the web app), so the
-Lambda package, which has no Flask, can still import this module.
+The password, session and token rules are the ones the web app uses too (forwarder/accounts/);
+they are imported only inside the commands (Argon2 and SQLAlchemy load when a command runs).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def create(obj: CliContext, email: str, admin: bool, password_stdin: bool) -> No
     from sqlalchemy import select
 
     from models import User, normalize_email, utcnow
-    from web.security import hash_password
+    from forwarder.accounts.passwords import hash_password
 
     address = normalize_email(email)  # ADDRESS checked it
     password = _password_from_stdin() if password_stdin else None
@@ -70,7 +70,7 @@ def reset_password(obj: CliContext, email: str, password_stdin: bool) -> None:
     from sqlalchemy import select
 
     from models import User, normalize_email, utcnow
-    from web.security import hash_password
+    from forwarder.accounts.passwords import hash_password
 
     address = normalize_email(email)  # ADDRESS checked it
     password = _password_from_stdin() if password_stdin else None
@@ -90,7 +90,7 @@ def _password_from_stdin() -> str:
     """The first line of standard input, refused in one line if the password rules refuse it."""
     import sys
 
-    from web.security import password_problem
+    from forwarder.accounts.passwords import password_problem
 
     password = sys.stdin.readline().rstrip("\r\n")
     problem = password_problem(password)
@@ -101,6 +101,6 @@ def _password_from_stdin() -> str:
 
 def _end_access(session: Session, account: User) -> tuple[int, int]:
     """End every session of ``account`` and revoke its API tokens (not committed)."""
-    from web.services import sessions, tokens
+    from forwarder.accounts import sessions, tokens
 
     return sessions.end_all(session, account, commit=False), tokens.revoke_all(session, account, commit=False)

@@ -12,10 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from forwarder.accounts import passwords
 from forwarder.senders import MemorySender
 from models import SigninFailure, User
 from tests.web.conftest import PASSWORD, links_in, post, signup
-from web import ratelimit, security
+from web import ratelimit
 
 
 def form_signup(client: FlaskClient, email: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
@@ -59,7 +60,7 @@ def test_signing_in_as_nobody_verifies_a_hash_as_signing_in_with_a_wrong_passwor
         app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     signup(app.test_client(), "ann@example.org")
     calls: list[str] = []
-    real = security._hasher
+    real = passwords._hasher
 
     class Spy:
         def verify(self, hash: str, password: str) -> bool:
@@ -69,7 +70,7 @@ def test_signing_in_as_nobody_verifies_a_hash_as_signing_in_with_a_wrong_passwor
         def __getattr__(self, name: str) -> object:
             return getattr(real, name)
 
-    monkeypatch.setattr(security, "_hasher", Spy())
+    monkeypatch.setattr(passwords, "_hasher", Spy())
     assert attempt(app, "nobody@example.org", "some password", "192.0.2.1") == 401
     assert len(calls) == 1 and calls[0].startswith("$argon2id$")
     assert attempt(app, "ann@example.org", "some password", "192.0.2.2") == 401

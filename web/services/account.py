@@ -17,8 +17,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from models import Alias, ApiToken, Delivery, Destination, User, alias_destinations, utcnow
-from web.security import hash_password, password_problem, verify_password
-from web.services import domains, sessions, tokens
+from forwarder.accounts import sessions, tokens
+from forwarder.accounts.passwords import hash_password, password_problem, verify_password
+from web.services import domains
 from web.services.errors import ServiceError
 
 #: What the user types to confirm that the account should go.

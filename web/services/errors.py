@@ -1,17 +1,7 @@
-"""The one error the services raise: a stable code for the API and a message for people."""
+"""The one error the services raise (defined with the account rules, which raise it too)."""
 
 from __future__ import annotations
 
+from forwarder.accounts.errors import ServiceError, not_found
 
-class ServiceError(ValueError):
-    def __init__(self, code: str, message: str, status: int = 400, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        #: Seconds to wait, for a rate limit (the API's ``Retry-After`` header).
-        self.retry_after = retry_after
-
-
-def not_found(what: str) -> ServiceError:
-    return ServiceError("not_found", f"No such {what}.", 404)
+__all__ = ["ServiceError", "not_found"]

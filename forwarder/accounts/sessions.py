@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from models import User, UserSession, utcnow
 from models.sessions import IP_MAX_LENGTH, USER_AGENT_MAX_LENGTH
-from web.services.errors import not_found
+from forwarder.accounts.errors import not_found
 
 #: ``last_seen_at`` (and the IP and browser with it) is written at most this often per session.
 LAST_SEEN_GRANULARITY = timedelta(minutes=1)
