@@ -11,14 +11,35 @@ import json
 import logging
 import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from forwarder.core import Outcome
 
 if TYPE_CHECKING:
     from forwarder.feedback_store import Applied
     from forwarder.metrics import Metrics
-    from forwarder.pipeline import Report
 
 logger = logging.getLogger("othermail.outcome")
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One outcome of one message: for an alias, and for a destination when it was sent."""
+
+    message_id: str
+    recipient: str
+    alias_id: int | None
+    destination_id: int | None
+    outcome: Outcome
+    reason: str
+    bytes_in: int
+    bytes_out: int | None = None
+    duplicate: bool = False
+    resent: bool = False
+    provider_message_id: str | None = None
+    repairs: tuple[str, ...] = ()
+
 
 
 class OutcomeLog:

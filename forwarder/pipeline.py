@@ -21,7 +21,7 @@ from forwarder.directory import ClaimState, DeliveryKey, MessageMeta, ResolvedAl
 from forwarder.errors import DeliveryInProgress, PermanentSendError
 from forwarder.expired_reject import EXPIRED_OUTCOMES, Bouncer, decide_expired_reject
 from forwarder.notices import Notifier, Unforwarded
-from forwarder.outcome_log import OutcomeLog, redact
+from forwarder.outcome_log import OutcomeLog, Report, redact
 from forwarder.senders import Sender
 
 logger = logging.getLogger("othermail.pipeline")
@@ -39,24 +39,6 @@ class Inbound:
     #: Where the raw message is kept in the mail store (S3 key, or the one box's spool key), when
     #: it is kept: recorded with the outcomes so that the owner can download or release it.
     raw_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """One outcome of one message: for an alias, and for a destination when it was sent."""
-
-    message_id: str
-    recipient: str
-    alias_id: int | None
-    destination_id: int | None
-    outcome: Outcome
-    reason: str
-    bytes_in: int
-    bytes_out: int | None = None
-    duplicate: bool = False
-    resent: bool = False
-    provider_message_id: str | None = None
-    repairs: tuple[str, ...] = ()
 
 
 class Forwarder:

@@ -8,18 +8,16 @@ under ``/api/v1``, Flask's own 404 and 405 included, is ``{"error": {"code", "me
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from web import csrf, ratelimit
+from forwarder.accounts import tokens
+from web import ratelimit
+from web.api.blueprint import PREFIX as PREFIX
+from web.api.blueprint import bp
 from web.api.common import ApiError, error_response
 from web.db import session
-from web.services import tokens
 from web.services.errors import ServiceError
-
-PREFIX = "/api/v1"
-bp = Blueprint("api", __name__, url_prefix=PREFIX)
-csrf.protect.exempt(bp)
 
 #: What a ``read`` token may do.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

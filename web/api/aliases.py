@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from models import Alias, utcnow
-from web.api import bp
+from web.api.blueprint import bp
 from web.api.common import (
     MAX_PAGE,
     MAX_PER_PAGE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, jsonify
 
 from models import Destination
-from web.api import bp
+from web.api.blueprint import bp
 from web.api.common import ApiError, body, destination_json, object_id, string, user
 from web.db import session
 from web.mailer import MailNotSent
