@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SECURE": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     # a session ends after this long (the absolute lifetime, also the cookie's) or after
-    # SESSION_IDLE_LIFETIME without a request (web/services/sessions.py)
+    # SESSION_IDLE_LIFETIME without a request (forwarder/accounts/sessions.py)
     "PERMANENT_SESSION_LIFETIME": 60 * 60 * 24 * 14,
     "SESSION_IDLE_LIFETIME": 60 * 60 * 24 * 2,
     "WTF_CSRF_TIME_LIMIT": None,

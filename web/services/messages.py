@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from forwarder.core import Outcome, Verdicts
 from forwarder.core.headers import display_fields
 from forwarder.errors import MessageNotFound, RetryableError
-from forwarder.pipeline import Inbound, Report
+from forwarder.outcome_log import Report
+from forwarder.pipeline import Inbound
 from models import Alias, Delivery, User, utcnow
 from web.services.errors import ServiceError, not_found
 
