@@ -35,7 +35,7 @@ FIXED_IN = {
 
 #: Dependencies whose internals the code uses, and the ceiling that keeps them to tested releases.
 CEILINGS = {
-    "aiosmtpd": "1.5",  # forwarder/smtp_ingress.py FastSMTP: SMTP._handle_client, _getaddr, _call_handler_hook...
+    "aiosmtpd": "1.5",  # forwarder/smtp_server.py FastSMTP: SMTP._handle_client, _getaddr, _call_handler_hook...
     "werkzeug": "4",  # forwarder/onebox.py: werkzeug.serving.make_server(fd=), get_sockaddr, select_address_family
     "dkimpy": "2",  # forwarder/inbound_auth/checks.py: dkim.util.parse_tag_value
 }

@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from forwarder.smtp_ingress import FastSMTP
+from forwarder.smtp_server import FastSMTP
 
 LIMIT = 4000
 
