@@ -20,6 +20,7 @@ Parameter Store on a moto server, as the ``dev`` stage does on AWS.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ import sys
 import time
 import tomllib
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -224,16 +226,13 @@ def test_the_zip_fits_lambda(packages: dict[str, Path], stage: str) -> None:
         assert name not in settings
 
 
-def test_the_packaged_app_serves_a_request_with_secrets_from_ssm(
-    packages: dict[str, Path], tmp_path: Path
-) -> None:
-    """Zappa's handler in a clean interpreter: the app from the zip, boto3 from 'the runtime', its
-    database URL and secret key from SSM on a moto server (the dev stage's OTHERMAIL_SSM_PATH)."""
+
+@contextlib.contextmanager
+def dev_stage_with_ssm(tmp_path: Path, url: str) -> Iterator[dict[str, str]]:
+    """The dev stage's environment, offline, with its database URL (``url``, migrated) and secret
+    key in SSM on a moto server on loopback, as the packaged handler reads them."""
     from moto.server import ThreadedMotoServer
 
-    task = unpack(packages["dev"], tmp_path / "task")
-    provided = provided_by_runtime(tmp_path / "runtime")
-    url = f"sqlite:///{tmp_path / 'othermail.db'}"
     migrations.upgrade(url)
     plain = stage_config("dev")["aws_environment_variables"]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -244,10 +243,25 @@ def test_the_packaged_app_serves_a_request_with_secrets_from_ssm(
         ssm = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                     region_name="us-east-1").client("ssm", endpoint_url=endpoint)
         path = plain["OTHERMAIL_SSM_PATH"]
-        ssm.put_parameter(Name=f"{path}/OTHERMAIL_DATABASE_URL", Value=url, Type="SecureString")
-        ssm.put_parameter(Name=f"{path}/OTHERMAIL_WEB_SECRET_KEY", Value="k" * 48, Type="SecureString")
-        env = aws_offline_env(**{**plain, "OTHERMAIL_DATA_DIR": str(tmp_path / "data")},
+        # Overwrite: moto's backends outlive a server, so another test may have put them
+        ssm.put_parameter(Name=f"{path}/OTHERMAIL_DATABASE_URL", Value=url, Type="SecureString", Overwrite=True)
+        ssm.put_parameter(Name=f"{path}/OTHERMAIL_WEB_SECRET_KEY", Value="k" * 48, Type="SecureString",
+                          Overwrite=True)
+        yield aws_offline_env(**{**plain, "OTHERMAIL_DATA_DIR": str(tmp_path / "data")},
                               AWS_ENDPOINT_URL=endpoint, NO_PROXY="127.0.0.1,localhost")
+    finally:
+        server.stop()
+
+
+def test_the_packaged_app_serves_a_request_with_secrets_from_ssm(
+    packages: dict[str, Path], tmp_path: Path
+) -> None:
+    """Zappa's handler in a clean interpreter: the app from the zip, boto3 from 'the runtime', its
+    database URL and secret key from SSM on a moto server (the dev stage's OTHERMAIL_SSM_PATH)."""
+    task = unpack(packages["dev"], tmp_path / "task")
+    provided = provided_by_runtime(tmp_path / "runtime")
+    url = f"sqlite:///{tmp_path / 'othermail.db'}"
+    with dev_stage_with_ssm(tmp_path, url) as env:
         event = {
             "httpMethod": "GET", "path": "/signin", "queryStringParameters": None, "body": None,
             "isBase64Encoded": False,
@@ -273,8 +287,6 @@ print(json.dumps({{"leaked": leaked, "status": response["statusCode"], "body": r
                   "database": app.config["SETTINGS"].database_url}}))
 """
         result = run_clean(code, [task, provided], env, cwd=task)
-    finally:
-        server.stop()
     seen = last_json_line(result)
     assert seen["leaked"] == []
     assert seen["status"] == 200, seen["body"][:2000]
@@ -289,27 +301,10 @@ def test_the_packaged_handler_logs_no_secret_link(packages: dict[str, Path], tmp
     """Review finding F5: Zappa writes every request line to CloudWatch (zappa.wsgi.common_log, at
     INFO) when the stage's log_level lets INFO through, and the links the service mails carry their
     token in the path. Opening them through the packaged handler leaves no token in the log."""
-    from moto.server import ThreadedMotoServer
-
     task = unpack(packages["dev"], tmp_path / "task")
     provided = provided_by_runtime(tmp_path / "runtime")
     url = f"sqlite:///{tmp_path / 'othermail.db'}"
-    migrations.upgrade(url)
-    plain = stage_config("dev")["aws_environment_variables"]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        ssm = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1").client("ssm", endpoint_url=endpoint)
-        path = plain["OTHERMAIL_SSM_PATH"]
-        ssm.put_parameter(Name=f"{path}/OTHERMAIL_DATABASE_URL", Value=url, Type="SecureString",
-                          Overwrite=True)  # moto's backends outlive a server: another test may have put them
-        ssm.put_parameter(Name=f"{path}/OTHERMAIL_WEB_SECRET_KEY", Value="k" * 48, Type="SecureString",
-                          Overwrite=True)
-        env = aws_offline_env(**{**plain, "OTHERMAIL_DATA_DIR": str(tmp_path / "data")},
-                              AWS_ENDPOINT_URL=endpoint, NO_PROXY="127.0.0.1,localhost")
+    with dev_stage_with_ssm(tmp_path, url) as env:
         events = [{
             "httpMethod": "GET", "path": secret_path, "queryStringParameters": None, "body": None,
             "isBase64Encoded": False,
@@ -322,8 +317,6 @@ import json, handler
 print(json.dumps([handler.lambda_handler(event, None)["statusCode"] for event in {events!r}]))
 """
         result = run_clean(code, [task, provided], env, cwd=task)
-    finally:
-        server.stop()
     assert last_json_line(result)[0] == 200
     logged = result.stdout + result.stderr
     assert "SECRET" not in logged, logged[-2000:]
