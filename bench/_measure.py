@@ -280,8 +280,8 @@ def memory_child(s3_kind: str, size: int) -> dict:
     os.environ["AWS_DEFAULT_REGION"] = REGION
 
     import migrations
-    from forwarder.aws.lambda_handler import LambdaRuntime
-    from forwarder.senders import MemorySender
+    from forwarder.hosts.lambda_handler import LambdaRuntime
+    from forwarder.adapters.senders import MemorySender
     from forwarder.settings import Settings
 
     tmp = tempfile.TemporaryDirectory(prefix="othermail-bench-")

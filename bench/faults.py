@@ -6,7 +6,7 @@ Pushes the messages through ``LambdaRuntime.invoke`` (the real S3 and SES adapte
 pipeline and SQLite database) with 20% of them meeting injected transient failures (S3 500/503,
 SES throttling, database disconnects, crashes right after SES accepted a copy) and 10% of the events
 delivered twice, under Lambda's asynchronous retries and a dead-letter queue (the harness is
-tests/forwarder/aws/fault_harness.py). Prints one line, each figure counted from what the fakes
+tests/forwarder/hosts/fault_harness.py). Prints one line, each figure counted from what the fakes
 recorded::
 
     messages=N delivered=D dead_lettered=Q lost=L duplicated=U ambiguous=A
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.forwarder.aws.fault_harness import run_faults  # noqa: E402
+from tests.forwarder.hosts.fault_harness import run_faults  # noqa: E402
 
 
 def main() -> int:

@@ -57,10 +57,10 @@ def sink_main(port: int, out: str) -> None:
             arrivals.append((bench_id, now))
             return "250 2.0.0 OK"
 
-    from forwarder.smtp_server import FastSMTP
+    from forwarder.adapters.smtp.server import FastSMTP
 
     class Sink(Controller):
-        # the listener's block-reading DATA (forwarder/smtp_server.py): a relay runs on a machine of
+        # the listener's block-reading DATA (forwarder/adapters/smtp/server.py): a relay runs on a machine of
         # its own, so the stand-in should take as little of this one's two cores as it can
         def factory(self):  # type: ignore[no-untyped-def]
             return FastSMTP(self.handler, **self.SMTP_kwargs)

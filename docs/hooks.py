@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 PREFIX = "OTHERMAIL_"
 CONFIGURATION = ROOT / "docs" / "configuration.md"
-#: Read outside Settings, by the Lambdas' cold start (forwarder/aws/secrets.py) before Settings.
+#: Read outside Settings, by the Lambdas' cold start (forwarder/adapters/aws/secrets.py) before Settings.
 READ_BEFORE_SETTINGS = ("OTHERMAIL_SSM_PATH", "OTHERMAIL_SECRETS_ARN")
 
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from forwarder.core import SESV1_MAX_BYTES, SESV2_MAX_BYTES, Policy
 from forwarder.errors import SettingsError
-from forwarder.mail_limits import MailLimits
-from forwarder.smtp_limits import SmtpLimits
+from forwarder.flows.mail_limits import MailLimits
+from forwarder.adapters.smtp.limits import SmtpLimits
 
 PREFIX = "OTHERMAIL_"
 
@@ -197,7 +197,7 @@ class Settings:
     queue_wait_seconds: int = 20
     # one box: bearer token for /metrics; empty: /metrics answers loopback only
     metrics_token: str = field(default="", repr=False)
-    # SES feedback (forwarder/feedback_store.py): soft bounces that pause a destination (0: never)
+    # SES feedback (forwarder/adapters/sql/feedback_store.py): soft bounces that pause a destination (0: never)
     # when each came within the window of the one before; what a complaint does to its alias
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 7
@@ -207,7 +207,7 @@ class Settings:
     notices: bool = True
     #: The web app's address as users reach it ("https://mail.example.org"), for links in notices.
     public_url: str = ""
-    # one box: how mail that arrives by SMTP is authenticated (forwarder/inbound_auth)
+    # one box: how mail that arrives by SMTP is authenticated (forwarder/adapters/inbound_auth)
     inbound_auth: str = "own"
     trusted_authserv_id: str = ""
     trusted_relays: tuple[str, ...] = ()

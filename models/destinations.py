@@ -35,7 +35,7 @@ class Destination(Base):
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Set when SES feedback (a hard bounce, repeated soft bounces) stops forwarding here; the
-    #: owner sees why and resumes it (forwarder/feedback.py).
+    #: owner sees why and resumes it (forwarder/flows/feedback.py).
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pause_reason: Mapped[str] = mapped_column(String(PAUSE_REASON_MAX_LENGTH), default="", server_default="")
     #: SES feedback counted for this mailbox: permanent bounces, transient bounces since the last

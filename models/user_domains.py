@@ -22,7 +22,7 @@ PROBLEM_MAX_LENGTH = 500
 
 class UserDomain(Base):
     """A domain a user added (a claim until its ownership is proved). ``name`` is stored as
-    :func:`forwarder.dns_doctor.normalize_domain` returns it (ASCII, lower case, no final dot), which
+    :func:`forwarder.ops.dns_doctor.normalize_domain` returns it (ASCII, lower case, no final dot), which
     makes ``owned_name`` unique without regard to case.
 
     Rows go with their user (ON DELETE CASCADE); deleting an account deletes them explicitly, while

@@ -1,6 +1,6 @@
 """A real authoritative name server for tests: Knot DNS (``knotd``) on 127.0.0.1 at a free port.
 
-The same approach as tests/forwarder/test_dns_doctor.py (which has its own fixed zones): here the
+The same approach as tests/forwarder/ops/test_dns_doctor.py (which has its own fixed zones): here the
 zones are named when the server starts and their content is set by the test as it goes
 (:meth:`KnotZones.set_zone`), e.g. once the web app has shown the records to publish.
 Without knotd the tests skip, naming the package, except under CI (``CI`` set), where they fail.

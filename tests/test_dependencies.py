@@ -35,9 +35,9 @@ FIXED_IN = {
 
 #: Dependencies whose internals the code uses, and the ceiling that keeps them to tested releases.
 CEILINGS = {
-    "aiosmtpd": "1.5",  # forwarder/smtp_server.py FastSMTP: SMTP._handle_client, _getaddr, _call_handler_hook...
-    "werkzeug": "4",  # forwarder/onebox.py: werkzeug.serving.make_server(fd=), get_sockaddr, select_address_family
-    "dkimpy": "2",  # forwarder/inbound_auth/checks.py: dkim.util.parse_tag_value
+    "aiosmtpd": "1.5",  # forwarder/adapters/smtp/server.py FastSMTP: SMTP._handle_client, _getaddr, _call_handler_hook...
+    "werkzeug": "4",  # forwarder/hosts/onebox.py: werkzeug.serving.make_server(fd=), get_sockaddr, select_address_family
+    "dkimpy": "2",  # forwarder/adapters/inbound_auth/checks.py: dkim.util.parse_tag_value
 }
 
 

@@ -29,7 +29,7 @@ PER_PAGE = 20
 DURATIONS = (("", "No time limit"), ("1h", "1 hour"), ("1d", "1 day"), ("7d", "1 week"), ("30d", "30 days"),
              ("365d", "1 year"))
 EXPIRED_ACTIONS = (("drop", "Drop new mail silently"), ("reject", "Reject new mail (the sender gets a bounce)"))
-#: What "reject" really does, shown under the choice (forwarder/expired_reject.py).
+#: What "reject" really does, shown under the choice (forwarder/flows/expired_reject.py).
 EXPIRED_REJECT_WORDS = ("Reject: senders get a bounce. On a one box the SMTP listener refuses the mail (550 5.1.1), "
                         "so the sending server bounces it; on AWS a bounce is sent only when the sender's SPF "
                         "passed (SPF vouches for the address the bounce goes to), otherwise the mail is dropped "

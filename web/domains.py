@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
-from forwarder import user_domains as core
+from forwarder.adapters.sql import user_domains as core
 from models import UserDomain
 from web.db import session
 from web.security import login_required, signed_in_user

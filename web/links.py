@@ -4,7 +4,7 @@ A mailed link must never be built from the request: its ``Host`` (or ``X-Forward
 client's to choose, and a reset requested with ``Host: evil.example`` would mail a valid token to
 evil.example. Every mailed link starts with the configured address instead: ``OTHERMAIL_PUBLIC_URL``
 (``Settings.public_url``), else the one box's own web address (``app.config["PUBLIC_URL"]``, set by
-``forwarder/onebox.py`` once its port is known), else ``SERVER_NAME`` if the operator set it.
+``forwarder/hosts/onebox.py`` once its port is known), else ``SERVER_NAME`` if the operator set it.
 """
 
 from __future__ import annotations

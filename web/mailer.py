@@ -21,8 +21,8 @@ from flask import Flask, current_app, render_template
 
 from forwarder import accounts
 from forwarder.errors import SettingsError
-from forwarder.outbound import build_sender
-from forwarder.senders import Sender
+from forwarder.adapters.outbound import build_sender
+from forwarder.adapters.senders import Sender
 from web import ratelimit
 from web.services.errors import ServiceError
 

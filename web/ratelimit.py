@@ -128,7 +128,7 @@ def hit(name: str, who: str) -> int | None:
             return None
         except IntegrityError:
             db.rollback()
-    # a day behind: the forwarder's daily mail limits count in this table too (forwarder/mail_limits.py)
+    # a day behind: the forwarder's daily mail limits count in this table too (forwarder/flows/mail_limits.py)
     db.execute(delete(RateLimitHit).where(RateLimitHit.window_start < window - 86400))
     db.commit()
     return max(1, window + rule.seconds - now)

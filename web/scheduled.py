@@ -20,7 +20,7 @@ logger = logging.getLogger("othermail.scheduled")
 
 
 def recheck_domains(event: Any = None, context: Any = None, app: Flask | None = None) -> dict[str, Any]:
-    """Check users' domains again (forwarder/domain_recheck.py); one JSON line per run.
+    """Check users' domains again (forwarder/ops/domain_recheck.py); one JSON line per run.
 
     Raises when a domain could not be checked, so the invocation shows as failed in CloudWatch.
     Nothing was lost: the domains it could not check keep their status until the next run.
@@ -29,7 +29,7 @@ def recheck_domains(event: Any = None, context: Any = None, app: Flask | None = 
     if app is None:
         from web.wsgi import app
     assert app is not None  # for mypy: the import above binds it
-    from forwarder.domain_recheck import recheck_all
+    from forwarder.ops.domain_recheck import recheck_all
     from web.services import domains
 
     with app.app_context():

@@ -15,7 +15,7 @@ for a server that faces clients directly: there those headers would be the clien
 On Lambda (zappa_settings.json) secrets such as ``OTHERMAIL_DATABASE_URL`` and
 ``OTHERMAIL_WEB_SECRET_KEY`` come from SSM Parameter Store or Secrets Manager when
 ``OTHERMAIL_SSM_PATH`` or ``OTHERMAIL_SECRETS_ARN`` is set: they are fetched once here and laid over
-the environment (``forwarder.aws.secrets``). Zappa's handler already takes the client's address
+the environment (``forwarder.adapters.aws.secrets``). Zappa's handler already takes the client's address
 and scheme from API Gateway, so its stages set ``OTHERMAIL_WEB_PROXY_FIX=false``.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from forwarder.aws.secrets import fetch_secrets
+from forwarder.adapters.aws.secrets import fetch_secrets
 from forwarder.errors import SettingsError
 from forwarder.settings import Settings
 from web import create_app
@@ -47,7 +47,7 @@ def _enabled(value: Any) -> bool:
 
 
 def _secret_config(fetched: Mapping[str, str]) -> dict[str, Any]:
-    """``create_app`` overrides for secrets fetched from SSM / Secrets Manager (``forwarder.aws.secrets``).
+    """``create_app`` overrides for secrets fetched from SSM / Secrets Manager (``forwarder.adapters.aws.secrets``).
 
     ``SETTINGS`` is read from the environment with the secrets laid over it; each fetched
     ``OTHERMAIL_WEB_*`` value is parsed as Flask's ``from_prefixed_env`` parses the environment's

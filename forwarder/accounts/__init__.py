@@ -154,7 +154,7 @@ def create_alias(
     """Create an alias and commit; a generated local part is retried on the rare collision.
 
     ``expired_action``: what mail gets once the alias has expired, ``drop`` or ``reject``
-    (forwarder/expired_reject.py)."""
+    (forwarder/flows/expired_reject.py)."""
     if expired_action not in ("drop", "reject"):
         raise AccountError(f"--expired-action must be drop or reject, not {expired_action!r}")
     if max_messages is not None and max_messages < 1:

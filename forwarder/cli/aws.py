@@ -29,13 +29,13 @@ def _size(count: int) -> str:
               help="Database driver to include (repeatable); default: both (PyMySQL and psycopg).")
 @click.option("--no-bytecode", is_flag=True, help="Leave out compiled byte code (smaller zip, slower cold start).")
 def package_forwarder(output: Path, drivers: tuple[str, ...], no_bytecode: bool) -> None:
-    """Build the forwarder Lambda's zip: handler forwarder.aws.lambda_handler.handler, runtime python3.11.
+    """Build the forwarder Lambda's zip: handler forwarder.hosts.lambda_handler.handler, runtime python3.11.
 
     It holds the modules the handler imports, SQLAlchemy and the database drivers, as wheels for
     Lambda (manylinux2014 x86_64, CPython 3.11), downloaded by pip when not cached. boto3 is not
     in it: Lambda's Python runtime provides it.
     """
-    from forwarder.aws.packaging import build_forwarder_zip
+    from forwarder.ops.packaging import build_forwarder_zip
 
     try:
         built = build_forwarder_zip(output, drivers or ("mysql", "postgres"), compile_bytecode=not no_bytecode)

@@ -7,7 +7,7 @@ import json
 import click
 
 from forwarder.cli.context import CliContext
-from forwarder.cost import SES_PLANS, PricingError, as_json, estimate, load_prices, render
+from forwarder.ops.cost import SES_PLANS, PricingError, as_json, estimate, load_prices, render
 
 
 @click.command()
@@ -28,7 +28,7 @@ def cost(obj: CliContext, messages: int, size_kb: float, region: str | None, ret
 
     Prints the estimate line by line, the serverless deployment next to one EC2 box.
 
-    Prices come from forwarder/pricing/aws_prices.json: AWS list prices with their date and source
+    Prices come from forwarder/ops/pricing/aws_prices.json: AWS list prices with their date and source
     pages, entered by hand; re-check them before relying on the figures. Free tiers are not counted.
     """
     try:

@@ -24,7 +24,7 @@ from forwarder.cli.context import CliContext
 from forwarder.cli.forward import build_forwarder, message_id_for
 from forwarder.core.envelope import verdicts_from_headers
 from forwarder.core.message import split_message
-from forwarder.pipeline import Inbound
+from forwarder.flows.forward import Inbound
 
 
 def sample_files() -> list[Path]:

@@ -1,11 +1,11 @@
-"""``othermail dns check DOMAIN``: are the DNS records SES needs in place? (forwarder/dns_doctor.py)"""
+"""``othermail dns check DOMAIN``: are the DNS records SES needs in place? (forwarder/ops/dns_doctor.py)"""
 
 from __future__ import annotations
 
 import click
 
 from forwarder.cli.context import CliContext
-from forwarder.dns_doctor import Expected, check_domain, make_resolver, normalize_domain, render
+from forwarder.ops.dns_doctor import Expected, check_domain, make_resolver, normalize_domain, render
 
 
 @click.group()

@@ -1,4 +1,4 @@
-"""``othermail domains recheck``: check users' domains again and move their status (forwarder/domain_checks.py).
+"""``othermail domains recheck``: check users' domains again and move their status (forwarder/ops/domain_checks.py).
 
 Run it periodically (deploy/ec2/systemd/othermail-domains.timer runs it every six hours).
 """
@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 from forwarder.cli.context import CliContext
-from forwarder.dns_doctor import make_resolver
+from forwarder.ops.dns_doctor import make_resolver
 from forwarder.settings import Settings
 
 
@@ -44,7 +44,7 @@ def recheck(obj: CliContext, grace_hours: float, nameserver: str | None, timeout
     DKIM counts too, for domains added while the service sent through SES. Prints one line per
     domain; exit status 0 unless a domain could not be checked.
     """
-    from forwarder.domain_recheck import recheck_all
+    from forwarder.ops.domain_recheck import recheck_all
 
     settings = obj.settings
     try:

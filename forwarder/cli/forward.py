@@ -13,12 +13,12 @@ from forwarder.cli.context import CliContext
 from forwarder.cli.params import ADDRESS
 from forwarder.core.envelope import verdicts_from_headers
 from forwarder.core.message import split_message
-from forwarder.pipeline import Forwarder, Inbound
+from forwarder.flows.forward import Forwarder, Inbound
 
 
 def build_forwarder(obj: CliContext, dry_run: bool) -> Forwarder:
-    from forwarder.directory import SqlDirectory
-    from forwarder.outbound import build_sender
+    from forwarder.adapters.sql.directory import SqlDirectory
+    from forwarder.adapters.outbound import build_sender
     from models import utcnow
 
     settings = obj.settings

@@ -1,4 +1,4 @@
-"""``othermail replay``: re-drive the dead-letter queue, or inbound messages by id (forwarder/replay.py)."""
+"""``othermail replay``: re-drive the dead-letter queue, or inbound messages by id (forwarder/flows/replay.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def replay(obj: CliContext, queue_url: str | None, limit: int | None, message_id
         raise click.UsageError("give either --dlq QUEUE_URL or --message-id ID [ID]... / --ids-from FILE")
     if limit is not None and not queue_url:
         raise click.UsageError("--max applies to --dlq")
-    from forwarder.aws.secrets import environ_with_secrets
+    from forwarder.adapters.aws.secrets import environ_with_secrets
 
     use_s3 = store == "s3" or (store is None and (obj.settings.store == "s3" or bool(obj.settings.s3_bucket)))
     try:
@@ -64,7 +64,7 @@ def _ids_in(stream: IO[str]) -> list[str]:
 
 
 def _runtime(settings: Settings) -> Any:
-    from forwarder.aws.lambda_handler import LambdaRuntime
+    from forwarder.hosts.lambda_handler import LambdaRuntime
 
     try:
         return LambdaRuntime.from_settings(settings)
@@ -76,7 +76,7 @@ def _dlq(settings: Settings, queue_url: str, limit: int | None, wait_seconds: in
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from forwarder.replay import DlqReplay
+    from forwarder.flows.replay import DlqReplay
 
     runtime = _runtime(settings)
     sqs = boto3.session.Session(region_name=settings.aws_region).client("sqs")
@@ -100,14 +100,14 @@ def _dlq(settings: Settings, queue_url: str, limit: int | None, wait_seconds: in
 
 
 def _messages(obj: CliContext, settings: Settings, ids: list[str], use_s3: bool) -> tuple[Iterator[Any], int]:
-    from forwarder.replay import MessageReplay
+    from forwarder.flows.replay import MessageReplay
 
     if use_s3:
         runtime = _runtime(settings)
         forwarder, store, engine, close = runtime.forwarder, runtime.store, runtime.engine, runtime.close
     else:
         from forwarder.cli.forward import build_forwarder
-        from forwarder.stores import LocalStore
+        from forwarder.adapters.stores import LocalStore
 
         forwarder = build_forwarder(obj, dry_run=False)
         store, engine = LocalStore(settings.store_dir), obj.engine()

@@ -18,7 +18,7 @@ from forwarder.settings import Settings
 
 def _serve(obj: CliContext, host: str | None, web_port: int | None, smtp_port: int, workers: int,
            smtp_option: str) -> None:
-    from forwarder.onebox import OneBox
+    from forwarder.hosts.onebox import OneBox
 
     private_files()
     # One box delivers to the local outbox unless OTHERMAIL_SENDER says otherwise.

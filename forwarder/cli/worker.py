@@ -58,7 +58,7 @@ def worker(obj: CliContext, once: bool, queue_url: str | None, wait_seconds: int
     """
     import boto3
 
-    from forwarder.aws.lambda_handler import LambdaRuntime
+    from forwarder.hosts.lambda_handler import LambdaRuntime
 
     try:
         # The AWS mode sends through SES unless OTHERMAIL_SENDER says otherwise.
@@ -90,7 +90,7 @@ def worker(obj: CliContext, once: bool, queue_url: str | None, wait_seconds: int
 def _work(runtime: Any, sqs: Any, url: str, wait: int, batch: int, once: bool) -> None:
     from sqlalchemy.engine import make_url
 
-    from forwarder.aws.queue_worker import QueueWorker
+    from forwarder.hosts.queue_worker import QueueWorker
 
     settings = runtime.settings
     about_queue = _describe_queue(sqs, url)

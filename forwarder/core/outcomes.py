@@ -31,11 +31,11 @@ class Outcome(enum.Enum):
     DROPPED_TOO_LARGE = ("dropped-too-large", True, "552 5.3.4 Message too large")
     DROPPED_INVALID = ("dropped-invalid", True, "554 5.6.0 Message cannot be forwarded")
     FAILED_REJECTED = ("failed-rejected", True, "554 5.6.0 Message rejected by the mail service")
-    #: the destination is paused after SES reported it bouncing (forwarder/feedback.py)
+    #: the destination is paused after SES reported it bouncing (forwarder/flows/feedback.py)
     DROPPED_PAUSED = ("dropped-paused", True, "250 2.0.0 Accepted")
     #: over the alias's or its owner's hourly or daily limit; the message is kept (quarantine)
     DROPPED_RATE_LIMITED = ("dropped-rate-limited", True, "250 2.0.0 Accepted")
-    #: an expired alias whose owner chose reject: a bounce was sent (forwarder/expired_reject.py)
+    #: an expired alias whose owner chose reject: a bounce was sent (forwarder/flows/expired_reject.py)
     BOUNCED_EXPIRED = ("bounced-expired", True, "550 5.1.1 No such user")
 
     blocked: bool

@@ -2,7 +2,7 @@
 
 A message that reaches the one box by SMTP can carry any header its sender wrote, including
 ``Authentication-Results: mx.example; dmarc=pass`` for a domain it does not own. On that path
-(see ``forwarder.inbound_auth``) every such field is removed before the message is stored,
+(see ``forwarder.adapters.inbound_auth``) every such field is removed before the message is stored,
 shown or trusted, and the receiving side's own verdict is put on top as one
 ``Authentication-Results`` field (RFC 8601) under our authserv-id:
 

@@ -30,7 +30,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-import forwarder.aws.lambda_handler
+import forwarder.hosts.lambda_handler
 import migrations
 from forwarder.errors import MessageNotFound
 from forwarder.settings import Settings
@@ -154,9 +154,9 @@ def test_cfn_lint_reads_the_template(tmp_path: Path) -> None:
 
 def lambda_modules() -> list[Path]:
     """The project modules the Lambda handler can run: the import closure (imports inside
-    functions included) of forwarder.aws.lambda_handler within the project's packages."""
+    functions included) of forwarder.hosts.lambda_handler within the project's packages."""
     seen: set[Path] = set()
-    todo = [REPO / "forwarder" / "aws" / "lambda_handler.py"]
+    todo = [REPO / "forwarder" / "hosts" / "lambda_handler.py"]
     while todo:
         path = todo.pop()
         if path in seen:
@@ -200,9 +200,9 @@ def code_actions(modules: list[Path]) -> dict[str, set[str]]:
 def test_the_code_scan_finds_the_forwarders_calls() -> None:
     found = code_actions(lambda_modules())
     assert {"s3:GetObject", "ses:SendEmail", "ses:SendRawEmail", "secretsmanager:GetSecretValue"} <= set(found), found
-    assert "forwarder/stores.py" in found["s3:GetObject"]
-    assert "forwarder/senders.py" in found["ses:SendEmail"]
-    assert "forwarder/aws/secrets.py" in found["secretsmanager:GetSecretValue"]
+    assert "forwarder/adapters/stores.py" in found["s3:GetObject"]
+    assert "forwarder/adapters/senders.py" in found["ses:SendEmail"]
+    assert "forwarder/adapters/aws/secrets.py" in found["secretsmanager:GetSecretValue"]
 
 
 def test_every_policy_statement_names_explicit_actions(template: dict[str, Any]) -> None:
@@ -294,7 +294,7 @@ def test_the_role_scopes_each_action_to_its_resource(template: dict[str, Any]) -
 
 
 def test_users_domains_are_opt_in_and_reached_by_their_tag(template: dict[str, Any]) -> None:
-    from forwarder.domain_checks import USER_DOMAIN_TAG
+    from forwarder.ops.domain_checks import USER_DOMAIN_TAG
 
     parameter = template["Parameters"]["UserDomains"]
     assert parameter["Default"] == "Disabled" and parameter["AllowedValues"] == ["Enabled", "Disabled"]
@@ -435,7 +435,7 @@ def test_the_function_runs_the_forwarder_with_its_settings(template: dict[str, A
     function = template["Resources"]["ForwarderFunction"]["Properties"]
     assert function["Runtime"] == "python3.11"
     module, _, name = function["Handler"].rpartition(".")
-    assert module == forwarder.aws.lambda_handler.__name__ and callable(getattr(forwarder.aws.lambda_handler, name))
+    assert module == forwarder.hosts.lambda_handler.__name__ and callable(getattr(forwarder.hosts.lambda_handler, name))
     assert function["Code"]["S3Bucket"] == {"Ref": "CodeBucket"} and function["Code"]["S3Key"] == {"Ref": "CodeKey"}
     assert function["Role"] == {"Fn::GetAtt": [ROLE, "Arn"]}
     assert function["ReservedConcurrentExecutions"]["Fn::If"][0] == "HasReservedConcurrency"
@@ -516,7 +516,7 @@ def test_the_stack_creates_in_moto(aws_session: boto3.session.Session) -> None:
 
     lam = aws_session.client("lambda")
     function = lam.get_function(FunctionName=stack.outputs["FunctionArn"])["Configuration"]
-    assert (function["Runtime"], function["Handler"]) == ("python3.11", "forwarder.aws.lambda_handler.handler")
+    assert (function["Runtime"], function["Handler"]) == ("python3.11", "forwarder.hosts.lambda_handler.handler")
     assert (function["MemorySize"], function["Timeout"]) == (512, 120)
     assert function["Environment"]["Variables"]["OTHERMAIL_S3_BUCKET"] == bucket
     invoke = lam.get_function_event_invoke_config(FunctionName=function["FunctionName"])
@@ -610,11 +610,11 @@ def answer_send_bounce(model: Any, **_: Any) -> Any:
 def test_the_handler_calls_only_what_the_role_allows(
     aws_session: boto3.session.Session, tmp_path: Path, ses_api: str
 ) -> None:
-    from forwarder.aws.lambda_handler import LambdaRuntime
-    from forwarder.aws.secrets import environ_with_secrets
+    from forwarder.hosts.lambda_handler import LambdaRuntime
+    from forwarder.adapters.aws.secrets import environ_with_secrets
     from forwarder.cli.aws_provision import provision
     from moto.ses.models import ses_backends
-    from tests.forwarder.aws.lambda_env import Env, ses_event
+    from tests.forwarder.hosts.lambda_env import Env, ses_event
 
     database_url = f"sqlite:///{tmp_path / 'othermail.db'}"
     secret = aws_session.client("secretsmanager").create_secret(
@@ -681,12 +681,12 @@ def test_the_handler_calls_only_what_the_role_allows(
 def test_with_user_domains_the_rule_takes_every_domain_and_the_role_sends_as_tagged_ones(
     aws_session: boto3.session.Session, tmp_path: Path
 ) -> None:
-    from forwarder.aws.lambda_handler import LambdaRuntime
+    from forwarder.hosts.lambda_handler import LambdaRuntime
     from forwarder.cli.aws_provision import provision
-    from forwarder.domain_checks import create_identity
+    from forwarder.ops.domain_checks import create_identity
     from models import Alias, Destination, User, UserDomain, make_engine, make_session_factory, utcnow
     from moto.ses.models import ses_backends
-    from tests.forwarder.aws.lambda_env import ses_event
+    from tests.forwarder.hosts.lambda_env import ses_event
 
     database_url = f"sqlite:///{tmp_path / 'othermail.db'}"
     stack = deploy(aws_session, UserDomains="Enabled")

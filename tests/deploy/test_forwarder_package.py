@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 import migrations
 from forwarder.accounts import ensure_destination, ensure_user
-from forwarder.aws.packaging import trace_handler
+from forwarder.ops.packaging import trace_handler
 from models import Alias, Delivery, make_engine, make_session_factory, utcnow
 from tests.deploy.lambda_sandbox import (
     aws_offline_env,
@@ -76,14 +76,14 @@ def test_the_project_modules_are_exactly_the_traced_ones(built: tuple[Path, str]
         listed = zipped.namelist()
     own = {n for n in listed if n.split("/")[0] in ("forwarder", "models") and n.endswith(".py")}
     assert own == {path.as_posix() for path in trace_handler(REPO).files}
-    for required in ("forwarder/aws/lambda_handler.py", "forwarder/aws/secrets.py", "forwarder/aws/events.py",
-                     "forwarder/core/forward.py", "forwarder/senders.py", "models/engine.py"):
+    for required in ("forwarder/hosts/lambda_handler.py", "forwarder/adapters/aws/secrets.py", "forwarder/adapters/aws/events.py",
+                     "forwarder/core/forward.py", "forwarder/adapters/senders.py", "models/engine.py"):
         assert required in own
-    for left_out in ("forwarder/onebox.py", "forwarder/smtp_ingress.py", "forwarder/dispatch.py", "forwarder/spool.py",
-                     "forwarder/aws/queue_worker.py", "forwarder/aws/packaging.py", "forwarder/domain_checks.py"):
+    for left_out in ("forwarder/hosts/onebox.py", "forwarder/adapters/smtp/ingress.py", "forwarder/hosts/dispatch.py", "forwarder/adapters/local/spool.py",
+                     "forwarder/hosts/queue_worker.py", "forwarder/ops/packaging.py", "forwarder/ops/domain_checks.py"):
         assert left_out not in own, left_out
     # Byte code ships next to each module (Lambda's disk is read-only: Python could not write it).
-    assert "forwarder/aws/__pycache__/lambda_handler.cpython-311.pyc" in listed or sys.version_info[:2] != (3, 11)
+    assert "forwarder/hosts/__pycache__/lambda_handler.cpython-311.pyc" in listed or sys.version_info[:2] != (3, 11)
 
 
 def test_only_what_the_handler_needs_is_inside(built: tuple[Path, str]) -> None:
@@ -152,7 +152,7 @@ for name in ("flask", "werkzeug", "click", "web", "forwarder.cli", "aiosmtpd", "
         importlib.import_module(name)
     except ImportError:
         missing.append(name)
-from forwarder.aws import lambda_handler
+from forwarder.hosts import lambda_handler
 first = lambda_handler.handler({confirmation!r}, None)
 second = lambda_handler.handler({ses_event!r}, None)
 import boto3, psycopg, pymysql, sqlalchemy

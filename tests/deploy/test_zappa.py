@@ -183,7 +183,7 @@ def test_secrets_stay_out_of_plain_settings(stage: str) -> None:
 def test_the_zip_holds_the_app_and_its_runtime_dependencies(packages: dict[str, Path], stage: str) -> None:
     listed = set(names(packages[stage]))
     tops = {name.split("/")[0] for name in listed}
-    for required in ("web/wsgi.py", "web/__init__.py", "forwarder/aws/lambda_handler.py", "forwarder/aws/secrets.py",
+    for required in ("web/wsgi.py", "web/__init__.py", "forwarder/hosts/lambda_handler.py", "forwarder/adapters/aws/secrets.py",
                      "forwarder/core/forward.py", "models/__init__.py", "migrations/env.py",
                      "handler.py", "zappa_settings.py", "zappa/handler.py"):
         assert required in listed, required

@@ -228,7 +228,7 @@ def test_one_box_settings_and_their_defaults(tmp_path: Path) -> None:
 
 
 def test_mail_limits_default_and_parse() -> None:
-    from forwarder.mail_limits import MailLimits
+    from forwarder.flows.mail_limits import MailLimits
 
     assert Settings.from_env({}).mail_limits == MailLimits(alias_per_hour=100, alias_per_day=500,
                                                            user_per_hour=200, user_per_day=1000)

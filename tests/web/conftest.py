@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support.databases import migrate
-from forwarder.senders import MemorySender
+from forwarder.adapters.senders import MemorySender
 from forwarder.settings import Settings
 from web import create_app
 

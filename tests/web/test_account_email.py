@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from forwarder.senders import MemorySender
+from forwarder.adapters.senders import MemorySender
 from models import Destination, RateLimitHit, User, utcnow
 from tests.web.conftest import csrf, links_in, post, signup
 from tests.web.test_api import make_account

@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from forwarder.core import Outcome, Policy
-from forwarder.directory import SqlDirectory
-from forwarder.pipeline import Forwarder, Inbound
-from forwarder.senders import MemorySender
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.adapters.senders import MemorySender
 from models import Alias, ApiToken, Delivery, Destination, User, utcnow
 from tests.web.conftest import PASSWORD, post, signup
 from web.services.errors import ServiceError

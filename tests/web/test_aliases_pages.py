@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from forwarder.core import Policy
-from forwarder.directory import SqlDirectory
-from forwarder.pipeline import Forwarder, Inbound
-from forwarder.senders import MemorySender
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.adapters.senders import MemorySender
 from models import Alias, Delivery, Destination, User, make_session_factory, utcnow
 from tests.web.conftest import post, signup
 
@@ -357,7 +357,7 @@ def test_pages_have_csrf_tokens_and_no_inline_script(app: Flask, ann: Ann) -> No
 
 
 def test_mail_over_a_rate_limit_shows_as_blocked_with_its_reason(app: Flask, ann: Ann) -> None:
-    from forwarder.mail_limits import MailLimits
+    from forwarder.flows.mail_limits import MailLimits
 
     alias_id = new_id(create(ann.client, local_part="shop", destination=str(ann.home)))
     sessions = make_session_factory(app.extensions["othermail.engine"])
@@ -383,7 +383,7 @@ def test_an_alias_the_service_switched_off_shows_why_until_its_owner_switches_it
     reason = "Switched off after a spam complaint (abuse) on 2026-11-23 about mail it forwarded."
     with app.app_context():
         row = db_session(app).get(Alias, alias_id)
-        row.enabled, row.disabled_reason = False, reason  # what forwarder/feedback_store.py does
+        row.enabled, row.disabled_reason = False, reason  # what forwarder/adapters/sql/feedback_store.py does
         db_session(app).commit()
     path = f"/aliases/{alias_id}"
     for page in (ann.client.get(path).get_data(as_text=True), ann.client.get(LIST).get_data(as_text=True)):

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from forwarder.senders import MemorySender
+from forwarder.adapters.senders import MemorySender
 from models import User
 from tests.web.conftest import PASSWORD, links_in, post, signup
 

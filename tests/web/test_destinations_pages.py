@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from forwarder.senders import MemorySender
+from forwarder.adapters.senders import MemorySender
 from models import Alias, Destination, User, utcnow
 from tests.web.conftest import csrf, links_in, post, signup
 
@@ -227,7 +227,7 @@ def test_every_form_carries_a_csrf_token_and_no_inline_script(app: Flask, ann: F
 
 
 def paused_destination(app: Flask, owner: str, address: str) -> int:
-    """A verified destination SES feedback paused after soft bounces (forwarder/feedback_store.py)."""
+    """A verified destination SES feedback paused after soft bounces (forwarder/adapters/sql/feedback_store.py)."""
     from datetime import UTC, datetime
 
     with app.app_context():

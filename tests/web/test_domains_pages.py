@@ -25,7 +25,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from sqlalchemy import select
 
 from tests.support.databases import migrate
-from forwarder.senders import MemorySender
+from forwarder.adapters.senders import MemorySender
 from forwarder.settings import Settings
 from models import Alias, User, UserDomain, utcnow
 from tests.deploy.aws_stack import easy_dkim_like_ses

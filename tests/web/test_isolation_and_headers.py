@@ -34,10 +34,10 @@ from werkzeug.test import TestResponse
 from forwarder.core import Policy
 from forwarder.core.addresses import is_valid_address
 from forwarder.core.validator import validate_bytes
-from forwarder.directory import SqlDirectory
-from forwarder.stores import build_store
-from forwarder.pipeline import Forwarder, Inbound
-from forwarder.senders import MaildirSender, MemorySender, SentMessage
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.adapters.stores import build_store
+from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.adapters.senders import MaildirSender, MemorySender, SentMessage
 from models import (
     Alias,
     ApiToken,

@@ -12,8 +12,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from tests.support.databases import migrate
-from forwarder.onebox import OneBox
-from forwarder.senders import MemorySender
+from forwarder.hosts.onebox import OneBox
+from forwarder.adapters.senders import MemorySender
 from forwarder.settings import Settings
 from tests.web.conftest import links_in
 from web import create_app

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from forwarder.stores import build_store
-from forwarder.senders import MemorySender
+from forwarder.adapters.stores import build_store
+from forwarder.adapters.senders import MemorySender
 from models import Alias, Delivery, Destination, User, utcnow
 from tests.web.conftest import post, signup
 

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from forwarder.senders import MaildirSender
+from forwarder.adapters.senders import MaildirSender
 from tests.web.conftest import csrf, signup
 from tests.web.test_admin_page import make_admin
 from tests.web.test_isolation_and_headers import assert_security_headers, inline_code

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.testing import FlaskClient
 
-from forwarder.senders import MemorySender
+from forwarder.adapters.senders import MemorySender
 from tests.web.conftest import PASSWORD, post, signup
 from tests.web.test_aliases_pages import LIST, NEW, Ann, add_destination, ann, new_id, user_id  # noqa: F401
 
@@ -46,7 +46,7 @@ def test_alias_creation_is_limited_per_user(app: Flask, ann: Ann) -> None:
 
 def test_pruning_keeps_the_forwarders_current_mail_windows(
         app: Flask, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """Mail limits (forwarder/mail_limits.py) share the table; a day window is current for up to a day."""
+    """Mail limits (forwarder/flows/mail_limits.py) share the table; a day window is current for up to a day."""
     from sqlalchemy import select
 
     from models import RateLimitHit

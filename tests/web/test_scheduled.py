@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from forwarder.domain_checks import records_to_publish
+from forwarder.ops.domain_checks import records_to_publish
 from models import User, UserDomain, utcnow
 from tests.deploy.test_zappa import stage_config
 from tests.knot_zones import KnotZones, knot_zones

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from forwarder.accounts import passwords
-from forwarder.senders import MemorySender
+from forwarder.adapters.senders import MemorySender
 from models import SigninFailure, User
 from tests.web.conftest import PASSWORD, links_in, post, signup
 from web import ratelimit

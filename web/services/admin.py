@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from forwarder.core import Outcome
-from forwarder.feedback import BOUNCE_PERMANENT, BOUNCE_TRANSIENT, COMPLAINT
+from forwarder.flows.feedback import BOUNCE_PERMANENT, BOUNCE_TRANSIENT, COMPLAINT
 from models import Alias, Delivery, Destination, FeedbackEvent, User, utcnow
 
 PER_PAGE = 50

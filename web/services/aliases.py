@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from forwarder import accounts
 from forwarder.core.decide import expiry
-from forwarder.directory import alias_state
+from forwarder.adapters.sql.directory import alias_state
 from models import Alias, Destination, User, utcnow
 from web import ratelimit
 from web.services import domains
@@ -56,7 +56,7 @@ def status(alias: Alias, now: datetime | None = None) -> Status:
     if expired is not None:
         return Status("expired", expired.reason, time_left, messages_left, idle_left)
     if not alias.enabled:
-        # disabled_reason: the service switched it off (a spam complaint, forwarder/feedback_store.py)
+        # disabled_reason: the service switched it off (a spam complaint, forwarder/adapters/sql/feedback_store.py)
         return Status("off", alias.disabled_reason or "switched off", time_left, messages_left, idle_left)
     return Status("active", "", time_left, messages_left, idle_left)
 

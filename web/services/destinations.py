@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from forwarder.user_domains import RECEIVING
+from forwarder.adapters.sql.user_domains import RECEIVING
 from models import Destination, User, UserDomain, utcnow
 from web import mailer, ratelimit
 from web.services import account_email
@@ -149,7 +149,7 @@ def verify(db: Session, token: str) -> Destination:
 
 
 def resume(db: Session, destination: Destination) -> Destination:
-    """Forward to a destination SES feedback paused (forwarder/feedback_store.py) again; its soft
+    """Forward to a destination SES feedback paused (forwarder/adapters/sql/feedback_store.py) again; its soft
     bounces start counting from zero. Its bounce and complaint totals stay (the admin rates)."""
     _unpause(destination)
     db.commit()

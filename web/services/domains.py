@@ -6,11 +6,11 @@ holds the domain (``owned_name``, unique); every other claim of it stays unprove
 one message naming nobody, that the domain is in use here. Only then, when the service sends
 through SES (``OTHERMAIL_SENDER=ses``), is the domain's SES identity created with Easy DKIM, and
 its three DKIM tokens kept, so the page lists every record to publish: the ownership TXT and the
-records of :func:`forwarder.dns_doctor.required_records`. Before that the page lists only the
+records of :func:`forwarder.ops.dns_doctor.required_records`. Before that the page lists only the
 ownership TXT. Without SES (one box sending through the local outbox or an SMTP relay) no identity
 is created and the page says that signing the domain's mail is up to the operator's relay; only
 ownership is then checked. "Verify now" and ``othermail domains recheck`` run the same check
-(:func:`forwarder.domain_checks.check_with_ses`).
+(:func:`forwarder.ops.domain_checks.check_with_ses`).
 
 Deleting a domain deletes its aliases (their addresses stay reserved) and its SES identity.
 """
@@ -28,10 +28,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from forwarder import dns_doctor
-from forwarder import domain_checks as checks
-from forwarder import user_domains as core
-from forwarder.dns_doctor import Record
+from forwarder.ops import dns_doctor
+from forwarder.ops import domain_checks as checks
+from forwarder.adapters.sql import user_domains as core
+from forwarder.ops.dns_doctor import Record
 from models import Alias, Destination, User, UserDomain, alias_destinations, utcnow
 from models.user_domains import DOMAIN_MAX_LENGTH
 from web import ratelimit

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from forwarder.core import Outcome, Verdicts
 from forwarder.core.headers import display_fields
 from forwarder.errors import MessageNotFound, RetryableError
-from forwarder.outcome_log import Report
-from forwarder.pipeline import Inbound
+from forwarder.flows.outcome_log import Report
+from forwarder.flows.forward import Inbound
 from models import Alias, Delivery, User, utcnow
 from web.services.errors import ServiceError, not_found
 
@@ -88,7 +88,7 @@ def _store_for(key: str) -> Any:
     store = current_app.extensions.get(name)
     if store is None:
         if one_box:
-            from forwarder.stores import build_store
+            from forwarder.adapters.stores import build_store
 
             store = build_store(settings)
         else:
@@ -96,7 +96,7 @@ def _store_for(key: str) -> Any:
                 raise ServiceError("gone", "This service keeps no copy of received mail.", 410)
             import boto3
 
-            from forwarder.stores import S3Store
+            from forwarder.adapters.stores import S3Store
 
             store = S3Store(boto3.session.Session(region_name=settings.aws_region).client("s3"), settings.s3_bucket)
         current_app.extensions[name] = store
@@ -165,8 +165,8 @@ def _forwarder() -> Any:
     """The pipeline the web app releases through, built once per app (the service's sender)."""
     forwarder = current_app.extensions.get("othermail.forwarder")
     if forwarder is None:
-        from forwarder.directory import SqlDirectory
-        from forwarder.pipeline import Forwarder
+        from forwarder.adapters.sql.directory import SqlDirectory
+        from forwarder.flows.forward import Forwarder
         from web.mailer import service_sender
 
         settings = current_app.config["SETTINGS"]

@@ -19,10 +19,10 @@ from sqlalchemy import select
 
 from forwarder.cli.main import cli
 from forwarder.errors import SendRetryable
-from forwarder.spool import Spool
-from forwarder.stores import LocalStore
+from forwarder.adapters.local.spool import Spool
+from forwarder.adapters.stores import LocalStore
 from models import Delivery, make_engine, make_session_factory
-from tests.forwarder.aws.lambda_env import BUCKET, DOMAINS, PREFIX, REGION, Env, aws, env, ses_event  # noqa: F401
+from tests.forwarder.hosts.lambda_env import BUCKET, DOMAINS, PREFIX, REGION, Env, aws, env, ses_event  # noqa: F401
 
 ALIAS = "shop-7hq2@othermail.example"
 OTHER = "news-4kd9@othermail.example"
@@ -50,7 +50,7 @@ def invocation_record(event: dict, request_id: str = "7d4f3c11-5f5e-4c57-9b1e-2a
             "errorMessage": "SES TooManyRequestsException: Maximum sending rate exceeded.",
             "errorType": "SendRetryable",
             "requestId": request_id,
-            "stackTrace": ["  File \"/var/task/forwarder/aws/lambda_handler.py\", line 1, in handler\n"],
+            "stackTrace": ["  File \"/var/task/forwarder/hosts/lambda_handler.py\", line 1, in handler\n"],
         },
     })
 

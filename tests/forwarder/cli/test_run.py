@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.forwarder.smtp_sink import SmtpSink
+from tests.forwarder.adapters.smtp.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parents[3]
 MESSAGE = (b"From: Shop <orders@store.example>\r\nTo: shop@othermail.example\r\nSubject: Parcel\r\n"

@@ -135,7 +135,7 @@ def test_every_decide_outcome_is_reachable() -> None:
     }
     not_from_decide = {Outcome.DROPPED_TOO_LARGE, Outcome.DROPPED_INVALID, Outcome.FAILED_REJECTED,
                        Outcome.DROPPED_PAUSED, Outcome.DROPPED_RATE_LIMITED,
-                           Outcome.BOUNCED_EXPIRED}  # the pipeline's (forwarder/expired_reject.py)
+                           Outcome.BOUNCED_EXPIRED}  # the pipeline's (forwarder/flows/expired_reject.py)
     assert reached == set(Outcome) - not_from_decide
 
 

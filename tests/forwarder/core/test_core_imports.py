@@ -12,7 +12,7 @@ import forwarder.core
 
 CORE_DIR = Path(forwarder.core.__file__).parent
 FORBIDDEN = ("boto3", "botocore", "flask", "sqlalchemy", "aiosmtpd", "models", "alembic", "moto", "dns",
-             "forwarder.aws", "forwarder.cli")
+             "forwarder.adapters", "forwarder.hosts", "forwarder.ops", "forwarder.cli")
 
 
 def test_import_in_a_fresh_interpreter_loads_no_adapter() -> None:
@@ -60,7 +60,7 @@ def test_every_core_import_is_stdlib_or_core() -> None:
 
 def test_the_static_check_catches_a_third_party_import(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
-    probe.write_text("import os\nfrom sqlalchemy import orm\nimport forwarder.aws\n", encoding="utf-8")
+    probe.write_text("import os\nfrom sqlalchemy import orm\nimport forwarder.hosts\n", encoding="utf-8")
     modules = [m for m, _ in _imports(probe)]
-    assert modules == ["os", "sqlalchemy", "forwarder.aws"]
+    assert modules == ["os", "sqlalchemy", "forwarder.hosts"]
     assert "sqlalchemy" not in sys.stdlib_module_names

@@ -20,7 +20,7 @@ CHROMIUM_ARGS = [
 def live_server(app: Flask) -> Iterator[str]:
     """Serve ``app`` on a free loopback port in a thread; stop it afterwards.
 
-    As the one box does (forwarder/onebox.py), the app learns its own address once the port is
+    As the one box does (forwarder/hosts/onebox.py), the app learns its own address once the port is
     known: the links it mails are built from it (web/links.py), never from a request's Host.
     """
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -18,9 +18,9 @@ from flask import Flask
 
 from tests.support.databases import migrate
 from forwarder.core import Policy
-from forwarder.directory import SqlDirectory
-from forwarder.pipeline import Forwarder, Inbound
-from forwarder.senders import MemorySender
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.adapters.senders import MemorySender
 from forwarder.settings import Settings
 from models import utcnow
 from tests.web.browser.live_server import CHROMIUM, CHROMIUM_ARGS, live_server

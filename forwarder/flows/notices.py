@@ -1,0 +1,241 @@
+"""Notices instead of silence: tell the owner when a message could not be forwarded.
+
+Three outcomes get a notice, a short plain-text message from the service's no-reply address:
+
+- ``dropped-too-large`` (too big for SES): to each destination of the alias;
+- ``failed-rejected`` (SES refused the forwarded copy as invalid): to that destination;
+- ``dropped-paused`` (the destination is paused after bouncing): to the alias's other
+  destinations that are not paused. The paused one is not written to: that would bounce again.
+  With no other destination the web app's warning is the notice.
+
+A notice names the alias and the message's size, says why, and links to the message's page in the
+web app, which shows its sender and subject and where the raw message can be downloaded while the
+store keeps it (``OTHERMAIL_KEEP_DAYS``). The notice itself carries no text the sender chose (not
+their name, address or subject): otherwise anyone could have the service mail their words, a
+phishing line or a link, from its own address. It is never sent to the original sender (no backscatter), and at most
+one goes to a destination per outcome per hour: a flood of oversized spam gives one notice, and the
+rest are in the activity list. Sending a notice can fail without failing the message: it is logged.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, cast
+from email.policy import SMTP
+
+from sqlalchemy import Engine, Table, and_, bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from forwarder.core import Outcome
+from forwarder.adapters.senders import Sender
+from models import Alias, Delivery, Destination, RateLimitHit, alias_destinations
+
+if TYPE_CHECKING:
+    from forwarder.settings import Settings
+
+logger = logging.getLogger("othermail.notices")
+
+#: The outcomes a notice is sent for, and what the notice says of each.
+WHY = {
+    Outcome.DROPPED_TOO_LARGE: "it is larger than the mail service can forward",
+    Outcome.FAILED_REJECTED: "the mail service refused to send it on",
+    Outcome.DROPPED_PAUSED: "forwarding to {paused} is paused because mail to it bounced",
+}
+#: One notice per destination and outcome in this many seconds.
+THROTTLE_SECONDS = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What a notice says (plain values; :func:`compose` makes the message)."""
+
+    alias: str
+    mail_from: str  # never mailed (see the module's docstring); the message's page shows it
+    subject: str  # never mailed either
+    size: int
+    why: str
+    link: str | None
+    keep_days: int
+
+
+def human_size(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size} bytes"
+
+
+def compose(notice: Notice, to: str, from_address: str, now: float | None = None) -> bytes:
+    """The notice as an RFC 5322 message (``Auto-Submitted``, so that nobody answers it)."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = email.utils.formataddr(("othermail", from_address))
+    message["To"] = to
+    message["Subject"] = f"Not forwarded: a message to {notice.alias}"
+    message["Date"] = email.utils.formatdate(now, localtime=False)
+    message["Message-ID"] = email.utils.make_msgid(domain=from_address.rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Othermail-Notice"] = "not-forwarded"
+    lines = [
+        f"A message to your alias {notice.alias} was not forwarded to you:",
+        f"{notice.why}.",
+        "",
+        f"Size:    {human_size(notice.size)}",
+        "",
+    ]
+    if notice.link:
+        lines.append(f"Its page shows its sender and subject; the original message can be downloaded for "
+                     f"{notice.keep_days} days from it:")
+        lines.append(notice.link)
+    else:
+        lines.append(f"Sign in to othermail to see its sender and subject in your activity list, and to "
+                     f"download the original message (kept {notice.keep_days} days).")
+    lines += ["", "This notice was not sent to the sender. At most one such notice an hour is sent per",
+              "mailbox and reason; the others are in your activity list."]
+    message.set_content("\n".join(lines) + "\n")
+    return message.as_bytes()
+
+
+# ---------------------------------------------------------------- who to tell, and how often
+
+# mypy sees a mapped class's __table__ as a FromClause; it is a Table
+_dest = cast(Table, Destination.__table__)
+_links = alias_destinations
+_deliveries = cast(Table, Delivery.__table__)
+
+_ALIAS_DESTINATIONS = (
+    select(_dest.c.id, _dest.c.email, _dest.c.paused_at)
+    .select_from(_dest.join(_links, _links.c.destination_id == _dest.c.id))
+    .where(_links.c.alias_id == bindparam("p_alias_id"), _dest.c.verified_at.is_not(None))
+    .order_by(_dest.c.id)
+)
+_DESTINATION = select(_dest.c.email).where(_dest.c.id == bindparam("p_id"))
+_DELIVERY_ID = select(_deliveries.c.id).where(and_(
+    _deliveries.c.inbound_message_id == bindparam("p_message_id"),
+    _deliveries.c.recipient == bindparam("p_recipient"),
+    _deliveries.c.destination_key == bindparam("p_key"),
+))
+_THROTTLE = insert(cast(Table, RateLimitHit.__table__))
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    destination_id: int
+    email: str
+
+
+class NoticeBook:
+    """The SQL side: where a notice goes, the delivery row it links to, and the hourly throttle."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def recipients(self, outcome: Outcome, alias_id: int, destination_id: int | None) -> list[Recipient]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(_ALIAS_DESTINATIONS, {"p_alias_id": alias_id}).all()
+        live = [Recipient(r.id, r.email) for r in rows if r.paused_at is None]
+        if outcome is Outcome.DROPPED_PAUSED:
+            return [r for r in live if r.destination_id != destination_id]
+        if outcome is Outcome.FAILED_REJECTED:
+            return [r for r in live if r.destination_id == destination_id]
+        return live
+
+    def destination_email(self, destination_id: int) -> str:
+        with self._engine.connect() as connection:
+            return str(connection.execute(_DESTINATION, {"p_id": destination_id}).scalar() or "")
+
+    def delivery_id(self, message_id: str, recipient: str, destination_key: int) -> int | None:
+        with self._engine.connect() as connection:
+            found = connection.execute(_DELIVERY_ID, {"p_message_id": message_id, "p_key": destination_key,
+                                                      "p_recipient": Alias.normalize_address(recipient)}).scalar()
+        return int(found) if found is not None else None
+
+    def first_this_hour(self, destination_id: int, outcome: Outcome) -> bool:
+        """True for the first notice of this hour to the destination for this outcome (atomic:
+        the first INSERT of the window's row wins)."""
+        window = int(self._clock()) // THROTTLE_SECONDS * THROTTLE_SECONDS
+        with self._engine.connect() as connection:
+            try:
+                connection.execute(_THROTTLE, {"key": f"notice:{destination_id}:{outcome.value}",
+                                               "window_start": window, "count": 1})
+                connection.commit()
+            except IntegrityError:
+                connection.rollback()
+                return False
+        return True
+
+
+# ---------------------------------------------------------------- the notifier
+
+
+@dataclass(frozen=True, slots=True)
+class Unforwarded:
+    """One outcome that may need a notice (what the pipeline knows of it)."""
+
+    message_id: str
+    recipient: str
+    alias_id: int | None
+    destination_id: int | None
+    outcome: Outcome
+    mail_from: str
+    subject: str
+    size: int
+    duplicate: bool = False
+
+
+class Notifier:
+    def __init__(self, book: NoticeBook, sender: Sender, from_address: str, public_url: str = "",
+                 keep_days: int = 14) -> None:
+        self.book = book
+        self.sender = sender
+        self.from_address = from_address
+        self.public_url = public_url.rstrip("/")
+        self.keep_days = keep_days
+        self.sent = 0
+
+    def after(self, outcomes: Iterable[Unforwarded]) -> None:
+        """Send the notices ``outcomes`` call for; never raises (a failed notice is logged)."""
+        for item in outcomes:
+            if item.duplicate or item.alias_id is None or item.outcome not in WHY:
+                continue
+            try:
+                self._notify(item)
+            except Exception as exc:  # a notice must never cost the message its outcome
+                logger.warning(json.dumps({"event": "notice-failed", "message_id": item.message_id,
+                                           "outcome": item.outcome.value,
+                                           "error": f"{exc.__class__.__name__}"}))
+
+    def _notify(self, item: Unforwarded) -> None:
+        assert item.alias_id is not None
+        why = WHY[item.outcome]
+        if item.outcome is Outcome.DROPPED_PAUSED:
+            why = why.format(paused=self.book.destination_email(item.destination_id or 0) or "a mailbox")
+        delivery_id = self.book.delivery_id(item.message_id, item.recipient, item.destination_id or 0)
+        link = f"{self.public_url}/messages/{delivery_id}" if self.public_url and delivery_id else None
+        notice = Notice(item.recipient, item.mail_from, item.subject, item.size, why, link, self.keep_days)
+        for recipient in self.book.recipients(item.outcome, item.alias_id, item.destination_id):
+            if not self.book.first_this_hour(recipient.destination_id, item.outcome):
+                logger.info(json.dumps({"event": "notice-throttled", "message_id": item.message_id,
+                                        "destination_id": recipient.destination_id, "outcome": item.outcome.value}))
+                continue
+            self.sender.send(compose(notice, recipient.email, self.from_address), sender=self.from_address,
+                             recipient=recipient.email)
+            self.sent += 1
+            logger.info(json.dumps({"event": "notice", "message_id": item.message_id,
+                                    "destination_id": recipient.destination_id, "outcome": item.outcome.value}))
+
+
+def build_notifier(settings: Settings, engine: Engine, sender: Sender, public_url: str = "") -> Notifier | None:
+    """The notifier ``settings`` ask for (None with ``OTHERMAIL_NOTICES=false``); ``public_url``
+    stands in for an unset ``OTHERMAIL_PUBLIC_URL`` (one box knows its own web address)."""
+    if not settings.notices:
+        return None
+    return Notifier(NoticeBook(engine), sender, f"noreply@{settings.domains[0]}",
+                    settings.public_url or public_url, settings.keep_days)

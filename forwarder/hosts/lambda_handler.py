@@ -1,0 +1,216 @@
+"""The forwarder Lambda: ``forwarder.hosts.lambda_handler.handler``.
+
+Nothing connects at import time. The first invocation reads the settings from the environment
+(plus the secrets that ``OTHERMAIL_SSM_PATH`` / ``OTHERMAIL_SECRETS_ARN`` point at, see
+``forwarder.adapters.aws.secrets``) and builds the runtime (database engine, S3 and SES clients), which warm
+invocations reuse.
+
+SES bounce and complaint notifications (the configuration set's topic invokes the function too)
+are applied by ``forwarder.adapters.sql.feedback_store``: recorded once, a bouncing destination paused, an alias
+complained about switched off; nothing is sent for them.
+
+Retryable failures (SES throttling or 5xx, S3 errors, the database unreachable, a delivery another
+invocation holds) are first retried inside the invocation, with exponential backoff and full jitter,
+while the time the Lambda context has left allows (``forwarder.hosts.retry``); then they propagate, so
+Lambda retries the event (twice) and finally sends it to the dead-letter queue, which ``othermail
+replay`` re-drives. Every delivery already made is recorded, so a retry sends nothing twice.
+
+Each invocation ends with one CloudWatch Embedded Metric Format line on standard output: that
+invocation's count of every outcome, as metrics of the ``Othermail`` namespace (see
+``forwarder.ops.metrics`` and docs/operator/one-box.md, "Observability").
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from forwarder.adapters.aws.events import FeedbackJob, Job, Skipped, describe_event, outside_mail_bucket, parse_event
+from forwarder.adapters.aws.secrets import environ_with_secrets
+from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
+from forwarder.core.message import split_message
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.errors import InvalidEvent, SettingsError
+from forwarder.flows.expired_reject import SesBouncer
+from forwarder.adapters.sql.feedback_store import FeedbackRules, FeedbackStore
+from forwarder.ops.metrics import RETRY, emf_line
+from forwarder.flows.notices import build_notifier
+from forwarder.flows.outcome_log import OutcomeLog
+from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.adapters.outbound import build_sender
+from forwarder.hosts.retry import RetryPolicy
+from forwarder.settings import Settings
+from forwarder.adapters.stores import S3Store
+
+logger = logging.getLogger("othermail.lambda")
+
+#: When the running invocation's retry budget ends (set by :meth:`LambdaRuntime.invoke`; unset,
+#: :meth:`LambdaRuntime.handle` tries each job once, as the queue worker and the tests call it).
+_deadline: ContextVar[float | None] = ContextVar("othermail_retry_deadline", default=None)
+
+
+@dataclass
+class LambdaRuntime:
+    settings: Settings
+    forwarder: Forwarder
+    store: S3Store
+    outcome_log: OutcomeLog
+    engine: Any = None
+    #: Applies SES bounces and complaints (forwarder/adapters/sql/feedback_store.py).
+    feedback: FeedbackStore | None = None
+    #: How :meth:`invoke` retries a job within the invocation's time (forwarder/hosts/retry.py).
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, session: Any = None) -> LambdaRuntime:
+        import boto3
+
+        from models import make_engine, make_session_factory, utcnow
+
+        if not settings.s3_bucket:
+            raise SettingsError("OTHERMAIL_S3_BUCKET must name the bucket the SES receipt rule writes to")
+        aws = session or boto3.session.Session(region_name=settings.aws_region)
+        sender = build_sender(settings, aws_session=aws)  # SES unless OTHERMAIL_SENDER says otherwise
+        engine = make_engine(settings.resolved_database_url)
+        directory = SqlDirectory(
+            make_session_factory(engine), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow,
+            limits=settings.mail_limits,
+        )
+        log = OutcomeLog()
+        notifier = build_notifier(settings, engine, sender)
+        forwarder = Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes, log, notifier,
+                              bouncer=SesBouncer(aws.client("ses")))
+        feedback = FeedbackStore(make_session_factory(engine), FeedbackRules.from_settings(settings), utcnow)
+        return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log, engine, feedback=feedback)
+
+    def close(self) -> None:
+        """Release database connections and the sender's (an SMTP relay's) connections (tests and
+        tools; Lambda keeps them for warm starts)."""
+        closer = getattr(self.forwarder.sender, "close", None)
+        if closer is not None:
+            closer()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def invoke(self, event: Any, dimensions: Mapping[str, str] | None = None,
+               emit: Callable[[str], None] | None = None, context: Any = None) -> dict[str, Any]:
+        """:meth:`handle`, then one EMF line with this invocation's counts (the Lambda's path).
+
+        Each job (reading the raw message and forwarding it, one idempotent unit) is retried on a
+        :class:`RetryableError` within the time ``context.get_remaining_time_in_millis()`` reports,
+        or :data:`forwarder.hosts.retry.DEFAULT_BUDGET_SECONDS` without a context (``othermail replay``).
+
+        The counts are what :class:`OutcomeLog` counted during this call, so an invocation that
+        raises still reports the outcomes it recorded, plus ``retry``: Lambda will run it again.
+        """
+        before = Counter(self.outcome_log.counts)
+        failed = True
+        budget = _deadline.set(self.retry.deadline(context))
+        try:
+            summary = self.handle(event)
+            failed = False
+            return summary
+        finally:
+            _deadline.reset(budget)
+            counts = Counter(self.outcome_log.counts)
+            counts.subtract(before)
+            counts = +counts  # keep positive counts only
+            if failed:
+                counts[RETRY] += 1
+            if counts:
+                try:
+                    (emit or _print_line)(emf_line(counts, dimensions=dimensions))
+                except Exception:  # metrics must never turn a handled event into a failed one
+                    logger.exception("could not write the EMF metrics line")
+
+    def handle(self, event: Any) -> dict[str, Any]:
+        """Process every record; retryable trouble raises, an event nobody can process is logged.
+
+        An event that is not one of the accepted shapes cannot succeed on a retry, so it is not
+        raised: it is logged under the named reason ``invalid-event``, without message content and
+        cut short (:func:`forwarder.adapters.aws.events.describe_event`), which keeps the dead-letter queue
+        for real failures. A job whose object is outside the configured bucket and prefix is
+        skipped as ``object-outside-bucket``, unread.
+        """
+        bucket, prefix = self.settings.s3_bucket, self.settings.s3_prefix
+        try:
+            items = parse_event(event, bucket=bucket, prefix=prefix)
+        except InvalidEvent as exc:
+            self.outcome_log.skipped("invalid-event", f"{str(exc)[:200]}: {describe_event(event)}")
+            return {"records": 0, "outcomes": {"skipped:invalid-event": 1}}
+        items = [(outside_mail_bucket(item, bucket, prefix) or item) if isinstance(item, Job) else item
+                 for item in items]
+        outcomes: Counter[str] = Counter()
+        repairs: Counter[str] = Counter()
+        for item in items:
+            if isinstance(item, Skipped):
+                self.outcome_log.skipped(item.reason, item.detail)
+                outcomes[f"skipped:{item.reason}"] += 1
+                continue
+            if isinstance(item, FeedbackJob):
+                outcomes.update(self._apply_feedback(item))
+                continue
+            for report in self._run(item):
+                outcomes["duplicate" if report.duplicate else report.outcome.value] += 1
+                repairs.update(report.repairs)
+        return {"records": len(items), "outcomes": dict(outcomes), "repairs": dict(repairs)}
+
+    def _apply_feedback(self, job: FeedbackJob) -> Counter[str]:
+        """Record each bounce or complaint once (pausing, switching off); send nothing, ever."""
+        if self.feedback is None:
+            raise RuntimeError("this runtime has no feedback store (build it with from_settings)")
+        counts: Counter[str] = Counter()
+        for item in job.feedback:
+            applied = self.feedback.apply(item)
+            self.outcome_log.feedback(applied)
+            counts["feedback:duplicate" if applied.duplicate else f"feedback:{item.kind}"] += 1
+        return counts
+
+    def _run(self, job: Job) -> list:
+        deadline = _deadline.get()
+        if deadline is None:
+            return self._run_once(job)
+        return self.retry.call(lambda: self._run_once(job), deadline, what=job.message_id)
+
+    def _run_once(self, job: Job) -> list:
+        raw = job.content if job.content is not None else self.store.get(job.key or "", bucket=job.bucket)
+        recipients, verdicts = job.recipients, job.verdicts
+        if job.recipients_from_headers:
+            split = split_message(raw)
+            # the service's domains and users' verified ones (forwarder/adapters/sql/user_domains.py)
+            domains = self.settings.domains + self.forwarder.directory.user_domains.names()
+            recipients = recipients_from_headers(split, domains)
+            verdicts = verdicts_from_headers(split)
+            if not recipients:
+                self.outcome_log.skipped("no-recipient", f"no address on {', '.join(self.settings.domains)} in {job.key}")
+                return []
+        # kept in the mail bucket (not an SNS action's inline copy): downloadable and releasable
+        kept = job.content is None
+        inbound = Inbound(job.message_id, recipients, verdicts, job.mail_from, job.received_at,
+                          raw_key=job.key if kept else None)
+        return self.forwarder.process(raw, inbound)
+
+
+def _print_line(line: str) -> None:
+    """The raw line on standard output: CloudWatch Logs reads EMF only from an unprefixed line."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+_runtime: LambdaRuntime | None = None
+
+
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    global _runtime
+    if _runtime is None:
+        logging.getLogger("othermail").setLevel(logging.INFO)
+        # OTHERMAIL_SSM_PATH / OTHERMAIL_SECRETS_ARN: the database URL and other secrets, fetched once here
+        _runtime = LambdaRuntime.from_settings(Settings.from_env(environ_with_secrets()))
+    function = getattr(context, "function_name", None)
+    return _runtime.invoke(event, dimensions={"FunctionName": function} if function else None, context=context)

@@ -1,0 +1,315 @@
+"""What othermail costs on AWS a month: the serverless deployment next to one EC2 box.
+
+:func:`estimate` is pure: a message count, an average size and a :class:`PriceBook` in, an
+:class:`Estimate` with every line item out. The prices live in one data file,
+``forwarder/ops/pricing/aws_prices.json`` (list prices with their date and source pages; the operator
+re-checks them), read by :func:`load_prices`.
+
+The two deployments:
+
+- **serverless** (deploy/aws/othermail.yaml): SES receives, its receipt rule stores the raw mail
+  in S3 and invokes the forwarder Lambda (x86_64, memory and average duration as assumed in the
+  file), which reads the database credentials from Secrets Manager, uses an RDS PostgreSQL
+  db.t4g.micro (Single-AZ, gp3 storage) and sends through SES; bounces and complaints go to an SNS
+  topic; Lambda logs go to CloudWatch Logs. The web app is not in this column (it needs a host of
+  its own).
+- **one EC2 box** (deploy/ec2, the worker mode): SES still receives and sends; the receipt rule
+  stores the mail in S3 and notifies SNS, which feeds an SQS queue the worker long-polls; a t3.small
+  runs the web app, the worker and MariaDB, with a gp3 volume and a public IPv4 address.
+
+Both keep raw mail in S3 for ``retention_days`` (the bucket's lifecycle rule), so storage is the
+steady state: a month's mail times retention_days / days in a month.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+KB_PER_GB = 1024 * 1024
+PRICE_FILE = "forwarder/ops/pricing/aws_prices.json"
+PRICE_KEYS = (
+    "ses_receive_mail", "ses_receive_chunk", "ses_send_mail", "ses_send_data", "s3_put", "s3_get", "s3_storage",
+    "lambda_request", "lambda_gb_second", "logs_ingestion", "secret_month", "rds_instance_hour", "rds_storage",
+    "aurora_acu_hour", "sns_publish", "sqs_request", "ec2_instance_hour", "ebs_storage", "public_ipv4_hour",
+    "nat_gateway_hour", "ses_send_mail_essentials",
+)
+#: SES pricing plans ``estimate`` knows: how the sending line is priced.
+SES_PLANS = ("a-la-carte", "essentials")
+
+
+class PricingError(ValueError):
+    """The price file is unusable or has no prices for the region."""
+
+
+@dataclass(frozen=True)
+class Price:
+    price: float  # US dollars per ``per`` units
+    per: float
+    unit: str
+    source: str  # the AWS page it comes from
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    hours_per_month: float = 730
+    destinations_per_message: float = 1
+    retention_days: float = 14
+    lambda_memory_mb: float = 512
+    lambda_average_ms: float = 500
+    log_kb_per_message: float = 1
+    feedback_fraction: float = 0.02
+    rds_storage_gb: float = 20
+    ebs_gb: float = 20
+    sqs_empty_receives_per_month: float = 131400
+    sqs_requests_per_message: float = 2
+    chunk_kb: float = 256
+
+    @property
+    def days_per_month(self) -> float:
+        return self.hours_per_month / 24
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    region: str
+    as_of: str
+    status: str
+    prices: Mapping[str, Price]
+    assumptions: Assumptions
+
+    def __getitem__(self, key: str) -> Price:
+        return self.prices[key]
+
+
+@dataclass(frozen=True)
+class LineItem:
+    row: str  # what it pays for; the same row in both columns lines up
+    quantity: float
+    price: Price | None  # None: included elsewhere, costs nothing extra
+    note: str = ""
+
+    @property
+    def amount(self) -> float:
+        return 0.0 if self.price is None else self.quantity / self.price.per * self.price.price
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    items: tuple[LineItem, ...]
+
+    @property
+    def total(self) -> float:
+        return sum(item.amount for item in self.items)
+
+    def item(self, row: str) -> LineItem | None:
+        return next((i for i in self.items if i.row == row), None)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    messages: int
+    size_kb: float
+    region: str
+    as_of: str
+    serverless: Deployment
+    ec2: Deployment
+    notes: tuple[str, ...]
+
+    @property
+    def rows(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for item in self.serverless.items + self.ec2.items:
+            seen.setdefault(item.row, None)
+        return list(seen)
+
+
+# ------------------------------------------------------------------------------------ the prices
+
+
+def load_prices(region: str, path: Path | None = None) -> PriceBook:
+    """The prices of ``region`` from the price file (default: the bundled one)."""
+    if path is None:
+        text = resources.files("forwarder.ops.pricing").joinpath("aws_prices.json").read_text(encoding="utf-8")
+        where = PRICE_FILE
+    else:
+        text = path.read_text(encoding="utf-8")
+        where = str(path)
+    try:
+        data = json.loads(text)
+        regions = data["regions"]
+        as_of, status = str(data["as_of"]), str(data["status"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PricingError(f"{where} is not a price file: {exc}") from None
+    if region not in regions:
+        raise PricingError(f"{where} has prices for {', '.join(sorted(regions))} only, not {region}: use --region "
+                           f"{sorted(regions)[0]}, or add {region}'s prices from the pages the file names")
+    try:
+        prices = {key: Price(float(p["price"]), float(p["per"]), str(p["unit"]), str(p["source"]))
+                  for key, p in regions[region].items()}
+        known = {f.name for f in fields(Assumptions)}
+        assumptions = Assumptions(**{k: float(v) for k, v in data.get("assumptions", {}).items() if k in known})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PricingError(f"{where}: a price of {region} is malformed: {exc}") from None
+    missing = [key for key in PRICE_KEYS if key not in prices]
+    if missing:
+        raise PricingError(f"{where}: {region} lacks {', '.join(missing)}")
+    return PriceBook(region, as_of, status, prices, assumptions)
+
+
+# ------------------------------------------------------------------------------------ the estimate
+
+
+def estimate(messages: int, size_kb: float, prices: PriceBook, retention_days: float | None = None,
+             ses_plan: str = "a-la-carte") -> Estimate:
+    """The monthly cost of ``messages`` received and forwarded, ``size_kb`` each on average, with
+    SES sending priced by ``ses_plan`` (one of :data:`SES_PLANS`)."""
+    if messages < 0 or size_kb <= 0:
+        raise ValueError("messages must be 0 or more and size_kb more than 0")
+    if ses_plan not in SES_PLANS:
+        raise ValueError(f"ses_plan must be one of {', '.join(SES_PLANS)}")
+    a = prices.assumptions
+    if retention_days is not None:
+        a = replace(a, retention_days=retention_days)
+    p = prices.prices
+    n = messages
+    sends = n * a.destinations_per_message
+    size_gb = size_kb / KB_PER_GB
+    chunks = n * math.ceil(size_kb / a.chunk_kb)
+    stored_gb_month = n * size_gb * a.retention_days / a.days_per_month
+    hours = a.hours_per_month
+    feedback = sends * a.feedback_fraction
+
+    shared = (
+        LineItem("SES receiving: mails", n, p["ses_receive_mail"]),
+        LineItem("SES receiving: 256 KB chunks", chunks, p["ses_receive_chunk"]),
+        LineItem("SES sending: mails", sends, p["ses_send_mail"], "à la carte plan") if ses_plan == "a-la-carte"
+        else LineItem("SES sending: mails", sends, p["ses_send_mail_essentials"], "Essentials plan"),
+        LineItem("SES sending: data", sends * size_gb, p["ses_send_data"], "the whole message counted"
+                 + ("" if ses_plan == "a-la-carte" else "; as à la carte, not confirmed for Essentials")),
+        LineItem("S3: PUT (SES stores each mail)", n, p["s3_put"]),
+        LineItem("S3: GET (the forwarder reads it)", n, p["s3_get"]),
+        LineItem("S3: storage", stored_gb_month, p["s3_storage"], f"kept {a.retention_days:g} days"),
+    )
+    serverless = Deployment("serverless", shared + (
+        LineItem("Lambda: requests", n, p["lambda_request"]),
+        LineItem("Lambda: compute", n * a.lambda_memory_mb / 1024 * a.lambda_average_ms / 1000,
+                 p["lambda_gb_second"], f"{a.lambda_memory_mb:g} MB, {a.lambda_average_ms:g} ms each"),
+        LineItem("CloudWatch Logs: ingestion", n * a.log_kb_per_message / KB_PER_GB, p["logs_ingestion"],
+                 f"{a.log_kb_per_message:g} KB of log a message"),
+        LineItem("Secrets Manager: database secret", 1, p["secret_month"]),
+        LineItem("SNS: publishes", feedback, p["sns_publish"],
+                 f"bounces and complaints, {a.feedback_fraction:.0%} of sends"),
+        LineItem("Database: instance", hours, p["rds_instance_hour"]),
+        LineItem("Database: storage", a.rds_storage_gb, p["rds_storage"]),
+    ))
+    ec2 = Deployment("one EC2 box", shared + (
+        LineItem("SNS: publishes", n + feedback, p["sns_publish"],
+                 "one per mail from the S3 action, plus feedback"),
+        LineItem("SQS: requests", n * a.sqs_requests_per_message + a.sqs_empty_receives_per_month,
+                 p["sqs_request"], "receive + delete a mail, plus empty 20 s long polls"),
+        LineItem("Database: instance", 0, None, "MariaDB on the instance"),
+        LineItem("EC2: instance", hours, p["ec2_instance_hour"]),
+        LineItem("EC2: EBS volume", a.ebs_gb, p["ebs_storage"]),
+        LineItem("EC2: public IPv4 address", hours, p["public_ipv4_hour"]),
+    ))
+    aurora = 0.5 * hours * p["aurora_acu_hour"].price
+    nat = hours * p["nat_gateway_hour"].price
+    notes = (
+        "SES has pricing plans since 2026-07-21: accounts new to SES start on Essentials (no monthly fee, "
+        "sending priced per mail), established ones keep à la carte; the account's plan is in the SES "
+        f"console. This estimate uses {'à la carte' if ses_plan == 'a-la-carte' else 'Essentials'} "
+        "(--ses-plan chooses). Receiving is priced the same in both here.",
+        "Free tiers are not counted: Lambda's 1 million requests and 400,000 GB-seconds a month, the "
+        "first million SNS publishes and SQS requests a month, and the new-account offers (credits, or "
+        "12 months of SES, S3, RDS db.t4g.micro and EC2 micro allowances) would lower these figures.",
+        f"Database: RDS db.t4g.micro. Aurora Serverless v2 at its 0.5 ACU minimum would cost "
+        f"{money(aurora)} a month instead, before storage and I/O.",
+        f"A forwarder Lambda inside a VPC (deploy/aws/othermail.yaml's SubnetIds) also needs a NAT gateway "
+        f"({money(nat)} a month plus data) or interface endpoints: not counted.",
+        "Not counted either: data transfer out of the EC2 box (web pages), taxes, the domain name, and the "
+        "web app's host in the serverless column.",
+    )
+    return Estimate(n, size_kb, prices.region, prices.as_of, serverless, ec2, notes)
+
+
+# ------------------------------------------------------------------------------------ rendering
+
+
+def money(amount: float) -> str:
+    if 0 < amount < 0.005:
+        return "<$0.01"
+    return f"${amount:,.2f}"
+
+
+def _number(value: float) -> str:
+    if value == int(value):
+        return f"{int(value):,}"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.3g}" if value < 1 else f"{value:,.2f}"
+
+
+def _price(value: float) -> str:
+    if value >= 0.01 and round(value, 2) == value:
+        return f"${value:.2f}"
+    return "$" + f"{value:.10f}".rstrip("0").rstrip(".")
+
+
+def describe(item: LineItem) -> str:
+    """``10,000 mails at $0.10 per 1,000``: how the amount comes about."""
+    if item.price is None:
+        return item.note
+    price = item.price
+    per = "" if price.per == 1 else f" per {_number(price.per)}"
+    text = f"{_number(item.quantity)} {price.unit} at {_price(price.price)}{per}"
+    return f"{text} ({item.note})" if item.note else text
+
+
+def render(estimate_: Estimate) -> list[str]:
+    """The CLI's lines: every row with both columns, the totals, then the notes."""
+    width = 14
+    lines = [
+        f"othermail cost: {estimate_.messages:,} messages a month, {_number(estimate_.size_kb)} KB on average, "
+        f"region {estimate_.region}",
+        f"AWS list prices as of {estimate_.as_of} ({PRICE_FILE}),",
+        "entered by hand, not fetched: re-check them on the AWS pricing pages the file names.",
+        "",
+        f"{'':<36}{estimate_.serverless.name:>{width}}{estimate_.ec2.name:>{width}}",
+    ]
+    for row in estimate_.rows:
+        left, right = estimate_.serverless.item(row), estimate_.ec2.item(row)
+        cells = [money(i.amount) if i is not None and i.price is not None else ("included" if i else "-")
+                 for i in (left, right)]
+        lines.append(f"{row:<36}{cells[0]:>{width}}{cells[1]:>{width}}")
+        details = [describe(i) for i in (left, right) if i is not None]
+        if len(details) == 2 and details[0] != details[1]:
+            lines.append(f"    serverless: {details[0]}")
+            lines.append(f"    EC2 box: {details[1]}")
+        elif details:
+            lines.append(f"    {details[0]}")
+    totals = [money(estimate_.serverless.total), money(estimate_.ec2.total)]
+    lines.append(f"{'Total a month':<36}{totals[0]:>{width}}{totals[1]:>{width}}")
+    lines.append("")
+    lines += [textwrap.fill(note, 100, initial_indent="- ", subsequent_indent="  ") for note in estimate_.notes]
+    return lines
+
+
+def as_json(estimate_: Estimate) -> dict[str, Any]:
+    def column(d: Deployment) -> dict[str, Any]:
+        return {"name": d.name, "total": round(d.total, 6), "items": [
+            {"row": i.row, "quantity": i.quantity, "unit": i.price.unit if i.price else "",
+             "unit_price": i.price.price if i.price else 0, "per": i.price.per if i.price else 1,
+             "amount": round(i.amount, 6), "note": i.note, "source": i.price.source if i.price else ""}
+            for i in d.items]}
+
+    return {"messages": estimate_.messages, "size_kb": estimate_.size_kb, "region": estimate_.region,
+            "as_of": estimate_.as_of, "serverless": column(estimate_.serverless), "ec2": column(estimate_.ec2),
+            "notes": list(estimate_.notes)}

@@ -1,1 +1,0 @@
-from tests.forwarder.aws.lambda_env import aws, corpus, env  # noqa: F401  (fixtures)
