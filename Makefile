@@ -22,9 +22,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
-# Lint (ruff) and type-check (mypy; strict on forwarder/core); both read pyproject.toml
+# Lint and layout (ruff check, ruff format --check) and type-check (mypy; strict on forwarder/core);
+# all read pyproject.toml. `$(BIN)/ruff format .` lays the code out.
 check: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # The documentation site (docs/, mkdocs.yml) into $(SITE_DIR); --strict: a warning (a broken link,

@@ -250,8 +250,12 @@ def _ses_event(message_id: str, *recipients: str) -> dict:
     receipt = {"recipients": list(recipients), "action": {"type": "Lambda", "invocationType": "Event"}}
     for name in ("spam", "virus", "spf", "dkim", "dmarc"):
         receipt[f"{name}Verdict"] = {"status": "PASS"}
-    mail = {"messageId": message_id, "source": "jane.doe@example.net", "timestamp": "2026-11-23T10:00:00.000Z",
-            "destination": list(recipients)}
+    mail = {
+        "messageId": message_id,
+        "source": "jane.doe@example.net",
+        "timestamp": "2026-11-23T10:00:00.000Z",
+        "destination": list(recipients),
+    }
     return {"Records": [{"eventSource": "aws:ses", "eventVersion": "1.0", "ses": {"mail": mail, "receipt": receipt}}]}
 
 
@@ -280,16 +284,17 @@ def memory_child(s3_kind: str, size: int) -> dict:
     os.environ["AWS_DEFAULT_REGION"] = REGION
 
     import migrations
-    from forwarder.hosts.lambda_handler import LambdaRuntime
     from forwarder.adapters.senders import MemorySender
+    from forwarder.hosts.lambda_handler import LambdaRuntime
     from forwarder.settings import Settings
 
     tmp = tempfile.TemporaryDirectory(prefix="othermail-bench-")
     database_url = f"sqlite:///{Path(tmp.name) / 'othermail.db'}"
     migrations.upgrade(database_url)
     _add_alias(database_url)
-    settings = Settings(database_url=database_url, s3_bucket=BUCKET, s3_prefix=PREFIX, domains=DOMAINS,
-                        aws_region=REGION)
+    settings = Settings(
+        database_url=database_url, s3_bucket=BUCKET, s3_prefix=PREFIX, domains=DOMAINS, aws_region=REGION
+    )
 
     mock = None
     if s3_kind == "moto":

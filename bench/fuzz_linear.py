@@ -26,7 +26,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # leave no bench/__pycache__ behind
@@ -74,26 +74,35 @@ def body_lines_and_a_long_one(n: int) -> bytes:
 
 def multipart_long_parts(n: int) -> bytes:
     """n parts, each with a line over 998 bytes: every part is repaired."""
-    part = (b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-            + b"p" * 1_200 + b"\r\n")
+    part = b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + b"p" * 1_200 + b"\r\n"
     return HEAD + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + part * n + b"--b--\r\n"
 
 
 def qp_long_line(n: int) -> bytes:
     """A quoted-printable part whose text is one line of n*10 bytes: soft line breaks are added."""
-    return (HEAD + b"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-            + b"0123456=3D" * n + b"\r\n")
+    return (
+        HEAD
+        + b"Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        + b"0123456=3D" * n
+        + b"\r\n"
+    )
 
 
 def base64_long_line(n: int) -> bytes:
     """A base64 part written as one line of n*4 characters: it is re-wrapped."""
-    return (HEAD + b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-            + b"QUJD" * n + b"\r\n")
+    return (
+        HEAD
+        + b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + b"QUJD" * n
+        + b"\r\n"
+    )
 
 
 def folded_subject(n: int) -> bytes:
     """A clean Subject folded over n continuation lines: kept as it is."""
-    return HEAD.replace(b"Subject: linear", b"Subject: start" + b"".join(b"\r\n part %d" % i for i in range(n))) + b"\r\nb"
+    return (
+        HEAD.replace(b"Subject: linear", b"Subject: start" + b"".join(b"\r\n part %d" % i for i in range(n))) + b"\r\nb"
+    )
 
 
 def folded_dirty_subject(n: int) -> bytes:
@@ -119,8 +128,13 @@ def to_spaces_then_words(n: int) -> bytes:
     reader's leading white space once backtracked over the phrase (80 KB: 128 s; review HIGH 3)."""
     spaces = b"\r\n".join([b" " * 900] * n)
     words = b"\r\n".join([b" " + b"a " * 450] * n)
-    return (b"From: Jane Doe <jane@example.com>\r\nTo: a@b.example,\r\n" + spaces + b"\r\n" + words
-            + b"\r\nSubject: linear\r\n\r\nbody\r\n")
+    return (
+        b"From: Jane Doe <jane@example.com>\r\nTo: a@b.example,\r\n"
+        + spaces
+        + b"\r\n"
+        + words
+        + b"\r\nSubject: linear\r\n\r\nbody\r\n"
+    )
 
 
 def long_subject_line(n: int) -> bytes:
@@ -189,9 +203,11 @@ def main(argv: list[str]) -> int:
     rounds = 3 if args.quick else 9
 
     print("othermail core: growth of the time with the input size (forward + as_bytes)")
-    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus, "
-          f"load {os.getloadavg()[0]:.2f}; fastest of {rounds} interleaved rounds after a warm-up; "
-          f"a step passes when time(4n)/time(n) < {LIMIT}")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus, "
+        f"load {os.getloadavg()[0]:.2f}; fastest of {rounds} interleaved rounds after a warm-up; "
+        f"a step passes when time(4n)/time(n) < {LIMIT}"
+    )
     failed: list[str] = []
     started = time.perf_counter()
     for name, build, sizes in FAMILIES:
@@ -211,11 +227,15 @@ def main(argv: list[str]) -> int:
                     failed.append(f"{name}: {n:,}")
             print(f"  {n:>10,} {len(raws[i]):>12,} {seconds[i]:>10.4f} {ratio_text:>7}  {verdict:<7}  {outcomes[i]}")
         growth = (seconds[-1] / seconds[0]) ** (1 / (len(sizes) - 1))
-        print(f"  whole range: x{sizes[-1] // sizes[0]:,} in size, x{seconds[-1] / seconds[0]:,.1f} in time "
-              f"(geometric mean {growth:.2f} per 4x)")
+        print(
+            f"  whole range: x{sizes[-1] // sizes[0]:,} in size, x{seconds[-1] / seconds[0]:,.1f} in time "
+            f"(geometric mean {growth:.2f} per 4x)"
+        )
         del raws
-    print(f"\n{'FAIL: ' + '; '.join(failed) if failed else 'PASS: every step under ' + str(LIMIT)}"
-          f" ({time.perf_counter() - started:.0f} s)")
+    print(
+        f"\n{'FAIL: ' + '; '.join(failed) if failed else 'PASS: every step under ' + str(LIMIT)}"
+        f" ({time.perf_counter() - started:.0f} s)"
+    )
     return 1 if failed else 0
 
 

@@ -41,6 +41,7 @@ def free_port() -> int:
 
 # ---------------------------------------------------------------- the relay sink (its own process)
 
+
 def sink_main(port: int, out: str) -> None:
 
     sys.path.insert(0, str(ROOT))
@@ -53,7 +54,7 @@ def sink_main(port: int, out: str) -> None:
             now = time.time()
             content = envelope.original_content or b""
             start = content.find(b"X-Bench-Id: ")
-            bench_id = content[start + 12:content.find(b"\r\n", start)].decode() if start >= 0 else "?"
+            bench_id = content[start + 12 : content.find(b"\r\n", start)].decode() if start >= 0 else "?"
             arrivals.append((bench_id, now))
             return "250 2.0.0 OK"
 
@@ -83,11 +84,14 @@ def sink_main(port: int, out: str) -> None:
 
 # ---------------------------------------------------------------- the SMTP clients (own processes)
 
+
 def message(bench_id: str, size: int) -> bytes:
     line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n"
     body = line * max(1, size // len(line))
-    head = (f"From: Sender <sender@example.net>\r\nTo: {ALIAS}\r\nSubject: bench {bench_id}\r\n"
-            f"Message-ID: <{bench_id}@example.net>\r\nX-Bench-Id: {bench_id}\r\n\r\n").encode()
+    head = (
+        f"From: Sender <sender@example.net>\r\nTo: {ALIAS}\r\nSubject: bench {bench_id}\r\n"
+        f"Message-ID: <{bench_id}@example.net>\r\nX-Bench-Id: {bench_id}\r\n\r\n"
+    ).encode()
     return head + body
 
 
@@ -110,6 +114,7 @@ def client_main(args: tuple[int, int, int, int]) -> list[tuple[str, float, int]]
 
 # ---------------------------------------------------------------- the run
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=5000)
@@ -118,8 +123,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=240.0)
     parser.add_argument("--workers", type=int, default=4, help="othermail's forwarding threads")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, database, spool)")
-    parser.add_argument("--inbound-auth", choices=("own", "off"), default="own",
-                        help="OTHERMAIL_INBOUND_AUTH of the box measured (own: SPF, DKIM and DMARC per message)")
+    parser.add_argument(
+        "--inbound-auth",
+        choices=("own", "off"),
+        default="own",
+        help="OTHERMAIL_INBOUND_AUTH of the box measured (own: SPF, DKIM and DMARC per message)",
+    )
     options = parser.parse_args()
     per_client = options.messages // options.clients
     total = per_client * options.clients
@@ -135,30 +144,66 @@ def main() -> int:
 def run(options: argparse.Namespace, per_client: int, total: int, work: Path) -> int:
     relay_port, smtp_port, web_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTHERMAIL_")}
-    env.update({"OTHERMAIL_DATA_DIR": str(work / "var"), "OTHERMAIL_DOMAINS": "othermail.example",
-                "OTHERMAIL_SENDER": "smtp", "OTHERMAIL_RELAY_HOST": "127.0.0.1",
-                "OTHERMAIL_RELAY_PORT": str(relay_port), "OTHERMAIL_RELAY_SECURITY": "none",
-                "OTHERMAIL_INBOUND_AUTH": options.inbound_auth, "PYTHONPATH": str(ROOT)})
+    env.update(
+        {
+            "OTHERMAIL_DATA_DIR": str(work / "var"),
+            "OTHERMAIL_DOMAINS": "othermail.example",
+            "OTHERMAIL_SENDER": "smtp",
+            "OTHERMAIL_RELAY_HOST": "127.0.0.1",
+            "OTHERMAIL_RELAY_PORT": str(relay_port),
+            "OTHERMAIL_RELAY_SECURITY": "none",
+            "OTHERMAIL_INBOUND_AUTH": options.inbound_auth,
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     # thousands of messages to one alias: the hourly and daily limits (docs/limits.md) would drop them
-    env.update({f"OTHERMAIL_LIMIT_{name}": "0" for name in ("ALIAS_PER_HOUR", "ALIAS_PER_DAY", "USER_PER_HOUR",
-                                                             "USER_PER_DAY")})
+    env.update(
+        {
+            f"OTHERMAIL_LIMIT_{name}": "0"
+            for name in ("ALIAS_PER_HOUR", "ALIAS_PER_DAY", "USER_PER_HOUR", "USER_PER_DAY")
+        }
+    )
     cli = [sys.executable, "-m", "forwarder.cli.main"]
     subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=ROOT)
-    subprocess.run([*cli, "alias", "create", "--owner", "bench@example.org", "--destination", "me@real.example",
-                    "--local-part", "bench"], env=env, check=True, capture_output=True, cwd=ROOT)
+    subprocess.run(
+        [
+            *cli,
+            "alias",
+            "create",
+            "--owner",
+            "bench@example.org",
+            "--destination",
+            "me@real.example",
+            "--local-part",
+            "bench",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
 
     arrivals_file = work / "arrivals.json"
-    sink = subprocess.Popen([sys.executable, __file__, "--sink", str(relay_port), str(arrivals_file)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    sink = subprocess.Popen(
+        [sys.executable, __file__, "--sink", str(relay_port), str(arrivals_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
 
     began = time.monotonic()
     # Its standard error (a JSON line per outcome) goes to a file: a pipe nobody reads fills up
     # after a few hundred lines and then blocks the forwarder.
     box_log = open(work / "box.log", "w")
-    box = subprocess.Popen([*cli, "run", "--smtp-port", str(smtp_port), "--web-port", str(web_port),
-                            "--workers", str(options.workers)], env=env, cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=box_log, text=True)
+    box = subprocess.Popen(
+        [*cli, "run", "--smtp-port", str(smtp_port), "--web-port", str(web_port), "--workers", str(options.workers)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=box_log,
+        text=True,
+    )
     first_accepted = None
     while time.monotonic() - began < 30:
         try:
@@ -171,12 +216,16 @@ def run(options: argparse.Namespace, per_client: int, total: int, work: Path) ->
     if first_accepted is None:
         box.kill()
         sink.terminate()
-        print(f"othermail run did not accept a message within 30 s (see {work / 'box.log'}; --keep keeps it)", file=sys.stderr)
+        print(
+            f"othermail run did not accept a message within 30 s (see {work / 'box.log'}; --keep keeps it)",
+            file=sys.stderr,
+        )
         return 1
 
     with multiprocessing.Pool(options.clients) as pool:
-        batches = pool.map(client_main, [(smtp_port, c, per_client, options.size_kb * 1024)
-                                         for c in range(options.clients)])
+        batches = pool.map(
+            client_main, [(smtp_port, c, per_client, options.size_kb * 1024) for c in range(options.clients)]
+        )
     sent = [item for batch in batches for item in batch]
     accepted = {bench_id: started for bench_id, started, code in sent if code == 250}
 

@@ -200,7 +200,7 @@ def bench(
     reps = max(cfg.min_reps, min(cfg.max_reps, int(cfg.budget / max(round_time, 1e-9))))
     labels = list(variants)
     for r in range(reps):
-        order = labels[r % len(labels):] + labels[: r % len(labels)]
+        order = labels[r % len(labels) :] + labels[: r % len(labels)]
         for label in order:
             timings[label].samples.append(_sample(variants[label], arg, timings[label].batch))
     return timings, {label: t.median for label, t in timings.items()}
@@ -238,8 +238,15 @@ class Row:
 
 
 COLS = (
-    ("input", 24, "<"), ("bytes", 12, ">"), ("variant", 30, "<"), ("median", 11, ">"),
-    ("MB/s", 9, ">"), ("stdlib/core", 11, ">"), ("iqr", 6, ">"), ("runs", 9, ">"), ("notes", 0, "<"),
+    ("input", 24, "<"),
+    ("bytes", 12, ">"),
+    ("variant", 30, "<"),
+    ("median", 11, ">"),
+    ("MB/s", 9, ">"),
+    ("stdlib/core", 11, ">"),
+    ("iqr", 6, ">"),
+    ("runs", 9, ">"),
+    ("notes", 0, "<"),
 )
 
 
@@ -260,17 +267,21 @@ def print_table(rows: list[Row]) -> None:
             print()
         previous = row.input
         t = row.timing
-        print(table_line([
-            row.input if first else "",
-            fmt_bytes(row.size) if first else "",
-            row.label,
-            fmt_time(t.median),
-            f"{row.size / t.median / MB:,.1f}",
-            "-" if row.ratio is None else f"{row.ratio:,.1f}x",
-            f"{t.iqr_pct:.0f}%",
-            f"{len(t.samples)}x{t.batch}",
-            row.note,
-        ]))
+        print(
+            table_line(
+                [
+                    row.input if first else "",
+                    fmt_bytes(row.size) if first else "",
+                    row.label,
+                    fmt_time(t.median),
+                    f"{row.size / t.median / MB:,.1f}",
+                    "-" if row.ratio is None else f"{row.ratio:,.1f}x",
+                    f"{t.iqr_pct:.0f}%",
+                    f"{len(t.samples)}x{t.batch}",
+                    row.note,
+                ]
+            )
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -330,8 +341,10 @@ def run_memory_children(size: int, concurrent: bool) -> dict[str, dict]:
 
     commands = {k: [sys.executable, script, "memory", "--s3", k, "--size", str(size)] for k in kinds}
     if concurrent:
-        procs = {k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-                 for k, c in commands.items()}
+        procs = {
+            k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+            for k, c in commands.items()
+        }
         for k, p in procs.items():
             out, err = p.communicate(timeout=120)
             results[k] = parse(k, subprocess.CompletedProcess(p.args, p.returncode, out, err))
@@ -351,8 +364,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--corpus", help="folder of .eml files (default: $OTHERMAIL_CORPUS or ../shared/corpus)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
     args = parser.parse_args(argv)
-    cfg = (Config(True, min_reps=3, max_reps=7, budget=1.5, min_batch=0.01) if args.quick
-           else Config(False, min_reps=5, max_reps=25, budget=8.0, min_batch=0.02))
+    cfg = (
+        Config(True, min_reps=3, max_reps=7, budget=1.5, min_batch=0.01)
+        if args.quick
+        else Config(False, min_reps=5, max_reps=25, budget=8.0, min_batch=0.02)
+    )
     wall_start = time.perf_counter()
     load_start = os.getloadavg()
 
@@ -360,16 +376,22 @@ def main(argv: list[str]) -> int:
     print("=" * 32)
     print(f"command   : {shlex.join(getattr(sys, 'orig_argv', [sys.executable, *sys.argv]))}")
     print(f"directory : {os.getcwd()}")
-    print(f"python    : {platform.python_implementation()} {platform.python_version()} on {platform.system()} "
-          f"{platform.machine()}")
+    print(
+        f"python    : {platform.python_implementation()} {platform.python_version()} on {platform.system()} "
+        f"{platform.machine()}"
+    )
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     print(f"cpus      : {os.cpu_count()} (usable by this process: {affinity})")
     print(f"load avg  : {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} at start")
-    print(f"mode      : {'quick' if cfg.quick else 'full'}: every time is the median of the runs shown "
-          f"(runs = repetitions x batch), after a discarded warm-up round")
+    print(
+        f"mode      : {'quick' if cfg.quick else 'full'}: every time is the median of the runs shown "
+        f"(runs = repetitions x batch), after a discarded warm-up round"
+    )
     if cfg.quick:
-        print("            (quick: the 40 MB and 100,000-line inputs rely on the warm-up of the 10 MB and 10,000-line"
-              " ones; the stdlib corpus warm-up uses every 8th message)")
+        print(
+            "            (quick: the 40 MB and 100,000-line inputs rely on the warm-up of the 10 MB and 10,000-line"
+            " ones; the stdlib corpus warm-up uses every 8th message)"
+        )
 
     # -- inputs ---------------------------------------------------------------------------------
     small = gen.typical_message()
@@ -477,8 +499,10 @@ def main(argv: list[str]) -> int:
     print(f"  {STDLIB:<30}  email.message_from_bytes(raw, policy=email.policy.default).as_bytes()")
     print("  median = per message (corpus: per whole pass over every message); iqr = interquartile range / median;")
     print("  stdlib/core = median of the stdlib round trip / median of that core variant; notes = core outcome")
-    print(f"  check: the zero-copy step built the same header block and body as forward.rewrite() on "
-          f"{same} of {checked} messages it could compare" + (f"; PROBLEMS: {problems[:3]}" if problems else ""))
+    print(
+        f"  check: the zero-copy step built the same header block and body as forward.rewrite() on "
+        f"{same} of {checked} messages it could compare" + (f"; PROBLEMS: {problems[:3]}" if problems else "")
+    )
     print()
     print_table(rows)
     print()
@@ -501,58 +525,82 @@ def main(argv: list[str]) -> int:
         full_ok = ratios[FULL] >= TARGET_CORPUS_RATIO
         judged = FULL if full_ok else ZERO_COPY
         ok = ratios[judged] >= TARGET_CORPUS_RATIO
-        print(f"(1) corpus: core at least {TARGET_CORPUS_RATIO:.0f}x faster than the stdlib round trip    "
-              f"[{verdict(ok)}] {ratios[judged]:.1f}x (target >= {TARGET_CORPUS_RATIO:.0f}x), judged on '{judged}'")
+        print(
+            f"(1) corpus: core at least {TARGET_CORPUS_RATIO:.0f}x faster than the stdlib round trip    "
+            f"[{verdict(ok)}] {ratios[judged]:.1f}x (target >= {TARGET_CORPUS_RATIO:.0f}x), judged on '{judged}'"
+        )
         for label in CORE:
-            print(f"      {label:<30} {ratios[label]:6.1f}x   ({fmt_time(t[label].median)} vs "
-                  f"{fmt_time(t[STDLIB].median)} per pass)")
+            print(
+                f"      {label:<30} {ratios[label]:6.1f}x   ({fmt_time(t[label].median)} vs "
+                f"{fmt_time(t[STDLIB].median)} per pass)"
+            )
         if not full_ok:
-            print(f"      the full path '{FULL}' is below {TARGET_CORPUS_RATIO:.0f}x ({ratios[FULL]:.1f}x), so the "
-                  f"target is judged on '{ZERO_COPY}' instead")
-        print(f"      stdlib errors: {corpus_errors[STDLIB]} of {len(corpus)} messages raised (their time until the "
-              f"exception is included)")
+            print(
+                f"      the full path '{FULL}' is below {TARGET_CORPUS_RATIO:.0f}x ({ratios[FULL]:.1f}x), so the "
+                f"target is judged on '{ZERO_COPY}' instead"
+            )
+        print(
+            f"      stdlib errors: {corpus_errors[STDLIB]} of {len(corpus)} messages raised (their time until the "
+            f"exception is included)"
+        )
     else:
         skipped.append("(1)")
-        print(f"(1) corpus: core at least {TARGET_CORPUS_RATIO:.0f}x faster than the stdlib round trip    "
-              f"[SKIPPED] corpus {corpus_note}")
+        print(
+            f"(1) corpus: core at least {TARGET_CORPUS_RATIO:.0f}x faster than the stdlib round trip    "
+            f"[SKIPPED] corpus {corpus_note}"
+        )
 
     # (2) 10 MB
     t = results["multipart 10 MB"]
     ok = t[ZERO_COPY].median <= TARGET_10MB_SECONDS
-    print(f"(2) 10 MB message rewritten in at most {TARGET_10MB_SECONDS * 1e3:.0f} ms                      "
-          f"[{verdict(ok)}] {fmt_time(t[ZERO_COPY].median)} (target <= {TARGET_10MB_SECONDS * 1e3:.0f} ms, "
-          f"{t[ZERO_COPY].median / TARGET_10MB_SECONDS:.2f}x of it), judged on '{ZERO_COPY}'")
+    print(
+        f"(2) 10 MB message rewritten in at most {TARGET_10MB_SECONDS * 1e3:.0f} ms                      "
+        f"[{verdict(ok)}] {fmt_time(t[ZERO_COPY].median)} (target <= {TARGET_10MB_SECONDS * 1e3:.0f} ms, "
+        f"{t[ZERO_COPY].median / TARGET_10MB_SECONDS:.2f}x of it), judged on '{ZERO_COPY}'"
+    )
     for label in CORE:
         within = "within" if t[label].median <= TARGET_10MB_SECONDS else "over"
-        print(f"      {label:<30} {fmt_time(t[label].median):>10}   {t[label].median / TARGET_10MB_SECONDS:6.2f}x "
-              f"the target ({within})")
+        print(
+            f"      {label:<30} {fmt_time(t[label].median):>10}   {t[label].median / TARGET_10MB_SECONDS:6.2f}x "
+            f"the target ({within})"
+        )
 
     # (3) 100,000 header lines
     t100 = results["100,000 header lines"]
     t10 = results["10,000 header lines"]
     ok = t100[FULL].median <= TARGET_HEADERS_SECONDS
-    print(f"(3) 100,000 header lines, no blank line: under {TARGET_HEADERS_SECONDS:.0f} s             "
-          f"[{verdict(ok)}] {fmt_time(t100[FULL].median)} (target <= {TARGET_HEADERS_SECONDS:.0f} s, "
-          f"{t100[FULL].median / TARGET_HEADERS_SECONDS:.2f}x of it), judged on '{FULL}'")
+    print(
+        f"(3) 100,000 header lines, no blank line: under {TARGET_HEADERS_SECONDS:.0f} s             "
+        f"[{verdict(ok)}] {fmt_time(t100[FULL].median)} (target <= {TARGET_HEADERS_SECONDS:.0f} s, "
+        f"{t100[FULL].median / TARGET_HEADERS_SECONDS:.2f}x of it), judged on '{FULL}'"
+    )
     for label in (*CORE, STDLIB):
         r = t100[label].median / t10[label].median
-        print(f"      {label:<30} 10,000 lines {fmt_time(t10[label].median):>10}   100,000 lines "
-              f"{fmt_time(t100[label].median):>10}   ratio {r:5.1f} (10.0 = linear)")
+        print(
+            f"      {label:<30} 10,000 lines {fmt_time(t10[label].median):>10}   100,000 lines "
+            f"{fmt_time(t100[label].median):>10}   ratio {r:5.1f} (10.0 = linear)"
+        )
 
     # (4) memory
     mem = memory.get("memory", {})
-    print(f"(4) warm Lambda handler, 40 MB message: peak RSS above idle at most {TARGET_MEMORY_RATIO:.0f}x the size  ",
-          end="")
+    print(
+        f"(4) warm Lambda handler, 40 MB message: peak RSS above idle at most {TARGET_MEMORY_RATIO:.0f}x the size  ",
+        end="",
+    )
     if "error" in mem or not mem:
         verdicts.append(False)
         print(f"[FAIL] the measurement failed: {mem.get('error')}")
     else:
         peak = max(mem["hwm"] or 0, mem["sampled_peak"]) - mem["idle"]
         ratio = peak / mem["size"]
-        print(f"[{verdict(ratio <= TARGET_MEMORY_RATIO)}] {ratio:.2f}x (target <= {TARGET_MEMORY_RATIO:.1f}x), "
-              f"judged on the in-memory S3 stand-in")
-    print(f"      {'S3 behind the handler':<40} {'idle RSS':>9} {'peak-idle':>10} {'x size':>7} {'sampled':>9} "
-          f"{'handle':>9}  outcome")
+        print(
+            f"[{verdict(ratio <= TARGET_MEMORY_RATIO)}] {ratio:.2f}x (target <= {TARGET_MEMORY_RATIO:.1f}x), "
+            f"judged on the in-memory S3 stand-in"
+        )
+    print(
+        f"      {'S3 behind the handler':<40} {'idle RSS':>9} {'peak-idle':>10} {'x size':>7} {'sampled':>9} "
+        f"{'handle':>9}  outcome"
+    )
     titles = {
         "memory": "in-memory stand-in (judged)",
         "memory-download": "in-memory stand-in, copy on get",
@@ -568,19 +616,29 @@ def main(argv: list[str]) -> int:
         outcome = ", ".join(f"{v} {k}" for k, v in m["outcomes"].items())
         sent = "/".join(fmt_bytes(b) for b in m["sent_bytes"])
         handle = fmt_time(m["handle_seconds"]) + ("*" if cfg.quick else "")
-        print(f"      {title:<40} {fmt_mb(m['idle']):>9} {fmt_mb(peak):>10} {peak / m['size']:6.2f}x "
-              f"{fmt_mb(sampled):>9} {handle:>9}  {outcome}, sent {sent} bytes")
+        print(
+            f"      {title:<40} {fmt_mb(m['idle']):>9} {fmt_mb(peak):>10} {peak / m['size']:6.2f}x "
+            f"{fmt_mb(sampled):>9} {handle:>9}  {outcome}, sent {sent} bytes"
+        )
     if mem and "error" not in mem:
-        print(f"      message {fmt_bytes(mem['size'])} bytes; warm-up: a {len(small):,}-byte message handled first "
-              f"({', '.join(f'{v} {k}' for k, v in mem['warm_outcomes'].items())}); idle = VmRSS just before "
-              f"the event")
+        print(
+            f"      message {fmt_bytes(mem['size'])} bytes; warm-up: a {len(small):,}-byte message handled first "
+            f"({', '.join(f'{v} {k}' for k, v in mem['warm_outcomes'].items())}); idle = VmRSS just before "
+            f"the event"
+        )
         how = "VmHWM after resetting it (clear_refs 5)" if mem["hwm_reset"] else "VmRSS sampling only"
-        print(f"      peak = max({how}, VmRSS sampled every 1 ms: {mem['samples']} samples, fewer than the ms of "
-              f"the handle as long C calls hold the GIL)")
-        print("      a fresh child process per row; MemorySender keeps the sent copy; SQLite migrated, 1 alias, "
-              "1 verified destination")
-        print("      'copy on get' hands the handler a new buffer, as a real S3 download does; "
-              "moto's row includes moto's own copies")
+        print(
+            f"      peak = max({how}, VmRSS sampled every 1 ms: {mem['samples']} samples, fewer than the ms of "
+            f"the handle as long C calls hold the GIL)"
+        )
+        print(
+            "      a fresh child process per row; MemorySender keeps the sent copy; SQLite migrated, 1 alias, "
+            "1 verified destination"
+        )
+        print(
+            "      'copy on get' hands the handler a new buffer, as a real S3 download does; "
+            "moto's row includes moto's own copies"
+        )
         if cfg.quick:
             print("      * quick mode runs the three children at the same time: their handle times are not comparable")
 
@@ -589,8 +647,10 @@ def main(argv: list[str]) -> int:
     load_end = os.getloadavg()
     print("time spent: " + ", ".join(f"{k} {v:.1f} s" for k, v in spent.items()))
     skipped_text = f" ({len(skipped)} skipped: {', '.join(skipped)})" if skipped else ""
-    print(f"{sum(verdicts)} of {len(verdicts)} targets pass{skipped_text}; the run took {wall:.1f} s; "
-          f"load average at the end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
+    print(
+        f"{sum(verdicts)} of {len(verdicts)} targets pass{skipped_text}; the run took {wall:.1f} s; "
+        f"load average at the end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}"
+    )
     return 0
 
 

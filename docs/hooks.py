@@ -82,9 +82,14 @@ def configuration_problems(text: str | None = None) -> list[str]:
     rows = configuration_rows(CONFIGURATION.read_text() if text is None else text)
     documented = [name for names, _ in rows for name in names]
     read = settings_variables()
-    problems = [f"{name}: read by Settings.from_env, no row in docs/configuration.md" for name in sorted(read - set(documented))]
-    problems += [f"{name}: documented, but Settings.from_env does not read it"
-                 for name in documented if name not in read and name not in READ_BEFORE_SETTINGS]
+    problems = [
+        f"{name}: read by Settings.from_env, no row in docs/configuration.md" for name in sorted(read - set(documented))
+    ]
+    problems += [
+        f"{name}: documented, but Settings.from_env does not read it"
+        for name in documented
+        if name not in read and name not in READ_BEFORE_SETTINGS
+    ]
     problems += [f"{name}: documented twice" for name in sorted({n for n in documented if documented.count(n) > 1})]
     baseline = Settings.from_env({})
     for names, cell in rows:
@@ -157,7 +162,9 @@ def api_markdown(document: Mapping[str, Any]) -> str:
             if method in ("get", "post", "put", "patch", "delete"):
                 operations.append((path, method, operation))
                 anchor = operation.get("operationId", f"{method}-{path}").lower()
-                out.append(f"| `{method.upper()}` | `{base}{path}` | [{_cell(operation.get('summary', ''))}](#{anchor}) |")
+                out.append(
+                    f"| `{method.upper()}` | `{base}{path}` | [{_cell(operation.get('summary', ''))}](#{anchor}) |"
+                )
     out.append("")
     for path, method, operation in operations:
         anchor = operation.get("operationId", f"{method}-{path}").lower()
@@ -168,8 +175,10 @@ def api_markdown(document: Mapping[str, Any]) -> str:
         if parameters:
             out += ["| parameter | in | required | schema | description |", "|---|---|---|---|---|"]
             for parameter in parameters:
-                out.append(f"| `{parameter['name']}` | {parameter['in']} | {'yes' if parameter.get('required') else 'no'} "
-                           f"| {_schema_text(parameter.get('schema'))} | {_cell(parameter.get('description', ''))} |")
+                out.append(
+                    f"| `{parameter['name']}` | {parameter['in']} | {'yes' if parameter.get('required') else 'no'} "
+                    f"| {_schema_text(parameter.get('schema'))} | {_cell(parameter.get('description', ''))} |"
+                )
             out.append("")
         body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
         if body:
@@ -181,7 +190,14 @@ def api_markdown(document: Mapping[str, Any]) -> str:
         out.append("")
     out += ["## Schemas", ""]
     for name, schema in document.get("components", {}).get("schemas", {}).items():
-        out += [f"### {name} {{#{name.lower()}}}", "", "```json", json.dumps(schema, indent=2, sort_keys=True), "```", ""]
+        out += [
+            f"### {name} {{#{name.lower()}}}",
+            "",
+            "```json",
+            json.dumps(schema, indent=2, sort_keys=True),
+            "```",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -191,12 +207,15 @@ def item_parameters(document: Mapping[str, Any], path: str) -> list[Mapping[str,
 
 # MkDocs events ---------------------------------------------------------------------------------
 
+
 def on_pre_build(config: Any) -> None:
     from mkdocs.exceptions import PluginError
 
     problems = configuration_problems() + web_setting_problems()
     if problems:
-        raise PluginError("docs/configuration.md disagrees with forwarder.settings.Settings:\n  " + "\n  ".join(problems))
+        raise PluginError(
+            "docs/configuration.md disagrees with forwarder.settings.Settings:\n  " + "\n  ".join(problems)
+        )
 
 
 def on_files(files: Any, config: Any) -> Any:

@@ -1,17 +1,17 @@
 """Errors the adapters raise, and what each tells the caller to do.
 
-    OthermailError
-    ├── RetryableError           raise on: Lambda retries the event, SQS redelivers, SMTP says 451
-    │   ├── SendRetryable        SES or the SMTP relay throttled, failed or was unreachable
-    │   ├── StoreUnavailable     the raw-mail store could not be read
-    │   ├── MessageNotFound      the raw message is not where the event says
-    │   ├── DatabaseUnavailable  the database could not be reached
-    │   └── DeliveryInProgress   another worker holds the claim on this delivery
-    ├── PermanentSendError       SES or the relay refused this message (5xx); retrying cannot help
-    ├── InvalidEvent             the event is not one this service understands
-    │   └── InvalidFeedback      an SES bounce or complaint notification is malformed
-    └── SettingsError            the configuration is wrong; fix it and restart
-        └── AddressInUse         a port to listen on is taken by another process
+OthermailError
+├── RetryableError           raise on: Lambda retries the event, SQS redelivers, SMTP says 451
+│   ├── SendRetryable        SES or the SMTP relay throttled, failed or was unreachable
+│   ├── StoreUnavailable     the raw-mail store could not be read
+│   ├── MessageNotFound      the raw message is not where the event says
+│   ├── DatabaseUnavailable  the database could not be reached
+│   └── DeliveryInProgress   another worker holds the claim on this delivery
+├── PermanentSendError       SES or the relay refused this message (5xx); retrying cannot help
+├── InvalidEvent             the event is not one this service understands
+│   └── InvalidFeedback      an SES bounce or complaint notification is malformed
+└── SettingsError            the configuration is wrong; fix it and restart
+    └── AddressInUse         a port to listen on is taken by another process
 """
 
 from __future__ import annotations

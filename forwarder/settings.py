@@ -7,16 +7,16 @@ Every variable is listed in docs/configuration.md, which the docs build checks a
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from forwarder.adapters.smtp.limits import SmtpLimits
 from forwarder.core import SESV1_MAX_BYTES, SESV2_MAX_BYTES, Policy
 from forwarder.errors import SettingsError
 from forwarder.flows.mail_limits import MailLimits
-from forwarder.adapters.smtp.limits import SmtpLimits
 
 PREFIX = "OTHERMAIL_"
 
@@ -72,15 +72,18 @@ def _database_url(value: str) -> str:
     try:
         url = make_url(value)
     except (ArgumentError, ValueError):
-        raise SettingsError(f"{name} cannot be parsed as an SQLAlchemy URL "
-                            "(dialect+driver://user:password@host/database)") from None
+        raise SettingsError(
+            f"{name} cannot be parsed as an SQLAlchemy URL (dialect+driver://user:password@host/database)"
+        ) from None
     try:
         url.get_dialect().import_dbapi()
     except NoSuchModuleError:
         raise SettingsError(f"{name}: SQLAlchemy has no database dialect or driver named {url.drivername!r}") from None
     except ImportError as exc:
-        raise SettingsError(f"{name}: the driver of {url.drivername!r} is not installed ({exc.name or exc}); "
-                            "pip install 'othermail[postgres]' or 'othermail[mysql]'") from None
+        raise SettingsError(
+            f"{name}: the driver of {url.drivername!r} is not installed ({exc.name or exc}); "
+            "pip install 'othermail[postgres]' or 'othermail[mysql]'"
+        ) from None
     return value
 
 
@@ -110,8 +113,9 @@ def _smtp_limits(env: Mapping[str, str]) -> SmtpLimits:
     return SmtpLimits(  # 0: no cap (no delay for the tarpit)
         failed_rcpt_per_session=_int(env, "SMTP_MAX_FAILED_RCPT", default.failed_rcpt_per_session),
         failed_rcpt_per_ip=_int(env, "SMTP_MAX_FAILED_RCPT_PER_IP", default.failed_rcpt_per_ip),
-        failed_rcpt_window_seconds=_int(env, "SMTP_FAILED_RCPT_WINDOW_SECONDS", default.failed_rcpt_window_seconds,
-                                        minimum=1),
+        failed_rcpt_window_seconds=_int(
+            env, "SMTP_FAILED_RCPT_WINDOW_SECONDS", default.failed_rcpt_window_seconds, minimum=1
+        ),
         failed_rcpt_per_network=_int(env, "SMTP_MAX_FAILED_RCPT_PER_NETWORK", default.failed_rcpt_per_network),
         failed_rcpt_global=_int(env, "SMTP_FAILED_RCPT_GLOBAL", default.failed_rcpt_global),
         tarpit_step_ms=_int(env, "SMTP_TARPIT_STEP_MS", default.tarpit_step_ms),
@@ -130,8 +134,10 @@ def _tls_pair(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
     if bool(cert) != bool(key):
         missing = "SMTP_TLS_KEY" if cert else "SMTP_TLS_CERT"
         given = "SMTP_TLS_CERT" if cert else "SMTP_TLS_KEY"
-        raise SettingsError(f"{PREFIX}{missing} must be set too: STARTTLS needs both {PREFIX}SMTP_TLS_CERT and "
-                            f"{PREFIX}SMTP_TLS_KEY, and {PREFIX}{given} is set alone")
+        raise SettingsError(
+            f"{PREFIX}{missing} must be set too: STARTTLS needs both {PREFIX}SMTP_TLS_CERT and "
+            f"{PREFIX}SMTP_TLS_KEY, and {PREFIX}{given} is set alone"
+        )
     return (Path(cert), Path(key)) if cert else (None, None)
 
 
@@ -149,14 +155,18 @@ def _inbound_auth(env: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
             try:
                 relays.append(str(ipaddress.ip_network(item.strip(), strict=False)))
             except ValueError:
-                raise SettingsError(f"{PREFIX}TRUSTED_RELAYS must be comma-separated IP addresses or CIDR "
-                                    f"networks; {item.strip()!r} is neither") from None
+                raise SettingsError(
+                    f"{PREFIX}TRUSTED_RELAYS must be comma-separated IP addresses or CIDR "
+                    f"networks; {item.strip()!r} is neither"
+                ) from None
     if mode == "trusted-relay":
-        missing = [name for name, value in (("TRUSTED_AUTHSERV_ID", authserv_id), ("TRUSTED_RELAYS", relays))
-                   if not value]
+        missing = [
+            name for name, value in (("TRUSTED_AUTHSERV_ID", authserv_id), ("TRUSTED_RELAYS", relays)) if not value
+        ]
         if missing:
-            raise SettingsError(f"{PREFIX}INBOUND_AUTH=trusted-relay needs "
-                                + " and ".join(PREFIX + name for name in missing))
+            raise SettingsError(
+                f"{PREFIX}INBOUND_AUTH=trusted-relay needs " + " and ".join(PREFIX + name for name in missing)
+            )
     return mode, authserv_id, tuple(relays)
 
 

@@ -72,9 +72,7 @@ class Alias(Base):
     #: Always lowercase (see :meth:`normalize_address`); that is what makes the
     #: unique constraint case-insensitive on every backend.
     address: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), unique=True)
-    user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), index=True
-    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     #: Why the service (not the owner) switched the alias off, e.g. after a spam complaint.
     disabled_reason: Mapped[str | None] = mapped_column(String(DISABLED_REASON_MAX_LENGTH))
@@ -91,9 +89,7 @@ class Alias(Base):
     #: Free text chosen by the owner ("newsletter from shop X").
     label: Mapped[str | None] = mapped_column(String(LABEL_MAX_LENGTH))
     note: Mapped[str | None] = mapped_column(Text)
-    expired_action: Mapped[str] = mapped_column(
-        String(10), default="drop", server_default="drop"
-    )
+    expired_action: Mapped[str] = mapped_column(String(10), default="drop", server_default="drop")
 
     user: Mapped[User | None] = relationship(back_populates="aliases")
     destinations: Mapped[list[Destination]] = relationship(

@@ -62,7 +62,4 @@ class ApiToken(Base):
         return (now or utcnow()) < self.expires_at
 
     def __repr__(self) -> str:
-        return (
-            f"<ApiToken id={self.id} user_id={self.user_id} prefix={self.prefix!r} "
-            f"scope={self.scope!r}>"
-        )
+        return f"<ApiToken id={self.id} user_id={self.user_id} prefix={self.prefix!r} scope={self.scope!r}>"

@@ -68,9 +68,7 @@ class Delivery(Base):
     recipient: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
     alias_id: Mapped[int | None] = mapped_column(ForeignKey("aliases.id", ondelete="SET NULL"))
     # Indexed so that deleting a destination (SET NULL) does not scan the log.
-    destination_id: Mapped[int | None] = mapped_column(
-        ForeignKey("destinations.id", ondelete="SET NULL"), index=True
-    )
+    destination_id: Mapped[int | None] = mapped_column(ForeignKey("destinations.id", ondelete="SET NULL"), index=True)
     destination_key: Mapped[int] = mapped_column(
         Integer, default=MESSAGE_LEVEL, server_default=text(str(MESSAGE_LEVEL))
     )
@@ -103,9 +101,7 @@ class Delivery(Base):
                 kwargs["destination_key"] = kwargs["destination_id"]
             elif destination is not None:
                 if destination.id is None:
-                    raise ValueError(
-                        "destination has no id yet (flush it first) or pass destination_key"
-                    )
+                    raise ValueError("destination has no id yet (flush it first) or pass destination_key")
                 kwargs["destination_key"] = destination.id
         super().__init__(**kwargs)
 
@@ -115,9 +111,7 @@ class Delivery(Base):
 
     @validates("subject", "reason", "mail_from")
     def _clip_free_text(self, key: str, value: str | None) -> str | None:
-        limit = {"subject": SUBJECT_MAX_LENGTH, "reason": REASON_MAX_LENGTH}.get(
-            key, EMAIL_MAX_LENGTH
-        )
+        limit = {"subject": SUBJECT_MAX_LENGTH, "reason": REASON_MAX_LENGTH}.get(key, EMAIL_MAX_LENGTH)
         return _clip(value, limit)
 
     def __repr__(self) -> str:

@@ -39,9 +39,7 @@ class FeedbackEvent(Base):
     sub_type: Mapped[str] = mapped_column(String(100), default="", server_default="")
     provider_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     alias_id: Mapped[int | None] = mapped_column(ForeignKey("aliases.id", ondelete="SET NULL"), index=True)
-    destination_id: Mapped[int | None] = mapped_column(
-        ForeignKey("destinations.id", ondelete="SET NULL"), index=True
-    )
+    destination_id: Mapped[int | None] = mapped_column(ForeignKey("destinations.id", ondelete="SET NULL"), index=True)
     detail: Mapped[str] = mapped_column(String(DETAIL_MAX_LENGTH), default="", server_default="")
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

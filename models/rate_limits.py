@@ -24,13 +24,8 @@ class RateLimitHit(Base):
     __table_args__ = (MYSQL_TABLE_OPTIONS,)
 
     key: Mapped[str] = mapped_column(String(KEY_MAX_LENGTH), primary_key=True)
-    window_start: Mapped[int] = mapped_column(
-        BigInteger, primary_key=True, autoincrement=False, index=True
-    )
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, index=True)
     count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     def __repr__(self) -> str:
-        return (
-            f"<RateLimitHit key={self.key!r} window_start={self.window_start} "
-            f"count={self.count}>"
-        )
+        return f"<RateLimitHit key={self.key!r} window_start={self.window_start} count={self.count}>"

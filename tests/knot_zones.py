@@ -95,8 +95,9 @@ class KnotZones:
 
     def _serial(self, zone: str) -> int | None:
         try:
-            response = dns.query.udp(dns.message.make_query(f"{zone}.", "SOA"), "127.0.0.1", port=self.port,
-                                     timeout=0.5)
+            response = dns.query.udp(
+                dns.message.make_query(f"{zone}.", "SOA"), "127.0.0.1", port=self.port, timeout=0.5
+            )
         except (dns.exception.Timeout, OSError):
             return None
         for rrset in response.answer:
@@ -110,8 +111,12 @@ class KnotZones:
         serial = self._serials[zone] + 1
         self._serials[zone] = serial
         self._write(zone, "\n".join(lines), serial)
-        subprocess.run([self._knotc, "-c", str(self.config), "-b", "zone-reload", f"{zone}."],
-                       check=True, capture_output=True, timeout=20)
+        subprocess.run(
+            [self._knotc, "-c", str(self.config), "-b", "zone-reload", f"{zone}."],
+            check=True,
+            capture_output=True,
+            timeout=20,
+        )
         deadline = time.monotonic() + 10
         while self._serial(zone) != serial:
             if time.monotonic() > deadline:

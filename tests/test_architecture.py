@@ -72,11 +72,7 @@ def _imports(path: Path, module: str) -> list[Import]:
 
 
 def _modules() -> dict[str, Path]:
-    return {
-        _module_name(path): path
-        for package in PACKAGES
-        for path in sorted((ROOT / package).rglob("*.py"))
-    }
+    return {_module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
 
 
 MODULES = _modules()
@@ -107,7 +103,8 @@ def test_every_package_is_parsed() -> None:
 def test_forwarder_core_imports_only_the_standard_library() -> None:
     wrong = [
         f"{module}:{found.line} imports {found.target}"
-        for module, imports in IMPORTS.items() if _within(module, "forwarder.core")
+        for module, imports in IMPORTS.items()
+        if _within(module, "forwarder.core")
         for found in imports
         if found.target.split(".")[0] not in sys.stdlib_module_names and not _within(found.target, "forwarder.core")
     ]
@@ -117,7 +114,8 @@ def test_forwarder_core_imports_only_the_standard_library() -> None:
 def test_nothing_under_forwarder_imports_web() -> None:
     wrong = [
         f"{module}:{found.line} imports {found.target}"
-        for module, imports in IMPORTS.items() if _within(module, "forwarder") and module not in WEB_IMPORT_ALLOWED
+        for module, imports in IMPORTS.items()
+        if _within(module, "forwarder") and module not in WEB_IMPORT_ALLOWED
         for found in imports
         if _within(found.target, "web")
     ]
@@ -127,7 +125,8 @@ def test_nothing_under_forwarder_imports_web() -> None:
 def test_models_import_neither_flask_nor_web_nor_forwarder() -> None:
     wrong = [
         f"{module}:{found.line} imports {found.target}"
-        for module, imports in IMPORTS.items() if _within(module, "models")
+        for module, imports in IMPORTS.items()
+        if _within(module, "models")
         for found in imports
         if any(_within(found.target, banned) for banned in ("flask", "web", "forwarder"))
     ]

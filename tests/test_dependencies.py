@@ -22,11 +22,15 @@ FIXED_IN = {
     "aiosmtpd": ("1.4.6", "CVE-2024-27305 (1.4.5), CVE-2024-34083 (1.4.6)"),
     "dnspython": ("2.6.1", "CVE-2023-29483"),
     "flask": ("3.1.3", "CVE-2025-47278 (3.1.1), GHSA-68rp-wp8r-4726 (3.1.3)"),
-    "werkzeug": ("3.1.6", "CVE-2024-49767 (3.0.6), CVE-2025-66221 (3.1.4), CVE-2026-21860 (3.1.5), "
-                          "CVE-2026-27199 (3.1.6)"),
+    "werkzeug": (
+        "3.1.6",
+        "CVE-2024-49767 (3.0.6), CVE-2025-66221 (3.1.4), CVE-2026-21860 (3.1.5), CVE-2026-27199 (3.1.6)",
+    ),
     "jinja2": ("3.1.6", "CVE-2024-56201, CVE-2024-56326 (3.1.5), CVE-2025-27516 (3.1.6)"),
-    "cryptography": ("50.0.0", "CVE-2026-26007 (46.0.5), CVE-2026-34073 (46.0.6), CVE-2026-39892 (46.0.7), "
-                               "CVE-2026-69247 (50.0.0)"),
+    "cryptography": (
+        "50.0.0",
+        "CVE-2026-26007 (46.0.5), CVE-2026-34073 (46.0.6), CVE-2026-39892 (46.0.7), CVE-2026-69247 (50.0.0)",
+    ),
     "pymysql": ("1.1.1", "CVE-2024-36039"),
     # transitive (botocore, moto, zappa): pinned in constraints.txt only
     "urllib3": ("2.7.0", "CVE-2025-66418, CVE-2025-66471 (2.6.0), CVE-2026-21441 (2.6.3), GHSA-mf9v-mfxr-j63j (2.7.0)"),
@@ -35,8 +39,10 @@ FIXED_IN = {
 
 #: Dependencies whose internals the code uses, and the ceiling that keeps them to tested releases.
 CEILINGS = {
-    "aiosmtpd": "1.5",  # forwarder/adapters/smtp/server.py FastSMTP: SMTP._handle_client, _getaddr, _call_handler_hook...
-    "werkzeug": "4",  # forwarder/hosts/onebox.py: werkzeug.serving.make_server(fd=), get_sockaddr, select_address_family
+    # aiosmtpd: forwarder/adapters/smtp/server.py FastSMTP: SMTP._handle_client, _getaddr, _call_handler_hook...
+    "aiosmtpd": "1.5",
+    # werkzeug: forwarder/hosts/onebox.py: werkzeug.serving.make_server(fd=), get_sockaddr, select_address_family
+    "werkzeug": "4",
     "dkimpy": "2",  # forwarder/adapters/inbound_auth/checks.py: dkim.util.parse_tag_value
 }
 
@@ -92,8 +98,9 @@ def test_constraints_pin_every_dependency_within_its_bounds_and_above_the_adviso
     for requirement in requirements():
         name = canonicalize_name(requirement.name)
         assert name in pinned, f"{requirement.name} is not pinned in constraints.txt (make lock)"
-        assert requirement.specifier.contains(pinned[name], prereleases=True), \
+        assert requirement.specifier.contains(pinned[name], prereleases=True), (
             f"constraints.txt pins {name}=={pinned[name]} outside {requirement}"
+        )
     for name, (fixed, advisories) in FIXED_IN.items():
         if name in pinned:
             assert pinned[name] >= Version(fixed), f"constraints.txt pins {name}=={pinned[name]}: {advisories}"
@@ -102,7 +109,8 @@ def test_constraints_pin_every_dependency_within_its_bounds_and_above_the_adviso
 
 def test_the_venv_is_built_from_the_constraints_and_make_lock_regenerates_them() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    install = [line for line in makefile.splitlines()
-               if "pip install" in line and "-e '." in line and "--dry-run" not in line]
+    install = [
+        line for line in makefile.splitlines() if "pip install" in line and "-e '." in line and "--dry-run" not in line
+    ]
     assert install and all("-c constraints.txt" in line or "-c $(CONSTRAINTS)" in line for line in install), install
     assert re.search(r"^lock:", makefile, re.MULTILINE)

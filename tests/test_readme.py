@@ -30,8 +30,14 @@ def test_the_readme_snippet_sends_a_message_through_the_one_box(tmp_path: Path) 
     othermail = f"{sys.executable} -m forwarder.cli.main"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTHERMAIL_")}
     env.update({"OTHERMAIL_DATA_DIR": str(tmp_path / "var"), "PYTHONPATH": str(ROOT)})
-    box = subprocess.Popen([*othermail.split(), "run", "--web-port", "0", "--smtp-port", "0"], cwd=tmp_path, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    box = subprocess.Popen(
+        [*othermail.split(), "run", "--web-port", "0", "--smtp-port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert box.stdout is not None
         smtp = ""
@@ -44,11 +50,19 @@ def test_the_readme_snippet_sends_a_message_through_the_one_box(tmp_path: Path) 
             if line.startswith("ready in"):
                 break
         port = re.search(r"127\.0\.0\.1:(\d+) ", smtp).group(1)  # type: ignore[union-attr]
-        script = (snippet.replace(".venv/bin/othermail", othermail)
-                  .replace("python3 ", f"{sys.executable} ")
-                  .replace("2525", port))
-        ran = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=120)
+        script = (
+            snippet.replace(".venv/bin/othermail", othermail)
+            .replace("python3 ", f"{sys.executable} ")
+            .replace("2525", port)
+        )
+        ran = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert ran.returncode == 0 and "Traceback" not in ran.stderr, (ran.stdout, ran.stderr)
         new = tmp_path / "var" / "outbox" / "new"
         deadline = time.monotonic() + 20

@@ -23,8 +23,9 @@ def _schema(path: Path) -> list[tuple[str, str, list[str]]]:
     with sqlite3.connect(path) as connection:
         rows = connection.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name").fetchall()
     connection.close()
-    return [(kind, name, sorted(line.strip().rstrip(",") for line in (sql or "").splitlines()))
-            for kind, name, sql in rows]
+    return [
+        (kind, name, sorted(line.strip().rstrip(",") for line in (sql or "").splitlines())) for kind, name, sql in rows
+    ]
 
 
 def _no_upgrade(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -34,7 +35,8 @@ def _no_upgrade(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_a_migrated_sqlite_file_is_a_copy_of_the_template_equal_to_a_real_upgrade(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = tmp_path / "real.db"
     migrations.upgrade(f"sqlite:///{real}")
     databases.migrate(f"sqlite:///{tmp_path / 'warm.db'}")  # makes the template if no test did yet
@@ -58,14 +60,20 @@ def _reflected(url: str) -> dict[str, object]:
     engine = make_engine(url)
     try:
         inspector = inspect(engine)
-        return {table: (
-            [(c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in inspector.get_columns(table)],
-            inspector.get_pk_constraint(table),
-            sorted(map(repr, inspector.get_foreign_keys(table))),
-            sorted(map(repr, inspector.get_indexes(table))),
-            sorted(map(repr, inspector.get_unique_constraints(table))),
-            sorted(map(repr, inspector.get_check_constraints(table))),
-        ) for table in sorted(inspector.get_table_names())}
+        return {
+            table: (
+                [
+                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                    for c in inspector.get_columns(table)
+                ],
+                inspector.get_pk_constraint(table),
+                sorted(map(repr, inspector.get_foreign_keys(table))),
+                sorted(map(repr, inspector.get_indexes(table))),
+                sorted(map(repr, inspector.get_unique_constraints(table))),
+                sorted(map(repr, inspector.get_check_constraints(table))),
+            )
+            for table in sorted(inspector.get_table_names())
+        }
     finally:
         engine.dispose()
 
@@ -83,7 +91,8 @@ def test_fresh_migrated_databases_are_at_head_and_equal_a_real_upgrade(backend: 
 
 @pytest.mark.parametrize("backend", [p for p in BACKEND_PARAMS if p.values[0] != "sqlite"])
 def test_a_server_database_is_copied_from_the_template_without_running_alembic(
-        backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     databases.server_template(backend)  # made by the first test that wanted one, or now
     calls = _no_upgrade(monkeypatch)
     with fresh_database(backend, migrated=True) as url:

@@ -20,9 +20,13 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 
 def _page(status: int = 200, **context: object) -> tuple[str, int]:
     this = current_session()
-    return render_template("account/index.html", confirm_phrase=service.CONFIRM_PHRASE,
-                           sessions=sessions.listed(session(), signed_in_user(), lifetimes()),
-                           this_session=this.id if this else None, **context), status
+    return render_template(
+        "account/index.html",
+        confirm_phrase=service.CONFIRM_PHRASE,
+        sessions=sessions.listed(session(), signed_in_user(), lifetimes()),
+        this_session=this.id if this else None,
+        **context,
+    ), status
 
 
 def _too_many() -> tuple[str, int] | None:
@@ -48,8 +52,14 @@ def password():
     user = signed_in_user()
     this = current_session()
     try:
-        service.change_password(session(), user, request.form.get("current", ""), request.form.get("password", ""),
-                                request.form.get("confirm", ""), keep_session=this.id if this else None)
+        service.change_password(
+            session(),
+            user,
+            request.form.get("current", ""),
+            request.form.get("password", ""),
+            request.form.get("confirm", ""),
+            keep_session=this.id if this else None,
+        )
     except ServiceError as exc:
         return _page(exc.status, error=exc.message)
     flash("Your password was changed. Other sessions were signed out.")
@@ -79,8 +89,11 @@ def export():
     user = signed_in_user()
     body = json.dumps(service.export(session(), user), indent=2, ensure_ascii=False)
     name = f"othermail-export-{utcnow():%Y%m%d}.json"
-    return Response(body + "\n", mimetype="application/json",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    return Response(
+        body + "\n",
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )
 
 
 @bp.post("/delete")

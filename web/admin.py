@@ -46,8 +46,16 @@ def index():
     aliases, alias_total = service.aliases(db, alias_page)
     return render_template(
         "admin/index.html",
-        users=users, user_total=user_total, user_page=user_page, user_pages=_pages(user_total),
-        aliases=aliases, alias_total=alias_total, alias_page=alias_page, alias_pages=_pages(alias_total),
+        users=users,
+        user_total=user_total,
+        user_page=user_page,
+        user_pages=_pages(user_total),
+        aliases=aliases,
+        alias_total=alias_total,
+        alias_page=alias_page,
+        alias_pages=_pages(alias_total),
         states={row.alias.id: status(row.alias).state for row in aliases},
-        recent=service.recent(db), totals=service.totals(db), rates=service.feedback_rates(db),
+        recent=service.recent(db),
+        totals=service.totals(db),
+        rates=service.feedback_rates(db),
     )

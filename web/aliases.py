@@ -26,18 +26,27 @@ from web.services.errors import ServiceError
 bp = Blueprint("aliases", __name__, url_prefix="/aliases")
 PER_PAGE = 20
 #: The expiry choices offered; the service accepts anything from one hour to a year.
-DURATIONS = (("", "No time limit"), ("1h", "1 hour"), ("1d", "1 day"), ("7d", "1 week"), ("30d", "30 days"),
-             ("365d", "1 year"))
+DURATIONS = (
+    ("", "No time limit"),
+    ("1h", "1 hour"),
+    ("1d", "1 day"),
+    ("7d", "1 week"),
+    ("30d", "30 days"),
+    ("365d", "1 year"),
+)
 EXPIRED_ACTIONS = (("drop", "Drop new mail silently"), ("reject", "Reject new mail (the sender gets a bounce)"))
 #: What "reject" really does, shown under the choice (forwarder/flows/expired_reject.py).
-EXPIRED_REJECT_WORDS = ("Reject: senders get a bounce. On a one box the SMTP listener refuses the mail (550 5.1.1), "
-                        "so the sending server bounces it; on AWS a bounce is sent only when the sender's SPF "
-                        "passed (SPF vouches for the address the bounce goes to), otherwise the mail is dropped "
-                        "(a bounce to a forged sender would be spam). "
-                        "Drop: new mail is accepted and dropped silently.")
+EXPIRED_REJECT_WORDS = (
+    "Reject: senders get a bounce. On a one box the SMTP listener refuses the mail (550 5.1.1), "
+    "so the sending server bounces it; on AWS a bounce is sent only when the sender's SPF "
+    "passed (SPF vouches for the address the bounce goes to), otherwise the mail is dropped "
+    "(a bounce to a forged sender would be spam). "
+    "Drop: new mail is accepted and dropped silently."
+)
 
 
 # --- words ---------------------------------------------------------------------------------------
+
 
 def span(delta: timedelta) -> str:
     """``45 min``, ``3 h`` or ``12 days``: rounded, never below one minute."""
@@ -68,6 +77,7 @@ def left(status: service.Status) -> list[str]:
 
 
 # --- input ---------------------------------------------------------------------------------------
+
 
 def _number(name: str) -> int | None:
     raw = request.form.get(name, "").strip()
@@ -102,6 +112,7 @@ def _sentence(message: str) -> str:
 
 # --- lookups and pages ---------------------------------------------------------------------------
 
+
 def _owned(alias_id: int) -> Alias:
     try:
         return service.owned(session(), signed_in_user(), alias_id)
@@ -115,19 +126,34 @@ def _verified() -> list[Destination]:
 
 def _new_page(status: int = 200, **context: object) -> tuple[str, int]:
     domains = [*current_app.config["SETTINGS"].domains, *domain_service.serving_names(session(), signed_in_user())]
-    return render_template("aliases/new.html", domains=domains,
-                           destinations=_verified(), durations=DURATIONS, expired_actions=EXPIRED_ACTIONS, expired_reject_words=EXPIRED_REJECT_WORDS,
-                           form=context.pop("form", None) or MultiDict(), **context), status
+    return render_template(
+        "aliases/new.html",
+        domains=domains,
+        destinations=_verified(),
+        durations=DURATIONS,
+        expired_actions=EXPIRED_ACTIONS,
+        expired_reject_words=EXPIRED_REJECT_WORDS,
+        form=context.pop("form", None) or MultiDict(),
+        **context,
+    ), status
 
 
 def _detail(alias: Alias, status: int = 200, **context: object) -> tuple[str, int]:
     db = session()
     state = service.status(alias)
     return render_template(
-        "aliases/detail.html", alias=alias, status=state, left=left(state),
-        destinations=destination_service.listed(db, signed_in_user()), linked={d.id for d in alias.destinations},
-        recent=activity.recent(db, alias), totals=activity.totals(db, alias), durations=DURATIONS[1:],
-        expired_actions=EXPIRED_ACTIONS, expired_reject_words=EXPIRED_REJECT_WORDS, **context,
+        "aliases/detail.html",
+        alias=alias,
+        status=state,
+        left=left(state),
+        destinations=destination_service.listed(db, signed_in_user()),
+        linked={d.id for d in alias.destinations},
+        recent=activity.recent(db, alias),
+        totals=activity.totals(db, alias),
+        durations=DURATIONS[1:],
+        expired_actions=EXPIRED_ACTIONS,
+        expired_reject_words=EXPIRED_REJECT_WORDS,
+        **context,
     ), status
 
 
@@ -143,6 +169,7 @@ def _done(alias: Alias, message: str):
 
 # --- the list and creation -----------------------------------------------------------------------
 
+
 @bp.get("/")
 @login_required
 def index():
@@ -150,8 +177,15 @@ def index():
     page = paging.requested("page")
     aliases, total = service.listed(session(), signed_in_user(), q, page, PER_PAGE)
     rows = [(alias, service.status(alias)) for alias in aliases]
-    return render_template("aliases/index.html", rows=rows, left=left, q=q, page=page, total=total,
-                           pages=max(1, math.ceil(total / PER_PAGE)))
+    return render_template(
+        "aliases/index.html",
+        rows=rows,
+        left=left,
+        q=q,
+        page=page,
+        total=total,
+        pages=max(1, math.ceil(total / PER_PAGE)),
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -165,11 +199,16 @@ def new():
     try:
         custom = bool(form.get("custom"))
         alias = service.create(
-            db, signed_in_user(),
+            db,
+            signed_in_user(),
             destination_ids=_destination_ids() if custom else None,  # one click: every verified destination
-            domain=form.get("domain") or None, local_part=form.get("local_part", "").strip() or None,
-            label=form.get("label", ""), note=form.get("note", ""), duration=_duration(),
-            idle_days=_number("idle_days"), max_messages=_number("max_messages"),
+            domain=form.get("domain") or None,
+            local_part=form.get("local_part", "").strip() or None,
+            label=form.get("label", ""),
+            note=form.get("note", ""),
+            duration=_duration(),
+            idle_days=_number("idle_days"),
+            max_messages=_number("max_messages"),
             expired_action=form.get("expired_action", "drop"),
         )
     except ServiceError as exc:
@@ -179,6 +218,7 @@ def new():
 
 
 # --- one alias -----------------------------------------------------------------------------------
+
 
 @bp.get("/<int:alias_id>")
 @login_required
@@ -191,8 +231,14 @@ def detail(alias_id: int):
 def edit(alias_id: int):
     alias = _owned(alias_id)
     try:
-        service.update(session(), signed_in_user(), alias, label=request.form.get("label", ""),
-                       note=request.form.get("note", ""), expired_action=request.form.get("expired_action", "drop"))
+        service.update(
+            session(),
+            signed_in_user(),
+            alias,
+            label=request.form.get("label", ""),
+            note=request.form.get("note", ""),
+            expired_action=request.form.get("expired_action", "drop"),
+        )
     except ServiceError as exc:
         return _failed(alias, exc)
     return _done(alias, "Saved.")

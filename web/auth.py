@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from models import User, utcnow
 from web import devices, mailer, ratelimit
 from web.db import session
-from web.services import account_email
-from web.services import account as account_service
-from web.services.errors import ServiceError
 from web.security import current_user, hash_password, password_problem, sign_in, sign_out, verify_password
+from web.services import account as account_service
+from web.services import account_email
+from web.services.errors import ServiceError
 
 bp = Blueprint("auth", __name__)
 logger = logging.getLogger("othermail.web")
@@ -42,8 +42,9 @@ def _too_many(name: str, who: str) -> tuple[str, int] | None:
     if wait is None:
         return None
     minutes = max(1, wait // 60)
-    return render_template("error.html", title="Slow down",
-                           message=f"Too many attempts. Try again in {minutes} minute(s)."), 429
+    return render_template(
+        "error.html", title="Slow down", message=f"Too many attempts. Try again in {minutes} minute(s)."
+    ), 429
 
 
 def is_local_path(target: str) -> bool:
@@ -108,8 +109,9 @@ def signup():
     else:
         not_sent = _send_the_link(user)
     # a mail that failed fails alike on both paths (configuration, the mail service, the recipient's cap)
-    flash(not_sent or f"We sent a message to {address}. Follow it to confirm the address, and sign in with "
-                      "your password.")
+    flash(
+        not_sent or f"We sent a message to {address}. Follow it to confirm the address, and sign in with your password."
+    )
     return redirect(url_for("auth.signin"))
 
 
@@ -124,16 +126,21 @@ def _send_the_link(user: User) -> str | None:
 
 #: The note to the owner of an address someone tried to sign up with: the service's own words only.
 TAKEN_SUBJECT = "Someone tried to sign up for othermail with your address"
-TAKEN_BODY = ("Someone tried to create an othermail account with this email address, which already has one.\n\n"
-              "If it was you, sign in:\n{signin}\n\nor choose a new password if you forgot it:\n{reset}\n\n"
-              "If it was not you, ignore this message: nothing has changed.\n")
+TAKEN_BODY = (
+    "Someone tried to create an othermail account with this email address, which already has one.\n\n"
+    "If it was you, sign in:\n{signin}\n\nor choose a new password if you forgot it:\n{reset}\n\n"
+    "If it was not you, ignore this message: nothing has changed.\n"
+)
 
 
 def _tell_the_owner(address: str) -> str | None:
     """Mail the owner of a taken address that someone tried it; why not, if it failed."""
     try:
-        mailer.send_mail(address, TAKEN_SUBJECT, TAKEN_BODY.format(signin=mailer.link("auth.signin"),
-                                                                   reset=mailer.link("auth.reset_request")))
+        mailer.send_mail(
+            address,
+            TAKEN_SUBJECT,
+            TAKEN_BODY.format(signin=mailer.link("auth.signin"), reset=mailer.link("auth.reset_request")),
+        )
     except ServiceError as exc:  # the mailer logged the cause
         return exc.message
     return None
@@ -141,8 +148,9 @@ def _tell_the_owner(address: str) -> str | None:
 
 def _slow_down(wait: int) -> tuple[str, int]:
     when = f"{max(1, wait // 60)} minute(s)" if wait >= 60 else f"{wait} second(s)"
-    return render_template("error.html", title="Slow down",
-                           message=f"Too many failed sign-ins for this address. Try again in {when}."), 429
+    return render_template(
+        "error.html", title="Slow down", message=f"Too many failed sign-ins for this address. Try again in {when}."
+    ), 429
 
 
 @bp.route("/signin", methods=["GET", "POST"])
@@ -163,8 +171,9 @@ def signin():
         return _slow_down(wait)
     user = session().scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
     if not verify_password(user, request.form.get("password", "")):  # a dummy hash when there is no user
-        return render_template("auth/signin.html", error="Wrong email or password.", email=address,
-                               next=request.form.get("next", "")), 401
+        return render_template(
+            "auth/signin.html", error="Wrong email or password.", email=address, next=request.form.get("next", "")
+        ), 401
     assert user is not None
     ratelimit.signin_succeeded(address, device)
     session().commit()  # a rehashed password
@@ -210,17 +219,21 @@ def reset_request():
 
 
 RESET_SUBJECT = "Reset your othermail password"
-RESET_BODY = ("Someone asked to reset the password of your othermail account.\n\n"
-              "To choose a new one, open this link within an hour:\n{link}\n\n"
-              "If it was not you, ignore this message.\n")
+RESET_BODY = (
+    "Someone asked to reset the password of your othermail account.\n\n"
+    "To choose a new one, open this link within an hour:\n{link}\n\n"
+    "If it was not you, ignore this message.\n"
+)
 
 
 def _mail_reset_link(address: str) -> None:
     """The mail worker's half of a reset request: mail the account at ``address``, if there is one,
     its link; at most ``reset-mail`` a day, so a flood leaves room in the recipient's general cap."""
     if ratelimit.hit("reset-mail", mailer.recipient_key(address)) is not None:  # counted for every address alike
-        logger.warning("password reset mail to a mailbox at %s not sent: its daily reset cap is reached",
-                       address.rpartition("@")[2])
+        logger.warning(
+            "password reset mail to a mailbox at %s not sent: its daily reset cap is reached",
+            address.rpartition("@")[2],
+        )
         return
     user = session().scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
     if user is None:
@@ -273,11 +286,14 @@ def reset_form():
         return render_template("auth/reset.html")
     revoke = request.form.get("revoke_tokens") == "1"
     try:
-        revoked = account_service.reset_password(session(), user, request.form.get("password", ""),
-                                                 request.form.get("confirm", ""), revoke_tokens=revoke)
+        revoked = account_service.reset_password(
+            session(), user, request.form.get("password", ""), request.form.get("confirm", ""), revoke_tokens=revoke
+        )
     except ServiceError as exc:
         return render_template("auth/reset.html", error=exc.message), exc.status
     sign_in(user)  # a new session; every other one ended, and sign_in drops the token
-    flash("Your password was changed. Every other session was signed out"
-          + (f" and {revoked} API token(s) revoked." if revoked else "."))
+    flash(
+        "Your password was changed. Every other session was signed out"
+        + (f" and {revoked} API token(s) revoked." if revoked else ".")
+    )
     return redirect(url_for("auth.home"))

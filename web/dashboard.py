@@ -63,12 +63,20 @@ def chart(days: Sequence[activity.Day]) -> Chart:
     for n, day in enumerate(days):
         x = round(LEFT + n * slot, 2)
         fh, bh = round(room * day.forwarded / peak, 2), round(room * day.blocked / peak, 2)
-        bars.append(Bar(
-            title=f"{day.day.isoformat()}: {day.forwarded} forwarded, {day.blocked} blocked",
-            x=x, slot=round(slot, 2), width=width, forwarded_y=round(base - fh, 2), forwarded_h=fh,
-            blocked_x=round(x + 2 + width, 2), blocked_y=round(base - bh, 2), blocked_h=bh,
-            label=day.day.strftime("%b %d") if (len(days) - 1 - n) % 7 == 0 else "",
-        ))
+        bars.append(
+            Bar(
+                title=f"{day.day.isoformat()}: {day.forwarded} forwarded, {day.blocked} blocked",
+                x=x,
+                slot=round(slot, 2),
+                width=width,
+                forwarded_y=round(base - fh, 2),
+                forwarded_h=fh,
+                blocked_x=round(x + 2 + width, 2),
+                blocked_y=round(base - bh, 2),
+                blocked_h=bh,
+                label=day.day.strftime("%b %d") if (len(days) - 1 - n) % 7 == 0 else "",
+            )
+        )
     return Chart(bars, WIDTH, HEIGHT, LEFT, TOP, base, peak)
 
 
@@ -83,9 +91,15 @@ def index():
     verified = sum(1 for d in destinations if d.is_verified)
     return render_template(
         "dashboard/index.html",
-        forwarding=alias_service.forwarding_count(db, user), live=alias_service.live_count(db, user), cap=int(current_app.config.get("MAX_LIVE_ALIASES", 200)),
-        verified=verified, unverified=len(destinations) - verified,
+        forwarding=alias_service.forwarding_count(db, user),
+        live=alias_service.live_count(db, user),
+        cap=int(current_app.config.get("MAX_LIVE_ALIASES", 200)),
+        verified=verified,
+        unverified=len(destinations) - verified,
         paused=destination_service.paused(destinations),
-        forwarded=sum(d.forwarded for d in days), blocked=sum(d.blocked for d in days),
-        chart=chart(days), days=DAYS, recent=activity.latest(db, user, RECENT),
+        forwarded=sum(d.forwarded for d in days),
+        blocked=sum(d.blocked for d in days),
+        chart=chart(days),
+        days=DAYS,
+        recent=activity.latest(db, user, RECENT),
     )

@@ -32,14 +32,20 @@ _VERIFIED = "{email} is verified (it is your account's confirmed address): forwa
 
 
 def _index(status: int = 200, **context: object) -> tuple[str, int]:
-    return render_template("destinations/index.html", destinations=service.listed(session(), signed_in_user()),
-                           **context), status
+    return render_template(
+        "destinations/index.html", destinations=service.listed(session(), signed_in_user()), **context
+    ), status
 
 
 def _detail(destination: Destination, status: int = 200, **context: object) -> tuple[str, int]:
     aliases = [a for a in destination.aliases if a.deleted_at is None]
-    return render_template("destinations/detail.html", destination=destination, aliases=aliases,
-                           only=[a for a in aliases if len(a.destinations) == 1], **context), status
+    return render_template(
+        "destinations/detail.html",
+        destination=destination,
+        aliases=aliases,
+        only=[a for a in aliases if len(a.destinations) == 1],
+        **context,
+    ), status
 
 
 @bp.get("/")
@@ -133,10 +139,14 @@ def delete(destination_id: int):
 
 def _link_failed(exc: ServiceError) -> tuple[str, int]:
     titles = {"expired": "Link expired", "stale": "Link out of date", "not_found": "Link not valid"}
-    message = exc.message if exc.code != "not_found" else (
-        "That link is not valid. Copy the whole link from the email, or ask for a new one.")
-    return render_template("destinations/verify.html", ok=False, title=titles.get(exc.code, "Link not valid"),
-                           message=message), exc.status
+    message = (
+        exc.message
+        if exc.code != "not_found"
+        else ("That link is not valid. Copy the whole link from the email, or ask for a new one.")
+    )
+    return render_template(
+        "destinations/verify.html", ok=False, title=titles.get(exc.code, "Link not valid"), message=message
+    ), exc.status
 
 
 @bp.route("/verify/<token>", methods=["GET", "POST"])
@@ -150,5 +160,11 @@ def verify(token: str):
         return _link_failed(exc)
     if destination.is_verified:
         return render_template("destinations/verify.html", ok=True, title="Address verified", destination=destination)
-    return render_template("destinations/verify.html", ok=False, confirming=True, title="Confirm this address",
-                           destination=destination, token=token)
+    return render_template(
+        "destinations/verify.html",
+        ok=False,
+        confirming=True,
+        title="Confirm this address",
+        destination=destination,
+        token=token,
+    )

@@ -40,8 +40,11 @@ def _entries() -> list[list[str]]:
         return []
     if not isinstance(data, list):
         return []
-    return [entry for entry in data
-            if isinstance(entry, list) and len(entry) == 2 and all(isinstance(part, str) for part in entry)]
+    return [
+        entry
+        for entry in data
+        if isinstance(entry, list) and len(entry) == 2 and all(isinstance(part, str) for part in entry)
+    ]
 
 
 def device_for(address: str) -> str | None:
@@ -56,5 +59,11 @@ def remember(response: Response, address: str) -> None:
     entries = _entries()
     device = next((d for account, d in entries if account == tag), None) or secrets.token_urlsafe(16)
     entries = [[tag, device]] + [entry for entry in entries if entry[0] != tag]
-    response.set_cookie(COOKIE, _serializer().dumps(entries[:MAX_ACCOUNTS]), max_age=MAX_AGE, httponly=True,
-                        secure=current_app.config.get("SESSION_COOKIE_SECURE", True), samesite="Lax")
+    response.set_cookie(
+        COOKIE,
+        _serializer().dumps(entries[:MAX_ACCOUNTS]),
+        max_age=MAX_AGE,
+        httponly=True,
+        secure=current_app.config.get("SESSION_COOKIE_SECURE", True),
+        samesite="Lax",
+    )

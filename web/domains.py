@@ -19,9 +19,9 @@ MEANINGS = {
     "pending": "Not verified yet: publish the records below, then verify. No mail is accepted until then.",
     "verified": "Verified: mail to its aliases is forwarded, and you can create aliases on it.",
     "failing": "The last check failed. Mail is still forwarded during the grace period; fix the records below "
-               "before it ends, or the domain is suspended.",
+    "before it ends, or the domain is suspended.",
     "suspended": "Suspended: its records failed the checks for longer than the grace period. Mail to its aliases "
-                 "is dropped and no alias can be created until a check passes again.",
+    "is dropped and no alias can be created until a check passes again.",
 }
 
 
@@ -33,20 +33,28 @@ def _owned(domain_id: int) -> UserDomain:
 
 
 def _index(status: int = 200, **context: object) -> tuple[str, int]:
-    return render_template("domains/index.html", domains=service.listed(session(), signed_in_user()), meanings=MEANINGS,
-                           **context), status
+    return render_template(
+        "domains/index.html", domains=service.listed(session(), signed_in_user()), meanings=MEANINGS, **context
+    ), status
 
 
 def _detail(domain: UserDomain, status: int = 200, **context: object) -> tuple[str, int]:
     db = session()
     grace = service.grace()
     return render_template(
-        "domains/detail.html", domain=domain, meaning=MEANINGS[domain.status], records=service.records(domain),
-        ses=service.uses_ses(), region=current_app.config["SETTINGS"].aws_region,
-        alias_count=service.alias_count(db, domain), looping=service.destinations_on(db, domain),
-        serving=domain.status in core.SERVING, grace_hours=round(grace.total_seconds() / 3600),
+        "domains/detail.html",
+        domain=domain,
+        meaning=MEANINGS[domain.status],
+        records=service.records(domain),
+        ses=service.uses_ses(),
+        region=current_app.config["SETTINGS"].aws_region,
+        alias_count=service.alias_count(db, domain),
+        looping=service.destinations_on(db, domain),
+        serving=domain.status in core.SERVING,
+        grace_hours=round(grace.total_seconds() / 3600),
         suspends_at=domain.failing_since + grace if domain.failing_since else None,
-        catch_all_label=core.CATCH_ALL_LABEL, **context,
+        catch_all_label=core.CATCH_ALL_LABEL,
+        **context,
     ), status
 
 
@@ -114,6 +122,9 @@ def delete(domain_id: int):
     domain = _owned(domain_id)
     name = domain.name
     retired = service.delete(session(), domain)
-    flash(f"{name} was removed" + (f", with its {retired} alias{'' if retired == 1 else 'es'}" if retired else "")
-          + ". No mail for it is accepted any more.")
+    flash(
+        f"{name} was removed"
+        + (f", with its {retired} alias{'' if retired == 1 else 'es'}" if retired else "")
+        + ". No mail for it is accepted any more."
+    )
     return redirect(url_for("domains.index"))

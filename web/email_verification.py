@@ -21,13 +21,18 @@ def verify(token: str):
     try:
         user = service.verify(db, token) if request.method == "POST" else service.linked(db, token)
     except ServiceError as exc:
-        message = exc.message if exc.code != "not_found" else (
-            "That link is not valid. Copy the whole link from the email, or ask for a new one.")
-        return render_template("email/verify.html", state="failed", title=TITLES.get(exc.code, "Link not valid"),
-                               message=message), exc.status
+        message = (
+            exc.message
+            if exc.code != "not_found"
+            else ("That link is not valid. Copy the whole link from the email, or ask for a new one.")
+        )
+        return render_template(
+            "email/verify.html", state="failed", title=TITLES.get(exc.code, "Link not valid"), message=message
+        ), exc.status
     if service.is_verified(user):
-        return render_template("email/verify.html", state="done", title="Email address confirmed",
-                               signed_in=current_user() is not None)
+        return render_template(
+            "email/verify.html", state="done", title="Email address confirmed", signed_in=current_user() is not None
+        )
     return render_template("email/verify.html", state="asking", title="Confirm your email address", token=token)
 
 

@@ -26,8 +26,10 @@ def public_base() -> str:
     if not base and config.get("SERVER_NAME"):
         base = f"{config.get('PREFERRED_URL_SCHEME', 'http')}://{config['SERVER_NAME']}"
     if not base:
-        raise SettingsError("OTHERMAIL_PUBLIC_URL is not set: the service cannot build the links it mails "
-                            "(set it to the web app's address, e.g. https://mail.example.org)")
+        raise SettingsError(
+            "OTHERMAIL_PUBLIC_URL is not set: the service cannot build the links it mails "
+            "(set it to the web app's address, e.g. https://mail.example.org)"
+        )
     return base.rstrip("/")
 
 

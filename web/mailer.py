@@ -20,9 +20,9 @@ from email.message import EmailMessage
 from flask import Flask, current_app, render_template
 
 from forwarder import accounts
-from forwarder.errors import SettingsError
 from forwarder.adapters.outbound import build_sender
 from forwarder.adapters.senders import Sender
+from forwarder.errors import SettingsError
 from web import ratelimit
 from web.services.errors import ServiceError
 
@@ -32,10 +32,14 @@ logger = logging.getLogger("othermail.web.mailer")
 class MailNotSent(ServiceError):
     """The service's own mail could not be sent; the cause is in the log, not in the message."""
 
-    def __init__(self, code: str = "mail_unavailable",
-                 message: str = "We could not send the email just now: the mail service is not available. Try "
-                                "again in a few minutes; if it keeps failing, tell the operator.",
-                 status: int = 503, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str = "mail_unavailable",
+        message: str = "We could not send the email just now: the mail service is not available. Try "
+        "again in a few minutes; if it keeps failing, tell the operator.",
+        status: int = 503,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(code, message, status, retry_after)
 
 
@@ -43,8 +47,12 @@ class RecipientCapped(MailNotSent):
     """The recipient had as many mails from the service today as it may have (``recipient-mail``)."""
 
     def __init__(self, wait: int) -> None:
-        super().__init__("rate_limited", "We could not send the email: too many emails went to that address "
-                                         "today. Try again tomorrow.", 429, wait)
+        super().__init__(
+            "rate_limited",
+            "We could not send the email: too many emails went to that address today. Try again tomorrow.",
+            429,
+            wait,
+        )
 
 
 def service_sender() -> Sender:
@@ -122,8 +130,9 @@ def send_mail(to: str, subject: str, text: str) -> None:
         raise ValueError(f"refusing to mail an address that is not printable 7-bit: {to!r}")
     wait = ratelimit.hit("recipient-mail", recipient_key(to))
     if wait is not None:
-        logger.warning("service mail %r to a mailbox at %s not sent: its daily cap is reached", subject,
-                       to.rpartition("@")[2])
+        logger.warning(
+            "service mail %r to a mailbox at %s not sent: its daily cap is reached", subject, to.rpartition("@")[2]
+        )
         raise RecipientCapped(wait)
     message = EmailMessage()
     message["From"] = email.utils.formataddr(("othermail", service_address()))
@@ -139,8 +148,14 @@ def send_mail(to: str, subject: str, text: str) -> None:
     try:
         _sender().send(message.as_bytes(), sender=service_address(), recipient=to)
     except Exception as exc:  # noqa: BLE001 - any sender failure: the caller shows a message, the log the cause
-        logger.error("could not send the service mail %r to a mailbox at %s: %s: %s", subject,
-                     to.rpartition("@")[2], type(exc).__name__, exc, exc_info=True)
+        logger.error(
+            "could not send the service mail %r to a mailbox at %s: %s: %s",
+            subject,
+            to.rpartition("@")[2],
+            type(exc).__name__,
+            exc,
+            exc_info=True,
+        )
         raise MailNotSent() from exc
 
 
@@ -178,7 +193,8 @@ def send_later(job: Callable[[], None]) -> None:
         worker = app.extensions.get("othermail.mail_worker")
         if worker is None:
             worker = app.extensions["othermail.mail_worker"] = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="othermail-mail")
+                max_workers=1, thread_name_prefix="othermail-mail"
+            )
         pending: set[Future[None]] = app.extensions.setdefault("othermail.mail_pending", set())
         future = worker.submit(run)
         pending.add(future)

@@ -29,18 +29,26 @@ def _detail(row: Delivery, status: int = 200, **context: object) -> tuple[str, i
             shown = service.headers(service.raw(row))
         except ServiceError as exc:
             problem = exc.message
-    return render_template("messages/detail.html", row=row, headers=shown, problem=problem,
-                           kept=service.is_kept(row) and problem is None, kept_until=service.kept_until(row),
-                           virus=row.outcome == "dropped-virus",
-                           releasable=service.releasable(row) and problem is None,
-                           keep_days=service.keep_days(), **context), status
+    return render_template(
+        "messages/detail.html",
+        row=row,
+        headers=shown,
+        problem=problem,
+        kept=service.is_kept(row) and problem is None,
+        kept_until=service.kept_until(row),
+        virus=row.outcome == "dropped-virus",
+        releasable=service.releasable(row) and problem is None,
+        keep_days=service.keep_days(),
+        **context,
+    ), status
 
 
 @bp.get("/quarantine")
 @login_required
 def quarantine():
-    return render_template("messages/quarantine.html", rows=service.quarantine(session(), signed_in_user()),
-                           keep_days=service.keep_days())
+    return render_template(
+        "messages/quarantine.html", rows=service.quarantine(session(), signed_in_user()), keep_days=service.keep_days()
+    )
 
 
 @bp.get("/<int:delivery_id>")
@@ -57,8 +65,9 @@ def raw(delivery_id: int):
         data = service.download(row)
     except ServiceError as exc:
         return _detail(row, exc.status, error=exc.message)
-    return Response(data, mimetype="message/rfc822",
-                    headers={"Content-Disposition": f'attachment; filename="message-{row.id}.eml"'})
+    return Response(
+        data, mimetype="message/rfc822", headers={"Content-Disposition": f'attachment; filename="message-{row.id}.eml"'}
+    )
 
 
 @bp.post("/<int:delivery_id>/release")

@@ -38,14 +38,16 @@ def index():
     try:
         maildir = service.open_outbox(settings.outbox)
     except service.NoOutbox:
-        return render_template("outbox/index.html", missing=True, rows=[], total=0, page=1, pages=1,
-                               sender=settings.sender)
+        return render_template(
+            "outbox/index.html", missing=True, rows=[], total=0, page=1, pages=1, sender=settings.sender
+        )
     rows, total = service.page(maildir, number)
     pages = max(1, -(-total // service.PER_PAGE))
     if number > pages:
         rows, number = service.page(maildir, pages)[0], pages
-    return render_template("outbox/index.html", missing=False, rows=rows, total=total, page=number, pages=pages,
-                           sender=settings.sender)
+    return render_template(
+        "outbox/index.html", missing=False, rows=rows, total=total, page=number, pages=pages, sender=settings.sender
+    )
 
 
 @bp.get("/<key>")
@@ -67,8 +69,9 @@ def raw(key: str):
         data = service.raw(maildir, key)
     except (KeyError, OSError):
         abort(404)
-    return Response(data, mimetype="message/rfc822",
-                    headers={"Content-Disposition": f'attachment; filename="{key}.eml"'})
+    return Response(
+        data, mimetype="message/rfc822", headers={"Content-Disposition": f'attachment; filename="{key}.eml"'}
+    )
 
 
 @bp.post("/delete")

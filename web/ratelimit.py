@@ -181,8 +181,10 @@ def claim_signin(address: str, device: str | None = None) -> int | None:
         db.rollback()
         return max(1, math.ceil(remaining))
     moved = db.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
-        update(SigninFailure).where(SigninFailure.key == key, SigninFailure.failures == seen)
-        .values(failures=failures + 1, last_failure_at=now).execution_options(synchronize_session=False)
+        update(SigninFailure)
+        .where(SigninFailure.key == key, SigninFailure.failures == seen)
+        .values(failures=failures + 1, last_failure_at=now)
+        .execution_options(synchronize_session=False)
     ).rowcount
     db.commit()
     return None if moved == 1 else 1
@@ -195,8 +197,12 @@ def signin_succeeded(address: str, device: str | None = None) -> None:
 
     db = session()
     keys = {_account_key(address), _account_key(address, device)}
-    db.execute(delete(SigninFailure).where(SigninFailure.key.in_(sorted(keys)))
-               .execution_options(synchronize_session=False))
-    db.execute(delete(SigninFailure).where(SigninFailure.last_failure_at < utcnow() - FAILURES_FORGOTTEN_AFTER)
-               .execution_options(synchronize_session=False))
+    db.execute(
+        delete(SigninFailure).where(SigninFailure.key.in_(sorted(keys))).execution_options(synchronize_session=False)
+    )
+    db.execute(
+        delete(SigninFailure)
+        .where(SigninFailure.last_failure_at < utcnow() - FAILURES_FORGOTTEN_AFTER)
+        .execution_options(synchronize_session=False)
+    )
     db.commit()

@@ -33,13 +33,22 @@ def recheck_domains(event: Any = None, context: Any = None, app: Flask | None = 
     from web.services import domains
 
     with app.app_context():
-        report = recheck_all(app.extensions["othermail.sessions"], domains.resolver(), domains.grace(),
-                             sesv2=lambda: domains.sesv2() if domains.uses_ses() else None,
-                             region=app.config["SETTINGS"].aws_region, on_line=logger.info,
-                             time_left=lambda: _time_left(context))
-    result = {"event": "domains-recheck", "checked": report.checked, "could_not_check": report.unknown,
-              "postponed": report.postponed,
-              **{status: report.statuses[status] for status in ("verified", "failing", "suspended")}}
+        report = recheck_all(
+            app.extensions["othermail.sessions"],
+            domains.resolver(),
+            domains.grace(),
+            sesv2=lambda: domains.sesv2() if domains.uses_ses() else None,
+            region=app.config["SETTINGS"].aws_region,
+            on_line=logger.info,
+            time_left=lambda: _time_left(context),
+        )
+    result = {
+        "event": "domains-recheck",
+        "checked": report.checked,
+        "could_not_check": report.unknown,
+        "postponed": report.postponed,
+        **{status: report.statuses[status] for status in ("verified", "failing", "suspended")},
+    }
     logger.info(json.dumps(result))
     if report.unknown:
         raise RuntimeError(report.summary())

@@ -36,8 +36,10 @@ CONTENT_SECURITY_POLICY = (
 
 def lifetimes() -> sessions.Lifetimes:
     """The idle and absolute session lifetimes (app config, in seconds or as timedeltas)."""
-    return sessions.Lifetimes(idle=_seconds(current_app.config["SESSION_IDLE_LIFETIME"]),
-                              absolute=_seconds(current_app.config["PERMANENT_SESSION_LIFETIME"]))
+    return sessions.Lifetimes(
+        idle=_seconds(current_app.config["SESSION_IDLE_LIFETIME"]),
+        absolute=_seconds(current_app.config["PERMANENT_SESSION_LIFETIME"]),
+    )
 
 
 def _seconds(value: int | float | timedelta) -> timedelta:

@@ -17,8 +17,13 @@ EXPIRY_CHOICES = [("30", "30 days"), ("90", "90 days"), ("365", "one year"), (""
 
 
 def _page(status: int = 200, **context: object) -> tuple[str, int]:
-    return render_template("tokens/index.html", tokens=service.listed(session(), signed_in_user()), now=utcnow(),
-                           expiry_choices=EXPIRY_CHOICES, **context), status
+    return render_template(
+        "tokens/index.html",
+        tokens=service.listed(session(), signed_in_user()),
+        now=utcnow(),
+        expiry_choices=EXPIRY_CHOICES,
+        **context,
+    ), status
 
 
 @bp.get("")

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from forwarder.accounts.errors import not_found
 from models import User, UserSession, utcnow
 from models.sessions import IP_MAX_LENGTH, USER_AGENT_MAX_LENGTH
-from forwarder.accounts.errors import not_found
 
 #: ``last_seen_at`` (and the IP and browser with it) is written at most this often per session.
 LAST_SEEN_GRANULARITY = timedelta(minutes=1)
@@ -45,8 +45,14 @@ def start(db: Session, user: User, ip: str, user_agent: str) -> tuple[UserSessio
     """A new session of ``user`` and the secret for its cookie (returned here only)."""
     now = utcnow()
     secret = secrets.token_urlsafe(32)
-    row = UserSession(user_id=user.id, token_hash=hash_secret(secret), created_at=now, last_seen_at=now,
-                      ip=ip[:IP_MAX_LENGTH], user_agent=user_agent[:USER_AGENT_MAX_LENGTH])
+    row = UserSession(
+        user_id=user.id,
+        token_hash=hash_secret(secret),
+        created_at=now,
+        last_seen_at=now,
+        ip=ip[:IP_MAX_LENGTH],
+        user_agent=user_agent[:USER_AGENT_MAX_LENGTH],
+    )
     db.add(row)
     db.commit()
     return row, secret
@@ -74,8 +80,11 @@ def live(db: Session, secret: object, lifetimes: Lifetimes, ip: str, user_agent:
 def listed(db: Session, user: User, lifetimes: Lifetimes) -> list[UserSession]:
     """The live sessions of ``user``, most recently seen first."""
     now = utcnow()
-    rows = db.scalars(select(UserSession).where(UserSession.user_id == user.id)
-                      .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc()))
+    rows = db.scalars(
+        select(UserSession)
+        .where(UserSession.user_id == user.id)
+        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
+    )
     return [row for row in rows if not lifetimes.expired(row, now)]
 
 
@@ -106,8 +115,15 @@ def end_all(db: Session, user: User, *, keep: int | None = None, commit: bool = 
 def prune(db: Session, lifetimes: Lifetimes) -> int:
     """Delete the rows of every expired session (run at each sign-in)."""
     now = utcnow()
-    ended = db.execute(delete(UserSession).where(or_(  # type: ignore[attr-defined]  # DML returns a CursorResult
-        UserSession.last_seen_at < now - lifetimes.idle, UserSession.created_at < now - lifetimes.absolute,
-    )).execution_options(synchronize_session=False)).rowcount
+    ended = db.execute(
+        delete(UserSession)
+        .where(
+            or_(  # type: ignore[attr-defined]  # DML returns a CursorResult
+                UserSession.last_seen_at < now - lifetimes.idle,
+                UserSession.created_at < now - lifetimes.absolute,
+            )
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
     db.commit()
     return int(ended or 0)

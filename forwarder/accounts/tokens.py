@@ -15,8 +15,8 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from models import API_TOKEN_SCOPES, ApiToken, User, utcnow
 from forwarder.accounts.errors import ServiceError, not_found
+from models import API_TOKEN_SCOPES, ApiToken, User, utcnow
 
 SECRET_PREFIX = "om_"
 DISPLAY_PREFIX = 10
@@ -35,7 +35,9 @@ def hash_secret(secret: str) -> str:
 def listed(db: Session, user: User) -> list[ApiToken]:
     """Every token of ``user``, revoked ones included, newest first."""
     return list(
-        db.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc(), ApiToken.id.desc()))
+        db.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
     )
 
 
@@ -48,13 +50,18 @@ def owned(db: Session, user: User, token_id: int) -> ApiToken:
 
 def _active_count(db: Session, user: User) -> int:
     now = utcnow()
-    return db.scalar(
-        select(func.count()).select_from(ApiToken).where(
-            ApiToken.user_id == user.id,
-            ApiToken.revoked_at.is_(None),
-            (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
+    return (
+        db.scalar(
+            select(func.count())
+            .select_from(ApiToken)
+            .where(
+                ApiToken.user_id == user.id,
+                ApiToken.revoked_at.is_(None),
+                (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 def create(db: Session, user: User, name: str, scope: str, expires_in: int | None) -> tuple[ApiToken, str]:
@@ -99,8 +106,10 @@ def revoke_all(db: Session, user: User, *, commit: bool = True) -> int:
     """Revoke every live token of ``user`` (a password reset can take them along); the number revoked."""
     now = utcnow()
     revoked = db.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
-        update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=now).execution_options(synchronize_session=False)
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
     ).rowcount
     if commit:
         db.commit()

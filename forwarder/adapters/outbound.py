@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from forwarder.errors import SettingsError
 from forwarder.adapters.senders import MaildirSender, Sender, SesV1Sender, SesV2Sender
 from forwarder.adapters.smtp.sender import SmtpSender
+from forwarder.errors import SettingsError
 from forwarder.settings import Settings
 
 

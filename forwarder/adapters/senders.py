@@ -17,9 +17,9 @@ same interface tests (tests/forwarder/adapters/test_sender_interface.py).
 from __future__ import annotations
 
 import mailbox
-from abc import ABC, abstractmethod
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,14 +29,27 @@ from forwarder.errors import PermanentSendError, SendRetryable, SettingsError
 #: SES error codes that a later attempt can succeed after.
 RETRYABLE_CODES = frozenset(
     {
-        "Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException",
-        "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure", "InternalError",
-        "RequestTimeout", "RequestTimeoutException", "SlowDown", "AccountSendingPausedException",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "LimitExceededException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "SlowDown",
+        "AccountSendingPausedException",
         "SendingPausedException",
         # the role or the credentials are wrong: an operator fixes them and the retry (or the
         # dead-letter replay) delivers; marking the mail failed would lose it
-        "AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "UnrecognizedClientException",
-        "ExpiredToken", "ExpiredTokenException",
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "ExpiredToken",
+        "ExpiredTokenException",
     }
 )
 

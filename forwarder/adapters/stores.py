@@ -21,7 +21,7 @@ def write_atomically(path: str, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
     os.replace(tmp, path)
@@ -109,7 +109,6 @@ class LocalStore:
         write_atomically(str(path), raw)
         if path.name == name:
             self._folders[folder] = str(path.parent)
-
 
     def prune(self, older_than: float, keep: frozenset[str] = frozenset()) -> int:
         """Delete the messages written before ``older_than`` (epoch seconds), but the keys in

@@ -23,10 +23,21 @@ def _size(count: int) -> str:
 
 
 @aws.command("package-forwarder")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("dist/forwarder.zip"), show_default=True, help="Where to write the zip.")
-@click.option("--driver", "drivers", type=click.Choice(["mysql", "postgres"]), multiple=True,
-              help="Database driver to include (repeatable); default: both (PyMySQL and psycopg).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("dist/forwarder.zip"),
+    show_default=True,
+    help="Where to write the zip.",
+)
+@click.option(
+    "--driver",
+    "drivers",
+    type=click.Choice(["mysql", "postgres"]),
+    multiple=True,
+    help="Database driver to include (repeatable); default: both (PyMySQL and psycopg).",
+)
 @click.option("--no-bytecode", is_flag=True, help="Leave out compiled byte code (smaller zip, slower cold start).")
 def package_forwarder(output: Path, drivers: tuple[str, ...], no_bytecode: bool) -> None:
     """Build the forwarder Lambda's zip: handler forwarder.hosts.lambda_handler.handler, runtime python3.11.

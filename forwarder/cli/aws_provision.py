@@ -208,15 +208,30 @@ def _domain_list(given: Sequence[str], settings_domains: Sequence[str]) -> list[
 
 
 @click.command("provision")
-@click.option("--domain", "domains", multiple=True, metavar="DOMAIN",
-              help="A service domain (repeatable; default: OTHERMAIL_DOMAINS).")
-@click.option("--rule-set", default="othermail", show_default=True,
-              help="The receipt rule set of the stack (its RuleSetName parameter) to activate.")
-@click.option("--mail-from-subdomain", metavar="LABEL",
-              help="Set the custom MAIL FROM domain LABEL.<domain> (e.g. mail) for SPF alignment.")
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    metavar="DOMAIN",
+    help="A service domain (repeatable; default: OTHERMAIL_DOMAINS).",
+)
+@click.option(
+    "--rule-set",
+    default="othermail",
+    show_default=True,
+    help="The receipt rule set of the stack (its RuleSetName parameter) to activate.",
+)
+@click.option(
+    "--mail-from-subdomain",
+    metavar="LABEL",
+    help="Set the custom MAIL FROM domain LABEL.<domain> (e.g. mail) for SPF alignment.",
+)
 @click.option("--region", help="AWS region (default: OTHERMAIL_AWS_REGION or AWS_REGION, else us-east-1).")
-@click.option("--replace-active", is_flag=True,
-              help="Activate the rule set even though another one is active (that one stops receiving).")
+@click.option(
+    "--replace-active",
+    is_flag=True,
+    help="Activate the rule set even though another one is active (that one stops receiving).",
+)
 @click.pass_obj
 def provision_command(
     obj: CliContext,

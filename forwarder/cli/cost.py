@@ -11,19 +11,45 @@ from forwarder.ops.cost import SES_PLANS, PricingError, as_json, estimate, load_
 
 
 @click.command()
-@click.option("--messages-per-month", "messages", required=True, type=click.IntRange(0),
-              help="Mail received (and forwarded) a month.")
-@click.option("--average-size-kb", "size_kb", default=100.0, show_default=True, type=click.FloatRange(min=0.001),
-              help="Average size of a message, in KB.")
+@click.option(
+    "--messages-per-month",
+    "messages",
+    required=True,
+    type=click.IntRange(0),
+    help="Mail received (and forwarded) a month.",
+)
+@click.option(
+    "--average-size-kb",
+    "size_kb",
+    default=100.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Average size of a message, in KB.",
+)
 @click.option("--region", help="AWS region (default: OTHERMAIL_AWS_REGION); the price file must have it.")
-@click.option("--retention-days", type=click.FloatRange(min=0),
-              help="Days S3 keeps raw mail (the stack's RetentionDays; default: the price file's assumption, 14).")
-@click.option("--ses-plan", type=click.Choice(SES_PLANS), default="a-la-carte", show_default=True,
-              help="The SES pricing plan of the account (SES console, Account dashboard).")
+@click.option(
+    "--retention-days",
+    type=click.FloatRange(min=0),
+    help="Days S3 keeps raw mail (the stack's RetentionDays; default: the price file's assumption, 14).",
+)
+@click.option(
+    "--ses-plan",
+    type=click.Choice(SES_PLANS),
+    default="a-la-carte",
+    show_default=True,
+    help="The SES pricing plan of the account (SES console, Account dashboard).",
+)
 @click.option("--json", "as_json_output", is_flag=True, help="Print the estimate as JSON.")
 @click.pass_obj
-def cost(obj: CliContext, messages: int, size_kb: float, region: str | None, retention_days: float | None,
-         ses_plan: str, as_json_output: bool) -> None:
+def cost(
+    obj: CliContext,
+    messages: int,
+    size_kb: float,
+    region: str | None,
+    retention_days: float | None,
+    ses_plan: str,
+    as_json_output: bool,
+) -> None:
     """Monthly AWS cost: serverless and one EC2 box.
 
     Prints the estimate line by line, the serverless deployment next to one EC2 box.

@@ -33,11 +33,17 @@ def sample_files() -> list[Path]:
 
 
 @click.command()
-@click.option("--in-place", is_flag=True,
-              help="Use the configured database and outbox (OTHERMAIL_DATABASE_URL, OTHERMAIL_DATA_DIR) "
-                   "instead of a throwaway folder.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the demo's database and outbox in DIR instead of a throwaway folder.")
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="Use the configured database and outbox (OTHERMAIL_DATABASE_URL, OTHERMAIL_DATA_DIR) "
+    "instead of a throwaway folder.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the demo's database and outbox in DIR instead of a throwaway folder.",
+)
 @click.pass_obj
 def demo(obj: CliContext, in_place: bool, data_dir: Path | None) -> None:
     """Forward the sample messages to a demo alias and show the result (in a throwaway folder)."""
@@ -51,11 +57,19 @@ def demo(obj: CliContext, in_place: bool, data_dir: Path | None) -> None:
     else:
         throwaway = data_dir is None
         folder = Path(tempfile.mkdtemp(prefix="othermail-demo-")) if data_dir is None else data_dir
-        obj.settings = replace(obj.settings, sender="outbox", data_dir=folder, database_url="",
-                               outbox=folder / "outbox", store_dir=folder / "mail")
+        obj.settings = replace(
+            obj.settings,
+            sender="outbox",
+            data_dir=folder,
+            database_url="",
+            outbox=folder / "outbox",
+            store_dir=folder / "mail",
+        )
         kind = "a throwaway folder" if throwaway else "the folder"
-        click.echo(f"demo data in {kind} {folder.resolve()} (the configured database and outbox are "
-                   "left alone; --in-place uses them)")
+        click.echo(
+            f"demo data in {kind} {folder.resolve()} (the configured database and outbox are "
+            "left alone; --in-place uses them)"
+        )
     obj.engine()
     migrations.upgrade(obj.database_url)
     domain = obj.settings.domains[0]
@@ -75,8 +89,17 @@ def demo(obj: CliContext, in_place: bool, data_dir: Path | None) -> None:
         inbound = Inbound(message_id_for(raw), (address,), verdicts_from_headers(split_message(raw)))
         for report in forwarder.process(raw, inbound):
             outcome = "duplicate (already handled)" if report.duplicate else report.outcome.value
-            click.echo(json.dumps({"file": path.name, "outcome": outcome, "reason": report.reason,
-                                   "bytes_in": report.bytes_in, "bytes_out": report.bytes_out}))
+            click.echo(
+                json.dumps(
+                    {
+                        "file": path.name,
+                        "outcome": outcome,
+                        "reason": report.reason,
+                        "bytes_in": report.bytes_in,
+                        "bytes_out": report.bytes_out,
+                    }
+                )
+            )
     outbox = obj.settings.outbox
     count = sum(1 for _ in (outbox / "new").iterdir()) if (outbox / "new").is_dir() else 0
     click.echo(f"outbox: {outbox.resolve()} (a Maildir) holds {count} forwarded message(s)")

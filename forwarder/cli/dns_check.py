@@ -15,18 +15,42 @@ def dns() -> None:
 
 @dns.command()
 @click.argument("domain")
-@click.option("--nameserver", metavar="HOST[:PORT]",
-              help="Ask this name server (default: the system's resolvers from /etc/resolv.conf).")
+@click.option(
+    "--nameserver",
+    metavar="HOST[:PORT]",
+    help="Ask this name server (default: the system's resolvers from /etc/resolv.conf).",
+)
 @click.option("--region", help="SES region the domain receives and sends in (default: OTHERMAIL_AWS_REGION).")
-@click.option("--mail-from", "mail_from", metavar="SUBDOMAIN",
-              help="Custom MAIL FROM domain, a label or a full name (default: mail.DOMAIN).")
-@click.option("--dkim-token", "dkim_tokens", multiple=True, metavar="TOKEN",
-              help="An Easy DKIM token, as `othermail aws provision` prints them; give all three.")
-@click.option("--timeout", default=3.0, show_default=True, type=click.FloatRange(0.1, 60),
-              help="Seconds to wait for the name server.")
+@click.option(
+    "--mail-from",
+    "mail_from",
+    metavar="SUBDOMAIN",
+    help="Custom MAIL FROM domain, a label or a full name (default: mail.DOMAIN).",
+)
+@click.option(
+    "--dkim-token",
+    "dkim_tokens",
+    multiple=True,
+    metavar="TOKEN",
+    help="An Easy DKIM token, as `othermail aws provision` prints them; give all three.",
+)
+@click.option(
+    "--timeout",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 60),
+    help="Seconds to wait for the name server.",
+)
 @click.pass_obj
-def check(obj: CliContext, domain: str, nameserver: str | None, region: str | None, mail_from: str | None,
-          dkim_tokens: tuple[str, ...], timeout: float) -> None:
+def check(
+    obj: CliContext,
+    domain: str,
+    nameserver: str | None,
+    region: str | None,
+    mail_from: str | None,
+    dkim_tokens: tuple[str, ...],
+    timeout: float,
+) -> None:
     """Check the MX, SPF, DKIM, DMARC and MAIL FROM records of DOMAIN for Amazon SES.
 
     Prints each record as found, missing or wrong, then the records to create in zone-file syntax.

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import click
+
 from forwarder.cli.context import CliContext
 from forwarder.ops.dns_doctor import make_resolver
 from forwarder.settings import Settings
@@ -27,12 +28,25 @@ def domains() -> None:
 
 
 @domains.command()
-@click.option("--grace-hours", default=72.0, show_default=True, type=click.FloatRange(min=0),
-              help="How long a domain whose checks fail keeps forwarding before it is suspended.")
-@click.option("--nameserver", metavar="HOST[:PORT]",
-              help="Ask this name server (default: the system's resolvers from /etc/resolv.conf).")
-@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 60),
-              help="Seconds to wait for the name server.")
+@click.option(
+    "--grace-hours",
+    default=72.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How long a domain whose checks fail keeps forwarding before it is suspended.",
+)
+@click.option(
+    "--nameserver",
+    metavar="HOST[:PORT]",
+    help="Ask this name server (default: the system's resolvers from /etc/resolv.conf).",
+)
+@click.option(
+    "--timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 60),
+    help="Seconds to wait for the name server.",
+)
 @click.pass_obj
 def recheck(obj: CliContext, grace_hours: float, nameserver: str | None, timeout: float) -> None:
     """Check every verified, failing and suspended domain again.
@@ -51,8 +65,13 @@ def recheck(obj: CliContext, grace_hours: float, nameserver: str | None, timeout
         resolver = make_resolver(nameserver, timeout)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    report = recheck_all(obj.sessions(), resolver, timedelta(hours=grace_hours),
-                         sesv2=lambda: ses_client(settings) if settings.sender == "ses" else None,
-                         region=settings.aws_region, on_line=click.echo)
+    report = recheck_all(
+        obj.sessions(),
+        resolver,
+        timedelta(hours=grace_hours),
+        sesv2=lambda: ses_client(settings) if settings.sender == "ses" else None,
+        region=settings.aws_region,
+        on_line=click.echo,
+    )
     click.echo(report.summary())
     click.get_current_context().exit(1 if report.unknown else 0)

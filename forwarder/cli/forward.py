@@ -17,14 +17,15 @@ from forwarder.flows.forward import Forwarder, Inbound
 
 
 def build_forwarder(obj: CliContext, dry_run: bool) -> Forwarder:
-    from forwarder.adapters.sql.directory import SqlDirectory
     from forwarder.adapters.outbound import build_sender
+    from forwarder.adapters.sql.directory import SqlDirectory
     from models import utcnow
 
     settings = obj.settings
     sender = None if dry_run else build_sender(settings)
-    directory = SqlDirectory(obj.sessions(), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow,
-                             limits=settings.mail_limits)
+    directory = SqlDirectory(
+        obj.sessions(), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow, limits=settings.mail_limits
+    )
     return Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes)
 
 
@@ -36,8 +37,12 @@ def message_id_for(raw: bytes) -> str:
 @click.command()
 @click.option("--recipient", required=True, type=ADDRESS, help="The alias address the files were sent to.")
 @click.option("--dry-run", is_flag=True, help="Resolve, decide and rewrite; send and record nothing.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write each outgoing message to DIR/<input file name>.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write each outgoing message to DIR/<input file name>.",
+)
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 def forward(obj: CliContext, recipient: str, dry_run: bool, out_dir: Path | None, files: tuple[Path, ...]) -> None:
@@ -53,7 +58,7 @@ def forward(obj: CliContext, recipient: str, dry_run: bool, out_dir: Path | None
         split = split_message(raw)
         inbound = Inbound(message_id_for(raw), (recipient,), verdicts_from_headers(split))
         if dry_run:
-            (_, result), = forwarder.preview(raw, inbound)
+            ((_, result),) = forwarder.preview(raw, inbound)
             outcome, reason, bytes_out = result.outcome.value, result.reason, result.bytes_out
             if out_dir is not None and result.outgoing is not None:
                 (out_dir / path.name).write_bytes(result.outgoing.as_bytes())

@@ -46,16 +46,19 @@ def _one_line() -> Iterator[None]:
         if not isinstance(exc, DBAPIError):
             raise
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-        raise OneLineError(f"database error: {reason} (a missing table or column: othermail db upgrade; "
-                           "the server unreachable: check OTHERMAIL_DATABASE_URL)") from exc
+        raise OneLineError(
+            f"database error: {reason} (a missing table or column: othermail db upgrade; "
+            "the server unreachable: check OTHERMAIL_DATABASE_URL)"
+        ) from exc
 
 
 class OthermailGroup(click.Group):
     """Click prints usage errors on four lines and lets othermail's own errors through as
     tracebacks; here both become :class:`OneLineError` (with CliRunner too, not only in ``main``)."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         with _one_line():
             return super().make_context(info_name, args, parent, **extra)
 

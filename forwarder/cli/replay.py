@@ -15,22 +15,51 @@ from forwarder.settings import Settings
 
 
 @click.command()
-@click.option("--dlq", "queue_url", metavar="QUEUE_URL",
-              help="Replay the events of this SQS dead-letter queue (the stack's DeadLetterQueueUrl).")
+@click.option(
+    "--dlq",
+    "queue_url",
+    metavar="QUEUE_URL",
+    help="Replay the events of this SQS dead-letter queue (the stack's DeadLetterQueueUrl).",
+)
 @click.option("--max", "limit", type=click.IntRange(min=1), help="Replay at most N dead-letter messages.")
-@click.option("--message-id", "message_ids", multiple=True, metavar="ID",
-              help="Replay the stored inbound message ID; more IDs may follow as arguments.")
-@click.option("--ids-from", type=click.File("r"), metavar="FILE",
-              help="Replay the message ids in FILE, one a line ('-': standard input).")
-@click.option("--store", type=click.Choice(["s3", "local"]),
-              help="Where raw messages are kept (default: s3 when OTHERMAIL_S3_BUCKET or OTHERMAIL_STORE=s3 "
-                   "says so, else the local store OTHERMAIL_STORE_DIR).")
-@click.option("--wait-seconds", default=2, show_default=True, type=click.IntRange(0, 20),
-              help="Long-poll wait of each dead-letter receive; the run ends at the first empty one.")
+@click.option(
+    "--message-id",
+    "message_ids",
+    multiple=True,
+    metavar="ID",
+    help="Replay the stored inbound message ID; more IDs may follow as arguments.",
+)
+@click.option(
+    "--ids-from",
+    type=click.File("r"),
+    metavar="FILE",
+    help="Replay the message ids in FILE, one a line ('-': standard input).",
+)
+@click.option(
+    "--store",
+    type=click.Choice(["s3", "local"]),
+    help="Where raw messages are kept (default: s3 when OTHERMAIL_S3_BUCKET or OTHERMAIL_STORE=s3 "
+    "says so, else the local store OTHERMAIL_STORE_DIR).",
+)
+@click.option(
+    "--wait-seconds",
+    default=2,
+    show_default=True,
+    type=click.IntRange(0, 20),
+    help="Long-poll wait of each dead-letter receive; the run ends at the first empty one.",
+)
 @click.argument("more_ids", nargs=-1, metavar="[ID]...")
 @click.pass_obj
-def replay(obj: CliContext, queue_url: str | None, limit: int | None, message_ids: tuple[str, ...],
-           ids_from: IO[str] | None, store: str | None, wait_seconds: int, more_ids: tuple[str, ...]) -> None:
+def replay(
+    obj: CliContext,
+    queue_url: str | None,
+    limit: int | None,
+    message_ids: tuple[str, ...],
+    ids_from: IO[str] | None,
+    store: str | None,
+    wait_seconds: int,
+    more_ids: tuple[str, ...],
+) -> None:
     """Forward again what failed, through the same path as the Lambda, with the settings of the
     environment (OTHERMAIL_*, and the secrets OTHERMAIL_SSM_PATH / OTHERMAIL_SECRETS_ARN name).
 
@@ -106,8 +135,8 @@ def _messages(obj: CliContext, settings: Settings, ids: list[str], use_s3: bool)
         runtime = _runtime(settings)
         forwarder, store, engine, close = runtime.forwarder, runtime.store, runtime.engine, runtime.close
     else:
-        from forwarder.cli.forward import build_forwarder
         from forwarder.adapters.stores import LocalStore
+        from forwarder.cli.forward import build_forwarder
 
         forwarder = build_forwarder(obj, dry_run=False)
         store, engine = LocalStore(settings.store_dir), obj.engine()

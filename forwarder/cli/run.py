@@ -16,8 +16,9 @@ from forwarder.errors import AddressInUse
 from forwarder.settings import Settings
 
 
-def _serve(obj: CliContext, host: str | None, web_port: int | None, smtp_port: int, workers: int,
-           smtp_option: str) -> None:
+def _serve(
+    obj: CliContext, host: str | None, web_port: int | None, smtp_port: int, workers: int, smtp_option: str
+) -> None:
     from forwarder.hosts.onebox import OneBox
 
     private_files()
@@ -54,17 +55,21 @@ def _serve(obj: CliContext, host: str | None, web_port: int | None, smtp_port: i
     click.echo("stopping: no new mail accepted; finishing what is being forwarded")
     finished = box.stop(timeout=30)
     left = len(box.spool.pending())
-    click.echo(f"stopped; {left} message(s) stay spooled for the next start" if left or not finished
-               else "stopped")
+    click.echo(f"stopped; {left} message(s) stay spooled for the next start" if left or not finished else "stopped")
 
 
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (OTHERMAIL_SMTP_HOST, default 127.0.0.1).")
 @click.option("--web-port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--smtp-port", default=None, type=click.IntRange(0, 65535),
-              help="SMTP listener port (OTHERMAIL_SMTP_PORT, default 2525).")
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64),
-              help="Threads forwarding accepted mail.")
+@click.option(
+    "--smtp-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="SMTP listener port (OTHERMAIL_SMTP_PORT, default 2525).",
+)
+@click.option(
+    "--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads forwarding accepted mail."
+)
 @click.pass_obj
 def run(obj: CliContext, host: str | None, web_port: int, smtp_port: int | None, workers: int) -> None:
     """Run everything on one box: web app, SMTP listener and forwarder."""
@@ -74,8 +79,9 @@ def run(obj: CliContext, host: str | None, web_port: int, smtp_port: int | None,
 
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (OTHERMAIL_SMTP_HOST, default 127.0.0.1).")
-@click.option("--port", "smtp_port", default=None, type=click.IntRange(0, 65535),
-              help="Port (OTHERMAIL_SMTP_PORT, default 2525).")
+@click.option(
+    "--port", "smtp_port", default=None, type=click.IntRange(0, 65535), help="Port (OTHERMAIL_SMTP_PORT, default 2525)."
+)
 @click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.pass_obj
 def smtp(obj: CliContext, host: str | None, smtp_port: int | None, workers: int) -> None:

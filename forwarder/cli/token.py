@@ -18,8 +18,13 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--user", "email", required=True, help="The account the token acts for.")
-@click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True,
-              help="read may only list and inspect; write may also create and change aliases.")
+@click.option(
+    "--scope",
+    type=click.Choice(["read", "write"]),
+    default="read",
+    show_default=True,
+    help="read may only list and inspect; write may also create and change aliases.",
+)
 @click.option("--name", default="cli", show_default=True, help="A name to tell the token apart later.")
 @click.option("--expires-days", type=click.IntRange(min=1), help="Expire after this many days (default: never).")
 @click.pass_obj
@@ -27,9 +32,9 @@ def create(obj: CliContext, email: str, scope: str, name: str, expires_days: int
     """Create an API token and print its secret, which is shown this once only."""
     from sqlalchemy import select
 
-    from models import User, normalize_email
     from forwarder.accounts import tokens
     from forwarder.accounts.errors import ServiceError
+    from models import User, normalize_email
 
     try:
         address = normalize_email(email)
@@ -45,6 +50,8 @@ def create(obj: CliContext, email: str, scope: str, name: str, expires_days: int
             raise click.ClickException(exc.message) from exc
         session.commit()
         expiry = f", expires {row.expires_at:%Y-%m-%d}" if row.expires_at else ""
-        click.echo(f"token {row.prefix}… ({row.scope}{expiry}) for {address}; store the secret now, "
-                   "it is not shown again", err=True)
+        click.echo(
+            f"token {row.prefix}… ({row.scope}{expiry}) for {address}; store the secret now, it is not shown again",
+            err=True,
+        )
         click.echo(secret)

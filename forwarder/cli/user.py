@@ -27,16 +27,19 @@ def user() -> None:
 @user.command("create")
 @click.argument("email", type=ADDRESS)
 @click.option("--admin", is_flag=True, help="Make the user an administrator (promotes an existing user).")
-@click.option("--password-stdin", is_flag=True,
-              help="Read a password from the first line of standard input. Without it, the user "
-                   "chooses one through the password reset link on the sign-in page.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read a password from the first line of standard input. Without it, the user "
+    "chooses one through the password reset link on the sign-in page.",
+)
 @click.pass_obj
 def create(obj: CliContext, email: str, admin: bool, password_stdin: bool) -> None:
     """Create the account EMAIL, or update an existing one, and print its id."""
     from sqlalchemy import select
 
-    from models import User, normalize_email, utcnow
     from forwarder.accounts.passwords import hash_password
+    from models import User, normalize_email, utcnow
 
     address = normalize_email(email)  # ADDRESS checked it
     password = _password_from_stdin() if password_stdin else None
@@ -61,16 +64,19 @@ def create(obj: CliContext, email: str, admin: bool, password_stdin: bool) -> No
 
 @user.command("reset-password")
 @click.argument("email", type=ADDRESS)
-@click.option("--password-stdin", is_flag=True,
-              help="Read the new password from the first line of standard input. Without it, the "
-                   "password is cleared and the user chooses one through the reset link on the sign-in page.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the new password from the first line of standard input. Without it, the "
+    "password is cleared and the user chooses one through the reset link on the sign-in page.",
+)
 @click.pass_obj
 def reset_password(obj: CliContext, email: str, password_stdin: bool) -> None:
     """Reset the password of the account EMAIL: every session ends and every API token is revoked."""
     from sqlalchemy import select
 
-    from models import User, normalize_email, utcnow
     from forwarder.accounts.passwords import hash_password
+    from models import User, normalize_email, utcnow
 
     address = normalize_email(email)  # ADDRESS checked it
     password = _password_from_stdin() if password_stdin else None
@@ -82,8 +88,11 @@ def reset_password(obj: CliContext, email: str, password_stdin: bool) -> None:
         account.password_changed_at = utcnow()
         ended, revoked = _end_access(session, account)
         session.commit()
-        click.echo(f"user {address}: password {'set' if password is not None else 'cleared'}, "
-                   f"{ended} session(s) ended, {revoked} API token(s) revoked", err=True)
+        click.echo(
+            f"user {address}: password {'set' if password is not None else 'cleared'}, "
+            f"{ended} session(s) ended, {revoked} API token(s) revoked",
+            err=True,
+        )
 
 
 def _password_from_stdin() -> str:

@@ -45,10 +45,12 @@ def _describe_queue(sqs: Any, queue_url: str) -> str:
 @click.command()
 @click.option("--once", is_flag=True, help="Receive and process one batch, then exit.")
 @click.option("--queue-url", help="The SQS queue to read (default: OTHERMAIL_QUEUE_URL).")
-@click.option("--wait-seconds", type=click.IntRange(0, 20),
-              help="Long-poll wait of each receive (default: OTHERMAIL_QUEUE_WAIT_SECONDS, 20).")
-@click.option("--batch", default=10, show_default=True, type=click.IntRange(1, 10),
-              help="Messages received at a time.")
+@click.option(
+    "--wait-seconds",
+    type=click.IntRange(0, 20),
+    help="Long-poll wait of each receive (default: OTHERMAIL_QUEUE_WAIT_SECONDS, 20).",
+)
+@click.option("--batch", default=10, show_default=True, type=click.IntRange(1, 10), help="Messages received at a time.")
 @click.pass_obj
 def worker(obj: CliContext, once: bool, queue_url: str | None, wait_seconds: int | None, batch: int) -> None:
     """Forward the mail announced on an SQS queue (SES stores it in S3 and notifies SNS, SNS feeds SQS).

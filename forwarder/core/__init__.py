@@ -1,8 +1,8 @@
 """The forwarding core: standard library only, no I/O.
 
 Bytes and plain values go in; a :class:`Decision` and the bytes to send come out. AWS, SMTP, SQL
-and Flask live in adapters around it (``forwarder.flows``, ``forwarder.adapters``, ``forwarder.hosts``...). A test proves
-that importing this package imports none of them.
+and Flask live in adapters around it (``forwarder.flows``, ``forwarder.adapters``,
+``forwarder.hosts``...). A test proves that importing this package imports none of them.
 """
 
 from forwarder.core.decide import AliasState, MessageFacts, Policy, Verdicts, decide

@@ -39,7 +39,8 @@ _WORD = r"[^\x00-\x20\x7f()<>\[\]:;@\\,\"]+"
 # The leading [ \t]* is possessive: one that could give back would retry the whole
 # phrase from each of its positions (minutes for a long run of spaces before many words).
 _ITEM = re.compile(
-    rf"[ \t]*+(?:(?P<bare>{_ADDRESS.pattern})|(?P<phrase>(?:{_QUOTED}|{_WORD}|[ \t]+)*+)[ \t]*<(?P<angle>{_ADDRESS.pattern})>)"
+    rf"[ \t]*+(?:(?P<bare>{_ADDRESS.pattern})"
+    rf"|(?P<phrase>(?:{_QUOTED}|{_WORD}|[ \t]+)*+)[ \t]*<(?P<angle>{_ADDRESS.pattern})>)"
     r"[ \t]*(?:,|$)"
 )
 _QUOTED_RE = re.compile(_QUOTED)

@@ -27,9 +27,7 @@ from forwarder.core.message import HeaderField, first_long_line, split_message
 LINE_LIMIT = 998
 MAX_DEPTH = 40
 #: A boundary parameter, plain (``boundary="x"``) or an RFC 2231 piece (``boundary*0="x"``).
-BOUNDARY_PARAM = re.compile(
-    rb'(?i);[ \t\r\n]*boundary(?:\*([0-9]+))?(\*)?[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;\s]*)'
-)
+BOUNDARY_PARAM = re.compile(rb'(?i);[ \t\r\n]*boundary(?:\*([0-9]+))?(\*)?[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^;\s]*)')
 _QUOTED_PAIR = re.compile(rb"\\(.)", re.S)
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 
@@ -195,8 +193,15 @@ def _repair_multipart(body: bytes, boundary: bytes, eol: bytes, depth: int, ends
         # when an enclosing part's delimiter follows (that took the one before it); at the end of
         # the message readers drop it as if a delimiter followed (the standard library does).
         last = i + 1 == len(starts)
-        pieces.append(_repair_part(chunk, eol, depth, strip=not (last and ends_at_delimiter),
-                                   ends_at_delimiter=ends_at_delimiter or not last))
+        pieces.append(
+            _repair_part(
+                chunk,
+                eol,
+                depth,
+                strip=not (last and ends_at_delimiter),
+                ends_at_delimiter=ends_at_delimiter or not last,
+            )
+        )
     return b"".join(pieces)
 
 

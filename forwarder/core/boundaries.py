@@ -24,7 +24,8 @@ import hashlib
 import re
 from dataclasses import replace
 
-from forwarder.core.body import BOUNDARY_PARAM as _BOUNDARY_PARAM, boundary_of, delimiter_starts
+from forwarder.core.body import BOUNDARY_PARAM as _BOUNDARY_PARAM
+from forwarder.core.body import boundary_of, delimiter_starts
 from forwarder.core.message import HeaderField, SplitMessage, first_long_line, split_message
 
 #: The name of this repair in a message's repairs (the delivery log and the outcome line list it).

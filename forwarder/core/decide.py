@@ -91,9 +91,7 @@ def message_facts(msg: SplitMessage, envelope_from: str | None) -> MessageFacts:
         null_sender = True
     content_type = msg.first("content-type")
     ctype = content_type.value.lower() if content_type is not None else b""
-    is_report = ctype.startswith(b"multipart/report") and (
-        b"delivery-status" in ctype or b"feedback-report" in ctype
-    )
+    is_report = ctype.startswith(b"multipart/report") and (b"delivery-status" in ctype or b"feedback-report" in ctype)
     auto_submitted = msg.first("auto-submitted")
     auto_reply = auto_submitted is not None and auto_submitted.value.lower().startswith(b"auto-replied")
     for key, expected in _AUTO_REPLY_MARKERS:
@@ -154,11 +152,7 @@ def expiry(alias: AliasState, now: datetime) -> Decision | None:
     if alias.idle_days is not None:
         last = alias.last_used_at or alias.created_at
         if last is not None and now >= last + timedelta(days=alias.idle_days):
-            return Decision(
-                Outcome.DROPPED_EXPIRED_IDLE, f"no mail for {alias.idle_days} days, so the alias expired"
-            )
+            return Decision(Outcome.DROPPED_EXPIRED_IDLE, f"no mail for {alias.idle_days} days, so the alias expired")
     if alias.max_messages is not None and alias.message_count >= alias.max_messages:
-        return Decision(
-            Outcome.DROPPED_EXPIRED_COUNT, f"the alias expired after {alias.max_messages} messages"
-        )
+        return Decision(Outcome.DROPPED_EXPIRED_COUNT, f"the alias expired after {alias.max_messages} messages")
     return None

@@ -44,7 +44,8 @@ Rule 10 (7-bit, well-formed lines). SES accepts only 7-bit header content, lines
     NUL and bare CR are removed; white-space-only continuation lines (which SES could read as the
     end of the header block) are dropped, and so is white space between a field name and its colon
     (obsolete syntax that RFC 5322 section 4.5 forbids generating; strict readers such as Python's
-    ``email`` package take ``To : x`` for the first body line, hiding every field after it). A field whose content has no valid form is renamed
+    ``email`` package take ``To : x`` for the first body line, hiding every field after it). A field
+    whose content has no valid form is renamed
     ``X-Original-<name>`` and encoded as free text, so nothing the sender wrote is lost; only a
     field whose name alone is longer than a line is dropped. Message ids are reduced to the
     well-formed ones they hold. Fields that already satisfy the rules are left exactly as they were.
@@ -64,7 +65,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 from forwarder.core.addresses import (
     Mailbox,
@@ -117,28 +118,62 @@ RENAMED: dict[str, str] = {"authentication-results": "X-Original-Authentication-
 #: Rule 6: fields SES accepts once (SES_FACTS), plus the MIME ones of the same kind.
 ONCE_ONLY = frozenset(
     {
-        "from", "sender", "reply-to", "return-path", "to", "cc", "bcc", "subject", "date",
-        "message-id", "in-reply-to", "references", "mime-version", "content-type",
-        "content-transfer-encoding", "content-disposition", "content-id", "content-description",
-        "dkim-signature", "delivered-to", "list-id", "list-unsubscribe", "list-unsubscribe-post",
-        "list-help", "list-subscribe", "list-post", "list-owner", "list-archive",
+        "from",
+        "sender",
+        "reply-to",
+        "return-path",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "in-reply-to",
+        "references",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "content-disposition",
+        "content-id",
+        "content-description",
+        "dkim-signature",
+        "delivered-to",
+        "list-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-help",
+        "list-subscribe",
+        "list-post",
+        "list-owner",
+        "list-archive",
     }
 )
 MERGED: dict[str, str] = {"to": ", ", "cc": ", ", "references": " "}
 #: Rule 10: fields whose content is a list of addresses.
 ADDRESS_FIELDS = frozenset(
-    {"from", "to", "cc", "bcc", "reply-to", "resent-from", "resent-to", "resent-cc", "resent-sender",
-     "disposition-notification-to", "return-receipt-to", "errors-to", "mail-followup-to",
-     "mail-reply-to"}
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "resent-from",
+        "resent-to",
+        "resent-cc",
+        "resent-sender",
+        "disposition-notification-to",
+        "return-receipt-to",
+        "errors-to",
+        "mail-followup-to",
+        "mail-reply-to",
+    }
 )
 #: Rule 10: fields whose content is a MIME value with parameters.
 PARAMETER_FIELDS = frozenset({"content-type", "content-disposition"})
 #: Rule 10: structured fields with no free-text form; a broken one is renamed X-Original-*.
 STRICT_FIELDS = frozenset(
-    {"message-id", "in-reply-to", "references", "content-id", "date", "mime-version",
-     "content-transfer-encoding"}
+    {"message-id", "in-reply-to", "references", "content-id", "date", "mime-version", "content-transfer-encoding"}
 )
-
 
 
 def loop_token(alias_address: str) -> str:
@@ -355,12 +390,14 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def rfc5322_date(moment: datetime) -> str:
     """``moment`` as an RFC 5322 date-time in UTC; a naive datetime is taken to be UTC already."""
     utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return (f"{_DAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
-            f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} +0000")
+    return (
+        f"{_DAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} {utc.year:04d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} +0000"
+    )
 
 
 def _renamed(f: HeaderField, name: str) -> HeaderField:
-    return HeaderField(name, [name.encode() + f.lines[0][len(f.name):], *f.lines[1:]])
+    return HeaderField(name, [name.encode() + f.lines[0][len(f.name) :], *f.lines[1:]])
 
 
 def _from_fields(origin: Origin, alias_address: str) -> list[HeaderField]:

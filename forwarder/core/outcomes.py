@@ -52,7 +52,6 @@ class Outcome(enum.Enum):
         return str(self.value)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Decision:
     """An outcome and why, in words a user or an operator can act on."""

@@ -29,9 +29,7 @@ _TOKEN_SPECIAL = re.compile(r'[()<>\[\]:;@\\,."]')
 
 
 #: Codecs Python knows that are not charsets (or that raise on ordinary input).
-_NOT_CHARSETS = frozenset(
-    {"undefined", "idna", "punycode", "unicode_escape", "raw_unicode_escape", "mbcs", "oem"}
-)
+_NOT_CHARSETS = frozenset({"undefined", "idna", "punycode", "unicode_escape", "raw_unicode_escape", "mbcs", "oem"})
 
 
 @functools.lru_cache(maxsize=256)

@@ -133,7 +133,7 @@ class AuthenticationResults:
     results: tuple[MethodResult, ...] = field(default_factory=tuple)
 
 
-_SPECIALS = frozenset("();=\"")
+_SPECIALS = frozenset('();="')
 
 
 def _tokens(value: str) -> list[tuple[str, str]] | None:
@@ -172,7 +172,7 @@ def _tokens(value: str) -> list[tuple[str, str]] | None:
                 i += 1
             if depth:
                 return None
-            out.append(("comment", value[begin:i - 1]))
+            out.append(("comment", value[begin : i - 1]))
         elif c == ")":
             return None
         else:
@@ -232,8 +232,10 @@ def _resinfo(group: list[tuple[str, str]]) -> MethodResult | None:
 # -- our own field --------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+\-^_`{|}~.]+")
-_MAILBOX = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*@"
-                      r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+_MAILBOX = re.compile(
+    r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
 _COMMENT_SAFE = re.compile(r"[^\x21-\x27\x2a-\x5b\x5d-\x7e ]")
 
 
@@ -276,12 +278,33 @@ def stamp(raw: bytes, field_line: bytes) -> bytes:
 
 # -- verdicts -------------------------------------------------------------------------------------
 
-_SPF = {"pass": "PASS", "fail": "FAIL", "hardfail": "FAIL", "softfail": "GRAY", "neutral": "GRAY",
-        "none": "GRAY", "policy": "GRAY", "temperror": "PROCESSING_FAILED", "permerror": "PROCESSING_FAILED"}
-_DKIM = {"pass": "PASS", "fail": "FAIL", "neutral": "GRAY", "none": "GRAY", "policy": "GRAY",
-         "temperror": "PROCESSING_FAILED", "permerror": "PROCESSING_FAILED"}
-_DMARC = {"pass": "PASS", "fail": "FAIL", "none": "GRAY", "temperror": "PROCESSING_FAILED",
-          "permerror": "PROCESSING_FAILED"}
+_SPF = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "hardfail": "FAIL",
+    "softfail": "GRAY",
+    "neutral": "GRAY",
+    "none": "GRAY",
+    "policy": "GRAY",
+    "temperror": "PROCESSING_FAILED",
+    "permerror": "PROCESSING_FAILED",
+}
+_DKIM = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "neutral": "GRAY",
+    "none": "GRAY",
+    "policy": "GRAY",
+    "temperror": "PROCESSING_FAILED",
+    "permerror": "PROCESSING_FAILED",
+}
+_DMARC = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "none": "GRAY",
+    "temperror": "PROCESSING_FAILED",
+    "permerror": "PROCESSING_FAILED",
+}
 # Several results of one method. SPF and DMARC each have one answer per message, so a second one
 # is not ours and a failure wins: no added result can turn a fail into a pass. Several DKIM
 # signatures are normal and any one that verifies is a pass.

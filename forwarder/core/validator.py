@@ -23,8 +23,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from forwarder.core.addresses import parse_address_list, strict_address_list
-from forwarder.core.message import first_long_line
 from forwarder.core.headers import ADDRESS_FIELDS, MAX_HEADER_RECIPIENTS, ONCE_ONLY
+from forwarder.core.message import first_long_line
 
 SESV1_MAX_BYTES = 10 * 1024 * 1024
 SESV2_MAX_BYTES = 40 * 1024 * 1024

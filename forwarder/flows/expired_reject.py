@@ -23,8 +23,9 @@ from forwarder.core import Decision, Outcome, Verdicts
 logger = logging.getLogger("othermail.expired")
 
 #: The outcomes of an expired alias (by time, idleness, message count).
-EXPIRED_OUTCOMES = frozenset({Outcome.DROPPED_EXPIRED_TIME, Outcome.DROPPED_EXPIRED_IDLE,
-                              Outcome.DROPPED_EXPIRED_COUNT})
+EXPIRED_OUTCOMES = frozenset(
+    {Outcome.DROPPED_EXPIRED_TIME, Outcome.DROPPED_EXPIRED_IDLE, Outcome.DROPPED_EXPIRED_COUNT}
+)
 #: What the bounce says; SES adds the recipient and a DSN.
 EXPLANATION = "This address has expired and no longer accepts mail."
 
@@ -39,11 +40,16 @@ def decide_expired_reject(expired: Decision, verdicts: Verdicts, can_bounce: boo
     """The decision for mail to an expired alias whose owner chose reject, after the core said
     ``expired`` (one of :data:`EXPIRED_OUTCOMES`)."""
     if not can_bounce:
-        return Decision(expired.outcome, f"{expired.reason}; reject: no bounce from here (the SMTP listener "
-                                         "refuses such mail at RCPT)")
+        return Decision(
+            expired.outcome,
+            f"{expired.reason}; reject: no bounce from here (the SMTP listener refuses such mail at RCPT)",
+        )
     if not sender_authenticated(verdicts):
-        return Decision(expired.outcome, f"{expired.reason}; reject: no bounce, because the sender's SPF did "
-                                         "not pass (a bounce could hit a forged address)")
+        return Decision(
+            expired.outcome,
+            f"{expired.reason}; reject: no bounce, because the sender's SPF did "
+            "not pass (a bounce could hit a forged address)",
+        )
     return Decision(Outcome.BOUNCED_EXPIRED, f"{expired.reason}; rejected: a bounce is sent to the sender")
 
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from forwarder.adapters.senders import Sender
+from forwarder.adapters.sql.directory import ClaimState, DeliveryKey, MessageMeta, ResolvedAlias, SqlDirectory, Target
 from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts, forward, prepare
 from forwarder.core.validator import SESV2_MAX_BYTES
-from forwarder.adapters.sql.directory import ClaimState, DeliveryKey, MessageMeta, ResolvedAlias, SqlDirectory, Target
 from forwarder.errors import DeliveryInProgress, PermanentSendError
 from forwarder.flows.expired_reject import EXPIRED_OUTCOMES, Bouncer, decide_expired_reject
 from forwarder.flows.notices import Notifier, Unforwarded
 from forwarder.flows.outcome_log import OutcomeLog, Report, redact
-from forwarder.adapters.senders import Sender
 
 logger = logging.getLogger("othermail.pipeline")
 
@@ -72,7 +72,9 @@ class Forwarder:
             result = forward(message, state, inbound.verdicts, self.policy, self._now(), self.max_bytes)
         except Exception as exc:  # a bug in the core must not lose the message silently
             logger.exception("core failed on message %s", inbound.message_id)
-            result = Result(Decision(Outcome.DROPPED_INVALID, f"internal error while rewriting: {exc.__class__.__name__}"))
+            result = Result(
+                Decision(Outcome.DROPPED_INVALID, f"internal error while rewriting: {exc.__class__.__name__}")
+            )
         return resolved, result
 
     def preview(self, raw: bytes, inbound: Inbound) -> list[tuple[str, Result]]:
@@ -102,8 +104,7 @@ class Forwarder:
             resolved, result = self.evaluate(message, inbound, recipient)
             # Notices go out as each outcome is recorded, not at the end: should a later send raise,
             # the retry would find these outcomes recorded (duplicates) and tell nobody.
-            if (result.outcome in EXPIRED_OUTCOMES and resolved is not None
-                    and resolved.expired_action == "reject"):
+            if result.outcome in EXPIRED_OUTCOMES and resolved is not None and resolved.expired_action == "reject":
                 done = [self._reject_expired(inbound, recipient, resolved, meta, result.decision)]
                 self._notify(done, meta)
             elif result.outcome is not Outcome.FORWARDED or resolved is None or result.outgoing is None:
@@ -118,8 +119,17 @@ class Forwarder:
     def _notify(self, reports: list[Report], meta: MessageMeta) -> None:
         if self.notifier is not None:
             self.notifier.after(
-                Unforwarded(r.message_id, r.recipient, r.alias_id, r.destination_id, r.outcome, meta.mail_from,
-                            meta.subject, meta.bytes_in, r.duplicate)
+                Unforwarded(
+                    r.message_id,
+                    r.recipient,
+                    r.alias_id,
+                    r.destination_id,
+                    r.outcome,
+                    meta.mail_from,
+                    meta.subject,
+                    meta.bytes_in,
+                    r.duplicate,
+                )
                 for r in reports
             )
 
@@ -135,8 +145,14 @@ class Forwarder:
         key = DeliveryKey(inbound.message_id, recipient, 0)
         fresh = self.directory.record(key, alias_id, meta, decision.outcome, decision.reason)
         return Report(
-            inbound.message_id, recipient, alias_id, None, decision.outcome, decision.reason,
-            meta.bytes_in, duplicate=not fresh,
+            inbound.message_id,
+            recipient,
+            alias_id,
+            None,
+            decision.outcome,
+            decision.reason,
+            meta.bytes_in,
+            duplicate=not fresh,
         )
 
     def _reject_expired(
@@ -151,19 +167,33 @@ class Forwarder:
         try:
             bounce_id = self.bouncer.bounce(inbound.message_id, recipient)
         except Exception as exc:  # never retried: a second bounce is worse than none
-            logger.error("the bounce for message %s could not be sent: %s", inbound.message_id,
-                         exc.__class__.__name__)
-            failed = Decision(expired.outcome, f"{expired.reason}; reject: the bounce could not be sent "
-                                               f"({exc.__class__.__name__})")
+            logger.error("the bounce for message %s could not be sent: %s", inbound.message_id, exc.__class__.__name__)
+            failed = Decision(
+                expired.outcome, f"{expired.reason}; reject: the bounce could not be sent ({exc.__class__.__name__})"
+            )
             self.directory.finish(key, failed.outcome, failed.reason)
-            return Report(report.message_id, recipient, report.alias_id, None, failed.outcome, failed.reason,
-                          meta.bytes_in)
+            return Report(
+                report.message_id, recipient, report.alias_id, None, failed.outcome, failed.reason, meta.bytes_in
+            )
         self.directory.finish(key, decision.outcome, decision.reason, provider_message_id=bounce_id or None)
-        return Report(report.message_id, recipient, report.alias_id, None, decision.outcome, decision.reason,
-                      meta.bytes_in, provider_message_id=bounce_id or None)
+        return Report(
+            report.message_id,
+            recipient,
+            report.alias_id,
+            None,
+            decision.outcome,
+            decision.reason,
+            meta.bytes_in,
+            provider_message_id=bounce_id or None,
+        )
 
     def _paused(
-        self, inbound: Inbound, recipient: str, resolved: ResolvedAlias, meta: MessageMeta, key: DeliveryKey,
+        self,
+        inbound: Inbound,
+        recipient: str,
+        resolved: ResolvedAlias,
+        meta: MessageMeta,
+        key: DeliveryKey,
         target: Target,
     ) -> Report:
         """Record, without sending, that ``target`` is paused (a bounce or complaint stopped it)."""
@@ -172,8 +202,14 @@ class Forwarder:
         reason = f"destination paused on {when}{why}"
         fresh = self.directory.record(key, resolved.alias_id, meta, Outcome.DROPPED_PAUSED, reason)
         return Report(
-            inbound.message_id, recipient, resolved.alias_id, target.destination_id, Outcome.DROPPED_PAUSED,
-            redact(reason, target.email, target.destination_id), meta.bytes_in, duplicate=not fresh,
+            inbound.message_id,
+            recipient,
+            resolved.alias_id,
+            target.destination_id,
+            Outcome.DROPPED_PAUSED,
+            redact(reason, target.email, target.destination_id),
+            meta.bytes_in,
+            duplicate=not fresh,
         )
 
     def _deliver(
@@ -201,8 +237,11 @@ class Forwarder:
                 continue
             claim = self.directory.claim(key, resolved.alias_id, meta)
             base: dict[str, Any] = dict(
-                message_id=inbound.message_id, recipient=recipient, alias_id=resolved.alias_id,
-                destination_id=target.destination_id, bytes_in=meta.bytes_in,
+                message_id=inbound.message_id,
+                recipient=recipient,
+                alias_id=resolved.alias_id,
+                destination_id=target.destination_id,
+                bytes_in=meta.bytes_in,
             )
             if claim.state is ClaimState.LIMIT:
                 limit = Decision(Outcome.DROPPED_EXPIRED_COUNT, "the alias reached its message limit")
@@ -229,14 +268,19 @@ class Forwarder:
             except Exception as exc:  # retryable or unexpected: free the claim, let the caller retry
                 self.directory.release(key, f"{exc.__class__.__name__}: {exc}")
                 # whoever logs the error (retry line, Lambda error) must not see the address either
-                exc.args = tuple(redact(a, target.email, target.destination_id) if isinstance(a, str) else a
-                                 for a in exc.args)
+                exc.args = tuple(
+                    redact(a, target.email, target.destination_id) if isinstance(a, str) else a for a in exc.args
+                )
                 raise
             self.directory.finish(key, Outcome.FORWARDED, "forwarded", len(data), provider_id)
             add(
                 Report(
-                    **base, outcome=Outcome.FORWARDED, reason="forwarded", bytes_out=len(data),
-                    resent=claim.state is ClaimState.RESUMED, provider_message_id=provider_id,
+                    **base,
+                    outcome=Outcome.FORWARDED,
+                    reason="forwarded",
+                    bytes_out=len(data),
+                    resent=claim.state is ClaimState.RESUMED,
+                    provider_message_id=provider_id,
                     repairs=repairs,
                 )
             )

@@ -51,8 +51,10 @@ class Window:
         messages = "message" if self.limit == 1 else "messages"
         per = "an hour" if self.period == "hour" else "a day"
         across = " across all its aliases" if self.scope == "user" else ""
-        return (f"{_OWNERS[self.scope]} limit of {self.limit} {messages} {per}{across} is reached; "
-                f"it resets at {self.resets_at:%H:%M} UTC")
+        return (
+            f"{_OWNERS[self.scope]} limit of {self.limit} {messages} {per}{across} is reached; "
+            f"it resets at {self.resets_at:%H:%M} UTC"
+        )
 
 
 def window_start(now: datetime, period: Period) -> int:

@@ -26,14 +26,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, cast
 from email.policy import SMTP
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import Engine, Table, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from forwarder.core import Outcome
 from forwarder.adapters.senders import Sender
+from forwarder.core import Outcome
 from models import Alias, Delivery, Destination, RateLimitHit, alias_destinations
 
 if TYPE_CHECKING:
@@ -90,14 +90,21 @@ def compose(notice: Notice, to: str, from_address: str, now: float | None = None
         "",
     ]
     if notice.link:
-        lines.append(f"Its page shows its sender and subject; the original message can be downloaded for "
-                     f"{notice.keep_days} days from it:")
+        lines.append(
+            f"Its page shows its sender and subject; the original message can be downloaded for "
+            f"{notice.keep_days} days from it:"
+        )
         lines.append(notice.link)
     else:
-        lines.append(f"Sign in to othermail to see its sender and subject in your activity list, and to "
-                     f"download the original message (kept {notice.keep_days} days).")
-    lines += ["", "This notice was not sent to the sender. At most one such notice an hour is sent per",
-              "mailbox and reason; the others are in your activity list."]
+        lines.append(
+            f"Sign in to othermail to see its sender and subject in your activity list, and to "
+            f"download the original message (kept {notice.keep_days} days)."
+        )
+    lines += [
+        "",
+        "This notice was not sent to the sender. At most one such notice an hour is sent per",
+        "mailbox and reason; the others are in your activity list.",
+    ]
     message.set_content("\n".join(lines) + "\n")
     return message.as_bytes()
 
@@ -116,11 +123,13 @@ _ALIAS_DESTINATIONS = (
     .order_by(_dest.c.id)
 )
 _DESTINATION = select(_dest.c.email).where(_dest.c.id == bindparam("p_id"))
-_DELIVERY_ID = select(_deliveries.c.id).where(and_(
-    _deliveries.c.inbound_message_id == bindparam("p_message_id"),
-    _deliveries.c.recipient == bindparam("p_recipient"),
-    _deliveries.c.destination_key == bindparam("p_key"),
-))
+_DELIVERY_ID = select(_deliveries.c.id).where(
+    and_(
+        _deliveries.c.inbound_message_id == bindparam("p_message_id"),
+        _deliveries.c.recipient == bindparam("p_recipient"),
+        _deliveries.c.destination_key == bindparam("p_key"),
+    )
+)
 _THROTTLE = insert(cast(Table, RateLimitHit.__table__))
 
 
@@ -153,8 +162,14 @@ class NoticeBook:
 
     def delivery_id(self, message_id: str, recipient: str, destination_key: int) -> int | None:
         with self._engine.connect() as connection:
-            found = connection.execute(_DELIVERY_ID, {"p_message_id": message_id, "p_key": destination_key,
-                                                      "p_recipient": Alias.normalize_address(recipient)}).scalar()
+            found = connection.execute(
+                _DELIVERY_ID,
+                {
+                    "p_message_id": message_id,
+                    "p_key": destination_key,
+                    "p_recipient": Alias.normalize_address(recipient),
+                },
+            ).scalar()
         return int(found) if found is not None else None
 
     def first_this_hour(self, destination_id: int, outcome: Outcome) -> bool:
@@ -163,8 +178,9 @@ class NoticeBook:
         window = int(self._clock()) // THROTTLE_SECONDS * THROTTLE_SECONDS
         with self._engine.connect() as connection:
             try:
-                connection.execute(_THROTTLE, {"key": f"notice:{destination_id}:{outcome.value}",
-                                               "window_start": window, "count": 1})
+                connection.execute(
+                    _THROTTLE, {"key": f"notice:{destination_id}:{outcome.value}", "window_start": window, "count": 1}
+                )
                 connection.commit()
             except IntegrityError:
                 connection.rollback()
@@ -191,8 +207,9 @@ class Unforwarded:
 
 
 class Notifier:
-    def __init__(self, book: NoticeBook, sender: Sender, from_address: str, public_url: str = "",
-                 keep_days: int = 14) -> None:
+    def __init__(
+        self, book: NoticeBook, sender: Sender, from_address: str, public_url: str = "", keep_days: int = 14
+    ) -> None:
         self.book = book
         self.sender = sender
         self.from_address = from_address
@@ -208,9 +225,16 @@ class Notifier:
             try:
                 self._notify(item)
             except Exception as exc:  # a notice must never cost the message its outcome
-                logger.warning(json.dumps({"event": "notice-failed", "message_id": item.message_id,
-                                           "outcome": item.outcome.value,
-                                           "error": f"{exc.__class__.__name__}"}))
+                logger.warning(
+                    json.dumps(
+                        {
+                            "event": "notice-failed",
+                            "message_id": item.message_id,
+                            "outcome": item.outcome.value,
+                            "error": f"{exc.__class__.__name__}",
+                        }
+                    )
+                )
 
     def _notify(self, item: Unforwarded) -> None:
         assert item.alias_id is not None
@@ -222,14 +246,31 @@ class Notifier:
         notice = Notice(item.recipient, item.mail_from, item.subject, item.size, why, link, self.keep_days)
         for recipient in self.book.recipients(item.outcome, item.alias_id, item.destination_id):
             if not self.book.first_this_hour(recipient.destination_id, item.outcome):
-                logger.info(json.dumps({"event": "notice-throttled", "message_id": item.message_id,
-                                        "destination_id": recipient.destination_id, "outcome": item.outcome.value}))
+                logger.info(
+                    json.dumps(
+                        {
+                            "event": "notice-throttled",
+                            "message_id": item.message_id,
+                            "destination_id": recipient.destination_id,
+                            "outcome": item.outcome.value,
+                        }
+                    )
+                )
                 continue
-            self.sender.send(compose(notice, recipient.email, self.from_address), sender=self.from_address,
-                             recipient=recipient.email)
+            self.sender.send(
+                compose(notice, recipient.email, self.from_address), sender=self.from_address, recipient=recipient.email
+            )
             self.sent += 1
-            logger.info(json.dumps({"event": "notice", "message_id": item.message_id,
-                                    "destination_id": recipient.destination_id, "outcome": item.outcome.value}))
+            logger.info(
+                json.dumps(
+                    {
+                        "event": "notice",
+                        "message_id": item.message_id,
+                        "destination_id": recipient.destination_id,
+                        "outcome": item.outcome.value,
+                    }
+                )
+            )
 
 
 def build_notifier(settings: Settings, engine: Engine, sender: Sender, public_url: str = "") -> Notifier | None:
@@ -237,5 +278,10 @@ def build_notifier(settings: Settings, engine: Engine, sender: Sender, public_ur
     stands in for an unset ``OTHERMAIL_PUBLIC_URL`` (one box knows its own web address)."""
     if not settings.notices:
         return None
-    return Notifier(NoticeBook(engine), sender, f"noreply@{settings.domains[0]}",
-                    settings.public_url or public_url, settings.keep_days)
+    return Notifier(
+        NoticeBook(engine),
+        sender,
+        f"noreply@{settings.domains[0]}",
+        settings.public_url or public_url,
+        settings.keep_days,
+    )

@@ -41,7 +41,6 @@ class Report:
     repairs: tuple[str, ...] = ()
 
 
-
 class OutcomeLog:
     def __init__(self, log: logging.Logger = logger, metrics: Metrics | None = None) -> None:
         self._logger = log

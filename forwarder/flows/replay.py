@@ -26,12 +26,12 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 
+from forwarder.adapters.local.spool import KEY_PREFIX as SPOOL_KEY_PREFIX
 from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
 from forwarder.core.message import split_message
 from forwarder.errors import DatabaseUnavailable, OthermailError
 from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.hosts.retry import RetryPolicy
-from forwarder.adapters.local.spool import KEY_PREFIX as SPOOL_KEY_PREFIX
 from models import Delivery
 
 logger = logging.getLogger("othermail.replay")
@@ -55,8 +55,9 @@ class Replayed:
 
 
 class Invoker(Protocol):
-    def invoke(self, event: Any, dimensions: Any = None, emit: Callable[[str], None] | None = None,
-               context: Any = None) -> dict[str, Any]: ...
+    def invoke(
+        self, event: Any, dimensions: Any = None, emit: Callable[[str], None] | None = None, context: Any = None
+    ) -> dict[str, Any]: ...
 
 
 def event_from_body(body: str) -> Any:
@@ -96,8 +97,9 @@ class DlqReplay:
     this run is not received again by it; :meth:`release_left` shows the left ones again at once.
     """
 
-    def __init__(self, runtime: Invoker, sqs: Any, queue_url: str, wait_seconds: int = 2,
-                 visibility_timeout: int = 300) -> None:
+    def __init__(
+        self, runtime: Invoker, sqs: Any, queue_url: str, wait_seconds: int = 2, visibility_timeout: int = 300
+    ) -> None:
         self.runtime = runtime
         self.sqs = sqs
         self.queue_url = queue_url
@@ -151,8 +153,12 @@ class DlqReplay:
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         except Exception as exc:
             self._left.append(message["ReceiptHandle"])
-            return Replayed(label, False, f"handled, but deleting it failed ({exc.__class__.__name__}: {exc}); "
-                                          "replaying it again sends nothing", outcomes)
+            return Replayed(
+                label,
+                False,
+                f"handled, but deleting it failed ({exc.__class__.__name__}: {exc}); replaying it again sends nothing",
+                outcomes,
+            )
         return Replayed(label, True, "handled", outcomes)
 
     def _leave(self, message: dict[str, Any], detail: str) -> Replayed:
@@ -163,10 +169,11 @@ class DlqReplay:
         """Make the messages this run left visible again now, rather than after their timeout."""
         for handle in self._left:
             try:
-                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=handle,
-                                                   VisibilityTimeout=0)
+                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
             except Exception as exc:  # they come back after the visibility timeout instead
-                logger.warning(json.dumps({"event": "replay-release-failed", "error": f"{exc.__class__.__name__}: {exc}"}))
+                logger.warning(
+                    json.dumps({"event": "replay-release-failed", "error": f"{exc.__class__.__name__}: {exc}"})
+                )
         self._left.clear()
 
 
@@ -201,7 +208,7 @@ def default_key(message_id: str, s3_prefix: str) -> str:
     """Where a message without a recorded key is kept: the one box's spool key for its
     ``smtp-<spool id>`` ids, else the SES receipt rule's ``prefix + message id``."""
     if message_id.startswith("smtp-"):
-        return SPOOL_KEY_PREFIX + message_id[len("smtp-"):]
+        return SPOOL_KEY_PREFIX + message_id[len("smtp-") :]
     return s3_prefix + message_id
 
 
@@ -212,8 +219,15 @@ class Store(Protocol):
 class MessageReplay:
     """Forwards stored inbound messages again, by id, through ``forwarder``."""
 
-    def __init__(self, forwarder: Forwarder, store: Store, engine: Engine, domains: tuple[str, ...],
-                 s3_prefix: str = "", retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        store: Store,
+        engine: Engine,
+        domains: tuple[str, ...],
+        s3_prefix: str = "",
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.forwarder = forwarder
         self.store = store
         self.engine = engine
@@ -242,8 +256,11 @@ class MessageReplay:
             domains = self.domains + self.forwarder.directory.user_domains.names()
             recipients = recipients_from_headers(split, domains)
         if not recipients:
-            return Replayed(message_id, False, "no recipient: no delivery row, and no address on the service's "
-                                               f"domains in its headers ({key})")
+            return Replayed(
+                message_id,
+                False,
+                f"no recipient: no delivery row, and no address on the service's domains in its headers ({key})",
+            )
         inbound = Inbound(message_id, recipients, verdicts_from_headers(split), None, known.received_at, raw_key=key)
         outcomes: dict[str, int] = {}
         for report in self.forwarder.process(raw, inbound):

@@ -18,13 +18,13 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
+from forwarder.adapters.local.spool import Spool
 from forwarder.core import Verdicts
 from forwarder.errors import MessageNotFound, RetryableError
 from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.hosts.retry import backoff
-from forwarder.adapters.local.spool import Spool
 
 __all__ = ["Dispatcher", "backoff"]
 
@@ -32,9 +32,15 @@ logger = logging.getLogger("othermail.dispatch")
 
 
 class Dispatcher:
-    def __init__(self, spool: Spool, forwarder: Forwarder, workers: int = 4,
-                 retry_base: float = 1.0, retry_cap: float = 300.0,
-                 verdicts: Callable[[bytes], Verdicts] | None = None) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        forwarder: Forwarder,
+        workers: int = 4,
+        retry_base: float = 1.0,
+        retry_cap: float = 300.0,
+        verdicts: Callable[[bytes], Verdicts] | None = None,
+    ) -> None:
         self.spool = spool
         #: Reads the inbound verdicts back from a spooled message (forwarder.adapters.inbound_auth stamps
         #: them before spooling); None: the pipeline's defaults.
@@ -89,8 +95,13 @@ class Dispatcher:
             self._retry(spool_id, attempt, exc)
             return
         received = datetime.fromtimestamp(envelope.received_at, UTC)
-        inbound = Inbound(f"smtp-{spool_id}", envelope.recipients, mail_from=envelope.mail_from or None,
-                          received_at=received, raw_key=envelope.key)
+        inbound = Inbound(
+            f"smtp-{spool_id}",
+            envelope.recipients,
+            mail_from=envelope.mail_from or None,
+            received_at=received,
+            raw_key=envelope.key,
+        )
         if envelope.verdicts is not None:  # what the listener found, recorded beside the message
             inbound = replace(inbound, verdicts=envelope.verdicts)
         elif self.verdicts is not None:  # an entry spooled before verdicts were recorded
@@ -111,8 +122,17 @@ class Dispatcher:
 
     def _retry(self, spool_id: str, attempt: int, exc: Exception) -> None:
         delay = backoff(attempt + 1, self.retry_base, self.retry_cap)
-        logger.warning(json.dumps({"event": "retry", "spool_id": spool_id, "attempt": attempt + 1,
-                                   "delay_s": round(delay, 2), "error": f"{exc.__class__.__name__}: {exc}"}))
+        logger.warning(
+            json.dumps(
+                {
+                    "event": "retry",
+                    "spool_id": spool_id,
+                    "attempt": attempt + 1,
+                    "delay_s": round(delay, 2),
+                    "error": f"{exc.__class__.__name__}: {exc}",
+                }
+            )
+        )
         with self._lock:
             self.counts["retry"] += 1
             if self._closing:

@@ -33,20 +33,20 @@ from typing import Any
 
 from forwarder.adapters.aws.events import FeedbackJob, Job, Skipped, describe_event, outside_mail_bucket, parse_event
 from forwarder.adapters.aws.secrets import environ_with_secrets
+from forwarder.adapters.outbound import build_sender
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.adapters.sql.feedback_store import FeedbackRules, FeedbackStore
+from forwarder.adapters.stores import S3Store
 from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
 from forwarder.core.message import split_message
-from forwarder.adapters.sql.directory import SqlDirectory
 from forwarder.errors import InvalidEvent, SettingsError
 from forwarder.flows.expired_reject import SesBouncer
-from forwarder.adapters.sql.feedback_store import FeedbackRules, FeedbackStore
-from forwarder.ops.metrics import RETRY, emf_line
+from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.flows.notices import build_notifier
 from forwarder.flows.outcome_log import OutcomeLog
-from forwarder.flows.forward import Forwarder, Inbound
-from forwarder.adapters.outbound import build_sender
 from forwarder.hosts.retry import RetryPolicy
+from forwarder.ops.metrics import RETRY, emf_line
 from forwarder.settings import Settings
-from forwarder.adapters.stores import S3Store
 
 logger = logging.getLogger("othermail.lambda")
 
@@ -79,13 +79,23 @@ class LambdaRuntime:
         sender = build_sender(settings, aws_session=aws)  # SES unless OTHERMAIL_SENDER says otherwise
         engine = make_engine(settings.resolved_database_url)
         directory = SqlDirectory(
-            make_session_factory(engine), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow,
+            make_session_factory(engine),
+            timedelta(seconds=settings.claim_timeout_seconds),
+            clock=utcnow,
             limits=settings.mail_limits,
         )
         log = OutcomeLog()
         notifier = build_notifier(settings, engine, sender)
-        forwarder = Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes, log, notifier,
-                              bouncer=SesBouncer(aws.client("ses")))
+        forwarder = Forwarder(
+            directory,
+            sender,
+            settings.policy,
+            utcnow,
+            settings.max_bytes,
+            log,
+            notifier,
+            bouncer=SesBouncer(aws.client("ses")),
+        )
         feedback = FeedbackStore(make_session_factory(engine), FeedbackRules.from_settings(settings), utcnow)
         return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log, engine, feedback=feedback)
 
@@ -98,8 +108,13 @@ class LambdaRuntime:
         if self.engine is not None:
             self.engine.dispose()
 
-    def invoke(self, event: Any, dimensions: Mapping[str, str] | None = None,
-               emit: Callable[[str], None] | None = None, context: Any = None) -> dict[str, Any]:
+    def invoke(
+        self,
+        event: Any,
+        dimensions: Mapping[str, str] | None = None,
+        emit: Callable[[str], None] | None = None,
+        context: Any = None,
+    ) -> dict[str, Any]:
         """:meth:`handle`, then one EMF line with this invocation's counts (the Lambda's path).
 
         Each job (reading the raw message and forwarding it, one idempotent unit) is retried on a
@@ -144,8 +159,9 @@ class LambdaRuntime:
         except InvalidEvent as exc:
             self.outcome_log.skipped("invalid-event", f"{str(exc)[:200]}: {describe_event(event)}")
             return {"records": 0, "outcomes": {"skipped:invalid-event": 1}}
-        items = [(outside_mail_bucket(item, bucket, prefix) or item) if isinstance(item, Job) else item
-                 for item in items]
+        items = [
+            (outside_mail_bucket(item, bucket, prefix) or item) if isinstance(item, Job) else item for item in items
+        ]
         outcomes: Counter[str] = Counter()
         repairs: Counter[str] = Counter()
         for item in items:
@@ -188,12 +204,15 @@ class LambdaRuntime:
             recipients = recipients_from_headers(split, domains)
             verdicts = verdicts_from_headers(split)
             if not recipients:
-                self.outcome_log.skipped("no-recipient", f"no address on {', '.join(self.settings.domains)} in {job.key}")
+                self.outcome_log.skipped(
+                    "no-recipient", f"no address on {', '.join(self.settings.domains)} in {job.key}"
+                )
                 return []
         # kept in the mail bucket (not an SNS action's inline copy): downloadable and releasable
         kept = job.content is None
-        inbound = Inbound(job.message_id, recipients, verdicts, job.mail_from, job.received_at,
-                          raw_key=job.key if kept else None)
+        inbound = Inbound(
+            job.message_id, recipients, verdicts, job.mail_from, job.received_at, raw_key=job.key if kept else None
+        )
         return self.forwarder.process(raw, inbound)
 
 

@@ -16,19 +16,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.hosts.dispatch import Dispatcher
 from forwarder.adapters.inbound_auth import build_authenticator
+from forwarder.adapters.local.spool import Spool
+from forwarder.adapters.senders import Sender
+from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.adapters.stores import build_store
 from forwarder.errors import AddressInUse
-from forwarder.ops.metrics import RETRY, SKIPPED, Metrics, prometheus_text
+from forwarder.flows.forward import Forwarder
 from forwarder.flows.notices import build_notifier
 from forwarder.flows.outcome_log import OutcomeLog
-from forwarder.flows.forward import Forwarder
-from forwarder.adapters.senders import Sender
+from forwarder.hosts.dispatch import Dispatcher
+from forwarder.ops.metrics import RETRY, SKIPPED, Metrics, prometheus_text
 from forwarder.settings import Settings
-from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
-from forwarder.adapters.local.spool import Spool
-from forwarder.adapters.stores import build_store
 
 logger = logging.getLogger("othermail.onebox")
 
@@ -73,15 +73,22 @@ def _request_handler() -> type:
 
     class Handler(WSGIRequestHandler):
         def log(self, type: str, message: str, *args: Any) -> None:
-            super().log(type, message, *(_SECRET_PATH.sub(r"\1...", a) if isinstance(a, str) else a
-                                         for a in args))
+            super().log(type, message, *(_SECRET_PATH.sub(r"\1...", a) if isinstance(a, str) else a for a in args))
 
     return Handler
 
 
 class OneBox:
-    def __init__(self, settings: Settings, *, web_port: int | None = 8000, smtp_port: int | None = None,
-                 host: str | None = None, sender: Sender | None = None, workers: int = 4) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        web_port: int | None = 8000,
+        smtp_port: int | None = None,
+        host: str | None = None,
+        sender: Sender | None = None,
+        workers: int = 4,
+    ) -> None:
         import migrations
         from models import make_engine, make_session_factory, utcnow
 
@@ -92,36 +99,53 @@ class OneBox:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         migrations.upgrade(url)
         self.engine = make_engine(url)
-        directory = SqlDirectory(make_session_factory(self.engine),
-                                 timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow,
-                                 limits=settings.mail_limits)
+        directory = SqlDirectory(
+            make_session_factory(self.engine),
+            timedelta(seconds=settings.claim_timeout_seconds),
+            clock=utcnow,
+            limits=settings.mail_limits,
+        )
         if sender is None:
             from forwarder.adapters.outbound import build_sender
 
             sender = build_sender(settings)
         self.sender = sender
         self.metrics = Metrics()
-        self.forwarder = Forwarder(directory, self.sender, settings.policy, utcnow, settings.max_bytes,
-                                   OutcomeLog(metrics=self.metrics), build_notifier(settings, self.engine, self.sender))
+        self.forwarder = Forwarder(
+            directory,
+            self.sender,
+            settings.policy,
+            utcnow,
+            settings.max_bytes,
+            OutcomeLog(metrics=self.metrics),
+            build_notifier(settings, self.engine, self.sender),
+        )
         self.spool = Spool(settings.data_dir / "spool", build_store(settings))
         # Every spool entry comes from the SMTP listener, which strips forged trace fields and
         # stamps ours (authserv-id: the first mail domain, as in the SMTP banner); the dispatcher
         # takes the verdicts from the spool envelope (from the stamp only for older entries).
         self.authenticator = build_authenticator(settings, settings.domains[0])
-        self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers,
-                                     verdicts=self.authenticator.verdicts)
+        self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers, verdicts=self.authenticator.verdicts)
         self.listener: SmtpListener | None = None
         if smtp_port is not None:
-            handler = IngressHandler(settings.domains, self.spool, directory.address_status, self.dispatcher.submit,
-                                     accepts_domain=directory.accepts_domain, limits=settings.smtp_limits,
-                                     metrics=self.metrics, authenticate=self.authenticator.authenticate)
+            handler = IngressHandler(
+                settings.domains,
+                self.spool,
+                directory.address_status,
+                self.dispatcher.submit,
+                accepts_domain=directory.accepts_domain,
+                limits=settings.smtp_limits,
+                metrics=self.metrics,
+                authenticate=self.authenticator.authenticate,
+            )
             tls = None
             if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:
                 from forwarder.adapters.smtp.tls import TlsReloader
 
                 tls = TlsReloader(settings.smtp_tls_cert, settings.smtp_tls_key)  # STARTTLS
-            self.listener = SmtpListener(handler, self.host, smtp_port, settings.smtp_max_bytes,
-                                         hostname=settings.domains[0], tls=tls)
+            self.listener = SmtpListener(
+                handler, self.host, smtp_port, settings.smtp_max_bytes, hostname=settings.domains[0], tls=tls
+            )
         self.web_port = web_port
         self._web: Any = None
         self._web_thread: threading.Thread | None = None
@@ -143,14 +167,16 @@ class OneBox:
             self.listener.start()
             self._smtp_listening = True
             started.smtp_port = self.listener.port
-            started.lines.append(("smtp", f"{self.listener.host}:{self.listener.port} for "
-                                          f"{', '.join(self.settings.domains)}"))
+            started.lines.append(
+                ("smtp", f"{self.listener.host}:{self.listener.port} for {', '.join(self.settings.domains)}")
+            )
         started.recovered = self.dispatcher.recover()
         if hasattr(self.spool.store, "prune"):
             self._pruner = threading.Thread(target=self._prune_hourly, name="store-prune", daemon=True)
             self._pruner.start()
-            started.lines.append(("store", f"{self.settings.store_dir.resolve()} (mail kept "
-                                           f"{self.settings.keep_days} days)"))
+            started.lines.append(
+                ("store", f"{self.settings.store_dir.resolve()} (mail kept {self.settings.keep_days} days)")
+            )
         started.lines.append(("spool", f"{self.spool.root.resolve()} ({started.recovered} left from last run)"))
         return started
 
@@ -209,8 +235,9 @@ class OneBox:
                     raise AddressInUse("web", self.host, port) from None
                 raise
             listening.listen(128)
-            self._web = make_server(self.host, port, served, threaded=True, fd=listening.fileno(),
-                                    request_handler=_request_handler())
+            self._web = make_server(
+                self.host, port, served, threaded=True, fd=listening.fileno(), request_handler=_request_handler()
+            )
         finally:
             listening.close()  # make_server holds its own duplicate
         url = f"http://{self.host}:{self._web.port}"

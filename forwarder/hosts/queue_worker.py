@@ -75,8 +75,11 @@ class BatchResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "received": self.received, "deleted": self.deleted, "left": self.left,
-            "delete_failed": self.delete_failed, "outcomes": dict(self.outcomes),
+            "received": self.received,
+            "deleted": self.deleted,
+            "left": self.left,
+            "delete_failed": self.delete_failed,
+            "outcomes": dict(self.outcomes),
         }
 
 
@@ -163,7 +166,9 @@ class QueueWorker:
             event = json.loads(body)
         except (TypeError, ValueError):
             # not logged: it may be a raw message (issue 12.26)
-            detail = f"queue message {str(message.get('MessageId'))[:100]}: body is not JSON ({len(str(body))} characters)"
+            detail = (
+                f"queue message {str(message.get('MessageId'))[:100]}: body is not JSON ({len(str(body))} characters)"
+            )
             self.runtime.outcome_log.skipped("invalid-queue-message", detail)
             result.outcomes["skipped:invalid-queue-message"] += 1
             return True
@@ -207,16 +212,33 @@ class QueueWorker:
             response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
         except Exception as exc:  # they come back and are found already handled
             result.delete_failed += len(entries)
-            logger.warning(json.dumps({"event": "queue-delete-failed", "count": len(entries),
-                                       "error": f"{exc.__class__.__name__}: {exc}"}, sort_keys=True))
+            logger.warning(
+                json.dumps(
+                    {
+                        "event": "queue-delete-failed",
+                        "count": len(entries),
+                        "error": f"{exc.__class__.__name__}: {exc}",
+                    },
+                    sort_keys=True,
+                )
+            )
             return
         failed = response.get("Failed", [])
         result.deleted += len(response.get("Successful", []))
         result.delete_failed += len(failed)
         for entry in failed:
             message = finished[int(entry["Id"])]
-            logger.warning(json.dumps({"event": "queue-delete-failed", "queue_message_id": message.get("MessageId"),
-                                       "code": entry.get("Code"), "detail": entry.get("Message")}, sort_keys=True))
+            logger.warning(
+                json.dumps(
+                    {
+                        "event": "queue-delete-failed",
+                        "queue_message_id": message.get("MessageId"),
+                        "code": entry.get("Code"),
+                        "detail": entry.get("Message"),
+                    },
+                    sort_keys=True,
+                )
+            )
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -235,9 +257,18 @@ class QueueWorker:
             except Exception as exc:
                 failures += 1
                 pause = min(60, 2 ** min(failures - 1, 6))
-                logger.error(json.dumps({"event": "queue-receive-failed", "error": exc.__class__.__name__,
-                                         "detail": str(exc), "retry_in_seconds": pause}, sort_keys=True),
-                             exc_info=exc)
+                logger.error(
+                    json.dumps(
+                        {
+                            "event": "queue-receive-failed",
+                            "error": exc.__class__.__name__,
+                            "detail": str(exc),
+                            "retry_in_seconds": pause,
+                        },
+                        sort_keys=True,
+                    ),
+                    exc_info=exc,
+                )
                 stop.wait(pause)
         return self.totals
 
@@ -246,8 +277,11 @@ def _unwrap_raw_delivery(event: Any, body: str) -> Any:
     """An SNS subscription with raw message delivery on puts the SES notification itself in the
     queue, without the SNS envelope: give it the envelope the parser knows (raw delivery off is the
     documented setup; this keeps mail from being dropped as ``invalid-event`` when it is on)."""
-    if isinstance(event, dict) and "Type" not in event and "Records" not in event and (
-        "notificationType" in event or "eventType" in event
+    if (
+        isinstance(event, dict)
+        and "Type" not in event
+        and "Records" not in event
+        and ("notificationType" in event or "eventType" in event)
     ):
         return {"Type": "Notification", "Message": body}
     return event

@@ -89,13 +89,28 @@ class RetryPolicy:
                 delay = full_jitter(attempt, self.base, self.cap, self.rng)
                 left = deadline - now
                 if attempt >= self.max_attempts or left - delay < longest + self.reserve:
-                    logger.warning(json.dumps({
-                        "event": "retry-budget-spent", "what": what, "attempts": attempt,
-                        "left_s": round(left, 3), "error": f"{exc.__class__.__name__}: {exc}",
-                    }))
+                    logger.warning(
+                        json.dumps(
+                            {
+                                "event": "retry-budget-spent",
+                                "what": what,
+                                "attempts": attempt,
+                                "left_s": round(left, 3),
+                                "error": f"{exc.__class__.__name__}: {exc}",
+                            }
+                        )
+                    )
                     raise
-                logger.info(json.dumps({
-                    "event": "retry", "what": what, "attempt": attempt + 1, "delay_s": round(delay, 3),
-                    "left_s": round(left, 3), "error": f"{exc.__class__.__name__}: {exc}",
-                }))
+                logger.info(
+                    json.dumps(
+                        {
+                            "event": "retry",
+                            "what": what,
+                            "attempt": attempt + 1,
+                            "delay_s": round(delay, 3),
+                            "left_s": round(left, 3),
+                            "error": f"{exc.__class__.__name__}: {exc}",
+                        }
+                    )
+                )
                 self.sleep(delay)

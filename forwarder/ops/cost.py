@@ -35,10 +35,27 @@ from typing import Any
 KB_PER_GB = 1024 * 1024
 PRICE_FILE = "forwarder/ops/pricing/aws_prices.json"
 PRICE_KEYS = (
-    "ses_receive_mail", "ses_receive_chunk", "ses_send_mail", "ses_send_data", "s3_put", "s3_get", "s3_storage",
-    "lambda_request", "lambda_gb_second", "logs_ingestion", "secret_month", "rds_instance_hour", "rds_storage",
-    "aurora_acu_hour", "sns_publish", "sqs_request", "ec2_instance_hour", "ebs_storage", "public_ipv4_hour",
-    "nat_gateway_hour", "ses_send_mail_essentials",
+    "ses_receive_mail",
+    "ses_receive_chunk",
+    "ses_send_mail",
+    "ses_send_data",
+    "s3_put",
+    "s3_get",
+    "s3_storage",
+    "lambda_request",
+    "lambda_gb_second",
+    "logs_ingestion",
+    "secret_month",
+    "rds_instance_hour",
+    "rds_storage",
+    "aurora_acu_hour",
+    "sns_publish",
+    "sqs_request",
+    "ec2_instance_hour",
+    "ebs_storage",
+    "public_ipv4_hour",
+    "nat_gateway_hour",
+    "ses_send_mail_essentials",
 )
 #: SES pricing plans ``estimate`` knows: how the sending line is priced.
 SES_PLANS = ("a-la-carte", "essentials")
@@ -149,11 +166,15 @@ def load_prices(region: str, path: Path | None = None) -> PriceBook:
     except (ValueError, KeyError, TypeError) as exc:
         raise PricingError(f"{where} is not a price file: {exc}") from None
     if region not in regions:
-        raise PricingError(f"{where} has prices for {', '.join(sorted(regions))} only, not {region}: use --region "
-                           f"{sorted(regions)[0]}, or add {region}'s prices from the pages the file names")
+        raise PricingError(
+            f"{where} has prices for {', '.join(sorted(regions))} only, not {region}: use --region "
+            f"{sorted(regions)[0]}, or add {region}'s prices from the pages the file names"
+        )
     try:
-        prices = {key: Price(float(p["price"]), float(p["per"]), str(p["unit"]), str(p["source"]))
-                  for key, p in regions[region].items()}
+        prices = {
+            key: Price(float(p["price"]), float(p["per"]), str(p["unit"]), str(p["source"]))
+            for key, p in regions[region].items()
+        }
         known = {f.name for f in fields(Assumptions)}
         assumptions = Assumptions(**{k: float(v) for k, v in data.get("assumptions", {}).items() if k in known})
     except (ValueError, KeyError, TypeError) as exc:
@@ -167,8 +188,9 @@ def load_prices(region: str, path: Path | None = None) -> PriceBook:
 # ------------------------------------------------------------------------------------ the estimate
 
 
-def estimate(messages: int, size_kb: float, prices: PriceBook, retention_days: float | None = None,
-             ses_plan: str = "a-la-carte") -> Estimate:
+def estimate(
+    messages: int, size_kb: float, prices: PriceBook, retention_days: float | None = None, ses_plan: str = "a-la-carte"
+) -> Estimate:
     """The monthly cost of ``messages`` received and forwarded, ``size_kb`` each on average, with
     SES sending priced by ``ses_plan`` (one of :data:`SES_PLANS`)."""
     if messages < 0 or size_kb <= 0:
@@ -190,36 +212,67 @@ def estimate(messages: int, size_kb: float, prices: PriceBook, retention_days: f
     shared = (
         LineItem("SES receiving: mails", n, p["ses_receive_mail"]),
         LineItem("SES receiving: 256 KB chunks", chunks, p["ses_receive_chunk"]),
-        LineItem("SES sending: mails", sends, p["ses_send_mail"], "à la carte plan") if ses_plan == "a-la-carte"
+        LineItem("SES sending: mails", sends, p["ses_send_mail"], "à la carte plan")
+        if ses_plan == "a-la-carte"
         else LineItem("SES sending: mails", sends, p["ses_send_mail_essentials"], "Essentials plan"),
-        LineItem("SES sending: data", sends * size_gb, p["ses_send_data"], "the whole message counted"
-                 + ("" if ses_plan == "a-la-carte" else "; as à la carte, not confirmed for Essentials")),
+        LineItem(
+            "SES sending: data",
+            sends * size_gb,
+            p["ses_send_data"],
+            "the whole message counted"
+            + ("" if ses_plan == "a-la-carte" else "; as à la carte, not confirmed for Essentials"),
+        ),
         LineItem("S3: PUT (SES stores each mail)", n, p["s3_put"]),
         LineItem("S3: GET (the forwarder reads it)", n, p["s3_get"]),
         LineItem("S3: storage", stored_gb_month, p["s3_storage"], f"kept {a.retention_days:g} days"),
     )
-    serverless = Deployment("serverless", shared + (
-        LineItem("Lambda: requests", n, p["lambda_request"]),
-        LineItem("Lambda: compute", n * a.lambda_memory_mb / 1024 * a.lambda_average_ms / 1000,
-                 p["lambda_gb_second"], f"{a.lambda_memory_mb:g} MB, {a.lambda_average_ms:g} ms each"),
-        LineItem("CloudWatch Logs: ingestion", n * a.log_kb_per_message / KB_PER_GB, p["logs_ingestion"],
-                 f"{a.log_kb_per_message:g} KB of log a message"),
-        LineItem("Secrets Manager: database secret", 1, p["secret_month"]),
-        LineItem("SNS: publishes", feedback, p["sns_publish"],
-                 f"bounces and complaints, {a.feedback_fraction:.0%} of sends"),
-        LineItem("Database: instance", hours, p["rds_instance_hour"]),
-        LineItem("Database: storage", a.rds_storage_gb, p["rds_storage"]),
-    ))
-    ec2 = Deployment("one EC2 box", shared + (
-        LineItem("SNS: publishes", n + feedback, p["sns_publish"],
-                 "one per mail from the S3 action, plus feedback"),
-        LineItem("SQS: requests", n * a.sqs_requests_per_message + a.sqs_empty_receives_per_month,
-                 p["sqs_request"], "receive + delete a mail, plus empty 20 s long polls"),
-        LineItem("Database: instance", 0, None, "MariaDB on the instance"),
-        LineItem("EC2: instance", hours, p["ec2_instance_hour"]),
-        LineItem("EC2: EBS volume", a.ebs_gb, p["ebs_storage"]),
-        LineItem("EC2: public IPv4 address", hours, p["public_ipv4_hour"]),
-    ))
+    serverless = Deployment(
+        "serverless",
+        shared
+        + (
+            LineItem("Lambda: requests", n, p["lambda_request"]),
+            LineItem(
+                "Lambda: compute",
+                n * a.lambda_memory_mb / 1024 * a.lambda_average_ms / 1000,
+                p["lambda_gb_second"],
+                f"{a.lambda_memory_mb:g} MB, {a.lambda_average_ms:g} ms each",
+            ),
+            LineItem(
+                "CloudWatch Logs: ingestion",
+                n * a.log_kb_per_message / KB_PER_GB,
+                p["logs_ingestion"],
+                f"{a.log_kb_per_message:g} KB of log a message",
+            ),
+            LineItem("Secrets Manager: database secret", 1, p["secret_month"]),
+            LineItem(
+                "SNS: publishes",
+                feedback,
+                p["sns_publish"],
+                f"bounces and complaints, {a.feedback_fraction:.0%} of sends",
+            ),
+            LineItem("Database: instance", hours, p["rds_instance_hour"]),
+            LineItem("Database: storage", a.rds_storage_gb, p["rds_storage"]),
+        ),
+    )
+    ec2 = Deployment(
+        "one EC2 box",
+        shared
+        + (
+            LineItem(
+                "SNS: publishes", n + feedback, p["sns_publish"], "one per mail from the S3 action, plus feedback"
+            ),
+            LineItem(
+                "SQS: requests",
+                n * a.sqs_requests_per_message + a.sqs_empty_receives_per_month,
+                p["sqs_request"],
+                "receive + delete a mail, plus empty 20 s long polls",
+            ),
+            LineItem("Database: instance", 0, None, "MariaDB on the instance"),
+            LineItem("EC2: instance", hours, p["ec2_instance_hour"]),
+            LineItem("EC2: EBS volume", a.ebs_gb, p["ebs_storage"]),
+            LineItem("EC2: public IPv4 address", hours, p["public_ipv4_hour"]),
+        ),
+    )
     aurora = 0.5 * hours * p["aurora_acu_hour"].price
     nat = hours * p["nat_gateway_hour"].price
     notes = (
@@ -286,8 +339,10 @@ def render(estimate_: Estimate) -> list[str]:
     ]
     for row in estimate_.rows:
         left, right = estimate_.serverless.item(row), estimate_.ec2.item(row)
-        cells = [money(i.amount) if i is not None and i.price is not None else ("included" if i else "-")
-                 for i in (left, right)]
+        cells = [
+            money(i.amount) if i is not None and i.price is not None else ("included" if i else "-")
+            for i in (left, right)
+        ]
         lines.append(f"{row:<36}{cells[0]:>{width}}{cells[1]:>{width}}")
         details = [describe(i) for i in (left, right) if i is not None]
         if len(details) == 2 and details[0] != details[1]:
@@ -304,12 +359,30 @@ def render(estimate_: Estimate) -> list[str]:
 
 def as_json(estimate_: Estimate) -> dict[str, Any]:
     def column(d: Deployment) -> dict[str, Any]:
-        return {"name": d.name, "total": round(d.total, 6), "items": [
-            {"row": i.row, "quantity": i.quantity, "unit": i.price.unit if i.price else "",
-             "unit_price": i.price.price if i.price else 0, "per": i.price.per if i.price else 1,
-             "amount": round(i.amount, 6), "note": i.note, "source": i.price.source if i.price else ""}
-            for i in d.items]}
+        return {
+            "name": d.name,
+            "total": round(d.total, 6),
+            "items": [
+                {
+                    "row": i.row,
+                    "quantity": i.quantity,
+                    "unit": i.price.unit if i.price else "",
+                    "unit_price": i.price.price if i.price else 0,
+                    "per": i.price.per if i.price else 1,
+                    "amount": round(i.amount, 6),
+                    "note": i.note,
+                    "source": i.price.source if i.price else "",
+                }
+                for i in d.items
+            ],
+        }
 
-    return {"messages": estimate_.messages, "size_kb": estimate_.size_kb, "region": estimate_.region,
-            "as_of": estimate_.as_of, "serverless": column(estimate_.serverless), "ec2": column(estimate_.ec2),
-            "notes": list(estimate_.notes)}
+    return {
+        "messages": estimate_.messages,
+        "size_kb": estimate_.size_kb,
+        "region": estimate_.region,
+        "as_of": estimate_.as_of,
+        "serverless": column(estimate_.serverless),
+        "ec2": column(estimate_.ec2),
+        "notes": list(estimate_.notes),
+    }

@@ -155,8 +155,10 @@ def mail_from_domain(domain: str, mail_from: str | None = None) -> str:
     label = (mail_from or DEFAULT_MAIL_FROM_LABEL).strip().rstrip(".").lower()
     sub = label.removesuffix("." + domain)
     if (sub == label and "." in label) or not all(_LDH.match(part) for part in sub.split(".")):
-        raise ValueError(f"the MAIL FROM domain must be a label (bounce) or a subdomain of {domain} "
-                         f"(bounce.{domain}), not {mail_from!r}")
+        raise ValueError(
+            f"the MAIL FROM domain must be a label (bounce) or a subdomain of {domain} "
+            f"(bounce.{domain}), not {mail_from!r}"
+        )
     return normalize_domain(f"{sub}.{domain}")
 
 
@@ -178,8 +180,9 @@ def dkim_target(token: str) -> str:
     return f"{token}.{SES_DKIM_DOMAIN}"
 
 
-def required_records(domain: str, region: str, dkim_tokens: Sequence[str] = (),
-                     mail_from: str | None = None) -> list[Record]:
+def required_records(
+    domain: str, region: str, dkim_tokens: Sequence[str] = (), mail_from: str | None = None
+) -> list[Record]:
     """Every record the domain needs for SES, required ones first; DKIM only for the given tokens."""
     domain = normalize_domain(domain)
     mail_from_name = mail_from_domain(domain, mail_from)
@@ -189,8 +192,15 @@ def required_records(domain: str, region: str, dkim_tokens: Sequence[str] = (),
         Record(domain, "TXT", _quote("v=spf1 include:amazonses.com ~all"), "SPF", Level.REQUIRED),
     ]
     for index, token in enumerate(tokens, 1):
-        records.append(Record(f"{token}._domainkey.{domain}", "CNAME", f"{dkim_target(token)}.",
-                              f"DKIM {index}/{len(tokens)}", Level.REQUIRED))
+        records.append(
+            Record(
+                f"{token}._domainkey.{domain}",
+                "CNAME",
+                f"{dkim_target(token)}.",
+                f"DKIM {index}/{len(tokens)}",
+                Level.REQUIRED,
+            )
+        )
     records += [
         Record(f"_dmarc.{domain}", "TXT", _quote(DMARC_SUGGESTED), "DMARC", Level.RECOMMENDED),
         Record(mail_from_name, "MX", f"10 {feedback_host(region)}.", "MAIL FROM MX", Level.RECOMMENDED),
@@ -310,8 +320,9 @@ class _Asker:
         except dns.resolver.LifetimeTimeout:
             servers = self.server
             noun = "name servers" if "," in servers else "name server"
-            self.fatal = Answer(error=f"the {noun} {servers} did not answer within {self.resolver.lifetime:g} s",
-                                fatal=True)
+            self.fatal = Answer(
+                error=f"the {noun} {servers} did not answer within {self.resolver.lifetime:g} s", fatal=True
+            )
             return self.fatal
         except dns.resolver.NoNameservers as exc:
             message, hints = _no_nameservers(exc, self.server)
@@ -333,10 +344,10 @@ class _Asker:
 
 HINTS = {
     "SERVFAIL": "SERVFAIL: the name server could not get an answer (a zone that failed to load, a DNSSEC "
-                "failure or unreachable authoritative servers); try again later or ask another name server "
-                "with --nameserver",
+    "failure or unreachable authoritative servers); try again later or ask another name server "
+    "with --nameserver",
     "REFUSED": "REFUSED: the name server does not serve this zone and does not resolve names for you; ask "
-               "one that does with --nameserver",
+    "one that does with --nameserver",
 }
 
 
@@ -376,15 +387,25 @@ def check_domain(domain: str, resolver: dns.resolver.Resolver, expected: Expecte
 
     mx = ask(domain, "MX")
     if mx.nxdomain:
-        reason = (f"{domain} does not exist in DNS (NXDOMAIN from {ask.server}): register it or delegate it "
-                  "to your DNS provider, then create the records below")
+        reason = (
+            f"{domain} does not exist in DNS (NXDOMAIN from {ask.server}): register it or delegate it "
+            "to your DNS provider, then create the records below"
+        )
         absent = tuple(_missing(r, "the domain does not exist") for r in records.values())
         absent += _dkim_unchecked(domain) if not tokens else ()
         return Report(domain, region, ask.server, absent, domain_exists=False, notes=(reason,))
 
-    findings: list[Finding] = [_check_mx(
-        records["SES receiving"], mx, inbound_host(region), _INBOUND, "mail to the aliases goes to SES in",
-        "mail to the aliases has nowhere to go", strict=False)]
+    findings: list[Finding] = [
+        _check_mx(
+            records["SES receiving"],
+            mx,
+            inbound_host(region),
+            _INBOUND,
+            "mail to the aliases goes to SES in",
+            "mail to the aliases has nowhere to go",
+            strict=False,
+        )
+    ]
     findings.append(_check_spf(records["SPF"], ask(domain, "TXT"), domain))
     if tokens:
         for index, token in enumerate(tokens, 1):
@@ -395,20 +416,44 @@ def check_domain(domain: str, resolver: dns.resolver.Resolver, expected: Expecte
     else:
         findings += _dkim_unchecked(domain)
     findings.append(_check_dmarc(records["DMARC"], ask(f"_dmarc.{domain}", "TXT")))
-    findings.append(_check_mx(
-        records["MAIL FROM MX"], ask(mail_from_name, "MX"), feedback_host(region), _FEEDBACK,
-        f"{mail_from_name} can be SES's MAIL FROM domain: bounces and complaints go to SES in",
-        f"SES cannot use {mail_from_name} as MAIL FROM domain (it then uses amazonses.com, or refuses "
-        "to send if told to)", strict=True))
-    findings.append(_check_spf(records["MAIL FROM SPF"], ask(mail_from_name, "TXT"), mail_from_name,
-                               replacement=MAIL_FROM_SPF))
+    findings.append(
+        _check_mx(
+            records["MAIL FROM MX"],
+            ask(mail_from_name, "MX"),
+            feedback_host(region),
+            _FEEDBACK,
+            f"{mail_from_name} can be SES's MAIL FROM domain: bounces and complaints go to SES in",
+            f"SES cannot use {mail_from_name} as MAIL FROM domain (it then uses amazonses.com, or refuses "
+            "to send if told to)",
+            strict=True,
+        )
+    )
+    findings.append(
+        _check_spf(records["MAIL FROM SPF"], ask(mail_from_name, "TXT"), mail_from_name, replacement=MAIL_FROM_SPF)
+    )
     return Report(domain, region, ask.server, tuple(findings), notes=tuple(notes) + tuple(ask.hints))
 
 
-def _finding(record: Record, status: Status, found: Iterable[str], message: str, fix: Record | None = None,
-             remove: Iterable[str] = ()) -> Finding:
-    return Finding(record.purpose, record.level, record.name, record.type, status, tuple(found), record.value,
-                   message, fix, tuple(remove))
+def _finding(
+    record: Record,
+    status: Status,
+    found: Iterable[str],
+    message: str,
+    fix: Record | None = None,
+    remove: Iterable[str] = (),
+) -> Finding:
+    return Finding(
+        record.purpose,
+        record.level,
+        record.name,
+        record.type,
+        status,
+        tuple(found),
+        record.value,
+        message,
+        fix,
+        tuple(remove),
+    )
 
 
 def _missing(record: Record, message: str) -> Finding:
@@ -420,19 +465,38 @@ def _error(record: Record, answer: Answer) -> Finding:
 
 
 def _dkim_unchecked(domain: str) -> tuple[Finding, ...]:
-    message = ("DKIM cannot be checked without the three Easy DKIM tokens: `othermail aws provision` prints "
-               f"them (or `aws sesv2 get-email-identity --email-identity {domain} --query "
-               "DkimAttributes.Tokens`); pass each with --dkim-token")
-    return (Finding("DKIM", Level.REQUIRED, f"<token>._domainkey.{domain}", "CNAME", Status.UNCHECKED, (),
-                    f"<token>.{SES_DKIM_DOMAIN}.", message),)
+    message = (
+        "DKIM cannot be checked without the three Easy DKIM tokens: `othermail aws provision` prints "
+        f"them (or `aws sesv2 get-email-identity --email-identity {domain} --query "
+        "DkimAttributes.Tokens`); pass each with --dkim-token"
+    )
+    return (
+        Finding(
+            "DKIM",
+            Level.REQUIRED,
+            f"<token>._domainkey.{domain}",
+            "CNAME",
+            Status.UNCHECKED,
+            (),
+            f"<token>.{SES_DKIM_DOMAIN}.",
+            message,
+        ),
+    )
 
 
 def _host(rdata: Any) -> str:
     return rdata.exchange.to_text(omit_final_dot=True).lower()
 
 
-def _check_mx(record: Record, answer: Answer, host: str, pattern: re.Pattern[str], found_message: str,
-              missing_message: str, strict: bool) -> Finding:
+def _check_mx(
+    record: Record,
+    answer: Answer,
+    host: str,
+    pattern: re.Pattern[str],
+    found_message: str,
+    missing_message: str,
+    strict: bool,
+) -> Finding:
     """SES's MX must be the one mail goes to first; ``strict``: no other MX at all (MAIL FROM)."""
     if answer.error:
         return _error(record, answer)
@@ -516,9 +580,15 @@ def _check_spf(record: Record, answer: Answer, name: str, replacement: str | Non
         return _missing(record, what)
     if len(spf) > 1:
         fix = replace_value(record, _quote(replacement or _spf_fix(spf)))
-        return _finding(record, Status.WRONG, found,
-                        f"{len(spf)} v=spf1 records: with more than one, SPF fails for every sender "
-                        "(permerror, RFC 7208 section 4.5); merge them into one", fix=fix, remove=found)
+        return _finding(
+            record,
+            Status.WRONG,
+            found,
+            f"{len(spf)} v=spf1 records: with more than one, SPF fails for every sender "
+            "(permerror, RFC 7208 section 4.5); merge them into one",
+            fix=fix,
+            remove=found,
+        )
     problem = _spf_problem(spf[0])
     if problem:
         fix = replace_value(record, _quote(replacement or _spf_fix(spf)))
@@ -541,8 +611,9 @@ def _check_dkim(record: Record, answer: Answer, token: str, region: str) -> Find
     # the regional form is what SES prints in some newer regions
     if targets & {dkim_target(token).lower(), f"{token}.dkim.{region}.amazonses.com".lower()}:
         return _finding(record, Status.FOUND, values, "SES can publish its DKIM key here")
-    return _finding(record, Status.WRONG, values, f"the CNAME must point at {dkim_target(token)}",
-                    fix=record, remove=values)
+    return _finding(
+        record, Status.WRONG, values, f"the CNAME must point at {dkim_target(token)}", fix=record, remove=values
+    )
 
 
 def _dmarc_tags(text: str) -> dict[str, str]:
@@ -561,19 +632,37 @@ def _check_dmarc(record: Record, answer: Answer) -> Finding:
     dmarc = [t for t in texts if t.strip().lower().startswith("v=dmarc1")]
     found = [_quote(t) for t in dmarc]
     if not dmarc:
-        return _missing(record, "no DMARC record: anyone can send mail that claims to come from the domain; "
-                                "publish one with p=quarantine or p=reject")
+        return _missing(
+            record,
+            "no DMARC record: anyone can send mail that claims to come from the domain; "
+            "publish one with p=quarantine or p=reject",
+        )
     if len(dmarc) > 1:
-        return _finding(record, Status.WRONG, found, f"{len(dmarc)} DMARC records: receivers then ignore DMARC "
-                        "(RFC 7489 section 6.6.3); keep one", fix=record, remove=found)
+        return _finding(
+            record,
+            Status.WRONG,
+            found,
+            f"{len(dmarc)} DMARC records: receivers then ignore DMARC (RFC 7489 section 6.6.3); keep one",
+            fix=record,
+            remove=found,
+        )
     policy = _dmarc_tags(dmarc[0]).get("p", "").lower()
     if policy not in ("none", "quarantine", "reject"):
-        return _finding(record, Status.WRONG, found,
-                        "the DMARC record has no valid policy (p=none, quarantine or reject)",
-                        fix=record, remove=found)
+        return _finding(
+            record,
+            Status.WRONG,
+            found,
+            "the DMARC record has no valid policy (p=none, quarantine or reject)",
+            fix=record,
+            remove=found,
+        )
     if policy == "none":
-        return _finding(record, Status.FOUND, found,
-                        "policy none only monitors: p=quarantine or p=reject is recommended once reports look right")
+        return _finding(
+            record,
+            Status.FOUND,
+            found,
+            "policy none only monitors: p=quarantine or p=reject is recommended once reports look right",
+        )
     return _finding(record, Status.FOUND, found, f"policy {policy}")
 
 

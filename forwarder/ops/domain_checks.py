@@ -20,8 +20,6 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
-from forwarder.ops import dns_doctor
-from forwarder.ops.dns_doctor import Finding, Level, Record, Report, Status
 from forwarder.adapters.sql.user_domains import (
     DEFAULT_GRACE,
     OWNERSHIP_PREFIX,
@@ -31,6 +29,8 @@ from forwarder.adapters.sql.user_domains import (
     ownership_name,
     ownership_value,
 )
+from forwarder.ops import dns_doctor
+from forwarder.ops.dns_doctor import Finding, Level, Record, Report, Status
 from models import UserDomain
 from models.user_domains import PROBLEM_MAX_LENGTH
 
@@ -86,36 +86,96 @@ def check_ownership(domain: str, token: str, resolver: dns.resolver.Resolver) ->
     try:
         answer = resolver.resolve(dns.name.from_text(record.name), "TXT", raise_on_no_answer=False, search=False)
     except dns.resolver.NXDOMAIN:
-        return Finding(record.purpose, record.level, record.name, "TXT", Status.MISSING, (), record.value,
-                       "the name does not exist: publish the ownership record", fix=record)
+        return Finding(
+            record.purpose,
+            record.level,
+            record.name,
+            "TXT",
+            Status.MISSING,
+            (),
+            record.value,
+            "the name does not exist: publish the ownership record",
+            fix=record,
+        )
     except dns.resolver.NoAnswer:
         answer = None
     except dns.resolver.LifetimeTimeout:
-        return Finding(record.purpose, record.level, record.name, "TXT", Status.ERROR, (), record.value,
-                       f"the name server {server} did not answer in time")
+        return Finding(
+            record.purpose,
+            record.level,
+            record.name,
+            "TXT",
+            Status.ERROR,
+            (),
+            record.value,
+            f"the name server {server} did not answer in time",
+        )
     except dns.resolver.NoNameservers:
-        return Finding(record.purpose, record.level, record.name, "TXT", Status.ERROR, (), record.value,
-                       f"no name server among {server} gave an answer (SERVFAIL or REFUSED)")
+        return Finding(
+            record.purpose,
+            record.level,
+            record.name,
+            "TXT",
+            Status.ERROR,
+            (),
+            record.value,
+            f"no name server among {server} gave an answer (SERVFAIL or REFUSED)",
+        )
     except (dns.exception.DNSException, OSError) as exc:
-        return Finding(record.purpose, record.level, record.name, "TXT", Status.ERROR, (), record.value,
-                       f"the name server {server} could not be asked: {exc}")
+        return Finding(
+            record.purpose,
+            record.level,
+            record.name,
+            "TXT",
+            Status.ERROR,
+            (),
+            record.value,
+            f"the name server {server} could not be asked: {exc}",
+        )
     rrset = answer.rrset if answer is not None else None
     texts = [_txt(r) for r in rrset] if rrset is not None and rrset.rdtype == dns.rdatatype.TXT else []
     found = tuple(f'"{t}"' for t in texts)
     if any(t.strip() == wanted for t in texts):
-        return Finding(record.purpose, record.level, record.name, "TXT", Status.FOUND, found, record.value,
-                       "the domain is yours")
+        return Finding(
+            record.purpose, record.level, record.name, "TXT", Status.FOUND, found, record.value, "the domain is yours"
+        )
     ours = [t for t in texts if t.strip().startswith(OWNERSHIP_PREFIX)]
     if ours:
-        return Finding(record.purpose, record.level, record.name, "TXT", Status.WRONG, found, record.value,
-                       "an ownership value is there, but not this domain's token: publish the value shown",
-                       fix=record)
-    return Finding(record.purpose, record.level, record.name, "TXT", Status.MISSING, found, record.value,
-                   "no ownership record: publish it", fix=record)
+        return Finding(
+            record.purpose,
+            record.level,
+            record.name,
+            "TXT",
+            Status.WRONG,
+            found,
+            record.value,
+            "an ownership value is there, but not this domain's token: publish the value shown",
+            fix=record,
+        )
+    return Finding(
+        record.purpose,
+        record.level,
+        record.name,
+        "TXT",
+        Status.MISSING,
+        found,
+        record.value,
+        "no ownership record: publish it",
+        fix=record,
+    )
 
 
-def check(domain: str, token: str, resolver: dns.resolver.Resolver, *, ses: bool, region: str = "us-east-1",
-          dkim_tokens: Sequence[str] = (), ses_verified: bool | None = None, ses_message: str = "") -> DomainCheck:
+def check(
+    domain: str,
+    token: str,
+    resolver: dns.resolver.Resolver,
+    *,
+    ses: bool,
+    region: str = "us-east-1",
+    dkim_tokens: Sequence[str] = (),
+    ses_verified: bool | None = None,
+    ses_message: str = "",
+) -> DomainCheck:
     """Check a domain: the ownership TXT and, with ``ses``, the SES records and SES's own verdict.
 
     ``ses_verified`` is SES's ``VerifiedForSendingStatus`` of the identity (None: SES could not be
@@ -150,8 +210,10 @@ def check(domain: str, token: str, resolver: dns.resolver.Resolver, *, ses: bool
         elif ses_message == NO_IDENTITY:
             problems.append(f"{NO_IDENTITY}: remove the domain and add it again")
         elif not ses_verified:
-            problems.append("SES has not verified the DKIM records yet (it checks them by itself, usually "
-                            "within an hour of their publication)")
+            problems.append(
+                "SES has not verified the DKIM records yet (it checks them by itself, usually "
+                "within an hour of their publication)"
+            )
     if unknown and not _definite_failure(ownership, report):
         result = CheckResult.UNKNOWN
     elif problems:
@@ -225,8 +287,11 @@ def create_identity(sesv2: Any, domain: str) -> tuple[str, ...]:
                 raise
             identity = sesv2.get_email_identity(EmailIdentity=domain)
             if USER_DOMAIN_TAG not in (identity.get("Tags") or []):
-                raise SesError(IDENTITY_IN_USE, f"the SES identity {domain} exists and was not created by othermail "
-                                                f"(it has no tag othermail=user-domain)") from exc
+                raise SesError(
+                    IDENTITY_IN_USE,
+                    f"the SES identity {domain} exists and was not created by othermail "
+                    f"(it has no tag othermail=user-domain)",
+                ) from exc
     except (ClientError, BotoCoreError) as exc:
         raise _client_error(exc) from exc
     return tuple((identity.get("DkimAttributes") or {}).get("Tokens") or ())
@@ -274,5 +339,13 @@ def check_with_ses(domain: UserDomain, resolver: dns.resolver.Resolver, sesv2: A
             verified, message = False, NO_IDENTITY
         else:
             message = f"SES answered {exc.code}"
-    return check(domain.name, domain.verification_token, resolver, ses=True, region=region,
-                 dkim_tokens=domain.tokens, ses_verified=verified, ses_message=message)
+    return check(
+        domain.name,
+        domain.verification_token,
+        resolver,
+        ses=True,
+        region=region,
+        dkim_tokens=domain.tokens,
+        ses_verified=verified,
+        ses_message=message,
+    )

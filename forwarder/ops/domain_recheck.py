@@ -27,10 +27,12 @@ class RecheckReport:
     statuses: Counter[str] = field(default_factory=Counter)
 
     def summary(self) -> str:
-        return (f"{self.checked} domain(s) checked: {self.statuses['verified']} verified, "
-                f"{self.statuses['failing']} failing, {self.statuses['suspended']} suspended, "
-                f"{self.unknown} could not be checked"
-                + (f", {self.postponed} left for the next run (out of time)" if self.postponed else ""))
+        return (
+            f"{self.checked} domain(s) checked: {self.statuses['verified']} verified, "
+            f"{self.statuses['failing']} failing, {self.statuses['suspended']} suspended, "
+            f"{self.unknown} could not be checked"
+            + (f", {self.postponed} left for the next run (out of time)" if self.postponed else "")
+        )
 
 
 def recheck_all(
@@ -47,13 +49,16 @@ def recheck_all(
     called at most once, and only when a domain has an SES identity. The domains checked longest
     ago go first; when ``time_left()`` turns false (a Lambda near its timeout) the rest wait for
     the next run, and are first then."""
-    from forwarder.ops.domain_checks import apply_check, check_with_ses
     from forwarder.adapters.sql.user_domains import RECHECKED, CheckResult
+    from forwarder.ops.domain_checks import apply_check, check_with_ses
     from models import UserDomain, utcnow
 
     with sessions() as db:
-        ids = db.scalars(select(UserDomain.id).where(UserDomain.status.in_(RECHECKED)).order_by(
-            UserDomain.last_checked_at.is_(None).desc(), UserDomain.last_checked_at, UserDomain.name)).all()
+        ids = db.scalars(
+            select(UserDomain.id)
+            .where(UserDomain.status.in_(RECHECKED))
+            .order_by(UserDomain.last_checked_at.is_(None).desc(), UserDomain.last_checked_at, UserDomain.name)
+        ).all()
     report = RecheckReport()
     client: Any = None
     client_made = False

@@ -27,8 +27,9 @@ PROXY_HEADERS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
 
 
 class OpsEndpoints:
-    def __init__(self, app: WsgiApp, *, health: Callable[[], dict[str, Any]], metrics: Callable[[], str],
-                 token: str = "") -> None:
+    def __init__(
+        self, app: WsgiApp, *, health: Callable[[], dict[str, Any]], metrics: Callable[[], str], token: str = ""
+    ) -> None:
         self.app = app
         self.health = health
         self.metrics = metrics
@@ -39,13 +40,20 @@ class OpsEndpoints:
         if path not in ("/healthz", "/metrics"):
             return self.app(environ, start_response)
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
-            return _answer(environ, start_response, "405 Method Not Allowed", "text/plain; charset=utf-8",
-                           "GET or HEAD\n", [("Allow", "GET, HEAD")])
+            return _answer(
+                environ,
+                start_response,
+                "405 Method Not Allowed",
+                "text/plain; charset=utf-8",
+                "GET or HEAD\n",
+                [("Allow", "GET, HEAD")],
+            )
         if path == "/healthz":
             report = self.health()
             status = "200 OK" if report.get("status") == "ok" else "503 Service Unavailable"
-            return _answer(environ, start_response, status, "application/json",
-                           json.dumps(report, sort_keys=True) + "\n")
+            return _answer(
+                environ, start_response, status, "application/json", json.dumps(report, sort_keys=True) + "\n"
+            )
         refusal = self._refusal(environ)
         if refusal is not None:
             status, text, headers = refusal
@@ -58,12 +66,18 @@ class OpsEndpoints:
             scheme, _, credentials = given.partition(" ")
             if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token.encode()):
                 return None
-            return ("401 Unauthorized", "/metrics needs Authorization: Bearer <OTHERMAIL_METRICS_TOKEN>\n",
-                    [("WWW-Authenticate", 'Bearer realm="othermail metrics"')])
+            return (
+                "401 Unauthorized",
+                "/metrics needs Authorization: Bearer <OTHERMAIL_METRICS_TOKEN>\n",
+                [("WWW-Authenticate", 'Bearer realm="othermail metrics"')],
+            )
         if _loopback(environ.get("REMOTE_ADDR") or "") and not any(environ.get(h) for h in PROXY_HEADERS):
             return None
-        return ("403 Forbidden", "/metrics answers loopback only; set OTHERMAIL_METRICS_TOKEN to scrape it "
-                                 "from elsewhere\n", [])
+        return (
+            "403 Forbidden",
+            "/metrics answers loopback only; set OTHERMAIL_METRICS_TOKEN to scrape it from elsewhere\n",
+            [],
+        )
 
 
 def _loopback(address: str) -> bool:
@@ -75,10 +89,23 @@ def _loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
-def _answer(environ: dict[str, Any], start_response: Callable[..., Any], status: str, content_type: str,
-            text: str, extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+def _answer(
+    environ: dict[str, Any],
+    start_response: Callable[..., Any],
+    status: str,
+    content_type: str,
+    text: str,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
     body = text.encode("utf-8")
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                            ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
-                            *(extra or [])])
+    start_response(
+        status,
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+            *(extra or []),
+        ],
+    )
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]

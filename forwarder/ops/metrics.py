@@ -29,19 +29,19 @@ NAMESPACE = "Othermail"
 OUTCOME_KEYS: tuple[str, ...] = tuple(o.value for o in Outcome) + ("duplicate",)
 SKIPPED = "skipped:"
 RETRY = "retry"
-#: Metric keys of the one box's SMTP listener (forwarder.adapters.smtp.ingress, forwarder.adapters.smtp.limits), shown as
-#: ``othermail_smtp_events_total{event}``.
+#: Metric keys of the one box's SMTP listener (forwarder.adapters.smtp.ingress and .limits), shown
+#: as ``othermail_smtp_events_total{event}``.
 SMTP_EVENT = "smtp:"
 SMTP_EVENTS: tuple[str, ...] = (
-    "rcpt-unknown",       # 550: no such alias
+    "rcpt-unknown",  # 550: no such alias
     "rcpt-relay-denied",  # 550: not a domain of ours
     "rcpt-expired-reject",  # 550: an expired alias whose expired_action is reject
     "rcpt-disconnected",  # 421 and closed: the miss that reached a cap
-    "rcpt-throttled",     # 421 and closed: an RCPT from an IP over its cap
+    "rcpt-throttled",  # 421 and closed: an RCPT from an IP over its cap
     "rcpt-tarpit-global",  # an RCPT answered late: over the global failed-RCPT budget
-    "session-refused",    # 421 at the greeting: too many sessions
-    "session-timeout",    # 421 and closed: the session's or its DATA's absolute deadline
-    "data-spilled",       # a DATA body written to a file instead of kept in memory
+    "session-refused",  # 421 at the greeting: too many sessions
+    "session-timeout",  # 421 and closed: the session's or its DATA's absolute deadline
+    "data-spilled",  # a DATA body written to a file instead of kept in memory
 )
 
 
@@ -151,40 +151,48 @@ def prometheus_text(
     smtp = {event: 0 for event in SMTP_EVENTS}
     for key, value in counts.items():
         if key.startswith(SMTP_EVENT):
-            smtp[key[len(SMTP_EVENT):]] = smtp.get(key[len(SMTP_EVENT):], 0) + value
+            smtp[key[len(SMTP_EVENT) :]] = smtp.get(key[len(SMTP_EVENT) :], 0) + value
         elif key.startswith(SKIPPED):
-            skipped[key[len(SKIPPED):]] = skipped.get(key[len(SKIPPED):], 0) + value
+            skipped[key[len(SKIPPED) :]] = skipped.get(key[len(SKIPPED) :], 0) + value
         elif key != RETRY:
             outcomes[key] = outcomes.get(key, 0) + value
     lines = _family(
-        "othermail_messages_total", "counter",
+        "othermail_messages_total",
+        "counter",
         "Message outcomes, one per (message, alias, destination); duplicate: a redelivery that sent nothing.",
         [({"outcome": key}, outcomes[key]) for key in sorted(outcomes)],
     )
     lines += _family(
-        "othermail_skipped_total", "counter",
+        "othermail_skipped_total",
+        "counter",
         "Events or spool entries nobody can process, by reason.",
         [({"reason": reason}, skipped[reason]) for reason in sorted(skipped)],
     )
     lines += _family(
-        "othermail_retries_total", "counter",
+        "othermail_retries_total",
+        "counter",
         "Temporary forwarding failures scheduled for another try.",
         [({}, counts.get(RETRY, 0))],
     )
     lines += _family(
-        "othermail_smtp_events_total", "counter",
+        "othermail_smtp_events_total",
+        "counter",
         "SMTP listener events: failed recipients by kind, disconnections and refusals at the caps, "
         "DATA bodies spilled to a file.",
         [({"event": event}, smtp[event]) for event in sorted(smtp)],
     )
     if spool_pending is not None:
         lines += _family(
-            "othermail_spool_pending", "gauge",
-            "Messages accepted over SMTP and not yet forwarded.", [({}, spool_pending)],
+            "othermail_spool_pending",
+            "gauge",
+            "Messages accepted over SMTP and not yet forwarded.",
+            [({}, spool_pending)],
         )
     if start_time is not None:
         lines += _family(
-            "process_start_time_seconds", "gauge",
-            "Start time of the process since unix epoch in seconds.", [({}, float(start_time))],
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            [({}, float(start_time))],
         )
     return "\n".join(lines) + "\n"

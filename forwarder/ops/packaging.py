@@ -147,7 +147,7 @@ def requirements(trace: Trace, drivers: Iterable[str]) -> list[str]:
     pinned = []
     for requirement in wanted:
         name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)  # type: ignore[union-attr]  # every requirement line starts with a name
-        extras = requirement[len(name):]
+        extras = requirement[len(name) :]
         try:
             pinned.append(f"{name}{extras}=={importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
@@ -158,9 +158,23 @@ def requirements(trace: Trace, drivers: Iterable[str]) -> list[str]:
 def install(requirements: list[str], target: Path) -> list[str]:
     """Install Lambda-compatible wheels of ``requirements`` into ``target``; the distributions."""
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-        "--target", str(target), "--only-binary=:all:", "--platform", PLATFORM,
-        "--python-version", PYTHON_VERSION, "--implementation", "cp", *requirements,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(target),
+        "--only-binary=:all:",
+        "--platform",
+        PLATFORM,
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        *requirements,
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -185,8 +199,12 @@ def _write_zip(build: Path, output: Path) -> None:
     partial.replace(output)
 
 
-def build_forwarder_zip(output: Path, drivers: Iterable[str] = ("mysql", "postgres"), compile_bytecode: bool = True,
-                        root: Path | None = None) -> Built:
+def build_forwarder_zip(
+    output: Path,
+    drivers: Iterable[str] = ("mysql", "postgres"),
+    compile_bytecode: bool = True,
+    root: Path | None = None,
+) -> Built:
     """Trace, install, compile and zip; returns what was built."""
     root = root or project_root()
     drivers = list(dict.fromkeys(drivers))
@@ -202,7 +220,8 @@ def build_forwarder_zip(output: Path, drivers: Iterable[str] = ("mysql", "postgr
             (build / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(root / relative, build / relative)
         if compile_bytecode and sys.version_info[:2] == tuple(int(p) for p in PYTHON_VERSION.split(".")):
-            compileall.compile_dir(build, quiet=2, workers=1,
-                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+            compileall.compile_dir(
+                build, quiet=2, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+            )
         _write_zip(build, output)
     return Built(path=output, size=output.stat().st_size, modules=trace.modules, distributions=distributions)

@@ -56,9 +56,7 @@ def upgrade() -> None:
         sa.Column("verified_at", utc_datetime(), nullable=True),
         sa.Column("created_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_destinations"),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_destinations_user_id_users", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_destinations_user_id_users", ondelete="CASCADE"),
         sa.UniqueConstraint("user_id", "email", name="uq_destinations_user_id_email"),
         **TABLE_OPTIONS,
     )
@@ -80,9 +78,7 @@ def upgrade() -> None:
         sa.Column("last_used_at", utc_datetime(), nullable=True),
         sa.Column("deleted_at", utc_datetime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_aliases"),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_aliases_user_id_users", ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_aliases_user_id_users", ondelete="SET NULL"),
         sa.UniqueConstraint("address", name="uq_aliases_address"),
         **TABLE_OPTIONS,
     )
@@ -107,9 +103,7 @@ def upgrade() -> None:
         ),
         **TABLE_OPTIONS,
     )
-    op.create_index(
-        "ix_alias_destinations_destination_id", "alias_destinations", ["destination_id"]
-    )
+    op.create_index("ix_alias_destinations_destination_id", "alias_destinations", ["destination_id"])
 
     op.create_table(
         "deliveries",

@@ -48,12 +48,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("label", sa.String(100), nullable=True))
         batch.add_column(sa.Column("note", sa.Text(), nullable=True))
         # The server default fills in existing rows.
-        batch.add_column(
-            sa.Column("expired_action", sa.String(10), server_default="drop", nullable=False)
-        )
-        batch.create_check_constraint(
-            op.f("ck_aliases_expired_action"), "expired_action IN ('drop', 'reject')"
-        )
+        batch.add_column(sa.Column("expired_action", sa.String(10), server_default="drop", nullable=False))
+        batch.create_check_constraint(op.f("ck_aliases_expired_action"), "expired_action IN ('drop', 'reject')")
 
     # Nullable columns without constraints: a plain ALTER on every backend.
     op.add_column("users", sa.Column("password_changed_at", utc_datetime(), nullable=True))
@@ -72,9 +68,7 @@ def upgrade() -> None:
         sa.Column("last_used_at", utc_datetime(), nullable=True),
         sa.Column("revoked_at", utc_datetime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_api_tokens"),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_api_tokens_user_id_users", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_api_tokens_user_id_users", ondelete="CASCADE"),
         sa.UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
         sa.CheckConstraint("scope IN ('read', 'write')", name=op.f("ck_api_tokens_scope")),
         **TABLE_OPTIONS,

@@ -51,9 +51,7 @@ def upgrade() -> None:
         sa.Column("catch_all", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("created_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_user_domains"),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_user_domains_user_id_users", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_user_domains_user_id_users", ondelete="CASCADE"),
         sa.UniqueConstraint("name", name="uq_user_domains_name"),
         sa.CheckConstraint(
             "status IN ('pending', 'verified', 'failing', 'suspended')",

@@ -56,13 +56,19 @@ def upgrade() -> None:
         sa.Column("occurred_at", utc_datetime(), nullable=True),
         sa.Column("created_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_feedback_events"),
-        sa.ForeignKeyConstraint(["alias_id"], ["aliases.id"], name="fk_feedback_events_alias_id_aliases",
-                                ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["destination_id"], ["destinations.id"],
-                                name="fk_feedback_events_destination_id_destinations", ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["alias_id"], ["aliases.id"], name="fk_feedback_events_alias_id_aliases", ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["destination_id"],
+            ["destinations.id"],
+            name="fk_feedback_events_destination_id_destinations",
+            ondelete="SET NULL",
+        ),
         sa.UniqueConstraint("feedback_id", "recipient", name="uq_feedback_events_feedback_id_recipient"),
-        sa.CheckConstraint("kind IN ('bounce-permanent', 'bounce-transient', 'complaint')",
-                           name=op.f("ck_feedback_events_kind")),
+        sa.CheckConstraint(
+            "kind IN ('bounce-permanent', 'bounce-transient', 'complaint')", name=op.f("ck_feedback_events_kind")
+        ),
         **TABLE_OPTIONS,
     )
     op.create_index("ix_feedback_events_provider_message_id", "feedback_events", ["provider_message_id"])
@@ -92,7 +98,13 @@ def downgrade() -> None:
     with op.batch_alter_table("aliases") as batch:
         batch.drop_column("disabled_reason")
     with op.batch_alter_table("destinations") as batch:
-        for column in ("complaint_count", "last_soft_bounce_at", "soft_bounce_count", "bounce_count",
-                       "pause_reason", "paused_at"):
+        for column in (
+            "complaint_count",
+            "last_soft_bounce_at",
+            "soft_bounce_count",
+            "bounce_count",
+            "pause_reason",
+            "paused_at",
+        ):
             batch.drop_column(column)
     op.drop_table("feedback_events")

@@ -52,9 +52,7 @@ def upgrade() -> None:
         sa.Column("ip", sa.String(45), server_default="", nullable=False),
         sa.Column("user_agent", sa.String(255), server_default="", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_user_sessions"),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_user_sessions_user_id_users", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_user_sessions_user_id_users", ondelete="CASCADE"),
         sa.UniqueConstraint("token_hash", name="uq_user_sessions_token_hash"),
         **TABLE_OPTIONS,
     )

@@ -26,6 +26,7 @@ down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+
 def _batch():
     """SQLite recreates the table (its CHECK constraint is reflected and kept)."""
     return op.batch_alter_table("user_domains")

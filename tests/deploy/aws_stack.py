@@ -105,8 +105,14 @@ class Resolver:
     """Resolves the intrinsic functions the template uses, given parameter values and what each
     resource's Ref and attributes are."""
 
-    def __init__(self, template: dict[str, Any], params: dict[str, Any], pseudo: dict[str, str],
-                 refs: dict[str, Any], attrs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        template: dict[str, Any],
+        params: dict[str, Any],
+        pseudo: dict[str, str],
+        refs: dict[str, Any],
+        attrs: dict[str, Any],
+    ) -> None:
         self.template = template
         self.values = {**params, **pseudo, "AWS::NoValue": NOVALUE}
         self.refs = refs
@@ -142,7 +148,7 @@ class Resolver:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, arg), = node.items()
+            ((key, arg),) = node.items()
             if key == "Ref":
                 return self._ref(arg)
             if key == "Fn::GetAtt":
@@ -219,14 +225,22 @@ class Stack:
     skipped_types: set[str] = field(default_factory=set)
 
 
-def _apply_skipped(session: Any, resolver: Resolver, template: dict[str, Any], skipped: set[str],
-                   endpoint_url: str | None) -> None:
+def _apply_skipped(
+    session: Any, resolver: Resolver, template: dict[str, Any], skipped: set[str], endpoint_url: str | None
+) -> None:
     def client(name: str) -> Any:
         return session.client(name, endpoint_url=endpoint_url)
 
-    order = ["AWS::S3::BucketPolicy", "AWS::SES::ConfigurationSet", "AWS::SNS::TopicPolicy",
-             "AWS::SES::ConfigurationSetEventDestination", "AWS::SNS::Subscription", "AWS::Lambda::EventInvokeConfig",
-             "AWS::SES::ReceiptRuleSet", "AWS::SES::ReceiptRule"]
+    order = [
+        "AWS::S3::BucketPolicy",
+        "AWS::SES::ConfigurationSet",
+        "AWS::SNS::TopicPolicy",
+        "AWS::SES::ConfigurationSetEventDestination",
+        "AWS::SNS::Subscription",
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::SES::ReceiptRuleSet",
+        "AWS::SES::ReceiptRule",
+    ]
     assert set(order) >= MOTO_SKIPPED_TYPES
     for kind in order:
         if kind not in skipped:
@@ -260,8 +274,14 @@ def _apply_skipped(session: Any, resolver: Resolver, template: dict[str, Any], s
                 client("ses").create_receipt_rule(**p)
 
 
-def deploy(session: Any, *, domains: tuple[str, ...] = ("othermail.example", "second.example"),
-           stack_name: str = "othermail", endpoint_url: str | None = None, **given: str) -> Stack:
+def deploy(
+    session: Any,
+    *,
+    domains: tuple[str, ...] = ("othermail.example", "second.example"),
+    stack_name: str = "othermail",
+    endpoint_url: str | None = None,
+    **given: str,
+) -> Stack:
     """Create the stack in moto (in process, or the server at ``endpoint_url``)."""
     region = session.region_name
 
@@ -275,8 +295,13 @@ def deploy(session: Any, *, domains: tuple[str, ...] = ("othermail.example", "se
     else:
         s3.create_bucket(Bucket=code_bucket, CreateBucketConfiguration={"LocationConstraint": region})
     s3.put_object(Bucket=code_bucket, Key="forwarder.zip", Body=forwarder_zip())
-    given = {"Domains": ",".join(domains), "CodeBucket": code_bucket, "CodeKey": "forwarder.zip",
-             "DatabaseSecretArn": SECRET_ARN.replace("us-east-1", region), **given}
+    given = {
+        "Domains": ",".join(domains),
+        "CodeBucket": code_bucket,
+        "CodeKey": "forwarder.zip",
+        "DatabaseSecretArn": SECRET_ARN.replace("us-east-1", region),
+        **given,
+    }
     source = load_template()
     params = parameter_values(source, given)
     template = expand_foreach(source, params)
@@ -293,15 +318,16 @@ def deploy(session: Any, *, domains: tuple[str, ...] = ("othermail.example", "se
         summaries = cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
     if described["StackStatus"] != "CREATE_COMPLETE":
         pytest.fail(f"moto did not create the stack: {described['StackStatus']} {described.get('StackStatusReason')}")
-    physical = {
-        r["LogicalResourceId"]: r["PhysicalResourceId"]
-        for r in summaries
-        if r["LogicalResourceId"]
-    }
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries if r["LogicalResourceId"]}
     # What moto skipped has no entry (its warnings say the same, from whichever thread runs moto).
     skipped = {r["Type"] for logical_id, r in template["Resources"].items() if logical_id not in physical}
-    pseudo = {"AWS::Region": region, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
-              "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"}
+    pseudo = {
+        "AWS::Region": region,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::Partition": "aws",
+        "AWS::StackName": stack_name,
+        "AWS::URLSuffix": "amazonaws.com",
+    }
     refs: dict[str, Any] = dict(physical)
     resolver = Resolver(template, params, pseudo, refs, {})
     # Refs of the skipped resources: what CloudFormation returns for them (their names).
@@ -309,13 +335,15 @@ def deploy(session: Any, *, domains: tuple[str, ...] = ("othermail.example", "se
     refs["ConfigurationSet"] = resolver.properties("ConfigurationSet")["Name"]
     function = client("lambda").get_function(FunctionName=physical["ForwarderFunction"])["Configuration"]
     queue = client("sqs").get_queue_attributes(QueueUrl=physical["DeadLetterQueue"], AttributeNames=["QueueArn"])
-    resolver.attrs.update({
-        "MailBucket.Arn": f"arn:aws:s3:::{physical['MailBucket']}",
-        "ForwarderFunction.Arn": function["FunctionArn"],
-        "DeadLetterQueue.Arn": queue["Attributes"]["QueueArn"],
-        "ForwarderLogGroup.Arn": f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{physical['ForwarderLogGroup']}:*",
-        "ForwarderRole.Arn": client("iam").get_role(RoleName=physical["ForwarderRole"])["Role"]["Arn"],
-    })
+    resolver.attrs.update(
+        {
+            "MailBucket.Arn": f"arn:aws:s3:::{physical['MailBucket']}",
+            "ForwarderFunction.Arn": function["FunctionArn"],
+            "DeadLetterQueue.Arn": queue["Attributes"]["QueueArn"],
+            "ForwarderLogGroup.Arn": f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{physical['ForwarderLogGroup']}:*",
+            "ForwarderRole.Arn": client("iam").get_role(RoleName=physical["ForwarderRole"])["Role"]["Arn"],
+        }
+    )
     _apply_skipped(session, resolver, template, skipped, endpoint_url)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return Stack(stack_name, region, template, params, resolver, outputs, physical, skipped)
@@ -332,8 +360,9 @@ def easy_dkim_like_ses(monkeypatch: pytest.MonkeyPatch) -> None:
 
     original = EmailIdentity.__init__
 
-    def init(self: Any, email_identity: str, tags: Any, dkim_signing_attributes: Any,
-             configuration_set_name: Any) -> None:
+    def init(
+        self: Any, email_identity: str, tags: Any, dkim_signing_attributes: Any, configuration_set_name: Any
+    ) -> None:
         original(self, email_identity, tags, dkim_signing_attributes, configuration_set_name)
         if self.identity_type == "DOMAIN" and not dkim_signing_attributes:
             self.dkim_attributes = {

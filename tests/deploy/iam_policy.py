@@ -17,22 +17,28 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def allowed(documents: Iterable[Mapping[str, Any]], action: str, resource: str,
-            tags: Mapping[str, str] | None = None, request_tags: Mapping[str, str] | None = None) -> bool:
+def allowed(
+    documents: Iterable[Mapping[str, Any]],
+    action: str,
+    resource: str,
+    tags: Mapping[str, str] | None = None,
+    request_tags: Mapping[str, str] | None = None,
+) -> bool:
     for document in documents:
         for statement in as_list(document["Statement"]):
             if statement["Effect"] != "Allow" or action not in as_list(statement["Action"]):
                 continue
             if not any(fnmatch.fnmatchcase(resource, pattern) for pattern in as_list(statement["Resource"])):
                 continue
-            if all(_holds(operator, values, tags or {}, request_tags or {})
-                   for operator, values in statement.get("Condition", {}).items()):
+            if all(
+                _holds(operator, values, tags or {}, request_tags or {})
+                for operator, values in statement.get("Condition", {}).items()
+            ):
                 return True
     return False
 
 
-def _holds(operator: str, values: Mapping[str, Any], tags: Mapping[str, str],
-           request_tags: Mapping[str, str]) -> bool:
+def _holds(operator: str, values: Mapping[str, Any], tags: Mapping[str, str], request_tags: Mapping[str, str]) -> bool:
     assert operator == "StringEquals", f"this evaluator cannot evaluate {operator}"
     for key, expected in values.items():
         if key.startswith("aws:ResourceTag/"):

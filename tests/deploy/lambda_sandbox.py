@@ -69,13 +69,19 @@ def unpack(archive: Path, folder: Path) -> Path:
     return folder
 
 
-def run_clean(code: str, paths: list[Path], env: dict[str, str], cwd: Path,
-              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_clean(
+    code: str, paths: list[Path], env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in ``python -I -S`` with ``paths`` (in order) after the standard library."""
     prelude = f"import sys\nsys.path.extend({[str(p) for p in paths]!r})\n"
     return subprocess.run(
         [sys.executable, "-I", "-S", "-c", prelude + code],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -97,8 +103,9 @@ def platform_glibc(tag: str) -> tuple[int, int] | None:
 
 def wheel_platforms(wheel_file: str) -> list[str]:
     """The platform tags of a ``*.dist-info/WHEEL`` file's text."""
-    return [line.split(":", 1)[1].strip().rsplit("-", 1)[-1]
-            for line in wheel_file.splitlines() if line.startswith("Tag:")]
+    return [
+        line.split(":", 1)[1].strip().rsplit("-", 1)[-1] for line in wheel_file.splitlines() if line.startswith("Tag:")
+    ]
 
 
 def lambda_incompatible(archive: Path) -> dict[str, list[str]]:
@@ -112,8 +119,11 @@ def lambda_incompatible(archive: Path) -> dict[str, list[str]]:
             platforms = wheel_platforms(zipped.read(name).decode())
             if all(p == "any" for p in platforms):
                 continue
-            fits = [p for p in platforms
-                    if p.endswith("_x86_64") and (glibc := platform_glibc(p)) is not None and glibc <= LAMBDA_GLIBC]
+            fits = [
+                p
+                for p in platforms
+                if p.endswith("_x86_64") and (glibc := platform_glibc(p)) is not None and glibc <= LAMBDA_GLIBC
+            ]
             if not fits:
                 bad[name.split("/")[0]] = platforms
     return bad

@@ -130,8 +130,9 @@ def as_list(value: Any) -> list[Any]:
 def cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
     executable = Path(sys.executable).with_name("cfn-lint")
     assert executable.exists(), "cfn-lint is missing: pip install -e '.[dev]'"
-    return subprocess.run([str(executable), "--", str(path)], capture_output=True, text=True, env=clean_env(),
-                          timeout=300)
+    return subprocess.run(
+        [str(executable), "--", str(path)], capture_output=True, text=True, env=clean_env(), timeout=300
+    )
 
 
 def test_cfn_lint_passes() -> None:
@@ -142,8 +143,11 @@ def test_cfn_lint_passes() -> None:
 
 def test_cfn_lint_reads_the_template(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
-    broken.write_text(TEMPLATE.read_text().replace("Runtime: python3.11", "Runtime: python2.6")
-                      .replace("InvocationType: Event", "InvocationType: Sometimes"))
+    broken.write_text(
+        TEMPLATE.read_text()
+        .replace("Runtime: python3.11", "Runtime: python2.6")
+        .replace("InvocationType: Event", "InvocationType: Sometimes")
+    )
     result = cfn_lint(broken)
     assert result.returncode != 0
     assert "python2.6" in result.stdout and "Sometimes" in result.stdout
@@ -241,7 +245,9 @@ def test_the_vpc_permissions_exist_only_with_a_vpc(template: dict[str, Any]) -> 
     policies = template["Resources"][ROLE]["Properties"]["Policies"]
     vpc = [p for p in policies if "Fn::If" in p and p["Fn::If"][0] == "HasVpc"]
     assert len(vpc) == 1 and vpc[0]["Fn::If"][2] == {"Ref": "AWS::NoValue"}
-    assert template["Conditions"]["HasVpc"] == {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "SubnetIds"}]}, ""]}]}
+    assert template["Conditions"]["HasVpc"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "SubnetIds"}]}, ""]}]
+    }
     function = template["Resources"]["ForwarderFunction"]["Properties"]
     assert function["VpcConfig"]["Fn::If"][0] == "HasVpc"
 
@@ -269,28 +275,49 @@ def test_the_role_scopes_each_action_to_its_resource(template: dict[str, Any]) -
     assert by_action["secretsmanager:GetSecretValue"] == [json.dumps({"Ref": "DatabaseSecretArn"})]
     assert by_action["logs:PutLogEvents"] == [json.dumps({"Fn::GetAtt": ["ForwarderLogGroup", "Arn"]})]
     for action in ("ses:SendEmail", "ses:SendRawEmail"):
-        assert sorted(by_action[action]) == sorted([
-            json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${ConfigurationSet}"}),
-            json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${Domain}"}),
-            # only with UserDomains=Enabled, and only identities tagged as users' domains
-            # (test_users_domains_are_opt_in_and_reached_by_their_tag)
-            json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}),
-        ])
+        assert sorted(by_action[action]) == sorted(
+            [
+                json.dumps(
+                    {
+                        "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:"
+                        "configuration-set/${ConfigurationSet}"
+                    }
+                ),
+                json.dumps(
+                    {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${Domain}"}
+                ),
+                # only with UserDomains=Enabled, and only identities tagged as users' domains
+                # (test_users_domains_are_opt_in_and_reached_by_their_tag)
+                json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}),
+            ]
+        )
     # SendBounce (issue 12.19): from the domains' identities only, never by configuration set
-    assert sorted(by_action["ses:SendBounce"]) == sorted([
-        json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${Domain}"}),
-        json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}),
-    ])
+    assert sorted(by_action["ses:SendBounce"]) == sorted(
+        [
+            json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${Domain}"}),
+            json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"}),
+        ]
+    )
     # Fn::ForEach turns the last one into one exact identity ARN per domain.
-    params = parameter_values(template, {"Domains": "a.example,b.example", "CodeBucket": "c", "CodeKey": "k",
-                                         "DatabaseSecretArn": "arn:aws:secretsmanager:x"})
+    params = parameter_values(
+        template,
+        {
+            "Domains": "a.example,b.example",
+            "CodeBucket": "c",
+            "CodeKey": "k",
+            "DatabaseSecretArn": "arn:aws:secretsmanager:x",
+        },
+    )
     expanded = expand_foreach(template, params)
     identities = sorted(
         r["Properties"]["PolicyDocument"]["Statement"][0]["Resource"]["Fn::Sub"]
-        for r in expanded["Resources"].values() if r["Type"] == "AWS::IAM::Policy"
+        for r in expanded["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy"
     )
-    assert identities == [f"arn:${{AWS::Partition}}:ses:${{AWS::Region}}:${{AWS::AccountId}}:identity/{d}"
-                          for d in ("a.example", "b.example")]
+    assert identities == [
+        f"arn:${{AWS::Partition}}:ses:${{AWS::Region}}:${{AWS::AccountId}}:identity/{d}"
+        for d in ("a.example", "b.example")
+    ]
 
 
 def test_users_domains_are_opt_in_and_reached_by_their_tag(template: dict[str, Any]) -> None:
@@ -306,7 +333,8 @@ def test_users_domains_are_opt_in_and_reached_by_their_tag(template: dict[str, A
     assert statement["Action"] == ["ses:SendEmail", "ses:SendRawEmail", "ses:SendBounce"]
     # exactly the tag the web app puts on the identities it creates for users' domains
     assert statement["Condition"] == {
-        "StringEquals": {f"aws:ResourceTag/{USER_DOMAIN_TAG['Key']}": USER_DOMAIN_TAG["Value"]}}
+        "StringEquals": {f"aws:ResourceTag/{USER_DOMAIN_TAG['Key']}": USER_DOMAIN_TAG["Value"]}
+    }
     # nothing else in the role rests on a condition
     others = [s for d in role_policies(template) for s in d["Statement"] if s is not statement]
     assert all("Condition" not in s or s["Sid"] == "DecryptDatabaseSecret" for s in others)
@@ -323,8 +351,10 @@ def test_the_log_group_is_the_functions(template: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------------------------------- wiring
 
-RULE_ARN = ("arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:"
-            "receipt-rule-set/${RuleSetName}:receipt-rule/${RuleName}")
+RULE_ARN = (
+    "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:"
+    "receipt-rule-set/${RuleSetName}:receipt-rule/${RuleName}"
+)
 
 
 def test_only_ses_from_this_accounts_rule_may_write_mail(template: dict[str, Any]) -> None:
@@ -336,16 +366,23 @@ def test_only_ses_from_this_accounts_rule_may_write_mail(template: dict[str, Any
     assert allow["Principal"] == {"Service": "ses.amazonaws.com"}
     assert allow["Action"] == ["s3:PutObject"]
     assert allow["Resource"] == {"Fn::Sub": "${MailBucket.Arn}/${MailPrefix}*"}
-    assert allow["Condition"] == {"StringEquals": {
-        "aws:SourceAccount": {"Ref": "AWS::AccountId"},
-        "aws:SourceArn": {"Fn::Sub": RULE_ARN},
-    }}
+    assert allow["Condition"] == {
+        "StringEquals": {
+            "aws:SourceAccount": {"Ref": "AWS::AccountId"},
+            "aws:SourceArn": {"Fn::Sub": RULE_ARN},
+        }
+    }
     denies = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
-    assert denies == [{
-        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": ["s3:*"],
-        "Resource": [{"Fn::GetAtt": ["MailBucket", "Arn"]}, {"Fn::Sub": "${MailBucket.Arn}/*"}],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }]
+    assert denies == [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": ["s3:*"],
+            "Resource": [{"Fn::GetAtt": ["MailBucket", "Arn"]}, {"Fn::Sub": "${MailBucket.Arn}/*"}],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
     # The names in that ARN are the rule's own.
     rule = template["Resources"]["ReceiptRule"]["Properties"]
     assert rule["RuleSetName"] == {"Ref": "ReceiptRuleSet"}
@@ -363,8 +400,9 @@ def test_the_receipt_rule_scans_stores_then_invokes(template: dict[str, Any]) ->
     assert template["Parameters"]["TlsPolicy"]["AllowedValues"] == ["Optional", "Require"]
     first, second = rule["Actions"]
     assert first == {"S3Action": {"BucketName": {"Ref": "MailBucket"}, "ObjectKeyPrefix": {"Ref": "MailPrefix"}}}
-    assert second == {"LambdaAction": {"FunctionArn": {"Fn::GetAtt": ["ForwarderFunction", "Arn"]},
-                                       "InvocationType": "Event"}}
+    assert second == {
+        "LambdaAction": {"FunctionArn": {"Fn::GetAtt": ["ForwarderFunction", "Arn"]}, "InvocationType": "Event"}
+    }
     # SES checks its bucket and function permissions when the rule is created.
     assert set(resource["DependsOn"]) == {"MailBucketPolicy", "SesInvokePermission"}
     permission = template["Resources"]["SesInvokePermission"]["Properties"]
@@ -377,7 +415,10 @@ def test_the_receipt_rule_scans_stores_then_invokes(template: dict[str, Any]) ->
 def test_the_bucket_is_private_encrypted_and_expiring(template: dict[str, Any]) -> None:
     bucket = template["Resources"]["MailBucket"]["Properties"]
     assert bucket["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
     }
     (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
@@ -421,12 +462,21 @@ def test_bounces_and_complaints_reach_the_topic(template: dict[str, Any]) -> Non
 
 def test_bounces_and_complaints_reach_the_forwarder(template: dict[str, Any]) -> None:
     (subscription,) = resources_of(template, "AWS::SNS::Subscription").values()
-    assert subscription["Properties"] == {"TopicArn": {"Ref": "FeedbackTopic"}, "Protocol": "lambda",
-                                          "Endpoint": {"Fn::GetAtt": ["ForwarderFunction", "Arn"]}}
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "FeedbackTopic"},
+        "Protocol": "lambda",
+        "Endpoint": {"Fn::GetAtt": ["ForwarderFunction", "Arn"]},
+    }
     permissions = resources_of(template, "AWS::Lambda::Permission")
     sns = [p["Properties"] for p in permissions.values() if p["Properties"]["Principal"] == "sns.amazonaws.com"]
-    assert sns == [{"FunctionName": {"Fn::GetAtt": ["ForwarderFunction", "Arn"]}, "Action": "lambda:InvokeFunction",
-                    "Principal": "sns.amazonaws.com", "SourceArn": {"Ref": "FeedbackTopic"}}]
+    assert sns == [
+        {
+            "FunctionName": {"Fn::GetAtt": ["ForwarderFunction", "Arn"]},
+            "Action": "lambda:InvokeFunction",
+            "Principal": "sns.amazonaws.com",
+            "SourceArn": {"Ref": "FeedbackTopic"},
+        }
+    ]
     # no permission lets anyone but the rule and the topic invoke the function
     assert all("SourceArn" in p["Properties"] for p in permissions.values())
 
@@ -451,18 +501,30 @@ def test_the_function_runs_the_forwarder_with_its_settings(template: dict[str, A
     read = {n for n in variables if n.removeprefix("OTHERMAIL_") in known}
     assert set(variables) - read <= {"OTHERMAIL_SECRETS_ARN"}, set(variables) - read
     # The values parse.
-    Settings.from_env({"OTHERMAIL_DOMAINS": "a.example", "OTHERMAIL_SENDER": variables["OTHERMAIL_SENDER"],
-                       "OTHERMAIL_SES_API": variables["OTHERMAIL_SES_API"]})
+    Settings.from_env(
+        {
+            "OTHERMAIL_DOMAINS": "a.example",
+            "OTHERMAIL_SENDER": variables["OTHERMAIL_SENDER"],
+            "OTHERMAIL_SES_API": variables["OTHERMAIL_SES_API"],
+        }
+    )
 
 
 def test_parameters_and_outputs(template: dict[str, Any]) -> None:
     assert {"Domains", "DatabaseSecretArn", "RetentionDays", "CodeBucket", "CodeKey", "MailPrefix"} <= set(
-        template["Parameters"])
+        template["Parameters"]
+    )
     assert template["Parameters"]["Domains"]["Type"] == "CommaDelimitedList"
     assert re.fullmatch(template["Parameters"]["MailPrefix"]["AllowedPattern"], "inbound/")
     assert not re.fullmatch(template["Parameters"]["MailPrefix"]["AllowedPattern"], "inbound")
-    assert {"BucketName", "FunctionArn", "RuleSetName", "ConfigurationSetName", "FeedbackTopicArn",
-            "DeadLetterQueueUrl"} <= set(template["Outputs"])
+    assert {
+        "BucketName",
+        "FunctionArn",
+        "RuleSetName",
+        "ConfigurationSetName",
+        "FeedbackTopicArn",
+        "DeadLetterQueueUrl",
+    } <= set(template["Outputs"])
     # `othermail aws provision --rule-set` defaults to the template's default rule set name.
     from forwarder.cli.aws_provision import provision_command
 
@@ -498,8 +560,12 @@ def test_the_stack_creates_in_moto(aws_session: boto3.session.Session) -> None:
     # checks them in the template); should moto apply them, they must be right.
     try:
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-        assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-                         "RestrictPublicBuckets": True}
+        assert block == {
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        }
     except s3.exceptions.ClientError as exc:
         assert exc.response["Error"]["Code"] == "NoSuchPublicAccessBlockConfiguration"
     try:
@@ -512,7 +578,8 @@ def test_the_stack_creates_in_moto(aws_session: boto3.session.Session) -> None:
     assert allow["Resource"] == f"arn:aws:s3:::{bucket}/inbound/*"
     assert allow["Condition"]["StringEquals"] == {
         "aws:SourceAccount": ACCOUNT,
-        "aws:SourceArn": f"arn:aws:ses:{REGION}:{ACCOUNT}:receipt-rule-set/othermail:receipt-rule/forward"}
+        "aws:SourceArn": f"arn:aws:ses:{REGION}:{ACCOUNT}:receipt-rule-set/othermail:receipt-rule/forward",
+    }
 
     lam = aws_session.client("lambda")
     function = lam.get_function(FunctionName=stack.outputs["FunctionArn"])["Configuration"]
@@ -522,20 +589,26 @@ def test_the_stack_creates_in_moto(aws_session: boto3.session.Session) -> None:
     invoke = lam.get_function_event_invoke_config(FunctionName=function["FunctionName"])
     assert invoke["MaximumRetryAttempts"] == 2
     assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == stack.outputs["DeadLetterQueueArn"]
-    grants = {g["Principal"]["Service"]: g
-              for g in json.loads(lam.get_policy(FunctionName=function["FunctionName"])["Policy"])["Statement"]}
+    grants = {
+        g["Principal"]["Service"]: g
+        for g in json.loads(lam.get_policy(FunctionName=function["FunctionName"])["Policy"])["Statement"]
+    }
     assert set(grants) == {"ses.amazonaws.com", "sns.amazonaws.com"}
     conditions = {k.lower(): v for c in grants["ses.amazonaws.com"]["Condition"].values() for k, v in c.items()}
-    assert conditions == {"aws:sourcearn": allow["Condition"]["StringEquals"]["aws:SourceArn"],
-                          "aws:sourceaccount": ACCOUNT}
+    assert conditions == {
+        "aws:sourcearn": allow["Condition"]["StringEquals"]["aws:SourceArn"],
+        "aws:sourceaccount": ACCOUNT,
+    }
     conditions = {k.lower(): v for c in grants["sns.amazonaws.com"]["Condition"].values() for k, v in c.items()}
     assert conditions == {"aws:sourcearn": stack.outputs["FeedbackTopicArn"]}
-    (subscription,) = aws_session.client("sns").list_subscriptions_by_topic(
-        TopicArn=stack.outputs["FeedbackTopicArn"])["Subscriptions"]
+    (subscription,) = aws_session.client("sns").list_subscriptions_by_topic(TopicArn=stack.outputs["FeedbackTopicArn"])[
+        "Subscriptions"
+    ]
     assert (subscription["Protocol"], subscription["Endpoint"]) == ("lambda", function["FunctionArn"])
 
-    queue = aws_session.client("sqs").get_queue_attributes(QueueUrl=stack.outputs["DeadLetterQueueUrl"],
-                                                           AttributeNames=["All"])["Attributes"]
+    queue = aws_session.client("sqs").get_queue_attributes(
+        QueueUrl=stack.outputs["DeadLetterQueueUrl"], AttributeNames=["All"]
+    )["Attributes"]
     assert queue["MessageRetentionPeriod"] == "1209600" and queue["SqsManagedSseEnabled"] == "true"
 
     ses = aws_session.client("ses")
@@ -544,7 +617,8 @@ def test_the_stack_creates_in_moto(aws_session: boto3.session.Session) -> None:
     assert [list(a) for a in rule["Actions"]] == [["S3Action"], ["LambdaAction"]]
     assert rule["Actions"][1]["LambdaAction"]["FunctionArn"] == function["FunctionArn"]
     (destination,) = ses.describe_configuration_set(
-        ConfigurationSetName="othermail", ConfigurationSetAttributeNames=["eventDestinations"])["EventDestinations"]
+        ConfigurationSetName="othermail", ConfigurationSetAttributeNames=["eventDestinations"]
+    )["EventDestinations"]
     assert destination["SNSDestination"]["TopicARN"] == stack.outputs["FeedbackTopicArn"]
 
     logs = aws_session.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/othermail-forwarder")
@@ -560,8 +634,13 @@ def test_the_vpc_variant_creates_in_moto(aws_session: boto3.session.Session) -> 
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(VpcId=vpc, GroupName="forwarder", Description="forwarder")["GroupId"]
-    stack = deploy(aws_session, SubnetIds=subnet, SecurityGroupIds=group, ReservedConcurrency="5",
-                   DatabaseSecretKmsKeyArn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    stack = deploy(
+        aws_session,
+        SubnetIds=subnet,
+        SecurityGroupIds=group,
+        ReservedConcurrency="5",
+        DatabaseSecretKmsKeyArn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    )
     lam = aws_session.client("lambda")
     function = lam.get_function(FunctionName=stack.outputs["FunctionArn"])
     assert function["Configuration"]["VpcConfig"]["SubnetIds"] == [subnet]
@@ -610,18 +689,26 @@ def answer_send_bounce(model: Any, **_: Any) -> Any:
 def test_the_handler_calls_only_what_the_role_allows(
     aws_session: boto3.session.Session, tmp_path: Path, ses_api: str
 ) -> None:
-    from forwarder.hosts.lambda_handler import LambdaRuntime
+    from moto.ses.models import ses_backends
+
     from forwarder.adapters.aws.secrets import environ_with_secrets
     from forwarder.cli.aws_provision import provision
-    from moto.ses.models import ses_backends
+    from forwarder.hosts.lambda_handler import LambdaRuntime
     from tests.forwarder.hosts.lambda_env import Env, ses_event
 
     database_url = f"sqlite:///{tmp_path / 'othermail.db'}"
     secret = aws_session.client("secretsmanager").create_secret(
-        Name="othermail-db", SecretString=json.dumps({"OTHERMAIL_DATABASE_URL": database_url}))
+        Name="othermail-db", SecretString=json.dumps({"OTHERMAIL_DATABASE_URL": database_url})
+    )
     stack = deploy(aws_session, DatabaseSecretArn=secret["ARN"])
-    provision(aws_session.client("ses"), aws_session.client("sesv2"), domains=stack.params["Domains"],
-              rule_set="othermail", region=REGION, echo=lambda line: None)
+    provision(
+        aws_session.client("ses"),
+        aws_session.client("sesv2"),
+        domains=stack.params["Domains"],
+        rule_set="othermail",
+        region=REGION,
+        echo=lambda line: None,
+    )
     variables = dict(stack.resolver.properties("ForwarderFunction")["Environment"]["Variables"])
     variables.update(OTHERMAIL_SES_API=ses_api, AWS_REGION=REGION)  # Lambda sets AWS_REGION
 
@@ -645,8 +732,10 @@ def test_the_handler_calls_only_what_the_role_allows(
     env.alias("old@othermail.example", "me@destination.example", expired_action="reject", max_messages=0)
     runtime = LambdaRuntime.from_settings(settings, session=session)
     try:
-        raw = (b"From: Shop <shop@store.example>\r\nTo: shop@othermail.example, news@second.example\r\n"
-               b"Subject: hello\r\nMessage-ID: <1@store.example>\r\n\r\nbody\r\n")
+        raw = (
+            b"From: Shop <shop@store.example>\r\nTo: shop@othermail.example, news@second.example\r\n"
+            b"Subject: hello\r\nMessage-ID: <1@store.example>\r\n\r\nbody\r\n"
+        )
         aws_session.client("s3").put_object(Bucket=settings.s3_bucket, Key="inbound/msg-1", Body=raw)
         result = runtime.handle(ses_event("msg-1", "shop@othermail.example", "news@second.example"))
         assert result["outcomes"] == {"forwarded": 2}, result
@@ -681,17 +770,24 @@ def test_the_handler_calls_only_what_the_role_allows(
 def test_with_user_domains_the_rule_takes_every_domain_and_the_role_sends_as_tagged_ones(
     aws_session: boto3.session.Session, tmp_path: Path
 ) -> None:
-    from forwarder.hosts.lambda_handler import LambdaRuntime
+    from moto.ses.models import ses_backends
+
     from forwarder.cli.aws_provision import provision
+    from forwarder.hosts.lambda_handler import LambdaRuntime
     from forwarder.ops.domain_checks import create_identity
     from models import Alias, Destination, User, UserDomain, make_engine, make_session_factory, utcnow
-    from moto.ses.models import ses_backends
     from tests.forwarder.hosts.lambda_env import ses_event
 
     database_url = f"sqlite:///{tmp_path / 'othermail.db'}"
     stack = deploy(aws_session, UserDomains="Enabled")
-    provision(aws_session.client("ses"), aws_session.client("sesv2"), domains=stack.params["Domains"],
-              rule_set="othermail", region=REGION, echo=lambda line: None)
+    provision(
+        aws_session.client("ses"),
+        aws_session.client("sesv2"),
+        domains=stack.params["Domains"],
+        rule_set="othermail",
+        region=REGION,
+        echo=lambda line: None,
+    )
     (rule,) = aws_session.client("ses").describe_receipt_rule_set(RuleSetName="othermail")["Rules"]
     assert not rule.get("Recipients")  # SES: every domain verified in the account
     names = set(aws_session.client("iam").list_role_policies(RoleName=stack.physical[ROLE])["PolicyNames"])
@@ -719,13 +815,16 @@ def test_with_user_domains_the_rule_takes_every_domain_and_the_role_sends_as_tag
     variables.update(AWS_REGION=REGION, OTHERMAIL_DATABASE_URL=database_url)
     calls: list[tuple[str, str, dict[str, Any]]] = []
     session = boto3.session.Session(region_name=REGION)
-    session.events.register("before-parameter-build",
-                            lambda params, model, **_: calls.append((model.service_model.signing_name, model.name,
-                                                                     dict(params))))
+    session.events.register(
+        "before-parameter-build",
+        lambda params, model, **_: calls.append((model.service_model.signing_name, model.name, dict(params))),
+    )
     runtime = LambdaRuntime.from_settings(Settings.from_env(variables), session=session)
     try:
-        raw = (b"From: Shop <news@store.example>\r\nTo: shop@ann.test\r\nSubject: hello\r\n"
-               b"Message-ID: <2@store.example>\r\n\r\nbody\r\n")
+        raw = (
+            b"From: Shop <news@store.example>\r\nTo: shop@ann.test\r\nSubject: hello\r\n"
+            b"Message-ID: <2@store.example>\r\n\r\nbody\r\n"
+        )
         aws_session.client("s3").put_object(Bucket=stack.outputs["BucketName"], Key="inbound/msg-2", Body=raw)
         result = runtime.handle(ses_event("msg-2", "shop@ann.test"))
         assert result["outcomes"] == {"forwarded": 1}, result
@@ -739,8 +838,11 @@ def test_with_user_domains_the_rule_takes_every_domain_and_the_role_sends_as_tag
     for service, operation, params in sends:
         for arn in resource_arns(service, operation, params, REGION):
             identity = arn.rpartition("identity/")[2]
-            tags = ({t["Key"]: t["Value"] for t in sesv2.get_email_identity(EmailIdentity=identity).get("Tags", [])}
-                    if ":identity/" in arn else {})
+            tags = (
+                {t["Key"]: t["Value"] for t in sesv2.get_email_identity(EmailIdentity=identity).get("Tags", [])}
+                if ":identity/" in arn
+                else {}
+            )
             assert allowed(documents, f"{service}:{operation}", arn, tags), f"the role denies {operation} on {arn}"
     assert any(arn.endswith(":identity/ann.test") for s, o, p in sends for arn in resource_arns(s, o, p, REGION))
     # an identity without the tag (the operator's own, another service's) stays out of reach

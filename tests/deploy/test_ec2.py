@@ -34,7 +34,7 @@ import tomllib
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -49,8 +49,13 @@ REPO = Path(__file__).resolve().parents[2]
 EC2 = REPO / "deploy" / "ec2"
 PLACEHOLDER = "othermail.example.com"
 HOST = "mail.example.org"  # the operator's name, put in place of the placeholder
-UNITS = ("othermail-migrate.service", "othermail-web.service", "othermail-worker.service",
-         "othermail-smtp.service", "othermail-domains.service")
+UNITS = (
+    "othermail-migrate.service",
+    "othermail-web.service",
+    "othermail-worker.service",
+    "othermail-smtp.service",
+    "othermail-domains.service",
+)
 #: Services that run once and exit (no Restart=); othermail-domains.timer starts the second.
 ONESHOTS = ("othermail-migrate.service", "othermail-domains.service")
 TIMERS = ("othermail-domains.timer",)
@@ -141,8 +146,11 @@ def test_every_secret_link_path_stays_out_of_the_access_log() -> None:
     from web import create_app
 
     site = (EC2 / "nginx" / "othermail.conf").read_text()
-    quiet = [re.compile(pattern) for pattern, body in
-             re.findall(r"location ~ (\S+) \{([^}]*)\}", site) if "access_log off;" in body]
+    quiet = [
+        re.compile(pattern)
+        for pattern, body in re.findall(r"location ~ (\S+) \{([^}]*)\}", site)
+        if "access_log off;" in body
+    ]
     tmp = Path(tempfile.mkdtemp())
     settings = Settings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'x.db'}", domains=("othermail.example",))
     app = create_app({"TESTING": True, "SECRET_KEY": "x", "SETTINGS": settings})
@@ -157,8 +165,11 @@ def test_bootstrap_installs_the_versions_ci_tested() -> None:
     the extras it installs."""
     bootstrap = (EC2 / "bootstrap.sh").read_text()
     assert '"$VENV/bin/pip" install --quiet -c "$src/constraints.txt" "${src}[mysql,postgres]"' in bootstrap
-    pinned = {line.split("==")[0].strip().lower() for line in (REPO / "constraints.txt").read_text().splitlines()
-              if "==" in line and not line.lstrip().startswith("#")}
+    pinned = {
+        line.split("==")[0].strip().lower()
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
     assert {"pymysql", "psycopg", "psycopg-binary", "aiosmtpd", "flask"} <= pinned
 
 
@@ -167,27 +178,37 @@ def test_the_package_ships_the_templates_and_static_files() -> None:
     web app reads must be package data."""
     globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["web"]
     shipped = {path for pattern in globs for path in (REPO / "web").glob(pattern)}
-    needed = {path for path in (REPO / "web").rglob("*")
-              if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts}
+    needed = {
+        path
+        for path in (REPO / "web").rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
     assert needed and needed <= shipped, sorted(str(p.relative_to(REPO)) for p in needed - shipped)
 
 
 def test_the_env_file_example_is_valid_settings() -> None:
     env = env_file(EC2 / "othermail.env.example")
-    rendered = {key: placed(value.replace("__DB_PASSWORD__", "pw").replace("__SECRET_KEY__", "key"))
-                for key, value in env.items()}
+    rendered = {
+        key: placed(value.replace("__DB_PASSWORD__", "pw").replace("__SECRET_KEY__", "key"))
+        for key, value in env.items()
+    }
     settings = Settings.from_env(rendered)
     assert settings.domains == (HOST,)
     assert settings.data_dir == Path("/var/lib/othermail")
     url = make_url(settings.database_url)
-    assert (url.drivername, url.username, url.password, url.database) == ("mysql+pymysql", "othermail", "pw",
-                                                                          "othermail")
+    assert (url.drivername, url.username, url.password, url.database) == (
+        "mysql+pymysql",
+        "othermail",
+        "pw",
+        "othermail",
+    )
     assert url.query == {"unix_socket": "/run/mysqld/mysqld.sock"}
     # every variable it names, set or commented out, is one othermail reads
     known = set(re.findall(r'"([A-Z0-9_]+)"', (REPO / "forwarder" / "settings.py").read_text()))
     named = re.findall(r"^#?(OTHERMAIL_[A-Z0-9_]+)=", (EC2 / "othermail.env.example").read_text(), re.M)
-    unknown = [name for name in named
-               if name.removeprefix("OTHERMAIL_") not in known and not name.startswith("OTHERMAIL_WEB_")]
+    unknown = [
+        name for name in named if name.removeprefix("OTHERMAIL_") not in known and not name.startswith("OTHERMAIL_WEB_")
+    ]
     assert named and not unknown
 
 
@@ -208,8 +229,9 @@ def nginx_conf(tmp: Path, sites: list[Path], *, run: bool = False) -> Path:
     conf = re.sub(r"(?m)^(\s*)access_log [^;]*;", rf"\1access_log {tmp}/access.log;", conf, count=1)
     if run:
         conf = re.sub(r"(?m)^worker_processes [^;]*;", "worker_processes 1;", conf, count=1)
-    temp = "".join(f"\n\t{kind}_temp_path {tmp}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
-                                                                     "scgi"))
+    temp = "".join(
+        f"\n\t{kind}_temp_path {tmp}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     conf = replace_once(conf, "http {\n", "http {\n" + temp + "\n")
     includes = "".join(f"\tinclude {site};\n" for site in sites)
     conf = replace_once(conf, "\tinclude /etc/nginx/sites-enabled/*;\n", includes)
@@ -228,16 +250,23 @@ def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     fullchain, privkey = tmp / "fullchain.pem", tmp / "privkey.pem"
     fullchain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    privkey.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    privkey.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return fullchain, privkey
 
 
@@ -251,8 +280,9 @@ def tls_site(tmp: Path) -> str:
 
 
 def nginx_test(nginx: str, conf: Path, tmp: Path) -> str:
-    result = subprocess.run([nginx, "-t", "-c", str(conf), "-e", str(tmp / "error.log")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [nginx, "-t", "-c", str(conf), "-e", str(tmp / "error.log")], capture_output=True, text=True, timeout=60
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert f"the configuration file {conf} syntax is ok" in output
@@ -299,8 +329,9 @@ def units(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("name", UNITS + TIMERS)
 def test_systemd_analyze_verifies_the_unit(units: Path, name: str) -> None:
     analyze = tool("systemd-analyze", "systemd")
-    result = subprocess.run([analyze, "verify", str(units / name)], capture_output=True, text=True, timeout=60,
-                            cwd=units)
+    result = subprocess.run(
+        [analyze, "verify", str(units / name)], capture_output=True, text=True, timeout=60, cwd=units
+    )
     # No message is filtered: on Debian 12 (systemd 252, in a container without systemd as PID 1)
     # a correct unit verifies in silence.
     assert result.returncode == 0, result.stderr
@@ -312,13 +343,25 @@ def test_the_unit_is_hardened(units: Path, name: str) -> None:
     """``systemd-analyze security`` rates the exposure from 0 (locked down) to 10; the units stay
     under 3.5 (they score 2.8 to 3.0 on systemd 252), so a lost protection shows up here."""
     analyze = tool("systemd-analyze", "systemd")
-    result = subprocess.run([analyze, "security", "--offline=true", "--threshold=35", "--no-pager",
-                             str(units / name)], capture_output=True, text=True, timeout=60, cwd=units)
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", "--threshold=35", "--no-pager", str(units / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=units,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     text = (units / name).read_text()
-    for line in ("User=othermail", "Group=othermail", "EnvironmentFile=/etc/othermail/othermail.env",
-                 "NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/othermail",
-                 "PrivateTmp=yes", "ProtectHome=yes"):
+    for line in (
+        "User=othermail",
+        "Group=othermail",
+        "EnvironmentFile=/etc/othermail/othermail.env",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/othermail",
+        "PrivateTmp=yes",
+        "ProtectHome=yes",
+    ):
         assert f"\n{line}\n" in text, f"{name} lacks {line}"
     if name == "othermail-web.service":  # see test_uwsgi_exits_when_the_app_cannot_load
         assert "\nRestart=always\n" in text
@@ -359,23 +402,37 @@ def harmless_path(tmp_path: Path) -> str:
 
 
 def test_bootstrap_explains_itself(harmless_path: str) -> None:
-    result = subprocess.run(["/bin/bash", str(EC2 / "bootstrap.sh"), "--help"], capture_output=True, text=True,
-                            timeout=30, env={"PATH": harmless_path})
+    result = subprocess.run(
+        ["/bin/bash", str(EC2 / "bootstrap.sh"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": harmless_path},
+    )
     assert result.returncode == 0, result.stderr
     assert "usage: bootstrap.sh [--smtp] [--no-mariadb] HOSTNAME" in result.stdout
 
 
-@pytest.mark.parametrize("arguments, status, message", [
-    ([], 2, "usage:"),
-    (["--bogus", HOST], 2, "usage:"),
-    (["not_a_host"], 1, "not a host name: not_a_host"),
-    (["localhost"], 1, "not a host name: localhost"),
-    ([HOST, "extra.example.org"], 2, "usage:"),
-])
+@pytest.mark.parametrize(
+    "arguments, status, message",
+    [
+        ([], 2, "usage:"),
+        (["--bogus", HOST], 2, "usage:"),
+        (["not_a_host"], 1, "not a host name: not_a_host"),
+        (["localhost"], 1, "not a host name: localhost"),
+        ([HOST, "extra.example.org"], 2, "usage:"),
+    ],
+)
 def test_bootstrap_refuses_bad_arguments_before_changing_anything(
-        harmless_path: str, arguments: list[str], status: int, message: str) -> None:
-    result = subprocess.run(["/bin/bash", str(EC2 / "bootstrap.sh"), *arguments], capture_output=True, text=True,
-                            timeout=30, env={"PATH": harmless_path})
+    harmless_path: str, arguments: list[str], status: int, message: str
+) -> None:
+    result = subprocess.run(
+        ["/bin/bash", str(EC2 / "bootstrap.sh"), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": harmless_path},
+    )
     assert result.returncode == status, result.stderr
     assert message in result.stderr
 
@@ -401,13 +458,21 @@ def test_setup_sql_makes_an_account_limited_to_its_database(tmp_path: Path) -> N
     sql = re.sub(r"\bothermail\b", name, sql)
     if not local:  # a server elsewhere is reached over TCP: the test account must accept that
         sql = sql.replace("'localhost'", "'%'")
-    statements = [s.strip() for s in "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
-                  .split(";") if s.strip()]
+    statements = [
+        s.strip()
+        for s in "\n".join(line for line in sql.splitlines() if not line.startswith("--")).split(";")
+        if s.strip()
+    ]
     assert len(statements) == 4
 
     def run_as_admin(*queries: str) -> None:
-        connection = pymysql.connect(host=admin.host, port=admin.port or 3306, user=admin.username,
-                                     password=admin.password or "", autocommit=True)
+        connection = pymysql.connect(
+            host=admin.host,
+            port=admin.port or 3306,
+            user=admin.username,
+            password=admin.password or "",
+            autocommit=True,
+        )
         try:
             with connection.cursor() as cursor:
                 for query in queries:
@@ -421,11 +486,19 @@ def test_setup_sql_makes_an_account_limited_to_its_database(tmp_path: Path) -> N
         example = env_file(EC2 / "othermail.env.example")["OTHERMAIL_DATABASE_URL"]
         url = re.sub(r"\bothermail\b", name, example.replace("__DB_PASSWORD__", password))
         if not local:
-            url = make_url(url).set(host=admin.host, port=admin.port or 3306, query={}).render_as_string(
-                hide_password=False)
+            url = (
+                make_url(url)
+                .set(host=admin.host, port=admin.port or 3306, query={})
+                .render_as_string(hide_password=False)
+            )
         env = {**os.environ, "OTHERMAIL_DATABASE_URL": url, "OTHERMAIL_DATA_DIR": str(tmp_path)}
-        result = subprocess.run([str(Path(sys.executable).with_name("othermail")), "db", "upgrade"], env=env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("othermail")), "db", "upgrade"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         engine = create_engine(url)
         try:
@@ -477,17 +550,21 @@ def _debian_venv(tmp: Path) -> Path:
     debian = Path("/usr/bin/python3")
     if not debian.exists():
         missing("/usr/bin/python3 is missing (apt-get install python3)")
-    version = subprocess.run([str(debian), "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
-                             text=True, check=True).stdout.split()
+    version = subprocess.run(
+        [str(debian), "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True, check=True
+    ).stdout.split()
     ours = [str(part) for part in sys.version_info[:2]]
     if version != ours:
-        missing(f"Debian's python3 is {'.'.join(version)} and this venv's {'.'.join(ours)}: the project's "
-                "packages cannot be lent to the uWSGI plugin")
+        missing(
+            f"Debian's python3 is {'.'.join(version)} and this venv's {'.'.join(ours)}: the project's "
+            "packages cannot be lent to the uWSGI plugin"
+        )
     venv = tmp / "venv"
     subprocess.run([str(debian), "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site_packages = venv / "lib" / f"python{'.'.join(ours)}" / "site-packages"
     (site_packages / "othermail-test.pth").write_text(
-        f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+        f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n"
+    )
     return venv
 
 
@@ -495,8 +572,11 @@ def _uwsgi_ini(tmp: Path, venv: Path, http_port: int) -> Path:
     """The project's ini with the unix socket and the venv under tmp, and an http-socket too
     (the socket's owner othermail:www-data does not exist here)."""
     ini = (EC2 / "uwsgi" / "othermail.ini").read_text()
-    ini = replace_once(ini, "\nsocket = /run/othermail/uwsgi.sock\n",
-                       f"\nsocket = {tmp}/uwsgi.sock\nhttp-socket = 127.0.0.1:{http_port}\n")
+    ini = replace_once(
+        ini,
+        "\nsocket = /run/othermail/uwsgi.sock\n",
+        f"\nsocket = {tmp}/uwsgi.sock\nhttp-socket = 127.0.0.1:{http_port}\n",
+    )
     ini = replace_once(ini, "\nvirtualenv = /opt/othermail/.venv\n", f"\nvirtualenv = {venv}\n")
     ini = replace_once(ini, "\nchown-socket = othermail:www-data\n", "\n")
     path = tmp / "uwsgi.ini"
@@ -507,8 +587,10 @@ def _uwsgi_ini(tmp: Path, venv: Path, http_port: int) -> Path:
 def _service_environment(data: Path, notify: Path) -> dict[str, str]:
     """The example env file, as systemd hands it to the service, with what this machine lacks
     replaced: SQLite in the data folder instead of MariaDB, the local outbox instead of SES."""
-    env = {key: placed(value.replace("__SECRET_KEY__", "uwsgi-test-secret"))
-           for key, value in env_file(EC2 / "othermail.env.example").items()}
+    env = {
+        key: placed(value.replace("__SECRET_KEY__", "uwsgi-test-secret"))
+        for key, value in env_file(EC2 / "othermail.env.example").items()
+    }
     env.update(OTHERMAIL_DATA_DIR=str(data), OTHERMAIL_DATABASE_URL="", OTHERMAIL_SENDER="outbox")
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "NOTIFY_SOCKET": str(notify), **env}
 
@@ -571,8 +653,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ini = _uwsgi_ini(tmp, venv, http_port)
     log = tmp / "uwsgi.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([uwsgi, "--ini", str(ini)], cwd=tmp, env=_service_environment(data, notify_path),
-                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [uwsgi, "--ini", str(ini)],
+            cwd=tmp,
+            env=_service_environment(data, notify_path),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     running = Stack(tmp=tmp, data=data, uwsgi=process, uwsgi_log=log, http_port=http_port)
     try:
         deadline = time.monotonic() + 60
@@ -583,8 +671,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 if process.poll() is not None:
                     break
                 continue
-            pid = next((struct.unpack("3i", data_[:12])[0] for level, kind, data_ in ancillary
-                        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS), None)
+            pid = next(
+                (
+                    struct.unpack("3i", data_[:12])[0]
+                    for level, kind, data_ in ancillary
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
+                ),
+                None,
+            )
             running.notices.append((pid, message))
         _wait_http(running, http_port, "/signin", deadline)
 
@@ -606,10 +700,12 @@ def _start_nginx(stack: Stack, nginx: str) -> None:
     stack.web_port, stack.tls_port = free_port(), free_port()
     site = tls_site(tmp)
     site = "\n".join(line for line in site.splitlines() if "listen [::]" not in line)
-    for old, new in ((" 80 default_server;", f" 127.0.0.1:{stack.web_port} default_server;"),
-                     (" 80;", f" 127.0.0.1:{stack.web_port};"),
-                     (" 443 ssl http2 default_server;", f" 127.0.0.1:{stack.tls_port} ssl http2 default_server;"),
-                     (" 443 ssl http2;", f" 127.0.0.1:{stack.tls_port} ssl http2;")):
+    for old, new in (
+        (" 80 default_server;", f" 127.0.0.1:{stack.web_port} default_server;"),
+        (" 80;", f" 127.0.0.1:{stack.web_port};"),
+        (" 443 ssl http2 default_server;", f" 127.0.0.1:{stack.tls_port} ssl http2 default_server;"),
+        (" 443 ssl http2;", f" 127.0.0.1:{stack.tls_port} ssl http2;"),
+    ):
         site = replace_once(site, f"listen{old}", f"listen{new}")
     # location / and the one that keeps the mailed links' secrets out of the access log
     assert site.count("unix:/run/othermail/uwsgi.sock;") == 2
@@ -626,8 +722,12 @@ def _start_nginx(stack: Stack, nginx: str) -> None:
     stack.cafile = tmp / "fullchain.pem"
     stack.nginx_log = tmp / "nginx.out"
     with stack.nginx_log.open("wb") as out:
-        stack.nginx = subprocess.Popen([nginx, "-c", str(conf), "-e", str(tmp / "error.log"), "-g", "daemon off;"],
-                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        stack.nginx = subprocess.Popen(
+            [nginx, "-c", str(conf), "-e", str(tmp / "error.log"), "-g", "daemon off;"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -665,8 +765,14 @@ def _tls(stack: Stack, sni: str = HOST, alpn: list[str] | None = None) -> ssl.SS
         raise
 
 
-def _https(stack: Stack, method: str, path: str, headers: dict[str, str] | None = None, body: str | None = None,
-           sni: str = HOST) -> Reply:
+def _https(
+    stack: Stack,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
+    sni: str = HOST,
+) -> Reply:
     tls = _tls(stack, sni)
     connection = http.client.HTTPConnection("127.0.0.1", stack.tls_port, timeout=10)
     connection.sock = tls
@@ -761,10 +867,18 @@ def test_forged_forwarding_headers_are_replaced(stack: Stack) -> None:
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     cookie = page.headers["Set-Cookie"].split(";", 1)[0]
     forged = {"X-Forwarded-For": "198.51.100.66", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
-    reply = _https(stack, "POST", "/reset", body=urllib.parse.urlencode({"csrf_token": token,
-                                                                        "email": "ann@example.org"}),
-                   headers={"Cookie": cookie, "Referer": f"https://{HOST}/reset",
-                            "Content-Type": "application/x-www-form-urlencoded", **forged})
+    reply = _https(
+        stack,
+        "POST",
+        "/reset",
+        body=urllib.parse.urlencode({"csrf_token": token, "email": "ann@example.org"}),
+        headers={
+            "Cookie": cookie,
+            "Referer": f"https://{HOST}/reset",
+            "Content-Type": "application/x-www-form-urlencoded",
+            **forged,
+        },
+    )
     assert reply.status == 302, reply.text[:500]
     new = stack.data / "outbox" / "new"
     for _ in range(200):  # the reset mail leaves from the app's mail worker, after the answer (review F2)
@@ -828,9 +942,16 @@ def test_uwsgi_exits_when_the_app_cannot_load(tmp_path: Path) -> None:
     venv = _debian_venv(tmp_path)
     ini = _uwsgi_ini(tmp_path, venv, free_port())
     ini.write_text(replace_once(ini.read_text(), "module = web.wsgi:app", "module = web.no_such_module:app"))
-    result = subprocess.run([uwsgi, "--ini", str(ini)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            env={"PATH": "/usr/bin:/bin", "OTHERMAIL_DATA_DIR": str(tmp_path)})
+    result = subprocess.run(
+        [uwsgi, "--ini", str(ini)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "OTHERMAIL_DATA_DIR": str(tmp_path)},
+    )
     output = result.stdout + result.stderr
     assert "ModuleNotFoundError: No module named 'web.no_such_module'" in output
     assert ("need-app requested, destroying the instance" in output and result.returncode != 0) or (
-        "no app loaded. GAME OVER" in output and "goodbye to uWSGI" in output), output
+        "no app loaded. GAME OVER" in output and "goodbye to uWSGI" in output
+    ), output

@@ -52,12 +52,22 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("forwarder-zip")
     archive = out / "dist" / "forwarder.zip"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OTHERMAIL_"))}
-    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_CONFIG_FILE="/dev/null",
-               AWS_SHARED_CREDENTIALS_FILE="/dev/null", OTHERMAIL_DATA_DIR=str(out / "var"))
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        OTHERMAIL_DATA_DIR=str(out / "var"),
+    )
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "forwarder.cli.main", "aws", "package-forwarder", "--output", str(archive)],
-        cwd=out, env=env, capture_output=True, text=True, timeout=600, check=False,
+        cwd=out,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     print(f"package-forwarder: {archive.stat().st_size / 2**20:.1f} MiB in {time.monotonic() - started:.1f} s")
@@ -76,11 +86,24 @@ def test_the_project_modules_are_exactly_the_traced_ones(built: tuple[Path, str]
         listed = zipped.namelist()
     own = {n for n in listed if n.split("/")[0] in ("forwarder", "models") and n.endswith(".py")}
     assert own == {path.as_posix() for path in trace_handler(REPO).files}
-    for required in ("forwarder/hosts/lambda_handler.py", "forwarder/adapters/aws/secrets.py", "forwarder/adapters/aws/events.py",
-                     "forwarder/core/forward.py", "forwarder/adapters/senders.py", "models/engine.py"):
+    for required in (
+        "forwarder/hosts/lambda_handler.py",
+        "forwarder/adapters/aws/secrets.py",
+        "forwarder/adapters/aws/events.py",
+        "forwarder/core/forward.py",
+        "forwarder/adapters/senders.py",
+        "models/engine.py",
+    ):
         assert required in own
-    for left_out in ("forwarder/hosts/onebox.py", "forwarder/adapters/smtp/ingress.py", "forwarder/hosts/dispatch.py", "forwarder/adapters/local/spool.py",
-                     "forwarder/hosts/queue_worker.py", "forwarder/ops/packaging.py", "forwarder/ops/domain_checks.py"):
+    for left_out in (
+        "forwarder/hosts/onebox.py",
+        "forwarder/adapters/smtp/ingress.py",
+        "forwarder/hosts/dispatch.py",
+        "forwarder/adapters/local/spool.py",
+        "forwarder/hosts/queue_worker.py",
+        "forwarder/ops/packaging.py",
+        "forwarder/ops/domain_checks.py",
+    ):
         assert left_out not in own, left_out
     # Byte code ships next to each module (Lambda's disk is read-only: Python could not write it).
     assert "forwarder/hosts/__pycache__/lambda_handler.cpython-311.pyc" in listed or sys.version_info[:2] != (3, 11)
@@ -93,8 +116,25 @@ def test_only_what_the_handler_needs_is_inside(built: tuple[Path, str]) -> None:
     tops = {n.split("/")[0] for n in listed}
     for needed in ("forwarder", "models", "sqlalchemy", "pymysql", "psycopg", "psycopg_binary", "typing_extensions.py"):
         assert needed in tops, needed
-    for unwanted in ("web", "migrations", "tests", "bench", "deploy", "flask", "werkzeug", "jinja2", "click",
-                     "boto3", "botocore", "s3transfer", "aiosmtpd", "alembic", "argon2", "dns", "bin"):
+    for unwanted in (
+        "web",
+        "migrations",
+        "tests",
+        "bench",
+        "deploy",
+        "flask",
+        "werkzeug",
+        "jinja2",
+        "click",
+        "boto3",
+        "botocore",
+        "s3transfer",
+        "aiosmtpd",
+        "alembic",
+        "argon2",
+        "dns",
+        "bin",
+    ):
         assert unwanted not in tops, unwanted
     assert not [n for n in listed if n.startswith(("forwarder/cli/", "forwarder/samples/")) or n.endswith(".eml")]
     assert lambda_incompatible(built[0]) == {}  # manylinux2014 x86_64 wheels: Amazon Linux 2's glibc 2.26
@@ -124,26 +164,59 @@ def test_the_packaged_handler_forwards_in_a_clean_interpreter(built: tuple[Path,
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                        region_name=REGION)
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        )
         session.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
         session.client("s3", endpoint_url=endpoint).put_object(Bucket=BUCKET, Key=PREFIX + "m1", Body=MESSAGE)
         session.client("ses", endpoint_url=endpoint).verify_domain_identity(Domain="othermail.example")
         arn = session.client("secretsmanager", endpoint_url=endpoint).create_secret(
-            Name="othermail/forwarder", SecretString=json.dumps({"OTHERMAIL_DATABASE_URL": url}))["ARN"]
+            Name="othermail/forwarder", SecretString=json.dumps({"OTHERMAIL_DATABASE_URL": url})
+        )["ARN"]
         env = aws_offline_env(
-            AWS_ENDPOINT_URL=endpoint, NO_PROXY="127.0.0.1,localhost", AWS_REGION=REGION,
-            OTHERMAIL_SECRETS_ARN=arn, OTHERMAIL_S3_BUCKET=BUCKET, OTHERMAIL_S3_PREFIX=PREFIX,
+            AWS_ENDPOINT_URL=endpoint,
+            NO_PROXY="127.0.0.1,localhost",
+            AWS_REGION=REGION,
+            OTHERMAIL_SECRETS_ARN=arn,
+            OTHERMAIL_S3_BUCKET=BUCKET,
+            OTHERMAIL_S3_PREFIX=PREFIX,
             OTHERMAIL_DOMAINS="othermail.example",
         )
-        confirmation = {"Records": [{"EventSource": "aws:sns", "Sns": {
-            "Type": "SubscriptionConfirmation", "TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:inbound",
-            "Message": "confirm", "SubscribeURL": "https://sns.example/confirm"}}]}
-        receipt = {"recipients": [ALIAS], "action": {"type": "Lambda", "invocationType": "Event"},
-                   **{f"{n}Verdict": {"status": "PASS"} for n in ("spam", "virus", "spf", "dkim", "dmarc")}}
-        ses_event = {"Records": [{"eventSource": "aws:ses", "eventVersion": "1.0", "ses": {
-            "mail": {"messageId": "m1", "source": "jane@example.net", "timestamp": "2026-11-23T10:00:00.000Z",
-                     "destination": [ALIAS]}, "receipt": receipt}}]}
+        confirmation = {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "Sns": {
+                        "Type": "SubscriptionConfirmation",
+                        "TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:inbound",
+                        "Message": "confirm",
+                        "SubscribeURL": "https://sns.example/confirm",
+                    },
+                }
+            ]
+        }
+        receipt = {
+            "recipients": [ALIAS],
+            "action": {"type": "Lambda", "invocationType": "Event"},
+            **{f"{n}Verdict": {"status": "PASS"} for n in ("spam", "virus", "spf", "dkim", "dmarc")},
+        }
+        ses_event = {
+            "Records": [
+                {
+                    "eventSource": "aws:ses",
+                    "eventVersion": "1.0",
+                    "ses": {
+                        "mail": {
+                            "messageId": "m1",
+                            "source": "jane@example.net",
+                            "timestamp": "2026-11-23T10:00:00.000Z",
+                            "destination": [ALIAS],
+                        },
+                        "receipt": receipt,
+                    },
+                }
+            ]
+        }
         code = f"""
 import importlib, json, sys
 missing = []
@@ -166,8 +239,16 @@ print(json.dumps({{"missing": missing, "first": first, "second": second,
     finally:
         server.stop()
     seen = last_json_line(result)
-    assert seen["missing"] == ["flask", "werkzeug", "click", "web", "forwarder.cli", "aiosmtpd", "alembic",
-                               "migrations"]
+    assert seen["missing"] == [
+        "flask",
+        "werkzeug",
+        "click",
+        "web",
+        "forwarder.cli",
+        "aiosmtpd",
+        "alembic",
+        "migrations",
+    ]
     assert seen["loaded"] == []
     assert seen["first"]["outcomes"] == {"skipped:sns-subscription-confirmation": 1}
     assert seen["second"]["outcomes"] == {"forwarded": 1}, result.stderr[-3000:]

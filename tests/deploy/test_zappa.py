@@ -92,7 +92,10 @@ def zappa_venv() -> Path:
     # Scripts would carry the partial folder in their shebang: everything runs as ``python -m``.
     install = subprocess.run(
         [str(partial / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *reqs],
-        capture_output=True, text=True, timeout=900, check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert install.returncode == 0, f"pip install failed:\n{install.stdout[-3000:]}\n{install.stderr[-3000:]}"
     (partial / "ready").write_text(f"{' '.join(reqs)}\nbuilt in {time.monotonic() - started:.0f} s\n")
@@ -116,9 +119,20 @@ def packages(zappa_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
         archive = out / f"web-{stage}.zip"
         started = time.monotonic()
         result = subprocess.run(
-            [str(zappa_venv / "bin" / "python"), "-c", "import sys; from zappa.cli import handle; sys.exit(handle())",
-             "package", stage, "-o", str(archive)],
-            cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+            [
+                str(zappa_venv / "bin" / "python"),
+                "-c",
+                "import sys; from zappa.cli import handle; sys.exit(handle())",
+                "package",
+                stage,
+                "-o",
+                str(archive),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
             env=aws_offline_env(VIRTUAL_ENV=str(zappa_venv), TMPDIR=str(out / "tmp")),
         )
         assert result.returncode == 0 and archive.is_file(), f"zappa package {stage}:\n{result.stdout}\n{result.stderr}"
@@ -183,14 +197,34 @@ def test_secrets_stay_out_of_plain_settings(stage: str) -> None:
 def test_the_zip_holds_the_app_and_its_runtime_dependencies(packages: dict[str, Path], stage: str) -> None:
     listed = set(names(packages[stage]))
     tops = {name.split("/")[0] for name in listed}
-    for required in ("web/wsgi.py", "web/__init__.py", "forwarder/hosts/lambda_handler.py", "forwarder/adapters/aws/secrets.py",
-                     "forwarder/core/forward.py", "models/__init__.py", "migrations/env.py",
-                     "handler.py", "zappa_settings.py", "zappa/handler.py"):
+    for required in (
+        "web/wsgi.py",
+        "web/__init__.py",
+        "forwarder/hosts/lambda_handler.py",
+        "forwarder/adapters/aws/secrets.py",
+        "forwarder/core/forward.py",
+        "models/__init__.py",
+        "migrations/env.py",
+        "handler.py",
+        "zappa_settings.py",
+        "zappa/handler.py",
+    ):
         assert required in listed, required
     assert any(n.startswith("web/templates/") for n in listed) and any(n.startswith("web/static/") for n in listed)
     assert any(n.startswith("migrations/versions/") for n in listed)
-    for package in ("flask", "werkzeug", "jinja2", "sqlalchemy", "alembic", "flask_wtf", "argon2", "dns",
-                    "pymysql", "psycopg", "psycopg_binary"):
+    for package in (
+        "flask",
+        "werkzeug",
+        "jinja2",
+        "sqlalchemy",
+        "alembic",
+        "flask_wtf",
+        "argon2",
+        "dns",
+        "pymysql",
+        "psycopg",
+        "psycopg_binary",
+    ):
         assert package in tops, package
     # boto3 and botocore come with Lambda's python runtime: the settings leave them out (zappa itself
     # would not), which saves about 13 MiB of the zip.
@@ -201,10 +235,34 @@ def test_the_zip_holds_the_app_and_its_runtime_dependencies(packages: dict[str, 
 def test_the_zip_leaves_out_tests_tools_and_dev_dependencies(packages: dict[str, Path], stage: str) -> None:
     listed = names(packages[stage])
     tops = {name.split("/")[0] for name in listed}
-    for unwanted in ("tests", "bench", "deploy", ".ci", ".git", ".venv", ".hypothesis", ".pytest_cache", "corpus",
-                     "shared", "var", "dist", "othermail.egg-info", "pytest", "_pytest", "moto", "playwright",
-                     "schemathesis", "hypothesis", "troposphere", "pip", "setuptools", "README.md", "mkdocs.yml",
-                     "pyproject.toml", "zappa_settings.json"):
+    for unwanted in (
+        "tests",
+        "bench",
+        "deploy",
+        ".ci",
+        ".git",
+        ".venv",
+        ".hypothesis",
+        ".pytest_cache",
+        "corpus",
+        "shared",
+        "var",
+        "dist",
+        "othermail.egg-info",
+        "pytest",
+        "_pytest",
+        "moto",
+        "playwright",
+        "schemathesis",
+        "hypothesis",
+        "troposphere",
+        "pip",
+        "setuptools",
+        "README.md",
+        "mkdocs.yml",
+        "pyproject.toml",
+        "zappa_settings.json",
+    ):
         assert unwanted not in tops, unwanted
     assert not [n for n in listed if n.startswith("forwarder/samples/")]  # only `othermail demo` reads them
     assert not [n for n in listed if n.endswith((".eml", ".pyc", ".zip"))]
@@ -226,7 +284,6 @@ def test_the_zip_fits_lambda(packages: dict[str, Path], stage: str) -> None:
         assert name not in settings
 
 
-
 @contextlib.contextmanager
 def dev_stage_with_ssm(tmp_path: Path, url: str) -> Iterator[dict[str, str]]:
     """The dev stage's environment, offline, with its database URL (``url``, migrated) and secret
@@ -240,22 +297,23 @@ def dev_stage_with_ssm(tmp_path: Path, url: str) -> Iterator[dict[str, str]]:
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        ssm = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1").client("ssm", endpoint_url=endpoint)
+        ssm = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client("ssm", endpoint_url=endpoint)
         path = plain["OTHERMAIL_SSM_PATH"]
         # Overwrite: moto's backends outlive a server, so another test may have put them
         ssm.put_parameter(Name=f"{path}/OTHERMAIL_DATABASE_URL", Value=url, Type="SecureString", Overwrite=True)
-        ssm.put_parameter(Name=f"{path}/OTHERMAIL_WEB_SECRET_KEY", Value="k" * 48, Type="SecureString",
-                          Overwrite=True)
-        yield aws_offline_env(**{**plain, "OTHERMAIL_DATA_DIR": str(tmp_path / "data")},
-                              AWS_ENDPOINT_URL=endpoint, NO_PROXY="127.0.0.1,localhost")
+        ssm.put_parameter(Name=f"{path}/OTHERMAIL_WEB_SECRET_KEY", Value="k" * 48, Type="SecureString", Overwrite=True)
+        yield aws_offline_env(
+            **{**plain, "OTHERMAIL_DATA_DIR": str(tmp_path / "data")},
+            AWS_ENDPOINT_URL=endpoint,
+            NO_PROXY="127.0.0.1,localhost",
+        )
     finally:
         server.stop()
 
 
-def test_the_packaged_app_serves_a_request_with_secrets_from_ssm(
-    packages: dict[str, Path], tmp_path: Path
-) -> None:
+def test_the_packaged_app_serves_a_request_with_secrets_from_ssm(packages: dict[str, Path], tmp_path: Path) -> None:
     """Zappa's handler in a clean interpreter: the app from the zip, boto3 from 'the runtime', its
     database URL and secret key from SSM on a moto server (the dev stage's OTHERMAIL_SSM_PATH)."""
     task = unpack(packages["dev"], tmp_path / "task")
@@ -263,10 +321,17 @@ def test_the_packaged_app_serves_a_request_with_secrets_from_ssm(
     url = f"sqlite:///{tmp_path / 'othermail.db'}"
     with dev_stage_with_ssm(tmp_path, url) as env:
         event = {
-            "httpMethod": "GET", "path": "/signin", "queryStringParameters": None, "body": None,
+            "httpMethod": "GET",
+            "path": "/signin",
+            "queryStringParameters": None,
+            "body": None,
             "isBase64Encoded": False,
-            "headers": {"Host": "othermail.example.com", "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443",
-                        "X-Forwarded-For": "203.0.113.7, 130.176.0.1"},
+            "headers": {
+                "Host": "othermail.example.com",
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-Port": "443",
+                "X-Forwarded-For": "203.0.113.7, 130.176.0.1",
+            },
             "requestContext": {"stage": "dev", "identity": {"sourceIp": "203.0.113.7"}},
         }
         code = f"""
@@ -296,7 +361,6 @@ print(json.dumps({{"leaked": leaked, "status": response["statusCode"], "body": r
     assert "k" * 48 not in result.stderr  # the secret is not logged
 
 
-
 def test_the_packaged_handler_logs_no_secret_link(packages: dict[str, Path], tmp_path: Path) -> None:
     """Review finding F5: Zappa writes every request line to CloudWatch (zappa.wsgi.common_log, at
     INFO) when the stage's log_level lets INFO through, and the links the service mails carry their
@@ -305,13 +369,23 @@ def test_the_packaged_handler_logs_no_secret_link(packages: dict[str, Path], tmp
     provided = provided_by_runtime(tmp_path / "runtime")
     url = f"sqlite:///{tmp_path / 'othermail.db'}"
     with dev_stage_with_ssm(tmp_path, url) as env:
-        events = [{
-            "httpMethod": "GET", "path": secret_path, "queryStringParameters": None, "body": None,
-            "isBase64Encoded": False,
-            "headers": {"Host": "othermail.example.com", "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"},
-            "requestContext": {"stage": "dev", "identity": {"sourceIp": "203.0.113.7"}},
-        } for secret_path in ("/signin", "/reset/SECRETRESETTOKEN", "/email/verify/SECRETEMAILTOKEN",
-                              "/destinations/verify/SECRETDESTTOKEN")]
+        events = [
+            {
+                "httpMethod": "GET",
+                "path": secret_path,
+                "queryStringParameters": None,
+                "body": None,
+                "isBase64Encoded": False,
+                "headers": {"Host": "othermail.example.com", "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"},
+                "requestContext": {"stage": "dev", "identity": {"sourceIp": "203.0.113.7"}},
+            }
+            for secret_path in (
+                "/signin",
+                "/reset/SECRETRESETTOKEN",
+                "/email/verify/SECRETEMAILTOKEN",
+                "/destinations/verify/SECRETDESTTOKEN",
+            )
+        ]
         code = f"""
 import json, handler
 print(json.dumps([handler.lambda_handler(event, None)["statusCode"] for event in {events!r}]))

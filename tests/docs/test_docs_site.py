@@ -22,10 +22,14 @@ def test_every_setting_is_documented_with_its_default() -> None:
 def test_the_check_sees_a_missing_row_and_a_wrong_default() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
     without_port = "\n".join(line for line in text.splitlines() if not line.startswith("| `OTHERMAIL_SMTP_PORT`"))
-    assert any(p.startswith("OTHERMAIL_SMTP_PORT: read by Settings") for p in hooks.configuration_problems(without_port))
+    assert any(
+        p.startswith("OTHERMAIL_SMTP_PORT: read by Settings") for p in hooks.configuration_problems(without_port)
+    )
     wrong = text.replace("| `OTHERMAIL_KEEP_DAYS` | `14` |", "| `OTHERMAIL_KEEP_DAYS` | `15` |")
     assert wrong != text
-    assert hooks.configuration_problems(wrong) == ["OTHERMAIL_KEEP_DAYS: documented default '15' is not the default of Settings"]
+    assert hooks.configuration_problems(wrong) == [
+        "OTHERMAIL_KEEP_DAYS: documented default '15' is not the default of Settings"
+    ]
 
 
 def test_settings_variables_are_found_by_asking_settings() -> None:
@@ -71,7 +75,8 @@ def test_the_web_settings_named_are_read_by_the_web_app() -> None:
     assert hooks.web_setting_problems(text) == []
     made_up = text + "\n`OTHERMAIL_WEB_NO_SUCH_THING` (1) does nothing.\n"
     assert hooks.web_setting_problems(made_up) == [
-        "OTHERMAIL_WEB_NO_SUCH_THING: documented, but no module of web/ reads the key NO_SUCH_THING"]
+        "OTHERMAIL_WEB_NO_SUCH_THING: documented, but no module of web/ reads the key NO_SUCH_THING"
+    ]
 
 
 def test_a_pipe_in_the_document_does_not_break_a_table() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -114,7 +114,7 @@ def test_reserved_names_include_the_rfc2142_mailboxes() -> None:
         "sh\nop",
         "shop\x00",
         "sh/op",
-        "\"shop\"",
+        '"shop"',
     ],
 )
 def test_check_local_part_rejects_bad_characters_and_lengths(text: str) -> None:
@@ -175,9 +175,7 @@ def test_generated_alias_shape_and_row(db: Session) -> None:
 
 def test_expiry_is_computed_from_now(db: Session) -> None:
     user, target = owner_and_target(db)
-    alias = create_alias(
-        db, user, [target], DOMAIN, NOW, expires_in=parse_duration("2h"), idle_days=30, max_messages=3
-    )
+    alias = create_alias(db, user, [target], DOMAIN, NOW, expires_in=parse_duration("2h"), idle_days=30, max_messages=3)
     db.expire_all()
     row = db.get(Alias, alias.id)
     assert row.expires_at == NOW + timedelta(hours=2)
@@ -264,8 +262,14 @@ def test_generated_collision_gives_up_after_eight_tries(db: Session, monkeypatch
     assert len(calls) == 8
 
 
-@pytest.mark.parametrize("limits, message", [({"max_messages": 0}, "--max-messages"), ({"idle_days": 0}, "--idle-days"),
-                                             ({"max_messages": -3}, "--max-messages")])
+@pytest.mark.parametrize(
+    "limits, message",
+    [
+        ({"max_messages": 0}, "--max-messages"),
+        ({"idle_days": 0}, "--idle-days"),
+        ({"max_messages": -3}, "--max-messages"),
+    ],
+)
 def test_limits_below_one_are_refused(db: Session, limits: dict, message: str) -> None:
     user, target = owner_and_target(db)
     with pytest.raises(AccountError, match=message):

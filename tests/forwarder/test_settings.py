@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from forwarder.core import SESV1_MAX_BYTES, SESV2_MAX_BYTES, Policy
 import forwarder.settings as settings_module
+from forwarder.core import SESV1_MAX_BYTES, SESV2_MAX_BYTES, Policy
 from forwarder.errors import SettingsError
 from forwarder.settings import Settings
 
@@ -216,10 +216,22 @@ def test_one_box_settings_and_their_defaults(tmp_path: Path) -> None:
     assert (plain.sender, plain.smtp_host, plain.smtp_port, plain.store) == ("outbox", "127.0.0.1", 2525, "local")
     assert plain.store_dir == tmp_path / "mail" and plain.relay_security == "starttls"
     assert Settings.from_env({}).sender == "ses"  # the Lambda's default
-    relay = Settings.from_env({"OTHERMAIL_SENDER": "smtp", "OTHERMAIL_RELAY_HOST": "mx.example",
-                               "OTHERMAIL_RELAY_PORT": "465", "OTHERMAIL_RELAY_SECURITY": "tls",
-                               "OTHERMAIL_QUEUE_URL": "https://sqs/q", "OTHERMAIL_STORE": "s3"})
-    assert (relay.sender, relay.relay_host, relay.relay_port, relay.relay_security) == ("smtp", "mx.example", 465, "tls")
+    relay = Settings.from_env(
+        {
+            "OTHERMAIL_SENDER": "smtp",
+            "OTHERMAIL_RELAY_HOST": "mx.example",
+            "OTHERMAIL_RELAY_PORT": "465",
+            "OTHERMAIL_RELAY_SECURITY": "tls",
+            "OTHERMAIL_QUEUE_URL": "https://sqs/q",
+            "OTHERMAIL_STORE": "s3",
+        }
+    )
+    assert (relay.sender, relay.relay_host, relay.relay_port, relay.relay_security) == (
+        "smtp",
+        "mx.example",
+        465,
+        "tls",
+    )
     assert (relay.queue_url, relay.store) == ("https://sqs/q", "s3")
     with pytest.raises(SettingsError, match="OTHERMAIL_RELAY_SECURITY must be one of starttls, tls, none"):
         Settings.from_env({"OTHERMAIL_RELAY_SECURITY": "ssl3"})
@@ -230,10 +242,17 @@ def test_one_box_settings_and_their_defaults(tmp_path: Path) -> None:
 def test_mail_limits_default_and_parse() -> None:
     from forwarder.flows.mail_limits import MailLimits
 
-    assert Settings.from_env({}).mail_limits == MailLimits(alias_per_hour=100, alias_per_day=500,
-                                                           user_per_hour=200, user_per_day=1000)
-    parsed = Settings.from_env({"OTHERMAIL_LIMIT_ALIAS_PER_HOUR": "0", "OTHERMAIL_LIMIT_ALIAS_PER_DAY": "40",
-                                "OTHERMAIL_LIMIT_USER_PER_HOUR": "", "OTHERMAIL_LIMIT_USER_PER_DAY": "0"})
+    assert Settings.from_env({}).mail_limits == MailLimits(
+        alias_per_hour=100, alias_per_day=500, user_per_hour=200, user_per_day=1000
+    )
+    parsed = Settings.from_env(
+        {
+            "OTHERMAIL_LIMIT_ALIAS_PER_HOUR": "0",
+            "OTHERMAIL_LIMIT_ALIAS_PER_DAY": "40",
+            "OTHERMAIL_LIMIT_USER_PER_HOUR": "",
+            "OTHERMAIL_LIMIT_USER_PER_DAY": "0",
+        }
+    )
     assert parsed.mail_limits == MailLimits(alias_per_hour=0, alias_per_day=40, user_per_hour=200, user_per_day=0)
     with pytest.raises(SettingsError, match="OTHERMAIL_LIMIT_USER_PER_DAY must be at least 0, not -5"):
         Settings.from_env({"OTHERMAIL_LIMIT_USER_PER_DAY": "-5"})
@@ -244,17 +263,25 @@ def test_mail_limits_default_and_parse() -> None:
 def test_feedback_settings_default_and_parse() -> None:
     s = Settings.from_env({})
     assert (s.soft_bounce_limit, s.soft_bounce_window_days, s.complaint_action) == (3, 7, "disable")
-    s = Settings.from_env({"OTHERMAIL_SOFT_BOUNCE_LIMIT": "0", "OTHERMAIL_SOFT_BOUNCE_WINDOW_DAYS": "2",
-                           "OTHERMAIL_COMPLAINT_ACTION": " Count "})
+    s = Settings.from_env(
+        {
+            "OTHERMAIL_SOFT_BOUNCE_LIMIT": "0",
+            "OTHERMAIL_SOFT_BOUNCE_WINDOW_DAYS": "2",
+            "OTHERMAIL_COMPLAINT_ACTION": " Count ",
+        }
+    )
     assert (s.soft_bounce_limit, s.soft_bounce_window_days, s.complaint_action) == (0, 2, "count")
 
 
-@pytest.mark.parametrize(("name", "raw", "words"), [
-    ("SOFT_BOUNCE_LIMIT", "-1", "must be at least 0"),
-    ("SOFT_BOUNCE_LIMIT", "three", "must be a whole number"),
-    ("SOFT_BOUNCE_WINDOW_DAYS", "0", "must be at least 1"),
-    ("COMPLAINT_ACTION", "bounce", "must be one of disable, count"),
-])
+@pytest.mark.parametrize(
+    ("name", "raw", "words"),
+    [
+        ("SOFT_BOUNCE_LIMIT", "-1", "must be at least 0"),
+        ("SOFT_BOUNCE_LIMIT", "three", "must be a whole number"),
+        ("SOFT_BOUNCE_WINDOW_DAYS", "0", "must be at least 1"),
+        ("COMPLAINT_ACTION", "bounce", "must be one of disable, count"),
+    ],
+)
 def test_bad_feedback_settings_name_the_variable(name: str, raw: str, words: str) -> None:
     with pytest.raises(SettingsError, match=f"OTHERMAIL_{name} {words}"):
         Settings.from_env({f"OTHERMAIL_{name}": raw})

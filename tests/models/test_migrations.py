@@ -40,17 +40,29 @@ HEAD = "0006"
 #: Tables later revisions add, so the schema at an older revision can be compared with the models.
 ADDED_BY = {"0003": ("user_domains",), "0004": ("feedback_events",), "0005": ("user_sessions", "signin_failures")}
 #: Columns and indexes later revisions add to existing tables.
-COLUMNS_ADDED_BY = {"0004": {
-    "destinations": ("paused_at", "pause_reason", "bounce_count", "soft_bounce_count", "last_soft_bounce_at",
-                     "complaint_count"),
-    "aliases": ("disabled_reason",),
-    "deliveries": ("raw_key", "released_at"),
-}, "0006": {"user_domains": ("owned_name",)}}
-INDEXES_ADDED_BY = {"0004": {"deliveries": ("ix_deliveries_provider_message_id",)},
-                    "0006": {"user_domains": ("ix_user_domains_name",)}}
+COLUMNS_ADDED_BY = {
+    "0004": {
+        "destinations": (
+            "paused_at",
+            "pause_reason",
+            "bounce_count",
+            "soft_bounce_count",
+            "last_soft_bounce_at",
+            "complaint_count",
+        ),
+        "aliases": ("disabled_reason",),
+        "deliveries": ("raw_key", "released_at"),
+    },
+    "0006": {"user_domains": ("owned_name",)},
+}
+INDEXES_ADDED_BY = {
+    "0004": {"deliveries": ("ix_deliveries_provider_message_id",)},
+    "0006": {"user_domains": ("ix_user_domains_name",)},
+}
 #: Unique constraints later revisions replace: revision -> table -> (constraints before, their names now).
-UNIQUES_CHANGED_BY = {"0006": {"user_domains": ((("name",),), ("uq_user_domains_user_id_name",
-                                                               "uq_user_domains_owned_name"))}}
+UNIQUES_CHANGED_BY = {
+    "0006": {"user_domains": ((("name",),), ("uq_user_domains_user_id_name", "uq_user_domains_owned_name"))}
+}
 
 
 def metadata_before(revision: str) -> MetaData:
@@ -100,9 +112,7 @@ def schema_diff(url: str, metadata: MetaData = Base.metadata) -> list[Any]:
 MARIADB_REFLECTED_ALIASES = {"INTEGER(11)": "INTEGER", "BIGINT(20)": "BIGINT", "TINYINT(1)": "BOOL"}
 
 
-def strict_type_mismatches(
-    url: str, metadata: MetaData = Base.metadata
-) -> list[tuple[str, str, str, str]]:
+def strict_type_mismatches(url: str, metadata: MetaData = Base.metadata) -> list[tuple[str, str, str, str]]:
     """Columns whose reflected DDL type differs from the models' compiled type.
 
     Complements ``compare_metadata``, which deliberately ignores parameters
@@ -172,9 +182,7 @@ def test_schema_diff_detects_drift(migrated_url: str) -> None:
 
     modified = {entry[0][3] for entry in diff if isinstance(entry, list)}
     assert {"subject", "destination_key"} <= modified
-    added = {
-        entry[1].name for entry in diff if isinstance(entry, tuple) and entry[0] == "add_index"
-    }
+    added = {entry[1].name for entry in diff if isinstance(entry, tuple) and entry[0] == "add_index"}
     assert added == {"ix_deliveries_outcome"}
 
     mismatched = {(t, c) for t, c, _got, _want in strict_type_mismatches(migrated_url, drifted)}
@@ -201,9 +209,7 @@ def test_constraint_names_follow_convention(migrated_url: str) -> None:
 def model_check_constraints() -> dict[str, set[str]]:
     return {
         table.name: {
-            str(constraint.name)
-            for constraint in table.constraints
-            if isinstance(constraint, CheckConstraint)
+            str(constraint.name) for constraint in table.constraints if isinstance(constraint, CheckConstraint)
         }
         for table in Base.metadata.sorted_tables
     }
@@ -243,12 +249,10 @@ def schema_snapshot(url: str) -> dict[str, dict[str, Any]]:
                 "pk": inspector.get_pk_constraint(table),
                 "fks": sorted(inspector.get_foreign_keys(table), key=lambda fk: fk["name"]),
                 "indexes": sorted(
-                    (ix["name"], tuple(ix["column_names"]), ix["unique"])
-                    for ix in inspector.get_indexes(table)
+                    (ix["name"], tuple(ix["column_names"]), ix["unique"]) for ix in inspector.get_indexes(table)
                 ),
                 "uniques": sorted(
-                    (uq["name"], tuple(uq["column_names"]))
-                    for uq in inspector.get_unique_constraints(table)
+                    (uq["name"], tuple(uq["column_names"])) for uq in inspector.get_unique_constraints(table)
                 ),
                 "checks": sorted(ck["name"] for ck in inspector.get_check_constraints(table)),
             }
@@ -285,9 +289,7 @@ def test_0002_round_trip_restores_0001_and_keeps_data(database_url: str) -> None
                 "INSERT INTO aliases (id, address, user_id, created_at) "
                 "VALUES (1, 'old@x.example', 1, '2025-01-01 00:00:00')"
             )
-            connection.exec_driver_sql(
-                "INSERT INTO alias_destinations (alias_id, destination_id) VALUES (1, 1)"
-            )
+            connection.exec_driver_sql("INSERT INTO alias_destinations (alias_id, destination_id) VALUES (1, 1)")
             connection.exec_driver_sql(
                 "INSERT INTO deliveries (inbound_message_id, recipient, alias_id, "
                 "destination_id, outcome, created_at, updated_at) VALUES ('m1', "
@@ -303,9 +305,9 @@ def test_0002_round_trip_restores_0001_and_keeps_data(database_url: str) -> None
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
-            assert connection.execute(
-                select(Alias.expired_action, Alias.label, Alias.note)
-            ).all() == [("drop", None, None)]
+            assert connection.execute(select(Alias.expired_action, Alias.label, Alias.note)).all() == [
+                ("drop", None, None)
+            ]
             connection.execute(update(Alias).values(label="shop", expired_action="reject"))
             connection.execute(
                 insert(ApiToken).values(
@@ -329,12 +331,9 @@ def test_0002_round_trip_restores_0001_and_keeps_data(database_url: str) -> None
         with engine.connect() as connection:
             counts = {
                 table: connection.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar()
-                for table in ("users", "destinations", "aliases", "alias_destinations")
-                + ("deliveries",)
+                for table in ("users", "destinations", "aliases", "alias_destinations") + ("deliveries",)
             }
-            delivery = connection.exec_driver_sql(
-                "SELECT alias_id, destination_id FROM deliveries"
-            ).one()
+            delivery = connection.exec_driver_sql("SELECT alias_id, destination_id FROM deliveries").one()
     finally:
         engine.dispose()
     assert counts == dict.fromkeys(counts, 1)
@@ -364,13 +363,16 @@ def test_0003_round_trip_adds_and_removes_user_domains(database_url: str) -> Non
     assert schema_diff(database_url, metadata_before("0004")) == []
     assert strict_type_mismatches(database_url, metadata_before("0004")) == []
     assert reflected_check_constraints(database_url) == {
-        table: names for table, names in model_check_constraints().items()
-        if table in metadata_before("0004").tables}
+        table: names for table, names in model_check_constraints().items() if table in metadata_before("0004").tables
+    }
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
-            connection.execute(insert(UserDomain).values(
-                user_id=1, name="owner.example", verification_token="t" * 32, created_at=utcnow()))
+            connection.execute(
+                insert(UserDomain).values(
+                    user_id=1, name="owner.example", verification_token="t" * 32, created_at=utcnow()
+                )
+            )
             row = connection.execute(select(UserDomain.status, UserDomain.catch_all)).one()
             assert tuple(row) == ("pending", False)  # the server defaults
     finally:
@@ -403,18 +405,30 @@ def test_0004_round_trip_adds_and_removes_feedback_and_pauses(database_url: str)
     assert schema_diff(database_url, metadata_before("0005")) == []
     assert strict_type_mismatches(database_url, metadata_before("0005")) == []
     assert reflected_check_constraints(database_url) == {
-        table: names for table, names in model_check_constraints().items()
-        if table in metadata_before("0005").tables}
+        table: names for table, names in model_check_constraints().items() if table in metadata_before("0005").tables
+    }
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
-            row = connection.execute(select(
-                Destination.paused_at, Destination.pause_reason, Destination.bounce_count,
-                Destination.soft_bounce_count, Destination.complaint_count)).one()
+            row = connection.execute(
+                select(
+                    Destination.paused_at,
+                    Destination.pause_reason,
+                    Destination.bounce_count,
+                    Destination.soft_bounce_count,
+                    Destination.complaint_count,
+                )
+            ).one()
             assert tuple(row) == (None, "", 0, 0, 0)  # the server defaults
-            connection.execute(insert(FeedbackEvent).values(
-                feedback_id="f1", recipient="inbox@example.org", kind="bounce-permanent", destination_id=1,
-                created_at=utcnow()))
+            connection.execute(
+                insert(FeedbackEvent).values(
+                    feedback_id="f1",
+                    recipient="inbox@example.org",
+                    kind="bounce-permanent",
+                    destination_id=1,
+                    created_at=utcnow(),
+                )
+            )
     finally:
         engine.dispose()
 
@@ -443,8 +457,9 @@ def test_0005_round_trip_adds_and_removes_sessions_and_signin_failures(database_
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
-            connection.execute(insert(UserSession).values(
-                user_id=1, token_hash="a" * 64, created_at=utcnow(), last_seen_at=utcnow()))
+            connection.execute(
+                insert(UserSession).values(user_id=1, token_hash="a" * 64, created_at=utcnow(), last_seen_at=utcnow())
+            )
             row = connection.execute(select(UserSession.ip, UserSession.user_agent)).one()
             assert tuple(row) == ("", "")  # the server defaults
             connection.execute(insert(SigninFailure).values(key="b" * 64, last_failure_at=utcnow()))
@@ -468,15 +483,18 @@ def test_0006_round_trip_lets_claims_share_a_name_and_keeps_one_per_name_on_the_
             for n, email in enumerate(("ann@example.org", "bob@example.org", "cat@example.org"), start=1):
                 connection.exec_driver_sql(
                     f"INSERT INTO users (id, email, is_admin, created_at) "
-                    f"VALUES ({n}, '{email}', false, '2025-01-01 00:00:00')")
+                    f"VALUES ({n}, '{email}', false, '2025-01-01 00:00:00')"
+                )
             connection.exec_driver_sql(  # ann proved her address as a destination; bob did not
                 "INSERT INTO destinations (id, user_id, email, created_at, verified_at) VALUES "
                 "(1, 1, 'ann@example.org', '2025-01-01 00:00:00', '2025-01-02 00:00:00'), "
-                "(2, 2, 'elsewhere@example.org', '2025-01-01 00:00:00', '2025-01-02 00:00:00')")
+                "(2, 2, 'elsewhere@example.org', '2025-01-01 00:00:00', '2025-01-02 00:00:00')"
+            )
             connection.exec_driver_sql(
                 "INSERT INTO user_domains (id, user_id, name, verification_token, status, created_at) VALUES "
                 "(1, 1, 'ann.test', 't1', 'verified', '2025-01-01 00:00:00'), "
-                "(2, 2, 'bob.test', 't2', 'pending', '2025-01-01 00:00:00')")
+                "(2, 2, 'bob.test', 't2', 'pending', '2025-01-01 00:00:00')"
+            )
     finally:
         engine.dispose()
 
@@ -490,8 +508,11 @@ def test_0006_round_trip_lets_claims_share_a_name_and_keeps_one_per_name_on_the_
             verified = connection.exec_driver_sql("SELECT id, email_verified_at FROM users ORDER BY id").all()
             assert [row[1] is not None for row in verified] == [True, False, False]
             for row_id, user_id, name in ((3, 1, "bob.test"), (4, 3, "bob.test"), (5, 3, "ann.test")):
-                connection.execute(insert(UserDomain).values(  # more claims of both names: none proved
-                    id=row_id, user_id=user_id, name=name, verification_token="x", created_at=utcnow()))
+                connection.execute(
+                    insert(UserDomain).values(  # more claims of both names: none proved
+                        id=row_id, user_id=user_id, name=name, verification_token="x", created_at=utcnow()
+                    )
+                )
             assert connection.execute(select(func.count()).select_from(UserDomain)).scalar_one() == 5
     finally:
         engine.dispose()

@@ -109,9 +109,7 @@ def test_delivery_unique_per_message_recipient_destination(session: Session) -> 
     log(0, reason="message-level outcome")
     session.commit()
     rows = session.execute(
-        select(Delivery.recipient, Delivery.destination_key, Delivery.subject).order_by(
-            Delivery.destination_key
-        )
+        select(Delivery.recipient, Delivery.destination_key, Delivery.subject).order_by(Delivery.destination_key)
     ).all()
     assert [(r.recipient, r.destination_key) for r in rows] == [
         ("shop@x.example", 0),
@@ -133,9 +131,7 @@ def test_utc_datetime_round_trip(session: Session) -> None:
     assert (loaded.hour, loaded.microsecond) == (5, 123456)
 
     # Stored as naive UTC: the raw column value carries no offset.
-    raw = session.execute(
-        text("SELECT expires_at FROM aliases").columns(expires_at=DateTime())
-    ).scalar_one()
+    raw = session.execute(text("SELECT expires_at FROM aliases").columns(expires_at=DateTime())).scalar_one()
     assert raw == datetime(2030, 5, 6, 5, 8, 9, 123456)
 
     # Aware comparisons in queries work; defaults are aware too.

@@ -45,9 +45,7 @@ def token_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(ApiToken)) or 0
 
 
-def assert_check_violation(
-    session: Session, excinfo: pytest.ExceptionInfo[DBAPIError], name: str
-) -> None:
+def assert_check_violation(session: Session, excinfo: pytest.ExceptionInfo[DBAPIError], name: str) -> None:
     # PostgreSQL and SQLite raise IntegrityError; PyMySQL reports MariaDB's
     # ER_CONSTRAINT_FAILED (4025) as another DBAPIError subclass.  Every
     # backend names the violated constraint.
@@ -69,9 +67,7 @@ def test_api_token_is_active() -> None:
     assert ApiToken(expires_at=now + timedelta(seconds=1)).is_active(now)
     assert not ApiToken(expires_at=now).is_active(now)
     assert not ApiToken(revoked_at=now - timedelta(days=1)).is_active(now)
-    assert not ApiToken(
-        expires_at=now + timedelta(days=1), revoked_at=now - timedelta(days=1)
-    ).is_active(now)
+    assert not ApiToken(expires_at=now + timedelta(days=1), revoked_at=now - timedelta(days=1)).is_active(now)
     # Without an argument: the current time.
     assert ApiToken(expires_at=utcnow() + timedelta(hours=1)).is_active()
     assert not ApiToken(expires_at=utcnow() - timedelta(hours=1)).is_active()
@@ -90,9 +86,7 @@ def test_alias_label_note_and_expired_action_defaults(session: Session) -> None:
     session.expire_all()
 
     rows = session.execute(
-        select(Alias.address, Alias.label, Alias.note, Alias.expired_action).order_by(
-            Alias.address
-        )
+        select(Alias.address, Alias.label, Alias.note, Alias.expired_action).order_by(Alias.address)
     ).all()
     assert [tuple(row) for row in rows] == [
         ("raw@x.example", None, None, "drop"),
@@ -129,9 +123,7 @@ def test_api_token_round_trip(session: Session) -> None:
     session.expire_all()
 
     token = session.scalars(
-        select(ApiToken).where(
-            ApiToken.token_hash == hashlib.sha256(b"om_secret-one").hexdigest()
-        )
+        select(ApiToken).where(ApiToken.token_hash == hashlib.sha256(b"om_secret-one").hexdigest())
     ).one()
     assert (token.name, token.prefix, token.scope) == ("cli", "om_secre", "write")
     assert token.user.email == "owner@example.org"
@@ -177,9 +169,7 @@ def test_api_token_scope_check(session: Session, scope: str) -> None:
 def test_deleting_user_deletes_tokens_in_database(session: Session) -> None:
     alice = make_user(session, "alice@example.org")
     bob = make_user(session, "bob@example.org")
-    session.add_all(
-        [make_token(alice, "om_a1"), make_token(alice, "om_a2"), make_token(bob, "om_b")]
-    )
+    session.add_all([make_token(alice, "om_a1"), make_token(alice, "om_a2"), make_token(bob, "om_b")])
     session.commit()
 
     # A bulk DELETE: only ON DELETE CASCADE acts.
@@ -231,9 +221,7 @@ def test_rate_limit_composite_primary_key(session: Session) -> None:
 
     # A Core INSERT, as a second request racing the first would issue it.
     with pytest.raises(IntegrityError):
-        session.execute(
-            insert(RateLimitHit).values(key="signin:203.0.113.7", window_start=WINDOW)
-        )
+        session.execute(insert(RateLimitHit).values(key="signin:203.0.113.7", window_start=WINDOW))
     session.rollback()
     assert session.scalar(select(func.count()).select_from(RateLimitHit)) == 3
 
@@ -260,9 +248,7 @@ def test_rate_limit_increment_and_prune(session: Session) -> None:
         return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
     assert [hit(), hit(), hit()] == [1, 1, 0]
-    assert session.scalar(
-        select(RateLimitHit.count).where(RateLimitHit.window_start == WINDOW)
-    ) == limit
+    assert session.scalar(select(RateLimitHit.count).where(RateLimitHit.window_start == WINDOW)) == limit
 
     session.execute(delete(RateLimitHit).where(RateLimitHit.window_start < WINDOW - 86400))
     session.commit()

@@ -75,8 +75,11 @@ def clone_mariadb(template: str, url: str) -> None:
     try:
         cursor = connection.cursor()
         cursor.execute("SET FOREIGN_KEY_CHECKS=0")
-        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
-                       " AND table_type = 'BASE TABLE' ORDER BY table_name", (template,))
+        cursor.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+            " AND table_type = 'BASE TABLE' ORDER BY table_name",
+            (template,),
+        )
         for (table,) in cursor.fetchall():
             cursor.execute(f"SHOW CREATE TABLE `{template}`.`{table}`")
             cursor.execute(cursor.fetchone()[1])
@@ -101,8 +104,13 @@ def migrate(url: str) -> None:
     """Bring the empty database at ``url`` to the head revision, from a template where one exists."""
     parsed = make_url(url)
     path = Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database else None
-    if (_templates is None or path is None or parsed.database == ":memory:" or parsed.query
-            or (path.exists() and path.stat().st_size > 0)):
+    if (
+        _templates is None
+        or path is None
+        or parsed.database == ":memory:"
+        or parsed.query
+        or (path.exists() and path.stat().st_size > 0)
+    ):
         migrations.upgrade(url)
         return
     copy_sqlite_template(path)

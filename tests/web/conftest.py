@@ -12,9 +12,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.support.databases import migrate
 from forwarder.adapters.senders import MemorySender
 from forwarder.settings import Settings
+from tests.support.databases import migrate
 from web import create_app
 
 PASSWORD = "correct horse battery"
@@ -24,11 +24,24 @@ PASSWORD = "correct horse battery"
 def app(tmp_path: Path) -> Iterator[Flask]:
     url = f"sqlite:///{tmp_path / 'web.db'}"
     migrate(url)
-    settings = Settings(data_dir=tmp_path, database_url=url, domains=("othermail.example", "alias.example"),
-                        sender="outbox", outbox=tmp_path / "outbox", store_dir=tmp_path / "mail")
-    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "SESSION_COOKIE_SECURE": False,
-                      "SETTINGS": settings, "SERVER_NAME": "othermail.test",
-                      "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)}})
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=url,
+        domains=("othermail.example", "alias.example"),
+        sender="outbox",
+        outbox=tmp_path / "outbox",
+        store_dir=tmp_path / "mail",
+    )
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SESSION_COOKIE_SECURE": False,
+            "SETTINGS": settings,
+            "SERVER_NAME": "othermail.test",
+            "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)},
+        }
+    )
     app.extensions["othermail.sender"] = MemorySender()
     # service mail sent off the request path (web.mailer.send_later) runs at once here, so tests
     # see it in the outbox as the request returns

@@ -55,12 +55,15 @@ def destinations(app: Flask) -> list[tuple[str, bool]]:
     with app.app_context():
         from web.db import session
 
-        return [(d.email, d.verified_at is not None)
-                for d in session().scalars(select(Destination).order_by(Destination.id))]
+        return [
+            (d.email, d.verified_at is not None)
+            for d in session().scalars(select(Destination).order_by(Destination.id))
+        ]
 
 
-def test_sign_up_mails_a_signed_link_that_only_a_post_confirms(app: Flask, client: FlaskClient,
-                                                               outbox: MemorySender) -> None:
+def test_sign_up_mails_a_signed_link_that_only_a_post_confirms(
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
     assert signup(client, "ann@example.org", verify=False).status_code == 302
     [mail] = mails_to(outbox, "ann@example.org")
     assert "ann@example.org" not in mail  # the recipient's address is in To: only
@@ -82,7 +85,8 @@ def test_sign_up_mails_a_signed_link_that_only_a_post_confirms(app: Flask, clien
 
 
 def test_an_unverified_account_cannot_add_a_destination_on_a_page_or_through_the_api(
-        app: Flask, client: FlaskClient, outbox: MemorySender) -> None:
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
     assert signup(client, "ann@example.org", verify=False).status_code == 302
     outbox.sent.clear()
     page = client.get("/destinations/").get_data(as_text=True)
@@ -113,7 +117,8 @@ def test_resend_sends_a_new_link_and_is_rate_limited(app: Flask, client: FlaskCl
 
 
 def test_a_destination_that_is_the_confirmed_account_address_needs_no_second_link(
-        app: Flask, client: FlaskClient, outbox: MemorySender) -> None:
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
     assert signup(client, "ann@example.org").status_code == 302
     outbox.sent.clear()
     assert post(client, "/destinations/", {"email": "Ann@Example.org"}).status_code == 302
@@ -156,26 +161,34 @@ def test_service_mail_per_recipient_is_capped_across_accounts(app: Flask, outbox
         refusals.append("too many emails" in attacker.get("/destinations/").get_data(as_text=True).lower())
         for _ in range(2):
             response = post(attacker, f"/destinations/{n + 1}/resend", {}, page="/destinations/")
-            refusals.append(response.status_code == 429
-                            and "too many emails" in response.get_data(as_text=True).lower())
+            refusals.append(
+                response.status_code == 429 and "too many emails" in response.get_data(as_text=True).lower()
+            )
     assert len(mails_to(outbox, VICTIM)) == 3  # then no more today, whoever asks
     assert refusals == [False, False, False] + [True] * 6
     with app.app_context():
         from web.db import session
 
-        assert session().scalar(select(func.count()).select_from(RateLimitHit)
-                                .where(RateLimitHit.key.like("recipient-mail:%"))) == 4  # one per recipient
+        assert (
+            session().scalar(
+                select(func.count()).select_from(RateLimitHit).where(RateLimitHit.key.like("recipient-mail:%"))
+            )
+            == 4
+        )  # one per recipient
         assert VICTIM not in " ".join(session().scalars(select(RateLimitHit.key)))  # keyed by a hash
 
 
-@pytest.mark.parametrize(("ip", "key"), [
-    ("192.0.2.7", "192.0.2.7"),
-    ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
-    ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
-    ("::ffff:192.0.2.7", "192.0.2.7"),
-    ("not an address", "not an address"),
-    (None, "unknown"),
-])
+@pytest.mark.parametrize(
+    ("ip", "key"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("not an address", "not an address"),
+        (None, "unknown"),
+    ],
+)
 def test_client_key_counts_ipv6_by_its_64(ip: str | None, key: str) -> None:
     assert client_key(ip) == key
 
@@ -187,9 +200,17 @@ def test_sign_up_and_anonymous_api_calls_are_limited_per_ipv6_64(app: Flask) -> 
         client = app.test_client()
         client.environ_base["REMOTE_ADDR"] = f"2001:db8:1:2::{n + 1:x}"
         token = csrf(client, "/signup")
-        statuses.append(client.post("/signup", data={"csrf_token": token, "email": f"u{n}@example.org",
-                                                     "password": "correct horse battery",
-                                                     "confirm": "correct horse battery"}).status_code)
+        statuses.append(
+            client.post(
+                "/signup",
+                data={
+                    "csrf_token": token,
+                    "email": f"u{n}@example.org",
+                    "password": "correct horse battery",
+                    "confirm": "correct horse battery",
+                },
+            ).status_code
+        )
     assert statuses[:2] != [429, 429] and statuses[2] == 429
     api = []
     for n in range(3):
@@ -203,11 +224,15 @@ def test_sign_up_and_anonymous_api_calls_are_limited_per_ipv6_64(app: Flask) -> 
 
 
 def test_without_a_public_address_sign_up_and_destinations_say_the_mail_was_not_sent(
-        app: Flask, client: FlaskClient, outbox: MemorySender) -> None:
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
     """Issue 12.27: no configured address to build the link from is a message, not a 500."""
     app.config["SERVER_NAME"] = None
-    response = post(client, "/signup", {"email": "ann@example.org", "password": "correct horse battery",
-                                        "confirm": "correct horse battery"})
+    response = post(
+        client,
+        "/signup",
+        {"email": "ann@example.org", "password": "correct horse battery", "confirm": "correct horse battery"},
+    )
     assert response.status_code == 302
     assert "could not send" in client.get(response.headers["Location"]).get_data(as_text=True)
     post(client, "/signin", {"email": "ann@example.org", "password": "correct horse battery"})

@@ -10,10 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from forwarder.core import Outcome, Policy
-from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.adapters.senders import MemorySender
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.core import Outcome, Policy
+from forwarder.flows.forward import Forwarder, Inbound
 from models import Alias, ApiToken, Delivery, Destination, User, utcnow
 from tests.web.conftest import PASSWORD, post, signup
 from web.services.errors import ServiceError
@@ -39,22 +39,56 @@ def seed(app: Flask, email: str, local: str, secret_bits: str) -> dict[str, int]
         db = session()
         user = db.scalars(select(User).where(User.email == email)).one()
         destination = Destination(user_id=user.id, email=f"real-{secret_bits}@mailbox.example", verified_at=utcnow())
-        alias = Alias(address=f"{local}@othermail.example", user_id=user.id, label=f"label {secret_bits}",
-                      note=f"note {secret_bits}", max_messages=10, message_count=2, forwarded_count=1,
-                      blocked_count=1, expired_action="reject")
+        alias = Alias(
+            address=f"{local}@othermail.example",
+            user_id=user.id,
+            label=f"label {secret_bits}",
+            note=f"note {secret_bits}",
+            max_messages=10,
+            message_count=2,
+            forwarded_count=1,
+            blocked_count=1,
+            expired_action="reject",
+        )
         alias.destinations.append(destination)
         token_hash = ANN_HASH if local == "shop" else hashlib.sha256(secret_bits.encode()).hexdigest()
-        db.add_all([destination, alias, ApiToken(user_id=user.id, name=f"script {secret_bits}",
-                                                  token_hash=token_hash, prefix="om_" + secret_bits[:4], scope="write")])
+        db.add_all(
+            [
+                destination,
+                alias,
+                ApiToken(
+                    user_id=user.id,
+                    name=f"script {secret_bits}",
+                    token_hash=token_hash,
+                    prefix="om_" + secret_bits[:4],
+                    scope="write",
+                ),
+            ]
+        )
         db.flush()
-        db.add_all([
-            Delivery(inbound_message_id=f"m1-{local}", recipient=alias.address, alias_id=alias.id,
-                     destination_id=destination.id, outcome="forwarded", reason="forwarded",
-                     mail_from=f"sender-{secret_bits}@store.example", subject=f"subject {secret_bits}"),
-            Delivery(inbound_message_id=f"m2-{local}", recipient=alias.address, alias_id=alias.id,
-                     outcome="dropped-spam", reason="the spam scan failed",
-                     mail_from=f"spammer-{secret_bits}@prize.example", subject=f"prize {secret_bits}"),
-        ])
+        db.add_all(
+            [
+                Delivery(
+                    inbound_message_id=f"m1-{local}",
+                    recipient=alias.address,
+                    alias_id=alias.id,
+                    destination_id=destination.id,
+                    outcome="forwarded",
+                    reason="forwarded",
+                    mail_from=f"sender-{secret_bits}@store.example",
+                    subject=f"subject {secret_bits}",
+                ),
+                Delivery(
+                    inbound_message_id=f"m2-{local}",
+                    recipient=alias.address,
+                    alias_id=alias.id,
+                    outcome="dropped-spam",
+                    reason="the spam scan failed",
+                    mail_from=f"spammer-{secret_bits}@prize.example",
+                    subject=f"prize {secret_bits}",
+                ),
+            ]
+        )
         db.commit()
         return {"user": user.id, "alias": alias.id, "destination": destination.id}
 
@@ -78,17 +112,26 @@ def test_changing_the_password_ends_other_sessions_and_keeps_this_one(app: Flask
     assert signin(laptop, "ann@example.org", PASSWORD).status_code == 302
     assert laptop.get("/account/").status_code == 200
 
-    wrong = post(client, "/account/password", {"current": "not my password", "password": NEW_PASSWORD,
-                                               "confirm": NEW_PASSWORD}, page="/account/")
+    wrong = post(
+        client,
+        "/account/password",
+        {"current": "not my password", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        page="/account/",
+    )
     assert wrong.status_code == 403
     assert laptop.get("/account/").status_code == 200  # nothing changed
 
-    weak = post(client, "/account/password", {"current": PASSWORD, "password": "short", "confirm": "short"},
-                page="/account/")
+    weak = post(
+        client, "/account/password", {"current": PASSWORD, "password": "short", "confirm": "short"}, page="/account/"
+    )
     assert weak.status_code == 400
 
-    changed = post(client, "/account/password", {"current": PASSWORD, "password": NEW_PASSWORD,
-                                                 "confirm": NEW_PASSWORD}, page="/account/")
+    changed = post(
+        client,
+        "/account/password",
+        {"current": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        page="/account/",
+    )
     assert changed.status_code == 302
     assert client.get("/account/").status_code == 200
     ended = laptop.get("/account/")
@@ -113,7 +156,12 @@ def test_export_holds_everything_of_the_user_and_nothing_else(app: Flask, client
     [alias] = data["aliases"]
     assert alias["address"] == "shop@othermail.example"
     assert (alias["label"], alias["note"], alias["expired_action"]) == ("label annsecret", "note annsecret", "reject")
-    assert (alias["max_messages"], alias["message_count"], alias["forwarded_count"], alias["blocked_count"]) == (10, 2, 1, 1)
+    assert (alias["max_messages"], alias["message_count"], alias["forwarded_count"], alias["blocked_count"]) == (
+        10,
+        2,
+        1,
+        1,
+    )
     assert alias["destination_ids"] == [ann["destination"]]
     [token] = data["api_tokens"]
     assert token["name"] == "script annsecret" and token["scope"] == "write" and token["prefix"] == "om_anns"
@@ -127,10 +175,18 @@ def test_export_holds_everything_of_the_user_and_nothing_else(app: Flask, client
 
 def test_deleting_needs_the_password_and_the_typed_confirmation(app: Flask, client: FlaskClient) -> None:
     assert signup(client, "ann@example.org").status_code == 302
-    assert post(client, "/account/delete", {"password": PASSWORD, "confirm": "yes"}, page="/account/").status_code == 400
-    assert post(client, "/account/delete", {"password": "wrong password!", "confirm": "delete my account"},
-                page="/account/").status_code == 403
-    assert client.post("/account/delete", data={"password": PASSWORD, "confirm": "delete my account"}).status_code == 400
+    assert (
+        post(client, "/account/delete", {"password": PASSWORD, "confirm": "yes"}, page="/account/").status_code == 400
+    )
+    assert (
+        post(
+            client, "/account/delete", {"password": "wrong password!", "confirm": "delete my account"}, page="/account/"
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post("/account/delete", data={"password": PASSWORD, "confirm": "delete my account"}).status_code == 400
+    )
     assert client.get("/account/").status_code == 200  # still there, still signed in
 
 
@@ -187,12 +243,30 @@ def test_export_and_deletion_work_on_every_backend(session) -> None:  # type: ig
     shop = Alias(address="shop@othermail.example", user_id=ann.id, label="shop")
     other = Alias(address="news@othermail.example", user_id=bob.id)
     shop.destinations.append(mine)
-    db.add_all([mine, shop, other, ApiToken(user_id=ann.id, name="t", token_hash=ANN_HASH, prefix="om_x", scope="read")])
+    db.add_all(
+        [mine, shop, other, ApiToken(user_id=ann.id, name="t", token_hash=ANN_HASH, prefix="om_x", scope="read")]
+    )
     db.flush()
-    db.add_all([Delivery(inbound_message_id="m1", recipient=shop.address, alias_id=shop.id, outcome="forwarded",
-                         mail_from="a@store.example", subject="hello"),
-                Delivery(inbound_message_id="m2", recipient=other.address, alias_id=other.id, outcome="forwarded",
-                         mail_from="b@store.example", subject="kept")])
+    db.add_all(
+        [
+            Delivery(
+                inbound_message_id="m1",
+                recipient=shop.address,
+                alias_id=shop.id,
+                outcome="forwarded",
+                mail_from="a@store.example",
+                subject="hello",
+            ),
+            Delivery(
+                inbound_message_id="m2",
+                recipient=other.address,
+                alias_id=other.id,
+                outcome="forwarded",
+                mail_from="b@store.example",
+                subject="kept",
+            ),
+        ]
+    )
     db.commit()
 
     exported = account.export(db, ann)

@@ -11,9 +11,18 @@ from web import auth, mailer
 from web.services import destinations
 from web.services.errors import ServiceError
 
-REFUSED = ['"ann"@example.org', '"a\\\nn"@example.org', '"a n"@example.org', '"see https://x.example"@example.org',
-           "ann@example.org.", "a n@example.org", "ann@@example.org", "ann@example..org", "ann@.example.org",
-           "x@othermail.example."]
+REFUSED = [
+    '"ann"@example.org',
+    '"a\\\nn"@example.org',
+    '"a n"@example.org',
+    '"see https://x.example"@example.org',
+    "ann@example.org.",
+    "a n@example.org",
+    "ann@@example.org",
+    "ann@example..org",
+    "ann@.example.org",
+    "x@othermail.example.",
+]
 
 
 @pytest.mark.parametrize("raw", REFUSED)
@@ -33,15 +42,19 @@ def test_ordinary_addresses_still_pass(app: Flask, raw: str) -> None:
 
 def test_signing_up_with_a_quoted_twin_of_an_address_is_refused(app: Flask) -> None:
     signup(app.test_client(), "ann@example.org")
-    answer = post(app.test_client(), "/signup", {"email": '"ann"@example.org', "password": PASSWORD,
-                                                "confirm": PASSWORD})
+    answer = post(
+        app.test_client(), "/signup", {"email": '"ann"@example.org', "password": PASSWORD, "confirm": PASSWORD}
+    )
     assert answer.status_code == 400
 
 
-@pytest.mark.parametrize("spellings", [
-    ["ann@example.org", "ann+1@example.org", "ANN+two@example.org"],
-    ["a.nn@gmail.com", "ann@googlemail.com", "a.n.n+x@gmail.com", "ANN@gmail.com"],
-])
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["ann@example.org", "ann+1@example.org", "ANN+two@example.org"],
+        ["a.nn@gmail.com", "ann@googlemail.com", "a.n.n+x@gmail.com", "ANN@gmail.com"],
+    ],
+)
 def test_one_mailbox_has_one_daily_cap_however_it_is_spelled(app: Flask, spellings: list[str]) -> None:
     app.config["RATE_LIMITS"] = {**app.config["RATE_LIMITS"], "recipient-mail": (len(spellings), 86400)}
     with app.test_request_context():

@@ -32,8 +32,9 @@ def seed(app: Flask) -> None:
         db = session()
         owner = db.scalars(select(User).where(User.email == "bob@example.org")).one()
         destination = Destination(user_id=owner.id, email=DESTINATION, verified_at=now)
-        shop = Alias(address="shop@othermail.example", user_id=owner.id, message_count=7, forwarded_count=5,
-                     blocked_count=2)
+        shop = Alias(
+            address="shop@othermail.example", user_id=owner.id, message_count=7, forwarded_count=5, blocked_count=2
+        )
         gone = Alias(address="gone@othermail.example", user_id=owner.id, deleted_at=now, enabled=False)
         shop.destinations.append(destination)
         db.add_all([destination, shop, gone])
@@ -48,16 +49,29 @@ def seed(app: Flask) -> None:
         for outcome, when in ages.items():
             for age in when:
                 n += 1
-                reason = f"554 Message rejected: {DESTINATION} does not exist" if outcome == "failed-rejected" else outcome
-                db.add(Delivery(inbound_message_id=f"m{n}", recipient=shop.address, alias_id=shop.id,
-                                destination_key=n, outcome=outcome, reason=reason, created_at=now - age,
-                                mail_from="sender@store.example", subject="An order"))
+                reason = (
+                    f"554 Message rejected: {DESTINATION} does not exist" if outcome == "failed-rejected" else outcome
+                )
+                db.add(
+                    Delivery(
+                        inbound_message_id=f"m{n}",
+                        recipient=shop.address,
+                        alias_id=shop.id,
+                        destination_key=n,
+                        outcome=outcome,
+                        reason=reason,
+                        created_at=now - age,
+                        mail_from="sender@store.example",
+                        subject="An order",
+                    )
+                )
         db.commit()
 
 
 def totals(page: str) -> dict[str, tuple[int, int]]:
-    rows = re.findall(r'<tr data-outcome="([^"]+)">.*?<td class="day">(\d+)</td>\s*<td class="month">(\d+)</td>',
-                      page, re.S)
+    rows = re.findall(
+        r'<tr data-outcome="([^"]+)">.*?<td class="day">(\d+)</td>\s*<td class="month">(\d+)</td>', page, re.S
+    )
     return {outcome: (int(day), int(month)) for outcome, day, month in rows}
 
 
@@ -104,8 +118,10 @@ def test_users_and_aliases_are_paginated(app: Flask, client: FlaskClient) -> Non
         db = session()
         owner = db.scalars(select(User).where(User.email == "ann@example.org")).one()
         start = utcnow() - timedelta(days=1)
-        db.add_all(Alias(address=f"a{n:02d}@othermail.example", user_id=owner.id, created_at=start + timedelta(minutes=n))
-                   for n in range(60))
+        db.add_all(
+            Alias(address=f"a{n:02d}@othermail.example", user_id=owner.id, created_at=start + timedelta(minutes=n))
+            for n in range(60)
+        )
         db.commit()
     first = client.get("/admin/").get_data(as_text=True)
     assert "a59@othermail.example" in first and "a09@othermail.example" not in first
@@ -125,10 +141,19 @@ def test_the_admin_queries_work_on_every_backend(session) -> None:  # type: igno
     alias = Alias(address="shop@othermail.example", user_id=owner.id)
     session.add_all([alias, Alias(address="old@othermail.example", user_id=owner.id, deleted_at=now)])
     session.flush()
-    for n, (outcome, age) in enumerate([("forwarded", timedelta(hours=1)), ("forwarded", timedelta(days=3)),
-                                        ("dropped-spam", timedelta(days=31))]):
-        session.add(Delivery(inbound_message_id=f"m{n}", recipient=alias.address, alias_id=alias.id,
-                             outcome=outcome, reason=f"to {DESTINATION}", created_at=now - age))
+    for n, (outcome, age) in enumerate(
+        [("forwarded", timedelta(hours=1)), ("forwarded", timedelta(days=3)), ("dropped-spam", timedelta(days=31))]
+    ):
+        session.add(
+            Delivery(
+                inbound_message_id=f"m{n}",
+                recipient=alias.address,
+                alias_id=alias.id,
+                outcome=outcome,
+                reason=f"to {DESTINATION}",
+                created_at=now - age,
+            )
+        )
     session.commit()
     assert [(t.outcome, t.day, t.month) for t in admin.totals(session, now)] == [("forwarded", 1, 2)]
     [row], total = admin.users(session)
@@ -149,9 +174,15 @@ def seed_feedback(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
         owner = User(email="bob@example.org")
         db.add(owner)
         db.flush()
-    made = {name: Destination(user_id=owner.id, email=f"{name}-box@{name}.example", verified_at=utcnow(),
-                              paused_at=utcnow() if name == "noisy" else None)
-            for name in ("noisy", "quiet", "calm")}
+    made = {
+        name: Destination(
+            user_id=owner.id,
+            email=f"{name}-box@{name}.example",
+            verified_at=utcnow(),
+            paused_at=utcnow() if name == "noisy" else None,
+        )
+        for name in ("noisy", "quiet", "calm")
+    }
     alias = Alias(address="rates@othermail.example", user_id=owner.id, destinations=list(made.values()))
     db.add(alias)
     db.flush()
@@ -159,22 +190,49 @@ def seed_feedback(db) -> dict[str, int]:  # type: ignore[no-untyped-def]
     for name, forwarded in (("noisy", 4), ("quiet", 10), ("calm", 3)):
         for _ in range(forwarded):
             n += 1
-            db.add(Delivery(inbound_message_id=f"r{n}", recipient=alias.address, alias_id=alias.id,
-                            destination_id=made[name].id, outcome="forwarded", provider_message_id=f"ses-{n}"))
-        db.add(Delivery(inbound_message_id=f"r{n}-spam", recipient=alias.address, alias_id=alias.id,
-                        destination_id=made[name].id, outcome="dropped-paused"))  # not a forwarded copy
-    feedback = [("noisy", "bounce-permanent"), ("noisy", "bounce-transient"), ("noisy", "complaint"),
-                ("quiet", "bounce-transient"), (None, "bounce-permanent")]
+            db.add(
+                Delivery(
+                    inbound_message_id=f"r{n}",
+                    recipient=alias.address,
+                    alias_id=alias.id,
+                    destination_id=made[name].id,
+                    outcome="forwarded",
+                    provider_message_id=f"ses-{n}",
+                )
+            )
+        db.add(
+            Delivery(
+                inbound_message_id=f"r{n}-spam",
+                recipient=alias.address,
+                alias_id=alias.id,
+                destination_id=made[name].id,
+                outcome="dropped-paused",
+            )
+        )  # not a forwarded copy
+    feedback = [
+        ("noisy", "bounce-permanent"),
+        ("noisy", "bounce-transient"),
+        ("noisy", "complaint"),
+        ("quiet", "bounce-transient"),
+        (None, "bounce-permanent"),
+    ]
     for k, (name, kind) in enumerate(feedback):
-        db.add(FeedbackEvent(feedback_id=f"fb{k}", recipient=f"{name}-box@{name}.example", kind=kind,
-                             destination_id=made[name].id if name else None,
-                             alias_id=alias.id if name else None))
+        db.add(
+            FeedbackEvent(
+                feedback_id=f"fb{k}",
+                recipient=f"{name}-box@{name}.example",
+                kind=kind,
+                destination_id=made[name].id if name else None,
+                alias_id=alias.id if name else None,
+            )
+        )
     db.commit()
     return {name: d.id for name, d in made.items()}
 
 
-def test_an_admin_sees_bounce_and_complaint_rates_highest_first_without_addresses(app: Flask,
-                                                                                 client: FlaskClient) -> None:
+def test_an_admin_sees_bounce_and_complaint_rates_highest_first_without_addresses(
+    app: Flask, client: FlaskClient
+) -> None:
     assert signup(app.test_client(), "bob@example.org").status_code == 302
     assert signup(client, "ann@example.org").status_code == 302
     make_admin(app, "ann@example.org")
@@ -199,9 +257,15 @@ def test_the_feedback_rates_query_works_on_every_backend(session) -> None:  # ty
     ids = seed_feedback(session)
     rates = admin.feedback_rates(session)
     assert [(r.destination_id, r.forwarded, r.hard_bounces, r.soft_bounces, r.complaints) for r in rates] == [
-        (ids["noisy"], 4, 1, 1, 1), (ids["quiet"], 10, 0, 1, 0)]
+        (ids["noisy"], 4, 1, 1, 1),
+        (ids["quiet"], 10, 0, 1, 0),
+    ]
     assert (rates[0].bounce_rate, rates[0].complaint_rate, rates[0].paused, rates[0].domain) == (
-        0.5, 0.25, True, "noisy.example")
+        0.5,
+        0.25,
+        True,
+        "noisy.example",
+    )
 
 
 def test_feedback_without_forwarded_copies_comes_first_with_no_rate(session) -> None:  # type: ignore[no-untyped-def]
@@ -224,7 +288,10 @@ def test_huge_page_numbers_of_the_admin_lists_are_clamped_not_a_500(app: Flask, 
     """Issue 12.10: the users and aliases lists take their page from the query string."""
     assert signup(client, "root@example.org").status_code == 302
     make_admin(app, "root@example.org")
-    for query in ("users=9223372036854775807", "aliases=9223372036854775807",
-                  "users=99999999999999999999999&aliases=-99999999999999999999"):
+    for query in (
+        "users=9223372036854775807",
+        "aliases=9223372036854775807",
+        "users=99999999999999999999999&aliases=-99999999999999999999",
+    ):
         response = client.get(f"/admin/?{query}")
         assert response.status_code == 200, query

@@ -11,10 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from forwarder.core import Policy
-from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.adapters.senders import MemorySender
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.core import Policy
+from forwarder.flows.forward import Forwarder, Inbound
 from models import Alias, Delivery, Destination, User, make_session_factory, utcnow
 from tests.web.conftest import post, signup
 
@@ -76,9 +76,13 @@ def ann(app: Flask, client: FlaskClient) -> Ann:
     app.config["RATE_LIMITS"]["alias-create"] = (1000, 3600)
     assert signup(client, "ann@example.org").status_code == 302
     uid = user_id(app, "ann@example.org")
-    return Ann(client, uid, add_destination(app, uid, "home@real.example"),
-               add_destination(app, uid, "work@real.example"),
-               add_destination(app, uid, "pending@real.example", verified=False))
+    return Ann(
+        client,
+        uid,
+        add_destination(app, uid, "home@real.example"),
+        add_destination(app, uid, "work@real.example"),
+        add_destination(app, uid, "pending@real.example", verified=False),
+    )
 
 
 def test_the_pages_need_a_session(client: FlaskClient) -> None:
@@ -87,8 +91,7 @@ def test_the_pages_need_a_session(client: FlaskClient) -> None:
         assert response.status_code == 302 and "/signin" in response.headers["Location"], path
 
 
-def test_one_click_gives_a_word_address_on_the_first_domain_to_every_verified_destination(
-        app: Flask, ann: Ann) -> None:
+def test_one_click_gives_a_word_address_on_the_first_domain_to_every_verified_destination(app: Flask, ann: Ann) -> None:
     alias_id = new_id(post(ann.client, NEW, {}, page=LIST))
     created = alias(app, alias_id)
     assert re.fullmatch(r"[a-z]+-[a-z2-9]{4}@othermail\.example", created.address)
@@ -126,9 +129,20 @@ def test_nothing_can_be_sent_to_an_unverified_or_foreign_destination(app: Flask,
 
 
 def test_a_custom_alias_keeps_its_choices(app: Flask, ann: Ann) -> None:
-    alias_id = new_id(create(ann.client, local_part="Bike.Shop", domain="alias.example",
-                             destination=str(ann.work), label="Bike shop", note="ordered a bell",
-                             expired_action="reject", duration="7d", idle_days="10", max_messages="3"))
+    alias_id = new_id(
+        create(
+            ann.client,
+            local_part="Bike.Shop",
+            domain="alias.example",
+            destination=str(ann.work),
+            label="Bike shop",
+            note="ordered a bell",
+            expired_action="reject",
+            duration="7d",
+            idle_days="10",
+            max_messages="3",
+        )
+    )
     created = alias(app, alias_id)
     assert created.address == "bike.shop@alias.example"
     assert created.destination_ids == [ann.work]  # type: ignore[attr-defined]
@@ -140,11 +154,18 @@ def test_a_custom_alias_keeps_its_choices(app: Flask, ann: Ann) -> None:
     assert '<option value="reject" selected>' in page
 
 
-@pytest.mark.parametrize(("local_part", "words"), [
-    ("postmaster", "reserved"), ("Abuse", "reserved"), ("bad char!", "letters, digits"),
-    ("-dash", "letters, digits"), ("a..b", "letters, digits"), ("x" * 65, "at most 64"),
-    ("ann@othermail.example", "letters, digits"),
-])
+@pytest.mark.parametrize(
+    ("local_part", "words"),
+    [
+        ("postmaster", "reserved"),
+        ("Abuse", "reserved"),
+        ("bad char!", "letters, digits"),
+        ("-dash", "letters, digits"),
+        ("a..b", "letters, digits"),
+        ("x" * 65, "at most 64"),
+        ("ann@othermail.example", "letters, digits"),
+    ],
+)
 def test_bad_local_parts_are_refused(app: Flask, ann: Ann, local_part: str, words: str) -> None:
     response = create(ann.client, local_part=local_part, destination=str(ann.home))
     assert response.status_code == 400
@@ -167,10 +188,16 @@ def test_taken_addresses_are_refused_case_insensitively_even_after_delete(app: F
     assert create(bob, local_part="shop", destination=str(bobs)).status_code == 409
 
 
-@pytest.mark.parametrize(("duration", "delta"), [
-    ("1h", timedelta(hours=1)), ("1d", timedelta(days=1)), ("7d", timedelta(days=7)),
-    ("30d", timedelta(days=30)), ("365d", timedelta(days=365)),
-])
+@pytest.mark.parametrize(
+    ("duration", "delta"),
+    [
+        ("1h", timedelta(hours=1)),
+        ("1d", timedelta(days=1)),
+        ("7d", timedelta(days=7)),
+        ("30d", timedelta(days=30)),
+        ("365d", timedelta(days=365)),
+    ],
+)
 def test_durations_from_an_hour_to_a_year(app: Flask, ann: Ann, duration: str, delta: timedelta) -> None:
     created = alias(app, new_id(create(ann.client, duration=duration, destination=str(ann.home))))
     assert created.expires_at - created.created_at == delta
@@ -186,22 +213,30 @@ def test_durations_outside_an_hour_to_a_year_are_refused(app: Flask, ann: Ann, d
 
 
 def test_bad_limits_are_refused(ann: Ann) -> None:
-    for fields, words in (({"idle_days": "0"}, "Idle days"), ({"idle_days": "many"}, "whole number"),
-                          ({"max_messages": "0"}, "message limit"), ({"expired_action": "bounce"}, "drop or reject")):
+    for fields, words in (
+        ({"idle_days": "0"}, "Idle days"),
+        ({"idle_days": "many"}, "whole number"),
+        ({"max_messages": "0"}, "message limit"),
+        ({"expired_action": "bounce"}, "drop or reject"),
+    ):
         response = create(ann.client, destination=str(ann.home), **fields)
         assert response.status_code == 400 and words in response.get_data(as_text=True), fields
 
 
 def test_the_page_shows_what_is_left_and_extend_changes_it(app: Flask, ann: Ann) -> None:
-    alias_id = new_id(create(ann.client, local_part="short", duration="1h", max_messages="2",
-                             destination=str(ann.home)))
+    alias_id = new_id(
+        create(ann.client, local_part="short", duration="1h", max_messages="2", destination=str(ann.home))
+    )
     page_path = f"/aliases/{alias_id}"
     page = ann.client.get(page_path).get_data(as_text=True)
     assert "1 h left" in page and "2 messages left" in page
     listed = ann.client.get(LIST).get_data(as_text=True)
     assert "1 h left" in listed and "2 messages left" in listed
 
-    assert post(ann.client, f"{page_path}/extend", {"duration": "30d", "extra_messages": "3"}, page=page_path).status_code == 302
+    assert (
+        post(ann.client, f"{page_path}/extend", {"duration": "30d", "extra_messages": "3"}, page=page_path).status_code
+        == 302
+    )
     page = ann.client.get(page_path).get_data(as_text=True)
     assert "30 days left" in page and "5 messages left" in page
     assert alias(app, alias_id).max_messages == 5
@@ -209,8 +244,11 @@ def test_the_page_shows_what_is_left_and_extend_changes_it(app: Flask, ann: Ann)
     assert post(ann.client, f"{page_path}/extend", {"idle_days": "5"}, page=page_path).status_code == 302
     assert "5 idle days left" in ann.client.get(page_path).get_data(as_text=True)
 
-    for data, words in (({}, "Choose a new duration"), ({"duration": "730d"}, "one hour to a year"),
-                        ({"idle_days": "400"}, "Idle days")):
+    for data, words in (
+        ({}, "Choose a new duration"),
+        ({"duration": "730d"}, "one hour to a year"),
+        ({"idle_days": "400"}, "Idle days"),
+    ):
         response = post(ann.client, f"{page_path}/extend", data, page=page_path)
         assert response.status_code == 400 and words in response.get_data(as_text=True), data
     assert alias(app, alias_id).idle_days == 5
@@ -247,8 +285,10 @@ def test_disable_enable_edit_and_destinations(app: Flask, ann: Ann) -> None:
     assert response.status_code == 400
     assert alias(app, alias_id).label == "Newsletter"  # nothing half-saved
 
-    assert post(ann.client, f"{path}/destinations", {"destination": [str(ann.home), str(ann.work)]},
-                page=path).status_code == 302
+    assert (
+        post(ann.client, f"{path}/destinations", {"destination": [str(ann.home), str(ann.work)]}, page=path).status_code
+        == 302
+    )
     assert alias(app, alias_id).destination_ids == sorted([ann.home, ann.work])  # type: ignore[attr-defined]
     response = post(ann.client, f"{path}/destinations", {"destination": str(ann.pending)}, page=path)
     assert response.status_code == 400 and "must be verified" in response.get_data(as_text=True)
@@ -281,17 +321,27 @@ def test_the_live_alias_cap_gives_a_clear_message(app: Flask, ann: Ann) -> None:
 
 def test_the_activity_list_shows_deliveries(app: Flask, ann: Ann) -> None:
     alias_id = new_id(create(ann.client, local_part="shop", destination=str(ann.home)))
-    raw = (b"From: Store <orders@store.example>\r\nTo: shop@othermail.example\r\nSubject: Your parcel\r\n"
-           b"Message-ID: <p1@store.example>\r\n\r\nOn its way.\r\n")
+    raw = (
+        b"From: Store <orders@store.example>\r\nTo: shop@othermail.example\r\nSubject: Your parcel\r\n"
+        b"Message-ID: <p1@store.example>\r\n\r\nOn its way.\r\n"
+    )
     sessions = make_session_factory(app.extensions["othermail.engine"])
     forwarder = Forwarder(SqlDirectory(sessions), MemorySender(), Policy(), utcnow)
     forwarder.process(raw, Inbound("inbound-1", ("shop@othermail.example",), mail_from="orders@store.example"))
     assert [m.recipient for m in forwarder.sender.sent] == ["home@real.example"]
     with app.app_context():
         db = db_session(app)
-        db.add(Delivery(inbound_message_id="inbound-2", recipient="shop@othermail.example", alias_id=alias_id,
-                        outcome="dropped-spam", reason="the spam scan failed", mail_from="prize@spam.example",
-                        subject="You won"))
+        db.add(
+            Delivery(
+                inbound_message_id="inbound-2",
+                recipient="shop@othermail.example",
+                alias_id=alias_id,
+                outcome="dropped-spam",
+                reason="the spam scan failed",
+                mail_from="prize@spam.example",
+                subject="You won",
+            )
+        )
         db.commit()
     page = ann.client.get(f"/aliases/{alias_id}").get_data(as_text=True)
     rows = re.findall(r'<tr data-outcome="([^"]+)">(.*?)</tr>', page, re.S)
@@ -309,9 +359,15 @@ def test_another_users_alias_is_404_on_every_page_and_action(app: Flask, ann: An
     bobs = new_id(create(bob, local_part="bobs", label="Bob's", destination=str(bobs_destination)))
     assert ann.client.get(f"/aliases/{bobs}").status_code == 404
     assert ann.client.get(f"/aliases/{bobs}/delete").status_code == 404
-    for action, data in (("edit", {"label": "mine", "expired_action": "reject"}),
-                         ("destinations", {"destination": str(ann.home)}), ("extend", {"duration": "1d"}),
-                         ("permanent", {}), ("enable", {}), ("disable", {}), ("delete", {})):
+    for action, data in (
+        ("edit", {"label": "mine", "expired_action": "reject"}),
+        ("destinations", {"destination": str(ann.home)}),
+        ("extend", {"duration": "1d"}),
+        ("permanent", {}),
+        ("enable", {}),
+        ("disable", {}),
+        ("delete", {}),
+    ):
         assert post(ann.client, f"/aliases/{bobs}/{action}", data, page=LIST).status_code == 404, action
     kept = alias(app, bobs)
     assert (kept.label, kept.enabled, kept.deleted_at, kept.expired_action) == ("Bob's", True, None, "drop")
@@ -324,15 +380,22 @@ def test_search_and_pagination(app: Flask, ann: Ann) -> None:
     with app.app_context():
         db = db_session(app)
         for n in range(25):
-            db.add(Alias(address=f"item{n:02d}@othermail.example", user_id=ann.user,
-                         label="Bike shop" if n % 5 == 0 else None,
-                         created_at=utcnow() - timedelta(minutes=n)))
+            db.add(
+                Alias(
+                    address=f"item{n:02d}@othermail.example",
+                    user_id=ann.user,
+                    label="Bike shop" if n % 5 == 0 else None,
+                    created_at=utcnow() - timedelta(minutes=n),
+                )
+            )
         db.add(Alias(address="odd_one@othermail.example", user_id=ann.user, created_at=utcnow() - timedelta(days=1)))
         db.add(Alias(address="oddxone@othermail.example", user_id=ann.user, created_at=utcnow() - timedelta(days=1)))
         db.commit()
 
     def addresses(path: str) -> list[str]:
-        return re.findall(r'<td class="address"><a href="/aliases/\d+">([^<]+)</a>', ann.client.get(path).get_data(as_text=True))
+        return re.findall(
+            r'<td class="address"><a href="/aliases/\d+">([^<]+)</a>', ann.client.get(path).get_data(as_text=True)
+        )
 
     first = addresses(LIST)
     assert len(first) == 20 and first[0] == "item00@othermail.example"
@@ -363,8 +426,10 @@ def test_mail_over_a_rate_limit_shows_as_blocked_with_its_reason(app: Flask, ann
     sessions = make_session_factory(app.extensions["othermail.engine"])
     forwarder = Forwarder(SqlDirectory(sessions, limits=MailLimits(alias_per_hour=1)), MemorySender(), Policy(), utcnow)
     for n in (1, 2):
-        raw = (f"From: Store <orders@store.example>\r\nTo: shop@othermail.example\r\nSubject: Sale {n}\r\n"
-               f"Message-ID: <s{n}@store.example>\r\n\r\nBuy.\r\n").encode()
+        raw = (
+            f"From: Store <orders@store.example>\r\nTo: shop@othermail.example\r\nSubject: Sale {n}\r\n"
+            f"Message-ID: <s{n}@store.example>\r\n\r\nBuy.\r\n"
+        ).encode()
         forwarder.process(raw, Inbound(f"inbound-{n}", ("shop@othermail.example",)))
     assert len(forwarder.sender.sent) == 1
     reason = "the alias&#39;s limit of 1 message an hour is reached; it resets at "

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from conftest import signup
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from conftest import signup
 from models import Alias, ApiToken, Delivery, Destination, User, utcnow
 from web.services import tokens
 
@@ -83,8 +83,9 @@ def error_of(response) -> str:  # type: ignore[no-untyped-def]
 
 
 def new_alias(client: FlaskClient, account: Account, **fields: object) -> dict:
-    response = client.post("/api/v1/aliases", json={"destination_ids": [account.destination_id], **fields},
-                           headers=account.write)
+    response = client.post(
+        "/api/v1/aliases", json={"destination_ids": [account.destination_id], **fields}, headers=account.write
+    )
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
@@ -99,7 +100,9 @@ def test_a_missing_or_unknown_token_is_401(client: FlaskClient, ann: Account, he
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_revoked_and_expired_tokens_and_deleted_users_are_refused(app: Flask, client: FlaskClient, ann: Account) -> None:
+def test_revoked_and_expired_tokens_and_deleted_users_are_refused(
+    app: Flask, client: FlaskClient, ann: Account
+) -> None:
     assert client.get("/api/v1/aliases", headers=ann.write).status_code == 200
     read, write = sorted(query(app, select(ApiToken).where(ApiToken.user_id == ann.user_id)), key=lambda t: t.scope)
     change(app, ApiToken, read.id, expires_at=utcnow() - timedelta(seconds=1))
@@ -166,8 +169,10 @@ def test_a_read_token_may_only_get(app: Flask, client: FlaskClient, ann: Account
 
 def test_destinations_list_add_get_change_resend_delete(client: FlaskClient, ann: Account, outbox) -> None:  # type: ignore[no-untyped-def]
     listed = client.get("/api/v1/destinations", headers=ann.write).get_json()["items"]
-    assert [(d["email"], d["verified"]) for d in listed] == [("inbox.ann@example.org", True),
-                                                             ("pending.ann@example.org", False)]
+    assert [(d["email"], d["verified"]) for d in listed] == [
+        ("inbox.ann@example.org", True),
+        ("pending.ann@example.org", False),
+    ]
     assert listed[0]["verified_at"].endswith("Z") and listed[1]["verified_at"] is None
     created = client.post("/api/v1/destinations", json={"email": " New@Example.NET "}, headers=ann.write)
     assert created.status_code == 201
@@ -179,8 +184,9 @@ def test_destinations_list_add_get_change_resend_delete(client: FlaskClient, ann
     assert duplicate.status_code == 409 and error_of(duplicate) == "duplicate"
     bad = client.post("/api/v1/destinations", json={"email": "not an address"}, headers=ann.write)
     assert bad.status_code == 400 and error_of(bad) == "invalid_email"
-    changed = client.patch(f"/api/v1/destinations/{ann.destination_id}", json={"email": "other@example.net"},
-                           headers=ann.write)
+    changed = client.patch(
+        f"/api/v1/destinations/{ann.destination_id}", json={"email": "other@example.net"}, headers=ann.write
+    )
     assert changed.status_code == 200
     assert (changed.get_json()["email"], changed.get_json()["verified"]) == ("other@example.net", False)
     assert [m.recipient for m in outbox.sent][1:] == ["other@example.net"]
@@ -192,8 +198,9 @@ def test_destinations_list_add_get_change_resend_delete(client: FlaskClient, ann
     assert gone.status_code == 404 and error_of(gone) == "not_found"
 
 
-def test_a_mail_service_that_fails_is_a_503_with_a_clear_code_never_a_500(app: Flask, client: FlaskClient,
-                                                                         ann: Account) -> None:
+def test_a_mail_service_that_fails_is_a_503_with_a_clear_code_never_a_500(
+    app: Flask, client: FlaskClient, ann: Account
+) -> None:
     """Issue 12.27: a sender that raises made adding a destination a 500."""
     from tests.web.test_destinations_pages import BrokenSender
 
@@ -223,11 +230,20 @@ def test_a_paused_destination_says_so_and_resumes(app: Flask, client: FlaskClien
     assert {(d["paused"], d["paused_at"], d["pause_reason"]) for d in listed} == {(False, None, "")}
     from datetime import UTC, datetime
 
-    change(app, Destination, ann.destination_id, paused_at=datetime(2026, 11, 20, 8, 30, tzinfo=UTC),
-           pause_reason="The mailbox refused a forwarded message for good (General)", soft_bounce_count=2)
+    change(
+        app,
+        Destination,
+        ann.destination_id,
+        paused_at=datetime(2026, 11, 20, 8, 30, tzinfo=UTC),
+        pause_reason="The mailbox refused a forwarded message for good (General)",
+        soft_bounce_count=2,
+    )
     body = client.get(f"/api/v1/destinations/{ann.destination_id}", headers=ann.read).get_json()
     assert (body["paused"], body["paused_at"], body["pause_reason"]) == (
-        True, "2026-11-20T08:30:00Z", "The mailbox refused a forwarded message for good (General)")
+        True,
+        "2026-11-20T08:30:00Z",
+        "The mailbox refused a forwarded message for good (General)",
+    )
     denied = client.post(f"/api/v1/destinations/{ann.destination_id}/resume", headers=ann.read)
     assert denied.status_code == 403 and error_of(denied) == "forbidden"
     foreign = client.post(f"/api/v1/destinations/{ann.destination_id}/resume", headers=bob.write)
@@ -247,22 +263,39 @@ def test_create_generated_and_custom_aliases(client: FlaskClient, ann: Account) 
     generated = new_alias(client, ann)
     assert generated["address"].endswith("@othermail.example") and generated["status"] == "active"
     assert (generated["destination_ids"], generated["time_left_seconds"], generated["messages_left"]) == (
-        [ann.destination_id], None, None)
-    custom = new_alias(client, ann, local_part="Shop.News", domain="alias.example", label="  shop ", note="n",
-                       expires_in_hours=48, max_messages=3, idle_days=7, expired_action="reject")
+        [ann.destination_id],
+        None,
+        None,
+    )
+    custom = new_alias(
+        client,
+        ann,
+        local_part="Shop.News",
+        domain="alias.example",
+        label="  shop ",
+        note="n",
+        expires_in_hours=48,
+        max_messages=3,
+        idle_days=7,
+        expired_action="reject",
+    )
     assert custom["address"] == "shop.news@alias.example"
     assert (custom["label"], custom["note"], custom["expired_action"]) == ("shop", "n", "reject")
     assert 47 * 3600 < custom["time_left_seconds"] <= 48 * 3600
     assert (custom["messages_left"], custom["max_messages"], custom["idle_days"]) == (3, 3, 7)
     assert 6 * 86400 < custom["idle_left_seconds"] <= 7 * 86400
     assert custom["expires_at"].endswith("Z")
-    taken = client.post("/api/v1/aliases", json={"destination_ids": [ann.destination_id], "local_part": "shop.news",
-                                                 "domain": "alias.example"}, headers=ann.write)
+    taken = client.post(
+        "/api/v1/aliases",
+        json={"destination_ids": [ann.destination_id], "local_part": "shop.news", "domain": "alias.example"},
+        headers=ann.write,
+    )
     assert taken.status_code == 409 and error_of(taken) == "taken"
 
 
-def test_an_empty_body_creates_an_alias_to_every_verified_destination(app: Flask, client: FlaskClient,
-                                                                      ann: Account) -> None:
+def test_an_empty_body_creates_an_alias_to_every_verified_destination(
+    app: Flask, client: FlaskClient, ann: Account
+) -> None:
     """Issue 12.27: ``POST /api/v1/aliases`` with ``{}`` answered 400 "destination_ids is required",
     while the web app's one-click button forwards to the user's verified destinations."""
     with app.app_context():
@@ -281,8 +314,9 @@ def test_an_empty_body_creates_an_alias_to_every_verified_destination(app: Flask
     assert labelled.status_code == 201 and labelled.get_json()["label"] == "shop"
 
 
-def test_an_empty_body_without_a_verified_destination_is_a_clear_400(app: Flask, client: FlaskClient,
-                                                                     ann: Account) -> None:
+def test_an_empty_body_without_a_verified_destination_is_a_clear_400(
+    app: Flask, client: FlaskClient, ann: Account
+) -> None:
     change(app, Destination, ann.destination_id, verified_at=None)
     response = client.post("/api/v1/aliases", json={}, headers=ann.write)
     assert response.status_code == 400 and error_of(response) == "no_destination"
@@ -290,25 +324,28 @@ def test_an_empty_body_without_a_verified_destination_is_a_clear_400(app: Flask,
     assert query(app, select(Alias)) == []
 
 
-@pytest.mark.parametrize(("payload", "code"), [
-    ({"destination_ids": []}, "invalid_request"),
-    ({"destination_ids": ["1"]}, "invalid_request"),
-    ({"destination_ids": [True]}, "invalid_request"),
-    ({"destination_ids": [1], "colour": "red"}, "invalid_request"),
-    ({"destination_ids": [1], "label": 5}, "invalid_request"),
-    ({"destination_ids": [1], "label": "x" * 101}, "invalid_request"),
-    ({"destination_ids": [1], "label": "a\x00b"}, "invalid_request"),
-    ({"destination_ids": [1], "expired_action": "bounce"}, "invalid_request"),
-    ({"destination_ids": [1], "expires_in_hours": "2"}, "invalid_request"),
-    ({"destination_ids": [1], "expires_in_hours": 0}, "invalid_expiry"),
-    ({"destination_ids": [1], "expires_in_hours": 10**30}, "invalid_expiry"),
-    ({"destination_ids": [1], "idle_days": 366}, "invalid_expiry"),
-    ({"destination_ids": [1], "max_messages": 0}, "invalid_expiry"),
-    ({"destination_ids": [1], "domain": "elsewhere.example"}, "invalid_domain"),
-    ({"destination_ids": [1], "local_part": "no spaces"}, "invalid_local_part"),
-    ({"destination_ids": [9999]}, "no_destination"),
-    ({"destination_ids": [2]}, "unverified_destination"),
-])
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"destination_ids": []}, "invalid_request"),
+        ({"destination_ids": ["1"]}, "invalid_request"),
+        ({"destination_ids": [True]}, "invalid_request"),
+        ({"destination_ids": [1], "colour": "red"}, "invalid_request"),
+        ({"destination_ids": [1], "label": 5}, "invalid_request"),
+        ({"destination_ids": [1], "label": "x" * 101}, "invalid_request"),
+        ({"destination_ids": [1], "label": "a\x00b"}, "invalid_request"),
+        ({"destination_ids": [1], "expired_action": "bounce"}, "invalid_request"),
+        ({"destination_ids": [1], "expires_in_hours": "2"}, "invalid_request"),
+        ({"destination_ids": [1], "expires_in_hours": 0}, "invalid_expiry"),
+        ({"destination_ids": [1], "expires_in_hours": 10**30}, "invalid_expiry"),
+        ({"destination_ids": [1], "idle_days": 366}, "invalid_expiry"),
+        ({"destination_ids": [1], "max_messages": 0}, "invalid_expiry"),
+        ({"destination_ids": [1], "domain": "elsewhere.example"}, "invalid_domain"),
+        ({"destination_ids": [1], "local_part": "no spaces"}, "invalid_local_part"),
+        ({"destination_ids": [9999]}, "no_destination"),
+        ({"destination_ids": [2]}, "unverified_destination"),
+    ],
+)
 def test_alias_bodies_are_checked(app: Flask, client: FlaskClient, ann: Account, payload: dict, code: str) -> None:
     assert (ann.destination_id, ann.pending_id) == (1, 2)
     response = client.post("/api/v1/aliases", json=payload, headers=ann.write)
@@ -340,8 +377,9 @@ def test_list_paginates_and_searches(client: FlaskClient, ann: Account) -> None:
     assert (default["page"], default["per_page"], len(default["items"])) == (1, 50, 6)
 
 
-@pytest.mark.parametrize("args", ["per_page=101", "per_page=0", "page=0", "page=x", "per_page=-1", "page=1.5",
-                                  "q=" + "a" * 101])
+@pytest.mark.parametrize(
+    "args", ["per_page=101", "per_page=0", "page=0", "page=x", "per_page=-1", "page=1.5", "q=" + "a" * 101]
+)
 def test_bad_pagination_is_invalid_request(client: FlaskClient, ann: Account, args: str) -> None:
     response = client.get(f"/api/v1/aliases?{args}", headers=ann.write)
     assert response.status_code == 400 and error_of(response) == "invalid_request"
@@ -352,17 +390,34 @@ def test_get_patch_extend_and_delete_an_alias(app: Flask, client: FlaskClient, a
     url = f"/api/v1/aliases/{alias['id']}"
     assert client.get(url, headers=ann.write).get_json() == alias
     change(app, Destination, ann.pending_id, verified_at=utcnow())
-    patched = client.patch(url, json={"label": "new", "note": "why", "enabled": False, "expired_action": "reject",
-                                      "destination_ids": [ann.pending_id, ann.destination_id]}, headers=ann.write)
+    patched = client.patch(
+        url,
+        json={
+            "label": "new",
+            "note": "why",
+            "enabled": False,
+            "expired_action": "reject",
+            "destination_ids": [ann.pending_id, ann.destination_id],
+        },
+        headers=ann.write,
+    )
     assert patched.status_code == 200
     body = patched.get_json()
     assert (body["label"], body["note"], body["enabled"], body["status"], body["expired_action"]) == (
-        "new", "why", False, "off", "reject")
+        "new",
+        "why",
+        False,
+        "off",
+        "reject",
+    )
     assert body["destination_ids"] == sorted([ann.destination_id, ann.pending_id])
     change(app, Alias, alias["id"], message_count=2)
     assert client.get(url, headers=ann.write).get_json()["messages_left"] == 0
-    extended = client.patch(url, json={"expires_in_hours": 72, "extra_messages": 10, "idle_days": 3, "enabled": True,
-                                       "label": None}, headers=ann.write).get_json()
+    extended = client.patch(
+        url,
+        json={"expires_in_hours": 72, "extra_messages": 10, "idle_days": 3, "enabled": True, "label": None},
+        headers=ann.write,
+    ).get_json()
     assert 71 * 3600 < extended["time_left_seconds"] <= 72 * 3600
     assert (extended["messages_left"], extended["max_messages"], extended["idle_days"]) == (10, 12, 3)
     assert (extended["status"], extended["label"], extended["note"]) == ("active", None, "why")
@@ -381,16 +436,20 @@ def test_an_expired_alias_reports_its_status(app: Flask, client: FlaskClient, an
     assert (body["status"], body["time_left_seconds"]) == ("expired", 0) and body["status_reason"]
 
 
-@pytest.mark.parametrize(("payload", "code"), [
-    ({"label": "changed", "destination_ids": [9999]}, "no_destination"),
-    ({"label": "changed", "expires_in_hours": 9000}, "invalid_expiry"),
-    ({"label": "changed", "permanent": True, "extra_messages": 2}, "invalid_request"),
-    ({"label": "changed", "enabled": "no"}, "invalid_request"),
-    ({"label": "changed", "destination_ids": [2]}, "unverified_destination"),
-    ({"label": "changed", "address": "x@othermail.example"}, "invalid_request"),
-])
-def test_a_rejected_patch_changes_nothing(app: Flask, client: FlaskClient, ann: Account, payload: dict,
-                                          code: str) -> None:
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"label": "changed", "destination_ids": [9999]}, "no_destination"),
+        ({"label": "changed", "expires_in_hours": 9000}, "invalid_expiry"),
+        ({"label": "changed", "permanent": True, "extra_messages": 2}, "invalid_request"),
+        ({"label": "changed", "enabled": "no"}, "invalid_request"),
+        ({"label": "changed", "destination_ids": [2]}, "unverified_destination"),
+        ({"label": "changed", "address": "x@othermail.example"}, "invalid_request"),
+    ],
+)
+def test_a_rejected_patch_changes_nothing(
+    app: Flask, client: FlaskClient, ann: Account, payload: dict, code: str
+) -> None:
     alias = new_alias(client, ann, label="kept")
     response = client.patch(f"/api/v1/aliases/{alias['id']}", json=payload, headers=ann.write)
     assert response.status_code == 400 and error_of(response) == code
@@ -403,9 +462,18 @@ def test_activity_lists_deliveries_newest_first_with_totals(app: Flask, client: 
     with app.app_context():
         db = app.extensions["othermail.sessions"]()
         for n, outcome in enumerate(["forwarded", "dropped-spam", "forwarded"]):
-            db.add(Delivery(inbound_message_id=f"<{n}@x>", recipient=alias["address"], alias_id=alias["id"],
-                            destination_id=ann.destination_id if outcome == "forwarded" else None, outcome=outcome,
-                            subject=f"s{n}", mail_from="a@example.com", created_at=now + timedelta(seconds=n)))
+            db.add(
+                Delivery(
+                    inbound_message_id=f"<{n}@x>",
+                    recipient=alias["address"],
+                    alias_id=alias["id"],
+                    destination_id=ann.destination_id if outcome == "forwarded" else None,
+                    outcome=outcome,
+                    subject=f"s{n}",
+                    mail_from="a@example.com",
+                    created_at=now + timedelta(seconds=n),
+                )
+            )
         db.commit()
         db.close()
     body = client.get(f"/api/v1/aliases/{alias['id']}/activity", headers=ann.write).get_json()
@@ -437,11 +505,22 @@ def test_another_users_ids_are_not_found(client: FlaskClient, ann: Account, bob:
     stolen = client.post("/api/v1/aliases", json={"destination_ids": [ann.destination_id]}, headers=bob.write)
     assert stolen.status_code == 400 and error_of(stolen) == "no_destination"
     assert client.get(f"/api/v1/aliases/{a}", headers=ann.write).get_json() == alias
-    assert bob.destination_id not in [x["id"] for x in client.get("/api/v1/destinations", headers=ann.write).get_json()["items"]]
+    assert bob.destination_id not in [
+        x["id"] for x in client.get("/api/v1/destinations", headers=ann.write).get_json()["items"]
+    ]
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v1/aliases/abc", "/api/v1/aliases/-1",
-                                  "/api/v1/aliases/99999999999999999999", "/api/v1", "/api/v1/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/nothing",
+        "/api/v1/aliases/abc",
+        "/api/v1/aliases/-1",
+        "/api/v1/aliases/99999999999999999999",
+        "/api/v1",
+        "/api/v1/",
+    ],
+)
 def test_unknown_paths_are_json_404(client: FlaskClient, ann: Account, path: str) -> None:
     response = client.get(path, headers=ann.write)
     assert response.status_code == 404 and error_of(response) == "not_found"
@@ -460,13 +539,18 @@ def test_pages_outside_the_api_keep_their_html_errors(client: FlaskClient) -> No
 
 
 def test_too_large_a_body_is_json_413(client: FlaskClient, ann: Account) -> None:
-    response = client.post("/api/v1/aliases", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
-                           content_type="application/json", headers=ann.write)
+    response = client.post(
+        "/api/v1/aliases",
+        data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+        content_type="application/json",
+        headers=ann.write,
+    )
     assert response.status_code == 413 and error_of(response) == "payload_too_large"
 
 
-def test_api_calls_are_rate_limited_per_token_with_retry_after(app: Flask, client: FlaskClient, ann: Account,
-                                                              bob: Account) -> None:
+def test_api_calls_are_rate_limited_per_token_with_retry_after(
+    app: Flask, client: FlaskClient, ann: Account, bob: Account
+) -> None:
     app.config["RATE_LIMITS"] = {**app.config["RATE_LIMITS"], "api": (3, 60)}
     assert [client.get("/api/v1/aliases", headers=ann.write).status_code for _ in range(3)] == [200] * 3
     limited = client.get("/api/v1/destinations", headers=ann.write)

@@ -32,8 +32,13 @@ def test_signup_hashes_the_password_and_signs_in(app: Flask, client: FlaskClient
 
 def test_signup_rejects_bad_input_and_duplicates(client: FlaskClient) -> None:
     assert signup(client, "not-an-address").status_code == 400
-    assert post(client, "/signup", {"email": "b@example.org", "password": "short", "confirm": "short"}).status_code == 400
-    assert post(client, "/signup", {"email": "b@example.org", "password": PASSWORD, "confirm": PASSWORD + "x"}).status_code == 400
+    assert (
+        post(client, "/signup", {"email": "b@example.org", "password": "short", "confirm": "short"}).status_code == 400
+    )
+    assert (
+        post(client, "/signup", {"email": "b@example.org", "password": PASSWORD, "confirm": PASSWORD + "x"}).status_code
+        == 400
+    )
     assert signup(client, "c@example.org").status_code == 302
     client.post("/signout", data={})  # no CSRF token: refused, still signed in
     assert "Sign out" in client.get("/", follow_redirects=True).get_data(as_text=True)
@@ -100,19 +105,39 @@ def test_signin_is_rate_limited(app: Flask, client: FlaskClient) -> None:
     app.config["RATE_LIMITS"] = {"signin": (3, 900)}
     other = app.test_client()
     other.environ_base["REMOTE_ADDR"] = "192.0.2.8"
-    codes = [post(other, "/signin", {"email": "ann@example.org", "password": "nope nope nope"}).status_code
-             for _ in range(4)]
+    codes = [
+        post(other, "/signin", {"email": "ann@example.org", "password": "nope nope nope"}).status_code for _ in range(4)
+    ]
     assert codes == [401, 401, 401, 429]
 
 
 #: Targets that browsers (which drop tabs and newlines and read a backslash as a slash) or
 #: urllib would send to another site; each must land on the home page instead.
 OPEN_REDIRECTS = [
-    "//evil.example/", "/\\evil.example", "\\/evil.example", "/\t/evil.example", "/\n/evil.example",
-    "/\r/evil.example", " //evil.example", "/ /evil.example", "/%2F/evil.example", "/%2f%2fevil.example",
-    "/%5Cevil.example", "/%09/evil.example", "https:evil.example", "https://evil.example/",
-    "http:/evil.example", "javascript:alert(1)", "java\tscript:alert(1)", "evil.example", "///evil.example",
-    "/\x00/evil.example", "/\u3000/evil.example", "\t", "", "@evil.example",
+    "//evil.example/",
+    "/\\evil.example",
+    "\\/evil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r/evil.example",
+    " //evil.example",
+    "/ /evil.example",
+    "/%2F/evil.example",
+    "/%2f%2fevil.example",
+    "/%5Cevil.example",
+    "/%09/evil.example",
+    "https:evil.example",
+    "https://evil.example/",
+    "http:/evil.example",
+    "javascript:alert(1)",
+    "java\tscript:alert(1)",
+    "evil.example",
+    "///evil.example",
+    "/\x00/evil.example",
+    "/\u3000/evil.example",
+    "\t",
+    "",
+    "@evil.example",
 ]
 
 

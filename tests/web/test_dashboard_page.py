@@ -31,10 +31,19 @@ def seed(app: Flask, email: str, local: str) -> None:
         rows = [(0, "forwarded", f"{local} today {n}") for n in range(3)] + [(0, "dropped-spam", f"{local} spam")]
         rows += [(5, "forwarded", f"{local} older {n}") for n in range(2)] + [(40, "forwarded", f"{local} ancient")]
         for n, (days_ago, outcome, subject) in enumerate(rows):
-            db.add(Delivery(inbound_message_id=f"{local}-{n}", recipient=shop.address, alias_id=shop.id,
-                            destination_id=home.id if outcome == "forwarded" else None, outcome=outcome,
-                            reason=outcome, mail_from="sender@store.example", subject=subject,
-                            created_at=now - timedelta(days=days_ago, seconds=n)))
+            db.add(
+                Delivery(
+                    inbound_message_id=f"{local}-{n}",
+                    recipient=shop.address,
+                    alias_id=shop.id,
+                    destination_id=home.id if outcome == "forwarded" else None,
+                    outcome=outcome,
+                    reason=outcome,
+                    mail_from="sender@store.example",
+                    subject=subject,
+                    created_at=now - timedelta(days=days_ago, seconds=n),
+                )
+            )
         db.commit()
 
 
@@ -137,7 +146,8 @@ def test_a_paused_destination_puts_a_warning_on_the_dashboard(app: Flask, client
 
 
 def test_live_aliases_count_only_those_that_forward_now_and_the_counters_say_what_they_count(
-        app: Flask, client: FlaskClient) -> None:
+    app: Flask, client: FlaskClient
+) -> None:
     """Issue 12.23: "Live aliases" counted expired and switched-off aliases; "Delivered" and
     "Forwarded" could not be told apart."""
     assert signup(client, "ann@example.org").status_code == 302
@@ -160,8 +170,14 @@ def test_live_aliases_count_only_those_that_forward_now_and_the_counters_say_wha
             "unverified-only": (True, None, None, [unverified]),
         }
         for local, (enabled, expires_at, max_messages, targets) in aliases.items():
-            alias = Alias(address=f"{local}@othermail.example", user_id=user.id, enabled=enabled,
-                          expires_at=expires_at, max_messages=max_messages, message_count=max_messages or 0)
+            alias = Alias(
+                address=f"{local}@othermail.example",
+                user_id=user.id,
+                enabled=enabled,
+                expires_at=expires_at,
+                max_messages=max_messages,
+                message_count=max_messages or 0,
+            )
             alias.destinations.extend(targets)
             db.add(alias)
         db.add(Alias(address="gone@othermail.example", user_id=user.id, deleted_at=now, enabled=False))
@@ -169,8 +185,18 @@ def test_live_aliases_count_only_those_that_forward_now_and_the_counters_say_wha
         shop = db.scalars(select(Alias).where(Alias.address == "active@othermail.example")).one()
         shop.message_count = 1
         shop.forwarded_count = 1
-        db.add(Delivery(inbound_message_id="m1", recipient=shop.address, alias_id=shop.id, destination_id=home.id,
-                        destination_key=home.id, outcome="forwarded", reason="ok", created_at=now))
+        db.add(
+            Delivery(
+                inbound_message_id="m1",
+                recipient=shop.address,
+                alias_id=shop.id,
+                destination_id=home.id,
+                destination_key=home.id,
+                outcome="forwarded",
+                reason="ok",
+                created_at=now,
+            )
+        )
         db.commit()
         shop_id = shop.id
     page = client.get("/dashboard").get_data(as_text=True)

@@ -56,8 +56,9 @@ def test_the_pages_need_a_session(client: FlaskClient) -> None:
     assert client.get("/destinations/1").status_code == 302
 
 
-def test_adding_sends_a_link_that_verifies_without_a_session(app: Flask, ann: FlaskClient,
-                                                             outbox: MemorySender) -> None:
+def test_adding_sends_a_link_that_verifies_without_a_session(
+    app: Flask, ann: FlaskClient, outbox: MemorySender
+) -> None:
     response = add(ann, "Me@Real.Example")
     assert response.status_code == 302
     assert [m.recipient for m in outbox.sent] == ["me@real.example"]
@@ -80,7 +81,8 @@ def test_adding_sends_a_link_that_verifies_without_a_session(app: Flask, ann: Fl
 
 
 def test_opening_the_link_only_asks_a_mail_scanner_fetching_it_confirms_nothing(
-        app: Flask, ann: FlaskClient, outbox: MemorySender) -> None:
+    app: Flask, ann: FlaskClient, outbox: MemorySender
+) -> None:
     """Issue 12.6: a plain GET verified the address, so a link scanner confirmed it for the victim."""
     add(ann, "me@real.example")
     link = verify_link(outbox, "me@real.example")
@@ -99,8 +101,9 @@ def test_opening_the_link_only_asks_a_mail_scanner_fetching_it_confirms_nothing(
     assert destination(app, "me@real.example").verified_at is not None
 
 
-def test_bad_expired_and_stale_links_get_a_clear_page(app: Flask, ann: FlaskClient, outbox: MemorySender,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_expired_and_stale_links_get_a_clear_page(
+    app: Flask, ann: FlaskClient, outbox: MemorySender, monkeypatch: pytest.MonkeyPatch
+) -> None:
     add(ann, "me@real.example")
     link = verify_link(outbox, "me@real.example")
     token = link.rsplit("/", 1)[1]
@@ -123,8 +126,9 @@ def test_bad_expired_and_stale_links_get_a_clear_page(app: Flask, ann: FlaskClie
     assert destination(app, "new@real.example").verified_at is None
 
 
-def test_changing_the_address_unverifies_it_and_sends_a_new_link(app: Flask, ann: FlaskClient,
-                                                                 outbox: MemorySender) -> None:
+def test_changing_the_address_unverifies_it_and_sends_a_new_link(
+    app: Flask, ann: FlaskClient, outbox: MemorySender
+) -> None:
     add(ann, "me@real.example")
     confirm(ann, verify_link(outbox, "me@real.example"))
     dest_id = destination(app, "me@real.example").id
@@ -145,8 +149,7 @@ def test_changing_the_address_unverifies_it_and_sends_a_new_link(app: Flask, ann
     assert destination(app, "other@real.example").verified_at is not None
 
 
-def test_resend_sends_another_link_and_rate_limits_say_429(app: Flask, ann: FlaskClient,
-                                                           outbox: MemorySender) -> None:
+def test_resend_sends_another_link_and_rate_limits_say_429(app: Flask, ann: FlaskClient, outbox: MemorySender) -> None:
     app.config["RATE_LIMITS"]["verification"] = (3, 3600)
     add(ann, "me@real.example")
     dest_id = destination(app, "me@real.example").id
@@ -235,10 +238,16 @@ def paused_destination(app: Flask, owner: str, address: str) -> int:
 
         db = session()
         user = db.scalars(select(User).where(User.email == owner)).one()
-        target = Destination(user_id=user.id, email=address, verified_at=utcnow(), soft_bounce_count=2,
-                             last_soft_bounce_at=utcnow(), bounce_count=1,
-                             paused_at=datetime(2026, 11, 20, 8, 30, tzinfo=UTC),
-                             pause_reason="The mailbox refused a forwarded message for good (General): 550 no such user")
+        target = Destination(
+            user_id=user.id,
+            email=address,
+            verified_at=utcnow(),
+            soft_bounce_count=2,
+            last_soft_bounce_at=utcnow(),
+            bounce_count=1,
+            paused_at=datetime(2026, 11, 20, 8, 30, tzinfo=UTC),
+            pause_reason="The mailbox refused a forwarded message for good (General): 550 no such user",
+        )
         db.add(target)
         db.commit()
         return target.id
@@ -248,8 +257,10 @@ def test_a_paused_destination_shows_when_and_why_and_resumes(app: Flask, ann: Fl
     dest_id = paused_destination(app, "ann@example.org", "me@real.example")
     page = ann.get(INDEX).get_data(as_text=True)
     assert 'data-state="paused">paused</span>' in page
-    assert "Forwarding paused</strong> on 2026-11-20 08:30 UTC: The mailbox refused a forwarded message for good " \
-           "(General): 550 no such user." in page
+    assert (
+        "Forwarding paused</strong> on 2026-11-20 08:30 UTC: The mailbox refused a forwarded message for good "
+        "(General): 550 no such user." in page
+    )
     assert f'action="/destinations/{dest_id}/resume"' in page and "Resume forwarding" in page
     detail = ann.get(f"/destinations/{dest_id}").get_data(as_text=True)
     assert "Forwarding paused" in detail and "Resume forwarding" in detail
@@ -258,7 +269,11 @@ def test_a_paused_destination_shows_when_and_why_and_resumes(app: Flask, ann: Fl
     assert response.status_code == 302
     resumed = destination(app, "me@real.example")
     assert (resumed.paused_at, resumed.pause_reason, resumed.soft_bounce_count, resumed.last_soft_bounce_at) == (
-        None, "", 0, None)
+        None,
+        "",
+        0,
+        None,
+    )
     assert resumed.bounce_count == 1  # totals stay for the admin's rates
     page = ann.get(INDEX).get_data(as_text=True)
     assert "Forwarding to me@real.example resumed" in page and "Resume forwarding" not in page
@@ -299,7 +314,8 @@ class BrokenSender:
 
 
 def test_a_mail_service_that_fails_is_a_clear_message_and_a_log_line_never_a_500(
-        app: Flask, ann: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
+    app: Flask, ann: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
     """Issue 12.27: a sender that raises made adding a destination a 500."""
     broken = BrokenSender()
     app.extensions["othermail.sender"] = broken
@@ -317,8 +333,9 @@ def test_a_mail_service_that_fails_is_a_clear_message_and_a_log_line_never_a_500
     assert response.status_code in (302, 503)
     text = (ann.get(INDEX) if response.status_code == 302 else response).get_data(as_text=True)
     assert "could not send" in text
-    response = post(ann, f"/destinations/{dest_id}/change", {"email": "other@real.example"},
-                    page=f"/destinations/{dest_id}")
+    response = post(
+        ann, f"/destinations/{dest_id}/change", {"email": "other@real.example"}, page=f"/destinations/{dest_id}"
+    )
     assert response.status_code == 302 and "could not send" in ann.get(INDEX).get_data(as_text=True)
 
 
@@ -332,7 +349,8 @@ def test_no_sender_configured_is_a_clear_message_not_a_500(app: Flask, ann: Flas
 
 
 def test_adding_the_accounts_own_confirmed_address_says_it_is_verified_not_that_a_link_was_sent(
-        app: Flask, ann: FlaskClient, outbox: MemorySender) -> None:
+    app: Flask, ann: FlaskClient, outbox: MemorySender
+) -> None:
     response = add(ann, "Ann@Example.org")
     assert response.status_code == 302
     assert outbox.sent == []  # no link: the account's address was confirmed at sign-up

@@ -24,12 +24,12 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from sqlalchemy import select
 
-from tests.support.databases import migrate
 from forwarder.adapters.senders import MemorySender
 from forwarder.settings import Settings
 from models import Alias, User, UserDomain, utcnow
 from tests.deploy.aws_stack import easy_dkim_like_ses
 from tests.knot_zones import KnotZones, knot_zones
+from tests.support.databases import migrate
 from tests.web.conftest import PASSWORD, post, signup
 from web import create_app
 
@@ -66,12 +66,27 @@ def sesv2(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def make_app(tmp_path: Path, sender: str, nameserver: str, **config: object) -> Flask:
     url = f"sqlite:///{tmp_path / 'web.db'}"
     migrate(url)
-    settings = Settings(data_dir=tmp_path, database_url=url, domains=("othermail.example", "alias.example"),
-                        sender=sender, outbox=tmp_path / "outbox", aws_region=REGION)
-    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "SESSION_COOKIE_SECURE": False,
-                      "SETTINGS": settings, "SERVER_NAME": "othermail.test", "DNS_NAMESERVER": nameserver,
-                      "DNS_TIMEOUT": 2.0,
-                      "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)}, **config})
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=url,
+        domains=("othermail.example", "alias.example"),
+        sender=sender,
+        outbox=tmp_path / "outbox",
+        aws_region=REGION,
+    )
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SESSION_COOKIE_SECURE": False,
+            "SETTINGS": settings,
+            "SERVER_NAME": "othermail.test",
+            "DNS_NAMESERVER": nameserver,
+            "DNS_TIMEOUT": 2.0,
+            "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)},
+            **config,
+        }
+    )
     app.extensions["othermail.sender"] = MemorySender()  # the service's own mail (sign-up...)
     return app
 
@@ -202,7 +217,8 @@ def test_the_pages_need_a_session(ses_app: Flask) -> None:
 
 
 def test_adding_a_domain_creates_no_ses_identity_until_its_ownership_record_verifies(
-        ses_app: Flask, knot: KnotZones, sesv2: Any) -> None:
+    ses_app: Flask, knot: KnotZones, sesv2: Any
+) -> None:
     """Issue 12.11: each claim created an SES identity at once, for any name (gmail.com)."""
     client = signed_in(ses_app, "ann@example.org")
     row = added(client, ses_app, " Ann.TEST. ")
@@ -239,10 +255,28 @@ def test_adding_a_domain_creates_no_ses_identity_until_its_ownership_record_veri
     assert "ann.test" in listing and "pending" in listing
 
 
-@pytest.mark.parametrize("name", ["", "   ", "localhost", "no spaces.org", "a..b.org", "-a.org", "a-.org",
-                                  "under_score.org", "1.2.3.4", "example.org/path", "ann@ann.test", "ann.test\x00",
-                                  "othermail.example", "OTHERMAIL.example.", "x.othermail.example",
-                                  "deep.sub.alias.example", "x" * 64 + ".org"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "   ",
+        "localhost",
+        "no spaces.org",
+        "a..b.org",
+        "-a.org",
+        "a-.org",
+        "under_score.org",
+        "1.2.3.4",
+        "example.org/path",
+        "ann@ann.test",
+        "ann.test\x00",
+        "othermail.example",
+        "OTHERMAIL.example.",
+        "x.othermail.example",
+        "deep.sub.alias.example",
+        "x" * 64 + ".org",
+    ],
+)
 def test_names_that_are_not_the_users_to_add_are_refused(ses_app: Flask, sesv2: Any, name: str) -> None:
     client = signed_in(ses_app, "ann@example.org")
     response = add_domain(client, name)
@@ -259,7 +293,8 @@ def test_an_international_name_is_stored_in_ascii(ses_app: Flask) -> None:
 
 
 def test_a_pending_claim_blocks_nobody_and_the_first_to_prove_the_domain_holds_it(
-        ses_app: Flask, knot: KnotZones, sesv2: Any) -> None:
+    ses_app: Flask, knot: KnotZones, sesv2: Any
+) -> None:
     """Issue 12.11: a claim never proved blocked the name for everyone for a week, and the refusal
     said who had it."""
     ann, bob, cat = (signed_in(ses_app, f"{n}@example.org") for n in ("ann", "bob", "cat"))
@@ -305,14 +340,20 @@ class RefusingSes:
         from botocore.exceptions import ClientError
 
         def refuse(**_kwargs: object) -> None:
-            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "User: arn:aws:iam::"
-                               "123456789012:role/web is not authorized to perform: ses:" + name}}, name)
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "AccessDeniedException",
+                        "Message": "User: arn:aws:iam::123456789012:role/web is not authorized to perform: ses:" + name,
+                    }
+                },
+                name,
+            )
 
         return refuse
 
 
-def test_ses_refusing_the_domain_keeps_it_unproved_and_shows_no_aws_details(ses_app: Flask,
-                                                                           knot: KnotZones) -> None:
+def test_ses_refusing_the_domain_keeps_it_unproved_and_shows_no_aws_details(ses_app: Flask, knot: KnotZones) -> None:
     ses_app.extensions["othermail.sesv2"] = RefusingSes()
     client = signed_in(ses_app, "ann@example.org")
     row = added(client, ses_app, "ann.test")
@@ -349,8 +390,9 @@ def test_an_identity_othermail_created_before_is_taken_up_again(ses_app: Flask, 
 
 
 @pytest.mark.parametrize("tags", [[], [{"Key": "owner", "Value": "operator"}], [{"Key": "othermail", "Value": "x"}]])
-def test_an_identity_othermail_did_not_create_is_left_alone(ses_app: Flask, knot: KnotZones,
-                                                            tags: list[dict[str, str]]) -> None:
+def test_an_identity_othermail_did_not_create_is_left_alone(
+    ses_app: Flask, knot: KnotZones, tags: list[dict[str, str]]
+) -> None:
     ses_app.extensions["othermail.sesv2"] = ExistingIdentity(tags)
     client = signed_in(ses_app, "ann@example.org")
     row = added(client, ses_app, "ann.test")
@@ -422,8 +464,9 @@ def test_an_unanswered_check_changes_nothing(tmp_path: Path, knot: KnotZones, se
             app.extensions["othermail.engine"].dispose()
 
 
-def test_without_ses_only_ownership_is_checked_and_the_page_says_so(plain_app: Flask, knot: KnotZones,
-                                                                    sesv2: Any) -> None:
+def test_without_ses_only_ownership_is_checked_and_the_page_says_so(
+    plain_app: Flask, knot: KnotZones, sesv2: Any
+) -> None:
     client = signed_in(plain_app, "ann@example.org")
     row = added(client, plain_app, "plain.test")
     assert row.tokens == () and row.ses_identity_created_at is None
@@ -468,8 +511,9 @@ def test_aliases_on_an_own_verified_domain_and_nowhere_else(ses_app: Flask, knot
 
     assert '<option value="ann.test"' in ann.get("/aliases/new").get_data(as_text=True)
     assert 'value="late.test"' not in ann.get("/aliases/new").get_data(as_text=True)
-    response = post(ann, "/aliases/new", {"custom": "1", "local_part": "Shop", "domain": "ann.test",
-                                          "destination": str(home)})
+    response = post(
+        ann, "/aliases/new", {"custom": "1", "local_part": "Shop", "domain": "ann.test", "destination": str(home)}
+    )
     assert response.status_code == 302
     with ses_app.app_context():
         alias = db(ses_app).scalars(select(Alias).where(Alias.address == "shop@ann.test")).one()
@@ -477,22 +521,32 @@ def test_aliases_on_an_own_verified_domain_and_nowhere_else(ses_app: Flask, knot
     page = ann.get(f"/domains/{domain.id}").get_data(as_text=True)
     assert "1 alias on this domain" in page
 
-    response = post(ann, "/aliases/new", {"custom": "1", "local_part": "x", "domain": "late.test",
-                                          "destination": str(home)})
+    response = post(
+        ann, "/aliases/new", {"custom": "1", "local_part": "x", "domain": "late.test", "destination": str(home)}
+    )
     assert response.status_code == 400 and "Verify late.test first" in response.get_data(as_text=True)
-    response = post(bob, "/aliases/new", {"custom": "1", "local_part": "mine", "domain": "ann.test",
-                                          "destination": str(bob_home)})
+    response = post(
+        bob, "/aliases/new", {"custom": "1", "local_part": "mine", "domain": "ann.test", "destination": str(bob_home)}
+    )
     assert response.status_code == 400
     assert "on a domain of yours you verified" in response.get_data(as_text=True)
-    api = bob.post("/api/v1/aliases", json={"domain": "ann.test", "destination_ids": [bob_home]},
-                   headers=bearer(ses_app, "bob@example.org"))
+    api = bob.post(
+        "/api/v1/aliases",
+        json={"domain": "ann.test", "destination_ids": [bob_home]},
+        headers=bearer(ses_app, "bob@example.org"),
+    )
     assert api.status_code == 400 and api.get_json()["error"]["code"] == "invalid_domain"
-    api = ann.post("/api/v1/aliases", json={"domain": "ANN.test", "local_part": "api", "destination_ids": [home]},
-                   headers=bearer(ses_app, "ann@example.org"))
+    api = ann.post(
+        "/api/v1/aliases",
+        json={"domain": "ANN.test", "local_part": "api", "destination_ids": [home]},
+        headers=bearer(ses_app, "ann@example.org"),
+    )
     assert api.status_code == 201 and api.get_json()["address"] == "api@ann.test"
     with ses_app.app_context():
-        assert sorted(db(ses_app).scalars(select(Alias.address).where(Alias.address.like("%@ann.test")))) == \
-            ["api@ann.test", "shop@ann.test"]
+        assert sorted(db(ses_app).scalars(select(Alias.address).where(Alias.address.like("%@ann.test")))) == [
+            "api@ann.test",
+            "shop@ann.test",
+        ]
         db(ses_app).get(UserDomain, domain.id).status = "suspended"
         db(ses_app).commit()
     response = post(ann, "/aliases/new", {"custom": "1", "domain": "ann.test", "destination": str(home)})
@@ -523,13 +577,20 @@ def test_catch_all_needs_a_verified_domain(ses_app: Flask, knot: KnotZones) -> N
 # --- removing ------------------------------------------------------------------------------------
 
 
-def test_removing_a_domain_retires_its_aliases_and_its_ses_identity(ses_app: Flask, knot: KnotZones,
-                                                                    sesv2: Any) -> None:
+def test_removing_a_domain_retires_its_aliases_and_its_ses_identity(
+    ses_app: Flask, knot: KnotZones, sesv2: Any
+) -> None:
     client = signed_in(ses_app, "ann@example.org")
     home = add_destination(ses_app, "ann@example.org", "ann@real.example")
     domain = verified_domain(client, ses_app, knot, "ann.test")
-    assert post(client, "/aliases/new", {"custom": "1", "local_part": "shop", "domain": "ann.test",
-                                         "destination": str(home)}).status_code == 302
+    assert (
+        post(
+            client,
+            "/aliases/new",
+            {"custom": "1", "local_part": "shop", "domain": "ann.test", "destination": str(home)},
+        ).status_code
+        == 302
+    )
     kept = post(client, "/aliases/new", {"custom": "1", "local_part": "kept", "destination": str(home)})
     assert kept.status_code == 302
     response = post(client, f"/domains/{domain.id}/delete", {}, page=f"/domains/{domain.id}")
@@ -546,8 +607,9 @@ def test_removing_a_domain_retires_its_aliases_and_its_ses_identity(ses_app: Fla
     bob = signed_in(ses_app, "bob@example.org")
     bob_home = add_destination(ses_app, "bob@example.org", "bob@real.example")
     verified_domain(bob, ses_app, knot, "ann.test")
-    response = post(bob, "/aliases/new", {"custom": "1", "local_part": "shop", "domain": "ann.test",
-                                          "destination": str(bob_home)})
+    response = post(
+        bob, "/aliases/new", {"custom": "1", "local_part": "shop", "domain": "ann.test", "destination": str(bob_home)}
+    )
     assert response.status_code == 409
 
 
@@ -556,12 +618,17 @@ def test_deleting_the_account_removes_its_domains(ses_app: Flask, knot: KnotZone
     home = add_destination(ses_app, "ann@example.org", "ann@real.example")
     verified_domain(client, ses_app, knot, "ann.test")
     added(client, ses_app, "late.test")
-    assert post(client, "/aliases/new", {"custom": "1", "local_part": "shop", "domain": "ann.test",
-                                         "destination": str(home)}).status_code == 302
+    assert (
+        post(
+            client,
+            "/aliases/new",
+            {"custom": "1", "local_part": "shop", "domain": "ann.test", "destination": str(home)},
+        ).status_code
+        == 302
+    )
     export = client.get("/account/export").get_json()
     assert [(d["name"], d["status"]) for d in export["domains"]] == [("ann.test", "verified"), ("late.test", "pending")]
-    response = post(client, "/account/delete", {"password": PASSWORD, "confirm": "delete my account"},
-                    page="/account/")
+    response = post(client, "/account/delete", {"password": PASSWORD, "confirm": "delete my account"}, page="/account/")
     assert response.status_code == 302
     assert domain_row(ses_app, "ann.test") is None and domain_row(ses_app, "late.test") is None
     assert sesv2.list_email_identities()["EmailIdentities"] == []

@@ -30,4 +30,6 @@ def test_the_openapi_document_says_what_reject_does() -> None:
     schemas = document()["components"]["schemas"]
     for name in ("Alias", "AliasCreate", "AliasUpdate"):
         described = schemas[name]["properties"]["expired_action"]["description"]
-        assert "SPF passed" in described and "DMARC" not in described and "550 5.1.1" in described and "drop" in described, name
+        assert (
+            "SPF passed" in described and "DMARC" not in described and "550 5.1.1" in described and "drop" in described
+        ), name

@@ -31,13 +31,13 @@ from sqlalchemy import func, inspect, select
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
+from forwarder.adapters.senders import MaildirSender, MemorySender, SentMessage
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.adapters.stores import build_store
 from forwarder.core import Policy
 from forwarder.core.addresses import is_valid_address
 from forwarder.core.validator import validate_bytes
-from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.adapters.stores import build_store
 from forwarder.flows.forward import Forwarder, Inbound
-from forwarder.adapters.senders import MaildirSender, MemorySender, SentMessage
 from models import (
     Alias,
     ApiToken,
@@ -56,8 +56,14 @@ from web.services import tokens
 
 #: The kind of object each id variable of a route names. A route with an id variable missing here
 #: fails :func:`classify`, so a new route cannot escape the ownership walk.
-ID_KINDS = {"destination_id": "destination", "alias_id": "alias", "token_id": "api_token", "domain_id": "domain",
-            "delivery_id": "delivery", "session_id": "session"}
+ID_KINDS = {
+    "destination_id": "destination",
+    "alias_id": "alias",
+    "token_id": "api_token",
+    "domain_id": "domain",
+    "delivery_id": "delivery",
+    "session_id": "session",
+}
 #: Routes whose variable is a signed link (``token``): the signature authorises them, not a session.
 SIGNED_LINKS = {"auth.reset": "reset", "destinations.verify": "verification", "email.verify": "account-email"}
 #: Admin-only routes whose variable is a message key of the local outbox (a Maildir file, nobody's
@@ -140,8 +146,10 @@ def classify(rule: Rule) -> Route:
         if name in ID_KINDS:
             ids[name] = ID_KINDS[name]
         elif converter in ("int", "uuid") or name == "id" or name.endswith("_id"):
-            pytest.fail(f"{rule.rule} ({rule.endpoint}): id variable {name!r} is not in ID_KINDS; map it so "
-                        "the ownership walk covers it")
+            pytest.fail(
+                f"{rule.rule} ({rule.endpoint}): id variable {name!r} is not in ID_KINDS; map it so "
+                "the ownership walk covers it"
+            )
         elif rule.endpoint in SIGNED_LINKS and name == "token":
             link = name
         elif rule.endpoint == "static" and name == "filename":
@@ -205,21 +213,47 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
         user = db.get(User, user_id)
         home = Destination(user_id=user_id, email=f"{name}-home@real.example", verified_at=now)
         pending = Destination(user_id=user_id, email=f"{name}-pending@real.example")
-        alias = Alias(address=f"{name}-shop@othermail.example", user_id=user_id, max_messages=10, message_count=1,
-                      forwarded_count=1, label=f"{name}'s private label", note=f"{name}'s private note")
+        alias = Alias(
+            address=f"{name}-shop@othermail.example",
+            user_id=user_id,
+            max_messages=10,
+            message_count=1,
+            forwarded_count=1,
+            label=f"{name}'s private label",
+            note=f"{name}'s private note",
+        )
         alias.destinations.append(home)
-        domain = UserDomain(user_id=user_id, name=f"{name}-domain.test", verification_token=f"{name}-secret-token",
-                            status="verified", verified_at=now, tokens=(f"{name}dkim1", f"{name}dkim2", f"{name}dkim3"))
+        domain = UserDomain(
+            user_id=user_id,
+            name=f"{name}-domain.test",
+            verification_token=f"{name}-secret-token",
+            status="verified",
+            verified_at=now,
+            tokens=(f"{name}dkim1", f"{name}dkim2", f"{name}dkim3"),
+        )
         db.add_all([home, pending, alias, domain])
         db.flush()
-        forwarded = Delivery(inbound_message_id=f"{name}-m1", recipient=alias.address, alias_id=alias.id,
-                             destination_id=home.id, destination_key=home.id, outcome="forwarded",
-                             raw_key=f"smtp/{name}-m1",
-                             mail_from=f"{name}-sender@store.example", subject=f"{name}'s private subject")
+        forwarded = Delivery(
+            inbound_message_id=f"{name}-m1",
+            recipient=alias.address,
+            alias_id=alias.id,
+            destination_id=home.id,
+            destination_key=home.id,
+            outcome="forwarded",
+            raw_key=f"smtp/{name}-m1",
+            mail_from=f"{name}-sender@store.example",
+            subject=f"{name}'s private subject",
+        )
         # in quarantine, kept in the store: its page, download and release are walked too
-        quarantined = Delivery(inbound_message_id=f"{name}-m2", recipient=alias.address, alias_id=alias.id,
-                               outcome="dropped-spam", raw_key=f"smtp/{name}-m2",
-                               mail_from=f"{name}-sender@store.example", subject=f"{name}'s private spam")
+        quarantined = Delivery(
+            inbound_message_id=f"{name}-m2",
+            recipient=alias.address,
+            alias_id=alias.id,
+            outcome="dropped-spam",
+            raw_key=f"smtp/{name}-m2",
+            mail_from=f"{name}-sender@store.example",
+            subject=f"{name}'s private spam",
+        )
         db.add_all([forwarded, quarantined])
         db.commit()
         store = build_store(app.config["SETTINGS"])
@@ -227,20 +261,48 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
             store.put(row.raw_key, f"From: {row.mail_from}\r\nSubject: {row.subject}\r\n\r\nbody\r\n".encode())
         write, write_secret = tokens.create(db, user, f"{name}-write-token", "write", None)
         read, read_secret = tokens.create(db, user, f"{name}-read-token", "read", None)
-        browser = UserSession(user_id=user_id, token_hash=f"{name:0<64}", created_at=now, last_seen_at=now,
-                              ip="192.0.2.1", user_agent=f"{name}-browser/1.0")
+        browser = UserSession(
+            user_id=user_id,
+            token_hash=f"{name:0<64}",
+            created_at=now,
+            last_seen_at=now,
+            ip="192.0.2.1",
+            user_agent=f"{name}-browser/1.0",
+        )
         db.add(browser)
         db.commit()
         return Owner(
-            user_id=user_id, email=user.email,
-            ids={"destination": [home.id, pending.id], "alias": [alias.id], "api_token": [write.id, read.id],
-                 "domain": [domain.id], "delivery": [forwarded.id, quarantined.id], "session": [browser.id]},
-            verified_destination=home.id, pending_destination=pending.id, alias_address=alias.address,
-            write=_bearer(write_secret), read=_bearer(read_secret),
-            secrets=(user.email, home.email, pending.email, alias.address, f"{name}'s private",
-                     f"{name}-sender@store.example", f"{name}-write-token", f"{name}-read-token",
-                     write.prefix, read.prefix, domain.name, domain.verification_token, f"{name}dkim1",
-                     f"{name}-browser/1.0"),
+            user_id=user_id,
+            email=user.email,
+            ids={
+                "destination": [home.id, pending.id],
+                "alias": [alias.id],
+                "api_token": [write.id, read.id],
+                "domain": [domain.id],
+                "delivery": [forwarded.id, quarantined.id],
+                "session": [browser.id],
+            },
+            verified_destination=home.id,
+            pending_destination=pending.id,
+            alias_address=alias.address,
+            write=_bearer(write_secret),
+            read=_bearer(read_secret),
+            secrets=(
+                user.email,
+                home.email,
+                pending.email,
+                alias.address,
+                f"{name}'s private",
+                f"{name}-sender@store.example",
+                f"{name}-write-token",
+                f"{name}-read-token",
+                write.prefix,
+                read.prefix,
+                domain.name,
+                domain.verification_token,
+                f"{name}dkim1",
+                f"{name}-browser/1.0",
+            ),
         )
 
 
@@ -275,18 +337,31 @@ def snapshot(app: Flask, user_id: int) -> dict[str, list[Row]]:
         alias_ids = [a.id for a in aliases]
         return {
             "user": [_columns(db.get(User, user_id))],
-            "destinations": [_columns(d) for d in db.scalars(
-                select(Destination).where(Destination.user_id == user_id).order_by(Destination.id))],
-            "aliases": [_columns(a) + (("destination_ids", tuple(sorted(d.id for d in a.destinations))),)
-                        for a in aliases],
-            "api_tokens": [_columns(t, skip={"last_used_at"}) for t in
-                           db.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id))],
-            "deliveries": [_columns(d) for d in
-                           db.scalars(select(Delivery).where(Delivery.alias_id.in_(alias_ids)).order_by(Delivery.id))],
-            "user_domains": [_columns(d) for d in
-                             db.scalars(select(UserDomain).where(UserDomain.user_id == user_id).order_by(UserDomain.id))],
-            "user_sessions": [_columns(r) for r in db.scalars(
-                select(UserSession).where(UserSession.user_id == user_id, UserSession.ip == "192.0.2.1"))],
+            "destinations": [
+                _columns(d)
+                for d in db.scalars(select(Destination).where(Destination.user_id == user_id).order_by(Destination.id))
+            ],
+            "aliases": [
+                _columns(a) + (("destination_ids", tuple(sorted(d.id for d in a.destinations))),) for a in aliases
+            ],
+            "api_tokens": [
+                _columns(t, skip={"last_used_at"})
+                for t in db.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id))
+            ],
+            "deliveries": [
+                _columns(d)
+                for d in db.scalars(select(Delivery).where(Delivery.alias_id.in_(alias_ids)).order_by(Delivery.id))
+            ],
+            "user_domains": [
+                _columns(d)
+                for d in db.scalars(select(UserDomain).where(UserDomain.user_id == user_id).order_by(UserDomain.id))
+            ],
+            "user_sessions": [
+                _columns(r)
+                for r in db.scalars(
+                    select(UserSession).where(UserSession.user_id == user_id, UserSession.ip == "192.0.2.1")
+                )
+            ],
         }
 
 
@@ -295,9 +370,19 @@ def snapshot(app: Flask, user_id: int) -> dict[str, list[Row]]:
 
 def form_payload(owner: Owner) -> dict[str, str]:
     """Every form field the pages read, filled so that a missing ownership check would change something."""
-    return {"email": "stolen@evil.example", "label": "taken over", "note": "taken over", "expired_action": "reject",
-            "destination": str(owner.verified_destination), "duration": "7d", "idle_days": "9",
-            "extra_messages": "5", "name": "taken over", "scope": "write", "catch_all": "on"}
+    return {
+        "email": "stolen@evil.example",
+        "label": "taken over",
+        "note": "taken over",
+        "expired_action": "reject",
+        "destination": str(owner.verified_destination),
+        "duration": "7d",
+        "idle_days": "9",
+        "extra_messages": "5",
+        "name": "taken over",
+        "scope": "write",
+        "catch_all": "on",
+    }
 
 
 def api_payload(kind: str, owner: Owner) -> dict[str, Any]:
@@ -310,8 +395,16 @@ def api_payload(kind: str, owner: Owner) -> dict[str, Any]:
     return payloads[kind]
 
 
-def call(client: FlaskClient, route: Route, method: str, path: str, *, actor: Owner, headers: dict[str, str],
-         csrf_token: str | None) -> TestResponse:
+def call(
+    client: FlaskClient,
+    route: Route,
+    method: str,
+    path: str,
+    *,
+    actor: Owner,
+    headers: dict[str, str],
+    csrf_token: str | None,
+) -> TestResponse:
     """``method path`` as ``actor`` would send it: a JSON body to the API, a form with CSRF to pages."""
     if route.is_api:
         body = api_payload(route.kind, actor) if method in WRITE_METHODS - {"DELETE"} else None
@@ -426,11 +519,22 @@ ADDRESS_INJECTIONS: tuple[str, ...] = (
     '"jöe"@example.net',
     "jöe@exämple.net",
 )
-LOCAL_PART_INJECTIONS: tuple[str, ...] = (f"shop\r\nBcc: {MARK}", f"shop\nBcc: {MARK}", "shop@evil.example",
-                                          "shop\u2028x", "jöe", *ADDRESS_INJECTIONS)
+LOCAL_PART_INJECTIONS: tuple[str, ...] = (
+    f"shop\r\nBcc: {MARK}",
+    f"shop\nBcc: {MARK}",
+    "shop@evil.example",
+    "shop\u2028x",
+    "jöe",
+    *ADDRESS_INJECTIONS,
+)
 #: Free text that never goes into a mail: stored as typed (stripped), shown escaped.
-TEXT_INJECTIONS: tuple[str, ...] = (f"shop\r\nBcc: {MARK}", f"shop\nBcc: {MARK}\n\nbody", f"shop\u2028Bcc: {MARK}",
-                                    f"=?utf-8?q?shop=0D=0ABcc:_{MARK}?=", "<script>alert(1)</script>")
+TEXT_INJECTIONS: tuple[str, ...] = (
+    f"shop\r\nBcc: {MARK}",
+    f"shop\nBcc: {MARK}\n\nbody",
+    f"shop\u2028Bcc: {MARK}",
+    f"=?utf-8?q?shop=0D=0ABcc:_{MARK}?=",
+    "<script>alert(1)</script>",
+)
 ADDRESS_ERROR = "Enter a valid email address."
 
 
@@ -494,8 +598,9 @@ def test_another_users_ids_get_404_on_every_route_and_change_nothing(world: Worl
                 assert_nothing_of(ann, response, where)
                 assert_security_headers(response, where)
                 nobody = call(client, route, method, missing, actor=bob, headers=headers, csrf_token=token)
-                assert (nobody.status_code, nobody.get_data()) == (response.status_code, response.get_data()), \
+                assert (nobody.status_code, nobody.get_data()) == (response.status_code, response.get_data()), (
                     f"{where}: another user's id is told apart from an id nobody has"
+                )
         walked.append(route.endpoint)
     assert len(walked) >= MIN_ID_RULES, walked
     assert snapshot(app, ann.user_id) == before
@@ -508,16 +613,20 @@ def test_another_users_destination_ids_in_a_body_are_refused(world: World) -> No
     bob_alias = bob.ids["alias"][0]
     token = csrf(client, "/account/")
     for destination in ann.ids["destination"]:
-        page = client.post("/aliases/new", data={"csrf_token": token, "custom": "1", "destination": str(destination),
-                                                 "local_part": "grab"})
+        page = client.post(
+            "/aliases/new",
+            data={"csrf_token": token, "custom": "1", "destination": str(destination), "local_part": "grab"},
+        )
         assert page.status_code == 400 and "Choose your own destinations." in page.get_data(as_text=True)
-        page = client.post(f"/aliases/{bob_alias}/destinations",
-                           data={"csrf_token": token, "destination": str(destination)})
+        page = client.post(
+            f"/aliases/{bob_alias}/destinations", data={"csrf_token": token, "destination": str(destination)}
+        )
         assert page.status_code == 400 and "Choose your own destinations." in page.get_data(as_text=True)
         response = client.post("/api/v1/aliases", json={"destination_ids": [destination]}, headers=bob.write)
         assert response.status_code == 400 and error_code(response) == "no_destination"
-        response = client.patch(f"/api/v1/aliases/{bob_alias}", json={"destination_ids": [destination]},
-                                headers=bob.write)
+        response = client.patch(
+            f"/api/v1/aliases/{bob_alias}", json={"destination_ids": [destination]}, headers=bob.write
+        )
         assert response.status_code == 400 and error_code(response) == "no_destination"
     assert snapshot(app, ann.user_id) == before
     assert snapshot(app, bob.user_id) == bob_before
@@ -647,9 +756,14 @@ def _signed_links(world: World, outbox: MemorySender) -> dict[str, str]:
     assert world.client.post("/reset", data={"csrf_token": token, "email": world.bob.email}).status_code == 302
     assert signup(world.app.test_client(), "carol@example.org", verify=False).status_code == 302  # her own link
     links = [urlsplit(link).path for message in outbox.sent for link in links_in(message.raw)]
-    found = {kind: next(link for link in links if link.startswith(prefix))
-             for kind, prefix in (("verification", "/destinations/verify/"), ("reset", "/reset/"),
-                                  ("account-email", "/email/verify/"))}
+    found = {
+        kind: next(link for link in links if link.startswith(prefix))
+        for kind, prefix in (
+            ("verification", "/destinations/verify/"),
+            ("reset", "/reset/"),
+            ("account-email", "/email/verify/"),
+        )
+    }
     assert set(found) == set(SIGNED_LINKS.values())
     return found
 
@@ -664,7 +778,9 @@ def test_every_page_bob_can_reach_carries_the_headers_and_no_inline_code(world: 
     assert static
     delivered = MaildirSender(app.config["SETTINGS"].outbox).send(  # so the outbox pages show a message
         b"From: Store <orders@store.example>\r\nSubject: Parcel\r\n\r\nOn its way.\r\n",
-        sender="orders@store.example", recipient=bob.email)
+        sender="orders@store.example",
+        recipient=bob.email,
+    )
     get_routes = [route for route in routes(app) if "GET" in route.methods]
     pages = 0
     for route in get_routes:
@@ -695,8 +811,9 @@ def test_every_page_bob_can_reach_carries_the_headers_and_no_inline_code(world: 
 # --- 5. no user input reaches a mail header unvalidated ----------------------------------------
 
 
-def test_signup_and_reset_refuse_header_breaking_addresses(app: Flask, client: FlaskClient,
-                                                           outbox: MemorySender) -> None:
+def test_signup_and_reset_refuse_header_breaking_addresses(
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
     for value in ADDRESS_INJECTIONS:
         response = post(client, "/signup", {"email": value, "password": PASSWORD, "confirm": PASSWORD})
         assert response.status_code == 400, repr(value)
@@ -705,8 +822,13 @@ def test_signup_and_reset_refuse_header_breaking_addresses(app: Flask, client: F
         assert _db(app).scalar(select(func.count()).select_from(User)) == 0
     assert signup(client, "bob@example.org").status_code == 302
     token = csrf(client, "/reset")
-    for value in (*ADDRESS_INJECTIONS, f"bob@example.org\r\nBcc: {MARK}", f"bob@example.org\nBcc: {MARK}",
-                  '"bob\x00"@example.org', "bob@example.org, bob@example.org"):
+    for value in (
+        *ADDRESS_INJECTIONS,
+        f"bob@example.org\r\nBcc: {MARK}",
+        f"bob@example.org\nBcc: {MARK}",
+        '"bob\x00"@example.org',
+        "bob@example.org, bob@example.org",
+    ):
         response = client.post("/reset", data={"csrf_token": token, "email": value})
         assert redirect_path(response) == "/signin", repr(value)  # the same answer whatever was typed
     assert outbox.sent == []
@@ -724,13 +846,15 @@ def test_destination_addresses_with_header_breaking_input_are_refused(world: Wor
         where = repr(value)
         page = client.post("/destinations/", data={"csrf_token": token, "email": value})
         assert page.status_code == 400 and ADDRESS_ERROR in page.get_data(as_text=True), where
-        page = client.post(f"/destinations/{bob.pending_destination}/change",
-                           data={"csrf_token": token, "email": value})
+        page = client.post(
+            f"/destinations/{bob.pending_destination}/change", data={"csrf_token": token, "email": value}
+        )
         assert page.status_code == 400 and ADDRESS_ERROR in page.get_data(as_text=True), where
         response = client.post("/api/v1/destinations", json={"email": value}, headers=bob.write)
         assert response.status_code == 400 and error_code(response) in ("invalid_email", "invalid_request"), where
-        response = client.patch(f"/api/v1/destinations/{bob.pending_destination}", json={"email": value},
-                                headers=bob.write)
+        response = client.patch(
+            f"/api/v1/destinations/{bob.pending_destination}", json={"email": value}, headers=bob.write
+        )
         assert response.status_code == 400 and error_code(response) in ("invalid_email", "invalid_request"), where
     assert snapshot(app, bob.user_id) == before
     assert outbox.sent == []
@@ -748,12 +872,21 @@ def test_custom_local_parts_with_header_breaking_input_are_refused(world: World,
     before = snapshot(app, bob.user_id)
     token = csrf(client, "/account/")
     for value in LOCAL_PART_INJECTIONS:
-        page = client.post("/aliases/new", data={"csrf_token": token, "custom": "1", "local_part": value,
-                                                 "destination": str(bob.verified_destination)})
+        page = client.post(
+            "/aliases/new",
+            data={
+                "csrf_token": token,
+                "custom": "1",
+                "local_part": value,
+                "destination": str(bob.verified_destination),
+            },
+        )
         assert page.status_code == 400 and "An alias may hold letters" in page.get_data(as_text=True), repr(value)
-        response = client.post("/api/v1/aliases", json={"local_part": value,
-                                                        "destination_ids": [bob.verified_destination]},
-                               headers=bob.write)
+        response = client.post(
+            "/api/v1/aliases",
+            json={"local_part": value, "destination_ids": [bob.verified_destination]},
+            headers=bob.write,
+        )
         assert response.status_code == 400, repr(value)
         assert error_code(response) in ("invalid_local_part", "invalid_request"), repr(value)
     assert snapshot(app, bob.user_id) == before
@@ -761,10 +894,13 @@ def test_custom_local_parts_with_header_breaking_input_are_refused(world: World,
 
 
 def _forward(app: Flask, outbox: MemorySender, address: str, n: int) -> None:
-    raw = (f"From: Store <orders@store.example>\r\nTo: {address}\r\nSubject: Parcel {n}\r\n"
-           f"Message-ID: <p{n}@store.example>\r\n\r\nOn its way.\r\n").encode()
-    forwarder = Forwarder(SqlDirectory(make_session_factory(app.extensions["othermail.engine"])), outbox, Policy(),
-                          utcnow)
+    raw = (
+        f"From: Store <orders@store.example>\r\nTo: {address}\r\nSubject: Parcel {n}\r\n"
+        f"Message-ID: <p{n}@store.example>\r\n\r\nOn its way.\r\n"
+    ).encode()
+    forwarder = Forwarder(
+        SqlDirectory(make_session_factory(app.extensions["othermail.engine"])), outbox, Policy(), utcnow
+    )
     forwarder.process(raw, Inbound(f"inbound-{n}", (address,), mail_from="orders@store.example"))
 
 
@@ -773,26 +909,43 @@ def test_labels_and_notes_are_stored_as_typed_and_never_reach_a_mail(world: Worl
     token = csrf(client, "/account/")
     created: dict[int, str] = {}  # alias id -> the text it holds
     for n, value in enumerate(TEXT_INJECTIONS):
-        page = client.post("/aliases/new", data={"csrf_token": token, "custom": "1", "label": value, "note": value,
-                                                 "destination": str(bob.verified_destination)})
+        page = client.post(
+            "/aliases/new",
+            data={
+                "csrf_token": token,
+                "custom": "1",
+                "label": value,
+                "note": value,
+                "destination": str(bob.verified_destination),
+            },
+        )
         assert page.status_code == 302, repr(value)
         web_id = int(page.headers["Location"].rsplit("/", 1)[1])
-        response = client.post("/api/v1/aliases", json={"label": value, "note": value,
-                                                        "destination_ids": [bob.verified_destination]},
-                               headers=bob.write)
+        response = client.post(
+            "/api/v1/aliases",
+            json={"label": value, "note": value, "destination_ids": [bob.verified_destination]},
+            headers=bob.write,
+        )
         assert response.status_code == 201, (repr(value), response.get_json())
         created |= {web_id: value, response.get_json()["id"]: value}
         edited = TEXT_INJECTIONS[(n + 1) % len(TEXT_INJECTIONS)]
-        assert client.post(f"/aliases/{web_id}/edit", data={"csrf_token": token, "label": edited, "note": edited,
-                                                            "expired_action": "drop"}).status_code == 302
+        assert (
+            client.post(
+                f"/aliases/{web_id}/edit",
+                data={"csrf_token": token, "label": edited, "note": edited, "expired_action": "drop"},
+            ).status_code
+            == 302
+        )
         created[web_id] = edited
-        response = client.patch(f"/api/v1/aliases/{bob.ids['alias'][0]}", json={"label": value, "note": value},
-                                headers=bob.write)
+        response = client.patch(
+            f"/api/v1/aliases/{bob.ids['alias'][0]}", json={"label": value, "note": value}, headers=bob.write
+        )
         assert response.status_code == 200
     with app.app_context():
         rows = {a.id: a for a in _db(app).scalars(select(Alias).where(Alias.id.in_(created)))}
-        assert {i: (rows[i].label, rows[i].note) for i in created} == \
-            {i: (text.strip()[:100], text.strip()) for i, text in created.items()}
+        assert {i: (rows[i].label, rows[i].note) for i in created} == {
+            i: (text.strip()[:100], text.strip()) for i, text in created.items()
+        }
         addresses = [rows[i].address for i in sorted(created)]
     for alias_id in created:  # shown escaped, never as markup
         page = client.get(f"/aliases/{alias_id}").get_data(as_text=True)

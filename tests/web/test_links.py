@@ -11,10 +11,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tests.support.databases import migrate
-from forwarder.hosts.onebox import OneBox
 from forwarder.adapters.senders import MemorySender
+from forwarder.hosts.onebox import OneBox
 from forwarder.settings import Settings
+from tests.support.databases import migrate
 from tests.web.conftest import links_in
 from web import create_app
 
@@ -25,8 +25,9 @@ PUBLIC = "https://mail.example.org"
 def public_app(app: Flask) -> Iterator[Flask]:
     """The test app's database and settings, with OTHERMAIL_PUBLIC_URL set and no SERVER_NAME."""
     settings = replace(app.config["SETTINGS"], public_url=PUBLIC)
-    made = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "SETTINGS": settings,
-                       "RATE_LIMITS": app.config["RATE_LIMITS"]})
+    made = create_app(
+        {"TESTING": True, "SECRET_KEY": "test-secret", "SETTINGS": settings, "RATE_LIMITS": app.config["RATE_LIMITS"]}
+    )
     made.extensions["othermail.sender"] = app.extensions["othermail.sender"]
     made.extensions["othermail.mail_runner"] = app.extensions["othermail.mail_runner"]  # mail at once
     yield made
@@ -47,8 +48,9 @@ def add_user(app: Flask, email: str = "ann@example.org") -> None:
         from web.db import session
         from web.security import hash_password
 
-        session().add(User(email=email, password_hash=hash_password("correct horse battery"),
-                           email_verified_at=utcnow()))  # a confirmed address may add destinations (12.5)
+        session().add(
+            User(email=email, password_hash=hash_password("correct horse battery"), email_verified_at=utcnow())
+        )  # a confirmed address may add destinations (12.5)
         session().commit()
 
 
@@ -61,12 +63,15 @@ def forged_post(app: Flask, path: str, data: dict[str, str]) -> int:
     cookie = client.get_cookie("session", domain="mail.example.org")
     assert cookie is not None
     client.set_cookie("session", cookie.value, domain="evil.example")  # as if the form came from there
-    return client.post(path, base_url=PUBLIC, headers={"Host": "evil.example", "Referer": "https://evil.example" + path},
-                       data={"csrf_token": match.group(1), **data}).status_code
+    return client.post(
+        path,
+        base_url=PUBLIC,
+        headers={"Host": "evil.example", "Referer": "https://evil.example" + path},
+        data={"csrf_token": match.group(1), **data},
+    ).status_code
 
 
-def test_a_reset_requested_with_a_forged_host_mails_the_public_address(
-        public_app: Flask, outbox: MemorySender) -> None:
+def test_a_reset_requested_with_a_forged_host_mails_the_public_address(public_app: Flask, outbox: MemorySender) -> None:
     add_user(public_app)
     assert forged_post(public_app, "/reset", {"email": "ann@example.org"}) == 400  # refused: unknown host
     assert outbox.sent == []
@@ -79,7 +84,8 @@ def test_a_reset_requested_with_a_forged_host_mails_the_public_address(
 
 
 def test_a_destination_link_requested_with_a_forged_host_mails_the_public_address(
-        public_app: Flask, outbox: MemorySender) -> None:
+    public_app: Flask, outbox: MemorySender
+) -> None:
     add_user(public_app)
     with public_app.test_request_context("/", base_url="https://evil.example"):
         from models import Destination, User
@@ -111,8 +117,12 @@ def test_without_a_configured_address_no_link_is_built_from_the_request(app: Fla
 def test_the_one_box_mails_its_own_address_and_answers_only_its_names(tmp_path: Path) -> None:
     import http.client
 
-    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
-                        store_dir=tmp_path / "var" / "mail")
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        sender="outbox",
+        outbox=tmp_path / "var" / "outbox",
+        store_dir=tmp_path / "var" / "mail",
+    )
     settings.data_dir.mkdir()
     migrate(settings.resolved_database_url)
     box = OneBox(settings, web_port=0, smtp_port=None, sender=MemorySender(), workers=1)

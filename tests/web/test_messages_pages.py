@@ -12,15 +12,17 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from forwarder.adapters.stores import build_store
 from forwarder.adapters.senders import MemorySender
+from forwarder.adapters.stores import build_store
 from models import Alias, Delivery, Destination, User, utcnow
 from tests.web.conftest import post, signup
 
 ALIAS = "shop@othermail.example"
-RAW = (b"From: Shop <deals@store.example>\r\nTo: shop@othermail.example\r\nSubject: =?utf-8?q?Caf=C3=A9?= deals\r\n"
-       b"Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nMessage-ID: <deal-1@store.example>\r\n"
-       b"Authentication-Results: amazonses.com; spf=pass; dmarc=fail\r\n\r\nBuy now.\r\n")
+RAW = (
+    b"From: Shop <deals@store.example>\r\nTo: shop@othermail.example\r\nSubject: =?utf-8?q?Caf=C3=A9?= deals\r\n"
+    b"Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nMessage-ID: <deal-1@store.example>\r\n"
+    b"Authentication-Results: amazonses.com; spf=pass; dmarc=fail\r\n\r\nBuy now.\r\n"
+)
 
 
 def db(app: Flask):  # type: ignore[no-untyped-def]
@@ -29,8 +31,16 @@ def db(app: Flask):  # type: ignore[no-untyped-def]
     return session()
 
 
-def seed(app: Flask, email: str, outcome: str, *, kept: bool = True, age: timedelta = timedelta(0),
-         message_id: str = "m1", raw: bytes = RAW) -> int:
+def seed(
+    app: Flask,
+    email: str,
+    outcome: str,
+    *,
+    kept: bool = True,
+    age: timedelta = timedelta(0),
+    message_id: str = "m1",
+    raw: bytes = RAW,
+) -> int:
     """A delivery of ``email``'s alias (made on first use), its raw message in the store."""
     with app.app_context():
         session = db(app)
@@ -42,10 +52,18 @@ def seed(app: Flask, email: str, outcome: str, *, kept: bool = True, age: timede
             alias.destinations.append(home)
             session.add(alias)
             session.flush()
-        row = Delivery(inbound_message_id=message_id, recipient=alias.address, alias_id=alias.id, outcome=outcome,
-                       reason=f"{outcome} said SES", mail_from="deals@store.example", subject="Café deals",
-                       bytes_in=len(raw), raw_key=f"smtp/{message_id}" if kept else None,
-                       created_at=utcnow() - age)
+        row = Delivery(
+            inbound_message_id=message_id,
+            recipient=alias.address,
+            alias_id=alias.id,
+            outcome=outcome,
+            reason=f"{outcome} said SES",
+            mail_from="deals@store.example",
+            subject="Café deals",
+            bytes_in=len(raw),
+            raw_key=f"smtp/{message_id}" if kept else None,
+            created_at=utcnow() - age,
+        )
         session.add(row)
         session.commit()
         if kept:
@@ -157,17 +175,21 @@ def user_id(app: Flask) -> int:
 NESTED_FROM = b"From: a " + b"(" * 5000 + b"x" + b")" * 5000 + b" <deals@store.example>\r\n"
 
 
-@pytest.mark.parametrize("head", [
-    NESTED_FROM,
-    b"To: " + b", ".join(b"=?utf-8?q?w%d?= <w%d@x.example>" % (n, n) for n in range(3000)) + b"\r\n",
-    b"Subject: =?utf-8?q?" + b"=E9" * 30000 + b"?=\r\nFrom: =?bogus-charset?b?////?= <a@b.example>\r\n",
-    b"Date: " + b"(" * 5000 + b"\r\nMessage-ID: <" + b"<" * 5000 + b"\r\n",
-])
+@pytest.mark.parametrize(
+    "head",
+    [
+        NESTED_FROM,
+        b"To: " + b", ".join(b"=?utf-8?q?w%d?= <w%d@x.example>" % (n, n) for n in range(3000)) + b"\r\n",
+        b"Subject: =?utf-8?q?" + b"=E9" * 30000 + b"?=\r\nFrom: =?bogus-charset?b?////?= <a@b.example>\r\n",
+        b"Date: " + b"(" * 5000 + b"\r\nMessage-ID: <" + b"<" * 5000 + b"\r\n",
+    ],
+)
 def test_a_header_that_does_not_parse_is_shown_raw_never_a_500(app: Flask, ann: FlaskClient, head: bytes) -> None:
     """Issue 12.10: a From nesting 5,000 comments made the message page a 500 (``get_all()`` parses the
     header outside the ``try``)."""
-    row = seed(app, "ann@example.org", "dropped-spam", raw=head + b"Subject-Extra: x\r\n\r\nBody.\r\n",
-               message_id="deep")
+    row = seed(
+        app, "ann@example.org", "dropped-spam", raw=head + b"Subject-Extra: x\r\n\r\nBody.\r\n", message_id="deep"
+    )
     response = ann.get(f"/messages/{row}")
     assert response.status_code == 200
     page = response.get_data(as_text=True)

@@ -23,8 +23,13 @@ from models import Alias, Delivery, Destination, User, utcnow
 from web.api.openapi import document
 from web.services import tokens
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
@@ -39,19 +44,41 @@ def seed(app: Flask) -> str:
         destination = Destination(user_id=user.id, email="inbox@example.org", verified_at=now)
         db.add(destination)
         db.add(Destination(user_id=user.id, email="pending@example.org"))
-        for n, extra in enumerate([{}, {"expires_at": now + timedelta(hours=5), "max_messages": 3},
-                                   {"idle_days": 2, "enabled": False}]):
-            db.add(Alias(address=f"seed{n}@othermail.example", user_id=user.id, label=f"seed {n}",
-                         destinations=[destination], **extra))
+        for n, extra in enumerate(
+            [{}, {"expires_at": now + timedelta(hours=5), "max_messages": 3}, {"idle_days": 2, "enabled": False}]
+        ):
+            db.add(
+                Alias(
+                    address=f"seed{n}@othermail.example",
+                    user_id=user.id,
+                    label=f"seed {n}",
+                    destinations=[destination],
+                    **extra,
+                )
+            )
         db.flush()
         first = db.query(Alias).filter_by(address="seed0@othermail.example").one()
-        db.add_all([
-            Delivery(inbound_message_id="<m1@x>", recipient=first.address, alias_id=first.id,
-                     destination_id=destination.id, outcome="forwarded", mail_from="shop@example.com",
-                     subject="Hello", received_at=now),
-            Delivery(inbound_message_id="<m2@x>", recipient=first.address, alias_id=first.id,
-                     outcome="dropped-spam", reason="spam"),
-        ])
+        db.add_all(
+            [
+                Delivery(
+                    inbound_message_id="<m1@x>",
+                    recipient=first.address,
+                    alias_id=first.id,
+                    destination_id=destination.id,
+                    outcome="forwarded",
+                    mail_from="shop@example.com",
+                    subject="Hello",
+                    received_at=now,
+                ),
+                Delivery(
+                    inbound_message_id="<m2@x>",
+                    recipient=first.address,
+                    alias_id=first.id,
+                    outcome="dropped-spam",
+                    reason="spam",
+                ),
+            ]
+        )
         db.commit()
         _, secret = tokens.create(db, user, "schemathesis", "write", None)
         db.close()
@@ -60,8 +87,12 @@ def seed(app: Flask) -> str:
 
 @pytest.fixture
 def write_token(app: Flask) -> str:
-    app.config["RATE_LIMITS"] = {**app.config["RATE_LIMITS"], "api": (10_000, 60), "alias-create": (10_000, 3600),
-                                 "verification": (10_000, 3600)}
+    app.config["RATE_LIMITS"] = {
+        **app.config["RATE_LIMITS"],
+        "api": (10_000, 60),
+        "alias-create": (10_000, 3600),
+        "verification": (10_000, 3600),
+    }
     return seed(app)
 
 
@@ -75,19 +106,28 @@ def test_every_operation_conforms_to_the_document(case, app: Flask, write_token:
     case.call_and_validate(app=app, headers={"Authorization": f"Bearer {write_token}"}, checks=CHECKS)
 
 
-@pytest.mark.parametrize(("method", "path", "kwargs", "status"), [
-    ("GET", "/destinations", {}, 200),
-    ("GET", "/destinations/{destination_id}", {"path_parameters": {"destination_id": 1}}, 200),
-    ("POST", "/destinations/{destination_id}/resend", {"path_parameters": {"destination_id": 2}}, 202),
-    ("GET", "/aliases", {"query": {"q": "seed", "per_page": 2}}, 200),
-    ("POST", "/aliases", {"body": {"destination_ids": [1], "expires_in_hours": 2, "max_messages": 5}}, 201),
-    ("GET", "/aliases/{alias_id}", {"path_parameters": {"alias_id": 2}}, 200),
-    ("PATCH", "/aliases/{alias_id}", {"path_parameters": {"alias_id": 3}, "body": {"idle_days": 9, "note": None}}, 200),
-    ("GET", "/aliases/{alias_id}/activity", {"path_parameters": {"alias_id": 1}}, 200),
-    ("DELETE", "/aliases/{alias_id}", {"path_parameters": {"alias_id": 1}}, 204),
-])
-def test_seeded_successes_conform_to_the_document(app: Flask, write_token: str, method: str, path: str,
-                                                   kwargs: dict, status: int) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status"),
+    [
+        ("GET", "/destinations", {}, 200),
+        ("GET", "/destinations/{destination_id}", {"path_parameters": {"destination_id": 1}}, 200),
+        ("POST", "/destinations/{destination_id}/resend", {"path_parameters": {"destination_id": 2}}, 202),
+        ("GET", "/aliases", {"query": {"q": "seed", "per_page": 2}}, 200),
+        ("POST", "/aliases", {"body": {"destination_ids": [1], "expires_in_hours": 2, "max_messages": 5}}, 201),
+        ("GET", "/aliases/{alias_id}", {"path_parameters": {"alias_id": 2}}, 200),
+        (
+            "PATCH",
+            "/aliases/{alias_id}",
+            {"path_parameters": {"alias_id": 3}, "body": {"idle_days": 9, "note": None}},
+            200,
+        ),
+        ("GET", "/aliases/{alias_id}/activity", {"path_parameters": {"alias_id": 1}}, 200),
+        ("DELETE", "/aliases/{alias_id}", {"path_parameters": {"alias_id": 1}}, 204),
+    ],
+)
+def test_seeded_successes_conform_to_the_document(
+    app: Flask, write_token: str, method: str, path: str, kwargs: dict, status: int
+) -> None:
     """The generated requests above mostly miss; these known-good ones surely reach the success schemas."""
     case = schema[path][method].Case(**kwargs)
     response = case.call_and_validate(app=app, headers={"Authorization": f"Bearer {write_token}"}, checks=CHECKS)
@@ -124,7 +164,10 @@ def test_the_document_is_served_as_json_and_declares_bearer_auth(client) -> None
     assert doc == json.loads(json.dumps(document()))  # what the generated tests above were built from
     assert doc["openapi"].startswith("3.")
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "om_ token"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "om_ token",
+    }
     assert doc["security"] == [{"bearerAuth": []}]
     for path, item in doc["paths"].items():
         for method, operation in item.items():

@@ -33,8 +33,7 @@ def deliver(app: Flask, raw: bytes, recipient: str, age: int = 0) -> str:
 
 
 def stored(app: Flask, key: str) -> Path:
-    [path] = [p for sub in ("new", "cur") for p in (outbox_path(app) / sub).iterdir()
-              if p.name.split(":")[0] == key]
+    [path] = [p for sub in ("new", "cur") for p in (outbox_path(app) / sub).iterdir() if p.name.split(":")[0] == key]
     return path
 
 
@@ -44,14 +43,22 @@ def admin(app: Flask, client: FlaskClient) -> FlaskClient:
     return client
 
 
-PLAIN = (b"From: Store <orders@store.example>\r\nTo: shop@othermail.example\r\nSubject: Parcel 1\r\n"
-         b"Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <p1@store.example>\r\n\r\nOn its way.\r\n")
-ENCODED = (b"From: =?utf-8?q?J=C3=B6rg?= <jorg@store.example>\r\nTo: shop@othermail.example\r\n"
-           b"Subject: =?utf-8?b?R3LDvMOfZSBhdXMgS8O2bG4=?=\r\n\r\nHallo.\r\n")
-MALFORMED = (b"From: \xff\xfe garbage \x80 <x@y>\nSubject: broken \xe9\xe8 header\nthis line is no header\n"
-             b"X-Stray \x00 bytes\nbody text without a blank line")
-HTML = (b"From: evil@attacker.example\r\nSubject: <b>bold</b> subject\r\nMIME-Version: 1.0\r\n"
-        b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>Hi</p><script>alert(1)</script>\r\n")
+PLAIN = (
+    b"From: Store <orders@store.example>\r\nTo: shop@othermail.example\r\nSubject: Parcel 1\r\n"
+    b"Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <p1@store.example>\r\n\r\nOn its way.\r\n"
+)
+ENCODED = (
+    b"From: =?utf-8?q?J=C3=B6rg?= <jorg@store.example>\r\nTo: shop@othermail.example\r\n"
+    b"Subject: =?utf-8?b?R3LDvMOfZSBhdXMgS8O2bG4=?=\r\n\r\nHallo.\r\n"
+)
+MALFORMED = (
+    b"From: \xff\xfe garbage \x80 <x@y>\nSubject: broken \xe9\xe8 header\nthis line is no header\n"
+    b"X-Stray \x00 bytes\nbody text without a blank line"
+)
+HTML = (
+    b"From: evil@attacker.example\r\nSubject: <b>bold</b> subject\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>Hi</p><script>alert(1)</script>\r\n"
+)
 
 
 def with_attachment() -> bytes:
@@ -60,8 +67,7 @@ def with_attachment() -> bytes:
     message["To"] = "shop@othermail.example"
     message["Subject"] = "Your invoice"
     message.set_content("The invoice is attached.\n")
-    message.add_attachment(b"%PDF-1.4 " + b"x" * 991, maintype="application", subtype="pdf",
-                           filename="invoice.pdf")
+    message.add_attachment(b"%PDF-1.4 " + b"x" * 991, maintype="application", subtype="pdf", filename="invoice.pdf")
     return bytes(message)
 
 
@@ -90,8 +96,9 @@ def test_the_admin_page_links_to_the_outbox(app: Flask, client: FlaskClient) -> 
     assert f'<a href="{BASE}">Outbox (mail catcher)</a>' in html
 
 
-def test_the_list_is_newest_first_with_decoded_subjects_and_recipients(app: Flask, client: FlaskClient,
-                                                                         keys: dict[str, str]) -> None:
+def test_the_list_is_newest_first_with_decoded_subjects_and_recipients(
+    app: Flask, client: FlaskClient, keys: dict[str, str]
+) -> None:
     html = page(admin(app, client), BASE)
     order = re.findall(r'<tr data-key="([^"]+)">', html)
     assert order == [keys[k] for k in ("attachment", "html", "malformed", "encoded", "plain")]
@@ -120,8 +127,7 @@ def test_a_message_shows_its_headers_and_text(app: Flask, client: FlaskClient, k
     assert "Subject: =?utf-8?b?R3LDvMOfZSBhdXMgS8O2bG4=?=" in html  # the stored header, as it is
 
 
-def test_html_is_shown_as_escaped_source_never_as_markup(app: Flask, client: FlaskClient,
-                                                         keys: dict[str, str]) -> None:
+def test_html_is_shown_as_escaped_source_never_as_markup(app: Flask, client: FlaskClient, keys: dict[str, str]) -> None:
     html = page(admin(app, client), BASE + keys["html"])
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;p&gt;Hi&lt;/p&gt;" in html
     assert "<script" not in html and "<p>Hi" not in html and "<b>bold" not in html
@@ -132,7 +138,7 @@ def test_attachments_are_listed(app: Flask, client: FlaskClient, keys: dict[str,
     html = page(admin(app, client), BASE + keys["attachment"])
     assert "The invoice is attached." in html
     assert re.search(r"<td>invoice.pdf</td><td><code>application/pdf</code></td><td>1.0 kB</td>", html), html
-    assert "Attachments <span class=\"muted\">(1)</span>" in html
+    assert 'Attachments <span class="muted">(1)</span>' in html
 
 
 def test_a_malformed_message_is_shown_not_a_500(app: Flask, client: FlaskClient, keys: dict[str, str]) -> None:
@@ -142,8 +148,7 @@ def test_a_malformed_message_is_shown_not_a_500(app: Flask, client: FlaskClient,
     assert "\x00" not in html
 
 
-def test_the_download_is_the_stored_file_byte_for_byte(app: Flask, client: FlaskClient,
-                                                       keys: dict[str, str]) -> None:
+def test_the_download_is_the_stored_file_byte_for_byte(app: Flask, client: FlaskClient, keys: dict[str, str]) -> None:
     admin(app, client)
     for key in keys.values():
         response = client.get(f"{BASE}{key}/raw")
@@ -155,11 +160,31 @@ def test_the_download_is_the_stored_file_byte_for_byte(app: Flask, client: Flask
     assert client.get(f"{BASE}{keys['malformed']}/raw").get_data().startswith(b"Delivered-To: broken@real.example\n")
 
 
-@pytest.mark.parametrize("path", [
-    "../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e", "..", ".", "%2e%2e%2fnew", "new", "cur", "tmp",
-    "1700000000.M1P1Q1.nowhere", "..%252f..%252fetc%252fpasswd", "a%00b", "a b", "key;rm", "~root",
-    "..%5C..%5Cetc", "new%2F{key}", "{key}%2F..", "{key}:2,S", ".{key}",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../etc/passwd",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2e%2e",
+        "..",
+        ".",
+        "%2e%2e%2fnew",
+        "new",
+        "cur",
+        "tmp",
+        "1700000000.M1P1Q1.nowhere",
+        "..%252f..%252fetc%252fpasswd",
+        "a%00b",
+        "a b",
+        "key;rm",
+        "~root",
+        "..%5C..%5Cetc",
+        "new%2F{key}",
+        "{key}%2F..",
+        "{key}:2,S",
+        ".{key}",
+    ],
+)
 def test_bad_keys_are_404(app: Flask, client: FlaskClient, keys: dict[str, str], path: str) -> None:
     admin(app, client)
     path = path.replace("{key}", keys["plain"])
@@ -169,8 +194,7 @@ def test_bad_keys_are_404(app: Flask, client: FlaskClient, keys: dict[str, str],
         assert b"root:" not in response.get_data()
 
 
-def test_non_admins_get_what_the_admin_page_gives_them(app: Flask, client: FlaskClient,
-                                                       keys: dict[str, str]) -> None:
+def test_non_admins_get_what_the_admin_page_gives_them(app: Flask, client: FlaskClient, keys: dict[str, str]) -> None:
     assert signup(client, "bob@example.org").status_code == 302
     expected = client.get("/admin/")
     assert expected.status_code == 403
@@ -192,8 +216,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(app: Flask, client: FlaskClient,
     assert len(list((outbox_path(app) / "new").iterdir())) == len(keys)
 
 
-def test_delete_all_needs_csrf_and_empties_the_outbox(app: Flask, client: FlaskClient,
-                                                      keys: dict[str, str]) -> None:
+def test_delete_all_needs_csrf_and_empties_the_outbox(app: Flask, client: FlaskClient, keys: dict[str, str]) -> None:
     admin(app, client)
     assert client.post(BASE + "delete").status_code == 400
     assert client.post(BASE + "delete", data={"csrf_token": "forged"}).status_code == 400
@@ -237,8 +260,10 @@ def test_a_broken_outbox_folder_is_no_500(app: Flask, client: FlaskClient, keys:
 
 def test_sixty_messages_are_paginated(app: Flask, client: FlaskClient) -> None:
     admin(app, client)
-    keys = [deliver(app, f"From: a@b.example\r\nSubject: Message {n:02d}\r\n\r\nx\r\n".encode(),
-                    "home@real.example", age=n) for n in range(60)]
+    keys = [
+        deliver(app, f"From: a@b.example\r\nSubject: Message {n:02d}\r\n\r\nx\r\n".encode(), "home@real.example", age=n)
+        for n in range(60)
+    ]
     first = page(client, BASE)
     assert "Message 59" in first and "Message 10" in first and "Message 09" not in first
     assert "page 1 of 2" in first and f'href="{BASE}?page=2"' in first
@@ -261,9 +286,11 @@ def test_a_huge_page_number_is_the_last_page_not_a_500(app: Flask, client: Flask
 def test_links_in_a_message_are_clickable_http_only_and_escaped(app: Flask, client: FlaskClient) -> None:
     """Issue 12.24: the verification link in Admin -> Outbox could not be clicked."""
     admin(app, client)
-    body = ("Open https://othermail.test/destinations/verify/abc.def-ghi_jkl?x=1&y=2.\n"
-            "Not these: javascript:alert(1) data:text/html,hi ftp://files.example/x\n"
-            'Nor this one\'s payload: http://evil.example/"><script>alert(2)</script>\n')
+    body = (
+        "Open https://othermail.test/destinations/verify/abc.def-ghi_jkl?x=1&y=2.\n"
+        "Not these: javascript:alert(1) data:text/html,hi ftp://files.example/x\n"
+        "Nor this one's payload: http://evil.example/\"><script>alert(2)</script>\n"
+    )
     raw = f"From: noreply@othermail.example\r\nSubject: Links\r\n\r\n{body}".encode()
     html = page(client, BASE + deliver(app, raw, "me@real.example"))
     anchors = re.findall(r"<a [^>]*>", html.split('<pre class="outbox-body">', 1)[1].split("</pre>", 1)[0])

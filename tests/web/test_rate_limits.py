@@ -44,8 +44,7 @@ def test_alias_creation_is_limited_per_user(app: Flask, ann: Ann) -> None:
     new_id(post(bob, NEW, {}, page=LIST))  # Bob's own allowance is untouched
 
 
-def test_pruning_keeps_the_forwarders_current_mail_windows(
-        app: Flask, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_pruning_keeps_the_forwarders_current_mail_windows(app: Flask, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Mail limits (forwarder/flows/mail_limits.py) share the table; a day window is current for up to a day."""
     from sqlalchemy import select
 
@@ -59,9 +58,13 @@ def test_pruning_keeps_the_forwarders_current_mail_windows(
     app.config["RATE_LIMITS"] = {"signin": (1, 900)}
     with app.app_context():
         db = session()
-        db.add_all([RateLimitHit(key="mail:alias:1:day", window_start=midnight, count=5),
-                    RateLimitHit(key="mail:user:1:hour", window_start=midnight + 23 * 3600, count=5),
-                    RateLimitHit(key="mail:alias:2:day", window_start=midnight - 86400, count=5)])
+        db.add_all(
+            [
+                RateLimitHit(key="mail:alias:1:day", window_start=midnight, count=5),
+                RateLimitHit(key="mail:user:1:hour", window_start=midnight + 23 * 3600, count=5),
+                RateLimitHit(key="mail:alias:2:day", window_start=midnight - 86400, count=5),
+            ]
+        )
         db.commit()
         assert ratelimit.hit("signin", "203.0.113.7") is None
         assert ratelimit.hit("signin", "203.0.113.7") == 1  # over the limit: this is when it prunes

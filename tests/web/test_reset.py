@@ -43,8 +43,7 @@ def api_token(app: Flask) -> str:
         return secret
 
 
-def test_the_token_shows_nothing_of_the_password_hash(app: Flask, client: FlaskClient,
-                                                      outbox: MemorySender) -> None:
+def test_the_token_shows_nothing_of_the_password_hash(app: Flask, client: FlaskClient, outbox: MemorySender) -> None:
     signup(client)
     path = reset_link(app, outbox)
     token = path.removeprefix("/reset/")
@@ -84,7 +83,8 @@ def test_secret_links_are_kept_out_of_the_access_logs() -> None:
 
 
 def test_the_reset_form_offers_to_revoke_the_api_tokens_and_does_by_default(
-        app: Flask, client: FlaskClient, outbox: MemorySender) -> None:
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
     signup(client)
     secret = api_token(app)
     assert app.test_client().get("/api/v1/aliases", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
@@ -121,8 +121,13 @@ def test_a_reset_answers_alike_when_the_recipient_cap_is_reached(app: Flask, out
     signup(app.test_client(), "ann@example.org")
     outbox.sent.clear()
     known, unknown = app.test_client(), app.test_client()
-    answers = [(post(known, "/reset", {"email": "ann@example.org"}).status_code,
-                post(unknown, "/reset", {"email": "nobody@example.org"}).status_code) for _ in range(12)]
+    answers = [
+        (
+            post(known, "/reset", {"email": "ann@example.org"}).status_code,
+            post(unknown, "/reset", {"email": "nobody@example.org"}).status_code,
+        )
+        for _ in range(12)
+    ]
     assert answers == [(302, 302)] * 12
     resets = [m for m in outbox.sent if m.recipient == "ann@example.org"]
     assert 1 <= len(resets) <= 3

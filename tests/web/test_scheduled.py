@@ -59,19 +59,30 @@ def statuses(app: Flask) -> dict[str, str]:
 
 def test_every_stage_rechecks_domains_every_six_hours() -> None:
     for stage in ("dev", "production"):
-        assert {"function": "web.scheduled.recheck_domains", "expression": "rate(6 hours)"} in stage_config(stage)["events"]
+        assert {"function": "web.scheduled.recheck_domains", "expression": "rate(6 hours)"} in stage_config(stage)[
+            "events"
+        ]
 
 
-def test_the_job_moves_domains_as_the_cli_does_and_logs_one_line(tmp_path: Path, knot: KnotZones,
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
-    knot.set_zone("good.test", [r.zone_line() for r in records_to_publish("good.test", "token-good.test", REGION,
-                                                                           (), ses=False)])
+def test_the_job_moves_domains_as_the_cli_does_and_logs_one_line(
+    tmp_path: Path, knot: KnotZones, caplog: pytest.LogCaptureFixture
+) -> None:
+    knot.set_zone(
+        "good.test", [r.zone_line() for r in records_to_publish("good.test", "token-good.test", REGION, (), ses=False)]
+    )
     knot.set_zone("gone.test", [])
     app = seeded(tmp_path, knot.nameserver)
     with caplog.at_level(logging.INFO, logger="othermail.scheduled"):
         result = recheck_domains({"source": "aws.events"}, Context(60_000), app=app)
-    assert result == {"event": "domains-recheck", "checked": 2, "could_not_check": 0, "postponed": 0,
-                      "verified": 1, "failing": 0, "suspended": 1}
+    assert result == {
+        "event": "domains-recheck",
+        "checked": 2,
+        "could_not_check": 0,
+        "postponed": 0,
+        "verified": 1,
+        "failing": 0,
+        "suspended": 1,
+    }
     assert statuses(app) == {"good.test": "verified", "gone.test": "suspended"}  # grace 0: at once
     assert '"event": "domains-recheck"' in caplog.text and "gone.test: verified -> suspended" in caplog.text
     app.extensions["othermail.engine"].dispose()

@@ -92,10 +92,16 @@ def test_idle_and_absolute_lifetimes_end_a_session(app: Flask) -> None:
     with app.app_context():
         from web.db import session
 
-        session().execute(update(UserSession).where(UserSession.user_agent == "idle")
-                          .values(last_seen_at=now - timedelta(days=2, minutes=1)))
-        session().execute(update(UserSession).where(UserSession.user_agent == "old")
-                          .values(created_at=now - timedelta(days=14, minutes=1), last_seen_at=now))
+        session().execute(
+            update(UserSession)
+            .where(UserSession.user_agent == "idle")
+            .values(last_seen_at=now - timedelta(days=2, minutes=1))
+        )
+        session().execute(
+            update(UserSession)
+            .where(UserSession.user_agent == "old")
+            .values(created_at=now - timedelta(days=14, minutes=1), last_seen_at=now)
+        )
         session().commit()
     assert idle.get("/account/").status_code == 302
     assert old.get("/account/").status_code == 302
@@ -113,8 +119,11 @@ def test_last_seen_is_written_at_most_once_a_minute(app: Flask) -> None:
     with app.app_context():
         from web.db import session
 
-        session().execute(update(UserSession).where(UserSession.id == after.id)
-                          .values(last_seen_at=after.last_seen_at - timedelta(minutes=5)))
+        session().execute(
+            update(UserSession)
+            .where(UserSession.id == after.id)
+            .values(last_seen_at=after.last_seen_at - timedelta(minutes=5))
+        )
         session().commit()
     ann.get("/account/")
     (seen,) = [r for r in rows(app) if r.id == after.id]
@@ -126,8 +135,7 @@ def test_changing_the_password_ends_the_other_sessions_and_keeps_this_one(app: F
     ann, laptop = signed_in(app, user_agent="phone"), signed_in(app, user_agent="laptop")
     thief = copy_of(app, laptop)
     new = "another long passphrase"
-    response = post(ann, "/account/password", {"current": PASSWORD, "password": new, "confirm": new},
-                    page="/account/")
+    response = post(ann, "/account/password", {"current": PASSWORD, "password": new, "confirm": new}, page="/account/")
     assert response.status_code == 302
     assert ann.get("/account/").status_code == 200
     assert laptop.get("/account/").status_code == 302 and thief.get("/account/").status_code == 302
@@ -154,8 +162,7 @@ def test_the_account_page_lists_sessions_and_ends_another(app: Flask) -> None:
 def test_deleting_the_account_ends_every_session(app: Flask) -> None:
     signup(app.test_client())
     ann, other = signed_in(app, user_agent="one"), signed_in(app, user_agent="two")
-    response = post(ann, "/account/delete", {"password": PASSWORD, "confirm": "delete my account"},
-                    page="/account/")
+    response = post(ann, "/account/delete", {"password": PASSWORD, "confirm": "delete my account"}, page="/account/")
     assert response.status_code == 302
     assert other.get("/account/").status_code == 302
     assert rows(app) == []

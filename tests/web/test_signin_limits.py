@@ -37,27 +37,33 @@ def attempt(app: Flask, email: str, password: str, ip: str) -> int:
 
 
 def test_signing_up_with_a_taken_address_answers_as_a_new_one_and_mails_the_owner(
-        app: Flask, outbox: MemorySender) -> None:
+    app: Flask, outbox: MemorySender
+) -> None:
     signup(app.test_client(), "ann@example.org")
     outbox.sent.clear()
     new, taken = app.test_client(), app.test_client()
     answers = [form_signup(new, "bob@example.org"), form_signup(taken, "ann@example.org", "another password!")]
     assert [a.status_code for a in answers] == [302, 302]
     assert answers[0].headers["Location"] == answers[1].headers["Location"]
-    pages = [re.sub(r'name="csrf_token" value="[^"]+"', "", c.get(a.headers["Location"]).get_data(as_text=True))
-             for c, a in zip((new, taken), answers, strict=True)]
+    pages = [
+        re.sub(r'name="csrf_token" value="[^"]+"', "", c.get(a.headers["Location"]).get_data(as_text=True))
+        for c, a in zip((new, taken), answers, strict=True)
+    ]
     assert pages[0].replace("bob@example.org", "X") == pages[1].replace("ann@example.org", "X")
     assert "exists" not in pages[1]
     assert [m.recipient for m in outbox.sent] == ["bob@example.org", "ann@example.org"]
     note = outbox.sent[1].raw.decode()
-    assert "Subject: Someone tried to sign up" in note and any("/reset" in link for link in links_in(outbox.sent[1].raw))
+    assert "Subject: Someone tried to sign up" in note and any(
+        "/reset" in link for link in links_in(outbox.sent[1].raw)
+    )
     # the taken account is untouched: its password is still the old one
     assert attempt(app, "ann@example.org", PASSWORD, "192.0.2.1") == 302
     assert attempt(app, "ann@example.org", "another password!", "192.0.2.2") == 401
 
 
 def test_signing_in_as_nobody_verifies_a_hash_as_signing_in_with_a_wrong_password_does(
-        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
     signup(app.test_client(), "ann@example.org")
     calls: list[str] = []
     real = passwords._hasher
@@ -144,10 +150,18 @@ def test_ipv6_clients_are_counted_by_their_64(app: Flask) -> None:
     assert attempt(app, "user9@example.org", "wrong password!", "2001:db8:5:7::1") == 401
 
 
-@pytest.mark.parametrize(("ip", "key"), [
-    ("192.0.2.1", "192.0.2.1"), ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"), ("2001:DB8:1:2::9", "2001:db8:1:2::/64"),
-    ("::ffff:192.0.2.1", "192.0.2.1"), ("fe80::1%eth0", "fe80::/64"), (None, "unknown"), ("", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("ip", "key"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::9", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("fe80::1%eth0", "fe80::/64"),
+        (None, "unknown"),
+        ("", "unknown"),
+    ],
+)
 def test_client_key(ip: str | None, key: str) -> None:
     assert ratelimit.client_key(ip) == key
 
@@ -175,8 +189,10 @@ def test_a_device_cookie_has_its_own_backoff_and_names_one_account(app: Flask) -
     signup(app.test_client(), "bob@example.org")
     post(owner, "/signout", {}, page="/account/")
     app.config["SIGNIN_BACKOFF"] = (3, 60, 3600)
-    codes = [post(owner, "/signin", {"email": "ann@example.org", "password": "wrong password!"}).status_code
-             for _ in range(4)]
+    codes = [
+        post(owner, "/signin", {"email": "ann@example.org", "password": "wrong password!"}).status_code
+        for _ in range(4)
+    ]
     assert codes == [401, 401, 401, 429]  # guessing from a trusted browser waits too
     assert attempt(app, "ann@example.org", PASSWORD, "203.0.113.9") == 302  # the account-wide count is untouched
     # ann's device cookie is worth nothing for bob: bob's failures from this browser count account-wide

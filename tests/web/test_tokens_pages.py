@@ -7,11 +7,11 @@ import re
 from datetime import timedelta
 
 import pytest
+from conftest import post, signup
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from conftest import post, signup
 from models import ApiToken, utcnow
 
 SECRET = re.compile(r'<code class="token-secret">(om_[A-Za-z0-9_-]{43})</code>')
@@ -106,15 +106,17 @@ def test_forms_need_the_csrf_token(app: Flask, client: FlaskClient) -> None:
     assert tokens_in(app) == []
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"name": "  "}, "Give the token a name"),
-    ({"name": "x" * 101}, "Give the token a name"),
-    ({"scope": "admin"}, "either read or write"),
-    ({"expires_in": "soon"}, "Choose when the token expires"),
-    ({"expires_in": "0"}, "1 to 3650 days"),
-])
-def test_bad_input_is_shown_and_nothing_is_created(app: Flask, client: FlaskClient, fields: dict,
-                                                   message: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "  "}, "Give the token a name"),
+        ({"name": "x" * 101}, "Give the token a name"),
+        ({"scope": "admin"}, "either read or write"),
+        ({"expires_in": "soon"}, "Choose when the token expires"),
+        ({"expires_in": "0"}, "1 to 3650 days"),
+    ],
+)
+def test_bad_input_is_shown_and_nothing_is_created(app: Flask, client: FlaskClient, fields: dict, message: str) -> None:
     signup(client)
     response = post(client, "/account/tokens", {"name": "ok", "scope": "read", "expires_in": "30", **fields})
     assert response.status_code == 400 and message in response.get_data(as_text=True)

@@ -13,9 +13,9 @@ import pytest
 from flask import request, url_for
 from sqlalchemy import create_engine, select
 
-from tests.support.databases import migrate
 from forwarder.errors import SettingsError
 from models import RateLimitHit
+from tests.support.databases import migrate
 
 NGINX_HEADERS = {
     "X-Forwarded-For": "203.0.113.7",
@@ -52,8 +52,12 @@ def _add_probe(module: ModuleType) -> None:
     """A route that reports what the app believes about the request."""
 
     def probe() -> dict[str, str | None]:
-        return {"remote_addr": request.remote_addr, "scheme": request.scheme, "host": request.host,
-                "signin": url_for("auth.signin", _external=True)}
+        return {
+            "remote_addr": request.remote_addr,
+            "scheme": request.scheme,
+            "host": request.host,
+            "signin": url_for("auth.signin", _external=True),
+        }
 
     module.app.add_url_rule("/_probe", "probe", probe)
 
@@ -73,10 +77,17 @@ def test_settings_come_from_the_environment(load_wsgi: Callable[..., ModuleType]
 def test_forwarded_headers_from_nginx_are_honoured(load_wsgi: Callable[..., ModuleType]) -> None:
     module = load_wsgi()
     _add_probe(module)
-    seen = module.app.test_client().get("/_probe", headers=NGINX_HEADERS,
-                                        environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_json()
-    assert seen == {"remote_addr": "203.0.113.7", "scheme": "https", "host": "othermail.example.com",
-                    "signin": "https://othermail.example.com/signin"}
+    seen = (
+        module.app.test_client()
+        .get("/_probe", headers=NGINX_HEADERS, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        .get_json()
+    )
+    assert seen == {
+        "remote_addr": "203.0.113.7",
+        "scheme": "https",
+        "host": "othermail.example.com",
+        "signin": "https://othermail.example.com/signin",
+    }
 
 
 def test_only_the_last_hop_is_trusted(load_wsgi: Callable[..., ModuleType]) -> None:
@@ -97,8 +108,9 @@ def test_rate_limits_count_the_forwarded_client(load_wsgi: Callable[..., ModuleT
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True))
     assert token
     headers = {**NGINX_HEADERS, "Referer": "https://othermail.example.com/signin"}
-    response = client.post("/signin", headers=headers,
-                           data={"csrf_token": token.group(1), "email": "nobody@example.org", "password": "x"})
+    response = client.post(
+        "/signin", headers=headers, data={"csrf_token": token.group(1), "email": "nobody@example.org", "password": "x"}
+    )
     assert response.status_code == 401
     engine = create_engine(f"sqlite:///{tmp_path / 'othermail.db'}")
     try:
@@ -113,10 +125,17 @@ def test_rate_limits_count_the_forwarded_client(load_wsgi: Callable[..., ModuleT
 def test_proxy_fix_can_be_turned_off(load_wsgi: Callable[..., ModuleType], value: str) -> None:
     module = load_wsgi(OTHERMAIL_WEB_PROXY_FIX=value)
     _add_probe(module)
-    seen = module.app.test_client().get("/_probe", headers=NGINX_HEADERS,
-                                        environ_base={"REMOTE_ADDR": "192.0.2.9"}).get_json()
-    assert seen == {"remote_addr": "192.0.2.9", "scheme": "http", "host": "localhost",
-                    "signin": "http://localhost/signin"}
+    seen = (
+        module.app.test_client()
+        .get("/_probe", headers=NGINX_HEADERS, environ_base={"REMOTE_ADDR": "192.0.2.9"})
+        .get_json()
+    )
+    assert seen == {
+        "remote_addr": "192.0.2.9",
+        "scheme": "http",
+        "host": "localhost",
+        "signin": "http://localhost/signin",
+    }
 
 
 def test_a_wrong_proxy_fix_value_names_the_variable(load_wsgi: Callable[..., ModuleType]) -> None:

@@ -15,8 +15,8 @@ import pytest
 from moto import mock_aws
 from sqlalchemy import text
 
-from tests.support.databases import migrate
 from forwarder.errors import SettingsError
+from tests.support.databases import migrate
 
 REGION = "us-east-1"
 
@@ -58,9 +58,16 @@ def test_the_app_runs_on_the_secrets_database_with_the_secrets_key(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'from-secret.db'}"
     migrate(url)
-    monkeypatch.setenv("OTHERMAIL_SECRETS_ARN", _secret(
-        {"OTHERMAIL_DATABASE_URL": url, "OTHERMAIL_WEB_SECRET_KEY": "secret-from-secrets-manager",
-         "OTHERMAIL_WEB_PROXY_FIX": "false"}))
+    monkeypatch.setenv(
+        "OTHERMAIL_SECRETS_ARN",
+        _secret(
+            {
+                "OTHERMAIL_DATABASE_URL": url,
+                "OTHERMAIL_WEB_SECRET_KEY": "secret-from-secrets-manager",
+                "OTHERMAIL_WEB_PROXY_FIX": "false",
+            }
+        ),
+    )
     app = load_wsgi().app
     assert app.config["SECRET_KEY"] == "secret-from-secrets-manager"
     assert app.config["PROXY_FIX"] is False  # parsed as Flask parses OTHERMAIL_WEB_* variables
@@ -74,8 +81,9 @@ def test_the_app_runs_on_the_secrets_database_with_the_secrets_key(
     assert app.test_client().get("/signin", base_url="https://othermail.example.com").status_code == 200
 
 
-def test_ssm_parameters_feed_the_app(load_wsgi: Callable[[], ModuleType], tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ssm_parameters_feed_the_app(
+    load_wsgi: Callable[[], ModuleType], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path / 'from-ssm.db'}"
     migrate(url)
     ssm = boto3.client("ssm", region_name=REGION)

@@ -54,7 +54,9 @@ def _authenticate() -> None:
     token = tokens.lookup(session(), _bearer())
     if token is None:
         raise _limited(f"anonymous:{ratelimit.client_key(request.remote_addr)}") or ApiError(
-            401, "unauthorized", "Send a valid API token as: Authorization: Bearer <token>.",
+            401,
+            "unauthorized",
+            "Send a valid API token as: Authorization: Bearer <token>.",
             {"WWW-Authenticate": 'Bearer realm="othermail"'},
         )
     limited = _limited(f"token:{token.id}")

@@ -38,10 +38,28 @@ SEARCH_MAX = 100
 MAX_HOURS = int(service.MAX_DURATION.total_seconds() // 3600)
 MIN_HOURS = int(service.MIN_DURATION.total_seconds() // 3600)
 ACTIVITY_MAX = 200
-CREATE_FIELDS = {"local_part", "domain", "destination_ids", "label", "note", "expires_in_hours", "idle_days",
-                 "max_messages", "expired_action"}
-UPDATE_FIELDS = {"label", "note", "enabled", "destination_ids", "expired_action", "expires_in_hours", "idle_days",
-                 "extra_messages", "permanent"}
+CREATE_FIELDS = {
+    "local_part",
+    "domain",
+    "destination_ids",
+    "label",
+    "note",
+    "expires_in_hours",
+    "idle_days",
+    "max_messages",
+    "expired_action",
+}
+UPDATE_FIELDS = {
+    "label",
+    "note",
+    "enabled",
+    "destination_ids",
+    "expired_action",
+    "expires_in_hours",
+    "idle_days",
+    "extra_messages",
+    "permanent",
+}
 
 
 def _owned(alias_id: int) -> Alias:
@@ -73,7 +91,8 @@ def aliases_list():
 def aliases_create():
     data = body(CREATE_FIELDS)
     alias = service.create(
-        session(), user(),
+        session(),
+        user(),
         destination_ids=id_list(data, "destination_ids"),  # absent: every verified destination
         domain=string(data, "domain", DOMAIN_MAX, nullable=True) or None,
         local_part=string(data, "local_part", LOCAL_PART_MAX, nullable=True) or None,
@@ -109,8 +128,16 @@ def aliases_update(alias_id: int):
     if permanent and extending:
         raise invalid("permanent cannot be combined with expires_in_hours, idle_days or extra_messages.")
     service.check_extension(duration, idle_days, extra)
-    service.update(session(), user(), alias, label=label, note=note, enabled=enabled,
-                   destination_ids=destination_ids, expired_action=expired_action)
+    service.update(
+        session(),
+        user(),
+        alias,
+        label=label,
+        note=note,
+        enabled=enabled,
+        destination_ids=destination_ids,
+        expired_action=expired_action,
+    )
     if extending:
         service.extend(session(), alias, duration=duration, idle_days=idle_days, extra_messages=extra)
     if permanent:
@@ -129,5 +156,6 @@ def aliases_activity(alias_id: int):
     alias = _owned(alias_id)
     limit = query_int("limit", 50, 1, ACTIVITY_MAX)
     db = session()
-    return jsonify({"items": [delivery_json(d) for d in activity.recent(db, alias, limit)],
-                    "totals": activity.totals(db, alias)})
+    return jsonify(
+        {"items": [delivery_json(d) for d in activity.recent(db, alias, limit)], "totals": activity.totals(db, alias)}
+    )

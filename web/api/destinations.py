@@ -27,8 +27,12 @@ def _email(data: dict) -> str:
 
 
 def _added_unsent(exc: MailNotSent, done: str = "added") -> ApiError:
-    return ApiError(exc.status, exc.code, f"The destination was {done}, but its verification link could not be "
-                                          "sent: the mail service is not available. POST .../resend later.")
+    return ApiError(
+        exc.status,
+        exc.code,
+        f"The destination was {done}, but its verification link could not be "
+        "sent: the mail service is not available. POST .../resend later.",
+    )
 
 
 @bp.get("/destinations")

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from models import Alias, ApiToken, Delivery, Destination, User, alias_destinations, utcnow
 from forwarder.accounts import sessions, tokens
 from forwarder.accounts.passwords import hash_password, password_problem, verify_password
+from models import Alias, ApiToken, Delivery, Destination, User, alias_destinations, utcnow
 from web.services import domains
 from web.services.errors import ServiceError
 
@@ -36,8 +36,9 @@ def check_password(user: User, password: str) -> None:
         raise ServiceError("wrong_password", "That is not your current password.", 403)
 
 
-def change_password(db: Session, user: User, current: str, new: str, confirm: str | None = None,
-                    keep_session: int | None = None) -> None:
+def change_password(
+    db: Session, user: User, current: str, new: str, confirm: str | None = None, keep_session: int | None = None
+) -> None:
     """Set a new password and end every session of ``user`` but ``keep_session`` (the one asking)."""
     check_password(user, current)
     problem = password_problem(new, confirm)
@@ -73,30 +74,54 @@ def _aliases(db: Session, user: User) -> list[Alias]:
 
 def _alias(alias: Alias) -> dict[str, Any]:
     return {
-        "id": alias.id, "address": alias.address, "enabled": alias.enabled, "label": alias.label,
-        "note": alias.note, "created_at": _when(alias.created_at), "deleted_at": _when(alias.deleted_at),
-        "expires_at": _when(alias.expires_at), "idle_days": alias.idle_days, "max_messages": alias.max_messages,
-        "expired_action": alias.expired_action, "last_used_at": _when(alias.last_used_at),
-        "message_count": alias.message_count, "forwarded_count": alias.forwarded_count,
-        "blocked_count": alias.blocked_count, "destination_ids": sorted(d.id for d in alias.destinations),
+        "id": alias.id,
+        "address": alias.address,
+        "enabled": alias.enabled,
+        "label": alias.label,
+        "note": alias.note,
+        "created_at": _when(alias.created_at),
+        "deleted_at": _when(alias.deleted_at),
+        "expires_at": _when(alias.expires_at),
+        "idle_days": alias.idle_days,
+        "max_messages": alias.max_messages,
+        "expired_action": alias.expired_action,
+        "last_used_at": _when(alias.last_used_at),
+        "message_count": alias.message_count,
+        "forwarded_count": alias.forwarded_count,
+        "blocked_count": alias.blocked_count,
+        "destination_ids": sorted(d.id for d in alias.destinations),
     }
 
 
 def _token(token: ApiToken) -> dict[str, Any]:
     """A token's metadata; its hash never leaves the database."""
     return {
-        "id": token.id, "name": token.name, "prefix": token.prefix, "scope": token.scope,
-        "created_at": _when(token.created_at), "expires_at": _when(token.expires_at),
-        "last_used_at": _when(token.last_used_at), "revoked_at": _when(token.revoked_at),
+        "id": token.id,
+        "name": token.name,
+        "prefix": token.prefix,
+        "scope": token.scope,
+        "created_at": _when(token.created_at),
+        "expires_at": _when(token.expires_at),
+        "last_used_at": _when(token.last_used_at),
+        "revoked_at": _when(token.revoked_at),
     }
 
 
 def _delivery(row: Delivery) -> dict[str, Any]:
     return {
-        "id": row.id, "created_at": _when(row.created_at), "received_at": _when(row.received_at),
-        "alias_id": row.alias_id, "recipient": row.recipient, "destination_id": row.destination_id,
-        "outcome": row.outcome, "reason": row.reason, "mail_from": row.mail_from, "subject": row.subject,
-        "bytes_in": row.bytes_in, "bytes_out": row.bytes_out, "attempts": row.attempts,
+        "id": row.id,
+        "created_at": _when(row.created_at),
+        "received_at": _when(row.received_at),
+        "alias_id": row.alias_id,
+        "recipient": row.recipient,
+        "destination_id": row.destination_id,
+        "outcome": row.outcome,
+        "reason": row.reason,
+        "mail_from": row.mail_from,
+        "subject": row.subject,
+        "bytes_in": row.bytes_in,
+        "bytes_out": row.bytes_out,
+        "attempts": row.attempts,
     }
 
 
@@ -106,13 +131,20 @@ def export(db: Session, user: User) -> dict[str, Any]:
     alias_ids = [a.id for a in aliases]
     destinations = db.scalars(select(Destination).where(Destination.user_id == user.id).order_by(Destination.id))
     tokens = db.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
-    deliveries: Iterable[Delivery] = db.scalars(
-        select(Delivery).where(Delivery.alias_id.in_(alias_ids)).order_by(Delivery.created_at, Delivery.id)
-    ) if alias_ids else []
+    deliveries: Iterable[Delivery] = (
+        db.scalars(select(Delivery).where(Delivery.alias_id.in_(alias_ids)).order_by(Delivery.created_at, Delivery.id))
+        if alias_ids
+        else []
+    )
     return {
-        "format": "othermail-export", "version": EXPORT_VERSION, "exported_at": utcnow().isoformat(),
+        "format": "othermail-export",
+        "version": EXPORT_VERSION,
+        "exported_at": utcnow().isoformat(),
         "profile": {
-            "id": user.id, "email": user.email, "is_admin": user.is_admin, "created_at": _when(user.created_at),
+            "id": user.id,
+            "email": user.email,
+            "is_admin": user.is_admin,
+            "created_at": _when(user.created_at),
             "email_verified_at": _when(user.email_verified_at),
             "password_changed_at": _when(user.password_changed_at),
         },
@@ -141,16 +173,22 @@ def delete_account(db: Session, user: User, password: str | None = None, confirm
     alias_ids = select(Alias.id).where(Alias.user_id == user.id).scalar_subquery()
     db.execute(delete(alias_destinations).where(alias_destinations.c.alias_id.in_(alias_ids)))
     db.execute(
-        update(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None))
-        .values(deleted_at=now).execution_options(synchronize_session=False)
+        update(Alias)
+        .where(Alias.user_id == user.id, Alias.deleted_at.is_(None))
+        .values(deleted_at=now)
+        .execution_options(synchronize_session=False)
     )
     db.execute(
-        update(Alias).where(Alias.user_id == user.id)
-        .values(enabled=False, label=None, note=None).execution_options(synchronize_session=False)
+        update(Alias)
+        .where(Alias.user_id == user.id)
+        .values(enabled=False, label=None, note=None)
+        .execution_options(synchronize_session=False)
     )
     db.execute(
-        update(Delivery).where(Delivery.alias_id.in_(alias_ids))
-        .values(mail_from=None, subject=None).execution_options(synchronize_session=False)
+        update(Delivery)
+        .where(Delivery.alias_id.in_(alias_ids))
+        .values(mail_from=None, subject=None)
+        .execution_options(synchronize_session=False)
     )
     db.execute(delete(ApiToken).where(ApiToken.user_id == user.id).execution_options(synchronize_session=False))
     sessions.end_all(db, user, commit=False)

@@ -21,9 +21,11 @@ from web.services.errors import ServiceError, not_found
 VERIFY_MAX_AGE = 7 * 24 * 3600
 #: The mail's words are all the service's own: no address, name or text a user chose.
 SUBJECT = "Confirm your email address for othermail"
-BODY = ("Someone signed up for othermail with this email address.\n\n"
-        "To confirm that it is yours, open this link within seven days and press the button:\n{link}\n\n"
-        "If it was not you, ignore this message: nothing will be sent to you again unless you ask.\n")
+BODY = (
+    "Someone signed up for othermail with this email address.\n\n"
+    "To confirm that it is yours, open this link within seven days and press the button:\n{link}\n\n"
+    "If it was not you, ignore this message: nothing will be sent to you again unless you ask.\n"
+)
 
 
 def is_verified(user: User) -> bool:
@@ -33,8 +35,12 @@ def is_verified(user: User) -> bool:
 def require_verified(user: User) -> None:
     """Raise unless ``user`` confirmed their own address (before anything mails someone else)."""
     if not is_verified(user):
-        raise ServiceError("email_unverified", "Confirm your account's email address first: open the link we sent "
-                                               "to it, or send it again from the Destinations page.", 403)
+        raise ServiceError(
+            "email_unverified",
+            "Confirm your account's email address first: open the link we sent "
+            "to it, or send it again from the Destinations page.",
+            403,
+        )
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -47,8 +53,9 @@ def send_verification(user: User) -> None:
         return
     wait = ratelimit.hit("email-verification", str(user.id))
     if wait is not None:
-        raise ServiceError("rate_limited", f"Too many emails asked for; try again in {wait // 60 + 1} minutes.", 429,
-                           wait)
+        raise ServiceError(
+            "rate_limited", f"Too many emails asked for; try again in {wait // 60 + 1} minutes.", 429, wait
+        )
     token = _serializer().dumps({"u": user.id, "e": user.email})
     mailer.send_mail(user.email, SUBJECT, BODY.format(link=mailer.link("email.verify", token=token)))
 

@@ -24,7 +24,10 @@ class Day:
 def recent(db: Session, alias: Alias, limit: int = 50) -> list[Delivery]:
     return list(
         db.scalars(
-            select(Delivery).where(Delivery.alias_id == alias.id).order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
+            select(Delivery)
+            .where(Delivery.alias_id == alias.id)
+            .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+            .limit(limit)
         )
     )
 
@@ -33,8 +36,11 @@ def latest(db: Session, user: User, limit: int = 20) -> list[Delivery]:
     """The newest deliveries across every alias of ``user`` (deleted aliases included)."""
     return list(
         db.scalars(
-            select(Delivery).join(Alias, Alias.id == Delivery.alias_id).where(Alias.user_id == user.id)
-            .order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
+            select(Delivery)
+            .join(Alias, Alias.id == Delivery.alias_id)
+            .where(Alias.user_id == user.id)
+            .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+            .limit(limit)
         )
     )
 

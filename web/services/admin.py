@@ -84,12 +84,17 @@ def users(db: Session, page: int = 1, per_page: int = PER_PAGE) -> tuple[list[Us
     """A page of users, newest first, with how many live aliases each has; and the total."""
     total = db.scalar(select(func.count()).select_from(User)) or 0
     counts = (
-        select(Alias.user_id, func.count().label("n")).where(Alias.deleted_at.is_(None))
-        .group_by(Alias.user_id).subquery()
+        select(Alias.user_id, func.count().label("n"))
+        .where(Alias.deleted_at.is_(None))
+        .group_by(Alias.user_id)
+        .subquery()
     )
     rows = db.execute(
-        select(User, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.user_id == User.id)
-        .order_by(User.created_at.desc(), User.id.desc()).offset((_page(page) - 1) * per_page).limit(per_page)
+        select(User, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.user_id == User.id)
+        .order_by(User.created_at.desc(), User.id.desc())
+        .offset((_page(page) - 1) * per_page)
+        .limit(per_page)
     ).all()
     return [UserRow(user, int(n)) for user, n in rows], total
 
@@ -98,8 +103,11 @@ def aliases(db: Session, page: int = 1, per_page: int = PER_PAGE) -> tuple[list[
     """A page of all aliases, deleted ones included, newest first, with the owner's address."""
     total = db.scalar(select(func.count()).select_from(Alias)) or 0
     rows = db.execute(
-        select(Alias, User.email).outerjoin(User, User.id == Alias.user_id)
-        .order_by(Alias.created_at.desc(), Alias.id.desc()).offset((_page(page) - 1) * per_page).limit(per_page)
+        select(Alias, User.email)
+        .outerjoin(User, User.id == Alias.user_id)
+        .order_by(Alias.created_at.desc(), Alias.id.desc())
+        .offset((_page(page) - 1) * per_page)
+        .limit(per_page)
     ).all()
     return [AliasRow(alias, owner) for alias, owner in rows], total
 
@@ -112,9 +120,12 @@ def mask(reason: str, recipient: str) -> str:
 def recent(db: Session, limit: int = RECENT) -> list[OutcomeRow]:
     rows = db.execute(
         select(Delivery.created_at, Delivery.recipient, Delivery.outcome, Delivery.reason)
-        .order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
+        .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+        .limit(limit)
     ).all()
-    return [OutcomeRow(at, recipient, outcome, mask(reason or "", recipient)) for at, recipient, outcome, reason in rows]
+    return [
+        OutcomeRow(at, recipient, outcome, mask(reason or "", recipient)) for at, recipient, outcome, reason in rows
+    ]
 
 
 def totals(db: Session, now: datetime | None = None) -> list[Total]:
@@ -138,25 +149,34 @@ def feedback_rates(db: Session, limit: int = RECENT) -> list[FeedbackRate]:
     counts: dict[int, dict[str, int]] = {}
     for destination_id, kind, n in db.execute(
         select(FeedbackEvent.destination_id, FeedbackEvent.kind, func.count())
-        .where(FeedbackEvent.destination_id.is_not(None)).group_by(FeedbackEvent.destination_id, FeedbackEvent.kind)
+        .where(FeedbackEvent.destination_id.is_not(None))
+        .group_by(FeedbackEvent.destination_id, FeedbackEvent.kind)
     ).all():
         counts.setdefault(destination_id, {})[kind] = int(n)  # type: ignore[arg-type]  # the query skips NULL ids
     if not counts:
         return []
-    forwarded = dict(db.execute(
-        select(Delivery.destination_id, func.count())
-        .where(Delivery.destination_id.in_(counts), Delivery.outcome == Outcome.FORWARDED.value)
-        .group_by(Delivery.destination_id)
-    ).all())
+    forwarded = dict(
+        db.execute(
+            select(Delivery.destination_id, func.count())
+            .where(Delivery.destination_id.in_(counts), Delivery.outcome == Outcome.FORWARDED.value)
+            .group_by(Delivery.destination_id)
+        ).all()
+    )
     rows = db.execute(
         select(Destination.id, Destination.email, Destination.paused_at, User.email)
-        .join(User, User.id == Destination.user_id).where(Destination.id.in_(counts))
+        .join(User, User.id == Destination.user_id)
+        .where(Destination.id.in_(counts))
     ).all()
     rates = [
         FeedbackRate(
-            destination_id, owner, email.rpartition("@")[2], paused_at is not None,
-            int(forwarded.get(destination_id, 0)), counts[destination_id].get(BOUNCE_PERMANENT, 0),
-            counts[destination_id].get(BOUNCE_TRANSIENT, 0), counts[destination_id].get(COMPLAINT, 0),
+            destination_id,
+            owner,
+            email.rpartition("@")[2],
+            paused_at is not None,
+            int(forwarded.get(destination_id, 0)),
+            counts[destination_id].get(BOUNCE_PERMANENT, 0),
+            counts[destination_id].get(BOUNCE_TRANSIENT, 0),
+            counts[destination_id].get(COMPLAINT, 0),
         )
         for destination_id, email, paused_at, owner in rows
     ]

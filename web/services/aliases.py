@@ -16,8 +16,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from forwarder import accounts
-from forwarder.core.decide import expiry
 from forwarder.adapters.sql.directory import alias_state
+from forwarder.core.decide import expiry
 from models import Alias, Destination, User, utcnow
 from web import ratelimit
 from web.services import domains
@@ -79,7 +79,9 @@ def listed(db: Session, user: User, search: str = "", page: int = 1, per_page: i
         )
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = min(max(1, page), MAX_PAGE)
-    rows = db.scalars(query.order_by(Alias.created_at.desc(), Alias.id.desc()).offset((page - 1) * per_page).limit(per_page))
+    rows = db.scalars(
+        query.order_by(Alias.created_at.desc(), Alias.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    )
     return list(rows), total
 
 
@@ -97,16 +99,25 @@ def _destinations(db: Session, user: User, ids: list[int]) -> list[Destination]:
 def default_destination_ids(db: Session, user: User) -> list[int]:
     """Where an alias created without a choice forwards (the one-click button, the API and the CLI
     without destinations): every verified destination of the user."""
-    ids = list(db.scalars(select(Destination.id).where(Destination.user_id == user.id,
-                                                       Destination.verified_at.is_not(None))
-                          .order_by(Destination.id)))
+    ids = list(
+        db.scalars(
+            select(Destination.id)
+            .where(Destination.user_id == user.id, Destination.verified_at.is_not(None))
+            .order_by(Destination.id)
+        )
+    )
     if not ids:
-        raise ServiceError("no_destination", "You have no verified destination yet: add one and open the link "
-                                             "we send it first; mail is only forwarded to verified addresses.")
+        raise ServiceError(
+            "no_destination",
+            "You have no verified destination yet: add one and open the link "
+            "we send it first; mail is only forwarded to verified addresses.",
+        )
     return ids
 
 
-def _check_limits(duration: timedelta | None, idle_days: int | None, max_messages: int | None, expired_action: str) -> None:
+def _check_limits(
+    duration: timedelta | None, idle_days: int | None, max_messages: int | None, expired_action: str
+) -> None:
     if duration is not None and not MIN_DURATION <= duration <= MAX_DURATION:
         raise ServiceError("invalid_expiry", "An alias can last from one hour to a year.")
     if idle_days is not None and not 1 <= idle_days <= MAX_IDLE_DAYS:
@@ -125,9 +136,10 @@ def check_extension(duration: timedelta | None, idle_days: int | None, extra_mes
 def live_count(db: Session, user: User) -> int:
     """The user's aliases that are not deleted (expired and switched-off ones included): what the
     account's alias cap counts."""
-    return db.scalar(
-        select(func.count()).select_from(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None))
-    ) or 0
+    return (
+        db.scalar(select(func.count()).select_from(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None)))
+        or 0
+    )
 
 
 def forwarding_count(db: Session, user: User, now: datetime | None = None) -> int:
@@ -136,15 +148,17 @@ def forwarding_count(db: Session, user: User, now: datetime | None = None) -> in
     now = now or utcnow()
     own = set(current_app.config["SETTINGS"].domains) | set(domains.serving_names(db, user))
     candidates = db.scalars(
-        select(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None), Alias.enabled.is_(True))
+        select(Alias)
+        .where(Alias.user_id == user.id, Alias.deleted_at.is_(None), Alias.enabled.is_(True))
         .options(selectinload(Alias.destinations))
     )
     return sum(
-        1 for alias in candidates
-        if status(alias, now).state == "active" and alias.address.rpartition("@")[2] in own
+        1
+        for alias in candidates
+        if status(alias, now).state == "active"
+        and alias.address.rpartition("@")[2] in own
         and any(d.is_verified and not d.is_paused for d in alias.destinations)
     )
-
 
 
 def _text(name: str, value: str, limit: int) -> str | None:
@@ -153,6 +167,7 @@ def _text(name: str, value: str, limit: int) -> str | None:
     if "\x00" in value:
         raise ServiceError("invalid_text", f"The {name} may not contain NUL characters.")
     return value.strip()[:limit] or None
+
 
 def create(
     db: Session,
@@ -176,7 +191,9 @@ def create(
     clean_label, clean_note = _text("label", label, 100), _text("note", note, 2000)
     cap = int(current_app.config.get("MAX_LIVE_ALIASES", 200))
     if live_count(db, user) >= cap:
-        raise ServiceError("limit_reached", f"You have {cap} aliases, the most an account may have. Delete some first.", 409)
+        raise ServiceError(
+            "limit_reached", f"You have {cap} aliases, the most an account may have. Delete some first.", 409
+        )
     wait = ratelimit.hit("alias-create", str(user.id))
     if wait is not None:
         raise ServiceError("rate_limited", f"Too many new aliases; try again in {wait // 60 + 1} minutes.", 429, wait)
@@ -185,8 +202,15 @@ def create(
     targets = _destinations(db, user, destination_ids)
     try:
         alias = accounts.create_alias(
-            db, user, targets, domain, utcnow(), local_part=local_part or None,
-            expires_in=duration, idle_days=idle_days, max_messages=max_messages,
+            db,
+            user,
+            targets,
+            domain,
+            utcnow(),
+            local_part=local_part or None,
+            expires_in=duration,
+            idle_days=idle_days,
+            max_messages=max_messages,
         )
     except accounts.AccountError as exc:
         code = "taken" if "taken" in str(exc) else "invalid_local_part"

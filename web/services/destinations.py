@@ -37,8 +37,9 @@ def _served_here(domain: str) -> bool:
     """Whether mail for ``domain`` comes here: a user's domain that passed verification."""
     from web.db import session
 
-    found = session().scalar(select(UserDomain.id).where(UserDomain.name == domain,
-                                                        UserDomain.status.in_(sorted(RECEIVING))))
+    found = session().scalar(
+        select(UserDomain.id).where(UserDomain.name == domain, UserDomain.status.in_(sorted(RECEIVING)))
+    )
     return found is not None
 
 
@@ -60,16 +61,20 @@ def _serializer() -> URLSafeTimedSerializer:
 #: The mail's words are all the service's own: not the account's address, nor any text a user chose
 #: (whoever adds a destination could otherwise have the service mail their words to anyone).
 VERIFY_SUBJECT = "Confirm this address for othermail"
-VERIFY_BODY = ("An othermail account asked to forward the mail of its aliases to this address.\n\n"
-               "To allow it, open this link within seven days and press the button:\n{link}\n\n"
-               "If you did not ask for this, ignore this message: nothing will be forwarded to you.\n")
+VERIFY_BODY = (
+    "An othermail account asked to forward the mail of its aliases to this address.\n\n"
+    "To allow it, open this link within seven days and press the button:\n{link}\n\n"
+    "If you did not ask for this, ignore this message: nothing will be forwarded to you.\n"
+)
 
 
 def send_verification(user: User, destination: Destination) -> None:
     account_email.require_verified(user)
     wait = ratelimit.hit("verification", str(user.id))
     if wait is not None:
-        raise ServiceError("rate_limited", f"Too many verification emails; try again in {wait // 60 + 1} minutes.", 429, wait)
+        raise ServiceError(
+            "rate_limited", f"Too many verification emails; try again in {wait // 60 + 1} minutes.", 429, wait
+        )
     token = _serializer().dumps({"d": destination.id, "e": destination.email})
     link = mailer.link("destinations.verify", token=token)
     mailer.send_mail(destination.email, VERIFY_SUBJECT, VERIFY_BODY.format(link=link))

@@ -28,9 +28,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from forwarder.adapters.sql import user_domains as core
 from forwarder.ops import dns_doctor
 from forwarder.ops import domain_checks as checks
-from forwarder.adapters.sql import user_domains as core
 from forwarder.ops.dns_doctor import Record
 from models import Alias, Destination, User, UserDomain, alias_destinations, utcnow
 from models.user_domains import DOMAIN_MAX_LENGTH
@@ -45,8 +45,7 @@ _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 def in_use(name: str) -> ServiceError:
     """The one answer for a domain another account proved: it names nobody."""
-    return ServiceError("taken", f"{name} is already in use in this service. If it is yours, ask the operator.",
-                        409)
+    return ServiceError("taken", f"{name} is already in use in this service. If it is yours, ask the operator.", 409)
 
 
 def uses_ses() -> bool:
@@ -67,8 +66,9 @@ def sesv2() -> Any:
 def resolver() -> Any:
     """A resolver for ``DNS_NAMESERVER`` ("host:port"; default: the system's resolvers)."""
     try:
-        return dns_doctor.make_resolver(current_app.config.get("DNS_NAMESERVER") or None,
-                                        float(current_app.config.get("DNS_TIMEOUT", 3.0)))
+        return dns_doctor.make_resolver(
+            current_app.config.get("DNS_NAMESERVER") or None, float(current_app.config.get("DNS_TIMEOUT", 3.0))
+        )
     except ValueError as exc:
         raise ServiceError("dns_unavailable", f"DNS cannot be asked from here: {exc}", 503) from None
 
@@ -124,23 +124,29 @@ def check_alias_domain(db: Session, user: User, name: str) -> None:
     if found.status == "pending":
         raise ServiceError("invalid_domain", f"Verify {name} first: its page lists the records to publish.")
     if found.status not in core.SERVING:
-        raise ServiceError("invalid_domain", f"The domain {name} is suspended: its DNS records failed the checks "
-                                             "for too long. Fix them and verify it again.")
+        raise ServiceError(
+            "invalid_domain",
+            f"The domain {name} is suspended: its DNS records failed the checks "
+            "for too long. Fix them and verify it again.",
+        )
 
 
 def _limited(user_id: int) -> None:
     wait = ratelimit.hit("domain-check", str(user_id))
     if wait is not None:
-        raise ServiceError("rate_limited", f"Too many domain checks; try again in {wait // 60 + 1} minutes.", 429,
-                           wait)
+        raise ServiceError("rate_limited", f"Too many domain checks; try again in {wait // 60 + 1} minutes.", 429, wait)
 
 
 def _ses_failed(name: str, exc: Exception) -> ServiceError:
     """SES's own words go to the log (they can name the AWS account and its roles), not to the user."""
     logger.warning("SES could not create the identity of %s: %s", name, exc)
     if isinstance(exc, checks.SesError) and exc.code == checks.IDENTITY_IN_USE:
-        return ServiceError("taken", f"{name} is already set up in this service's Amazon SES account for another "
-                                     "use. The operator can hand it over or remove it there.", 409)
+        return ServiceError(
+            "taken",
+            f"{name} is already set up in this service's Amazon SES account for another "
+            "use. The operator can hand it over or remove it there.",
+            409,
+        )
     return ServiceError("ses_error", f"Amazon SES did not take {name} just now. Try again later.", 502)
 
 
@@ -154,8 +160,9 @@ def add(db: Session, user: User, raw_name: str) -> UserDomain:
         raise ServiceError("duplicate", f"You already added {name}.", 409)
     if db.scalar(select(UserDomain.id).where(UserDomain.owned_name == name)) is not None:
         raise in_use(name)
-    domain = UserDomain(user_id=user.id, name=name, verification_token=core.new_token(), status="pending",
-                        created_at=utcnow())
+    domain = UserDomain(
+        user_id=user.id, name=name, verification_token=core.new_token(), status="pending", created_at=utcnow()
+    )
     db.add(domain)
     try:
         db.commit()
@@ -173,8 +180,9 @@ def proved(domain: UserDomain) -> bool:
 def records(domain: UserDomain) -> list[Record]:
     """Every record to publish, the ownership TXT first; only that one until it verified."""
     settings = current_app.config["SETTINGS"]
-    return checks.records_to_publish(domain.name, domain.verification_token, settings.aws_region, domain.tokens,
-                                     ses=uses_ses() and proved(domain))
+    return checks.records_to_publish(
+        domain.name, domain.verification_token, settings.aws_region, domain.tokens, ses=uses_ses() and proved(domain)
+    )
 
 
 def verify(db: Session, domain: UserDomain) -> checks.DomainCheck:
@@ -228,8 +236,11 @@ def set_catch_all(db: Session, domain: UserDomain, enabled: bool) -> UserDomain:
 
 def destinations_on(db: Session, domain: UserDomain) -> list[Destination]:
     """The owner's destinations at this domain: once its MX points here, they would loop back."""
-    return [d for d in db.scalars(select(Destination).where(Destination.user_id == domain.user_id))
-            if d.email.rpartition("@")[2] == domain.name]
+    return [
+        d
+        for d in db.scalars(select(Destination).where(Destination.user_id == domain.user_id))
+        if d.email.rpartition("@")[2] == domain.name
+    ]
 
 
 def alias_count(db: Session, domain: UserDomain) -> int:
@@ -238,8 +249,13 @@ def alias_count(db: Session, domain: UserDomain) -> int:
 
 def _live_alias_ids(db: Session, domain: UserDomain) -> list[int]:
     # Domain names hold no LIKE wildcards (letters, digits, '-' and '.').
-    return list(db.scalars(select(Alias.id).where(
-        Alias.user_id == domain.user_id, Alias.deleted_at.is_(None), Alias.address.like(f"%@{domain.name}"))))
+    return list(
+        db.scalars(
+            select(Alias.id).where(
+                Alias.user_id == domain.user_id, Alias.deleted_at.is_(None), Alias.address.like(f"%@{domain.name}")
+            )
+        )
+    )
 
 
 def _forget_identity(domain: UserDomain) -> None:
@@ -258,9 +274,12 @@ def delete(db: Session, domain: UserDomain) -> int:
     ids = _live_alias_ids(db, domain)
     if ids:
         db.execute(sql_delete(alias_destinations).where(alias_destinations.c.alias_id.in_(ids)))
-        db.execute(update(Alias).where(Alias.id.in_(ids))
-                   .values(deleted_at=utcnow(), enabled=False, label=None, note=None)
-                   .execution_options(synchronize_session=False))
+        db.execute(
+            update(Alias)
+            .where(Alias.id.in_(ids))
+            .values(deleted_at=utcnow(), enabled=False, label=None, note=None)
+            .execution_options(synchronize_session=False)
+        )
     _forget_identity(domain)
     db.delete(domain)
     db.commit()
@@ -282,8 +301,15 @@ def export(db: Session, user: User) -> list[dict[str, Any]]:
         return value.isoformat() if value else None
 
     return [
-        {"id": d.id, "name": d.name, "status": d.status, "catch_all": d.catch_all, "created_at": when(d.created_at),
-         "verified_at": when(d.verified_at), "last_checked_at": when(d.last_checked_at),
-         "failing_since": when(d.failing_since)}
+        {
+            "id": d.id,
+            "name": d.name,
+            "status": d.status,
+            "catch_all": d.catch_all,
+            "created_at": when(d.created_at),
+            "verified_at": when(d.verified_at),
+            "last_checked_at": when(d.last_checked_at),
+            "failing_since": when(d.failing_since),
+        }
         for d in listed(db, user)
     ]

@@ -25,16 +25,28 @@ from sqlalchemy.orm import Session
 from forwarder.core import Outcome, Verdicts
 from forwarder.core.headers import display_fields
 from forwarder.errors import MessageNotFound, RetryableError
-from forwarder.flows.outcome_log import Report
 from forwarder.flows.forward import Inbound
+from forwarder.flows.outcome_log import Report
 from models import Alias, Delivery, User, utcnow
 from web.services.errors import ServiceError, not_found
 
 #: Outcomes whose message the owner may release.
 QUARANTINED = (Outcome.DROPPED_SPAM.value, Outcome.DROPPED_DMARC.value, Outcome.DROPPED_RATE_LIMITED.value)
 #: Headers shown on a message's page, in this order.
-SHOWN_HEADERS = ("From", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID", "Return-Path",
-                 "Authentication-Results", "Received-SPF", "X-SES-Spam-Verdict", "X-SES-Virus-Verdict")
+SHOWN_HEADERS = (
+    "From",
+    "Reply-To",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Return-Path",
+    "Authentication-Results",
+    "Received-SPF",
+    "X-SES-Spam-Verdict",
+    "X-SES-Virus-Verdict",
+)
 QUARANTINE_PAGE = 100
 #: Longest header value shown on a message's page (the whole message is one download away).
 HEADER_CHARS = 2000
@@ -46,8 +58,11 @@ def keep_days() -> int:
 
 def owned(db: Session, user: User, delivery_id: int) -> Delivery:
     """The delivery row, if it belongs to one of ``user``'s aliases (deleted ones included)."""
-    row = db.scalar(select(Delivery).join(Alias, Alias.id == Delivery.alias_id)
-                    .where(Delivery.id == delivery_id, Alias.user_id == user.id))
+    row = db.scalar(
+        select(Delivery)
+        .join(Alias, Alias.id == Delivery.alias_id)
+        .where(Delivery.id == delivery_id, Alias.user_id == user.id)
+    )
     if row is None:
         raise not_found("message")
     return row
@@ -72,12 +87,21 @@ def releasable(row: Delivery, now: datetime | None = None) -> bool:
 def quarantine(db: Session, user: User, now: datetime | None = None) -> list[Delivery]:
     """``user``'s messages that can still be released, newest first."""
     since = (now or utcnow()) - timedelta(days=keep_days())
-    return list(db.scalars(
-        select(Delivery).join(Alias, Alias.id == Delivery.alias_id)
-        .where(Alias.user_id == user.id, Delivery.outcome.in_(QUARANTINED), Delivery.raw_key.is_not(None),
-               Delivery.released_at.is_(None), Delivery.created_at >= since)
-        .order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(QUARANTINE_PAGE)
-    ))
+    return list(
+        db.scalars(
+            select(Delivery)
+            .join(Alias, Alias.id == Delivery.alias_id)
+            .where(
+                Alias.user_id == user.id,
+                Delivery.outcome.in_(QUARANTINED),
+                Delivery.raw_key.is_not(None),
+                Delivery.released_at.is_(None),
+                Delivery.created_at >= since,
+            )
+            .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+            .limit(QUARANTINE_PAGE)
+        )
+    )
 
 
 def _store_for(key: str) -> Any:
@@ -118,8 +142,9 @@ def raw(row: Delivery, now: datetime | None = None) -> bytes:
     except MessageNotFound:
         raise ServiceError("gone", "The original message is no longer kept.", 410) from None
     except RetryableError:
-        raise ServiceError("store_unavailable", "The original message cannot be read just now. Try again later.",
-                           503) from None
+        raise ServiceError(
+            "store_unavailable", "The original message cannot be read just now. Try again later.", 503
+        ) from None
 
 
 def headers(data: bytes) -> list[tuple[str, str]]:
@@ -130,7 +155,7 @@ def headers(data: bytes) -> list[tuple[str, str]]:
 
 
 def _shown(text: str) -> str:
-    text = " ".join(text[:HEADER_CHARS * 2].split())
+    text = " ".join(text[: HEADER_CHARS * 2].split())
     return text if len(text) <= HEADER_CHARS else text[:HEADER_CHARS] + " …"
 
 
@@ -149,8 +174,9 @@ def release(db: Session, row: Delivery, now: datetime | None = None) -> Released
     if row.released_at is not None:
         raise ServiceError("not_releasable", "This message was released already.", 409)
     data = raw(row, now)
-    inbound = Inbound(f"{row.inbound_message_id}/released", (row.recipient,), Verdicts(), row.mail_from,
-                      raw_key=row.raw_key)
+    inbound = Inbound(
+        f"{row.inbound_message_id}/released", (row.recipient,), Verdicts(), row.mail_from, raw_key=row.raw_key
+    )
     try:
         reports = _forwarder().process(data, inbound)
     except RetryableError:
@@ -170,8 +196,9 @@ def _forwarder() -> Any:
         from web.mailer import service_sender
 
         settings = current_app.config["SETTINGS"]
-        directory = SqlDirectory(current_app.extensions["othermail.engine"],
-                                 timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow)
+        directory = SqlDirectory(
+            current_app.extensions["othermail.engine"], timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow
+        )
         forwarder = Forwarder(directory, service_sender(), settings.policy, utcnow, settings.max_bytes)
         current_app.extensions["othermail.forwarder"] = forwarder
     return forwarder

@@ -115,12 +115,20 @@ def page(maildir: mailbox.Maildir, number: int) -> tuple[list[Row], int]:
     ordered = sorted(stats, key=lambda k: (stats[k][0], k), reverse=True)
     start = (number - 1) * PER_PAGE
     rows = []
-    for key in ordered[start:start + PER_PAGE]:
+    for key in ordered[start : start + PER_PAGE]:
         received, size = stats[key]
         head = _read(maildir, key, HEAD_BYTES)
         message = _parse(_BLANK.split(head, maxsplit=1)[0] + b"\n\n", headersonly=True)
-        rows.append(Row(key, received, size, header(message, "Delivered-To"), header(message, "From"),
-                        header(message, "Subject")))
+        rows.append(
+            Row(
+                key,
+                received,
+                size,
+                header(message, "Delivered-To"),
+                header(message, "From"),
+                header(message, "Subject"),
+            )
+        )
     return rows, len(ordered)
 
 
@@ -168,7 +176,7 @@ def linked(value: str) -> Markup:
     for match in _LINK.finditer(value):
         url = match.group(0).rstrip(_TRAILING)
         end = match.start() + len(url)
-        parts.append(str(escape(value[last:match.start()])))
+        parts.append(str(escape(value[last : match.start()])))
         parts.append(f'<a href="{escape(url)}" rel="noopener noreferrer">{escape(url)}</a>')
         last = end
     parts.append(str(escape(value[last:])))
@@ -251,8 +259,16 @@ def detail(maildir: mailbox.Maildir, key: str) -> Detail:
     message = _parse(data)
     summary = {name: header(message, name) for name in SUMMARY}
     if message is None:
-        return Detail(key, received, size, head, summary, visible(rest.decode("utf-8", "replace")[:BODY_CHARS]), "raw",
-                      problem="This message could not be parsed; it is shown as stored.")
+        return Detail(
+            key,
+            received,
+            size,
+            head,
+            summary,
+            visible(rest.decode("utf-8", "replace")[:BODY_CHARS]),
+            "raw",
+            problem="This message could not be parsed; it is shown as stored.",
+        )
     part, body_type = _body(message)
     problem = None
     if part is not None:

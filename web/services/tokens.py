@@ -20,7 +20,18 @@ from forwarder.accounts.tokens import (
 )
 
 __all__ = [
-    "DISPLAY_PREFIX", "LAST_USED_GRANULARITY", "MAX_ACTIVE_TOKENS", "MAX_EXPIRY_DAYS", "NAME_MAX",
-    "SECRET_PREFIX", "authenticate", "create", "hash_secret", "listed", "lookup", "owned", "revoke",
+    "DISPLAY_PREFIX",
+    "LAST_USED_GRANULARITY",
+    "MAX_ACTIVE_TOKENS",
+    "MAX_EXPIRY_DAYS",
+    "NAME_MAX",
+    "SECRET_PREFIX",
+    "authenticate",
+    "create",
+    "hash_secret",
+    "listed",
+    "lookup",
+    "owned",
+    "revoke",
     "revoke_all",
 ]

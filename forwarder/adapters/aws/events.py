@@ -76,10 +76,25 @@ Item = Job | Skipped | FeedbackJob
 #: How much of an invalid event is logged (after :func:`describe_event` removed message content).
 INVALID_EVENT_LOG_CHARS = 500
 #: Members that hold message content or addresses, removed from a logged event at any depth.
-_CONTENT_KEYS = frozenset({
-    "headers", "commonheaders", "content", "subject", "from", "to", "cc", "bcc", "replyto", "returnpath",
-    "sender", "source", "destination", "recipients", "date",
-})
+_CONTENT_KEYS = frozenset(
+    {
+        "headers",
+        "commonheaders",
+        "content",
+        "subject",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "replyto",
+        "returnpath",
+        "sender",
+        "source",
+        "destination",
+        "recipients",
+        "date",
+    }
+)
 #: Members whose string value may itself be JSON (SNS Message, SQS body): redacted inside too.
 _NESTED_JSON_KEYS = frozenset({"message", "body"})
 
@@ -95,8 +110,7 @@ def outside_mail_bucket(job: Job, bucket: str, prefix: str) -> Skipped | None:
     if bucket and job.bucket == bucket and key.startswith(prefix):
         return None
     where = f"s3://{job.bucket}/{key}"
-    return Skipped("object-outside-bucket",
-                   f"{where[:200]} is not under s3://{bucket}/{prefix}: not read")
+    return Skipped("object-outside-bucket", f"{where[:200]} is not under s3://{bucket}/{prefix}: not read")
 
 
 def _redacted(value: Any, depth: int = 0) -> Any:

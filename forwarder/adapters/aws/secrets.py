@@ -44,9 +44,7 @@ def _region(environ: Mapping[str, str], arn: str = "") -> str | None:
     parts = arn.split(":")
     if len(parts) > 4 and parts[0] == "arn" and parts[3]:
         return parts[3]
-    return (
-        environ.get(PREFIX + "AWS_REGION") or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
-    )
+    return environ.get(PREFIX + "AWS_REGION") or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
 
 
 def _client(service: str, region: str | None, session: Any) -> Any:
@@ -75,9 +73,7 @@ def from_secrets_manager(secret_id: str, environ: Mapping[str, str], session: An
     """The ``OTHERMAIL_*`` values of a Secrets Manager secret holding a JSON object."""
     source = f"Secrets Manager secret {secret_id} ({SECRETS_ARN})"
     try:
-        response = _client("secretsmanager", _region(environ, secret_id), session).get_secret_value(
-            SecretId=secret_id
-        )
+        response = _client("secretsmanager", _region(environ, secret_id), session).get_secret_value(SecretId=secret_id)
     except Exception as exc:  # botocore's ClientError, NoCredentialsError, EndpointConnectionError...
         raise _aws_failure(source, exc) from exc
     text = response.get("SecretString")

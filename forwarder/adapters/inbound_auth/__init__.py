@@ -36,6 +36,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from forwarder.adapters.inbound_auth.checks import Client, Dmarc, check_dkim, check_spf, client_address, spf_domain
+from forwarder.adapters.inbound_auth.resolver import BUDGET_SECONDS, Resolver
 from forwarder.core import Verdicts
 from forwarder.core.message import split_message
 from forwarder.core.trace import (
@@ -49,8 +51,6 @@ from forwarder.core.trace import (
     verdicts_from_results,
 )
 from forwarder.errors import SettingsError
-from forwarder.adapters.inbound_auth.checks import Client, Dmarc, check_dkim, check_spf, client_address, spf_domain
-from forwarder.adapters.inbound_auth.resolver import BUDGET_SECONDS, Resolver
 
 if TYPE_CHECKING:
     from forwarder.settings import Settings
@@ -136,8 +136,12 @@ class Authenticator:
             parsed = parse_authentication_results(field.value.decode("ascii", "replace"))
             if parsed is not None and parsed.authserv_id == self.trusted_authserv_id:
                 wanted = [r for r in parsed.results if r.method in ("spf", "dkim", "dmarc")]
-                return [MethodResult(r.method, r.result, r.properties, r.reason,
-                                     (*r.comments, f"by {self.trusted_authserv_id}")) for r in wanted]
+                return [
+                    MethodResult(
+                        r.method, r.result, r.properties, r.reason, (*r.comments, f"by {self.trusted_authserv_id}")
+                    )
+                    for r in wanted
+                ]
         return []
 
     def process(self, raw: bytes, client: Client) -> bytes:
@@ -188,5 +192,10 @@ def build_authenticator(settings: Settings, authserv_id: str) -> Authenticator:
         except ValueError as exc:
             raise SettingsError(f"OTHERMAIL_INBOUND_AUTH_RESOLVER: {exc}") from None
     relays = tuple(ipaddress.ip_network(r, strict=False) for r in settings.trusted_relays)
-    return Authenticator(settings.inbound_auth, authserv_id, resolver,
-                         trusted_authserv_id=settings.trusted_authserv_id, trusted_relays=relays)
+    return Authenticator(
+        settings.inbound_auth,
+        authserv_id,
+        resolver,
+        trusted_authserv_id=settings.trusted_authserv_id,
+        trusted_relays=relays,
+    )

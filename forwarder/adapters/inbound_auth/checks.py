@@ -25,11 +25,11 @@ import spf
 from dkim.util import parse_tag_value
 from publicsuffixlist import PublicSuffixList
 
+from forwarder.adapters.inbound_auth.resolver import DnsUnavailable, Lookup
 from forwarder.core.addresses import parse_address_list
 from forwarder.core.message import split_message
 from forwarder.core.text import clean_text
 from forwarder.core.trace import MethodResult
-from forwarder.adapters.inbound_auth.resolver import DnsUnavailable, Lookup
 
 logger = logging.getLogger("othermail.inbound_auth")
 
@@ -175,8 +175,12 @@ def check_dkim(raw: bytes, lookup: Lookup, first: Callable[[str], bool] = lambda
     for value in signatures[:MAX_SIGNATURES]:
         try:
             tags = parse_tag_value(value)
-            parsed.append((("header.d", tags.get(b"d", b"").decode("ascii", "replace").strip().lower()),
-                           ("header.s", tags.get(b"s", b"").decode("ascii", "replace").strip())))
+            parsed.append(
+                (
+                    ("header.d", tags.get(b"d", b"").decode("ascii", "replace").strip().lower()),
+                    ("header.s", tags.get(b"s", b"").decode("ascii", "replace").strip()),
+                )
+            )
         except Exception:
             parsed.append(None)
     order = sorted(range(len(parsed)), key=lambda i: not (parsed[i] is not None and first(parsed[i][0][1])))  # type: ignore[index]  # checked not None just before
@@ -190,8 +194,9 @@ def check_dkim(raw: bytes, lookup: Lookup, first: Callable[[str], bool] = lambda
     return [by_index[i] for i in range(len(parsed))]
 
 
-def _verify_one(verifier: dkim.DKIM, index: int, props: tuple[tuple[str, str], ...],
-                txt: Callable[..., bytes | None]) -> MethodResult:
+def _verify_one(
+    verifier: dkim.DKIM, index: int, props: tuple[tuple[str, str], ...], txt: Callable[..., bytes | None]
+) -> MethodResult:
     try:
         good = verifier.verify(idx=index, dnsfunc=txt)
     except DnsUnavailable as exc:
@@ -283,8 +288,13 @@ class Dmarc:
             for name, inherited in ((domain, False), (self.organizational(domain), True)):
                 if inherited and name == domain:
                     break
-                records = [r for r in (parse_dmarc(t) for t in lookup.txt(f"_dmarc.{name}")
-                                       if t[:8].upper().startswith(b"V=DMARC1")) if r is not None]
+                records = [
+                    r
+                    for r in (
+                        parse_dmarc(t) for t in lookup.txt(f"_dmarc.{name}") if t[:8].upper().startswith(b"V=DMARC1")
+                    )
+                    if r is not None
+                ]
                 if len(records) == 1:
                     return records[0], inherited
                 if len(records) > 1:
@@ -298,8 +308,13 @@ class Dmarc:
             return False
         return a == b if strict else self.organizational(a) == self.organizational(b)
 
-    def evaluate(self, from_domain: str, found: tuple[DmarcRecord | None, bool] | DnsUnavailable,
-                 spf_result: MethodResult, dkim_results: Sequence[MethodResult]) -> MethodResult:
+    def evaluate(
+        self,
+        from_domain: str,
+        found: tuple[DmarcRecord | None, bool] | DnsUnavailable,
+        spf_result: MethodResult,
+        dkim_results: Sequence[MethodResult],
+    ) -> MethodResult:
         props = (("header.from", from_domain),)
         if isinstance(found, DnsUnavailable):
             return MethodResult("dmarc", "temperror", props, comments=(str(found),))
@@ -311,7 +326,9 @@ class Dmarc:
         spf_aligned = self.aligned(spf_domain, from_domain, record.strict_spf)
         if spf_result.result == "pass" and spf_aligned:
             return MethodResult("dmarc", "pass", props, comments=(f"p={policy}", "spf aligned"))
-        aligned_dkim = [r for r in dkim_results if self.aligned(r.prop("header.d") or "", from_domain, record.strict_dkim)]
+        aligned_dkim = [
+            r for r in dkim_results if self.aligned(r.prop("header.d") or "", from_domain, record.strict_dkim)
+        ]
         if any(r.result == "pass" for r in aligned_dkim):
             return MethodResult("dmarc", "pass", props, comments=(f"p={policy}", "dkim aligned"))
         if (spf_aligned and spf_result.result == "temperror") or any(r.result == "temperror" for r in aligned_dkim):

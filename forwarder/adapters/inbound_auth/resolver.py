@@ -40,8 +40,13 @@ class DnsUnavailable(Exception):
 class Lookup:
     """The DNS of one message: every query shares the deadline."""
 
-    def __init__(self, resolver: dns.resolver.Resolver | None, deadline: float,
-                 clock: Callable[[], float] = time.monotonic, per_query: float | None = None) -> None:
+    def __init__(
+        self,
+        resolver: dns.resolver.Resolver | None,
+        deadline: float,
+        clock: Callable[[], float] = time.monotonic,
+        per_query: float | None = None,
+    ) -> None:
         self._resolver = resolver
         self.deadline = deadline
         self._clock = clock
@@ -64,8 +69,7 @@ class Lookup:
         if left <= 0.0:
             raise DnsUnavailable("the DNS time budget of this message is spent")
         try:
-            answer = self._resolver.resolve(qname, rdtype, search=False, lifetime=left,
-                                            raise_on_no_answer=False)
+            answer = self._resolver.resolve(qname, rdtype, search=False, lifetime=left, raise_on_no_answer=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except dns.exception.Timeout as exc:
@@ -84,8 +88,12 @@ class Lookup:
 class Resolver:
     """A dnspython resolver (or none: every lookup is then unavailable) and the per-message budget."""
 
-    def __init__(self, resolver: dns.resolver.Resolver | None, budget: float = BUDGET_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        resolver: dns.resolver.Resolver | None,
+        budget: float = BUDGET_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.resolver = resolver
         self.budget = budget
         self._clock = clock

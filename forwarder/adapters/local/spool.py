@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from forwarder.adapters.stores import write_atomically
 from forwarder.core.decide import Verdicts
 from forwarder.errors import MessageNotFound, StoreUnavailable
-from forwarder.adapters.stores import write_atomically
 
 KEY_PREFIX = "smtp/"
 #: Bytes of recently accepted messages kept in memory for their first load.
@@ -92,8 +92,9 @@ class Spool:
         self._lock = threading.Lock()
         self.writes_locally = bool(getattr(store, "local", False))
 
-    def accept(self, raw: bytes, mail_from: str, recipients: tuple[str, ...], peer: str = "",
-               verdicts: Verdicts | None = None) -> Envelope:
+    def accept(
+        self, raw: bytes, mail_from: str, recipients: tuple[str, ...], peer: str = "", verdicts: Verdicts | None = None
+    ) -> Envelope:
         """Store ``raw`` and its envelope; raises :class:`StoreUnavailable` when either write fails."""
         envelope = Envelope(new_spool_id(), mail_from, recipients, time.time(), peer, verdicts)
         try:
@@ -108,8 +109,12 @@ class Spool:
         return envelope
 
     def _write_envelope(self, envelope: Envelope) -> None:
-        data: dict[str, object] = {"mail_from": envelope.mail_from, "recipients": list(envelope.recipients),
-                                   "received_at": envelope.received_at, "peer": envelope.peer}
+        data: dict[str, object] = {
+            "mail_from": envelope.mail_from,
+            "recipients": list(envelope.recipients),
+            "received_at": envelope.received_at,
+            "peer": envelope.peer,
+        }
         if envelope.verdicts is not None:
             data["verdicts"] = {name: getattr(envelope.verdicts, name) for name in _VERDICT_FIELDS}
         write_atomically(f"{self._pending}/{envelope.spool_id}.json", json.dumps(data).encode("utf-8"))
@@ -135,9 +140,14 @@ class Spool:
         # a ValueError from here on means the entry is corrupt: no retry can help
         if not isinstance(data, dict) or not isinstance(data.get("recipients"), list):
             raise ValueError(f"spool entry {spool_id} is not an envelope")
-        return Envelope(spool_id, str(data.get("mail_from", "")), tuple(str(r) for r in data["recipients"]),
-                        float(data.get("received_at", 0.0)), str(data.get("peer", "")),
-                        _verdicts(data.get("verdicts"), spool_id))
+        return Envelope(
+            spool_id,
+            str(data.get("mail_from", "")),
+            tuple(str(r) for r in data["recipients"]),
+            float(data.get("received_at", 0.0)),
+            str(data.get("peer", "")),
+            _verdicts(data.get("verdicts"), spool_id),
+        )
 
     def load(self, spool_id: str) -> tuple[bytes, Envelope]:
         kept = self._forget(spool_id)

@@ -27,21 +27,21 @@ import asyncio
 import logging
 import socket
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from forwarder.core.decide import Verdicts
-from forwarder.adapters.sql.directory import AddressStatus
-from forwarder.errors import RetryableError
-from forwarder.ops.metrics import SMTP_EVENT, Metrics
+from forwarder.adapters.local.spool import Envelope, Spool
 from forwarder.adapters.smtp.limits import FailedRcpts, SessionGate, SmtpLimits
 from forwarder.adapters.smtp.server import FastSMTP, peer_ip
 from forwarder.adapters.smtp.tls import TlsReloader
-from forwarder.adapters.local.spool import Envelope, Spool
+from forwarder.adapters.sql.directory import AddressStatus
+from forwarder.core.decide import Verdicts
+from forwarder.errors import RetryableError
+from forwarder.ops.metrics import SMTP_EVENT, Metrics
 
 logger = logging.getLogger("othermail.smtp")
 
@@ -109,8 +109,7 @@ class IngressHandler:
         if self.metrics is not None:
             self.metrics.count(SMTP_EVENT + event)
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         ip = peer_ip(session)
         if self.failed_rcpts.blocked(ip):
             self.count("rcpt-throttled")
@@ -133,11 +132,15 @@ class IngressHandler:
         ip_misses = self.failed_rcpts.add(ip)
         per_session, per_ip = self.limits.failed_rcpt_per_session, self.limits.failed_rcpt_per_ip
         per_network = self.limits.failed_rcpt_per_network
-        if ((per_session and misses >= per_session) or (per_ip and ip_misses >= per_ip)
-                or (per_network and self.failed_rcpts.network_count(ip) >= per_network)):
+        if (
+            (per_session and misses >= per_session)
+            or (per_ip and ip_misses >= per_ip)
+            or (per_network and self.failed_rcpts.network_count(ip) >= per_network)
+        ):
             self.count("rcpt-disconnected")
-            logger.warning("RCPT from %s: %d failed recipients (%d from the address), disconnected",
-                           ip, misses, ip_misses)
+            logger.warning(
+                "RCPT from %s: %d failed recipients (%d from the address), disconnected", ip, misses, ip_misses
+            )
             session.close_after_reply = True
             return "421 4.7.0 Too many unknown recipients, closing connection"
         if self.failed_rcpts.over_global():
@@ -209,8 +212,9 @@ class IngressHandler:
             raw, verdicts = authenticated if isinstance(authenticated, tuple) else (authenticated, None)
         try:
             if not off_loop:
-                accepted: Envelope = self.spool.accept(raw, envelope.mail_from or "", tuple(envelope.rcpt_tos),
-                                                       peer, verdicts)
+                accepted: Envelope = self.spool.accept(
+                    raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer, verdicts
+                )
             else:
                 accepted = await asyncio.get_running_loop().run_in_executor(
                     None, self.spool.accept, raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), peer, verdicts
@@ -233,8 +237,6 @@ def free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-
-
 class _Controller(Controller):
     tls_source: TlsReloader | None = None
 
@@ -250,13 +252,24 @@ class _Controller(Controller):
 class SmtpListener:
     """An aiosmtpd controller on its own thread; ``port=0`` picks a free one."""
 
-    def __init__(self, handler: IngressHandler, host: str, port: int, max_bytes: int,
-                 hostname: str | None = None, tls: TlsReloader | None = None) -> None:
+    def __init__(
+        self,
+        handler: IngressHandler,
+        host: str,
+        port: int,
+        max_bytes: int,
+        hostname: str | None = None,
+        tls: TlsReloader | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self._controller = _Controller(
-            handler, hostname=host, port=self.port, data_size_limit=max_bytes,
-            server_hostname=hostname or "localhost", ready_timeout=10.0,
+            handler,
+            hostname=host,
+            port=self.port,
+            data_size_limit=max_bytes,
+            server_hostname=hostname or "localhost",
+            ready_timeout=10.0,
         )
         #: STARTTLS, offered in EHLO when set (never required: a public MX must take plain text too)
         self._controller.tls_source = tls

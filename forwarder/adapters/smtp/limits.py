@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+
 def client_key(ip: str) -> str:
     """What the per-IP caps count by: an IPv4 address, or an IPv6 address's /64 (one host commonly
     holds a whole /64, so counting single IPv6 addresses would be no cap at all)."""
@@ -169,8 +170,7 @@ class FailedRcpts:
 
     def blocked(self, ip: str) -> bool:
         per_ip, per_network = self.limits.failed_rcpt_per_ip, self.limits.failed_rcpt_per_network
-        return bool((per_ip and self.count(ip) >= per_ip)
-                    or (per_network and self.network_count(ip) >= per_network))
+        return bool((per_ip and self.count(ip) >= per_ip) or (per_network and self.network_count(ip) >= per_network))
 
     def over_global(self) -> bool:
         budget = self.limits.failed_rcpt_global
@@ -199,8 +199,11 @@ class SessionGate:
         held = self._per_ip.get(ip, 0)
         if self.limits.max_sessions_per_ip and held >= self.limits.max_sessions_per_ip:
             return False
-        if (self.limits.max_sessions and held >= self.limits.reserve_after
-                and self.total >= self.limits.max_sessions * self.limits.reserve_share):
+        if (
+            self.limits.max_sessions
+            and held >= self.limits.reserve_after
+            and self.total >= self.limits.max_sessions * self.limits.reserve_share
+        ):
             return False
         self.total += 1
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1

@@ -244,8 +244,9 @@ class SmtpSender:
         connection: _Connection | None = None
         try:
             if self.security == "tls":
-                connection = _SmtpSsl(self.host, self.port, self.local_hostname, timeout=self.timeout,
-                                      context=self._context())
+                connection = _SmtpSsl(
+                    self.host, self.port, self.local_hostname, timeout=self.timeout, context=self._context()
+                )
             else:
                 connection = _Smtp(self.host, self.port, self.local_hostname, timeout=self.timeout)
             connection.ehlo_or_helo_if_needed()

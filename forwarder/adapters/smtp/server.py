@@ -84,8 +84,8 @@ class FastSMTP(SMTP):
             return
         self.event_handler.count("session-timeout")
         logger.warning("SMTP from %s: %s deadline reached, closed", peer_ip(self.session), what)
-        self.transport.write(b"421 4.4.2 %s time limit reached, closing connection\r\n"  # type: ignore[attr-defined]  # a TCP transport
-                             % what.capitalize().encode("ascii"))
+        line = b"421 4.4.2 %s time limit reached, closing connection\r\n" % what.capitalize().encode("ascii")
+        self.transport.write(line)  # type: ignore[attr-defined]  # a TCP transport
         self.transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -124,8 +124,9 @@ class FastSMTP(SMTP):
             self._hiding_auth = False
 
     async def push(self, status: AnyStr) -> None:
-        if self._hiding_auth and (status if isinstance(status, str) else status.decode("ascii", "replace")
-                                  ).startswith("250-AUTH"):
+        if self._hiding_auth and (status if isinstance(status, str) else status.decode("ascii", "replace")).startswith(
+            "250-AUTH"
+        ):
             return
         await super().push(status)
 
@@ -153,7 +154,7 @@ class FastSMTP(SMTP):
             match = _PLAIN_ADDRESS.match(arg)
             if match is not None:
                 address = match.group(1)
-                rest = arg[match.end():].lstrip(" \t")
+                rest = arg[match.end() :].lstrip(" \t")
                 too_long = self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit
                 if not rest.startswith("(") and not too_long:  # a comment: the parser drops it
                     return address, rest
@@ -186,8 +187,9 @@ class FastSMTP(SMTP):
             if data_timer is not None:
                 data_timer.cancel()
         if state != _NOMINAL:
-            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == _TOO_LONG
-                            else "552 Error: Too much mail data")
+            await self.push(
+                "500 Line too long (see RFC5321 4.5.3.1.6)" if state == _TOO_LONG else "552 Error: Too much mail data"
+            )
             self._set_post_data_state()
             return
         if isinstance(original_content, Path):  # a large body, received into a file
@@ -251,10 +253,10 @@ class FastSMTP(SMTP):
             if reader.at_eof():
                 raise asyncio.CancelledError  # the client left mid-DATA (aiosmtpd cancels us too)
             await reader._wait_for_data("smtp_DATA")  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
-        rest = data[end + len(_END_OF_DATA):]
+        rest = data[end + len(_END_OF_DATA) :]
         if rest:  # the next command, pipelined: leave it to the command loop
             reader._buffer[0:0] = rest  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
-        del data[end + 2:]
+        del data[end + 2 :]
         state = self._data_state(data)
         if state != _NOMINAL:
             return state, b""
@@ -289,10 +291,10 @@ class FastSMTP(SMTP):
                         reader._maybe_resume_transport()  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
                     end = pending.find(_END_OF_DATA)
                     if end >= 0:
-                        rest = pending[end + len(_END_OF_DATA):]
+                        rest = pending[end + len(_END_OF_DATA) :]
                         if rest:  # the next command, pipelined
                             reader._buffer[0:0] = rest  # type: ignore[attr-defined]  # asyncio.StreamReader internals; aiosmtpd's DATA reader uses them too
-                        chunk = pending[:end + 2]
+                        chunk = pending[: end + 2]
                         if check.lines(bytes(chunk).split(b"\r\n")[1:-1]):
                             self._write_unstuffed(out, chunk, first)
                         break

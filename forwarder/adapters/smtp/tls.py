@@ -50,8 +50,10 @@ class TlsReloader:
         try:
             self._context = server_context(self.cert, self.key)
         except (ssl.SSLError, OSError) as exc:
-            raise SettingsError(f"OTHERMAIL_SMTP_TLS_CERT / OTHERMAIL_SMTP_TLS_KEY: {self.cert} and {self.key} "
-                                f"are not a PEM certificate and its private key ({exc})") from None
+            raise SettingsError(
+                f"OTHERMAIL_SMTP_TLS_CERT / OTHERMAIL_SMTP_TLS_KEY: {self.cert} and {self.key} "
+                f"are not a PEM certificate and its private key ({exc})"
+            ) from None
         #: How many times the context was rebuilt after a change (for the operator and the tests).
         self.reloads = 0
 
@@ -69,7 +71,8 @@ class TlsReloader:
                     self.reloads += 1
                     logger.info("STARTTLS: certificate %s reloaded", self.cert)
                 except (ssl.SSLError, OSError) as exc:
-                    logger.warning("STARTTLS: %s and %s do not load (%s); keeping the last certificate",
-                                   self.cert, self.key, exc)
+                    logger.warning(
+                        "STARTTLS: %s and %s do not load (%s); keeping the last certificate", self.cert, self.key, exc
+                    )
                 self._seen = seen  # a broken pair is tried again when it changes again
             return self._context

@@ -22,8 +22,8 @@ Message-level outcomes (unknown alias, spam, ...) are rows with ``destination_ke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,12 +34,12 @@ from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert,
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from forwarder.adapters.sql import limit_windows
+from forwarder.adapters.sql.user_domains import UserDomains
 from forwarder.core import AliasState, Outcome
 from forwarder.core.decide import expiry
 from forwarder.errors import DatabaseUnavailable
-from forwarder.adapters.sql import limit_windows
 from forwarder.flows.mail_limits import MailLimits, Window
-from forwarder.adapters.sql.user_domains import UserDomains
 from models import Alias, Delivery, Destination, alias_destinations
 from models.deliveries import RAW_KEY_MAX_LENGTH, REASON_MAX_LENGTH, SUBJECT_MAX_LENGTH, _clip
 from models.users import EMAIL_MAX_LENGTH
@@ -166,8 +166,15 @@ _KEY = and_(
 _EXISTS = select(_aliases.c.id).where(_aliases.c.address == bindparam("p_address"))
 #: What the RCPT check needs to tell an expired reject-mode alias (no destinations: it never sends).
 _RCPT_STATUS = select(
-    _aliases.c.address, _aliases.c.enabled, _aliases.c.deleted_at, _aliases.c.expires_at, _aliases.c.idle_days,
-    _aliases.c.max_messages, _aliases.c.message_count, _aliases.c.created_at, _aliases.c.last_used_at,
+    _aliases.c.address,
+    _aliases.c.enabled,
+    _aliases.c.deleted_at,
+    _aliases.c.expires_at,
+    _aliases.c.idle_days,
+    _aliases.c.max_messages,
+    _aliases.c.message_count,
+    _aliases.c.created_at,
+    _aliases.c.last_used_at,
     _aliases.c.expired_action,
 ).where(_aliases.c.address == bindparam("p_address"))
 
@@ -175,11 +182,21 @@ _RCPT_STATUS = select(
 #: one row with NULL destination columns when there is none.
 _RESOLVE = (
     select(
-        _aliases.c.id, _aliases.c.address, _aliases.c.enabled, _aliases.c.deleted_at, _aliases.c.expires_at,
-        _aliases.c.idle_days, _aliases.c.max_messages, _aliases.c.message_count, _aliases.c.created_at,
-        _aliases.c.last_used_at, _aliases.c.expired_action,
-        _destinations.c.id.label("destination_id"), _destinations.c.email.label("destination_email"),
-        _destinations.c.paused_at, _destinations.c.pause_reason,
+        _aliases.c.id,
+        _aliases.c.address,
+        _aliases.c.enabled,
+        _aliases.c.deleted_at,
+        _aliases.c.expires_at,
+        _aliases.c.idle_days,
+        _aliases.c.max_messages,
+        _aliases.c.message_count,
+        _aliases.c.created_at,
+        _aliases.c.last_used_at,
+        _aliases.c.expired_action,
+        _destinations.c.id.label("destination_id"),
+        _destinations.c.email.label("destination_email"),
+        _destinations.c.paused_at,
+        _destinations.c.pause_reason,
     )
     .select_from(
         _aliases.outerjoin(alias_destinations, alias_destinations.c.alias_id == _aliases.c.id).outerjoin(
@@ -216,9 +233,7 @@ _COUNT_MESSAGE = (
 )
 
 _COUNT_BLOCKED = (
-    update(_aliases)
-    .where(_aliases.c.id == bindparam("p_alias_id"))
-    .values(blocked_count=_aliases.c.blocked_count + 1)
+    update(_aliases).where(_aliases.c.id == bindparam("p_alias_id")).values(blocked_count=_aliases.c.blocked_count + 1)
 )
 
 _COUNT_FORWARDED = (
@@ -227,9 +242,7 @@ _COUNT_FORWARDED = (
     .values(forwarded_count=_aliases.c.forwarded_count + 1)
 )
 
-_CLAIMED = select(
-    _deliveries.c.id, _deliveries.c.outcome, _deliveries.c.attempts, _deliveries.c.updated_at
-).where(_KEY)
+_CLAIMED = select(_deliveries.c.id, _deliveries.c.outcome, _deliveries.c.attempts, _deliveries.c.updated_at).where(_KEY)
 
 #: Take a row over, only if nobody changed it since it was read.
 _TAKE_OVER = (
@@ -384,10 +397,12 @@ class SqlDirectory:
             return None
         targets = tuple(
             Target(row.destination_id, row.destination_email, row.paused_at, row.pause_reason or "")
-            for row in rows if row.destination_id is not None
+            for row in rows
+            if row.destination_id is not None
         )
-        return self.user_domains.hold(ResolvedAlias(rows[0].id, alias_state(rows[0], len(targets)), targets,
-                                                    rows[0].expired_action or "drop"))
+        return self.user_domains.hold(
+            ResolvedAlias(rows[0].id, alias_state(rows[0], len(targets)), targets, rows[0].expired_action or "drop")
+        )
 
     def _values(
         self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: str, reason: str
@@ -412,9 +427,7 @@ class SqlDirectory:
             "updated_at": now,
         }
 
-    def record(
-        self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: Outcome, reason: str
-    ) -> bool:
+    def record(self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: Outcome, reason: str) -> bool:
         """Record a message-level outcome once; False when this message was recorded before."""
         with self._connection(write=True) as connection:
             try:
@@ -443,8 +456,10 @@ class SqlDirectory:
                 prior = connection.execute(
                     _ANY_OF_MESSAGE, {"p_message_id": key.message_id, "p_recipient": values["recipient"]}
                 ).first()
-                if prior is not None and prior.destination_key == 0 and (
-                    prior.outcome == Outcome.DROPPED_RATE_LIMITED.value
+                if (
+                    prior is not None
+                    and prior.destination_key == 0
+                    and (prior.outcome == Outcome.DROPPED_RATE_LIMITED.value)
                 ):
                     return Claim(ClaimState.RATE_LIMITED, prior.outcome)
                 # The alias row is updated before the delivery row is inserted: the insert's
@@ -453,7 +468,8 @@ class SqlDirectory:
                 # first: a worker that waited for another's claim of this key takes it over.
                 counted = (
                     connection.execute(_COUNT_MESSAGE, {"p_alias_id": alias_id, "p_now": now}).rowcount
-                    if prior is None else 1
+                    if prior is None
+                    else 1
                 )
                 try:
                     connection.execute(_INSERT, values)

@@ -74,8 +74,9 @@ class FeedbackRules:
 
     @classmethod
     def from_settings(cls, settings: Any) -> FeedbackRules:
-        return cls(settings.soft_bounce_limit, timedelta(days=settings.soft_bounce_window_days),
-                   settings.complaint_action)
+        return cls(
+            settings.soft_bounce_limit, timedelta(days=settings.soft_bounce_window_days), settings.complaint_action
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,16 +107,19 @@ def _pause_reason(feedback: Feedback, rules: FeedbackRules) -> str:
         text = f"The mailbox refused a forwarded message for good{what}{said}"
     else:
         days = rules.soft_bounce_window.days
-        text = (f"{rules.soft_bounce_limit} forwarded messages bounced within {days} days of each other; "
-                f"the last{what}{said}")
+        text = (
+            f"{rules.soft_bounce_limit} forwarded messages bounced within {days} days of each other; "
+            f"the last{what}{said}"
+        )
     return _text(text, PAUSE_REASON_MAX_LENGTH)
 
 
 def _disabled_reason(feedback: Feedback, now: datetime) -> str:
     what = f" ({feedback.sub_type})" if feedback.sub_type else ""
     day = (feedback.occurred_at or now).strftime("%Y-%m-%d")
-    return _text(f"Switched off after a spam complaint{what} on {day} about mail it forwarded.",
-                 DISABLED_REASON_MAX_LENGTH)
+    return _text(
+        f"Switched off after a spam complaint{what} on {day} about mail it forwarded.", DISABLED_REASON_MAX_LENGTH
+    )
 
 
 def _copy(session: Session, feedback: Feedback) -> tuple[bool, int | None, int | None]:
@@ -138,8 +142,13 @@ def _copy(session: Session, feedback: Feedback) -> tuple[bool, int | None, int |
 def _count(session: Session, destination_id: int, feedback: Feedback, rules: FeedbackRules, now: datetime) -> bool:
     """Update the destination's counters; True when this feedback paused it."""
     row = session.execute(
-        select(_destinations.c.paused_at, _destinations.c.soft_bounce_count, _destinations.c.last_soft_bounce_at,
-               _destinations.c.bounce_count, _destinations.c.complaint_count)
+        select(
+            _destinations.c.paused_at,
+            _destinations.c.soft_bounce_count,
+            _destinations.c.last_soft_bounce_at,
+            _destinations.c.bounce_count,
+            _destinations.c.complaint_count,
+        )
         .where(_destinations.c.id == destination_id)
         .with_for_update()
     ).one()
@@ -208,8 +217,7 @@ def apply_feedback(session: Session, feedback: Feedback, rules: FeedbackRules, n
 class FeedbackStore:
     """:func:`apply_feedback` on a session of its own per feedback (the Lambda and the queue worker)."""
 
-    def __init__(self, sessions: sessionmaker[Session], rules: FeedbackRules,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], rules: FeedbackRules, clock: Callable[[], datetime]) -> None:
         self._sessions = sessions
         self.rules = rules
         self._now = clock
@@ -218,4 +226,3 @@ class FeedbackStore:
         """Raises :class:`DatabaseUnavailable` (retryable) when the database cannot be reached."""
         with database_errors(), self._sessions() as session:
             return apply_feedback(session, feedback, self.rules, self._now())
-

@@ -27,9 +27,7 @@ _WINDOW = and_(_hits.c.key == bindparam("p_key"), _hits.c.window_start == bindpa
 
 #: One more message in a limit's window, atomically within the limit (rowcount 0: the window is
 #: full, or it has no row yet).
-_COUNT_IN_WINDOW = (
-    update(_hits).where(_WINDOW, _hits.c.count < bindparam("p_limit")).values(count=_hits.c.count + 1)
-)
+_COUNT_IN_WINDOW = update(_hits).where(_WINDOW, _hits.c.count < bindparam("p_limit")).values(count=_hits.c.count + 1)
 
 #: A window's count, read locked: the latest one, even under MariaDB's REPEATABLE READ snapshot.
 _WINDOW_COUNT = select(_hits.c.count).where(_WINDOW).with_for_update()

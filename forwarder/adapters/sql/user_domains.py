@@ -92,8 +92,9 @@ class Transition:
         return self.status in SERVING
 
 
-def next_status(status: str, failing_since: datetime | None, result: CheckResult, now: datetime,
-                grace: timedelta = DEFAULT_GRACE) -> Transition:
+def next_status(
+    status: str, failing_since: datetime | None, result: CheckResult, now: datetime, grace: timedelta = DEFAULT_GRACE
+) -> Transition:
     """The domain's status after a check with ``result`` at ``now``.
 
     - a pass makes any domain ``verified``;
@@ -129,8 +130,9 @@ class DomainEntry:
     catch_all: bool
 
 
-def create_catch_all_alias(connection: Connection, address: str, now: datetime,
-                           max_live_aliases: int = CATCH_ALL_MAX_LIVE_ALIASES) -> bool:
+def create_catch_all_alias(
+    connection: Connection, address: str, now: datetime, max_live_aliases: int = CATCH_ALL_MAX_LIVE_ALIASES
+) -> bool:
     """Create ``address`` for the owner of its catch-all domain; True when the alias exists after.
 
     The domain row is read again here (not from a cache), so switching the catch-all off or
@@ -149,32 +151,48 @@ def create_catch_all_alias(connection: Connection, address: str, now: datetime,
         return False
     address = f"{local}@{domain}"
     row = connection.execute(  # the claim that serves the name (other accounts' claims never do)
-        select(_domains.c.user_id, _domains.c.status, _domains.c.catch_all)
-        .where(_domains.c.name == domain, _domains.c.status.in_(sorted(SERVING)))
+        select(_domains.c.user_id, _domains.c.status, _domains.c.catch_all).where(
+            _domains.c.name == domain, _domains.c.status.in_(sorted(SERVING))
+        )
     ).first()
     if row is None or not row.catch_all or row.status not in SERVING:
         return False
-    targets = connection.execute(
-        select(_destinations.c.id)
-        .where(_destinations.c.user_id == row.user_id, _destinations.c.verified_at.is_not(None))
-        .order_by(_destinations.c.id)
-    ).scalars().all()
+    targets = (
+        connection.execute(
+            select(_destinations.c.id)
+            .where(_destinations.c.user_id == row.user_id, _destinations.c.verified_at.is_not(None))
+            .order_by(_destinations.c.id)
+        )
+        .scalars()
+        .all()
+    )
     if not targets:
         return False
     live = connection.execute(
-        select(func.count()).select_from(_aliases)
+        select(func.count())
+        .select_from(_aliases)
         .where(_aliases.c.user_id == row.user_id, _aliases.c.deleted_at.is_(None))
     ).scalar_one()
     if live >= max_live_aliases:
         return False
     try:
-        created = connection.execute(insert(_aliases).values(
-            address=address, user_id=row.user_id, enabled=True, created_at=now, label=CATCH_ALL_LABEL,
-            expired_action="drop", message_count=0, forwarded_count=0, blocked_count=0,
-        ))
+        created = connection.execute(
+            insert(_aliases).values(
+                address=address,
+                user_id=row.user_id,
+                enabled=True,
+                created_at=now,
+                label=CATCH_ALL_LABEL,
+                expired_action="drop",
+                message_count=0,
+                forwarded_count=0,
+                blocked_count=0,
+            )
+        )
         alias_id = created.inserted_primary_key[0]  # type: ignore[index]  # an executed INSERT has its key
-        connection.execute(insert(alias_destinations),
-                           [{"alias_id": alias_id, "destination_id": target} for target in targets])
+        connection.execute(
+            insert(alias_destinations), [{"alias_id": alias_id, "destination_id": target} for target in targets]
+        )
         connection.commit()
     except IntegrityError:
         connection.rollback()  # another message created it first (or a destination just went)
@@ -194,9 +212,13 @@ class UserDomains:
     :class:`~forwarder.errors.DatabaseUnavailable`).
     """
 
-    def __init__(self, connect: Callable[[], AbstractContextManager[Connection]], ttl: float = 30.0,
-                 max_live_aliases: int = CATCH_ALL_MAX_LIVE_ALIASES,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], AbstractContextManager[Connection]],
+        ttl: float = 30.0,
+        max_live_aliases: int = CATCH_ALL_MAX_LIVE_ALIASES,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._connect = connect
         self._ttl = ttl
         self._max_live_aliases = max_live_aliases

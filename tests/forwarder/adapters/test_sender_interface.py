@@ -28,10 +28,10 @@ import pytest
 from moto import mock_aws
 from moto.ses.models import ses_backends
 
-from forwarder.errors import PermanentSendError, RetryableError, SendRetryable, SettingsError
 from forwarder.adapters.outbound import build_sender
 from forwarder.adapters.senders import MaildirSender, Sender, SesV1Sender, SesV2Sender
 from forwarder.adapters.smtp.sender import SmtpSender, queue_id_from_reply, wire_line_breaks
+from forwarder.errors import PermanentSendError, RetryableError, SendRetryable, SettingsError
 from forwarder.settings import Settings
 from tests.forwarder.adapters.smtp.smtp_sink import Certificate, SmtpSink, free_port, self_signed_certificate
 
@@ -115,7 +115,10 @@ def sink(certificate: Certificate) -> Iterator[SmtpSink]:
 
 def relay_sender(sink: SmtpSink, **overrides: Any) -> SmtpSender:
     options: dict[str, Any] = {
-        "security": "starttls", "username": USER, "password": PASSWORD, "timeout": 10,
+        "security": "starttls",
+        "username": USER,
+        "password": PASSWORD,
+        "timeout": 10,
         "ssl_context": sink.client_context() if sink.certificate else None,
     }
     options.update(overrides)
@@ -130,9 +133,7 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
         sink: SmtpSink = request.getfixturevalue("sink")
         smtp = relay_sender(sink)
         try:
-            yield Harness(
-                "smtp", smtp, lambda: [Received(d.mail_from, d.rcpt_tos, d.content) for d in sink.deliveries]
-            )
+            yield Harness("smtp", smtp, lambda: [Received(d.mail_from, d.rcpt_tos, d.content) for d in sink.deliveries])
         finally:
             smtp.close()
     else:
@@ -193,14 +194,16 @@ def test_each_send_is_one_message_with_its_own_id(harness: Harness) -> None:
     got = harness.received()
     assert len(got) == 2
     assert sorted(r for g in got for r in g.recipients if r.endswith("@real.example")) == [
-        "a@real.example", "b@real.example",
+        "a@real.example",
+        "b@real.example",
     ]
 
 
 def test_two_threads_sending_twenty_each_arrive_exactly_once(harness: Harness) -> None:
     expected = {
         (t, i): message(f"thread {t} message {i}\r\n".encode(), subject=f"t{t} m{i}".encode())
-        for t in range(2) for i in range(20)
+        for t in range(2)
+        for i in range(20)
     }
     ids: list[str] = []
     errors: list[BaseException] = []
@@ -277,8 +280,9 @@ def test_smtp_non_ascii_recipient_without_smtputf8_is_permanent(certificate: Cer
 
 def test_smtp_starttls_required_but_not_offered_sends_nothing(certificate: Certificate) -> None:
     with SmtpSink(tls="none") as plain:
-        sender = SmtpSender(plain.host, plain.port, "starttls", USER, PASSWORD, timeout=10,
-                            ssl_context=certificate.client_context())
+        sender = SmtpSender(
+            plain.host, plain.port, "starttls", USER, PASSWORD, timeout=10, ssl_context=certificate.client_context()
+        )
         with sender, pytest.raises(SendRetryable, match="does not offer STARTTLS") as info:
             sender.send(RAW, sender=ALIAS, recipient=DESTINATION)
         assert not isinstance(info.value, PermanentSendError)
@@ -433,8 +437,10 @@ def test_smtp_connection_of_an_ended_thread_is_closed(sink: SmtpSink) -> None:
         ("2.0.0 Ok: queued as 4Bq3Jt0xyzC", "4Bq3Jt0xyzC"),
         ("Ok: queued as <ABC123>", "ABC123"),
         ("OK id=1rAbCd-000Ab1-2x", "1rAbCd-000Ab1-2x"),
-        ("Ok 0100018f2b3c4d5e-7f1e2d3c-aaaa-bbbb-cccc-1234567890ab-000000",
-         "0100018f2b3c4d5e-7f1e2d3c-aaaa-bbbb-cccc-1234567890ab-000000"),
+        (
+            "Ok 0100018f2b3c4d5e-7f1e2d3c-aaaa-bbbb-cccc-1234567890ab-000000",
+            "0100018f2b3c4d5e-7f1e2d3c-aaaa-bbbb-cccc-1234567890ab-000000",
+        ),
         ("OK", None),
         ("2.0.0 Ok", None),
         ("Message accepted for delivery", None),
@@ -466,16 +472,24 @@ def test_build_sender_outbox(tmp_path: Path) -> None:
 def test_build_sender_smtp_from_the_environment() -> None:
     settings = Settings.from_env(
         {
-            "OTHERMAIL_SENDER": "smtp", "OTHERMAIL_RELAY_HOST": "relay.example", "OTHERMAIL_RELAY_PORT": "465",
-            "OTHERMAIL_RELAY_SECURITY": "tls", "OTHERMAIL_RELAY_USERNAME": "u",
-            "OTHERMAIL_RELAY_PASSWORD": "s3cret-pw", "OTHERMAIL_RELAY_TIMEOUT_SECONDS": "7",
+            "OTHERMAIL_SENDER": "smtp",
+            "OTHERMAIL_RELAY_HOST": "relay.example",
+            "OTHERMAIL_RELAY_PORT": "465",
+            "OTHERMAIL_RELAY_SECURITY": "tls",
+            "OTHERMAIL_RELAY_USERNAME": "u",
+            "OTHERMAIL_RELAY_PASSWORD": "s3cret-pw",
+            "OTHERMAIL_RELAY_TIMEOUT_SECONDS": "7",
         },
         default_sender="outbox",
     )
     sender = build_sender(settings)
     assert isinstance(sender, SmtpSender)
     assert (sender.host, sender.port, sender.security, sender.username, sender.timeout) == (
-        "relay.example", 465, "tls", "u", 7,
+        "relay.example",
+        465,
+        "tls",
+        "u",
+        7,
     )
     assert "s3cret-pw" not in repr(sender)
 

@@ -17,8 +17,8 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from moto.ses.models import ses_backends
 
-from forwarder.errors import PermanentSendError, RetryableError, SendRetryable
 from forwarder.adapters.senders import MaildirSender, MemorySender, SesV1Sender, SesV2Sender
+from forwarder.errors import PermanentSendError, RetryableError, SendRetryable
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -212,7 +212,11 @@ def test_sesv1_request_shape_with_configuration_set(stubbed: Callable) -> None:
 def test_no_configuration_set_parameter_when_none_is_configured(stubbed: Callable, api: str) -> None:
     sender, stubber, operation = stubbed(api)
     if api == "v2":
-        expected = {"FromEmailAddress": ALIAS, "Destination": {"ToAddresses": [DESTINATION]}, "Content": {"Raw": {"Data": RAW}}}
+        expected = {
+            "FromEmailAddress": ALIAS,
+            "Destination": {"ToAddresses": [DESTINATION]},
+            "Content": {"Raw": {"Data": RAW}},
+        }
     else:
         expected = {"Source": ALIAS, "Destinations": [DESTINATION], "RawMessage": {"Data": RAW}}
     # Stubber compares the parameters exactly: an extra ConfigurationSetName would fail here.

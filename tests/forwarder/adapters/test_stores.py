@@ -12,8 +12,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from forwarder.errors import MessageNotFound, RetryableError, StoreUnavailable
 from forwarder.adapters.stores import LocalStore, MemoryStore, S3Store
+from forwarder.errors import MessageNotFound, RetryableError, StoreUnavailable
 
 REGION = "us-east-1"
 BUCKET = "othermail-inbound"

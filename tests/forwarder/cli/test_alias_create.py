@@ -12,9 +12,11 @@ def test_without_destination_the_alias_forwards_to_the_owners_verified_destinati
     first = app.create_alias()
     second = app.ok("alias", "create", "--owner", OWNER).stdout.strip()
     assert second != first and second.endswith("@othermail.example")
-    rows = app.query(select(Alias.address, Destination.email)
-                     .join(alias_destinations, alias_destinations.c.alias_id == Alias.id)
-                     .join(Destination, Destination.id == alias_destinations.c.destination_id))
+    rows = app.query(
+        select(Alias.address, Destination.email)
+        .join(alias_destinations, alias_destinations.c.alias_id == Alias.id)
+        .join(Destination, Destination.id == alias_destinations.c.destination_id)
+    )
     assert sorted(rows) == sorted([(first, DESTINATION), (second, DESTINATION)])
 
 

@@ -11,8 +11,18 @@ from tests.forwarder.cli.test_cli import DESTINATION, OWNER, Cli, app  # noqa: F
 def test_expired_action_is_stored_and_drop_by_default(app: Cli) -> None:  # noqa: F811
     app.ok("db", "upgrade")
     plain = app.ok("alias", "create", "--owner", OWNER, "--destination", DESTINATION).stdout.strip()
-    rejecting = app.ok("alias", "create", "--owner", OWNER, "--destination", DESTINATION, "--expires-in", "2h",
-                       "--expired-action", "reject").stdout.strip()
+    rejecting = app.ok(
+        "alias",
+        "create",
+        "--owner",
+        OWNER,
+        "--destination",
+        DESTINATION,
+        "--expires-in",
+        "2h",
+        "--expired-action",
+        "reject",
+    ).stdout.strip()
     stored = dict(app.query(select(Alias.address, Alias.expired_action)))
     assert stored == {plain: "drop", rejecting: "reject"}
 

@@ -19,10 +19,10 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-import urllib.request
 from urllib.parse import parse_qs
 
 import boto3
@@ -130,8 +130,11 @@ def test_first_run_sets_up_second_run_changes_nothing(
     check_first_run(first.output, tokens(moto), mail_from=True)
     check_state(moto, mail_from=True)
     assert sorted(c for c in calls if is_mutating(c)) == [
-        "CreateEmailIdentity", "CreateEmailIdentity", "SetActiveReceiptRuleSet",
-        "SetIdentityMailFromDomain", "SetIdentityMailFromDomain",
+        "CreateEmailIdentity",
+        "CreateEmailIdentity",
+        "SetActiveReceiptRuleSet",
+        "SetIdentityMailFromDomain",
+        "SetIdentityMailFromDomain",
     ]
 
     calls.clear()
@@ -164,8 +167,9 @@ def test_without_mail_from(moto: boto3.session.Session, calls: list[str], monkey
     assert "SetIdentityMailFromDomain" not in calls
 
 
-def test_a_changed_mail_from_is_updated(moto: boto3.session.Session, calls: list[str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_mail_from_is_updated(
+    moto: boto3.session.Session, calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     easy_dkim_like_ses(monkeypatch)
     deploy(moto, domains=DOMAINS)
     assert provision("--mail-from-subdomain", "bounce").exit_code == 0
@@ -178,8 +182,9 @@ def test_a_changed_mail_from_is_updated(moto: boto3.session.Session, calls: list
     check_state(moto, mail_from=True)
 
 
-def test_domains_come_from_the_option(moto: boto3.session.Session, calls: list[str],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_domains_come_from_the_option(
+    moto: boto3.session.Session, calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     easy_dkim_like_ses(monkeypatch)
     deploy(moto, domains=DOMAINS)
     result = provision("--domain", "Second.Example.", domains="ignored.example")
@@ -190,14 +195,16 @@ def test_domains_come_from_the_option(moto: boto3.session.Session, calls: list[s
     assert names == {"second.example"}
 
 
-def test_a_domain_no_rule_receives_is_pointed_out(moto: boto3.session.Session, calls: list[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_domain_no_rule_receives_is_pointed_out(
+    moto: boto3.session.Session, calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     easy_dkim_like_ses(monkeypatch)
     deploy(moto, domains=DOMAINS)
     result = provision(domains="othermail.example,third.example")
     assert result.exit_code == 0, result.output
     assert "  note: no enabled rule in othermail receives mail for third.example (stack parameter Domains)" in (
-        result.output.splitlines())
+        result.output.splitlines()
+    )
     assert "othermail.example (stack" not in result.output
 
 
@@ -289,8 +296,9 @@ class RequestLog:
 
     def mutating(self) -> list[tuple[str, str, str]]:
         """Query-API actions that change something, and every REST (SESv2) request that is not a GET."""
-        return [r for r in self.requests
-                if is_mutating(r[2]) or (r[1].startswith("/v2/") and r[0] not in ("GET", "HEAD"))]
+        return [
+            r for r in self.requests if is_mutating(r[2]) or (r[1].startswith("/v2/") and r[0] not in ("GET", "HEAD"))
+        ]
 
 
 @pytest.fixture
@@ -311,10 +319,16 @@ def moto_server(aws_env: None) -> Iterator[tuple[str, RequestLog]]:
 def run_command(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OTHERMAIL_"))}
     env.update(
-        AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-        AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_DEFAULT_REGION=REGION,
-        NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
-        OTHERMAIL_DOMAINS=",".join(DOMAINS), OTHERMAIL_DATA_DIR=str(tmp_path / "var"),
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        AWS_DEFAULT_REGION=REGION,
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        OTHERMAIL_DOMAINS=",".join(DOMAINS),
+        OTHERMAIL_DATA_DIR=str(tmp_path / "var"),
     )
     command = [str(Path(sys.executable).with_name("othermail")), "aws", "provision", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
@@ -336,8 +350,11 @@ def test_the_real_command_against_a_moto_server(
     check_first_run(first.stdout, issued, mail_from=True)
     mutating = log.mutating()
     assert sorted(r[2] or f"{r[0]} {r[1]}" for r in mutating) == [
-        "POST /v2/email/identities", "POST /v2/email/identities",
-        "SetActiveReceiptRuleSet", "SetIdentityMailFromDomain", "SetIdentityMailFromDomain",
+        "POST /v2/email/identities",
+        "POST /v2/email/identities",
+        "SetActiveReceiptRuleSet",
+        "SetIdentityMailFromDomain",
+        "SetIdentityMailFromDomain",
     ], log.requests
 
     log.requests.clear()

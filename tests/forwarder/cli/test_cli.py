@@ -288,8 +288,12 @@ def test_forward_a_missing_file_is_a_usage_error(app: Cli) -> None:
 
 @pytest.mark.parametrize(
     "name, value",
-    [("OTHERMAIL_SES_API", "v3"), ("OTHERMAIL_SENDER", "pigeon"), ("OTHERMAIL_DROP_SPAM", "maybe"),
-     ("OTHERMAIL_CLAIM_TIMEOUT_SECONDS", "soon")],
+    [
+        ("OTHERMAIL_SES_API", "v3"),
+        ("OTHERMAIL_SENDER", "pigeon"),
+        ("OTHERMAIL_DROP_SPAM", "maybe"),
+        ("OTHERMAIL_CLAIM_TIMEOUT_SECONDS", "soon"),
+    ],
 )
 def test_bad_settings_exit_non_zero_naming_the_variable(app: Cli, name: str, value: str) -> None:
     result = app.run("db", "upgrade", **{name: value})

@@ -10,8 +10,14 @@ from sqlalchemy import select
 from models import Alias, Destination, User
 from tests.forwarder.cli.test_cli import DESTINATION, OWNER, Cli, app  # noqa: F401  (app: the fixture)
 
-ODD = ['"quoted local"@example.org', '"q x"@example.org', "a\\b@example.org", "ann@example.org.",
-       "ann@example..org", "a@b@example.org"]
+ODD = [
+    '"quoted local"@example.org',
+    '"q x"@example.org',
+    "a\\b@example.org",
+    "ann@example.org.",
+    "ann@example..org",
+    "a@b@example.org",
+]
 
 
 def one_line_error(result: Result, name: str) -> str:
@@ -35,9 +41,14 @@ def test_user_reset_password_refuses_what_the_web_refuses(app: Cli, address: str
     one_line_error(app.run("user", "reset-password", address), "EMAIL")
 
 
-@pytest.mark.parametrize("option, address", [("--destination", '"q x"@example.org'),
-                                             ("--owner", '"quoted local"@example.org'),
-                                             ("--destination", "d@example.org.")])
+@pytest.mark.parametrize(
+    "option, address",
+    [
+        ("--destination", '"q x"@example.org'),
+        ("--owner", '"quoted local"@example.org'),
+        ("--destination", "d@example.org."),
+    ],
+)
 def test_alias_create_refuses_what_the_web_refuses(app: Cli, option: str, address: str) -> None:  # noqa: F811
     app.ok("db", "upgrade")
     args = {"--owner": OWNER, "--destination": DESTINATION, option: address}

@@ -19,12 +19,23 @@ class Othermail:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp = tmp_path
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OTHERMAIL_")}
-        self.env.update({"OTHERMAIL_DATA_DIR": str(tmp_path / "var"), "OTHERMAIL_DOMAINS": "othermail.example",
-                         "PYTHONPATH": str(ROOT)})
+        self.env.update(
+            {
+                "OTHERMAIL_DATA_DIR": str(tmp_path / "var"),
+                "OTHERMAIL_DOMAINS": "othermail.example",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
 
     def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "forwarder.cli.main", *args], cwd=ROOT,
-                              env={**self.env, **env}, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "forwarder.cli.main", *args],
+            cwd=ROOT,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], *names: str) -> str:
@@ -68,11 +79,14 @@ def test_run_on_a_web_port_in_use_says_so_in_one_line(othermail: Othermail, busy
     one_line_error(result, "--web-port", f"127.0.0.1:{busy_port} is in use")
 
 
-@pytest.mark.parametrize("url, what", [
-    ("not a url", "cannot be parsed"),
-    ("foo://user:pw@host/db", "foo"),
-    ("postgresql+nodriver://user@host/db", "nodriver"),
-])
+@pytest.mark.parametrize(
+    "url, what",
+    [
+        ("not a url", "cannot be parsed"),
+        ("foo://user:pw@host/db", "foo"),
+        ("postgresql+nodriver://user@host/db", "nodriver"),
+    ],
+)
 def test_a_malformed_database_url_names_the_variable(othermail: Othermail, url: str, what: str) -> None:
     result = othermail("db", "upgrade", OTHERMAIL_DATABASE_URL=url)
     line = one_line_error(result, "OTHERMAIL_DATABASE_URL", what)

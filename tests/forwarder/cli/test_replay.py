@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from forwarder.cli.main import cli
-from forwarder.errors import SendRetryable
 from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.stores import LocalStore
+from forwarder.cli.main import cli
+from forwarder.errors import SendRetryable
 from models import Delivery, make_engine, make_session_factory
 from tests.forwarder.hosts.lambda_env import BUCKET, DOMAINS, PREFIX, REGION, Env, aws, env, ses_event  # noqa: F401
 
@@ -29,30 +29,34 @@ OTHER = "news-4kd9@othermail.example"
 
 
 def message(n: int, to: str = ALIAS) -> bytes:
-    return (f"From: Jane Doe <jane@example.net>\r\nTo: {to}\r\nSubject: order {n}\r\n"
-            f"Message-ID: <o{n}@example.net>\r\nMIME-Version: 1.0\r\n\r\nbody {n}\r\n").encode()
+    return (
+        f"From: Jane Doe <jane@example.net>\r\nTo: {to}\r\nSubject: order {n}\r\n"
+        f"Message-ID: <o{n}@example.net>\r\nMIME-Version: 1.0\r\n\r\nbody {n}\r\n"
+    ).encode()
 
 
 def invocation_record(event: dict, request_id: str = "7d4f3c11-5f5e-4c57-9b1e-2a9f0b6f4e21") -> str:
     """The body Lambda's on-failure destination puts in the queue after the last retry."""
-    return json.dumps({
-        "version": "1.0",
-        "timestamp": "2026-11-23T10:03:12.345Z",
-        "requestContext": {
-            "requestId": request_id,
-            "functionArn": f"arn:aws:lambda:{REGION}:123456789012:function:othermail-forwarder:$LATEST",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": 3,
-        },
-        "requestPayload": event,
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "responsePayload": {
-            "errorMessage": "SES TooManyRequestsException: Maximum sending rate exceeded.",
-            "errorType": "SendRetryable",
-            "requestId": request_id,
-            "stackTrace": ["  File \"/var/task/forwarder/hosts/lambda_handler.py\", line 1, in handler\n"],
-        },
-    })
+    return json.dumps(
+        {
+            "version": "1.0",
+            "timestamp": "2026-11-23T10:03:12.345Z",
+            "requestContext": {
+                "requestId": request_id,
+                "functionArn": f"arn:aws:lambda:{REGION}:123456789012:function:othermail-forwarder:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": 3,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": {
+                "errorMessage": "SES TooManyRequestsException: Maximum sending rate exceeded.",
+                "errorType": "SendRetryable",
+                "requestId": request_id,
+                "stackTrace": ['  File "/var/task/forwarder/hosts/lambda_handler.py", line 1, in handler\n'],
+            },
+        }
+    )
 
 
 class Throttled:
@@ -114,6 +118,7 @@ def summary(result: Result) -> str:
 
 
 # -- the dead-letter queue ---------------------------------------------------------------------------
+
 
 def test_dlq_records_are_replayed_deleted_and_a_second_run_sends_nothing(
     env: Env, cli_env: dict[str, str], dlq: tuple[Any, str]
@@ -192,6 +197,7 @@ def test_the_queue_workers_dead_letters_bare_events_replay_too(
 
 # -- message ids ---------------------------------------------------------------------------------------
 
+
 def test_a_message_id_is_sent_to_its_recorded_recipients_once_however_often_replayed(
     env: Env, cli_env: dict[str, str]
 ) -> None:
@@ -212,9 +218,7 @@ def test_a_message_id_is_sent_to_its_recorded_recipients_once_however_often_repl
     assert len(sent_to(env)) == 2
 
 
-def test_ids_without_rows_use_the_headers_and_come_from_arguments_and_stdin(
-    env: Env, cli_env: dict[str, str]
-) -> None:
+def test_ids_without_rows_use_the_headers_and_come_from_arguments_and_stdin(env: Env, cli_env: dict[str, str]) -> None:
     env.alias(ALIAS, "a@real.example")
     env.alias(OTHER, "b@real.example")
     for n, to in ((1, ALIAS), (2, OTHER), (3, ALIAS)):
@@ -237,9 +241,7 @@ def test_an_unknown_id_or_one_for_nobody_here_exits_1_naming_why(env: Env, cli_e
     assert "left stray: no recipient" in result.stderr
 
 
-def test_the_one_box_local_store_is_replayed_by_its_spool_ids(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_one_box_local_store_is_replayed_by_its_spool_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("OTHERMAIL_"):
             monkeypatch.delenv(name)
@@ -247,11 +249,13 @@ def test_the_one_box_local_store_is_replayed_by_its_spool_ids(
     local = {"OTHERMAIL_DATA_DIR": str(data), "OTHERMAIL_DOMAINS": "othermail.example"}
     runner = CliRunner()
     assert runner.invoke(cli, ["db", "upgrade"], env=local).exit_code == 0
-    made = runner.invoke(cli, ["alias", "create", "--owner", "o@owner.example", "--destination",
-                               "a@real.example"], env=local)
+    made = runner.invoke(
+        cli, ["alias", "create", "--owner", "o@owner.example", "--destination", "a@real.example"], env=local
+    )
     address = made.stdout.strip()
-    envelope = Spool(data / "spool", LocalStore(data / "mail")).accept(message(1, address), "jane@example.net",
-                                                                       (address,))
+    envelope = Spool(data / "spool", LocalStore(data / "mail")).accept(
+        message(1, address), "jane@example.net", (address,)
+    )
     message_id = f"smtp-{envelope.spool_id}"
     result = runner.invoke(cli, ["replay", "--message-id", message_id], env=local)
     assert result.exit_code == 0, result.output
@@ -261,7 +265,9 @@ def test_the_one_box_local_store_is_replayed_by_its_spool_ids(
     assert len(mailbox.Maildir(str(data / "outbox"), create=False)) == 1
 
 
-@pytest.mark.parametrize("args", [[], ["--dlq", "https://q", "--message-id", "m1"], ["--message-id", "m1", "--max", "2"]])
+@pytest.mark.parametrize(
+    "args", [[], ["--dlq", "https://q", "--message-id", "m1"], ["--message-id", "m1", "--max", "2"]]
+)
 def test_replay_needs_one_source(cli_env: dict[str, str], args: list[str]) -> None:
     result = CliRunner().invoke(cli, ["replay", *args], env=cli_env)
     assert result.exit_code == 2

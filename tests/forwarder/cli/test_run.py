@@ -20,8 +20,10 @@ import pytest
 from tests.forwarder.adapters.smtp.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parents[3]
-MESSAGE = (b"From: Shop <orders@store.example>\r\nTo: shop@othermail.example\r\nSubject: Parcel\r\n"
-           b"Message-ID: <p-1@store.example>\r\n\r\nYour parcel \xc3\xa9 is on its way.\r\n.dot line\r\n")
+MESSAGE = (
+    b"From: Shop <orders@store.example>\r\nTo: shop@othermail.example\r\nSubject: Parcel\r\n"
+    b"Message-ID: <p-1@store.example>\r\n\r\nYour parcel \xc3\xa9 is on its way.\r\n.dot line\r\n"
+)
 BODY = MESSAGE.split(b"\r\n\r\n", 1)[1]
 
 
@@ -30,8 +32,12 @@ class Run:
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "forwarder.cli.main", *args], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "forwarder.cli.main", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.lines: dict[str, str] = {}
         deadline = time.monotonic() + 30
@@ -39,7 +45,9 @@ class Run:
         while time.monotonic() < deadline:
             line = self.process.stdout.readline()
             if not line:
-                raise AssertionError(f"othermail run ended early: {self.process.stderr.read() if self.process.stderr else ''}")
+                raise AssertionError(
+                    f"othermail run ended early: {self.process.stderr.read() if self.process.stderr else ''}"
+                )
             if line.startswith("ready in"):
                 self.ready = line
                 return
@@ -64,12 +72,28 @@ class Run:
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTHERMAIL_")}
-    clean.update({"OTHERMAIL_DATA_DIR": str(tmp_path / "var"), "OTHERMAIL_DOMAINS": "othermail.example",
-                  "PYTHONPATH": str(ROOT)})
+    clean.update(
+        {"OTHERMAIL_DATA_DIR": str(tmp_path / "var"), "OTHERMAIL_DOMAINS": "othermail.example", "PYTHONPATH": str(ROOT)}
+    )
     cli = [sys.executable, "-m", "forwarder.cli.main"]
     subprocess.run([*cli, "db", "upgrade"], cwd=ROOT, env=clean, check=True, capture_output=True)
-    subprocess.run([*cli, "alias", "create", "--owner", "o@example.org", "--destination", "me@real.example",
-                    "--local-part", "shop"], cwd=ROOT, env=clean, check=True, capture_output=True)
+    subprocess.run(
+        [
+            *cli,
+            "alias",
+            "create",
+            "--owner",
+            "o@example.org",
+            "--destination",
+            "me@real.example",
+            "--local-part",
+            "shop",
+        ],
+        cwd=ROOT,
+        env=clean,
+        check=True,
+        capture_output=True,
+    )
     yield clean
 
 
@@ -95,7 +119,9 @@ def outbox_messages(path: Path, count: int, timeout: float = 15) -> list[bytes]:
     raise AssertionError(f"expected {count} message(s) in {path}")
 
 
-def test_run_prints_what_it_started_forwards_to_the_outbox_and_stops_on_sigterm(env: dict[str, str], tmp_path: Path) -> None:
+def test_run_prints_what_it_started_forwards_to_the_outbox_and_stops_on_sigterm(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     run = Run(env, "run", "--web-port", "0", "--smtp-port", "0")
     try:
         assert set(run.lines) >= {"database", "sender", "web", "smtp", "spool"}
@@ -123,8 +149,13 @@ def test_sigint_stops_it_too_and_the_smtp_only_command_has_no_web(env: dict[str,
 
 def test_mail_accepted_by_a_killed_process_goes_out_once_at_the_next_start(env: dict[str, str], tmp_path: Path) -> None:
     sink = SmtpSink()  # the relay: down while the first process runs
-    relay = {**env, "OTHERMAIL_SENDER": "smtp", "OTHERMAIL_RELAY_HOST": "127.0.0.1",
-             "OTHERMAIL_RELAY_PORT": str(sink.port), "OTHERMAIL_RELAY_SECURITY": "none"}
+    relay = {
+        **env,
+        "OTHERMAIL_SENDER": "smtp",
+        "OTHERMAIL_RELAY_HOST": "127.0.0.1",
+        "OTHERMAIL_RELAY_PORT": str(sink.port),
+        "OTHERMAIL_RELAY_SECURITY": "none",
+    }
     first = Run(relay, "smtp", "--port", "0")
     reply = send(first.smtp_port)
     spool_id = reply.decode().rsplit(" ", 1)[1]

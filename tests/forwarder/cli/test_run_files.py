@@ -19,8 +19,15 @@ MESSAGE = b"From: a@sender.example\r\nTo: shop@othermail.example\r\nSubject: hi\
 
 
 def othermail(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "forwarder.cli.main", *args], cwd=ROOT, env=env, umask=0o022,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "forwarder.cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        umask=0o022,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def not_private(root: Path) -> list[str]:
@@ -40,8 +47,9 @@ def test_one_box_data_has_no_group_or_other_bits(tmp_path: Path) -> None:
     upgrade = othermail(env, "db", "upgrade")
     assert upgrade.wait(60) == 0, upgrade.communicate()
     upgrade.communicate()
-    create = othermail(env, "alias", "create", "--owner", "o@example.org", "--destination", "me@real.example",
-                       "--local-part", "shop")
+    create = othermail(
+        env, "alias", "create", "--owner", "o@example.org", "--destination", "me@real.example", "--local-part", "shop"
+    )
     assert create.wait(60) == 0, create.communicate()
     create.communicate()
 

@@ -42,8 +42,23 @@ def scalar(text: str, name: str) -> float:
 
 def add_switched_off_alias(environment: dict[str, str]) -> None:
     cli = [sys.executable, "-m", "forwarder.cli.main"]
-    subprocess.run([*cli, "alias", "create", "--owner", "o@example.org", "--destination", "me@real.example",
-                    "--local-part", "off"], cwd=ROOT, env=environment, check=True, capture_output=True)
+    subprocess.run(
+        [
+            *cli,
+            "alias",
+            "create",
+            "--owner",
+            "o@example.org",
+            "--destination",
+            "me@real.example",
+            "--local-part",
+            "off",
+        ],
+        cwd=ROOT,
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
     with closing(sqlite3.connect(Path(environment["OTHERMAIL_DATA_DIR"]) / "othermail.db")) as db, db:
         # the user switched it off
         assert db.execute("UPDATE aliases SET enabled = 0 WHERE address = ?", (OFF,)).rowcount == 1
@@ -95,8 +110,14 @@ def test_run_serves_healthz_and_metrics_with_the_counters_of_what_it_forwarded(
 
 def test_with_a_token_metrics_wants_it(tmp_path: Path) -> None:
     bare = {k: v for k, v in os.environ.items() if not k.startswith("OTHERMAIL_")}  # `run` migrates by itself
-    bare.update({"OTHERMAIL_DATA_DIR": str(tmp_path / "var"), "OTHERMAIL_DOMAINS": "othermail.example",
-                 "PYTHONPATH": str(ROOT), "OTHERMAIL_METRICS_TOKEN": "scrape-me-7"})
+    bare.update(
+        {
+            "OTHERMAIL_DATA_DIR": str(tmp_path / "var"),
+            "OTHERMAIL_DOMAINS": "othermail.example",
+            "PYTHONPATH": str(ROOT),
+            "OTHERMAIL_METRICS_TOKEN": "scrape-me-7",
+        }
+    )
     run = Run(bare, "run", "--web-port", "0", "--smtp-port", "0")
     try:
         web = run.lines["web"]

@@ -89,8 +89,9 @@ def test_user_create_refuses_a_non_address(app: Cli) -> None:
 
 def test_token_create_prints_a_secret_whose_sha256_is_stored(app: Cli) -> None:
     user_id = int(app.ok("user", "create", "ann@example.org").stdout.strip())
-    result = app.ok("token", "create", "--user", "ann@example.org", "--scope", "write", "--name", "backup",
-                    "--expires-days", "30")
+    result = app.ok(
+        "token", "create", "--user", "ann@example.org", "--scope", "write", "--name", "backup", "--expires-days", "30"
+    )
     secret = result.stdout.strip()
     assert secret and "\n" not in secret
     [token] = app.query(select(ApiToken))

@@ -98,35 +98,126 @@ def endings(draw: st.DrawFn) -> Endings:
 # --- field names ----------------------------------------------------------------------------------
 
 KNOWN_NAMES = [
-    "From", "To", "Cc", "Bcc", "Subject", "Reply-To", "Sender", "Return-Path", "Message-ID",
-    "References", "In-Reply-To", "Date", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
-    "Content-Disposition", "Content-ID", "Content-Description", "DKIM-Signature",
-    "DomainKey-Signature", "ARC-Seal", "ARC-Message-Signature", "ARC-Authentication-Results",
-    "Authentication-Results", "X-Original-Authentication-Results", "X-Othermail-Loop",
-    "X-Othermail-Original-From", "X-Othermail-Anything", "Auto-Submitted", "Precedence",
-    "X-Autoreply", "X-Autorespond", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post",
-    "List-Post", "Received", "Delivered-To", "X-SES-Spam-Verdict", "X-SES-Receipt",
-    "Resent-From", "Resent-To", "Resent-Cc", "Resent-Sender", "Disposition-Notification-To",
-    "Return-Receipt-To", "Errors-To", "Mail-Followup-To", "Mail-Reply-To", "X-Original-To",
-    "X-Original-Cc", "X-Original-Reply-To", "Comments", "Keywords", "X-Mailer", "Thread-Topic",
-    "X-Confirm-Reading-To", "Read-Receipt-To", "Disposition-Notification-Options",
-    "Generate-Delivery-Report", "X-PMRQC",
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "Subject",
+    "Reply-To",
+    "Sender",
+    "Return-Path",
+    "Message-ID",
+    "References",
+    "In-Reply-To",
+    "Date",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "Content-Disposition",
+    "Content-ID",
+    "Content-Description",
+    "DKIM-Signature",
+    "DomainKey-Signature",
+    "ARC-Seal",
+    "ARC-Message-Signature",
+    "ARC-Authentication-Results",
+    "Authentication-Results",
+    "X-Original-Authentication-Results",
+    "X-Othermail-Loop",
+    "X-Othermail-Original-From",
+    "X-Othermail-Anything",
+    "Auto-Submitted",
+    "Precedence",
+    "X-Autoreply",
+    "X-Autorespond",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "List-Post",
+    "Received",
+    "Delivered-To",
+    "X-SES-Spam-Verdict",
+    "X-SES-Receipt",
+    "Resent-From",
+    "Resent-To",
+    "Resent-Cc",
+    "Resent-Sender",
+    "Disposition-Notification-To",
+    "Return-Receipt-To",
+    "Errors-To",
+    "Mail-Followup-To",
+    "Mail-Reply-To",
+    "X-Original-To",
+    "X-Original-Cc",
+    "X-Original-Reply-To",
+    "Comments",
+    "Keywords",
+    "X-Mailer",
+    "Thread-Topic",
+    "X-Confirm-Reading-To",
+    "Read-Receipt-To",
+    "Disposition-Notification-Options",
+    "Generate-Delivery-Report",
+    "X-PMRQC",
 ]
 #: Read-receipt and bounce-address requests: rule 4 removes every one (issue 12.15).
-RECEIPT_NAMES = ["Disposition-Notification-To", "Disposition-Notification-Options", "Return-Receipt-To",
-                 "Read-Receipt-To", "X-Confirm-Reading-To", "Errors-To", "Generate-Delivery-Report",
-                 "X-PMRQC"]
+RECEIPT_NAMES = [
+    "Disposition-Notification-To",
+    "Disposition-Notification-Options",
+    "Return-Receipt-To",
+    "Read-Receipt-To",
+    "X-Confirm-Reading-To",
+    "Errors-To",
+    "Generate-Delivery-Report",
+    "X-PMRQC",
+]
 #: Fields SES accepts once (SES_FACTS.md), plus the MIME ones of the same kind.
 ONCE_ONLY_NAMES = [
-    "From", "Sender", "Reply-To", "Return-Path", "To", "Cc", "Bcc", "Subject", "Date", "Message-ID",
-    "In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
-    "Content-Disposition", "Content-ID", "Content-Description", "DKIM-Signature", "Delivered-To",
-    "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Help", "List-Subscribe",
-    "List-Post", "List-Owner", "List-Archive",
+    "From",
+    "Sender",
+    "Reply-To",
+    "Return-Path",
+    "To",
+    "Cc",
+    "Bcc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "Content-Disposition",
+    "Content-ID",
+    "Content-Description",
+    "DKIM-Signature",
+    "Delivered-To",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "List-Help",
+    "List-Subscribe",
+    "List-Post",
+    "List-Owner",
+    "List-Archive",
 ]
-ADDRESS_NAMES = ["From", "To", "Cc", "Bcc", "Reply-To", "Sender", "Resent-From", "Resent-To",
-                 "Resent-Cc", "Disposition-Notification-To", "Errors-To", "Mail-Followup-To",
-                 "Return-Receipt-To", "Mail-Reply-To"]
+ADDRESS_NAMES = [
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "Reply-To",
+    "Sender",
+    "Resent-From",
+    "Resent-To",
+    "Resent-Cc",
+    "Disposition-Notification-To",
+    "Errors-To",
+    "Mail-Followup-To",
+    "Return-Receipt-To",
+    "Mail-Reply-To",
+]
 #: True one time in four, or in ten (Hypothesis draws the ends of an integer range often).
 rarely = st.sampled_from([False, False, False, True])
 seldom = st.sampled_from([False] * 9 + [True])
@@ -134,9 +225,7 @@ _FTEXT = st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_charact
 
 
 def _case_variants(names: list[str]) -> st.SearchStrategy[str]:
-    return st.sampled_from(names).flatmap(
-        lambda n: st.sampled_from([n, n.upper(), n.lower(), n.swapcase()])
-    )
+    return st.sampled_from(names).flatmap(lambda n: st.sampled_from([n, n.upper(), n.lower(), n.swapcase()]))
 
 
 #: Names a reader takes for field names (RFC 5322 ftext), from everyday to 1,200 characters.
@@ -151,12 +240,32 @@ valid_names = st.one_of(
 odd_names = st.one_of(
     _case_variants(KNOWN_NAMES).map(lambda n: n.encode() + b" "),
     _case_variants(KNOWN_NAMES).map(lambda n: n.encode() + b"\t"),
-    st.sampled_from([b"X-A:B", b"From:To", b"X Spaced Name", b"From x", b"Subj\x00ect", b"X-\x7f",
-                     b"X-\x01ctl", b"", b" Continued", b"\tTabbed", b">From", b"--boundary",
-                     b"Content-Type ", b"X-\xc3\xbc-utf8", b"X-\xfc-latin1", b"\r", b"X-Bad\rName"]),
-    st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=0x2FF,
-                                   blacklist_characters="\n:"), min_size=1, max_size=20)
-    .map(lambda s: s.encode("utf-8")),
+    st.sampled_from(
+        [
+            b"X-A:B",
+            b"From:To",
+            b"X Spaced Name",
+            b"From x",
+            b"Subj\x00ect",
+            b"X-\x7f",
+            b"X-\x01ctl",
+            b"",
+            b" Continued",
+            b"\tTabbed",
+            b">From",
+            b"--boundary",
+            b"Content-Type ",
+            b"X-\xc3\xbc-utf8",
+            b"X-\xfc-latin1",
+            b"\r",
+            b"X-Bad\rName",
+        ]
+    ),
+    st.text(
+        alphabet=st.characters(min_codepoint=1, max_codepoint=0x2FF, blacklist_characters="\n:"),
+        min_size=1,
+        max_size=20,
+    ).map(lambda s: s.encode("utf-8")),
 )
 
 names = st.one_of(valid_names, valid_names, valid_names, odd_names)
@@ -167,16 +276,44 @@ names = st.one_of(valid_names, valid_names, valid_names, odd_names)
 #: A fold: the value continues on the next physical line, after this white space.
 FOLD = object()
 
-CHARSETS = [b"utf-8", b"UTF-8", b"us-ascii", b"iso-8859-1", b"ISO-8859-15", b"windows-1252",
-            b"shift_jis", b"koi8-r", b"big5", b"gb2312", b"euc-kr", b"utf-16"]
-BAD_CHARSETS = [b"x-unknown-cs", b"unknown-8bit", b"base64", b"hex", b"rot13", b"zlib", b"idna",
-                b"undefined", b"unicode_escape", b"utf-8*en", b"utf-7", b"", b"utf-8\x80", b"\xff",
-                b"iso-8859-1\x00", b'"utf-8"', b"utf-8 ", b"cp65001", b"x" * 200]
+CHARSETS = [
+    b"utf-8",
+    b"UTF-8",
+    b"us-ascii",
+    b"iso-8859-1",
+    b"ISO-8859-15",
+    b"windows-1252",
+    b"shift_jis",
+    b"koi8-r",
+    b"big5",
+    b"gb2312",
+    b"euc-kr",
+    b"utf-16",
+]
+BAD_CHARSETS = [
+    b"x-unknown-cs",
+    b"unknown-8bit",
+    b"base64",
+    b"hex",
+    b"rot13",
+    b"zlib",
+    b"idna",
+    b"undefined",
+    b"unicode_escape",
+    b"utf-8*en",
+    b"utf-7",
+    b"",
+    b"utf-8\x80",
+    b"\xff",
+    b"iso-8859-1\x00",
+    b'"utf-8"',
+    b"utf-8 ",
+    b"cp65001",
+    b"x" * 200,
+]
 
 ascii_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
-unicode_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=0x20), max_size=25
-)
+unicode_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=0x20), max_size=25)
 latin1_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=25)
 
 
@@ -188,9 +325,9 @@ def _encode_lossy(text: str, codec: str) -> bytes:
 raw_8bit = st.one_of(
     unicode_text.map(lambda t: t.encode("utf-8")),
     latin1_text.map(lambda t: t.encode("latin-1")),
-    st.tuples(unicode_text, st.sampled_from(["shift_jis", "koi8_r", "big5", "gb2312", "cp1252",
-                                              "euc_kr", "iso8859_5"]))
-    .map(lambda p: _encode_lossy(*p)),
+    st.tuples(
+        unicode_text, st.sampled_from(["shift_jis", "koi8_r", "big5", "gb2312", "cp1252", "euc_kr", "iso8859_5"])
+    ).map(lambda p: _encode_lossy(*p)),
     st.binary(min_size=1, max_size=20).map(lambda b: bytes(c | 0x80 for c in b)),
 )
 
@@ -215,7 +352,15 @@ def valid_encoded_words(draw: st.DrawFn) -> bytes:
     data = text.encode(charset, "ignore")
     kind = draw(st.sampled_from([b"B", b"b", b"Q", b"q"]))
     payload = base64.b64encode(data) if kind in (b"B", b"b") else _q_encode(data)
-    return b"=?" + draw(st.sampled_from([charset.encode(), charset.upper().encode()])) + b"?" + kind + b"?" + payload + b"?="
+    return (
+        b"=?"
+        + draw(st.sampled_from([charset.encode(), charset.upper().encode()]))
+        + b"?"
+        + kind
+        + b"?"
+        + payload
+        + b"?="
+    )
 
 
 @st.composite
@@ -223,15 +368,40 @@ def broken_encoded_words(draw: st.DrawFn) -> bytes:
     """RFC 2047 words that do not decode, or decode to something hostile."""
     charset = draw(st.sampled_from(CHARSETS + BAD_CHARSETS))
     kind = draw(st.sampled_from([b"B", b"b", b"Q", b"q", b"X", b""]))
-    payload = draw(st.one_of(
-        st.sampled_from([b"!!!!", b"abc", b"a===", b"====", b"=ZZ", b"=", b"=4", b"=\xff", b"_ _",
-                         b"\xc3\xa9", b"PT91dGYtOD9iP1p6ND0/PQ", b"", b"AAAA" * 300]),
-        st.binary(max_size=30).map(lambda b: bytes(c for c in b if c not in b"?\r\n")),
-        # decodes to header injection, NUL or controls
-        st.sampled_from([b"x\r\nBcc: victim@example.com", b"\x00\x01\x7f", b"\r", b"\n",
-                         b"a@b.example>, <c@d.example", b"\xed\xa0\x80", b"\\ud800"])
-        .map(base64.b64encode),
-    ))
+    payload = draw(
+        st.one_of(
+            st.sampled_from(
+                [
+                    b"!!!!",
+                    b"abc",
+                    b"a===",
+                    b"====",
+                    b"=ZZ",
+                    b"=",
+                    b"=4",
+                    b"=\xff",
+                    b"_ _",
+                    b"\xc3\xa9",
+                    b"PT91dGYtOD9iP1p6ND0/PQ",
+                    b"",
+                    b"AAAA" * 300,
+                ]
+            ),
+            st.binary(max_size=30).map(lambda b: bytes(c for c in b if c not in b"?\r\n")),
+            # decodes to header injection, NUL or controls
+            st.sampled_from(
+                [
+                    b"x\r\nBcc: victim@example.com",
+                    b"\x00\x01\x7f",
+                    b"\r",
+                    b"\n",
+                    b"a@b.example>, <c@d.example",
+                    b"\xed\xa0\x80",
+                    b"\\ud800",
+                ]
+            ).map(base64.b64encode),
+        )
+    )
     word = b"=?" + charset + b"?" + kind + b"?" + payload + b"?="
     cut = draw(st.sampled_from(["whole", "whole", "no-end", "truncated", "doubled", "spaced"]))
     if cut == "no-end":
@@ -249,9 +419,27 @@ encoded_words = st.one_of(valid_encoded_words(), broken_encoded_words())
 
 #: Pieces of text with a line structure of their own: NUL, bare CR, bare LF, controls.
 control_pieces = st.one_of(
-    st.sampled_from([b"\x00", b"\r", b"\n", b"\r\r", b"\n\n", b"\r\n", b"\r\n\r\n", b"\x0b", b"\x0c",
-                     b"\x1b[31m", b"\x7f", b"\x01\x02\x03", b"\t", b" \t ", b"\r \n", b"\x85",
-                     b"\xe2\x80\xa8"]),
+    st.sampled_from(
+        [
+            b"\x00",
+            b"\r",
+            b"\n",
+            b"\r\r",
+            b"\n\n",
+            b"\r\n",
+            b"\r\n\r\n",
+            b"\x0b",
+            b"\x0c",
+            b"\x1b[31m",
+            b"\x7f",
+            b"\x01\x02\x03",
+            b"\t",
+            b" \t ",
+            b"\r \n",
+            b"\x85",
+            b"\xe2\x80\xa8",
+        ]
+    ),
     st.binary(min_size=1, max_size=6).map(lambda b: bytes(c & 0x1F for c in b)),
 )
 
@@ -264,8 +452,9 @@ overlong = st.one_of(
     st.integers(min_value=990, max_value=1_200).map(lambda n: b"<" + b"a" * n + b"@example.com>"),
 )
 
-specials = st.sampled_from([b"@", b"<", b">", b'"', b",", b";", b":", b"(", b")", b"\\", b"[", b"]",
-                            b"=?", b"?=", b" ", b"  ", b"\t"])
+specials = st.sampled_from(
+    [b"@", b"<", b">", b'"', b",", b";", b":", b"(", b")", b"\\", b"[", b"]", b"=?", b"?=", b" ", b"  ", b"\t"]
+)
 
 fragments = st.one_of(
     ascii_text.map(str.encode),
@@ -285,15 +474,52 @@ def value_tokens(fragment: st.SearchStrategy[bytes] = fragments, max_size: int =
 
 # --- address lists --------------------------------------------------------------------------------
 
-LOCAL_PARTS = [b"a", b"jane.doe", b"first+tag", b"o'neil", b"x_y-z", b'"quoted local"',
-               b'"a\\"b"', b"l" * 64, b"J\xc3\xb6rg", b"j\xf6rg", b"a..b", b".a", b""]
-DOMAINS = [b"example.com", b"mail.example.co.uk", b"[192.0.2.1]", b"xn--bcher-kva.example",
-           b"b\xc3\xbccher.example", b"localhost", b"example.com.", b"-bad-.example", b"",
-           b"d" * 63 + b".example", b"exa mple.com"]
-DISPLAY_NAMES = [b"Jane Doe", b'"Doe, Jane"', b'"Jane \\"JD\\" Doe"', b"=?utf-8?q?J=C3=B6rg?=",
-                 b"J\xc3\xb6rg M\xc3\xbcller", b"J\xf6rg", b'"a@b.example"', b"a@b.example",
-                 b"Norton I., Emperor", b'""', b"(comment)", b'"unterminated', b"Bob (the builder)",
-                 b"=?utf-8?b?IkV2aWwiIDxldmlsQGV4YW1wbGUuY29tPg==?=", b"\x00\r", b"N" * 1_100]
+LOCAL_PARTS = [
+    b"a",
+    b"jane.doe",
+    b"first+tag",
+    b"o'neil",
+    b"x_y-z",
+    b'"quoted local"',
+    b'"a\\"b"',
+    b"l" * 64,
+    b"J\xc3\xb6rg",
+    b"j\xf6rg",
+    b"a..b",
+    b".a",
+    b"",
+]
+DOMAINS = [
+    b"example.com",
+    b"mail.example.co.uk",
+    b"[192.0.2.1]",
+    b"xn--bcher-kva.example",
+    b"b\xc3\xbccher.example",
+    b"localhost",
+    b"example.com.",
+    b"-bad-.example",
+    b"",
+    b"d" * 63 + b".example",
+    b"exa mple.com",
+]
+DISPLAY_NAMES = [
+    b"Jane Doe",
+    b'"Doe, Jane"',
+    b'"Jane \\"JD\\" Doe"',
+    b"=?utf-8?q?J=C3=B6rg?=",
+    b"J\xc3\xb6rg M\xc3\xbcller",
+    b"J\xf6rg",
+    b'"a@b.example"',
+    b"a@b.example",
+    b"Norton I., Emperor",
+    b'""',
+    b"(comment)",
+    b'"unterminated',
+    b"Bob (the builder)",
+    b"=?utf-8?b?IkV2aWwiIDxldmlsQGV4YW1wbGUuY29tPg==?=",
+    b"\x00\r",
+    b"N" * 1_100,
+]
 
 
 @st.composite
@@ -319,9 +545,22 @@ def mailboxes(draw: st.DrawFn) -> bytes:
         return addr + b" (" + name.replace(b"(", b"").replace(b")", b"") + b")"
     if form == "route":
         return b"<@route.example,@other.example:" + addr + b">"
-    return draw(st.sampled_from([b"<<" + addr + b">>", addr + b">", b"<" + addr, name + b" <" + addr,
-                                 b"@" + addr, addr + b"@", b"<>", b"<" + addr + b"> trailing", b"a b" + addr,
-                                 b"<" + addr + b", " + addr + b">"]))
+    return draw(
+        st.sampled_from(
+            [
+                b"<<" + addr + b">>",
+                addr + b">",
+                b"<" + addr,
+                name + b" <" + addr,
+                b"@" + addr,
+                addr + b"@",
+                b"<>",
+                b"<" + addr + b"> trailing",
+                b"a b" + addr,
+                b"<" + addr + b", " + addr + b">",
+            ]
+        )
+    )
 
 
 @st.composite
@@ -330,8 +569,9 @@ def address_lists(draw: st.DrawFn) -> list:
     tokens: list = []
     shape = draw(st.sampled_from(["few", "few", "few", "group", "empty-group", "many", "garbage"]))
     if shape == "empty-group":
-        return [draw(st.sampled_from([b"undisclosed-recipients:;", b"Undisclosed recipients: ;",
-                                      b":;", b"group:", b";"]))]
+        return [
+            draw(st.sampled_from([b"undisclosed-recipients:;", b"Undisclosed recipients: ;", b":;", b"group:", b";"]))
+        ]
     if shape == "garbage":
         return draw(value_tokens(max_size=4))
     if shape == "many":
@@ -353,12 +593,16 @@ def address_lists(draw: st.DrawFn) -> list:
                 tokens.append(FOLD)
         tokens.append(box)
     if shape == "group":
-        tokens = [draw(st.sampled_from([b"Friends: ", b'"Group, Name": ', b"G:"])), *tokens,
-                  draw(st.sampled_from([b";", b"", b"; x@example.com"]))]
+        tokens = [
+            draw(st.sampled_from([b"Friends: ", b'"Group, Name": ', b"G:"])),
+            *tokens,
+            draw(st.sampled_from([b";", b"", b"; x@example.com"])),
+        ]
     return tokens
 
 
 # --- address fields that break recursive parsers, and names that look like addresses --------------
+
 
 #: Nested comments (issue 12.17): thousands deep, closed or not, around or inside a mailbox.
 @st.composite
@@ -378,17 +622,27 @@ many_encoded_words = st.tuples(
 ).map(lambda p: p[2].join([p[0]] * p[1]))
 
 #: Display names that read as an address (issue 12.16): "@", its look-alikes, in a comment, encoded.
-AT_NAMES = [b'"security@paypal.com"', b"security@paypal.com", b'"security\xef\xbc\xa0paypal.com"',
-            b'"security\xef\xb9\xabpaypal.com"', b"=?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmNvbQ==?=",
-            b"=?utf-8?q?security=40paypal.com?=", b"=?utf-8?b?c2VjdXJpdHnvvKBwYXlwYWwuY29t?=",
-            b'"PayPal <service@paypal.com>"', b'"a @ b.example, c@d.example"', b'"@"', b"@@"]
+AT_NAMES = [
+    b'"security@paypal.com"',
+    b"security@paypal.com",
+    b'"security\xef\xbc\xa0paypal.com"',
+    b'"security\xef\xb9\xabpaypal.com"',
+    b"=?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmNvbQ==?=",
+    b"=?utf-8?q?security=40paypal.com?=",
+    b"=?utf-8?b?c2VjdXJpdHnvvKBwYXlwYWwuY29t?=",
+    b'"PayPal <service@paypal.com>"',
+    b'"a @ b.example, c@d.example"',
+    b'"@"',
+    b"@@",
+]
 
 
 @st.composite
 def hostile_mailboxes(draw: st.DrawFn) -> bytes:
     addr = draw(addr_specs())
-    form = draw(st.sampled_from(["comment-before", "comment-after", "comment-name", "words", "at-name",
-                                 "at-comment", "groups"]))
+    form = draw(
+        st.sampled_from(["comment-before", "comment-after", "comment-name", "words", "at-name", "at-comment", "groups"])
+    )
     if form == "comment-before":
         return draw(nested_comments()) + b" <" + addr + b">"
     if form == "comment-after":
@@ -454,9 +708,19 @@ def address_fields(draw: st.DrawFn) -> Field:
     return Field(name, draw(address_lists()), draw(colon_space))
 
 
-MSG_IDS = [b"<m1@example.com>", b"<CA+abc=def@mail.example.net>", b"<no-at-sign>", b"m2@example.com",
-           b"<a@b> <c@d>", b"<>", b"<\xc3\xa9@example.com>", b"<" + b"i" * 1_100 + b"@example.com>",
-           b"(comment) <m3@example.com>", b"<m4@example.com", b""]
+MSG_IDS = [
+    b"<m1@example.com>",
+    b"<CA+abc=def@mail.example.net>",
+    b"<no-at-sign>",
+    b"m2@example.com",
+    b"<a@b> <c@d>",
+    b"<>",
+    b"<\xc3\xa9@example.com>",
+    b"<" + b"i" * 1_100 + b"@example.com>",
+    b"(comment) <m3@example.com>",
+    b"<m4@example.com",
+    b"",
+]
 
 
 @st.composite
@@ -473,12 +737,26 @@ def structured_fields(draw: st.DrawFn) -> Field:
             value.append(mid)
         return Field(name, value)
     if kind == "date":
-        return Field(b"Date", [draw(st.sampled_from([b"Mon, 23 Nov 2026 11:00:00 +0100", b"yesterday",
-                                                     b"Mon, 32 Foo 99999 25:61:61 +9999", b"",
-                                                     b"Mo, 23 Nov 2026 11:00:00 \xb1 0100"]))])
+        return Field(
+            b"Date",
+            [
+                draw(
+                    st.sampled_from(
+                        [
+                            b"Mon, 23 Nov 2026 11:00:00 +0100",
+                            b"yesterday",
+                            b"Mon, 32 Foo 99999 25:61:61 +9999",
+                            b"",
+                            b"Mo, 23 Nov 2026 11:00:00 \xb1 0100",
+                        ]
+                    )
+                )
+            ],
+        )
     if kind == "mime":
-        return Field(b"MIME-Version", [draw(st.sampled_from([b"1.0", b"1.0 (Generated)", b"2.0", b"",
-                                                             b"1.0\x00", b"\xc3\xa9"]))])
+        return Field(
+            b"MIME-Version", [draw(st.sampled_from([b"1.0", b"1.0 (Generated)", b"2.0", b"", b"1.0\x00", b"\xc3\xa9"]))]
+        )
     if kind == "ctype":
         return Field(b"Content-Type", [draw(content_type_values())])
     if kind == "cte":
@@ -486,14 +764,21 @@ def structured_fields(draw: st.DrawFn) -> Field:
     if kind == "disposition":
         filename = draw(st.one_of(ascii_text.map(str.encode), raw_8bit, overlong))
         return Field(b"Content-Disposition", [b'attachment; filename="' + filename + b'"'])
-    return draw(st.sampled_from([
-        Field(b"Auto-Submitted", [b"auto-replied"]), Field(b"Auto-Submitted", [b"auto-generated"]),
-        Field(b"Precedence", [b"auto_reply"]), Field(b"Precedence", [b"bulk"]),
-        Field(b"X-Autoreply", [b"yes"]), Field(b"Return-Path", [b"<>"]),
-        Field(b"Return-Path", [b"<bounce@example.com>"]),
-        Field(b"X-Othermail-Loop", [b"0123456789abcdef0123"]),
-        Field(b"X-Othermail-Loop", [b"b0c84e39d1031b59640a"]),  # the token of ALIAS
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                Field(b"Auto-Submitted", [b"auto-replied"]),
+                Field(b"Auto-Submitted", [b"auto-generated"]),
+                Field(b"Precedence", [b"auto_reply"]),
+                Field(b"Precedence", [b"bulk"]),
+                Field(b"X-Autoreply", [b"yes"]),
+                Field(b"Return-Path", [b"<>"]),
+                Field(b"Return-Path", [b"<bounce@example.com>"]),
+                Field(b"X-Othermail-Loop", [b"0123456789abcdef0123"]),
+                Field(b"X-Othermail-Loop", [b"b0c84e39d1031b59640a"]),  # the token of ALIAS
+            ]
+        )
+    )
 
 
 header_fields = st.one_of(free_fields(), free_fields(), address_fields(), structured_fields(), receipt_fields())
@@ -518,16 +803,54 @@ def duplicated_fields(draw: st.DrawFn) -> list[Field]:
 
 # --- MIME -----------------------------------------------------------------------------------------
 
-CTES = [b"7bit", b"8bit", b"binary", b"base64", b"quoted-printable", b"BASE64", b" Quoted-Printable ",
-        b"x-uuencode", b"base64; x=y", b"", b"q-p", b"7bit\x00"]
-LEAF_TYPES = [b"text/plain", b"text/html", b"TEXT/PLAIN", b"application/octet-stream", b"image/png",
-              b"application/pdf", b"text/calendar", b"message/delivery-status", b"text", b"",
-              b"text/plain/extra", b"multipart/mixed", b"\xc3\xa9/\xc3\xa9"]
-MULTIPART_SUBTYPES = [b"mixed", b"alternative", b"related", b"signed", b"digest", b"report",
-                      b"MIXED", b"x-unknown"]
-PARAM_CHARSETS = [b"utf-8", b"UTF-8", b'"utf-8"', b"iso-8859-1", b"us-ascii", b"windows-1252",
-                  b"shift_jis", b"x-unknown", b"utf-8\x80", b'"unterminated', b"base64", b"rot13",
-                  b"utf-8*en", b"", b"utf-8; charset=latin1", b"\xe9"]
+CTES = [
+    b"7bit",
+    b"8bit",
+    b"binary",
+    b"base64",
+    b"quoted-printable",
+    b"BASE64",
+    b" Quoted-Printable ",
+    b"x-uuencode",
+    b"base64; x=y",
+    b"",
+    b"q-p",
+    b"7bit\x00",
+]
+LEAF_TYPES = [
+    b"text/plain",
+    b"text/html",
+    b"TEXT/PLAIN",
+    b"application/octet-stream",
+    b"image/png",
+    b"application/pdf",
+    b"text/calendar",
+    b"message/delivery-status",
+    b"text",
+    b"",
+    b"text/plain/extra",
+    b"multipart/mixed",
+    b"\xc3\xa9/\xc3\xa9",
+]
+MULTIPART_SUBTYPES = [b"mixed", b"alternative", b"related", b"signed", b"digest", b"report", b"MIXED", b"x-unknown"]
+PARAM_CHARSETS = [
+    b"utf-8",
+    b"UTF-8",
+    b'"utf-8"',
+    b"iso-8859-1",
+    b"us-ascii",
+    b"windows-1252",
+    b"shift_jis",
+    b"x-unknown",
+    b"utf-8\x80",
+    b'"unterminated',
+    b"base64",
+    b"rot13",
+    b"utf-8*en",
+    b"",
+    b"utf-8; charset=latin1",
+    b"\xe9",
+]
 
 
 def long_boundaries(min_size: int = 987) -> st.SearchStrategy[bytes]:
@@ -542,20 +865,39 @@ def long_boundaries(min_size: int = 987) -> st.SearchStrategy[bytes]:
 #: Boundaries: token characters, characters that need quotes, one over RFC 2046's 70, 8-bit, and
 #: now and then one too long for any line.
 boundaries = st.one_of(
-    st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1,
-            max_size=30).map(str.encode),
-    st.sampled_from([b"=_Part_0_1234.5678", b"a b", b"(paren)", b"----=_NextPart_000_0000", b"b" * 71,
-                     b"x", b"-", b"\xc3\xa9", b"zz"]),
-    st.sampled_from([False] * 7 + [True]).flatmap(
-        lambda long: long_boundaries(960) if long else st.just(b"=_short")),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1, max_size=30).map(
+        str.encode
+    ),
+    st.sampled_from(
+        [
+            b"=_Part_0_1234.5678",
+            b"a b",
+            b"(paren)",
+            b"----=_NextPart_000_0000",
+            b"b" * 71,
+            b"x",
+            b"-",
+            b"\xc3\xa9",
+            b"zz",
+        ]
+    ),
+    st.sampled_from([False] * 7 + [True]).flatmap(lambda long: long_boundaries(960) if long else st.just(b"=_short")),
 )
 content_type_parameters = st.one_of(
     st.sampled_from(PARAM_CHARSETS).map(lambda c: b"charset=" + c),
     boundaries.map(lambda b: b'boundary="' + b + b'"'),
     boundaries.map(lambda b: b"boundary=" + b),
     st.one_of(ascii_text.map(str.encode), raw_8bit).map(lambda n: b'name="' + n + b'"'),
-    st.sampled_from([b"name*=utf-8''%C3%A9t%C3%A9.pdf", b"report-type=delivery-status",
-                     b"format=flowed; delsp=yes", b'x="a \\"b\\""', b"=novalue", b""]),
+    st.sampled_from(
+        [
+            b"name*=utf-8''%C3%A9t%C3%A9.pdf",
+            b"report-type=delivery-status",
+            b"format=flowed; delsp=yes",
+            b'x="a \\"b\\""',
+            b"=novalue",
+            b"",
+        ]
+    ),
 )
 
 
@@ -570,16 +912,23 @@ def content_type_values(draw: st.DrawFn) -> bytes:
 @st.composite
 def payloads(draw: st.DrawFn, eol: bytes) -> bytes:
     """Decoded content of a leaf: text lines, 8-bit, binary, long lines, NUL, bare CR."""
-    pieces = draw(st.lists(st.one_of(
-        ascii_text.map(str.encode),
-        raw_8bit,
-        st.binary(max_size=60),
-        control_pieces,
-        st.just(eol),
-        st.just(eol),
-        st.tuples(st.sampled_from([b"x", b"ab ", b"\xc3\xa9", b"=", b"\t", b"y" * 75 + b"="]),
-                  st.integers(min_value=300, max_value=1_500)).map(lambda p: p[0] * p[1]),
-    ), max_size=12))
+    pieces = draw(
+        st.lists(
+            st.one_of(
+                ascii_text.map(str.encode),
+                raw_8bit,
+                st.binary(max_size=60),
+                control_pieces,
+                st.just(eol),
+                st.just(eol),
+                st.tuples(
+                    st.sampled_from([b"x", b"ab ", b"\xc3\xa9", b"=", b"\t", b"y" * 75 + b"="]),
+                    st.integers(min_value=300, max_value=1_500),
+                ).map(lambda p: p[0] * p[1]),
+            ),
+            max_size=12,
+        )
+    )
     return b"".join(pieces)
 
 
@@ -638,8 +987,11 @@ def leaves(draw: st.DrawFn, eol: bytes) -> Entity:
     if cte or draw(st.booleans()):
         fields.append(b"Content-Transfer-Encoding: " + cte)
     if draw(rarely):
-        fields.append(b"Content-Disposition: attachment; filename=\"" + draw(st.sampled_from(
-            [b"a.pdf", b"\xc3\xa9t\xc3\xa9.pdf", b"f" * 1_100 + b".bin"])) + b'"')
+        fields.append(
+            b'Content-Disposition: attachment; filename="'
+            + draw(st.sampled_from([b"a.pdf", b"\xc3\xa9t\xc3\xa9.pdf", b"f" * 1_100 + b".bin"]))
+            + b'"'
+        )
     return Entity(fields, draw(encoded_payloads(cte, eol)))
 
 
@@ -670,8 +1022,14 @@ def multiparts(draw: st.DrawFn, eol: bytes, depth: int) -> Entity:
     delimiter = b"--" + boundary
     out = []
     if draw(st.booleans()):
-        out.append(draw(st.sampled_from([b"This is a multi-part message in MIME format.", b"",
-                                         b"p" * 1_200, b"\xc3\xa9 preamble"])) + eol)
+        out.append(
+            draw(
+                st.sampled_from(
+                    [b"This is a multi-part message in MIME format.", b"", b"p" * 1_200, b"\xc3\xa9 preamble"]
+                )
+            )
+            + eol
+        )
     for child in children:
         padding = draw(st.sampled_from([b"", b"", b"", b" \t"]))
         out.append(delimiter + padding + eol + child.as_bytes(eol) + eol)
@@ -715,12 +1073,22 @@ class Case:
         return f"Case(raw={shown!r} [{len(self.raw)} bytes], body_known={self.body is not None}, note={self.note!r})"
 
 
-FIRST_BODY_LINES = [b"This first body line has no colon", b"<html><body>", b"--boundary",
-                    b"Hello,", b"\xc3\xa9t\xc3\xa9 sans s\xc3\xa9parateur", b"x" * 1_200]
+FIRST_BODY_LINES = [
+    b"This first body line has no colon",
+    b"<html><body>",
+    b"--boundary",
+    b"Hello,",
+    b"\xc3\xa9t\xc3\xa9 sans s\xc3\xa9parateur",
+    b"x" * 1_200,
+]
 
 
 def assemble_message(
-    fields: list[bytes], body: bytes, eol: Endings, separator: str, mbox: bool = False,
+    fields: list[bytes],
+    body: bytes,
+    eol: Endings,
+    separator: str,
+    mbox: bool = False,
     leading: bytes | None = None,
 ) -> Case:
     """Join rendered fields and a body the way ``separator`` says, and work out the known body.
@@ -783,8 +1151,9 @@ def messages(
 @st.composite
 def address_messages(draw: st.DrawFn) -> Case:
     """Messages whose header block is mostly address fields, duplicated or not."""
-    return draw(messages(fields=st.one_of(address_fields(), address_fields(), structured_fields()),
-                         max_fields=8, mime=False))
+    return draw(
+        messages(fields=st.one_of(address_fields(), address_fields(), structured_fields()), max_fields=8, mime=False)
+    )
 
 
 @st.composite
@@ -793,8 +1162,13 @@ def mime_messages(draw: st.DrawFn) -> Case:
     eol = draw(endings())
     body_eol = draw(st.sampled_from([CRLF, LF]))
     entity = draw(mime_entities(eol=body_eol))
-    fields = [b"From: Jane <jane@example.com>", b"To: " + ALIAS.encode(), b"Subject: mime",
-              b"MIME-Version: 1.0", *entity.fields]
+    fields = [
+        b"From: Jane <jane@example.com>",
+        b"To: " + ALIAS.encode(),
+        b"Subject: mime",
+        b"MIME-Version: 1.0",
+        *entity.fields,
+    ]
     return assemble_message(fields, entity.body, eol, draw(st.sampled_from(["blank", "blank", "missing"])))
 
 
@@ -819,29 +1193,45 @@ def long_boundary_messages(draw: st.DrawFn) -> Case:
     long = draw(long_boundaries())
     # leaves body.py can repair: header lines that fit (a part's header line over 998 has no
     # repair at all), and no "multipart" type without a boundary
-    short_headers = leaves(eol).filter(
-        lambda e: all(len(f) <= 998 and b"multipart" not in f.lower() for f in e.fields))
+    short_headers = leaves(eol).filter(lambda e: all(len(f) <= 998 and b"multipart" not in f.lower() for f in e.fields))
     children = draw(st.lists(short_headers, min_size=1, max_size=3))
     where = draw(st.sampled_from(["top", "nested", "both"]))
     inner_boundary = long if where != "top" else b"inner-short"
     inner = Entity(
-        [b'Content-Type: multipart/alternative;' + eol + b' boundary="' + inner_boundary + b'"'],
+        [b"Content-Type: multipart/alternative;" + eol + b' boundary="' + inner_boundary + b'"'],
         b"".join(b"--" + inner_boundary + eol + c.as_bytes(eol) + eol for c in children)
-        + b"--" + inner_boundary + b"--" + eol,
+        + b"--"
+        + inner_boundary
+        + b"--"
+        + eol,
     )
     outer_boundary = long + b"-outer" if where != "nested" else b"outer-short"
     param = draw(st.sampled_from(["quoted", "rfc2231"]))
     if param == "quoted":
-        ctype = b'Content-Type: multipart/mixed;' + eol + b' boundary="' + outer_boundary + b'"'
+        ctype = b"Content-Type: multipart/mixed;" + eol + b' boundary="' + outer_boundary + b'"'
     else:
         half = len(outer_boundary) // 2
-        ctype = (b'Content-Type: multipart/mixed;' + eol + b' boundary*0="' + outer_boundary[:half] + b'";'
-                 + eol + b' boundary*1="' + outer_boundary[half:] + b'"')
+        ctype = (
+            b"Content-Type: multipart/mixed;"
+            + eol
+            + b' boundary*0="'
+            + outer_boundary[:half]
+            + b'";'
+            + eol
+            + b' boundary*1="'
+            + outer_boundary[half:]
+            + b'"'
+        )
     parts = [*children[:1], inner]
     body = b"preamble" + eol + b"".join(b"--" + outer_boundary + eol + p.as_bytes(eol) + eol for p in parts)
     body += b"--" + outer_boundary + b"--" + eol + b"epilogue" + eol
-    fields = [b"From: Jane <jane@example.com>", b"To: " + ALIAS.encode(), b"Subject: long boundary",
-              b"MIME-Version: 1.0", ctype]
+    fields = [
+        b"From: Jane <jane@example.com>",
+        b"To: " + ALIAS.encode(),
+        b"Subject: long boundary",
+        b"MIME-Version: 1.0",
+        ctype,
+    ]
     return Case(eol.join(fields) + eol + eol + body, body, "long-boundary")
 
 

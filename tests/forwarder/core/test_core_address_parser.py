@@ -34,7 +34,7 @@ SAMPLES = [
     ";;;,,,",
     "a@evil.example@good.example",
     '"quoted local"@example.com',
-    'a . b @ example . com',
+    "a . b @ example . com",
     "a@[192.0.2.1]",
     "<a@example.com",
     "not an address",

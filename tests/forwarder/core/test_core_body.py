@@ -6,7 +6,7 @@ import base64
 import binascii
 import email
 import email.policy
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 import pytest
 
@@ -80,8 +80,9 @@ def test_repair_leaves_short_lines_alone() -> None:
 
 def test_base64_is_rewrapped() -> None:
     payload = bytes(range(256)) * 10
-    fields, body = entity(b"Content-Type: application/pdf", b"Content-Transfer-Encoding: base64",
-                          body=base64.b64encode(payload) + b"\r\n")
+    fields, body = entity(
+        b"Content-Type: application/pdf", b"Content-Transfer-Encoding: base64", body=base64.b64encode(payload) + b"\r\n"
+    )
     new_fields, new_body = repair(fields, body, b"\r\n")
     assert new_fields == fields
     assert all(len(line) <= 76 for line in new_body.split(b"\r\n"))
@@ -90,8 +91,9 @@ def test_base64_is_rewrapped() -> None:
 
 def test_base64_text_part_is_rewrapped_not_reencoded() -> None:
     payload = "Grüße ".encode() * 400
-    fields, body = entity(b"Content-Type: text/plain; charset=utf-8", b"Content-Transfer-Encoding: BASE64",
-                          body=base64.b64encode(payload))
+    fields, body = entity(
+        b"Content-Type: text/plain; charset=utf-8", b"Content-Transfer-Encoding: BASE64", body=base64.b64encode(payload)
+    )
     new_fields, new_body = repair(fields, body, b"\n")
     assert cte(new_fields) == [b"BASE64"]
     assert longest_line(new_body) == 76
@@ -150,8 +152,7 @@ def test_missing_content_type_is_text_plain() -> None:
 
 def test_binary_is_reencoded_base64() -> None:
     payload = bytes(range(11, 256)) * 8  # no line break for 1960 bytes
-    fields, body = entity(b"Content-Type: application/octet-stream", b"Content-Transfer-Encoding: binary",
-                          body=payload)
+    fields, body = entity(b"Content-Type: application/octet-stream", b"Content-Transfer-Encoding: binary", body=payload)
     new_fields, new_body = repair(fields, body, b"\r\n")
     assert cte(new_fields) == [b"base64"]
     assert longest_line(new_body) == 76
@@ -165,11 +166,15 @@ def test_binary_is_reencoded_base64() -> None:
 def multipart(boundary: bytes = b"XyZ", preamble: bytes = b"preamble\r\n", epilogue: bytes = b"epilogue\r\n") -> bytes:
     text = b"Content-Type: text/plain\r\n\r\nshort text, kept\r\n"
     long_text = b"Content-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + b"L" * 1500 + b"\r\n"
-    attachment = (b"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-                  + base64.b64encode(b"\x89PNG" + bytes(range(256)) * 4) + b"\r\n")
+    attachment = (
+        b"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.b64encode(b"\x89PNG" + bytes(range(256)) * 4)
+        + b"\r\n"
+    )
     d = b"--" + boundary
-    return (preamble + d + b"\r\n" + text + d + b"\r\n" + long_text + d + b"  \r\n" + attachment
-            + d + b"--\r\n" + epilogue)
+    return (
+        preamble + d + b"\r\n" + text + d + b"\r\n" + long_text + d + b"  \r\n" + attachment + d + b"--\r\n" + epilogue
+    )
 
 
 def test_multipart_only_offending_parts_change() -> None:
@@ -195,8 +200,7 @@ def test_multipart_long_lines_in_preamble_and_epilogue_are_removed() -> None:
 
 def test_nested_multipart_is_repaired_inside() -> None:
     inner = multipart(boundary=b"inner")
-    outer = (b"--outer\r\nContent-Type: multipart/related; boundary=inner\r\n\r\n" + inner
-             + b"--outer--\r\n")
+    outer = b"--outer\r\nContent-Type: multipart/related; boundary=inner\r\n\r\n" + inner + b"--outer--\r\n"
     fields, body = entity(b"Content-Type: multipart/mixed; boundary=outer", body=outer)
     _, new_body = repair(fields, body, b"\r\n")
     assert first_long_line(new_body) == -1
@@ -268,8 +272,19 @@ def test_forward_drops_unrepairable_as_invalid() -> None:
 
 def test_forward_drops_when_the_repair_makes_it_too_large() -> None:
     raw = b"From: a@example.com\r\nContent-Type: text/plain\r\n\r\n" + b"\xff" * 5000
-    size = len(forward(prepare(b"From: a@example.com\r\nContent-Type: text/plain\r\n\r\n"), AliasState(ALIAS),
-                       Verdicts(), Policy(), NOW).outgoing or b"") + 5000
+    size = (
+        len(
+            forward(
+                prepare(b"From: a@example.com\r\nContent-Type: text/plain\r\n\r\n"),
+                AliasState(ALIAS),
+                Verdicts(),
+                Policy(),
+                NOW,
+            ).outgoing
+            or b""
+        )
+        + 5000
+    )
     result = forward(prepare(raw), AliasState(ALIAS), Verdicts(), Policy(), NOW, max_bytes=size + 100)
     assert result.outcome is Outcome.DROPPED_TOO_LARGE
     assert result.outgoing is None
@@ -279,8 +294,10 @@ def test_text_after_a_closing_delimiter_on_its_line_is_not_a_delimiter() -> None
     # Found by the fuzz suite: "--0--epilogue" is no close-delimiter (RFC 2046 section 5.1.1 allows
     # only white space after it on its line), so the last part runs on; body.py read it as one and
     # re-encoded a part that readers (the standard library's parser) see differently.
-    raw = (b"Content-Type: multipart/mixed; boundary=\"0\"\r\n\r\n--0\r\nContent-Type: application/octet-stream\r\n"
-           b"Content-Transfer-Encoding: 7bit\r\n\r\n" + b"x" * 999 + b"\r\n--0--epilogue")
+    raw = (
+        b'Content-Type: multipart/mixed; boundary="0"\r\n\r\n--0\r\nContent-Type: application/octet-stream\r\n'
+        b"Content-Transfer-Encoding: 7bit\r\n\r\n" + b"x" * 999 + b"\r\n--0--epilogue"
+    )
     split = split_message(raw)
     fields, body = repair(split.fields, bytes(split.body), b"\r\n")
     assert longest_line(body) <= LINE_LIMIT
@@ -292,9 +309,11 @@ def test_last_part_of_an_unclosed_multipart_keeps_its_final_line_ending() -> Non
     # Found by the fuzz suite: with no delimiter after it, the last line ending of the last part
     # belongs to the part (RFC 2046 gives a line ending to a delimiter only), so a re-encoded part
     # must still hold it, as the standard library's parser reads it.
-    inner = (b"Content-Type: multipart/mixed; boundary=\"0\"\r\n\r\n--0\r\nContent-Type: application/octet-stream\r\n"
-             b"Content-Transfer-Encoding: 7bit\r\n\r\n" + b"x" * 999 + b"\r\n")
-    for raw in (inner, b"Content-Type: multipart/mixed; boundary=\"00\"\r\n\r\n--00\r\n" + inner + b"\r\n--00--\r\n"):
+    inner = (
+        b'Content-Type: multipart/mixed; boundary="0"\r\n\r\n--0\r\nContent-Type: application/octet-stream\r\n'
+        b"Content-Transfer-Encoding: 7bit\r\n\r\n" + b"x" * 999 + b"\r\n"
+    )
+    for raw in (inner, b'Content-Type: multipart/mixed; boundary="00"\r\n\r\n--00\r\n' + inner + b"\r\n--00--\r\n"):
         split = split_message(raw)
         fields, body = repair(split.fields, bytes(split.body), b"\r\n")
         head = b"".join(line + b"\r\n" for f in fields for line in f.lines) + b"\r\n"
@@ -305,9 +324,11 @@ def test_last_part_of_an_unclosed_multipart_keeps_its_final_line_ending() -> Non
 def test_unclosed_multipart_in_an_attached_message_at_the_end_of_the_message() -> None:
     # Found by the fuzz suite: the multipart of an attached message that runs to the end of the
     # message ends like a top-level one (its last line ending is dropped, as for a delimiter).
-    raw = (b"Content-Type: message/rfc822\r\n\r\nFrom: inner@example.com\r\nContent-Type: multipart/mixed; "
-           b"boundary=\"0\"\r\n\r\n--0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
-           b"\n\r\n--0--" + b"e" * 1_000 + b"\r\n")
+    raw = (
+        b"Content-Type: message/rfc822\r\n\r\nFrom: inner@example.com\r\nContent-Type: multipart/mixed; "
+        b'boundary="0"\r\n\r\n--0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
+        b"\n\r\n--0--" + b"e" * 1_000 + b"\r\n"
+    )
     split = split_message(raw)
     fields, body = repair(split.fields, bytes(split.body), b"\r\n")
     head = b"".join(line + b"\r\n" for f in fields for line in f.lines) + b"\r\n"

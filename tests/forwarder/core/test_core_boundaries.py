@@ -11,7 +11,7 @@ import email
 import email.policy
 import os
 import re
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -56,12 +56,24 @@ def leaves(data: bytes) -> list[tuple[str, bytes]]:
     return [(p.get_content_type(), p.get_payload(decode=True)) for p in msg.walk() if not p.is_multipart()]
 
 
-def multipart(boundary: bytes, parts: list[bytes], eol: bytes = b"\r\n", ctype: bytes = b"multipart/mixed",
-              param: bytes | None = None) -> bytes:
+def multipart(
+    boundary: bytes,
+    parts: list[bytes],
+    eol: bytes = b"\r\n",
+    ctype: bytes = b"multipart/mixed",
+    param: bytes | None = None,
+) -> bytes:
     param = param if param is not None else b'boundary="' + boundary + b'"'
-    head = eol.join([b"From: Ann <ann@example.com>", b"To: " + ALIAS.encode(), b"Subject: long boundary",
-                     b"Date: Fri, 03 May 2024 12:00:00 +0000", b"MIME-Version: 1.0",
-                     b"Content-Type: " + ctype + b";" + eol + b" " + param])
+    head = eol.join(
+        [
+            b"From: Ann <ann@example.com>",
+            b"To: " + ALIAS.encode(),
+            b"Subject: long boundary",
+            b"Date: Fri, 03 May 2024 12:00:00 +0000",
+            b"MIME-Version: 1.0",
+            b"Content-Type: " + ctype + b";" + eol + b" " + param,
+        ]
+    )
     body = b"preamble" + eol
     for part in parts:
         body += b"--" + boundary + eol + part + eol
@@ -70,8 +82,10 @@ def multipart(boundary: bytes, parts: list[bytes], eol: bytes = b"\r\n", ctype: 
 
 
 TEXT_PART = b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nHello, caf\xc3\xa9.\r\n"
-BIN_PART = (b"Content-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-            b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\r\n")
+BIN_PART = (
+    b'Content-Type: application/octet-stream; name="a.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+    b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\r\n"
+)
 
 
 def test_long_top_level_boundary_is_replaced_and_parts_kept() -> None:
@@ -90,8 +104,10 @@ def test_long_top_level_boundary_is_replaced_and_parts_kept() -> None:
 
 
 def test_nested_long_boundary_is_replaced_and_the_outer_one_kept() -> None:
-    inner = (b"Content-Type: multipart/alternative;\r\n boundary=\"" + LONG + b"\"\r\n\r\n"
-             b"--" + LONG + b"\r\n" + TEXT_PART + b"\r\n--" + LONG + b"\r\n" + BIN_PART + b"\r\n--" + LONG + b"--")
+    inner = (
+        b'Content-Type: multipart/alternative;\r\n boundary="' + LONG + b'"\r\n\r\n'
+        b"--" + LONG + b"\r\n" + TEXT_PART + b"\r\n--" + LONG + b"\r\n" + BIN_PART + b"\r\n--" + LONG + b"--"
+    )
     raw = multipart(b"outer-short", [TEXT_PART, inner])
     result, out = run(raw)
     assert REPAIR in result.repairs
@@ -107,7 +123,7 @@ def test_nested_long_boundary_is_replaced_and_the_outer_one_kept() -> None:
 
 
 def test_long_boundary_in_rfc2231_continuations_is_replaced() -> None:
-    param = b"boundary*0=\"" + LONG[:600] + b"\";\r\n boundary*1=\"" + LONG[600:] + b"\""
+    param = b'boundary*0="' + LONG[:600] + b'";\r\n boundary*1="' + LONG[600:] + b'"'
     raw = multipart(LONG, [TEXT_PART], param=param)
     result, out = run(raw)
     assert REPAIR in result.repairs
@@ -176,7 +192,7 @@ def test_corpus_multiparts_with_a_lengthened_boundary(corpus: Path) -> None:
             continue
         split = split_message(raw)
         head = raw[: len(raw) - len(split.body)]
-        param = re.compile(rb'(?i)(boundary\s*=\s*)("?)' + re.escape(old) + rb'\2')
+        param = re.compile(rb'(?i)(boundary\s*=\s*)("?)' + re.escape(old) + rb"\2")
         if len(param.findall(head)) != 1:
             continue
         delimiter = re.compile(rb"(?m)^--" + re.escape(old) + rb"(?=--|[ \t]*\r?$)")
@@ -198,8 +214,10 @@ def test_corpus_multiparts_with_a_lengthened_boundary(corpus: Path) -> None:
 def test_new_nested_boundary_never_equals_an_outer_one() -> None:
     # an outer boundary crafted to be the one the long inner boundary would get
     crafted = new_boundary(LONG, b"", set())
-    inner = (b"Content-Type: multipart/alternative; boundary=\"" + LONG + b"\"\r\n\r\n"
-             b"--" + LONG + b"\r\n" + TEXT_PART + b"\r\n--" + LONG + b"--")
+    inner = (
+        b'Content-Type: multipart/alternative; boundary="' + LONG + b'"\r\n\r\n'
+        b"--" + LONG + b"\r\n" + TEXT_PART + b"\r\n--" + LONG + b"--"
+    )
     raw = multipart(crafted, [TEXT_PART, inner])
     result, out = run(raw)
     assert REPAIR in result.repairs

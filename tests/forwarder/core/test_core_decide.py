@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -26,8 +26,13 @@ DMARC_REJECT = Verdicts(dmarc="FAIL", dmarc_policy="reject")
 EXPIRED = replace(OK, expires_at=NOW - timedelta(days=1))
 
 
-def outcome(alias: AliasState | None = OK, facts: MessageFacts = NO_FACTS, verdicts: Verdicts = Verdicts(),
-            policy: Policy = Policy(), now: datetime = NOW) -> Outcome:
+def outcome(
+    alias: AliasState | None = OK,
+    facts: MessageFacts = NO_FACTS,
+    verdicts: Verdicts = Verdicts(),
+    policy: Policy = Policy(),
+    now: datetime = NOW,
+) -> Outcome:
     decision = decide(alias, facts, verdicts, policy, now)
     assert isinstance(decision, Decision)
     if decision.outcome is not Outcome.FORWARDED:
@@ -127,15 +132,28 @@ def test_no_destination() -> None:
 
 def test_every_decide_outcome_is_reachable() -> None:
     reached = {
-        outcome(alias=None), outcome(verdicts=VIRUS), outcome(alias=replace(OK, enabled=False)),
-        outcome(alias=EXPIRED), outcome(alias=replace(OK, idle_days=1, created_at=NOW - timedelta(days=2))),
-        outcome(alias=replace(OK, max_messages=1, message_count=1)), outcome(facts=OWN_LOOP),
-        outcome(facts=BOUNCE), outcome(facts=AUTO), outcome(verdicts=SPAM), outcome(verdicts=DMARC_REJECT),
-        outcome(alias=replace(OK, destination_count=0)), outcome(),
+        outcome(alias=None),
+        outcome(verdicts=VIRUS),
+        outcome(alias=replace(OK, enabled=False)),
+        outcome(alias=EXPIRED),
+        outcome(alias=replace(OK, idle_days=1, created_at=NOW - timedelta(days=2))),
+        outcome(alias=replace(OK, max_messages=1, message_count=1)),
+        outcome(facts=OWN_LOOP),
+        outcome(facts=BOUNCE),
+        outcome(facts=AUTO),
+        outcome(verdicts=SPAM),
+        outcome(verdicts=DMARC_REJECT),
+        outcome(alias=replace(OK, destination_count=0)),
+        outcome(),
     }
-    not_from_decide = {Outcome.DROPPED_TOO_LARGE, Outcome.DROPPED_INVALID, Outcome.FAILED_REJECTED,
-                       Outcome.DROPPED_PAUSED, Outcome.DROPPED_RATE_LIMITED,
-                           Outcome.BOUNCED_EXPIRED}  # the pipeline's (forwarder/flows/expired_reject.py)
+    not_from_decide = {
+        Outcome.DROPPED_TOO_LARGE,
+        Outcome.DROPPED_INVALID,
+        Outcome.FAILED_REJECTED,
+        Outcome.DROPPED_PAUSED,
+        Outcome.DROPPED_RATE_LIMITED,
+        Outcome.BOUNCED_EXPIRED,
+    }  # the pipeline's (forwarder/flows/expired_reject.py)
     assert reached == set(Outcome) - not_from_decide
 
 
@@ -168,8 +186,9 @@ def test_disabled_beats_expired() -> None:
 
 
 def test_time_beats_idle_beats_count() -> None:
-    all_three = replace(OK, expires_at=NOW, idle_days=1, created_at=NOW - timedelta(days=5), max_messages=1,
-                        message_count=3)
+    all_three = replace(
+        OK, expires_at=NOW, idle_days=1, created_at=NOW - timedelta(days=5), max_messages=1, message_count=3
+    )
     assert outcome(alias=all_three) is Outcome.DROPPED_EXPIRED_TIME
     assert outcome(alias=replace(all_three, expires_at=None)) is Outcome.DROPPED_EXPIRED_IDLE
     assert outcome(alias=replace(all_three, expires_at=None, idle_days=None)) is Outcome.DROPPED_EXPIRED_COUNT
@@ -279,15 +298,30 @@ def test_read_receipt_report_is_not_a_bounce() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["Auto-Submitted: auto-replied", "Auto-Submitted: Auto-Replied (vacation)", "X-Autoreply: yes",
-             "X-Autorespond: Out of office", "Precedence: auto_reply", "Precedence: AUTO_REPLY"]
+    "line",
+    [
+        "Auto-Submitted: auto-replied",
+        "Auto-Submitted: Auto-Replied (vacation)",
+        "X-Autoreply: yes",
+        "X-Autorespond: Out of office",
+        "Precedence: auto_reply",
+        "Precedence: AUTO_REPLY",
+    ],
 )
 def test_auto_reply_markers(line: str) -> None:
     assert facts_of(line).is_auto_reply
 
 
-@pytest.mark.parametrize("line", ["Auto-Submitted: auto-generated", "Auto-Submitted: no", "Precedence: bulk",
-                                  "Precedence: list", "X-Auto-Response-Suppress: All"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Auto-Submitted: auto-generated",
+        "Auto-Submitted: no",
+        "Precedence: bulk",
+        "Precedence: list",
+        "X-Auto-Response-Suppress: All",
+    ],
+)
 def test_ordinary_automatic_mail_is_not_an_auto_reply(line: str) -> None:
     facts = facts_of(line)
     assert not facts.is_auto_reply

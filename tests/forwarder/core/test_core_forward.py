@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -101,24 +101,63 @@ def test_repairs_are_reported() -> None:
     raw = b"From x Mon\r\n stray\r\nFrom: a@example.com\r\nSubject: caf\xc3\xa9\r\nSubject: again\r\nbody line\r\n"
     result = forward(prepare(raw), AliasState(ALIAS), Verdicts(), Policy(), NOW)
     assert result.outcome is Outcome.FORWARDED
-    assert set(result.repairs) >= {"mbox-from-line", "leading-continuation", "missing-separator",
-                                   "duplicate-subject", "rewrote-subject"}
+    assert set(result.repairs) >= {
+        "mbox-from-line",
+        "leading-continuation",
+        "missing-separator",
+        "duplicate-subject",
+        "rewrote-subject",
+    }
 
 
 # --- property test ------------------------------------------------------------------------------
 
-NAMES = ["From", "To", "Cc", "Bcc", "Subject", "Reply-To", "Sender", "Return-Path", "Message-ID", "References",
-         "In-Reply-To", "Date", "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "Content-Disposition",
-         "DKIM-Signature", "ARC-Seal", "Authentication-Results", "X-Othermail-Loop", "X-Othermail-Original-From",
-         "Auto-Submitted", "List-Unsubscribe", "Received", "Delivered-To", "X-SES-Spam-Verdict"]
-CHARSETS = [b"utf-8", b"UTF-8", b"iso-8859-1", b"windows-1252", b"shift_jis", b"koi8-r", b"x-unknown-cs",
-            b"utf-8*en", b"gb2312"]
+NAMES = [
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "Subject",
+    "Reply-To",
+    "Sender",
+    "Return-Path",
+    "Message-ID",
+    "References",
+    "In-Reply-To",
+    "Date",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "Content-Disposition",
+    "DKIM-Signature",
+    "ARC-Seal",
+    "Authentication-Results",
+    "X-Othermail-Loop",
+    "X-Othermail-Original-From",
+    "Auto-Submitted",
+    "List-Unsubscribe",
+    "Received",
+    "Delivered-To",
+    "X-SES-Spam-Verdict",
+]
+CHARSETS = [
+    b"utf-8",
+    b"UTF-8",
+    b"iso-8859-1",
+    b"windows-1252",
+    b"shift_jis",
+    b"koi8-r",
+    b"x-unknown-cs",
+    b"utf-8*en",
+    b"gb2312",
+]
 
 field_names = st.one_of(
     st.sampled_from(NAMES),
     st.sampled_from(NAMES).map(str.upper),
-    st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters=":"),
-            min_size=1, max_size=40),
+    st.text(
+        alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters=":"), min_size=1, max_size=40
+    ),
 )
 encoded_words = st.builds(
     lambda cs, kind, data: b"=?" + cs + b"?" + kind + b"?" + data + b"?=",
@@ -133,10 +172,33 @@ fragments = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30).map(str.encode),
     st.text(max_size=15).map(lambda t: t.encode("utf-8", "surrogatepass")),
     st.binary(max_size=15).map(lambda b: b.replace(b"\n", b"")),
-    st.sampled_from([b"\x00", b"\r", b" ", b"\t", b"@", b"<", b">", b'"', b",", b";", b"(", b")", b"\\",
-                     b"a@example.com", b"<m@example.com>", b"Name <n@example.com>", b'"A, B" <ab@example.com>',
-                     b"undisclosed-recipients:;", b"<>", b"multipart/report; report-type=delivery-status",
-                     b"text/plain; charset=iso-8859-1", b"multipart/mixed; boundary=zz", b"auto-replied"]),
+    st.sampled_from(
+        [
+            b"\x00",
+            b"\r",
+            b" ",
+            b"\t",
+            b"@",
+            b"<",
+            b">",
+            b'"',
+            b",",
+            b";",
+            b"(",
+            b")",
+            b"\\",
+            b"a@example.com",
+            b"<m@example.com>",
+            b"Name <n@example.com>",
+            b'"A, B" <ab@example.com>',
+            b"undisclosed-recipients:;",
+            b"<>",
+            b"multipart/report; report-type=delivery-status",
+            b"text/plain; charset=iso-8859-1",
+            b"multipart/mixed; boundary=zz",
+            b"auto-replied",
+        ]
+    ),
     encoded_words,
     st.integers(min_value=990, max_value=1300).map(lambda n: b"Y" * n),
 ).map(lambda b: b.replace(b"\n", b""))  # a line feed would end the field; FOLD makes continuations
@@ -144,9 +206,14 @@ FOLD = object()
 values = st.lists(st.one_of(fragments, st.just(FOLD)), max_size=8)
 bodies = st.one_of(
     st.binary(max_size=600),
-    st.lists(st.one_of(st.binary(max_size=80), st.integers(min_value=995, max_value=2500).map(lambda n: b"B" * n),
-                       st.sampled_from([b"\r\n", b"\n", b"\r", b"--zz\r\n", b"--zz--\r\n", b"\x00"])),
-             max_size=12).map(b"".join),
+    st.lists(
+        st.one_of(
+            st.binary(max_size=80),
+            st.integers(min_value=995, max_value=2500).map(lambda n: b"B" * n),
+            st.sampled_from([b"\r\n", b"\n", b"\r", b"--zz\r\n", b"--zz--\r\n", b"\x00"]),
+        ),
+        max_size=12,
+    ).map(b"".join),
 )
 
 
@@ -182,8 +249,13 @@ def messages(draw: st.DrawFn) -> tuple[bytes, bytes | None]:
 def _check(raw: bytes, known_body: bytes | None) -> None:
     prepared = prepare(raw)
     result = forward(prepared, AliasState(ALIAS), Verdicts(), Policy(), NOW)
-    assert result.outcome in {Outcome.FORWARDED, Outcome.DROPPED_LOOP, Outcome.DROPPED_BOUNCE,
-                              Outcome.DROPPED_AUTO_REPLY, Outcome.DROPPED_INVALID}
+    assert result.outcome in {
+        Outcome.FORWARDED,
+        Outcome.DROPPED_LOOP,
+        Outcome.DROPPED_BOUNCE,
+        Outcome.DROPPED_AUTO_REPLY,
+        Outcome.DROPPED_INVALID,
+    }
     if result.outcome is not Outcome.FORWARDED:
         assert result.outgoing is None
         assert result.reason

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import binascii
 import email
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -70,8 +70,7 @@ def test_encode_unstructured_moves_the_first_word_after_a_long_name() -> None:
 
 
 def test_white_space_before_the_colon_is_removed() -> None:
-    raw = (b"From: Bob <bob@example.org>\r\nTo : b@example.com\r\nSubject\t: hi\r\n"
-           b"X-Folded  : one\r\n two\r\n\r\nbody")
+    raw = b"From: Bob <bob@example.org>\r\nTo : b@example.com\r\nSubject\t: hi\r\nX-Folded  : one\r\n two\r\n\r\nbody"
     result = run(raw)
     assert result.outgoing is not None
     head = result.outgoing.head
@@ -127,8 +126,9 @@ def _soft_wrap_before_the_fix(data: bytes, eol: bytes) -> bytes:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.sampled_from([b"a", b"=3D", b"=C3=A9", b" ", b"\t", b"=", b"\r\n", b"\n", b"\r", b"x" * 80]),
-             max_size=200).map(b"".join),
+    st.lists(
+        st.sampled_from([b"a", b"=3D", b"=C3=A9", b" ", b"\t", b"=", b"\r\n", b"\n", b"\r", b"x" * 80]), max_size=200
+    ).map(b"".join),
     st.sampled_from([b"\r\n", b"\n"]),
 )
 def test_soft_wrap_output_is_unchanged_by_the_fix(data: bytes, eol: bytes) -> None:

@@ -28,7 +28,7 @@ import email.policy
 import os
 import re
 from collections.abc import Callable
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -89,11 +89,7 @@ def values(message: bytes, name: str) -> list[bytes]:
 
 def decoded_parts(data: bytes) -> list[tuple[str, bytes]]:
     msg = email.message_from_bytes(data, policy=email.policy.compat32)
-    return [
-        (part.get_content_type(), part.get_payload(decode=True))
-        for part in msg.walk()
-        if not part.is_multipart()
-    ]
+    return [(part.get_content_type(), part.get_payload(decode=True)) for part in msg.walk() if not part.is_multipart()]
 
 
 def short_diff(expected: bytes, actual: bytes, limit: int = 40) -> str:
@@ -119,9 +115,21 @@ def short_diff(expected: bytes, actual: bytes, limit: int = 40) -> str:
 
 def _check_plain_crlf_trace(raw: bytes, out: bytes) -> None:
     names = {n.lower() for n, _ in header_fields(out)}
-    for gone in ("dkim-signature", "arc-seal", "arc-message-signature", "arc-authentication-results",
-                 "return-path", "sender", "delivered-to", "bcc", "authentication-results",
-                 "x-ses-spam-verdict", "x-ses-virus-verdict", "x-ses-receipt", "x-othermail-loop-hint"):
+    for gone in (
+        "dkim-signature",
+        "arc-seal",
+        "arc-message-signature",
+        "arc-authentication-results",
+        "return-path",
+        "sender",
+        "delivered-to",
+        "bcc",
+        "authentication-results",
+        "x-ses-spam-verdict",
+        "x-ses-virus-verdict",
+        "x-ses-receipt",
+        "x-othermail-loop-hint",
+    ):
         assert gone not in names, gone
     assert b"hidden-copy@shop.example" not in out
     assert values(out, "X-Othermail-Original-From") == [b"Shop <orders@shop.example>"]
@@ -244,8 +252,13 @@ def _check_long_header(raw: bytes, out: bytes) -> None:
 
 def _check_read_receipts(raw: bytes, out: bytes) -> None:
     names = {n.lower() for n, _ in header_fields(out)}
-    for gone in ("disposition-notification-to", "disposition-notification-options", "return-receipt-to",
-                 "x-confirm-reading-to", "errors-to"):
+    for gone in (
+        "disposition-notification-to",
+        "disposition-notification-options",
+        "return-receipt-to",
+        "x-confirm-reading-to",
+        "errors-to",
+    ):
         assert gone not in names, gone
     assert b"bounces+dana" not in out
     # the sender stays reachable the documented ways only: the original From and the Reply-To
@@ -315,8 +328,10 @@ def test_golden(case: str) -> None:
     expected = expected_path.read_bytes()
     if out != expected:
         actual_path.write_bytes(out)
-        pytest.fail(f"{case}: output differs from {expected_path.name}; wrote {actual_path.name}\n"
-                    + short_diff(expected, out), pytrace=False)
+        pytest.fail(
+            f"{case}: output differs from {expected_path.name}; wrote {actual_path.name}\n" + short_diff(expected, out),
+            pytrace=False,
+        )
     actual_path.unlink(missing_ok=True)
 
     # SES would accept it.

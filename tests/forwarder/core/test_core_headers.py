@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 import email.header
 import email.utils
-from datetime import datetime, timedelta, timezone, UTC
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from forwarder.core import AliasState, Outcome, Policy, Verdicts, forward, prepare, validate_bytes
-from forwarder.core.validator import validate
 from forwarder.core.headers import (
     LOOP,
     MAX_HEADER_RECIPIENTS,
@@ -23,6 +22,7 @@ from forwarder.core.headers import (
     rewrite_headers,
 )
 from forwarder.core.message import split_message
+from forwarder.core.validator import validate
 
 ALIAS = "shop-7hq2@othermail.example"
 OTHER_ALIAS = "news-x1@othermail.example"
@@ -102,28 +102,41 @@ def display_name(out: bytes) -> str:
 @pytest.mark.parametrize(
     ("header", "name"),
     [
-        ('From: "security@paypal.com" <attacker@evil.example>',
-         '"security at paypal.com (attacker at evil.example)"'),
-        ("From: security@paypal.com <attacker@evil.example>",
-         '"security at paypal.com (attacker at evil.example)"'),
-        ("From: attacker@evil.example (security@paypal.com)",
-         '"security at paypal.com (attacker at evil.example)"'),
-        ('From: "PayPal <service@paypal.com>" <attacker@evil.example>',
-         '"PayPal <service at paypal.com> (attacker at evil.example)"'),
-        ('From: "a @ b.example, c@d.example" <attacker@evil.example>',
-         '"a at b.example, c at d.example (attacker at evil.example)"'),
-        ("From: =?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmNvbQ==?= <attacker@evil.example>",
-         '"security at paypal.com (attacker at evil.example)"'),
-        ("From: =?utf-8?q?security=40paypal.com?= <attacker@evil.example>",
-         '"security at paypal.com (attacker at evil.example)"'),
-        ("From: =?utf-8?b?c2VjdXJpdHnvvKBwYXlwYWwuY29t?= <attacker@evil.example>",  # fullwidth, encoded
-         '"security at paypal.com (attacker at evil.example)"'),
-        ('From: "security\uff20paypal.com" <attacker@evil.example>',  # fullwidth, raw UTF-8
-         '"security at paypal.com (attacker at evil.example)"'),
-        ('From: "security\ufe6bpaypal.com" <attacker@evil.example>',
-         '"security at paypal.com (attacker at evil.example)"'),
-        ('From: "J\u00f6rg\uff20bank.example" <attacker@evil.example>',
-         "J\u00f6rg at bank.example (attacker at evil.example)"),
+        ('From: "security@paypal.com" <attacker@evil.example>', '"security at paypal.com (attacker at evil.example)"'),
+        ("From: security@paypal.com <attacker@evil.example>", '"security at paypal.com (attacker at evil.example)"'),
+        ("From: attacker@evil.example (security@paypal.com)", '"security at paypal.com (attacker at evil.example)"'),
+        (
+            'From: "PayPal <service@paypal.com>" <attacker@evil.example>',
+            '"PayPal <service at paypal.com> (attacker at evil.example)"',
+        ),
+        (
+            'From: "a @ b.example, c@d.example" <attacker@evil.example>',
+            '"a at b.example, c at d.example (attacker at evil.example)"',
+        ),
+        (
+            "From: =?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmNvbQ==?= <attacker@evil.example>",
+            '"security at paypal.com (attacker at evil.example)"',
+        ),
+        (
+            "From: =?utf-8?q?security=40paypal.com?= <attacker@evil.example>",
+            '"security at paypal.com (attacker at evil.example)"',
+        ),
+        (
+            "From: =?utf-8?b?c2VjdXJpdHnvvKBwYXlwYWwuY29t?= <attacker@evil.example>",  # fullwidth, encoded
+            '"security at paypal.com (attacker at evil.example)"',
+        ),
+        (
+            'From: "security\uff20paypal.com" <attacker@evil.example>',  # fullwidth, raw UTF-8
+            '"security at paypal.com (attacker at evil.example)"',
+        ),
+        (
+            'From: "security\ufe6bpaypal.com" <attacker@evil.example>',
+            '"security at paypal.com (attacker at evil.example)"',
+        ),
+        (
+            'From: "J\u00f6rg\uff20bank.example" <attacker@evil.example>',
+            "J\u00f6rg at bank.example (attacker at evil.example)",
+        ),
     ],
 )
 def test_rule1_no_address_like_token_survives_in_the_display_name(header: str, name: str) -> None:
@@ -216,12 +229,14 @@ def test_rule2_original_from_is_written() -> None:
 
 
 def test_rule2_forged_othermail_fields_are_removed() -> None:
-    out = run(message(
-        "X-Othermail-Original-From: Bank <security@bank.example>",
-        "From: Jane Doe <jane@example.com>",
-        "x-othermail-verdict: clean",
-        "X-OTHERMAIL-ORIGINAL-FROM: another@forged.example",
-    ))
+    out = run(
+        message(
+            "X-Othermail-Original-From: Bank <security@bank.example>",
+            "From: Jane Doe <jane@example.com>",
+            "x-othermail-verdict: clean",
+            "X-OTHERMAIL-ORIGINAL-FROM: another@forged.example",
+        )
+    )
     assert values(out, ORIGINAL_FROM) == [b"Jane Doe <jane@example.com>"]
     assert values(out, "X-Othermail-Verdict") == []
     assert b"bank.example" not in out and b"forged.example" not in out
@@ -264,31 +279,45 @@ def test_rule3_no_reply_to_without_a_sender() -> None:
 @pytest.mark.parametrize("name", sorted(REMOVED))
 def test_rule4_removed_field(name: str) -> None:
     value = "<someone@example.org>" if name != "dkim-signature" else "v=1; a=rsa-sha256; d=x; b=abc"
-    out = run(message("From: a@example.com", f"{name.title()}: {value}", f"{name.upper()}: {value}",
-                      "Subject: kept"))
+    out = run(message("From: a@example.com", f"{name.title()}: {value}", f"{name.upper()}: {value}", "Subject: kept"))
     assert values(out, name) == []
     assert values(out, "Subject") == [b"kept"]
 
 
-RECEIPT_FIELDS = ["Disposition-Notification-To", "Disposition-Notification-Options", "Return-Receipt-To",
-                  "Read-Receipt-To", "X-Confirm-Reading-To", "Errors-To", "Generate-Delivery-Report",
-                  "X-PMRQC"]
+RECEIPT_FIELDS = [
+    "Disposition-Notification-To",
+    "Disposition-Notification-Options",
+    "Return-Receipt-To",
+    "Read-Receipt-To",
+    "X-Confirm-Reading-To",
+    "Errors-To",
+    "Generate-Delivery-Report",
+    "X-PMRQC",
+]
 
 
 @pytest.mark.parametrize("name", RECEIPT_FIELDS)
 def test_rule4_read_receipt_and_bounce_address_fields_are_removed(name: str) -> None:
     # Issue 12.15: an MDN or a bounce sent on request leaves from the destination's real mailbox.
     value = "Jane <jane@example.com>" if name.endswith("-To") else "1"
-    out = run(message("From: Jane <jane@example.com>", f"{name}: {value}", f"{name.lower()}: {value}",
-                      "Subject: kept"))
+    out = run(message("From: Jane <jane@example.com>", f"{name}: {value}", f"{name.lower()}: {value}", "Subject: kept"))
     assert values(out, name) == []
     assert values(out, "Subject") == [b"kept"]
     assert [n for n, _ in fields(out)] == ["From", ORIGINAL_FROM, "Subject", "Reply-To", LOOP, "Date"]
 
 
 @pytest.mark.parametrize(
-    "name", ["ARC-Seal", "ARC-Message-Signature", "ARC-Authentication-Results", "X-SES-Spam-Verdict",
-             "X-SES-Virus-Verdict", "X-SES-RECEIPT", "X-SES-DKIM-SIGNATURE", "X-Othermail-Anything"]
+    "name",
+    [
+        "ARC-Seal",
+        "ARC-Message-Signature",
+        "ARC-Authentication-Results",
+        "X-SES-Spam-Verdict",
+        "X-SES-Virus-Verdict",
+        "X-SES-RECEIPT",
+        "X-SES-DKIM-SIGNATURE",
+        "X-Othermail-Anything",
+    ],
 )
 def test_rule4_removed_prefixes(name: str) -> None:
     out = run(message("From: a@example.com", f"{name}: i=1;", " continued=yes", "X-Kept: yes"))
@@ -298,8 +327,11 @@ def test_rule4_removed_prefixes(name: str) -> None:
 
 
 def test_rule4_folded_removed_fields_leave_no_continuation_behind() -> None:
-    out = run(message("Return-Path:", " <b@example.com>", "Sender: S", "\t<s@example.com>",
-                      "From: a@example.com", "Subject: s"))
+    out = run(
+        message(
+            "Return-Path:", " <b@example.com>", "Sender: S", "\t<s@example.com>", "From: a@example.com", "Subject: s"
+        )
+    )
     lines = physical_lines(out)
     assert not any(b"b@example.com" in line or b"s@example.com" in line for line in lines)
     assert values(out, "Subject") == [b"s"]
@@ -316,8 +348,13 @@ def test_rule5_authentication_results_renamed_with_continuations() -> None:
 
 
 def test_rule5_forged_original_authentication_results_removed() -> None:
-    out = run(message("X-Original-Authentication-Results: forged; dmarc=pass", "From: a@example.com",
-                      "Authentication-Results: real; dmarc=fail"))
+    out = run(
+        message(
+            "X-Original-Authentication-Results: forged; dmarc=pass",
+            "From: a@example.com",
+            "Authentication-Results: real; dmarc=fail",
+        )
+    )
     assert values(out, "X-Original-Authentication-Results") == [b"real; dmarc=fail"]
 
 
@@ -340,8 +377,17 @@ def test_rule6_first_occurrence_kept(key: str) -> None:
 
 
 def test_rule6_to_cc_references_are_merged() -> None:
-    out = run(message("From: a@example.com", f"To: {ALIAS}", "Cc: c1@example.com", "To: t2@example.com",
-                      "References: <r1@example.com>", "cc: c2@example.com", "REFERENCES: <r2@example.com>"))
+    out = run(
+        message(
+            "From: a@example.com",
+            f"To: {ALIAS}",
+            "Cc: c1@example.com",
+            "To: t2@example.com",
+            "References: <r1@example.com>",
+            "cc: c2@example.com",
+            "REFERENCES: <r2@example.com>",
+        )
+    )
     assert values(out, "To") == [ALIAS.encode() + b", t2@example.com"]
     assert values(out, "Cc") == [b"c1@example.com, c2@example.com"]
     assert values(out, "References") == [b"<r1@example.com> <r2@example.com>"]
@@ -365,8 +411,14 @@ def test_rule6_two_froms_give_one_from() -> None:
 
 
 def test_rule7_message_id_appended_to_references_once() -> None:
-    out = run(message("From: a@example.com", "Message-ID: <m1@example.com>", "In-Reply-To: <p@example.com>",
-                      "References: <s@example.com> <p@example.com>"))
+    out = run(
+        message(
+            "From: a@example.com",
+            "Message-ID: <m1@example.com>",
+            "In-Reply-To: <p@example.com>",
+            "References: <s@example.com> <p@example.com>",
+        )
+    )
     assert values(out, "Message-ID") == [b"<m1@example.com>"]
     assert values(out, "In-Reply-To") == [b"<p@example.com>"]
     assert values(out, "References") == [b"<s@example.com> <p@example.com> <m1@example.com>"]
@@ -436,8 +488,10 @@ def test_rule8_counts_merged_fields() -> None:
 
 
 def test_validator_counts_to_cc_bcc_of_a_header_block() -> None:
-    head = (b"From: a@example.com\r\nTo: t1@example.com,\r\n t2@example.com\r\nCc: c@example.com\r\n"
-            b"Bcc: " + b", ".join(b"b%d@example.com" % i for i in range(48)) + b"\r\nReply-To: r@example.com\r\n\r\n")
+    head = (
+        b"From: a@example.com\r\nTo: t1@example.com,\r\n t2@example.com\r\nCc: c@example.com\r\n"
+        b"Bcc: " + b", ".join(b"b%d@example.com" % i for i in range(48)) + b"\r\nReply-To: r@example.com\r\n\r\n"
+    )
     assert [v.code for v in validate(head, b"")] == ["too-many-recipients"]
     assert validate(head.replace(b"b46@example.com, ", b""), b"") == []
 
@@ -468,8 +522,7 @@ def test_rule9_another_alias_forwards_once_more() -> None:
 
 def test_rule9_max_hops_tokens_from_other_aliases_drop_it() -> None:
     tokens = [f"{LOOP}: {loop_token(f'a{i}@othermail.example')}" for i in range(MAX_HOPS)]
-    result = forward(prepare(message("From: a@example.com", *tokens)), AliasState(ALIAS), Verdicts(),
-                     Policy(), NOW)
+    result = forward(prepare(message("From: a@example.com", *tokens)), AliasState(ALIAS), Verdicts(), Policy(), NOW)
     assert result.outcome is Outcome.DROPPED_LOOP
 
 
@@ -495,14 +548,15 @@ def test_rule10_undeclared_8bit_uses_body_charset() -> None:
 
 
 def test_rule10_addresses_rewritten_one_by_one() -> None:
-    out = run(message("From: a@example.com", "To: Jörg <joerg@bücher.example>, plain@example.org, "
-                      '"Doe, J" <j@example.org>'))
+    out = run(
+        message("From: a@example.com", 'To: Jörg <joerg@bücher.example>, plain@example.org, "Doe, J" <j@example.org>')
+    )
     (to,) = values(out, "To")
     assert to.isascii()
     assert b"<joerg@xn--bcher-kva.example>" in to
     assert b", plain@example.org, " in to
     assert to.endswith(b'"Doe, J" <j@example.org>')
-    assert decode(to.split(b",")[0]) .startswith("Jörg")
+    assert decode(to.split(b",")[0]).startswith("Jörg")
 
 
 def test_rule10_mime_parameters_use_rfc2231() -> None:
@@ -544,8 +598,13 @@ def test_rule10_renamed_field_is_not_prefixed_twice() -> None:
 
 
 def test_rule10_clean_fields_are_left_exactly_as_they_were() -> None:
-    odd = [b"Subject:  two  spaces and\ta tab", b"\tfolded with a tab", b"X-Custom:value-without-space",
-           b"Date: Fri, 3 May 2024 08:00:00 +0200 (CEST)", b"Keywords: a,  b"]
+    odd = [
+        b"Subject:  two  spaces and\ta tab",
+        b"\tfolded with a tab",
+        b"X-Custom:value-without-space",
+        b"Date: Fri, 3 May 2024 08:00:00 +0200 (CEST)",
+        b"Keywords: a,  b",
+    ]
     out = run(message(b"From: a@example.com", *odd))
     lines = physical_lines(out)
     for line in odd:
@@ -599,9 +658,14 @@ def test_display_fields_decode_without_parsing_addresses() -> None:
     from forwarder.core.headers import display_fields
 
     nested = b"(" * 5_000 + b"x" + b")" * 5_000
-    raw = (b"From: " + nested + b" <a@example.com>\r\nTo: " + b" ".join([b"=?utf-8?q?a?="] * 3_000)
-           + b" <b@example.com>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n =?utf-8?q?_aus_K=C3=B6ln?=\r\n"
-           + b"Subject: J\xf6rg\r\n\r\nbody")
+    raw = (
+        b"From: "
+        + nested
+        + b" <a@example.com>\r\nTo: "
+        + b" ".join([b"=?utf-8?q?a?="] * 3_000)
+        + b" <b@example.com>\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n =?utf-8?q?_aus_K=C3=B6ln?=\r\n"
+        + b"Subject: J\xf6rg\r\n\r\nbody"
+    )
     shown = display_fields(raw, ["From", "To", "Subject"])
     assert [n for n, _ in shown] == ["From", "To", "Subject", "Subject"]
     assert shown[0][1].endswith("x" + ")" * 5_000 + " <a@example.com>")
@@ -611,8 +675,9 @@ def test_display_fields_decode_without_parsing_addresses() -> None:
     assert all("\r" not in text and "\n" not in text for _, text in shown)
 
 
-@pytest.mark.parametrize("date", [b"Date:", b"Date: ", b"Date: =?utf-8?q?x?=", b"Date: yesterday",
-                                  b"Date: Fri, 31 Feb 2024 08:00:00 +0000"])
+@pytest.mark.parametrize(
+    "date", [b"Date:", b"Date: ", b"Date: =?utf-8?q?x?=", b"Date: yesterday", b"Date: Fri, 31 Feb 2024 08:00:00 +0000"]
+)
 def test_rule11_an_empty_or_unparsable_date_is_renamed_and_replaced(date: bytes) -> None:
     """Review LOW 8: such a Date counted as present, so the message left with no valid one."""
     result = forward_result(message(b"From: a@example.com", date))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 import pytest
 
@@ -29,7 +29,7 @@ def run(raw: bytes):
 def field_values(out: bytes, name: str) -> list[bytes]:
     head = out.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b"\t")
     prefix = name.lower().encode() + b":"
-    return [line[len(prefix):].strip() for line in head.split(b"\r\n") if line.lower().startswith(prefix)]
+    return [line[len(prefix) :].strip() for line in head.split(b"\r\n") if line.lower().startswith(prefix)]
 
 
 # --- 1. "Decoding never raises" (text.py): charset names that are codecs but not text encodings --
@@ -256,8 +256,21 @@ NESTED = b"(" * 5_000 + b"x" + b")" * 5_000
         b"From: a@example.com\r\nTo: " + b" ".join([b"=?utf-8?q?a?="] * 5_000) + b" <b@example.com>\r\n\r\nbody",
         b"From: a@example.com\r\nTo: " + b", ".join([b"=?utf-8?b?QUJD?= (c) <b@example.com>"] * 3_000) + b"\r\n\r\nb",
     ],
-    ids=["from-before", "from-after", "from-bare", "from-only-comment", "to", "cc", "reply-to", "sender",
-         "resent-from", "to-unclosed", "to-nested-groups", "to-encoded-words", "to-many-named"],
+    ids=[
+        "from-before",
+        "from-after",
+        "from-bare",
+        "from-only-comment",
+        "to",
+        "cc",
+        "reply-to",
+        "sender",
+        "resent-from",
+        "to-unclosed",
+        "to-nested-groups",
+        "to-encoded-words",
+        "to-many-named",
+    ],
 )
 def test_deeply_nested_or_huge_address_fields_are_forwarded(raw: bytes) -> None:
     result = run(raw)
@@ -275,7 +288,8 @@ import sys
 from forwarder.core.forward import prepare, rewrite
 spaces = b"\\r\\n".join([b" " * 900] * 100)
 words = b"\\r\\n".join([b" " + b"a " * 450] * 100)
-raw = (b"To: a@b.example,\\r\\n" + spaces + b"\\r\\n" + words + b"\\r\\nFrom: x@y.example\\r\\nSubject: s\\r\\n\\r\\nbody\\r\\n")
+tail = b"\\r\\nFrom: x@y.example\\r\\nSubject: s\\r\\n\\r\\nbody\\r\\n"
+raw = b"To: a@b.example,\\r\\n" + spaces + b"\\r\\n" + words + tail
 result = rewrite(prepare(raw, "e@evil.example"), "a@alias.example")
 sys.stdout.write(result.outcome.name)
 """

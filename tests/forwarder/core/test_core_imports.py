@@ -11,18 +11,28 @@ from pathlib import Path
 import forwarder.core
 
 CORE_DIR = Path(forwarder.core.__file__).parent
-FORBIDDEN = ("boto3", "botocore", "flask", "sqlalchemy", "aiosmtpd", "models", "alembic", "moto", "dns",
-             "forwarder.adapters", "forwarder.hosts", "forwarder.ops", "forwarder.cli")
+FORBIDDEN = (
+    "boto3",
+    "botocore",
+    "flask",
+    "sqlalchemy",
+    "aiosmtpd",
+    "models",
+    "alembic",
+    "moto",
+    "dns",
+    "forwarder.adapters",
+    "forwarder.hosts",
+    "forwarder.ops",
+    "forwarder.cli",
+)
 
 
 def test_import_in_a_fresh_interpreter_loads_no_adapter() -> None:
-    code = (
-        "import json, sys\n"
-        "import forwarder.core\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
+    code = "import json, sys\nimport forwarder.core\nprint(json.dumps(sorted(sys.modules)))\n"
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CORE_DIR.parent.parent
     )
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                               cwd=CORE_DIR.parent.parent)
     loaded = set(json.loads(completed.stdout))
     assert "forwarder.core.forward" in loaded  # the probe really imported the package
     leaked = sorted(m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
@@ -44,8 +54,17 @@ def _imports(path: Path) -> list[tuple[str, int]]:
 
 def test_every_core_import_is_stdlib_or_core() -> None:
     sources = sorted(CORE_DIR.glob("*.py"))
-    assert {p.name for p in sources} >= {"message.py", "headers.py", "text.py", "addresses.py", "body.py",
-                                        "validator.py", "decide.py", "forward.py", "outcomes.py"}
+    assert {p.name for p in sources} >= {
+        "message.py",
+        "headers.py",
+        "text.py",
+        "addresses.py",
+        "body.py",
+        "validator.py",
+        "decide.py",
+        "forward.py",
+        "outcomes.py",
+    }
     offenders = []
     for path in sources:
         for module, line in _imports(path):

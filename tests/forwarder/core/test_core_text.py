@@ -21,8 +21,20 @@ from forwarder.core.text import (
     fold,
 )
 
-TEXT_CHARSETS = [None, "utf-8", "iso-8859-1", "windows-1252", "shift_jis", "koi8-u", "big5",
-                 "ks_c_5601-1987", "unknown-8bit", "x-no-such-charset", '"utf-8"', "utf-8*en"]
+TEXT_CHARSETS = [
+    None,
+    "utf-8",
+    "iso-8859-1",
+    "windows-1252",
+    "shift_jis",
+    "koi8-u",
+    "big5",
+    "ks_c_5601-1987",
+    "unknown-8bit",
+    "x-no-such-charset",
+    '"utf-8"',
+    "utf-8*en",
+]
 
 
 def rfc2047_decode(value: str) -> str:
@@ -157,8 +169,9 @@ def test_raw_8bit_around_encoded_words_uses_fallback() -> None:
                 st.binary(max_size=20),
                 st.builds(
                     lambda cs, kind, payload: b"=?" + cs + b"?" + kind + b"?" + payload + b"?=",
-                    st.sampled_from([b"utf-8", b"iso-8859-1", b"shift_jis", b"x-bogus", b"UTF-8*en",
-                                     b"gb2312", b"us-ascii"]),
+                    st.sampled_from(
+                        [b"utf-8", b"iso-8859-1", b"shift_jis", b"x-bogus", b"UTF-8*en", b"gb2312", b"us-ascii"]
+                    ),
                     st.sampled_from([b"q", b"Q", b"b", b"B"]),
                     st.binary(max_size=30).map(lambda b: bytes(c for c in b if c not in b"? \t\r\n")),
                 ),
@@ -250,7 +263,7 @@ def test_encode_unstructured_ascii_is_plain() -> None:
 def test_encode_unstructured_non_ascii_is_rfc2047() -> None:
     lines = encode_unstructured("Subject", "Grüße aus Köln")
     assert all(line.isascii() for line in lines)
-    assert rfc2047_decode(b"".join(lines).decode()[len("Subject:"):]) == "Grüße aus Köln"
+    assert rfc2047_decode(b"".join(lines).decode()[len("Subject:") :]) == "Grüße aus Köln"
 
 
 def test_encode_unstructured_removes_line_breaks() -> None:
@@ -263,7 +276,7 @@ def test_encode_unstructured_long_ascii_run_is_encoded_not_overlong() -> None:
     lines = encode_unstructured("X-Token", "Z" * 3000)
     assert len(lines) > 1
     assert all(len(line) <= MAX_LINE for line in lines)
-    assert rfc2047_decode(b"".join(lines).decode()[len("X-Token:"):]) == "Z" * 3000
+    assert rfc2047_decode(b"".join(lines).decode()[len("X-Token:") :]) == "Z" * 3000
 
 
 @settings(max_examples=300, deadline=None)
@@ -276,7 +289,7 @@ def test_encode_unstructured_is_7bit_single_field_and_round_trips(text: str) -> 
         assert b"\r" not in line and b"\n" not in line and b"\x00" not in line
         assert len(line) <= MAX_LINE
     assert all(line[:1] in (b" ", b"\t") for line in lines[1:])
-    decoded = rfc2047_decode(b"".join(lines).decode()[len("Subject:"):])
+    decoded = rfc2047_decode(b"".join(lines).decode()[len("Subject:") :])
     assert decoded.split() == clean_text(text).split()
 
 

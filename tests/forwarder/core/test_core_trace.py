@@ -50,8 +50,10 @@ def test_every_forged_trace_field_goes_whoever_reads_the_header_block() -> None:
         assert not any(n.startswith("x-ses-") for n in names)
     assert "arc-authentication-results" in shown_names(stripped)  # a signed ARC set stays whole
     assert stripped.endswith(b"\r\n\r\nAuthentication-Results: this is body text and stays\r\n")
-    assert b"Received: from mx.example.net\r\nARC-Authentication-Results: i=1; relay.example; dkim=pass\r\n" \
-           b"From: Bank <ceo@bank.example>\r\nX-Note: a\rSubject: hi\r\n" in stripped
+    assert (
+        b"Received: from mx.example.net\r\nARC-Authentication-Results: i=1; relay.example; dkim=pass\r\n"
+        b"From: Bank <ceo@bank.example>\r\nX-Note: a\rSubject: hi\r\n" in stripped
+    )
 
 
 def test_a_message_without_trace_fields_is_returned_as_is() -> None:
@@ -66,8 +68,9 @@ def test_a_field_after_the_header_block_is_body_and_stays() -> None:
 
 def test_rfc8601_values_are_parsed_with_their_comments() -> None:
     parsed = parse_authentication_results(
-        'mx.Example.net 1; spf=pass (sender ip) smtp.mailfrom=a@b.example;\r\n\tdkim/1=pass header.d=b.example '
-        'header.s="s1"; dmarc=fail reason="no aligned id" (p=reject dis=none) header.from=b.example')
+        "mx.Example.net 1; spf=pass (sender ip) smtp.mailfrom=a@b.example;\r\n\tdkim/1=pass header.d=b.example "
+        'header.s="s1"; dmarc=fail reason="no aligned id" (p=reject dis=none) header.from=b.example'
+    )
     assert parsed is not None and parsed.authserv_id == "mx.example.net"
     spf, dkim, dmarc = parsed.results
     assert (spf.method, spf.result, spf.prop("smtp.mailfrom")) == ("spf", "pass", "a@b.example")
@@ -77,32 +80,38 @@ def test_rfc8601_values_are_parsed_with_their_comments() -> None:
     assert parse_authentication_results("mx.example.net; none").results == ()  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("value", ["", "(only a comment)", "mx; spf=pass (unclosed", 'mx; spf="open',
-                                   "(" * 100_000, "a b c; spf=pass"])
+@pytest.mark.parametrize(
+    "value", ["", "(only a comment)", "mx; spf=pass (unclosed", 'mx; spf="open', "(" * 100_000, "a b c; spf=pass"]
+)
 def test_malformed_values_are_no_result_and_never_an_error(value: str) -> None:
     assert parse_authentication_results(value) is None
 
 
 def test_rspamd_writes_the_policy_in_its_own_comment() -> None:
     parsed = parse_authentication_results(
-        "rspamd.relay.example; dmarc=fail reason=\"No valid SPF\" header.from=b.example (policy=reject)")
+        'rspamd.relay.example; dmarc=fail reason="No valid SPF" header.from=b.example (policy=reject)'
+    )
     assert parsed is not None and parsed.results[0].policy == "reject"
 
 
 def test_our_field_is_read_back_into_the_same_verdicts() -> None:
-    results = [MethodResult("spf", "fail", (("smtp.mailfrom", "x@b.example"),), comments=("192.0.2.1",)),
-               MethodResult("dkim", "none"),
-               MethodResult("dmarc", "fail", (("header.from", "b.example"),), comments=("p=reject",))]
+    results = [
+        MethodResult("spf", "fail", (("smtp.mailfrom", "x@b.example"),), comments=("192.0.2.1",)),
+        MethodResult("dkim", "none"),
+        MethodResult("dmarc", "fail", (("header.from", "b.example"),), comments=("p=reject",)),
+    ]
     raw = stamp(b"From: a@b.example\r\n\r\nbody\r\n", format_authentication_results("othermail.example", results))
     assert raw.startswith(b"Authentication-Results: othermail.example;\r\n\tspf=fail (192.0.2.1) ")
-    assert stamped_verdicts(raw, "othermail.example") == Verdicts(spf="FAIL", dkim="GRAY", dmarc="FAIL",
-                                                                  dmarc_policy="reject")
+    assert stamped_verdicts(raw, "othermail.example") == Verdicts(
+        spf="FAIL", dkim="GRAY", dmarc="FAIL", dmarc_policy="reject"
+    )
     assert stamped_verdicts(raw, "other.example") == NO_VERDICT  # not ours: not trusted
 
 
 def test_unsafe_values_never_reach_our_field() -> None:
-    results = [MethodResult("spf", "pass", (("smtp.mailfrom", 'x"y;dmarc=pass@b.example'),),
-                            comments=("a) ; dmarc=pass (",))]
+    results = [
+        MethodResult("spf", "pass", (("smtp.mailfrom", 'x"y;dmarc=pass@b.example'),), comments=("a) ; dmarc=pass (",))
+    ]
     line = format_authentication_results("othermail.example", results)
     parsed = parse_authentication_results(line.decode().partition(":")[2])
     assert parsed is not None and [r.method for r in parsed.results] == ["spf"]
@@ -115,14 +124,24 @@ def test_nothing_checked_is_no_verdict() -> None:
     assert stamped_verdicts(raw, "othermail.example") == NO_VERDICT
 
 
-@pytest.mark.parametrize(("results", "expected"), [
-    ([MethodResult("spf", "softfail")], Verdicts(spf="GRAY", dkim="DISABLED", dmarc="DISABLED")),
-    ([MethodResult("dkim", "fail"), MethodResult("dkim", "pass")], Verdicts(spf="DISABLED", dkim="PASS", dmarc="DISABLED")),
-    ([MethodResult("dmarc", "temperror", comments=("p=reject",))],
-     Verdicts(spf="DISABLED", dkim="DISABLED", dmarc="PROCESSING_FAILED")),
-    ([MethodResult("dmarc", "fail", comments=("p=quarantine",))],
-     Verdicts(spf="DISABLED", dkim="DISABLED", dmarc="FAIL", dmarc_policy="quarantine")),
-])
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        ([MethodResult("spf", "softfail")], Verdicts(spf="GRAY", dkim="DISABLED", dmarc="DISABLED")),
+        (
+            [MethodResult("dkim", "fail"), MethodResult("dkim", "pass")],
+            Verdicts(spf="DISABLED", dkim="PASS", dmarc="DISABLED"),
+        ),
+        (
+            [MethodResult("dmarc", "temperror", comments=("p=reject",))],
+            Verdicts(spf="DISABLED", dkim="DISABLED", dmarc="PROCESSING_FAILED"),
+        ),
+        (
+            [MethodResult("dmarc", "fail", comments=("p=quarantine",))],
+            Verdicts(spf="DISABLED", dkim="DISABLED", dmarc="FAIL", dmarc_policy="quarantine"),
+        ),
+    ],
+)
 def test_results_map_onto_ses_verdicts(results: list[MethodResult], expected: Verdicts) -> None:
     assert verdicts_from_results(results) == expected
 
@@ -132,8 +151,20 @@ def test_results_map_onto_ses_verdicts(results: list[MethodResult], expected: Ve
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_NAMES = st.sampled_from(["Authentication-Results", "authentication-results ", "Received-SPF", "X-SES-Verdict",
-                          "X-Ses-Receipt", "ARC-Authentication-Results", "From", "Subject", "X-Note", "Received"])
+_NAMES = st.sampled_from(
+    [
+        "Authentication-Results",
+        "authentication-results ",
+        "Received-SPF",
+        "X-SES-Verdict",
+        "X-Ses-Receipt",
+        "ARC-Authentication-Results",
+        "From",
+        "Subject",
+        "X-Note",
+        "Received",
+    ]
+)
 _EOLS = st.sampled_from([b"\r\n", b"\n", b"\r"])
 _VALUES = st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b""))
 
@@ -158,14 +189,19 @@ def test_no_reader_finds_a_trace_field_after_stripping(raw: bytes) -> None:
     python_names = shown_names(stripped)
     core_names = [f.key for f in split_message(stripped).fields]
     for names in (python_names, core_names):
-        assert not any(n.strip() in ("authentication-results", "received-spf") or n.startswith("x-ses-")
-                       for n in names), names
+        assert not any(
+            n.strip() in ("authentication-results", "received-spf") or n.startswith("x-ses-") for n in names
+        ), names
 
 
 def test_a_fail_outranks_a_pass_of_the_same_method() -> None:
     """Review HIGH 1: a second, appended result must not turn our fail into a pass."""
-    results = [MethodResult("dmarc", "fail", comments=("p=reject",)), MethodResult("dmarc", "pass"),
-               MethodResult("spf", "pass"), MethodResult("spf", "fail")]
+    results = [
+        MethodResult("dmarc", "fail", comments=("p=reject",)),
+        MethodResult("dmarc", "pass"),
+        MethodResult("spf", "pass"),
+        MethodResult("spf", "fail"),
+    ]
     verdicts = verdicts_from_results(results)
     assert (verdicts.dmarc, verdicts.dmarc_policy, verdicts.spf) == ("FAIL", "reject", "FAIL")
 

@@ -28,8 +28,10 @@ def test_valid_lf_message_gives_no_violations() -> None:
 
 
 def test_valid_message_with_folded_fields_and_8bit_body() -> None:
-    data = (b"From: \"Doe, Jane\" <a@example.com>\r\nTo: b@example.com,\r\n c@example.com\r\n"
-            b"Subject: folded\r\n\tsubject\r\nX-Empty:\r\n\r\n\xe9t\xe9\x00\r\n\r\n" + b"x" * 998)
+    data = (
+        b'From: "Doe, Jane" <a@example.com>\r\nTo: b@example.com,\r\n c@example.com\r\n'
+        b"Subject: folded\r\n\tsubject\r\nX-Empty:\r\n\r\n\xe9t\xe9\x00\r\n\r\n" + b"x" * 998
+    )
     assert validate_bytes(data) == []
 
 
@@ -93,9 +95,7 @@ def test_head_given_to_validate_must_end_in_one_blank_line() -> None:
 
 
 def test_head_that_is_not_all_header_fields() -> None:
-    assert codes(b"From a@example.com Mon Jan  1 00:00:00 2024\r\nFrom: a@example.com\r\n\r\nx") == [
-        "no-separator"
-    ]
+    assert codes(b"From a@example.com Mon Jan  1 00:00:00 2024\r\nFrom: a@example.com\r\n\r\nx") == ["no-separator"]
     assert codes(b": no name\r\nFrom: a@example.com\r\n\r\nx") == ["no-separator"]
     assert codes(b" leading\r\nFrom: a@example.com\r\n\r\nx") == ["no-separator"]
 
@@ -179,16 +179,24 @@ def test_from_with_no_address() -> None:
 
 @pytest.mark.parametrize(
     "line",
-    [b"To: a@b@c", b"To: <a b@example.com>", b"Reply-To: @example.com", b"Cc: ok@example.com, broken@@x.com",
-     b"To: a@-bad-.com", b"Resent-To: nobody"],
+    [
+        b"To: a@b@c",
+        b"To: <a b@example.com>",
+        b"Reply-To: @example.com",
+        b"Cc: ok@example.com, broken@@x.com",
+        b"To: a@-bad-.com",
+        b"Resent-To: nobody",
+    ],
 )
 def test_bad_address(line: bytes) -> None:
     assert codes(with_header(line)) == ["bad-address"]
 
 
 def test_good_addresses_in_every_address_field() -> None:
-    data = with_header(b"To: \"Doe, J\" <j@example.com>, k@example.org\r\nCc: Group: c@example.com;\r\n"
-                       b"Reply-To: r@example.com\r\nResent-From: x@example.com\r\nErrors-To: e@example.com")
+    data = with_header(
+        b'To: "Doe, J" <j@example.com>, k@example.org\r\nCc: Group: c@example.com;\r\n'
+        b"Reply-To: r@example.com\r\nResent-From: x@example.com\r\nErrors-To: e@example.com"
+    )
     assert codes(data) == []
 
 
@@ -210,7 +218,16 @@ def test_too_many_recipients() -> None:
 
 
 def test_every_violation_is_reported_together() -> None:
-    data = b"To: " + _list("t", 51) + "\r\nX-Bad: é\x00\r\n".encode() + b"X-L: " + b"x" * 1000 + b"\r\n\r\n" + b"y" * 1000
+    data = (
+        b"To: " + _list("t", 51) + "\r\nX-Bad: é\x00\r\n".encode() + b"X-L: " + b"x" * 1000 + b"\r\n\r\n" + b"y" * 1000
+    )
     found = set(codes(data, max_bytes=100))
-    assert found == {"too-large", "header-line-too-long", "non-ascii-header", "control-character", "no-from",
-                     "too-many-recipients", "body-line-too-long"}
+    assert found == {
+        "too-large",
+        "header-line-too-long",
+        "non-ascii-header",
+        "control-character",
+        "no-from",
+        "too-many-recipients",
+        "body-line-too-long",
+    }

@@ -3,7 +3,8 @@
 For every generated message, with an active alias:
 
 - ``prepare()``, ``forward()`` and the log fields (``Prepared.subject``, ``.sender``) never raise
-  nor warn (a warning is an exception under ``python -W error``), and the outcome is a named :class:`Outcome` an active alias can have;
+  nor warn (a warning is an exception under ``python -W error``), and the outcome is a named
+  :class:`Outcome` an active alias can have;
 - the rewritten header block alone always passes the SES pre-flight validator (rule 10 of
   ``headers.py``: a field that breaks a rule is rewritten, never sent broken);
 - a FORWARDED message passes the validator as a whole, and its body, the bytes after the first
@@ -34,7 +35,7 @@ import email.header
 import os
 import re
 import warnings
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, currently_in_test_context, example, given, note, settings
 from hypothesis import strategies as st
@@ -64,8 +65,14 @@ SCALE = max(1, int(os.environ.get("OTHERMAIL_FUZZ_SCALE", "1") or 1))
 
 #: Outcomes an enabled, unexpired alias with a destination can have.
 ACTIVE_ALIAS_OUTCOMES = {
-    Outcome.FORWARDED, Outcome.DROPPED_LOOP, Outcome.DROPPED_BOUNCE, Outcome.DROPPED_AUTO_REPLY,
-    Outcome.DROPPED_SPAM, Outcome.DROPPED_VIRUS, Outcome.DROPPED_DMARC, Outcome.DROPPED_INVALID,
+    Outcome.FORWARDED,
+    Outcome.DROPPED_LOOP,
+    Outcome.DROPPED_BOUNCE,
+    Outcome.DROPPED_AUTO_REPLY,
+    Outcome.DROPPED_SPAM,
+    Outcome.DROPPED_VIRUS,
+    Outcome.DROPPED_DMARC,
+    Outcome.DROPPED_INVALID,
     Outcome.DROPPED_TOO_LARGE,
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -85,20 +92,26 @@ def fuzz(examples: int) -> settings:
     return settings(**options)
 
 
-policies = st.sampled_from([
-    Policy(drop_bounces=False, drop_auto_replies=False),  # lets most messages reach the rewrite
-    Policy(drop_bounces=False, drop_auto_replies=False),
-    Policy(),
-])
+policies = st.sampled_from(
+    [
+        Policy(drop_bounces=False, drop_auto_replies=False),  # lets most messages reach the rewrite
+        Policy(drop_bounces=False, drop_auto_replies=False),
+        Policy(),
+    ]
+)
 verdicts = st.one_of(
     st.just(Verdicts()),
-    st.builds(Verdicts, spam=st.sampled_from(["PASS", "FAIL", "GRAY", "processing_failed", ""]),
-              virus=st.sampled_from(["PASS", "FAIL", "DISABLED"]),
-              dmarc=st.sampled_from(["PASS", "FAIL"]),
-              dmarc_policy=st.sampled_from([None, "reject", "none", "REJECT"])),
+    st.builds(
+        Verdicts,
+        spam=st.sampled_from(["PASS", "FAIL", "GRAY", "processing_failed", ""]),
+        virus=st.sampled_from(["PASS", "FAIL", "DISABLED"]),
+        dmarc=st.sampled_from(["PASS", "FAIL"]),
+        dmarc_policy=st.sampled_from([None, "reject", "none", "REJECT"]),
+    ),
 )
-envelope_senders = st.sampled_from([None, None, "sender@example.com", "<>", "", "not an address",
-                                    "j\xf6rg@example.com"])
+envelope_senders = st.sampled_from(
+    [None, None, "sender@example.com", "<>", "", "not an address", "j\xf6rg@example.com"]
+)
 limits = st.sampled_from([SESV2_MAX_BYTES, SESV2_MAX_BYTES, SESV1_MAX_BYTES, 4_000, 20_000])
 
 
@@ -166,8 +179,9 @@ def check(
         return _check(case, policy, verdict, envelope_from, max_bytes, twice)
 
 
-def _check(case: S.Case, policy: Policy, verdict: Verdicts, envelope_from: str | None, max_bytes: int,
-           twice: bool) -> Result:
+def _check(
+    case: S.Case, policy: Policy, verdict: Verdicts, envelope_from: str | None, max_bytes: int, twice: bool
+) -> Result:
     raw = case.raw
     prepared = prepare(raw, envelope_from)
     # the delivery log's fields: never raise, one clean line each, bounded
@@ -182,7 +196,8 @@ def _check(case: S.Case, policy: Policy, verdict: Verdicts, envelope_from: str |
         # its Content-Type alone, so odd header lines cannot make the two readings differ)
         sender = split_message(raw)
         assert leaf_contents(_mime_head(prepared.split.fields), split_body) == leaf_contents(
-            _mime_head(sender.fields), bytes(sender.body))
+            _mime_head(sender.fields), bytes(sender.body)
+        )
         assert first_long_line(split_body) < 0 or first_long_line(bytes(sender.body)) >= 0
     else:
         assert raw.endswith(split_body)
@@ -257,10 +272,14 @@ def _check_head(head: bytes) -> None:
 
 @fuzz(200)
 @given(S.messages(), policies, verdicts, envelope_senders, limits)
-@example(S.Case(b"From: a@example.com\r\nSubject: s\x00\r\n \r\n\r\nbody", b"body"),
-         Policy(), Verdicts(), None, SESV2_MAX_BYTES)
-def test_messages(case: S.Case, policy: Policy, verdict: Verdicts, envelope_from: str | None,
-                  max_bytes: int) -> None:
+@example(
+    S.Case(b"From: a@example.com\r\nSubject: s\x00\r\n \r\n\r\nbody", b"body"),
+    Policy(),
+    Verdicts(),
+    None,
+    SESV2_MAX_BYTES,
+)
+def test_messages(case: S.Case, policy: Policy, verdict: Verdicts, envelope_from: str | None, max_bytes: int) -> None:
     check(case, policy, verdict, envelope_from, max_bytes)
 
 
@@ -332,13 +351,15 @@ def _message(fields: list[bytes], body: bytes, eol: bytes = S.CRLF) -> S.Case:
 def test_sixteen_thousand_fields() -> None:
     fields = [b"From: Jane <jane@example.com>"]
     for i in range(16_000):
-        fields.append([
-            b"Received: from relay%d.example.net by mx.example.com; Mon, 23 Nov 2026 11:00:00 +0100" % i,
-            b"Subject: duplicate %d" % i,
-            b"X-Latin: J\xf6rg %d" % i,
-            b"To: user%d@example.com" % i,
-            b"X-Folded: a%d\r\n continued" % i,
-        ][i % 5])
+        fields.append(
+            [
+                b"Received: from relay%d.example.net by mx.example.com; Mon, 23 Nov 2026 11:00:00 +0100" % i,
+                b"Subject: duplicate %d" % i,
+                b"X-Latin: J\xf6rg %d" % i,
+                b"To: user%d@example.com" % i,
+                b"X-Folded: a%d\r\n continued" % i,
+            ][i % 5]
+        )
     result = check(_message(fields, b"body\r\n"), twice=False)
     assert result.outcome is Outcome.FORWARDED
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.databases import migrate
-from forwarder.flows import forward as pipeline
-from forwarder.core import Outcome, Policy
-from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.adapters.senders import MemorySender
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.core import Outcome, Policy
+from forwarder.flows import forward as pipeline
+from forwarder.flows.forward import Forwarder, Inbound
 from models import Alias, Destination, User, make_engine, make_session_factory, utcnow
+from tests.support.databases import migrate
 
 ALIAS = "shop-7hq2@othermail.example"
 RAW = b"From: Jane <jane@example.net>\r\nTo: shop-7hq2@othermail.example\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -56,7 +56,9 @@ def test_every_outcome_is_one_json_log_line_without_the_destination(
     forwarder.process(RAW, Inbound("m1", (ALIAS, "ghost@othermail.example")))
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "othermail.outcome"]
     assert [(line["outcome"], line["message_id"]) for line in lines] == [
-        ("forwarded", "m1"), ("dropped-unknown-alias", "m1")]
+        ("forwarded", "m1"),
+        ("dropped-unknown-alias", "m1"),
+    ]
     assert lines[0]["alias_id"] == 1 and lines[0]["destination_id"] == 1
     assert lines[0]["bytes_in"] == len(RAW) and lines[0]["bytes_out"] > len(RAW)
     assert all("real.example" not in r.getMessage() and "body" not in r.getMessage() for r in caplog.records)
@@ -69,12 +71,14 @@ def test_a_core_failure_is_recorded_as_a_named_drop(forwarder: Forwarder, monkey
     monkeypatch.setattr(pipeline, "prepare", broken)
     reports = forwarder.process(RAW, Inbound("m1", (ALIAS,)))
     assert [(r.outcome, r.reason) for r in reports] == [
-        (Outcome.DROPPED_INVALID, "internal error while reading: RuntimeError")]
+        (Outcome.DROPPED_INVALID, "internal error while reading: RuntimeError")
+    ]
     monkeypatch.undo()
     monkeypatch.setattr(pipeline, "forward", broken)
     reports = forwarder.process(RAW, Inbound("m2", (ALIAS,)))
     assert [(r.outcome, r.reason) for r in reports] == [
-        (Outcome.DROPPED_INVALID, "internal error while rewriting: RuntimeError")]
+        (Outcome.DROPPED_INVALID, "internal error while rewriting: RuntimeError")
+    ]
     assert forwarder.sender.sent == []
 
 
@@ -123,7 +127,9 @@ def test_a_paused_destination_is_recorded_as_dropped_paused_and_the_others_still
     ids = _pause(forwarder, "me@real.example", also="second@real.example")
     reports = forwarder.process(RAW, Inbound("m1", (ALIAS,)))
     assert sorted((r.outcome.value, r.destination_id) for r in reports) == [
-        ("dropped-paused", ids["me@real.example"]), ("forwarded", ids["second@real.example"])]
+        ("dropped-paused", ids["me@real.example"]),
+        ("forwarded", ids["second@real.example"]),
+    ]
     assert [m.recipient for m in forwarder.sender.sent] == ["second@real.example"]
     paused = next(r for r in reports if r.outcome is Outcome.DROPPED_PAUSED)
     assert paused.reason.startswith("destination paused on 2026-11-20 08:30 UTC: The mailbox refused")
@@ -139,5 +145,8 @@ def test_an_alias_whose_only_destination_is_paused_sends_nothing(forwarder: Forw
     ids = _pause(forwarder, "me@real.example")
     [report] = forwarder.process(RAW, Inbound("m1", (ALIAS,)))
     assert (report.outcome, report.destination_id, report.duplicate) == (
-        Outcome.DROPPED_PAUSED, ids["me@real.example"], False)
+        Outcome.DROPPED_PAUSED,
+        ids["me@real.example"],
+        False,
+    )
     assert forwarder.sender.sent == []

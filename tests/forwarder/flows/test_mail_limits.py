@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
-from forwarder.core import Outcome
 from forwarder.adapters.sql.directory import Claim, ClaimState, DeliveryKey, MessageMeta, SqlDirectory
+from forwarder.core import Outcome
 from forwarder.flows.mail_limits import MailLimits, Window, window_start
 from migrations import upgrade
 from models import Alias, Delivery, Destination, RateLimitHit, User, make_engine, make_session_factory
@@ -40,14 +40,22 @@ def test_windows_are_the_fixed_utc_hour_and_day() -> None:
 def test_every_limit_has_its_own_key_and_zero_is_no_limit() -> None:
     midnight = datetime(2030, 1, 2, tzinfo=UTC)
     windows = MailLimits(alias_per_hour=100, alias_per_day=500, user_per_hour=200, user_per_day=1000).windows(
-        12, 3, midnight)
+        12, 3, midnight
+    )
     assert [(w.key, w.limit) for w in windows] == [
-        ("mail:alias:12:hour", 100), ("mail:alias:12:day", 500), ("mail:user:3:hour", 200), ("mail:user:3:day", 1000)]
+        ("mail:alias:12:hour", 100),
+        ("mail:alias:12:day", 500),
+        ("mail:user:3:hour", 200),
+        ("mail:user:3:day", 1000),
+    ]
     assert len({w.start for w in windows}) == 1  # at midnight the hour and the day start together: keys differ
     assert [w.key for w in MailLimits(alias_per_day=5, user_per_hour=7).windows(12, 3, NOON)] == [
-        "mail:alias:12:day", "mail:user:3:hour"]
+        "mail:alias:12:day",
+        "mail:user:3:hour",
+    ]
     assert [w.key for w in MailLimits(alias_per_hour=1, user_per_day=1).windows(12, None, NOON)] == [
-        "mail:alias:12:hour"]  # an alias whose user was deleted has no user windows
+        "mail:alias:12:hour"
+    ]  # an alias whose user was deleted has no user windows
     assert MailLimits().windows(12, 3, NOON) == () and not MailLimits().any
     with pytest.raises(ValueError, match="user_per_day must be 0"):
         MailLimits(user_per_day=-1)
@@ -59,8 +67,9 @@ def test_the_reason_names_the_limit_and_when_it_resets() -> None:
     assert hour.reason() == "the alias's limit of 100 messages an hour is reached; it resets at 13:00 UTC"
     day = Window("user", "day", 1, 3, window_start(NOON, "day"))
     assert day.resets_at == datetime(2030, 1, 3, tzinfo=UTC)
-    assert day.reason() == ("the account's limit of 1 message a day across all its aliases is reached; "
-                            "it resets at 00:00 UTC")
+    assert day.reason() == (
+        "the account's limit of 1 message a day across all its aliases is reached; it resets at 00:00 UTC"
+    )
 
 
 # ---------------------------------------------------------------- claims on every backend
@@ -107,8 +116,13 @@ def box(migrated_url: str) -> Iterator[Box]:
     made.engine.dispose()
 
 
-def claim(directory: SqlDirectory, message_id: str, alias: str = "shop@othermail.example",
-          alias_id: int = 1, destination_id: int = 1) -> Claim:
+def claim(
+    directory: SqlDirectory,
+    message_id: str,
+    alias: str = "shop@othermail.example",
+    alias_id: int = 1,
+    destination_id: int = 1,
+) -> Claim:
     return directory.claim(DeliveryKey(message_id, alias, destination_id), alias_id, MessageMeta())
 
 
@@ -138,8 +152,11 @@ def test_the_user_limit_counts_all_its_aliases(box: Box) -> None:
     assert over.state is ClaimState.RATE_LIMITED and over.window is not None
     assert (over.window.scope, over.window.owner_id, over.window.limit) == ("user", box.user_id, 3)
     hour = window_start(NOON, "hour")
-    assert box.hits() == {(f"mail:alias:{box.shop}:hour", hour): 2, (f"mail:alias:{box.news}:hour", hour): 1,
-                          (f"mail:user:{box.user_id}:hour", hour): 3}  # m4 counted nowhere
+    assert box.hits() == {
+        (f"mail:alias:{box.shop}:hour", hour): 2,
+        (f"mail:alias:{box.news}:hour", hour): 1,
+        (f"mail:user:{box.user_id}:hour", hour): 3,
+    }  # m4 counted nowhere
 
 
 def test_the_day_limit_holds_until_midnight_utc(box: Box) -> None:
@@ -160,8 +177,9 @@ def test_a_rate_limited_message_is_never_sent_on_a_redelivery(box: Box) -> None:
     directory = box.directory(MailLimits(alias_per_hour=1))
     assert claim(directory, "m1", alias_id=box.shop, destination_id=box.home).state is ClaimState.NEW
     assert claim(directory, "m2", alias_id=box.shop, destination_id=box.home).state is ClaimState.RATE_LIMITED
-    directory.record(DeliveryKey("m2", "shop@othermail.example"), box.shop, MessageMeta(),
-                     Outcome.DROPPED_RATE_LIMITED, "over")  # what the pipeline does
+    directory.record(
+        DeliveryKey("m2", "shop@othermail.example"), box.shop, MessageMeta(), Outcome.DROPPED_RATE_LIMITED, "over"
+    )  # what the pipeline does
     box.now = NOON + timedelta(hours=1)  # a retry after the window reset
     again = claim(directory, "m2", alias_id=box.shop, destination_id=box.work)
     assert (again.state, again.outcome, again.window) == (ClaimState.RATE_LIMITED, "dropped-rate-limited", None)
@@ -193,12 +211,14 @@ def test_a_window_opened_between_the_update_and_the_check_is_counted_not_full(ba
         box = Box(url)
         key = f"mail:alias:{box.shop}:hour"
         try:
+
             @event.listens_for(box.engine, "after_cursor_execute")
             def another_claim_opens_the_window(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
                 if statement.startswith("UPDATE rate_limit_hits") and not box.hits():
                     with box.engine.connect() as other:
-                        other.execute(insert(RateLimitHit).values(key=key, window_start=window_start(NOON, "hour"),
-                                                                  count=0))
+                        other.execute(
+                            insert(RateLimitHit).values(key=key, window_start=window_start(NOON, "hour"), count=0)
+                        )
                         other.commit()
 
             directory = box.directory(MailLimits(alias_per_hour=5))
@@ -211,10 +231,13 @@ def test_a_window_opened_between_the_update_and_the_check_is_counted_not_full(ba
 # ---------------------------------------------------------------- real concurrency
 
 
-@pytest.mark.parametrize("limits, count_key", [
-    (MailLimits(alias_per_hour=10), "mail:alias:{shop}:hour"),
-    (MailLimits(user_per_day=10), "mail:user:{user}:day"),
-])
+@pytest.mark.parametrize(
+    "limits, count_key",
+    [
+        (MailLimits(alias_per_hour=10), "mail:alias:{shop}:hour"),
+        (MailLimits(user_per_day=10), "mail:user:{user}:day"),
+    ],
+)
 def test_concurrent_claims_never_exceed_the_limit(box: Box, limits: MailLimits, count_key: str) -> None:
     """8 threads, each with its own engine (as separate Lambda invocations have), race on a new
     window: exactly 10 messages get through, across both aliases for the user's limit."""
@@ -227,14 +250,22 @@ def test_concurrent_claims_never_exceed_the_limit(box: Box, limits: MailLimits, 
         engine = make_engine(box.url)
         try:
             directory = SqlDirectory(make_session_factory(engine), clock=lambda: NOON, limits=limits)
-            alias, alias_id = (("shop@othermail.example", box.shop) if n % 2 or limits.alias_per_hour
-                               else ("news@othermail.example", box.news))
+            alias, alias_id = (
+                ("shop@othermail.example", box.shop)
+                if n % 2 or limits.alias_per_hour
+                else ("news@othermail.example", box.news)
+            )
             barrier.wait()
             for m in range(per_thread):
                 state = claim(directory, f"t{n}-m{m}", alias, alias_id, box.home).state
                 if state is ClaimState.RATE_LIMITED:  # what the pipeline does: one blocked row
-                    directory.record(DeliveryKey(f"t{n}-m{m}", alias), alias_id, MessageMeta(),
-                                     Outcome.DROPPED_RATE_LIMITED, "over the limit")
+                    directory.record(
+                        DeliveryKey(f"t{n}-m{m}", alias),
+                        alias_id,
+                        MessageMeta(),
+                        Outcome.DROPPED_RATE_LIMITED,
+                        "over the limit",
+                    )
                 results.append(state)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)

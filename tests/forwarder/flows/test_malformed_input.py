@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from forwarder.accounts import AccountError, parse_duration
 from forwarder.adapters.aws.events import parse_event
+from forwarder.adapters.senders import MaildirSender
 from forwarder.cli.main import cli
 from forwarder.errors import InvalidEvent, OthermailError, PermanentSendError, SendRetryable
-from forwarder.adapters.senders import MaildirSender
 
 RAW = b"From: a@othermail.example\r\nTo: b@othermail.example\r\nSubject: hi\r\n\r\nbody\r\n"
 
@@ -34,8 +34,13 @@ MALFORMED = {
     ),
     "sns-not-an-object": {"Records": [{"EventSource": "aws:sns", "Sns": "not an object"}]},
     "s3-key-not-a-string": {
-        "Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                     "s3": {"bucket": {"name": "b"}, "object": {"key": 12345}}}]
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "b"}, "object": {"key": 12345}},
+            }
+        ]
     },
 }
 

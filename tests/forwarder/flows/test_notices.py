@@ -10,20 +10,23 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from tests.support.databases import migrate
-from forwarder.core import Outcome, Policy
-from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.errors import PermanentSendError
-from forwarder.flows.notices import Notice, NoticeBook, Notifier, Unforwarded, build_notifier, compose
-from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.adapters.senders import MemorySender
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.core import Outcome, Policy
+from forwarder.errors import PermanentSendError
+from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.flows.notices import Notice, NoticeBook, Notifier, Unforwarded, build_notifier, compose
 from forwarder.settings import Settings
 from models import Alias, Delivery, Destination, User, make_engine, make_session_factory, utcnow
+from tests.support.databases import migrate
 
 ALIAS = "shop-7hq2@othermail.example"
 SENDER = "jane@example.net"
-RAW = (f"From: Jane <{SENDER}>\r\nTo: {ALIAS}\r\nSubject: Holiday photos\r\nMessage-ID: <1@example.net>\r\n\r\n"
-       + "x" * 5000 + "\r\n").encode()
+RAW = (
+    f"From: Jane <{SENDER}>\r\nTo: {ALIAS}\r\nSubject: Holiday photos\r\nMessage-ID: <1@example.net>\r\n\r\n"
+    + "x" * 5000
+    + "\r\n"
+).encode()
 PUBLIC = "https://mail.example.org"
 
 
@@ -65,8 +68,15 @@ def parsed(raw: bytes) -> email.message.EmailMessage:
 
 
 def test_a_notice_says_which_alias_how_big_and_why_and_asks_for_no_answer() -> None:
-    notice = Notice(ALIAS, "Jane <jane@example.net>", "Holiday\r\nBcc: evil@example.org photos", 31_200_000,
-                    "it is larger than the mail service can forward", f"{PUBLIC}/messages/7", 14)
+    notice = Notice(
+        ALIAS,
+        "Jane <jane@example.net>",
+        "Holiday\r\nBcc: evil@example.org photos",
+        31_200_000,
+        "it is larger than the mail service can forward",
+        f"{PUBLIC}/messages/7",
+        14,
+    )
     message = parsed(compose(notice, "home@real.example", "noreply@othermail.example"))
     assert message["To"] == "home@real.example" and "noreply@othermail.example" in message["From"]
     assert message["Auto-Submitted"] == "auto-generated"
@@ -79,15 +89,25 @@ def test_a_notice_says_which_alias_how_big_and_why_and_asks_for_no_answer() -> N
     assert f"{PUBLIC}/messages/7" in body and "for 14 days" in body
 
 
-@pytest.mark.parametrize(("mail_from", "subject"), [
-    ("Your account is locked <restore@evil.example>", "Restore it at https://evil.example/restore now"),
-    ("=?utf-8?q?Support?= <x@y.example>", "Hello"),
-])
+@pytest.mark.parametrize(
+    ("mail_from", "subject"),
+    [
+        ("Your account is locked <restore@evil.example>", "Restore it at https://evil.example/restore now"),
+        ("=?utf-8?q?Support?= <x@y.example>", "Hello"),
+    ],
+)
 def test_a_notice_carries_no_text_the_sender_chose(mail_from: str, subject: str) -> None:
     """Issue 12.5: the notice quoted the sender and subject of the mail it is about, so anyone could have
     the service mail their words (a phishing line, a link) from its own address."""
-    notice = Notice(ALIAS, mail_from, subject, 31_200_000, "it is larger than the mail service can forward",
-                    f"{PUBLIC}/messages/7", 14)
+    notice = Notice(
+        ALIAS,
+        mail_from,
+        subject,
+        31_200_000,
+        "it is larger than the mail service can forward",
+        f"{PUBLIC}/messages/7",
+        14,
+    )
     message = parsed(compose(notice, "home@real.example", "noreply@othermail.example"))
     text = f"{message['Subject']}\n{message.get_content()}"
     for words in (mail_from, subject, "locked", "evil", "Support", "Hello"):
@@ -97,8 +117,9 @@ def test_a_notice_carries_no_text_the_sender_chose(mail_from: str, subject: str)
 def test_a_too_large_message_tells_every_verified_destination_once_an_hour(world) -> None:  # type: ignore[no-untyped-def]
     engine, ids = world
     sender, clock = MemorySender(), Clock()
-    forwarder = Forwarder(SqlDirectory(engine), sender, Policy(), utcnow, max_bytes=4000,
-                          notifier=notifier(engine, sender, clock))
+    forwarder = Forwarder(
+        SqlDirectory(engine), sender, Policy(), utcnow, max_bytes=4000, notifier=notifier(engine, sender, clock)
+    )
     reports = forwarder.process(RAW, Inbound("m1", (ALIAS,), raw_key="inbound/m1"))
     assert [r.outcome for r in reports] == [Outcome.DROPPED_TOO_LARGE]
     assert sorted(m.recipient for m in sender.sent) == ["home@real.example", "work@real.example"]
@@ -162,8 +183,9 @@ class Broken(MemorySender):
 
 def test_a_notice_that_cannot_be_sent_costs_the_message_nothing(world, caplog) -> None:  # type: ignore[no-untyped-def]
     engine, ids = world
-    forwarder = Forwarder(SqlDirectory(engine), MemorySender(), Policy(), utcnow, max_bytes=4000,
-                          notifier=notifier(engine, Broken()))
+    forwarder = Forwarder(
+        SqlDirectory(engine), MemorySender(), Policy(), utcnow, max_bytes=4000, notifier=notifier(engine, Broken())
+    )
     reports = forwarder.process(RAW, Inbound("m1", (ALIAS,)))
     assert [r.outcome for r in reports] == [Outcome.DROPPED_TOO_LARGE]
     assert "notice-failed" in caplog.text and "home@real.example" not in caplog.text
@@ -183,7 +205,10 @@ def test_notices_follow_the_settings(world) -> None:  # type: ignore[no-untyped-
     settings = Settings(domains=("othermail.example",), public_url=PUBLIC, keep_days=5)
     built = build_notifier(settings, engine, MemorySender())
     assert built is not None and (built.from_address, built.public_url, built.keep_days) == (
-        "noreply@othermail.example", PUBLIC, 5)
+        "noreply@othermail.example",
+        PUBLIC,
+        5,
+    )
     assert build_notifier(Settings(notices=False), engine, MemorySender()) is None
     assert Settings.from_env({"OTHERMAIL_NOTICES": "false"}).notices is False
     assert Settings.from_env({"OTHERMAIL_KEEP_DAYS": "30", "OTHERMAIL_PUBLIC_URL": PUBLIC + "/"}).keep_days == 30

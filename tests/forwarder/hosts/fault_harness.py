@@ -42,13 +42,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 from sqlalchemy import event as sa_event
 
-from tests.support.databases import migrate
 from forwarder.accounts import ensure_destination, ensure_user
-from forwarder.hosts.lambda_handler import LambdaRuntime
 from forwarder.flows.mail_limits import MailLimits
+from forwarder.hosts.lambda_handler import LambdaRuntime
 from forwarder.hosts.retry import RetryPolicy
 from forwarder.settings import Settings
 from models import Alias, make_engine, make_session_factory, utcnow
+from tests.support.databases import migrate
 
 BUCKET = "othermail-inbound"
 PREFIX = "inbound/"
@@ -208,8 +208,14 @@ class FakeSesV2:
         self.faults = faults
         self.accepted = 0
 
-    def send_email(self, *, FromEmailAddress: str, Destination: dict[str, Any], Content: dict[str, Any],  # noqa: N803
-                   **_: Any) -> dict[str, Any]:
+    def send_email(
+        self,
+        *,
+        FromEmailAddress: str,
+        Destination: dict[str, Any],
+        Content: dict[str, Any],  # noqa: N803
+        **_: Any,
+    ) -> dict[str, Any]:
         faults = self.faults
         if faults.due("ses"):
             faults.fired["ses"] += 1
@@ -256,8 +262,12 @@ def ses_event(message_id: str, recipient: str) -> dict[str, Any]:
     receipt = {"recipients": [recipient], "action": {"type": "Lambda", "invocationType": "Event"}}
     for name in ("spam", "virus", "spf", "dkim", "dmarc"):
         receipt[f"{name}Verdict"] = {"status": "PASS"}
-    mail = {"messageId": message_id, "source": "jane@example.net", "timestamp": "2026-11-23T10:00:00.000Z",
-            "destination": [recipient]}
+    mail = {
+        "messageId": message_id,
+        "source": "jane@example.net",
+        "timestamp": "2026-11-23T10:00:00.000Z",
+        "destination": [recipient],
+    }
     return {"Records": [{"eventSource": "aws:ses", "eventVersion": "1.0", "ses": {"mail": mail, "receipt": receipt}}]}
 
 
@@ -301,15 +311,18 @@ class FaultReport:
     ambiguous: int
 
     def line(self) -> str:
-        return (f"messages={self.messages} delivered={self.delivered} dead_lettered={self.dead_lettered} "
-                f"lost={self.lost} duplicated={self.duplicated} ambiguous={self.ambiguous}")
+        return (
+            f"messages={self.messages} delivered={self.delivered} dead_lettered={self.dead_lettered} "
+            f"lost={self.lost} duplicated={self.duplicated} ambiguous={self.ambiguous}"
+        )
 
 
 class LambdaEmulator:
     """One run: the database, the fakes, the events, and Lambda's asynchronous semantics."""
 
-    def __init__(self, workdir: Path, messages: int, seed: int, fault_rate: float = 0.2,
-                 duplicate_rate: float = 0.1) -> None:
+    def __init__(
+        self, workdir: Path, messages: int, seed: int, fault_rate: float = 0.2, duplicate_rate: float = 0.1
+    ) -> None:
         self.rng = random.Random(seed)
         self.clock = Clock()
         self.faults = Faults(random.Random(self.rng.getrandbits(64)))
@@ -325,9 +338,15 @@ class LambdaEmulator:
         self.faults.plan(list(self.recipient), fault_rate)
         self.duplicate_rate = duplicate_rate
         # no hourly or daily limits: a thousand messages to three aliases in minutes is the point
-        self.settings = Settings(database_url=self.database_url, s3_bucket=BUCKET, s3_prefix=PREFIX,
-                                 domains=(DOMAIN,), aws_region=REGION, claim_timeout_seconds=0,
-                                 mail_limits=MailLimits())
+        self.settings = Settings(
+            database_url=self.database_url,
+            s3_bucket=BUCKET,
+            s3_prefix=PREFIX,
+            domains=(DOMAIN,),
+            aws_region=REGION,
+            claim_timeout_seconds=0,
+            mail_limits=MailLimits(),
+        )
         self.dead_letters: list[dict[str, Any]] = []
         self.duplicates = 0
         self.invocations = 0
@@ -444,7 +463,7 @@ class LambdaEmulator:
         count = 0
         for events in self.faults.history.values():
             for i, what in enumerate(events):
-                if what == "post-send-failure" and "sent" in events[i + 1:]:
+                if what == "post-send-failure" and "sent" in events[i + 1 :]:
                     count += 1
         return count
 
@@ -452,4 +471,3 @@ class LambdaEmulator:
 def run_faults(workdir: Path, messages: int, seed: int, **options: Any) -> tuple[FaultReport, LambdaEmulator]:
     emulator = LambdaEmulator(workdir, messages, seed, **options)
     return emulator.run(), emulator
-

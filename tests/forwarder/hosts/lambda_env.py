@@ -12,12 +12,12 @@ import pytest
 from moto import mock_aws
 from moto.ses.models import ses_backends
 
-from tests.support.databases import migrate
 from forwarder.accounts import ensure_destination, ensure_user
-from forwarder.hosts.lambda_handler import LambdaRuntime
 from forwarder.adapters.senders import Sender
+from forwarder.hosts.lambda_handler import LambdaRuntime
 from forwarder.settings import Settings
 from models import Alias, make_engine, make_session_factory, utcnow
+from tests.support.databases import migrate
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -106,6 +106,10 @@ def ses_event(message_id: str, *recipients: str, **verdicts: str) -> dict:
         receipt[f"{name}Verdict"] = {"status": verdicts.get(name, "PASS")}
     if "dmarc_policy" in verdicts:
         receipt["dmarcPolicy"] = verdicts["dmarc_policy"]
-    mail = {"messageId": message_id, "source": "sender@example.net", "timestamp": "2026-11-23T10:00:00.000Z",
-            "destination": list(recipients)}
+    mail = {
+        "messageId": message_id,
+        "source": "sender@example.net",
+        "timestamp": "2026-11-23T10:00:00.000Z",
+        "destination": list(recipients),
+    }
     return {"Records": [{"eventSource": "aws:ses", "eventVersion": "1.0", "ses": {"mail": mail, "receipt": receipt}}]}

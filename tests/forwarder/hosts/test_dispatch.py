@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from forwarder.adapters.local.spool import Spool
+from forwarder.adapters.senders import MemorySender
+from forwarder.adapters.stores import MemoryStore
 from forwarder.core import Outcome
-from forwarder.hosts.dispatch import Dispatcher, backoff
 from forwarder.errors import SendRetryable
 from forwarder.flows.forward import Forwarder
-from forwarder.adapters.senders import MemorySender
-from forwarder.adapters.local.spool import Spool
-from forwarder.adapters.stores import MemoryStore
+from forwarder.hosts.dispatch import Dispatcher, backoff
 from tests.forwarder.flows.test_forward import ALIAS, RAW, forwarder  # noqa: F401  (fixture)
 
 
@@ -53,8 +53,11 @@ def test_a_spooled_message_is_forwarded_once_and_leaves_the_spool(forwarder: For
     dispatcher.close()
 
 
-def test_transient_failures_are_retried_until_delivered(forwarder: Forwarder, tmp_path: Path,  # noqa: F811
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_transient_failures_are_retried_until_delivered(
+    forwarder: Forwarder,
+    tmp_path: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.WARNING, logger="othermail.dispatch")
     sender = Flaky(failures=3)
     dispatcher = make(forwarder, tmp_path, sender)
@@ -73,7 +76,9 @@ def test_transient_failures_are_retried_until_delivered(forwarder: Forwarder, tm
     dispatcher.close()
 
 
-def test_recover_forwards_what_a_dead_process_left_and_sends_nothing_twice(forwarder: Forwarder, tmp_path: Path) -> None:  # noqa: F811
+def test_recover_forwards_what_a_dead_process_left_and_sends_nothing_twice(
+    forwarder: Forwarder, tmp_path: Path
+) -> None:  # noqa: F811
     spool = Spool(tmp_path / "spool", MemoryStore())
     first = spool.accept(RAW, "", (ALIAS,))
     dispatcher = Dispatcher(spool, forwarder, workers=2)

@@ -16,10 +16,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from forwarder.adapters.senders import MemorySender
 from forwarder.core import Outcome, validate_bytes
 from forwarder.core.message import split_message
 from forwarder.flows.mail_limits import MailLimits
-from forwarder.adapters.senders import MemorySender
 from tests.forwarder.hosts.lambda_env import BUCKET, PREFIX, Env, ses_event
 
 ALIAS = "shop-7hq2@othermail.example"

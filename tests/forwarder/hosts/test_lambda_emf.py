@@ -10,15 +10,17 @@ from typing import Any
 
 import pytest
 
-from forwarder.hosts import lambda_handler
 from forwarder.errors import MessageNotFound
+from forwarder.hosts import lambda_handler
 from tests.forwarder.hosts.lambda_env import BUCKET, PREFIX, Env, ses_event
 from tests.forwarder.ops.test_metrics import check_emf
 
 ALIAS = "shop-7hq2@othermail.example"
 OFF = "off-1@othermail.example"
-MESSAGE = (b"From: Jane Doe <jane@example.net>\r\nTo: shop-7hq2@othermail.example\r\nSubject: hello\r\n"
-           b"Message-ID: <m1@example.net>\r\n\r\nThe body of the EMF test\r\n")
+MESSAGE = (
+    b"From: Jane Doe <jane@example.net>\r\nTo: shop-7hq2@othermail.example\r\nSubject: hello\r\n"
+    b"Message-ID: <m1@example.net>\r\n\r\nThe body of the EMF test\r\n"
+)
 CONTEXT = SimpleNamespace(function_name="othermail-forwarder", aws_request_id="req-1")
 
 

@@ -17,22 +17,36 @@ MESSAGE = b"From: Jane <jane@example.net>\r\nTo: shop-7hq2@othermail.example\r\n
 
 
 def _s3_event(bucket: str, key: str) -> dict:
-    return {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                         "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
+            }
+        ]
+    }
 
 
 def _sns_s3_action(bucket: str, key: str, message_id: str) -> dict:
-    notification = {"notificationType": "Received", "mail": {"messageId": message_id, "source": "jane@example.net"},
-                    "receipt": {"recipients": [ALIAS], "action": {"type": "S3", "bucketName": bucket, "objectKey": key}}}
+    notification = {
+        "notificationType": "Received",
+        "mail": {"messageId": message_id, "source": "jane@example.net"},
+        "receipt": {"recipients": [ALIAS], "action": {"type": "S3", "bucketName": bucket, "objectKey": key}},
+    }
     return {"Type": "Notification", "Message": json.dumps(notification)}
 
 
-@pytest.mark.parametrize("make_event", [
-    lambda: _s3_event("someone-elses-bucket", PREFIX + "m1"),
-    lambda: _s3_event(BUCKET, "private/m1"),  # the right bucket, outside the prefix
-    lambda: _sns_s3_action("someone-elses-bucket", PREFIX + "m1", "m1"),
-    lambda: _sns_s3_action(BUCKET, "private/m1", "m1"),
-], ids=["s3-other-bucket", "s3-other-prefix", "sns-other-bucket", "sns-other-prefix"])
+@pytest.mark.parametrize(
+    "make_event",
+    [
+        lambda: _s3_event("someone-elses-bucket", PREFIX + "m1"),
+        lambda: _s3_event(BUCKET, "private/m1"),  # the right bucket, outside the prefix
+        lambda: _sns_s3_action("someone-elses-bucket", PREFIX + "m1", "m1"),
+        lambda: _sns_s3_action(BUCKET, "private/m1", "m1"),
+    ],
+    ids=["s3-other-bucket", "s3-other-prefix", "sns-other-bucket", "sns-other-prefix"],
+)
 def test_an_object_outside_the_configured_bucket_and_prefix_is_never_read(env: Env, make_event, caplog) -> None:
     env.alias(ALIAS, "a@real.example")
     env.session.client("s3").create_bucket(Bucket="someone-elses-bucket")
@@ -63,10 +77,22 @@ def test_an_invalid_event_is_logged_truncated_and_without_message_content(env: E
     secret_subject = "Your account statement 4711"
     headers = [{"name": "Subject", "value": secret_subject}, {"name": "From", "value": "jane@example.net"}]
     padding = [{"name": f"X-Pad-{n}", "value": "p" * 200} for n in range(200)]
-    event = {"Records": [{"eventSource": "aws:ses", "ses": {
-        "mail": {"messageId": "a/b", "source": "jane@example.net", "headers": headers + padding,
-                 "commonHeaders": {"subject": secret_subject, "from": ["Jane <jane@example.net>"]}},
-        "receipt": {"recipients": [ALIAS]}}}]}
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:ses",
+                "ses": {
+                    "mail": {
+                        "messageId": "a/b",
+                        "source": "jane@example.net",
+                        "headers": headers + padding,
+                        "commonHeaders": {"subject": secret_subject, "from": ["Jane <jane@example.net>"]},
+                    },
+                    "receipt": {"recipients": [ALIAS]},
+                },
+            }
+        ]
+    }
     runtime = env.runtime(sender=MemorySender())
     with caplog.at_level(logging.INFO, logger="othermail"):
         summary = runtime.handle(event)
@@ -80,10 +106,16 @@ def test_an_invalid_event_is_logged_truncated_and_without_message_content(env: E
 
 
 def test_an_sns_or_sqs_wrapped_invalid_event_is_redacted_inside_its_json_strings() -> None:
-    inner = {"notificationType": "Received", "content": "Subject: secret\r\n\r\nbody",
-             "mail": {"commonHeaders": {"subject": "secret"}, "headers": [{"name": "Subject", "value": "secret"}]}}
-    wrapped = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(
-        {"Type": "Notification", "Message": json.dumps(inner)})}]}
+    inner = {
+        "notificationType": "Received",
+        "content": "Subject: secret\r\n\r\nbody",
+        "mail": {"commonHeaders": {"subject": "secret"}, "headers": [{"name": "Subject", "value": "secret"}]},
+    }
+    wrapped = {
+        "Records": [
+            {"eventSource": "aws:sqs", "body": json.dumps({"Type": "Notification", "Message": json.dumps(inner)})}
+        ]
+    }
     text = describe_event(wrapped)
     assert "secret" not in text and "body" in text and len(text) <= INVALID_EVENT_LOG_CHARS
     assert len(describe_event({"x": "y" * 10_000})) <= INVALID_EVENT_LOG_CHARS

@@ -15,9 +15,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from sqlalchemy import select
 
-from forwarder.hosts.lambda_handler import LambdaRuntime
-from forwarder.flows.expired_reject import SesBouncer
 from forwarder.adapters.senders import MemorySender
+from forwarder.flows.expired_reject import SesBouncer
+from forwarder.hosts.lambda_handler import LambdaRuntime
 from models import Delivery, make_engine, make_session_factory, utcnow
 from tests.forwarder.hosts.lambda_env import PREFIX, Env, ses_event
 
@@ -34,7 +34,9 @@ def answer_send_bounce(runtime: LambdaRuntime, env: Env) -> list[dict[str, Any]]
         if model.name == "SendBounce":
             made.append(params["body"])
             return AWSResponse("https://email.us-east-1.amazonaws.com/", 200, {}, None), {
-                "MessageId": f"bounce-{len(made)}", "ResponseMetadata": {"HTTPStatusCode": 200}}
+                "MessageId": f"bounce-{len(made)}",
+                "ResponseMetadata": {"HTTPStatusCode": 200},
+            }
         return None
 
     client.meta.events.register("before-call.ses.SendBounce", answer)
@@ -78,12 +80,18 @@ def test_reject_bounces_through_ses_when_spf_passed(env: Env, verdicts: dict[str
     assert len(bounces) == 1
 
 
-@pytest.mark.parametrize("verdicts", [{"spf": "FAIL", "dmarc": "FAIL"}, {"spf": "GRAY", "dmarc": "PROCESSING_FAILED"},
-                                      {"spf": "FAIL", "dmarc": "FAIL", "dkim": "PASS"},
-                                      # review MEDIUM 4: DMARC passes through DKIM aligned with From
-                                      # while MAIL FROM (where the bounce goes) is forged
-                                      {"spf": "FAIL", "dmarc": "PASS", "dkim": "PASS"},
-                                      {"spf": "GRAY", "dmarc": "PASS", "dkim": "PASS"}])
+@pytest.mark.parametrize(
+    "verdicts",
+    [
+        {"spf": "FAIL", "dmarc": "FAIL"},
+        {"spf": "GRAY", "dmarc": "PROCESSING_FAILED"},
+        {"spf": "FAIL", "dmarc": "FAIL", "dkim": "PASS"},
+        # review MEDIUM 4: DMARC passes through DKIM aligned with From
+        # while MAIL FROM (where the bounce goes) is forged
+        {"spf": "FAIL", "dmarc": "PASS", "dkim": "PASS"},
+        {"spf": "GRAY", "dmarc": "PASS", "dkim": "PASS"},
+    ],
+)
 def test_reject_drops_without_a_bounce_unless_spf_passed(env: Env, verdicts: dict[str, str]) -> None:
     expired(env, "reject")
     runtime = env.runtime(sender=MemorySender(), policy=env.settings.policy.__class__(drop_dmarc_reject=False))

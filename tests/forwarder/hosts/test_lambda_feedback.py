@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from forwarder.hosts.queue_worker import QueueWorker
 from forwarder.adapters.senders import MemorySender
+from forwarder.hosts.queue_worker import QueueWorker
 from models import Alias, Delivery, Destination, FeedbackEvent, make_engine, make_session_factory
 from tests.forwarder.hosts.lambda_env import ACCOUNT, PREFIX, REGION, Env, ses_event
 
@@ -46,8 +46,11 @@ def rows(env: Env, model: Any) -> list[Any]:
 def provider_id(env: Env, destination: str) -> str:
     """The SES message id of the forwarded copy that went to ``destination``."""
     ids = {d.id: d.email for d in rows(env, Destination)}
-    (found,) = [r.provider_message_id for r in rows(env, Delivery)
-                if r.outcome == "forwarded" and ids.get(r.destination_id) == destination]
+    (found,) = [
+        r.provider_message_id
+        for r in rows(env, Delivery)
+        if r.outcome == "forwarded" and ids.get(r.destination_id) == destination
+    ]
     return found
 
 
@@ -55,35 +58,72 @@ def bounce(message_id: str, recipient: str, bounce_type: str = "Permanent", feed
     """A configuration-set Bounce event, as SES publishes it to the topic."""
     return {
         "eventType": "Bounce",
-        "bounce": {"feedbackId": feedback_id, "bounceType": bounce_type, "bounceSubType": "General",
-                   "bouncedRecipients": [{"emailAddress": recipient, "action": "failed", "status": "5.1.1",
-                                          "diagnosticCode": f"smtp; 550 5.1.1 <{recipient}>: no such user"}],
-                   "timestamp": "2026-11-23T10:00:05.000Z", "reportingMTA": "dns; a8-1.smtp-out.amazonses.com"},
-        "mail": {"timestamp": "2026-11-23T10:00:01.000Z", "source": ALIAS, "messageId": message_id,
-                 "destination": [recipient], "tags": {"ses:configuration-set": ["othermail"]}},
+        "bounce": {
+            "feedbackId": feedback_id,
+            "bounceType": bounce_type,
+            "bounceSubType": "General",
+            "bouncedRecipients": [
+                {
+                    "emailAddress": recipient,
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "diagnosticCode": f"smtp; 550 5.1.1 <{recipient}>: no such user",
+                }
+            ],
+            "timestamp": "2026-11-23T10:00:05.000Z",
+            "reportingMTA": "dns; a8-1.smtp-out.amazonses.com",
+        },
+        "mail": {
+            "timestamp": "2026-11-23T10:00:01.000Z",
+            "source": ALIAS,
+            "messageId": message_id,
+            "destination": [recipient],
+            "tags": {"ses:configuration-set": ["othermail"]},
+        },
     }
 
 
 def complaint(message_id: str, recipient: str, feedback_id: str = "fb-c") -> dict:
     return {
         "eventType": "Complaint",
-        "complaint": {"feedbackId": feedback_id, "complainedRecipients": [{"emailAddress": recipient}],
-                      "timestamp": "2026-11-23T11:00:00.000Z", "complaintFeedbackType": "abuse"},
-        "mail": {"timestamp": "2026-11-23T10:00:01.000Z", "source": ALIAS, "messageId": message_id,
-                 "destination": [recipient]},
+        "complaint": {
+            "feedbackId": feedback_id,
+            "complainedRecipients": [{"emailAddress": recipient}],
+            "timestamp": "2026-11-23T11:00:00.000Z",
+            "complaintFeedbackType": "abuse",
+        },
+        "mail": {
+            "timestamp": "2026-11-23T10:00:01.000Z",
+            "source": ALIAS,
+            "messageId": message_id,
+            "destination": [recipient],
+        },
     }
 
 
 def sns_body(notification: dict) -> dict:
-    return {"Type": "Notification", "MessageId": "9a1b7c2e-0000-4000-8000-00000000000f", "TopicArn": TOPIC,
-            "Message": json.dumps(notification), "Timestamp": "2026-11-23T10:00:06.000Z", "SignatureVersion": "1"}
+    return {
+        "Type": "Notification",
+        "MessageId": "9a1b7c2e-0000-4000-8000-00000000000f",
+        "TopicArn": TOPIC,
+        "Message": json.dumps(notification),
+        "Timestamp": "2026-11-23T10:00:06.000Z",
+        "SignatureVersion": "1",
+    }
 
 
 def sns_lambda_event(notification: dict) -> dict:
     """What SNS hands the forwarder Lambda (the template's FeedbackSubscription)."""
-    return {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
-                         "EventSubscriptionArn": f"{TOPIC}:0b7e6f9e-1111-4c1e-9f00-000000000001",
-                         "Sns": sns_body(notification)}]}
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{TOPIC}:0b7e6f9e-1111-4c1e-9f00-000000000001",
+                "Sns": sns_body(notification),
+            }
+        ]
+    }
 
 
 def feedback_lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
@@ -119,7 +159,11 @@ def test_a_hard_bounce_through_sns_pauses_only_that_destination(env: Env, caplog
 
     first, second = feedback_lines(caplog)
     assert (first["kind"], first["destination_id"], first["paused_destination"], first["duplicate"]) == (
-        "bounce-permanent", gone.id, True, False)
+        "bounce-permanent",
+        gone.id,
+        True,
+        False,
+    )
     assert second["duplicate"] is True
     assert "<destination #%d>" % gone.id in first["detail"]
     assert not any("gone@real.example" in r.getMessage() for r in caplog.records)
@@ -128,7 +172,7 @@ def test_a_hard_bounce_through_sns_pauses_only_that_destination(env: Env, caplog
     caplog.clear()
     summary = forward(env, runtime, "m2")
     assert summary["outcomes"] == {"forwarded": 1, "dropped-paused": 1}
-    assert [m.recipient for m in memory.sent[len(sent_before):]] == ["fine@real.example"]
+    assert [m.recipient for m in memory.sent[len(sent_before) :]] == ["fine@real.example"]
     paused_row = [r for r in rows(env, Delivery) if r.inbound_message_id == "m2" and r.outcome == "dropped-paused"]
     assert [r.destination_id for r in paused_row] == [gone.id]
     assert paused_row[0].reason.startswith("destination paused on ")
@@ -172,12 +216,14 @@ def test_soft_bounces_pause_at_the_configured_limit(env: Env) -> None:
     runtime.close()
 
 
-def test_feedback_for_a_message_never_sent_here_is_recorded_and_logged(env: Env,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_feedback_for_a_message_never_sent_here_is_recorded_and_logged(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
     env.alias(ALIAS, "me@real.example")
     runtime = env.runtime(sender=MemorySender())
     assert runtime.handle(sns_lambda_event(bounce("not-ours", "me@real.example")))["outcomes"] == {
-        "feedback:bounce-permanent": 1}
+        "feedback:bounce-permanent": 1
+    }
     (recorded,) = rows(env, FeedbackEvent)
     assert recorded.destination_id is None and recorded.provider_message_id == "not-ours"
     assert not rows(env, Destination)[0].is_paused

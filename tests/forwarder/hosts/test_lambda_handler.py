@@ -12,9 +12,9 @@ import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import select
 
-from forwarder.hosts import lambda_handler
-from forwarder.errors import DatabaseUnavailable, DeliveryInProgress, MessageNotFound, SendRetryable
 from forwarder.adapters.senders import MemorySender, SesV2Sender
+from forwarder.errors import DatabaseUnavailable, DeliveryInProgress, MessageNotFound, SendRetryable
+from forwarder.hosts import lambda_handler
 from models import Alias, Delivery, make_engine, make_session_factory
 from tests.conftest import BACKEND_PARAMS, fresh_database
 from tests.forwarder.hosts.lambda_env import BUCKET, PREFIX, Env, make_env, ses_event
@@ -118,8 +118,10 @@ class ThrottledOnce:
         self.calls += 1
         if self.calls == 1:
             raise ClientError(
-                {"Error": {"Code": "TooManyRequestsException", "Message": "Maximum sending rate exceeded."},
-                 "ResponseMetadata": {"HTTPStatusCode": 429}},
+                {
+                    "Error": {"Code": "TooManyRequestsException", "Message": "Maximum sending rate exceeded."},
+                    "ResponseMetadata": {"HTTPStatusCode": 429},
+                },
                 "SendEmail",
             )
         return self._client.send_email(**kwargs)
@@ -199,19 +201,40 @@ def test_s3_object_created_and_sns_notifications_are_accepted(env: Env) -> None:
     env.alias(ALIAS, "a@real.example")
     memory = MemorySender()
     runtime = env.runtime(sender=memory)
-    stored = b"X-SES-Spam-Verdict: PASS\r\nReceived: from mx by inbound-smtp.us-east-1.amazonaws.com\r\n for shop-7hq2@othermail.example; Mon, 23 Nov 2026 10:00:00 +0000\r\n" + MESSAGE
+    stored = (
+        b"X-SES-Spam-Verdict: PASS\r\nReceived: from mx by inbound-smtp.us-east-1.amazonaws.com\r\n"
+        b" for shop-7hq2@othermail.example; Mon, 23 Nov 2026 10:00:00 +0000\r\n" + MESSAGE
+    )
     env.put(PREFIX + "s3-created", stored)
-    s3_event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                             "s3": {"bucket": {"name": BUCKET}, "object": {"key": PREFIX + "s3-created"}}}]}
+    s3_event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": BUCKET}, "object": {"key": PREFIX + "s3-created"}},
+            }
+        ]
+    }
     assert runtime.handle(s3_event)["outcomes"] == {"forwarded": 1}
 
     env.put(PREFIX + "via-sns", MESSAGE)
-    notification = {"notificationType": "Received",
-                    "mail": {"messageId": "via-sns", "source": "jane@example.net"},
-                    "receipt": {"recipients": [ALIAS], "spamVerdict": {"status": "PASS"},
-                                "action": {"type": "S3", "bucketName": BUCKET, "objectKey": PREFIX + "via-sns"}}}
-    sqs_event = {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(
-        {"Type": "Notification", "Message": json.dumps(notification)})}]}
+    notification = {
+        "notificationType": "Received",
+        "mail": {"messageId": "via-sns", "source": "jane@example.net"},
+        "receipt": {
+            "recipients": [ALIAS],
+            "spamVerdict": {"status": "PASS"},
+            "action": {"type": "S3", "bucketName": BUCKET, "objectKey": PREFIX + "via-sns"},
+        },
+    }
+    sqs_event = {
+        "Records": [
+            {
+                "eventSource": "aws:sqs",
+                "body": json.dumps({"Type": "Notification", "Message": json.dumps(notification)}),
+            }
+        ]
+    }
     assert runtime.handle(sqs_event)["outcomes"] == {"forwarded": 1}
     assert len(memory.sent) == 2
 
@@ -320,18 +343,27 @@ def test_the_raw_message_key_is_recorded_when_the_bucket_keeps_it(env: Env) -> N
     runtime = env.runtime(sender=MemorySender())
     env.put(PREFIX + "kept", MESSAGE)
     runtime.handle(ses_event("kept", ALIAS, spam="FAIL"))
-    inline = {"notificationType": "Received", "content": base64.b64encode(MESSAGE).decode(),
-              "mail": {"messageId": "inline", "source": "jane@example.net"},
-              "receipt": {"recipients": [ALIAS], "action": {"type": "SNS", "encoding": "BASE64"}}}
+    inline = {
+        "notificationType": "Received",
+        "content": base64.b64encode(MESSAGE).decode(),
+        "mail": {"messageId": "inline", "source": "jane@example.net"},
+        "receipt": {"recipients": [ALIAS], "action": {"type": "SNS", "encoding": "BASE64"}},
+    }
     runtime.handle({"Type": "Notification", "Message": json.dumps(inline)})
-    elsewhere = {"notificationType": "Received", "mail": {"messageId": "elsewhere", "source": "jane@example.net"},
-                 "receipt": {"recipients": [ALIAS], "action": {"type": "S3", "bucketName": "another-bucket",
-                                                               "objectKey": "x/elsewhere"}}}
+    elsewhere = {
+        "notificationType": "Received",
+        "mail": {"messageId": "elsewhere", "source": "jane@example.net"},
+        "receipt": {
+            "recipients": [ALIAS],
+            "action": {"type": "S3", "bucketName": "another-bucket", "objectKey": "x/elsewhere"},
+        },
+    }
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="another-bucket")
     boto3.client("s3", region_name="us-east-1").put_object(Bucket="another-bucket", Key="x/elsewhere", Body=MESSAGE)
     # another bucket's object is not read at all (issue 12.26, tests/forwarder/hosts/test_lambda_event_scope.py)
     assert runtime.handle({"Type": "Notification", "Message": json.dumps(elsewhere)})["outcomes"] == {
-        "skipped:object-outside-bucket": 1}
+        "skipped:object-outside-bucket": 1
+    }
     keys = {r.inbound_message_id: r.raw_key for r in deliveries(env)}
     # an SNS action's inline copy is not where the web app looks
     assert keys == {"kept": PREFIX + "kept", "inline": None}

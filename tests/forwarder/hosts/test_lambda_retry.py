@@ -10,10 +10,10 @@ import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import select
 
-from forwarder.hosts import lambda_handler
-from forwarder.errors import DatabaseUnavailable, SendRetryable
-from forwarder.hosts.retry import RetryPolicy
 from forwarder.adapters.senders import MemorySender
+from forwarder.errors import DatabaseUnavailable, SendRetryable
+from forwarder.hosts import lambda_handler
+from forwarder.hosts.retry import RetryPolicy
 from models import Delivery, make_engine, make_session_factory
 from tests.forwarder.hosts.lambda_env import PREFIX, Env, ses_event
 
@@ -51,8 +51,9 @@ class Throttled(MemorySender):
 
 def context(seconds_left: float, time: FakeTime) -> SimpleNamespace:
     deadline = time.now + seconds_left
-    return SimpleNamespace(function_name="othermail-forwarder",
-                           get_remaining_time_in_millis=lambda: int((deadline - time.now) * 1000))
+    return SimpleNamespace(
+        function_name="othermail-forwarder", get_remaining_time_in_millis=lambda: int((deadline - time.now) * 1000)
+    )
 
 
 def runtime_with(env: Env, sender: Any, time: FakeTime) -> lambda_handler.LambdaRuntime:
@@ -75,8 +76,9 @@ def test_a_throttled_send_is_retried_within_the_invocation_and_sent_once(env: En
     env.put(PREFIX + "m1", MESSAGE)
     time, sender = FakeTime(), Throttled(fail=2)
     lines: list[str] = []
-    summary = runtime_with(env, sender, time).invoke(ses_event("m1", ALIAS), emit=lines.append,
-                                                     context=context(60, time))
+    summary = runtime_with(env, sender, time).invoke(
+        ses_event("m1", ALIAS), emit=lines.append, context=context(60, time)
+    )
     assert summary["outcomes"] == {"forwarded": 1}
     assert len(sender.sent) == 1
     assert time.sleeps == pytest.approx([0.1, 0.2])  # full jitter at its ceiling (rng 1.0)
@@ -115,8 +117,10 @@ def test_a_transient_s3_error_is_retried(env: Env) -> None:
     def flaky_get(**kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
-            raise ClientError({"Error": {"Code": "SlowDown", "Message": "slow down"},
-                               "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
+            raise ClientError(
+                {"Error": {"Code": "SlowDown", "Message": "slow down"}, "ResponseMetadata": {"HTTPStatusCode": 503}},
+                "GetObject",
+            )
         return real_get(**kwargs)
 
     runtime.store._client = SimpleNamespace(get_object=flaky_get)

@@ -6,14 +6,19 @@ import os
 import time
 from pathlib import Path
 
-from forwarder.hosts.onebox import OneBox
 from forwarder.adapters.senders import MemorySender
+from forwarder.hosts.onebox import OneBox
 from forwarder.settings import Settings
 
 
 def test_the_store_keeps_mail_keep_days_and_never_what_waits_to_be_forwarded(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
-                        store_dir=tmp_path / "var" / "mail", keep_days=3)
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        sender="outbox",
+        outbox=tmp_path / "var" / "outbox",
+        store_dir=tmp_path / "var" / "mail",
+        keep_days=3,
+    )
     box = OneBox(settings, web_port=None, smtp_port=None, sender=MemorySender(), workers=1)
     try:
         old = box.spool.accept(b"Subject: old\r\n\r\nx\r\n", "a@example.net", ("x@othermail.example",))
@@ -32,8 +37,13 @@ def test_the_store_keeps_mail_keep_days_and_never_what_waits_to_be_forwarded(tmp
 
 
 def test_start_prunes_and_says_how_long_mail_is_kept(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
-                        store_dir=tmp_path / "var" / "mail", keep_days=2)
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        sender="outbox",
+        outbox=tmp_path / "var" / "outbox",
+        store_dir=tmp_path / "var" / "mail",
+        keep_days=2,
+    )
     (settings.store_dir / "smtp").mkdir(parents=True)
     stale = settings.store_dir / "smtp" / "stale"
     stale.write_bytes(b"old")
@@ -57,8 +67,12 @@ def test_the_web_servers_request_log_holds_no_secret_link(tmp_path: Path, caplog
     import urllib.error
     import urllib.request
 
-    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
-                        store_dir=tmp_path / "var" / "mail")
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        sender="outbox",
+        outbox=tmp_path / "var" / "outbox",
+        store_dir=tmp_path / "var" / "mail",
+    )
     box = OneBox(settings, web_port=0, smtp_port=None, sender=MemorySender(), workers=1)
     caplog.set_level(logging.INFO)
     try:

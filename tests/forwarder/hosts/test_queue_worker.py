@@ -29,10 +29,10 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from forwarder.adapters.senders import MemorySender, SesV2Sender
+from forwarder.errors import SendRetryable
 from forwarder.hosts.lambda_handler import LambdaRuntime
 from forwarder.hosts.queue_worker import QueueWorker, backoff_seconds
-from forwarder.errors import SendRetryable
-from forwarder.adapters.senders import MemorySender, SesV2Sender
 from models import Delivery, make_engine, make_session_factory
 from tests.forwarder.hosts.lambda_env import ACCOUNT, BUCKET, PREFIX, REGION, Env, make_env
 
@@ -56,29 +56,46 @@ def ses_notification(message_id: str, recipient: str, bucket: str = BUCKET, topi
     return {
         "notificationType": "Received",
         "mail": {
-            "timestamp": "2026-11-23T10:00:00.000Z", "source": "jane@example.net", "messageId": message_id,
-            "destination": [recipient], "headersTruncated": False,
+            "timestamp": "2026-11-23T10:00:00.000Z",
+            "source": "jane@example.net",
+            "messageId": message_id,
+            "destination": [recipient],
+            "headersTruncated": False,
             "commonHeaders": {"from": ["Jane Doe <jane@example.net>"], "to": [recipient], "subject": "hello"},
         },
         "receipt": {
-            "timestamp": "2026-11-23T10:00:00.000Z", "processingTimeMillis": 310, "recipients": [recipient],
-            "spamVerdict": {"status": "PASS"}, "virusVerdict": {"status": "PASS"},
-            "spfVerdict": {"status": "PASS"}, "dkimVerdict": {"status": "PASS"},
+            "timestamp": "2026-11-23T10:00:00.000Z",
+            "processingTimeMillis": 310,
+            "recipients": [recipient],
+            "spamVerdict": {"status": "PASS"},
+            "virusVerdict": {"status": "PASS"},
+            "spfVerdict": {"status": "PASS"},
+            "dkimVerdict": {"status": "PASS"},
             "dmarcVerdict": {"status": "PASS"},
-            "action": {"type": "S3", "topicArn": topic_arn, "bucketName": bucket,
-                       "objectKeyPrefix": PREFIX, "objectKey": PREFIX + message_id},
+            "action": {
+                "type": "S3",
+                "topicArn": topic_arn,
+                "bucketName": bucket,
+                "objectKeyPrefix": PREFIX,
+                "objectKey": PREFIX + message_id,
+            },
         },
     }
 
 
 def sns_body(notification: dict) -> str:
     """The SQS message body SNS delivers with raw message delivery off."""
-    return json.dumps({
-        "Type": "Notification", "MessageId": "0b0c6a59-6f6e-5e55-9d7e-1f2c6f0b1a11",
-        "TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:othermail-inbound",
-        "Subject": "Amazon SES Email Receipt Notification", "Message": json.dumps(notification),
-        "Timestamp": "2026-11-23T10:00:01.000Z", "SignatureVersion": "1",
-    })
+    return json.dumps(
+        {
+            "Type": "Notification",
+            "MessageId": "0b0c6a59-6f6e-5e55-9d7e-1f2c6f0b1a11",
+            "TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:othermail-inbound",
+            "Subject": "Amazon SES Email Receipt Notification",
+            "Message": json.dumps(notification),
+            "Timestamp": "2026-11-23T10:00:01.000Z",
+            "SignatureVersion": "1",
+        }
+    )
 
 
 def make_queue(sqs: Any, name: str = "othermail-inbound", max_receives: int | None = None) -> str:
@@ -154,8 +171,10 @@ class ThrottledOnce:
         self.calls += 1
         if self.calls == 1:
             raise ClientError(
-                {"Error": {"Code": "TooManyRequestsException", "Message": "Maximum sending rate exceeded."},
-                 "ResponseMetadata": {"HTTPStatusCode": 429}},
+                {
+                    "Error": {"Code": "TooManyRequestsException", "Message": "Maximum sending rate exceeded."},
+                    "ResponseMetadata": {"HTTPStatusCode": 429},
+                },
                 "SendEmail",
             )
         return self._client.send_email(**kwargs)
@@ -339,15 +358,21 @@ def test_a_failed_delete_is_counted_and_logged(env: Env, sqs: Any, caplog: pytes
             return getattr(self._client, name)
 
         def delete_message_batch(self, **kwargs: Any) -> dict:
-            return {"Successful": [], "Failed": [{"Id": e["Id"], "Code": "ReceiptHandleIsInvalid",
-                                                 "Message": "expired", "SenderFault": True}
-                                                for e in kwargs["Entries"]]}
+            return {
+                "Successful": [],
+                "Failed": [
+                    {"Id": e["Id"], "Code": "ReceiptHandleIsInvalid", "Message": "expired", "SenderFault": True}
+                    for e in kwargs["Entries"]
+                ],
+            }
 
     runtime = env.runtime(sender=MemorySender())
     result = worker_for(runtime, DeleteFails(sqs), url).run_once()
     assert (result.received, result.deleted, result.delete_failed) == (1, 0, 1)
-    assert any(line["event"] == "queue-delete-failed" and line["code"] == "ReceiptHandleIsInvalid"
-               for line in outcome_lines(caplog, "othermail.queue"))
+    assert any(
+        line["event"] == "queue-delete-failed" and line["code"] == "ReceiptHandleIsInvalid"
+        for line in outcome_lines(caplog, "othermail.queue")
+    )
     runtime.close()
 
 
@@ -410,9 +435,7 @@ def test_the_command_names_the_missing_queue_setting(tmp_path: Path) -> None:
 # -- two workers, one message, every database ------------------------------------------------------
 
 
-def test_two_workers_holding_the_same_message_send_it_once(
-    aws: boto3.session.Session, database_url: str
-) -> None:
+def test_two_workers_holding_the_same_message_send_it_once(aws: boto3.session.Session, database_url: str) -> None:
     """SNS and SQS are at-least-once: two copies of one notification reach two workers at the same
     moment. The delivery claim lets one send; the other finds it done (or busy, then done)."""
     env = make_env(aws, database_url)
@@ -521,14 +544,19 @@ class Stack:
     def othermail(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-c", "from forwarder.cli.main import main; main()", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     def receive_mail(self, message_id: str, raw: bytes, recipient: str) -> None:
         """What SES does for a receipt rule with an S3 action and a topic: store, then notify."""
         self.client("s3").put_object(Bucket=BUCKET, Key=PREFIX + message_id, Body=raw)
         self.client("sns").publish(
-            TopicArn=self.topic_arn, Subject="Amazon SES Email Receipt Notification",
+            TopicArn=self.topic_arn,
+            Subject="Amazon SES Email Receipt Notification",
             Message=json.dumps(ses_notification(message_id, recipient, topic_arn=self.topic_arn)),
         )
 
@@ -574,8 +602,19 @@ def stack(moto_server: str, tmp_path: Path) -> Stack:
         "OTHERMAIL_QUEUE_WAIT_SECONDS": "1",
     }
     built = Stack(endpoint, session, queue_url, dlq_url, topic_arn, env)
-    for args in (("db", "upgrade"), ("alias", "create", "--owner", "owner@owner.example",
-                                     "--destination", "a@real.example", "--local-part", "shop-7hq2")):
+    for args in (
+        ("db", "upgrade"),
+        (
+            "alias",
+            "create",
+            "--owner",
+            "owner@owner.example",
+            "--destination",
+            "a@real.example",
+            "--local-part",
+            "shop-7hq2",
+        ),
+    ):
         done = built.othermail(*args)
         assert done.returncode == 0, done.stderr
     assert ALIAS in done.stdout
@@ -626,13 +665,20 @@ def test_end_to_end_s3_object_created_through_sns(stack: Stack) -> None:
     Recipients then come from the stored message's ``Received: ... for`` line."""
     stack.client("s3").put_bucket_notification_configuration(
         Bucket=BUCKET,
-        NotificationConfiguration={"TopicConfigurations": [
-            {"TopicArn": stack.topic_arn, "Events": ["s3:ObjectCreated:*"],
-             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": PREFIX}]}}},
-        ]},
+        NotificationConfiguration={
+            "TopicConfigurations": [
+                {
+                    "TopicArn": stack.topic_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": PREFIX}]}},
+                },
+            ]
+        },
     )
-    stored = (b"Received: from mx by inbound-smtp.us-east-1.amazonaws.com\r\n for shop-7hq2@othermail.example;"
-              b" Mon, 23 Nov 2026 10:00:00 +0000\r\nX-SES-Spam-Verdict: PASS\r\n") + MESSAGE
+    stored = (
+        b"Received: from mx by inbound-smtp.us-east-1.amazonaws.com\r\n for shop-7hq2@othermail.example;"
+        b" Mon, 23 Nov 2026 10:00:00 +0000\r\nX-SES-Spam-Verdict: PASS\r\n"
+    ) + MESSAGE
     stack.client("s3").put_object(Bucket=BUCKET, Key=PREFIX + "via-s3-event", Body=stored)
     done = stack.othermail("worker", "--once", "--wait-seconds", "1")
     assert done.returncode == 0, done.stderr
@@ -645,7 +691,11 @@ def test_end_to_end_s3_object_created_through_sns(stack: Stack) -> None:
 def test_the_worker_finishes_its_batch_and_exits_0_on_sigterm(stack: Stack) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", "from forwarder.cli.main import main; main()", "worker", "--wait-seconds", "1"],
-        cwd=ROOT, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None

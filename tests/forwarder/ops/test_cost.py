@@ -21,25 +21,57 @@ from forwarder.cli.main import cli
 from forwarder.ops.cost import PRICE_KEYS, Estimate, PriceBook, PricingError, estimate, load_prices, money
 
 PRICES = {
-    "ses_receive_mail": (0.10, 1000), "ses_receive_chunk": (0.09, 1000), "ses_send_mail": (0.10, 1000),
-    "ses_send_data": (0.12, 1), "s3_put": (0.005, 1000), "s3_get": (0.0004, 1000), "s3_storage": (0.023, 1),
-    "lambda_request": (0.20, 1_000_000), "lambda_gb_second": (0.0000166667, 1), "logs_ingestion": (0.50, 1),
-    "secret_month": (0.40, 1), "rds_instance_hour": (0.016, 1), "rds_storage": (0.115, 1),
-    "aurora_acu_hour": (0.12, 1), "sns_publish": (0.50, 1_000_000), "sqs_request": (0.40, 1_000_000),
-    "ec2_instance_hour": (0.0208, 1), "ebs_storage": (0.08, 1), "public_ipv4_hour": (0.005, 1),
-    "nat_gateway_hour": (0.045, 1), "ses_send_mail_essentials": (0.16, 1000),
+    "ses_receive_mail": (0.10, 1000),
+    "ses_receive_chunk": (0.09, 1000),
+    "ses_send_mail": (0.10, 1000),
+    "ses_send_data": (0.12, 1),
+    "s3_put": (0.005, 1000),
+    "s3_get": (0.0004, 1000),
+    "s3_storage": (0.023, 1),
+    "lambda_request": (0.20, 1_000_000),
+    "lambda_gb_second": (0.0000166667, 1),
+    "logs_ingestion": (0.50, 1),
+    "secret_month": (0.40, 1),
+    "rds_instance_hour": (0.016, 1),
+    "rds_storage": (0.115, 1),
+    "aurora_acu_hour": (0.12, 1),
+    "sns_publish": (0.50, 1_000_000),
+    "sqs_request": (0.40, 1_000_000),
+    "ec2_instance_hour": (0.0208, 1),
+    "ebs_storage": (0.08, 1),
+    "public_ipv4_hour": (0.005, 1),
+    "nat_gateway_hour": (0.045, 1),
+    "ses_send_mail_essentials": (0.16, 1000),
 }
-ASSUMPTIONS = {"hours_per_month": 730, "destinations_per_message": 1, "retention_days": 14,
-               "lambda_memory_mb": 512, "lambda_average_ms": 500, "log_kb_per_message": 1,
-               "feedback_fraction": 0.02, "rds_storage_gb": 20, "ebs_gb": 20,
-               "sqs_empty_receives_per_month": 131400, "sqs_requests_per_message": 2, "chunk_kb": 256}
+ASSUMPTIONS = {
+    "hours_per_month": 730,
+    "destinations_per_message": 1,
+    "retention_days": 14,
+    "lambda_memory_mb": 512,
+    "lambda_average_ms": 500,
+    "log_kb_per_message": 1,
+    "feedback_fraction": 0.02,
+    "rds_storage_gb": 20,
+    "ebs_gb": 20,
+    "sqs_empty_receives_per_month": 131400,
+    "sqs_requests_per_message": 2,
+    "chunk_kb": 256,
+}
 
 
 def price_file(tmp_path: Path, prices: dict | None = None, region: str = "us-east-1") -> Path:
-    data = {"as_of": "2026-11-30", "status": "test prices", "currency": "USD",
-            "regions": {region: {k: {"price": p, "per": per, "unit": "units", "source": "https://aws.amazon.com/x/"}
-                                 for k, (p, per) in (prices or PRICES).items()}},
-            "assumptions": ASSUMPTIONS}
+    data = {
+        "as_of": "2026-11-30",
+        "status": "test prices",
+        "currency": "USD",
+        "regions": {
+            region: {
+                k: {"price": p, "per": per, "unit": "units", "source": "https://aws.amazon.com/x/"}
+                for k, (p, per) in (prices or PRICES).items()
+            }
+        },
+        "assumptions": ASSUMPTIONS,
+    }
     path = tmp_path / "prices.json"
     path.write_text(json.dumps(data))
     return path
@@ -221,8 +253,16 @@ def test_cli_prints_both_columns_line_by_line() -> None:
 
 
 def test_cli_options_and_json() -> None:
-    result = run_cli("--messages-per-month", "1000000", "--average-size-kb", "300", "--retention-days", "30",
-                     "--json", region="us-east-1")
+    result = run_cli(
+        "--messages-per-month",
+        "1000000",
+        "--average-size-kb",
+        "300",
+        "--retention-days",
+        "30",
+        "--json",
+        region="us-east-1",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["messages"] == 1_000_000 and data["size_kb"] == 300 and data["region"] == "us-east-1"

@@ -34,8 +34,8 @@ from forwarder.ops.dns_doctor import (
     Level,
     Status,
     check_domain,
-    make_resolver,
     mail_from_domain,
+    make_resolver,
     parse_nameserver,
     required_records,
 )
@@ -62,7 +62,7 @@ ZONES = {
         + '_dmarc TXT "v=DMARC1; p=reject; rua=mailto:dmarc@good.test"\n'
         + MAIL_FROM
     ),
-    "bare.test": f"@ MX {SES_MX}\n" '@ TXT "v=spf1 include:amazonses.com -all"\n',
+    "bare.test": f'@ MX {SES_MX}\n@ TXT "v=spf1 include:amazonses.com -all"\n',
     "twospf.test": (
         f"@ MX {SES_MX}\n"
         '@ TXT "v=spf1 include:amazonses.com ~all"\n'
@@ -73,10 +73,7 @@ ZONES = {
     ),
     "wrongmx.test": (
         "@ MX 10 inbound-smtp.eu-west-1.amazonaws.com.\n"
-        '@ TXT "v=spf1 mx ~all"\n'
-        + _dkim()
-        + '_dmarc TXT "v=DMARC1; p=reject"\n'
-        + MAIL_FROM
+        '@ TXT "v=spf1 mx ~all"\n' + _dkim() + '_dmarc TXT "v=DMARC1; p=reject"\n' + MAIL_FROM
     ),
     "subtle.test": (
         # SES at 10, a backup at 20: fine. SPF with the include after -all: wrong. One DKIM CNAME
@@ -91,10 +88,7 @@ ZONES = {
         + "mail MX 5 mx.example.net.\n"
     ),
     "ahead.test": (
-        "@ MX 5 mx.example.net.\n"
-        f"@ MX {SES_MX}\n"
-        '@ TXT "v=spf1 include:amazonses.com ~all"\n'
-        '_dmarc TXT "v=DMARC1"\n'
+        f'@ MX 5 mx.example.net.\n@ MX {SES_MX}\n@ TXT "v=spf1 include:amazonses.com ~all"\n_dmarc TXT "v=DMARC1"\n'
     ),
     "empty.test": "",
 }
@@ -117,9 +111,11 @@ def _free_port() -> int:
 
 
 def zone_text(domain: str, body: str, serial: int = 1) -> str:
-    return (f"$ORIGIN {domain}.\n$TTL 300\n"
-            f"@ SOA ns.{domain}. hostmaster.{domain}. {serial} 3600 600 86400 300\n"
-            f"@ NS ns\nns A 127.0.0.1\n{body}")
+    return (
+        f"$ORIGIN {domain}.\n$TTL 300\n"
+        f"@ SOA ns.{domain}. hostmaster.{domain}. {serial} 3600 600 86400 300\n"
+        f"@ NS ns\nns A 127.0.0.1\n{body}"
+    )
 
 
 @dataclass
@@ -140,8 +136,12 @@ class Knot:
         (self.folder / f"{domain}.zone").write_text(zone_text(domain, body, serial))
         knotc = shutil.which("knotc", path="/usr/sbin:/usr/local/sbin:/sbin:" + os.environ.get("PATH", ""))
         assert knotc, "knotc (package knot) is missing"
-        subprocess.run([knotc, "-c", str(self.config), "-b", "zone-reload", f"{domain}."],
-                       check=True, capture_output=True, timeout=20)
+        subprocess.run(
+            [knotc, "-c", str(self.config), "-b", "zone-reload", f"{domain}."],
+            check=True,
+            capture_output=True,
+            timeout=20,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -255,8 +255,16 @@ def test_a_complete_domain_is_ok(knot: Knot) -> None:
     report = check(knot, "good.test")
     assert report.ok and report.domain_exists
     assert {f.status for f in report.findings} == {Status.FOUND}
-    assert [f.purpose for f in report.findings] == ["SES receiving", "SPF", "DKIM 1/3", "DKIM 2/3", "DKIM 3/3",
-                                                    "DMARC", "MAIL FROM MX", "MAIL FROM SPF"]
+    assert [f.purpose for f in report.findings] == [
+        "SES receiving",
+        "SPF",
+        "DKIM 1/3",
+        "DKIM 2/3",
+        "DKIM 3/3",
+        "DMARC",
+        "MAIL FROM MX",
+        "MAIL FROM SPF",
+    ]
     assert by_purpose(report, "SES receiving").found_values == (SES_MX,)
     assert by_purpose(report, "SPF").found_values == ('"v=spf1 include:amazonses.com ~all"',)  # not the other TXT
     assert by_purpose(report, "MAIL FROM MX").name == "mail.good.test"
@@ -267,11 +275,24 @@ def test_missing_dkim_dmarc_and_mail_from(knot: Knot) -> None:
     report = check(knot, "bare.test")
     assert not report.ok
     statuses = {f.purpose: f.status for f in report.findings}
-    assert statuses == {"SES receiving": Status.FOUND, "SPF": Status.FOUND, "DKIM 1/3": Status.MISSING,
-                        "DKIM 2/3": Status.MISSING, "DKIM 3/3": Status.MISSING, "DMARC": Status.MISSING,
-                        "MAIL FROM MX": Status.MISSING, "MAIL FROM SPF": Status.MISSING}
-    assert [r.purpose for r in report.to_create] == ["DKIM 1/3", "DKIM 2/3", "DKIM 3/3", "DMARC",
-                                                     "MAIL FROM MX", "MAIL FROM SPF"]
+    assert statuses == {
+        "SES receiving": Status.FOUND,
+        "SPF": Status.FOUND,
+        "DKIM 1/3": Status.MISSING,
+        "DKIM 2/3": Status.MISSING,
+        "DKIM 3/3": Status.MISSING,
+        "DMARC": Status.MISSING,
+        "MAIL FROM MX": Status.MISSING,
+        "MAIL FROM SPF": Status.MISSING,
+    }
+    assert [r.purpose for r in report.to_create] == [
+        "DKIM 1/3",
+        "DKIM 2/3",
+        "DKIM 3/3",
+        "DMARC",
+        "MAIL FROM MX",
+        "MAIL FROM SPF",
+    ]
 
 
 def test_without_tokens_dkim_is_unchecked_and_does_not_fail(knot: Knot) -> None:
@@ -301,8 +322,13 @@ def test_wrong_mx_region_and_spf_without_ses(knot: Knot) -> None:
     assert spf.status is Status.WRONG and spf.fix is not None
     assert spf.fix.value == '"v=spf1 mx include:amazonses.com ~all"'
     # the right region for this zone
-    assert by_purpose(check_domain("wrongmx.test", make_resolver(knot.nameserver, 2),
-                                   Expected("eu-west-1", TOKENS)), "SES receiving").status is Status.FOUND
+    assert (
+        by_purpose(
+            check_domain("wrongmx.test", make_resolver(knot.nameserver, 2), Expected("eu-west-1", TOKENS)),
+            "SES receiving",
+        ).status
+        is Status.FOUND
+    )
 
 
 def test_subtle_mistakes(knot: Knot) -> None:
@@ -320,9 +346,11 @@ def test_subtle_mistakes(knot: Knot) -> None:
     mail_mx = by_purpose(report, "MAIL FROM MX")
     assert mail_mx.status is Status.WRONG and mail_mx.remove == ("5 mx.example.net.",)
     assert mail_mx.fix is None  # SES's MX is there: only the other one goes
-    assert report.to_remove == [("subtle.test", "TXT", '"v=spf1 -all include:amazonses.com"'),
-                                (f"{TOKENS[2]}._domainkey.subtle.test", "CNAME", f"{TOKENS[2]}.dkim.example.net."),
-                                ("mail.subtle.test", "MX", "5 mx.example.net.")]
+    assert report.to_remove == [
+        ("subtle.test", "TXT", '"v=spf1 -all include:amazonses.com"'),
+        (f"{TOKENS[2]}._domainkey.subtle.test", "CNAME", f"{TOKENS[2]}.dkim.example.net."),
+        ("mail.subtle.test", "MX", "5 mx.example.net."),
+    ]
     assert [r.purpose for r in report.to_create] == ["SPF", "DKIM 3/3"]
 
 
@@ -388,8 +416,7 @@ def test_cli_ok_exit_zero(knot: Knot) -> None:
 
 
 def test_cli_missing_records_exit_one_with_zone_lines(knot: Knot) -> None:
-    result = run_cli("dns", "check", "bare.test", "--nameserver", knot.nameserver, "--mail-from", "bounce",
-                     *TOKEN_ARGS)
+    result = run_cli("dns", "check", "bare.test", "--nameserver", knot.nameserver, "--mail-from", "bounce", *TOKEN_ARGS)
     assert result.exit_code == 1, result.output
     out = result.output
     assert "missing   CNAME " + f"{TOKENS[0]}._domainkey.bare.test" in out
@@ -415,15 +442,17 @@ def test_cli_without_tokens_explains_and_passes(knot: Knot) -> None:
 
 
 def test_cli_wrong_records_show_found_and_replacement(knot: Knot) -> None:
-    result = run_cli("dns", "check", "twospf.test", "--nameserver", knot.nameserver, "--region", "us-east-1",
-                     *TOKEN_ARGS)
+    result = run_cli(
+        "dns", "check", "twospf.test", "--nameserver", knot.nameserver, "--region", "us-east-1", *TOKEN_ARGS
+    )
     assert result.exit_code == 1, result.output
     assert 'found: "v=spf1 include:amazonses.com ~all"' in result.output
     assert 'found: "v=spf1 mx include:_spf.example.net -all"' in result.output
-    assert ('; remove twospf.test. TXT "v=spf1 include:amazonses.com ~all"\n'
-            '; remove twospf.test. TXT "v=spf1 mx include:_spf.example.net -all"\n'
-            'twospf.test. 3600 IN TXT "v=spf1 mx include:_spf.example.net include:amazonses.com ~all"'
-            ) in result.output
+    assert (
+        '; remove twospf.test. TXT "v=spf1 include:amazonses.com ~all"\n'
+        '; remove twospf.test. TXT "v=spf1 mx include:_spf.example.net -all"\n'
+        'twospf.test. 3600 IN TXT "v=spf1 mx include:_spf.example.net include:amazonses.com ~all"'
+    ) in result.output
 
 
 def test_cli_dns_failures_are_messages(knot: Knot, silent_port: int) -> None:
@@ -441,8 +470,12 @@ def test_cli_dns_failures_are_messages(knot: Knot, silent_port: int) -> None:
 
 
 def test_cli_bad_input_is_a_usage_error() -> None:
-    for args in (["not a domain"], ["good.test", "--nameserver", "127.0.0.1:99999"],
-                 ["good.test", "--dkim-token", "a.b"], ["good.test", "--mail-from", "elsewhere.example"]):
+    for args in (
+        ["not a domain"],
+        ["good.test", "--nameserver", "127.0.0.1:99999"],
+        ["good.test", "--dkim-token", "a.b"],
+        ["good.test", "--mail-from", "elsewhere.example"],
+    ):
         result = run_cli("dns", "check", *args)
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.output
@@ -453,10 +486,24 @@ def test_a_real_subprocess_exit_status(knot: Knot) -> None:
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTHERMAIL_") and k != "AWS_REGION"}
-    done = subprocess.run([sys.executable, "-m", "forwarder.cli.main", "dns", "check", "wrongmx.test",
-                           "--nameserver", knot.nameserver, *TOKEN_ARGS],
-                          capture_output=True, text=True, env=env, timeout=60,
-                          cwd=Path(__file__).resolve().parents[3])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "forwarder.cli.main",
+            "dns",
+            "check",
+            "wrongmx.test",
+            "--nameserver",
+            knot.nameserver,
+            *TOKEN_ARGS,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert done.returncode == 1, done.stderr
     assert "wrong     MX    wrongmx.test" in done.stdout
     assert "wrongmx.test. 3600 IN MX 10 inbound-smtp.us-east-1.amazonaws.com." in done.stdout

@@ -23,10 +23,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 from werkzeug.test import Client
 
-from tests.support.databases import migrate
-from forwarder.core import Policy
+from forwarder.adapters.senders import MemorySender
 from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.core import Policy
 from forwarder.errors import PermanentSendError, SendRetryable
+from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.flows.outcome_log import OutcomeLog, redact
+from forwarder.ops.http_endpoints import OpsEndpoints
 from forwarder.ops.metrics import (
     OUTCOME_KEYS,
     PROMETHEUS_CONTENT_TYPE,
@@ -36,20 +39,29 @@ from forwarder.ops.metrics import (
     escape_label_value,
     prometheus_text,
 )
-from forwarder.ops.http_endpoints import OpsEndpoints
-from forwarder.flows.outcome_log import OutcomeLog, redact
-from forwarder.flows.forward import Forwarder, Inbound
-from forwarder.adapters.senders import MemorySender
 from forwarder.settings import Settings
 from models import Alias, Destination, User, make_engine, make_session_factory, utcnow
+from tests.support.databases import migrate
 
 ALIAS = "shop-7hq2@othermail.example"
 OFF = "switched-off@othermail.example"
 DEST = "Zelda.Private-Inbox-7731@secret-destination.example"
 BODY_MARK = "BODY-MARKER-q9Zx7 the parcel code is 55-1234"
 RAW = (f"From: Jane <jane@example.net>\r\nTo: {ALIAS}\r\nSubject: hi\r\n\r\n{BODY_MARK}\r\n").encode()
-LINE_KEYS = {"message_id", "alias_id", "destination_id", "outcome", "reason", "bytes_in", "bytes_out",
-             "duration_ms", "duplicate", "resent", "repairs", "event"}
+LINE_KEYS = {
+    "message_id",
+    "alias_id",
+    "destination_id",
+    "outcome",
+    "reason",
+    "bytes_in",
+    "bytes_out",
+    "duration_ms",
+    "duplicate",
+    "resent",
+    "repairs",
+    "event",
+}
 
 
 class ScriptedSender(MemorySender):
@@ -61,8 +73,10 @@ class ScriptedSender(MemorySender):
 
     def send(self, raw: bytes, *, sender: str, recipient: str) -> str:
         if self.mode == "reject":
-            raise PermanentSendError(f"SES MessageRejected: Email address is not verified. The following "
-                                     f"identities failed the check in region US-EAST-1: {recipient.upper()}")
+            raise PermanentSendError(
+                f"SES MessageRejected: Email address is not verified. The following "
+                f"identities failed the check in region US-EAST-1: {recipient.upper()}"
+            )
         if self.mode == "retry":
             raise SendRetryable(f"relay failed: 450 4.2.0 <{recipient}>: Recipient address rejected: greylisted")
         return super().send(raw, sender=sender, recipient=recipient)
@@ -83,15 +97,20 @@ def make_forwarder(tmp_path: Path, metrics: Metrics | None = None) -> Forwarder:
         off.destinations.append(destination)
         db.add_all([alias, off])
         db.commit()
-    return Forwarder(SqlDirectory(sessions), ScriptedSender(), Policy(), utcnow,
-                     outcome_log=OutcomeLog(metrics=metrics))
+    return Forwarder(
+        SqlDirectory(sessions), ScriptedSender(), Policy(), utcnow, outcome_log=OutcomeLog(metrics=metrics)
+    )
 
 
 def run_mixed_outcomes(forwarder: Forwarder) -> Counter[str]:
     """A few messages with different outcomes; returns what the reports say happened."""
     happened: Counter[str] = Counter()
-    for message_id, recipients in [("m1", (ALIAS,)), ("m1", (ALIAS,)), ("m2", ("ghost@othermail.example", OFF)),
-                                   ("m3", (ALIAS,))]:
+    for message_id, recipients in [
+        ("m1", (ALIAS,)),
+        ("m1", (ALIAS,)),
+        ("m2", ("ghost@othermail.example", OFF)),
+        ("m3", (ALIAS,)),
+    ]:
         for report in forwarder.process(RAW, Inbound(message_id, recipients)):
             happened["duplicate" if report.duplicate else report.outcome.value] += 1
     forwarder.sender.mode = "reject"
@@ -112,8 +131,13 @@ def test_outcome_lines_hold_the_fields_and_never_the_body_or_the_destination(
     forwarder.sender.mode = "retry"
     with pytest.raises(SendRetryable) as retry:
         forwarder.process(RAW, Inbound("m5", (ALIAS,)))
-    assert happened == {"forwarded": 2, "duplicate": 1, "dropped-unknown-alias": 1, "dropped-disabled": 1,
-                        "failed-rejected": 1}
+    assert happened == {
+        "forwarded": 2,
+        "duplicate": 1,
+        "dropped-unknown-alias": 1,
+        "dropped-disabled": 1,
+        "failed-rejected": 1,
+    }
     assert [m.recipient for m in forwarder.sender.sent] == [DEST.lower()] * 2  # it did go to the address
 
     # whoever logs the retryable error (dispatch retry line, Lambda) sees no address either
@@ -183,14 +207,21 @@ EMF_SCHEMA: dict[str, Any] = {
                         "properties": {
                             "Namespace": {"type": "string", "minLength": 1, "maxLength": 1024},
                             "Dimensions": {
-                                "type": "array", "minItems": 1,
-                                "items": {"type": "array", "minItems": 0, "maxItems": 30,
-                                          "items": {"type": "string", "minLength": 1, "maxLength": 250}},
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "array",
+                                    "minItems": 0,
+                                    "maxItems": 30,
+                                    "items": {"type": "string", "minLength": 1, "maxLength": 250},
+                                },
                             },
                             "Metrics": {
-                                "type": "array", "maxItems": 100,
+                                "type": "array",
+                                "maxItems": 100,
                                 "items": {
-                                    "type": "object", "required": ["Name"],
+                                    "type": "object",
+                                    "required": ["Name"],
                                     "properties": {
                                         "Name": {"type": "string", "minLength": 1, "maxLength": 1024},
                                         "Unit": {"enum": ["Count", "None", "Seconds", "Milliseconds", "Bytes"]},
@@ -240,9 +271,12 @@ def test_emf_document_read_back_equals_the_counts(tmp_path: Path) -> None:
 
 
 def test_emf_dimensions_are_root_members_and_zero_counts_are_left_out() -> None:
-    document = emf_document({"forwarded": 3, "dropped-spam": 0, "skipped:invalid-event": 1, "retry": 1},
-                            namespace="Othermail-staging", dimensions={"FunctionName": "othermail-forwarder"},
-                            timestamp_ms=1)
+    document = emf_document(
+        {"forwarded": 3, "dropped-spam": 0, "skipped:invalid-event": 1, "retry": 1},
+        namespace="Othermail-staging",
+        dimensions={"FunctionName": "othermail-forwarder"},
+        timestamp_ms=1,
+    )
     check_emf(document)
     (directive,) = document["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "Othermail-staging"
@@ -286,7 +320,8 @@ def test_prometheus_text_read_back_equals_the_counts(tmp_path: Path) -> None:
     assert set(values) == set(OUTCOME_KEYS)  # every outcome has a series, zero until it happens
     assert {k: v for k, v in values.items() if v} == {k: float(v) for k, v in happened.items()}
     assert [(s.labels, s.value) for s in found["othermail_skipped"].samples if s.name.endswith("_total")] == [
-        ({"reason": "spool-entry-missing"}, 2.0)]
+        ({"reason": "spool-entry-missing"}, 2.0)
+    ]
     assert [s.value for s in found["othermail_retries"].samples if s.name.endswith("_total")] == [3.0]
     assert found["othermail_spool_pending"].type == "gauge"
     assert [s.value for s in found["othermail_spool_pending"].samples] == [4.0]
@@ -314,8 +349,9 @@ def flask_stand_in(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 def ops_client(health: dict[str, Any], token: str = "") -> Client:
-    app = OpsEndpoints(flask_stand_in, health=lambda: health, metrics=lambda: prometheus_text({"forwarded": 1}),
-                       token=token)
+    app = OpsEndpoints(
+        flask_stand_in, health=lambda: health, metrics=lambda: prometheus_text({"forwarded": 1}), token=token
+    )
     return Client(app)
 
 
@@ -339,8 +375,9 @@ def test_metrics_without_a_token_answers_loopback_only_and_not_through_a_proxy()
         assert response.headers["Content-Type"] == PROMETHEUS_CONTENT_TYPE
         assert 'othermail_messages_total{outcome="forwarded"} 1' in response.get_data(as_text=True)
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 403
-    proxied = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"},
-                         headers={"X-Forwarded-For": "203.0.113.9"})
+    proxied = client.get(
+        "/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers={"X-Forwarded-For": "203.0.113.9"}
+    )
     assert proxied.status_code == 403
     assert client.head("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_data() == b""
 
@@ -351,16 +388,21 @@ def test_metrics_with_a_token_wants_it_from_everyone() -> None:
     refused = client.get("/metrics", environ_base=local)
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
     assert client.get("/metrics", environ_base=local, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    remote = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"},
-                        headers={"Authorization": "Bearer s3cret-scrape-token"})
+    remote = client.get(
+        "/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"}, headers={"Authorization": "Bearer s3cret-scrape-token"}
+    )
     assert remote.status_code == 200
 
 
 def test_one_box_health_names_an_unreachable_database(tmp_path: Path) -> None:
     from forwarder.hosts.onebox import OneBox
 
-    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
-                        store_dir=tmp_path / "var" / "mail")
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        sender="outbox",
+        outbox=tmp_path / "var" / "outbox",
+        store_dir=tmp_path / "var" / "mail",
+    )
     box = OneBox(settings, web_port=None, smtp_port=None, sender=MemorySender(), workers=1)
     try:
         assert box.health() == {"status": "ok", "database": "ok", "spool_pending": 0}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from forwarder.ops.packaging import PackagingError, Trace, requirements, trace_handler
 from forwarder.cli.main import cli
+from forwarder.ops.packaging import PackagingError, Trace, requirements, trace_handler
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -22,7 +22,12 @@ def test_the_trace_follows_lazy_imports_and_stops_at_the_handlers_needs() -> Non
     assert set(trace.third_party) == {"sqlalchemy", "boto3", "botocore"}
     assert "forwarder.hosts.lambda_handler" in trace.third_party["boto3"]
     assert not [m for m in trace.modules if m.startswith(("forwarder.cli", "web", "migrations"))]
-    one_box = {"forwarder.hosts.onebox", "forwarder.adapters.smtp.ingress", "forwarder.hosts.dispatch", "forwarder.adapters.local.spool"}
+    one_box = {
+        "forwarder.hosts.onebox",
+        "forwarder.adapters.smtp.ingress",
+        "forwarder.hosts.dispatch",
+        "forwarder.adapters.local.spool",
+    }
     assert one_box.isdisjoint(trace.modules)
     assert Path("forwarder/hosts/lambda_handler.py") in trace.files and Path("models/__init__.py") in trace.files
 
@@ -44,7 +49,9 @@ def test_a_handler_reaching_the_web_app_is_refused(tmp_path: Path) -> None:
 
 def test_an_unknown_third_party_import_is_refused_naming_its_importer(tmp_path: Path) -> None:
     root = _fake_project(tmp_path, "import json\nimport requests\n")
-    with pytest.raises(PackagingError, match=r"forwarder\.hosts\.lambda_handler import requests, a third-party package"):
+    with pytest.raises(
+        PackagingError, match=r"forwarder\.hosts\.lambda_handler import requests, a third-party package"
+    ):
         trace_handler(root)
 
 

@@ -8,21 +8,21 @@ forbids it) and leave the browser console free of errors.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
-import os
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
-from tests.support.databases import migrate
-from forwarder.core import Policy
-from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.adapters.senders import MemorySender
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.core import Policy
+from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.settings import Settings
 from models import utcnow
+from tests.support.databases import migrate
 from tests.web.browser.live_server import CHROMIUM, CHROMIUM_ARGS, live_server
 from tests.web.conftest import PASSWORD, links_in
 from web import create_app
@@ -60,11 +60,22 @@ def browser_app(tmp_path: Path) -> Iterator[Flask]:
     start with the live server's own address, 127.0.0.1:port (live_server sets it)."""
     url = f"sqlite:///{tmp_path / 'web.db'}"
     migrate(url)
-    settings = Settings(data_dir=tmp_path, database_url=url, domains=("othermail.example", "alias.example"),
-                        sender="outbox", outbox=tmp_path / "outbox")
-    app = create_app({"TESTING": True, "SECRET_KEY": "browser-secret", "SESSION_COOKIE_SECURE": False,
-                      "SETTINGS": settings,
-                      "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)}})
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=url,
+        domains=("othermail.example", "alias.example"),
+        sender="outbox",
+        outbox=tmp_path / "outbox",
+    )
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "browser-secret",
+            "SESSION_COOKIE_SECURE": False,
+            "SETTINGS": settings,
+            "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)},
+        }
+    )
     app.extensions["othermail.sender"] = MemorySender()
     yield app
     app.extensions["othermail.engine"].dispose()
@@ -215,8 +226,10 @@ def test_first_walk_in_a_real_browser(
     # 4. A message through the real forwarder reaches the verified destination and shows up.
     forwarded = MemorySender()
     forwarder = Forwarder(SqlDirectory(browser_app.extensions["othermail.sessions"]), forwarded, Policy(), utcnow)
-    [report] = forwarder.process(message(address, "Spring sale", "sale-1@bikeshop.example"),
-                                 Inbound("sale-1@bikeshop.example", (address,), mail_from=SHOP))
+    [report] = forwarder.process(
+        message(address, "Spring sale", "sale-1@bikeshop.example"),
+        Inbound("sale-1@bikeshop.example", (address,), mail_from=SHOP),
+    )
     assert report.outcome.value == "forwarded", report
     assert [(m.recipient, m.sender) for m in forwarded.sent] == [(MAILBOX, address)]
     assert b"Subject: Spring sale" in forwarded.sent[0].raw
@@ -235,8 +248,10 @@ def test_first_walk_in_a_real_browser(
     check(page, address, watch)
     expect(page.locator(".alias-status [data-state]")).to_have_text("off")
     expect(page.get_by_role("button", name="Switch on")).to_be_visible()
-    [report] = forwarder.process(message(address, "Last chance", "sale-2@bikeshop.example"),
-                                 Inbound("sale-2@bikeshop.example", (address,), mail_from=SHOP))
+    [report] = forwarder.process(
+        message(address, "Last chance", "sale-2@bikeshop.example"),
+        Inbound("sale-2@bikeshop.example", (address,), mail_from=SHOP),
+    )
     assert report.outcome.value == "dropped-disabled", report
     assert len(forwarded.sent) == 1
     page.goto(alias_url)
@@ -273,8 +288,14 @@ def test_first_walk_in_a_real_browser(
     expect(page.locator("main")).to_contain_text(f"Signed in as {USER}")
     shot(page, tmp_path, "account", shots)
 
-    assert [p.name for p in shots] == ["signup.png", "destinations.png", "alias-detail.png", "aliases.png",
-                                       "dashboard.png", "account.png"]
+    assert [p.name for p in shots] == [
+        "signup.png",
+        "destinations.png",
+        "alias-detail.png",
+        "aliases.png",
+        "dashboard.png",
+        "account.png",
+    ]
     for path in shots:
         data = path.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 1000, f"{path} is not a real PNG"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +146,14 @@ def test_sns_action_spam_verdict_fail_is_kept(ses_events: Path) -> None:
     assert job.verdicts.virus == "PASS"
 
 
-@pytest.mark.parametrize(("name", "kind"), [("hard_bounce_sns_body.json", "bounce-permanent"),
-                                            ("soft_bounce_sns_body.json", "bounce-transient"),
-                                            ("spam_bounce_sns_body.json", "bounce-transient")])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("hard_bounce_sns_body.json", "bounce-permanent"),
+        ("soft_bounce_sns_body.json", "bounce-transient"),
+        ("spam_bounce_sns_body.json", "bounce-transient"),
+    ],
+)
 def test_sending_side_bounce_notifications_become_feedback(ses_events: Path, name: str, kind: str) -> None:
     item = only(parse_event(load(ses_events, RELAY + name), bucket=BUCKET, prefix=PREFIX))
     assert isinstance(item, FeedbackJob)
@@ -272,8 +277,11 @@ def test_ses_event_routes_on_receipt_recipients_not_mail_destination() -> None:
 def test_ses_verdicts_and_dmarc_policy_are_read() -> None:
     message = ses_message(dmarcPolicy="quarantine")
     message["receipt"].update(
-        spamVerdict={"status": "GRAY"}, virusVerdict={"status": "FAIL"}, spfVerdict={"status": "PROCESSING_FAILED"},
-        dkimVerdict={"status": "FAIL"}, dmarcVerdict={"status": "FAIL"},
+        spamVerdict={"status": "GRAY"},
+        virusVerdict={"status": "FAIL"},
+        spfVerdict={"status": "PROCESSING_FAILED"},
+        dkimVerdict={"status": "FAIL"},
+        dmarcVerdict={"status": "FAIL"},
     )
     job = only(parse_event(ses_event(message), bucket=BUCKET, prefix=PREFIX))
     assert job.verdicts == Verdicts(
@@ -344,7 +352,13 @@ def test_s3_event_without_bucket_or_key_is_invalid(record: dict) -> None:
 
 
 def test_sns_to_lambda_record_of_an_s3_action() -> None:
-    action = {"type": "S3", "topicArn": "arn:t", "bucketName": "raw-mail", "objectKeyPrefix": "in/", "objectKey": "in/m9"}
+    action = {
+        "type": "S3",
+        "topicArn": "arn:t",
+        "bucketName": "raw-mail",
+        "objectKeyPrefix": "in/",
+        "objectKey": "in/m9",
+    }
     body = sns_body(received(ses_message("m9", action=action)))
     job = only(parse_event(sns_record_event(body), bucket=BUCKET, prefix=PREFIX))
     assert (job.bucket, job.key, job.message_id) == ("raw-mail", "in/m9", "m9")
@@ -361,8 +375,13 @@ def test_sqs_records_wrapping_sns_bodies() -> None:
     event = sqs_event(
         sns_body(received(ses_message("m1", action=action))),
         sns_body(received(ses_message("m2"), content="Subject: hi\r\n\r\nbody\r\n")),
-        sns_body({"notificationType": "Complaint", "mail": {"messageId": "x"},
-                  "complaint": {"feedbackId": "f", "complainedRecipients": [{"emailAddress": "Me@Real.example"}]}}),
+        sns_body(
+            {
+                "notificationType": "Complaint",
+                "mail": {"messageId": "x"},
+                "complaint": {"feedbackId": "f", "complainedRecipients": [{"emailAddress": "Me@Real.example"}]},
+            }
+        ),
     )
     first, second, third = parse_event(event, bucket=BUCKET, prefix=PREFIX)
     assert (first.bucket, first.key) == ("raw-mail", "in/m1")
@@ -416,8 +435,13 @@ def test_sns_content_keeps_the_message_id_check() -> None:
 
 
 def test_configuration_set_events_that_are_not_feedback_are_skipped_by_name() -> None:
-    expected = {"Delivery": "ses-delivery", "Send": "ses-send", "Reject": "ses-reject",
-                "DeliveryDelay": "ses-delivery-delay", "Open": "ses-open"}
+    expected = {
+        "Delivery": "ses-delivery",
+        "Send": "ses-send",
+        "Reject": "ses-reject",
+        "DeliveryDelay": "ses-delivery-delay",
+        "Open": "ses-open",
+    }
     for kind, reason in expected.items():
         item = only(parse_event(sns_body({"eventType": kind, "mail": {"messageId": "x"}})))
         assert item == Skipped(reason, f"SES {kind} notification")
@@ -425,20 +449,31 @@ def test_configuration_set_events_that_are_not_feedback_are_skipped_by_name() ->
 
 def test_configuration_set_bounce_and_complaint_become_feedback() -> None:
     mail = {"messageId": "ses-1", "timestamp": "2026-11-23T10:00:00.000Z"}
-    bounce = {"feedbackId": "f1", "bounceType": "Permanent", "bounceSubType": "General",
-              "bouncedRecipients": [{"emailAddress": "me@real.example"}]}
+    bounce = {
+        "feedbackId": "f1",
+        "bounceType": "Permanent",
+        "bounceSubType": "General",
+        "bouncedRecipients": [{"emailAddress": "me@real.example"}],
+    }
     complaint = {"feedbackId": "f2", "complainedRecipients": [{"emailAddress": "me@real.example"}]}
-    first, second = parse_event(sqs_event(sns_body({"eventType": "Bounce", "mail": mail, "bounce": bounce}),
-                                          sns_body({"eventType": "Complaint", "mail": mail, "complaint": complaint})))
+    first, second = parse_event(
+        sqs_event(
+            sns_body({"eventType": "Bounce", "mail": mail, "bounce": bounce}),
+            sns_body({"eventType": "Complaint", "mail": mail, "complaint": complaint}),
+        )
+    )
     assert [(f.kind, f.feedback_id, f.message_id) for f in first.feedback] == [("bounce-permanent", "f1", "ses-1")]
     assert [(f.kind, f.feedback_id) for f in second.feedback] == [("complaint", "f2")]
 
 
-@pytest.mark.parametrize("message", [
-    {"mail": {"messageId": "x"}},  # no type at all
-    {"eventType": "Bounce", "mail": {"messageId": "x"}},  # no bounce section
-    {"notificationType": "Complaint", "complaint": {"feedbackId": "f"}, "mail": {"messageId": "x"}},
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"mail": {"messageId": "x"}},  # no type at all
+        {"eventType": "Bounce", "mail": {"messageId": "x"}},  # no bounce section
+        {"notificationType": "Complaint", "complaint": {"feedbackId": "f"}, "mail": {"messageId": "x"}},
+    ],
+)
 def test_malformed_feedback_is_an_invalid_event(message: dict) -> None:
     with pytest.raises(InvalidEvent):
         parse_event(sns_body(message))
@@ -565,9 +600,19 @@ def test_sqs_body_that_is_not_an_accepted_event_is_invalid(body: str) -> None:
 
 
 def test_the_s3_test_event_of_a_new_bucket_notification_is_skipped_by_name() -> None:
-    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-30T00:00:00.000Z",
-                  "Bucket": "mail-bucket", "RequestId": "R", "HostId": "H"}
-    sns = {"Type": "Notification", "MessageId": "1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
-           "Message": json.dumps(test_event)}
+    test_event = {
+        "Service": "Amazon S3",
+        "Event": "s3:TestEvent",
+        "Time": "2026-11-30T00:00:00.000Z",
+        "Bucket": "mail-bucket",
+        "RequestId": "R",
+        "HostId": "H",
+    }
+    sns = {
+        "Type": "Notification",
+        "MessageId": "1",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+        "Message": json.dumps(test_event),
+    }
     (item,) = parse_event({"Records": [{"eventSource": "aws:sqs", "body": json.dumps(sns)}]}, bucket="", prefix="")
     assert item == Skipped("s3-test-event", "bucket mail-bucket")

@@ -11,17 +11,27 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from forwarder.hosts import lambda_handler
 from forwarder.adapters.aws.secrets import environ_with_secrets, fetch_secrets
 from forwarder.errors import SettingsError
+from forwarder.hosts import lambda_handler
 from forwarder.settings import Settings
 
 REGION = "us-east-1"
 PATH = "/othermail/production"
 DB_URL = "mysql+pymysql://othermail:s3cr%40t@db.internal:3306/othermail"
-SNS_CONFIRMATION = {"Records": [{"EventSource": "aws:sns", "Sns": {
-    "Type": "SubscriptionConfirmation", "TopicArn": "arn:aws:sns:us-east-1:123456789012:othermail-inbound",
-    "Message": "You have chosen to subscribe", "SubscribeURL": "https://sns.example/confirm"}}]}
+SNS_CONFIRMATION = {
+    "Records": [
+        {
+            "EventSource": "aws:sns",
+            "Sns": {
+                "Type": "SubscriptionConfirmation",
+                "TopicArn": "arn:aws:sns:us-east-1:123456789012:othermail-inbound",
+                "Message": "You have chosen to subscribe",
+                "SubscribeURL": "https://sns.example/confirm",
+            },
+        }
+    ]
+}
 
 
 @pytest.fixture
@@ -43,8 +53,9 @@ def put_parameters(session: boto3.session.Session, values: dict[str, str], path:
         ssm.put_parameter(Name=f"{path}/{name}", Value=value, Type="SecureString")
 
 
-def put_secret(session: boto3.session.Session, value: Any, name: str = "othermail/production",
-               region: str = REGION) -> str:
+def put_secret(
+    session: boto3.session.Session, value: Any, name: str = "othermail/production", region: str = REGION
+) -> str:
     client = session.client("secretsmanager", region_name=region)
     text = value if isinstance(value, str) else json.dumps(value)
     return client.create_secret(Name=name, SecretString=text)["ARN"]
@@ -85,8 +96,7 @@ def test_ssm_reads_every_page(aws: boto3.session.Session) -> None:
 
 def test_secrets_manager_json_overlays_the_environment(aws: boto3.session.Session) -> None:
     put_secret(aws, {"OTHERMAIL_DATABASE_URL": DB_URL, "OTHERMAIL_RELAY_PORT": 465, "OTHERMAIL_DROP_SPAM": False})
-    merged = environ_with_secrets({"OTHERMAIL_SECRETS_ARN": "othermail/production",
-                                   "OTHERMAIL_S3_BUCKET": "inbound"})
+    merged = environ_with_secrets({"OTHERMAIL_SECRETS_ARN": "othermail/production", "OTHERMAIL_S3_BUCKET": "inbound"})
     settings = Settings.from_env(merged)
     assert (settings.database_url, settings.relay_port, settings.policy.drop_spam) == (DB_URL, 465, False)
     assert settings.s3_bucket == "inbound"
@@ -95,7 +105,9 @@ def test_secrets_manager_json_overlays_the_environment(aws: boto3.session.Sessio
 def test_a_secret_arn_names_its_own_region(aws: boto3.session.Session) -> None:
     arn = put_secret(aws, {"OTHERMAIL_DATABASE_URL": DB_URL}, region="eu-west-1")
     assert ":eu-west-1:" in arn
-    assert fetch_secrets({"OTHERMAIL_SECRETS_ARN": arn, "AWS_REGION": "us-east-1"}) == {"OTHERMAIL_DATABASE_URL": DB_URL}
+    assert fetch_secrets({"OTHERMAIL_SECRETS_ARN": arn, "AWS_REGION": "us-east-1"}) == {
+        "OTHERMAIL_DATABASE_URL": DB_URL
+    }
 
 
 def test_both_sources_secrets_manager_wins(aws: boto3.session.Session) -> None:
@@ -149,18 +161,24 @@ def test_an_empty_or_malformed_ssm_path_is_a_settings_error(aws: boto3.session.S
 
 def test_an_unreachable_service_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """No moto here: botocore's own failure (connection refused) becomes a SettingsError."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-                        "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1",
-                        "AWS_RETRY_MODE": "standard"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_RETRY_MODE": "standard",
+    }.items():
         monkeypatch.setenv(name, value)
     expected = r"could not read the secrets from SSM Parameter Store path /o \(OTHERMAIL_SSM_PATH\)"
     with pytest.raises(SettingsError, match=expected):
         fetch_secrets({"OTHERMAIL_SSM_PATH": "/o", "AWS_REGION": REGION})
 
 
-def test_the_lambda_cold_start_reads_the_secret(aws: boto3.session.Session, monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
+def test_the_lambda_cold_start_reads_the_secret(
+    aws: boto3.session.Session, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'from-secret.db'}"
     arn = put_secret(aws, {"OTHERMAIL_DATABASE_URL": url, "OTHERMAIL_S3_BUCKET": "secret-bucket"})
     monkeypatch.setattr(lambda_handler, "_runtime", None)

@@ -21,12 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
 from forwarder.accounts import create_alias, ensure_destination, ensure_user
+from forwarder.adapters.inbound_auth import Authenticator, Client, Resolver, build_authenticator
+from forwarder.adapters.senders import MemorySender
 from forwarder.core import Outcome, Verdicts
 from forwarder.core.trace import NO_VERDICT, parse_authentication_results
 from forwarder.errors import SettingsError
-from forwarder.adapters.inbound_auth import Authenticator, Client, Resolver, build_authenticator
 from forwarder.hosts.onebox import OneBox
-from forwarder.adapters.senders import MemorySender
 from forwarder.settings import Settings
 from models import Delivery, make_session_factory, utcnow
 from tests.knot_zones import KnotZones, knot_zones
@@ -38,39 +38,46 @@ BAD_IP = "203.0.113.66"
 
 def _key() -> tuple[bytes, str]:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    der = private.public_key().public_bytes(serialization.Encoding.DER,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
+    der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return pem, base64.b64encode(der).decode()
 
 
 def _txt(text: str) -> str:
     """A TXT record's data in zone-file form, split into strings of at most 255 characters."""
-    return " ".join(f'"{text[i:i + 200]}"' for i in range(0, len(text), 200))
+    return " ".join(f'"{text[i : i + 200]}"' for i in range(0, len(text), 200))
 
 
 @pytest.fixture(scope="module")
 def zones(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KnotZones, bytes]]:
     pem, public = _key()
     with knot_zones(tmp_path_factory.mktemp("knot"), ["sender.test", "other.test", "lax.test"]) as server:
-        server.set_zone("sender.test", [
-            f'@ TXT "v=spf1 ip4:{GOOD_IP} -all"',
-            'soft TXT "v=spf1 ~all"',
-            'local TXT "v=spf1 ip4:127.0.0.1 -all"',
-            f'mx1 TXT "v=spf1 ip4:{GOOD_IP} -all"',
-            '_dmarc TXT "v=DMARC1; p=reject; rua=mailto:d@sender.test"',
-            f"sel._domainkey TXT {_txt('v=DKIM1; k=rsa; p=' + public)}",
-        ])
-        server.set_zone("other.test", [f'@ TXT "v=spf1 ip4:{GOOD_IP} -all"',
-                                       f"sel._domainkey TXT {_txt('v=DKIM1; k=rsa; p=' + public)}"])
+        server.set_zone(
+            "sender.test",
+            [
+                f'@ TXT "v=spf1 ip4:{GOOD_IP} -all"',
+                'soft TXT "v=spf1 ~all"',
+                'local TXT "v=spf1 ip4:127.0.0.1 -all"',
+                f'mx1 TXT "v=spf1 ip4:{GOOD_IP} -all"',
+                '_dmarc TXT "v=DMARC1; p=reject; rua=mailto:d@sender.test"',
+                f"sel._domainkey TXT {_txt('v=DKIM1; k=rsa; p=' + public)}",
+            ],
+        )
+        server.set_zone(
+            "other.test",
+            [f'@ TXT "v=spf1 ip4:{GOOD_IP} -all"', f"sel._domainkey TXT {_txt('v=DKIM1; k=rsa; p=' + public)}"],
+        )
         server.set_zone("lax.test", ['@ TXT "v=spf1 -all"', '_dmarc TXT "v=DMARC1; p=none"'])
         yield server, pem
 
 
 def message(sender: str = "ceo@sender.test", body: bytes = b"Pay the invoice today.\r\n") -> bytes:
-    return (f"From: CEO <{sender}>\r\nTo: shop@othermail.example\r\nSubject: invoice\r\n"
-            "Date: Mon, 07 Dec 2026 09:00:00 +0000\r\nMessage-ID: <m1@sender.test>\r\n\r\n").encode() + body
+    return (
+        f"From: CEO <{sender}>\r\nTo: shop@othermail.example\r\nSubject: invoice\r\n"
+        "Date: Mon, 07 Dec 2026 09:00:00 +0000\r\nMessage-ID: <m1@sender.test>\r\n\r\n"
+    ).encode() + body
 
 
 def signed(pem: bytes, raw: bytes, domain: str = "sender.test") -> bytes:
@@ -86,7 +93,7 @@ def results(auth: Authenticator, raw: bytes, client: Client) -> dict[str, list[s
     processed = auth.process(raw, client)
     assert processed.startswith(b"Authentication-Results: " + AUTHSERV.encode() + b";")
     value = processed.split(b"\r\n\r\n")[0].split(b"\r\n")
-    field = b"".join(line for line in value[:next(i for i in range(1, len(value)) if not value[i].startswith(b"\t"))])
+    field = b"".join(line for line in value[: next(i for i in range(1, len(value)) if not value[i].startswith(b"\t"))])
     parsed = parse_authentication_results(field.decode().partition(":")[2])
     assert parsed is not None and parsed.authserv_id == AUTHSERV
     found: dict[str, list[str]] = {}
@@ -95,13 +102,16 @@ def results(auth: Authenticator, raw: bytes, client: Client) -> dict[str, list[s
     return found
 
 
-@pytest.mark.parametrize(("ip", "mail_from", "expected"), [
-    (GOOD_IP, "bounce@sender.test", "pass"),
-    (BAD_IP, "bounce@sender.test", "fail"),
-    (BAD_IP, "bounce@soft.sender.test", "softfail"),
-    (GOOD_IP, "", "pass"),  # null sender: the HELO name is checked
-    (BAD_IP, "", "fail"),
-])
+@pytest.mark.parametrize(
+    ("ip", "mail_from", "expected"),
+    [
+        (GOOD_IP, "bounce@sender.test", "pass"),
+        (BAD_IP, "bounce@sender.test", "fail"),
+        (BAD_IP, "bounce@soft.sender.test", "softfail"),
+        (GOOD_IP, "", "pass"),  # null sender: the HELO name is checked
+        (BAD_IP, "", "fail"),
+    ],
+)
 def test_spf(zones: tuple[KnotZones, bytes], ip: str, mail_from: str, expected: str) -> None:
     found = results(authenticator(zones), message(), Client(ip, "mx1.sender.test", mail_from))
     assert found["spf"] == [expected]
@@ -133,8 +143,9 @@ def test_dmarc_passes_through_aligned_dkim_even_when_spf_fails(zones: tuple[Knot
 def test_forged_mail_fails_dmarc_with_the_organizational_policy(zones: tuple[KnotZones, bytes]) -> None:
     auth = authenticator(zones)
     # SPF passes for other.test, and a valid DKIM signature of other.test: neither is aligned
-    raw = auth.process(signed(zones[1], message("ceo@billing.sender.test"), "other.test"),
-                       Client(GOOD_IP, "x", "b@other.test"))
+    raw = auth.process(
+        signed(zones[1], message("ceo@billing.sender.test"), "other.test"), Client(GOOD_IP, "x", "b@other.test")
+    )
     verdicts = auth.verdicts(raw)
     assert (verdicts.spf, verdicts.dkim) == ("PASS", "PASS")
     assert (verdicts.dmarc, verdicts.dmarc_policy) == ("FAIL", "reject")
@@ -151,8 +162,10 @@ def test_a_second_from_address_does_not_hide_a_failing_one(zones: tuple[KnotZone
 
 def test_forged_authentication_results_are_replaced_by_ours(zones: tuple[KnotZones, bytes]) -> None:
     auth = authenticator(zones)
-    forged = (b"Authentication-Results: othermail.example; spf=pass; dkim=pass; dmarc=pass\r\n"
-              b"Received-SPF: pass\r\nX-SES-Spam-Verdict: PASS\r\n" + message())
+    forged = (
+        b"Authentication-Results: othermail.example; spf=pass; dkim=pass; dmarc=pass\r\n"
+        b"Received-SPF: pass\r\nX-SES-Spam-Verdict: PASS\r\n" + message()
+    )
     raw = auth.process(forged, Client(BAD_IP, "x", "bounce@sender.test"))
     assert raw.count(b"Authentication-Results:") == 1 and b"Received-SPF" not in raw and b"X-SES-" not in raw
     assert auth.verdicts(raw) == Verdicts(spf="FAIL", dkim="GRAY", dmarc="FAIL", dmarc_policy="reject")
@@ -162,7 +175,8 @@ def test_forged_authentication_results_are_replaced_by_ours(zones: tuple[KnotZon
     shown = headers(raw)
     assert [v for n, v in shown if n == "Authentication-Results"] == [
         "othermail.example; spf=fail (203.0.113.66) smtp.mailfrom=bounce@sender.test; dkim=none; "
-        "dmarc=fail (p=reject) header.from=sender.test"]
+        "dmarc=fail (p=reject) header.from=sender.test"
+    ]
     assert not [n for n, _ in shown if n in ("Received-SPF", "X-SES-Spam-Verdict", "X-SES-Virus-Verdict")]
 
 
@@ -184,13 +198,17 @@ def slow_for(nameserver: str, suffix: str, budget: float) -> Resolver:
     return Resolver(resolver, budget)
 
 
-@pytest.mark.parametrize(("sender", "mail_from", "slow_signatures"), [
-    ("CEO <ceo@sender.test>", "bounce@slow.test", 0),  # a slow MAIL FROM domain
-    ("CEO <ceo@sender.test>", "bounce@sender.test", 3),  # slow DKIM signatures of another domain
-    ("a@slow.test, CEO <ceo@sender.test>", "bounce@other.test", 0),  # a slow From domain in front
-])
+@pytest.mark.parametrize(
+    ("sender", "mail_from", "slow_signatures"),
+    [
+        ("CEO <ceo@sender.test>", "bounce@slow.test", 0),  # a slow MAIL FROM domain
+        ("CEO <ceo@sender.test>", "bounce@sender.test", 3),  # slow DKIM signatures of another domain
+        ("a@slow.test, CEO <ceo@sender.test>", "bounce@other.test", 0),  # a slow From domain in front
+    ],
+)
 def test_a_sender_s_slow_dns_cannot_turn_a_dmarc_fail_into_no_verdict(
-        zones: tuple[KnotZones, bytes], sender: str, mail_from: str, slow_signatures: int) -> None:
+    zones: tuple[KnotZones, bytes], sender: str, mail_from: str, slow_signatures: int
+) -> None:
     """Regression: the budget is shared, and SPF and DKIM were asked first with all of it."""
     auth = Authenticator("own", AUTHSERV, slow_for(zones[0].nameserver, "slow.test", budget=1.0))
     raw = message().replace(b"From: CEO <ceo@sender.test>", f"From: {sender}".encode())
@@ -228,9 +246,11 @@ def test_no_resolver_configured_is_temperror_too() -> None:
     assert auth.verdicts(raw).dmarc == "PROCESSING_FAILED"
 
 
-RELAYED = (b"Authentication-Results: filter.example.net; spf=fail smtp.mailfrom=sender.test;\r\n"
-           b"\tdkim=none; dmarc=fail (p=reject dis=none) header.from=sender.test\r\n"
-           b"Authentication-Results: othermail.example; dmarc=pass\r\n")
+RELAYED = (
+    b"Authentication-Results: filter.example.net; spf=fail smtp.mailfrom=sender.test;\r\n"
+    b"\tdkim=none; dmarc=fail (p=reject dis=none) header.from=sender.test\r\n"
+    b"Authentication-Results: othermail.example; dmarc=pass\r\n"
+)
 
 
 def test_trusted_relay_header_is_honoured_only_from_the_relay_with_its_id() -> None:
@@ -254,14 +274,19 @@ def test_off_checks_nothing_but_still_strips() -> None:
     assert auth.verdicts(raw) == NO_VERDICT
 
 
-@pytest.mark.parametrize(("env", "message_part"), [
-    ({"OTHERMAIL_INBOUND_AUTH": "trusted-relay"}, "OTHERMAIL_TRUSTED_AUTHSERV_ID and OTHERMAIL_TRUSTED_RELAYS"),
-    ({"OTHERMAIL_INBOUND_AUTH": "trusted-relay", "OTHERMAIL_TRUSTED_RELAYS": "10.0.0.1"},
-     "needs OTHERMAIL_TRUSTED_AUTHSERV_ID"),
-    ({"OTHERMAIL_TRUSTED_RELAYS": "10.0.0.1, 10.0.0.0/33"}, "OTHERMAIL_TRUSTED_RELAYS"),
-    ({"OTHERMAIL_TRUSTED_AUTHSERV_ID": "a b"}, "OTHERMAIL_TRUSTED_AUTHSERV_ID"),
-    ({"OTHERMAIL_INBOUND_AUTH": "spf"}, "OTHERMAIL_INBOUND_AUTH"),
-])
+@pytest.mark.parametrize(
+    ("env", "message_part"),
+    [
+        ({"OTHERMAIL_INBOUND_AUTH": "trusted-relay"}, "OTHERMAIL_TRUSTED_AUTHSERV_ID and OTHERMAIL_TRUSTED_RELAYS"),
+        (
+            {"OTHERMAIL_INBOUND_AUTH": "trusted-relay", "OTHERMAIL_TRUSTED_RELAYS": "10.0.0.1"},
+            "needs OTHERMAIL_TRUSTED_AUTHSERV_ID",
+        ),
+        ({"OTHERMAIL_TRUSTED_RELAYS": "10.0.0.1, 10.0.0.0/33"}, "OTHERMAIL_TRUSTED_RELAYS"),
+        ({"OTHERMAIL_TRUSTED_AUTHSERV_ID": "a b"}, "OTHERMAIL_TRUSTED_AUTHSERV_ID"),
+        ({"OTHERMAIL_INBOUND_AUTH": "spf"}, "OTHERMAIL_INBOUND_AUTH"),
+    ],
+)
 def test_settings_errors_name_the_variable(env: dict[str, str], message_part: str) -> None:
     with pytest.raises(SettingsError) as raised:
         Settings.from_env(env)
@@ -270,8 +295,13 @@ def test_settings_errors_name_the_variable(env: dict[str, str], message_part: st
 
 def test_settings_read_the_three_modes() -> None:
     assert Settings.from_env({}).inbound_auth == "own"
-    relay = Settings.from_env({"OTHERMAIL_INBOUND_AUTH": "trusted-relay", "OTHERMAIL_TRUSTED_AUTHSERV_ID": "Filter.Example",
-                               "OTHERMAIL_TRUSTED_RELAYS": "10.0.0.1, 2001:db8::/32"})
+    relay = Settings.from_env(
+        {
+            "OTHERMAIL_INBOUND_AUTH": "trusted-relay",
+            "OTHERMAIL_TRUSTED_AUTHSERV_ID": "Filter.Example",
+            "OTHERMAIL_TRUSTED_RELAYS": "10.0.0.1, 2001:db8::/32",
+        }
+    )
     assert (relay.trusted_authserv_id, relay.trusted_relays) == ("filter.example", ("10.0.0.1/32", "2001:db8::/32"))
     built = build_authenticator(relay, AUTHSERV)
     assert built.mode == "trusted-relay" and len(built.trusted_relays) == 2
@@ -284,8 +314,15 @@ def test_settings_read_the_three_modes() -> None:
 
 class Box:
     def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        settings = Settings.from_env({"OTHERMAIL_DATA_DIR": str(tmp_path / "var"), "OTHERMAIL_DOMAINS": AUTHSERV,
-                                      "OTHERMAIL_SMTP_HOST": "127.0.0.1", **env}, default_sender="outbox")
+        settings = Settings.from_env(
+            {
+                "OTHERMAIL_DATA_DIR": str(tmp_path / "var"),
+                "OTHERMAIL_DOMAINS": AUTHSERV,
+                "OTHERMAIL_SMTP_HOST": "127.0.0.1",
+                **env,
+            },
+            default_sender="outbox",
+        )
         self.sender = MemorySender()
         self.box = OneBox(settings, web_port=None, smtp_port=0, sender=self.sender, workers=1)
         with make_session_factory(self.box.engine)() as session:
@@ -353,6 +390,7 @@ class _PolicyOnly:
         import dns.resolver
 
         if qname.to_text(omit_final_dot=True) == "_dmarc.paypal.example" and rdtype == "TXT":
+
             class Rdata:
                 strings = [b"v=DMARC1; p=reject"]
 
@@ -363,7 +401,9 @@ class _PolicyOnly:
         raise dns.resolver.NXDOMAIN()
 
 
-CONTINUATION = b" ; dmarc=pass ; spf=pass\r\nFrom: security@paypal.example\r\nTo: t@alias.example\r\nSubject: s\r\n\r\nbody\r\n"
+CONTINUATION = (
+    b" ; dmarc=pass ; spf=pass\r\nFrom: security@paypal.example\r\nTo: t@alias.example\r\nSubject: s\r\n\r\nbody\r\n"
+)
 
 
 @pytest.mark.parametrize("mode", ["own", "off"])
@@ -379,9 +419,17 @@ def test_a_leading_continuation_line_cannot_extend_our_stamp(mode: str) -> None:
         assert verdicts == NO_VERDICT
 
 
-@pytest.mark.parametrize("sender", [b"security@paypal.example\x00", b"security@paypal.example\x1b",
-                                    b"<security@paypal.example\x7f>", b"security@PayPal.Example.",
-                                    b"security@paypal..example", b"security@pay\x00pal.example"])
+@pytest.mark.parametrize(
+    "sender",
+    [
+        b"security@paypal.example\x00",
+        b"security@paypal.example\x1b",
+        b"<security@paypal.example\x7f>",
+        b"security@PayPal.Example.",
+        b"security@paypal..example",
+        b"security@pay\x00pal.example",
+    ],
+)
 def test_a_control_character_or_a_broken_from_domain_does_not_evade_dmarc(sender: bytes) -> None:
     """Review HIGH 2: the DMARC domain is the domain the reader is shown; one that is no domain
     name fails with p=reject (there is no policy to find, and it can only be forged)."""
@@ -394,10 +442,10 @@ def test_a_control_character_or_a_broken_from_domain_does_not_evade_dmarc(sender
 def test_the_verdicts_travel_in_the_spool_envelope_not_in_the_message(tmp_path: Path) -> None:
     """Review HIGH 1 (the lasting fix): the dispatcher takes the verdicts the listener computed
     from the spool envelope, so no byte of the message, however it parses, can change them."""
-    from forwarder.hosts.dispatch import Dispatcher
-    from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
     from forwarder.adapters.local.spool import Spool
+    from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
     from forwarder.adapters.stores import LocalStore
+    from forwarder.hosts.dispatch import Dispatcher
 
     auth = Authenticator("own", AUTHSERV, Resolver(_PolicyOnly()))
     spool = Spool(tmp_path / "spool", LocalStore(tmp_path / "mail"))
@@ -407,8 +455,11 @@ def test_the_verdicts_travel_in_the_spool_envelope_not_in_the_message(tmp_path: 
     listener.start()
     try:
         with smtplib.SMTP("127.0.0.1", listener.port, timeout=10) as client:
-            client.sendmail("b@evil.example", ["t@alias.example"],
-                            b"From: security@paypal.example\r\nTo: t@alias.example\r\nSubject: s\r\n\r\nbody\r\n")
+            client.sendmail(
+                "b@evil.example",
+                ["t@alias.example"],
+                b"From: security@paypal.example\r\nTo: t@alias.example\r\nSubject: s\r\n\r\nbody\r\n",
+            )
     finally:
         listener.stop()
         auth.close()

@@ -46,8 +46,9 @@ class CountingServer:
                 response.answer.append(dns.rrset.from_text(name, 300, "IN", "TXT", '"v=spf1 -all"'))
             else:
                 response.set_rcode(dns.rcode.NXDOMAIN)
-                response.authority.append(dns.rrset.from_text("example.", 300, "IN", "SOA",
-                                                              "ns.example. host.example. 1 3600 600 86400 300"))
+                response.authority.append(
+                    dns.rrset.from_text("example.", 300, "IN", "SOA", "ns.example. host.example. 1 3600 600 86400 300")
+                )
             self.sock.sendto(response.to_wire(), peer)
 
     def stop(self) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.errors import MessageNotFound, StoreUnavailable
 from forwarder.adapters.local.spool import Spool, new_spool_id
 from forwarder.adapters.stores import LocalStore, MemoryStore
+from forwarder.errors import MessageNotFound, StoreUnavailable
 
 
 def test_accept_load_done(tmp_path: Path) -> None:
@@ -61,13 +61,18 @@ def test_the_listener_can_keep_raw_mail_in_s3(tmp_path: Path, monkeypatch: pytes
     from forwarder.adapters.stores import build_store
     from forwarder.settings import Settings
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="raw-mail")
-        settings = Settings.from_env({"OTHERMAIL_STORE": "s3", "OTHERMAIL_S3_BUCKET": "raw-mail",
-                                      "OTHERMAIL_DATA_DIR": str(tmp_path)})
+        settings = Settings.from_env(
+            {"OTHERMAIL_STORE": "s3", "OTHERMAIL_S3_BUCKET": "raw-mail", "OTHERMAIL_DATA_DIR": str(tmp_path)}
+        )
         spool = Spool(tmp_path / "spool", build_store(settings))
         entry = spool.accept(b"Subject: s3\r\n\r\nbody\r\n", "a@b.example", ("x@othermail.example",))
         stored = boto3.client("s3", region_name="us-east-1").get_object(Bucket="raw-mail", Key=entry.key)
@@ -75,7 +80,9 @@ def test_the_listener_can_keep_raw_mail_in_s3(tmp_path: Path, monkeypatch: pytes
         assert stored["ServerSideEncryption"] == "AES256"
         assert spool.load(entry.spool_id)[0] == b"Subject: s3\r\n\r\nbody\r\n"
         with pytest.raises(StoreUnavailable):  # a bucket that is gone: 451 at DATA, nothing spooled
-            Spool(tmp_path / "other", build_store(Settings.from_env(
-                {"OTHERMAIL_STORE": "s3", "OTHERMAIL_S3_BUCKET": "missing-bucket"}))).accept(b"x", "", ("y@othermail.example",))
+            Spool(
+                tmp_path / "other",
+                build_store(Settings.from_env({"OTHERMAIL_STORE": "s3", "OTHERMAIL_S3_BUCKET": "missing-bucket"})),
+            ).accept(b"x", "", ("y@othermail.example",))
     with pytest.raises(Exception, match="OTHERMAIL_S3_BUCKET"):
         build_store(Settings.from_env({"OTHERMAIL_STORE": "s3"}))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from forwarder.adapters.local import spool as spool_module
-from forwarder.errors import MessageNotFound
 from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.stores import LocalStore
+from forwarder.errors import MessageNotFound
 
 RAW = b"Subject: hi\r\n\r\nbody\r\n"
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from forwarder.accounts import ensure_destination, ensure_user
-from forwarder.adapters.sql.directory import AddressStatus
-from forwarder.ops.metrics import SMTP_EVENT
-from forwarder.hosts.onebox import OneBox
 from forwarder.adapters.senders import MemorySender
+from forwarder.adapters.sql.directory import AddressStatus
+from forwarder.hosts.onebox import OneBox
+from forwarder.ops.metrics import SMTP_EVENT
 from forwarder.settings import Settings
 from models import Alias, make_session_factory, utcnow
 
@@ -28,9 +28,12 @@ def _aliases(box: OneBox) -> None:
     with make_session_factory(box.engine)() as db:
         user = ensure_user(db, "owner@owner.example")
         target = ensure_destination(db, user, "me@real.example", verified_at=utcnow())
-        for address, columns in ((LIVE, {}), (EXPIRED_DROP, {"expires_at": past}),
-                                 (EXPIRED_REJECT, {"expires_at": past, "expired_action": "reject"}),
-                                 (USED_UP_REJECT, {"max_messages": 1, "message_count": 1, "expired_action": "reject"})):
+        for address, columns in (
+            (LIVE, {}),
+            (EXPIRED_DROP, {"expires_at": past}),
+            (EXPIRED_REJECT, {"expires_at": past, "expired_action": "reject"}),
+            (USED_UP_REJECT, {"max_messages": 1, "message_count": 1, "expired_action": "reject"}),
+        ):
             alias = Alias(address=address, user_id=user.id, created_at=utcnow(), **columns)
             alias.destinations.append(target)
             db.add(alias)
@@ -38,8 +41,12 @@ def _aliases(box: OneBox) -> None:
 
 
 def test_the_one_box_refuses_expired_reject_aliases_at_rcpt(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
-                        store_dir=tmp_path / "var" / "mail")
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        sender="outbox",
+        outbox=tmp_path / "var" / "outbox",
+        store_dir=tmp_path / "var" / "mail",
+    )
     box = OneBox(settings, web_port=None, smtp_port=0, host="127.0.0.1", sender=MemorySender(), workers=1)
     _aliases(box)
     started = box.start()

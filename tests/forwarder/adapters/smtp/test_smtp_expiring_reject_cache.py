@@ -10,9 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from forwarder.accounts import ensure_destination, ensure_user
+from forwarder.adapters.senders import MemorySender
 from forwarder.adapters.sql.directory import AddressStatus
 from forwarder.hosts.onebox import OneBox
-from forwarder.adapters.senders import MemorySender
 from forwarder.settings import Settings
 from models import Alias, make_session_factory, utcnow
 
@@ -22,8 +22,12 @@ RAW = b"From: Jane <jane@example.net>\r\nSubject: hi\r\n\r\nbody\r\n"
 
 
 def _box(tmp_path: Path, smtp_port: int | None) -> tuple[OneBox, MemorySender]:
-    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
-                        store_dir=tmp_path / "var" / "mail")
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        sender="outbox",
+        outbox=tmp_path / "var" / "outbox",
+        store_dir=tmp_path / "var" / "mail",
+    )
     sender = MemorySender()
     box = OneBox(settings, web_port=None, smtp_port=smtp_port, host="127.0.0.1", sender=sender, workers=1)
     with make_session_factory(box.engine)() as db:

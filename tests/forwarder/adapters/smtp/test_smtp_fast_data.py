@@ -116,10 +116,17 @@ CASES: dict[str, list[bytes]] = {
     "no final CRLF before the dot is not the end": [HEAD + b"abc.\r\nx\r\n.\r\n" + QUIT],
     "byte by byte": [HEAD] + [bytes([b]) for b in b"one\r\n.two\r\n.\r\n"] + [QUIT],
     "split terminator": [HEAD + LINE * 3 + b"\r", b"\n.", b"\r", b"\n" + QUIT],
-    "pipelined next message": [HEAD + LINE + b".\r\nMAIL FROM:<b@example.net>\r\nRCPT TO:<c@othermail.example>\r\n"
-                               b"DATA\r\n" + b"second\r\n.\r\n" + QUIT],
-    "two messages in pieces": [HEAD, LINE * 5, b".\r\nRSET\r\n",
-                               HEAD[len(b"EHLO client.example\r\n"):] + b"x\r\n.\r\n", QUIT],
+    "pipelined next message": [
+        HEAD + LINE + b".\r\nMAIL FROM:<b@example.net>\r\nRCPT TO:<c@othermail.example>\r\n"
+        b"DATA\r\n" + b"second\r\n.\r\n" + QUIT
+    ],
+    "two messages in pieces": [
+        HEAD,
+        LINE * 5,
+        b".\r\nRSET\r\n",
+        HEAD[len(b"EHLO client.example\r\n") :] + b"x\r\n.\r\n",
+        QUIT,
+    ],
     "line of 1001": [HEAD + _line(1001) + b".\r\n" + QUIT],
     "line of 1002": [HEAD + _line(1002) + b".\r\n" + QUIT],
     "line of 1003": [HEAD + _line(1003) + b".\r\n" + QUIT],
@@ -137,16 +144,19 @@ CASES: dict[str, list[bytes]] = {
     "1002 line below the limit": [HEAD + LINE * 10 + _line(1002) + b".\r\n" + QUIT],
     "long line crossing the limit": [HEAD + LINE * (3200 // len(LINE)) + _line(2000) + b".\r\n" + QUIT],
     "limit then long line then pieces": [HEAD + LINE * 60, _line(5000), LINE * 3 + b".\r\n" + QUIT],
-    "next message after a refused one": [HEAD + LINE * 100 + b".\r\n" + HEAD[len(b"EHLO client.example\r\n"):]
-                                         + b"ok\r\n.\r\n" + QUIT],
+    "next message after a refused one": [
+        HEAD + LINE * 100 + b".\r\n" + HEAD[len(b"EHLO client.example\r\n") :] + b"ok\r\n.\r\n" + QUIT
+    ],
     "DATA without RCPT": [b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nDATA\r\n" + QUIT],
     "DATA with an argument": [b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@y.example>\r\nDATA now\r\n" + QUIT],
-    "addresses the parser must read": [b"EHLO c\r\nMAIL FROM:<\"jane doe\"@example.net> SIZE=10\r\n"
-                                       b"RCPT TO:<@route.example:shop@othermail.example>\r\n"
-                                       b"RCPT TO:<a(comment)@x.example>\r\n"
-                                       b"RCPT TO:<b@[192.0.2.1]>\r\nRCPT TO:<c@d.example> (c) NOTIFY=NEVER\r\n"
-                                       b"RCPT TO:<bad@x.>\r\nRCPT TO:<x" + b"y" * 70 + b"@long.example>\r\n"
-                                       b"RCPT TO:<Mixed.Case+tag@Example.COM>\t \r\nRSET\r\n" + QUIT],
+    "addresses the parser must read": [
+        b'EHLO c\r\nMAIL FROM:<"jane doe"@example.net> SIZE=10\r\n'
+        b"RCPT TO:<@route.example:shop@othermail.example>\r\n"
+        b"RCPT TO:<a(comment)@x.example>\r\n"
+        b"RCPT TO:<b@[192.0.2.1]>\r\nRCPT TO:<c@d.example> (c) NOTIFY=NEVER\r\n"
+        b"RCPT TO:<bad@x.>\r\nRCPT TO:<x" + b"y" * 70 + b"@long.example>\r\n"
+        b"RCPT TO:<Mixed.Case+tag@Example.COM>\t \r\nRSET\r\n" + QUIT
+    ],
 }
 
 
@@ -170,7 +180,8 @@ def test_a_client_leaving_mid_data_is_handled_alike(servers: dict[str, tuple[Con
 
 
 def test_bodies_over_the_threshold_were_spilled_and_their_files_removed(
-        servers: dict[str, tuple[Controller, Recorder]]) -> None:
+    servers: dict[str, tuple[Controller, Recorder]],
+) -> None:
     _, recorder = servers["fast, spilling"]
     replies = _talk(servers["fast, spilling"][0].port, [HEAD + LINE * 50 + b".\r\n" + QUIT])
     assert b"250 stored" in replies
@@ -180,7 +191,8 @@ def test_bodies_over_the_threshold_were_spilled_and_their_files_removed(
 
 
 def test_a_body_over_the_threshold_that_arrives_whole_is_spilled_too(
-        servers: dict[str, tuple[Controller, Recorder]]) -> None:
+    servers: dict[str, tuple[Controller, Recorder]],
+) -> None:
     """The body and its terminator in one segment, sent after the 354: the first read holds it
     all. It is over ``spill_bytes`` and so goes to a file all the same (before, whether a body was
     spilled hung on how the network cut it, and the test above failed on a loaded machine)."""

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.errors import DatabaseUnavailable
-from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
 from forwarder.adapters.local.spool import Spool
+from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
 from forwarder.adapters.stores import LocalStore, MemoryStore
+from forwarder.errors import DatabaseUnavailable
 
 DOMAINS = ("othermail.example", "alias.example")
 KNOWN = {"shop@othermail.example", "news@alias.example"}
@@ -34,7 +34,9 @@ class Listener:
 def listen(tmp_path: Path) -> Iterator[Callable[..., Listener]]:
     started: list[Listener] = []
 
-    def start(known: Callable[[str], bool] = lambda a: a.lower() in KNOWN, store=None, max_bytes: int = 100_000) -> Listener:
+    def start(
+        known: Callable[[str], bool] = lambda a: a.lower() in KNOWN, store=None, max_bytes: int = 100_000
+    ) -> Listener:
         listener = Listener(Spool(tmp_path / "spool", store or LocalStore(tmp_path / "mail")), known, max_bytes)
         listener.server.start()
         started.append(listener)
@@ -61,9 +63,16 @@ def test_a_known_alias_is_spooled_before_the_250(listen: Callable[..., Listener]
     assert envelope.peer == "127.0.0.1"
 
 
-@pytest.mark.parametrize("recipient", [
-    "someone@gmail.example", "shop@othermail.example.evil", "shop@sub.othermail.example", "postmaster", "@othermail.example",
-])
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "someone@gmail.example",
+        "shop@othermail.example.evil",
+        "shop@sub.othermail.example",
+        "postmaster",
+        "@othermail.example",
+    ],
+)
 def test_never_an_open_relay(listen: Callable[..., Listener], recipient: str) -> None:
     server = listen(known=lambda a: True)
     with server.client() as client:
@@ -81,7 +90,8 @@ def test_unknown_aliases_are_refused_at_rcpt_and_known_ones_still_accepted(liste
             client.sendmail("jane@example.net", ["ghost@othermail.example"], MESSAGE)
         assert refused.value.recipients["ghost@othermail.example"][0] == 550
         assert client.sendmail("jane@example.net", ["ghost@othermail.example", "news@alias.example"], MESSAGE) == {
-            "ghost@othermail.example": (550, b"5.1.1 <ghost@othermail.example>: no such address here")}
+            "ghost@othermail.example": (550, b"5.1.1 <ghost@othermail.example>: no such address here")
+        }
     (spool_id,) = server.dispatched
     assert server.spool.load(spool_id)[1].recipients == ("news@alias.example",)
 
@@ -92,7 +102,11 @@ def test_the_size_limit_is_advertised_and_enforced(listen: Callable[..., Listene
         client.ehlo()
         assert client.has_extn("size") and client.esmtp_features["size"] == "2048"
         with pytest.raises(smtplib.SMTPSenderRefused) as declared:  # SIZE= at MAIL FROM
-            client.sendmail("jane@example.net", ["shop@othermail.example"], MESSAGE + b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n" * 100)
+            client.sendmail(
+                "jane@example.net",
+                ["shop@othermail.example"],
+                MESSAGE + b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n" * 100,
+            )
         assert declared.value.smtp_code == 552
     with listen(max_bytes=2048).client() as plain:  # no SIZE declared: refused at the end of DATA
         plain.helo()

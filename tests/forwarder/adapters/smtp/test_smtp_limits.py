@@ -11,22 +11,29 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from forwarder.ops.metrics import Metrics, prometheus_text
+from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
 from forwarder.adapters.smtp.limits import FailedRcpts, SmtpLimits
-from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.stores import MemoryStore
+from forwarder.ops.metrics import Metrics, prometheus_text
 
 KNOWN = {"shop@othermail.example"}
-FAST = SmtpLimits(failed_rcpt_per_session=5, failed_rcpt_per_ip=8, failed_rcpt_window_seconds=600,
-                  tarpit_step_ms=1, tarpit_max_ms=3)
+FAST = SmtpLimits(
+    failed_rcpt_per_session=5, failed_rcpt_per_ip=8, failed_rcpt_window_seconds=600, tarpit_step_ms=1, tarpit_max_ms=3
+)
 
 
 class Box:
     def __init__(self, tmp_path: Path, limits: SmtpLimits) -> None:
         self.metrics = Metrics()
-        handler = IngressHandler(("othermail.example",), Spool(tmp_path / "spool", MemoryStore()),
-                                 lambda a: a.lower() in KNOWN, lambda _: None, limits=limits, metrics=self.metrics)
+        handler = IngressHandler(
+            ("othermail.example",),
+            Spool(tmp_path / "spool", MemoryStore()),
+            lambda a: a.lower() in KNOWN,
+            lambda _: None,
+            limits=limits,
+            metrics=self.metrics,
+        )
         self.listener = SmtpListener(handler, "127.0.0.1", 0, 100_000)
 
     def client(self) -> smtplib.SMTP:
@@ -105,15 +112,25 @@ def test_the_counters_are_in_the_prometheus_text(box: Callable[[SmtpLimits], Box
     _probe(client, 50)
     client.close()
     text = prometheus_text(server.metrics.snapshot())
-    samples = {(s.name, s.labels.get("event")): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
+    samples = {
+        (s.name, s.labels.get("event")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
     assert samples[("othermail_smtp_events_total", "rcpt-unknown")] == 5
     assert samples[("othermail_smtp_events_total", "rcpt-disconnected")] == 1
-    outcomes = [s.labels["outcome"] for family in text_string_to_metric_families(text) for s in family.samples
-                if s.name == "othermail_messages_total"]
+    outcomes = [
+        s.labels["outcome"]
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "othermail_messages_total"
+    ]
     assert outcomes and not any("smtp" in outcome for outcome in outcomes)  # not mistaken for message outcomes
-    quiet = {(s.name, s.labels.get("event")): s.value
-             for family in text_string_to_metric_families(prometheus_text({})) for s in family.samples}
+    quiet = {
+        (s.name, s.labels.get("event")): s.value
+        for family in text_string_to_metric_families(prometheus_text({}))
+        for s in family.samples
+    }
     assert quiet[("othermail_smtp_events_total", "rcpt-throttled")] == 0  # every series from the start
 
 
@@ -140,8 +157,14 @@ def test_the_limits_come_from_settings_with_sane_defaults() -> None:
     default = Settings.from_env({}).smtp_limits
     assert default == SmtpLimits() and 0 < default.failed_rcpt_per_session < default.failed_rcpt_per_ip
     assert default.tarpit_step_ms > 0 and default.max_sessions_per_ip > 0
-    tuned = Settings.from_env({"OTHERMAIL_SMTP_MAX_FAILED_RCPT": "3", "OTHERMAIL_SMTP_MAX_FAILED_RCPT_PER_IP": "7",
-                               "OTHERMAIL_SMTP_TARPIT_STEP_MS": "0", "OTHERMAIL_SMTP_MAX_SESSIONS_PER_IP": "2"})
+    tuned = Settings.from_env(
+        {
+            "OTHERMAIL_SMTP_MAX_FAILED_RCPT": "3",
+            "OTHERMAIL_SMTP_MAX_FAILED_RCPT_PER_IP": "7",
+            "OTHERMAIL_SMTP_TARPIT_STEP_MS": "0",
+            "OTHERMAIL_SMTP_MAX_SESSIONS_PER_IP": "2",
+        }
+    )
     assert tuned.smtp_limits.failed_rcpt_per_session == 3 and tuned.smtp_limits.failed_rcpt_per_ip == 7
     assert tuned.smtp_limits.tarpit_seconds(5) == 0.0 and tuned.smtp_limits.max_sessions_per_ip == 2
 
@@ -165,10 +188,13 @@ def test_ipv6_clients_are_counted_by_their_64() -> None:
 # --- review LOW 6: wider networks, a global budget, least-recently-seen eviction ----------------
 
 
-@pytest.mark.parametrize(("sources", "blocked", "free"), [
-    ([f"192.0.2.{n}" for n in range(1, 6)], "192.0.2.200", "192.0.3.1"),  # IPv4 /24
-    ([f"2001:db8:1:{n:x}::1" for n in range(1, 6)], "2001:db8:1:ffff::9", "2001:db8:2::1"),  # IPv6 /48
-])
+@pytest.mark.parametrize(
+    ("sources", "blocked", "free"),
+    [
+        ([f"192.0.2.{n}" for n in range(1, 6)], "192.0.2.200", "192.0.3.1"),  # IPv4 /24
+        ([f"2001:db8:1:{n:x}::1" for n in range(1, 6)], "2001:db8:1:ffff::9", "2001:db8:2::1"),  # IPv6 /48
+    ],
+)
 def test_misses_spread_over_a_network_block_the_network(sources: list[str], blocked: str, free: str) -> None:
     window = FailedRcpts(SmtpLimits(failed_rcpt_per_ip=100, failed_rcpt_per_network=5))
     for ip in sources:
@@ -178,8 +204,15 @@ def test_misses_spread_over_a_network_block_the_network(sources: list[str], bloc
 
 
 def test_over_the_global_budget_every_rcpt_is_tarpitted() -> None:
-    window = FailedRcpts(SmtpLimits(failed_rcpt_per_ip=100, failed_rcpt_per_network=100, failed_rcpt_global=3,
-                                    tarpit_step_ms=100, tarpit_max_ms=2000))
+    window = FailedRcpts(
+        SmtpLimits(
+            failed_rcpt_per_ip=100,
+            failed_rcpt_per_network=100,
+            failed_rcpt_global=3,
+            tarpit_step_ms=100,
+            tarpit_max_ms=2000,
+        )
+    )
     assert window.delay("198.51.100.7") == 0.0
     for n in range(3):
         window.add(f"203.0.{n}.1")
@@ -200,8 +233,11 @@ def test_the_tracking_table_forgets_the_least_recently_seen_first(monkeypatch: p
 
 
 def test_the_listener_slows_every_rcpt_past_the_global_budget(box: Callable[[SmtpLimits], Box]) -> None:
-    server = box(SmtpLimits(failed_rcpt_per_session=50, failed_rcpt_per_ip=50, failed_rcpt_global=3,
-                            tarpit_step_ms=1, tarpit_max_ms=3))
+    server = box(
+        SmtpLimits(
+            failed_rcpt_per_session=50, failed_rcpt_per_ip=50, failed_rcpt_global=3, tarpit_step_ms=1, tarpit_max_ms=3
+        )
+    )
     client = server.client()
     assert client.rcpt("shop@othermail.example")[0] == 250
     assert server.metrics.snapshot().get("smtp:rcpt-tarpit-global", 0) == 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import smtplib
 from pathlib import Path
 
+from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.smtp import ingress as smtp_ingress
 from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
-from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.stores import MemoryStore
 
 
@@ -38,5 +38,9 @@ def test_found_addresses_are_remembered_for_a_while_unknown_ones_never(tmp_path:
             assert client.rcpt("shop@othermail.example")[0] == 550  # asked again after the while
     finally:
         listener.stop()
-    assert asked == ["shop@othermail.example", "ghost@othermail.example", "ghost@othermail.example",
-                     "shop@othermail.example"]
+    assert asked == [
+        "shop@othermail.example",
+        "ghost@othermail.example",
+        "ghost@othermail.example",
+        "shop@othermail.example",
+    ]

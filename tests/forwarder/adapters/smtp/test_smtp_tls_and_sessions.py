@@ -17,14 +17,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from forwarder.errors import SettingsError
-from forwarder.ops.metrics import SMTP_EVENT, Metrics
-from forwarder.settings import Settings
+from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
 from forwarder.adapters.smtp.limits import SmtpLimits
 from forwarder.adapters.smtp.tls import TlsReloader
-from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.stores import LocalStore
+from forwarder.errors import SettingsError
+from forwarder.ops.metrics import SMTP_EVENT, Metrics
+from forwarder.settings import Settings
 
 KNOWN = "shop@othermail.example"
 MESSAGE = b"From: Jane <jane@example.net>\r\nSubject: hi\r\n\r\nbody\r\n.leading dot\r\n"
@@ -36,14 +36,21 @@ def write_self_signed(cert: Path, key: Path, name: str) -> bytes:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
     certificate = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(private.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         .sign(private, hashes.SHA256())
     )
-    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return certificate.public_bytes(serialization.Encoding.DER)
 
@@ -60,8 +67,14 @@ class Box:
         self.metrics = Metrics()
         self.spool = Spool(tmp_path / "spool", LocalStore(tmp_path / "mail"))
         self.dispatched: list[str] = []
-        self.handler = IngressHandler(("othermail.example",), self.spool, lambda a: a.lower() == KNOWN,
-                                      self.dispatched.append, limits=limits, metrics=self.metrics)
+        self.handler = IngressHandler(
+            ("othermail.example",),
+            self.spool,
+            lambda a: a.lower() == KNOWN,
+            self.dispatched.append,
+            limits=limits,
+            metrics=self.metrics,
+        )
         self.listener = SmtpListener(self.handler, "127.0.0.1", 0, 10_000_000, tls=tls)
 
     def client(self) -> smtplib.SMTP:
@@ -150,13 +163,19 @@ def test_unreadable_certificate_files_are_a_settings_error(tmp_path: Path) -> No
 
 
 def test_the_one_box_offers_starttls_when_configured(tmp_path: Path) -> None:
-    from forwarder.hosts.onebox import OneBox
     from forwarder.adapters.senders import MemorySender
+    from forwarder.hosts.onebox import OneBox
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     served = write_self_signed(cert, key, "mx.othermail.example")
-    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox",
-                        store_dir=tmp_path / "var" / "mail", smtp_tls_cert=cert, smtp_tls_key=key)
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        sender="outbox",
+        outbox=tmp_path / "var" / "outbox",
+        store_dir=tmp_path / "var" / "mail",
+        smtp_tls_cert=cert,
+        smtp_tls_key=key,
+    )
     one = OneBox(settings, web_port=None, smtp_port=0, host="127.0.0.1", sender=MemorySender(), workers=1)
     started = one.start()
     try:

@@ -11,16 +11,22 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from forwarder.flows.feedback import BOUNCE_PERMANENT, BOUNCE_TRANSIENT, COMPLAINT, Feedback
 from forwarder.adapters.sql.feedback_store import FeedbackRules, FeedbackStore, apply_feedback
+from forwarder.flows.feedback import BOUNCE_PERMANENT, BOUNCE_TRANSIENT, COMPLAINT, Feedback
 from models import Alias, Delivery, Destination, FeedbackEvent, User, make_engine, make_session_factory
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RULES = FeedbackRules()
 
 
-def feedback(kind: str = BOUNCE_PERMANENT, feedback_id: str = "f1", message_id: str = "ses-1",
-             recipient: str = "me@real.example", at: datetime | None = NOW, **changes: str) -> Feedback:
+def feedback(
+    kind: str = BOUNCE_PERMANENT,
+    feedback_id: str = "f1",
+    message_id: str = "ses-1",
+    recipient: str = "me@real.example",
+    at: datetime | None = NOW,
+    **changes: str,
+) -> Feedback:
     sub_type = {"complaint": "abuse"}.get(kind, "General")
     item = Feedback(feedback_id, kind, sub_type, message_id, recipient, "smtp; 550 5.1.1 <me@real.example> unknown", at)
     return replace(item, **changes)
@@ -38,9 +44,17 @@ def ids(session: Session) -> dict[str, int]:
     session.add(alias)
     session.flush()
     for n, destination in enumerate((me, other), start=1):
-        session.add(Delivery(inbound_message_id="<m1@example.net>", recipient=alias.address, alias_id=alias.id,
-                             destination_id=destination.id, outcome="forwarded", provider_message_id=f"ses-{n}",
-                             mail_from="jane@example.net"))
+        session.add(
+            Delivery(
+                inbound_message_id="<m1@example.net>",
+                recipient=alias.address,
+                alias_id=alias.id,
+                destination_id=destination.id,
+                outcome="forwarded",
+                provider_message_id=f"ses-{n}",
+                mail_from="jane@example.net",
+            )
+        )
     session.commit()
     return {"alias": alias.id, "me": me.id, "other": other.id}
 
@@ -57,12 +71,19 @@ def test_a_hard_bounce_pauses_the_destination_and_records_the_event(session: Ses
     assert (applied.alias_id, applied.destination_id) == (ids["alias"], ids["me"])
     me = session.get(Destination, ids["me"])
     assert me.paused_at == NOW and me.is_paused and me.bounce_count == 1
-    assert me.pause_reason == "The mailbox refused a forwarded message for good (General): " \
-                              "smtp; 550 5.1.1 <me@real.example> unknown"
+    assert (
+        me.pause_reason == "The mailbox refused a forwarded message for good (General): "
+        "smtp; 550 5.1.1 <me@real.example> unknown"
+    )
     assert not session.get(Destination, ids["other"]).is_paused
     (event,) = session.scalars(select(FeedbackEvent))
     assert (event.feedback_id, event.recipient, event.kind, event.sub_type, event.provider_message_id) == (
-        "f1", "me@real.example", BOUNCE_PERMANENT, "General", "ses-1")
+        "f1",
+        "me@real.example",
+        BOUNCE_PERMANENT,
+        "General",
+        "ses-1",
+    )
     assert (event.alias_id, event.destination_id, event.occurred_at) == (ids["alias"], ids["me"], NOW)
     assert session.get(Alias, ids["alias"]).enabled
 
@@ -89,15 +110,18 @@ def test_a_second_hard_bounce_keeps_the_first_pause(session: Session, ids: dict[
 
 def test_soft_bounces_pause_at_the_limit_within_the_window(session: Session, ids: dict[str, int]) -> None:
     days = [0, 6, 12]  # each within 7 days of the one before, though the first and last are 12 apart
-    results = [apply(session, feedback(BOUNCE_TRANSIENT, f"s{n}", at=NOW + timedelta(days=d), sub_type="MailboxFull"))
-               for n, d in enumerate(days)]
+    results = [
+        apply(session, feedback(BOUNCE_TRANSIENT, f"s{n}", at=NOW + timedelta(days=d), sub_type="MailboxFull"))
+        for n, d in enumerate(days)
+    ]
     assert [r.paused for r in results] == [False, False, True]
     me = session.get(Destination, ids["me"])
     assert me.is_paused and me.paused_at == NOW  # the time it was applied (the clock), not the bounce's
     assert me.soft_bounce_count == 0 and me.bounce_count == 0
     assert me.last_soft_bounce_at == NOW + timedelta(days=12)
-    assert me.pause_reason.startswith("3 forwarded messages bounced within 7 days of each other; the last "
-                                      "(MailboxFull): smtp; 550")
+    assert me.pause_reason.startswith(
+        "3 forwarded messages bounced within 7 days of each other; the last (MailboxFull): smtp; 550"
+    )
 
 
 def test_a_soft_bounce_after_a_longer_gap_starts_the_count_again(session: Session, ids: dict[str, int]) -> None:
@@ -122,10 +146,10 @@ def test_the_soft_bounce_limit_and_window_are_settings(session: Session, ids: di
     for n in range(5):
         assert not apply(session, feedback(BOUNCE_TRANSIENT, f"n{n}"), never).paused
     one = FeedbackRules(soft_bounce_limit=1, soft_bounce_window=timedelta(days=1))
-    assert apply(session, feedback(BOUNCE_TRANSIENT, "once", recipient="other@real.example", message_id="ses-2"),
-                 one).paused
-    assert session.get(Destination, ids["other"]).pause_reason.startswith(
-        "1 forwarded messages bounced within 1 days")
+    assert apply(
+        session, feedback(BOUNCE_TRANSIENT, "once", recipient="other@real.example", message_id="ses-2"), one
+    ).paused
+    assert session.get(Destination, ids["other"]).pause_reason.startswith("1 forwarded messages bounced within 1 days")
 
 
 def test_a_complaint_switches_the_alias_off(session: Session, ids: dict[str, int]) -> None:
@@ -137,7 +161,9 @@ def test_a_complaint_switches_the_alias_off(session: Session, ids: dict[str, int
     me = session.get(Destination, ids["me"])
     assert me.complaint_count == 1 and not me.is_paused
     # a second complaint on the switched-off alias changes its reason no more
-    assert not apply(session, feedback(COMPLAINT, "c2", message_id="ses-2", recipient="other@real.example")).alias_disabled
+    assert not apply(
+        session, feedback(COMPLAINT, "c2", message_id="ses-2", recipient="other@real.example")
+    ).alias_disabled
     assert session.get(Destination, ids["other"]).complaint_count == 1
 
 
@@ -156,14 +182,17 @@ def test_a_complaint_does_not_touch_an_alias_its_owner_switched_off(session: Ses
     assert session.get(Alias, ids["alias"]).disabled_reason is None
 
 
-def test_feedback_on_an_unknown_message_id_is_recorded_and_changes_nothing(session: Session,
-                                                                          ids: dict[str, int]) -> None:
+def test_feedback_on_an_unknown_message_id_is_recorded_and_changes_nothing(
+    session: Session, ids: dict[str, int]
+) -> None:
     for kind in (BOUNCE_PERMANENT, COMPLAINT):
         applied = apply(session, feedback(kind, feedback_id=f"u-{kind}", message_id="never-sent-here"))
         assert (applied.known, applied.alias_id, applied.destination_id, applied.paused) == (False, None, None, False)
     events = session.scalars(select(FeedbackEvent).order_by(FeedbackEvent.id)).all()
-    assert [(e.kind, e.destination_id, e.alias_id) for e in events] == [(BOUNCE_PERMANENT, None, None),
-                                                                        (COMPLAINT, None, None)]
+    assert [(e.kind, e.destination_id, e.alias_id) for e in events] == [
+        (BOUNCE_PERMANENT, None, None),
+        (COMPLAINT, None, None),
+    ]
     me = session.get(Destination, ids["me"])
     assert (me.bounce_count, me.complaint_count, me.is_paused) == (0, 0, False)
     assert session.get(Alias, ids["alias"]).enabled
@@ -173,7 +202,12 @@ def test_a_destination_whose_address_changed_is_not_paused(session: Session, ids
     session.get(Destination, ids["me"]).email = "new@real.example"
     session.commit()
     applied = apply(session, feedback())
-    assert (applied.known, applied.alias_id, applied.destination_id, applied.paused) == (True, ids["alias"], None, False)
+    assert (applied.known, applied.alias_id, applied.destination_id, applied.paused) == (
+        True,
+        ids["alias"],
+        None,
+        False,
+    )
     assert not session.get(Destination, ids["me"]).is_paused
     # the alias that carried the message is still known: a complaint switches it off
     assert apply(session, feedback(COMPLAINT, "c1")).alias_disabled
@@ -200,8 +234,9 @@ def test_the_store_applies_on_its_own_sessions(migrated_url: str) -> None:
 def test_rules_come_from_settings_and_check_the_action() -> None:
     from forwarder.settings import Settings
 
-    rules = FeedbackRules.from_settings(Settings(soft_bounce_limit=5, soft_bounce_window_days=2,
-                                                 complaint_action="count"))
+    rules = FeedbackRules.from_settings(
+        Settings(soft_bounce_limit=5, soft_bounce_window_days=2, complaint_action="count")
+    )
     assert rules == FeedbackRules(5, timedelta(days=2), "count")
     with pytest.raises(ValueError, match="complaint_action"):
         FeedbackRules(complaint_action="bounce")

@@ -28,17 +28,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from tests.support.databases import migrate
-from forwarder.cli.main import cli
-from forwarder.core import Outcome, Policy
-from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.ops.domain_checks import ownership_record, records_to_publish
-from forwarder.errors import DatabaseUnavailable
-from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.senders import MemorySender
 from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
-from forwarder.adapters.local.spool import Spool
-from forwarder.adapters.stores import LocalStore
+from forwarder.adapters.sql.directory import SqlDirectory
 from forwarder.adapters.sql.user_domains import (
     CATCH_ALL_LABEL,
     CheckResult,
@@ -47,9 +40,16 @@ from forwarder.adapters.sql.user_domains import (
     create_catch_all_alias,
     next_status,
 )
+from forwarder.adapters.stores import LocalStore
+from forwarder.cli.main import cli
+from forwarder.core import Outcome, Policy
+from forwarder.errors import DatabaseUnavailable
+from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.ops.domain_checks import ownership_record, records_to_publish
 from models import Alias, Destination, User, UserDomain, make_engine, make_session_factory, utcnow
 from tests.deploy.aws_stack import easy_dkim_like_ses
 from tests.knot_zones import KnotZones, knot_zones
+from tests.support.databases import migrate
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 GRACE = timedelta(hours=72)
@@ -83,8 +83,9 @@ TRANSITIONS = [
 
 
 @pytest.mark.parametrize("status, since, result, new_status, new_since", TRANSITIONS)
-def test_status_transitions(status: str, since: datetime | None, result: CheckResult, new_status: str,
-                            new_since: datetime | None) -> None:
+def test_status_transitions(
+    status: str, since: datetime | None, result: CheckResult, new_status: str, new_since: datetime | None
+) -> None:
     assert next_status(status, since, result, NOW, GRACE) == Transition(new_status, new_since)
 
 
@@ -95,13 +96,25 @@ def test_a_zero_grace_period_suspends_at_the_first_failure() -> None:
 
 
 def test_the_records_to_publish() -> None:
-    assert ownership_record("ann.test", "abc").zone_line() == \
+    assert (
+        ownership_record("ann.test", "abc").zone_line()
+        == '_othermail.ann.test. 3600 IN TXT "othermail-verification=abc"'
+    )
+    assert [r.zone_line() for r in records_to_publish("ann.test", "abc", REGION, (), ses=False)] == [
         '_othermail.ann.test. 3600 IN TXT "othermail-verification=abc"'
-    assert [r.zone_line() for r in records_to_publish("ann.test", "abc", REGION, (), ses=False)] == \
-        ['_othermail.ann.test. 3600 IN TXT "othermail-verification=abc"']
+    ]
     with_ses = records_to_publish("ann.test", "abc", REGION, ("t1", "t2", "t3"), ses=True)
-    assert [r.purpose for r in with_ses] == ["ownership", "SES receiving", "SPF", "DKIM 1/3", "DKIM 2/3", "DKIM 3/3",
-                                             "DMARC", "MAIL FROM MX", "MAIL FROM SPF"]
+    assert [r.purpose for r in with_ses] == [
+        "ownership",
+        "SES receiving",
+        "SPF",
+        "DKIM 1/3",
+        "DKIM 2/3",
+        "DKIM 3/3",
+        "DMARC",
+        "MAIL FROM MX",
+        "MAIL FROM SPF",
+    ]
 
 
 # ---------------------------------------------------------------------------------- the catch-all
@@ -116,17 +129,24 @@ def engine_for(url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
-def owner_with_domain(db: Session, name: str = "ann.test", status: str = "verified", catch_all: bool = True,
-                      email: str = "ann@example.org") -> User:
+def owner_with_domain(
+    db: Session,
+    name: str = "ann.test",
+    status: str = "verified",
+    catch_all: bool = True,
+    email: str = "ann@example.org",
+) -> User:
     user = User(email=email)
     db.add(user)
     db.flush()
-    db.add_all([
-        Destination(user_id=user.id, email=f"home@{email.split('@')[1]}", verified_at=NOW),
-        Destination(user_id=user.id, email=f"work@{email.split('@')[1]}", verified_at=NOW),
-        Destination(user_id=user.id, email=f"new@{email.split('@')[1]}"),  # not verified: never a target
-        UserDomain(user_id=user.id, name=name, verification_token="t", status=status, catch_all=catch_all),
-    ])
+    db.add_all(
+        [
+            Destination(user_id=user.id, email=f"home@{email.split('@')[1]}", verified_at=NOW),
+            Destination(user_id=user.id, email=f"work@{email.split('@')[1]}", verified_at=NOW),
+            Destination(user_id=user.id, email=f"new@{email.split('@')[1]}"),  # not verified: never a target
+            UserDomain(user_id=user.id, name=name, verification_token="t", status=status, catch_all=catch_all),
+        ]
+    )
     db.commit()
     return user
 
@@ -161,15 +181,20 @@ def test_the_catch_all_creates_the_alias_once_under_concurrency(migrated_url: st
             worker.join(60)
         assert errors == [] and results == [True] * threads
         [alias] = aliases_on(engine, "ann.test")
-        assert (alias.address, alias.user_id, alias.label, alias.enabled) == ("shop@ann.test", user_id,
-                                                                              CATCH_ALL_LABEL, True)
+        assert (alias.address, alias.user_id, alias.label, alias.enabled) == (
+            "shop@ann.test",
+            user_id,
+            CATCH_ALL_LABEL,
+            True,
+        )
         assert sorted(d.email for d in alias.destinations) == ["home@example.org", "work@example.org"]
         assert domains.catch_all("shop@ann.test", NOW) is True  # exists already: nothing new
         assert len(aliases_on(engine, "ann.test")) == 1
 
 
-@pytest.mark.parametrize("address", ["postmaster@ann.test", "a+b@ann.test", ".x@ann.test", "nobody@other.test",
-                                     "no-at-sign"])
+@pytest.mark.parametrize(
+    "address", ["postmaster@ann.test", "a+b@ann.test", ".x@ann.test", "nobody@other.test", "no-at-sign"]
+)
 def test_the_catch_all_creates_nothing_an_alias_could_not_be(tmp_path: Path, address: str) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     migrate(url)
@@ -295,11 +320,15 @@ def seed(url: str, domains: dict[str, tuple[str, datetime | None]], ses: bool = 
         db.add(user)
         db.flush()
         for name, (status, since) in domains.items():
-            domain = UserDomain(user_id=user.id, name=name, verification_token=f"token-{name}", status=status,
-                                failing_since=since)
+            domain = UserDomain(
+                user_id=user.id, name=name, verification_token=f"token-{name}", status=status, failing_since=since
+            )
             if ses:
-                domain.tokens = (f"{name.split('.')[0]}dkim1", f"{name.split('.')[0]}dkim2",
-                                 f"{name.split('.')[0]}dkim3")
+                domain.tokens = (
+                    f"{name.split('.')[0]}dkim1",
+                    f"{name.split('.')[0]}dkim2",
+                    f"{name.split('.')[0]}dkim3",
+                )
                 domain.ses_identity_created_at = utcnow()
             db.add(domain)
         db.commit()
@@ -314,9 +343,16 @@ def test_recheck_moves_each_domain_and_leaves_pending_ones_alone(tmp_path: Path,
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     migrate(url)
     now = utcnow()
-    seed(url, {"good.test": ("verified", None), "broken.test": ("verified", None),
-               "late.test": ("failing", now - timedelta(hours=80)), "back.test": ("suspended", now - timedelta(days=9)),
-               "waiting.test": ("pending", None)})
+    seed(
+        url,
+        {
+            "good.test": ("verified", None),
+            "broken.test": ("verified", None),
+            "late.test": ("failing", now - timedelta(hours=80)),
+            "back.test": ("suspended", now - timedelta(days=9)),
+            "waiting.test": ("pending", None),
+        },
+    )
     for name in ("good.test", "back.test", "waiting.test"):
         publish(knot, name)
     for name in ("broken.test", "late.test"):
@@ -349,22 +385,29 @@ def test_recheck_without_an_answer_changes_nothing_and_says_so(tmp_path: Path) -
     seed(url, {"good.test": ("verified", None), "late.test": ("failing", NOW)})
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
-        result = run(url, "--nameserver", f"127.0.0.1:{silent.getsockname()[1]}", "--timeout", "0.3",
-                     "--grace-hours", "0")
+        result = run(
+            url, "--nameserver", f"127.0.0.1:{silent.getsockname()[1]}", "--timeout", "0.3", "--grace-hours", "0"
+        )
     assert result.exit_code == 1, result.output
     assert rows(url) == {"good.test": ("verified", None), "late.test": ("failing", NOW)}
     assert "2 could not be checked" in result.output and "did not answer in time" in result.output
 
 
-def test_recheck_with_ses_counts_sess_verdict(tmp_path: Path, knot: KnotZones,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recheck_with_ses_counts_sess_verdict(tmp_path: Path, knot: KnotZones, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.setenv(name, "testing")
     easy_dkim_like_ses(monkeypatch)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     migrate(url)
-    seed(url, {"good.test": ("verified", None), "back.test": ("suspended", utcnow() - timedelta(days=5)),
-               "late.test": ("verified", None)}, ses=True)
+    seed(
+        url,
+        {
+            "good.test": ("verified", None),
+            "back.test": ("suspended", utcnow() - timedelta(days=5)),
+            "late.test": ("verified", None),
+        },
+        ses=True,
+    )
     for name in ("good.test", "back.test", "late.test"):
         publish(knot, name, ses=True)
     with mock_aws():
@@ -462,8 +505,9 @@ def test_the_smtp_listener_accepts_users_verified_domains(box, tmp_path: Path) -
     _engine, directory, _forwarder, _sender = box
     spool = Spool(tmp_path / "spool", LocalStore(tmp_path / "mail"))
     dispatched: list[str] = []
-    handler = IngressHandler(("othermail.example",), spool, directory.exists, dispatched.append,
-                             accepts_domain=directory.accepts_domain)
+    handler = IngressHandler(
+        ("othermail.example",), spool, directory.exists, dispatched.append, accepts_domain=directory.accepts_domain
+    )
     listener = SmtpListener(handler, "127.0.0.1", 0, 100_000)
     listener.start()
     try:
