@@ -7,6 +7,7 @@ import time; ``create_app`` is the edge where settings are read once.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 from flask import Flask
 
+from forwarder.runtime import Runtime
 from forwarder.settings import Settings
 
 DEFAULTS: dict[str, Any] = {
@@ -55,7 +57,10 @@ def _secret_key(settings: Settings) -> str:
     return key
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(test_config: Mapping[str, Any] | None = None, runtime: Runtime | None = None) -> Flask:
+    """The web app. ``runtime`` (forwarder/runtime.py) is what it runs on: its database, its
+    sender, its mail store and forwarder; without one, it is built from the settings (the
+    ``SETTINGS`` config, else the environment). Tests pass a runtime with their own parts."""
     from web import auth, csrf, db, security
 
     app = Flask(__name__)
@@ -66,8 +71,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("OTHERMAIL_WEB")
     if test_config:
         app.config.update(test_config)
-    settings = app.config.get("SETTINGS") or Settings.from_env()
+    settings = app.config.get("SETTINGS") or (runtime.settings if runtime is not None else Settings.from_env())
     app.config["SETTINGS"] = settings
+    if runtime is None:
+        if app.config.get("DATABASE_URL"):
+            settings = dataclasses.replace(settings, database_url=app.config["DATABASE_URL"])
+        runtime = Runtime.build(settings)
+    app.extensions["othermail.runtime"] = runtime
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings)
     if app.config.get("TRUSTED_HOSTS") is None and settings.public_url:

@@ -5,15 +5,19 @@ from __future__ import annotations
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
-from models import make_engine, make_session_factory
+from forwarder.runtime import Runtime
 
 
 def init_app(app: Flask) -> None:
-    settings = app.config["SETTINGS"]
-    engine = make_engine(app.config.get("DATABASE_URL") or settings.resolved_database_url)
-    app.extensions["othermail.engine"] = engine
-    app.extensions["othermail.sessions"] = make_session_factory(engine)
+    runtime = app.extensions["othermail.runtime"]
+    app.extensions["othermail.engine"] = runtime.engine
+    app.extensions["othermail.sessions"] = runtime.sessions
     app.teardown_appcontext(_close)
+
+
+def runtime() -> Runtime:
+    """The app's runtime (forwarder/runtime.py): what views hand to the services."""
+    return current_app.extensions["othermail.runtime"]  # set by create_app
 
 
 def session() -> Session:

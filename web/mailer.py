@@ -20,53 +20,22 @@ from email.message import EmailMessage
 from flask import Flask, current_app, render_template
 
 from forwarder import accounts
-from forwarder.adapters.outbound import build_sender
 from forwarder.adapters.senders import Sender
-from forwarder.errors import SettingsError
+from forwarder.errors import MailNotSent, RecipientCapped, SettingsError
 from web import ratelimit
-from web.services.errors import ServiceError
+from web.db import runtime
 
 logger = logging.getLogger("othermail.web.mailer")
 
 
-class MailNotSent(ServiceError):
-    """The service's own mail could not be sent; the cause is in the log, not in the message."""
-
-    def __init__(
-        self,
-        code: str = "mail_unavailable",
-        message: str = "We could not send the email just now: the mail service is not available. Try "
-        "again in a few minutes; if it keeps failing, tell the operator.",
-        status: int = 503,
-        retry_after: int | None = None,
-    ) -> None:
-        super().__init__(code, message, status, retry_after)
-
-
-class RecipientCapped(MailNotSent):
-    """The recipient had as many mails from the service today as it may have (``recipient-mail``)."""
-
-    def __init__(self, wait: int) -> None:
-        super().__init__(
-            "rate_limited",
-            "We could not send the email: too many emails went to that address today. Try again tomorrow.",
-            429,
-            wait,
-        )
-
-
 def service_sender() -> Sender:
-    """The outbound sender the app uses (built once from the settings; tests put their own in
-    ``app.extensions["othermail.sender"]``)."""
+    """The outbound sender the app uses: its runtime's (forwarder/runtime.py; tests build the
+    runtime with their own)."""
     return _sender()
 
 
 def _sender() -> Sender:
-    sender = current_app.extensions.get("othermail.sender")
-    if sender is None:
-        sender = build_sender(current_app.config["SETTINGS"])
-        current_app.extensions["othermail.sender"] = sender
-    return sender
+    return runtime().sender
 
 
 def is_mailable(address: str) -> bool:

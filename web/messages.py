@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 
 from models import Delivery
-from web.db import session
+from web.db import runtime, session
 from web.security import login_required, signed_in_user
 from web.services import messages as service
 from web.services.errors import ServiceError
@@ -24,9 +24,10 @@ def _owned(delivery_id: int) -> Delivery:
 def _detail(row: Delivery, status: int = 200, **context: object) -> tuple[str, int]:
     shown: list[tuple[str, str]] = []
     problem = None
-    if service.is_kept(row):
+    keep_days = runtime().settings.keep_days
+    if service.is_kept(row, keep_days):
         try:
-            shown = service.headers(service.raw(row))
+            shown = service.headers(service.raw(runtime(), row))
         except ServiceError as exc:
             problem = exc.message
     return render_template(
@@ -34,11 +35,11 @@ def _detail(row: Delivery, status: int = 200, **context: object) -> tuple[str, i
         row=row,
         headers=shown,
         problem=problem,
-        kept=service.is_kept(row) and problem is None,
-        kept_until=service.kept_until(row),
+        kept=service.is_kept(row, keep_days) and problem is None,
+        kept_until=service.kept_until(row, keep_days),
         virus=row.outcome == "dropped-virus",
-        releasable=service.releasable(row) and problem is None,
-        keep_days=service.keep_days(),
+        releasable=service.releasable(row, keep_days) and problem is None,
+        keep_days=keep_days,
         **context,
     ), status
 
@@ -46,9 +47,9 @@ def _detail(row: Delivery, status: int = 200, **context: object) -> tuple[str, i
 @bp.get("/quarantine")
 @login_required
 def quarantine():
-    return render_template(
-        "messages/quarantine.html", rows=service.quarantine(session(), signed_in_user()), keep_days=service.keep_days()
-    )
+    keep_days = runtime().settings.keep_days
+    rows = service.quarantine(session(), signed_in_user(), keep_days)
+    return render_template("messages/quarantine.html", rows=rows, keep_days=keep_days)
 
 
 @bp.get("/<int:delivery_id>")
@@ -62,7 +63,7 @@ def detail(delivery_id: int):
 def raw(delivery_id: int):
     row = _owned(delivery_id)
     try:
-        data = service.download(row)
+        data = service.download(runtime(), row)
     except ServiceError as exc:
         return _detail(row, exc.status, error=exc.message)
     return Response(
@@ -76,7 +77,7 @@ def release(delivery_id: int):
     db = session()
     row = _owned(delivery_id)
     try:
-        released = service.release(db, row)
+        released = service.release(runtime(), db, row)
     except ServiceError as exc:
         return _detail(row, exc.status, error=exc.message)
     if released.forwarded:

@@ -7,7 +7,8 @@ recipient (a destination), and returns the provider's message id. It raises
 
     MaildirSender   the local outbox (a Maildir), the one-box default
     SmtpSender      an SMTP relay (forwarder.adapters.smtp.sender): STARTTLS or implicit TLS, AUTH
-    SesV2Sender     SESv2 SendEmail with raw content, the Lambda default (SesV1Sender: SendRawEmail)
+    SesV2Sender     SESv2 SendEmail with raw content, the Lambda default (SesV1Sender: SendRawEmail);
+                    both in forwarder/adapters/aws/ses.py
     MemorySender    a list in memory, for tests and benches
 
 :func:`forwarder.adapters.outbound.build_sender` picks one from the settings. Every one of them passes the
@@ -19,109 +20,10 @@ from __future__ import annotations
 import mailbox
 import threading
 import uuid
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
-from forwarder.errors import PermanentSendError, SendRetryable, SettingsError
-
-#: SES error codes that a later attempt can succeed after.
-RETRYABLE_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "LimitExceededException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "InternalError",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "SlowDown",
-        "AccountSendingPausedException",
-        "SendingPausedException",
-        # the role or the credentials are wrong: an operator fixes them and the retry (or the
-        # dead-letter replay) delivers; marking the mail failed would lose it
-        "AccessDenied",
-        "AccessDeniedException",
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "ExpiredToken",
-        "ExpiredTokenException",
-    }
-)
-
-
-class Sender(Protocol):
-    def send(self, raw: bytes, *, sender: str, recipient: str) -> str: ...
-
-
-def _classify(exc: Exception) -> Exception:
-    """Map a botocore failure to a retryable or a permanent error."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        message = f"SES {code}: {error.get('Message', '')}".strip()
-        if code in RETRYABLE_CODES or status >= 500 or status == 429:
-            return SendRetryable(message)
-        return PermanentSendError(message)
-    if isinstance(exc, BotoCoreError):
-        return SendRetryable(f"SES unreachable: {exc}")
-    return exc
-
-
-class _SesSender(ABC):
-    """What both SES APIs share: configuration set, error classification, the message id."""
-
-    def __init__(self, client: Any, configuration_set: str = "") -> None:
-        self._client = client
-        self._configuration_set = configuration_set
-
-    @abstractmethod
-    def _request(self, raw: bytes, sender: str, recipient: str) -> dict[str, Any]:
-        """The API's own request fields."""
-
-    @abstractmethod
-    def _call(self, **kwargs: Any) -> dict[str, Any]:
-        """Call the API."""
-
-    def send(self, raw: bytes, *, sender: str, recipient: str) -> str:
-        kwargs = self._request(raw, sender, recipient)
-        if self._configuration_set:
-            kwargs["ConfigurationSetName"] = self._configuration_set
-        try:
-            return str(self._call(**kwargs)["MessageId"])
-        except Exception as exc:
-            raise _classify(exc) from exc
-
-
-class SesV2Sender(_SesSender):
-    """SESv2 ``SendEmail`` with raw content (up to 40 MB); the default."""
-
-    def _request(self, raw: bytes, sender: str, recipient: str) -> dict[str, Any]:
-        return {
-            "FromEmailAddress": sender,
-            "Destination": {"ToAddresses": [recipient]},
-            "Content": {"Raw": {"Data": raw}},
-        }
-
-    def _call(self, **kwargs: Any) -> dict[str, Any]:
-        return self._client.send_email(**kwargs)
-
-
-class SesV1Sender(_SesSender):
-    """SESv1 ``SendRawEmail`` (up to 10 MB), for accounts that still use the classic API."""
-
-    def _request(self, raw: bytes, sender: str, recipient: str) -> dict[str, Any]:
-        return {"Source": sender, "Destinations": [recipient], "RawMessage": {"Data": raw}}
-
-    def _call(self, **kwargs: Any) -> dict[str, Any]:
-        return self._client.send_raw_email(**kwargs)
+from forwarder.errors import SendRetryable, SettingsError
 
 
 @dataclass(frozen=True)
@@ -167,3 +69,7 @@ class MaildirSender:
             return self._maildir.add(b"Delivered-To: " + recipient.encode("utf-8") + eol + raw)
         except OSError as exc:
             raise SendRetryable(f"writing to the outbox {self.path} failed: {exc}") from exc
+
+
+from forwarder.adapters.aws.ses import RETRYABLE_CODES, SesV1Sender, SesV2Sender  # noqa: E402,F401  (the old home)
+from forwarder.ports import Sender  # noqa: E402,F401  (the old home)

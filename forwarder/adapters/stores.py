@@ -1,15 +1,14 @@
-"""Where raw inbound messages are read from: S3 (what SES writes), a local folder, or memory."""
+"""Where raw inbound messages are kept on the one box: a local folder, or memory (tests).
+
+S3, where SES writes them, is forwarder/adapters/aws/s3.py; forwarder/runtime.py picks one.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
 
 from forwarder.errors import MessageNotFound, StoreUnavailable
-
-if TYPE_CHECKING:
-    from forwarder.settings import Settings
 
 
 def write_atomically(path: str, data: bytes) -> None:
@@ -25,55 +24,6 @@ def write_atomically(path: str, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-
-
-def build_store(settings: Settings) -> S3Store | LocalStore:
-    """The store ``settings`` name (``OTHERMAIL_STORE``): the local folder, or the S3 bucket."""
-    if settings.store == "s3":
-        import boto3
-
-        from forwarder.errors import SettingsError
-
-        if not settings.s3_bucket:
-            raise SettingsError("OTHERMAIL_STORE=s3 needs OTHERMAIL_S3_BUCKET")
-        return S3Store(boto3.client("s3", region_name=settings.aws_region), settings.s3_bucket)
-    return LocalStore(settings.store_dir)
-
-
-class MailStore(Protocol):
-    def get(self, key: str) -> bytes: ...
-
-
-class S3Store:
-    """Reads ``s3://bucket/key``; the key is the SES object key (prefix + SES message id)."""
-
-    def __init__(self, client: Any, bucket: str) -> None:
-        self._client = client
-        self.bucket = bucket
-
-    def put(self, key: str, raw: bytes) -> None:
-        """Write a raw message (the SMTP listener's store when OTHERMAIL_STORE=s3)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=raw, ServerSideEncryption="AES256")
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"writing s3://{self.bucket}/{key} failed: {exc}") from exc
-
-    def get(self, key: str, bucket: str | None = None) -> bytes:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        where = f"s3://{bucket or self.bucket}/{key}"
-        try:
-            response = self._client.get_object(Bucket=bucket or self.bucket, Key=key)
-            return bytes(response["Body"].read())
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404", "NoSuchBucket"):
-                raise MessageNotFound(f"no raw message at {where}") from exc
-            raise StoreUnavailable(f"reading {where} failed: {code}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"reading {where} failed: {exc}") from exc
 
 
 class LocalStore:
@@ -151,3 +101,6 @@ class MemoryStore:
             return self.objects[key]
         except KeyError:
             raise MessageNotFound(f"no raw message {key!r}") from None
+
+
+from forwarder.adapters.aws.s3 import S3Store  # noqa: E402,F401  (the old home)

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from forwarder.runtime import Runtime
 from forwarder.settings import Settings
 
 
@@ -18,7 +19,16 @@ def private_files() -> None:
 @dataclass
 class CliContext:
     settings: Settings
-    _engine: Any = field(default=None, repr=False)
+    _runtime: Runtime | None = field(default=None, repr=False)
+
+    def runtime(self) -> Runtime:
+        """What the command runs on, built from :attr:`settings` by the composition root
+        (forwarder/runtime.py) on first use; a command that replaces the settings gets a new one."""
+        if self._runtime is None or self._runtime.settings is not self.settings:
+            private_files()
+            self._runtime = Runtime.build(self.settings)
+            self._runtime.prepare_data_dir()
+        return self._runtime
 
     @property
     def database_url(self) -> str:
@@ -32,16 +42,7 @@ class CliContext:
         return make_url(self.database_url).render_as_string(hide_password=True)
 
     def engine(self) -> Any:
-        from models import make_engine
-
-        if self._engine is None:
-            private_files()
-            if self.database_url.startswith("sqlite:///"):
-                self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-            self._engine = make_engine(self.database_url)
-        return self._engine
+        return self.runtime().engine
 
     def sessions(self) -> Any:
-        from models import make_session_factory
-
-        return make_session_factory(self.engine())
+        return self.runtime().sessions

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -17,16 +16,9 @@ from forwarder.flows.forward import Forwarder, Inbound
 
 
 def build_forwarder(obj: CliContext, dry_run: bool) -> Forwarder:
-    from forwarder.adapters.outbound import build_sender
-    from forwarder.adapters.sql.directory import SqlDirectory
-    from models import utcnow
-
-    settings = obj.settings
-    sender = None if dry_run else build_sender(settings)
-    directory = SqlDirectory(
-        obj.sessions(), timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow, limits=settings.mail_limits
-    )
-    return Forwarder(directory, sender, settings.policy, utcnow, settings.max_bytes)
+    """The runtime's forwarder (forwarder/runtime.py), or with ``dry_run`` one that cannot send."""
+    runtime = obj.runtime()
+    return runtime.preview_forwarder() if dry_run else runtime.forwarder
 
 
 def message_id_for(raw: bytes) -> str:

@@ -16,7 +16,7 @@ Aliases whose ``expired_action`` is ``drop`` (the default) keep accepting and dr
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from forwarder.core import Decision, Outcome, Verdicts
 
@@ -51,12 +51,6 @@ def decide_expired_reject(expired: Decision, verdicts: Verdicts, can_bounce: boo
             "not pass (a bounce could hit a forged address)",
         )
     return Decision(Outcome.BOUNCED_EXPIRED, f"{expired.reason}; rejected: a bounce is sent to the sender")
-
-
-class Bouncer(Protocol):
-    def bounce(self, message_id: str, recipient: str) -> str:
-        """Bounce the received message ``message_id`` for ``recipient``; the bounce's id."""
-        ...
 
 
 class SesBouncer:

@@ -29,19 +29,16 @@ from sqlalchemy.exc import DBAPIError
 from forwarder.adapters.local.spool import KEY_PREFIX as SPOOL_KEY_PREFIX
 from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
 from forwarder.core.message import split_message
-from forwarder.errors import DatabaseUnavailable, OthermailError
+from forwarder.errors import DatabaseUnavailable, NotAnEvent, OthermailError
 from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.hosts.retry import RetryPolicy
+from forwarder.ports import MailStore
 from models import Delivery
 
 logger = logging.getLogger("othermail.replay")
 
 #: SQS allows at most 10 messages a receive.
 MAX_BATCH = 10
-
-
-class NotAnEvent(ValueError):
-    """A dead-letter queue message that holds no event to replay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,17 +209,13 @@ def default_key(message_id: str, s3_prefix: str) -> str:
     return s3_prefix + message_id
 
 
-class Store(Protocol):
-    def get(self, key: str) -> bytes: ...
-
-
 class MessageReplay:
     """Forwards stored inbound messages again, by id, through ``forwarder``."""
 
     def __init__(
         self,
         forwarder: Forwarder,
-        store: Store,
+        store: MailStore,
         engine: Engine,
         domains: tuple[str, ...],
         s3_prefix: str = "",

@@ -28,24 +28,20 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from forwarder.adapters.aws.events import FeedbackJob, Job, Skipped, describe_event, outside_mail_bucket, parse_event
+from forwarder.adapters.aws.s3 import S3Store
 from forwarder.adapters.aws.secrets import environ_with_secrets
-from forwarder.adapters.outbound import build_sender
-from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.adapters.sql.feedback_store import FeedbackRules, FeedbackStore
-from forwarder.adapters.stores import S3Store
+from forwarder.adapters.sql.feedback_store import FeedbackStore
 from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
 from forwarder.core.message import split_message
-from forwarder.errors import InvalidEvent, SettingsError
-from forwarder.flows.expired_reject import SesBouncer
+from forwarder.errors import InvalidEvent
 from forwarder.flows.forward import Forwarder, Inbound
-from forwarder.flows.notices import build_notifier
 from forwarder.flows.outcome_log import OutcomeLog
 from forwarder.hosts.retry import RetryPolicy
 from forwarder.ops.metrics import RETRY, emf_line
+from forwarder.runtime import Runtime
 from forwarder.settings import Settings
 
 logger = logging.getLogger("othermail.lambda")
@@ -66,42 +62,24 @@ class LambdaRuntime:
     feedback: FeedbackStore | None = None
     #: How :meth:`invoke` retries a job within the invocation's time (forwarder/hosts/retry.py).
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: The composition root this runtime was built from (None when a test assembled it by hand).
+    parts: Runtime | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, session: Any = None) -> LambdaRuntime:
-        import boto3
-
-        from models import make_engine, make_session_factory, utcnow
-
-        if not settings.s3_bucket:
-            raise SettingsError("OTHERMAIL_S3_BUCKET must name the bucket the SES receipt rule writes to")
-        aws = session or boto3.session.Session(region_name=settings.aws_region)
-        sender = build_sender(settings, aws_session=aws)  # SES unless OTHERMAIL_SENDER says otherwise
-        engine = make_engine(settings.resolved_database_url)
-        directory = SqlDirectory(
-            make_session_factory(engine),
-            timedelta(seconds=settings.claim_timeout_seconds),
-            clock=utcnow,
-            limits=settings.mail_limits,
-        )
-        log = OutcomeLog()
-        notifier = build_notifier(settings, engine, sender)
-        forwarder = Forwarder(
-            directory,
-            sender,
-            settings.policy,
-            utcnow,
-            settings.max_bytes,
-            log,
-            notifier,
-            bouncer=SesBouncer(aws.client("ses")),
-        )
-        feedback = FeedbackStore(make_session_factory(engine), FeedbackRules.from_settings(settings), utcnow)
-        return cls(settings, forwarder, S3Store(aws.client("s3"), settings.s3_bucket), log, engine, feedback=feedback)
+        """The Lambda's runtime, from the composition root (forwarder/runtime.py): raw mail from the
+        bucket SES writes to, SES to send (unless ``OTHERMAIL_SENDER`` says otherwise), SES SendBounce."""
+        parts = Runtime.build(settings, ses_inbound=True, **({"aws_session": session} if session is not None else {}))
+        runtime = cls(settings, parts.forwarder, parts.ses_bucket, parts.outcome_log, parts.engine, parts.feedback)
+        runtime.parts = parts
+        return runtime
 
     def close(self) -> None:
         """Release database connections and the sender's (an SMTP relay's) connections (tests and
         tools; Lambda keeps them for warm starts)."""
+        if self.parts is not None:
+            self.parts.close()
+            return
         closer = getattr(self.forwarder.sender, "close", None)
         if closer is not None:
             closer()

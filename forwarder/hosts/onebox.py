@@ -13,21 +13,16 @@ import re
 import socket
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from forwarder.adapters.inbound_auth import build_authenticator
 from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.senders import Sender
 from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
-from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.adapters.stores import build_store
 from forwarder.errors import AddressInUse
-from forwarder.flows.forward import Forwarder
-from forwarder.flows.notices import build_notifier
-from forwarder.flows.outcome_log import OutcomeLog
 from forwarder.hosts.dispatch import Dispatcher
-from forwarder.ops.metrics import RETRY, SKIPPED, Metrics, prometheus_text
+from forwarder.ops.metrics import RETRY, SKIPPED, prometheus_text
+from forwarder.runtime import Runtime
 from forwarder.settings import Settings
 
 logger = logging.getLogger("othermail.onebox")
@@ -89,38 +84,16 @@ class OneBox:
         sender: Sender | None = None,
         workers: int = 4,
     ) -> None:
-        import migrations
-        from models import make_engine, make_session_factory, utcnow
-
         self.settings = settings
         self.host = host or settings.smtp_host
-        url = settings.resolved_database_url
-        if url.startswith("sqlite:///"):
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        migrations.upgrade(url)
-        self.engine = make_engine(url)
-        directory = SqlDirectory(
-            make_session_factory(self.engine),
-            timedelta(seconds=settings.claim_timeout_seconds),
-            clock=utcnow,
-            limits=settings.mail_limits,
-        )
-        if sender is None:
-            from forwarder.adapters.outbound import build_sender
-
-            sender = build_sender(settings)
-        self.sender = sender
-        self.metrics = Metrics()
-        self.forwarder = Forwarder(
-            directory,
-            self.sender,
-            settings.policy,
-            utcnow,
-            settings.max_bytes,
-            OutcomeLog(metrics=self.metrics),
-            build_notifier(settings, self.engine, self.sender),
-        )
-        self.spool = Spool(settings.data_dir / "spool", build_store(settings))
+        #: Everything built from the settings (forwarder/runtime.py); the web app shares it.
+        self.runtime = Runtime.build(settings, migrate=True, **({"sender": sender} if sender is not None else {}))
+        self.engine = self.runtime.engine
+        self.sender = self.runtime.sender
+        self.metrics = self.runtime.metrics
+        self.forwarder = self.runtime.forwarder
+        directory = self.runtime.directory
+        self.spool = Spool(settings.data_dir / "spool", self.runtime.store)
         # Every spool entry comes from the SMTP listener, which strips forged trace fields and
         # stamps ours (authserv-id: the first mail domain, as in the SMTP banner); the dispatcher
         # takes the verdicts from the spool envelope (from the stamp only for older entries).
@@ -217,8 +190,7 @@ class OneBox:
         config: dict[str, Any] = {"SETTINGS": self.settings}
         if self.host in ("127.0.0.1", "localhost", "::1"):
             config["SESSION_COOKIE_SECURE"] = False  # plain HTTP on loopback; behind TLS keep it on
-        app = create_app(config)
-        app.extensions["othermail.sender"] = self.sender
+        app = create_app(config, runtime=self.runtime)
         from forwarder.ops.http_endpoints import OpsEndpoints
 
         served = OpsEndpoints(app, health=self.health, metrics=self.metrics_text, token=self.settings.metrics_token)

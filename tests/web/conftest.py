@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from forwarder.adapters.senders import MemorySender
 from forwarder.settings import Settings
 from tests.support.databases import migrate
+from forwarder.runtime import Runtime
 from web import create_app
 
 PASSWORD = "correct horse battery"
@@ -40,9 +41,9 @@ def app(tmp_path: Path) -> Iterator[Flask]:
             "SETTINGS": settings,
             "SERVER_NAME": "othermail.test",
             "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)},
-        }
+        },
+        runtime=Runtime.build(settings, sender=MemorySender()),
     )
-    app.extensions["othermail.sender"] = MemorySender()
     # service mail sent off the request path (web.mailer.send_later) runs at once here, so tests
     # see it in the outbox as the request returns
     app.extensions["othermail.mail_runner"] = lambda job: job()
@@ -57,7 +58,7 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def outbox(app: Flask) -> MemorySender:
-    return app.extensions["othermail.sender"]
+    return app.extensions["othermail.runtime"].sender
 
 
 def csrf(client: FlaskClient, path: str) -> str:

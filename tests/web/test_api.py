@@ -204,7 +204,7 @@ def test_a_mail_service_that_fails_is_a_503_with_a_clear_code_never_a_500(
     """Issue 12.27: a sender that raises made adding a destination a 500."""
     from tests.web.test_destinations_pages import BrokenSender
 
-    app.extensions["othermail.sender"] = BrokenSender()
+    app.extensions["othermail.runtime"].sender = BrokenSender()
     created = client.post("/api/v1/destinations", json={"email": "new@example.net"}, headers=ann.write)
     assert created.status_code == 503 and error_of(created) == "mail_unavailable"
     assert "resend" in created.get_json()["error"]["message"]

@@ -318,7 +318,7 @@ def test_a_mail_service_that_fails_is_a_clear_message_and_a_log_line_never_a_500
 ) -> None:
     """Issue 12.27: a sender that raises made adding a destination a 500."""
     broken = BrokenSender()
-    app.extensions["othermail.sender"] = broken
+    app.extensions["othermail.runtime"].sender = broken
     with caplog.at_level("ERROR"):
         response = add(ann, "me@real.example")
     assert response.status_code == 302

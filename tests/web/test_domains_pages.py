@@ -31,6 +31,7 @@ from tests.deploy.aws_stack import easy_dkim_like_ses
 from tests.knot_zones import KnotZones, knot_zones
 from tests.support.databases import migrate
 from tests.web.conftest import PASSWORD, post, signup
+from forwarder.runtime import Runtime
 from web import create_app
 
 REGION = "us-east-1"
@@ -85,9 +86,9 @@ def make_app(tmp_path: Path, sender: str, nameserver: str, **config: object) -> 
             "DNS_TIMEOUT": 2.0,
             "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)},
             **config,
-        }
+        },
+        runtime=Runtime.build(settings, sender=MemorySender()),  # the service's own mail (sign-up...)
     )
-    app.extensions["othermail.sender"] = MemorySender()  # the service's own mail (sign-up...)
     return app
 
 

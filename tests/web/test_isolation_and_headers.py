@@ -31,9 +31,9 @@ from sqlalchemy import func, inspect, select
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
+from forwarder.adapters.stores import LocalStore
 from forwarder.adapters.senders import MaildirSender, MemorySender, SentMessage
 from forwarder.adapters.sql.directory import SqlDirectory
-from forwarder.adapters.stores import build_store
 from forwarder.core import Policy
 from forwarder.core.addresses import is_valid_address
 from forwarder.core.validator import validate_bytes
@@ -256,7 +256,7 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
         )
         db.add_all([forwarded, quarantined])
         db.commit()
-        store = build_store(app.config["SETTINGS"])
+        store = LocalStore(app.config["SETTINGS"].store_dir)
         for row in (forwarded, quarantined):
             store.put(row.raw_key, f"From: {row.mail_from}\r\nSubject: {row.subject}\r\n\r\nbody\r\n".encode())
         write, write_secret = tokens.create(db, user, f"{name}-write-token", "write", None)

@@ -16,6 +16,7 @@ from forwarder.hosts.onebox import OneBox
 from forwarder.settings import Settings
 from tests.support.databases import migrate
 from tests.web.conftest import links_in
+from forwarder.runtime import Runtime
 from web import create_app
 
 PUBLIC = "https://mail.example.org"
@@ -26,9 +27,9 @@ def public_app(app: Flask) -> Iterator[Flask]:
     """The test app's database and settings, with OTHERMAIL_PUBLIC_URL set and no SERVER_NAME."""
     settings = replace(app.config["SETTINGS"], public_url=PUBLIC)
     made = create_app(
-        {"TESTING": True, "SECRET_KEY": "test-secret", "SETTINGS": settings, "RATE_LIMITS": app.config["RATE_LIMITS"]}
+        {"TESTING": True, "SECRET_KEY": "test-secret", "SETTINGS": settings, "RATE_LIMITS": app.config["RATE_LIMITS"]},
+        runtime=Runtime.build(settings, sender=app.extensions["othermail.runtime"].sender),
     )
-    made.extensions["othermail.sender"] = app.extensions["othermail.sender"]
     made.extensions["othermail.mail_runner"] = app.extensions["othermail.mail_runner"]  # mail at once
     yield made
     made.extensions["othermail.engine"].dispose()

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from forwarder.adapters.senders import MemorySender
-from forwarder.adapters.stores import build_store
+from forwarder.adapters.stores import LocalStore
 from models import Alias, Delivery, Destination, User, utcnow
 from tests.web.conftest import post, signup
 
@@ -67,7 +67,7 @@ def seed(
         session.add(row)
         session.commit()
         if kept:
-            build_store(app.config["SETTINGS"]).put(f"smtp/{message_id}", raw)
+            LocalStore(app.config["SETTINGS"].store_dir).put(f"smtp/{message_id}", raw)
         return row.id
 
 
@@ -121,7 +121,7 @@ def test_the_quarantine_lists_what_can_be_released(app: Flask, ann: FlaskClient)
 
 
 def test_releasing_forwards_once_and_a_virus_never(app: Flask, ann: FlaskClient) -> None:
-    sent: MemorySender = app.extensions["othermail.sender"]
+    sent: MemorySender = app.extensions["othermail.runtime"].sender
     spam = seed(app, "ann@example.org", "dropped-spam", message_id="spam")
     before = len(sent.sent)
     response = post(ann, f"/messages/{spam}/release", {}, page=f"/messages/{spam}")

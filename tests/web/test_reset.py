@@ -144,7 +144,7 @@ def test_a_reset_answers_alike_when_the_mail_service_is_down(app: Flask, caplog)
         def send(self, raw: bytes, *, sender: str, recipient: str) -> None:
             raise OSError("relay down")
 
-    app.extensions["othermail.sender"] = Down()
+    app.extensions["othermail.runtime"].sender = Down()
     known = post(app.test_client(), "/reset", {"email": "ann@example.org"})
     unknown = post(app.test_client(), "/reset", {"email": "nobody@example.org"})
     assert (known.status_code, known.headers.get("Location")) == (unknown.status_code, unknown.headers.get("Location"))
@@ -169,7 +169,7 @@ def test_the_reset_mail_is_sent_off_the_request_path(app: Flask, outbox: MemoryS
             gate.wait(5)
             outbox.send(raw, sender=sender, recipient=recipient)
 
-    app.extensions["othermail.sender"] = Held()
+    app.extensions["othermail.runtime"].sender = Held()
     app.extensions.pop("othermail.mail_runner", None)  # the real worker, not the tests' inline one
     try:
         answer = post(app.test_client(), "/reset", {"email": "ann@example.org"})

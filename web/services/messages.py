@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +25,8 @@ from forwarder.core.headers import display_fields
 from forwarder.errors import MessageNotFound, RetryableError
 from forwarder.flows.forward import Inbound
 from forwarder.flows.outcome_log import Report
+from forwarder.ports import MailStore
+from forwarder.runtime import Runtime
 from models import Alias, Delivery, User, utcnow
 from web.services.errors import ServiceError, not_found
 
@@ -52,10 +52,6 @@ QUARANTINE_PAGE = 100
 HEADER_CHARS = 2000
 
 
-def keep_days() -> int:
-    return int(current_app.config["SETTINGS"].keep_days)
-
-
 def owned(db: Session, user: User, delivery_id: int) -> Delivery:
     """The delivery row, if it belongs to one of ``user``'s aliases (deleted ones included)."""
     row = db.scalar(
@@ -68,25 +64,26 @@ def owned(db: Session, user: User, delivery_id: int) -> Delivery:
     return row
 
 
-def kept_until(row: Delivery) -> datetime | None:
-    """Until when the raw message can be had (None: it was never kept)."""
+def kept_until(row: Delivery, keep_days: int) -> datetime | None:
+    """Until when the raw message can be had (None: it was never kept); the store keeps raw mail
+    ``keep_days`` days (``OTHERMAIL_KEEP_DAYS``)."""
     if not row.raw_key:
         return None
-    return row.created_at + timedelta(days=keep_days())
+    return row.created_at + timedelta(days=keep_days)
 
 
-def is_kept(row: Delivery, now: datetime | None = None) -> bool:
-    until = kept_until(row)
+def is_kept(row: Delivery, keep_days: int, now: datetime | None = None) -> bool:
+    until = kept_until(row, keep_days)
     return until is not None and (now or utcnow()) < until
 
 
-def releasable(row: Delivery, now: datetime | None = None) -> bool:
-    return row.outcome in QUARANTINED and row.released_at is None and is_kept(row, now)
+def releasable(row: Delivery, keep_days: int, now: datetime | None = None) -> bool:
+    return row.outcome in QUARANTINED and row.released_at is None and is_kept(row, keep_days, now)
 
 
-def quarantine(db: Session, user: User, now: datetime | None = None) -> list[Delivery]:
+def quarantine(db: Session, user: User, keep_days: int, now: datetime | None = None) -> list[Delivery]:
     """``user``'s messages that can still be released, newest first."""
-    since = (now or utcnow()) - timedelta(days=keep_days())
+    since = (now or utcnow()) - timedelta(days=keep_days)
     return list(
         db.scalars(
             select(Delivery)
@@ -104,41 +101,28 @@ def quarantine(db: Session, user: User, now: datetime | None = None) -> list[Del
     )
 
 
-def _store_for(key: str) -> Any:
-    """The store holding ``key`` (see the module's docstring), built once per app."""
-    settings = current_app.config["SETTINGS"]
-    one_box = key.startswith("smtp/")
-    name = "othermail.spool-store" if one_box else "othermail.mail-bucket"
-    store = current_app.extensions.get(name)
-    if store is None:
-        if one_box:
-            from forwarder.adapters.stores import build_store
-
-            store = build_store(settings)
-        else:
-            if not settings.s3_bucket:
-                raise ServiceError("gone", "This service keeps no copy of received mail.", 410)
-            import boto3
-
-            from forwarder.adapters.stores import S3Store
-
-            store = S3Store(boto3.session.Session(region_name=settings.aws_region).client("s3"), settings.s3_bucket)
-        current_app.extensions[name] = store
-    return store
+def _store_for(runtime: Runtime, key: str) -> MailStore:
+    """The store holding ``key`` (see the module's docstring)."""
+    if key.startswith("smtp/"):
+        return runtime.store
+    if not runtime.settings.s3_bucket:
+        raise ServiceError("gone", "This service keeps no copy of received mail.", 410)
+    return runtime.ses_bucket
 
 
-def download(row: Delivery, now: datetime | None = None) -> bytes:
+def download(runtime: Runtime, row: Delivery, now: datetime | None = None) -> bytes:
     """The original message for its owner to download; never one with a virus."""
     if row.outcome == Outcome.DROPPED_VIRUS.value:
         raise ServiceError("not_downloadable", "A message with a virus cannot be downloaded.", 403)
-    return raw(row, now)
+    return raw(runtime, row, now)
 
 
-def raw(row: Delivery, now: datetime | None = None) -> bytes:
-    if not is_kept(row, now):
-        raise ServiceError("gone", f"The original message is kept for {keep_days()} days only.", 410)
+def raw(runtime: Runtime, row: Delivery, now: datetime | None = None) -> bytes:
+    keep_days = runtime.settings.keep_days
+    if not is_kept(row, keep_days, now):
+        raise ServiceError("gone", f"The original message is kept for {keep_days} days only.", 410)
     try:
-        return bytes(_store_for(row.raw_key or "").get(row.raw_key or ""))
+        return bytes(_store_for(runtime, row.raw_key or "").get(row.raw_key or ""))
     except MessageNotFound:
         raise ServiceError("gone", "The original message is no longer kept.", 410) from None
     except RetryableError:
@@ -165,7 +149,7 @@ class Released:
     other: list[Report]
 
 
-def release(db: Session, row: Delivery, now: datetime | None = None) -> Released:
+def release(runtime: Runtime, db: Session, row: Delivery, now: datetime | None = None) -> Released:
     """Forward a quarantined message to the alias's destinations; raises :class:`ServiceError`."""
     if row.outcome == Outcome.DROPPED_VIRUS.value:
         raise ServiceError("not_releasable", "A message with a virus is never released.", 403)
@@ -173,32 +157,15 @@ def release(db: Session, row: Delivery, now: datetime | None = None) -> Released
         raise ServiceError("not_releasable", "Only quarantined messages can be released.", 409)
     if row.released_at is not None:
         raise ServiceError("not_releasable", "This message was released already.", 409)
-    data = raw(row, now)
+    data = raw(runtime, row, now)
     inbound = Inbound(
         f"{row.inbound_message_id}/released", (row.recipient,), Verdicts(), row.mail_from, raw_key=row.raw_key
     )
     try:
-        reports = _forwarder().process(data, inbound)
+        reports = runtime.forwarder.process(data, inbound)
     except RetryableError:
         raise ServiceError("send_failed", "The message could not be sent just now. Try again later.", 503) from None
     row.released_at = now or utcnow()
     db.commit()
     forwarded = [r for r in reports if r.outcome is Outcome.FORWARDED]
     return Released(len(forwarded), [r for r in reports if r.outcome is not Outcome.FORWARDED])
-
-
-def _forwarder() -> Any:
-    """The pipeline the web app releases through, built once per app (the service's sender)."""
-    forwarder = current_app.extensions.get("othermail.forwarder")
-    if forwarder is None:
-        from forwarder.adapters.sql.directory import SqlDirectory
-        from forwarder.flows.forward import Forwarder
-        from web.mailer import service_sender
-
-        settings = current_app.config["SETTINGS"]
-        directory = SqlDirectory(
-            current_app.extensions["othermail.engine"], timedelta(seconds=settings.claim_timeout_seconds), clock=utcnow
-        )
-        forwarder = Forwarder(directory, service_sender(), settings.policy, utcnow, settings.max_bytes)
-        current_app.extensions["othermail.forwarder"] = forwarder
-    return forwarder

@@ -29,21 +29,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from forwarder.adapters.stores import write_atomically
 from forwarder.core.decide import Verdicts
 from forwarder.errors import MessageNotFound, StoreUnavailable
+from forwarder.ports import WritableStore
 
 KEY_PREFIX = "smtp/"
 #: Bytes of recently accepted messages kept in memory for their first load.
 RECENT_BYTES = 64 * 1024 * 1024
-
-
-class WritableStore(Protocol):
-    def put(self, key: str, raw: bytes) -> None: ...
-
-    def get(self, key: str) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from models import utcnow
 from tests.support.databases import migrate
 from tests.web.browser.live_server import CHROMIUM, CHROMIUM_ARGS, live_server
 from tests.web.conftest import PASSWORD, links_in
+from forwarder.runtime import Runtime
 from web import create_app
 
 if not Path(CHROMIUM).exists():
@@ -74,9 +75,9 @@ def browser_app(tmp_path: Path) -> Iterator[Flask]:
             "SESSION_COOKIE_SECURE": False,
             "SETTINGS": settings,
             "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)},
-        }
+        },
+        runtime=Runtime.build(settings, sender=MemorySender()),
     )
-    app.extensions["othermail.sender"] = MemorySender()
     yield app
     app.extensions["othermail.engine"].dispose()
 
@@ -155,7 +156,7 @@ def test_first_walk_in_a_real_browser(
     browser_app: Flask, browser_page: tuple[Page, str, Watch], tmp_path: Path
 ) -> None:
     page, base, watch = browser_page
-    outbox: MemorySender = browser_app.extensions["othermail.sender"]
+    outbox: MemorySender = browser_app.extensions["othermail.runtime"].sender
     shots: list[Path] = []
 
     # 1. Sign up.

@@ -58,7 +58,7 @@ def test_the_listener_can_keep_raw_mail_in_s3(tmp_path: Path, monkeypatch: pytes
     import boto3
     from moto import mock_aws
 
-    from forwarder.adapters.stores import build_store
+    from forwarder.runtime import Runtime
     from forwarder.settings import Settings
 
     for name, value in {
@@ -73,7 +73,7 @@ def test_the_listener_can_keep_raw_mail_in_s3(tmp_path: Path, monkeypatch: pytes
         settings = Settings.from_env(
             {"OTHERMAIL_STORE": "s3", "OTHERMAIL_S3_BUCKET": "raw-mail", "OTHERMAIL_DATA_DIR": str(tmp_path)}
         )
-        spool = Spool(tmp_path / "spool", build_store(settings))
+        spool = Spool(tmp_path / "spool", Runtime.build(settings).store)
         entry = spool.accept(b"Subject: s3\r\n\r\nbody\r\n", "a@b.example", ("x@othermail.example",))
         stored = boto3.client("s3", region_name="us-east-1").get_object(Bucket="raw-mail", Key=entry.key)
         assert stored["Body"].read() == b"Subject: s3\r\n\r\nbody\r\n"
@@ -82,7 +82,7 @@ def test_the_listener_can_keep_raw_mail_in_s3(tmp_path: Path, monkeypatch: pytes
         with pytest.raises(StoreUnavailable):  # a bucket that is gone: 451 at DATA, nothing spooled
             Spool(
                 tmp_path / "other",
-                build_store(Settings.from_env({"OTHERMAIL_STORE": "s3", "OTHERMAIL_S3_BUCKET": "missing-bucket"})),
+                Runtime.build(Settings.from_env({"OTHERMAIL_STORE": "s3", "OTHERMAIL_S3_BUCKET": "missing-bucket"})).store,
             ).accept(b"x", "", ("y@othermail.example",))
     with pytest.raises(Exception, match="OTHERMAIL_S3_BUCKET"):
-        build_store(Settings.from_env({"OTHERMAIL_STORE": "s3"}))
+        Runtime.build(Settings.from_env({"OTHERMAIL_STORE": "s3"})).store

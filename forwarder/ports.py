@@ -1,0 +1,75 @@
+"""The ports: what the flows (forwarder/flows) need from the world, each declared once.
+
+A flow depends on these Protocols, never on an adapter class; forwarder/runtime.py is the one
+place that picks the adapter behind each port from the settings, and tests hand their own in
+(``Runtime.build(settings, sender=MemorySender())``).
+
+    Sender        send one finished message to one recipient      adapters: senders, smtp.sender, aws.ses
+    MailStore     read a raw inbound message by key              adapters: stores (S3, a folder, memory)
+    WritableStore a MailStore the SMTP listener also writes to   adapters: stores, local.spool
+    AddressBook   what the SMTP listener asks at RCPT time       adapters: sql.directory
+    OutcomeSink   where every message outcome is reported        flows: outcome_log
+    Notifier      tells owners about mail that was not forwarded flows: notices
+    Bouncer       bounces mail to an expired reject-mode alias   flows: expired_reject (SES SendBounce)
+    FeedbackSink  applies an SES bounce or complaint             adapters: sql.feedback_store
+    Clock         the current time, naive UTC (as the database stores it)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from forwarder.adapters.sql.directory import AddressStatus
+    from forwarder.adapters.sql.feedback_store import Applied
+    from forwarder.flows.feedback import Feedback
+    from forwarder.flows.notices import Unforwarded
+    from forwarder.flows.outcome_log import Report
+
+#: The current time, naive UTC (``models.utcnow``); tests pass a fixed one.
+Clock = Callable[[], datetime]
+
+
+class Sender(Protocol):
+    def send(self, raw: bytes, *, sender: str, recipient: str) -> str:
+        """Send ``raw`` from ``sender`` (the envelope sender) to one ``recipient``; the provider's
+        message id. Raises SendRetryable (a retry can succeed) or PermanentSendError."""
+        ...
+
+
+class MailStore(Protocol):
+    def get(self, key: str) -> bytes:
+        """The raw message stored under ``key``; MessageNotFound or StoreUnavailable."""
+        ...
+
+
+class WritableStore(MailStore, Protocol):
+    def put(self, key: str, raw: bytes) -> None: ...
+
+
+class AddressBook(Protocol):
+    def address_status(self, address: str) -> AddressStatus: ...
+
+    def accepts_domain(self, domain: str) -> bool: ...
+
+
+class OutcomeSink(Protocol):
+    def outcome(self, report: Report, duration_ms: float) -> None: ...
+
+
+class Notifier(Protocol):
+    def after(self, outcomes: Iterable[Unforwarded]) -> None:
+        """Send the notices ``outcomes`` call for; never raises."""
+        ...
+
+
+class Bouncer(Protocol):
+    def bounce(self, message_id: str, recipient: str) -> str:
+        """Bounce the received message ``message_id`` for ``recipient``; the bounce's id."""
+        ...
+
+
+class FeedbackSink(Protocol):
+    def apply(self, feedback: Feedback) -> Applied: ...

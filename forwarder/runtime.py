@@ -1,0 +1,215 @@
+"""The composition root: the only code that turns settings into adapters.
+
+Every host asks it for what it runs on:
+
+    forwarder/hosts/lambda_handler.py   Runtime.build(settings, aws_session=..., ses_inbound=True)
+    forwarder/hosts/queue_worker.py     (through the CLI's ``othermail worker``, as the Lambda)
+    forwarder/hosts/onebox.py           Runtime.build(settings, sender=..., migrate=True)
+    forwarder/cli/                      CliContext.runtime()
+    web/                                create_app(..., runtime=Runtime.build(settings))
+
+Each part is built on first use and then kept, so a CLI command that only reads the database never
+makes an outbox folder or an AWS client, and nothing connects while the runtime is built: the
+engine connects on its first query, boto3 clients on their first call, the SMTP relay on its first
+send. Tests pass any part ready-made instead of monkeypatching:
+``Runtime.build(settings, sender=MemorySender(), clock=lambda: NOW)``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from forwarder.errors import SettingsError
+from forwarder.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from forwarder.adapters.aws.s3 import S3Store
+    from forwarder.adapters.sql.directory import SqlDirectory
+    from forwarder.adapters.sql.feedback_store import FeedbackStore
+    from forwarder.flows.forward import Forwarder
+    from forwarder.flows.notices import Notifier
+    from forwarder.flows.outcome_log import OutcomeLog
+    from forwarder.ops.metrics import Metrics
+    from forwarder.ports import Bouncer, Clock, Sender, WritableStore
+
+#: The parts a caller may hand in ready-made (the names of the cached properties below).
+PARTS = frozenset(
+    {
+        "engine", "sessions", "clock", "aws_session", "sender", "store", "directory", "metrics",
+        "outcome_log", "notifier", "bouncer", "feedback", "forwarder",
+    }
+)  # fmt: skip
+
+
+class Runtime:
+    """The settings and everything built from them; see the module docstring."""
+
+    def __init__(self, settings: Settings, *, ses_inbound: bool = False, **parts: Any) -> None:
+        unknown = sorted(set(parts) - PARTS)
+        if unknown:
+            raise TypeError(f"Runtime.build() got unknown parts: {', '.join(unknown)}")
+        self.settings = settings
+        #: Raw mail arrives through SES (the Lambda and the queue worker): it is read from the S3
+        #: bucket SES writes to, and reject-mode expired aliases are bounced with SES SendBounce.
+        self.ses_inbound = ses_inbound
+        # a part handed in is found in the instance dict before its cached_property runs
+        self.__dict__.update(parts)
+
+    @classmethod
+    def build(cls, settings: Settings, *, migrate: bool = False, **parts: Any) -> Runtime:
+        """The runtime for ``settings``; ``migrate`` brings the database schema up to date first
+        (the one box and ``othermail run``; the Lambda and the web app expect it migrated)."""
+        runtime = cls(settings, **parts)
+        if migrate:
+            import migrations
+
+            runtime.prepare_data_dir()
+            migrations.upgrade(settings.resolved_database_url)
+        return runtime
+
+    def prepare_data_dir(self) -> None:
+        """Make the data folder an embedded SQLite database lives in."""
+        if self.settings.resolved_database_url.startswith("sqlite:///"):
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- the database ---------------------------------------------------------------------------
+
+    @cached_property
+    def engine(self) -> Engine:
+        from models import make_engine
+
+        return make_engine(self.settings.resolved_database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        from models import make_session_factory
+
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def clock(self) -> Clock:
+        from models import utcnow
+
+        return utcnow
+
+    @cached_property
+    def directory(self) -> SqlDirectory:
+        from forwarder.adapters.sql.directory import SqlDirectory
+
+        return SqlDirectory(
+            self.sessions,
+            timedelta(seconds=self.settings.claim_timeout_seconds),
+            clock=self.clock,
+            limits=self.settings.mail_limits,
+        )
+
+    @cached_property
+    def feedback(self) -> FeedbackStore:
+        from forwarder.adapters.sql.feedback_store import FeedbackRules, FeedbackStore
+
+        return FeedbackStore(self.sessions, FeedbackRules.from_settings(self.settings), self.clock)
+
+    # --- AWS, the sender and the mail store -----------------------------------------------------
+
+    @cached_property
+    def aws_session(self) -> Any:
+        """A ``boto3.session.Session`` for ``OTHERMAIL_AWS_REGION`` (credentials from the usual chain)."""
+        import boto3
+
+        return boto3.session.Session(region_name=self.settings.aws_region)
+
+    @cached_property
+    def sender(self) -> Sender:
+        from forwarder.adapters.outbound import build_sender
+
+        aws = self.aws_session if self.settings.sender == "ses" else None
+        return build_sender(self.settings, aws_session=aws)
+
+    @cached_property
+    def store(self) -> WritableStore:
+        """Where raw inbound mail is kept: the bucket SES writes to for an SES ingress, otherwise
+        what ``OTHERMAIL_STORE`` names (a local folder, or S3)."""
+        if self.ses_inbound:
+            return self.ses_bucket
+        from forwarder.adapters.stores import LocalStore
+
+        if self.settings.store == "s3":
+            return self.ses_bucket
+        return LocalStore(self.settings.store_dir)
+
+    @cached_property
+    def ses_bucket(self) -> S3Store:
+        from forwarder.adapters.aws.s3 import S3Store
+
+        if not self.settings.s3_bucket:
+            if self.ses_inbound:
+                raise SettingsError("OTHERMAIL_S3_BUCKET must name the bucket the SES receipt rule writes to")
+            raise SettingsError("OTHERMAIL_STORE=s3 needs OTHERMAIL_S3_BUCKET")
+        return S3Store(self.aws_session.client("s3"), self.settings.s3_bucket)
+
+    @cached_property
+    def bouncer(self) -> Bouncer | None:
+        """SES SendBounce for an SES ingress; None elsewhere (the one box refuses at RCPT instead)."""
+        if not self.ses_inbound:
+            return None
+        from forwarder.flows.expired_reject import SesBouncer
+
+        return SesBouncer(self.aws_session.client("ses"))
+
+    # --- the flows ------------------------------------------------------------------------------
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        from forwarder.ops.metrics import Metrics
+
+        return Metrics()
+
+    @cached_property
+    def outcome_log(self) -> OutcomeLog:
+        from forwarder.flows.outcome_log import OutcomeLog
+
+        return OutcomeLog(metrics=self.metrics)
+
+    @cached_property
+    def notifier(self) -> Notifier | None:
+        """Notices to owners (None with ``OTHERMAIL_NOTICES=false``)."""
+        from forwarder.flows.notices import build_notifier
+
+        return build_notifier(self.settings, self.engine, self.sender)
+
+    @cached_property
+    def forwarder(self) -> Forwarder:
+        return self._forwarder(self.sender)
+
+    def preview_forwarder(self) -> Forwarder:
+        """A forwarder that resolves, decides and rewrites but cannot send (``--dry-run``)."""
+        return self._forwarder(None)
+
+    def _forwarder(self, sender: Sender | None) -> Forwarder:
+        from forwarder.flows.forward import Forwarder
+
+        return Forwarder(
+            self.directory,
+            sender,
+            self.settings.policy,
+            self.clock,
+            self.settings.max_bytes,
+            self.outcome_log,
+            self.notifier if sender is not None else None,
+            bouncer=self.bouncer,
+        )
+
+    def close(self) -> None:
+        """Release what was built: the sender's connections (an SMTP relay) and the database pool."""
+        sender = self.__dict__.get("sender")
+        closer = getattr(sender, "close", None)
+        if closer is not None:
+            closer()
+        engine = self.__dict__.get("engine")
+        if engine is not None:
+            engine.dispose()
