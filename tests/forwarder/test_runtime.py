@@ -1,0 +1,131 @@
+"""The composition root: one place turns settings into adapters, and every host uses it."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from forwarder.adapters.aws.s3 import S3Store
+from forwarder.adapters.senders import MaildirSender, MemorySender
+from forwarder.adapters.stores import LocalStore
+from forwarder.errors import SettingsError
+from forwarder.flows.expired_reject import SesBouncer
+from forwarder.runtime import Runtime
+from forwarder.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Calls that turn settings into adapters: only forwarder/runtime.py makes them.
+BUILDERS = {"Forwarder", "SqlDirectory", "build_sender", "build_notifier", "make_engine", "S3Store", "FeedbackStore"}
+#: Where such a call is the definition's own business, not a second composition root.
+ALLOWED = {
+    "forwarder/runtime.py",
+    "forwarder/adapters/outbound.py",  # build_sender itself, called by the runtime only
+    "forwarder/flows/notices.py",  # build_notifier itself
+    "models/engine.py",
+    "models/__init__.py",
+}
+
+
+def settings(tmp_path: Path, **changes: object) -> Settings:
+    values: dict[str, object] = dict(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'runtime.db'}",
+        domains=("othermail.example",),
+        sender="outbox",
+        outbox=tmp_path / "outbox",
+        store_dir=tmp_path / "mail",
+    )
+    values.update(changes)
+    return Settings(**values)  # type: ignore[arg-type]  # the test's own keyword values
+
+
+def calls_outside_the_root() -> list[str]:
+    found = []
+    for path in sorted([*ROOT.glob("forwarder/**/*.py"), *ROOT.glob("web/**/*.py"), *ROOT.glob("models/*.py")]):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative in ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in BUILDERS:
+                    found.append(f"{relative}:{node.lineno} {name}()")
+    return found
+
+
+def test_only_the_runtime_turns_settings_into_adapters() -> None:
+    assert calls_outside_the_root() == []
+
+
+def test_the_scan_sees_a_forwarder_built_by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "forwarder" / "hosts"
+    fake.mkdir(parents=True)
+    (fake / "rogue.py").write_text("f = Forwarder(directory, sender)\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert calls_outside_the_root() == ["forwarder/hosts/rogue.py:1 Forwarder()"]
+
+
+def test_nothing_is_built_until_it_is_used(tmp_path: Path) -> None:
+    runtime = Runtime.build(settings(tmp_path))
+    assert not (tmp_path / "outbox").exists() and "engine" not in vars(runtime)
+    assert isinstance(runtime.sender, MaildirSender) and (tmp_path / "outbox").is_dir()
+    assert "engine" not in vars(runtime)  # the sender needs no database
+    runtime.close()
+
+
+def test_a_part_handed_in_is_the_one_every_flow_uses(tmp_path: Path) -> None:
+    sender = MemorySender()
+    runtime = Runtime.build(settings(tmp_path, mail_limits=settings(tmp_path).mail_limits), sender=sender)
+    assert runtime.forwarder.sender is sender
+    assert runtime.notifier is not None and runtime.notifier.sender is sender
+    assert runtime.forwarder.notifier is runtime.notifier
+    assert runtime.forwarder.directory is runtime.directory
+    assert runtime.directory.limits == runtime.settings.mail_limits
+    assert runtime.preview_forwarder().sender is None
+    runtime.close()
+
+
+def test_an_unknown_part_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="unknown parts: sendr"):
+        Runtime.build(settings(tmp_path), sendr=MemorySender())
+
+
+def test_the_one_box_stores_locally_and_bounces_nothing(tmp_path: Path) -> None:
+    runtime = Runtime.build(settings(tmp_path))
+    assert isinstance(runtime.store, LocalStore) and runtime.store.root == tmp_path / "mail"
+    assert runtime.bouncer is None
+
+
+def test_an_ses_ingress_reads_the_bucket_and_bounces_through_ses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }.items():
+        monkeypatch.setenv(name, value)
+    runtime = Runtime.build(settings(tmp_path, s3_bucket="raw-mail"), ses_inbound=True)
+    assert isinstance(runtime.store, S3Store) and runtime.store.bucket == "raw-mail"
+    assert isinstance(runtime.bouncer, SesBouncer) and runtime.forwarder.bouncer is runtime.bouncer
+
+
+def test_an_ses_ingress_without_a_bucket_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="OTHERMAIL_S3_BUCKET"):
+        _ = Runtime.build(settings(tmp_path), ses_inbound=True).store
+    with pytest.raises(SettingsError, match="OTHERMAIL_STORE=s3 needs OTHERMAIL_S3_BUCKET"):
+        _ = Runtime.build(settings(tmp_path, store="s3")).store
+
+
+def test_the_web_app_and_the_one_box_share_one_runtime(tmp_path: Path) -> None:
+    from web import create_app
+
+    runtime = Runtime.build(settings(tmp_path), sender=MemorySender())
+    app = create_app({"TESTING": True, "SECRET_KEY": "k", "SETTINGS": runtime.settings}, runtime=runtime)
+    assert app.extensions["othermail.runtime"] is runtime
+    assert app.extensions["othermail.engine"] is runtime.engine
+    runtime.close()
