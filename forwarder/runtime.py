@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from forwarder.adapters.aws.s3 import S3Store
+    from forwarder.adapters.inbound_auth import Authenticator
+    from forwarder.adapters.local.spool import Spool
     from forwarder.adapters.sql.directory import SqlDirectory
     from forwarder.adapters.sql.feedback_store import FeedbackStore
     from forwarder.flows.forward import Forwarder
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 PARTS = frozenset(
     {
         "engine", "sessions", "clock", "aws_session", "sender", "store", "directory", "metrics",
-        "outcome_log", "notifier", "bouncer", "feedback", "forwarder",
+        "outcome_log", "notifier", "bouncer", "feedback", "forwarder", "spool", "authenticator",
     }
 )  # fmt: skip
 
@@ -141,6 +143,21 @@ class Runtime:
         if self.settings.store == "s3":
             return self.ses_bucket
         return LocalStore(self.settings.store_dir)
+
+    @cached_property
+    def spool(self) -> Spool:
+        """The one box's durable hand-off between an SMTP "250" and the forwarder."""
+        from forwarder.adapters.local.spool import Spool
+
+        return Spool(self.settings.data_dir / "spool", self.store)
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        """SPF, DKIM and DMARC of mail the SMTP listener receives (``OTHERMAIL_INBOUND_AUTH``); its
+        Authentication-Results name the first mail domain, as the SMTP banner does."""
+        from forwarder.adapters.inbound_auth import build_authenticator
+
+        return build_authenticator(self.settings, self.settings.domains[0])
 
     @cached_property
     def ses_bucket(self) -> S3Store:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import click
@@ -135,12 +135,10 @@ def _messages(obj: CliContext, settings: Settings, ids: list[str], use_s3: bool)
         runtime = _runtime(settings)
         forwarder, store, engine, close = runtime.forwarder, runtime.store, runtime.engine, runtime.close
     else:
-        from forwarder.adapters.stores import LocalStore
-        from forwarder.cli.forward import build_forwarder
+        from forwarder.runtime import Runtime
 
-        forwarder = build_forwarder(obj, dry_run=False)
-        store, engine = LocalStore(settings.store_dir), obj.engine()
-        close = _closer(forwarder.sender)
+        local = Runtime.build(settings)
+        forwarder, store, engine, close = local.forwarder, local.store, local.engine, local.close
     redrive = MessageReplay(forwarder, store, engine, settings.domains, settings.s3_prefix)
 
     def run() -> Iterator[Any]:
@@ -151,10 +149,6 @@ def _messages(obj: CliContext, settings: Settings, ids: list[str], use_s3: bool)
             close()
 
     return run(), len(dict.fromkeys(ids))
-
-
-def _closer(sender: Any) -> Callable[[], None]:
-    return getattr(sender, "close", None) or (lambda: None)
 
 
 def _report(results: Iterable[Any], total: int) -> None:

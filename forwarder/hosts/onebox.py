@@ -15,8 +15,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from forwarder.adapters.inbound_auth import build_authenticator
-from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.senders import Sender
 from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
 from forwarder.errors import AddressInUse
@@ -93,11 +91,11 @@ class OneBox:
         self.metrics = self.runtime.metrics
         self.forwarder = self.runtime.forwarder
         directory = self.runtime.directory
-        self.spool = Spool(settings.data_dir / "spool", self.runtime.store)
+        self.spool = self.runtime.spool
         # Every spool entry comes from the SMTP listener, which strips forged trace fields and
         # stamps ours (authserv-id: the first mail domain, as in the SMTP banner); the dispatcher
         # takes the verdicts from the spool envelope (from the stamp only for older entries).
-        self.authenticator = build_authenticator(settings, settings.domains[0])
+        self.authenticator = self.runtime.authenticator
         self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers, verdicts=self.authenticator.verdicts)
         self.listener: SmtpListener | None = None
         if smtp_port is not None:

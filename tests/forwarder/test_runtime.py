@@ -18,12 +18,16 @@ from forwarder.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Calls that turn settings into adapters: only forwarder/runtime.py makes them.
-BUILDERS = {"Forwarder", "SqlDirectory", "build_sender", "build_notifier", "make_engine", "S3Store", "FeedbackStore"}
+BUILDERS = {
+    "Forwarder", "SqlDirectory", "build_sender", "build_notifier", "make_engine", "S3Store", "LocalStore",
+    "FeedbackStore", "Spool", "build_authenticator",
+}  # fmt: skip
 #: Where such a call is the definition's own business, not a second composition root.
 ALLOWED = {
     "forwarder/runtime.py",
     "forwarder/adapters/outbound.py",  # build_sender itself, called by the runtime only
     "forwarder/flows/notices.py",  # build_notifier itself
+    "forwarder/adapters/inbound_auth/__init__.py",  # build_authenticator itself
     "models/engine.py",
     "models/__init__.py",
 }
