@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from forwarder.core.addresses import is_valid_address
+from forwarder.errors import AccountError
 from models import Alias, Destination, User, normalize_email
 
 #: Neutral words for generated aliases: they say nothing about the user.
@@ -177,10 +178,6 @@ def accepted_address(raw: object) -> str | None:
     if "" in domain.split("."):
         return None
     return address if is_mailable(address) else None
-
-
-class AccountError(ValueError):
-    """Input that cannot be accepted, with a message for the person who gave it."""
 
 
 MAX_DURATION = timedelta(days=3660)

@@ -3,15 +3,9 @@ message for people."""
 
 from __future__ import annotations
 
+from forwarder.errors import ServiceError
 
-class ServiceError(ValueError):
-    def __init__(self, code: str, message: str, status: int = 400, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        #: Seconds to wait, for a rate limit (the API's ``Retry-After`` header).
-        self.retry_after = retry_after
+__all__ = ["ServiceError", "not_found"]
 
 
 def not_found(what: str) -> ServiceError:

@@ -32,6 +32,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from forwarder.errors import PricingError
+
 KB_PER_GB = 1024 * 1024
 PRICE_FILE = "forwarder/ops/pricing/aws_prices.json"
 PRICE_KEYS = (
@@ -59,10 +61,6 @@ PRICE_KEYS = (
 )
 #: SES pricing plans ``estimate`` knows: how the sending line is priced.
 SES_PLANS = ("a-la-carte", "essentials")
-
-
-class PricingError(ValueError):
-    """The price file is unusable or has no prices for the region."""
 
 
 @dataclass(frozen=True)

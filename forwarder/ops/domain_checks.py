@@ -29,6 +29,7 @@ from forwarder.adapters.sql.user_domains import (
     ownership_name,
     ownership_value,
 )
+from forwarder.errors import SesError
 from forwarder.ops import dns_doctor
 from forwarder.ops.dns_doctor import Finding, Level, Record, Report, Status
 from models import UserDomain
@@ -245,15 +246,6 @@ def apply_check(domain: UserDomain, result: DomainCheck, now: datetime, grace: t
 
 
 # ------------------------------------------------------------------------------------------- SES
-
-
-class SesError(Exception):
-    """SES refused or could not be reached. ``code`` is SES's error code (or the exception's class
-    name), safe to show to a user; the message may name the AWS account and is for the operator."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
 
 
 def _client_error(exc: Exception) -> SesError:

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forwarder.errors import OthermailError
+from forwarder.errors import PackagingError
 
 HANDLER = "forwarder.hosts.lambda_handler"
 #: The project's top-level packages (what the trace follows).
@@ -54,10 +54,6 @@ FORBIDDEN_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "flask", "werkzeug
 PLATFORM = "manylinux2014_x86_64"
 PYTHON_VERSION = "3.11"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-
-
-class PackagingError(OthermailError):
-    hint = "see forwarder/ops/packaging.py"
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Response, g, jsonify, request
 
+from forwarder.errors import ApiError
 from models import Alias, ApiToken, Delivery, Destination, User
 from web.services import activity
 from web.services import aliases as alias_service
@@ -19,17 +20,6 @@ from web.services import aliases as alias_service
 MAX_ID = 2**31 - 1
 MAX_PAGE = 1_000_000
 MAX_PER_PAGE = 100
-
-
-class ApiError(Exception):
-    """A failure the API reports as ``{"error": {"code", "message"}}`` with ``status``."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:

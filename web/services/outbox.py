@@ -20,6 +20,8 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
+from forwarder.errors import NoOutbox
+
 PER_PAGE = 50
 #: A Maildir key (``1700000000.M123P456Q7.host``): the only text a key in a URL may hold.
 KEY = re.compile(r"[A-Za-z0-9._,:=-]+")
@@ -34,10 +36,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: A link the message view makes clickable: http(s) only, up to a space, a quote or an angle bracket.
 _LINK = re.compile(r"\bhttps?://[^\s<>\"'`]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}"
-
-
-class NoOutbox(Exception):
-    """The outbox folder does not exist (nothing was delivered to it yet)."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ import dns.exception
 import dns.name
 import dns.resolver
 
+from forwarder.errors import DnsUnavailable
+
 #: Seconds of DNS one message may use across SPF, DKIM and DMARC (issue 12: "about 2 s").
 BUDGET_SECONDS = 2.0
 #: The largest part of the budget one query may take.
@@ -31,10 +33,6 @@ ATTEMPT_SECONDS = 0.25
 #: Answers kept (by their TTL, NXDOMAIN included): mail comes from the same few domains again
 #: and again, and every message would otherwise ask for the same SPF and DMARC records.
 CACHE_ENTRIES = 10_000
-
-
-class DnsUnavailable(Exception):
-    """DNS could not answer (in time): a temporary error, never a verdict."""
 
 
 class Lookup:
