@@ -50,7 +50,9 @@ MAX_WAIT_SECONDS = 20
 MAX_VISIBILITY_SECONDS = 12 * 3600
 
 
-class Runtime(Protocol):
+class EventHandler(Protocol):
+    """What the worker hands each event to: :class:`~forwarder.hosts.lambda_handler.LambdaRuntime`."""
+
     outcome_log: OutcomeLog
 
     def handle(self, event: Any) -> dict[str, Any]: ...
@@ -101,7 +103,7 @@ class QueueWorker:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: EventHandler,
         sqs_client: Any,
         queue_url: str,
         wait_seconds: int = MAX_WAIT_SECONDS,
