@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
+from models.limits import LABEL_MAX_LENGTH
 from models.users import EMAIL_MAX_LENGTH, normalize_email
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 #: What happens to mail for an expired alias: ``drop`` accepts and discards
 #: it silently, ``reject`` refuses it (the sender gets a bounce).
 EXPIRED_ACTIONS = ("drop", "reject")
-LABEL_MAX_LENGTH = 100
 
 #: Which destinations an alias forwards to.  Rows disappear with either side.
 alias_destinations = Table(

@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
+from models.limits import TOKEN_NAME_MAX_LENGTH
 
 if TYPE_CHECKING:
     from models.users import User
@@ -39,7 +40,7 @@ class ApiToken(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(TOKEN_NAME_MAX_LENGTH))
     token_hash: Mapped[str] = mapped_column(String(TOKEN_HASH_LENGTH), unique=True)
     prefix: Mapped[str] = mapped_column(String(PREFIX_MAX_LENGTH))
     scope: Mapped[str] = mapped_column(String(10))

@@ -9,15 +9,13 @@ from sqlalchemy import Boolean, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
+from models.limits import EMAIL_MAX_LENGTH
 
 if TYPE_CHECKING:
     from models.aliases import Alias
     from models.api_tokens import ApiToken
     from models.destinations import Destination
     from models.sessions import UserSession
-
-#: RFC 5321 limits a forward path to 256 octets including the angle brackets.
-EMAIL_MAX_LENGTH = 254
 
 
 def normalize_email(value: str) -> str:

@@ -23,7 +23,7 @@ from forwarder.accounts.passwords import hash_password as hash_password
 from forwarder.accounts.passwords import password_problem as password_problem
 from forwarder.accounts.passwords import use_password_hasher as use_password_hasher
 from forwarder.accounts.passwords import verify_password as verify_password
-from models import User, UserSession
+from models import User, UserSession, limits
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,6 +127,7 @@ def current_user_cached() -> User | None:
 def init_app(app: Flask) -> None:
     _dummy_hash()  # made now, so that no sign-in pays for it
     app.after_request(_headers)
+    app.jinja_env.globals["limits"] = limits  # the forms' maxlength, written once in models/limits.py
     app.context_processor(
         lambda: {"current_user": current_user(), "has_endpoint": lambda name: name in app.view_functions}
     )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from forwarder.core.addresses import is_valid_address
 from forwarder.errors import AccountError
 from models import Alias, Destination, User, normalize_email
+from models.limits import LOCAL_PART_MAX_LENGTH
 
 #: Neutral words for generated aliases: they say nothing about the user.
 WORDS = (
@@ -124,7 +125,7 @@ WORDS = (
     "zephyr",
 )
 _SUFFIX = "abcdefghjkmnpqrstuvwxyz23456789"
-LOCAL_PART = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
+LOCAL_PART = re.compile(rf"^[a-z0-9](?:[a-z0-9._-]{{0,{LOCAL_PART_MAX_LENGTH - 2}}}[a-z0-9])?$")
 RESERVED = frozenset(
     {
         "postmaster",
@@ -206,7 +207,7 @@ def check_local_part(local_part: str) -> str:
     if not LOCAL_PART.match(value) or ".." in value:
         raise AccountError(
             "an alias may hold letters, digits, dots, dashes and underscores, start and end with a "
-            "letter or digit, and be at most 64 characters"
+            f"letter or digit, and be at most {LOCAL_PART_MAX_LENGTH} characters"
         )
     if value in RESERVED:
         raise AccountError(f"{value!r} is reserved")

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from forwarder.accounts.errors import ServiceError, not_found
 from models import API_TOKEN_SCOPES, ApiToken, User, utcnow
+from models.limits import TOKEN_NAME_MAX_LENGTH
 
 SECRET_PREFIX = "om_"
 DISPLAY_PREFIX = 10
-NAME_MAX = 100
+NAME_MAX = TOKEN_NAME_MAX_LENGTH
 MAX_EXPIRY_DAYS = 3650
 MAX_ACTIVE_TOKENS = 50
 #: ``last_used_at`` is written at most this often per token, not on every request.

@@ -19,6 +19,7 @@ from forwarder import accounts
 from forwarder.adapters.sql.directory import alias_state
 from forwarder.core.decide import expiry
 from models import Alias, Destination, User, utcnow
+from models.limits import LABEL_MAX_LENGTH, NOTE_MAX_LENGTH
 from web import ratelimit
 from web.services import domains
 from web.services.errors import ServiceError, not_found
@@ -188,7 +189,7 @@ def create(
     if domain not in settings.domains:
         domains.check_alias_domain(db, user, domain)  # one of the user's own verified domains
     _check_limits(duration, idle_days, max_messages, expired_action)
-    clean_label, clean_note = _text("label", label, 100), _text("note", note, 2000)
+    clean_label, clean_note = _text("label", label, LABEL_MAX_LENGTH), _text("note", note, NOTE_MAX_LENGTH)
     cap = int(current_app.config.get("MAX_LIVE_ALIASES", 200))
     if live_count(db, user) >= cap:
         raise ServiceError(
@@ -233,9 +234,9 @@ def update(
     expired_action: str | None = None,
 ) -> Alias:
     if label is not None:
-        alias.label = _text("label", label, 100)
+        alias.label = _text("label", label, LABEL_MAX_LENGTH)
     if note is not None:
-        alias.note = _text("note", note, 2000)
+        alias.note = _text("note", note, NOTE_MAX_LENGTH)
     if enabled is not None:
         alias.enabled = enabled
         alias.disabled_reason = None  # the owner's choice now, not the service's

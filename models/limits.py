@@ -1,0 +1,16 @@
+"""How long the text people give may be, written once: the columns are this long, and the web
+forms, the API and the CLI refuse (or, for free text on a page, cut) anything longer."""
+
+from __future__ import annotations
+
+#: RFC 5321 limits a forward path to 256 octets including the angle brackets.
+EMAIL_MAX_LENGTH = 254
+#: RFC 5321 section 4.5.3.1.1: a local part is at most 64 octets.
+LOCAL_PART_MAX_LENGTH = 64
+#: A domain name in its text form, without the final dot.
+DOMAIN_MAX_LENGTH = 253
+#: An alias's label ("newsletter from shop X") and its free-text note.
+LABEL_MAX_LENGTH = 100
+NOTE_MAX_LENGTH = 2000
+#: The name its owner gives an API token.
+TOKEN_NAME_MAX_LENGTH = 100
