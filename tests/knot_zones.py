@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
@@ -22,6 +21,8 @@ import dns.message
 import dns.query
 import dns.rdatatype
 import pytest
+
+from tests.support.factories import free_udp_and_tcp_port
 
 SBIN = "/usr/sbin:/usr/local/sbin:/sbin:"
 
@@ -36,20 +37,11 @@ def _tool(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-    with socket.socket() as tcp:  # knotd binds TCP too
-        tcp.bind(("127.0.0.1", port))
-    return port
-
-
 class KnotZones:
     def __init__(self, folder: Path, zones: Iterable[str]) -> None:
         self.folder = folder
         self.zones = tuple(zones)
-        self.port = _free_port()
+        self.port = free_udp_and_tcp_port()  # knotd binds TCP too
         self.config = folder / "knot.conf"
         self._serials = dict.fromkeys(self.zones, 1)
         self._knotc = _tool("knotc")

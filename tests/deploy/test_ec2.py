@@ -43,6 +43,7 @@ from sqlalchemy import create_engine, make_url, select, text
 import migrations
 from forwarder.settings import Settings
 from models import RateLimitHit, User, make_engine, make_session_factory
+from tests.support.factories import free_tcp_port
 from web.security import hash_password
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,12 +87,6 @@ def placed(text: str) -> str:
 def replace_once(text: str, old: str, new: str) -> str:
     assert text.count(old) == 1, f"expected {old!r} exactly once"
     return text.replace(old, new)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -649,7 +644,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     notify.settimeout(0.2)
 
-    http_port = free_port()
+    http_port = free_tcp_port()
     ini = _uwsgi_ini(tmp, venv, http_port)
     log = tmp / "uwsgi.log"
     with log.open("wb") as out:
@@ -697,7 +692,7 @@ def _start_nginx(stack: Stack, nginx: str) -> None:
     static folder, the webroot and the certificate under tmp."""
     tmp = stack.tmp / "nginx"
     tmp.mkdir()
-    stack.web_port, stack.tls_port = free_port(), free_port()
+    stack.web_port, stack.tls_port = free_tcp_port(), free_tcp_port()
     site = tls_site(tmp)
     site = "\n".join(line for line in site.splitlines() if "listen [::]" not in line)
     for old, new in (
@@ -940,7 +935,7 @@ def test_uwsgi_exits_when_the_app_cannot_load(tmp_path: Path) -> None:
     if not PYTHON3_PLUGIN.exists():
         missing(f"{PYTHON3_PLUGIN} is missing (apt-get install uwsgi-plugin-python3; .ci/run installs it)")
     venv = _debian_venv(tmp_path)
-    ini = _uwsgi_ini(tmp_path, venv, free_port())
+    ini = _uwsgi_ini(tmp_path, venv, free_tcp_port())
     ini.write_text(replace_once(ini.read_text(), "module = web.wsgi:app", "module = web.no_such_module:app"))
     result = subprocess.run(
         [uwsgi, "--ini", str(ini)],

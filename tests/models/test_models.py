@@ -10,20 +10,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from models import Alias, Delivery, Destination, User, alias_destinations, utcnow
-
-
-def make_user(session: Session, email: str = "owner@example.org") -> User:
-    user = User(email=email)
-    session.add(user)
-    session.flush()
-    return user
-
-
-def make_destination(session: Session, user: User, email: str) -> Destination:
-    destination = Destination(user=user, email=email)
-    session.add(destination)
-    session.flush()
-    return destination
+from tests.support.factories import make_destination, make_user
 
 
 def association_count(session: Session) -> int:

@@ -21,13 +21,7 @@ from models import (
     make_engine,
     utcnow,
 )
-
-
-def make_user(session: Session, email: str = "owner@example.org") -> User:
-    user = User(email=email)
-    session.add(user)
-    session.flush()
-    return user
+from tests.support.factories import make_user
 
 
 def make_token(user: User, secret: str, scope: str = "read", **kw: object) -> ApiToken:

@@ -15,7 +15,9 @@ from forwarder.adapters.senders import MemorySender
 from forwarder.adapters.sql.directory import SqlDirectory
 from forwarder.core import Policy
 from forwarder.flows.forward import Forwarder, Inbound
-from models import Alias, Delivery, Destination, User, make_session_factory, utcnow
+from models import Alias, Delivery, make_session_factory, utcnow
+from tests.support.factories import add_destination, user_id
+from tests.support.factories import web_session as db_session
 from tests.web.conftest import post, signup
 
 LIST = "/aliases/"
@@ -29,26 +31,6 @@ class Ann:
     home: int  # verified
     work: int  # verified
     pending: int  # unverified
-
-
-def db_session(app: Flask):  # type: ignore[no-untyped-def]
-    from web.db import session
-
-    return session()
-
-
-def add_destination(app: Flask, user_id: int, email: str, verified: bool = True) -> int:
-    with app.app_context():
-        db = db_session(app)
-        row = Destination(user_id=user_id, email=email, verified_at=utcnow() if verified else None)
-        db.add(row)
-        db.commit()
-        return row.id
-
-
-def user_id(app: Flask, email: str) -> int:
-    with app.app_context():
-        return db_session(app).scalars(select(User.id).where(User.email == email)).one()
 
 
 def alias(app: Flask, alias_id: int) -> Alias:

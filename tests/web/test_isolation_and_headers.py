@@ -31,9 +31,9 @@ from sqlalchemy import func, inspect, select
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
-from forwarder.adapters.stores import LocalStore
 from forwarder.adapters.senders import MaildirSender, MemorySender, SentMessage
 from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.adapters.stores import LocalStore
 from forwarder.core import Policy
 from forwarder.core.addresses import is_valid_address
 from forwarder.core.validator import validate_bytes
@@ -959,7 +959,8 @@ def test_labels_and_notes_are_stored_as_typed_and_never_reach_a_mail(world: Worl
 
 
 def test_nul_in_a_label_or_note_is_refused_on_the_pages(app: Flask, client: FlaskClient) -> None:
-    from tests.web.test_aliases_pages import LIST, NEW, add_destination, user_id
+    from tests.support.factories import add_destination, user_id
+    from tests.web.test_aliases_pages import LIST, NEW
 
     signup(client, "nul@example.org")
     uid = user_id(app, "nul@example.org")

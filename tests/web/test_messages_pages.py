@@ -15,6 +15,7 @@ from sqlalchemy import select
 from forwarder.adapters.senders import MemorySender
 from forwarder.adapters.stores import LocalStore
 from models import Alias, Delivery, Destination, User, utcnow
+from tests.support.factories import web_session as db
 from tests.web.conftest import post, signup
 
 ALIAS = "shop@othermail.example"
@@ -23,12 +24,6 @@ RAW = (
     b"Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nMessage-ID: <deal-1@store.example>\r\n"
     b"Authentication-Results: amazonses.com; spf=pass; dmarc=fail\r\n\r\nBuy now.\r\n"
 )
-
-
-def db(app: Flask):  # type: ignore[no-untyped-def]
-    from web.db import session
-
-    return session()
 
 
 def seed(

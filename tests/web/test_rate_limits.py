@@ -7,8 +7,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from forwarder.adapters.senders import MemorySender
+from tests.support.factories import add_destination, user_id
 from tests.web.conftest import PASSWORD, post, signup
-from tests.web.test_aliases_pages import LIST, NEW, Ann, add_destination, ann, new_id, user_id  # noqa: F401
+from tests.web.test_aliases_pages import LIST, NEW, Ann, ann, new_id  # noqa: F401
 
 
 def test_signup_is_limited_per_client_address(app: Flask) -> None:

@@ -39,6 +39,7 @@ from forwarder.ops.dns_doctor import (
     parse_nameserver,
     required_records,
 )
+from tests.support.factories import free_udp_and_tcp_port
 
 REGION = "us-east-1"
 TOKENS = ("abcdefghijklmnopqrstuvwxyz234567", "bcdefghijklmnopqrstuvwxyz2345678", "cdefghijklmnopqrstuvwxyz23456789")
@@ -101,15 +102,6 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-    with socket.socket() as tcp:  # Knot binds TCP too: make sure that is free as well
-        tcp.bind(("127.0.0.1", port))
-    return port
-
-
 def zone_text(domain: str, body: str, serial: int = 1) -> str:
     return (
         f"$ORIGIN {domain}.\n$TTL 300\n"
@@ -150,7 +142,7 @@ def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
     if knotd is None:
         _missing("knotd is not installed (apt-get install knot; .ci/run installs it)")
     folder = tmp_path_factory.mktemp("knot")
-    port = _free_port()
+    port = free_udp_and_tcp_port()  # Knot binds TCP too
     for domain, body in ZONES.items():
         (folder / f"{domain}.zone").write_text(zone_text(domain, body))
     (folder / f"{BROKEN}.zone").write_text("this is not a zone file\n")
