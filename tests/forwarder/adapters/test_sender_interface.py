@@ -4,6 +4,8 @@ one from the settings.
 
 The senders under the contract:
 
+- ``memory``: :class:`MemorySender`, read back from its list (it cannot fail, so the failure
+  contract below leaves it out: there is nothing in it to break);
 - ``maildir``: the local outbox, read back from the Maildir (it records the recipient in a
   ``Delivered-To`` line in front of the message, and keeps no envelope sender);
 - ``smtp``: :class:`SmtpSender` with STARTTLS and AUTH, the usual relay set-up, against an aiosmtpd
@@ -11,32 +13,41 @@ The senders under the contract:
 - ``sesv2`` and ``sesv1``: SES on moto, read back from moto's record of sent messages. moto's raw
   send crashes on a message that is not UTF-8 (real SES takes it), so the contract's 8-bit body is
   UTF-8; Latin-1 bytes are tested against the other senders below.
+
+Failures, as forwarder/adapters/senders.py documents them: trouble a retry can fix (an unwritable
+outbox, a relay that is down, SES throttling) is :class:`SendRetryable`; a provider refusing this
+message (a 550, SES's MessageRejected) is :class:`PermanentSendError`. The Maildir refuses nothing.
+What is particular to SES and the Maildir is in tests/forwarder/adapters/test_senders.py.
 """
 
 from __future__ import annotations
 
 import mailbox
+import shutil
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 from moto.ses.models import ses_backends
 
 from forwarder.adapters.outbound import build_sender
-from forwarder.adapters.senders import MaildirSender, Sender, SesV1Sender, SesV2Sender
+from forwarder.adapters.senders import MaildirSender, MemorySender, Sender, SesV1Sender, SesV2Sender
 from forwarder.adapters.smtp.sender import SmtpSender, queue_id_from_reply, wire_line_breaks
 from forwarder.errors import PermanentSendError, RetryableError, SendRetryable, SettingsError
 from forwarder.settings import Settings
-from tests.forwarder.adapters.smtp.smtp_sink import Certificate, SmtpSink, free_port, self_signed_certificate
+from tests.forwarder.adapters.smtp.smtp_sink import Certificate, SmtpSink, self_signed_certificate
+from tests.support.factories import AWS_ACCOUNT as ACCOUNT
+from tests.support.factories import AWS_REGION as REGION
+from tests.support.factories import fake_aws_credentials, free_tcp_port
 
-ACCOUNT = "123456789012"  # moto's default account
-REGION = "us-east-1"
 DOMAIN = "othermail.example"
 ALIAS = f"shop-7hq2@{DOMAIN}"
 DESTINATION = "owner@real.example"
@@ -80,6 +91,10 @@ class Harness:
     name: str
     sender: Sender
     received: Callable[[], list[Received]]
+    #: Makes the next send meet trouble a retry can fix; None for the memory sender.
+    break_down: Callable[[], None] | None = None
+    #: Makes the provider refuse the next message; None where nothing refuses (memory, Maildir).
+    refuse_next: Callable[[], None] | None = None
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +104,12 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
 
 @pytest.fixture
 def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 def read_maildir(path: Path) -> list[Received]:
+    if not path.is_dir():  # the broken outbox of the failure contract: nothing was delivered
+        return []
     box = mailbox.Maildir(str(path), create=False)
     out = []
     for key in box.keys():
@@ -125,35 +139,102 @@ def relay_sender(sink: SmtpSink, **overrides: Any) -> SmtpSender:
     return SmtpSender(sink.host, sink.port, **options)
 
 
-@pytest.fixture(params=["maildir", "smtp", "sesv2", "sesv1"])
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    if request.param == "maildir":
-        yield Harness("maildir", MaildirSender(tmp_path / "outbox"), lambda: read_maildir(tmp_path / "outbox"))
-    elif request.param == "smtp":
-        sink: SmtpSink = request.getfixturevalue("sink")
-        smtp = relay_sender(sink)
+def unwritable(outbox: Path) -> None:
+    """The outbox disappears and a plain file takes its place (a full or broken disk looks the same
+    to the sender: the write fails with an OSError). Works as root too, unlike a chmod."""
+    shutil.rmtree(outbox)
+    outbox.write_bytes(b"not a folder")
+
+
+def maildir_harness(tmp_path: Path) -> Harness:
+    outbox = tmp_path / "outbox"
+    return Harness("maildir", MaildirSender(outbox), lambda: read_maildir(outbox), lambda: unwritable(outbox))
+
+
+def memory_harness() -> Harness:
+    memory = MemorySender()
+    return Harness("memory", memory, lambda: [Received(m.sender, (m.recipient,), m.raw) for m in memory.sent])
+
+
+@contextmanager
+def smtp_harness(sink: SmtpSink) -> Iterator[Harness]:
+    smtp = relay_sender(sink)
+    try:
+        yield Harness(
+            "smtp",
+            smtp,
+            lambda: [Received(d.mail_from, d.rcpt_tos, d.content) for d in sink.deliveries],
+            sink.stop,
+            lambda: sink.reject_next(550, "5.1.1 No such user", at="rcpt"),
+        )
+    finally:
+        smtp.close()
+
+
+@contextmanager
+def ses_harness(api: str) -> Iterator[Harness]:
+    """SES on moto. Trouble is SES throttling (botocore's Stubber on the sender's client); a refusal
+    is moto's MessageRejected once the alias domain is no longer a verified identity."""
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        session.client("ses").verify_domain_identity(Domain=DOMAIN)
+        client = session.client("ses" if api == "sesv1" else "sesv2")
+        ses: SesV1Sender | SesV2Sender = SesV1Sender(client) if api == "sesv1" else SesV2Sender(client)
+        stubber = Stubber(client)
+
+        def throttle() -> None:
+            operation = "send_raw_email" if api == "sesv1" else "send_email"
+            stubber.add_client_error(operation, service_error_code="Throttling", http_status_code=400)
+            stubber.activate()
+
+        def unverify() -> None:
+            session.client("ses").delete_identity(Identity=DOMAIN)
+
+        def from_moto() -> list[Received]:
+            return [
+                Received(m.source, tuple(m.destinations), m.raw_data.encode("utf-8"))
+                for m in ses_backends[ACCOUNT][REGION].sent_messages
+            ]
+
         try:
-            yield Harness("smtp", smtp, lambda: [Received(d.mail_from, d.rcpt_tos, d.content) for d in sink.deliveries])
+            yield Harness(api, ses, from_moto, throttle, unverify)
         finally:
-            smtp.close()
+            stubber.deactivate()
+
+
+@contextmanager
+def make_harness(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    if name == "memory":
+        yield memory_harness()
+    elif name == "maildir":
+        yield maildir_harness(tmp_path)
+    elif name == "smtp":
+        with smtp_harness(request.getfixturevalue("sink")) as harness:
+            yield harness
     else:
         request.getfixturevalue("fake_credentials")
-        with mock_aws():
-            session = boto3.session.Session(region_name=REGION)
-            session.client("ses").verify_domain_identity(Domain=DOMAIN)
-            ses: Sender
-            if request.param == "sesv1":
-                ses = SesV1Sender(session.client("ses"))
-            else:
-                ses = SesV2Sender(session.client("sesv2"))
+        with ses_harness(name) as harness:
+            yield harness
 
-            def from_moto() -> list[Received]:
-                return [
-                    Received(m.source, tuple(m.destinations), m.raw_data.encode("utf-8"))
-                    for m in ses_backends[ACCOUNT][REGION].sent_messages
-                ]
 
-            yield Harness(request.param, ses, from_moto)
+@pytest.fixture(params=["memory", "maildir", "smtp", "sesv2", "sesv1"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    with make_harness(request.param, request, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture(params=["maildir", "smtp", "sesv2", "sesv1"])
+def breakable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    """The senders that can meet trouble: all but the memory sender."""
+    with make_harness(request.param, request, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture(params=["smtp", "sesv2", "sesv1"])
+def refusing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    """The senders whose provider can refuse a message: the relay and SES."""
+    with make_harness(request.param, request, tmp_path) as made:
+        yield made
 
 
 # --------------------------------------------------------------------------- the shared contract
@@ -169,6 +250,24 @@ def test_sends_the_exact_bytes_to_the_given_envelope(harness: Harness) -> None:
     if not harness.name.startswith("ses"):
         assert got.recipients == (DESTINATION,)
     assert got.sender == (None if harness.name == "maildir" else ALIAS)
+
+
+def test_trouble_a_retry_can_fix_is_send_retryable(breakable: Harness) -> None:
+    assert breakable.break_down is not None
+    breakable.break_down()
+    with pytest.raises(SendRetryable) as info:
+        breakable.sender.send(RAW, sender=ALIAS, recipient=DESTINATION)
+    assert not isinstance(info.value, PermanentSendError)
+    assert breakable.received() == []
+
+
+def test_a_refused_message_is_a_permanent_error(refusing: Harness) -> None:
+    assert refusing.refuse_next is not None
+    refusing.refuse_next()
+    with pytest.raises(PermanentSendError) as info:
+        refusing.sender.send(RAW, sender=ALIAS, recipient=DESTINATION)
+    assert not isinstance(info.value, RetryableError)
+    assert refusing.received() == []
 
 
 def test_8bit_body_bytes_survive(harness: Harness) -> None:
@@ -394,7 +493,7 @@ def test_smtp_relay_down_is_retryable(sink: SmtpSink) -> None:
 
 
 def test_smtp_connection_refused_is_retryable() -> None:
-    with SmtpSender("127.0.0.1", free_port(), "starttls", timeout=5) as sender:
+    with SmtpSender("127.0.0.1", free_tcp_port(), "starttls", timeout=5) as sender:
         with pytest.raises(SendRetryable, match="connecting failed") as info:
             sender.send(RAW, sender=ALIAS, recipient=DESTINATION)
     assert "127.0.0.1" in str(info.value)

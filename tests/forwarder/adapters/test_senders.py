@@ -1,12 +1,12 @@
-"""Outbound senders: SES v2 / v1 on moto, error classification with botocore's Stubber, the Maildir
-outbox, and one interface test every sender must pass."""
+"""What is particular to SES and to the Maildir outbox: SES error classification and request shapes
+with botocore's Stubber, the Maildir's Delivered-To line and line endings. What every sender shares
+(exact bytes, ids, threads, SendRetryable / PermanentSendError) is the contract suite in
+tests/forwarder/adapters/test_sender_interface.py."""
 
 from __future__ import annotations
 
 import mailbox
-import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,10 @@ import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
-from moto import mock_aws
-from moto.ses.models import ses_backends
 
-from forwarder.adapters.senders import MaildirSender, MemorySender, SesV1Sender, SesV2Sender
+from forwarder.adapters.senders import MaildirSender, SesV1Sender, SesV2Sender
 from forwarder.errors import PermanentSendError, RetryableError, SendRetryable
 
-ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 DOMAIN = "othermail.example"
 ALIAS = f"shop-7hq2@{DOMAIN}"
@@ -34,65 +31,6 @@ RAW = (
     b"\r\n"
     b"Tracking number 12345.\r\n"
 )
-
-
-@pytest.fixture
-def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-@pytest.fixture
-def ses(fake_credentials: None) -> Iterator[boto3.session.Session]:
-    """moto's SES with the alias domain verified; clients are created inside the mock."""
-    with mock_aws():
-        session = boto3.session.Session(region_name=REGION)
-        session.client("ses").verify_domain_identity(Domain=DOMAIN)
-        yield session
-
-
-def sent_messages() -> list[Any]:
-    return list(ses_backends[ACCOUNT][REGION].sent_messages)
-
-
-# --------------------------------------------------------------------------- SES on moto
-
-
-def test_sesv2_sends_raw_message_from_verified_domain(ses: boto3.session.Session) -> None:
-    sender = SesV2Sender(ses.client("sesv2"))
-    message_id = sender.send(RAW, sender=ALIAS, recipient=DESTINATION)
-    assert isinstance(message_id, str) and message_id
-    sent = sent_messages()
-    assert len(sent) == 1
-    assert sent[0].raw_data == RAW.decode("utf-8")  # CRLF kept
-    assert DESTINATION in sent[0].destinations
-    assert sent[0].source == ALIAS
-
-
-def test_sesv1_sends_raw_message_from_verified_domain(ses: boto3.session.Session) -> None:
-    sender = SesV1Sender(ses.client("ses"))
-    message_id = sender.send(RAW, sender=ALIAS, recipient=DESTINATION)
-    assert isinstance(message_id, str) and message_id
-    sent = sent_messages()
-    assert len(sent) == 1
-    assert sent[0].raw_data == RAW.decode("utf-8")
-    assert DESTINATION in sent[0].destinations
-    assert sent[0].source == ALIAS
-
-
-@pytest.mark.parametrize("api", ["v1", "v2"])
-def test_unverified_sender_is_a_permanent_error(ses: boto3.session.Session, api: str) -> None:
-    sender = SesV1Sender(ses.client("ses")) if api == "v1" else SesV2Sender(ses.client("sesv2"))
-    raw = RAW.replace(DOMAIN.encode(), b"unverified.example")
-    with pytest.raises(PermanentSendError, match="MessageRejected") as info:
-        sender.send(raw, sender="shop-7hq2@unverified.example", recipient=DESTINATION)
-    assert not isinstance(info.value, RetryableError)
-    assert sent_messages() == []
-
-
-# --------------------------------------------------------------------------- error classification
 
 
 @pytest.fixture(scope="module")
@@ -260,76 +198,3 @@ def test_maildir_keeps_8bit_bytes_intact(tmp_path: Path) -> None:
     key = sender.send(raw, sender=ALIAS, recipient=DESTINATION)
     data = mailbox.Maildir(str(tmp_path / "outbox"), create=False).get_bytes(key)
     assert data.split(b"\r\n", 1)[1] == raw
-
-
-def test_maildir_two_sends_are_two_messages(tmp_path: Path) -> None:
-    sender = MaildirSender(tmp_path / "outbox")
-    first = sender.send(RAW, sender=ALIAS, recipient="a@real.example")
-    second = sender.send(RAW, sender=ALIAS, recipient="b@real.example")
-    assert first != second
-    box = mailbox.Maildir(str(tmp_path / "outbox"), create=False)
-    assert sorted(m["Delivered-To"] for m in box) == ["a@real.example", "b@real.example"]
-
-
-def test_maildir_unwritable_outbox_is_retryable(tmp_path: Path) -> None:
-    outbox = tmp_path / "outbox"
-    sender = MaildirSender(outbox)
-    # The outbox disappears and a plain file takes its place (a full or broken disk looks the same
-    # to the sender: the write fails with an OSError). Runs as root too, unlike a chmod.
-    shutil.rmtree(outbox)
-    outbox.write_bytes(b"not a folder")
-    with pytest.raises(SendRetryable, match="outbox"):
-        sender.send(RAW, sender=ALIAS, recipient=DESTINATION)
-
-
-# --------------------------------------------------------------------------- one interface
-
-
-@dataclass
-class Harness:
-    sender: Any
-    received: Callable[[str], list[bytes]]  # what the recipient got, as bytes of the message
-
-
-@pytest.fixture(params=["memory", "maildir", "sesv2-moto"])
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    if request.param == "memory":
-        memory = MemorySender()
-        yield Harness(memory, lambda rcpt: [m.raw for m in memory.sent if m.recipient == rcpt])
-    elif request.param == "maildir":
-        maildir = MaildirSender(tmp_path / "outbox")
-
-        def from_maildir(rcpt: str) -> list[bytes]:
-            box = mailbox.Maildir(str(tmp_path / "outbox"), create=False)
-            out = []
-            for key in box.keys():
-                head, rest = box.get_bytes(key).split(b"\r\n", 1)
-                if head == b"Delivered-To: " + rcpt.encode():
-                    out.append(rest)
-            return out
-
-        yield Harness(maildir, from_maildir)
-    else:
-        request.getfixturevalue("fake_credentials")
-        with mock_aws():
-            session = boto3.session.Session(region_name=REGION)
-            session.client("ses").verify_domain_identity(Domain=DOMAIN)
-            yield Harness(
-                SesV2Sender(session.client("sesv2")),
-                lambda rcpt: [m.raw_data.encode("utf-8") for m in sent_messages() if rcpt in m.destinations],
-            )
-
-
-def test_every_sender_delivers_the_exact_bytes_to_the_recipient(harness: Harness) -> None:
-    assert harness.received(DESTINATION) == []
-    message_id = harness.sender.send(RAW, sender=ALIAS, recipient=DESTINATION)
-    assert isinstance(message_id, str) and message_id.strip()
-    assert harness.received(DESTINATION) == [RAW]
-    assert harness.received("nobody@real.example") == []
-
-
-def test_every_sender_gives_distinct_ids(harness: Harness) -> None:
-    first = harness.sender.send(RAW, sender=ALIAS, recipient=DESTINATION)
-    second = harness.sender.send(RAW, sender=ALIAS, recipient=DESTINATION)
-    assert first and second and first != second
-    assert harness.received(DESTINATION) == [RAW, RAW]

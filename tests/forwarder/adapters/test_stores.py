@@ -1,4 +1,10 @@
-"""Raw-mail stores: S3 (on moto), a local folder, memory, and the interface they share."""
+"""Raw-mail stores: one contract run against each of S3 (on moto), a local folder and memory, and
+against the SMTP spool on top of each; then what is particular to S3 and to the local folder.
+
+The contract, as forwarder/adapters/stores.py and forwarder/errors.py document it: the bytes put
+come back untouched; a key that holds nothing is :class:`MessageNotFound`; a store that cannot be
+read is :class:`StoreUnavailable` (both retryable). The memory store cannot fail, so the failure
+contract leaves it out."""
 
 from __future__ import annotations
 
@@ -12,8 +18,10 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from forwarder.adapters.local.spool import Spool
 from forwarder.adapters.stores import LocalStore, MemoryStore, S3Store
 from forwarder.errors import MessageNotFound, RetryableError, StoreUnavailable
+from tests.support.factories import fake_aws_credentials
 
 REGION = "us-east-1"
 BUCKET = "othermail-inbound"
@@ -22,13 +30,104 @@ RAW = b"From: a@sender.example\r\nTo: shop-7hq2@othermail.example\r\nSubject: hi
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    fake_aws_credentials(monkeypatch, REGION)
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET)
         yield client
+
+
+# --------------------------------------------------------------------------- the shared contract
+
+
+@dataclass
+class Harness:
+    name: str
+    store: S3Store | LocalStore | MemoryStore
+    #: Makes reading the key ``key`` fail (not as a missing message); None for the memory store.
+    break_key: Callable[[str], None] | None = None
+
+
+def s3_harness(client: Any) -> Harness:
+    def deny(key: str) -> None:
+        stubber = Stubber(client)
+        stubber.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
+        stubber.activate()
+
+    return Harness("s3-moto", S3Store(client, BUCKET), deny)
+
+
+def local_harness(root: Path) -> Harness:
+    def make_a_folder(key: str) -> None:
+        (root / key).mkdir(parents=True)  # a folder where the message would be: reading it fails
+
+    return Harness("local", LocalStore(root), make_a_folder)
+
+
+def make_harness(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    if name == "s3-moto":
+        return s3_harness(request.getfixturevalue("s3"))
+    if name == "local":
+        return local_harness(tmp_path / "store")
+    return Harness("memory", MemoryStore())
+
+
+@pytest.fixture(params=["s3-moto", "local", "memory"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    return make_harness(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["s3-moto", "local"])
+def breakable(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    """The stores that can fail to be read: all but the memory store."""
+    return make_harness(request.param, request, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "key, raw",
+    [
+        ("inbound/m1", RAW),
+        ("inbound/empty", b""),
+        ("inbound/a b+c", b"x"),
+        ("inbound/big", bytes(range(256)) * (1024 * 1024 // 256 + 1)),
+    ],
+    ids=["message", "empty", "spaces-and-plus", "one-megabyte-of-every-byte"],
+)
+def test_the_bytes_put_come_back_untouched(harness: Harness, key: str, raw: bytes) -> None:
+    harness.store.put(key, raw)
+    assert harness.store.get(key) == raw
+
+
+def test_put_replaces_what_the_key_held(harness: Harness) -> None:
+    harness.store.put("inbound/k", b"one")
+    harness.store.put("inbound/k", b"two")
+    assert harness.store.get("inbound/k") == b"two"
+
+
+def test_a_key_that_holds_nothing_is_message_not_found(harness: Harness) -> None:
+    harness.store.put("inbound/m1", RAW)
+    for missing in ("inbound/m3", "inbound/M1"):  # keys are case-sensitive
+        with pytest.raises(MessageNotFound, match=missing) as info:
+            harness.store.get(missing)
+        assert isinstance(info.value, RetryableError)
+
+
+def test_a_store_that_cannot_be_read_is_store_unavailable(breakable: Harness) -> None:
+    assert breakable.break_key is not None
+    breakable.break_key("inbound/broken")
+    with pytest.raises(StoreUnavailable) as info:
+        breakable.store.get("inbound/broken")
+    assert not isinstance(info.value, MessageNotFound)
+    assert isinstance(info.value, RetryableError)
+
+
+def test_the_spool_over_the_store_gives_back_what_it_accepted(harness: Harness, tmp_path: Path) -> None:
+    accepted = Spool(tmp_path / "spool", harness.store).accept(RAW, "a@sender.example", ("shop@othermail.example",))
+    # a second spool on the same folder (the next start) reads the message from the store
+    raw, envelope = Spool(tmp_path / "spool", harness.store).load(accepted.spool_id)
+    assert raw == RAW
+    assert envelope == accepted
+    assert harness.store.get(accepted.key) == RAW
 
 
 # --------------------------------------------------------------------------- S3
@@ -46,11 +145,6 @@ def test_s3_get_from_another_bucket(s3: Any) -> None:
     assert store.get("/emails/objectkey123", bucket="raw-mail") == b"other"
     with pytest.raises(MessageNotFound):
         store.get("/emails/objectkey123")  # not in the default bucket
-
-
-def test_s3_keys_with_spaces_and_plus_signs(s3: Any) -> None:
-    s3.put_object(Bucket=BUCKET, Key="inbound/a b+c", Body=b"x")
-    assert S3Store(s3, BUCKET).get("inbound/a b+c") == b"x"
 
 
 def test_s3_missing_key_is_message_not_found(s3: Any) -> None:
@@ -89,18 +183,6 @@ def test_local_put_then_get(tmp_path: Path) -> None:
     assert not list((tmp_path / "store").rglob("*.tmp"))
 
 
-def test_local_put_replaces(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
-    store.put("k", b"one")
-    store.put("k", b"two")
-    assert store.get("k") == b"two"
-
-
-def test_local_missing_is_message_not_found(tmp_path: Path) -> None:
-    with pytest.raises(MessageNotFound, match="missing"):
-        LocalStore(tmp_path).get("inbound/missing")
-
-
 @pytest.mark.parametrize("key", ["../escape", "inbound/../../escape", "/etc/passwd", "", ".", "a/../.."])
 def test_local_path_traversal_is_rejected(tmp_path: Path, key: str) -> None:
     root = tmp_path / "store"
@@ -121,57 +203,6 @@ def test_local_symlink_out_of_the_store_is_rejected(tmp_path: Path) -> None:
     (root / "link").symlink_to(tmp_path / "outside")
     with pytest.raises(MessageNotFound, match="leaves the store"):
         LocalStore(root).get("link")
-
-
-def test_local_unreadable_key_is_store_unavailable(tmp_path: Path) -> None:
-    (tmp_path / "inbound").mkdir()
-    with pytest.raises(StoreUnavailable):
-        LocalStore(tmp_path).get("inbound")  # a folder, not a message
-
-
-# --------------------------------------------------------------------------- memory
-
-
-def test_memory_put_get_and_missing() -> None:
-    store = MemoryStore()
-    store.put("inbound/a", RAW)
-    assert store.get("inbound/a") == RAW
-    assert store.objects == {"inbound/a": RAW}
-    with pytest.raises(MessageNotFound, match="inbound/b"):
-        store.get("inbound/b")
-
-
-# --------------------------------------------------------------------------- one interface
-
-
-@dataclass
-class Harness:
-    store: Any
-    put: Callable[[str, bytes], None]
-
-
-@pytest.fixture(params=["s3-moto", "local", "memory"])
-def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    if request.param == "s3-moto":
-        client = request.getfixturevalue("s3")
-        yield Harness(S3Store(client, BUCKET), lambda k, b: client.put_object(Bucket=BUCKET, Key=k, Body=b))
-    elif request.param == "local":
-        local = LocalStore(tmp_path / "store")
-        yield Harness(local, local.put)
-    else:
-        memory = MemoryStore()
-        yield Harness(memory, memory.put)
-
-
-def test_every_store_returns_exact_bytes_and_reports_missing_keys(harness: Harness) -> None:
-    harness.put("inbound/m1", RAW)
-    harness.put("inbound/m2", b"")
-    assert harness.store.get("inbound/m1") == RAW
-    assert harness.store.get("inbound/m2") == b""
-    with pytest.raises(MessageNotFound):
-        harness.store.get("inbound/m3")
-    with pytest.raises(MessageNotFound):
-        harness.store.get("inbound/M1")  # keys are case-sensitive
 
 
 def test_local_prune_deletes_old_messages_but_not_pending_ones(tmp_path: Path) -> None:

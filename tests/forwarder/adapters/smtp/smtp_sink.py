@@ -35,7 +35,6 @@ import datetime
 import ipaddress
 import itertools
 import logging
-import socket
 import ssl
 import threading
 import weakref
@@ -47,6 +46,8 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.support.factories import free_tcp_port
 
 # aiosmtpd itself sets the deprecated Session.login_data after every AUTH and logs a warning about it.
 logging.getLogger("mail.log").addFilter(lambda record: "login_data is deprecated" not in record.getMessage())
@@ -122,13 +123,6 @@ def self_signed_certificate(directory: Path, common_name: str = "localhost") -> 
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return Certificate(cert_path, key_path)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -242,7 +236,7 @@ class SmtpSink:
         if tls != "none" and certificate is None:
             raise ValueError(f"tls={tls!r} needs a certificate (self_signed_certificate(tmp_path))")
         self.host = HOST
-        self.port = port or free_port()
+        self.port = port or free_tcp_port(HOST)
         self.tls: Tls = tls
         self.certificate = certificate
         self.users = dict(users or {})
