@@ -313,11 +313,19 @@ def dev_stage_with_ssm(tmp_path: Path, url: str) -> Iterator[dict[str, str]]:
         server.stop()
 
 
-def test_the_packaged_app_serves_a_request_with_secrets_from_ssm(packages: dict[str, Path], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def dev_task(packages: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The dev zip unpacked as Lambda's task folder, and the folder standing in for the runtime's
+    boto3: unpacked once for the tests that run the handler (they only read them; the second run
+    finds the bytecode the first compiled, as a warm Lambda would)."""
+    folder = tmp_path_factory.mktemp("dev-task")
+    return unpack(packages["dev"], folder / "task"), provided_by_runtime(folder / "runtime")
+
+
+def test_the_packaged_app_serves_a_request_with_secrets_from_ssm(dev_task: tuple[Path, Path], tmp_path: Path) -> None:
     """Zappa's handler in a clean interpreter: the app from the zip, boto3 from 'the runtime', its
     database URL and secret key from SSM on a moto server (the dev stage's OTHERMAIL_SSM_PATH)."""
-    task = unpack(packages["dev"], tmp_path / "task")
-    provided = provided_by_runtime(tmp_path / "runtime")
+    task, provided = dev_task
     url = f"sqlite:///{tmp_path / 'othermail.db'}"
     with dev_stage_with_ssm(tmp_path, url) as env:
         event = {
@@ -361,12 +369,11 @@ print(json.dumps({{"leaked": leaked, "status": response["statusCode"], "body": r
     assert "k" * 48 not in result.stderr  # the secret is not logged
 
 
-def test_the_packaged_handler_logs_no_secret_link(packages: dict[str, Path], tmp_path: Path) -> None:
+def test_the_packaged_handler_logs_no_secret_link(dev_task: tuple[Path, Path], tmp_path: Path) -> None:
     """Review finding F5: Zappa writes every request line to CloudWatch (zappa.wsgi.common_log, at
     INFO) when the stage's log_level lets INFO through, and the links the service mails carry their
     token in the path. Opening them through the packaged handler leaves no token in the log."""
-    task = unpack(packages["dev"], tmp_path / "task")
-    provided = provided_by_runtime(tmp_path / "runtime")
+    task, provided = dev_task
     url = f"sqlite:///{tmp_path / 'othermail.db'}"
     with dev_stage_with_ssm(tmp_path, url) as env:
         events = [
