@@ -20,9 +20,10 @@ from forwarder.adapters.sql.directory import ClaimState, DeliveryKey, MessageMet
 from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts, forward, prepare
 from forwarder.core.validator import SESV2_MAX_BYTES
 from forwarder.errors import DeliveryInProgress, PermanentSendError
-from forwarder.flows.expired_reject import EXPIRED_OUTCOMES, Bouncer, decide_expired_reject
+from forwarder.flows.expired_reject import EXPIRED_OUTCOMES, decide_expired_reject
 from forwarder.flows.notices import Notifier, Unforwarded
 from forwarder.flows.outcome_log import OutcomeLog, Report, redact
+from forwarder.ports import Bouncer
 
 logger = logging.getLogger("othermail.pipeline")
 
