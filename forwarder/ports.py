@@ -18,14 +18,16 @@ place that picks the adapter behind each port from the settings, and tests hand 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
+
+from forwarder.core import Outcome
 
 if TYPE_CHECKING:
     from forwarder.adapters.sql.directory import AddressStatus
     from forwarder.adapters.sql.feedback_store import Applied
     from forwarder.flows.feedback import Feedback
-    from forwarder.flows.notices import Unforwarded
     from forwarder.flows.outcome_log import Report
 
 #: The current time, naive UTC (``models.utcnow``); tests pass a fixed one.
@@ -57,6 +59,21 @@ class AddressBook(Protocol):
 
 class OutcomeSink(Protocol):
     def outcome(self, report: Report, duration_ms: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Unforwarded:
+    """One outcome that may need a notice (what the pipeline knows of it)."""
+
+    message_id: str
+    recipient: str
+    alias_id: int | None
+    destination_id: int | None
+    outcome: Outcome
+    mail_from: str
+    subject: str
+    size: int
+    duplicate: bool = False
 
 
 class Notifier(Protocol):

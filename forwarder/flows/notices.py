@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, cast
 from sqlalchemy import Engine, Table, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from forwarder.adapters.senders import Sender
 from forwarder.core import Outcome
+from forwarder.ports import Sender, Unforwarded
 from models import Alias, Delivery, Destination, RateLimitHit, alias_destinations
 
 if TYPE_CHECKING:
@@ -189,21 +189,6 @@ class NoticeBook:
 
 
 # ---------------------------------------------------------------- the notifier
-
-
-@dataclass(frozen=True, slots=True)
-class Unforwarded:
-    """One outcome that may need a notice (what the pipeline knows of it)."""
-
-    message_id: str
-    recipient: str
-    alias_id: int | None
-    destination_id: int | None
-    outcome: Outcome
-    mail_from: str
-    subject: str
-    size: int
-    duplicate: bool = False
 
 
 class Notifier:

@@ -15,7 +15,8 @@ from forwarder.adapters.sql.directory import SqlDirectory
 from forwarder.core import Outcome, Policy
 from forwarder.errors import PermanentSendError
 from forwarder.flows.forward import Forwarder, Inbound
-from forwarder.flows.notices import Notice, NoticeBook, Notifier, Unforwarded, build_notifier, compose
+from forwarder.flows.notices import Notice, NoticeBook, Notifier, build_notifier, compose
+from forwarder.ports import Unforwarded
 from forwarder.settings import Settings
 from models import Alias, Delivery, Destination, User, make_engine, make_session_factory, utcnow
 from tests.support.databases import migrate
