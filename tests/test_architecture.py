@@ -3,6 +3,8 @@
 - forwarder/core imports only the standard library (and itself);
 - nothing under forwarder/ imports web/ (the CLI and the web app share forwarder/accounts);
 - models/ imports neither Flask, nor web/, nor anything of forwarder/;
+- web/services/ imports neither Flask nor web.db: a service gets its session, runtime and settings
+  as arguments;
 - no circle among module-level imports (imports inside functions and under
   ``if TYPE_CHECKING:`` run later or never, so they do not count for circles).
 """
@@ -129,6 +131,21 @@ def test_models_import_neither_flask_nor_web_nor_forwarder() -> None:
         if _within(module, "models")
         for found in imports
         if any(_within(found.target, banned) for banned in ("flask", "web", "forwarder"))
+    ]
+    assert wrong == []
+
+
+def test_services_import_no_flask() -> None:
+    """The services take what they need as arguments (web/services/context.py); the views read
+    the request and the app. ``from flask import current_app`` is an import of ``flask.current_app``,
+    and web.db is the views' way to the request's session."""
+    services = [module for module in IMPORTS if _within(module, "web.services")]
+    assert "web.services.domains" in services
+    wrong = [
+        f"{module}:{found.line} imports {found.target}"
+        for module in services
+        for found in IMPORTS[module]
+        if _within(found.target, "flask") or _within(found.target, "web.db")
     ]
     assert wrong == []
 

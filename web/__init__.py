@@ -80,6 +80,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, runtime: Runtime | 
     app.extensions["othermail.runtime"] = runtime
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings)
+    from web.services.context import from_config
+
+    app.extensions["othermail.services"] = from_config(app.config, runtime)
     if app.config.get("TRUSTED_HOSTS") is None and settings.public_url:
         from web.links import trusted_hosts
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from forwarder.accounts import sessions
 from models import utcnow
 from web import ratelimit
-from web.db import session
+from web.db import services, session
 from web.security import current_session, lifetimes, login_required, sign_out, signed_in_user
 from web.services import account as service
 from web.services.errors import ServiceError
@@ -104,7 +104,9 @@ def delete():
         return limited
     user = signed_in_user()
     try:
-        service.delete_account(session(), user, request.form.get("password", ""), request.form.get("confirm", ""))
+        service.delete_account(
+            services(), session(), user, request.form.get("password", ""), request.form.get("confirm", "")
+        )
     except ServiceError as exc:
         return _page(exc.status, error=exc.message)
     sign_out()

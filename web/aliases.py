@@ -15,7 +15,7 @@ from werkzeug.datastructures import MultiDict
 from forwarder.accounts import AccountError, parse_duration
 from models import Alias, Destination
 from web import paging
-from web.db import session
+from web.db import services, session
 from web.security import login_required, signed_in_user
 from web.services import activity
 from web.services import aliases as service
@@ -199,6 +199,7 @@ def new():
     try:
         custom = bool(form.get("custom"))
         alias = service.create(
+            services(),
             db,
             signed_in_user(),
             destination_ids=_destination_ids() if custom else None,  # one click: every verified destination

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models import User, utcnow
 from web import devices, mailer, ratelimit
-from web.db import session
+from web.db import services, session
 from web.security import current_user, hash_password, password_problem, sign_in, sign_out, verify_password
 from web.services import account as account_service
 from web.services import account_email
@@ -118,7 +118,7 @@ def signup():
 def _send_the_link(user: User) -> str | None:
     """Mail a new account the link that confirms its address (issue 12.5); why not, if it failed."""
     try:
-        account_email.send_verification(user)
+        account_email.send_verification(services(), user)
     except ServiceError as exc:
         return exc.message
     return None

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 
-from web.db import session
+from web.db import services, session
 from web.security import current_user, login_required
 from web.services import activity
 from web.services import aliases as alias_service
@@ -91,9 +91,9 @@ def index():
     verified = sum(1 for d in destinations if d.is_verified)
     return render_template(
         "dashboard/index.html",
-        forwarding=alias_service.forwarding_count(db, user),
+        forwarding=alias_service.forwarding_count(services(), db, user),
         live=alias_service.live_count(db, user),
-        cap=int(current_app.config.get("MAX_LIVE_ALIASES", 200)),
+        cap=services().max_live_aliases,
         verified=verified,
         unverified=len(destinations) - verified,
         paused=destination_service.paused(destinations),

@@ -6,6 +6,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from forwarder.runtime import Runtime
+from web.services.context import ServiceContext
 
 
 def init_app(app: Flask) -> None:
@@ -18,6 +19,11 @@ def init_app(app: Flask) -> None:
 def runtime() -> Runtime:
     """The app's runtime (forwarder/runtime.py): what views hand to the services."""
     return current_app.extensions["othermail.runtime"]  # set by create_app
+
+
+def services() -> ServiceContext:
+    """What views hand to the services besides the session (web/services/context.py)."""
+    return current_app.extensions["othermail.services"]  # set by create_app
 
 
 def session() -> Session:

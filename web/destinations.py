@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from models import Destination
-from web.db import session
+from web.db import services, session
 from web.mailer import MailNotSent
 from web.security import login_required, signed_in_user
 from web.services import destinations as service
@@ -59,7 +59,7 @@ def index():
 def add():
     address = request.form.get("email", "")
     try:
-        destination = service.add(session(), signed_in_user(), address)
+        destination = service.add(services(), session(), signed_in_user(), address)
     except MailNotSent as exc:  # added; only its link is missing
         flash(f"Added, but {exc.message[0].lower()}{exc.message[1:]} Use “Resend link” then.")
         return redirect(url_for("destinations.index"))
@@ -86,7 +86,7 @@ def resend(destination_id: int):
         flash(f"{destination.email} is already verified.")
         return redirect(url_for("destinations.index"))
     try:
-        service.send_verification(signed_in_user(), destination)
+        service.send_verification(services(), signed_in_user(), destination)
     except ServiceError as exc:
         return _index(exc.status, error=exc.message)
     flash(f"A new link is on its way to {destination.email}.")
@@ -99,7 +99,7 @@ def change(destination_id: int):
     destination = _owned(destination_id)
     address, before = request.form.get("email", ""), destination.email
     try:
-        changed = service.change(session(), signed_in_user(), destination, address)
+        changed = service.change(services(), session(), signed_in_user(), destination, address)
     except MailNotSent as exc:  # changed; only its link is missing
         flash(f"Changed, but {exc.message[0].lower()}{exc.message[1:]} Use “Resend link” then.")
         return redirect(url_for("destinations.index"))
@@ -155,7 +155,9 @@ def verify(token: str):
     on its owner's behalf. The page's button POSTs (with the form's CSRF token), which verifies."""
     db = session()
     try:
-        destination = service.verify(db, token) if request.method == "POST" else service.linked(db, token)
+        destination = (
+            service.verify(services(), db, token) if request.method == "POST" else service.linked(services(), db, token)
+        )
     except ServiceError as exc:
         return _link_failed(exc)
     if destination.is_verified:

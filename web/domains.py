@@ -7,7 +7,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 
 from forwarder.adapters.sql import user_domains as core
 from models import UserDomain
-from web.db import session
+from web.db import services, session
 from web.security import login_required, signed_in_user
 from web.services import domains as service
 from web.services.errors import ServiceError
@@ -40,13 +40,13 @@ def _index(status: int = 200, **context: object) -> tuple[str, int]:
 
 def _detail(domain: UserDomain, status: int = 200, **context: object) -> tuple[str, int]:
     db = session()
-    grace = service.grace()
+    grace = services().domain_grace
     return render_template(
         "domains/detail.html",
         domain=domain,
         meaning=MEANINGS[domain.status],
-        records=service.records(domain),
-        ses=service.uses_ses(),
+        records=service.records(services(), domain),
+        ses=services().uses_ses,
         region=current_app.config["SETTINGS"].aws_region,
         alias_count=service.alias_count(db, domain),
         looping=service.destinations_on(db, domain),
@@ -69,7 +69,7 @@ def index():
 def add():
     name = request.form.get("name", "")
     try:
-        domain = service.add(session(), signed_in_user(), name)
+        domain = service.add(services(), session(), signed_in_user(), name)
     except ServiceError as exc:
         session().rollback()
         return _index(exc.status, error=exc.message, name=name)
@@ -89,7 +89,7 @@ def verify(domain_id: int):
     domain = _owned(domain_id)
     before = domain.status
     try:
-        check = service.verify(session(), domain)
+        check = service.verify(services(), session(), domain)
     except ServiceError as exc:
         session().rollback()
         return _detail(domain, exc.status, error=exc.message)
@@ -121,7 +121,7 @@ def catch_all(domain_id: int):
 def delete(domain_id: int):
     domain = _owned(domain_id)
     name = domain.name
-    retired = service.delete(session(), domain)
+    retired = service.delete(services(), session(), domain)
     flash(
         f"{name} was removed"
         + (f", with its {retired} alias{'' if retired == 1 else 'es'}" if retired else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from web.db import session
+from web.db import services, session
 from web.security import current_user, login_required, signed_in_user
 from web.services import account_email as service
 from web.services.errors import ServiceError
@@ -19,7 +19,9 @@ def verify(token: str):
     """Works without a session (the mail is often opened on another device)."""
     db = session()
     try:
-        user = service.verify(db, token) if request.method == "POST" else service.linked(db, token)
+        user = (
+            service.verify(services(), db, token) if request.method == "POST" else service.linked(services(), db, token)
+        )
     except ServiceError as exc:
         message = (
             exc.message
@@ -44,7 +46,7 @@ def resend():
         flash("Your email address is already confirmed.")
     else:
         try:
-            service.send_verification(user)
+            service.send_verification(services(), user)
         except ServiceError as exc:
             flash(exc.message)
         else:

@@ -31,14 +31,16 @@ def recheck_domains(event: Any = None, context: Any = None, app: Flask | None = 
     assert app is not None  # for mypy: the import above binds it
     from forwarder.ops.domain_recheck import recheck_all
     from web.services import domains
+    from web.services.context import ServiceContext
 
+    ctx: ServiceContext = app.extensions["othermail.services"]
     with app.app_context():
         report = recheck_all(
-            app.extensions["othermail.sessions"],
-            domains.resolver(),
-            domains.grace(),
-            sesv2=lambda: domains.sesv2() if domains.uses_ses() else None,
-            region=app.config["SETTINGS"].aws_region,
+            ctx.runtime.sessions,
+            domains.resolver(ctx),
+            ctx.domain_grace,
+            sesv2=lambda: ctx.sesv2 if ctx.uses_ses else None,
+            region=ctx.settings.aws_region,
             on_line=logger.info,
             time_left=lambda: _time_left(context),
         )

@@ -8,6 +8,7 @@ from flask import Flask
 
 from tests.web.conftest import PASSWORD, post, signup
 from web import auth, mailer
+from web.db import services, session
 from web.services import destinations
 from web.services.errors import ServiceError
 
@@ -30,14 +31,14 @@ def test_sign_up_and_destinations_refuse_quoted_spaced_and_dotted_addresses(app:
     with app.test_request_context():
         assert auth.clean_email(raw) is None
         with pytest.raises(ServiceError):
-            destinations.clean_address(raw)
+            destinations.clean_address(services(), session(), raw)
 
 
 @pytest.mark.parametrize("raw", ["Ann@Example.org", " ann.b+news@example.org ", "o'brien@example.org"])
 def test_ordinary_addresses_still_pass(app: Flask, raw: str) -> None:
     with app.test_request_context():
         assert auth.clean_email(raw) == raw.strip().lower()
-        assert destinations.clean_address(raw) == raw.strip().lower()
+        assert destinations.clean_address(services(), session(), raw) == raw.strip().lower()
 
 
 def test_signing_up_with_a_quoted_twin_of_an_address_is_refused(app: Flask) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
@@ -291,7 +291,8 @@ def test_delete_asks_first_then_stops_the_alias(app: Flask, ann: Ann) -> None:
 
 
 def test_the_live_alias_cap_gives_a_clear_message(app: Flask, ann: Ann) -> None:
-    app.config["MAX_LIVE_ALIASES"] = 2
+    # the services read the cap from the context create_app built: the same app, with a cap of 2
+    app.extensions["othermail.services"] = replace(app.extensions["othermail.services"], max_live_aliases=2)
     first = new_id(post(ann.client, NEW, {}, page=LIST))
     new_id(post(ann.client, NEW, {}, page=LIST))
     response = post(ann.client, NEW, {}, page=LIST)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,13 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from sqlalchemy import select
 
 from forwarder.adapters.senders import MemorySender
+from forwarder.runtime import Runtime
 from forwarder.settings import Settings
 from models import Alias, User, UserDomain, utcnow
 from tests.deploy.aws_stack import easy_dkim_like_ses
 from tests.knot_zones import KnotZones, knot_zones
 from tests.support.databases import migrate
 from tests.web.conftest import PASSWORD, post, signup
-from forwarder.runtime import Runtime
 from web import create_app
 
 REGION = "us-east-1"
@@ -64,7 +64,17 @@ def sesv2(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield boto3.client("sesv2", region_name=REGION)
 
 
-def make_app(tmp_path: Path, sender: str, nameserver: str, **config: object) -> Flask:
+class OneClient:
+    """An AWS session whose one client is the given one: how a test hands the app its SESv2 client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def client(self, _service: str) -> Any:
+        return self._client
+
+
+def make_app(tmp_path: Path, sender: str, nameserver: str, ses: Any = None, **config: object) -> Flask:
     url = f"sqlite:///{tmp_path / 'web.db'}"
     migrate(url)
     settings = Settings(
@@ -87,7 +97,10 @@ def make_app(tmp_path: Path, sender: str, nameserver: str, **config: object) -> 
             "RATE_LIMITS": {"signup": (50, 3600), "signin": (50, 900), "reset": (50, 3600)},
             **config,
         },
-        runtime=Runtime.build(settings, sender=MemorySender()),  # the service's own mail (sign-up...)
+        # the service's own mail (sign-up...) in memory; SES is moto unless the test hands in a client
+        runtime=Runtime.build(
+            settings, sender=MemorySender(), **({} if ses is None else {"aws_session": OneClient(ses)})
+        ),
     )
     return app
 
@@ -97,6 +110,20 @@ def ses_app(tmp_path: Path, knot: KnotZones, sesv2: object) -> Iterator[Flask]:
     app = make_app(tmp_path, "ses", knot.nameserver)
     yield app
     app.extensions["othermail.engine"].dispose()
+
+
+@pytest.fixture
+def ses_app_using(tmp_path: Path, knot: KnotZones, sesv2: object) -> Iterator[Callable[[Any], Flask]]:
+    """The SES app, built with the SESv2 client a test gives."""
+    apps: list[Flask] = []
+
+    def build(client: Any) -> Flask:
+        apps.append(make_app(tmp_path, "ses", knot.nameserver, ses=client))
+        return apps[-1]
+
+    yield build
+    for app in apps:
+        app.extensions["othermail.engine"].dispose()
 
 
 @pytest.fixture
@@ -354,8 +381,10 @@ class RefusingSes:
         return refuse
 
 
-def test_ses_refusing_the_domain_keeps_it_unproved_and_shows_no_aws_details(ses_app: Flask, knot: KnotZones) -> None:
-    ses_app.extensions["othermail.sesv2"] = RefusingSes()
+def test_ses_refusing_the_domain_keeps_it_unproved_and_shows_no_aws_details(
+    ses_app_using: Callable[[Any], Flask], knot: KnotZones
+) -> None:
+    ses_app = ses_app_using(RefusingSes())
     client = signed_in(ses_app, "ann@example.org")
     row = added(client, ses_app, "ann.test")
     knot.set_zone("ann.test", zone_lines(client.get(f"/domains/{row.id}").get_data(as_text=True))[:1])
@@ -382,8 +411,10 @@ class ExistingIdentity:
         return {"IdentityType": "DOMAIN", "Tags": self.tags, "DkimAttributes": {"Tokens": ["t1", "t2", "t3"]}}
 
 
-def test_an_identity_othermail_created_before_is_taken_up_again(ses_app: Flask, knot: KnotZones) -> None:
-    ses_app.extensions["othermail.sesv2"] = ExistingIdentity([{"Key": "othermail", "Value": "user-domain"}])
+def test_an_identity_othermail_created_before_is_taken_up_again(
+    ses_app_using: Callable[[Any], Flask], knot: KnotZones
+) -> None:
+    ses_app = ses_app_using(ExistingIdentity([{"Key": "othermail", "Value": "user-domain"}]))
     client = signed_in(ses_app, "ann@example.org")
     row = added(client, ses_app, "ann.test")
     proved(client, ses_app, knot, row)
@@ -392,9 +423,9 @@ def test_an_identity_othermail_created_before_is_taken_up_again(ses_app: Flask, 
 
 @pytest.mark.parametrize("tags", [[], [{"Key": "owner", "Value": "operator"}], [{"Key": "othermail", "Value": "x"}]])
 def test_an_identity_othermail_did_not_create_is_left_alone(
-    ses_app: Flask, knot: KnotZones, tags: list[dict[str, str]]
+    ses_app_using: Callable[[Any], Flask], knot: KnotZones, tags: list[dict[str, str]]
 ) -> None:
-    ses_app.extensions["othermail.sesv2"] = ExistingIdentity(tags)
+    ses_app = ses_app_using(ExistingIdentity(tags))
     client = signed_in(ses_app, "ann@example.org")
     row = added(client, ses_app, "ann.test")
     knot.set_zone("ann.test", zone_lines(client.get(f"/domains/{row.id}").get_data(as_text=True))[:1])
@@ -643,7 +674,7 @@ def test_deleting_the_account_removes_its_domains(ses_app: Flask, knot: KnotZone
 
 @pytest.mark.parametrize("stage", ["dev", "production"])
 def test_the_zappa_role_allows_the_domain_pages_ses_calls_and_no_other_identity(
-    ses_app: Flask, knot: KnotZones, sesv2: Any, stage: str
+    ses_app_using: Callable[[Any], Flask], knot: KnotZones, sesv2: Any, stage: str
 ) -> None:
     from botocore.exceptions import ClientError
 
@@ -666,7 +697,7 @@ def test_the_zappa_role_allows_the_domain_pages_ses_calls_and_no_other_identity(
 
     client = boto3.client("sesv2", region_name=REGION)
     client.meta.events.register("before-parameter-build.sesv2", record)
-    ses_app.extensions["othermail.sesv2"] = client
+    ses_app = ses_app_using(client)
     ann = signed_in(ses_app, "ann@example.org")
     domain = verified_domain(ann, ses_app, knot, "ann.test")
     assert post(ann, f"/domains/{domain.id}/delete", {}, page=f"/domains/{domain.id}").status_code == 302

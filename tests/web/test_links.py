@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from forwarder.adapters.senders import MemorySender
 from forwarder.hosts.onebox import OneBox
+from forwarder.runtime import Runtime
 from forwarder.settings import Settings
 from tests.support.databases import migrate
 from tests.web.conftest import links_in
-from forwarder.runtime import Runtime
 from web import create_app
 
 PUBLIC = "https://mail.example.org"
@@ -90,14 +90,14 @@ def test_a_destination_link_requested_with_a_forged_host_mails_the_public_addres
     add_user(public_app)
     with public_app.test_request_context("/", base_url="https://evil.example"):
         from models import Destination, User
-        from web.db import session
+        from web.db import services, session
         from web.services.destinations import send_verification
 
         user = session().scalars(select(User)).one()
         destination = Destination(user_id=user.id, email="me@real.example")
         session().add(destination)
         session().commit()
-        send_verification(user, destination)
+        send_verification(services(), user, destination)
     (message,) = outbox.sent
     (link,) = links_in(message.raw)
     assert link.startswith(PUBLIC + "/destinations/verify/")

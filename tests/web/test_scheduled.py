@@ -39,8 +39,8 @@ def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnotZones]:
         yield server
 
 
-def seeded(tmp_path: Path, nameserver: str) -> Flask:
-    app = make_app(tmp_path, "outbox", nameserver, DOMAIN_GRACE_HOURS=0)
+def seeded(tmp_path: Path, nameserver: str, **config: object) -> Flask:
+    app = make_app(tmp_path, "outbox", nameserver, **{"DOMAIN_GRACE_HOURS": 0, **config})
     sessions = app.extensions["othermail.sessions"]
     with sessions() as db:
         user = User(email="ann@example.org")
@@ -109,8 +109,7 @@ def test_near_its_timeout_the_job_leaves_the_rest_for_the_next_run(tmp_path: Pat
 def test_a_run_that_could_not_check_fails_visibly_and_changes_nothing(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
-        app = seeded(tmp_path, f"127.0.0.1:{silent.getsockname()[1]}")
-        app.config["DNS_TIMEOUT"] = 0.3
+        app = seeded(tmp_path, f"127.0.0.1:{silent.getsockname()[1]}", DNS_TIMEOUT=0.3)
         with pytest.raises(RuntimeError, match="2 could not be checked"):
             recheck_domains({}, Context(60_000), app=app)
     assert statuses(app) == {"good.test": "verified", "gone.test": "verified"}

@@ -25,7 +25,7 @@ from web.api.common import (
     string,
     user,
 )
-from web.db import session
+from web.db import services, session
 from web.services import activity
 from web.services import aliases as service
 
@@ -91,6 +91,7 @@ def aliases_list():
 def aliases_create():
     data = body(CREATE_FIELDS)
     alias = service.create(
+        services(),
         session(),
         user(),
         destination_ids=id_list(data, "destination_ids"),  # absent: every verified destination

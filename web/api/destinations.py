@@ -7,7 +7,7 @@ from flask import Response, jsonify
 from models import Destination
 from web.api.blueprint import bp
 from web.api.common import ApiError, body, destination_json, object_id, string, user
-from web.db import session
+from web.db import services, session
 from web.mailer import MailNotSent
 from web.services import destinations as service
 
@@ -43,7 +43,7 @@ def destinations_list():
 @bp.post("/destinations")
 def destinations_create():
     try:
-        destination = service.add(session(), user(), _email(body({"email"})))
+        destination = service.add(services(), session(), user(), _email(body({"email"})))
     except MailNotSent as exc:
         raise _added_unsent(exc) from None
     return jsonify(destination_json(destination)), 201
@@ -58,7 +58,7 @@ def destinations_get(destination_id: int):
 def destinations_update(destination_id: int):
     destination = _owned(destination_id)
     try:
-        changed = service.change(session(), user(), destination, _email(body({"email"})))
+        changed = service.change(services(), session(), user(), destination, _email(body({"email"})))
     except MailNotSent as exc:
         raise _added_unsent(exc, "changed") from None
     return jsonify(destination_json(changed))
@@ -75,7 +75,7 @@ def destinations_resend(destination_id: int):
     destination = _owned(destination_id)
     if destination.is_verified:
         raise ApiError(409, "already_verified", f"{destination.email} is already verified.")
-    service.send_verification(user(), destination)
+    service.send_verification(services(), user(), destination)
     return jsonify(destination_json(destination)), 202
 
 

@@ -20,6 +20,7 @@ from forwarder.accounts import sessions, tokens
 from forwarder.accounts.passwords import hash_password, password_problem, verify_password
 from models import Alias, ApiToken, Delivery, Destination, User, alias_destinations, utcnow
 from web.services import domains
+from web.services.context import ServiceContext
 from web.services.errors import ServiceError
 
 #: What the user types to confirm that the account should go.
@@ -159,7 +160,9 @@ def export(db: Session, user: User) -> dict[str, Any]:
     }
 
 
-def delete_account(db: Session, user: User, password: str | None = None, confirmation: str | None = None) -> None:
+def delete_account(
+    ctx: ServiceContext, db: Session, user: User, password: str | None = None, confirmation: str | None = None
+) -> None:
     """Stop every alias, remove personal data, keep the alias addresses reserved.
 
     With ``password`` the current password is checked, with ``confirmation`` the typed phrase;
@@ -193,7 +196,7 @@ def delete_account(db: Session, user: User, password: str | None = None, confirm
     db.execute(delete(ApiToken).where(ApiToken.user_id == user.id).execution_options(synchronize_session=False))
     sessions.end_all(db, user, commit=False)
     db.execute(delete(Destination).where(Destination.user_id == user.id).execution_options(synchronize_session=False))
-    domains.forget_all(db, user)  # its own domains go (and their SES identities); their aliases are retired above
+    domains.forget_all(ctx, db, user)  # its own domains go (and their SES identities); their aliases are retired above
     user.email = tombstone(user.id)
     user.password_hash = None
     user.is_admin = False

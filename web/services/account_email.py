@@ -10,12 +10,12 @@ the address makes older links stale.
 
 from __future__ import annotations
 
-from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from models import User, utcnow
 from web import mailer, ratelimit
+from web.services.context import ServiceContext
 from web.services.errors import ServiceError, not_found
 
 VERIFY_MAX_AGE = 7 * 24 * 3600
@@ -43,11 +43,11 @@ def require_verified(user: User) -> None:
         )
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="othermail-account-email")
+def _serializer(ctx: ServiceContext) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(ctx.secret_key, salt="othermail-account-email")
 
 
-def send_verification(user: User) -> None:
+def send_verification(ctx: ServiceContext, user: User) -> None:
     """Mail ``user`` the link; raises ServiceError (rate limited, mail not sent)."""
     if is_verified(user):
         return
@@ -56,14 +56,14 @@ def send_verification(user: User) -> None:
         raise ServiceError(
             "rate_limited", f"Too many emails asked for; try again in {wait // 60 + 1} minutes.", 429, wait
         )
-    token = _serializer().dumps({"u": user.id, "e": user.email})
+    token = _serializer(ctx).dumps({"u": user.id, "e": user.email})
     mailer.send_mail(user.email, SUBJECT, BODY.format(link=mailer.link("email.verify", token=token)))
 
 
-def linked(db: Session, token: str) -> User:
+def linked(ctx: ServiceContext, db: Session, token: str) -> User:
     """The user a link names, without confirming anything; ServiceError for a bad, old or stale link."""
     try:
-        data = _serializer().loads(token, max_age=VERIFY_MAX_AGE)
+        data = _serializer(ctx).loads(token, max_age=VERIFY_MAX_AGE)
     except SignatureExpired:
         raise ServiceError("expired", "That link has expired; sign in and ask for a new one.", 410) from None
     except BadSignature:
@@ -76,8 +76,8 @@ def linked(db: Session, token: str) -> User:
     return user
 
 
-def verify(db: Session, token: str) -> User:
-    user = linked(db, token)
+def verify(ctx: ServiceContext, db: Session, token: str) -> User:
+    user = linked(ctx, db, token)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
         db.commit()

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -22,6 +21,7 @@ from models import Alias, Destination, User, utcnow
 from models.limits import LABEL_MAX_LENGTH, NOTE_MAX_LENGTH
 from web import ratelimit
 from web.services import domains
+from web.services.context import ServiceContext
 from web.services.errors import ServiceError, not_found
 
 MIN_DURATION = timedelta(hours=1)
@@ -143,11 +143,11 @@ def live_count(db: Session, user: User) -> int:
     )
 
 
-def forwarding_count(db: Session, user: User, now: datetime | None = None) -> int:
+def forwarding_count(ctx: ServiceContext, db: Session, user: User, now: datetime | None = None) -> int:
     """The user's aliases that would forward a message now: switched on, not expired, on a domain
     that serves mail, with at least one verified destination that is not paused."""
     now = now or utcnow()
-    own = set(current_app.config["SETTINGS"].domains) | set(domains.serving_names(db, user))
+    own = set(ctx.settings.domains) | set(domains.serving_names(db, user))
     candidates = db.scalars(
         select(Alias)
         .where(Alias.user_id == user.id, Alias.deleted_at.is_(None), Alias.enabled.is_(True))
@@ -171,6 +171,7 @@ def _text(name: str, value: str, limit: int) -> str | None:
 
 
 def create(
+    ctx: ServiceContext,
     db: Session,
     user: User,
     *,
@@ -184,13 +185,13 @@ def create(
     max_messages: int | None = None,
     expired_action: str = "drop",
 ) -> Alias:
-    settings = current_app.config["SETTINGS"]
+    settings = ctx.settings
     domain = (domain or settings.domains[0]).lower()
     if domain not in settings.domains:
-        domains.check_alias_domain(db, user, domain)  # one of the user's own verified domains
+        domains.check_alias_domain(ctx, db, user, domain)  # one of the user's own verified domains
     _check_limits(duration, idle_days, max_messages, expired_action)
     clean_label, clean_note = _text("label", label, LABEL_MAX_LENGTH), _text("note", note, NOTE_MAX_LENGTH)
-    cap = int(current_app.config.get("MAX_LIVE_ALIASES", 200))
+    cap = ctx.max_live_aliases
     if live_count(db, user) >= cap:
         raise ServiceError(
             "limit_reached", f"You have {cap} aliases, the most an account may have. Delete some first.", 409

@@ -7,7 +7,6 @@ either (SES reported it bouncing) until its owner resumes it.
 
 from __future__ import annotations
 
-from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,29 +16,26 @@ from forwarder.adapters.sql.user_domains import RECEIVING
 from models import Destination, User, UserDomain, utcnow
 from web import mailer, ratelimit
 from web.services import account_email
+from web.services.context import ServiceContext
 from web.services.errors import ServiceError, not_found
 
 VERIFY_MAX_AGE = 7 * 24 * 3600
 MAX_DESTINATIONS = 20
 
 
-def clean_address(raw: str) -> str:
+def clean_address(ctx: ServiceContext, db: Session, raw: str) -> str:
     address = mailer.accepted_address(raw)  # the validator sign-up uses too
     if address is None:
         raise ServiceError("invalid_email", "Enter a valid email address.")
     domain = address.rpartition("@")[2]
-    if domain in current_app.config["SETTINGS"].domains or _served_here(domain):
+    if domain in ctx.settings.domains or _served_here(db, domain):
         raise ServiceError("invalid_email", "A destination must be a real mailbox, not an alias.")
     return address
 
 
-def _served_here(domain: str) -> bool:
+def _served_here(db: Session, domain: str) -> bool:
     """Whether mail for ``domain`` comes here: a user's domain that passed verification."""
-    from web.db import session
-
-    found = session().scalar(
-        select(UserDomain.id).where(UserDomain.name == domain, UserDomain.status.in_(sorted(RECEIVING)))
-    )
+    found = db.scalar(select(UserDomain.id).where(UserDomain.name == domain, UserDomain.status.in_(sorted(RECEIVING))))
     return found is not None
 
 
@@ -54,8 +50,8 @@ def listed(db: Session, user: User) -> list[Destination]:
     return list(db.scalars(select(Destination).where(Destination.user_id == user.id).order_by(Destination.id)))
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="othermail-destination")
+def _serializer(ctx: ServiceContext) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(ctx.secret_key, salt="othermail-destination")
 
 
 #: The mail's words are all the service's own: not the account's address, nor any text a user chose
@@ -68,14 +64,14 @@ VERIFY_BODY = (
 )
 
 
-def send_verification(user: User, destination: Destination) -> None:
+def send_verification(ctx: ServiceContext, user: User, destination: Destination) -> None:
     account_email.require_verified(user)
     wait = ratelimit.hit("verification", str(user.id))
     if wait is not None:
         raise ServiceError(
             "rate_limited", f"Too many verification emails; try again in {wait // 60 + 1} minutes.", 429, wait
         )
-    token = _serializer().dumps({"d": destination.id, "e": destination.email})
+    token = _serializer(ctx).dumps({"d": destination.id, "e": destination.email})
     link = mailer.link("destinations.verify", token=token)
     mailer.send_mail(destination.email, VERIFY_SUBJECT, VERIFY_BODY.format(link=link))
 
@@ -89,9 +85,9 @@ def _proved(user: User, destination: Destination) -> bool:
     return False
 
 
-def add(db: Session, user: User, raw_address: str) -> Destination:
+def add(ctx: ServiceContext, db: Session, user: User, raw_address: str) -> Destination:
     account_email.require_verified(user)
-    address = clean_address(raw_address)
+    address = clean_address(ctx, db, raw_address)
     if len(listed(db, user)) >= MAX_DESTINATIONS:
         raise ServiceError("limit_reached", f"At most {MAX_DESTINATIONS} destinations per account.", 409)
     destination = Destination(user_id=user.id, email=address)
@@ -103,13 +99,13 @@ def add(db: Session, user: User, raw_address: str) -> Destination:
         db.rollback()
         raise ServiceError("duplicate", "You already added that address.", 409) from None
     if not proved:
-        send_verification(user, destination)
+        send_verification(ctx, user, destination)
     return destination
 
 
-def change(db: Session, user: User, destination: Destination, raw_address: str) -> Destination:
+def change(ctx: ServiceContext, db: Session, user: User, destination: Destination, raw_address: str) -> Destination:
     account_email.require_verified(user)
-    address = clean_address(raw_address)
+    address = clean_address(ctx, db, raw_address)
     if address == destination.email:
         return destination
     destination.email = address
@@ -123,15 +119,15 @@ def change(db: Session, user: User, destination: Destination, raw_address: str) 
         db.rollback()
         raise ServiceError("duplicate", "You already added that address.", 409) from None
     if not proved:
-        send_verification(user, destination)
+        send_verification(ctx, user, destination)
     return destination
 
 
-def linked(db: Session, token: str) -> Destination:
+def linked(ctx: ServiceContext, db: Session, token: str) -> Destination:
     """The destination a verification link names, without verifying it (opening the link only asks:
     mail scanners fetch links); raises :class:`ServiceError` for a bad, expired or stale link."""
     try:
-        data = _serializer().loads(token, max_age=VERIFY_MAX_AGE)
+        data = _serializer(ctx).loads(token, max_age=VERIFY_MAX_AGE)
     except SignatureExpired:
         raise ServiceError("expired", "That link has expired; ask for a new one.", 410) from None
     except BadSignature:
@@ -144,9 +140,9 @@ def linked(db: Session, token: str) -> Destination:
     return destination
 
 
-def verify(db: Session, token: str) -> Destination:
+def verify(ctx: ServiceContext, db: Session, token: str) -> Destination:
     """Verify the destination of a link: the confirmation page's POST only."""
-    destination = linked(db, token)
+    destination = linked(ctx, db, token)
     if destination.verified_at is None:
         destination.verified_at = utcnow()
         db.commit()

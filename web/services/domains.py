@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import timedelta
 from typing import Any
 
-from flask import current_app, has_app_context
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +33,7 @@ from forwarder.ops.dns_doctor import Record
 from models import Alias, Destination, User, UserDomain, alias_destinations, utcnow
 from models.user_domains import DOMAIN_MAX_LENGTH
 from web import ratelimit
+from web.services.context import ServiceContext
 from web.services.errors import ServiceError, not_found
 
 logger = logging.getLogger("othermail.web.domains")
@@ -48,36 +47,15 @@ def in_use(name: str) -> ServiceError:
     return ServiceError("taken", f"{name} is already in use in this service. If it is yours, ask the operator.", 409)
 
 
-def uses_ses() -> bool:
-    return current_app.config["SETTINGS"].sender == "ses"
-
-
-def sesv2() -> Any:
-    """The SESv2 client, built once per app at the edge (``app.extensions["othermail.sesv2"]``)."""
-    client = current_app.extensions.get("othermail.sesv2")
-    if client is None:
-        import boto3
-
-        client = boto3.session.Session(region_name=current_app.config["SETTINGS"].aws_region).client("sesv2")
-        current_app.extensions["othermail.sesv2"] = client
-    return client
-
-
-def resolver() -> Any:
+def resolver(ctx: ServiceContext) -> Any:
     """A resolver for ``DNS_NAMESERVER`` ("host:port"; default: the system's resolvers)."""
     try:
-        return dns_doctor.make_resolver(
-            current_app.config.get("DNS_NAMESERVER") or None, float(current_app.config.get("DNS_TIMEOUT", 3.0))
-        )
+        return dns_doctor.make_resolver(ctx.dns_nameserver, ctx.dns_timeout)
     except ValueError as exc:
         raise ServiceError("dns_unavailable", f"DNS cannot be asked from here: {exc}", 503) from None
 
 
-def grace() -> timedelta:
-    return timedelta(hours=float(current_app.config.get("DOMAIN_GRACE_HOURS", 72)))
-
-
-def clean_name(raw: str) -> str:
+def clean_name(ctx: ServiceContext, raw: str) -> str:
     """The normalized name, or a ServiceError: a host name (letters, digits, hyphens; IDNA is
     encoded) that is not one of the service's own domains nor under one."""
     problem = ServiceError("invalid_domain", "Enter a domain name such as example.org.")
@@ -90,7 +68,7 @@ def clean_name(raw: str) -> str:
     labels = name.split(".")
     if len(name) > DOMAIN_MAX_LENGTH or not all(_LABEL.match(label) for label in labels) or labels[-1].isdigit():
         raise problem
-    for own in current_app.config["SETTINGS"].domains:
+    for own in ctx.settings.domains:
         if name == own or name.endswith("." + own):
             raise ServiceError("invalid_domain", f"{name} belongs to this service; add a domain of your own.")
     return name
@@ -112,14 +90,14 @@ def serving_names(db: Session, user: User) -> list[str]:
     return [d.name for d in listed(db, user) if d.status in core.SERVING]
 
 
-def check_alias_domain(db: Session, user: User, name: str) -> None:
+def check_alias_domain(ctx: ServiceContext, db: Session, user: User, name: str) -> None:
     """Raise unless ``name`` is one of the user's domains that takes new aliases.
 
     Another account's domain gets the same answer as one nobody added.
     """
     found = db.scalar(select(UserDomain).where(UserDomain.name == name, UserDomain.user_id == user.id))
     if found is None:
-        domains = ", ".join(current_app.config["SETTINGS"].domains)
+        domains = ", ".join(ctx.settings.domains)
         raise ServiceError("invalid_domain", f"Aliases live on {domains} or on a domain of yours you verified.")
     if found.status == "pending":
         raise ServiceError("invalid_domain", f"Verify {name} first: its page lists the records to publish.")
@@ -150,9 +128,9 @@ def _ses_failed(name: str, exc: Exception) -> ServiceError:
     return ServiceError("ses_error", f"Amazon SES did not take {name} just now. Try again later.", 502)
 
 
-def add(db: Session, user: User, raw_name: str) -> UserDomain:
+def add(ctx: ServiceContext, db: Session, user: User, raw_name: str) -> UserDomain:
     """Claim a domain: nothing is created in SES until its ownership record verifies."""
-    name = clean_name(raw_name)
+    name = clean_name(ctx, raw_name)
     if len(listed(db, user)) >= MAX_DOMAINS:
         raise ServiceError("limit_reached", f"At most {MAX_DOMAINS} domains per account.", 409)
     _limited(user.id)
@@ -177,31 +155,34 @@ def proved(domain: UserDomain) -> bool:
     return domain.owned_name is not None
 
 
-def records(domain: UserDomain) -> list[Record]:
+def records(ctx: ServiceContext, domain: UserDomain) -> list[Record]:
     """Every record to publish, the ownership TXT first; only that one until it verified."""
-    settings = current_app.config["SETTINGS"]
     return checks.records_to_publish(
-        domain.name, domain.verification_token, settings.aws_region, domain.tokens, ses=uses_ses() and proved(domain)
+        domain.name,
+        domain.verification_token,
+        ctx.settings.aws_region,
+        domain.tokens,
+        ses=ctx.uses_ses and proved(domain),
     )
 
 
-def verify(db: Session, domain: UserDomain) -> checks.DomainCheck:
+def verify(ctx: ServiceContext, db: Session, domain: UserDomain) -> checks.DomainCheck:
     """Check the domain now and store the new status. An unproved claim is checked for its
     ownership record only; once that verifies, the claim takes the name (unless another account
     proved it first) and, with SES, its identity is created; then every record is checked."""
     _limited(domain.user_id)
     if not proved(domain):
-        ownership = checks.check(domain.name, domain.verification_token, resolver(), ses=False)
+        ownership = checks.check(domain.name, domain.verification_token, resolver(ctx), ses=False)
         if ownership.result is not core.CheckResult.PASS:
-            checks.apply_check(domain, ownership, utcnow(), grace())
+            checks.apply_check(domain, ownership, utcnow(), ctx.domain_grace)
             db.commit()
             return ownership
         _claim(db, domain)
-        if not uses_ses():
-            checks.apply_check(domain, ownership, utcnow(), grace())
+        if not ctx.uses_ses:
+            checks.apply_check(domain, ownership, utcnow(), ctx.domain_grace)
             db.commit()
             return ownership
-    client = sesv2() if uses_ses() else None
+    client = ctx.sesv2 if ctx.uses_ses else None
     if client is not None and domain.ses_identity_created_at is None:  # just proved, or added without SES
         try:
             domain.tokens = checks.create_identity(client, domain.name)
@@ -209,8 +190,8 @@ def verify(db: Session, domain: UserDomain) -> checks.DomainCheck:
             db.rollback()  # the claim too: it is tried again with the identity
             raise _ses_failed(domain.name, exc) from None
         domain.ses_identity_created_at = utcnow()
-    result = checks.check_with_ses(domain, resolver(), client, current_app.config["SETTINGS"].aws_region)
-    checks.apply_check(domain, result, utcnow(), grace())
+    result = checks.check_with_ses(domain, resolver(ctx), client, ctx.settings.aws_region)
+    checks.apply_check(domain, result, utcnow(), ctx.domain_grace)
     db.commit()
     return result
 
@@ -258,18 +239,18 @@ def _live_alias_ids(db: Session, domain: UserDomain) -> list[int]:
     )
 
 
-def _forget_identity(domain: UserDomain) -> None:
+def _forget_identity(ctx: ServiceContext, domain: UserDomain) -> None:
     """Delete the SES identity (best effort: the row goes in any case, and an operator can remove a
     leftover identity with ``aws sesv2 delete-email-identity``)."""
-    if domain.ses_identity_created_at is None or not has_app_context() or not uses_ses():
+    if domain.ses_identity_created_at is None or not ctx.uses_ses:
         return
     try:
-        checks.delete_identity(sesv2(), domain.name)
+        checks.delete_identity(ctx.sesv2, domain.name)
     except checks.SesError as exc:
         logger.warning("could not delete the SES identity of %s: %s", domain.name, exc)
 
 
-def delete(db: Session, domain: UserDomain) -> int:
+def delete(ctx: ServiceContext, db: Session, domain: UserDomain) -> int:
     """Delete the domain and its aliases (their addresses stay reserved); how many aliases went."""
     ids = _live_alias_ids(db, domain)
     if ids:
@@ -280,18 +261,18 @@ def delete(db: Session, domain: UserDomain) -> int:
             .values(deleted_at=utcnow(), enabled=False, label=None, note=None)
             .execution_options(synchronize_session=False)
         )
-    _forget_identity(domain)
+    _forget_identity(ctx, domain)
     db.delete(domain)
     db.commit()
     db.expire_all()
     return len(ids)
 
 
-def forget_all(db: Session, user: User) -> None:
+def forget_all(ctx: ServiceContext, db: Session, user: User) -> None:
     """For account deletion: every domain row of the user goes, with its SES identity (the caller
     retires the aliases and commits)."""
     for domain in listed(db, user):
-        _forget_identity(domain)
+        _forget_identity(ctx, domain)
         db.delete(domain)
     db.flush()
 
