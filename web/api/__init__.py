@@ -16,6 +16,7 @@ from web import ratelimit
 from web.api.blueprint import PREFIX as PREFIX
 from web.api.blueprint import bp
 from web.api.common import ApiError, error_response
+from web.api.operations import operation
 from web.db import session
 from web.services.errors import ServiceError
 
@@ -103,6 +104,7 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
 
 
 @bp.get("/openapi.json")
+@operation("This document.", 200, "The OpenAPI document.", response={"type": "object"}, tag="meta")
 def openapi():
     from web.api.openapi import document
 

@@ -6,12 +6,13 @@ from flask import Response, jsonify
 
 from models import Destination
 from web.api.blueprint import bp
-from web.api.common import ApiError, body, destination_json, object_id, string, user
-from web.db import services, session
+from web.api.common import ApiError, object_id, user
+from web.api.operations import operation, request_body
+from web.api.schemas import DESTINATION, DESTINATION_INPUT, DESTINATION_LIST
+from web.db import session
 from web.mailer import MailNotSent
 from web.services import destinations as service
 
-EMAIL_MAX = 254
 ID = "<int:destination_id>"
 
 
@@ -19,10 +20,8 @@ def _owned(destination_id: int) -> Destination:
     return service.owned(session(), user(), object_id(destination_id, "destination"))
 
 
-def _email(data: dict) -> str:
-    email = string(data, "email", EMAIL_MAX)
-    if email is None:
-        raise ApiError(400, "invalid_request", "email is required.")
+def _email() -> str:
+    email: str = request_body()["email"]  # required: never None
     return email
 
 
@@ -36,52 +35,73 @@ def _added_unsent(exc: MailNotSent, done: str = "added") -> ApiError:
 
 
 @bp.get("/destinations")
+@operation("Your destinations.", 200, "All of them.", response=DESTINATION_LIST)
 def destinations_list():
-    return jsonify({"items": [destination_json(d) for d in service.listed(session(), user())]})
+    return jsonify(DESTINATION_LIST.dump(service.listed(session(), user())))
 
 
 @bp.post("/destinations")
+@operation(
+    "Add a destination and email it a verification link.",
+    201,
+    "Added, unverified.",
+    response=DESTINATION,
+    errors=(409, 503),
+    body=DESTINATION_INPUT,
+)
 def destinations_create():
     try:
-        destination = service.add(services(), session(), user(), _email(body({"email"})))
+        destination = service.add(session(), user(), _email())
     except MailNotSent as exc:
         raise _added_unsent(exc) from None
-    return jsonify(destination_json(destination)), 201
+    return jsonify(DESTINATION.dump(destination)), 201
 
 
 @bp.get(f"/destinations/{ID}")
+@operation("One destination.", 200, "It.", response=DESTINATION)
 def destinations_get(destination_id: int):
-    return jsonify(destination_json(_owned(destination_id)))
+    return jsonify(DESTINATION.dump(_owned(destination_id)))
 
 
 @bp.patch(f"/destinations/{ID}")
+@operation(
+    "Change its address; it is unverified until the new link is followed.",
+    200,
+    "Changed.",
+    response=DESTINATION,
+    errors=(409, 503),
+    body=DESTINATION_INPUT,
+)
 def destinations_update(destination_id: int):
     destination = _owned(destination_id)
     try:
-        changed = service.change(services(), session(), user(), destination, _email(body({"email"})))
+        changed = service.change(session(), user(), destination, _email())
     except MailNotSent as exc:
         raise _added_unsent(exc, "changed") from None
-    return jsonify(destination_json(changed))
+    return jsonify(DESTINATION.dump(changed))
 
 
 @bp.delete(f"/destinations/{ID}")
+@operation("Remove it; nothing is forwarded there any more.", 204, "Done; no body.")
 def destinations_delete(destination_id: int):
     service.delete(session(), _owned(destination_id))
     return Response(status=204)
 
 
 @bp.post(f"/destinations/{ID}/resend")
+@operation("Email a new verification link.", 202, "Sent.", response=DESTINATION, errors=(409, 503))
 def destinations_resend(destination_id: int):
     destination = _owned(destination_id)
     if destination.is_verified:
         raise ApiError(409, "already_verified", f"{destination.email} is already verified.")
-    service.send_verification(services(), user(), destination)
-    return jsonify(destination_json(destination)), 202
+    service.send_verification(user(), destination)
+    return jsonify(DESTINATION.dump(destination)), 202
 
 
 @bp.post(f"/destinations/{ID}/resume")
+@operation("Forward to a paused destination again.", 200, "Resumed.", response=DESTINATION, errors=(409,))
 def destinations_resume(destination_id: int):
     destination = _owned(destination_id)
     if not destination.is_paused:
         raise ApiError(409, "not_paused", f"{destination.email} is not paused.")
-    return jsonify(destination_json(service.resume(session(), destination)))
+    return jsonify(DESTINATION.dump(service.resume(session(), destination)))
