@@ -12,7 +12,7 @@ from web.api.blueprint import bp
 from web.api.common import MAX_PAGE, MAX_PER_PAGE, invalid, object_id, user
 from web.api.operations import QueryInt, QueryText, operation, query, request_body
 from web.api.schemas import ACTIVITY, ALIAS, ALIAS_CREATE, ALIAS_PAGE, ALIAS_UPDATE, AliasNow
-from web.db import session
+from web.db import services, session
 from web.services import activity
 from web.services import aliases as service
 
@@ -60,6 +60,7 @@ def aliases_list():
 def aliases_create():
     data = request_body()
     alias = service.create(
+        services(),
         session(),
         user(),
         destination_ids=data["destination_ids"],  # absent: every verified destination

@@ -9,7 +9,7 @@ from web.api.blueprint import bp
 from web.api.common import ApiError, object_id, user
 from web.api.operations import operation, request_body
 from web.api.schemas import DESTINATION, DESTINATION_INPUT, DESTINATION_LIST
-from web.db import session
+from web.db import services, session
 from web.mailer import MailNotSent
 from web.services import destinations as service
 
@@ -51,7 +51,7 @@ def destinations_list():
 )
 def destinations_create():
     try:
-        destination = service.add(session(), user(), _email())
+        destination = service.add(services(), session(), user(), _email())
     except MailNotSent as exc:
         raise _added_unsent(exc) from None
     return jsonify(DESTINATION.dump(destination)), 201
@@ -75,7 +75,7 @@ def destinations_get(destination_id: int):
 def destinations_update(destination_id: int):
     destination = _owned(destination_id)
     try:
-        changed = service.change(session(), user(), destination, _email())
+        changed = service.change(services(), session(), user(), destination, _email())
     except MailNotSent as exc:
         raise _added_unsent(exc, "changed") from None
     return jsonify(DESTINATION.dump(changed))
@@ -94,7 +94,7 @@ def destinations_resend(destination_id: int):
     destination = _owned(destination_id)
     if destination.is_verified:
         raise ApiError(409, "already_verified", f"{destination.email} is already verified.")
-    service.send_verification(user(), destination)
+    service.send_verification(services(), user(), destination)
     return jsonify(DESTINATION.dump(destination)), 202
 
 
