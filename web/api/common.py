@@ -1,7 +1,8 @@
-"""What every API view shares: the caller, JSON errors, input checking, and representations.
+"""What every API view shares: the caller, JSON errors, input checking, and how times are shown.
 
 Input is checked strictly: a body must be a JSON object with only known fields, each of the
-documented type and range (see ``web/api/openapi.py``); anything else is ``invalid_request``.
+documented type and range (``web/api/schemas.py`` reads bodies with the checks here); anything
+else is ``invalid_request``. Responses are built by the schemas of ``web/api/schemas.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from typing import Any
 from flask import Response, g, jsonify, request
 
 from forwarder.errors import ApiError
-from models import Alias, ApiToken, Delivery, Destination, User
-from web.services import activity
-from web.services import aliases as alias_service
+from models import ApiToken, User
 
 MAX_ID = 2**31 - 1
 MAX_PAGE = 1_000_000
@@ -139,56 +138,3 @@ def when(moment: datetime | None) -> str | None:
 
 def seconds(delta: Any) -> int | None:
     return None if delta is None else max(0, int(delta.total_seconds()))
-
-
-def destination_json(destination: Destination) -> dict[str, Any]:
-    return {
-        "id": destination.id,
-        "email": destination.email,
-        "verified": destination.is_verified,
-        "verified_at": when(destination.verified_at),
-        "created_at": when(destination.created_at),
-        "paused": destination.is_paused,
-        "paused_at": when(destination.paused_at),
-        "pause_reason": destination.pause_reason or "",
-    }
-
-
-def alias_json(alias: Alias, now: datetime) -> dict[str, Any]:
-    state = alias_service.status(alias, now)
-    return {
-        "id": alias.id,
-        "address": alias.address,
-        "enabled": alias.enabled,
-        "status": state.state,
-        "status_reason": state.reason,
-        "label": alias.label,
-        "note": alias.note,
-        "destination_ids": sorted(d.id for d in alias.destinations),
-        "expired_action": alias.expired_action,
-        "expires_at": when(alias.expires_at),
-        "idle_days": alias.idle_days,
-        "max_messages": alias.max_messages,
-        "time_left_seconds": seconds(state.time_left),
-        "idle_left_seconds": seconds(state.idle_left),
-        "messages_left": state.messages_left,
-        "message_count": alias.message_count,
-        "forwarded_count": alias.forwarded_count,
-        "blocked_count": alias.blocked_count,
-        "created_at": when(alias.created_at),
-        "last_used_at": when(alias.last_used_at),
-    }
-
-
-def delivery_json(delivery: Delivery) -> dict[str, Any]:
-    return {
-        "id": delivery.id,
-        "outcome": delivery.outcome,
-        "blocked": delivery.outcome in activity.BLOCKED,
-        "reason": delivery.reason,
-        "mail_from": delivery.mail_from,
-        "subject": delivery.subject,
-        "destination_id": delivery.destination_id,
-        "received_at": when(delivery.received_at),
-        "created_at": when(delivery.created_at),
-    }
