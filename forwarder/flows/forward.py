@@ -3,7 +3,15 @@
 The Lambda handler, the SQS worker, the SMTP listener and the CLI all hand raw bytes and an
 :class:`Inbound` description to :meth:`Forwarder.process`. The core decides and rewrites; this
 module does the I/O around it through ports (a directory, a sender) and logs every outcome as one
-structured line.
+structured line. Each recipient costs the directory (forwarder/adapters/sql/directory.py):
+
+1. one :meth:`~SqlDirectory.begin`: resolve the alias, run the core's pure decision, and either
+   record a drop or claim every unpaused destination and count the message, in one transaction;
+2. one send per claimed copy;
+3. one :meth:`~SqlDirectory.settle`: record what the sends did, in one transaction (a copy whose
+   send failed for now is freed there for the retry, then the error propagates).
+
+A dropped message is step 1 alone; a bounce for an expired reject-mode alias adds its own record.
 """
 
 from __future__ import annotations
@@ -16,7 +24,17 @@ from datetime import datetime
 from typing import Any
 
 from forwarder.adapters.senders import Sender
-from forwarder.adapters.sql.directory import ClaimState, DeliveryKey, MessageMeta, ResolvedAlias, SqlDirectory, Target
+from forwarder.adapters.sql.directory import (
+    Claim,
+    ClaimState,
+    DeliveryKey,
+    Finished,
+    MessageMeta,
+    Opening,
+    ResolvedAlias,
+    SqlDirectory,
+    Target,
+)
 from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts, forward, prepare
 from forwarder.core.validator import SESV2_MAX_BYTES
 from forwarder.errors import DeliveryInProgress, PermanentSendError
@@ -42,6 +60,17 @@ class Inbound:
     raw_key: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What the core decided for one recipient, as :meth:`SqlDirectory.begin` acts on it."""
+
+    #: FORWARDED: claim the destinations; anything else is recorded.
+    decision: Decision
+    result: Result
+    #: An expired reject-mode alias: the core's decision, which ``decision`` (bounce or drop) replaces.
+    expired: Decision | None = None
+
+
 class Forwarder:
     def __init__(
         self,
@@ -65,23 +94,35 @@ class Forwarder:
         self._now = clock
         self._log = outcome_log or OutcomeLog()
 
+    def _result(self, message: Prepared, inbound: Inbound, resolved: ResolvedAlias | None) -> Result:
+        state = resolved.state if resolved is not None else None
+        try:
+            return forward(message, state, inbound.verdicts, self.policy, self._now(), self.max_bytes)
+        except Exception as exc:  # a bug in the core must not lose the message silently
+            logger.exception("core failed on message %s", inbound.message_id)
+            return Result(
+                Decision(Outcome.DROPPED_INVALID, f"internal error while rewriting: {exc.__class__.__name__}")
+            )
+
     def evaluate(self, message: Prepared, inbound: Inbound, recipient: str) -> tuple[ResolvedAlias | None, Result]:
         """Resolve, decide and rewrite for one recipient: what the Lambda does before sending."""
         resolved = self.directory.resolve(recipient)
-        state = resolved.state if resolved is not None else None
-        try:
-            result = forward(message, state, inbound.verdicts, self.policy, self._now(), self.max_bytes)
-        except Exception as exc:  # a bug in the core must not lose the message silently
-            logger.exception("core failed on message %s", inbound.message_id)
-            result = Result(
-                Decision(Outcome.DROPPED_INVALID, f"internal error while rewriting: {exc.__class__.__name__}")
-            )
-        return resolved, result
+        return resolved, self._result(message, inbound, resolved)
 
     def preview(self, raw: bytes, inbound: Inbound) -> list[tuple[str, Result]]:
         """Everything :meth:`process` decides, without claiming, sending or recording."""
         message = prepare(raw, inbound.mail_from)
         return [(r, self.evaluate(message, inbound, r)[1]) for r in _unique(inbound.recipients)]
+
+    def _plan(self, message: Prepared, inbound: Inbound, resolved: ResolvedAlias | None) -> _Plan:
+        """The decision :meth:`SqlDirectory.begin` runs inside its transaction (pure)."""
+        result = self._result(message, inbound, resolved)
+        if result.outcome in EXPIRED_OUTCOMES and resolved is not None and resolved.expired_action == "reject":
+            decision = decide_expired_reject(result.decision, inbound.verdicts, can_bounce=self.bouncer is not None)
+            return _Plan(decision, result, expired=result.decision)
+        if result.decision.forwards and self.sender is None:
+            raise RuntimeError("this Forwarder has no sender; use preview()")
+        return _Plan(result.decision, result)
 
     def process(self, raw: bytes, inbound: Inbound) -> list[Report]:
         """Forward ``raw`` to every recipient's destinations, exactly once each.
@@ -96,23 +137,26 @@ class Forwarder:
             logger.exception("core failed to read message %s", inbound.message_id)
             meta = MessageMeta("", "", len(raw), inbound.received_at, inbound.raw_key)
             failed = Decision(Outcome.DROPPED_INVALID, f"internal error while reading: {exc.__class__.__name__}")
+            plan = _Plan(failed, Result(failed))
             for recipient in _unique(inbound.recipients):
-                reports.append(self._record(inbound, recipient, self.directory.resolve(recipient), meta, failed))
+                opening = self.directory.begin(inbound.message_id, recipient, meta, lambda _resolved: plan)
+                reports.append(self._recorded(inbound, recipient, opening, meta))
             self._log_all(reports, started)
             return reports
         meta = MessageMeta(message.sender, message.subject, len(raw), inbound.received_at, inbound.raw_key)
         for recipient in _unique(inbound.recipients):
-            resolved, result = self.evaluate(message, inbound, recipient)
-            # Notices go out as each outcome is recorded, not at the end: should a later send raise,
-            # the retry would find these outcomes recorded (duplicates) and tell nobody.
-            if result.outcome in EXPIRED_OUTCOMES and resolved is not None and resolved.expired_action == "reject":
-                done = [self._reject_expired(inbound, recipient, resolved, meta, result.decision)]
-                self._notify(done, meta)
-            elif result.outcome is not Outcome.FORWARDED or resolved is None or result.outgoing is None:
-                done = [self._record(inbound, recipient, resolved, meta, result.decision)]
-                self._notify(done, meta)
+            opening = self.directory.begin(
+                inbound.message_id, recipient, meta, lambda resolved: self._plan(message, inbound, resolved)
+            )
+            # Notices go out once each outcome is recorded: should a later send raise, the retry
+            # would find these outcomes recorded (duplicates) and tell nobody.
+            if opening.recorded is None:
+                done = self._deliver(inbound, recipient, opening, meta)
             else:
-                done = self._deliver(inbound, recipient, resolved, meta, result.outgoing.as_bytes(), result.repairs)
+                done = [self._recorded(inbound, recipient, opening, meta)]
+                if opening.plan.expired is not None:
+                    done = [self._bounce(inbound, opening.plan.expired, done[0], meta)]
+                self._notify(done, meta)
             reports.extend(done)
         self._log_all(reports, started)
         return reports
@@ -139,34 +183,29 @@ class Forwarder:
         for report in reports:
             self._log.outcome(report, elapsed_ms)
 
-    def _record(
-        self, inbound: Inbound, recipient: str, resolved: ResolvedAlias | None, meta: MessageMeta, decision: Decision
-    ) -> Report:
-        alias_id = resolved.alias_id if resolved is not None else None
-        key = DeliveryKey(inbound.message_id, recipient, 0)
-        fresh = self.directory.record(key, alias_id, meta, decision.outcome, decision.reason)
+    @staticmethod
+    def _recorded(inbound: Inbound, recipient: str, opening: Opening[_Plan], meta: MessageMeta) -> Report:
+        """The report of a message-level outcome :meth:`SqlDirectory.begin` recorded."""
+        decision = opening.recorded or opening.plan.decision
         return Report(
             inbound.message_id,
             recipient,
-            alias_id,
+            opening.resolved.alias_id if opening.resolved is not None else None,
             None,
             decision.outcome,
             decision.reason,
             meta.bytes_in,
-            duplicate=not fresh,
+            duplicate=not opening.fresh,
         )
 
-    def _reject_expired(
-        self, inbound: Inbound, recipient: str, resolved: ResolvedAlias, meta: MessageMeta, expired: Decision
-    ) -> Report:
-        """Bounce (at most once) or drop mail to an expired reject-mode alias (forwarder/flows/expired_reject.py)."""
-        decision = decide_expired_reject(expired, inbound.verdicts, can_bounce=self.bouncer is not None)
-        report = self._record(inbound, recipient, resolved, meta, decision)
-        if report.duplicate or decision.outcome is not Outcome.BOUNCED_EXPIRED or self.bouncer is None:
+    def _bounce(self, inbound: Inbound, expired: Decision, report: Report, meta: MessageMeta) -> Report:
+        """Bounce (at most once) mail to an expired reject-mode alias, once its outcome is recorded
+        (forwarder/flows/expired_reject.py)."""
+        if report.duplicate or report.outcome is not Outcome.BOUNCED_EXPIRED or self.bouncer is None:
             return report
-        key = DeliveryKey(inbound.message_id, recipient, 0)
+        key = DeliveryKey(inbound.message_id, report.recipient, 0)
         try:
-            bounce_id = self.bouncer.bounce(inbound.message_id, recipient)
+            bounce_id = self.bouncer.bounce(inbound.message_id, report.recipient)
         except Exception as exc:  # never retried: a second bounce is worse than none
             logger.error("the bounce for message %s could not be sent: %s", inbound.message_id, exc.__class__.__name__)
             failed = Decision(
@@ -174,69 +213,48 @@ class Forwarder:
             )
             self.directory.finish(key, failed.outcome, failed.reason)
             return Report(
-                report.message_id, recipient, report.alias_id, None, failed.outcome, failed.reason, meta.bytes_in
+                report.message_id, report.recipient, report.alias_id, None, failed.outcome, failed.reason, meta.bytes_in
             )
-        self.directory.finish(key, decision.outcome, decision.reason, provider_message_id=bounce_id or None)
+        self.directory.finish(key, report.outcome, report.reason, provider_message_id=bounce_id or None)
         return Report(
             report.message_id,
-            recipient,
+            report.recipient,
             report.alias_id,
             None,
-            decision.outcome,
-            decision.reason,
+            report.outcome,
+            report.reason,
             meta.bytes_in,
             provider_message_id=bounce_id or None,
         )
 
+    @staticmethod
     def _paused(
-        self,
-        inbound: Inbound,
-        recipient: str,
-        resolved: ResolvedAlias,
-        meta: MessageMeta,
-        key: DeliveryKey,
-        target: Target,
+        inbound: Inbound, recipient: str, alias_id: int, meta: MessageMeta, target: Target, fresh: bool
     ) -> Report:
-        """Record, without sending, that ``target`` is paused (a bounce or complaint stopped it)."""
-        when = target.paused_at.strftime("%Y-%m-%d %H:%M UTC") if target.paused_at else "earlier"
-        why = f": {target.pause_reason}" if target.pause_reason else ""
-        reason = f"destination paused on {when}{why}"
-        fresh = self.directory.record(key, resolved.alias_id, meta, Outcome.DROPPED_PAUSED, reason)
+        """The report of a paused destination (a bounce or complaint stopped it), recorded unsent."""
         return Report(
             inbound.message_id,
             recipient,
-            resolved.alias_id,
+            alias_id,
             target.destination_id,
             Outcome.DROPPED_PAUSED,
-            redact(reason, target.email, target.destination_id),
+            redact(target.pause_note, target.email, target.destination_id),
             meta.bytes_in,
             duplicate=not fresh,
         )
 
-    def _deliver(
-        self,
-        inbound: Inbound,
-        recipient: str,
-        resolved: ResolvedAlias,
-        meta: MessageMeta,
-        data: bytes,
-        repairs: tuple[str, ...],
-    ) -> list[Report]:
-        if self.sender is None:
-            raise RuntimeError("this Forwarder has no sender; use preview()")
+    def _deliver(self, inbound: Inbound, recipient: str, opening: Opening[_Plan], meta: MessageMeta) -> list[Report]:
+        """Send every copy :meth:`SqlDirectory.begin` claimed, then record them all at once."""
+        assert opening.resolved is not None and self.sender is not None  # begin() claims for a forwarded plan only
+        resolved, outgoing = opening.resolved, opening.plan.result.outgoing
+        data = outgoing.as_bytes() if outgoing is not None else b""
         reports: list[Report] = []
-
-        def add(report: Report) -> None:
-            reports.append(report)
-            self._notify([report], meta)
-
-        # paused ones last: the first claim of a message is the one that counts it for the alias
-        for target in sorted(resolved.targets, key=lambda t: t.paused):
+        finished: list[Finished] = []
+        retry: tuple[DeliveryKey, str] | None = None
+        failure: Exception | None = None
+        untried: tuple[tuple[Target, Claim], ...] = ()
+        for index, (target, claim) in enumerate(opening.claims):
             key = DeliveryKey(inbound.message_id, recipient, target.destination_id)
-            if target.paused:
-                add(self._paused(inbound, recipient, resolved, meta, key, target))
-                continue
-            claim = self.directory.claim(key, resolved.alias_id, meta)
             base: dict[str, Any] = dict(
                 message_id=inbound.message_id,
                 recipient=recipient,
@@ -244,37 +262,32 @@ class Forwarder:
                 destination_id=target.destination_id,
                 bytes_in=meta.bytes_in,
             )
-            if claim.state is ClaimState.LIMIT:
-                limit = Decision(Outcome.DROPPED_EXPIRED_COUNT, "the alias reached its message limit")
-                add(self._record(inbound, recipient, resolved, meta, limit))
-                break
-            if claim.state is ClaimState.RATE_LIMITED:
-                reason = claim.window.reason() if claim.window else "an hourly or daily message limit was reached"
-                limited = Decision(Outcome.DROPPED_RATE_LIMITED, reason)
-                add(self._record(inbound, recipient, resolved, meta, limited))
-                break
             if claim.state is ClaimState.DONE:
-                add(Report(**base, outcome=Outcome(claim.outcome), reason="already delivered", duplicate=True))  # type: ignore[call-arg]  # lookup by value
+                done = Outcome(claim.outcome)  # type: ignore[call-arg]  # lookup by value
+                reports.append(Report(**base, outcome=done, reason="already delivered", duplicate=True))
                 continue
             if claim.state is ClaimState.BUSY:
-                raise DeliveryInProgress(f"message {inbound.message_id} to destination {target.destination_id}")
+                failure = DeliveryInProgress(f"message {inbound.message_id} to destination {target.destination_id}")
+                break
             try:
                 provider_id = self.sender.send(data, sender=resolved.state.address, recipient=target.email)
             except PermanentSendError as exc:
-                self.directory.finish(key, Outcome.FAILED_REJECTED, str(exc))
+                finished.append(Finished(key, Outcome.FAILED_REJECTED, str(exc)))
                 # the delivery log may name the address (its owner reads it); the outcome line may not
                 reason = redact(str(exc), target.email, target.destination_id)
-                add(Report(**base, outcome=Outcome.FAILED_REJECTED, reason=reason))
+                reports.append(Report(**base, outcome=Outcome.FAILED_REJECTED, reason=reason))
                 continue
             except Exception as exc:  # retryable or unexpected: free the claim, let the caller retry
-                self.directory.release(key, f"{exc.__class__.__name__}: {exc}")
+                retry = (key, f"{exc.__class__.__name__}: {exc}")
+                untried = opening.claims[index + 1 :]
                 # whoever logs the error (retry line, Lambda error) must not see the address either
                 exc.args = tuple(
                     redact(a, target.email, target.destination_id) if isinstance(a, str) else a for a in exc.args
                 )
-                raise
-            self.directory.finish(key, Outcome.FORWARDED, "forwarded", len(data), provider_id)
-            add(
+                failure = exc
+                break
+            finished.append(Finished(key, Outcome.FORWARDED, "forwarded", len(data), provider_id))
+            reports.append(
                 Report(
                     **base,
                     outcome=Outcome.FORWARDED,
@@ -282,9 +295,20 @@ class Forwarder:
                     bytes_out=len(data),
                     resent=claim.state is ClaimState.RESUMED,
                     provider_message_id=provider_id,
-                    repairs=repairs,
+                    repairs=opening.plan.result.repairs,
                 )
             )
+        # after a failed send, the copies not tried are given back: the retry claims them afresh
+        unsent = [
+            (DeliveryKey(inbound.message_id, recipient, target.destination_id), claim)
+            for target, claim in untried
+            if claim.state in (ClaimState.NEW, ClaimState.RESUMED)
+        ]
+        self.directory.settle(finished, retry, unsent)
+        reports += [self._paused(inbound, recipient, resolved.alias_id, meta, t, fresh) for t, fresh in opening.paused]
+        self._notify(reports, meta)
+        if failure is not None:
+            raise failure
         return reports
 
 

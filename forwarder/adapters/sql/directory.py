@@ -1,5 +1,20 @@
 """The SQL side of forwarding: resolve aliases, claim deliveries, record outcomes.
 
+One message costs each recipient (alias) these round trips (forwarder/flows/forward.py):
+
+1. :meth:`SqlDirectory.begin`, one transaction: resolve the alias and its verified destinations,
+   let the caller decide (the core's pure ``forward()``), then either record the message-level
+   outcome (a drop) or claim every unpaused destination, count the message once (``max_messages``
+   and the rate-limit windows) and record the paused destinations as ``dropped-paused``;
+2. the caller sends each claimed copy (no transaction);
+3. :meth:`SqlDirectory.settle`, one transaction: record what every send did, and free for a retry
+   the claim whose send failed for now.
+
+A drop is step 1 alone. Rarely, step 1 takes more than one transaction: a new rate-limit window is
+opened in a transaction of its own, then the message is counted again; a claim that lost a race
+with another worker's for the same copy starts over and finds that claim; a message over a limit is
+rolled back and recorded as dropped; a catch-all alias is created first.
+
 Idempotency lives here (warehouse's "check the event id before acting"). Before a message is sent
 to a destination, a delivery row ``(inbound message id, alias address, destination)`` is inserted
 with the state ``pending`` and committed; the unique constraint on those three columns means only
@@ -18,25 +33,30 @@ cannot be told apart from a failed send; mail is never lost, so such a message m
 (``attempts`` > 1 on a forwarded row counts those).
 
 Message-level outcomes (unknown alias, spam, ...) are rows with ``destination_key`` 0.
+
+Lock order (MariaDB): a transaction that writes the alias row (the message count, the blocked and
+forwarded counts) does so before it inserts or updates delivery rows. An insert's foreign key check
+takes a shared lock on the alias row; two transactions each holding one, then both updating the
+row, deadlock.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.adapters.sql import limit_windows
 from forwarder.adapters.sql.user_domains import UserDomains
-from forwarder.core import AliasState, Outcome
+from forwarder.core import AliasState, Decision, Outcome
 from forwarder.core.decide import expiry
 from forwarder.errors import DatabaseUnavailable
 from forwarder.flows.mail_limits import MailLimits, Window
@@ -61,6 +81,13 @@ class Target:
     @property
     def paused(self) -> bool:
         return self.paused_at is not None
+
+    @property
+    def pause_note(self) -> str:
+        """The reason a ``dropped-paused`` row gives (it may name the address: its owner reads it)."""
+        when = self.paused_at.strftime("%Y-%m-%d %H:%M UTC") if self.paused_at else "earlier"
+        why = f": {self.pause_reason}" if self.pause_reason else ""
+        return f"destination paused on {when}{why}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +147,73 @@ class Claim:
     attempts: int = 1
     #: RATE_LIMITED: the limit reached (None: a redelivery of a message dropped for it before)
     window: Window | None = None
+
+    @property
+    def dropped(self) -> Decision:
+        """LIMIT or RATE_LIMITED: the message-level outcome recorded in place of the claims."""
+        if self.state is ClaimState.LIMIT:
+            return Decision(Outcome.DROPPED_EXPIRED_COUNT, "the alias reached its message limit")
+        reason = self.window.reason() if self.window else "an hourly or daily message limit was reached"
+        return Decision(Outcome.DROPPED_RATE_LIMITED, reason)
+
+
+class Planned(Protocol):
+    """What the caller of :meth:`SqlDirectory.begin` decided for a recipient: FORWARDED claims the
+    alias's destinations, anything else is recorded as the message's outcome."""
+
+    @property
+    def decision(self) -> Decision: ...
+
+
+P = TypeVar("P", bound=Planned)
+
+
+@dataclass(frozen=True, slots=True)
+class Opening(Generic[P]):
+    """What :meth:`SqlDirectory.begin` did for one recipient."""
+
+    resolved: ResolvedAlias | None
+    #: The caller's decision, made on ``resolved``.
+    plan: P
+    #: The message-level outcome recorded: the plan's, or a limit reached in place of the claims.
+    #: None: the destinations were claimed.
+    recorded: Decision | None = None
+    #: Whether ``recorded`` is new (False: this message was recorded before).
+    fresh: bool = True
+    #: The unpaused destinations in order, each with its claim (NEW, RESUMED or DONE); a BUSY one
+    #: ends the list, the destinations after it are not claimed.
+    claims: tuple[tuple[Target, Claim], ...] = ()
+    #: The paused destinations, recorded as ``dropped-paused``, each with whether its row is new.
+    paused: tuple[tuple[Target, bool], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What the send of a claimed copy did (:meth:`SqlDirectory.settle`)."""
+
+    key: DeliveryKey
+    outcome: Outcome
+    reason: str
+    bytes_out: int | None = None
+    provider_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    claims: tuple[tuple[Target, Claim], ...]
+    paused: tuple[tuple[Target, bool], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Again:
+    """A claim rolled back, to start over once ``missing`` windows are open (none: a race was lost,
+    the next attempt finds the other worker's row)."""
+
+    missing: tuple[Window, ...] = ()
+
+
+#: Attempts of a claim: a new window is opened, a race for a row is lost, a catch-all alias is made.
+_ATTEMPTS = 5
 
 
 def alias_state(alias: Any, destination_count: int | None = None) -> AliasState:
@@ -208,16 +302,17 @@ _RESOLVE = (
     .order_by(_destinations.c.id)
 )
 
-#: Whether this (message, alias) has a row yet: the message is counted with its first one. The
-#: message-level row (destination_key 0) comes first, if there is one.
-_ANY_OF_MESSAGE = (
-    select(_deliveries.c.destination_key, _deliveries.c.outcome)
-    .where(
-        _deliveries.c.inbound_message_id == bindparam("p_message_id"),
-        _deliveries.c.recipient == bindparam("p_recipient"),
-    )
-    .order_by(_deliveries.c.destination_key)
-    .limit(1)
+#: The rows of this (message, alias): the message is counted with its first one, and a row found
+#: is taken over rather than inserted.
+_OF_MESSAGE = select(
+    _deliveries.c.id,
+    _deliveries.c.destination_key,
+    _deliveries.c.outcome,
+    _deliveries.c.attempts,
+    _deliveries.c.updated_at,
+).where(
+    _deliveries.c.inbound_message_id == bindparam("p_message_id"),
+    _deliveries.c.recipient == bindparam("p_recipient"),
 )
 
 _INSERT = insert(_deliveries)
@@ -233,7 +328,9 @@ _COUNT_MESSAGE = (
 )
 
 _COUNT_BLOCKED = (
-    update(_aliases).where(_aliases.c.id == bindparam("p_alias_id")).values(blocked_count=_aliases.c.blocked_count + 1)
+    update(_aliases)
+    .where(_aliases.c.id == bindparam("p_alias_id"))
+    .values(blocked_count=_aliases.c.blocked_count + bindparam("p_count"))
 )
 
 _COUNT_FORWARDED = (
@@ -241,8 +338,6 @@ _COUNT_FORWARDED = (
     .where(_aliases.c.id == bindparam("p_alias_id"))
     .values(forwarded_count=_aliases.c.forwarded_count + 1)
 )
-
-_CLAIMED = select(_deliveries.c.id, _deliveries.c.outcome, _deliveries.c.attempts, _deliveries.c.updated_at).where(_KEY)
 
 #: Take a row over, only if nobody changed it since it was read.
 _TAKE_OVER = (
@@ -280,6 +375,14 @@ _FINISH = (
         provider_message_id=bindparam("p_provider_message_id"),
         updated_at=bindparam("p_now"),
     )
+)
+
+#: A claim left unsent taken back: a new row goes, a row taken over is retry again.
+_WITHDRAW = delete(_deliveries).where(_KEY, _deliveries.c.outcome == PENDING)
+_GIVE_BACK = (
+    update(_deliveries)
+    .where(_KEY, _deliveries.c.outcome == PENDING)
+    .values(outcome=RETRY, attempts=_deliveries.c.attempts - 1, updated_at=bindparam("p_now"))
 )
 
 _RELEASE = (
@@ -345,8 +448,8 @@ class SqlDirectory:
         self.limits = limits or MailLimits()
         # SQLite lets one writer in at a time and makes the others sleep in its busy handler (1 ms,
         # then 2, 5, 10...); threads of this process queue on a lock instead and go in as soon as
-        # the writer before them commits. Other processes still meet the busy timeout. Reentrant:
-        # claim() takes a row over (_take_over) from inside its own rolled-back write transaction.
+        # the writer before them commits. Other processes still meet the busy timeout. begin()
+        # takes it on a connection it opened (and read on) before.
         self._write_lock: AbstractContextManager[Any] = (
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
@@ -388,11 +491,15 @@ class SqlDirectory:
         return self.user_domains.accepts(domain)
 
     def resolve(self, address: str) -> ResolvedAlias | None:
+        """The alias at ``address`` (made from its domain's catch-all if need be), or None."""
         with self._connection() as connection:
             rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
         if not rows and self.user_domains.catch_all(address, self._now()):
             with self._connection() as connection:
                 rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
+        return self._resolved(rows)
+
+    def _resolved(self, rows: Sequence[Any]) -> ResolvedAlias | None:
         if not rows:
             return None
         targets = tuple(
@@ -403,6 +510,64 @@ class SqlDirectory:
         return self.user_domains.hold(
             ResolvedAlias(rows[0].id, alias_state(rows[0], len(targets)), targets, rows[0].expired_action or "drop")
         )
+
+    def begin(
+        self, message_id: str, recipient: str, meta: MessageMeta, decide: Callable[[ResolvedAlias | None], P]
+    ) -> Opening[P]:
+        """Resolve ``recipient``, decide, and claim or record, in one transaction (the module docstring).
+
+        ``decide`` is pure and fast: it runs before the transaction writes, and again should an
+        attempt start over and find the alias changed. The claims count the message once, against
+        the alias's ``max_messages`` and in the windows of :attr:`limits`; over either, nothing is
+        claimed and the message-level outcome is recorded instead (:attr:`Opening.recorded`).
+        """
+        address = Alias.normalize_address(recipient)
+        planned: tuple[ResolvedAlias | None, P] | None = None
+        catch_all = self.user_domains.catch_all_accepts(recipient)
+        for _ in range(_ATTEMPTS):
+            opened: Opening[P] | _Again | None = None
+            with self._connection() as connection:
+                rows = connection.execute(_RESOLVE, {"p_address": address}).all()
+                if rows or not catch_all:
+                    resolved = self._resolved(rows)
+                    if planned is None or planned[0] != resolved:
+                        planned = (resolved, decide(resolved))
+                    # decided before the writes: on SQLite, the lock is held by writers alone
+                    with self._write_lock:
+                        opened = self._open(connection, message_id, address, meta, *planned)
+            if isinstance(opened, Opening):
+                return opened
+            if opened is None:  # an unknown address on a catch-all domain: made now, or never
+                catch_all = False
+                self.user_domains.catch_all(recipient, self._now())
+            else:
+                self._open_windows(opened.missing)
+        raise DatabaseUnavailable("the message could not be claimed (its rate-limit windows, a race); retry")
+
+    def _open(
+        self,
+        connection: Connection,
+        message_id: str,
+        address: str,
+        meta: MessageMeta,
+        resolved: ResolvedAlias | None,
+        plan: P,
+    ) -> Opening[P] | _Again:
+        """The writing half of :meth:`begin`, on its connection."""
+        key = DeliveryKey(message_id, address)
+        decision = plan.decision
+        if resolved is None or not decision.forwards:
+            alias_id = resolved.alias_id if resolved is not None else None
+            fresh = self._record_in(connection, key, alias_id, meta, decision.outcome, decision.reason)
+            return Opening(resolved, plan, decision, fresh)
+        claimed = self._claim_in(connection, key, resolved.alias_id, meta, resolved.targets, self._now())
+        if isinstance(claimed, _Again):
+            return claimed
+        if isinstance(claimed, Claim):  # over a limit: rolled back, or nothing written
+            dropped = claimed.dropped
+            fresh = self._record_in(connection, key, resolved.alias_id, meta, dropped.outcome, dropped.reason)
+            return Opening(resolved, plan, dropped, fresh)
+        return Opening(resolved, plan, claims=claimed.claims, paused=claimed.paused)
 
     def _values(
         self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: str, reason: str
@@ -427,93 +592,170 @@ class SqlDirectory:
             "updated_at": now,
         }
 
+    def _record_in(
+        self,
+        connection: Connection,
+        key: DeliveryKey,
+        alias_id: int | None,
+        meta: MessageMeta,
+        outcome: Outcome,
+        reason: str,
+    ) -> bool:
+        try:
+            # the alias row first (the module docstring): the insert's foreign key check then needs no lock
+            if alias_id is not None and outcome.blocked:
+                connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id, "p_count": 1})
+            connection.execute(_INSERT, self._values(key, alias_id, meta, outcome.value, reason))
+            connection.commit()
+        except IntegrityError:
+            connection.rollback()
+            return False
+        return True
+
     def record(self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: Outcome, reason: str) -> bool:
         """Record a message-level outcome once; False when this message was recorded before."""
         with self._connection(write=True) as connection:
-            try:
-                # the alias row first (see claim): the insert's foreign key check then needs no lock
-                if alias_id is not None and outcome.blocked:
-                    connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id})
-                connection.execute(_INSERT, self._values(key, alias_id, meta, outcome.value, reason))
-                connection.commit()
-            except IntegrityError:
-                connection.rollback()
-                return False
-        return True
+            return self._record_in(connection, key, alias_id, meta, outcome, reason)
 
     def claim(self, key: DeliveryKey, alias_id: int, meta: MessageMeta) -> Claim:
-        """Take the right to send ``key``; see the module docstring for the states.
-
-        The first claim of a (message, alias) counts the message, in the same transaction: against
-        the alias's ``max_messages`` (LIMIT) and in the windows of :attr:`limits` (RATE_LIMITED).
-        Either way nothing is claimed or counted, and the caller records the message-level outcome;
-        a redelivery of a message dropped as rate-limited is RATE_LIMITED again, never sent.
+        """Take the right to send ``key`` alone; see the module docstring for the states, and
+        :meth:`begin` for the counting. Over a limit (LIMIT, RATE_LIMITED) nothing is claimed or
+        counted, and the caller records the message-level outcome; a redelivery of a message
+        dropped as rate-limited is RATE_LIMITED again, never sent.
         """
-        values = self._values(key, alias_id, meta, PENDING, "")
-        now = self._now()
-        for _ in range(3):  # a first message of a window opens it, then counts again
+        for _ in range(_ATTEMPTS):
             with self._connection(write=True) as connection:
-                prior = connection.execute(
-                    _ANY_OF_MESSAGE, {"p_message_id": key.message_id, "p_recipient": values["recipient"]}
-                ).first()
-                if (
-                    prior is not None
-                    and prior.destination_key == 0
-                    and (prior.outcome == Outcome.DROPPED_RATE_LIMITED.value)
-                ):
-                    return Claim(ClaimState.RATE_LIMITED, prior.outcome)
-                # The alias row is updated before the delivery row is inserted: the insert's
-                # foreign key check takes a shared lock on the alias row (MariaDB), and two claims
-                # each holding one, then both updating the row, deadlock. The insert still decides
-                # first: a worker that waited for another's claim of this key takes it over.
-                counted = (
-                    connection.execute(_COUNT_MESSAGE, {"p_alias_id": alias_id, "p_now": now}).rowcount
-                    if prior is None
-                    else 1
+                claimed = self._claim_in(
+                    connection, key, alias_id, meta, (Target(key.destination_id, ""),), self._now()
                 )
-                try:
-                    connection.execute(_INSERT, values)
-                except IntegrityError:
-                    connection.rollback()
-                    return self._take_over(key)
-                if counted != 1:
-                    connection.rollback()
-                    return Claim(ClaimState.LIMIT)
-                missing: list[Window] = []
-                if prior is None:
-                    full, missing = limit_windows.count(connection, self.limits, alias_id, now)
-                    if full is not None:
-                        connection.rollback()
-                        return Claim(ClaimState.RATE_LIMITED, window=full)
-                if not missing:
-                    connection.commit()
-                    return Claim(ClaimState.NEW)
-                connection.rollback()
-            self._open_windows(missing)
+            if isinstance(claimed, Claim):
+                return claimed
+            if isinstance(claimed, _Claimed):
+                return claimed.claims[0][1]
+            self._open_windows(claimed.missing)
         raise DatabaseUnavailable("the message's rate-limit windows could not be opened; retry")
 
-    def _open_windows(self, windows: list[Window]) -> None:
+    def _claim_in(
+        self,
+        connection: Connection,
+        key: DeliveryKey,
+        alias_id: int,
+        meta: MessageMeta,
+        targets: Sequence[Target],
+        now: datetime,
+    ) -> _Claimed | Claim | _Again:
+        """Claim the unpaused ``targets`` and record the paused ones, committed (:class:`_Claimed`);
+        or a limit reached, rolled back (:class:`Claim` LIMIT or RATE_LIMITED); or start over."""
+        found = connection.execute(_OF_MESSAGE, {"p_message_id": key.message_id, "p_recipient": key.recipient}).all()
+        rows = {row.destination_key: row for row in found}
+        if 0 in rows and rows[0].outcome == Outcome.DROPPED_RATE_LIMITED.value:
+            return Claim(ClaimState.RATE_LIMITED, rows[0].outcome)
+        sending = [t for t in targets if not t.paused]
+        paused = [t for t in targets if t.paused]
+        first = not rows and bool(sending)  # the message's first claim counts it
+        # The alias row is updated before any delivery row is inserted (the module docstring). The
+        # inserts still decide first: a worker that waited for another's claim of this message
+        # starts over, finds that claim and takes it over (or finds it busy).
+        counted = connection.execute(_COUNT_MESSAGE, {"p_alias_id": alias_id, "p_now": now}).rowcount if first else 1
+        new_paused = [t for t in paused if t.destination_id not in rows]
+        if new_paused:
+            connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id, "p_count": len(new_paused)})
+        claims: list[tuple[Target, Claim]] = []
+        try:
+            for target in sending:
+                copy = DeliveryKey(key.message_id, key.recipient, target.destination_id)
+                row = rows.get(target.destination_id)
+                if row is None:
+                    connection.execute(_INSERT, self._values(copy, alias_id, meta, PENDING, ""))
+                    claim = Claim(ClaimState.NEW)
+                else:
+                    claim = self._take_over(connection, row, now)
+                claims.append((target, claim))
+                if claim.state is ClaimState.BUSY:
+                    break
+            for target in new_paused:
+                copy = DeliveryKey(key.message_id, key.recipient, target.destination_id)
+                values = self._values(copy, alias_id, meta, Outcome.DROPPED_PAUSED.value, target.pause_note)
+                connection.execute(_INSERT, values)
+        except IntegrityError:
+            connection.rollback()
+            return _Again()
+        if counted != 1:
+            connection.rollback()
+            return Claim(ClaimState.LIMIT)
+        if first:
+            full, missing = limit_windows.count(connection, self.limits, alias_id, now)
+            if full is not None or missing:
+                connection.rollback()
+                return _Again(tuple(missing)) if full is None else Claim(ClaimState.RATE_LIMITED, window=full)
+        connection.commit()
+        return _Claimed(tuple(claims), tuple((t, t in new_paused) for t in paused))
+
+    def _open_windows(self, windows: Sequence[Window]) -> None:
         """Open each new window in a transaction of its own (see :func:`limit_windows.open_window`)."""
         for window in windows:
             with self._connection(write=True) as connection:
                 limit_windows.open_window(connection, window)
 
-    def _take_over(self, key: DeliveryKey) -> Claim:
-        now = self._now()
-        with self._connection(write=True) as connection:
-            row = connection.execute(_CLAIMED, _key_params(key)).one()
-            if row.outcome not in (PENDING, RETRY):
-                return Claim(ClaimState.DONE, row.outcome, row.attempts)
-            stale = row.outcome == PENDING and row.updated_at <= now - self._claim_timeout
-            if row.outcome == PENDING and not stale:
-                return Claim(ClaimState.BUSY, row.outcome, row.attempts)
-            taken = connection.execute(
-                _TAKE_OVER, {"p_id": row.id, "p_outcome": row.outcome, "p_updated_at": row.updated_at, "p_now": now}
-            )
-            connection.commit()
+    def _take_over(self, connection: Connection, row: Any, now: datetime) -> Claim:
+        """Claim a copy whose row exists (``row``, from :data:`_OF_MESSAGE`), if nobody holds it."""
+        if row.outcome not in (PENDING, RETRY):
+            return Claim(ClaimState.DONE, row.outcome, row.attempts)
+        stale = row.outcome == PENDING and row.updated_at <= now - self._claim_timeout
+        if row.outcome == PENDING and not stale:
+            return Claim(ClaimState.BUSY, row.outcome, row.attempts)
+        taken = connection.execute(
+            _TAKE_OVER, {"p_id": row.id, "p_outcome": row.outcome, "p_updated_at": row.updated_at, "p_now": now}
+        )
         if taken.rowcount != 1:
             return Claim(ClaimState.BUSY, PENDING, row.attempts)
         return Claim(ClaimState.RESUMED, PENDING, row.attempts + 1)
+
+    def settle(
+        self,
+        finished: Sequence[Finished],
+        retry: tuple[DeliveryKey, str] | None = None,
+        unsent: Sequence[tuple[DeliveryKey, Claim]] = (),
+    ) -> None:
+        """Record what the sends of one message did, in one transaction. ``retry``: a claimed copy
+        whose send failed for now, and why, freed for a later attempt; ``unsent``: the claims left
+        unsent after it, taken back as if never taken (a NEW row goes, a RESUMED one is retry again)."""
+        if not finished and retry is None and not unsent:
+            return
+        now = self._now()
+        with self._connection(write=True) as connection:
+            self._finish_in(connection, finished, now)
+            if retry is not None:
+                key, reason = retry
+                connection.execute(_RELEASE, {**_key_params(key), "p_reason": _reason(reason), "p_now": now})
+            for key, claim in unsent:
+                statement = _WITHDRAW if claim.state is ClaimState.NEW else _GIVE_BACK
+                params = _key_params(key) if claim.state is ClaimState.NEW else {**_key_params(key), "p_now": now}
+                connection.execute(statement, params)
+            connection.commit()
+
+    def _finish_in(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> None:
+        rows = [connection.execute(_TO_FINISH, _key_params(done.key)).one() for done in finished]
+        # the alias row first (the module docstring); a message counts once as forwarded
+        counted: set[int] = set()
+        for done, row in zip(finished, rows, strict=True):
+            if done.outcome is not Outcome.FORWARDED or row.alias_id is None or row.forwarded_before:
+                continue
+            if row.alias_id not in counted:
+                connection.execute(_COUNT_FORWARDED, {"p_alias_id": row.alias_id})
+                counted.add(row.alias_id)
+        for done, row in zip(finished, rows, strict=True):
+            connection.execute(
+                _FINISH,
+                {
+                    "p_id": row.id,
+                    "p_outcome": done.outcome.value,
+                    "p_reason": _reason(done.reason),
+                    "p_bytes_out": done.bytes_out,
+                    "p_provider_message_id": done.provider_message_id,
+                    "p_now": now,
+                },
+            )
 
     def finish(
         self,
@@ -523,26 +765,9 @@ class SqlDirectory:
         bytes_out: int | None = None,
         provider_message_id: str | None = None,
     ) -> None:
-        now = self._now()
-        with self._connection(write=True) as connection:
-            row = connection.execute(_TO_FINISH, _key_params(key)).one()
-            if outcome is Outcome.FORWARDED and row.alias_id is not None and not row.forwarded_before:
-                connection.execute(_COUNT_FORWARDED, {"p_alias_id": row.alias_id})
-            connection.execute(
-                _FINISH,
-                {
-                    "p_id": row.id,
-                    "p_outcome": outcome.value,
-                    "p_reason": _reason(reason),
-                    "p_bytes_out": bytes_out,
-                    "p_provider_message_id": provider_message_id,
-                    "p_now": now,
-                },
-            )
-            connection.commit()
+        """Record the outcome of one claimed row (:meth:`settle` for one)."""
+        self.settle([Finished(key, outcome, reason, bytes_out, provider_message_id)])
 
     def release(self, key: DeliveryKey, reason: str) -> None:
         """Mark a claimed delivery for retry after a temporary failure."""
-        with self._connection(write=True) as connection:
-            connection.execute(_RELEASE, {**_key_params(key), "p_reason": _reason(reason), "p_now": self._now()})
-            connection.commit()
+        self.settle([], (key, reason))

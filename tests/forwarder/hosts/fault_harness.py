@@ -12,14 +12,14 @@ SQLite database file. What is fake:
   statement, so SQLAlchemy meets a really closed connection, invalidates it, and ``SqlDirectory``
   raises ``DatabaseUnavailable``;
 - the crash: :class:`FakeSesV2` accepts a send, then raises :class:`SimulatedCrash` (a
-  ``BaseException``, like the runtime dying), before ``finish`` records it;
+  ``BaseException``, like the runtime dying), before ``settle`` records it;
 - :class:`LambdaEmulator`: asynchronous invocation. Each event is invoked; one in ten is delivered
   twice; an invocation that raises is invoked again after 1 and 3 minutes (MaximumRetryAttempts 2),
   then an invocation record with the event goes to the dead-letter queue fake. Time is a fake clock
   that the in-invocation backoff sleeps advance; claims are taken over at once (claim timeout 0).
 
 A failure after SES accepted a copy but before the delivery row recorded it (the crash, or a
-disconnect inside ``finish``) cannot be told apart from a failed send: the next attempt sends again.
+disconnect inside ``settle``) cannot be told apart from a failed send: the next attempt sends again.
 Mail is never lost, so such a message may be sent twice; :class:`FaultReport` counts those copies as
 ``ambiguous``, apart from ``duplicated`` copies that no such failure explains.
 
@@ -110,8 +110,9 @@ class Faults:
     fired: Counter[str] = field(default_factory=Counter)
     #: (message, destination) -> what happened to it, in order: "sent" or "post-send-failure".
     history: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
-    #: A copy SES accepted whose delivery row is not committed yet.
-    unrecorded: tuple[str, str] | None = None
+    #: The copies SES accepted whose delivery rows are not committed yet (a message's copies are
+    #: all sent, then recorded in one transaction).
+    unrecorded: list[tuple[str, str]] = field(default_factory=list)
     _db_target: int = 0
     _db_count: int = 0
     _db_typical: int = 8
@@ -156,20 +157,20 @@ class Faults:
         if self._db_count != self._db_target or not self.due("db"):
             return False
         self.fired["db"] += 1
-        if self.unrecorded is not None:  # inside finish: SES has the copy, the row does not
-            self.history[self.unrecorded].append("post-send-failure")
-            self.fired["post-send"] += 1
-            self.unrecorded = None
+        self._lose_unrecorded()  # inside settle: SES has the copies, the rows do not
         return True
 
     def committed(self) -> None:
-        self.unrecorded = None
+        self.unrecorded.clear()
 
     def invocation_failed(self) -> None:
-        if self.unrecorded is not None:  # an error after the send, before its row was committed
-            self.history[self.unrecorded].append("post-send-failure")
+        self._lose_unrecorded()  # an error after the sends, before their rows were committed
+
+    def _lose_unrecorded(self) -> None:
+        for key in self.unrecorded:
+            self.history[key].append("post-send-failure")
             self.fired["post-send"] += 1
-            self.unrecorded = None
+        self.unrecorded.clear()
 
 
 def _client_error(operation: str, code: str, status: int, message: str) -> ClientError:
@@ -227,7 +228,7 @@ class FakeSesV2:
             return {"MessageId": f"ses-{self.accepted}"}
         key = (found.group(1).decode(), Destination["ToAddresses"][0])
         faults.history[key].append("sent")
-        faults.unrecorded = key
+        faults.unrecorded.append(key)
         if faults.due("crash"):
             faults.fired["crash"] += 1
             raise SimulatedCrash(f"the runtime died after SES accepted {key}")

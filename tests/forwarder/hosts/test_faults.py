@@ -105,7 +105,7 @@ def test_the_accounting_catches_a_forwarder_that_sends_a_redelivery_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Claims that never say DONE: every duplicate delivery sends again, and the report says so."""
-    monkeypatch.setattr(SqlDirectory, "_take_over", lambda self, key: Claim(ClaimState.RESUMED, "pending", 2))
+    monkeypatch.setattr(SqlDirectory, "_take_over", lambda self, *row: Claim(ClaimState.RESUMED, "pending", 2))
     emulator = LambdaEmulator(tmp_path, 10, SEED, fault_rate=0.0, duplicate_rate=1.0)
     report = emulator.run()
 

@@ -134,16 +134,16 @@ def test_a_database_outage_is_retried_then_raised(env: Env) -> None:
     env.put(PREFIX + "m1", MESSAGE)
     time, sender = FakeTime(), MemorySender()
     runtime = runtime_with(env, sender, time)
-    resolves = {"n": 0}
+    begins = {"n": 0}
 
-    def down(address: str) -> Any:
-        resolves["n"] += 1
+    def down(*args: Any) -> Any:
+        begins["n"] += 1
         raise DatabaseUnavailable("database error: OperationalError")
 
-    runtime.forwarder.directory.resolve = down  # type: ignore[method-assign]
+    runtime.forwarder.directory.begin = down  # type: ignore[method-assign]
     with pytest.raises(DatabaseUnavailable):
         runtime.invoke(ses_event("m1", ALIAS), emit=lambda _: None, context=context(30, time))
-    assert resolves["n"] == runtime.retry.max_attempts
+    assert begins["n"] == runtime.retry.max_attempts
     assert sender.sent == []
 
 
