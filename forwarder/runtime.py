@@ -4,7 +4,7 @@ Every host asks it for what it runs on:
 
     forwarder/hosts/lambda_handler.py   Runtime.build(settings, aws_session=..., ses_inbound=True)
     forwarder/hosts/queue_worker.py     (through the CLI's ``othermail worker``, as the Lambda)
-    forwarder/hosts/onebox.py           Runtime.build(settings, sender=..., migrate=True)
+    forwarder/hosts/onebox.py           Runtime.build(settings, sender=...), after migrating the schema
     forwarder/cli/                      CliContext.runtime()
     web/                                create_app(..., runtime=Runtime.build(settings))
 
@@ -63,16 +63,9 @@ class Runtime:
         self.__dict__.update(parts)
 
     @classmethod
-    def build(cls, settings: Settings, *, migrate: bool = False, **parts: Any) -> Runtime:
-        """The runtime for ``settings``; ``migrate`` brings the database schema up to date first
-        (the one box and ``othermail run``; the Lambda and the web app expect it migrated)."""
-        runtime = cls(settings, **parts)
-        if migrate:
-            import migrations
-
-            runtime.prepare_data_dir()
-            migrations.upgrade(settings.resolved_database_url)
-        return runtime
+    def build(cls, settings: Settings, **parts: Any) -> Runtime:
+        """The runtime for ``settings``, with ``parts`` handed in ready-made."""
+        return cls(settings, **parts)
 
     def prepare_data_dir(self) -> None:
         """Make the data folder an embedded SQLite database lives in."""

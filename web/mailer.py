@@ -20,8 +20,8 @@ from email.message import EmailMessage
 from flask import Flask, current_app, render_template
 
 from forwarder import accounts
-from forwarder.adapters.senders import Sender
 from forwarder.errors import MailNotSent, RecipientCapped, SettingsError
+from forwarder.ports import Sender
 from web import ratelimit
 from web.db import runtime
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from forwarder.adapters.senders import MaildirSender, Sender, SesV1Sender, SesV2Sender
+from forwarder.adapters.aws.ses import SesV1Sender, SesV2Sender
+from forwarder.adapters.senders import MaildirSender
 from forwarder.adapters.smtp.sender import SmtpSender
 from forwarder.errors import SettingsError
+from forwarder.ports import Sender
 from forwarder.settings import Settings
 
 

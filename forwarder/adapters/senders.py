@@ -69,7 +69,3 @@ class MaildirSender:
             return self._maildir.add(b"Delivered-To: " + recipient.encode("utf-8") + eol + raw)
         except OSError as exc:
             raise SendRetryable(f"writing to the outbox {self.path} failed: {exc}") from exc
-
-
-from forwarder.adapters.aws.ses import RETRYABLE_CODES, SesV1Sender, SesV2Sender  # noqa: E402,F401  (the old home)
-from forwarder.ports import Sender  # noqa: E402,F401  (the old home)

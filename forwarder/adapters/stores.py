@@ -101,6 +101,3 @@ class MemoryStore:
             return self.objects[key]
         except KeyError:
             raise MessageNotFound(f"no raw message {key!r}") from None
-
-
-from forwarder.adapters.aws.s3 import S3Store  # noqa: E402,F401  (the old home)

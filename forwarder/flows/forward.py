@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from forwarder.adapters.senders import Sender
 from forwarder.adapters.sql.directory import (
     Claim,
     ClaimState,
@@ -41,7 +40,7 @@ from forwarder.errors import DeliveryInProgress, PermanentSendError
 from forwarder.flows.expired_reject import EXPIRED_OUTCOMES, decide_expired_reject
 from forwarder.flows.notices import Notifier, Unforwarded
 from forwarder.flows.outcome_log import OutcomeLog, Report, redact
-from forwarder.ports import Bouncer
+from forwarder.ports import Bouncer, Sender
 
 logger = logging.getLogger("othermail.pipeline")
 

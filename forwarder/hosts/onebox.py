@@ -15,11 +15,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from forwarder.adapters.senders import Sender
 from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
 from forwarder.errors import AddressInUse
 from forwarder.hosts.dispatch import Dispatcher
 from forwarder.ops.metrics import RETRY, SKIPPED, prometheus_text
+from forwarder.ports import Sender
 from forwarder.runtime import Runtime
 from forwarder.settings import Settings
 
@@ -85,7 +85,11 @@ class OneBox:
         self.settings = settings
         self.host = host or settings.smtp_host
         #: Everything built from the settings (forwarder/runtime.py); the web app shares it.
-        self.runtime = Runtime.build(settings, migrate=True, **({"sender": sender} if sender is not None else {}))
+        import migrations  # not in the Lambda's zip: only the one box migrates on start
+
+        self.runtime = Runtime.build(settings, **({"sender": sender} if sender is not None else {}))
+        self.runtime.prepare_data_dir()
+        migrations.upgrade(settings.resolved_database_url)
         self.engine = self.runtime.engine
         self.sender = self.runtime.sender
         self.metrics = self.runtime.metrics

@@ -44,6 +44,16 @@ FIRST_PARTY = ("forwarder", "models", "migrations", "web")
 #: First-party packages the Lambda may carry; a traced import of anything else is an error.
 ALLOWED = ("forwarder", "models")
 NEVER = ("forwarder.cli", "forwarder.samples", "web", "migrations")
+#: The one box's own parts, which forwarder/runtime.py builds on first use only (``Runtime.spool``,
+#: ``Runtime.authenticator``): the Lambda never asks for them, so the trace does not follow the
+#: runtime's deferred imports into them and the zip does not carry them (nor dkimpy and pyspf).
+ONE_BOX_ONLY = (
+    "forwarder.adapters.inbound_auth",
+    "forwarder.adapters.local",
+    "forwarder.adapters.smtp.ingress",
+    "forwarder.adapters.smtp.server",
+    "forwarder.adapters.smtp.tls",
+)
 #: Third-party top-level imports the handler may make: the distribution to install, or None when
 #: Lambda's Python runtime provides it.
 THIRD_PARTY: dict[str, str | None] = {"sqlalchemy": "sqlalchemy", "boto3": None, "botocore": None}
@@ -92,7 +102,7 @@ def trace_handler(root: Path | None = None, entry: str = HANDLER) -> Trace:
         for package in FIRST_PARTY:  # a path with the project's packages and nothing else
             if (root / package / "__init__.py").is_file():
                 (Path(scratch) / package).symlink_to(root / package, target_is_directory=True)
-        finder = modulefinder.ModuleFinder(path=[scratch])
+        finder = modulefinder.ModuleFinder(path=[scratch], excludes=list(ONE_BOX_ONLY))
         finder.import_hook(entry)
         modules: dict[str, Path] = {}
         for name, module in finder.modules.items():

@@ -204,8 +204,8 @@ def code_actions(modules: list[Path]) -> dict[str, set[str]]:
 def test_the_code_scan_finds_the_forwarders_calls() -> None:
     found = code_actions(lambda_modules())
     assert {"s3:GetObject", "ses:SendEmail", "ses:SendRawEmail", "secretsmanager:GetSecretValue"} <= set(found), found
-    assert "forwarder/adapters/stores.py" in found["s3:GetObject"]
-    assert "forwarder/adapters/senders.py" in found["ses:SendEmail"]
+    assert "forwarder/adapters/aws/s3.py" in found["s3:GetObject"]
+    assert "forwarder/adapters/aws/ses.py" in found["ses:SendEmail"]
     assert "forwarder/adapters/aws/secrets.py" in found["secretsmanager:GetSecretValue"]
 
 

@@ -342,8 +342,10 @@ def test_a_mail_service_that_fails_is_a_clear_message_and_a_log_line_never_a_500
 def test_no_sender_configured_is_a_clear_message_not_a_500(app: Flask, ann: FlaskClient) -> None:
     from dataclasses import replace
 
-    app.extensions.pop("othermail.sender")
-    app.config["SETTINGS"] = replace(app.config["SETTINGS"], sender="smtp", relay_host="")
+    from forwarder.runtime import Runtime
+
+    settings = replace(app.config["SETTINGS"], sender="smtp", relay_host="")  # no relay named
+    app.extensions["othermail.runtime"] = Runtime.build(settings, engine=app.extensions["othermail.engine"])
     response = add(ann, "me@real.example")
     assert response.status_code == 302 and "could not send" in ann.get(INDEX).get_data(as_text=True)
 

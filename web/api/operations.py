@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from flask import request
 
-from web.api import common
+import web.api.common as common
 from web.api.blueprint import bp
 from web.api.schemas import NO_NUL, Body, Json, Resource
 

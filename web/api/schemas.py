@@ -13,8 +13,8 @@ from datetime import datetime
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
+import web.api.common as common
 from models import Alias, limits
-from web.api import common
 from web.services import activity
 from web.services import aliases as alias_service
 

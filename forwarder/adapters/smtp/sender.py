@@ -1,6 +1,6 @@
 """The SMTP relay sender: STARTTLS or implicit TLS, AUTH, one kept connection per thread.
 
-It keeps the :class:`forwarder.adapters.senders.Sender` interface and passes the same interface tests as
+It keeps the :class:`forwarder.ports.Sender` interface and passes the same interface tests as
 the other senders (tests/forwarder/adapters/test_sender_interface.py).
 """
 

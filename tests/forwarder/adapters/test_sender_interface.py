@@ -38,10 +38,12 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from moto.ses.models import ses_backends
 
+from forwarder.adapters.aws.ses import SesV1Sender, SesV2Sender
 from forwarder.adapters.outbound import build_sender
-from forwarder.adapters.senders import MaildirSender, MemorySender, Sender, SesV1Sender, SesV2Sender
+from forwarder.adapters.senders import MaildirSender, MemorySender
 from forwarder.adapters.smtp.sender import SmtpSender, queue_id_from_reply, wire_line_breaks
 from forwarder.errors import PermanentSendError, RetryableError, SendRetryable, SettingsError
+from forwarder.ports import Sender
 from forwarder.settings import Settings
 from tests.forwarder.adapters.smtp.smtp_sink import Certificate, SmtpSink, self_signed_certificate
 from tests.support.factories import AWS_ACCOUNT as ACCOUNT

@@ -15,7 +15,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
-from forwarder.adapters.senders import MaildirSender, SesV1Sender, SesV2Sender
+from forwarder.adapters.aws.ses import SesV1Sender, SesV2Sender
+from forwarder.adapters.senders import MaildirSender
 from forwarder.errors import PermanentSendError, RetryableError, SendRetryable
 
 REGION = "us-east-1"

@@ -18,8 +18,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from forwarder.adapters.aws.s3 import S3Store
 from forwarder.adapters.local.spool import Spool
-from forwarder.adapters.stores import LocalStore, MemoryStore, S3Store
+from forwarder.adapters.stores import LocalStore, MemoryStore
 from forwarder.errors import MessageNotFound, RetryableError, StoreUnavailable
 from tests.support.factories import fake_aws_credentials
 

@@ -13,8 +13,8 @@ from moto import mock_aws
 from moto.ses.models import ses_backends
 
 from forwarder.accounts import ensure_destination, ensure_user
-from forwarder.adapters.senders import Sender
 from forwarder.hosts.lambda_handler import LambdaRuntime
+from forwarder.ports import Sender
 from forwarder.settings import Settings
 from models import Alias, make_engine, make_session_factory, utcnow
 from tests.support.databases import migrate

@@ -12,7 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import select
 
-from forwarder.adapters.senders import MemorySender, SesV2Sender
+from forwarder.adapters.aws.ses import SesV2Sender
+from forwarder.adapters.senders import MemorySender
 from forwarder.errors import DatabaseUnavailable, DeliveryInProgress, MessageNotFound, SendRetryable
 from forwarder.hosts import lambda_handler
 from models import Alias, Delivery, make_engine, make_session_factory

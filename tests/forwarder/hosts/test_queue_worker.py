@@ -29,7 +29,8 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from forwarder.adapters.senders import MemorySender, SesV2Sender
+from forwarder.adapters.aws.ses import SesV2Sender
+from forwarder.adapters.senders import MemorySender
 from forwarder.errors import SendRetryable
 from forwarder.hosts.lambda_handler import LambdaRuntime
 from forwarder.hosts.queue_worker import QueueWorker, backoff_seconds

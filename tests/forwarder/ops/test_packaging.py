@@ -17,10 +17,12 @@ REPO = Path(__file__).resolve().parents[3]
 
 def test_the_trace_follows_lazy_imports_and_stops_at_the_handlers_needs() -> None:
     trace = trace_handler(REPO)
-    assert "models.engine" in trace.modules  # imported inside LambdaRuntime.from_settings
+    assert "models.engine" in trace.modules  # imported inside Runtime.engine, on first use
     assert "forwarder.adapters.aws.secrets" in trace.modules
     assert set(trace.third_party) == {"sqlalchemy", "boto3", "botocore"}
-    assert "forwarder.hosts.lambda_handler" in trace.third_party["boto3"]
+    assert "forwarder.runtime" in trace.third_party["boto3"]  # Runtime.aws_session, on first use
+    # the runtime's one-box parts (Runtime.spool, .authenticator) are not followed (ONE_BOX_ONLY)
+    assert not [m for m in trace.modules if m.startswith("forwarder.adapters.inbound_auth")]
     assert not [m for m in trace.modules if m.startswith(("forwarder.cli", "web", "migrations"))]
     one_box = {
         "forwarder.hosts.onebox",

@@ -20,12 +20,12 @@ from forwarder.adapters.senders import MemorySender
 from forwarder.adapters.sql.directory import SqlDirectory
 from forwarder.core import Policy
 from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.runtime import Runtime
 from forwarder.settings import Settings
 from models import utcnow
 from tests.support.databases import migrate
 from tests.web.browser.live_server import CHROMIUM, CHROMIUM_ARGS, live_server
 from tests.web.conftest import PASSWORD, links_in
-from forwarder.runtime import Runtime
 from web import create_app
 
 if not Path(CHROMIUM).exists():

@@ -82,7 +82,9 @@ def test_the_listener_can_keep_raw_mail_in_s3(tmp_path: Path, monkeypatch: pytes
         with pytest.raises(StoreUnavailable):  # a bucket that is gone: 451 at DATA, nothing spooled
             Spool(
                 tmp_path / "other",
-                Runtime.build(Settings.from_env({"OTHERMAIL_STORE": "s3", "OTHERMAIL_S3_BUCKET": "missing-bucket"})).store,
+                Runtime.build(
+                    Settings.from_env({"OTHERMAIL_STORE": "s3", "OTHERMAIL_S3_BUCKET": "missing-bucket"})
+                ).store,
             ).accept(b"x", "", ("y@othermail.example",))
     with pytest.raises(Exception, match="OTHERMAIL_S3_BUCKET"):
-        Runtime.build(Settings.from_env({"OTHERMAIL_STORE": "s3"})).store
+        _ = Runtime.build(Settings.from_env({"OTHERMAIL_STORE": "s3"})).store
