@@ -7,28 +7,43 @@ place that picks the adapter behind each port from the settings, and tests hand 
     Sender        send one finished message to one recipient      adapters: senders, smtp.sender, aws.ses
     MailStore     read a raw inbound message by key              adapters: stores (S3, a folder, memory)
     WritableStore a MailStore the SMTP listener also writes to   adapters: stores, local.spool
+    Directory     resolve, decide, claim and count in one go;    adapters: sql.directory
+                  then record what the sends did, in one go
     AddressBook   what the SMTP listener asks at RCPT time       adapters: sql.directory
     OutcomeSink   where every message outcome is reported        flows: outcome_log
     Notifier      tells owners about mail that was not forwarded flows: notices
     Bouncer       bounces mail to an expired reject-mode alias   flows: expired_reject (SES SendBounce)
     FeedbackSink  applies an SES bounce or complaint             adapters: sql.feedback_store
     Clock         the current time, naive UTC (as the database stores it)
+
+The mail limits are counted by the Directory, in the transaction that claims a message
+(forwarder/flows/mail_limits.py holds the rules, forwarder/adapters/sql/limit_windows.py the SQL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from forwarder.core import Outcome
 
 if TYPE_CHECKING:
-    from forwarder.adapters.sql.directory import AddressStatus
+    from forwarder.adapters.sql.directory import (
+        AddressStatus,
+        DeliveryKey,
+        Finished,
+        MessageMeta,
+        Opening,
+        Planned,
+        ResolvedAlias,
+    )
     from forwarder.adapters.sql.feedback_store import Applied
     from forwarder.flows.feedback import Feedback
     from forwarder.flows.outcome_log import Report
+
+P = TypeVar("P", bound="Planned")
 
 #: The current time, naive UTC (``models.utcnow``); tests pass a fixed one.
 Clock = Callable[[], datetime]
@@ -49,6 +64,41 @@ class MailStore(Protocol):
 
 class WritableStore(MailStore, Protocol):
     def put(self, key: str, raw: bytes) -> None: ...
+
+
+class Directory(Protocol):
+    """The forward flow's database: one transaction before the sends, one after."""
+
+    def resolve(self, address: str) -> ResolvedAlias | None: ...
+
+    def begin(
+        self, message_id: str, recipient: str, meta: MessageMeta, decide: Callable[[ResolvedAlias | None], P]
+    ) -> Opening[P]:
+        """Resolve ``recipient``, run the pure ``decide`` on it, and record its drop or claim and
+        count its copies, in one transaction."""
+        ...
+
+    def settle(
+        self,
+        finished: Sequence[Finished],
+        retry: tuple[DeliveryKey, str] | None = None,
+        unsent: Sequence[tuple[DeliveryKey, Any]] = (),
+    ) -> None:
+        """Record what the sends did, in one transaction; free a copy to retry."""
+        ...
+
+    def finish(
+        self,
+        key: DeliveryKey,
+        outcome: Outcome,
+        reason: str,
+        bytes_out: int | None = None,
+        provider_message_id: str | None = None,
+    ) -> None: ...
+
+    def user_domain_names(self) -> tuple[str, ...]:
+        """The users' own domains mail is taken for, besides ``OTHERMAIL_DOMAINS``."""
+        ...
 
 
 class AddressBook(Protocol):

@@ -5,11 +5,11 @@ The Lambda handler, the SQS worker, the SMTP listener and the CLI all hand raw b
 module does the I/O around it through ports (a directory, a sender) and logs every outcome as one
 structured line. Each recipient costs the directory (forwarder/adapters/sql/directory.py):
 
-1. one :meth:`~SqlDirectory.begin`: resolve the alias, run the core's pure decision, and either
-   record a drop or claim every unpaused destination and count the message, in one transaction;
+1. one ``Directory.begin`` (forwarder/ports.py): resolve the alias, run the core's pure decision,
+   and either record a drop or claim every unpaused destination and count the message, in one transaction;
 2. one send per claimed copy;
-3. one :meth:`~SqlDirectory.settle`: record what the sends did, in one transaction (a copy whose
-   send failed for now is freed there for the retry, then the error propagates).
+3. one ``Directory.settle``: record what the sends did, in one transaction (a copy whose send
+   failed for now is freed there for the retry, then the error propagates).
 
 A dropped message is step 1 alone; a bounce for an expired reject-mode alias adds its own record.
 """
@@ -31,7 +31,6 @@ from forwarder.adapters.sql.directory import (
     MessageMeta,
     Opening,
     ResolvedAlias,
-    SqlDirectory,
     Target,
 )
 from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts, forward, prepare
@@ -40,7 +39,7 @@ from forwarder.errors import DeliveryInProgress, PermanentSendError
 from forwarder.flows.expired_reject import EXPIRED_OUTCOMES, decide_expired_reject
 from forwarder.flows.notices import Notifier, Unforwarded
 from forwarder.flows.outcome_log import OutcomeLog, Report, redact
-from forwarder.ports import Bouncer, Sender
+from forwarder.ports import Bouncer, Directory, Sender
 
 logger = logging.getLogger("othermail.pipeline")
 
@@ -61,7 +60,7 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What the core decided for one recipient, as :meth:`SqlDirectory.begin` acts on it."""
+    """What the core decided for one recipient, as :meth:`Directory.begin` acts on it."""
 
     #: FORWARDED: claim the destinations; anything else is recorded.
     decision: Decision
@@ -73,7 +72,7 @@ class _Plan:
 class Forwarder:
     def __init__(
         self,
-        directory: SqlDirectory,
+        directory: Directory,
         sender: Sender | None,
         policy: Policy,
         clock: Callable[[], datetime],
@@ -114,7 +113,7 @@ class Forwarder:
         return [(r, self.evaluate(message, inbound, r)[1]) for r in _unique(inbound.recipients)]
 
     def _plan(self, message: Prepared, inbound: Inbound, resolved: ResolvedAlias | None) -> _Plan:
-        """The decision :meth:`SqlDirectory.begin` runs inside its transaction (pure)."""
+        """The decision :meth:`Directory.begin` runs inside its transaction (pure)."""
         result = self._result(message, inbound, resolved)
         if result.outcome in EXPIRED_OUTCOMES and resolved is not None and resolved.expired_action == "reject":
             decision = decide_expired_reject(result.decision, inbound.verdicts, can_bounce=self.bouncer is not None)
@@ -184,7 +183,7 @@ class Forwarder:
 
     @staticmethod
     def _recorded(inbound: Inbound, recipient: str, opening: Opening[_Plan], meta: MessageMeta) -> Report:
-        """The report of a message-level outcome :meth:`SqlDirectory.begin` recorded."""
+        """The report of a message-level outcome :meth:`Directory.begin` recorded."""
         decision = opening.recorded or opening.plan.decision
         return Report(
             inbound.message_id,
@@ -243,7 +242,7 @@ class Forwarder:
         )
 
     def _deliver(self, inbound: Inbound, recipient: str, opening: Opening[_Plan], meta: MessageMeta) -> list[Report]:
-        """Send every copy :meth:`SqlDirectory.begin` claimed, then record them all at once."""
+        """Send every copy :meth:`Directory.begin` claimed, then record them all at once."""
         assert opening.resolved is not None and self.sender is not None  # begin() claims for a forwarded plan only
         resolved, outgoing = opening.resolved, opening.plan.result.outgoing
         data = outgoing.as_bytes() if outgoing is not None else b""

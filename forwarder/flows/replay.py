@@ -246,7 +246,7 @@ class MessageReplay:
         split = split_message(raw)
         recipients = known.recipients
         if not recipients:
-            domains = self.domains + self.forwarder.directory.user_domains.names()
+            domains = self.domains + self.forwarder.directory.user_domain_names()
             recipients = recipients_from_headers(split, domains)
         if not recipients:
             return Replayed(

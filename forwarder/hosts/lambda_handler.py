@@ -178,7 +178,7 @@ class LambdaRuntime:
         if job.recipients_from_headers:
             split = split_message(raw)
             # the service's domains and users' verified ones (forwarder/adapters/sql/user_domains.py)
-            domains = self.settings.domains + self.forwarder.directory.user_domains.names()
+            domains = self.settings.domains + self.forwarder.directory.user_domain_names()
             recipients = recipients_from_headers(split, domains)
             verdicts = verdicts_from_headers(split)
             if not recipients:

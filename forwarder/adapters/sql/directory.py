@@ -490,6 +490,9 @@ class SqlDirectory:
         """Whether mail for ``domain``, not one of the service's own, is accepted (a user's domain)."""
         return self.user_domains.accepts(domain)
 
+    def user_domain_names(self) -> tuple[str, ...]:
+        return self.user_domains.names()
+
     def resolve(self, address: str) -> ResolvedAlias | None:
         """The alias at ``address`` (made from its domain's catch-all if need be), or None."""
         with self._connection() as connection:
