@@ -17,6 +17,7 @@ OthermailError
 ├── NotAnEvent*              a dead-letter queue message holds no event to replay
 ├── DnsUnavailable           DNS could not answer (in time) when checking a sender: temporary, never a verdict
 ├── SesError                 SES refused or could not be reached while checking a domain
+├── SealError                a sealed contact address or Message-ID does not open, or a contact key is unusable
 ├── AccountError*            input the account rules cannot accept, with a message for the person who gave it
 ├── ServiceError*            a refused request: a stable ``code`` for the API, a message for people, a status
 │   └── MailNotSent          the service's own mail (verification, password reset) could not be sent
@@ -121,6 +122,10 @@ class SesError(OthermailError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
+
+
+class SealError(OthermailError):
+    """A sealed text does not open with any known key, or a contact key is unusable (forwarder/adapters/sealing.py)."""
 
 
 class AccountError(OthermailError, ValueError):

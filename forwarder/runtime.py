@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from forwarder.adapters.aws.s3 import S3Store
     from forwarder.adapters.inbound_auth import Authenticator
     from forwarder.adapters.local.spool import Spool
+    from forwarder.adapters.sealing import Sealer
     from forwarder.adapters.sql.directory import SqlDirectory
     from forwarder.adapters.sql.feedback_store import FeedbackStore
     from forwarder.flows.forward import Forwarder
@@ -44,6 +45,7 @@ PARTS = frozenset(
     {
         "engine", "sessions", "clock", "aws_session", "sender", "store", "directory", "metrics",
         "outcome_log", "notifier", "bouncer", "feedback", "forwarder", "spool", "authenticator",
+        "sealer",
     }
 )  # fmt: skip
 
@@ -108,6 +110,23 @@ class Runtime:
         from forwarder.adapters.sql.feedback_store import FeedbackRules, FeedbackStore
 
         return FeedbackStore(self.sessions, FeedbackRules.from_settings(self.settings), self.clock)
+
+    @cached_property
+    def sealer(self) -> Sealer:
+        """Seals contacts' addresses and the Message-ID map: ``OTHERMAIL_CONTACT_KEYS``, else (not on an
+        SES ingress, whose hosts share no folder) a key file made once in the data folder."""
+        from forwarder.adapters.sealing import Sealer, key_file
+        from forwarder.errors import SealError
+
+        if self.settings.contact_keys:
+            return Sealer(self.settings.contact_keys)
+        if self.ses_inbound:
+            raise SettingsError("OTHERMAIL_CONTACT_KEYS must be set here (othermail keys new makes an entry)")
+        path = self.settings.data_dir / "contact-keys"
+        try:
+            return Sealer(key_file(path))
+        except (SealError, OSError) as exc:
+            raise SettingsError(f"{path} must hold id:key entries, or set OTHERMAIL_CONTACT_KEYS: {exc}") from None
 
     # --- AWS, the sender and the mail store -----------------------------------------------------
 

@@ -88,7 +88,7 @@ def _database_url(value: str) -> str:
 
 
 #: Settings fields whose values ``repr`` never shows.
-_SECRET_FIELD = re.compile(r"password|token|secret|credential")
+_SECRET_FIELD = re.compile(r"password|token|secret|credential|contact_keys")
 
 
 def _redacted_url(value: str) -> str:
@@ -126,6 +126,22 @@ def _smtp_limits(env: Mapping[str, str]) -> SmtpLimits:
         session_seconds=_int(env, "SMTP_SESSION_SECONDS", int(default.session_seconds)),
         data_seconds=_int(env, "SMTP_DATA_SECONDS", int(default.data_seconds)),
     )
+
+
+def _contact_keys(env: Mapping[str, str]) -> tuple[tuple[str, bytes], ...]:
+    """OTHERMAIL_CONTACT_KEYS: ``id:key,id2:key2`` (the first seals; docs/configuration.md)."""
+    from forwarder.adapters.sealing import parse_keys
+    from forwarder.errors import SealError
+
+    raw = (env.get(PREFIX + "CONTACT_KEYS") or "").strip()
+    if not raw:
+        return ()
+    try:
+        return tuple(parse_keys(raw))
+    except SealError as exc:
+        raise SettingsError(
+            f"{PREFIX}CONTACT_KEYS must be id:key entries (othermail keys new): {exc.args[0]}"
+        ) from None
 
 
 def _tls_pair(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
@@ -223,6 +239,11 @@ class Settings:
     trusted_relays: tuple[str, ...] = ()
     #: HOST[:PORT] of the name server the inbound checks ask; empty: the system's.
     inbound_auth_resolver: str = ""
+    #: Keys that seal contacts' addresses and the Message-ID map, ``(id, 32 bytes)``, the first current;
+    #: empty: the one box keeps one in <data dir>/contact-keys (forwarder/runtime.py).
+    contact_keys: tuple[tuple[str, bytes], ...] = ()
+    #: Days a reply keeps finding the thread it answers (message_links rows expire after them).
+    thread_days: int = 180
 
     def __repr__(self) -> str:
         """Every field but secrets: the database URL without its password, and ``'***'`` for each
@@ -308,4 +329,6 @@ class Settings:
             trusted_authserv_id=_inbound_auth(env)[1],
             trusted_relays=_inbound_auth(env)[2],
             inbound_auth_resolver=(env.get(PREFIX + "INBOUND_AUTH_RESOLVER") or "").strip(),
+            contact_keys=_contact_keys(env),
+            thread_days=_int(env, "THREAD_DAYS", 180, minimum=1),
         )
