@@ -1,10 +1,12 @@
 """MkDocs hooks (mkdocs.yml, ``hooks:``): the pages that have one source in the code.
 
-- The configuration reference (docs/configuration.md) is checked against ``Settings.from_env``:
-  the build stops when a variable it reads has no row, when a row names a variable nothing reads,
-  or when a row's default is not the one ``Settings`` takes (setting a variable to its documented
-  default must change nothing); each ``OTHERMAIL_WEB_*`` it names must be a key web/ reads.
-  tests/docs/test_docs_site.py runs the same checks.
+- The configuration reference is generated from the metadata of ``Settings``' fields (each
+  field's variables, default and description, ``forwarder.settings.documented``) into
+  docs/configuration.md, where the page has ``MARKER``. The build stops when a field has no
+  metadata, when a variable ``Settings.from_env`` reads has no row, when a row names a variable
+  nothing reads, or when a row's default is not the one ``Settings`` takes (setting a variable to
+  its documented default must change nothing); each ``OTHERMAIL_WEB_*`` the page names must be a
+  key web/ reads. tests/docs/ runs the same checks.
 - The API reference is generated from ``web.api.openapi.document()``, the document the API
   serves and validates against: ``api/openapi.json`` as served, and ``api.md``, one section per
   route. Nothing here fetches anything, so the build works offline.
@@ -25,8 +27,8 @@ if str(ROOT) not in sys.path:
 
 PREFIX = "OTHERMAIL_"
 CONFIGURATION = ROOT / "docs" / "configuration.md"
-#: Read outside Settings, by the Lambdas' cold start (forwarder/adapters/aws/secrets.py) before Settings.
-READ_BEFORE_SETTINGS = ("OTHERMAIL_SSM_PATH", "OTHERMAIL_SECRETS_ARN")
+#: Where the generated settings table goes in docs/configuration.md.
+MARKER = "<!-- settings: generated from forwarder/settings.py by docs/hooks.py -->"
 
 
 class _Recording(Mapping[str, str]):
@@ -63,36 +65,66 @@ def settings_variables() -> set[str]:
     return {name for name in env.asked if name.startswith(PREFIX)}
 
 
-def configuration_rows(text: str) -> list[tuple[list[str], str]]:
-    """(variable names, default cell) of each row of the table under "## Settings"."""
-    section = text.split("## Settings", 1)[1].split("\n## ", 1)[0]
-    rows = []
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[0].startswith("`" + PREFIX):
-            rows.append((re.findall(r"`(OTHERMAIL_\w+)`", cells[0]), cells[1]))
-    return rows
+def reference_rows() -> list[Any]:
+    """The rows of the settings reference (``forwarder.settings.Documented``), in field order, then
+    the variables read before Settings."""
+    from dataclasses import fields
+
+    from forwarder.settings import READ_BEFORE_SETTINGS, Settings
+
+    rows = [row for item in fields(Settings) for row in item.metadata.get("documented", ())]
+    return rows + list(READ_BEFORE_SETTINGS)
 
 
-def configuration_problems(text: str | None = None) -> list[str]:
-    """What differs between the Settings table of docs/configuration.md and ``Settings``."""
-    from forwarder.errors import SettingsError
+def field_problems(cls: Any = None) -> list[str]:
+    """Each field of ``Settings`` (or dataclass ``cls``) has reference rows or names the field whose row covers it."""
+    from dataclasses import fields
+
     from forwarder.settings import Settings
 
-    rows = configuration_rows(CONFIGURATION.read_text() if text is None else text)
-    documented = [name for names, _ in rows for name in names]
+    cls = Settings if cls is None else cls
+    names = {item.name for item in fields(cls)}
+    problems = []
+    for item in fields(cls):
+        if item.metadata.get("documented_with") in names:
+            continue
+        rows = item.metadata.get("documented", ())
+        if not rows or not all(row.env and row.doc.strip() for row in rows):
+            problems.append(f"{cls.__name__}.{item.name}: no documented(row(...)) metadata with a description")
+    return problems
+
+
+def configuration_markdown(rows: list[Any] | None = None) -> str:
+    """The settings table that replaces ``MARKER`` in docs/configuration.md."""
+    out = ["| variable | default | meaning |", "|---|---|---|"]
+    for row in reference_rows() if rows is None else rows:
+        names = " / ".join(f"`{name}`" for name in row.env)
+        out.append(f"| {names} | {_cell(row.default)} | {_cell(row.doc)} |")
+    return "\n".join(out) + "\n"
+
+
+def configuration_problems(rows: list[Any] | None = None) -> list[str]:
+    """What differs between the reference rows and what ``Settings.from_env`` reads and defaults to."""
+    from forwarder.errors import SettingsError
+    from forwarder.settings import READ_BEFORE_SETTINGS, Settings
+
+    rows = reference_rows() if rows is None else rows
+    before = {name for row in READ_BEFORE_SETTINGS for name in row.env}
+    documented = [name for row in rows for name in row.env]
     read = settings_variables()
     problems = [
-        f"{name}: read by Settings.from_env, no row in docs/configuration.md" for name in sorted(read - set(documented))
+        f"{name}: read by Settings.from_env, not documented in Settings' field metadata"
+        for name in sorted(read - set(documented))
     ]
     problems += [
         f"{name}: documented, but Settings.from_env does not read it"
         for name in documented
-        if name not in read and name not in READ_BEFORE_SETTINGS
+        if name not in read and name not in before
     ]
     problems += [f"{name}: documented twice" for name in sorted({n for n in documented if documented.count(n) > 1})]
     baseline = Settings.from_env({})
-    for names, cell in rows:
+    for row in rows:
+        names, cell = row.env, row.default
         if cell.startswith("(none"):
             defaults = [""] * len(names)
         else:
@@ -100,7 +132,7 @@ def configuration_problems(text: str | None = None) -> list[str]:
         if len(defaults) != len(names) or any("<" in value or PREFIX in value for value in defaults):
             continue  # a default described in words (another variable, the data folder, the mode)
         for name, value in zip(names, defaults):
-            if name in READ_BEFORE_SETTINGS or name not in read:
+            if name in before or name not in read:
                 continue
             try:
                 differs = Settings.from_env({name: value}) != baseline
@@ -211,11 +243,19 @@ def item_parameters(document: Mapping[str, Any], path: str) -> list[Mapping[str,
 def on_pre_build(config: Any) -> None:
     from mkdocs.exceptions import PluginError
 
-    problems = configuration_problems() + web_setting_problems()
+    problems = field_problems() + configuration_problems() + web_setting_problems()
+    if MARKER not in CONFIGURATION.read_text():
+        problems.append(f"docs/configuration.md has no {MARKER} for the settings table")
     if problems:
         raise PluginError(
-            "docs/configuration.md disagrees with forwarder.settings.Settings:\n  " + "\n  ".join(problems)
+            "the configuration reference disagrees with forwarder.settings.Settings:\n  " + "\n  ".join(problems)
         )
+
+
+def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
+    if page.file.src_uri == "configuration.md":
+        return markdown.replace(MARKER, configuration_markdown())
+    return markdown
 
 
 def on_files(files: Any, config: Any) -> Any:

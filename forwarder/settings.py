@@ -1,7 +1,8 @@
 """Typed settings, read once from the environment at the edge (CLI start, Lambda cold start).
 
 Nothing in othermail reads ``os.environ`` anywhere else; everything else receives a ``Settings``.
-Every variable is listed in docs/configuration.md, which the docs build checks against this class.
+Each field's variables, default and description are its metadata (``documented``); docs/hooks.py
+generates the reference in docs/configuration.md from them and checks them against ``from_env``.
 """
 
 from __future__ import annotations
@@ -187,63 +188,508 @@ def _inbound_auth(env: Mapping[str, str]) -> tuple[str, str, tuple[str, ...]]:
 
 
 @dataclass(frozen=True)
+class Documented:
+    """One row of the configuration reference, which docs/hooks.py generates into
+    docs/configuration.md: the variables it covers, their default as Markdown (in words where it
+    depends on another setting or the mode) and what they do. The docs build checks each default
+    against ``Settings.from_env``."""
+
+    env: tuple[str, ...]
+    default: str
+    doc: str
+
+
+def row(*env: str, default: str, doc: str) -> Documented:
+    return Documented(env, default, doc)
+
+
+def documented(*rows: Documented) -> dict[str, tuple[Documented, ...]]:
+    """Field metadata: the reference rows of the variables ``from_env`` reads into the field."""
+    return {"documented": rows}
+
+
+def documented_with(name: str) -> dict[str, str]:
+    """Field metadata: the field's variable shares the row of field ``name``."""
+    return {"documented_with": name}
+
+
+#: Variables the Lambdas' cold start reads before Settings (forwarder/adapters/aws/secrets.py).
+READ_BEFORE_SETTINGS = (
+    row(
+        "OTHERMAIL_SSM_PATH",
+        default="(none)",
+        doc="Parameter Store path (e.g. `/othermail/production`) whose parameters, decrypted, are laid over the "
+        "environment at cold start ([Serverless](operator/serverless.md#packages-for-aws-lambda))",
+    ),
+    row(
+        "OTHERMAIL_SECRETS_ARN",
+        default="(none)",
+        doc="Secrets Manager secret (ARN or name) holding a JSON object of `OTHERMAIL_*` values, laid over the "
+        "environment and SSM",
+    ),
+)
+
+
+@dataclass(frozen=True)
 class Settings:
-    data_dir: Path = Path("var")
-    database_url: str = ""
-    domains: tuple[str, ...] = ("othermail.example",)
-    ses_api: str = "v2"
-    aws_region: str = "us-east-1"
-    s3_bucket: str = ""
-    s3_prefix: str = "inbound/"
-    ses_configuration_set: str = ""
-    sender: str = "ses"
-    outbox: Path = Path("var/outbox")
-    policy: Policy = field(default_factory=Policy)
-    claim_timeout_seconds: int = 900
-    mail_limits: MailLimits = DEFAULT_MAIL_LIMITS
+    data_dir: Path = field(
+        default=Path("var"),
+        metadata=documented(
+            row("OTHERMAIL_DATA_DIR", default="`var`", doc="folder for the SQLite database and the outbox")
+        ),
+    )
+    database_url: str = field(
+        default="",
+        metadata=documented(
+            row(
+                "OTHERMAIL_DATABASE_URL",
+                default="`sqlite:///<data dir>/othermail.db`",
+                doc="SQLAlchemy URL, e.g. `postgresql+psycopg://user@host/db`, `mysql+pymysql://user@host/db`",
+            )
+        ),
+    )
+    domains: tuple[str, ...] = field(
+        default=("othermail.example",),
+        metadata=documented(
+            row(
+                "OTHERMAIL_DOMAINS",
+                default="`othermail.example`",
+                doc="comma-separated alias domains; the first is the default",
+            )
+        ),
+    )
+    ses_api: str = field(
+        default="v2",
+        metadata=documented(
+            row(
+                "OTHERMAIL_SES_API",
+                default="`v2`",
+                doc="`v2` (SendEmail, raw, 40 MB) or `v1` (SendRawEmail, 10 MB)",
+            )
+        ),
+    )
+    aws_region: str = field(
+        default="us-east-1",
+        metadata=documented(
+            row("OTHERMAIL_AWS_REGION", default="`AWS_REGION`, else `us-east-1`", doc="region of SES and S3")
+        ),
+    )
+    s3_bucket: str = field(
+        default="",
+        metadata=documented(
+            row(
+                "OTHERMAIL_S3_BUCKET",
+                default="(none; required by the Lambda and the worker)",
+                doc="bucket the SES receipt rule writes to",
+            )
+        ),
+    )
+    s3_prefix: str = field(
+        default="inbound/",
+        metadata=documented(
+            row("OTHERMAIL_S3_PREFIX", default="`inbound/`", doc="object key prefix of that S3 action")
+        ),
+    )
+    ses_configuration_set: str = field(
+        default="",
+        metadata=documented(
+            row(
+                "OTHERMAIL_SES_CONFIGURATION_SET",
+                default="(none)",
+                doc="configuration set for sends (bounce and complaint events)",
+            )
+        ),
+    )
+    sender: str = field(
+        default="ses",
+        metadata=documented(
+            row(
+                "OTHERMAIL_SENDER",
+                default="`ses` for the Lambda and `othermail worker`, `outbox` for `othermail run`",
+                doc="outbound sender: `ses`, `outbox` (the local Maildir) or `smtp` (a relay, below)",
+            )
+        ),
+    )
+    outbox: Path = field(
+        default=Path("var/outbox"),
+        metadata=documented(row("OTHERMAIL_OUTBOX", default="`<data dir>/outbox`", doc="the local outbox Maildir")),
+    )
+    policy: Policy = field(
+        default_factory=Policy,
+        metadata=documented(
+            row("OTHERMAIL_DROP_SPAM", default="`true`", doc="drop mail whose SES spam verdict is FAIL"),
+            row("OTHERMAIL_DROP_DMARC_REJECT", default="`true`", doc="drop mail failing DMARC under a `reject` policy"),
+            row("OTHERMAIL_DROP_BOUNCES", default="`true`", doc="drop bounces addressed to aliases"),
+            row("OTHERMAIL_DROP_AUTO_REPLIES", default="`true`", doc="drop auto-replies addressed to aliases"),
+        ),
+    )
+    claim_timeout_seconds: int = field(
+        default=900,
+        metadata=documented(
+            row(
+                "OTHERMAIL_CLAIM_TIMEOUT_SECONDS",
+                default="`900`",
+                doc="after this, a delivery claimed by a dead worker is taken over",
+            )
+        ),
+    )
+    mail_limits: MailLimits = field(
+        default=DEFAULT_MAIL_LIMITS,
+        metadata=documented(
+            row(
+                "OTHERMAIL_LIMIT_ALIAS_PER_HOUR",
+                "OTHERMAIL_LIMIT_ALIAS_PER_DAY",
+                default="`100` / `500`",
+                doc="messages one alias forwards per UTC hour / day; `0`: no limit (see [Limits](limits.md))",
+            ),
+            row(
+                "OTHERMAIL_LIMIT_USER_PER_HOUR",
+                "OTHERMAIL_LIMIT_USER_PER_DAY",
+                default="`200` / `1000`",
+                doc="messages all the aliases of one user forward per UTC hour / day; `0`: no limit",
+            ),
+        ),
+    )
     # outbound SMTP relay (OTHERMAIL_SENDER=smtp)
-    relay_host: str = ""
-    relay_port: int = 587
-    relay_security: str = "starttls"
-    relay_username: str = ""
-    relay_password: str = ""
-    relay_timeout_seconds: int = 30
+    relay_host: str = field(
+        default="",
+        metadata=documented(
+            row(
+                "OTHERMAIL_RELAY_HOST",
+                default="(none; required by `smtp`)",
+                doc="host name of the SMTP relay (checked against its TLS certificate)",
+            )
+        ),
+    )
+    relay_port: int = field(
+        default=587,
+        metadata=documented(
+            row(
+                "OTHERMAIL_RELAY_PORT",
+                default="`587`",
+                doc="relay port: 587 for `starttls`, 465 for `tls`, 25 for `none`",
+            )
+        ),
+    )
+    relay_security: str = field(
+        default="starttls",
+        metadata=documented(
+            row(
+                "OTHERMAIL_RELAY_SECURITY",
+                default="`starttls`",
+                doc="`starttls` (required: no fallback to clear text), `tls` (implicit TLS) or `none`",
+            )
+        ),
+    )
+    relay_username: str = field(
+        default="",
+        metadata=documented(row("OTHERMAIL_RELAY_USERNAME", default="(none)", doc="AUTH user name; empty: no AUTH")),
+    )
+    relay_password: str = field(
+        default="", metadata=documented(row("OTHERMAIL_RELAY_PASSWORD", default="(none)", doc="AUTH password"))
+    )
+    relay_timeout_seconds: int = field(
+        default=30,
+        metadata=documented(
+            row(
+                "OTHERMAIL_RELAY_TIMEOUT_SECONDS",
+                default="`30`",
+                doc="timeout of each connection and command to the relay",
+            )
+        ),
+    )
     # inbound SMTP listener and where it keeps raw mail (one-box mode)
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 2525
-    smtp_max_bytes: int = 30 * 1024 * 1024
-    smtp_limits: SmtpLimits = field(default_factory=SmtpLimits)
+    smtp_host: str = field(
+        default="127.0.0.1",
+        metadata=documented(
+            row(
+                "OTHERMAIL_SMTP_HOST",
+                default="`127.0.0.1`",
+                doc="address the SMTP listener and the web app of `othermail run` bind to",
+            )
+        ),
+    )
+    smtp_port: int = field(
+        default=2525,
+        metadata=documented(
+            row(
+                "OTHERMAIL_SMTP_PORT",
+                default="`2525`",
+                doc="SMTP listener port (`--smtp-port` / `--port` override it)",
+            )
+        ),
+    )
+    smtp_max_bytes: int = field(
+        default=30 * 1024 * 1024,
+        metadata=documented(
+            row(
+                "OTHERMAIL_SMTP_MAX_BYTES",
+                default="`31457280` (30 MB)",
+                doc="largest message the listener accepts (SIZE; 552 above it)",
+            )
+        ),
+    )
+    smtp_limits: SmtpLimits = field(
+        default_factory=SmtpLimits,
+        metadata=documented(
+            row(
+                "OTHERMAIL_SMTP_MAX_FAILED_RCPT",
+                default="`10`",
+                doc="failed recipients (unknown alias, foreign domain) one SMTP session may have; the one that "
+                "reaches it is answered `421` and the connection closed; `0`: no cap",
+            ),
+            row(
+                "OTHERMAIL_SMTP_MAX_FAILED_RCPT_PER_IP",
+                default="`30`",
+                doc="failed recipients one client IP (an IPv6 client's /64, here and for the session cap) may have "
+                "within the window over all its sessions; at the cap, and while over it, every RCPT from it is "
+                "answered `421` and the connection closed; `0`: no cap",
+            ),
+            row(
+                "OTHERMAIL_SMTP_MAX_FAILED_RCPT_PER_NETWORK",
+                default="`100`",
+                doc="the same cap for a client's network (IPv4 /24, IPv6 /48), over all its addresses; `0`: no cap",
+            ),
+            row(
+                "OTHERMAIL_SMTP_FAILED_RCPT_GLOBAL",
+                default="`1000`",
+                doc="failed recipients from all clients within the window past which every RCPT (accepted ones "
+                "too) is answered after the longest tarpit delay, so a probe spread over many networks is slowed "
+                "down as well; `0`: no such budget",
+            ),
+            row("OTHERMAIL_SMTP_FAILED_RCPT_WINDOW_SECONDS", default="`600`", doc="that sliding window, in seconds"),
+            row(
+                "OTHERMAIL_SMTP_TARPIT_STEP_MS",
+                "OTHERMAIL_SMTP_TARPIT_MAX_MS",
+                default="`250` / `5000`",
+                doc="a failed recipient is answered after this delay per miss of the client IP in the window, up "
+                "to the maximum (other clients are served meanwhile); `0`: no delay",
+            ),
+            row(
+                "OTHERMAIL_SMTP_MAX_SESSIONS",
+                "OTHERMAIL_SMTP_MAX_SESSIONS_PER_IP",
+                default="`100` / `10`",
+                doc="open SMTP sessions in total / per client IP; a connection over either is greeted `421` and "
+                "closed; past 80% of the total, a client IP already holding 2 sessions is refused too, so the "
+                "last slots stay for others; `0`: no cap",
+            ),
+            row(
+                "OTHERMAIL_SMTP_SESSION_SECONDS",
+                "OTHERMAIL_SMTP_DATA_SECONDS",
+                default="`600` / `300`",
+                doc="absolute deadlines of an SMTP session (from connect) and of its DATA transfer (from the "
+                "`354`): at either the client is told `421 4.4.2` and the connection closed, however busy it is "
+                "(the idle timeout alone restarts with every byte); `0`: no deadline",
+            ),
+            row(
+                "OTHERMAIL_SMTP_SPILL_BYTES",
+                default="`1048576` (1 MB)",
+                doc="a DATA body larger than this is written to a file in the spool as it arrives instead of held "
+                "in memory",
+            ),
+        ),
+    )
     # STARTTLS on the listener: a PEM certificate (chain) and its key, both or neither
-    smtp_tls_cert: Path | None = None
-    smtp_tls_key: Path | None = None
-    store: str = "local"
-    store_dir: Path = Path("var/mail")
+    smtp_tls_cert: Path | None = field(
+        default=None,
+        metadata=documented(
+            row(
+                "OTHERMAIL_SMTP_TLS_CERT",
+                "OTHERMAIL_SMTP_TLS_KEY",
+                default="(none)",
+                doc="PEM certificate (chain) and private key for STARTTLS on the listener, both or neither; "
+                "re-read when either file changes (checked on each new connection), so a renewed certificate "
+                "needs no restart",
+            )
+        ),
+    )
+    smtp_tls_key: Path | None = field(default=None, metadata=documented_with("smtp_tls_cert"))
+    store: str = field(
+        default="local",
+        metadata=documented(
+            row(
+                "OTHERMAIL_STORE",
+                default="`local`",
+                doc="where the listener keeps raw mail: `local` (a folder) or `s3` (`OTHERMAIL_S3_BUCKET`)",
+            )
+        ),
+    )
+    store_dir: Path = field(
+        default=Path("var/mail"),
+        metadata=documented(row("OTHERMAIL_STORE_DIR", default="`<data dir>/mail`", doc="the local raw-mail folder")),
+    )
     # queue worker (EC2 mode: SES -> S3 -> SNS -> SQS)
-    queue_url: str = ""
-    queue_wait_seconds: int = 20
+    queue_url: str = field(
+        default="",
+        metadata=documented(
+            row(
+                "OTHERMAIL_QUEUE_URL",
+                default="(none; required by `othermail worker`)",
+                doc="the SQS queue the worker reads (`--queue-url` overrides it)",
+            )
+        ),
+    )
+    queue_wait_seconds: int = field(
+        default=20,
+        metadata=documented(
+            row(
+                "OTHERMAIL_QUEUE_WAIT_SECONDS",
+                default="`20`",
+                doc="long-poll wait of each receive, 0 to 20 (`--wait-seconds` overrides it)",
+            )
+        ),
+    )
     # one box: bearer token for /metrics; empty: /metrics answers loopback only
-    metrics_token: str = field(default="", repr=False)
+    metrics_token: str = field(
+        default="",
+        repr=False,
+        metadata=documented(
+            row(
+                "OTHERMAIL_METRICS_TOKEN",
+                default="(none)",
+                doc="bearer token `othermail run` wants on `/metrics`; without it, `/metrics` answers direct "
+                "loopback clients only (see [Observability](operator/one-box.md#observability))",
+            )
+        ),
+    )
     # SES feedback (forwarder/adapters/sql/feedback_store.py): soft bounces that pause a destination (0: never)
     # when each came within the window of the one before; what a complaint does to its alias
-    soft_bounce_limit: int = 3
-    soft_bounce_window_days: int = 7
-    complaint_action: str = "disable"
+    soft_bounce_limit: int = field(
+        default=3,
+        metadata=documented(
+            row(
+                "OTHERMAIL_SOFT_BOUNCE_LIMIT",
+                default="`3`",
+                doc="soft bounces, each within the window of the one before, that pause a destination; `0`: never",
+            )
+        ),
+    )
+    soft_bounce_window_days: int = field(
+        default=7,
+        metadata=documented(row("OTHERMAIL_SOFT_BOUNCE_WINDOW_DAYS", default="`7`", doc="that window, in days")),
+    )
+    complaint_action: str = field(
+        default="disable",
+        metadata=documented(
+            row(
+                "OTHERMAIL_COMPLAINT_ACTION",
+                default="`disable`",
+                doc="what a spam complaint does to the alias that carried the message: `disable` (switch it off) "
+                "or `count`",
+            )
+        ),
+    )
     # kept mail: days the store keeps raw messages (downloads, quarantine); notices to users
-    keep_days: int = 14
-    notices: bool = True
+    keep_days: int = field(
+        default=14,
+        metadata=documented(
+            row(
+                "OTHERMAIL_KEEP_DAYS",
+                default="`14`",
+                doc="days raw mail is kept for download and quarantine (one box prunes its store hourly; on AWS "
+                "set the stack's `RetentionDays` to the same)",
+            )
+        ),
+    )
+    notices: bool = field(
+        default=True,
+        metadata=documented(
+            row(
+                "OTHERMAIL_NOTICES",
+                default="`true`",
+                doc="send owners a notice when a message cannot be forwarded "
+                "([user guide](user-guide.md#kept-mail-notices-and-the-quarantine))",
+            )
+        ),
+    )
     #: The web app's address as users reach it ("https://mail.example.org"), for links in notices.
-    public_url: str = ""
+    public_url: str = field(
+        default="",
+        metadata=documented(
+            row(
+                "OTHERMAIL_PUBLIC_URL",
+                default="(none; `othermail run` uses its own web address)",
+                doc="the web app's address as users reach it: every link the service mails (notices, password "
+                "reset, destination verification) starts with it, never with the request's `Host`; the web app "
+                "answers only requests naming its host (Flask's `TRUSTED_HOSTS`; the one box also its listening "
+                "address, `127.0.0.1` and `localhost`) and any other `Host` gets 400. Required by the web app on "
+                "EC2 and Lambda, which cannot mail links without it",
+            )
+        ),
+    )
     # one box: how mail that arrives by SMTP is authenticated (forwarder/adapters/inbound_auth)
-    inbound_auth: str = "own"
-    trusted_authserv_id: str = ""
-    trusted_relays: tuple[str, ...] = ()
+    inbound_auth: str = field(
+        default="own",
+        metadata=documented(
+            row(
+                "OTHERMAIL_INBOUND_AUTH",
+                default="`own`",
+                doc="how the one box authenticates mail its SMTP listener receives: `own` (its own SPF, DKIM and "
+                "DMARC checks), `trusted-relay` (the `Authentication-Results` of the filter named below) or `off` "
+                "(no verdicts); see [One box](operator/one-box.md)",
+            )
+        ),
+    )
+    trusted_authserv_id: str = field(
+        default="",
+        metadata=documented(
+            row(
+                "OTHERMAIL_TRUSTED_AUTHSERV_ID",
+                default="(none; required by `trusted-relay`)",
+                doc="the authserv-id the filter in front writes in its `Authentication-Results` (e.g. its host name)",
+            )
+        ),
+    )
+    trusted_relays: tuple[str, ...] = field(
+        default=(),
+        metadata=documented(
+            row(
+                "OTHERMAIL_TRUSTED_RELAYS",
+                default="(none; required by `trusted-relay`)",
+                doc="comma-separated IP addresses or CIDR networks that filter connects from",
+            )
+        ),
+    )
     #: HOST[:PORT] of the name server the inbound checks ask; empty: the system's.
-    inbound_auth_resolver: str = ""
+    inbound_auth_resolver: str = field(
+        default="",
+        metadata=documented(
+            row(
+                "OTHERMAIL_INBOUND_AUTH_RESOLVER",
+                default="(the system's)",
+                doc="`HOST[:PORT]` of the name server the `own` checks ask (a local validating resolver is best)",
+            )
+        ),
+    )
     #: Keys that seal contacts' addresses and the Message-ID map, ``(id, 32 bytes)``, the first current;
     #: empty: the one box keeps one in <data dir>/contact-keys (forwarder/runtime.py).
-    contact_keys: tuple[tuple[str, bytes], ...] = ()
+    contact_keys: tuple[tuple[str, bytes], ...] = field(
+        default=(),
+        metadata=documented(
+            row(
+                "OTHERMAIL_CONTACT_KEYS",
+                default="(none; `othermail run` keeps one in `<data dir>/contact-keys`)",
+                doc="comma-separated `id:key` entries (a key is 32 random bytes in URL-safe base64; `othermail keys "
+                "new` prints one) that seal contacts' real addresses and the Message-ID map (AES-GCM) and key their "
+                "lookup digests; the first seals, the others still open. Required by the Lambda and `othermail "
+                "worker` (set it through `OTHERMAIL_SSM_PATH` or `OTHERMAIL_SECRETS_ARN`), and must be the same on "
+                "every host that shares the database. To rotate: put a new entry first, restart, run `othermail "
+                "keys rotate`, then drop the old entry",
+            )
+        ),
+    )
     #: Days a reply keeps finding the thread it answers (message_links rows expire after them).
-    thread_days: int = 180
+    thread_days: int = field(
+        default=180,
+        metadata=documented(
+            row(
+                "OTHERMAIL_THREAD_DAYS",
+                default="`180`",
+                doc="days a forwarded message and its reply stay linked, so an answer lands in the same thread; "
+                "older links are pruned",
+            )
+        ),
+    )
 
     def __repr__(self) -> str:
         """Every field but secrets: the database URL without its password, and ``'***'`` for each
