@@ -8,6 +8,17 @@ package.
 from models.aliases import EXPIRED_ACTIONS, Alias, alias_destinations
 from models.api_tokens import API_TOKEN_SCOPES, ApiToken
 from models.base import Base, UTCDateTime, utcnow
+from models.contacts import (
+    CONTACT_ORIGINS,
+    DISPLAY_FORMATS,
+    RULE_ACTIONS,
+    RULE_KINDS,
+    SENDER_MODES,
+    UNSUBSCRIBE_ACTIONS,
+    Contact,
+    MessageLink,
+    SenderRule,
+)
 from models.deliveries import Delivery
 from models.destinations import Destination
 from models.engine import make_engine, make_session_factory
@@ -19,16 +30,25 @@ from models.users import User, normalize_email
 
 __all__ = [
     "API_TOKEN_SCOPES",
+    "CONTACT_ORIGINS",
+    "DISPLAY_FORMATS",
     "DOMAIN_STATUSES",
     "EXPIRED_ACTIONS",
     "FEEDBACK_KINDS",
+    "RULE_ACTIONS",
+    "RULE_KINDS",
+    "SENDER_MODES",
+    "UNSUBSCRIBE_ACTIONS",
     "Alias",
     "ApiToken",
     "Base",
+    "Contact",
     "Delivery",
     "Destination",
     "FeedbackEvent",
+    "MessageLink",
     "RateLimitHit",
+    "SenderRule",
     "SigninFailure",
     "UTCDateTime",
     "User",

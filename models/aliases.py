@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
-from models.limits import LABEL_MAX_LENGTH
+from models.limits import DISPLAY_NAME_MAX_LENGTH, LABEL_MAX_LENGTH
 from models.users import EMAIL_MAX_LENGTH, normalize_email
 
 if TYPE_CHECKING:
@@ -90,6 +90,10 @@ class Alias(Base):
     label: Mapped[str | None] = mapped_column(String(LABEL_MAX_LENGTH))
     note: Mapped[str | None] = mapped_column(Text)
     expired_action: Mapped[str] = mapped_column(String(10), default="drop", server_default="drop")
+    #: Who may write to the alias: ``any`` or ``allow-only`` (models.contacts.SENDER_MODES).
+    sender_mode: Mapped[str] = mapped_column(String(10), default="any", server_default="any")
+    #: The alias's name on replies and write-first mail; empty: the address alone.
+    display_name: Mapped[str] = mapped_column(String(DISPLAY_NAME_MAX_LENGTH), default="", server_default="")
 
     user: Mapped[User | None] = relationship(back_populates="aliases")
     destinations: Mapped[list[Destination]] = relationship(

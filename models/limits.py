@@ -14,3 +14,7 @@ LABEL_MAX_LENGTH = 100
 NOTE_MAX_LENGTH = 2000
 #: The name its owner gives an API token.
 TOKEN_NAME_MAX_LENGTH = 100
+#: The name an alias shows on replies and write-first mail (issue 14).
+DISPLAY_NAME_MAX_LENGTH = 100
+#: A contact's display name is cut to this many UTF-8 bytes before it is sealed.
+CONTACT_NAME_MAX_BYTES = 256

@@ -55,6 +55,13 @@ class User(Base):
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When the user proved they control ``email``; NULL until then.
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Two-way aliases (models/contacts.py): the account-wide sender mode, how a forwarded From
+    #: names its sender, and what a one-click unsubscribe does.
+    sender_mode: Mapped[str] = mapped_column(String(10), default="any", server_default="any")
+    display_format: Mapped[str] = mapped_column(
+        String(20), default="name-and-address", server_default="name-and-address"
+    )
+    unsubscribe_action: Mapped[str] = mapped_column(String(20), default="disable-alias", server_default="disable-alias")
 
     destinations: Mapped[list[Destination]] = relationship(
         back_populates="user",

@@ -25,10 +25,14 @@ from models import (
     Alias,
     ApiToken,
     Base,
+    Contact,
     Destination,
     FeedbackEvent,
+    MessageLink,
     RateLimitHit,
+    SenderRule,
     SigninFailure,
+    User,
     UserDomain,
     UserSession,
     make_engine,
@@ -36,9 +40,14 @@ from models import (
 )
 
 VERSION_TABLE = "alembic_version"
-HEAD = "0006"
+HEAD = "0007"
 #: Tables later revisions add, so the schema at an older revision can be compared with the models.
-ADDED_BY = {"0003": ("user_domains",), "0004": ("feedback_events",), "0005": ("user_sessions", "signin_failures")}
+ADDED_BY = {
+    "0003": ("user_domains",),
+    "0004": ("feedback_events",),
+    "0005": ("user_sessions", "signin_failures"),
+    "0007": ("contacts", "message_links", "sender_rules"),
+}
 #: Columns and indexes later revisions add to existing tables.
 COLUMNS_ADDED_BY = {
     "0004": {
@@ -54,6 +63,10 @@ COLUMNS_ADDED_BY = {
         "deliveries": ("raw_key", "released_at"),
     },
     "0006": {"user_domains": ("owned_name",)},
+    "0007": {
+        "aliases": ("sender_mode", "display_name"),
+        "users": ("sender_mode", "display_format", "unsubscribe_action"),
+    },
 }
 INDEXES_ADDED_BY = {
     "0004": {"deliveries": ("ix_deliveries_provider_message_id",)},
@@ -499,7 +512,8 @@ def test_0006_round_trip_lets_claims_share_a_name_and_keeps_one_per_name_on_the_
         engine.dispose()
 
     upgrade(database_url, "0006")
-    assert schema_diff(database_url) == [] and strict_type_mismatches(database_url) == []
+    assert schema_diff(database_url, metadata_before("0007")) == []
+    assert strict_type_mismatches(database_url, metadata_before("0007")) == []
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
@@ -526,5 +540,87 @@ def test_0006_round_trip_lets_claims_share_a_name_and_keeps_one_per_name_on_the_
     finally:
         engine.dispose()
     assert [tuple(row) for row in kept] == [(1, 1, "ann.test"), (2, 2, "bob.test")]  # the owned, else the oldest
+    upgrade(database_url)
+    assert current(database_url) == HEAD
+
+
+def test_0007_round_trip_adds_and_removes_contacts_links_and_sender_rules(database_url: str) -> None:
+    """Issue 14: contacts with reverse addresses, the Message-ID map and block/allow rules."""
+    upgrade(database_url, "0006")
+    at_0006 = schema_snapshot(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (id, email, is_admin, created_at) "
+                "VALUES (1, 'owner@example.org', false, '2025-01-01 00:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO aliases (id, address, user_id, created_at) "
+                "VALUES (1, 'old@x.example', 1, '2025-01-01 00:00:00'), "
+                "(2, 'other@x.example', 1, '2025-01-01 00:00:00')"
+            )
+    finally:
+        engine.dispose()
+
+    upgrade(database_url, "0007")
+    assert current(database_url) == "0007"
+    assert schema_diff(database_url) == [] and strict_type_mismatches(database_url) == []
+    assert reflected_check_constraints(database_url) == model_check_constraints()
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            aliases = connection.execute(select(Alias.sender_mode, Alias.display_name)).all()
+            assert [tuple(row) for row in aliases] == [("any", ""), ("any", "")]  # the server defaults
+            user = connection.execute(select(User.sender_mode, User.display_format, User.unsubscribe_action)).one()
+            assert tuple(user) == ("any", "name-and-address", "disable-alias")
+            for alias_id in (1, 2):
+                connection.execute(
+                    insert(Contact).values(
+                        id=alias_id,
+                        alias_id=alias_id,
+                        reverse_local=f"reverse{alias_id:09d}",
+                        address_digest="d" * 64,  # the same address, one contact per alias
+                        address_sealed="k:x",
+                        created_at=utcnow(),
+                    )
+                )
+                connection.execute(
+                    insert(MessageLink).values(
+                        alias_id=alias_id,
+                        contact_id=alias_id,
+                        seen_digest="s" * 64,
+                        original_sealed="k:y",
+                        created_at=utcnow(),
+                        expires_at=utcnow(),
+                    )
+                )
+                connection.execute(
+                    insert(SenderRule).values(
+                        user_id=1, alias_id=alias_id, action="block", kind="domain", value="x.test", created_at=utcnow()
+                    )
+                )
+            row = connection.execute(
+                select(
+                    Contact.name_sealed,
+                    Contact.origin,
+                    Contact.blocked,
+                    Contact.forwarded_count,
+                    Contact.replied_count,
+                    Contact.blocked_count,
+                ).where(Contact.id == 1)
+            ).one()
+            assert tuple(row) == ("", "forward", False, 0, 0, 0)  # the server defaults
+            connection.exec_driver_sql("DELETE FROM aliases WHERE id = 2")  # cascades to its rows only
+            counts = [
+                connection.execute(select(func.count()).select_from(model)).scalar_one()
+                for model in (Contact, MessageLink, SenderRule)
+            ]
+            assert counts == [1, 1, 1]
+    finally:
+        engine.dispose()
+
+    downgrade(database_url, "0006")
+    assert schema_snapshot(database_url) == at_0006
     upgrade(database_url)
     assert current(database_url) == HEAD

@@ -1,0 +1,109 @@
+"""Two-way aliases (issue 14): contacts with reverse addresses, the Message-ID map, sender rules.
+
+A contact's real address, its display name and the Message-IDs are stored sealed
+(forwarder/adapters/sealing.py) and found by keyed digests; nothing here holds them in clear.
+Every row goes with its alias or user (ON DELETE CASCADE); aliases are soft-deleted, so the
+services that delete one delete these rows explicitly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
+from models.limits import EMAIL_MAX_LENGTH
+
+#: How a contact came to be: mail through the alias, or created by its owner to write first.
+CONTACT_ORIGINS = ("forward", "user")
+#: Who may write to an alias (a column of aliases and of users): anyone not blocked, or only the
+#: allow-listed and known, unblocked contacts.
+SENDER_MODES = ("any", "allow-only")
+#: How a forwarded message's From names the sender (users.display_format).
+DISPLAY_FORMATS = ("name-and-address", "name", "address")
+#: What a one-click unsubscribe does (users.unsubscribe_action).
+UNSUBSCRIBE_ACTIONS = ("disable-alias", "block-contact", "pass-through")
+RULE_ACTIONS = ("block", "allow")
+RULE_KINDS = ("address", "domain", "empty-sender")
+#: Stored digests and sealed texts: hex HMAC-SHA256, and ``id:base64`` of a capped text.
+DIGEST_LENGTH = 64
+SEALED_MAX_LENGTH = 512
+REVERSE_LOCAL_MAX_LENGTH = 32
+
+
+class Contact(Base):
+    """An external address that took part in mail to an alias (or that its owner wrote to first),
+    reached through ``reverse_local@<alias domain>``."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("alias_id", "address_digest"),
+        CheckConstraint("origin IN ('forward', 'user')", name="origin"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alias_id: Mapped[int] = mapped_column(ForeignKey("aliases.id", ondelete="CASCADE"))
+    #: Random, lowercase, never derived from the address; unique over every domain.
+    reverse_local: Mapped[str] = mapped_column(String(REVERSE_LOCAL_MAX_LENGTH), unique=True)
+    address_digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
+    address_sealed: Mapped[str] = mapped_column(String(SEALED_MAX_LENGTH))
+    name_sealed: Mapped[str] = mapped_column(String(SEALED_MAX_LENGTH), default="", server_default="")
+    origin: Mapped[str] = mapped_column(String(10), default="forward", server_default="forward")
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    forwarded_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    replied_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    blocked_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Contact id={self.id} alias_id={self.alias_id} reverse_local={self.reverse_local!r}>"
+
+
+class MessageLink(Base):
+    """One side's Message-ID (digest) -> the id the other side knows (sealed), for threading."""
+
+    __tablename__ = "message_links"
+    __table_args__ = (UniqueConstraint("alias_id", "seen_digest"), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alias_id: Mapped[int] = mapped_column(ForeignKey("aliases.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    seen_digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
+    original_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SenderRule(Base):
+    """Block or allow an address, a domain (with its subdomains) or the empty sender, for one alias
+    or (``alias_id`` NULL) every alias of the account."""
+
+    __tablename__ = "sender_rules"
+    __table_args__ = (
+        CheckConstraint("action IN ('block', 'allow')", name="action"),
+        CheckConstraint("kind IN ('address', 'domain', 'empty-sender')", name="kind"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    alias_id: Mapped[int | None] = mapped_column(ForeignKey("aliases.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(5))
+    kind: Mapped[str] = mapped_column(String(12))
+    #: Lowercase address or domain; "" for the empty sender.
+    value: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
