@@ -37,6 +37,16 @@ class Outcome(enum.Enum):
     DROPPED_RATE_LIMITED = ("dropped-rate-limited", True, "250 2.0.0 Accepted")
     #: an expired alias whose owner chose reject: a bounce was sent (forwarder/flows/expired_reject.py)
     BOUNCED_EXPIRED = ("bounced-expired", True, "550 5.1.1 No such user")
+    #: two-way aliases (forwarder/flows/reply.py): a reply or a first message from the alias's owner
+    #: went out from the alias to a contact
+    REPLIED = ("replied", False, "250 2.0.0 Sent from the alias")
+    #: mail to a reverse address that is not from a verified destination of the alias, or whose
+    #: sender could not be authenticated: refused, never relayed
+    DROPPED_REPLY_REFUSED = ("dropped-reply-refused", True, "550 5.7.1 Not authorized to send through this address")
+    #: a blocked contact, or a sender the alias's or account's sender rules refuse
+    DROPPED_BLOCKED = ("dropped-blocked", True, "550 5.7.1 Sender blocked by the recipient")
+    #: a bounce or an auto-reply to mail sent from the alias: the owner gets a notice, nobody else
+    DROPPED_REPLY_BOUNCE = ("dropped-reply-bounce", True, "250 2.0.0 Accepted")
 
     blocked: bool
     smtp_reply: str

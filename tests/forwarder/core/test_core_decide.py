@@ -153,6 +153,11 @@ def test_every_decide_outcome_is_reachable() -> None:
         Outcome.DROPPED_PAUSED,
         Outcome.DROPPED_RATE_LIMITED,
         Outcome.BOUNCED_EXPIRED,
+        # the reply path's (forwarder/core/reply_auth.py and forwarder/flows/reply.py)
+        Outcome.REPLIED,
+        Outcome.DROPPED_REPLY_REFUSED,
+        Outcome.DROPPED_BLOCKED,
+        Outcome.DROPPED_REPLY_BOUNCE,
     }  # the pipeline's (forwarder/flows/expired_reject.py)
     assert reached == set(Outcome) - not_from_decide
 
@@ -343,6 +348,6 @@ def test_forward_returns_no_message_for_a_dropped_decision() -> None:
 
 def test_outcome_members_carry_their_reply() -> None:
     assert Outcome.FORWARDED.blocked is False
-    assert all(member.blocked for member in Outcome if member is not Outcome.FORWARDED)
+    assert all(member.blocked for member in Outcome if member not in (Outcome.FORWARDED, Outcome.REPLIED))
     assert Outcome.DROPPED_LOOP.smtp_reply.startswith("554 5.4.6")
     assert str(Outcome.DROPPED_SPAM) == "dropped-spam"
