@@ -14,6 +14,8 @@ place that picks the adapter behind each port from the settings, and tests hand 
     Notifier      tells owners about mail that was not forwarded flows: notices
     Bouncer       bounces mail to an expired reject-mode alias   flows: expired_reject (SES SendBounce)
     FeedbackSink  applies an SES bounce or complaint             adapters: sql.feedback_store
+    ContactBook   contacts' reverse addresses, the Message-ID    adapters: sql.contacts
+                  map and sender rules of two-way aliases
     Clock         the current time, naive UTC (as the database stores it)
 
 The mail limits are counted by the Directory, in the transaction that claims a message
@@ -25,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from forwarder.core import Outcome
 
@@ -140,3 +142,55 @@ class Bouncer(Protocol):
 
 class FeedbackSink(Protocol):
     def apply(self, feedback: Feedback) -> Applied: ...
+
+
+@dataclass(frozen=True)
+class ContactRef:
+    """A contact of an alias, its real address and name opened (issue 14)."""
+
+    contact_id: int
+    alias_id: int
+    #: The alias the contact belongs to (a reply leaves from it).
+    alias_address: str
+    #: The contact's real address, lowercase.
+    address: str
+    name: str
+    blocked: bool
+    #: ``<reverse local>@<alias domain>``: the only address of the contact mail ever shows.
+    reverse: str
+
+
+@dataclass(frozen=True)
+class SenderVerdict:
+    """Whether a sender may write to an alias, and why: ``no-rule``, ``known-contact``,
+    ``allowed-by-alias-rule``, ``allowed-by-account-rule``, ``blocked-contact``,
+    ``blocked-by-alias-rule``, ``blocked-by-account-rule`` or ``not-allow-listed`` (allow-only mode)."""
+
+    allowed: bool
+    reason: str
+
+
+@runtime_checkable
+class ContactBook(Protocol):
+    def contacts_for(self, alias_id: int, alias_domain: str, people: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """``{address lowercase: reverse address}`` for each ``(address, display name)``, made when
+        new; counts one forwarded message for each and sets its last-seen time."""
+        ...
+
+    def by_reverse(self, address: str) -> ContactRef | None: ...
+
+    def create(
+        self, alias_id: int, alias_domain: str, address: str, name: str = "", origin: str = "user"
+    ) -> ContactRef: ...
+
+    def link(self, alias_id: int, contact_id: int | None, seen_id: str, original_id: str) -> None:
+        """Remember that the Message-ID ``seen_id`` one side sees stands for ``original_id``."""
+        ...
+
+    def original_for(self, alias_id: int, seen_id: str) -> str | None: ...
+
+    def sender_allowed(self, user_id: int, alias_id: int, sender_address: str) -> SenderVerdict: ...
+
+    def prune(self, now: datetime) -> int:
+        """Delete the links expired at ``now``; how many."""
+        ...

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from forwarder.adapters.inbound_auth import Authenticator
     from forwarder.adapters.local.spool import Spool
     from forwarder.adapters.sealing import Sealer
+    from forwarder.adapters.sql.contacts import SqlContactBook
     from forwarder.adapters.sql.directory import SqlDirectory
     from forwarder.adapters.sql.feedback_store import FeedbackStore
     from forwarder.flows.forward import Forwarder
@@ -45,7 +46,7 @@ PARTS = frozenset(
     {
         "engine", "sessions", "clock", "aws_session", "sender", "store", "directory", "metrics",
         "outcome_log", "notifier", "bouncer", "feedback", "forwarder", "spool", "authenticator",
-        "sealer",
+        "sealer", "contacts",
     }
 )  # fmt: skip
 
@@ -127,6 +128,13 @@ class Runtime:
             return Sealer(key_file(path))
         except (SealError, OSError) as exc:
             raise SettingsError(f"{path} must hold id:key entries, or set OTHERMAIL_CONTACT_KEYS: {exc}") from None
+
+    @cached_property
+    def contacts(self) -> SqlContactBook:
+        """Two-way aliases' contacts, Message-ID map and sender rules (the ContactBook port)."""
+        from forwarder.adapters.sql.contacts import SqlContactBook
+
+        return SqlContactBook(self.engine, self.sealer, self.clock, self.settings.thread_days)
 
     # --- AWS, the sender and the mail store -----------------------------------------------------
 

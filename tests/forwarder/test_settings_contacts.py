@@ -91,3 +91,16 @@ def test_an_ses_ingress_needs_the_setting(tmp_path: Path) -> None:
 def test_a_sealer_can_be_handed_in(tmp_path: Path) -> None:
     sealer = Sealer([("t", bytes(32))])
     assert Runtime.build(Settings(data_dir=tmp_path), sealer=sealer).sealer is sealer
+
+
+def test_the_runtime_builds_the_contact_book_from_its_parts(tmp_path: Path) -> None:
+    from forwarder.adapters.sql.contacts import SqlContactBook
+    from forwarder.ports import ContactBook
+
+    sealer = Sealer([("t", bytes(32))])
+    settings = Settings.from_env({"OTHERMAIL_DATA_DIR": str(tmp_path), "OTHERMAIL_THREAD_DAYS": "7"})
+    runtime = Runtime.build(settings, sealer=sealer)
+    contacts = runtime.contacts
+    assert isinstance(contacts, SqlContactBook) and isinstance(contacts, ContactBook)
+    assert contacts._sealer is sealer and contacts._thread_days == 7 and contacts._engine is runtime.engine
+    assert not (tmp_path / "othermail.db").exists()  # nothing connected

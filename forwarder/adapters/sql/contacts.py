@@ -1,0 +1,269 @@
+"""The ContactBook of two-way aliases (issue 14) in SQL: contacts, the Message-ID map, sender rules.
+
+Real addresses, display names and Message-IDs are stored sealed and found by their keyed digests
+(forwarder/adapters/sealing.py); during a key rotation a lookup tries each key's digest.
+
+A new contact is inserted and committed on its own, so two workers meeting the same new address
+both end with the one row: the second one's insert fails on the unique (alias, digest) key, it
+rolls back and reads the winner's row.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from forwarder.adapters.sealing import Sealer
+from forwarder.adapters.sql.directory import database_errors
+from forwarder.ports import ContactRef, SenderVerdict
+from models import Alias, Contact, MessageLink, SenderRule, User, utcnow
+from models.limits import CONTACT_NAME_MAX_BYTES, EMAIL_MAX_LENGTH
+
+#: 10 random bytes: 16 characters of lowercase base32, 80 bits.
+REVERSE_BYTES = 10
+
+
+def new_reverse_local() -> str:
+    return base64.b32encode(secrets.token_bytes(REVERSE_BYTES)).decode().lower()
+
+
+def normalize_address(address: str) -> str:
+    return address.strip().lower()
+
+
+def normalize_message_id(message_id: str) -> str:
+    """A Message-ID without its angle brackets and spaces (the digest ignores case too)."""
+    return message_id.strip().strip("<>").strip()
+
+
+def _cut_name(name: str) -> str:
+    return name.strip().encode()[:CONTACT_NAME_MAX_BYTES].decode(errors="ignore")
+
+
+def _domain_matches(domain: str, rule_value: str) -> bool:
+    return domain == rule_value or domain.endswith("." + rule_value)
+
+
+class SqlContactBook:
+    """See forwarder/ports.py's ContactBook; ``clock`` gives aware UTC datetimes."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sealer: Sealer,
+        clock: Callable[[], datetime] = utcnow,
+        thread_days: int = 180,
+    ) -> None:
+        self._engine = engine
+        self._sealer = sealer
+        self._now = clock
+        self._thread_days = thread_days
+        # SQLite has one writer at a time: threads of this process queue here rather than in its
+        # busy handler (as SqlDirectory does).
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
+
+    @contextmanager
+    def _connection(self, write: bool = False) -> Iterator[Connection]:
+        with database_errors(), self._write_lock if write else nullcontext(), self._engine.connect() as connection:
+            yield connection
+
+    # --- contacts -------------------------------------------------------------------------------
+
+    def _find(self, connection: Connection, alias_id: int, addresses: Sequence[str]) -> dict[str, Any]:
+        """Rows of ``addresses`` (normalized) that exist for the alias, by address."""
+        by_digest = {digest: address for address in addresses for digest in self._sealer.digests(address)}
+        if not by_digest:
+            return {}
+        rows = connection.execute(
+            select(Contact).where(Contact.alias_id == alias_id, Contact.address_digest.in_(sorted(by_digest)))
+        ).all()
+        return {by_digest[row.address_digest]: row for row in rows}
+
+    def _insert(self, connection: Connection, alias_id: int, address: str, name: str, origin: str, count: int) -> bool:
+        """Insert and commit one contact; False when another writer made it first."""
+        for _attempt in range(3):  # a second try only if the random local part collided
+            try:
+                connection.execute(
+                    insert(Contact).values(
+                        alias_id=alias_id,
+                        reverse_local=new_reverse_local(),
+                        address_digest=self._sealer.digest(address),
+                        address_sealed=self._sealer.seal(address),
+                        name_sealed=self._sealer.seal(name) if name else "",
+                        origin=origin,
+                        forwarded_count=count,
+                        last_seen_at=self._now() if count else None,
+                        created_at=self._now(),
+                    )
+                )
+                connection.commit()
+                return True
+            except IntegrityError:
+                connection.rollback()
+                if self._find(connection, alias_id, [address]):
+                    connection.rollback()
+                    return False
+        raise RuntimeError("no free reverse address after 3 tries")  # 80 random bits: never in practice
+
+    def contacts_for(self, alias_id: int, alias_domain: str, people: Sequence[tuple[str, str]]) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for address, name in people:
+            key = normalize_address(address)
+            if key and "@" in key and len(key) <= EMAIL_MAX_LENGTH:
+                names.setdefault(key, "")
+                names[key] = names[key] or _cut_name(name)
+        if not names:
+            return {}
+        addresses = sorted(names)
+        with self._connection(write=True) as connection:
+            found = self._find(connection, alias_id, addresses)
+            if found:
+                connection.execute(
+                    update(Contact)
+                    .where(Contact.id.in_([row.id for row in found.values()]))
+                    .values(forwarded_count=Contact.forwarded_count + 1, last_seen_at=self._now())
+                )
+                for address, row in found.items():
+                    if not row.name_sealed and names[address]:
+                        connection.execute(
+                            update(Contact)
+                            .where(Contact.id == row.id)
+                            .values(name_sealed=self._sealer.seal(names[address]))
+                        )
+                connection.commit()
+            missing = [address for address in addresses if address not in found]
+            lost = [a for a in missing if not self._insert(connection, alias_id, a, names[a], "forward", 1)]
+            if lost:  # made by another writer meanwhile: count this message for them too
+                rows = self._find(connection, alias_id, lost)
+                connection.execute(
+                    update(Contact)
+                    .where(Contact.id.in_([row.id for row in rows.values()]))
+                    .values(forwarded_count=Contact.forwarded_count + 1, last_seen_at=self._now())
+                )
+                connection.commit()
+            rows = found | self._find(connection, alias_id, missing)
+        return {address: f"{rows[address].reverse_local}@{alias_domain}" for address in addresses}
+
+    def create(
+        self, alias_id: int, alias_domain: str, address: str, name: str = "", origin: str = "user"
+    ) -> ContactRef:
+        key = normalize_address(address)
+        with self._connection(write=True) as connection:
+            if not self._find(connection, alias_id, [key]):
+                connection.rollback()
+                self._insert(connection, alias_id, key, _cut_name(name), origin, 0)
+            row = self._find(connection, alias_id, [key])[key]
+            alias_address = connection.execute(select(Alias.address).where(Alias.id == alias_id)).scalar_one()
+        return self._ref(row, alias_address, f"{row.reverse_local}@{alias_domain}")
+
+    def _ref(self, row: Any, alias_address: str, reverse: str) -> ContactRef:
+        return ContactRef(
+            contact_id=row.id,
+            alias_id=row.alias_id,
+            alias_address=alias_address,
+            address=self._sealer.open(row.address_sealed),
+            name=self._sealer.open(row.name_sealed) if row.name_sealed else "",
+            blocked=bool(row.blocked),
+            reverse=reverse,
+        )
+
+    def by_reverse(self, address: str) -> ContactRef | None:
+        local, at, domain = normalize_address(address).rpartition("@")
+        if not (local and at and domain):
+            return None
+        with self._connection() as connection:
+            row = connection.execute(
+                select(Contact, Alias.address.label("alias_address"))
+                .join(Alias, Alias.id == Contact.alias_id)
+                .where(Contact.reverse_local == local)
+            ).first()
+        if row is None or row.alias_address.rpartition("@")[2] != domain:
+            return None
+        return self._ref(row, row.alias_address, f"{local}@{domain}")
+
+    # --- the Message-ID map ---------------------------------------------------------------------
+
+    def link(self, alias_id: int, contact_id: int | None, seen_id: str, original_id: str) -> None:
+        now = self._now()
+        with self._connection(write=True) as connection:
+            try:
+                connection.execute(
+                    insert(MessageLink).values(
+                        alias_id=alias_id,
+                        contact_id=contact_id,
+                        seen_digest=self._sealer.digest(normalize_message_id(seen_id)),
+                        original_sealed=self._sealer.seal(original_id.strip()),
+                        created_at=now,
+                        expires_at=now + timedelta(days=self._thread_days),
+                    )
+                )
+                connection.commit()
+            except IntegrityError:  # linked before (a retried send): the first link stands
+                connection.rollback()
+
+    def original_for(self, alias_id: int, seen_id: str) -> str | None:
+        digests = self._sealer.digests(normalize_message_id(seen_id))
+        with self._connection() as connection:
+            sealed = connection.execute(
+                select(MessageLink.original_sealed).where(
+                    MessageLink.alias_id == alias_id,
+                    MessageLink.seen_digest.in_(digests),
+                    MessageLink.expires_at > self._now(),
+                )
+            ).scalar()
+        return None if sealed is None else self._sealer.open(sealed)
+
+    def prune(self, now: datetime) -> int:
+        with self._connection(write=True) as connection:
+            removed = connection.execute(delete(MessageLink).where(MessageLink.expires_at <= now)).rowcount
+            connection.commit()
+        return removed
+
+    # --- sender rules ---------------------------------------------------------------------------
+
+    def sender_allowed(self, user_id: int, alias_id: int, sender_address: str) -> SenderVerdict:
+        sender = normalize_address(sender_address).strip("<>")
+        domain = sender.rpartition("@")[2] if "@" in sender else ""
+        with self._connection() as connection:
+            contact = self._find(connection, alias_id, [sender]).get(sender) if sender else None
+            rules = connection.execute(
+                select(SenderRule.alias_id, SenderRule.action, SenderRule.kind, SenderRule.value).where(
+                    SenderRule.user_id == user_id, or_(SenderRule.alias_id.is_(None), SenderRule.alias_id == alias_id)
+                )
+            ).all()
+            modes = connection.execute(
+                select(Alias.sender_mode, User.sender_mode)
+                .join(User, User.id == Alias.user_id)
+                .where(Alias.id == alias_id)
+            ).first()
+        if contact is not None and contact.blocked:
+            return SenderVerdict(False, "blocked-contact")
+
+        def matches(kind: str, value: str) -> bool:
+            if kind == "empty-sender":
+                return not sender
+            if kind == "address":
+                return bool(sender) and sender == value
+            return bool(domain) and _domain_matches(domain, value)
+
+        for level, scope in (("alias", alias_id), ("account", None)):
+            actions = {rule.action for rule in rules if rule.alias_id == scope and matches(rule.kind, rule.value)}
+            if "block" in actions:
+                return SenderVerdict(False, f"blocked-by-{level}-rule")
+            if "allow" in actions:
+                return SenderVerdict(True, f"allowed-by-{level}-rule")
+        if modes is not None and "allow-only" in tuple(modes):
+            if contact is not None:
+                return SenderVerdict(True, "known-contact")
+            return SenderVerdict(False, "not-allow-listed")
+        return SenderVerdict(True, "no-rule")

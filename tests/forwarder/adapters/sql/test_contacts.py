@@ -1,0 +1,226 @@
+"""SqlContactBook on SQLite, PostgreSQL and MariaDB (issue 14): reverse addresses, the Message-ID
+map and sender rules."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select, update
+
+from forwarder.adapters.sealing import Sealer
+from forwarder.adapters.sql.contacts import SqlContactBook
+from forwarder.ports import ContactBook, ContactRef
+from models import Alias, Contact, MessageLink, SenderRule, User, make_engine, make_session_factory
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+KEY = ("k1", bytes(range(32)))
+
+
+@pytest.fixture
+def engine(migrated_url: str) -> Iterator[Engine]:
+    engine = make_engine(migrated_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def ids(engine: Engine) -> dict[str, int]:
+    with make_session_factory(engine)() as session:
+        user = User(email="owner@example.org")
+        session.add(user)
+        session.flush()
+        shop = Alias(address="shop@othermail.example", user_id=user.id)
+        news = Alias(address="news@custom.example", user_id=user.id)
+        session.add_all([shop, news])
+        session.commit()
+        return {"user": user.id, "shop": shop.id, "news": news.id}
+
+
+def book(engine: Engine, *keys: tuple[str, bytes], now: datetime = NOW) -> SqlContactBook:
+    return SqlContactBook(engine, Sealer(keys or [KEY]), clock=lambda: now, thread_days=180)
+
+
+def test_it_is_a_contact_book(engine: Engine) -> None:
+    assert isinstance(book(engine), ContactBook)
+
+
+def test_one_stable_random_reverse_address_per_alias_and_address(engine: Engine, ids: dict[str, int]) -> None:
+    contacts = book(engine)
+    first = contacts.contacts_for(ids["shop"], "othermail.example", [("Ann.Example@Mail.example", "Ann")])
+    assert list(first) == ["ann.example@mail.example"]
+    reverse = first["ann.example@mail.example"]
+    local, domain = reverse.split("@")
+    assert domain == "othermail.example"
+    assert len(local) == 16 and set(local) <= set("abcdefghijklmnopqrstuvwxyz234567")  # 80 bits of base32
+    assert "ann" not in local and "mail" not in local
+    again = contacts.contacts_for(ids["shop"], "othermail.example", [("  ANN.EXAMPLE@mail.EXAMPLE ", "")])
+    assert again == first
+    other_alias = contacts.contacts_for(ids["news"], "custom.example", [("ann.example@mail.example", "")])
+    assert other_alias["ann.example@mail.example"].endswith("@custom.example")
+    assert other_alias["ann.example@mail.example"].split("@")[0] != local
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(Contact.forwarded_count, Contact.last_seen_at, Contact.address_sealed, Contact.origin).where(
+                Contact.reverse_local == local
+            )
+        ).one()
+    assert row.forwarded_count == 2 and row.last_seen_at == NOW and row.origin == "forward"
+    assert "ann" not in row.address_sealed.lower()
+
+
+def test_several_people_at_once_and_nothing_for_blank_addresses(engine: Engine, ids: dict[str, int]) -> None:
+    people = [("a@x.example", "A"), ("b@y.example", ""), ("A@X.example", "again"), ("", "nobody")]
+    found = book(engine).contacts_for(ids["shop"], "othermail.example", people)
+    assert sorted(found) == ["a@x.example", "b@y.example"]
+    assert len(set(found.values())) == 2
+
+
+def test_two_threads_creating_the_same_contact_get_one(engine: Engine, ids: dict[str, int]) -> None:
+    barrier = threading.Barrier(2)
+    results: list[dict[str, str]] = []
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        contacts = book(engine)
+        barrier.wait()
+        try:
+            results.append(contacts.contacts_for(ids["shop"], "othermail.example", [("race@x.example", "")]))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert results[0] == results[1]
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Contact)).scalar_one() == 1
+
+
+def test_by_reverse_finds_the_contact_whatever_the_case(engine: Engine, ids: dict[str, int]) -> None:
+    contacts = book(engine)
+    reverse = contacts.contacts_for(ids["shop"], "othermail.example", [("Bob@Example.net", "Bob B.")])[
+        "bob@example.net"
+    ]
+    ref = contacts.by_reverse(reverse.upper())
+    assert ref == ContactRef(
+        contact_id=ref.contact_id if ref else 0,
+        alias_id=ids["shop"],
+        alias_address="shop@othermail.example",
+        address="bob@example.net",
+        name="Bob B.",
+        blocked=False,
+        reverse=reverse,
+    )
+    assert contacts.by_reverse(reverse.split("@")[0] + "@custom.example") is None  # another domain
+    assert contacts.by_reverse("nosuchreverse00@othermail.example") is None
+    assert contacts.by_reverse("not an address") is None
+
+
+def test_create_makes_a_user_contact_once(engine: Engine, ids: dict[str, int]) -> None:
+    contacts = book(engine)
+    made = contacts.create(ids["news"], "custom.example", "Carol@Example.net", "Carol")
+    assert made.reverse.endswith("@custom.example") and made.address == "carol@example.net"
+    assert contacts.create(ids["news"], "custom.example", "carol@example.net") == made
+    assert contacts.contacts_for(ids["news"], "custom.example", [("carol@example.net", "")]) == {
+        "carol@example.net": made.reverse
+    }
+    with engine.connect() as connection:
+        assert connection.execute(select(Contact.origin)).scalars().all() == ["user"]
+
+
+def test_links_round_trip_and_expire(engine: Engine, ids: dict[str, int]) -> None:
+    contacts = book(engine)
+    ref = contacts.create(ids["shop"], "othermail.example", "dan@example.net")
+    contacts.link(ids["shop"], ref.contact_id, "<0100abc@email.amazonses.com>", "<orig-1@example.net>")
+    contacts.link(ids["shop"], None, "reply-2@othermail.example", "<their-2@example.net>")
+    contacts.link(ids["shop"], ref.contact_id, "<0100abc@email.amazonses.com>", "<orig-1@example.net>")  # again
+    assert contacts.original_for(ids["shop"], "<0100ABC@email.amazonses.com>") == "<orig-1@example.net>"
+    assert contacts.original_for(ids["shop"], " <reply-2@othermail.example> ") == "<their-2@example.net>"
+    assert contacts.original_for(ids["news"], "<0100abc@email.amazonses.com>") is None  # another alias
+    assert contacts.original_for(ids["shop"], "<unknown@x>") is None
+    with engine.connect() as connection:
+        sealed = connection.execute(select(MessageLink.original_sealed, MessageLink.expires_at)).all()
+    assert all("orig-1" not in row[0] and "their-2" not in row[0] for row in sealed)
+    assert {row[1] for row in sealed} == {NOW + timedelta(days=180)}
+
+    later = book(engine, now=NOW + timedelta(days=181))
+    assert later.original_for(ids["shop"], "<0100abc@email.amazonses.com>") is None  # expired, even unpruned
+    assert contacts.prune(NOW + timedelta(days=179)) == 0
+    assert contacts.prune(NOW + timedelta(days=180)) == 2
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(MessageLink)).scalar_one() == 0
+
+
+def _rule(engine: Engine, user_id: int, alias_id: int | None, action: str, kind: str, value: str = "") -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            SenderRule.__table__.insert().values(
+                user_id=user_id, alias_id=alias_id, action=action, kind=kind, value=value, created_at=NOW
+            )
+        )
+
+
+def test_no_rules_let_everyone_in(engine: Engine, ids: dict[str, int]) -> None:
+    verdict = book(engine).sender_allowed(ids["user"], ids["shop"], "anyone@example.net")
+    assert verdict.allowed and verdict.reason == "no-rule"
+
+
+def test_domain_rules_match_subdomains_only(engine: Engine, ids: dict[str, int]) -> None:
+    _rule(engine, ids["user"], None, "block", "domain", "spam.example")
+    contacts = book(engine)
+    for sender in ("x@spam.example", "x@mail.SPAM.example"):
+        verdict = contacts.sender_allowed(ids["user"], ids["shop"], sender)
+        assert (verdict.allowed, verdict.reason) == (False, "blocked-by-account-rule")
+    for sender in ("x@notspam.example", "spam.example@other.example", ""):
+        assert contacts.sender_allowed(ids["user"], ids["shop"], sender).allowed
+
+
+def test_alias_rules_override_account_rules_and_block_wins_at_one_level(engine: Engine, ids: dict[str, int]) -> None:
+    _rule(engine, ids["user"], None, "block", "domain", "example.net")
+    _rule(engine, ids["user"], ids["shop"], "allow", "address", "friend@example.net")
+    contacts = book(engine)
+    verdict = contacts.sender_allowed(ids["user"], ids["shop"], "Friend@Example.net")
+    assert (verdict.allowed, verdict.reason) == (True, "allowed-by-alias-rule")
+    assert not contacts.sender_allowed(ids["user"], ids["news"], "friend@example.net").allowed  # the account rule
+    _rule(engine, ids["user"], ids["shop"], "block", "domain", "example.net")
+    verdict = contacts.sender_allowed(ids["user"], ids["shop"], "friend@example.net")
+    assert (verdict.allowed, verdict.reason) == (False, "blocked-by-alias-rule")
+
+
+def test_the_empty_sender_is_matched_by_its_own_kind(engine: Engine, ids: dict[str, int]) -> None:
+    _rule(engine, ids["user"], ids["shop"], "block", "empty-sender")
+    contacts = book(engine)
+    assert not contacts.sender_allowed(ids["user"], ids["shop"], "").allowed
+    assert not contacts.sender_allowed(ids["user"], ids["shop"], "<>").allowed
+    assert contacts.sender_allowed(ids["user"], ids["shop"], "someone@example.net").allowed
+    assert contacts.sender_allowed(ids["user"], ids["news"], "").allowed
+
+
+def test_allow_only_lets_in_allow_listed_and_known_unblocked_contacts(engine: Engine, ids: dict[str, int]) -> None:
+    contacts = book(engine)
+    contacts.create(ids["shop"], "othermail.example", "known@example.net")
+    blocked = contacts.create(ids["shop"], "othermail.example", "blocked@example.net")
+    with engine.begin() as connection:
+        connection.execute(update(Contact).where(Contact.id == blocked.contact_id).values(blocked=True))
+        connection.execute(update(Alias).where(Alias.id == ids["shop"]).values(sender_mode="allow-only"))
+    _rule(engine, ids["user"], None, "allow", "domain", "partner.example")
+    verdicts = {
+        sender: contacts.sender_allowed(ids["user"], ids["shop"], sender)
+        for sender in ("known@example.net", "blocked@example.net", "a@partner.example", "stranger@example.net")
+    }
+    assert {sender: (v.allowed, v.reason) for sender, v in verdicts.items()} == {
+        "known@example.net": (True, "known-contact"),
+        "blocked@example.net": (False, "blocked-contact"),
+        "a@partner.example": (True, "allowed-by-account-rule"),
+        "stranger@example.net": (False, "not-allow-listed"),
+    }
+    assert contacts.sender_allowed(ids["user"], ids["news"], "stranger@example.net").allowed  # mode "any"
+    with engine.begin() as connection:
+        connection.execute(update(User).values(sender_mode="allow-only"))
+    assert not contacts.sender_allowed(ids["user"], ids["news"], "stranger@example.net").allowed  # the account's mode
