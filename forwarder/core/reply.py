@@ -271,7 +271,8 @@ def _clean(f: HeaderField) -> bool:
 
 def _subject(f: HeaderField, charset: str | None, scrubber: Scrubber | None) -> list[bytes]:
     text = decode_header_text(f.value, charset)
-    if scrubber is not None and scrubber.found_in(text):
+    # the raw bytes too: "=?utf-8?q?me_x@real.example?=" reads "me x@...", but spells the address
+    if scrubber is not None and (scrubber.found_in(text) or scrubber.raw(f.value) != f.value):
         return encode_unstructured("Subject", scrubber.text(text))
     return f.lines if _clean(f) else encode_unstructured("Subject", text)
 

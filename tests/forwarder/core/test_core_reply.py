@@ -427,3 +427,14 @@ def test_bare_ids_from_the_lookup_get_angle_brackets() -> None:
     message = parsed(result)
     assert message["In-Reply-To"] == "<jane-1@mail.example.com>"
     assert message["Message-ID"] == "<r-2@othermail.example>"
+
+
+def test_subject_naming_the_address_only_in_its_raw_bytes_is_rewritten() -> None:
+    # "_" in a Q-encoded word is a space: the text reads "me x@real.example", the bytes do not
+    raw = (
+        b"From: me_x@real.example\r\nTo: k3j5m7p9q2r4t6v8@othermail.example\r\n"
+        b"Subject: =?utf-8?q?Re:_me_x@real.example?=\r\n\r\nhi\r\n"
+    )
+    result = run(raw, destination_addresses=["me_x@real.example"])
+    assert b"me_x@real.example" not in result.raw.lower()
+    assert parsed(result)["Subject"] == "Re: me x@real.example"
