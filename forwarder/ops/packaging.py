@@ -5,7 +5,8 @@ The zip holds what ``forwarder.hosts.lambda_handler`` imports and nothing else:
 * the project's own modules, found by tracing the handler's imports with ``modulefinder`` (which
   reads every ``import`` statement, those inside functions too) over the project's packages only:
   no CLI, no web app, no one-box server, no migrations, no samples;
-* the third-party distributions those imports need (SQLAlchemy) and the database drivers
+* the third-party distributions those imports need (SQLAlchemy; cryptography, which seals contacts'
+  addresses) and the database drivers
   SQLAlchemy loads by URL (PyMySQL, psycopg with its binary libpq), installed with
   ``pip install --target --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.11
   --implementation cp``: wheels that run on Lambda's python3.11 runtime (Amazon Linux 2), whatever
@@ -56,7 +57,12 @@ ONE_BOX_ONLY = (
 )
 #: Third-party top-level imports the handler may make: the distribution to install, or None when
 #: Lambda's Python runtime provides it.
-THIRD_PARTY: dict[str, str | None] = {"sqlalchemy": "sqlalchemy", "boto3": None, "botocore": None}
+THIRD_PARTY: dict[str, str | None] = {
+    "sqlalchemy": "sqlalchemy",
+    "cryptography": "cryptography",
+    "boto3": None,
+    "botocore": None,
+}
 #: Database drivers SQLAlchemy imports by URL scheme (not visible to the trace).
 DRIVERS: dict[str, str] = {"mysql": "pymysql", "postgres": "psycopg[binary]"}
 #: Distributions that must never end up in the zip, whatever pulls them in.

@@ -19,7 +19,8 @@ def test_the_trace_follows_lazy_imports_and_stops_at_the_handlers_needs() -> Non
     trace = trace_handler(REPO)
     assert "models.engine" in trace.modules  # imported inside Runtime.engine, on first use
     assert "forwarder.adapters.aws.secrets" in trace.modules
-    assert set(trace.third_party) == {"sqlalchemy", "boto3", "botocore"}
+    assert set(trace.third_party) == {"sqlalchemy", "boto3", "botocore", "cryptography"}
+    assert "forwarder.adapters.sealing" in trace.third_party["cryptography"]  # contacts sealed at rest (issue 14)
     assert "forwarder.runtime" in trace.third_party["boto3"]  # Runtime.aws_session, on first use
     # the runtime's one-box parts (Runtime.spool, .authenticator) are not followed (ONE_BOX_ONLY)
     assert not [m for m in trace.modules if m.startswith("forwarder.adapters.inbound_auth")]
