@@ -83,6 +83,8 @@ class MessageLink(Base):
     alias_id: Mapped[int] = mapped_column(ForeignKey("aliases.id", ondelete="CASCADE"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     seen_digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
+    #: The seen id itself, sealed: what ``othermail keys rotate`` re-digests under a new key.
+    seen_sealed: Mapped[str] = mapped_column(Text)
     original_sealed: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

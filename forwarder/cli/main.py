@@ -110,6 +110,9 @@ def _register() -> None:
     from forwarder.cli import replay
 
     cli.add_command(replay.replay)
+    from forwarder.cli import keys
+
+    cli.add_command(keys.keys)
 
 
 _register()

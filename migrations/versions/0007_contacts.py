@@ -82,6 +82,7 @@ def upgrade() -> None:
         sa.Column("alias_id", sa.Integer(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=True),
         sa.Column("seen_digest", sa.String(64), nullable=False),
+        sa.Column("seen_sealed", sa.Text(), nullable=False),
         sa.Column("original_sealed", sa.Text(), nullable=False),
         sa.Column("created_at", utc_datetime(), nullable=False),
         sa.Column("expires_at", utc_datetime(), nullable=False),

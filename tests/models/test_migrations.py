@@ -590,6 +590,7 @@ def test_0007_round_trip_adds_and_removes_contacts_links_and_sender_rules(databa
                         alias_id=alias_id,
                         contact_id=alias_id,
                         seen_digest="s" * 64,
+                        seen_sealed="k:s",
                         original_sealed="k:y",
                         created_at=utcnow(),
                         expires_at=utcnow(),

@@ -195,13 +195,15 @@ class SqlContactBook:
 
     def link(self, alias_id: int, contact_id: int | None, seen_id: str, original_id: str) -> None:
         now = self._now()
+        seen = normalize_message_id(seen_id)
         with self._connection(write=True) as connection:
             try:
                 connection.execute(
                     insert(MessageLink).values(
                         alias_id=alias_id,
                         contact_id=contact_id,
-                        seen_digest=self._sealer.digest(normalize_message_id(seen_id)),
+                        seen_digest=self._sealer.digest(seen),
+                        seen_sealed=self._sealer.seal(seen),
                         original_sealed=self._sealer.seal(original_id.strip()),
                         created_at=now,
                         expires_at=now + timedelta(days=self._thread_days),
@@ -228,6 +230,74 @@ class SqlContactBook:
             removed = connection.execute(delete(MessageLink).where(MessageLink.expires_at <= now)).rowcount
             connection.commit()
         return removed
+
+    # --- key rotation ---------------------------------------------------------------------------
+
+    def reseal(self, batch_size: int = 500) -> tuple[int, int]:
+        """Re-seal and re-digest every contact and link not yet under the current key, ``batch_size``
+        rows a transaction, and say how many of each. Online: until a row is re-sealed, lookups
+        find it by its old digest and open it with the old key."""
+        return self._reseal_contacts(batch_size), self._reseal_links(batch_size)
+
+    def _stale(self, *sealed: str) -> bool:
+        return any(text and not self._sealer.is_current(text) for text in sealed)
+
+    def _reseal_contacts(self, batch_size: int) -> int:
+        done, last = 0, 0
+        while True:
+            with self._connection(write=True) as connection:
+                rows = connection.execute(
+                    select(Contact.id, Contact.address_sealed, Contact.name_sealed)
+                    .where(Contact.id > last)
+                    .order_by(Contact.id)
+                    .limit(batch_size)
+                ).all()
+                if not rows:
+                    return done
+                for row in rows:
+                    if self._stale(row.address_sealed, row.name_sealed):
+                        address = self._sealer.open(row.address_sealed)
+                        name = self._sealer.open(row.name_sealed) if row.name_sealed else ""
+                        connection.execute(
+                            update(Contact)
+                            .where(Contact.id == row.id)
+                            .values(
+                                address_digest=self._sealer.digest(address),
+                                address_sealed=self._sealer.seal(address),
+                                name_sealed=self._sealer.seal(name) if name else "",
+                            )
+                        )
+                        done += 1
+                connection.commit()
+                last = rows[-1].id
+
+    def _reseal_links(self, batch_size: int) -> int:
+        done, last = 0, 0
+        while True:
+            with self._connection(write=True) as connection:
+                rows = connection.execute(
+                    select(MessageLink.id, MessageLink.seen_sealed, MessageLink.original_sealed)
+                    .where(MessageLink.id > last)
+                    .order_by(MessageLink.id)
+                    .limit(batch_size)
+                ).all()
+                if not rows:
+                    return done
+                for row in rows:
+                    if self._stale(row.seen_sealed, row.original_sealed):
+                        seen = self._sealer.open(row.seen_sealed)
+                        connection.execute(
+                            update(MessageLink)
+                            .where(MessageLink.id == row.id)
+                            .values(
+                                seen_digest=self._sealer.digest(seen),
+                                seen_sealed=self._sealer.seal(seen),
+                                original_sealed=self._sealer.seal(self._sealer.open(row.original_sealed)),
+                            )
+                        )
+                        done += 1
+                connection.commit()
+                last = rows[-1].id
 
     # --- sender rules ---------------------------------------------------------------------------
 

@@ -224,3 +224,42 @@ def test_allow_only_lets_in_allow_listed_and_known_unblocked_contacts(engine: En
     with engine.begin() as connection:
         connection.execute(update(User).values(sender_mode="allow-only"))
     assert not contacts.sender_allowed(ids["user"], ids["news"], "stranger@example.net").allowed  # the account's mode
+
+
+def test_reseal_moves_every_row_to_the_current_key_and_lookups_work_throughout(
+    engine: Engine, ids: dict[str, int]
+) -> None:
+    old, new = KEY, ("k2", bytes(range(32, 64)))
+    before = book(engine, old)
+    reverse = before.contacts_for(ids["shop"], "othermail.example", [("ann@example.net", "Ann")])["ann@example.net"]
+    for n in range(5):  # more rows than one batch
+        before.create(ids["news"], "custom.example", f"person{n}@example.net", f"P{n}")
+        before.link(ids["news"], None, f"<seen-{n}@email.amazonses.com>", f"<orig-{n}@example.net>")
+
+    def works(contacts: SqlContactBook) -> None:
+        ref = contacts.by_reverse(reverse)
+        assert ref is not None and (ref.address, ref.name) == ("ann@example.net", "Ann")
+        assert contacts.contacts_for(ids["shop"], "othermail.example", [("ann@example.net", "")]) == {
+            "ann@example.net": reverse
+        }
+        assert contacts.original_for(ids["news"], "<seen-3@email.amazonses.com>") == "<orig-3@example.net>"
+        assert contacts.sender_allowed(ids["user"], ids["shop"], "ann@example.net").allowed
+
+    works(before)
+    during = book(engine, new, old)
+    works(during)
+    assert during.reseal(batch_size=2) == (6, 5)
+    assert during.reseal(batch_size=2) == (0, 0)  # nothing left on the old key
+    with engine.connect() as connection:
+        contacts = connection.execute(select(Contact.address_sealed, Contact.name_sealed, Contact.address_digest)).all()
+        links = connection.execute(select(MessageLink.seen_sealed, MessageLink.original_sealed)).all()
+    assert all(a.startswith("k2:") and n.startswith("k2:") for a, n, _ in contacts)
+    assert all(s.startswith("k2:") and o.startswith("k2:") for s, o in links)
+    after = book(engine, new)
+    assert {digest for *_, digest in contacts} == {
+        after._sealer.digest(a) for a in ["ann@example.net"] + [f"person{n}@example.net" for n in range(5)]
+    }
+    works(after)
+    assert len(set(during.contacts_for(ids["news"], "custom.example", [("person1@example.net", "")]).values())) == 1
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Contact)).scalar_one() == 6  # no duplicates
