@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from forwarder.flows.forward import Forwarder
     from forwarder.flows.notices import Notifier
     from forwarder.flows.outcome_log import OutcomeLog
+    from forwarder.flows.reply import Replier
     from forwarder.ops.metrics import Metrics
     from forwarder.ports import Bouncer, Clock, Sender, WritableStore
 
@@ -239,7 +240,14 @@ class Runtime:
             self.outcome_log,
             self.notifier if sender is not None else None,
             bouncer=self.bouncer,
+            replies=self._replier(sender) if sender is not None else None,
         )
+
+    def _replier(self, sender: Sender) -> Replier:
+        """Two-way aliases: the owner's mail to a contact's reverse address, sent from the alias."""
+        from forwarder.flows.reply import Replier
+
+        return Replier(lambda: self.contacts, self.directory, sender, self.clock, self.settings.max_bytes)
 
     def close(self) -> None:
         """Release what was built: the sender's connections (an SMTP relay) and the database pool."""

@@ -39,6 +39,7 @@ from forwarder.errors import DeliveryInProgress, PermanentSendError
 from forwarder.flows.expired_reject import EXPIRED_OUTCOMES, decide_expired_reject
 from forwarder.flows.notices import Notifier, Unforwarded
 from forwarder.flows.outcome_log import OutcomeLog, Report, redact
+from forwarder.flows.reply import Replier, ReplyInbound
 from forwarder.ports import Bouncer, Directory, Sender
 
 logger = logging.getLogger("othermail.pipeline")
@@ -80,8 +81,12 @@ class Forwarder:
         outcome_log: OutcomeLog | None = None,
         notifier: Notifier | None = None,
         bouncer: Bouncer | None = None,
+        replies: Replier | None = None,
     ) -> None:
         self.directory = directory
+        #: Two-way aliases: mail to a contact's reverse address goes out from the alias
+        #: (forwarder/flows/reply.py); without one, such an address is an unknown alias.
+        self.replies = replies
         self.notifier = notifier
         #: Sends the bounces of reject-mode expired aliases (the Lambda's SES SendBounce); without
         #: one, such mail is dropped (the one box refuses it at RCPT instead).
@@ -143,6 +148,19 @@ class Forwarder:
             return reports
         meta = MessageMeta(message.sender, message.subject, len(raw), inbound.received_at, inbound.raw_key)
         for recipient in _unique(inbound.recipients):
+            contact = self.replies.contact(recipient) if self.replies is not None else None
+            if contact is not None and self.replies is not None:
+                sent = ReplyInbound(
+                    inbound.message_id,
+                    recipient,
+                    inbound.verdicts,
+                    inbound.mail_from,
+                    inbound.received_at,
+                    inbound.raw_key,
+                    len(raw),
+                )
+                reports.append(self.replies.process(message, sent, contact))
+                continue
             opening = self.directory.begin(
                 inbound.message_id, recipient, meta, lambda resolved: self._plan(message, inbound, resolved)
             )

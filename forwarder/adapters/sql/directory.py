@@ -97,6 +97,9 @@ class ResolvedAlias:
     targets: tuple[Target, ...]
     #: What mail gets once the alias has expired: "drop" or "reject" (forwarder/flows/expired_reject.py).
     expired_action: str = "drop"
+    #: The alias's name on mail it sends (replies of a two-way alias); "" for none.
+    display_name: str = ""
+    user_id: int | None = None
 
 
 class AddressStatus(Enum):
@@ -287,6 +290,8 @@ _RESOLVE = (
         _aliases.c.created_at,
         _aliases.c.last_used_at,
         _aliases.c.expired_action,
+        _aliases.c.display_name,
+        _aliases.c.user_id,
         _destinations.c.id.label("destination_id"),
         _destinations.c.email.label("destination_email"),
         _destinations.c.paused_at,
@@ -511,7 +516,14 @@ class SqlDirectory:
             if row.destination_id is not None
         )
         return self.user_domains.hold(
-            ResolvedAlias(rows[0].id, alias_state(rows[0], len(targets)), targets, rows[0].expired_action or "drop")
+            ResolvedAlias(
+                rows[0].id,
+                alias_state(rows[0], len(targets)),
+                targets,
+                rows[0].expired_action or "drop",
+                rows[0].display_name or "",
+                rows[0].user_id,
+            )
         )
 
     def begin(

@@ -1,0 +1,215 @@
+"""The reply flow: mail to a contact's reverse address leaves from the alias, to the contact.
+
+A two-way alias gives every outside address it corresponds with a reverse address
+(forwarder/adapters/sql/contacts.py). When the alias's owner answers (Reply, Reply-All) or writes
+first, their message reaches the reverse address, and this flow, for each reverse address among
+the recipients:
+
+1. finds the contact and its alias (forwarder/ports.py ``ContactBook.by_reverse``, then the
+   directory's ``resolve``): an alias switched off or deleted sends nothing;
+2. authorizes the sender (forwarder/core/reply_auth.py): From is a verified destination of the
+   alias, and DMARC passed (or no DMARC and an aligned SPF pass); anything else is refused,
+   recorded and counted as ``dropped-reply-refused``, never relayed;
+3. rewrites it (forwarder/core/reply.py): From the alias, the reverse addresses of the alias's
+   contacts in To and Cc mapped to their real addresses, In-Reply-To and References mapped to the
+   ids the contacts know, the owner's real address scrubbed from the text;
+4. claims the message like a forward (the alias's and its owner's limits count it once), sends one
+   copy per contact from the alias, links each copy's provider id to the owner's Message-ID (so
+   the contact's answer threads on the owner's side), and records ``replied``.
+
+Addresses in To and Cc that are not reverse addresses got the message straight from the owner's
+own mail server: they are not sent again, and the outcome's reason names how many there were.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+
+from forwarder.adapters.sql.directory import ClaimState, DeliveryKey, MessageMeta, SqlDirectory
+from forwarder.core import Decision, Outcome, Prepared, Verdicts
+from forwarder.core.addresses import parse_address_list
+from forwarder.core.reply import reply
+from forwarder.core.reply_auth import authorize_reply
+from forwarder.core.validator import SESV2_MAX_BYTES
+from forwarder.errors import DeliveryInProgress, PermanentSendError
+from forwarder.flows.outcome_log import Report, redact
+from forwarder.ports import ContactBook, ContactRef, Sender
+
+logger = logging.getLogger("othermail.reply")
+
+#: The shape of a reverse address's local part (16 characters of lowercase base32, 80 bits):
+#: only such a recipient costs a look-up in the contact book.
+REVERSE_LOCAL = re.compile(r"[a-z2-7]{16}")
+
+
+def looks_reverse(address: str) -> bool:
+    local, at, _domain = address.strip().lower().rpartition("@")
+    return bool(at) and REVERSE_LOCAL.fullmatch(local) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyInbound:
+    """What the reply flow needs of the received message besides its parsed form."""
+
+    message_id: str
+    recipient: str
+    verdicts: Verdicts
+    mail_from: str | None
+    received_at: datetime | None
+    raw_key: str | None
+    bytes_in: int
+
+
+class Replier:
+    """Sends the alias owner's mail to reverse addresses on to the contacts (module docstring)."""
+
+    def __init__(
+        self,
+        contacts: Callable[[], ContactBook],
+        directory: SqlDirectory,
+        sender: Sender | None,
+        clock: Callable[[], datetime],
+        max_bytes: int = SESV2_MAX_BYTES,
+    ) -> None:
+        # built on first use: a deployment without contact keys forwards one-way mail as before,
+        # and fails only on mail to a reverse address (naming OTHERMAIL_CONTACT_KEYS)
+        self._book = contacts
+        self.directory = directory
+        self.sender = sender
+        self._now = clock
+        self.max_bytes = max_bytes
+
+    @cached_property
+    def contacts(self) -> ContactBook:
+        return self._book()
+
+    def contact(self, recipient: str) -> ContactRef | None:
+        """The contact whose reverse address ``recipient`` is, or None (an alias, or nobody)."""
+        return self.contacts.by_reverse(recipient) if looks_reverse(recipient) else None
+
+    def process(self, message: Prepared, inbound: ReplyInbound, contact: ContactRef) -> Report:
+        """Send the message on to ``contact`` (and the alias's other contacts it names), once."""
+        meta = MessageMeta(message.sender, message.subject, inbound.bytes_in, inbound.received_at, inbound.raw_key)
+        key = DeliveryKey(inbound.message_id, inbound.recipient, 0)
+        resolved = self.directory.resolve(contact.alias_address)
+        if resolved is None or not resolved.state.enabled or resolved.state.deleted:
+            refused = Decision(Outcome.DROPPED_REPLY_REFUSED, "the alias is switched off or deleted")
+            return self._record(key, contact.alias_id, meta, refused)
+        destinations = [t.email for t in resolved.targets]
+        refusal = authorize_reply(
+            inbound.verdicts,
+            from_address=message.sender,
+            envelope_from=inbound.mail_from,
+            destinations=destinations,
+        )
+        if refusal is not None:
+            return self._record(key, contact.alias_id, meta, refusal)
+        mapping = self._reverse_map(contact, message)
+        domain = contact.alias_address.rpartition("@")[2]
+        result = reply(
+            message,
+            alias_address=contact.alias_address,
+            alias_display_name=resolved.display_name,
+            destination_addresses=destinations,
+            reverse_to_real=mapping,
+            original_id=lambda seen: self.contacts.original_for(contact.alias_id, seen),
+            message_id=email.utils.make_msgid(domain=domain),
+            now=self._now(),
+            max_bytes=self.max_bytes,
+        )
+        if not result.sends:
+            return self._record(key, contact.alias_id, meta, result.decision)
+        return self._send(key, contact, meta, message, result.raw, result.envelope_recipients, result.bypassed)
+
+    def _reverse_map(self, contact: ContactRef, message: Prepared) -> dict[str, tuple[str, str]]:
+        """Every reverse address of this alias's contacts among To and Cc: Reply-All reaches them all."""
+        found = {contact.reverse.lower(): (contact.address, contact.name)}
+        for address in _recipients(message):
+            if address in found or not looks_reverse(address):
+                continue
+            other = self.contacts.by_reverse(address)
+            if other is not None and other.alias_id == contact.alias_id:
+                found[address] = (other.address, other.name)
+        return found
+
+    def _send(
+        self,
+        key: DeliveryKey,
+        contact: ContactRef,
+        meta: MessageMeta,
+        message: Prepared,
+        raw: bytes,
+        recipients: tuple[str, ...],
+        bypassed: tuple[str, ...],
+    ) -> Report:
+        if self.sender is None:
+            raise RuntimeError("this Replier has no sender")
+        claim = self.directory.claim(key, contact.alias_id, meta)
+        if claim.state is ClaimState.DONE:
+            done = Decision(Outcome(claim.outcome), "already sent")  # type: ignore[call-arg]  # lookup by value
+            return _report(key, contact.alias_id, done, meta, True)
+        if claim.state is ClaimState.BUSY:
+            raise DeliveryInProgress(f"reply {key.message_id} to {key.recipient}")
+        if claim.state in (ClaimState.LIMIT, ClaimState.RATE_LIMITED):
+            return self._record(key, contact.alias_id, meta, claim.dropped)
+        own_id = message.split.first("message-id")
+        provider_id = ""
+        try:
+            for recipient in recipients:
+                provider_id = self.sender.send(raw, sender=contact.alias_address, recipient=recipient)
+                if own_id is not None:  # the contact's answer names this copy: it threads on the owner's side
+                    self.contacts.link(
+                        contact.alias_id, contact.contact_id, provider_id, own_id.value.decode("ascii", "replace")
+                    )
+        except PermanentSendError as exc:
+            reason = str(exc)
+            self.directory.finish(key, Outcome.FAILED_REJECTED, reason)
+            # the delivery log may name the contact (its owner reads it); the outcome line may not
+            refused = Decision(Outcome.FAILED_REJECTED, redact(reason, contact.address, contact.contact_id))
+            return _report(key, contact.alias_id, refused, meta)
+        except Exception as exc:
+            self.directory.release(key, f"{exc.__class__.__name__}: {exc}")
+            raise
+        reason = f"sent from the alias to {len(recipients)} contact(s)"
+        if bypassed:
+            reason += f"; {len(bypassed)} other recipient(s) got it from your own mail server, with your address"
+        self.directory.finish(key, Outcome.REPLIED, reason, len(raw), provider_id or None)
+        return _report(key, contact.alias_id, Decision(Outcome.REPLIED, reason), meta, bytes_out=len(raw))
+
+    def _record(self, key: DeliveryKey, alias_id: int, meta: MessageMeta, decision: Decision) -> Report:
+        fresh = self.directory.record(key, alias_id, meta, decision.outcome, decision.reason)
+        return _report(key, alias_id, decision, meta, duplicate=not fresh)
+
+
+def _recipients(message: Prepared) -> Iterable[str]:
+    for name in ("to", "cc"):
+        for f in message.split.get_all(name):
+            for box in parse_address_list(f.value.decode("utf-8", "replace")):
+                yield box.address.strip().lower()
+
+
+def _report(
+    key: DeliveryKey,
+    alias_id: int,
+    decision: Decision,
+    meta: MessageMeta,
+    duplicate: bool = False,
+    bytes_out: int | None = None,
+) -> Report:
+    return Report(
+        key.message_id,
+        key.recipient,
+        alias_id,
+        None,
+        decision.outcome,
+        decision.reason,
+        meta.bytes_in,
+        bytes_out=bytes_out,
+        duplicate=duplicate,
+    )
