@@ -47,7 +47,7 @@ PARTS = frozenset(
     {
         "engine", "sessions", "clock", "aws_session", "sender", "store", "directory", "metrics",
         "outcome_log", "notifier", "bouncer", "feedback", "forwarder", "spool", "authenticator",
-        "sealer", "contacts",
+        "sealer", "contacts", "unsubscribe_keys",
     }
 )  # fmt: skip
 
@@ -129,6 +129,14 @@ class Runtime:
             return Sealer(key_file(path))
         except (SealError, OSError) as exc:
             raise SettingsError(f"{path} must hold id:key entries, or set OTHERMAIL_CONTACT_KEYS: {exc}") from None
+
+    @cached_property
+    def unsubscribe_keys(self) -> tuple[bytes, ...]:
+        """The one-click unsubscribe signing keys (forwarder/flows/unsubscribe.py), current first: one
+        derived from each contact key, so a rotation keeps older mail's links working."""
+        from forwarder.flows.unsubscribe import KEY_PURPOSE
+
+        return tuple(bytes.fromhex(d) for d in self.sealer.digests(KEY_PURPOSE))
 
     @cached_property
     def contacts(self) -> SqlContactBook:
