@@ -24,6 +24,7 @@ own mail server: they are not sent again, and the outcome's reason names how man
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -31,8 +32,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 
-from forwarder.adapters.sql.directory import ClaimState, DeliveryKey, MessageMeta, SqlDirectory
-from forwarder.core import Decision, Outcome, Prepared, Verdicts
+from forwarder.adapters.sql.directory import (
+    AddressStatus,
+    ClaimState,
+    DeliveryKey,
+    MessageMeta,
+    ResolvedAlias,
+    SqlDirectory,
+)
+from forwarder.core import Decision, Outcome, Prepared, Verdicts, prepare
 from forwarder.core.addresses import parse_address_list
 from forwarder.core.reply import reply
 from forwarder.core.reply_auth import authorize_reply
@@ -98,18 +106,10 @@ class Replier:
         meta = MessageMeta(message.sender, message.subject, inbound.bytes_in, inbound.received_at, inbound.raw_key)
         key = DeliveryKey(inbound.message_id, inbound.recipient, 0)
         resolved = self.directory.resolve(contact.alias_address)
-        if resolved is None or not resolved.state.enabled or resolved.state.deleted:
-            refused = Decision(Outcome.DROPPED_REPLY_REFUSED, "the alias is switched off or deleted")
-            return self._record(key, contact.alias_id, meta, refused)
+        refusal = _refusal(message, inbound.verdicts, inbound.mail_from, resolved)
+        if refusal is not None or resolved is None:
+            return self._record(key, contact.alias_id, meta, refusal or _SWITCHED_OFF)
         destinations = [t.email for t in resolved.targets]
-        refusal = authorize_reply(
-            inbound.verdicts,
-            from_address=message.sender,
-            envelope_from=inbound.mail_from,
-            destinations=destinations,
-        )
-        if refusal is not None:
-            return self._record(key, contact.alias_id, meta, refusal)
         mapping = self._reverse_map(contact, message)
         domain = contact.alias_address.rpartition("@")[2]
         result = reply(
@@ -126,6 +126,34 @@ class Replier:
         if not result.sends:
             return self._record(key, contact.alias_id, meta, result.decision)
         return self._send(key, contact, meta, message, result.raw, result.envelope_recipients, result.bypassed)
+
+    def address_status(self, address: str) -> AddressStatus | None:
+        """The SMTP listener's RCPT answer for a reverse address (ACCEPTS: who may use it is
+        checked after DATA); None when ``address`` is no contact's reverse address."""
+        return AddressStatus.ACCEPTS if self.contact(address) is not None else None
+
+    def screen(self, raw: bytes, verdicts: Verdicts | None, mail_from: str, recipients: tuple[str, ...]) -> str | None:
+        """The one box's check after DATA: the SMTP refusal for a message whose every recipient is a
+        reverse address it may not use (recorded as ``dropped-reply-refused``, nothing spooled); None
+        to accept it (a message that also names aliases is accepted, and its reverse recipients
+        are refused by :meth:`process`, never relayed)."""
+        if not recipients or verdicts is None or not all(looks_reverse(r) for r in recipients):
+            return None
+        message = prepare(raw, mail_from)
+        refused: list[tuple[ContactRef, Decision]] = []
+        for recipient in recipients:
+            contact = self.contact(recipient)
+            if contact is None:
+                return None
+            refusal = _refusal(message, verdicts, mail_from, self.directory.resolve(contact.alias_address))
+            if refusal is None:
+                return None
+            refused.append((contact, refusal))
+        message_id = "smtp-refused-" + hashlib.sha256(raw).hexdigest()[:32]
+        meta = MessageMeta(message.sender, message.subject, len(raw), self._now(), None)
+        for contact, refusal in refused:
+            self._record(DeliveryKey(message_id, contact.reverse, 0), contact.alias_id, meta, refusal)
+        return Outcome.DROPPED_REPLY_REFUSED.smtp_reply
 
     def _reverse_map(self, contact: ContactRef, message: Prepared) -> dict[str, tuple[str, str]]:
         """Every reverse address of this alias's contacts among To and Cc: Reply-All reaches them all."""
@@ -185,6 +213,19 @@ class Replier:
     def _record(self, key: DeliveryKey, alias_id: int, meta: MessageMeta, decision: Decision) -> Report:
         fresh = self.directory.record(key, alias_id, meta, decision.outcome, decision.reason)
         return _report(key, alias_id, decision, meta, duplicate=not fresh)
+
+
+_SWITCHED_OFF = Decision(Outcome.DROPPED_REPLY_REFUSED, "the alias is switched off or deleted")
+
+
+def _refusal(
+    message: Prepared, verdicts: Verdicts, mail_from: str | None, resolved: ResolvedAlias | None
+) -> Decision | None:
+    """Why mail to a reverse address of ``resolved`` may not leave from it; None when it may."""
+    if resolved is None or not resolved.state.enabled or resolved.state.deleted:
+        return _SWITCHED_OFF
+    destinations = [t.email for t in resolved.targets]
+    return authorize_reply(verdicts, from_address=message.sender, envelope_from=mail_from, destinations=destinations)
 
 
 def _recipients(message: Prepared) -> Iterable[str]:

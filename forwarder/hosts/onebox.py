@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
+from forwarder.adapters.sql.directory import AddressStatus
 from forwarder.errors import AddressInUse
 from forwarder.hosts.dispatch import Dispatcher
 from forwarder.ops.metrics import RETRY, SKIPPED, prometheus_text
@@ -103,15 +104,23 @@ class OneBox:
         self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers, verdicts=self.authenticator.verdicts)
         self.listener: SmtpListener | None = None
         if smtp_port is not None:
+            replies = self.forwarder.replies
+
+            def known(address: str) -> AddressStatus:
+                """An alias, or a contact's reverse address (two-way aliases)."""
+                reverse = replies.address_status(address) if replies is not None else None
+                return reverse if reverse is not None else directory.address_status(address)
+
             handler = IngressHandler(
                 settings.domains,
                 self.spool,
-                directory.address_status,
+                known,
                 self.dispatcher.submit,
                 accepts_domain=directory.accepts_domain,
                 limits=settings.smtp_limits,
                 metrics=self.metrics,
                 authenticate=self.authenticator.authenticate,
+                screen=replies.screen if replies is not None else None,
             )
             tls = None
             if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:

@@ -42,6 +42,7 @@ SMTP_EVENTS: tuple[str, ...] = (
     "session-refused",  # 421 at the greeting: too many sessions
     "session-timeout",  # 421 and closed: the session's or its DATA's absolute deadline
     "data-spilled",  # a DATA body written to a file instead of kept in memory
+    "data-reply-refused",  # 550 after DATA: mail to reverse addresses its sender may not use
 )
 
 

@@ -59,6 +59,10 @@ KNOWN_CACHE_SIZE = 100_000
 Authenticate = Callable[[bytes, str, str, str], Awaitable[bytes | tuple[bytes, Verdicts]]]
 
 
+#: (raw, verdicts, MAIL FROM, recipients) -> an SMTP refusal, or None to accept.
+Screen = Callable[[bytes, Verdicts | None, str, tuple[str, ...]], str | None]
+
+
 class IngressHandler:
     def __init__(
         self,
@@ -71,12 +75,16 @@ class IngressHandler:
         limits: SmtpLimits | None = None,
         metrics: Metrics | None = None,
         authenticate: Authenticate | None = None,
+        screen: Screen | None = None,
     ) -> None:
         self.domains = frozenset(d.lower() for d in domains)
         #: Inbound authentication (forwarder.adapters.inbound_auth): given the message, the client's address,
         #: HELO and MAIL FROM, it returns the message to spool (forged trace fields removed, our
         #: Authentication-Results on top). Never raises; its DNS runs on its own threads.
         self.authenticate = authenticate
+        #: After authentication, a refusal for a message nobody may send (mail to reverse addresses
+        #: of two-way aliases that is not from their owner: forwarder/flows/reply.py); asked off the loop.
+        self.screen = screen
         self.limits = limits or SmtpLimits()
         self.metrics = metrics
         self.failed_rcpts = FailedRcpts(self.limits)
@@ -210,6 +218,17 @@ class IngressHandler:
         if self.authenticate is not None:
             authenticated = await self.authenticate(raw, peer, session.host_name or "", envelope.mail_from or "")
             raw, verdicts = authenticated if isinstance(authenticated, tuple) else (authenticated, None)
+        if self.screen is not None:
+            try:
+                refusal = await asyncio.get_running_loop().run_in_executor(
+                    None, self.screen, raw, verdicts, envelope.mail_from or "", tuple(envelope.rcpt_tos)
+                )
+            except Exception as exc:
+                logger.warning("DATA from %s: the reply check failed: %s", peer, exc)
+                return "451 4.3.0 Temporary local problem, please try again later"
+            if refusal is not None:
+                self.count("data-reply-refused")
+                return refusal
         try:
             if not off_loop:
                 accepted: Envelope = self.spool.accept(
