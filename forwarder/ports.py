@@ -161,6 +161,34 @@ class ContactRef:
 
 
 @dataclass(frozen=True)
+class ContactSummary:
+    """A contact as its alias's contacts page and API list it."""
+
+    contact_id: int
+    address: str
+    name: str
+    reverse: str
+    origin: str
+    blocked: bool
+    forwarded_count: int
+    replied_count: int
+    blocked_count: int
+    last_seen_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SenderRuleRow:
+    """A block or allow rule; ``alias_id`` None: every alias of the account."""
+
+    id: int
+    alias_id: int | None
+    action: str
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True)
 class SenderVerdict:
     """Whether a sender may write to an alias, and why: ``no-rule``, ``known-contact``,
     ``allowed-by-alias-rule``, ``allowed-by-account-rule``, ``blocked-contact``,
@@ -190,6 +218,10 @@ class ContactBook(Protocol):
     def original_for(self, alias_id: int, seen_id: str) -> str | None: ...
 
     def sender_allowed(self, user_id: int, alias_id: int, sender_address: str) -> SenderVerdict: ...
+
+    def count(self, contact_id: int, *, replied: int = 0, blocked: int = 0) -> None:
+        """Add to a contact's replied and blocked counts."""
+        ...
 
     def prune(self, now: datetime) -> int:
         """Delete the links expired at ``now``; how many."""

@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 
 from forwarder.adapters.sealing import Sealer
 from forwarder.adapters.sql.directory import database_errors
-from forwarder.ports import ContactRef, SenderVerdict
-from models import Alias, Contact, MessageLink, SenderRule, User, utcnow
+from forwarder.ports import ContactRef, ContactSummary, SenderRuleRow, SenderVerdict
+from models import RULE_ACTIONS, RULE_KINDS, Alias, Contact, MessageLink, SenderRule, User, utcnow
 from models.limits import CONTACT_NAME_MAX_BYTES, EMAIL_MAX_LENGTH
 
 #: 10 random bytes: 16 characters of lowercase base32, 80 bits.
@@ -191,6 +191,56 @@ class SqlContactBook:
             return None
         return self._ref(row, row.alias_address, f"{local}@{domain}")
 
+    def contacts_of(self, alias_id: int, alias_domain: str) -> list[ContactSummary]:
+        """The alias's contacts, oldest first, their addresses and names opened."""
+        with self._connection() as connection:
+            rows = connection.execute(select(Contact).where(Contact.alias_id == alias_id).order_by(Contact.id)).all()
+        return [
+            ContactSummary(
+                contact_id=row.id,
+                address=self._sealer.open(row.address_sealed),
+                name=self._sealer.open(row.name_sealed) if row.name_sealed else "",
+                reverse=f"{row.reverse_local}@{alias_domain}",
+                origin=row.origin,
+                blocked=bool(row.blocked),
+                forwarded_count=row.forwarded_count,
+                replied_count=row.replied_count,
+                blocked_count=row.blocked_count,
+                last_seen_at=row.last_seen_at,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
+
+    def _change(self, statement: Any) -> int:
+        with self._connection(write=True) as connection:
+            changed = connection.execute(statement).rowcount
+            connection.commit()
+        return changed
+
+    def count(self, contact_id: int, *, replied: int = 0, blocked: int = 0) -> None:
+        self._change(
+            update(Contact)
+            .where(Contact.id == contact_id)
+            .values(replied_count=Contact.replied_count + replied, blocked_count=Contact.blocked_count + blocked)
+        )
+
+    def set_blocked(self, alias_id: int, contact_id: int, blocked: bool) -> bool:
+        """Block or unblock a contact of the alias; False when the alias has no such contact."""
+        statement = update(Contact).where(Contact.id == contact_id, Contact.alias_id == alias_id)
+        return self._change(statement.values(blocked=blocked)) == 1
+
+    def delete_contact(self, alias_id: int, contact_id: int) -> bool:
+        """Delete a contact of the alias and its links; False when the alias has no such contact."""
+        return self._change(delete(Contact).where(Contact.id == contact_id, Contact.alias_id == alias_id)) == 1
+
+    def forget_alias(self, alias_id: int) -> None:
+        """Delete the alias's contacts, links and rules: aliases are soft-deleted, so no cascade does it."""
+        with self._connection(write=True) as connection:
+            for model in (MessageLink, Contact, SenderRule):
+                connection.execute(delete(model).where(model.alias_id == alias_id))
+            connection.commit()
+
     # --- the Message-ID map ---------------------------------------------------------------------
 
     def link(self, alias_id: int, contact_id: int | None, seen_id: str, original_id: str) -> None:
@@ -230,6 +280,43 @@ class SqlContactBook:
             removed = connection.execute(delete(MessageLink).where(MessageLink.expires_at <= now)).rowcount
             connection.commit()
         return removed
+
+    # --- managing sender rules -----------------------------------------------------------------
+
+    def add_rule(self, user_id: int, alias_id: int | None, action: str, kind: str, value: str = "") -> int:
+        """Add a rule; its id. ValueError names what is wrong with ``action``, ``kind`` or ``value``."""
+        if action not in RULE_ACTIONS:
+            raise ValueError(f"a rule's action is one of {', '.join(RULE_ACTIONS)}, not {action!r}")
+        if kind not in RULE_KINDS:
+            raise ValueError(f"a rule's kind is one of {', '.join(RULE_KINDS)}, not {kind!r}")
+        value = "" if kind == "empty-sender" else normalize_address(value).strip(".")
+        if kind == "address" and (value.count("@") != 1 or value.startswith("@") or value.endswith("@")):
+            raise ValueError(f"{value!r} is not an email address")
+        if kind == "domain" and (not value or "@" in value or " " in value or "." not in value):
+            raise ValueError(f"{value!r} is not a domain name")
+        if len(value) > EMAIL_MAX_LENGTH:
+            raise ValueError(f"a rule's value is at most {EMAIL_MAX_LENGTH} characters")
+        with self._connection(write=True) as connection:
+            inserted = connection.execute(
+                insert(SenderRule).values(
+                    user_id=user_id, alias_id=alias_id, action=action, kind=kind, value=value, created_at=self._now()
+                )
+            ).inserted_primary_key
+            connection.commit()
+        assert inserted is not None  # an insert of one row
+        return int(inserted[0])
+
+    def rules(self, user_id: int, alias_id: int | None = None) -> list[SenderRuleRow]:
+        """The account's rules (all of them), or only the alias's when ``alias_id`` is given."""
+        statement = select(SenderRule).where(SenderRule.user_id == user_id)
+        if alias_id is not None:
+            statement = statement.where(SenderRule.alias_id == alias_id)
+        with self._connection() as connection:
+            rows = connection.execute(statement.order_by(SenderRule.id)).all()
+        return [SenderRuleRow(row.id, row.alias_id, row.action, row.kind, row.value) for row in rows]
+
+    def remove_rule(self, user_id: int, rule_id: int) -> bool:
+        return self._change(delete(SenderRule).where(SenderRule.id == rule_id, SenderRule.user_id == user_id)) == 1
 
     # --- key rotation ---------------------------------------------------------------------------
 

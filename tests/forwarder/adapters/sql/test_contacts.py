@@ -263,3 +263,62 @@ def test_reseal_moves_every_row_to_the_current_key_and_lookups_work_throughout(
     assert len(set(during.contacts_for(ids["news"], "custom.example", [("person1@example.net", "")]).values())) == 1
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(Contact)).scalar_one() == 6  # no duplicates
+
+
+def test_contacts_are_listed_counted_blocked_and_deleted(engine: Engine, ids: dict[str, int]) -> None:
+    contacts = book(engine)
+    reverse = contacts.contacts_for(ids["shop"], "othermail.example", [("ann@example.net", "Ann")])["ann@example.net"]
+    made = contacts.create(ids["shop"], "othermail.example", "bob@example.net")
+    contacts.create(ids["news"], "custom.example", "elsewhere@example.net")
+    contacts.count(made.contact_id, replied=2, blocked=1)
+    listed = contacts.contacts_of(ids["shop"], "othermail.example")
+    assert [(c.address, c.name, c.reverse, c.origin) for c in listed] == [
+        ("ann@example.net", "Ann", reverse, "forward"),
+        ("bob@example.net", "", made.reverse, "user"),
+    ]
+    assert [(c.forwarded_count, c.replied_count, c.blocked_count) for c in listed] == [(1, 0, 0), (0, 2, 1)]
+    assert listed[0].last_seen_at == NOW and listed[1].last_seen_at is None and listed[1].created_at == NOW
+    assert contacts.set_blocked(ids["shop"], made.contact_id, True)
+    assert not contacts.set_blocked(ids["news"], made.contact_id, True)  # not that alias's contact
+    ref = contacts.by_reverse(made.reverse)
+    assert ref is not None and ref.blocked
+    assert not contacts.sender_allowed(ids["user"], ids["shop"], "bob@example.net").allowed
+    contacts.link(ids["shop"], made.contact_id, "<s@x>", "<o@y>")
+    assert not contacts.delete_contact(ids["news"], made.contact_id)
+    assert contacts.delete_contact(ids["shop"], made.contact_id)
+    assert contacts.by_reverse(made.reverse) is None
+    assert contacts.original_for(ids["shop"], "<s@x>") is None  # its links went with it
+
+
+def test_rules_are_added_listed_and_removed(engine: Engine, ids: dict[str, int]) -> None:
+    contacts = book(engine)
+    account = contacts.add_rule(ids["user"], None, "block", "domain", " Spam.Example ")
+    alias = contacts.add_rule(ids["user"], ids["shop"], "allow", "address", "Friend@Spam.example")
+    empty = contacts.add_rule(ids["user"], ids["shop"], "block", "empty-sender", "ignored")
+    assert [(r.id, r.alias_id, r.action, r.kind, r.value) for r in contacts.rules(ids["user"])] == [
+        (account, None, "block", "domain", "spam.example"),
+        (alias, ids["shop"], "allow", "address", "friend@spam.example"),
+        (empty, ids["shop"], "block", "empty-sender", ""),
+    ]
+    assert [r.id for r in contacts.rules(ids["user"], ids["shop"])] == [alias, empty]
+    assert contacts.sender_allowed(ids["user"], ids["shop"], "friend@spam.example").allowed
+    for bad in (("drop", "domain", "x.example"), ("block", "regex", ".*"), ("block", "address", "no-at-sign")):
+        with pytest.raises(ValueError):
+            contacts.add_rule(ids["user"], None, *bad)
+    assert not contacts.remove_rule(ids["user"] + 1, account)  # another account's rule
+    assert contacts.remove_rule(ids["user"], account)
+    assert [r.id for r in contacts.rules(ids["user"])] == [alias, empty]
+
+
+def test_forgetting_an_alias_removes_its_contacts_links_and_rules(engine: Engine, ids: dict[str, int]) -> None:
+    contacts = book(engine)
+    contacts.create(ids["shop"], "othermail.example", "ann@example.net")
+    kept = contacts.create(ids["news"], "custom.example", "ann@example.net")
+    contacts.link(ids["shop"], None, "<a@x>", "<b@y>")
+    contacts.add_rule(ids["user"], ids["shop"], "block", "domain", "x.example")
+    account_rule = contacts.add_rule(ids["user"], None, "block", "domain", "y.example")
+    contacts.forget_alias(ids["shop"])
+    assert contacts.contacts_of(ids["shop"], "othermail.example") == []
+    assert contacts.original_for(ids["shop"], "<a@x>") is None
+    assert [r.id for r in contacts.rules(ids["user"])] == [account_rule]
+    assert contacts.by_reverse(kept.reverse) == kept
