@@ -43,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.adapters.sql.directory import database_errors
+from forwarder.core import Outcome
 from forwarder.flows.feedback import BOUNCE_PERMANENT, COMPLAINT, Feedback
 from models import Alias, Delivery, Destination, FeedbackEvent
 from models.aliases import DISABLED_REASON_MAX_LENGTH
@@ -122,21 +123,23 @@ def _disabled_reason(feedback: Feedback, now: datetime) -> str:
     )
 
 
-def _copy(session: Session, feedback: Feedback) -> tuple[bool, int | None, int | None]:
-    """Whether a delivery has this SES message id; its alias; its destination if the address matches."""
+def _copy(session: Session, feedback: Feedback) -> tuple[bool, int | None, int | None, bool]:
+    """Whether a delivery has this SES message id; its alias; its destination if the address
+    matches; whether the copy was the owner's reply to a contact (two-way aliases)."""
     rows = session.execute(
-        select(_deliveries.c.alias_id, _deliveries.c.destination_id, _destinations.c.email)
+        select(_deliveries.c.alias_id, _deliveries.c.destination_id, _destinations.c.email, _deliveries.c.outcome)
         .select_from(_deliveries.outerjoin(_destinations, _destinations.c.id == _deliveries.c.destination_id))
         .where(_deliveries.c.provider_message_id == feedback.message_id[:255])
         .order_by(_deliveries.c.id)
     ).all()
     if not rows:
-        return False, None, None
+        return False, None, None, False
+    reply = any(row.outcome == Outcome.REPLIED.value for row in rows)
     for row in rows:
         if row.email is not None and row.email == feedback.recipient:
-            return True, row.alias_id, row.destination_id
+            return True, row.alias_id, row.destination_id, reply
     # the destination was deleted or its address changed since: the alias alone is known
-    return True, rows[0].alias_id, None
+    return True, rows[0].alias_id, None, reply
 
 
 def _count(session: Session, destination_id: int, feedback: Feedback, rules: FeedbackRules, now: datetime) -> bool:
@@ -196,14 +199,15 @@ def apply_feedback(session: Session, feedback: Feedback, rules: FeedbackRules, n
         session.rollback()
         return Applied(feedback, duplicate=True)
     event_id = inserted.inserted_primary_key[0]  # type: ignore[attr-defined]  # an INSERT returns a CursorResult
-    known, alias_id, destination_id = _copy(session, feedback)
+    known, alias_id, destination_id, reply = _copy(session, feedback)
     if alias_id is not None or destination_id is not None:
         session.execute(
             update(_events).where(_events.c.id == event_id).values(alias_id=alias_id, destination_id=destination_id)
         )
     paused = _count(session, destination_id, feedback, rules, now) if destination_id is not None else False
     disabled = False
-    if feedback.kind == COMPLAINT and alias_id is not None and rules.complaint_action == "disable":
+    # a contact bouncing or complaining about the owner's own reply says nothing of the alias's mail
+    if feedback.kind == COMPLAINT and alias_id is not None and rules.complaint_action == "disable" and not reply:
         switched = session.execute(
             update(_aliases)
             .where(_aliases.c.id == alias_id, _aliases.c.enabled == true(), _aliases.c.deleted_at.is_(None))

@@ -240,3 +240,25 @@ def test_rules_come_from_settings_and_check_the_action() -> None:
     assert rules == FeedbackRules(5, timedelta(days=2), "count")
     with pytest.raises(ValueError, match="complaint_action"):
         FeedbackRules(complaint_action="bounce")
+
+
+def test_a_contact_bouncing_or_complaining_about_a_reply_leaves_the_alias_alone(
+    session: Session, ids: dict[str, int]
+) -> None:
+    """Two-way aliases: the owner's reply went from the alias to a contact (outcome replied); what
+    the contact's server says of it is about the reply, not about the alias's mail."""
+    session.add(
+        Delivery(
+            inbound_message_id="r1",
+            recipient="abcdefghijklmnop@othermail.example",
+            alias_id=ids["alias"],
+            outcome="replied",
+            provider_message_id="ses-reply",
+        )
+    )
+    session.commit()
+    complaint = apply(session, feedback(COMPLAINT, "c9", message_id="ses-reply", recipient="jane@shop.example"))
+    bounce = apply(session, feedback(BOUNCE_PERMANENT, "b9", message_id="ses-reply", recipient="jane@shop.example"))
+    assert complaint.known and not complaint.alias_disabled and not bounce.paused
+    assert session.get(Alias, ids["alias"]).enabled
+    assert not session.get(Destination, ids["me"]).is_paused
