@@ -39,6 +39,12 @@ def normalize_address(address: str) -> str:
     return address.strip().lower()
 
 
+def plausible(address: str) -> bool:
+    """A normalized address with a local part and a domain, at most 254 octets (RFC 5321)."""
+    local, at, domain = address.rpartition("@")
+    return bool(local and at and domain) and len(address.encode()) <= EMAIL_MAX_LENGTH
+
+
 def normalize_message_id(message_id: str) -> str:
     """A Message-ID without its angle brackets and spaces (the digest ignores case too)."""
     return message_id.strip().strip("<>").strip()
@@ -119,7 +125,7 @@ class SqlContactBook:
         names: dict[str, str] = {}
         for address, name in people:
             key = normalize_address(address)
-            if key and "@" in key and len(key) <= EMAIL_MAX_LENGTH:
+            if plausible(key):
                 names.setdefault(key, "")
                 names[key] = names[key] or _cut_name(name)
         if not names:
@@ -158,6 +164,8 @@ class SqlContactBook:
         self, alias_id: int, alias_domain: str, address: str, name: str = "", origin: str = "user"
     ) -> ContactRef:
         key = normalize_address(address)
+        if not plausible(key):
+            raise ValueError(f"{address!r} is not an email address of at most {EMAIL_MAX_LENGTH} octets")
         with self._connection(write=True) as connection:
             if not self._find(connection, alias_id, [key]):
                 connection.rollback()

@@ -72,7 +72,8 @@ def test_one_stable_random_reverse_address_per_alias_and_address(engine: Engine,
 
 
 def test_several_people_at_once_and_nothing_for_blank_addresses(engine: Engine, ids: dict[str, int]) -> None:
-    people = [("a@x.example", "A"), ("b@y.example", ""), ("A@X.example", "again"), ("", "nobody")]
+    too_long = "é" * 130 + "@x.example"  # 140 characters but 270 octets: over RFC 5321's 254
+    people = [("a@x.example", "A"), ("b@y.example", ""), ("A@X.example", "again"), ("", "nobody"), (too_long, "")]
     found = book(engine).contacts_for(ids["shop"], "othermail.example", people)
     assert sorted(found) == ["a@x.example", "b@y.example"]
     assert len(set(found.values())) == 2
@@ -127,6 +128,9 @@ def test_create_makes_a_user_contact_once(engine: Engine, ids: dict[str, int]) -
     made = contacts.create(ids["news"], "custom.example", "Carol@Example.net", "Carol")
     assert made.reverse.endswith("@custom.example") and made.address == "carol@example.net"
     assert contacts.create(ids["news"], "custom.example", "carol@example.net") == made
+    for bad in ("no-at-sign", "@example.net", "x" * 250 + "@example.net"):
+        with pytest.raises(ValueError):
+            contacts.create(ids["news"], "custom.example", bad)
     assert contacts.contacts_for(ids["news"], "custom.example", [("carol@example.net", "")]) == {
         "carol@example.net": made.reverse
     }
