@@ -690,6 +690,19 @@ class Settings:
             )
         ),
     )
+    two_way: bool = field(
+        default=True,
+        metadata=documented(
+            row(
+                "OTHERMAIL_TWO_WAY",
+                default="`true`",
+                doc="two-way aliases: forwarded mail names every outside address by a reverse address of "
+                "the alias, so Reply and Reply-All leave from the alias; `false` forwards one way (Reply-To "
+                "is the sender). Needs the contact keys (`OTHERMAIL_CONTACT_KEYS`); on Lambda without them "
+                "mail is forwarded one way",
+            )
+        ),
+    )
 
     def __repr__(self) -> str:
         """Every field but secrets: the database URL without its password, and ``'***'`` for each
@@ -777,4 +790,5 @@ class Settings:
             inbound_auth_resolver=(env.get(PREFIX + "INBOUND_AUTH_RESOLVER") or "").strip(),
             contact_keys=_contact_keys(env),
             thread_days=_int(env, "THREAD_DAYS", 180, minimum=1),
+            two_way=_bool(env, "TWO_WAY", True),
         )

@@ -60,7 +60,7 @@ from forwarder.core import AliasState, Decision, Outcome
 from forwarder.core.decide import expiry
 from forwarder.errors import DatabaseUnavailable
 from forwarder.flows.mail_limits import MailLimits, Window
-from models import Alias, Delivery, Destination, alias_destinations
+from models import Alias, Delivery, Destination, User, alias_destinations
 from models.deliveries import RAW_KEY_MAX_LENGTH, REASON_MAX_LENGTH, SUBJECT_MAX_LENGTH, _clip
 from models.users import EMAIL_MAX_LENGTH
 
@@ -100,6 +100,8 @@ class ResolvedAlias:
     #: The alias's name on mail it sends (replies of a two-way alias); "" for none.
     display_name: str = ""
     user_id: int | None = None
+    #: How forwarded mail names its sender (the owner's choice; forwarder/core/twoway.py).
+    display_format: str = "name-and-address"
 
 
 class AddressStatus(Enum):
@@ -251,6 +253,7 @@ def alias_state(alias: Any, destination_count: int | None = None) -> AliasState:
 _aliases = cast(Table, Alias.__table__)
 _deliveries = cast(Table, Delivery.__table__)
 _destinations = cast(Table, Destination.__table__)
+_users = cast(Table, User.__table__)
 _siblings = _deliveries.alias("sibling")
 
 #: The delivery row of a key.
@@ -292,16 +295,19 @@ _RESOLVE = (
         _aliases.c.expired_action,
         _aliases.c.display_name,
         _aliases.c.user_id,
+        _users.c.display_format,
         _destinations.c.id.label("destination_id"),
         _destinations.c.email.label("destination_email"),
         _destinations.c.paused_at,
         _destinations.c.pause_reason,
     )
     .select_from(
-        _aliases.outerjoin(alias_destinations, alias_destinations.c.alias_id == _aliases.c.id).outerjoin(
+        _aliases.outerjoin(alias_destinations, alias_destinations.c.alias_id == _aliases.c.id)
+        .outerjoin(
             _destinations,
             and_(_destinations.c.id == alias_destinations.c.destination_id, _destinations.c.verified_at.is_not(None)),
         )
+        .outerjoin(_users, _users.c.id == _aliases.c.user_id)
     )
     .where(_aliases.c.address == bindparam("p_address"))
     .order_by(_destinations.c.id)
@@ -523,6 +529,7 @@ class SqlDirectory:
                 rows[0].expired_action or "drop",
                 rows[0].display_name or "",
                 rows[0].user_id,
+                rows[0].display_format or "name-and-address",
             )
         )
 
