@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from forwarder.core import Outcome, prepare, validate_bytes
 from forwarder.core.reply import reply
+from tests.forwarder.core.strategies import Case, messages
 
 ALIAS = "shop-7hq2@othermail.example"
 REVERSE = "k3j5m7p9q2r4t6v8@othermail.example"
@@ -238,3 +239,23 @@ def test_the_destination_address_never_leaves(case: Reply) -> None:
         assert readable(text).count(ALIAS) == generated.occurrences
     if case.attachment:
         assert case.attachment in result.raw
+
+
+@profile(200)
+@given(messages())
+def test_hostile_replies_never_raise_and_what_is_sent_passes_the_pre_flight(case: Case) -> None:
+    raw = f"To: {REVERSE}\r\n".encode() + case.raw
+    result = reply(
+        prepare(raw),
+        alias_address=ALIAS,
+        alias_display_name="Shop",
+        destination_addresses=["jane.real@example.net"],
+        reverse_to_real=CONTACTS,
+        original_id=lambda seen: seen.replace("@", ".mapped@"),
+        message_id="<reply-1@othermail.example>",
+    )
+    if result.outcome is Outcome.FORWARDED:
+        assert validate_bytes(result.raw) == []
+        assert result.envelope_recipients == ("jane@example.com",)
+    else:
+        assert result.raw == b"" and result.reason
