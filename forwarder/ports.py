@@ -24,7 +24,7 @@ The mail limits are counted by the Directory, in the transaction that claims a m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -198,11 +198,28 @@ class SenderVerdict:
     reason: str
 
 
+@dataclass(frozen=True)
+class ForwardContacts:
+    """What forwarding one message to an alias learned of its contacts (ContactBook.prepare_forward)."""
+
+    alias_id: int
+    #: Whether the alias's and its owner's sender rules let the message's sender through.
+    verdict: SenderVerdict
+    #: ``{address lowercase: reverse address}`` of everyone taking part (empty when refused).
+    contacts: Mapping[str, str]
+
+
 @runtime_checkable
 class ContactBook(Protocol):
     def contacts_for(self, alias_id: int, alias_domain: str, people: Sequence[tuple[str, str]]) -> dict[str, str]:
         """``{address lowercase: reverse address}`` for each ``(address, display name)``, made when
         new; counts one forwarded message for each and sets its last-seen time."""
+        ...
+
+    def prepare_forward(
+        self, alias_address: str, people: Sequence[tuple[str, str]], sender: str
+    ) -> ForwardContacts | None:
+        """The sender rules' verdict and the contacts of one forwarded message, in one transaction."""
         ...
 
     def by_reverse(self, address: str) -> ContactRef | None: ...

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from forwarder.adapters.sealing import Sealer
 from forwarder.adapters.sql.directory import database_errors
-from forwarder.ports import ContactRef, ContactSummary, SenderRuleRow, SenderVerdict
+from forwarder.ports import ContactRef, ContactSummary, ForwardContacts, SenderRuleRow, SenderVerdict
 from models import RULE_ACTIONS, RULE_KINDS, Alias, Contact, MessageLink, SenderRule, User, utcnow
 from models.limits import CONTACT_NAME_MAX_BYTES, EMAIL_MAX_LENGTH
 
@@ -122,6 +122,40 @@ class SqlContactBook:
         raise RuntimeError("no free reverse address after 3 tries")  # 80 random bits: never in practice
 
     def contacts_for(self, alias_id: int, alias_domain: str, people: Sequence[tuple[str, str]]) -> dict[str, str]:
+        with self._connection(write=True) as connection:
+            return self._contacts_in(connection, alias_id, alias_domain, people)
+
+    def prepare_forward(
+        self, alias_address: str, people: Sequence[tuple[str, str]], sender: str
+    ) -> ForwardContacts | None:
+        """What forwarding a message to ``alias_address`` needs of its contacts, in one transaction:
+        whether the sender rules let ``sender`` through, and (if so) the reverse address of each of
+        ``people``, made when new. None: no such alias."""
+        with self._connection(write=True) as connection:
+            alias = connection.execute(
+                select(Alias.id, Alias.user_id).where(Alias.address == normalize_address(alias_address))
+            ).first()
+            if alias is None:
+                return None
+            verdict = (
+                self._verdict(connection, alias.user_id, alias.id, sender)
+                if alias.user_id is not None
+                else SenderVerdict(True, "no-rule")
+            )
+            if not verdict.allowed:
+                connection.execute(
+                    update(Contact)
+                    .where(Contact.alias_id == alias.id, Contact.address_digest.in_(self._sealer.digests(sender)))
+                    .values(blocked_count=Contact.blocked_count + 1, last_seen_at=self._now())
+                )
+                connection.commit()
+                return ForwardContacts(alias.id, verdict, {})
+            domain = alias_address.rpartition("@")[2].lower()
+            return ForwardContacts(alias.id, verdict, self._contacts_in(connection, alias.id, domain, people))
+
+    def _contacts_in(
+        self, connection: Connection, alias_id: int, alias_domain: str, people: Sequence[tuple[str, str]]
+    ) -> dict[str, str]:
         names: dict[str, str] = {}
         for address, name in people:
             key = normalize_address(address)
@@ -131,33 +165,32 @@ class SqlContactBook:
         if not names:
             return {}
         addresses = sorted(names)
-        with self._connection(write=True) as connection:
-            found = self._find(connection, alias_id, addresses)
-            if found:
-                connection.execute(
-                    update(Contact)
-                    .where(Contact.id.in_([row.id for row in found.values()]))
-                    .values(forwarded_count=Contact.forwarded_count + 1, last_seen_at=self._now())
-                )
-                for address, row in found.items():
-                    if not row.name_sealed and names[address]:
-                        connection.execute(
-                            update(Contact)
-                            .where(Contact.id == row.id)
-                            .values(name_sealed=self._sealer.seal(names[address]))
-                        )
-                connection.commit()
-            missing = [address for address in addresses if address not in found]
-            lost = [a for a in missing if not self._insert(connection, alias_id, a, names[a], "forward", 1)]
-            if lost:  # made by another writer meanwhile: count this message for them too
-                rows = self._find(connection, alias_id, lost)
-                connection.execute(
-                    update(Contact)
-                    .where(Contact.id.in_([row.id for row in rows.values()]))
-                    .values(forwarded_count=Contact.forwarded_count + 1, last_seen_at=self._now())
-                )
-                connection.commit()
-            rows = found | self._find(connection, alias_id, missing)
+        found = self._find(connection, alias_id, addresses)
+        if found:
+            connection.execute(
+                update(Contact)
+                .where(Contact.id.in_([row.id for row in found.values()]))
+                .values(forwarded_count=Contact.forwarded_count + 1, last_seen_at=self._now())
+            )
+            for address, row in found.items():
+                if not row.name_sealed and names[address]:
+                    connection.execute(
+                        update(Contact)
+                        .where(Contact.id == row.id)
+                        .values(name_sealed=self._sealer.seal(names[address]))
+                    )
+            connection.commit()
+        missing = [address for address in addresses if address not in found]
+        lost = [a for a in missing if not self._insert(connection, alias_id, a, names[a], "forward", 1)]
+        if lost:  # made by another writer meanwhile: count this message for them too
+            rows = self._find(connection, alias_id, lost)
+            connection.execute(
+                update(Contact)
+                .where(Contact.id.in_([row.id for row in rows.values()]))
+                .values(forwarded_count=Contact.forwarded_count + 1, last_seen_at=self._now())
+            )
+            connection.commit()
+        rows = found | self._find(connection, alias_id, missing)
         return {address: f"{rows[address].reverse_local}@{alias_domain}" for address in addresses}
 
     def create(
@@ -397,20 +430,21 @@ class SqlContactBook:
     # --- sender rules ---------------------------------------------------------------------------
 
     def sender_allowed(self, user_id: int, alias_id: int, sender_address: str) -> SenderVerdict:
+        with self._connection() as connection:
+            return self._verdict(connection, user_id, alias_id, sender_address)
+
+    def _verdict(self, connection: Connection, user_id: int, alias_id: int, sender_address: str) -> SenderVerdict:
         sender = normalize_address(sender_address).strip("<>")
         domain = sender.rpartition("@")[2] if "@" in sender else ""
-        with self._connection() as connection:
-            contact = self._find(connection, alias_id, [sender]).get(sender) if sender else None
-            rules = connection.execute(
-                select(SenderRule.alias_id, SenderRule.action, SenderRule.kind, SenderRule.value).where(
-                    SenderRule.user_id == user_id, or_(SenderRule.alias_id.is_(None), SenderRule.alias_id == alias_id)
-                )
-            ).all()
-            modes = connection.execute(
-                select(Alias.sender_mode, User.sender_mode)
-                .join(User, User.id == Alias.user_id)
-                .where(Alias.id == alias_id)
-            ).first()
+        contact = self._find(connection, alias_id, [sender]).get(sender) if sender else None
+        rules = connection.execute(
+            select(SenderRule.alias_id, SenderRule.action, SenderRule.kind, SenderRule.value).where(
+                SenderRule.user_id == user_id, or_(SenderRule.alias_id.is_(None), SenderRule.alias_id == alias_id)
+            )
+        ).all()
+        modes = connection.execute(
+            select(Alias.sender_mode, User.sender_mode).join(User, User.id == Alias.user_id).where(Alias.id == alias_id)
+        ).first()
         if contact is not None and contact.blocked:
             return SenderVerdict(False, "blocked-contact")
 

@@ -326,3 +326,21 @@ def test_forgetting_an_alias_removes_its_contacts_links_and_rules(engine: Engine
     assert contacts.original_for(ids["shop"], "<a@x>") is None
     assert [r.id for r in contacts.rules(ids["user"])] == [account_rule]
     assert contacts.by_reverse(kept.reverse) == kept
+
+
+def test_preparing_a_forward_checks_the_rules_and_makes_the_contacts_in_one_go(
+    engine: Engine, ids: dict[str, int]
+) -> None:
+    contacts = book(engine)
+    people = [("Jane@Shop.example", "Jane"), ("bob@shop.example", "")]
+    prepared = contacts.prepare_forward("SHOP@othermail.example", people, "jane@shop.example")
+    assert prepared is not None and prepared.alias_id == ids["shop"] and prepared.verdict.allowed
+    assert set(prepared.contacts) == {"jane@shop.example", "bob@shop.example"}
+    assert all(r.endswith("@othermail.example") for r in prepared.contacts.values())
+    assert contacts.prepare_forward("shop@othermail.example", people, "x@y.example").contacts == prepared.contacts
+    assert contacts.prepare_forward("nobody@othermail.example", people, "jane@shop.example") is None
+    _rule(engine, ids["user"], ids["shop"], "block", "domain", "shop.example")
+    refused = contacts.prepare_forward("shop@othermail.example", people, "jane@shop.example")
+    assert refused is not None and not refused.verdict.allowed and refused.contacts == {}
+    [jane] = [c for c in contacts.contacts_of(ids["shop"], "othermail.example") if c.address == "jane@shop.example"]
+    assert jane.blocked_count == 1
