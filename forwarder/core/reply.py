@@ -70,7 +70,7 @@ class ReplyResult:
 
     @property
     def sends(self) -> bool:
-        return self.decision.forwards
+        return self.decision.outcome is Outcome.REPLIED
 
 
 @dataclass(slots=True)
@@ -151,7 +151,7 @@ def _checked(
         decision = Decision(outcome, "; ".join(str(p) for p in problems))
         return ReplyResult(decision, bypassed=tuple(recipients.bypassed), repairs=tuple(repairs))
     return ReplyResult(
-        Decision(Outcome.FORWARDED, "replied"),
+        Decision(Outcome.REPLIED, "replied"),
         head + body,
         tuple(recipients.envelope),
         tuple(recipients.bypassed),

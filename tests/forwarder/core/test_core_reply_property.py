@@ -5,7 +5,7 @@ positions of quoted lines (plain, ``<...>``, ``mailto:``, percent-escaped, HTML 
 references), in text/plain and text/html parts of random charsets and transfer encodings, with CRLF
 or LF line endings, sometimes next to an attachment, sometimes in the Subject. The rewritten reply:
 
-- is sent (FORWARDED) and passes the SES pre-flight validator;
+- is sent (REPLIED) and passes the SES pre-flight validator;
 - holds the address in no byte, in any case;
 - holds it in no decoded text part either (transfer encoding and charset undone, then percent
   escapes and HTML references), and the alias stands exactly where each occurrence was;
@@ -220,7 +220,7 @@ def test_the_destination_address_never_leaves(case: Reply) -> None:
         original_id=lambda _seen: None,
         message_id="<reply-1@othermail.example>",
     )
-    assert result.outcome is Outcome.FORWARDED, result.reason
+    assert result.outcome is Outcome.REPLIED, result.reason
     assert validate_bytes(result.raw) == []
     assert result.envelope_recipients == ("jane@example.com",)
     assert result.bypassed == ("bypass@elsewhere.example",)
@@ -254,7 +254,7 @@ def test_hostile_replies_never_raise_and_what_is_sent_passes_the_pre_flight(case
         original_id=lambda seen: seen.replace("@", ".mapped@"),
         message_id="<reply-1@othermail.example>",
     )
-    if result.outcome is Outcome.FORWARDED:
+    if result.outcome is Outcome.REPLIED:
         assert validate_bytes(result.raw) == []
         assert result.envelope_recipients == ("jane@example.com",)
     else:
