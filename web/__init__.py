@@ -116,4 +116,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, runtime: Runtime | 
     from web import email_verification
 
     app.register_blueprint(email_verification.bp)
+    from web import contacts
+
+    app.register_blueprint(contacts.bp)
     return app

@@ -41,8 +41,10 @@ from forwarder.flows.forward import Forwarder, Inbound
 from models import (
     Alias,
     ApiToken,
+    Contact,
     Delivery,
     Destination,
+    SenderRule,
     User,
     UserDomain,
     UserSession,
@@ -63,6 +65,8 @@ ID_KINDS = {
     "domain_id": "domain",
     "delivery_id": "delivery",
     "session_id": "session",
+    "contact_id": "contact",
+    "rule_id": "rule",
 }
 #: Routes whose variable is a signed link (``token``): the signature authorises them, not a session.
 SIGNED_LINKS = {"auth.reset": "reset", "destinations.verify": "verification", "email.verify": "account-email"}
@@ -271,6 +275,11 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
         )
         db.add(browser)
         db.commit()
+        book = app.extensions["othermail.runtime"].contacts  # issue 14: a contact and a sender rule
+        contact = book.create(
+            alias.id, "othermail.example", f"{name}-friend@people.example", f"{name}'s private friend"
+        )
+        rule_id = book.add_rule(user_id, alias.id, "block", "address", f"{name}-pest@people.example")
         return Owner(
             user_id=user_id,
             email=user.email,
@@ -281,6 +290,8 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
                 "domain": [domain.id],
                 "delivery": [forwarded.id, quarantined.id],
                 "session": [browser.id],
+                "contact": [contact.contact_id],
+                "rule": [rule_id],
             },
             verified_destination=home.id,
             pending_destination=pending.id,
@@ -302,6 +313,9 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
                 domain.verification_token,
                 f"{name}dkim1",
                 f"{name}-browser/1.0",
+                f"{name}-friend@people.example",
+                contact.reverse,
+                f"{name}-pest@people.example",
             ),
         )
 
@@ -356,6 +370,14 @@ def snapshot(app: Flask, user_id: int) -> dict[str, list[Row]]:
                 _columns(d)
                 for d in db.scalars(select(UserDomain).where(UserDomain.user_id == user_id).order_by(UserDomain.id))
             ],
+            "contacts": [
+                _columns(c)
+                for c in db.scalars(select(Contact).where(Contact.alias_id.in_(alias_ids)).order_by(Contact.id))
+            ],
+            "sender_rules": [
+                _columns(r)
+                for r in db.scalars(select(SenderRule).where(SenderRule.user_id == user_id).order_by(SenderRule.id))
+            ],
             "user_sessions": [
                 _columns(r)
                 for r in db.scalars(
@@ -390,6 +412,8 @@ def api_payload(kind: str, owner: Owner) -> dict[str, Any]:
     payloads: dict[str, dict[str, Any]] = {
         "alias": {"label": "taken over", "destination_ids": [owner.verified_destination]},
         "destination": {"email": "stolen@evil.example"},
+        "contact": {"blocked": True},
+        "rule": {"action": "allow", "kind": "empty-sender"},
     }
     assert kind in payloads, f"no API payload for {kind!r}"
     return payloads[kind]

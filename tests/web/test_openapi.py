@@ -122,6 +122,18 @@ def test_every_operation_conforms_to_the_document(case, app: Flask, write_token:
             200,
         ),
         ("GET", "/aliases/{alias_id}/activity", {"path_parameters": {"alias_id": 1}}, 200),
+        (
+            "POST",
+            "/aliases/{alias_id}/contacts",
+            {"path_parameters": {"alias_id": 1}, "body": {"address": "bob@example.net"}},
+            201,
+        ),
+        (
+            "POST",
+            "/aliases/{alias_id}/rules",
+            {"path_parameters": {"alias_id": 1}, "body": {"action": "block", "kind": "domain", "value": "x.example"}},
+            201,
+        ),
         ("DELETE", "/aliases/{alias_id}", {"path_parameters": {"alias_id": 1}}, 204),
     ],
 )
@@ -154,7 +166,7 @@ def _routed(app: Flask) -> set[tuple[str, str]]:
 def test_every_route_is_documented_and_every_documented_operation_is_routed(app: Flask) -> None:
     routed, documented = _routed(app), _documented()
     assert routed == documented
-    assert ("/api/v1/aliases/{alias_id}", "PATCH") in routed and len(routed) == 14
+    assert ("/api/v1/aliases/{alias_id}", "PATCH") in routed and len(routed) == 21
 
 
 def test_the_document_is_served_as_json_and_declares_bearer_auth(client) -> None:  # type: ignore[no-untyped-def]

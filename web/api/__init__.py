@@ -111,4 +111,4 @@ def openapi():
     return jsonify(document())
 
 
-from web.api import aliases, destinations  # noqa: E402,F401  (the views register themselves on bp)
+from web.api import aliases, contacts, destinations  # noqa: E402,F401  (the views register themselves on bp)

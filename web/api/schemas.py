@@ -14,9 +14,10 @@ from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import web.api.common as common
-from models import Alias, limits
+from models import RULE_ACTIONS, RULE_KINDS, Alias, limits
 from web.services import activity
 from web.services import aliases as alias_service
+from web.services import contacts as contact_service
 
 Json = dict[str, Any]
 #: JSON Schema for "no NUL character", which every string field the API reads refuses.
@@ -305,6 +306,25 @@ ALIAS_UPDATE = Body(
     "changes nothing.",
 )
 
+CONTACT_CREATE = Body(
+    "ContactCreate",
+    (
+        Field("address", Str(EMAIL_MAX, format="email"), "Any outside address (not an alias, not yours).", True),
+        Field("name", Str(contact_service.NAME_MAX_LENGTH, nullable=True), "Their name, for your eyes."),
+    ),
+    "Returns the alias's contact for the address, made when new: mail from your mailbox to its reverse_address "
+    "leaves from the alias.",
+)
+CONTACT_UPDATE = Body("ContactUpdate", (Field("blocked", Bool(), "true: drop its mail to the alias.", True),))
+RULE_CREATE = Body(
+    "RuleCreate",
+    (
+        Field("action", Enum(RULE_ACTIONS), required=True),
+        Field("kind", Enum(RULE_KINDS), "empty-sender takes no value.", True),
+        Field("value", Str(EMAIL_MAX, nullable=True), "An address, or a domain (its subdomains match too)."),
+    ),
+)
+
 # --- responses ------------------------------------------------------------------------------------
 
 ERROR = Resource(
@@ -437,6 +457,35 @@ ACTIVITY = Resource(
     ),
 )
 
+CONTACT = Resource(
+    "Contact",
+    _fields(
+        Field("id", ID, get=attrgetter("contact_id")),
+        Field("address", Str(), "Their real address."),
+        Field("name", Str()),
+        Field("reverse_address", Str(), "Write to this from your mailbox to reach them.", get=attrgetter("reverse")),
+        Field("origin", Enum(("forward", "user")), "forward: they wrote first; user: you created it."),
+        Field("blocked", Bool()),
+        Field("forwarded_count", COUNT),
+        Field("replied_count", COUNT),
+        Field("blocked_count", COUNT),
+        Field("last_seen_at", Time(nullable=True)),
+        Field("created_at", Time()),
+    ),
+)
+CONTACT_LIST = Resource("ContactList", (Field("items", ListOf(CONTACT), get=lambda rows: rows),))
+RULE = Resource(
+    "Rule",
+    _fields(
+        Field("id", ID),
+        Field("alias_id", Int(nullable=True), "null: every alias of the account."),
+        Field("action", Enum(RULE_ACTIONS)),
+        Field("kind", Enum(RULE_KINDS)),
+        Field("value", Str()),
+    ),
+)
+RULE_LIST = Resource("RuleList", (Field("items", ListOf(RULE), get=lambda rows: rows),))
+
 #: Every component schema of the document, by name.
 COMPONENTS: tuple[Body | Resource, ...] = (
     ERROR,
@@ -449,4 +498,11 @@ COMPONENTS: tuple[Body | Resource, ...] = (
     ALIAS_UPDATE,
     DELIVERY,
     ACTIVITY,
+    CONTACT,
+    CONTACT_LIST,
+    CONTACT_CREATE,
+    CONTACT_UPDATE,
+    RULE,
+    RULE_LIST,
+    RULE_CREATE,
 )

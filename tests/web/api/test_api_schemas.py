@@ -31,7 +31,13 @@ BASE = DOC["servers"][0]["url"]
 REGISTRY = Registry().with_resource("urn:othermail-api", DRAFT202012.create_resource(DOC))
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 #: A value each required field accepts, to test the other fields one at a time.
-VALID = {"email": "someone@example.net"}
+VALID = {
+    "email": "someone@example.net",
+    "address": "bob@example.net",
+    "blocked": True,
+    "action": "block",
+    "kind": "empty-sender",
+}
 
 
 def _validator(schema: dict[str, Any]) -> Draft202012Validator:
@@ -83,7 +89,7 @@ def test_every_route_has_an_operation_and_every_operation_a_route(app: Flask) ->
         if rule.endpoint.startswith(f"{bp.name}."):
             path = rule.rule.replace("<int:", "{").replace(">", "}")
             routed |= {(path, method) for method in (rule.methods or set()) - IGNORED_METHODS}
-    assert routed == documented and len(routed) == 14
+    assert routed == documented and len(routed) == 21
 
 
 def test_the_document_built_in_the_app_is_the_one_built_outside_it(app: Flask) -> None:
@@ -155,6 +161,9 @@ def test_every_body_taking_operation_is_tested() -> None:
         ("/destinations/{destination_id}", "PATCH"),
         ("/aliases", "POST"),
         ("/aliases/{alias_id}", "PATCH"),
+        ("/aliases/{alias_id}/contacts", "POST"),
+        ("/contacts/{contact_id}", "PATCH"),
+        ("/aliases/{alias_id}/rules", "POST"),
     }
 
 
@@ -169,7 +178,10 @@ def test_a_view_reads_its_body_with_the_documented_schema_and_refuses_what_it_re
     for path, method, name, body in _body_cases():
         reads.clear()
         response = client.open(
-            _concrete(path, {"alias_id": 1, "destination_id": 1}), method=method, json=body, headers=headers
+            _concrete(path, {"alias_id": 1, "destination_id": 1, "contact_id": 1}),
+            method=method,
+            json=body,
+            headers=headers,
         )
         assert [read for read, _ in reads] == [name], (path, method, body, reads)
         documented_valid = _component(name).is_valid(body)
@@ -204,8 +216,24 @@ SUCCESSES = [
     ("GET", "/aliases/{alias_id}", None, 200),
     ("PATCH", "/aliases/{alias_id}", {"idle_days": 9, "note": None, "enabled": True}, 200),
     ("GET", "/aliases/{alias_id}/activity", None, 200),
+    ("GET", "/aliases/{alias_id}/contacts", None, 200),
+    ("POST", "/aliases/{alias_id}/contacts", {"address": "Bob@Example.net", "name": "Bob"}, 201),
+    ("PATCH", "/contacts/{contact_id}", {"blocked": True}, 200),
+    ("DELETE", "/contacts/{contact_id}", None, 204),
+    ("GET", "/aliases/{alias_id}/rules", None, 200),
+    ("POST", "/aliases/{alias_id}/rules", {"action": "block", "kind": "domain", "value": "spam.example"}, 201),
+    ("DELETE", "/rules/{rule_id}", None, 204),
     ("DELETE", "/aliases/{alias_id}", None, 204),
 ]
+
+
+def _contact_and_rule(app: Flask) -> tuple[int, int]:
+    """A contact of alias 1 (seed0@othermail.example) and a rule of its owner."""
+    runtime = app.extensions["othermail.runtime"]
+    contact = runtime.contacts.create(1, "othermail.example", "carol@example.com", "Carol")
+    runtime.contacts.contacts_for(1, "othermail.example", [("carol@example.com", "Carol")])
+    rule_id = runtime.contacts.add_rule(1, 1, "allow", "address", "friend@example.com")
+    return contact.contact_id, rule_id
 
 
 def _pause(app: Flask, destination_id: int) -> None:
@@ -231,10 +259,10 @@ def test_a_real_response_validates_against_its_documented_schema(
     destination_id = 2 if path.endswith("/resend") else 1
     if path.endswith("/resume"):
         _pause(app, destination_id)
+    contact_id, rule_id = _contact_and_rule(app)
     client: FlaskClient = app.test_client()
-    response = client.open(
-        _concrete(path, {"alias_id": 1, "destination_id": destination_id}), method=method, json=body, headers=headers
-    )
+    ids = {"alias_id": 1, "destination_id": destination_id, "contact_id": contact_id, "rule_id": rule_id}
+    response = client.open(_concrete(path, ids), method=method, json=body, headers=headers)
     assert response.status_code == status, response.get_json()
     documented = DOC["paths"][path][method.lower()]["responses"][str(status)]
     schema = documented.get("content", {}).get("application/json", {}).get("schema")
@@ -246,6 +274,8 @@ def test_a_real_response_validates_against_its_documented_schema(
     assert errors == []
     if path.endswith("/activity"):
         assert len(payload["items"]) == 2  # the items' schema was exercised
+    if path.endswith(("/contacts", "/rules")) and method == "GET":
+        assert len(payload["items"]) == 1  # the items' schema was exercised
 
 
 def test_an_error_response_validates_against_the_error_schema(client: FlaskClient, headers: dict[str, str]) -> None:
