@@ -113,6 +113,10 @@ def _register() -> None:
     from forwarder.cli import keys
 
     cli.add_command(keys.keys)
+    from forwarder.cli import contact
+
+    cli.add_command(contact.contact)
+    cli.add_command(contact.rule)
 
 
 _register()
