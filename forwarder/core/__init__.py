@@ -8,6 +8,8 @@ and Flask live in adapters around it (``forwarder.flows``, ``forwarder.adapters`
 from forwarder.core.decide import AliasState, MessageFacts, Policy, Verdicts, decide
 from forwarder.core.forward import Outgoing, Prepared, Result, forward, prepare, rewrite
 from forwarder.core.outcomes import Decision, Outcome
+from forwarder.core.participants import Participant, participants
+from forwarder.core.twoway import TwoWay
 from forwarder.core.validator import SESV1_MAX_BYTES, SESV2_MAX_BYTES, Violation, validate, validate_bytes
 
 __all__ = [
@@ -18,13 +20,16 @@ __all__ = [
     "MessageFacts",
     "Outcome",
     "Outgoing",
+    "Participant",
     "Policy",
     "Prepared",
     "Result",
+    "TwoWay",
     "Verdicts",
     "Violation",
     "decide",
     "forward",
+    "participants",
     "prepare",
     "rewrite",
     "validate",

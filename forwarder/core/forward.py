@@ -19,6 +19,7 @@ from forwarder.core.headers import Origin, read_origin, rewrite_headers
 from forwarder.core.message import SplitMessage, split_message
 from forwarder.core.outcomes import Decision, Outcome
 from forwarder.core.text import clean_text, decode_header_text
+from forwarder.core.twoway import TwoWay
 from forwarder.core.validator import SESV2_MAX_BYTES, validate
 
 
@@ -102,35 +103,46 @@ def forward(
     policy: Policy,
     now: datetime,
     max_bytes: int = SESV2_MAX_BYTES,
+    two_way: TwoWay | None = None,
 ) -> Result:
-    """Decide for one alias and, when the message goes on, build and check what to send."""
+    """Decide for one alias and, when the message goes on, build and check what to send.
+
+    ``two_way`` (the contacts resolved for :func:`forwarder.core.participants.participants`)
+    makes it a two-way forward (see ``twoway``); without it the rewrite is one-way.
+    """
     decision = decide(alias, message.facts, verdicts, policy, now)
     if not decision.forwards or alias is None:
         return Result(decision)
-    return rewrite(message, alias.address, max_bytes, now=now)
+    return rewrite(message, alias.address, max_bytes, now=now, two_way=two_way)
 
 
-def assemble(message: Prepared, alias_address: str, now: datetime | None = None) -> tuple[Outgoing, list[str]]:
+def assemble(
+    message: Prepared, alias_address: str, now: datetime | None = None, two_way: TwoWay | None = None
+) -> tuple[Outgoing, list[str]]:
     """The rewritten message for one alias, before validation: a new header block and the body
     as a view of the input (nothing is copied), and the names of the repairs made.
 
     ``now`` (the time of forwarding) dates a message that has no Date (rule 11 of ``headers``).
     """
     split = message.split
-    headers = rewrite_headers(split, message.origin, alias_address, now)
+    headers = rewrite_headers(split, message.origin, alias_address, now, two_way)
     eol = split.eol
     outgoing = Outgoing(eol.join(headers.lines) + eol + eol, split.body)
     return outgoing, list(dict.fromkeys([*split.repairs, *headers.repairs]))
 
 
 def rewrite(
-    message: Prepared, alias_address: str, max_bytes: int = SESV2_MAX_BYTES, now: datetime | None = None
+    message: Prepared,
+    alias_address: str,
+    max_bytes: int = SESV2_MAX_BYTES,
+    now: datetime | None = None,
+    two_way: TwoWay | None = None,
 ) -> Result:
     """Rewrite for one alias and run the pre-flight validator, repairing long body lines once.
 
     :func:`forward` always passes ``now``; without it a message without a Date is sent without one.
     """
-    outgoing, repairs = assemble(message, alias_address, now)
+    outgoing, repairs = assemble(message, alias_address, now, two_way)
     eol = message.split.eol
 
     if len(outgoing) > max_bytes:

@@ -56,6 +56,9 @@ Rule 11 (Date). A message without a ``Date`` (or whose Date rule 10 had to renam
     not, so some destinations would file the message as undated or spam. It is the time of
     forwarding in UTC (``Fri, 03 May 2024 16:00:00 +0000``), taken from the ``now`` the caller
     passes: the core reads no clock, so the same input always gives the same bytes.
+Rule 12 (two-way). When the caller passes a ``TwoWay`` (contacts resolved for the participants),
+    rules 1 to 3 and 8 name every participant by its reverse address instead; ``twoway`` holds
+    those rules and why. Without it nothing changes.
 """
 
 from __future__ import annotations
@@ -80,6 +83,16 @@ from forwarder.core.addresses import (
 from forwarder.core.fields import MSG_ID, address_lines, mailbox_lines, msg_id_lines, parameter_lines, params
 from forwarder.core.message import HeaderField, SplitMessage, paused_gc, split_message
 from forwarder.core.text import MAX_LINE, clean_text, decode_bytes, decode_header_text, encode_unstructured, fold
+from forwarder.core.twoway import (
+    TWO_WAY_REMOVED,
+    UNSUBSCRIBE_RENAMED,
+    TwoWay,
+    map_recipients,
+    map_reply_to,
+    sender_display,
+    spell_known_addresses,
+    unsubscribe_lines,
+)
 
 ORIGINAL_FROM = "X-Othermail-Original-From"
 LOOP = "X-Othermail-Loop"
@@ -294,26 +307,36 @@ def _removed(key: str) -> bool:
 
 
 def rewrite_headers(
-    msg: SplitMessage, origin: Origin, alias_address: str, now: datetime | None = None
+    msg: SplitMessage,
+    origin: Origin,
+    alias_address: str,
+    now: datetime | None = None,
+    two_way: TwoWay | None = None,
 ) -> RewrittenHeaders:
     """Apply rules 1 to 11 to the header block of ``msg`` for one alias.
 
     ``now`` is the time of forwarding, for rule 11; without it a missing Date stays missing.
+    With ``two_way`` the rules of ``twoway`` replace rules 1 to 3 and 8 for every participant
+    found in its contacts; without it the output is the one-way rewrite.
     """
     repairs: list[str] = []
     kept: list[HeaderField] = []
     first_of: dict[str, HeaderField] = {}
     merged_values: dict[str, list[bytes]] = {}
+    renamed_unsubscribe = UNSUBSCRIBE_RENAMED if two_way is not None and two_way.unsubscribe else {}
 
     for f in msg.fields:
         key = f.key
-        if _removed(key):
+        if _removed(key) or (two_way is not None and key in TWO_WAY_REMOVED):
             continue
         if key == "reply-to" and not origin.reply_to_valid:
             if f.value.strip():
-                f = _renamed(f, "X-Original-Reply-To")
                 repairs.append("invalid-reply-to")
-                kept.append(f)
+                if two_way is None:
+                    kept.append(_renamed(f, "X-Original-Reply-To"))
+            continue
+        if key in renamed_unsubscribe:
+            kept.append(_renamed(f, renamed_unsubscribe[key]))
             continue
         if key in RENAMED:
             f = _renamed(f, RENAMED[key])
@@ -329,11 +352,14 @@ def rewrite_headers(
                 merged_values[key] = [f.value]
         kept.append(f)
 
+    sender_mapped = bool(two_way and origin.sender and two_way.reverse_of(origin.sender.address))
+    if two_way is not None and origin.sender is not None and not sender_mapped:
+        repairs.append("contact-missing")
     out: list[HeaderField] = []
     for f in kept:
         key = f.key
         if key == "from":
-            out.extend(_from_fields(origin, alias_address))
+            out.extend(_from_fields(origin, alias_address, two_way))
             continue
         if key in MERGED and len(merged_values[key]) > 1:
             repairs.append(f"merged-{key}")
@@ -342,15 +368,23 @@ def rewrite_headers(
         out.append(f)
 
     if "from" not in first_of:
-        out[0:0] = _from_fields(origin, alias_address)
+        out[0:0] = _from_fields(origin, alias_address, two_way)
         repairs.append("missing-from")
-    if not origin.reply_to_valid:
+    if not origin.reply_to_valid and not sender_mapped:
         reply_to = _reply_to(origin)
         if reply_to is not None:
             out.append(reply_to)
     if origin.message_id is not None:
         _append_reference(out, origin.message_id)
-    _limit_header_recipients(out, alias_address, repairs)
+    if two_way is None:
+        _limit_header_recipients(out, alias_address, repairs)
+    else:
+        if origin.reply_to_valid:
+            map_reply_to(out, two_way, alias_address, origin.charset, repairs)
+        map_recipients(out, two_way, alias_address, origin.charset, MAX_HEADER_RECIPIENTS, repairs)
+        spell_known_addresses(out, two_way)
+        if two_way.unsubscribe:
+            _add_unsubscribe(out, two_way.unsubscribe, repairs)
     out.append(HeaderField(LOOP, [f"{LOOP}: {loop_token(alias_address)}".encode()]))
 
     lines: list[bytes] = []
@@ -400,8 +434,22 @@ def _renamed(f: HeaderField, name: str) -> HeaderField:
     return HeaderField(name, [name.encode() + f.lines[0][len(f.name) :], *f.lines[1:]])
 
 
-def _from_fields(origin: Origin, alias_address: str) -> list[HeaderField]:
-    if origin.sender is not None:
+def _add_unsubscribe(out: list[HeaderField], unsubscribe: tuple[str, str], repairs: list[str]) -> None:
+    found = unsubscribe_lines(unsubscribe)
+    if found is None:
+        repairs.append("unwritable-unsubscribe")
+        return
+    out.append(HeaderField("List-Unsubscribe", found[0]))
+    out.append(HeaderField("List-Unsubscribe-Post", found[1]))
+
+
+def _from_fields(origin: Origin, alias_address: str, two_way: TwoWay | None = None) -> list[HeaderField]:
+    if two_way is not None and origin.sender is not None:
+        display = sender_display(origin.sender, two_way.display_format)
+        reverse = two_way.reverse_of(origin.sender.address)
+        if reverse is not None:  # no X-Othermail-Original-From: it would name the real address
+            return [HeaderField("From", mailbox_lines("From", display, reverse))]
+    elif origin.sender is not None:
         display = sender_display_name(origin.sender)
     else:
         display = sender_display_name(None) if not origin.from_text else spell_at(origin.from_text)[:64]
