@@ -119,4 +119,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, runtime: Runtime | 
     from web import contacts
 
     app.register_blueprint(contacts.bp)
+    from web import unsubscribe
+
+    app.register_blueprint(unsubscribe.bp)
     return app

@@ -44,6 +44,7 @@ DEFAULT_LIMITS = {
     "api": Limit("api", 600, 60),
     "domain-check": Limit("domain-check", 30, 60 * 60),  # adding a domain, "verify now" (DNS and SES calls)
     "email-verification": Limit("email-verification", 5, 60 * 60),  # the account's own address, per user
+    "unsubscribe": Limit("unsubscribe", 60, 60 * 60),  # one-click unsubscribe links (/u/<token>), per client
     #: every mail the service sends, per recipient address (keyed by its hash): nobody can make the
     #: service mail one mailbox more than this a day, whatever accounts ask for it
     "recipient-mail": Limit("recipient-mail", 10, 24 * 60 * 60),

@@ -38,6 +38,7 @@ from forwarder.core import Policy
 from forwarder.core.addresses import is_valid_address
 from forwarder.core.validator import validate_bytes
 from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.flows.unsubscribe import sign
 from models import (
     Alias,
     ApiToken,
@@ -69,7 +70,13 @@ ID_KINDS = {
     "rule_id": "rule",
 }
 #: Routes whose variable is a signed link (``token``): the signature authorises them, not a session.
-SIGNED_LINKS = {"auth.reset": "reset", "destinations.verify": "verification", "email.verify": "account-email"}
+SIGNED_LINKS = {
+    "auth.reset": "reset",
+    "destinations.verify": "verification",
+    "email.verify": "account-email",
+    "unsubscribe.confirm": "unsubscribe",  # issue 14: one-click unsubscribe, from forwarded mail's List-Unsubscribe
+    "unsubscribe.one_click": "unsubscribe",
+}
 #: Admin-only routes whose variable is a message key of the local outbox (a Maildir file, nobody's
 #: row): the admin check guards them. Walks use :data:`OUTBOX_KEY` unless a real one is given.
 OUTBOX_KEYS = {"outbox.message": "key", "outbox.raw": "key"}
@@ -788,6 +795,8 @@ def _signed_links(world: World, outbox: MemorySender) -> dict[str, str]:
             ("account-email", "/email/verify/"),
         )
     }
+    keys = world.app.extensions["othermail.runtime"].unsubscribe_keys  # no mail carries one here: signed directly
+    found["unsubscribe"] = "/u/" + sign(keys[0], world.bob.ids["alias"][0], world.bob.ids["contact"][0])
     assert set(found) == set(SIGNED_LINKS.values())
     return found
 
