@@ -131,12 +131,12 @@ def _smtp_limits(env: Mapping[str, str]) -> SmtpLimits:
 
 def _contact_keys(env: Mapping[str, str]) -> tuple[tuple[str, bytes], ...]:
     """OTHERMAIL_CONTACT_KEYS: ``id:key,id2:key2`` (the first seals; docs/configuration.md)."""
-    from forwarder.adapters.sealing import parse_keys
-    from forwarder.errors import SealError
-
     raw = (env.get(PREFIX + "CONTACT_KEYS") or "").strip()
     if not raw:
         return ()
+    from forwarder.adapters.sealing import parse_keys
+    from forwarder.errors import SealError
+
     try:
         return tuple(parse_keys(raw))
     except SealError as exc:

@@ -104,3 +104,16 @@ def test_the_runtime_builds_the_contact_book_from_its_parts(tmp_path: Path) -> N
     assert isinstance(contacts, SqlContactBook) and isinstance(contacts, ContactBook)
     assert contacts._sealer is sealer and contacts._thread_days == 7 and contacts._engine is runtime.engine
     assert not (tmp_path / "othermail.db").exists()  # nothing connected
+
+
+def test_reading_settings_without_keys_needs_no_cryptography() -> None:
+    """The web app's Lambda reads Settings at import time; the sealer's library loads only with keys."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from forwarder.settings import Settings; Settings.from_env({}); "
+        "print('cryptography' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
