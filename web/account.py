@@ -13,6 +13,7 @@ from web import ratelimit
 from web.db import services, session
 from web.security import current_session, lifetimes, login_required, sign_out, signed_in_user
 from web.services import account as service
+from web.services import rules
 from web.services.errors import ServiceError
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -20,8 +21,11 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 
 def _page(status: int = 200, **context: object) -> tuple[str, int]:
     this = current_session()
+    account_rules = rules.listed(services(), signed_in_user())
     return render_template(
         "account/index.html",
+        rules=account_rules,
+        delete_urls={rule.id: url_for("account.remove_rule", rule_id=rule.id) for rule in account_rules},
         confirm_phrase=service.CONFIRM_PHRASE,
         sessions=sessions.listed(session(), signed_in_user(), lifetimes()),
         this_session=this.id if this else None,
@@ -112,3 +116,47 @@ def delete():
     sign_out()
     flash("Your account was deleted. Its aliases no longer forward anything.")
     return redirect(url_for("auth.signin"))
+
+
+@bp.post("/mail")
+@login_required
+def mail_preferences():
+    """How forwarded mail names its sender, what one-click unsubscribe does, who may write (issue 14)."""
+    form = request.form
+    try:
+        service.set_mail_preferences(
+            session(),
+            signed_in_user(),
+            display_format=form.get("display_format", ""),
+            unsubscribe_action=form.get("unsubscribe_action", ""),
+            sender_mode=form.get("sender_mode", ""),
+        )
+    except ServiceError as exc:
+        session().rollback()
+        return _page(exc.status, error=exc.message)
+    flash("Saved.")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/rules")
+@login_required
+def add_rule():
+    form = request.form
+    try:
+        rules.add(
+            services(), signed_in_user(), None, form.get("action", ""), form.get("kind", ""), form.get("value", "")
+        )
+    except ServiceError as exc:
+        return _page(exc.status, error=exc.message)
+    flash("Rule added.")
+    return redirect(url_for("account.index"))
+
+
+@bp.post("/rules/<int:rule_id>/delete")
+@login_required
+def remove_rule(rule_id: int):
+    if rule_id not in {rule.id for rule in rules.listed(services(), signed_in_user())}:
+        abort(404)
+    rules.remove(services(), signed_in_user(), rule_id)
+    flash("Rule removed.")
+    return redirect(url_for("account.index"))

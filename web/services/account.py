@@ -18,7 +18,18 @@ from sqlalchemy.orm import Session
 
 from forwarder.accounts import sessions, tokens
 from forwarder.accounts.passwords import hash_password, password_problem, verify_password
-from models import Alias, ApiToken, Delivery, Destination, User, alias_destinations, utcnow
+from models import (
+    DISPLAY_FORMATS,
+    SENDER_MODES,
+    UNSUBSCRIBE_ACTIONS,
+    Alias,
+    ApiToken,
+    Delivery,
+    Destination,
+    User,
+    alias_destinations,
+    utcnow,
+)
 from web.services import domains
 from web.services.context import ServiceContext
 from web.services.errors import ServiceError
@@ -63,6 +74,22 @@ def reset_password(db: Session, user: User, new: str, confirm: str | None = None
     revoked = tokens.revoke_all(db, user, commit=False) if revoke_tokens else 0
     db.commit()
     return revoked
+
+
+def set_mail_preferences(
+    db: Session, user: User, *, display_format: str, unsubscribe_action: str, sender_mode: str
+) -> None:
+    """How forwarded mail names its sender, what a one-click unsubscribe does, and who may write to
+    every alias of the account (issue 14)."""
+    for value, choices, what in (
+        (display_format, DISPLAY_FORMATS, "The sender's name format"),
+        (unsubscribe_action, UNSUBSCRIBE_ACTIONS, "The unsubscribe action"),
+        (sender_mode, SENDER_MODES, "Who may write"),
+    ):
+        if value not in choices:
+            raise ServiceError("invalid_choice", f"{what} is one of: {', '.join(choices)}.")
+    user.display_format, user.unsubscribe_action, user.sender_mode = display_format, unsubscribe_action, sender_mode
+    db.commit()
 
 
 def _when(value: datetime | None) -> str | None:

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, selectinload
 from forwarder import accounts
 from forwarder.adapters.sql.directory import alias_state
 from forwarder.core.decide import expiry
-from models import Alias, Destination, User, utcnow
-from models.limits import LABEL_MAX_LENGTH, NOTE_MAX_LENGTH
+from models import SENDER_MODES, Alias, Destination, User, utcnow
+from models.limits import DISPLAY_NAME_MAX_LENGTH, LABEL_MAX_LENGTH, NOTE_MAX_LENGTH
 from web import ratelimit
 from web.services import domains
 from web.services.context import ServiceContext
@@ -246,6 +246,19 @@ def update(
         alias.expired_action = expired_action
     if destination_ids is not None:
         alias.destinations = _destinations(db, user, destination_ids)
+    db.commit()
+    return alias
+
+
+def set_two_way(db: Session, alias: Alias, *, display_name: str, sender_mode: str) -> Alias:
+    """The alias's name on replies that leave from it, and who may write to it: ``any`` sender not
+    blocked, or ``allow-only`` the allow-listed and known, unblocked contacts (issue 14)."""
+    if sender_mode not in SENDER_MODES:
+        raise ServiceError("invalid_sender_mode", f"Who may write is one of: {', '.join(SENDER_MODES)}.")
+    if not display_name.isprintable():
+        raise ServiceError("invalid_text", "The name may hold no control characters.")
+    alias.display_name = display_name.strip()[:DISPLAY_NAME_MAX_LENGTH]
+    alias.sender_mode = sender_mode
     db.commit()
     return alias
 
