@@ -207,6 +207,8 @@ class ForwardContacts:
     verdict: SenderVerdict
     #: ``{address lowercase: reverse address}`` of everyone taking part (empty when refused).
     contacts: Mapping[str, str]
+    #: The sender's contact (what a one-click unsubscribe of this message names).
+    sender_contact_id: int | None = None
 
 
 @runtime_checkable
@@ -223,6 +225,10 @@ class ContactBook(Protocol):
         ...
 
     def by_reverse(self, address: str) -> ContactRef | None: ...
+
+    def unsubscribe(self, alias_id: int, contact_id: int) -> str:
+        """Do the owner's one-click unsubscribe action; which one (or ``unknown``)."""
+        ...
 
     def create(
         self, alias_id: int, alias_domain: str, address: str, name: str = "", origin: str = "user"

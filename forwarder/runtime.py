@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from forwarder.flows.notices import Notifier
     from forwarder.flows.outcome_log import OutcomeLog
     from forwarder.flows.reply import Replier
+    from forwarder.flows.two_way import TwoWayForward
     from forwarder.ops.metrics import Metrics
     from forwarder.ports import Bouncer, Clock, Sender, WritableStore
 
@@ -249,6 +250,22 @@ class Runtime:
             self.notifier if sender is not None else None,
             bouncer=self.bouncer,
             replies=self._replier(sender) if sender is not None else None,
+            two_way=self._two_way(),
+        )
+
+    def _two_way(self) -> TwoWayForward | None:
+        """Two-way forwarding (``OTHERMAIL_TWO_WAY``), when contact keys can be had: on an SES
+        ingress only from ``OTHERMAIL_CONTACT_KEYS`` (its hosts share no folder for a key file),
+        so a Lambda without them goes on forwarding one way."""
+        if not self.settings.two_way or (self.ses_inbound and not self.settings.contact_keys):
+            return None
+        from forwarder.flows.two_way import TwoWayForward
+
+        return TwoWayForward(
+            lambda: self.contacts,
+            lambda: self.unsubscribe_keys,
+            lambda: (*self.settings.domains, *self.directory.user_domain_names()),
+            self.settings.public_url,
         )
 
     def _replier(self, sender: Sender) -> Replier:

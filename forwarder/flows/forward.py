@@ -16,6 +16,7 @@ A dropped message is step 1 alone; a bounce for an expired reject-mode alias add
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -34,12 +35,14 @@ from forwarder.adapters.sql.directory import (
     Target,
 )
 from forwarder.core import Decision, Outcome, Policy, Prepared, Result, Verdicts, forward, prepare
+from forwarder.core.twoway import TwoWay
 from forwarder.core.validator import SESV2_MAX_BYTES
 from forwarder.errors import DeliveryInProgress, PermanentSendError
 from forwarder.flows.expired_reject import EXPIRED_OUTCOMES, decide_expired_reject
 from forwarder.flows.notices import Notifier, Unforwarded
 from forwarder.flows.outcome_log import OutcomeLog, Report, redact
 from forwarder.flows.reply import Replier, ReplyInbound
+from forwarder.flows.two_way import Prepared2Way, TwoWayForward
 from forwarder.ports import Bouncer, Directory, Sender
 
 logger = logging.getLogger("othermail.pipeline")
@@ -82,11 +85,15 @@ class Forwarder:
         notifier: Notifier | None = None,
         bouncer: Bouncer | None = None,
         replies: Replier | None = None,
+        two_way: TwoWayForward | None = None,
     ) -> None:
         self.directory = directory
         #: Two-way aliases: mail to a contact's reverse address goes out from the alias
         #: (forwarder/flows/reply.py); without one, such an address is an unknown alias.
         self.replies = replies
+        #: Two-way aliases: forwarded mail names outside people by reverse addresses, and the
+        #: sender rules are applied first (forwarder/flows/two_way.py); None forwards one way.
+        self.two_way = two_way
         self.notifier = notifier
         #: Sends the bounces of reject-mode expired aliases (the Lambda's SES SendBounce); without
         #: one, such mail is dropped (the one box refuses it at RCPT instead).
@@ -97,10 +104,12 @@ class Forwarder:
         self._now = clock
         self._log = outcome_log or OutcomeLog()
 
-    def _result(self, message: Prepared, inbound: Inbound, resolved: ResolvedAlias | None) -> Result:
+    def _result(
+        self, message: Prepared, inbound: Inbound, resolved: ResolvedAlias | None, two_way: TwoWay | None = None
+    ) -> Result:
         state = resolved.state if resolved is not None else None
         try:
-            return forward(message, state, inbound.verdicts, self.policy, self._now(), self.max_bytes)
+            return forward(message, state, inbound.verdicts, self.policy, self._now(), self.max_bytes, two_way=two_way)
         except Exception as exc:  # a bug in the core must not lose the message silently
             logger.exception("core failed on message %s", inbound.message_id)
             return Result(
@@ -117,9 +126,17 @@ class Forwarder:
         message = prepare(raw, inbound.mail_from)
         return [(r, self.evaluate(message, inbound, r)[1]) for r in _unique(inbound.recipients)]
 
-    def _plan(self, message: Prepared, inbound: Inbound, resolved: ResolvedAlias | None) -> _Plan:
+    def _plan(
+        self, message: Prepared, inbound: Inbound, resolved: ResolvedAlias | None, two: Prepared2Way | None = None
+    ) -> _Plan:
         """The decision :meth:`Directory.begin` runs inside its transaction (pure)."""
-        result = self._result(message, inbound, resolved)
+        blocked = two.blocked if two is not None and resolved is not None else None
+        if blocked is not None:  # before anything is counted against the limits
+            return _Plan(blocked, Result(blocked))
+        two_way = None
+        if two is not None and resolved is not None and self.two_way is not None:
+            two_way = self.two_way.two_way(two, resolved.state.address, resolved.display_format)
+        result = self._result(message, inbound, resolved, two_way)
         if result.outcome in EXPIRED_OUTCOMES and resolved is not None and resolved.expired_action == "reject":
             decision = decide_expired_reject(result.decision, inbound.verdicts, can_bounce=self.bouncer is not None)
             return _Plan(decision, result, expired=result.decision)
@@ -161,13 +178,26 @@ class Forwarder:
                 )
                 reports.append(self.replies.process(message, sent, contact))
                 continue
+            two = None
+            if self.two_way is not None:
+                by_mail = self.two_way.unsubscribe_by_mail(recipient)
+                if by_mail is not None:
+                    handled = self.directory.begin(inbound.message_id, recipient, meta, _always(by_mail))
+                    reports.append(self._recorded(inbound, recipient, handled, meta))
+                    continue
+                two = self.two_way.prepare(message, recipient)
             opening = self.directory.begin(
-                inbound.message_id, recipient, meta, lambda resolved: self._plan(message, inbound, resolved)
+                inbound.message_id,
+                recipient,
+                meta,
+                functools.partial(self._plan, message, inbound, two=two),
             )
             # Notices go out once each outcome is recorded: should a later send raise, the retry
             # would find these outcomes recorded (duplicates) and tell nobody.
             if opening.recorded is None:
                 done = self._deliver(inbound, recipient, opening, meta)
+                if two is not None:
+                    self._link(message, two, done)
             else:
                 done = [self._recorded(inbound, recipient, opening, meta)]
                 if opening.plan.expired is not None:
@@ -326,6 +356,27 @@ class Forwarder:
         if failure is not None:
             raise failure
         return reports
+
+    def _link(self, message: Prepared, two: Prepared2Way, reports: list[Report]) -> None:
+        """Remember, for each copy sent, which Message-ID the owner's reply to it will name (the id
+        the provider gave the copy) and which one the sender knows, so the reply threads."""
+        original = message.split.first("message-id")
+        if original is None or self.two_way is None:
+            return
+        for report in reports:
+            if report.outcome is Outcome.FORWARDED and report.provider_message_id and not report.duplicate:
+                self.two_way.book.link(
+                    two.contacts.alias_id,
+                    two.contacts.sender_contact_id,
+                    report.provider_message_id,
+                    original.value.decode("ascii", "replace").strip(),
+                )
+
+
+def _always(decision: Decision) -> Callable[[ResolvedAlias | None], _Plan]:
+    """A plan that records ``decision`` whatever the recipient resolves to."""
+    plan = _Plan(decision, Result(decision))
+    return lambda _resolved: plan
 
 
 def _unique(recipients: tuple[str, ...]) -> list[str]:

@@ -146,6 +146,8 @@ class OneBox:
             started.lines.append(("web", started.web_url))
             if self.forwarder.notifier is not None and not self.settings.public_url:
                 self.forwarder.notifier.public_url = started.web_url  # links in notices
+            if self.forwarder.two_way is not None and not self.settings.public_url:
+                self.forwarder.two_way.public_url = started.web_url  # one-click unsubscribe links
         if self.listener is not None:
             _check_free("smtp", self.listener.host, self.listener.port)
             self.listener.start()

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from forwarder.adapters.sealing import Sealer
@@ -151,7 +151,39 @@ class SqlContactBook:
                 connection.commit()
                 return ForwardContacts(alias.id, verdict, {})
             domain = alias_address.rpartition("@")[2].lower()
-            return ForwardContacts(alias.id, verdict, self._contacts_in(connection, alias.id, domain, people))
+            contacts = self._contacts_in(connection, alias.id, domain, people)
+            key = normalize_address(sender)
+            sender_row = self._find(connection, alias.id, [key]).get(key) if key in contacts else None
+            return ForwardContacts(alias.id, verdict, contacts, sender_row.id if sender_row is not None else None)
+
+    def unsubscribe(self, alias_id: int, contact_id: int) -> str:
+        """Do what the alias's owner chose for a one-click unsubscribe (users.unsubscribe_action) and
+        say which: ``disable-alias`` (the alias is switched off), ``block-contact`` (the contact is
+        blocked), ``pass-through`` (nothing here: the sender's own link was passed on), or
+        ``unknown`` (no such alias or contact, or the contact is not the alias's)."""
+        with self._connection(write=True) as connection:
+            row = connection.execute(
+                select(Alias.id, User.unsubscribe_action)
+                .join(User, User.id == Alias.user_id)
+                .join(Contact, and_(Contact.alias_id == Alias.id, Contact.id == contact_id))
+                .where(Alias.id == alias_id, Alias.deleted_at.is_(None))
+            ).first()
+            if row is None:
+                return "unknown"
+            action = row.unsubscribe_action or "disable-alias"
+            if action == "block-contact":
+                connection.execute(update(Contact).where(Contact.id == contact_id).values(blocked=True))
+            elif action == "disable-alias":
+                connection.execute(
+                    update(Alias)
+                    .where(Alias.id == alias_id, Alias.enabled.is_(True))
+                    .values(
+                        enabled=False,
+                        disabled_reason=f"Switched off by a one-click unsubscribe on {self._now():%Y-%m-%d}.",
+                    )
+                )
+            connection.commit()
+            return str(action)
 
     def _contacts_in(
         self, connection: Connection, alias_id: int, alias_domain: str, people: Sequence[tuple[str, str]]

@@ -1,0 +1,94 @@
+"""Two-way forwarding: what the forward flow asks of the contact book before it rewrites.
+
+For each alias recipient of a message, :meth:`TwoWayForward.prepare` makes one transaction
+(``ContactBook.prepare_forward``): the alias's and its owner's sender rules are applied to the
+sender (a refused one is dropped as ``dropped-blocked`` before anything is counted against the
+limits), and every outside address that takes part (From, Reply-To, To and Cc, found by
+forwarder/core/participants.py) gets its reverse address, made when new. The core's rewrite
+(forwarder/core/twoway.py) then names them only by those, and adds the one-click unsubscribe
+fields (RFC 8058): an https link to ``/u/<token>`` on the public address and a mailto to
+``unsubscribe+<token>@<alias domain>``, which :meth:`TwoWayForward.unsubscribe_by_mail` handles.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from forwarder.core import Decision, Outcome, Prepared
+from forwarder.core.participants import participants
+from forwarder.core.twoway import TwoWay
+from forwarder.flows import unsubscribe
+from forwarder.ports import ContactBook, ForwardContacts
+
+logger = logging.getLogger("othermail.two_way")
+
+#: The local part of the mailto unsubscribe address, before its token.
+UNSUBSCRIBE_PREFIX = "unsubscribe+"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared2Way:
+    """What :meth:`TwoWayForward.prepare` found for one alias recipient."""
+
+    contacts: ForwardContacts
+
+    @property
+    def blocked(self) -> Decision | None:
+        verdict = self.contacts.verdict
+        if verdict.allowed:
+            return None
+        return Decision(Outcome.DROPPED_BLOCKED, f"the sender is blocked ({verdict.reason})")
+
+
+class TwoWayForward:
+    def __init__(
+        self,
+        contacts: Callable[[], ContactBook],
+        keys: Callable[[], Sequence[bytes]],
+        own_domains: Callable[[], Iterable[str]],
+        public_url: str = "",
+    ) -> None:
+        self._book = contacts
+        self._keys = keys
+        self._own_domains = own_domains
+        #: Where /u/<token> is served: OTHERMAIL_PUBLIC_URL, or the one box's own web address.
+        self.public_url = public_url.rstrip("/")
+
+    @cached_property
+    def book(self) -> ContactBook:
+        return self._book()
+
+    def _is_own(self, address: str) -> bool:
+        domain = address.rpartition("@")[2].lower()
+        return domain in {d.lower() for d in self._own_domains()}
+
+    def prepare(self, message: Prepared, recipient: str) -> Prepared2Way | None:
+        """The sender rules' verdict and the participants' reverse addresses; None: not an alias."""
+        people = [(p.address, p.name) for p in participants(message, self._is_own)]
+        found = self.book.prepare_forward(recipient, people, message.sender or "")
+        return None if found is None else Prepared2Way(found)
+
+    def two_way(self, prepared: Prepared2Way, alias_address: str, display_format: str) -> TwoWay:
+        """The core's input for rewriting one copy (forwarder/core/twoway.py)."""
+        found = prepared.contacts
+        links = None
+        if found.sender_contact_id is not None and self.public_url:
+            token = unsubscribe.sign(self._keys()[0], found.alias_id, found.sender_contact_id)
+            domain = alias_address.rpartition("@")[2]
+            links = (f"{self.public_url}/u/{token}", f"mailto:{UNSUBSCRIBE_PREFIX}{token}@{domain}")
+        return TwoWay(found.contacts, display_format, links, self._is_own)
+
+    def unsubscribe_by_mail(self, recipient: str) -> Decision | None:
+        """Mail to ``unsubscribe+<token>@<alias domain>`` (the mailto of List-Unsubscribe): do the
+        owner's unsubscribe action and say so; None when ``recipient`` is no such address."""
+        local = recipient.strip().lower().rpartition("@")[0]
+        if not local.startswith(UNSUBSCRIBE_PREFIX):
+            return None
+        named = unsubscribe.verify(self._keys(), local[len(UNSUBSCRIBE_PREFIX) :])
+        if named is None:
+            return Decision(Outcome.DROPPED_UNKNOWN_ALIAS, "an unsubscribe address with a token that does not verify")
+        action = self.book.unsubscribe(*named)
+        return Decision(Outcome.DROPPED_BLOCKED, f"one-click unsubscribe by mail: {action}")
