@@ -118,7 +118,7 @@ class Replier:
             alias_display_name=resolved.display_name,
             destination_addresses=destinations,
             reverse_to_real=mapping,
-            original_id=lambda seen: self.contacts.original_for(contact.alias_id, seen),
+            original_id=lambda seen: self._original(contact.alias_id, seen),
             message_id=email.utils.make_msgid(domain=domain),
             now=self._now(),
             max_bytes=self.max_bytes,
@@ -154,6 +154,16 @@ class Replier:
         for contact, refusal in refused:
             self._record(DeliveryKey(message_id, contact.reverse, 0), contact.alias_id, meta, refusal)
         return Outcome.DROPPED_REPLY_REFUSED.smtp_reply
+
+    def _original(self, alias_id: int, seen: str) -> str | None:
+        """The Message-ID the other side knows for ``seen``. SES shows the id it returned as
+        ``<id@email.amazonses.com>`` (``<id@<region>.amazonses.com>`` outside us-east-1): the
+        returned id is what was linked, so the domain is not matched."""
+        found = self.contacts.original_for(alias_id, seen)
+        local, _at, domain = seen.strip().strip("<>").rpartition("@")
+        if found is None and local and domain.lower().endswith("amazonses.com"):
+            found = self.contacts.original_for(alias_id, local)
+        return found
 
     def _reverse_map(self, contact: ContactRef, message: Prepared) -> dict[str, tuple[str, str]]:
         """Every reverse address of this alias's contacts among To and Cc: Reply-All reaches them all."""
