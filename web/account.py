@@ -91,7 +91,7 @@ def end_session(session_id: int):
 @login_required
 def export():
     user = signed_in_user()
-    body = json.dumps(service.export(session(), user), indent=2, ensure_ascii=False)
+    body = json.dumps(service.export(services(), session(), user), indent=2, ensure_ascii=False)
     name = f"othermail-export-{utcnow():%Y%m%d}.json"
     return Response(
         body + "\n",

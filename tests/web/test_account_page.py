@@ -272,12 +272,11 @@ def test_export_and_deletion_work_on_every_backend(session) -> None:  # type: ig
     )
     db.commit()
 
-    exported = account.export(db, ann)
-    assert [a["address"] for a in exported["aliases"]] == ["shop@othermail.example"]
-    assert [d["subject"] for d in exported["deliveries"]] == ["hello"]
-
     # no SES: the database is all this test looks at
     ctx = ServiceContext(Runtime.build(Settings(sender="outbox")), secret_key="test")
+    exported = account.export(ctx, db, ann)
+    assert [a["address"] for a in exported["aliases"]] == ["shop@othermail.example"]
+    assert [d["subject"] for d in exported["deliveries"]] == ["hello"]
     account.delete_account(ctx, db, ann)
     db.expire_all()
     assert ann.email == f"deleted-{ann.id}@invalid" and ann.deleted_at is not None

@@ -24,13 +24,15 @@ from models import (
     UNSUBSCRIBE_ACTIONS,
     Alias,
     ApiToken,
+    Contact,
     Delivery,
     Destination,
+    SenderRule,
     User,
     alias_destinations,
     utcnow,
 )
-from web.services import domains
+from web.services import contacts, domains
 from web.services.context import ServiceContext
 from web.services.errors import ServiceError
 
@@ -153,7 +155,50 @@ def _delivery(row: Delivery) -> dict[str, Any]:
     }
 
 
-def export(db: Session, user: User) -> dict[str, Any]:
+def _contacts(ctx: ServiceContext, db: Session, aliases: list[Alias]) -> list[dict[str, Any]]:
+    """The aliases' contacts, their real addresses and names opened (the sealer is only asked when
+    there is something to open)."""
+    by_id = {alias.id: alias for alias in aliases}
+    rows = (
+        list(db.scalars(select(Contact).where(Contact.alias_id.in_(list(by_id))).order_by(Contact.id))) if by_id else []
+    )
+    sealer = ctx.runtime.sealer if rows else None
+    return [
+        {
+            "id": row.id,
+            "alias_id": row.alias_id,
+            "address": sealer.open(row.address_sealed),
+            "name": sealer.open(row.name_sealed) if row.name_sealed else "",
+            "reverse_address": f"{row.reverse_local}@{by_id[row.alias_id].address.rpartition('@')[2]}",
+            "origin": row.origin,
+            "blocked": row.blocked,
+            "forwarded_count": row.forwarded_count,
+            "replied_count": row.replied_count,
+            "blocked_count": row.blocked_count,
+            "last_seen_at": _when(row.last_seen_at),
+            "created_at": _when(row.created_at),
+        }
+        for row in rows
+        if sealer is not None
+    ]
+
+
+def _rules(db: Session, user: User) -> list[dict[str, Any]]:
+    rows = db.scalars(select(SenderRule).where(SenderRule.user_id == user.id).order_by(SenderRule.id))
+    return [
+        {
+            "id": r.id,
+            "alias_id": r.alias_id,
+            "action": r.action,
+            "kind": r.kind,
+            "value": r.value,
+            "created_at": _when(r.created_at),
+        }
+        for r in rows
+    ]
+
+
+def export(ctx: ServiceContext, db: Session, user: User) -> dict[str, Any]:
     """Everything the service holds about ``user``, as JSON-ready values."""
     aliases = _aliases(db, user)
     alias_ids = [a.id for a in aliases]
@@ -184,6 +229,13 @@ def export(db: Session, user: User) -> dict[str, Any]:
         "api_tokens": [_token(t) for t in tokens],
         "domains": domains.export(db, user),
         "deliveries": [_delivery(row) for row in deliveries],
+        "preferences": {
+            "display_format": user.display_format,
+            "unsubscribe_action": user.unsubscribe_action,
+            "sender_mode": user.sender_mode,
+        },
+        "contacts": _contacts(ctx, db, aliases),
+        "sender_rules": _rules(db, user),
     }
 
 
@@ -221,6 +273,8 @@ def delete_account(
         .execution_options(synchronize_session=False)
     )
     db.execute(delete(ApiToken).where(ApiToken.user_id == user.id).execution_options(synchronize_session=False))
+    contacts.forget_two_way(db, alias_ids)
+    db.execute(delete(SenderRule).where(SenderRule.user_id == user.id).execution_options(synchronize_session=False))
     sessions.end_all(db, user, commit=False)
     db.execute(delete(Destination).where(Destination.user_id == user.id).execution_options(synchronize_session=False))
     domains.forget_all(ctx, db, user)  # its own domains go (and their SES identities); their aliases are retired above

@@ -20,7 +20,7 @@ from forwarder.core.decide import expiry
 from models import SENDER_MODES, Alias, Destination, User, utcnow
 from models.limits import DISPLAY_NAME_MAX_LENGTH, LABEL_MAX_LENGTH, NOTE_MAX_LENGTH
 from web import ratelimit
-from web.services import domains
+from web.services import contacts, domains
 from web.services.context import ServiceContext
 from web.services.errors import ServiceError, not_found
 
@@ -294,7 +294,9 @@ def make_permanent(db: Session, alias: Alias) -> Alias:
 
 
 def delete(db: Session, alias: Alias) -> None:
-    """Stop forwarding at once; the address stays reserved."""
+    """Stop forwarding at once; the address stays reserved. Its contacts, message links and sender
+    rules go (a soft delete cascades nothing)."""
+    contacts.forget_two_way(db, [alias.id])
     alias.deleted_at = utcnow()
     alias.enabled = False
     alias.destinations = []

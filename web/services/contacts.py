@@ -7,13 +7,16 @@ functions call once the alias is known to be the user's.
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from forwarder import accounts
 from forwarder.adapters.sql.user_domains import RECEIVING
 from forwarder.ports import ContactSummary
-from models import Alias, Contact, Destination, User, UserDomain
+from models import Alias, Contact, Destination, MessageLink, SenderRule, User, UserDomain
 from web.services.context import ServiceContext
 from web.services.errors import ServiceError, not_found
 
@@ -82,3 +85,10 @@ def delete(ctx: ServiceContext, alias: Alias, contact_id: int) -> None:
     """Delete the contact and its message links; mail from it later makes a new one."""
     if not ctx.runtime.contacts.delete_contact(alias.id, contact_id):
         raise not_found("contact")
+
+
+def forget_two_way(db: Session, alias_ids: Any) -> None:
+    """Delete the contacts, message links and sender rules of ``alias_ids`` (ids or a subquery):
+    aliases are soft-deleted, so no foreign-key cascade does it."""
+    for model in (MessageLink, Contact, SenderRule):
+        db.execute(sql_delete(model).where(model.alias_id.in_(alias_ids)).execution_options(synchronize_session=False))
