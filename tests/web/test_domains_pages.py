@@ -625,6 +625,12 @@ def test_removing_a_domain_retires_its_aliases_and_its_ses_identity(
     )
     kept = post(client, "/aliases/new", {"custom": "1", "local_part": "kept", "destination": str(home)})
     assert kept.status_code == 302
+    book = ses_app.extensions["othermail.runtime"].contacts  # issue 14: contacts and rules go with the aliases
+    with ses_app.app_context():
+        ids = dict(db(ses_app).execute(select(Alias.address, Alias.id)).all())
+    for address in ("shop@ann.test", "kept@othermail.example"):
+        book.create(ids[address], address.partition("@")[2], "friend@people.example")
+        book.add_rule(user_id(ses_app, "ann@example.org"), ids[address], "block", "domain", "pest.example")
     response = post(client, f"/domains/{domain.id}/delete", {}, page=f"/domains/{domain.id}")
     assert response.status_code == 302 and response.headers["Location"].endswith(LIST)
     assert domain_row(ses_app, "ann.test") is None
@@ -635,6 +641,8 @@ def test_removing_a_domain_retires_its_aliases_and_its_ses_identity(
         assert shop.deleted_at is not None and not shop.enabled and shop.destinations == []
         other = db(ses_app).scalars(select(Alias).where(Alias.address == "kept@othermail.example")).one()
         assert other.deleted_at is None
+    assert book.contacts_of(shop.id, "ann.test") == [] and book.rules(shop.user_id, shop.id) == []
+    assert len(book.contacts_of(other.id, "othermail.example")) == 1 and len(book.rules(other.user_id, other.id)) == 1
     # the address stays reserved, even for whoever adds the domain next
     bob = signed_in(ses_app, "bob@example.org")
     bob_home = add_destination(ses_app, "bob@example.org", "bob@real.example")

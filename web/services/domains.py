@@ -33,6 +33,7 @@ from forwarder.ops.dns_doctor import Record
 from models import Alias, Destination, User, UserDomain, alias_destinations, utcnow
 from models.user_domains import DOMAIN_MAX_LENGTH
 from web import ratelimit
+from web.services import contacts
 from web.services.context import ServiceContext
 from web.services.errors import ServiceError, not_found
 
@@ -255,6 +256,7 @@ def delete(ctx: ServiceContext, db: Session, domain: UserDomain) -> int:
     ids = _live_alias_ids(db, domain)
     if ids:
         db.execute(sql_delete(alias_destinations).where(alias_destinations.c.alias_id.in_(ids)))
+        contacts.forget_two_way(db, ids)
         db.execute(
             update(Alias)
             .where(Alias.id.in_(ids))
