@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -51,7 +52,10 @@ from tests.deploy.lambda_sandbox import (
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = REPO / "zappa_settings.json"
 STAGES = ("dev", "production")
-VENV_FORMAT = 1  # bump to rebuild every cached venv
+VENV_FORMAT = 2  # bump to rebuild every cached venv
+#: abi3 wheels pip picks for this machine's newer glibc; online, zappa swaps in PyPI's first
+#: manylinux x86_64 abi3 wheel (manylinux_2_17 for these), which the venv gets here instead.
+LAMBDA_WHEELS = ("cryptography",)
 SECRET_NAMES = ("OTHERMAIL_DATABASE_URL", "OTHERMAIL_WEB_SECRET_KEY", "OTHERMAIL_RELAY_PASSWORD")
 
 
@@ -98,6 +102,18 @@ def zappa_venv() -> Path:
         check=False,
     )
     assert install.returncode == 0, f"pip install failed:\n{install.stdout[-3000:]}\n{install.stderr[-3000:]}"
+    site = next((partial / "lib").glob("python3.*/site-packages"))
+    pinned = [f"{name}=={importlib.metadata.version(name)}" for name in LAMBDA_WHEELS]
+    swap = subprocess.run(
+        [str(partial / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        + ["--upgrade", "--no-deps", "--only-binary=:all:", "--platform", "manylinux2014_x86_64"]
+        + ["--python-version", "3.11", "--implementation", "cp", "--target", str(site), *pinned],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert swap.returncode == 0, f"pip install failed:\n{swap.stdout[-3000:]}\n{swap.stderr[-3000:]}"
     (partial / "ready").write_text(f"{' '.join(reqs)}\nbuilt in {time.monotonic() - started:.0f} s\n")
     try:
         partial.rename(venv)
