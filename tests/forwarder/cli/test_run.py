@@ -134,7 +134,11 @@ def test_run_prints_what_it_started_forwards_to_the_outbox_and_stops_on_sigterm(
         (delivered,) = outbox_messages(tmp_path / "var" / "outbox", 1)
         assert delivered.startswith(b"Delivered-To: me@real.example")
         assert delivered.split(b"\r\n\r\n", 1)[1] == BODY  # the body leaves byte for byte as it came
-        assert b"Reply-To: orders@store.example" in delivered or b"X-Othermail-Original-From" in delivered
+        # two-way by default: the sender is named by a reverse address on the alias's domain, and
+        # its own address only spelled out in the display name
+        head = delivered.split(b"\r\n\r\n", 1)[0]
+        assert b"orders@store.example" not in head and b"orders at store.example" in head
+        assert re.search(rb"\r\nFrom: .*<[a-z2-7]{16}@othermail\.example>", head)
     finally:
         code, output = run.stop(signal.SIGTERM)
     assert code == 0 and "stopped" in output
