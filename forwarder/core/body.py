@@ -157,7 +157,10 @@ def _soft_wrap(data: bytes, eol: bytes) -> bytes:
                 cut = back
             out.append(content[start:cut] + b"=" + eol)
             start = cut
-        ending = b"" if index == len(lines) - 1 else (b"\r\n" if cr else b"\n")
+        if index == len(lines) - 1:  # no line ending follows: a final bare CR is data, kept
+            ending = b"\r" if cr else b""
+        else:
+            ending = b"\r\n" if cr else b"\n"
         out.append(content[start:] + ending)
     return b"".join(out)
 

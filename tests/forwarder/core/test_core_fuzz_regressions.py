@@ -233,3 +233,18 @@ def test_escape_codec_word_is_read_as_utf8_without_warnings() -> None:
         assert decode_header_text(b"=?unicode_escape?q?a=5C=BFb?=") == "a\\\ufffdb"
         out = forwarded(b"From: =?unicode_escape?q?a=5C=BFb?= <a@example.com>\r\n\r\nbody")
     assert b"a@example.com" in out
+
+
+# --- a final bare CR of a quoted-printable body ----------------------------------------------------
+# Found by tests/forwarder/core/test_fuzz.py::test_messages (a QP body with a line over 998 bytes,
+# ending "\r\n\r\n\r"). Expected: the soft-wrapped body decodes to what the original decoded to.
+# Actual: _soft_wrap took the final "\r" for the end of a CRLF it never saw and dropped it.
+
+
+def test_soft_wrap_keeps_a_final_bare_cr() -> None:
+    import binascii
+
+    body = b"word " * 300 + b"\r\n\r\n\r"
+    wrapped = _soft_wrap(body, b"\r\n")
+    assert wrapped.endswith(b"\r\n\r\n\r")
+    assert binascii.a2b_qp(wrapped) == binascii.a2b_qp(body)
