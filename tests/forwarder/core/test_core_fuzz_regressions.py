@@ -132,7 +132,9 @@ def _soft_wrap_before_the_fix(data: bytes, eol: bytes) -> bytes:
     st.sampled_from([b"\r\n", b"\n"]),
 )
 def test_soft_wrap_output_is_unchanged_by_the_fix(data: bytes, eol: bytes) -> None:
-    assert _soft_wrap(data, eol) == _soft_wrap_before_the_fix(data, eol)
+    # the one change since: a final bare CR is kept (test_soft_wrap_keeps_a_final_bare_cr)
+    before = _soft_wrap_before_the_fix(data, eol)
+    assert _soft_wrap(data, eol) == (before + b"\r" if data.endswith(b"\r") else before)
 
 
 def test_a_run_of_bare_equals_signs_decodes_the_same_after_wrapping() -> None:
