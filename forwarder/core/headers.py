@@ -87,6 +87,7 @@ from forwarder.core.twoway import (
     TWO_WAY_REMOVED,
     UNSUBSCRIBE_RENAMED,
     TwoWay,
+    map_message_ids,
     map_recipients,
     map_reply_to,
     sender_display,
@@ -383,6 +384,7 @@ def rewrite_headers(
             map_reply_to(out, two_way, alias_address, origin.charset, repairs)
         map_recipients(out, two_way, alias_address, origin.charset, MAX_HEADER_RECIPIENTS, repairs)
         spell_known_addresses(out, two_way)
+        map_message_ids(out, two_way)
         if two_way.unsubscribe:
             _add_unsubscribe(out, two_way.unsubscribe, repairs)
     out.append(HeaderField(LOOP, [f"{LOOP}: {loop_token(alias_address)}".encode()]))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from forwarder.core.addresses import (
     MAX_NAME,
@@ -40,6 +40,7 @@ from forwarder.core.addresses import (
     spell_at,
     strict_address_list,
 )
+from forwarder.core.fields import MSG_ID
 from forwarder.core.message import HeaderField
 from forwarder.core.text import decode_bytes, decode_header_text, fold
 
@@ -90,6 +91,9 @@ class TwoWay:
     display_format: str = "name-and-address"
     unsubscribe: tuple[str, str] | None = None
     is_own: Callable[[str], bool] | None = None
+    #: Threading: ``<id>`` the sender's In-Reply-To or References names (the id a reply sent from
+    #: the alias got from the provider) -> the ``<id>`` the alias's owner knows (their own message).
+    ids: Mapping[str, str] = field(default_factory=dict)
 
     def reverse_of(self, address: str) -> str | None:
         key = contact_key(address)
@@ -277,3 +281,24 @@ __all__ = [
     "spell_known_addresses",
     "unsubscribe_lines",
 ]
+
+
+def map_message_ids(out: list[HeaderField], two_way: TwoWay) -> None:
+    """In-Reply-To and References name, for each id in ``two_way.ids``, the id the owner knows:
+    their mail client then shows the sender's answer in the thread of their own reply."""
+    if not two_way.ids:
+        return
+    for index, f in enumerate(out):
+        if f.key not in ("in-reply-to", "references"):
+            continue
+        mapped = MSG_ID.sub(lambda m: _mapped_id(two_way, m.group(0)), f.value)
+        if mapped != f.value:
+            ids = [i.decode("ascii") for i in MSG_ID.findall(mapped)]
+            lines = fold(f.name, " ".join(dict.fromkeys(ids))) if ids else None
+            if lines:
+                out[index] = HeaderField(f.name, lines)
+
+
+def _mapped_id(two_way: TwoWay, seen: bytes) -> bytes:
+    known = two_way.ids.get(seen.decode("ascii", "replace"))
+    return known.encode("ascii", "replace") if known else seen

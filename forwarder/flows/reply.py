@@ -47,6 +47,7 @@ from forwarder.core.reply_auth import authorize_reply
 from forwarder.core.validator import SESV2_MAX_BYTES
 from forwarder.errors import DeliveryInProgress, PermanentSendError
 from forwarder.flows.outcome_log import Report, redact
+from forwarder.flows.two_way import original_of
 from forwarder.ports import ContactBook, ContactRef, Sender
 
 logger = logging.getLogger("othermail.reply")
@@ -156,14 +157,7 @@ class Replier:
         return Outcome.DROPPED_REPLY_REFUSED.smtp_reply
 
     def _original(self, alias_id: int, seen: str) -> str | None:
-        """The Message-ID the other side knows for ``seen``. SES shows the id it returned as
-        ``<id@email.amazonses.com>`` (``<id@<region>.amazonses.com>`` outside us-east-1): the
-        returned id is what was linked, so the domain is not matched."""
-        found = self.contacts.original_for(alias_id, seen)
-        local, _at, domain = seen.strip().strip("<>").rpartition("@")
-        if found is None and local and domain.lower().endswith("amazonses.com"):
-            found = self.contacts.original_for(alias_id, local)
-        return found
+        return original_of(self.contacts, alias_id, seen)
 
     def _reverse_map(self, contact: ContactRef, message: Prepared) -> dict[str, tuple[str, str]]:
         """Every reverse address of this alias's contacts among To and Cc: Reply-All reaches them all."""

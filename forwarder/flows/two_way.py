@@ -13,11 +13,12 @@ fields (RFC 8058): an https link to ``/u/<token>`` on the public address and a m
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from forwarder.core import Decision, Outcome, Prepared
+from forwarder.core.fields import MSG_ID
 from forwarder.core.participants import participants
 from forwarder.core.twoway import TwoWay
 from forwarder.flows import unsubscribe
@@ -25,6 +26,8 @@ from forwarder.ports import ContactBook, ForwardContacts
 
 logger = logging.getLogger("othermail.two_way")
 
+#: At most this many of a message's In-Reply-To and References ids are looked up (the last ones).
+MAX_THREAD_IDS = 8
 #: The local part of the mailto unsubscribe address, before its token.
 UNSUBSCRIBE_PREFIX = "unsubscribe+"
 
@@ -34,6 +37,8 @@ class Prepared2Way:
     """What :meth:`TwoWayForward.prepare` found for one alias recipient."""
 
     contacts: ForwardContacts
+    #: The ids the sender's In-Reply-To and References name that stand for the owner's own messages.
+    ids: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def blocked(self) -> Decision | None:
@@ -41,6 +46,17 @@ class Prepared2Way:
         if verdict.allowed:
             return None
         return Decision(Outcome.DROPPED_BLOCKED, f"the sender is blocked ({verdict.reason})")
+
+
+def original_of(book: ContactBook, alias_id: int, seen: str) -> str | None:
+    """The Message-ID the other side knows for ``seen``. SES shows the id it returned as
+    ``<id@email.amazonses.com>`` (``<id@<region>.amazonses.com>`` outside us-east-1): the returned
+    id is what was linked, so its domain is not matched."""
+    found = book.original_for(alias_id, seen)
+    local, _at, domain = seen.strip().strip("<>").rpartition("@")
+    if found is None and local and domain.lower().endswith("amazonses.com"):
+        found = book.original_for(alias_id, local)
+    return found
 
 
 class TwoWayForward:
@@ -69,7 +85,22 @@ class TwoWayForward:
         """The sender rules' verdict and the participants' reverse addresses; None: not an alias."""
         people = [(p.address, p.name) for p in participants(message, self._is_own)]
         found = self.book.prepare_forward(recipient, people, message.sender or "")
-        return None if found is None else Prepared2Way(found)
+        if found is None:
+            return None
+        return Prepared2Way(found, self._thread_ids(message, found.alias_id) if found.verdict.allowed else {})
+
+    def _thread_ids(self, message: Prepared, alias_id: int) -> dict[str, str]:
+        """The sender's In-Reply-To and References ids (the last few) that stand for the owner's."""
+        seen: list[str] = []
+        for name in ("in-reply-to", "references"):
+            for f in message.split.get_all(name):
+                seen += [i.decode("ascii", "replace") for i in MSG_ID.findall(f.value)]
+        mapped: dict[str, str] = {}
+        for seen_id in list(dict.fromkeys(seen))[-MAX_THREAD_IDS:]:
+            original = original_of(self.book, alias_id, seen_id)
+            if original:
+                mapped[seen_id] = original if original.startswith("<") else f"<{original}>"
+        return mapped
 
     def two_way(self, prepared: Prepared2Way, alias_address: str, display_format: str) -> TwoWay:
         """The core's input for rewriting one copy (forwarder/core/twoway.py)."""
@@ -79,7 +110,7 @@ class TwoWayForward:
             token = unsubscribe.sign(self._keys()[0], found.alias_id, found.sender_contact_id)
             domain = alias_address.rpartition("@")[2]
             links = (f"{self.public_url}/u/{token}", f"mailto:{UNSUBSCRIBE_PREFIX}{token}@{domain}")
-        return TwoWay(found.contacts, display_format, links, self._is_own)
+        return TwoWay(found.contacts, display_format, links, self._is_own, prepared.ids)
 
     def unsubscribe_by_mail(self, recipient: str) -> Decision | None:
         """Mail to ``unsubscribe+<token>@<alias domain>`` (the mailto of List-Unsubscribe): do the

@@ -103,6 +103,7 @@ def test_forward_reply_and_answer_stay_in_one_thread_and_never_show_real_address
     runtime.forwarder.process(answer, Inbound("in-3", (ALIAS,), PASS, "jane@shop.example"))
     last = parsed(outbox(runtime).sent[-1].raw)
     assert last["From"].addresses[0].addr_spec == jane_reverse  # the same contact, the same reverse address
+    assert last["In-Reply-To"] == "<mine-1@real.example>"  # the owner's own reply: one thread on their side
     with runtime.sessions() as db:
         assert db.query(Contact).count() == 2
 
