@@ -212,6 +212,7 @@ class Replier:
         if bypassed:
             reason += f"; {len(bypassed)} other recipient(s) got it from your own mail server, with your address"
         self.directory.finish(key, Outcome.REPLIED, reason, len(raw), provider_id or None)
+        self.contacts.count(contact.contact_id, replied=1)
         return _report(key, contact.alias_id, Decision(Outcome.REPLIED, reason), meta, bytes_out=len(raw))
 
     def _record(self, key: DeliveryKey, alias_id: int, meta: MessageMeta, decision: Decision) -> Report:

@@ -96,6 +96,8 @@ def test_a_redelivered_reply_sends_nothing_twice(runtime: Runtime) -> None:
     process(runtime, reply_to(jane.reverse), jane.reverse)
     [again] = process(runtime, reply_to(jane.reverse), jane.reverse)
     assert again.duplicate and len(sent(runtime).sent) == 1
+    [summary] = runtime.contacts.contacts_of(jane.alias_id, "othermail.example")
+    assert summary.replied_count == 1  # counted once, as the reply was sent once
 
 
 def test_reply_all_reaches_every_contact_of_the_alias_and_reports_the_others(runtime: Runtime) -> None:
