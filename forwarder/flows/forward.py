@@ -366,8 +366,9 @@ class Forwarder:
         known = original.value.decode("ascii", "replace").strip()
         sent = [r for r in reports if r.outcome is Outcome.FORWARDED and r.provider_message_id and not r.duplicate]
         # the copy keeps the sender's Message-ID where no provider replaces it (the outbox, a relay)
-        for seen in [r.provider_message_id or "" for r in sent] + ([known] if sent else []):
-            self.two_way.book.link(two.contacts.alias_id, two.contacts.sender_contact_id, seen, known)
+        if sent:
+            seen = [r.provider_message_id or "" for r in sent] + [known]
+            self.two_way.book.link_many(two.contacts.alias_id, two.contacts.sender_contact_id, seen, known)
 
 
 def _always(decision: Decision) -> Callable[[ResolvedAlias | None], _Plan]:

@@ -123,7 +123,7 @@ class SqlContactBook:
 
     def contacts_for(self, alias_id: int, alias_domain: str, people: Sequence[tuple[str, str]]) -> dict[str, str]:
         with self._connection(write=True) as connection:
-            return self._contacts_in(connection, alias_id, alias_domain, people)
+            return self._contacts_in(connection, alias_id, alias_domain, people)[0]
 
     def prepare_forward(
         self, alias_address: str, people: Sequence[tuple[str, str]], sender: str
@@ -151,9 +151,8 @@ class SqlContactBook:
                 connection.commit()
                 return ForwardContacts(alias.id, verdict, {})
             domain = alias_address.rpartition("@")[2].lower()
-            contacts = self._contacts_in(connection, alias.id, domain, people)
-            key = normalize_address(sender)
-            sender_row = self._find(connection, alias.id, [key]).get(key) if key in contacts else None
+            contacts, rows = self._contacts_in(connection, alias.id, domain, people)
+            sender_row = rows.get(normalize_address(sender))
             return ForwardContacts(alias.id, verdict, contacts, sender_row.id if sender_row is not None else None)
 
     def unsubscribe(self, alias_id: int, contact_id: int) -> str:
@@ -187,7 +186,7 @@ class SqlContactBook:
 
     def _contacts_in(
         self, connection: Connection, alias_id: int, alias_domain: str, people: Sequence[tuple[str, str]]
-    ) -> dict[str, str]:
+    ) -> tuple[dict[str, str], dict[str, Any]]:
         names: dict[str, str] = {}
         for address, name in people:
             key = normalize_address(address)
@@ -195,7 +194,7 @@ class SqlContactBook:
                 names.setdefault(key, "")
                 names[key] = names[key] or _cut_name(name)
         if not names:
-            return {}
+            return {}, {}
         addresses = sorted(names)
         found = self._find(connection, alias_id, addresses)
         if found:
@@ -222,8 +221,8 @@ class SqlContactBook:
                 .values(forwarded_count=Contact.forwarded_count + 1, last_seen_at=self._now())
             )
             connection.commit()
-        rows = found | self._find(connection, alias_id, missing)
-        return {address: f"{rows[address].reverse_local}@{alias_domain}" for address in addresses}
+        rows = found | self._find(connection, alias_id, missing) if missing else found
+        return {address: f"{rows[address].reverse_local}@{alias_domain}" for address in addresses}, rows
 
     def create(
         self, alias_id: int, alias_domain: str, address: str, name: str = "", origin: str = "user"
@@ -335,6 +334,43 @@ class SqlContactBook:
                 connection.commit()
             except IntegrityError:  # linked before (a retried send): the first link stands
                 connection.rollback()
+
+    def link_many(self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str) -> None:
+        """:meth:`link` for several seen ids of one original, in one transaction (a forward's copies)."""
+        now = self._now()
+        wanted = {self._sealer.digest(seen): seen for seen in dict.fromkeys(normalize_message_id(s) for s in seen_ids)}
+        if not wanted:
+            return
+        with self._connection(write=True) as connection:
+            for _attempt in range(2):  # a second writer may link the same id meanwhile: once more
+                known = set(
+                    connection.execute(
+                        select(MessageLink.seen_digest).where(
+                            MessageLink.alias_id == alias_id, MessageLink.seen_digest.in_(list(wanted))
+                        )
+                    ).scalars()
+                )
+                rows = [
+                    dict(
+                        alias_id=alias_id,
+                        contact_id=contact_id,
+                        seen_digest=digest,
+                        seen_sealed=self._sealer.seal(seen),
+                        original_sealed=self._sealer.seal(original_id.strip()),
+                        created_at=now,
+                        expires_at=now + timedelta(days=self._thread_days),
+                    )
+                    for digest, seen in wanted.items()
+                    if digest not in known
+                ]
+                if not rows:
+                    return
+                try:
+                    connection.execute(insert(MessageLink), rows)
+                    connection.commit()
+                    return
+                except IntegrityError:
+                    connection.rollback()
 
     def original_for(self, alias_id: int, seen_id: str) -> str | None:
         digests = self._sealer.digests(normalize_message_id(seen_id))

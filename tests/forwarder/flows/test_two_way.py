@@ -139,3 +139,24 @@ def test_two_way_off_forwards_one_way(runtime: Runtime) -> None:
     sender = one_way.sender
     assert isinstance(sender, MemorySender)
     assert parsed(sender.sent[0].raw)["Reply-To"].addresses[0].addr_spec == "jane@shop.example"
+
+
+def test_a_two_way_forward_from_a_known_sender_costs_four_transactions(runtime: Runtime) -> None:
+    """The contacts (rules and reverse addresses), the claim, the outcome, the thread links: one
+    transaction each, however many people the message names (SQLAlchemy "begin" events)."""
+    from sqlalchemy import event
+
+    runtime.forwarder.process(FROM_JANE, Inbound("in-1", (ALIAS,), PASS, "jane@shop.example"))  # makes the contacts
+    begun: list[object] = []
+
+    def count(connection: object) -> None:
+        begun.append(connection)
+
+    event.listen(runtime.engine, "begin", count)
+    try:
+        second = FROM_JANE.replace(b"<order-1@shop.example>", b"<order-2@shop.example>")
+        [report] = runtime.forwarder.process(second, Inbound("in-2", (ALIAS,), PASS, "jane@shop.example"))
+    finally:
+        event.remove(runtime.engine, "begin", count)
+    assert report.outcome is Outcome.FORWARDED
+    assert len(begun) == 4
