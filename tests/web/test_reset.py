@@ -75,7 +75,7 @@ def test_the_token_leaves_the_address_bar_at_once(app: Flask, client: FlaskClien
 
 def test_secret_links_are_kept_out_of_the_access_logs() -> None:
     site = (REPO / "deploy" / "ec2" / "nginx" / "othermail.conf").read_text()
-    block = re.search(r"location ~ \^/\(reset\|destinations/verify\|email/verify\)/ \{(.*?)\n    \}", site, re.S)
+    block = re.search(r"location ~ \^/\(reset\|destinations/verify\|email/verify\|u\)/ \{(.*?)\n    \}", site, re.S)
     assert block, "no location for the links that carry a token"
     assert "access_log off;" in block.group(1) and "uwsgi_pass unix:/run/othermail/uwsgi.sock;" in block.group(1)
     ini = (REPO / "deploy" / "ec2" / "uwsgi" / "othermail.ini").read_text()
