@@ -26,7 +26,7 @@ Schema = dict[str, Any]
 ERROR_CODES = {
     400: "invalid_request (malformed JSON, unknown field, wrong type or range), or a service's own code: "
     "invalid_email, invalid_domain, invalid_local_part, invalid_expiry, invalid_expired_action, "
-    "no_destination, unverified_destination, invalid_contact, invalid_rule",
+    "no_destination, unverified_destination, invalid_contact, invalid_rule, invalid_text",
     401: "unauthorized: no token, an unknown, revoked or expired token, or a deleted account",
     403: "forbidden: a read token tried to change something; email_unverified: the account's own email address "
     "is not confirmed yet, so no destination can be added, changed or sent a link",

@@ -69,8 +69,8 @@ def create(
     """The contact of ``alias`` for an outside address (made when new), to write to through its
     reverse address."""
     address = _external(ctx, db, user, raw_address)
-    if "\x00" in name:
-        raise ServiceError("invalid_text", "The name may not contain NUL characters.")
+    if not name.isprintable():
+        raise ServiceError("invalid_text", "The name may hold no control characters.")
     ref = ctx.runtime.contacts.create(alias.id, alias_domain(alias), address, name.strip()[:NAME_MAX_LENGTH])
     return one(ctx, alias, ref.contact_id)
 

@@ -96,3 +96,11 @@ def test_alias_rules_add_list_remove(app: Flask, client: FlaskClient, ann: Accou
     assert client.delete(f"{BASE}/rules/{rule.get_json()['id']}", headers=eve.write).status_code == 404
     assert client.delete(f"{BASE}/rules/{rule.get_json()['id']}", headers=ann.write).status_code == 204
     assert client.get(url, headers=ann.read).get_json()["items"] == []
+
+
+def test_a_name_with_control_characters_is_refused(client: FlaskClient, ann: Account) -> None:
+    alias = new_alias(client, ann)
+    body = {"address": "bob@example.net", "name": "Bob\r\nBcc: eve@example.net"}
+    response = client.post(f"{BASE}/aliases/{alias['id']}/contacts", json=body, headers=ann.write)
+    assert (response.status_code, response.get_json()["error"]["code"]) == (400, "invalid_text")
+    assert client.get(f"{BASE}/aliases/{alias['id']}/contacts", headers=ann.read).get_json()["items"] == []
