@@ -85,8 +85,10 @@ class Directory(Protocol):
         finished: Sequence[Finished],
         retry: tuple[DeliveryKey, str] | None = None,
         unsent: Sequence[tuple[DeliveryKey, Any]] = (),
+        links: Sequence[Mapping[str, Any]] = (),
     ) -> None:
-        """Record what the sends did, in one transaction; free a copy to retry."""
+        """Record what the sends did, in one transaction; free a copy to retry; write the thread
+        links of two-way aliases (ContactBook.link_rows) not written before."""
         ...
 
     def finish(
@@ -240,6 +242,12 @@ class ContactBook(Protocol):
 
     def link_many(self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str) -> None:
         """:meth:`link` for several seen ids of one original, in one transaction."""
+        ...
+
+    def link_rows(
+        self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str
+    ) -> list[dict[str, Any]]:
+        """The rows :meth:`link_many` would write, sealed, for the Directory to write with the outcomes."""
         ...
 
     def original_for(self, alias_id: int, seen_id: str) -> str | None: ...

@@ -195,9 +195,7 @@ class Forwarder:
             # Notices go out once each outcome is recorded: should a later send raise, the retry
             # would find these outcomes recorded (duplicates) and tell nobody.
             if opening.recorded is None:
-                done = self._deliver(inbound, recipient, opening, meta)
-                if two is not None:
-                    self._link(message, two, done)
+                done = self._deliver(inbound, recipient, opening, meta, self._links(message, two))
             else:
                 done = [self._recorded(inbound, recipient, opening, meta)]
                 if opening.plan.expired is not None:
@@ -289,7 +287,14 @@ class Forwarder:
             duplicate=not fresh,
         )
 
-    def _deliver(self, inbound: Inbound, recipient: str, opening: Opening[_Plan], meta: MessageMeta) -> list[Report]:
+    def _deliver(
+        self,
+        inbound: Inbound,
+        recipient: str,
+        opening: Opening[_Plan],
+        meta: MessageMeta,
+        links: Callable[[list[str]], list[dict[str, Any]]] | None = None,
+    ) -> list[Report]:
         """Send every copy :meth:`Directory.begin` claimed, then record them all at once."""
         assert opening.resolved is not None and self.sender is not None  # begin() claims for a forwarded plan only
         resolved, outgoing = opening.resolved, opening.plan.result.outgoing
@@ -350,25 +355,25 @@ class Forwarder:
             for target, claim in untried
             if claim.state in (ClaimState.NEW, ClaimState.RESUMED)
         ]
-        self.directory.settle(finished, retry, unsent)
+        sent_ids = [f.provider_message_id for f in finished if f.outcome is Outcome.FORWARDED and f.provider_message_id]
+        self.directory.settle(finished, retry, unsent, links(sent_ids) if links is not None and sent_ids else ())
         reports += [self._paused(inbound, recipient, resolved.alias_id, meta, t, fresh) for t, fresh in opening.paused]
         self._notify(reports, meta)
         if failure is not None:
             raise failure
         return reports
 
-    def _link(self, message: Prepared, two: Prepared2Way, reports: list[Report]) -> None:
-        """Remember, for each copy sent, which Message-ID the owner's reply to it will name (the id
-        the provider gave the copy) and which one the sender knows, so the reply threads."""
+    def _links(self, message: Prepared, two: Prepared2Way | None) -> Callable[[list[str]], list[dict[str, Any]]] | None:
+        """Two-way aliases: the thread links of the copies sent, written with their outcomes. Each
+        copy's provider id (what the owner's reply will name), and the sender's own Message-ID,
+        which the copy keeps where no provider replaces it (the outbox, a relay), stand for the
+        sender's Message-ID."""
         original = message.split.first("message-id")
-        if original is None or self.two_way is None:
-            return
-        known = original.value.decode("ascii", "replace").strip()
-        sent = [r for r in reports if r.outcome is Outcome.FORWARDED and r.provider_message_id and not r.duplicate]
-        # the copy keeps the sender's Message-ID where no provider replaces it (the outbox, a relay)
-        if sent:
-            seen = [r.provider_message_id or "" for r in sent] + [known]
-            self.two_way.book.link_many(two.contacts.alias_id, two.contacts.sender_contact_id, seen, known)
+        if two is None or original is None or self.two_way is None:
+            return None
+        book, known = self.two_way.book, original.value.decode("ascii", "replace").strip()
+        contacts = two.contacts
+        return lambda sent: book.link_rows(contacts.alias_id, contacts.sender_contact_id, [*sent, known], known)
 
 
 def _always(decision: Decision) -> Callable[[ResolvedAlias | None], _Plan]:

@@ -335,6 +335,27 @@ class SqlContactBook:
             except IntegrityError:  # linked before (a retried send): the first link stands
                 connection.rollback()
 
+    def link_rows(
+        self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str
+    ) -> list[dict[str, Any]]:
+        """message_links rows (sealed, not written) linking each of ``seen_ids`` to ``original_id``:
+        the forward flow has them written with its outcomes (``Directory.settle``)."""
+        now = self._now()
+        original = self._sealer.seal(original_id.strip())
+        return [
+            dict(
+                alias_id=alias_id,
+                contact_id=contact_id,
+                seen_digest=self._sealer.digest(seen),
+                seen_sealed=self._sealer.seal(seen),
+                original_sealed=original,
+                created_at=now,
+                expires_at=now + timedelta(days=self._thread_days),
+            )
+            for seen in dict.fromkeys(normalize_message_id(s) for s in seen_ids)
+            if seen
+        ]
+
     def link_many(self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str) -> None:
         """:meth:`link` for several seen ids of one original, in one transaction (a forward's copies)."""
         now = self._now()

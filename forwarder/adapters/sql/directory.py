@@ -43,7 +43,7 @@ row, deadlock.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,7 +60,7 @@ from forwarder.core import AliasState, Decision, Outcome
 from forwarder.core.decide import expiry
 from forwarder.errors import DatabaseUnavailable
 from forwarder.flows.mail_limits import MailLimits, Window
-from models import Alias, Delivery, Destination, User, alias_destinations
+from models import Alias, Delivery, Destination, MessageLink, User, alias_destinations
 from models.deliveries import RAW_KEY_MAX_LENGTH, REASON_MAX_LENGTH, SUBJECT_MAX_LENGTH, _clip
 from models.users import EMAIL_MAX_LENGTH
 
@@ -254,6 +254,7 @@ _aliases = cast(Table, Alias.__table__)
 _deliveries = cast(Table, Delivery.__table__)
 _destinations = cast(Table, Destination.__table__)
 _users = cast(Table, User.__table__)
+_links = cast(Table, MessageLink.__table__)
 _siblings = _deliveries.alias("sibling")
 
 #: The delivery row of a key.
@@ -415,6 +416,22 @@ def database_errors() -> Iterator[None]:
         if not exc.connection_invalidated:
             raise
         raise DatabaseUnavailable(f"database connection lost: {exc.orig.__class__.__name__}") from exc
+
+
+def _insert_new_links(connection: Connection, links: Sequence[Mapping[str, Any]]) -> None:
+    """Insert the message links not there yet (a retried send links again: the first link stands)."""
+    alias_ids = {link["alias_id"] for link in links}
+    known = {
+        (row.alias_id, row.seen_digest)
+        for row in connection.execute(
+            select(_links.c.alias_id, _links.c.seen_digest).where(
+                _links.c.alias_id.in_(alias_ids), _links.c.seen_digest.in_([link["seen_digest"] for link in links])
+            )
+        )
+    }
+    fresh = [link for link in links if (link["alias_id"], link["seen_digest"]) not in known]
+    if fresh:
+        connection.execute(insert(_links), fresh)
 
 
 def _key_params(key: DeliveryKey) -> dict[str, Any]:
@@ -738,15 +755,20 @@ class SqlDirectory:
         finished: Sequence[Finished],
         retry: tuple[DeliveryKey, str] | None = None,
         unsent: Sequence[tuple[DeliveryKey, Claim]] = (),
+        links: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """Record what the sends of one message did, in one transaction. ``retry``: a claimed copy
         whose send failed for now, and why, freed for a later attempt; ``unsent``: the claims left
-        unsent after it, taken back as if never taken (a NEW row goes, a RESUMED one is retry again)."""
-        if not finished and retry is None and not unsent:
+        unsent after it, taken back as if never taken (a NEW row goes, a RESUMED one is retry again);
+        ``links``: message_links rows of two-way aliases (``ContactBook.link_rows``), those not
+        linked before."""
+        if not finished and retry is None and not unsent and not links:
             return
         now = self._now()
         with self._connection(write=True) as connection:
             self._finish_in(connection, finished, now)
+            if links:
+                _insert_new_links(connection, links)
             if retry is not None:
                 key, reason = retry
                 connection.execute(_RELEASE, {**_key_params(key), "p_reason": _reason(reason), "p_now": now})
