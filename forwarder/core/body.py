@@ -113,6 +113,8 @@ def repair(
         return fields, _soft_wrap(body, eol)
     if ctype.startswith(b"text/"):
         encoded = binascii.b2a_qp(body, quotetabs=False, istext=True, header=False)
+        if _BREAK_BEFORE_DASH.search(encoded):  # binascii's own wrap made a line start with "-"
+            encoded = _soft_wrap(_SOFT_BREAK.sub(b"", encoded), eol)
         if any(len(line.rstrip(b"\r")) > 76 for line in encoded.split(b"\n")):
             encoded = _soft_wrap(encoded, eol)  # binascii can leave a 77-character "=20" line
         if binascii.a2b_qp(encoded) == body:  # mixed or bare line endings do not survive QP
@@ -155,6 +157,7 @@ def _soft_wrap(data: bytes, eol: bytes) -> bytes:
                 back -= 1
             if back > start:
                 cut = back
+            cut = _not_before_a_dash(content, start, cut)
             out.append(content[start:cut] + b"=" + eol)
             start = cut
         if index == len(lines) - 1:  # no line ending follows: a final bare CR is data, kept
@@ -163,6 +166,28 @@ def _soft_wrap(data: bytes, eol: bytes) -> bytes:
             ending = b"\r\n" if cr else b"\n"
         out.append(content[start:] + ending)
     return b"".join(out)
+
+
+#: A soft line break of quoted-printable (an "=" is otherwise always the start of an "=XX" escape).
+_SOFT_BREAK = re.compile(rb"=\r?\n")
+_BREAK_BEFORE_DASH = re.compile(rb"=\r?\n-")
+
+
+def _not_before_a_dash(content: bytes, start: int, cut: int) -> int:
+    """Move a soft break back so that the next line does not start with "-": in a body part, a
+    line "--<boundary>" made by the wrap would read as a delimiter and end the part early (found by
+    test_fuzz: a too-long junk line "--b...b----b...b--" wrapped into a closing delimiter)."""
+    moved = cut
+    while moved - 1 > start and content[moved : moved + 1] == b"-":
+        moved -= 1
+    if moved == cut:
+        return cut
+    escape = content.rfind(b"=", moved - 2, moved)  # never inside an "=XX" escape
+    if escape > start:
+        moved = escape
+    while moved - 1 > start and content[moved - 1 : moved] == b"=":  # nor after a bare "="
+        moved -= 1
+    return moved if content[moved : moved + 1] != b"-" else cut
 
 
 def delimiter_starts(body: bytes, boundary: bytes) -> list[int]:

@@ -250,3 +250,34 @@ def test_soft_wrap_keeps_a_final_bare_cr() -> None:
     wrapped = _soft_wrap(body, b"\r\n")
     assert wrapped.endswith(b"\r\n\r\n\r")
     assert binascii.a2b_qp(wrapped) == binascii.a2b_qp(body)
+
+
+# --- a soft break that made a delimiter ------------------------------------------------------------
+# Found by tests/forwarder/core/test_fuzz.py::test_mime_trees: the last part of a multipart message
+# held a 999-byte line and then a junk line "--<boundary>----<boundary>--" (no delimiter: text
+# after it). The repair re-encodes the part as quoted-printable, and the wrap at 76 characters
+# split the junk line into "--<boundary>--=" and "--<boundary>--": a closing delimiter, which ended
+# the part early and lost the rest of its text. Expected: no line after a soft break starts with "-".
+
+
+def test_the_long_line_repair_never_wraps_a_line_into_a_delimiter() -> None:
+    boundary = b"b" * 71
+    part = b"--" + boundary + b"\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
+    raw = (
+        b'From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="'
+        + boundary
+        + b'"\r\n\r\n'
+        + part
+        + b"ab " * 333
+        + b"\r\n--"
+        + boundary
+        + b"----"
+        + boundary
+        + b"--\r\n"
+    )
+    out = forwarded(raw)
+    lines = out.split(b"\r\n")
+    assert not [line for before, line in zip(lines, lines[1:]) if before.endswith(b"=") and line.startswith(b"-")]
+    [*_, last] = email.message_from_bytes(out).walk()
+    junk = b"--" + boundary + b"----" + boundary + b"--"
+    assert junk in last.get_payload(decode=True)  # the part's text is all there
