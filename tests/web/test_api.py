@@ -571,3 +571,21 @@ def test_a_service_rate_limit_is_429_with_retry_after(app: Flask, client: FlaskC
 def test_responses_are_not_cached(client: FlaskClient, ann: Account) -> None:
     response = client.get("/api/v1/aliases", headers=ann.write)
     assert response.headers["Cache-Control"] == "no-store" and "Set-Cookie" not in response.headers
+
+
+def test_an_alias_name_and_who_may_write_are_set_through_the_api(client: FlaskClient, ann: Account) -> None:
+    """Two-way aliases: the alias's name on mail it sends and its sender mode (issue 14)."""
+    alias = new_alias(client, ann)
+    changed = client.patch(
+        f"/api/v1/aliases/{alias['id']}",
+        json={"display_name": "Shopping", "sender_mode": "allow-only"},
+        headers=ann.write,
+    )
+    assert changed.status_code == 200, changed.get_json()
+    assert (changed.get_json()["display_name"], changed.get_json()["sender_mode"]) == ("Shopping", "allow-only")
+    label_only = client.patch(f"/api/v1/aliases/{alias['id']}", json={"label": "x"}, headers=ann.write).get_json()
+    assert (label_only["display_name"], label_only["sender_mode"]) == ("Shopping", "allow-only")  # kept
+    for body in ({"sender_mode": "everyone"}, {"display_name": "bad\x01name", "label": "changed"}):
+        refused = client.patch(f"/api/v1/aliases/{alias['id']}", json=body, headers=ann.write)
+        assert refused.status_code == 400
+    assert client.get(f"/api/v1/aliases/{alias['id']}", headers=ann.read).get_json()["label"] == "x"

@@ -93,6 +93,8 @@ def aliases_update(alias_id: int):
     if data["permanent"] and extending:
         raise invalid("permanent cannot be combined with expires_in_hours, idle_days or extra_messages.")
     service.check_extension(duration, idle_days, extra)
+    if data["display_name"] is not None and not data["display_name"].isprintable():
+        raise invalid("display_name may hold no control characters.")
     service.update(
         session(),
         user(),
@@ -107,6 +109,13 @@ def aliases_update(alias_id: int):
         service.extend(session(), alias, duration=duration, idle_days=idle_days, extra_messages=extra)
     if data["permanent"]:
         service.make_permanent(session(), alias)
+    if data["display_name"] is not None or data["sender_mode"] is not None:
+        service.set_two_way(
+            session(),
+            alias,
+            display_name=alias.display_name if data["display_name"] is None else data["display_name"],
+            sender_mode=data["sender_mode"] or alias.sender_mode,
+        )
     return jsonify(_shown(alias))
 
 

@@ -14,7 +14,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import web.api.common as common
-from models import RULE_ACTIONS, RULE_KINDS, Alias, limits
+from models import RULE_ACTIONS, RULE_KINDS, SENDER_MODES, Alias, limits
 from web.services import activity
 from web.services import aliases as alias_service
 from web.services import contacts as contact_service
@@ -245,6 +245,11 @@ MAX_HOURS = int(alias_service.MAX_DURATION.total_seconds() // 3600)
 MIN_HOURS = int(alias_service.MIN_DURATION.total_seconds() // 3600)
 
 LABEL = Str(LABEL_MAX, nullable=True)
+DISPLAY_NAME = Str(limits.DISPLAY_NAME_MAX_LENGTH)
+SENDER_MODE = Enum(SENDER_MODES)
+SENDER_MODE_TEXT = (
+    "Who may write: any sender not blocked, or allow-only the allow-listed and known, unblocked contacts."
+)
 NOTE = Str(NOTE_MAX, nullable=True)
 EXPIRED_ACTION = Enum(tuple(alias_service.EXPIRED_ACTIONS))
 EXPIRED_ACTION_TEXT = (
@@ -301,6 +306,8 @@ ALIAS_UPDATE = Body(
         Field("idle_days", IDLE, "Extend: a new idle limit, counted from now."),
         Field("extra_messages", MESSAGES, "Extend: allow this many more messages."),
         Field("permanent", Bool(), "true removes every expiry; not with the extend fields."),
+        Field("display_name", DISPLAY_NAME, 'The alias\'s name on mail it sends (replies); "" for none.'),
+        Field("sender_mode", SENDER_MODE, SENDER_MODE_TEXT),
     ),
     "Only the fields present change. null clears label or note. Checked as a whole: a rejected request "
     "changes nothing.",
@@ -417,6 +424,8 @@ ALIAS = Resource(
         Field("blocked_count", COUNT),
         Field("created_at", Time()),
         Field("last_used_at", Time(nullable=True)),
+        Field("display_name", DISPLAY_NAME, "The alias's name on mail it sends (replies)."),
+        Field("sender_mode", SENDER_MODE, SENDER_MODE_TEXT),
         get=_alias,
     ),
 )
