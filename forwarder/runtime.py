@@ -272,7 +272,9 @@ class Runtime:
         """Two-way aliases: the owner's mail to a contact's reverse address, sent from the alias."""
         from forwarder.flows.reply import Replier
 
-        return Replier(lambda: self.contacts, self.directory, sender, self.clock, self.settings.max_bytes)
+        return Replier(
+            lambda: self.contacts, self.directory, sender, self.clock, self.settings.max_bytes, self.notifier
+        )
 
     def close(self) -> None:
         """Release what was built: the sender's connections (an SMTP relay) and the database pool."""

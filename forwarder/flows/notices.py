@@ -46,6 +46,10 @@ WHY = {
     Outcome.DROPPED_TOO_LARGE: "it is larger than the mail service can forward",
     Outcome.FAILED_REJECTED: "the mail service refused to send it on",
     Outcome.DROPPED_PAUSED: "forwarding to {paused} is paused because mail to it bounced",
+    # two-way aliases: mail to a contact's reverse address that the reply flow refused
+    Outcome.DROPPED_REPLY_REFUSED: "it was written to a reverse address of the alias, but could not be shown to "
+    "come from one of the alias's mailboxes (DMARC, or SPF for a domain without DMARC), so it was not sent on "
+    "from the alias",
 }
 #: One notice per destination and outcome in this many seconds.
 THROTTLE_SECONDS = 3600

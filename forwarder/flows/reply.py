@@ -48,7 +48,7 @@ from forwarder.core.validator import SESV2_MAX_BYTES
 from forwarder.errors import DeliveryInProgress, PermanentSendError
 from forwarder.flows.outcome_log import Report, redact
 from forwarder.flows.two_way import original_of
-from forwarder.ports import ContactBook, ContactRef, Sender
+from forwarder.ports import ContactBook, ContactRef, Notifier, Sender, Unforwarded
 
 logger = logging.getLogger("othermail.reply")
 
@@ -85,6 +85,7 @@ class Replier:
         sender: Sender | None,
         clock: Callable[[], datetime],
         max_bytes: int = SESV2_MAX_BYTES,
+        notifier: Notifier | None = None,
     ) -> None:
         # built on first use: a deployment without contact keys forwards one-way mail as before,
         # and fails only on mail to a reverse address (naming OTHERMAIL_CONTACT_KEYS)
@@ -93,6 +94,8 @@ class Replier:
         self.sender = sender
         self._now = clock
         self.max_bytes = max_bytes
+        #: Tells the alias's owner (at most hourly) that mail to a reverse address was refused.
+        self.notifier = notifier
 
     @cached_property
     def contacts(self) -> ContactBook:
@@ -217,6 +220,17 @@ class Replier:
 
     def _record(self, key: DeliveryKey, alias_id: int, meta: MessageMeta, decision: Decision) -> Report:
         fresh = self.directory.record(key, alias_id, meta, decision.outcome, decision.reason)
+        # the owner hears of refused senders, not of mail to an alias they switched off themselves
+        refused = decision.outcome is Outcome.DROPPED_REPLY_REFUSED and decision != _SWITCHED_OFF
+        if fresh and self.notifier is not None and refused:
+            self.notifier.after(
+                [
+                    Unforwarded(
+                        key.message_id, key.recipient, alias_id, None, decision.outcome, meta.mail_from,
+                        meta.subject, meta.bytes_in,
+                    )
+                ]
+            )  # fmt: skip
         return _report(key, alias_id, decision, meta, duplicate=not fresh)
 
 

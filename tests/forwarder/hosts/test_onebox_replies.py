@@ -95,7 +95,8 @@ def test_a_forged_reply_is_refused_after_data_and_recorded(box: OneBox) -> None:
     with box.runtime.sessions() as db:
         outcomes = [row.outcome for row in db.query(Delivery).all()]
     assert outcomes == ["dropped-reply-refused"]
-    assert box.sender.sent == [] and box.spool.pending() == []  # type: ignore[attr-defined]
+    # nothing spooled nor relayed; the owner alone hears of it (a notice)
+    assert box.spool.pending() == [] and [m.recipient for m in box.sender.sent] == [OWNER]  # type: ignore[attr-defined]
 
 
 def test_an_unknown_reverse_shaped_address_is_refused_at_rcpt(box: OneBox) -> None:
