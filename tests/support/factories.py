@@ -35,13 +35,19 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
 
 
 def free_udp_and_tcp_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP on ``host`` (a DNS server binds both)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind((host, 0))
-        port = int(udp.getsockname()[1])
-    with socket.socket() as tcp:
-        tcp.bind((host, port))
-    return port
+    """A port free for both UDP and TCP on ``host`` (a DNS server binds both). The port the system
+    gives for UDP may be in use for TCP (another test's connection): then another one is tried."""
+    for _attempt in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+        try:
+            with socket.socket() as tcp:
+                tcp.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise OSError(f"no port free for both UDP and TCP on {host} after 50 tries")
 
 
 def make_user(session: Session, email: str = "owner@example.org") -> User:
