@@ -240,14 +240,10 @@ class ContactBook(Protocol):
         """Remember that the Message-ID ``seen_id`` one side sees stands for ``original_id``."""
         ...
 
-    def link_many(self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str) -> None:
-        """:meth:`link` for several seen ids of one original, in one transaction."""
-        ...
-
     def link_rows(
         self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str
     ) -> list[dict[str, Any]]:
-        """The rows :meth:`link_many` would write, sealed, for the Directory to write with the outcomes."""
+        """The rows :meth:`link` would write, sealed, for the Directory to write with the outcomes."""
         ...
 
     def original_for(self, alias_id: int, seen_id: str) -> str | None: ...

@@ -39,6 +39,8 @@ class Prepared2Way:
     contacts: ForwardContacts
     #: The ids the sender's In-Reply-To and References name that stand for the owner's own messages.
     ids: Mapping[str, str] = field(default_factory=dict)
+    #: Whether an address is the service's own (kept as it is, given no contact).
+    is_own: Callable[[str], bool] | None = None
 
     @property
     def blocked(self) -> Decision | None:
@@ -77,17 +79,20 @@ class TwoWayForward:
     def book(self) -> ContactBook:
         return self._book()
 
-    def _is_own(self, address: str) -> bool:
-        domain = address.rpartition("@")[2].lower()
-        return domain in {d.lower() for d in self._own_domains()}
+    def _own(self) -> Callable[[str], bool]:
+        """Whether an address is on one of the service's domains (the list read once per message)."""
+        domains = frozenset(d.lower() for d in self._own_domains())
+        return lambda address: address.rpartition("@")[2].lower() in domains
 
     def prepare(self, message: Prepared, recipient: str) -> Prepared2Way | None:
         """The sender rules' verdict and the participants' reverse addresses; None: not an alias."""
-        people = [(p.address, p.name) for p in participants(message, self._is_own)]
+        is_own = self._own()
+        people = [(p.address, p.name) for p in participants(message, is_own)]
         found = self.book.prepare_forward(recipient, people, message.sender or "")
         if found is None:
             return None
-        return Prepared2Way(found, self._thread_ids(message, found.alias_id) if found.verdict.allowed else {})
+        ids = self._thread_ids(message, found.alias_id) if found.verdict.allowed else {}
+        return Prepared2Way(found, ids, is_own)
 
     def _thread_ids(self, message: Prepared, alias_id: int) -> dict[str, str]:
         """The sender's In-Reply-To and References ids (the last few) that stand for the owner's."""
@@ -110,7 +115,7 @@ class TwoWayForward:
             token = unsubscribe.sign(self._keys()[0], found.alias_id, found.sender_contact_id)
             domain = alias_address.rpartition("@")[2]
             links = (f"{self.public_url}/u/{token}", f"mailto:{UNSUBSCRIBE_PREFIX}{token}@{domain}")
-        return TwoWay(found.contacts, display_format, links, self._is_own, prepared.ids)
+        return TwoWay(found.contacts, display_format, links, prepared.is_own, prepared.ids)
 
     def unsubscribe_by_mail(self, recipient: str) -> Decision | None:
         """Mail to ``unsubscribe+<token>@<alias domain>`` (the mailto of List-Unsubscribe): do the

@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from flask import Flask
     from sqlalchemy.orm import Session
 
+    from forwarder.runtime import Runtime
     from models import Destination, User
 
 #: moto's default account, and the region the tests run AWS in.
@@ -100,3 +103,40 @@ def add_destination(app: Flask, user_id: int, email: str, verified: bool = True)
         db.add(row)
         db.commit()
         return row.id
+
+
+# --------------------------------------------------------------------------- two-way aliases
+
+
+def two_way_runtime(tmp_path: Path, alias: str, owner: str, *, display_name: str = "", **settings: object) -> Runtime:
+    """A runtime on a migrated SQLite database with contact keys and a memory sender, and one user
+    whose ``alias`` forwards to the verified destination ``owner``."""
+    import secrets
+
+    from forwarder.adapters.senders import MemorySender
+    from forwarder.runtime import Runtime
+    from forwarder.settings import Settings
+    from models import Alias, Destination, User, utcnow
+    from tests.support.databases import migrate
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    migrate(url)
+    values: dict[str, object] = dict(
+        data_dir=tmp_path,
+        database_url=url,
+        domains=("othermail.example",),
+        sender="outbox",
+        outbox=tmp_path / "outbox",
+        store_dir=tmp_path / "mail",
+        contact_keys=(("k1", secrets.token_bytes(32)),),
+    )
+    runtime = Runtime.build(Settings(**{**values, **settings}), sender=MemorySender())  # type: ignore[arg-type]
+    with runtime.sessions() as db:
+        user = User(email="owner@example.org")
+        db.add(user)
+        db.flush()
+        row = Alias(address=alias, user_id=user.id, display_name=display_name)
+        row.destinations.append(Destination(user_id=user.id, email=owner, verified_at=utcnow()))
+        db.add(row)
+        db.commit()
+    return runtime

@@ -316,21 +316,12 @@ class SqlContactBook:
     # --- the Message-ID map ---------------------------------------------------------------------
 
     def link(self, alias_id: int, contact_id: int | None, seen_id: str, original_id: str) -> None:
-        now = self._now()
-        seen = normalize_message_id(seen_id)
+        rows = self.link_rows(alias_id, contact_id, [seen_id], original_id)
+        if not rows:
+            return
         with self._connection(write=True) as connection:
             try:
-                connection.execute(
-                    insert(MessageLink).values(
-                        alias_id=alias_id,
-                        contact_id=contact_id,
-                        seen_digest=self._sealer.digest(seen),
-                        seen_sealed=self._sealer.seal(seen),
-                        original_sealed=self._sealer.seal(original_id.strip()),
-                        created_at=now,
-                        expires_at=now + timedelta(days=self._thread_days),
-                    )
-                )
+                connection.execute(insert(MessageLink), rows)
                 connection.commit()
             except IntegrityError:  # linked before (a retried send): the first link stands
                 connection.rollback()
@@ -355,43 +346,6 @@ class SqlContactBook:
             for seen in dict.fromkeys(normalize_message_id(s) for s in seen_ids)
             if seen
         ]
-
-    def link_many(self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str) -> None:
-        """:meth:`link` for several seen ids of one original, in one transaction (a forward's copies)."""
-        now = self._now()
-        wanted = {self._sealer.digest(seen): seen for seen in dict.fromkeys(normalize_message_id(s) for s in seen_ids)}
-        if not wanted:
-            return
-        with self._connection(write=True) as connection:
-            for _attempt in range(2):  # a second writer may link the same id meanwhile: once more
-                known = set(
-                    connection.execute(
-                        select(MessageLink.seen_digest).where(
-                            MessageLink.alias_id == alias_id, MessageLink.seen_digest.in_(list(wanted))
-                        )
-                    ).scalars()
-                )
-                rows = [
-                    dict(
-                        alias_id=alias_id,
-                        contact_id=contact_id,
-                        seen_digest=digest,
-                        seen_sealed=self._sealer.seal(seen),
-                        original_sealed=self._sealer.seal(original_id.strip()),
-                        created_at=now,
-                        expires_at=now + timedelta(days=self._thread_days),
-                    )
-                    for digest, seen in wanted.items()
-                    if digest not in known
-                ]
-                if not rows:
-                    return
-                try:
-                    connection.execute(insert(MessageLink), rows)
-                    connection.commit()
-                    return
-                except IntegrityError:
-                    connection.rollback()
 
     def original_for(self, alias_id: int, seen_id: str) -> str | None:
         digests = self._sealer.digests(normalize_message_id(seen_id))

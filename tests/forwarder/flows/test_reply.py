@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import secrets
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,8 @@ from forwarder.core import Outcome, Verdicts
 from forwarder.flows.forward import Inbound
 from forwarder.ports import ContactRef
 from forwarder.runtime import Runtime
-from forwarder.settings import Settings
-from models import Alias, Destination, User, utcnow
-from tests.support.databases import migrate
+from models import Alias
+from tests.support.factories import two_way_runtime
 
 ALIAS = "shop-7hq2@othermail.example"
 OWNER = "me@real.example"
@@ -25,27 +23,7 @@ PASS = Verdicts(spf="PASS", dkim="PASS", dmarc="PASS")
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Runtime:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrate(url)
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=url,
-        domains=("othermail.example",),
-        sender="outbox",
-        outbox=tmp_path / "outbox",
-        store_dir=tmp_path / "mail",
-        contact_keys=(("k1", secrets.token_bytes(32)),),
-    )
-    runtime = Runtime.build(settings, sender=MemorySender())
-    with runtime.sessions() as db:
-        user = User(email="owner@example.org")
-        db.add(user)
-        db.flush()
-        alias = Alias(address=ALIAS, user_id=user.id, display_name="Shopping")
-        alias.destinations.append(Destination(user_id=user.id, email=OWNER, verified_at=utcnow()))
-        db.add(alias)
-        db.commit()
-    return runtime
+    return two_way_runtime(tmp_path, ALIAS, OWNER, display_name="Shopping")
 
 
 def sent(runtime: Runtime) -> MemorySender:
