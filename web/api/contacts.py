@@ -75,3 +75,20 @@ def rules_create(alias_id: int):
 def rules_delete(rule_id: int):
     rules.remove(services(), user(), object_id(rule_id, "rule"))
     return Response(status=204)
+
+
+@bp.get("/rules")
+@operation("The account's sender rules (they apply to every alias).", 200, "They.", response=RULE_LIST)
+def account_rules_list():
+    return jsonify(RULE_LIST.dump(rules.listed(services(), user(), None)))
+
+
+@bp.post("/rules")
+@operation(
+    "Block or allow a sender for every alias of the account.", 201, "Added.", response=RULE, errors=(409,),
+    body=RULE_CREATE,
+)  # fmt: skip
+def account_rules_create():
+    data = request_body()
+    rule = rules.add(services(), user(), None, data["action"], data["kind"], data["value"] or "")
+    return jsonify(RULE.dump(rule)), 201

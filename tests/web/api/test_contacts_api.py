@@ -104,3 +104,26 @@ def test_a_name_with_control_characters_is_refused(client: FlaskClient, ann: Acc
     response = client.post(f"{BASE}/aliases/{alias['id']}/contacts", json=body, headers=ann.write)
     assert (response.status_code, response.get_json()["error"]["code"]) == (400, "invalid_text")
     assert client.get(f"{BASE}/aliases/{alias['id']}/contacts", headers=ann.read).get_json()["items"] == []
+
+
+def test_account_rules_apply_to_every_alias(app: Flask, client: FlaskClient, ann: Account) -> None:
+    first, second = new_alias(client, ann), new_alias(client, ann)
+    url = f"{BASE}/rules"
+    rule = client.post(url, json={"action": "block", "kind": "empty-sender"}, headers=ann.write)
+    assert rule.status_code == 201, rule.get_json()
+    assert rule.get_json()["alias_id"] is None and rule.get_json()["kind"] == "empty-sender"
+    runtime = app.extensions["othermail.runtime"]
+    for alias in (first, second):
+        verdict = runtime.contacts.sender_allowed(ann.user_id, alias["id"], "")
+        assert (verdict.allowed, verdict.reason) == (False, "blocked-by-account-rule")
+    # an alias's own rule is listed under the alias, not with the account's
+    client.post(
+        f"{BASE}/aliases/{first['id']}/rules", json={"action": "allow", "kind": "domain", "value": "ok.example"},
+        headers=ann.write,
+    )  # fmt: skip
+    assert [r["id"] for r in client.get(url, headers=ann.read).get_json()["items"]] == [rule.get_json()["id"]]
+    assert client.post(url, json={"action": "block", "kind": "empty-sender"}, headers=ann.read).status_code == 403
+    eve = make_account(app, "eve@example.org")
+    assert client.get(url, headers=eve.read).get_json()["items"] == []
+    assert client.delete(f"{BASE}/rules/{rule.get_json()['id']}", headers=ann.write).status_code == 204
+    assert client.get(url, headers=ann.read).get_json()["items"] == []
