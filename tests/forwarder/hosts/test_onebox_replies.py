@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import smtplib
 import time
@@ -22,6 +23,12 @@ FILTER = "filter.real.test"  # the authserv-id of the filter in front (Postfix +
 
 @pytest.fixture
 def box(tmp_path: Path) -> Iterator[OneBox]:
+    with _box(tmp_path, ("127.0.0.1/32",)) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def _box(tmp_path: Path, relays: tuple[str, ...]) -> Iterator[OneBox]:
     settings = Settings(
         data_dir=tmp_path / "var",
         domains=("othermail.example",),
@@ -31,7 +38,7 @@ def box(tmp_path: Path) -> Iterator[OneBox]:
         contact_keys=(("k1", secrets.token_bytes(32)),),
         inbound_auth="trusted-relay",
         trusted_authserv_id=FILTER,
-        trusted_relays=("127.0.0.1/32",),
+        trusted_relays=relays,
     )
     box = OneBox(settings, web_port=None, smtp_port=0, host="127.0.0.1", sender=MemorySender(), workers=1)
     with box.runtime.sessions() as db:
@@ -55,9 +62,10 @@ def reverse_of(box: OneBox, address: str) -> str:
     return box.runtime.contacts.create(alias_id, "othermail.example", address).reverse
 
 
-def message(to: str, dmarc: str) -> bytes:
+def message(to: str, dmarc: str, authserv_id: str = FILTER) -> bytes:
     return (
-        f"Authentication-Results: {FILTER}; spf=pass smtp.mailfrom={OWNER}; dmarc={dmarc} header.from=real.example\r\n"
+        f"Authentication-Results: {authserv_id}; spf=pass smtp.mailfrom={OWNER};"
+        f" dmarc={dmarc} header.from=real.example\r\n"
         f"From: Me <{OWNER}>\r\nTo: {to}\r\nSubject: Re: order\r\nMessage-ID: <r1@real.example>\r\n\r\n"
         f"Thanks, {OWNER}\r\n"
     ).encode()
@@ -102,3 +110,21 @@ def test_a_forged_reply_is_refused_after_data_and_recorded(box: OneBox) -> None:
 def test_an_unknown_reverse_shaped_address_is_refused_at_rcpt(box: OneBox) -> None:
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         send(box, "abcdefghijklmnop@othermail.example", message("abcdefghijklmnop@othermail.example", "pass"))
+
+
+def test_a_pass_stamped_under_another_authserv_id_is_refused(box: OneBox) -> None:
+    reverse = reverse_of(box, "jane@shop.example")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(box, reverse, message(reverse, "pass", authserv_id="mx.evil.example"))
+    assert refused.value.smtp_code == 550
+    assert [m.recipient for m in box.sender.sent] == [OWNER]  # type: ignore[attr-defined]  # the notice alone
+
+
+def test_the_filter_s_pass_from_an_untrusted_address_is_refused(tmp_path: Path) -> None:
+    """The right authserv-id is not enough: the SMTP client must be one of OTHERMAIL_TRUSTED_RELAYS."""
+    with _box(tmp_path, ("10.0.0.1/32",)) as box:
+        reverse = reverse_of(box, "jane@shop.example")
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            send(box, reverse, message(reverse, "pass"))
+        assert refused.value.smtp_code == 550
+        assert [m.recipient for m in box.sender.sent] == [OWNER]  # type: ignore[attr-defined]

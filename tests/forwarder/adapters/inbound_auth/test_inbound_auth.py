@@ -383,6 +383,57 @@ def test_unreachable_dns_still_forwards(box) -> None:
     assert b"dmarc=temperror" in one.sender.sent[0].raw
 
 
+def _reply(to: str, sender: str = "me@sender.test") -> bytes:
+    return (
+        f"From: Me <{sender}>\r\nTo: {to}\r\nSubject: Re: invoice\r\n"
+        "Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <r1@sender.test>\r\n\r\n"
+        f"Paid. -- Me <{sender}>\r\n"
+    ).encode()
+
+
+def test_replies_pass_or_fail_on_the_box_s_own_spf_dkim_and_dmarc(zones: tuple[KnotZones, bytes], box) -> None:
+    """Issue 14: with no filter in front (OTHERMAIL_INBOUND_AUTH=own), the one box checks a reply
+    to a reverse address itself against the owner's domain's DNS. A DKIM-signed reply from the
+    owner's mailbox leaves from the alias; the same reply unsigned (127.0.0.1 is not in
+    sender.test's SPF: DMARC fails) or carrying a forged pass in our own authserv-id is refused
+    with 550 5.7.1 after DATA and recorded, never relayed."""
+    one = box(OTHERMAIL_INBOUND_AUTH_RESOLVER=zones[0].nameserver)
+    with make_session_factory(one.box.engine)() as session:
+        from models import Alias
+
+        alias = session.scalars(select(Alias).where(Alias.address == "shop@othermail.example")).one()
+        user = alias.user
+        alias.destinations.append(ensure_destination(session, user, "me@sender.test", verified_at=utcnow()))
+        session.commit()
+        alias_id = alias.id
+    reverse = one.box.runtime.contacts.create(alias_id, AUTHSERV, "jane@shop.example").reverse
+
+    def deliver(raw: bytes) -> None:
+        with smtplib.SMTP("127.0.0.1", one.port, local_hostname="mx.sender.test", timeout=30) as client:
+            client.sendmail("me@sender.test", [reverse], raw)
+
+    forged = b"Authentication-Results: othermail.example; dmarc=pass header.from=sender.test\r\n" + _reply(reverse)
+    for raw in (_reply(reverse), forged):
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            deliver(raw)
+        assert refused.value.smtp_code == 550 and b"5.7.1" in refused.value.smtp_error
+    # the owner's mailboxes hear of it (once an hour); nothing goes to the contact
+    assert {m.recipient for m in one.sender.sent} == {"real@example.org", "me@sender.test"}
+    assert {m.sender for m in one.sender.sent} == {"noreply@othermail.example"}
+    one.sender.sent.clear()
+
+    deliver(signed(zones[1], _reply(reverse)))
+    deadline = time.monotonic() + 20
+    while not one.sender.sent and time.monotonic() < deadline:
+        one.box.dispatcher.wait_idle(1)
+    (sent,) = one.sender.sent
+    assert sent.recipient == "jane@shop.example" and sent.sender == "shop@othermail.example"
+    assert b"me@sender.test" not in sent.raw and b"From: shop@othermail.example" in sent.raw
+    with make_session_factory(one.box.engine)() as session:
+        outcomes = session.scalars(select(Delivery.outcome).order_by(Delivery.id)).all()
+    assert outcomes == [Outcome.DROPPED_REPLY_REFUSED.value, Outcome.REPLIED.value]
+
+
 class _PolicyOnly:
     """A dnspython-shaped resolver that knows one DMARC record, p=reject for paypal.example."""
 
