@@ -135,6 +135,11 @@ class Notifier(Protocol):
         """Send the notices ``outcomes`` call for; never raises."""
         ...
 
+    def exposed(self, message_id: str, alias: str, mailbox: str, addresses: Sequence[str]) -> None:
+        """Tell ``mailbox`` that its message ``message_id`` to a reverse address of ``alias`` also
+        went to ``addresses`` straight from its own mail server; once per message; never raises."""
+        ...
+
 
 class Bouncer(Protocol):
     def bounce(self, message_id: str, recipient: str) -> str:
@@ -236,14 +241,26 @@ class ContactBook(Protocol):
         self, alias_id: int, alias_domain: str, address: str, name: str = "", origin: str = "user"
     ) -> ContactRef: ...
 
-    def link(self, alias_id: int, contact_id: int | None, seen_id: str, original_id: str) -> None:
-        """Remember that the Message-ID ``seen_id`` one side sees stands for ``original_id``."""
+    def link(
+        self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str, kind: str = "forward"
+    ) -> None:
+        """Remember that each Message-ID of ``seen_ids`` one side sees stands for ``original_id``;
+        ``kind`` is ``forward`` (a forwarded copy's id) or ``reply`` (a copy sent from the alias)."""
         ...
 
     def link_rows(
-        self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str
+        self,
+        alias_id: int,
+        contact_id: int | None,
+        seen_ids: Sequence[str],
+        original_id: str,
+        kind: str = "forward",
     ) -> list[dict[str, Any]]:
         """The rows :meth:`link` would write, sealed, for the Directory to write with the outcomes."""
+        ...
+
+    def answers_reply(self, alias_id: int, seen_ids: Sequence[str]) -> bool:
+        """Whether one of ``seen_ids`` names a copy the alias sent to a contact (kind ``reply``)."""
         ...
 
     def original_for(self, alias_id: int, seen_id: str) -> str | None: ...

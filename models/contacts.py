@@ -86,6 +86,10 @@ class MessageLink(Base):
     #: The seen id itself, sealed: what ``othermail keys rotate`` re-digests under a new key.
     seen_sealed: Mapped[str] = mapped_column(Text)
     original_sealed: Mapped[str] = mapped_column(Text)
+    #: ``forward``: the id of a forwarded copy (the owner's side); ``reply``: of a copy sent from the
+    #: alias to a contact, so a bounce or an auto-reply naming it is known to answer the alias's mail.
+    #: No Python-side default: an INSERT that names no kind works at revision 0007 too.
+    kind: Mapped[str] = mapped_column(String(8), server_default="forward")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

@@ -93,17 +93,28 @@ def reply(
     message_id: str,
     now: datetime | None = None,
     max_bytes: int = SESV2_MAX_BYTES,
+    deliver_to: str | None = None,
 ) -> ReplyResult:
     """Rewrite the user's reply for sending from the alias (see the module's docstring).
 
     ``reverse_to_real`` maps each lowercase reverse address to the contact's (real address,
     display name); ``original_id`` maps a Message-ID (``<x@y>``) the user's client saw to the one
     the contact knows, or None. ``now`` dates a reply that has no readable Date.
+
+    ``deliver_to``: the real address of the one contact this copy is for, when the caller handles
+    one envelope recipient (a reverse address) at a time, as the user's server delivers a
+    Reply-All once per reverse address, and a contact in Bcc is in no header at all. Without it,
+    every contact named in To and Cc is an envelope recipient.
     """
     split = message.split
     charset = message.origin.charset
     own = {a.strip().lower() for a in destination_addresses} | {alias_address.strip().lower()}
     recipients = _recipients(split.get_all("to"), split.get_all("cc"), charset, own, reverse_to_real)
+    if deliver_to is not None:
+        address = ascii_address(deliver_to)
+        recipients.envelope = [address] if address is not None else []
+        if address is None:
+            recipients.repairs.append("unsendable-contact-address")
     repairs = list(dict.fromkeys([*split.repairs, *recipients.repairs]))
     if not recipients.envelope:
         return ReplyResult(

@@ -178,6 +178,13 @@ class Forwarder:
                 )
                 reports.append(self.replies.process(message, sent, contact))
                 continue
+            answered = self._answers_reply(message, recipient)
+            if answered is not None:
+                handled = self.directory.begin(inbound.message_id, recipient, meta, _always(answered))
+                done = [self._recorded(inbound, recipient, handled, meta)]
+                self._notify(done, meta)
+                reports.extend(done)
+                continue
             two = None
             if self.two_way is not None:
                 by_mail = self.two_way.unsubscribe_by_mail(recipient)
@@ -204,6 +211,20 @@ class Forwarder:
             reports.extend(done)
         self._log_all(reports, started)
         return reports
+
+    def _answers_reply(self, message: Prepared, recipient: str) -> Decision | None:
+        """``dropped-reply-bounce`` for a bounce or an auto-reply to an alias that answers mail the
+        alias sent (forwarder/flows/reply.py); None for anything else, which goes the usual way
+        (a bounce or an auto-reply that answers nothing is dropped as backscatter by the core).
+        Ordinary mail costs no look-up here."""
+        facts = message.facts
+        if self.replies is None or self.two_way is None or not (facts.is_bounce or facts.is_auto_reply):
+            return None
+        resolved = self.directory.resolve(recipient)
+        if resolved is None:
+            return None
+        decision = self.replies.automatic(message, resolved.alias_id)
+        return decision if decision is not None and decision.outcome is Outcome.DROPPED_REPLY_BOUNCE else None
 
     def _notify(self, reports: list[Report], meta: MessageMeta) -> None:
         if self.notifier is not None:

@@ -1,12 +1,17 @@
 """Notices instead of silence: tell the owner when a message could not be forwarded.
 
-Three outcomes get a notice, a short plain-text message from the service's no-reply address:
+The outcomes in :data:`WHY` get a notice, a short plain-text message from the service's
+no-reply address:
 
 - ``dropped-too-large`` (too big for SES): to each destination of the alias;
 - ``failed-rejected`` (SES refused the forwarded copy as invalid): to that destination;
 - ``dropped-paused`` (the destination is paused after bouncing): to the alias's other
   destinations that are not paused. The paused one is not written to: that would bounce again.
-  With no other destination the web app's warning is the notice.
+  With no other destination the web app's warning is the notice;
+- two-way aliases: ``dropped-reply-refused`` (mail to a reverse address not shown to come from the
+  owner) and ``dropped-reply-bounce`` (a bounce or an auto-reply to mail the alias sent): to each
+  destination of the alias. :meth:`Notifier.exposed` tells the mailbox that wrote to reverse
+  addresses who else got its message straight from its own server (see :func:`compose_exposed`).
 
 A notice names the alias and the message's size, says why, and links to the message's page in the
 web app, which shows its sender and subject and where the raw message can be downloaded while the
@@ -20,10 +25,11 @@ rest are in the activity list. Sending a notice can fail without failing the mes
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -50,7 +56,12 @@ WHY = {
     Outcome.DROPPED_REPLY_REFUSED: "it was written to a reverse address of the alias, but could not be shown to "
     "come from one of the alias's mailboxes (DMARC, or SPF for a domain without DMARC), so it was not sent on "
     "from the alias",
+    # two-way aliases: a bounce or an auto-reply that answers mail the alias sent (a reply)
+    Outcome.DROPPED_REPLY_BOUNCE: "it is a bounce or an automatic answer (out of office, say) to mail you sent "
+    "from the alias; it was passed on to nobody",
 }
+#: The subject of each notice; the outcomes not named here are "Not forwarded".
+SUBJECTS = {Outcome.DROPPED_REPLY_BOUNCE: "Bounce or automatic answer to a reply from {alias}"}
 #: One notice per destination and outcome in this many seconds.
 THROTTLE_SECONDS = 3600
 
@@ -66,6 +77,7 @@ class Notice:
     why: str
     link: str | None
     keep_days: int
+    subject_line: str = ""
 
 
 def human_size(size: int) -> str:
@@ -81,7 +93,7 @@ def compose(notice: Notice, to: str, from_address: str, now: float | None = None
     message = EmailMessage(policy=SMTP)
     message["From"] = email.utils.formataddr(("othermail", from_address))
     message["To"] = to
-    message["Subject"] = f"Not forwarded: a message to {notice.alias}"
+    message["Subject"] = notice.subject_line or f"Not forwarded: a message to {notice.alias}"
     message["Date"] = email.utils.formatdate(now, localtime=False)
     message["Message-ID"] = email.utils.make_msgid(domain=from_address.rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
@@ -176,15 +188,14 @@ class NoticeBook:
             ).scalar()
         return int(found) if found is not None else None
 
-    def first_this_hour(self, destination_id: int, outcome: Outcome) -> bool:
-        """True for the first notice of this hour to the destination for this outcome (atomic:
-        the first INSERT of the window's row wins)."""
+    def first_this_hour(self, destination_id: int, outcome: Outcome, key: str | None = None) -> bool:
+        """True for the first notice of this hour to the destination for this outcome, or under
+        ``key`` when given (atomic: the first INSERT of the window's row wins)."""
         window = int(self._clock()) // THROTTLE_SECONDS * THROTTLE_SECONDS
+        key = key or f"notice:{destination_id}:{outcome.value}"
         with self._engine.connect() as connection:
             try:
-                connection.execute(
-                    _THROTTLE, {"key": f"notice:{destination_id}:{outcome.value}", "window_start": window, "count": 1}
-                )
+                connection.execute(_THROTTLE, {"key": key, "window_start": window, "count": 1})
                 connection.commit()
             except IntegrityError:
                 connection.rollback()
@@ -225,6 +236,23 @@ class Notifier:
                     )
                 )
 
+    def exposed(self, message_id: str, alias: str, mailbox: str, addresses: Sequence[str]) -> None:
+        """Tell ``mailbox`` (the owner's, which wrote ``message_id``) that ``addresses`` got that
+        message from their own mail server; once per message, however many reverse addresses it
+        went to. Never raises (a failed notice is logged)."""
+        try:
+            key = hashlib.sha256(f"{message_id}\n{mailbox}".encode()).hexdigest()[:40]
+            if not self.book.first_this_hour(0, Outcome.REPLIED, key=f"notice:exposed:{key}"):
+                return
+            raw = compose_exposed(alias, addresses, mailbox, self.from_address)
+            self.sender.send(raw, sender=self.from_address, recipient=mailbox)
+            self.sent += 1
+            logger.info(json.dumps({"event": "notice", "message_id": message_id, "notice": "address-exposed"}))
+        except Exception as exc:  # a notice must never cost the message its outcome
+            logger.warning(
+                json.dumps({"event": "notice-failed", "message_id": message_id, "error": exc.__class__.__name__})
+            )
+
     def _notify(self, item: Unforwarded) -> None:
         assert item.alias_id is not None
         why = WHY[item.outcome]
@@ -232,7 +260,10 @@ class Notifier:
             why = why.format(paused=self.book.destination_email(item.destination_id or 0) or "a mailbox")
         delivery_id = self.book.delivery_id(item.message_id, item.recipient, item.destination_id or 0)
         link = f"{self.public_url}/messages/{delivery_id}" if self.public_url and delivery_id else None
-        notice = Notice(item.recipient, item.mail_from, item.subject, item.size, why, link, self.keep_days)
+        subject_line = SUBJECTS.get(item.outcome, "Not forwarded: a message to {alias}").format(alias=item.recipient)
+        notice = Notice(
+            item.recipient, item.mail_from, item.subject, item.size, why, link, self.keep_days, subject_line
+        )
         for recipient in self.book.recipients(item.outcome, item.alias_id, item.destination_id):
             if not self.book.first_this_hour(recipient.destination_id, item.outcome):
                 logger.info(
@@ -260,6 +291,35 @@ class Notifier:
                     }
                 )
             )
+
+
+def compose_exposed(
+    alias: str, addresses: Sequence[str], to: str, from_address: str, now: float | None = None
+) -> bytes:
+    """The notice that a message sent through the alias also went to ``addresses`` directly, from
+    the owner's own mail server, with the owner's real address (their own words: the owner wrote
+    those addresses, so naming them carries nothing a stranger chose)."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = email.utils.formataddr(("othermail", from_address))
+    message["To"] = to
+    message["Subject"] = f"Your real address was seen: a message sent through {alias}"
+    message["Date"] = email.utils.formatdate(now, localtime=False)
+    message["Message-ID"] = email.utils.make_msgid(domain=from_address.rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Othermail-Notice"] = "address-exposed"
+    lines = [
+        f"You sent a message to a reverse address of your alias {alias}. It went on from the alias,",
+        "but it also named these addresses, which are not reverse addresses, so your own mail",
+        "server delivered it to them directly, from your real address:",
+        "",
+        *(f"  {address}" for address in addresses),
+        "",
+        "They have seen your real address. To write to someone from the alias, add them as a",
+        "contact of the alias (its contacts page, or: othermail contact create ALIAS ADDRESS) and",
+        "write to the reverse address it gives; Reply and Reply-All to forwarded mail do this for you.",
+    ]
+    message.set_content("\n".join(lines) + "\n")
+    return message.as_bytes()
 
 
 def build_notifier(settings: Settings, engine: Engine, sender: Sender, public_url: str = "") -> Notifier | None:

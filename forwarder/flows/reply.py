@@ -42,7 +42,8 @@ from forwarder.adapters.sql.directory import (
 )
 from forwarder.core import Decision, Outcome, Prepared, Verdicts, prepare
 from forwarder.core.addresses import parse_address_list
-from forwarder.core.reply import reply
+from forwarder.core.answers import answered_ids
+from forwarder.core.reply import ReplyResult, reply
 from forwarder.core.reply_auth import authorize_reply
 from forwarder.core.validator import SESV2_MAX_BYTES
 from forwarder.errors import DeliveryInProgress, PermanentSendError
@@ -109,6 +110,9 @@ class Replier:
         """Send the message on to ``contact`` (and the alias's other contacts it names), once."""
         meta = MessageMeta(message.sender, message.subject, inbound.bytes_in, inbound.received_at, inbound.raw_key)
         key = DeliveryKey(inbound.message_id, inbound.recipient, 0)
+        automatic = self.automatic(message, contact.alias_id)
+        if automatic is not None:  # never relayed, whoever it claims to be from
+            return self._record(key, contact.alias_id, meta, automatic)
         resolved = self.directory.resolve(contact.alias_address)
         refusal = _refusal(message, inbound.verdicts, inbound.mail_from, resolved)
         if refusal is not None or resolved is None:
@@ -116,6 +120,7 @@ class Replier:
         destinations = [t.email for t in resolved.targets]
         mapping = self._reverse_map(contact, message)
         domain = contact.alias_address.rpartition("@")[2]
+        own_id = email.utils.make_msgid(domain=domain)
         result = reply(
             message,
             alias_address=contact.alias_address,
@@ -123,13 +128,33 @@ class Replier:
             destination_addresses=destinations,
             reverse_to_real=mapping,
             original_id=lambda seen: self._original(contact.alias_id, seen),
-            message_id=email.utils.make_msgid(domain=domain),
+            message_id=own_id,
             now=self._now(),
             max_bytes=self.max_bytes,
+            deliver_to=contact.address,
         )
         if not result.sends:
             return self._record(key, contact.alias_id, meta, result.decision)
-        return self._send(key, contact, meta, message, result.raw, result.envelope_recipients, result.bypassed)
+        report = self._send(key, contact, meta, message, result, own_id)
+        if result.bypassed and self.notifier is not None and not report.duplicate:
+            self.notifier.exposed(inbound.message_id, contact.alias_address, message.sender, result.bypassed)
+        return report
+
+    def automatic(self, message: Prepared, alias_id: int) -> Decision | None:
+        """What becomes of a bounce or an auto-reply (None for any other message): one that answers
+        a copy the alias sent (a reply, a first message) is ``dropped-reply-bounce``, and the
+        owner gets a notice; any other is dropped as backscatter. Used for mail to the alias
+        and to its reverse addresses alike."""
+        facts = message.facts
+        if not (facts.is_bounce or facts.is_auto_reply):
+            return None
+        what = "a bounce" if facts.is_bounce else "an auto-reply"
+        ids = answered_ids(message.split, facts.is_bounce)
+        if ids and self.contacts.answers_reply(alias_id, [*ids, *(_ses_local(i) for i in ids)]):
+            return Decision(Outcome.DROPPED_REPLY_BOUNCE, f"{what} to mail sent from the alias; its owner was told")
+        if facts.is_bounce:
+            return Decision(Outcome.DROPPED_BOUNCE, f"{what} that answers no mail the alias sent")
+        return Decision(Outcome.DROPPED_AUTO_REPLY, f"{what} that answers no mail the alias sent")
 
     def address_status(self, address: str) -> AddressStatus | None:
         """The SMTP listener's RCPT answer for a reverse address (ACCEPTS: who may use it is
@@ -179,9 +204,8 @@ class Replier:
         contact: ContactRef,
         meta: MessageMeta,
         message: Prepared,
-        raw: bytes,
-        recipients: tuple[str, ...],
-        bypassed: tuple[str, ...],
+        result: ReplyResult,
+        own_id: str,
     ) -> Report:
         if self.sender is None:
             raise RuntimeError("this Replier has no sender")
@@ -193,15 +217,10 @@ class Replier:
             raise DeliveryInProgress(f"reply {key.message_id} to {key.recipient}")
         if claim.state in (ClaimState.LIMIT, ClaimState.RATE_LIMITED):
             return self._record(key, contact.alias_id, meta, claim.dropped)
-        own_id = message.split.first("message-id")
-        provider_id = ""
+        (recipient,) = result.envelope_recipients  # the one contact whose reverse address this was
+        owner_id = message.split.first("message-id")
         try:
-            for recipient in recipients:
-                provider_id = self.sender.send(raw, sender=contact.alias_address, recipient=recipient)
-                if own_id is not None:  # the contact's answer names this copy: it threads on the owner's side
-                    self.contacts.link(
-                        contact.alias_id, contact.contact_id, provider_id, own_id.value.decode("ascii", "replace")
-                    )
+            provider_id = self.sender.send(result.raw, sender=contact.alias_address, recipient=recipient)
         except PermanentSendError as exc:
             reason = str(exc)
             self.directory.finish(key, Outcome.FAILED_REJECTED, reason)
@@ -211,18 +230,24 @@ class Replier:
         except Exception as exc:
             self.directory.release(key, f"{exc.__class__.__name__}: {exc}")
             raise
-        reason = f"sent from the alias to {len(recipients)} contact(s)"
-        if bypassed:
-            reason += f"; {len(bypassed)} other recipient(s) got it from your own mail server, with your address"
-        self.directory.finish(key, Outcome.REPLIED, reason, len(raw), provider_id or None)
+        # the contact answers (or bounces, or auto-replies to) the id SES gave the copy, or, where
+        # nothing replaces Message-ID (a relay, the outbox), the one written here: both are linked
+        original = owner_id.value.decode("ascii", "replace") if owner_id is not None else own_id
+        seen = [i for i in (provider_id, own_id) if i]
+        self.contacts.link(contact.alias_id, contact.contact_id, seen, original, "reply")
+        reason = "sent from the alias to the contact"
+        if result.bypassed:
+            reason += f"; {len(result.bypassed)} other recipient(s) got it from your own mail server, with your address"
+        self.directory.finish(key, Outcome.REPLIED, reason, len(result.raw), provider_id or None)
         self.contacts.count(contact.contact_id, replied=1)
-        return _report(key, contact.alias_id, Decision(Outcome.REPLIED, reason), meta, bytes_out=len(raw))
+        return _report(key, contact.alias_id, Decision(Outcome.REPLIED, reason), meta, bytes_out=len(result.raw))
 
     def _record(self, key: DeliveryKey, alias_id: int, meta: MessageMeta, decision: Decision) -> Report:
         fresh = self.directory.record(key, alias_id, meta, decision.outcome, decision.reason)
         # the owner hears of refused senders, not of mail to an alias they switched off themselves
         refused = decision.outcome is Outcome.DROPPED_REPLY_REFUSED and decision != _SWITCHED_OFF
-        if fresh and self.notifier is not None and refused:
+        told = refused or decision.outcome is Outcome.DROPPED_REPLY_BOUNCE
+        if fresh and self.notifier is not None and told:
             self.notifier.after(
                 [
                     Unforwarded(
@@ -245,6 +270,12 @@ def _refusal(
         return _SWITCHED_OFF
     destinations = [t.email for t in resolved.targets]
     return authorize_reply(verdicts, from_address=message.sender, envelope_from=mail_from, destinations=destinations)
+
+
+def _ses_local(message_id: str) -> str:
+    """The id SES returned for a send, from the Message-ID it wrote (``<id@...amazonses.com>``)."""
+    local, _at, domain = message_id.strip("<>").rpartition("@")
+    return local if domain.lower().endswith("amazonses.com") else message_id
 
 
 def _recipients(message: Prepared) -> Iterable[str]:

@@ -34,6 +34,7 @@ from forwarder.adapters.aws.events import FeedbackJob, Job, Skipped, describe_ev
 from forwarder.adapters.aws.s3 import S3Store
 from forwarder.adapters.aws.secrets import environ_with_secrets
 from forwarder.adapters.sql.feedback_store import FeedbackStore
+from forwarder.core import Outcome
 from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
 from forwarder.core.message import split_message
 from forwarder.errors import InvalidEvent
@@ -41,6 +42,7 @@ from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.flows.outcome_log import OutcomeLog
 from forwarder.hosts.retry import RetryPolicy
 from forwarder.ops.metrics import RETRY, emf_line
+from forwarder.ports import Unforwarded
 from forwarder.runtime import Runtime
 from forwarder.settings import Settings
 
@@ -156,7 +158,9 @@ class LambdaRuntime:
         return {"records": len(items), "outcomes": dict(outcomes), "repairs": dict(repairs)}
 
     def _apply_feedback(self, job: FeedbackJob) -> Counter[str]:
-        """Record each bounce or complaint once (pausing, switching off); send nothing, ever."""
+        """Record each bounce or complaint once (pausing, switching off). Nothing goes to the
+        bounced address or to any sender; a bounce of the owner's reply to a contact is a notice
+        to the owner (forwarder/flows/notices.py), once."""
         if self.feedback is None:
             raise RuntimeError("this runtime has no feedback store (build it with from_settings)")
         counts: Counter[str] = Counter()
@@ -164,6 +168,16 @@ class LambdaRuntime:
             applied = self.feedback.apply(item)
             self.outcome_log.feedback(applied)
             counts["feedback:duplicate" if applied.duplicate else f"feedback:{item.kind}"] += 1
+            notifier = self.forwarder.notifier
+            if applied.reply_of is not None and item.is_bounce and not applied.duplicate and notifier is not None:
+                message_id, recipient, size = applied.reply_of
+                notifier.after(
+                    [
+                        Unforwarded(
+                            message_id, recipient, applied.alias_id, None, Outcome.DROPPED_REPLY_BOUNCE, "", "", size
+                        )
+                    ]
+                )
         return counts
 
     def _run(self, job: Job) -> list:

@@ -40,7 +40,7 @@ from models import (
 )
 
 VERSION_TABLE = "alembic_version"
-HEAD = "0007"
+HEAD = "0008"
 #: Tables later revisions add, so the schema at an older revision can be compared with the models.
 ADDED_BY = {
     "0003": ("user_domains",),
@@ -67,6 +67,7 @@ COLUMNS_ADDED_BY = {
         "aliases": ("sender_mode", "display_name"),
         "users": ("sender_mode", "display_format", "unsubscribe_action"),
     },
+    "0008": {"message_links": ("kind",)},
 }
 INDEXES_ADDED_BY = {
     "0004": {"deliveries": ("ix_deliveries_provider_message_id",)},
@@ -565,7 +566,8 @@ def test_0007_round_trip_adds_and_removes_contacts_links_and_sender_rules(databa
 
     upgrade(database_url, "0007")
     assert current(database_url) == "0007"
-    assert schema_diff(database_url) == [] and strict_type_mismatches(database_url) == []
+    assert schema_diff(database_url, metadata_before("0008")) == []
+    assert strict_type_mismatches(database_url, metadata_before("0008")) == []
     assert reflected_check_constraints(database_url) == model_check_constraints()
     engine = make_engine(database_url)
     try:
@@ -623,5 +625,43 @@ def test_0007_round_trip_adds_and_removes_contacts_links_and_sender_rules(databa
 
     downgrade(database_url, "0006")
     assert schema_snapshot(database_url) == at_0006
+    upgrade(database_url)
+    assert current(database_url) == HEAD
+
+
+def test_0008_round_trip_adds_and_removes_the_kind_of_a_message_link(database_url: str) -> None:
+    """Issue 14: a link says whether its id is of a forwarded copy or of a reply sent from the alias."""
+    upgrade(database_url, "0007")
+    at_0007 = schema_snapshot(database_url)
+    assert schema_diff(database_url, metadata_before("0008")) == []
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (id, email, is_admin, created_at) "
+                "VALUES (1, 'owner@example.org', false, '2025-01-01 00:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO aliases (id, address, user_id, created_at) "
+                "VALUES (1, 'a@x.example', 1, '2025-01-01 00:00:00')"
+            )
+            connection.execute(
+                insert(MessageLink).values(
+                    alias_id=1, seen_digest="s" * 64, seen_sealed="k:s", original_sealed="k:y",
+                    created_at=utcnow(), expires_at=utcnow(),
+                )
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    upgrade(database_url, "0008")
+    assert schema_diff(database_url) == [] and strict_type_mismatches(database_url) == []
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            assert connection.execute(select(MessageLink.kind)).scalars().all() == ["forward"]  # the server default
+    finally:
+        engine.dispose()
+    downgrade(database_url, "0007")
+    assert schema_snapshot(database_url) == at_0007
     upgrade(database_url)
     assert current(database_url) == HEAD

@@ -84,7 +84,7 @@ OUTBOX_KEY = "1700000000.M1P1Q1.nowhere.example"
 #: The blueprints of the admin pages.
 ADMIN_ENDPOINTS = ("admin.", "outbox.")
 #: The API collections, for the body a write to an id-less API route carries.
-API_COLLECTIONS = {"aliases": "alias", "destinations": "destination"}
+API_COLLECTIONS = {"aliases": "alias", "destinations": "destination", "rules": "rule"}
 #: Pages anyone may open: everything else outside the API needs a session.
 PUBLIC_PAGES = frozenset({"auth.home", "auth.signin", "auth.signup", "auth.reset_request"})
 #: Public without being pages: signing out, and the two signed links.

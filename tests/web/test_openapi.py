@@ -166,7 +166,7 @@ def _routed(app: Flask) -> set[tuple[str, str]]:
 def test_every_route_is_documented_and_every_documented_operation_is_routed(app: Flask) -> None:
     routed, documented = _routed(app), _documented()
     assert routed == documented
-    assert ("/api/v1/aliases/{alias_id}", "PATCH") in routed and len(routed) == 21
+    assert ("/api/v1/aliases/{alias_id}", "PATCH") in routed and len(routed) == 23
 
 
 def test_the_document_is_served_as_json_and_declares_bearer_auth(client) -> None:  # type: ignore[no-untyped-def]

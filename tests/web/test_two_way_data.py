@@ -26,7 +26,7 @@ def _seed(app: Flask, client: FlaskClient, email: str = "ann@example.org") -> tu
         domain = address.partition("@")[2]
         ref = book.create(alias_id, domain, f"friend{n}.{email}.example@people.example", f"Friend {n}")
         book.contacts_for(alias_id, domain, [(ref.address, "")])
-        book.link(alias_id, ref.contact_id, f"<seen{n}@email.amazonses.com>", f"<orig{n}@people.example>")
+        book.link(alias_id, ref.contact_id, [f"<seen{n}@email.amazonses.com>"], f"<orig{n}@people.example>")
         book.add_rule(uid, alias_id, "block", "domain", f"pest{n}.example")
         ids.append(alias_id)
     book.add_rule(uid, None, "allow", "empty-sender")

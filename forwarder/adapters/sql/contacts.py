@@ -315,19 +315,27 @@ class SqlContactBook:
 
     # --- the Message-ID map ---------------------------------------------------------------------
 
-    def link(self, alias_id: int, contact_id: int | None, seen_id: str, original_id: str) -> None:
-        rows = self.link_rows(alias_id, contact_id, [seen_id], original_id)
+    def link(
+        self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str, kind: str = "forward"
+    ) -> None:
+        rows = self.link_rows(alias_id, contact_id, seen_ids, original_id, kind)
         if not rows:
             return
         with self._connection(write=True) as connection:
-            try:
-                connection.execute(insert(MessageLink), rows)
-                connection.commit()
-            except IntegrityError:  # linked before (a retried send): the first link stands
-                connection.rollback()
+            for row in rows:  # one at a time: a row linked before (a retried send) must not undo the others
+                try:
+                    connection.execute(insert(MessageLink), row)
+                    connection.commit()
+                except IntegrityError:  # the first link stands
+                    connection.rollback()
 
     def link_rows(
-        self, alias_id: int, contact_id: int | None, seen_ids: Sequence[str], original_id: str
+        self,
+        alias_id: int,
+        contact_id: int | None,
+        seen_ids: Sequence[str],
+        original_id: str,
+        kind: str = "forward",
     ) -> list[dict[str, Any]]:
         """message_links rows (sealed, not written) linking each of ``seen_ids`` to ``original_id``:
         the forward flow has them written with its outcomes (``Directory.settle``)."""
@@ -340,12 +348,34 @@ class SqlContactBook:
                 seen_digest=self._sealer.digest(seen),
                 seen_sealed=self._sealer.seal(seen),
                 original_sealed=original,
+                kind=kind,
                 created_at=now,
                 expires_at=now + timedelta(days=self._thread_days),
             )
             for seen in dict.fromkeys(normalize_message_id(s) for s in seen_ids)
             if seen
         ]
+
+    def answers_reply(self, alias_id: int, seen_ids: Sequence[str]) -> bool:
+        """Whether any of ``seen_ids`` is the id of a copy the alias sent to a contact (a reply or a
+        first message), still in the thread map: what a bounce or an auto-reply to it names."""
+        digests = [
+            d for seen in dict.fromkeys(map(normalize_message_id, seen_ids)) if seen for d in self._sealer.digests(seen)
+        ]
+        if not digests:
+            return False
+        with self._connection() as connection:
+            found = connection.execute(
+                select(MessageLink.id)
+                .where(
+                    MessageLink.alias_id == alias_id,
+                    MessageLink.kind == "reply",
+                    MessageLink.seen_digest.in_(digests),
+                    MessageLink.expires_at > self._now(),
+                )
+                .limit(1)
+            ).first()
+        return found is not None
 
     def original_for(self, alias_id: int, seen_id: str) -> str | None:
         digests = self._sealer.digests(normalize_message_id(seen_id))

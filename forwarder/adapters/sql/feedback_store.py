@@ -95,6 +95,9 @@ class Applied:
     paused: bool = False
     #: This complaint switched the alias off.
     alias_disabled: bool = False
+    #: The copy was sent from the alias to a contact (a reply, two-way aliases): the delivery row's
+    #: (inbound message id, recipient, size), for the notice to its owner; None for a forwarded copy.
+    reply_of: tuple[str, str, int] | None = None
 
 
 def _text(value: str, limit: int) -> str:
@@ -123,18 +126,30 @@ def _disabled_reason(feedback: Feedback, now: datetime) -> str:
     )
 
 
-def _copy(session: Session, feedback: Feedback) -> tuple[bool, int | None, int | None, bool]:
+def _copy(session: Session, feedback: Feedback) -> tuple[bool, int | None, int | None, tuple[str, str, int] | None]:
     """Whether a delivery has this SES message id; its alias; its destination if the address
-    matches; whether the copy was the owner's reply to a contact (two-way aliases)."""
+    matches; the delivery's (message id, recipient, size) when the copy was the owner's reply to a
+    contact (two-way aliases)."""
     rows = session.execute(
-        select(_deliveries.c.alias_id, _deliveries.c.destination_id, _destinations.c.email, _deliveries.c.outcome)
+        select(
+            _deliveries.c.alias_id,
+            _deliveries.c.destination_id,
+            _destinations.c.email,
+            _deliveries.c.outcome,
+            _deliveries.c.inbound_message_id,
+            _deliveries.c.recipient,
+            _deliveries.c.bytes_in,
+        )
         .select_from(_deliveries.outerjoin(_destinations, _destinations.c.id == _deliveries.c.destination_id))
         .where(_deliveries.c.provider_message_id == feedback.message_id[:255])
         .order_by(_deliveries.c.id)
     ).all()
     if not rows:
-        return False, None, None, False
-    reply = any(row.outcome == Outcome.REPLIED.value for row in rows)
+        return False, None, None, None
+    reply = next(
+        ((r.inbound_message_id, r.recipient, r.bytes_in or 0) for r in rows if r.outcome == Outcome.REPLIED.value),
+        None,
+    )
     for row in rows:
         if row.email is not None and row.email == feedback.recipient:
             return True, row.alias_id, row.destination_id, reply
@@ -207,7 +222,7 @@ def apply_feedback(session: Session, feedback: Feedback, rules: FeedbackRules, n
     paused = _count(session, destination_id, feedback, rules, now) if destination_id is not None else False
     disabled = False
     # a contact bouncing or complaining about the owner's own reply says nothing of the alias's mail
-    if feedback.kind == COMPLAINT and alias_id is not None and rules.complaint_action == "disable" and not reply:
+    if feedback.kind == COMPLAINT and alias_id is not None and rules.complaint_action == "disable" and reply is None:
         switched = session.execute(
             update(_aliases)
             .where(_aliases.c.id == alias_id, _aliases.c.enabled == true(), _aliases.c.deleted_at.is_(None))
@@ -215,7 +230,7 @@ def apply_feedback(session: Session, feedback: Feedback, rules: FeedbackRules, n
         )
         disabled = switched.rowcount == 1  # type: ignore[attr-defined]  # DML returns a CursorResult
     session.commit()
-    return Applied(feedback, False, known, alias_id, destination_id, paused, disabled)
+    return Applied(feedback, False, known, alias_id, destination_id, paused, disabled, reply)
 
 
 class FeedbackStore:

@@ -65,7 +65,7 @@ def test_rotate_reseals_every_row_and_lookups_work_before_during_and_after(app: 
             alias_id = alias.id
         before = SqlContactBook(engine, Sealer(parse_keys(old)), lambda: NOW)
         ref = before.create(alias_id, "othermail.example", "ann@example.net", "Ann")
-        before.link(alias_id, ref.contact_id, "<s1@email.amazonses.com>", "<o1@example.net>")
+        before.link(alias_id, ref.contact_id, ["<s1@email.amazonses.com>"], "<o1@example.net>")
 
         def works(keys: str) -> None:
             contacts = SqlContactBook(engine, Sealer(parse_keys(keys)), lambda: NOW)

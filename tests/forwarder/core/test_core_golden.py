@@ -68,9 +68,8 @@ def original_body(case: str, raw: bytes) -> bytes:
 
 def header_fields(message: bytes) -> list[tuple[str, bytes]]:
     """(name, unfolded value) of every field of a finished header block."""
-    end = message.find(b"\r\n\r\n")
-    if end < 0:
-        end = message.find(b"\n\n")
+    # the first blank line, CRLF or LF (an LF head may be followed by a CRLF body)
+    end = min((i for i in (message.find(b"\r\n\r\n"), message.find(b"\n\n")) if i >= 0), default=-1)
     head = message[:end].replace(b"\r\n", b"\n")
     fields: list[tuple[str, bytes]] = []
     for line in head.split(b"\n"):

@@ -78,14 +78,6 @@ def test_a_redelivered_reply_sends_nothing_twice(runtime: Runtime) -> None:
     assert summary.replied_count == 1  # counted once, as the reply was sent once
 
 
-def test_reply_all_reaches_every_contact_of_the_alias_and_reports_the_others(runtime: Runtime) -> None:
-    jane, bob = contact(runtime, "jane@shop.example"), contact(runtime, "bob@shop.example")
-    raw = reply_to(jane.reverse, cc=(bob.reverse, "friend@elsewhere.example"))
-    [report] = process(runtime, raw, jane.reverse)
-    assert report.outcome is Outcome.REPLIED and "1 other recipient" in report.reason
-    assert sorted(m.recipient for m in sent(runtime).sent) == ["bob@shop.example", "jane@shop.example"]
-
-
 @pytest.mark.parametrize(
     ("verdicts", "sender"),
     [
@@ -126,3 +118,118 @@ def test_a_switched_off_alias_sends_no_reply(runtime: Runtime) -> None:
         db.commit()
     [report] = process(runtime, reply_to(jane.reverse), jane.reverse)
     assert report.outcome is Outcome.DROPPED_REPLY_REFUSED and sent(runtime).sent == []
+
+
+def notices(runtime: Runtime) -> list[email.message.EmailMessage]:
+    return [
+        email.message_from_bytes(m.raw, policy=email.policy.default)  # type: ignore[misc]
+        for m in sent(runtime).sent
+        if m.sender == "noreply@othermail.example"
+    ]
+
+
+def copies(runtime: Runtime) -> list[str]:
+    return sorted(m.recipient for m in sent(runtime).sent if m.sender == ALIAS)
+
+
+def test_reply_all_to_two_reverse_addresses_sends_each_contact_one_copy(runtime: Runtime) -> None:
+    """Regression: the owner's server delivers a Reply-All once per reverse address; each of those
+    deliveries sent the reply to every contact named, so each contact got it twice."""
+    jane, bob = contact(runtime, "jane@shop.example"), contact(runtime, "bob@shop.example")
+    raw = reply_to(jane.reverse, cc=(bob.reverse, "friend@elsewhere.example", "Other@Elsewhere.example"))
+    inbound = Inbound("in-1", (jane.reverse, bob.reverse), PASS, mail_from=OWNER)
+    reports = runtime.forwarder.process(raw, inbound)
+    assert [r.outcome for r in reports] == [Outcome.REPLIED, Outcome.REPLIED]
+    assert copies(runtime) == ["bob@shop.example", "jane@shop.example"]
+    # each copy still names both contacts (by their real addresses), so Reply-All works on their side
+    for copy in (m for m in sent(runtime).sent if m.sender == ALIAS):
+        parsed = email.message_from_bytes(copy.raw, policy=email.policy.default)
+        named = [a.addr_spec for f in ("To", "Cc") for a in parsed[f].addresses]
+        assert named == ["jane@shop.example", "bob@shop.example"]
+    # one notice, to the mailbox that wrote, naming who got the message with the real address
+    [notice] = notices(runtime)
+    assert notice["To"] == OWNER and notice["X-Othermail-Notice"] == "address-exposed"
+    text = notice.get_content()
+    assert "friend@elsewhere.example" in text and "other@elsewhere.example" in text
+    assert "bob@shop.example" not in text and "jane@shop.example" not in text
+    # a redelivery tells nobody twice
+    runtime.forwarder.process(raw, inbound)
+    assert len(notices(runtime)) == 1 and len(copies(runtime)) == 2
+
+
+def test_a_contact_in_bcc_gets_the_reply(runtime: Runtime) -> None:
+    """Bcc: the reverse address is an envelope recipient only; that contact gets one copy."""
+    jane, bob = contact(runtime, "jane@shop.example"), contact(runtime, "bob@shop.example")
+    inbound = Inbound("in-1", (bob.reverse,), PASS, mail_from=OWNER)
+    [report] = runtime.forwarder.process(reply_to(jane.reverse), inbound)
+    assert report.outcome is Outcome.REPLIED and copies(runtime) == ["bob@shop.example"]
+
+
+def test_the_contacts_answer_to_the_copy_s_own_message_id_threads_too(runtime: Runtime) -> None:
+    """Where no provider replaces Message-ID (the one box's relay or outbox), the contact answers
+    the id the reply flow wrote; that id is linked as well as the provider's."""
+    jane = contact(runtime, "jane@shop.example")
+    process(runtime, reply_to(jane.reverse), jane.reverse)
+    [copy] = sent(runtime).sent
+    own_id = email.message_from_bytes(copy.raw, policy=email.policy.default)["Message-ID"]
+    assert runtime.contacts.original_for(jane.alias_id, own_id) == "<mine-1@real.example>"
+    assert runtime.contacts.answers_reply(jane.alias_id, [own_id, copy.message_id])
+
+
+def bounce_of(message_id: str, to: str = ALIAS) -> bytes:
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.shop.example>\r\n"
+        f"To: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-1@mx.shop.example>\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nThe mailbox is full.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.shop.example\r\n\r\nFinal-Recipient: rfc822; jane@shop.example\r\n"
+        "Action: failed\r\nStatus: 5.2.2\r\n"
+        "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: {ALIAS}\r\nTo: jane@shop.example\r\nMessage-ID: {message_id}\r\nSubject: Re: your order\r\n"
+        "--b--\r\n"
+    ).encode()
+
+
+def auto_reply_to(message_id: str) -> bytes:
+    return (
+        f"From: Jane <jane@shop.example>\r\nTo: {ALIAS}\r\nSubject: Out of office\r\n"
+        f"Message-ID: <ooo-1@shop.example>\r\nIn-Reply-To: {message_id}\r\nAuto-Submitted: auto-replied\r\n\r\n"
+        "I am away until Monday.\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("kind", ["bounce", "auto-reply"])
+def test_a_bounce_or_auto_reply_to_a_reply_is_a_notice_to_the_owner(runtime: Runtime, kind: str) -> None:
+    jane = contact(runtime, "jane@shop.example")
+    process(runtime, reply_to(jane.reverse), jane.reverse)
+    [copy] = sent(runtime).sent
+    reply_id = email.message_from_bytes(copy.raw, policy=email.policy.default)["Message-ID"]
+    raw = bounce_of(reply_id) if kind == "bounce" else auto_reply_to(reply_id)
+    mail_from = "" if kind == "bounce" else "jane@shop.example"
+    [report] = runtime.forwarder.process(raw, Inbound("in-2", (ALIAS,), PASS, mail_from=mail_from))
+    assert report.outcome is Outcome.DROPPED_REPLY_BOUNCE
+    # nothing is forwarded (no contact is made of the mailer daemon), the owner gets a notice
+    assert [m.recipient for m in sent(runtime).sent] == ["jane@shop.example", OWNER]
+    [notice] = notices(runtime)
+    assert "reply" in notice["Subject"].lower()
+    assert "mailer-daemon" not in notice.get_content().lower()  # the notice quotes nobody
+
+
+@pytest.mark.parametrize("kind", ["bounce", "auto-reply"])
+def test_a_bounce_or_auto_reply_naming_no_reply_is_still_dropped_quietly(runtime: Runtime, kind: str) -> None:
+    contact(runtime, "jane@shop.example")
+    raw = bounce_of("<never-sent@x.example>") if kind == "bounce" else auto_reply_to("<never-sent@x.example>")
+    [report] = runtime.forwarder.process(raw, Inbound("in-2", (ALIAS,), PASS, mail_from=""))
+    assert report.outcome in (Outcome.DROPPED_BOUNCE, Outcome.DROPPED_AUTO_REPLY)
+    assert sent(runtime).sent == []
+
+
+def test_a_bounce_to_a_reverse_address_is_never_relayed(runtime: Runtime) -> None:
+    """Even 'from' the owner's own mailbox (a DSN its server wrote, or a forged one): a bounce or an
+    auto-reply to a reverse address goes to no contact, and is no refused reply either."""
+    jane = contact(runtime, "jane@shop.example")
+    raw = bounce_of("<x@y.example>", to=jane.reverse).replace(b"MAILER-DAEMON@mx.shop.example", OWNER.encode())
+    [report] = runtime.forwarder.process(raw, Inbound("in-3", (jane.reverse,), PASS, mail_from=""))
+    assert report.outcome is Outcome.DROPPED_BOUNCE and sent(runtime).sent == []

@@ -64,8 +64,9 @@ def test_forward_reply_and_answer_stay_in_one_thread_and_never_show_real_address
         f"From: Me <{OWNER}>\r\nTo: {jane_reverse}\r\nCc: {bob_reverse}\r\nSubject: Re: your order\r\n"
         f"Message-ID: <mine-1@real.example>\r\nIn-Reply-To: <{copy.message_id}@email.amazonses.com>\r\n\r\nThanks!\r\n"
     ).encode()
-    [replied] = runtime.forwarder.process(reply, Inbound("in-2", (jane_reverse,), PASS, OWNER))
-    assert replied.outcome is Outcome.REPLIED
+    # the owner's server delivers the Reply-All once to each reverse address
+    replied = runtime.forwarder.process(reply, Inbound("in-2", (jane_reverse, bob_reverse), PASS, OWNER))
+    assert [r.outcome for r in replied] == [Outcome.REPLIED, Outcome.REPLIED]
     answers = outbox(runtime).sent[1:]
     assert sorted(m.recipient for m in answers) == ["bob@shop.example", "jane@shop.example"]
     for answer in answers:

@@ -49,3 +49,28 @@ def test_a_reply_ses_could_not_authenticate_is_dropped_and_never_sent(env: Env, 
     summary = env.runtime(contact_keys=KEYS).handle(ses_event("r2", reverse, **verdicts))
     assert summary["outcomes"] == {"dropped-reply-refused": 1}
     assert [set(m.destinations) for m in env.sent()] == [{OWNER}]  # the owner's notice; nothing to the contact
+
+
+def test_a_bounce_of_a_reply_is_a_notice_to_the_owner_and_pauses_nothing(env: Env) -> None:
+    """SES reports the contact's server bouncing the owner's reply: the owner hears of it (the
+    notice links the reply's page), the bounce is passed on to nobody, and nothing is paused."""
+    from models import Delivery, Destination
+    from tests.forwarder.hosts.test_lambda_feedback import bounce, rows, sns_lambda_event
+
+    alias_id = env.alias(ALIAS, OWNER)
+    reverse = contact(env, alias_id, "jane@shop.example")
+    env.put(PREFIX + "r1", reply(reverse))
+    runtime = env.runtime(contact_keys=KEYS)
+    runtime.handle(ses_event("r1", reverse, dmarc="PASS"))
+    [delivery] = rows(env, Delivery)
+    assert delivery.outcome == "replied" and delivery.provider_message_id
+    summary = runtime.handle(sns_lambda_event(bounce(delivery.provider_message_id, "jane@shop.example")))
+    assert summary["outcomes"] == {"feedback:bounce-permanent": 1}
+    [_reply, notice] = env.sent()
+    assert set(notice.destinations) == {OWNER} and notice.source == "noreply@othermail.example"
+    assert "Bounce or automatic answer to a reply from" in notice.raw_data
+    assert "jane@shop.example" not in notice.raw_data  # the notice quotes nobody; the reply's page does
+    assert all(d.paused_at is None for d in rows(env, Destination))
+    # SNS delivers at least once: the same feedback again tells nobody twice
+    runtime.handle(sns_lambda_event(bounce(delivery.provider_message_id, "jane@shop.example")))
+    assert len(env.sent()) == 2

@@ -89,7 +89,7 @@ def test_every_route_has_an_operation_and_every_operation_a_route(app: Flask) ->
         if rule.endpoint.startswith(f"{bp.name}."):
             path = rule.rule.replace("<int:", "{").replace(">", "}")
             routed |= {(path, method) for method in (rule.methods or set()) - IGNORED_METHODS}
-    assert routed == documented and len(routed) == 21
+    assert routed == documented and len(routed) == 23
 
 
 def test_the_document_built_in_the_app_is_the_one_built_outside_it(app: Flask) -> None:
@@ -164,6 +164,7 @@ def test_every_body_taking_operation_is_tested() -> None:
         ("/aliases/{alias_id}/contacts", "POST"),
         ("/contacts/{contact_id}", "PATCH"),
         ("/aliases/{alias_id}/rules", "POST"),
+        ("/rules", "POST"),
     }
 
 
@@ -222,17 +223,20 @@ SUCCESSES = [
     ("DELETE", "/contacts/{contact_id}", None, 204),
     ("GET", "/aliases/{alias_id}/rules", None, 200),
     ("POST", "/aliases/{alias_id}/rules", {"action": "block", "kind": "domain", "value": "spam.example"}, 201),
+    ("POST", "/rules", {"action": "block", "kind": "empty-sender"}, 201),
+    ("GET", "/rules", None, 200),
     ("DELETE", "/rules/{rule_id}", None, 204),
     ("DELETE", "/aliases/{alias_id}", None, 204),
 ]
 
 
 def _contact_and_rule(app: Flask) -> tuple[int, int]:
-    """A contact of alias 1 (seed0@othermail.example) and a rule of its owner."""
+    """A contact of alias 1 (seed0@othermail.example), a rule of that alias and one of its owner's account."""
     runtime = app.extensions["othermail.runtime"]
     contact = runtime.contacts.create(1, "othermail.example", "carol@example.com", "Carol")
     runtime.contacts.contacts_for(1, "othermail.example", [("carol@example.com", "Carol")])
     rule_id = runtime.contacts.add_rule(1, 1, "allow", "address", "friend@example.com")
+    runtime.contacts.add_rule(1, None, "block", "domain", "spam.example")
     return contact.contact_id, rule_id
 
 

@@ -138,12 +138,26 @@ def test_create_makes_a_user_contact_once(engine: Engine, ids: dict[str, int]) -
         assert connection.execute(select(Contact.origin)).scalars().all() == ["user"]
 
 
+def test_a_reply_link_is_told_from_a_forward_link(engine: Engine, ids: dict[str, int]) -> None:
+    """A bounce or an auto-reply naming a copy the alias sent is an answer to a reply (issue 14)."""
+    contacts = book(engine)
+    ref = contacts.create(ids["shop"], "othermail.example", "dan@example.net")
+    contacts.link(ids["shop"], ref.contact_id, ["<fwd-1@email.amazonses.com>"], "<theirs@example.net>")
+    contacts.link(ids["shop"], ref.contact_id, ["0100r1", "<r1@othermail.example>"], "<mine@real.example>", "reply")
+    assert contacts.answers_reply(ids["shop"], ["<x@y>", "<R1@othermail.example>"])
+    assert contacts.answers_reply(ids["shop"], ["0100r1"])
+    assert not contacts.answers_reply(ids["shop"], ["<fwd-1@email.amazonses.com>"])  # a forwarded copy's id
+    assert not contacts.answers_reply(ids["news"], ["<r1@othermail.example>"])  # another alias
+    assert not contacts.answers_reply(ids["shop"], [])
+    assert not book(engine, now=NOW + timedelta(days=181)).answers_reply(ids["shop"], ["0100r1"])  # expired
+
+
 def test_links_round_trip_and_expire(engine: Engine, ids: dict[str, int]) -> None:
     contacts = book(engine)
     ref = contacts.create(ids["shop"], "othermail.example", "dan@example.net")
-    contacts.link(ids["shop"], ref.contact_id, "<0100abc@email.amazonses.com>", "<orig-1@example.net>")
-    contacts.link(ids["shop"], None, "reply-2@othermail.example", "<their-2@example.net>")
-    contacts.link(ids["shop"], ref.contact_id, "<0100abc@email.amazonses.com>", "<orig-1@example.net>")  # again
+    contacts.link(ids["shop"], ref.contact_id, ["<0100abc@email.amazonses.com>"], "<orig-1@example.net>")
+    contacts.link(ids["shop"], None, ["reply-2@othermail.example"], "<their-2@example.net>")
+    contacts.link(ids["shop"], ref.contact_id, ["<0100abc@email.amazonses.com>"], "<orig-1@example.net>")  # again
     assert contacts.original_for(ids["shop"], "<0100ABC@email.amazonses.com>") == "<orig-1@example.net>"
     assert contacts.original_for(ids["shop"], " <reply-2@othermail.example> ") == "<their-2@example.net>"
     assert contacts.original_for(ids["news"], "<0100abc@email.amazonses.com>") is None  # another alias
@@ -238,7 +252,7 @@ def test_reseal_moves_every_row_to_the_current_key_and_lookups_work_throughout(
     reverse = before.contacts_for(ids["shop"], "othermail.example", [("ann@example.net", "Ann")])["ann@example.net"]
     for n in range(5):  # more rows than one batch
         before.create(ids["news"], "custom.example", f"person{n}@example.net", f"P{n}")
-        before.link(ids["news"], None, f"<seen-{n}@email.amazonses.com>", f"<orig-{n}@example.net>")
+        before.link(ids["news"], None, [f"<seen-{n}@email.amazonses.com>"], f"<orig-{n}@example.net>")
 
     def works(contacts: SqlContactBook) -> None:
         ref = contacts.by_reverse(reverse)
@@ -287,7 +301,7 @@ def test_contacts_are_listed_counted_blocked_and_deleted(engine: Engine, ids: di
     ref = contacts.by_reverse(made.reverse)
     assert ref is not None and ref.blocked
     assert not contacts.sender_allowed(ids["user"], ids["shop"], "bob@example.net").allowed
-    contacts.link(ids["shop"], made.contact_id, "<s@x>", "<o@y>")
+    contacts.link(ids["shop"], made.contact_id, ["<s@x>"], "<o@y>")
     assert not contacts.delete_contact(ids["news"], made.contact_id)
     assert contacts.delete_contact(ids["shop"], made.contact_id)
     assert contacts.by_reverse(made.reverse) is None
@@ -318,7 +332,7 @@ def test_forgetting_an_alias_removes_its_contacts_links_and_rules(engine: Engine
     contacts = book(engine)
     contacts.create(ids["shop"], "othermail.example", "ann@example.net")
     kept = contacts.create(ids["news"], "custom.example", "ann@example.net")
-    contacts.link(ids["shop"], None, "<a@x>", "<b@y>")
+    contacts.link(ids["shop"], None, ["<a@x>"], "<b@y>")
     contacts.add_rule(ids["user"], ids["shop"], "block", "domain", "x.example")
     account_rule = contacts.add_rule(ids["user"], None, "block", "domain", "y.example")
     contacts.forget_alias(ids["shop"])
