@@ -203,3 +203,16 @@ def test_the_lambda_cold_start_fails_clearly_when_the_secret_cannot_be_read(
     with pytest.raises(SettingsError, match="could not read the secrets from Secrets Manager secret"):
         lambda_handler.handler(SNS_CONFIRMATION, None)
     assert lambda_handler._runtime is None  # the next invocation tries again
+
+
+def test_the_contact_keys_come_from_the_secret_the_web_app_and_the_lambda_share(aws: boto3.session.Session) -> None:
+    """Issue 14: OTHERMAIL_CONTACT_KEYS in the one secret both functions read gives both the same keys."""
+    import base64
+    import secrets
+
+    key = secrets.token_bytes(32)
+    entry = "k2:" + base64.urlsafe_b64encode(key).decode().rstrip("=")
+    put_secret(aws, {"OTHERMAIL_DATABASE_URL": DB_URL, "OTHERMAIL_CONTACT_KEYS": entry})
+    for plain in ({"OTHERMAIL_S3_BUCKET": "inbound"}, {"OTHERMAIL_PUBLIC_URL": "https://app.example"}):
+        settings = Settings.from_env(environ_with_secrets({"OTHERMAIL_SECRETS_ARN": "othermail/production", **plain}))
+        assert settings.contact_keys == (("k2", key),)
