@@ -20,6 +20,8 @@ For bench scripts (bench/ on ``sys.path``, then ``import _node_peer``)::
     reason = _node_peer.available()             # None when usable, else "Node peer skipped: ..."
     medians = _node_peer.peer_timings(messages, rounds)  # seconds per message, or None (reason printed)
     run = _node_peer.run_peer(messages, rounds)  # PeerRun: medians, rejected messages, versions
+    with _node_peer.open_session(messages) as session:  # the peer kept running, to interleave:
+        times = session.round()                   # one round, per-call seconds per message
 
 ``available()`` installs the peer when it is not installed yet (that needs ``npm`` and the
 registry). Messages the peer rejects (its handler fails, or what it would send lacks its own From
@@ -45,6 +47,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -227,11 +230,9 @@ def available(cache: Path = CACHE) -> str | None:
     return None
 
 
-def run_peer(messages: Sequence[bytes], rounds: int, *, min_batch_ms: float = 2.0, cache: Path = CACHE) -> PeerRun:
-    """Time the peer on ``messages`` in one Node process (see harness.js).
-
-    Raises PeerUnavailable when the peer cannot run here, RuntimeError when the harness fails.
-    """
+@contextlib.contextmanager
+def _harness(messages: Sequence[bytes], cache: Path, *options: str) -> Iterator[list[str]]:
+    """The harness command line for ``messages`` (written to a temporary folder while it lasts)."""
     package_dir = ensure_installed(cache)
     node = _check_node()
     with tempfile.TemporaryDirectory(prefix="othermail-node-peer-") as tmp:
@@ -242,22 +243,20 @@ def run_peer(messages: Sequence[bytes], rounds: int, *, min_batch_ms: float = 2.
             paths.append(str(path))
         listing = Path(tmp) / "messages.txt"
         listing.write_text("".join(p + "\n" for p in paths))
-        command = [
-            node,
-            str(HARNESS),
-            "--peer",
-            str(package_dir),
-            "--alias",
-            ALIAS,
-            "--destination",
-            DESTINATION,
-            "--rounds",
-            str(rounds),
-            "--min-batch-ms",
-            str(min_batch_ms),
-            "--list",
-            str(listing),
-        ]
+        peer_options = ["--peer", str(package_dir), "--alias", ALIAS, "--destination", DESTINATION]
+        yield [node, str(HARNESS), *peer_options, *options, "--list", str(listing)]
+
+
+def _rejected(header: dict[str, Any]) -> dict[int, str]:
+    return {int(index): str(reason) for index, reason in header["rejected"]}
+
+
+def run_peer(messages: Sequence[bytes], rounds: int, *, min_batch_ms: float = 2.0, cache: Path = CACHE) -> PeerRun:
+    """Time the peer on ``messages`` in one Node process (see harness.js).
+
+    Raises PeerUnavailable when the peer cannot run here, RuntimeError when the harness fails.
+    """
+    with _harness(messages, cache, "--rounds", str(rounds), "--min-batch-ms", str(min_batch_ms)) as command:
         done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT)
     if done.returncode != 0:
         raise RuntimeError(f"{_rel(HARNESS)} exited with {done.returncode}: {done.stderr.strip()[-2000:]}")
@@ -270,8 +269,93 @@ def run_peer(messages: Sequence[bytes], rounds: int, *, min_batch_ms: float = 2.
         rounds=result["rounds"],
         medians=[float(x) for x in result["medians"]],
         calls_per_batch=[int(x) for x in result["calls_per_batch"]],
-        rejected={int(index): str(reason) for index, reason in result["rejected"]},
+        rejected=_rejected(result),
     )
+
+
+class PeerSession:
+    """The harness kept running (``--serve``), so that a bench interleaves the peer's rounds with its own.
+
+    ``open_session(messages)`` starts it (checks and calibration done); each ``round()`` times every
+    message once and returns per-call seconds, in the order given; the caller takes the medians.
+    Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(self, process: subprocess.Popen[str], stderr: IO[bytes], count: int) -> None:
+        self._process = process
+        self._stderr = stderr
+        self._count = count
+        self._rounds = 0
+        header = self._read()
+        self.peer: str = header["peer"]
+        self.node: str = header["node"]
+        self.calls_per_batch: list[int] = [int(x) for x in header["calls_per_batch"]]
+        self.rejected: dict[int, str] = _rejected(header)
+
+    def _read(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self._process.wait(timeout=30)
+            self._stderr.seek(0)
+            detail = self._stderr.read().decode(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"{_rel(HARNESS)} --serve exited with {self._process.returncode}: {detail}")
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"{_rel(HARNESS)} --serve: {reply['error']}")
+        return reply
+
+    def round(self) -> list[float]:
+        """One timed round over every message (order rotated each round): per-call seconds."""
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"round {self._rounds}\n")
+        self._process.stdin.flush()
+        self._rounds += 1
+        times = [float(x) for x in self._read()["times"]]
+        if len(times) != self._count:
+            raise RuntimeError(f"{_rel(HARNESS)} --serve timed {len(times)} of {self._count} messages")
+        return times
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            try:
+                assert self._process.stdin is not None
+                self._process.stdin.write("quit\n")
+                self._process.stdin.close()
+                self._process.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self._process.kill()
+                self._process.wait()
+        for stream in (self._process.stdout, self._process.stdin):
+            if stream is not None and not stream.closed:
+                stream.close()
+        self._stderr.close()
+
+    def __enter__(self) -> PeerSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_session(messages: Sequence[bytes], *, min_batch_ms: float = 2.0, cache: Path = CACHE) -> PeerSession:
+    """Start the harness in ``--serve`` mode on ``messages``; raises PeerUnavailable like run_peer."""
+    stderr = tempfile.TemporaryFile()
+    try:
+        with _harness(messages, cache, "--serve", "--min-batch-ms", str(min_batch_ms)) as command:
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1
+            )
+            try:
+                # the header line comes after the messages are read: then the folder may go
+                return PeerSession(process, stderr, len(messages))
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+    except BaseException:
+        stderr.close()
+        raise
 
 
 def peer_timings(messages: Sequence[bytes], rounds: int, *, cache: Path = CACHE) -> list[float] | None:

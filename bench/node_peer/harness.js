@@ -3,12 +3,13 @@
 // messages it is given, and checks that what it forwards is not an error path.
 //
 //   node bench/node_peer/harness.js --peer DIR --alias ADDR --destination ADDR --rounds N \
-//        [--min-batch-ms MS] (--list FILE | FILE...)
+//        [--min-batch-ms MS] [--serve] (--list FILE | FILE...)
 //
 // bench/_node_peer.py runs it (it installs the peer into bench/.cache/node_peer first). --peer is
 // the installed package folder (.../node_modules/aws-lambda-ses-forwarder); --list names a file
 // with one message path per line. One JSON object is printed on stdout; everything else (the
-// peer's banner, its log lines) goes to stderr or nowhere.
+// peer's banner, its log lines) goes to stderr or nowhere. With --serve it keeps running and times
+// one round per "round K" line read on stdin (see serve() below).
 //
 // What is timed, per message (the peer's "full path"): what the peer does with the bytes S3 hands
 // it, without the network:
@@ -45,6 +46,7 @@ function parseArgs(argv) {
     else if (arg === '--destination') opts.destination = value();
     else if (arg === '--rounds') opts.rounds = parseInt(value(), 10);
     else if (arg === '--min-batch-ms') opts.minBatchMs = parseFloat(value());
+    else if (arg === '--serve') opts.serve = true;
     else if (arg === '--list') {
       const list = fs.readFileSync(value(), 'utf8').split('\n').filter((line) => line.length > 0);
       opts.files.push(...list);
@@ -199,6 +201,36 @@ function calibrate(peer, config, alias, raw, minBatch) {
   return Math.max(1, Math.ceil(minBatch / Math.max(perCall, 1e-9)));
 }
 
+// One timed round: every message once, in an order rotated by `round`; per-call seconds.
+function timeRound(peer, config, alias, messages, calls, round) {
+  const times = new Array(messages.length);
+  for (let j = 0; j < messages.length; j++) {
+    const i = (j + round) % messages.length;
+    times[i] = timeBatch(peer, config, alias, messages[i], calls[i]);
+  }
+  return times;
+}
+
+// --serve: after the checks and the calibration, print one JSON line (no medians), then answer
+// each stdin line "round K" with {"times": [...]} (one round, per-call seconds per message), until
+// "quit" or the end of stdin. bench/_node_peer.py's PeerSession drives it, so that a bench can
+// interleave the peer's rounds with its own.
+async function serve(header, peer, config, alias, messages, calls) {
+  process.stdout.write(JSON.stringify(header) + '\n');
+  const lines = require('readline').createInterface({ input: process.stdin, terminal: false });
+  for await (const line of lines) {
+    const words = line.trim().split(/\s+/);
+    if (words[0] === 'quit') break;
+    if (words[0] !== 'round') {
+      process.stdout.write(JSON.stringify({ error: `unknown command ${JSON.stringify(line)}` }) + '\n');
+      continue;
+    }
+    const times = timeRound(peer, config, alias, messages, calls, parseInt(words[1] || '0', 10) || 0);
+    process.stdout.write(JSON.stringify({ times }) + '\n');
+  }
+  lines.close();
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const { pkg, peer } = loadPeer(opts.peer);
@@ -216,22 +248,19 @@ async function main() {
   }
   const minBatch = opts.minBatchMs / 1000;
   const calls = messages.map((raw) => calibrate(peer, config, opts.alias, raw, minBatch));
-  const samples = messages.map(() => []);
-  for (let round = 0; round < opts.rounds; round++) {
-    for (let j = 0; j < messages.length; j++) {
-      const i = (j + round) % messages.length;
-      samples[i].push(timeBatch(peer, config, opts.alias, messages[i], calls[i]));
-    }
-  }
-  const result = {
+  const header = {
     peer: `${pkg.name} ${pkg.version}`,
     node: process.version,
-    rounds: opts.rounds,
     min_batch_ms: opts.minBatchMs,
     calls_per_batch: calls,
-    medians: samples.map(median),
     rejected,
   };
+  if (opts.serve) return serve(header, peer, config, opts.alias, messages, calls);
+  const samples = messages.map(() => []);
+  for (let round = 0; round < opts.rounds; round++) {
+    timeRound(peer, config, opts.alias, messages, calls, round).forEach((t, i) => samples[i].push(t));
+  }
+  const result = { ...header, rounds: opts.rounds, medians: samples.map(median) };
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 

@@ -159,3 +159,15 @@ def test_peer_timings_prints_the_rejected_count(installed_peer, capsys):
     out = capsys.readouterr().out
     assert out.startswith("Node peer (aws-lambda-ses-forwarder ")
     assert "rejected 1 of 1 (1x no From header" in out
+
+
+def test_a_session_times_one_round_per_request_and_exits_when_closed(installed_peer):
+    with peer.open_session([_typical(), FROM_LESS], min_batch_ms=0.2) as session:
+        first = session.round()
+        second = session.round()
+        process = session._process
+
+    assert session.peer == f"aws-lambda-ses-forwarder {peer.pinned_version()}"
+    assert session.rejected == {1: "no From header in the message (sent without one)"}
+    assert len(first) == len(second) == 2 and all(t > 0 for t in first + second)
+    assert process.returncode == 0
