@@ -153,10 +153,12 @@ def replace_long_boundaries(split: SplitMessage) -> SplitMessage:
     if field is None or not (ctype.startswith(b"multipart/") or ctype.startswith(b"message/")):
         return split
     boundary = boundary_of(field.value) if ctype.startswith(b"multipart/") else None
-    if (boundary is None or len(boundary) <= MAX_BOUNDARY) and first_long_line(split.body) < 0:
+    if (boundary is None or len(boundary) <= MAX_BOUNDARY) and split.long_body_line() < 0:
         return split
     whole = bytes(split.body)
     fields, body, changed = _entity(split.fields, whole, 0, _Seen(whole))
     if not changed:
         return split
-    return replace(split, fields=fields, body=memoryview(body), repairs=[*split.repairs, REPAIR], _index=None)
+    return replace(
+        split, fields=fields, body=memoryview(body), repairs=[*split.repairs, REPAIR], _index=None, _long_body_line=None
+    )

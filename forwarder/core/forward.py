@@ -147,7 +147,9 @@ def rewrite(
 
     if len(outgoing) > max_bytes:
         return Result(Decision(Outcome.DROPPED_TOO_LARGE, f"{len(outgoing)} bytes, the limit is {max_bytes}"))
-    problems = validate(outgoing.head, outgoing.body, max_bytes)
+    split = message.split
+    known = split.long_body_line() if outgoing.body is split.body else None
+    problems = validate(outgoing.head, outgoing.body, max_bytes, long_body_line=known)
     if any(p.code == "body-line-too-long" for p in problems):
         try:
             outgoing = _repair_body(outgoing, eol)

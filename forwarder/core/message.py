@@ -30,20 +30,48 @@ _MBOX_LOOKALIKE = re.compile(rb"From[ \t]*:")  # "From : x" is a header field, n
 #: the colon is obsolete syntax (RFC 5322 section 4.5) that is accepted and dropped.
 _FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _BLANK_CONTINUATION = re.compile(rb"\n[ \t]+\r?(?:\n|\Z)")  # also a last line at the very end
-_LONG_FIRST = re.compile(rb"[^\n]{998}(?:[^\n\r]|\r[^\n])")
-_LONG_LATER = re.compile(rb"\n[^\n]{998}(?:[^\n\r]|\r[^\n])")
+#: The longest line SES and RFC 5321 accept, line ending excluded.
+MAX_LINE_BYTES = 998
+# Complete lines of at most MAX_LINE_BYTES bytes, many per step: the greedy run of any byte jumps
+# MAX_LINE_BYTES ahead at once and backs off to the last newline within reach, both in C, so a
+# step crosses every short line up to that newline and each byte is looked at about once (the
+# regular expression engine does this for ``(?s:.){0,n}`` followed by a literal: no per-byte
+# test going forward, a plain byte loop going back).
+_SHORT_LINES = re.compile(rb"(?:(?s:.){0,%d}\n)*" % MAX_LINE_BYTES)
+# One match call reads at most this much, which bounds the engine's own stack (it keeps a small
+# record per step of the repeat) whatever the message size.
+_CHUNK = 1 << 20
 
 
 def first_long_line(data: bytes | memoryview) -> int:
     """Offset of the first line longer than 998 bytes (line ending excluded), or -1.
 
-    The pattern starts with a literal newline, which lets the regular expression engine jump from
-    line to line in C instead of trying every position.
+    A line ends at LF; a CR just before that LF belongs to the line ending, any other CR is part
+    of the line (and so is a CR at the very end of the data). The scan does not test every byte
+    against a pattern: from a line start it jumps to the last newline within the next 999 bytes
+    (every line in between is short) and goes on from there; see ``_SHORT_LINES``. Where that
+    stops, the line is exactly at the limit (998 bytes and CRLF, checked here) or too long.
     """
-    if _LONG_FIRST.match(data):
-        return 0
-    found = _LONG_LATER.search(data)
-    return -1 if found is None else found.start() + 1
+    size = len(data)
+    if size <= MAX_LINE_BYTES:
+        return -1
+    short_lines = _SHORT_LINES.match
+    pos = 0
+    while True:
+        endpos = min(size, pos + _CHUNK)
+        pos = short_lines(data, pos, endpos).end()  # type: ignore[union-attr]  # "*" always matches
+        if endpos < size and endpos - pos <= MAX_LINE_BYTES + 1:
+            continue  # the chunk ended within reach of this line: go on in the next chunk
+        rest = size - pos
+        if rest <= MAX_LINE_BYTES:
+            return -1
+        if rest == MAX_LINE_BYTES + 1:  # the last line, no newline: long unless it ends in CR
+            return -1 if data[size - 1] == 0x0D else pos
+        # No newline within the next 999 bytes: 998 bytes and CRLF is a line at the limit.
+        if data[pos + MAX_LINE_BYTES + 1] == 0x0A and data[pos + MAX_LINE_BYTES] == 0x0D:
+            pos += MAX_LINE_BYTES + 2
+            continue
+        return pos
 
 
 class HeaderField:
@@ -96,6 +124,14 @@ class SplitMessage:
     repairs: list[str] = field(default_factory=list)
     size: int = 0
     _index: dict[str, list[HeaderField]] | None = None
+    _long_body_line: int | None = None
+
+    def long_body_line(self) -> int:
+        """:func:`first_long_line` of the body, scanned once per message and then remembered (the
+        boundary check of ``prepare`` and the pre-flight validator of every alias both need it)."""
+        if self._long_body_line is None:
+            self._long_body_line = first_long_line(self.body)
+        return self._long_body_line
 
     def get_all(self, key: str) -> list[HeaderField]:
         if self._index is None:

@@ -65,11 +65,19 @@ def _block(head: bytes) -> bytes | None:
     return None
 
 
-def validate(head: bytes, body: bytes | memoryview, max_bytes: int = SESV2_MAX_BYTES) -> list[Violation]:
+def validate(
+    head: bytes,
+    body: bytes | memoryview,
+    max_bytes: int = SESV2_MAX_BYTES,
+    *,
+    long_body_line: int | None = None,
+) -> list[Violation]:
     """Every rule the message ``head + body`` breaks; an empty list means SES will accept it.
 
     ``head`` is the header block including the blank line that ends it. The checks are scans of
     the bytes (most of them in C), independent of how the header block was built.
+    ``long_body_line`` is ``first_long_line(body)`` when the caller already has it (the body of
+    a forwarded message is the input's, scanned once per message): the body is then not read.
     """
     problems: list[Violation] = []
     size = len(head) + len(body)
@@ -115,7 +123,7 @@ def validate(head: bytes, body: bytes | memoryview, max_bytes: int = SESV2_MAX_B
     if recipients > MAX_HEADER_RECIPIENTS:
         problems.append(Violation("too-many-recipients", f"{recipients} header recipients"))
 
-    offset = first_long_line(body)
+    offset = first_long_line(body) if long_body_line is None else long_body_line
     if offset >= 0:
         problems.append(Violation("body-line-too-long", f"a line at body offset {offset}"))
     return problems

@@ -18,7 +18,7 @@ import pytest
 
 from forwarder.core import AliasState, Outcome, Policy, Verdicts, forward, prepare, validate_bytes
 from forwarder.core.boundaries import MAX_BOUNDARY, REPAIR, new_boundary
-from forwarder.core.message import split_message
+from forwarder.core.message import first_long_line, split_message
 
 ALIAS = "shop-7hq2@othermail.example"
 NOW = datetime(2024, 5, 3, 16, 0, tzinfo=UTC)
@@ -224,3 +224,19 @@ def test_new_nested_boundary_never_equals_an_outer_one() -> None:
     assert boundary_of(out) == crafted
     assert out.count(b"--" + crafted + b"\r\n") == 2  # the outer delimiters only
     assert leaves(out) == leaves(raw)
+
+
+def test_the_body_scan_remembered_is_the_new_bodys() -> None:
+    """The outer boundary is short, so the body is scanned for a long (nested) delimiter line; the
+    prepared message has a new body, and its remembered scan must be that body's, not the old."""
+    inner = (
+        b'Content-Type: multipart/alternative;\r\n boundary="' + LONG + b'"\r\n\r\n'
+        b"--" + LONG + b"\r\n" + TEXT_PART + b"\r\n--" + LONG + b"--"
+    )
+    raw = multipart(b"outer-short", [TEXT_PART, inner])
+    assert split_message(raw).long_body_line() >= 0
+    prepared = prepare(raw)
+    assert REPAIR in prepared.split.repairs
+    assert prepared.split.long_body_line() == first_long_line(prepared.split.body) == -1
+    result = forward(prepared, AliasState(ALIAS), Verdicts(), Policy(), NOW)
+    assert result.repairs == (REPAIR,)

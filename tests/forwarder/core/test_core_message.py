@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forwarder.core.message import HeaderField, split_message
+from forwarder.core.message import HeaderField, first_long_line, split_message
 
 
 def names(raw: bytes) -> list[str]:
@@ -223,3 +223,11 @@ def test_only_first_blank_line_ends_the_headers() -> None:
     msg = split_message(b"A: 1\r\n\r\nB: 2\r\n\r\nC: 3")
     assert names(b"A: 1\r\n\r\nB: 2\r\n\r\nC: 3") == ["A"]
     assert bytes(msg.body) == b"B: 2\r\n\r\nC: 3"
+
+
+def test_long_body_line_is_the_body_scan_remembered() -> None:
+    raw = b"From: a@example.com\r\n\r\nshort\r\n" + b"x" * 999 + b"\r\n"
+    split = split_message(raw)
+    assert split.long_body_line() == first_long_line(split.body) == 7
+    assert split.long_body_line() == 7  # remembered: the same answer without a second scan
+    assert split_message(b"From: a@example.com\r\n\r\nshort\r\n").long_body_line() == -1

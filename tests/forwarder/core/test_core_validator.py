@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forwarder.core.headers import MAX_HEADER_RECIPIENTS, ONCE_ONLY
+from forwarder.core.message import first_long_line
 from forwarder.core.validator import SESV1_MAX_BYTES, SESV2_MAX_BYTES, Violation, validate, validate_bytes
 
 VALID = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: s\r\n\r\nbody\r\n"
@@ -231,3 +236,84 @@ def test_every_violation_is_reported_together() -> None:
         "too-many-recipients",
         "body-line-too-long",
     }
+
+
+# --- the body line-length rule, exactly at the limit ------------------------------------------
+# The scan jumps from line to line (message.first_long_line); these pin the rule it must keep:
+# 998 bytes of content pass and 999 fail, wherever the line is and whatever the line ending.
+
+HEAD = b"From: a@example.com\r\nSubject: s\r\n\r\n"
+FILLER = b"a short line of text\r\n" * 200  # 4,400 bytes: the line under test is not near a window edge
+
+
+def _body(where: str, line: bytes, eol: bytes) -> bytes:
+    filler = FILLER.replace(b"\r\n", eol)
+    if where == "start":
+        return line + eol + filler
+    if where == "middle":
+        return filler + line + eol + filler
+    if where == "end":  # the last line, with and without its line ending
+        return filler + line + eol
+    return filler + line  # "end-unterminated"
+
+
+@pytest.mark.parametrize("where", ["start", "middle", "end", "end-unterminated"])
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
+@pytest.mark.parametrize("view", [False, True])
+def test_body_line_at_the_limit_passes_and_one_over_fails(where: str, eol: bytes, view: bool) -> None:
+    for length, expected in ((998, []), (999, ["body-line-too-long"])):
+        body = _body(where, b"x" * length, eol)
+        given = memoryview(body) if view else body
+        assert [v.code for v in validate(HEAD, given)] == expected, (where, eol, length)
+        offset = body.index(b"x" * length)
+        assert first_long_line(given) == (-1 if length == 998 else offset)
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
+def test_body_line_at_the_limit_in_a_large_body(eol: bytes) -> None:
+    """Bodies over the scan's chunk size (1 MB) and lines at the limit on both sides of chunk
+    edges: a line over it is found at its exact offset, and only then."""
+    at_limit = (b"y" * 998 + eol) * 3_000  # lines exactly at the limit, one after another
+    short = (b"z" * 75 + eol) * 30_000
+    body = short + at_limit + short
+    assert first_long_line(body) == -1
+    assert validate(HEAD, memoryview(body)) == []
+    for cut in (17, len(short) - 3, len(short) + 998 * 1_500, len(body) - 10):
+        start = body.rfind(b"\n", 0, cut) + 1
+        end = body.find(eol, start)
+        over = body[:start] + b"w" * (end - start + 1) + body[end:]  # that line one byte longer
+        if end - start + 1 <= 998:
+            over = body[:start] + b"w" * 999 + body[end:]
+        assert first_long_line(over) == start, cut
+        assert first_long_line(memoryview(over)) == start, cut
+
+
+_LONG_FIRST = re.compile(rb"[^\n]{998}(?:[^\n\r]|\r[^\n])")
+_LONG_LATER = re.compile(rb"\n[^\n]{998}(?:[^\n\r]|\r[^\n])")
+
+
+def _reference_first_long_line(data: bytes) -> int:
+    """The rule as one regular expression (the scan before issue 15): slow, but plainly right."""
+    if _LONG_FIRST.match(data):
+        return 0
+    found = _LONG_LATER.search(data)
+    return -1 if found is None else found.start() + 1
+
+
+_PIECES = st.lists(
+    st.tuples(
+        st.sampled_from([0, 1, 996, 997, 998, 999, 1000, 1500]) | st.integers(0, 2_100),
+        st.sampled_from([b"\n", b"\r\n", b"\r\r\n", b"\r", b""]),
+        st.booleans(),
+    ),
+    max_size=6,
+)
+
+
+@given(_PIECES)
+@settings(max_examples=400, deadline=None)
+def test_first_long_line_agrees_with_the_reference(pieces: list[tuple[int, bytes, bool]]) -> None:
+    data = b"".join((b"a" * (n - 1) + b"\r" if cr and n else b"a" * n) + end for n, end, cr in pieces)
+    expected = _reference_first_long_line(data)
+    assert first_long_line(data) == expected
+    assert first_long_line(memoryview(data)) == expected
