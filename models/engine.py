@@ -7,13 +7,31 @@ connection enables them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 #: Milliseconds a SQLite connection waits for a competing writer's lock.
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+#: Seconds a server connection is used before the pool replaces it (``pool_recycle``): below the
+#: idle timeouts that close connections behind the pool's back (RDS Proxy's and a NAT gateway's,
+#: 350 s; MariaDB's ``wait_timeout``), so a connection is not found dead for being old.
+POOL_RECYCLE_SECONDS = 300
+
+#: A connection that sat in the pool longer than this is pinged when it is checked out (a Lambda
+#: container thawed, a quiet web app); one checked in moments ago is not. ``pool_pre_ping`` pinged
+#: every checkout, one round trip per transaction; the forwarder's transactions run their first
+#: statement again on a new connection instead (forwarder/adapters/sql/directory.py).
+PING_AFTER_IDLE_SECONDS = 30.0
+
+#: psycopg prepares a statement on the server once a connection has run it this many times, then
+#: only binds and executes it: the hot path's few statements are planned once per connection.
+PREPARE_THRESHOLD = 2
+
+_CHECKED_IN = "othermail.checked_in"
 
 
 def _is_sqlite_file(url: URL) -> bool:
@@ -42,6 +60,28 @@ def _install_sqlite_pragmas(engine: Engine, *, wal: bool) -> None:
             cursor.close()
 
 
+def _install_idle_ping(engine: Engine, idle_seconds: float) -> None:
+    """Ping a pooled connection at checkout only if it sat idle ``idle_seconds`` or more; a dead one
+    is replaced (raising DisconnectionError makes the pool discard it and check out another)."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in = record.info.pop(_CHECKED_IN, None)
+        if checked_in is None or time.monotonic() - checked_in < idle_seconds:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception:  # noqa: BLE001 - any failure of the ping means the connection is unusable
+            alive = False
+        if not alive:
+            raise exc.DisconnectionError("the pooled connection was closed while it sat idle")
+
+
 def _with_utf8mb4(url: URL) -> URL:
     charset = url.query.get("charset")
     if charset is None:
@@ -59,7 +99,12 @@ def make_engine(url: str | URL, **kw: Any) -> Engine:
       connection, plus WAL journal mode for file databases.
     * MySQL/MariaDB: ``charset=utf8mb4`` (added if absent, a conflicting
       charset raises ``ValueError``).
-    * Server databases: ``pool_pre_ping=True`` unless given.
+    * Server databases: connections recycled after :data:`POOL_RECYCLE_SECONDS`, and pinged at
+      checkout only after :data:`PING_AFTER_IDLE_SECONDS` idle in the pool (no round trip per
+      transaction; ``pool_pre_ping=True`` given pings every checkout as before).
+    * PostgreSQL with psycopg: server-side prepared statements from a statement's
+      :data:`PREPARE_THRESHOLD`-th run on a connection (``prepare_threshold`` in ``connect_args``
+      or the URL's query wins; ``None`` turns them off, as a transaction-pooling proxy needs).
 
     Extra keyword arguments are passed to :func:`sqlalchemy.create_engine`.
     Nothing connects until the engine is first used.
@@ -68,11 +113,16 @@ def make_engine(url: str | URL, **kw: Any) -> Engine:
     backend = parsed.get_backend_name()
     if backend in ("mysql", "mariadb"):
         parsed = _with_utf8mb4(parsed)
+    if backend == "postgresql" and parsed.get_driver_name() == "psycopg" and "prepare_threshold" not in parsed.query:
+        kw["connect_args"] = {"prepare_threshold": PREPARE_THRESHOLD, **kw.get("connect_args", {})}
+    idle_ping = backend != "sqlite" and not kw.get("pool_pre_ping") and kw.get("poolclass") is None
     if backend != "sqlite":
-        kw.setdefault("pool_pre_ping", True)
+        kw.setdefault("pool_recycle", POOL_RECYCLE_SECONDS)
     engine = create_engine(parsed, **kw)
     if backend == "sqlite":
         _install_sqlite_pragmas(engine, wal=_is_sqlite_file(parsed))
+    if idle_ping:
+        _install_idle_ping(engine, PING_AFTER_IDLE_SECONDS)
     return engine
 
 

@@ -325,6 +325,8 @@ class Forwarder:
         retry: tuple[DeliveryKey, str] | None = None
         failure: Exception | None = None
         untried: tuple[tuple[Target, Claim], ...] = ()
+        # the message's first claims: the directory records them without reading their rows again
+        first: dict[str, Any] = {"alias_id": resolved.alias_id, "first": True} if opening.first else {}
         for index, (target, claim) in enumerate(opening.claims):
             key = DeliveryKey(inbound.message_id, recipient, target.destination_id)
             base: dict[str, Any] = dict(
@@ -344,7 +346,7 @@ class Forwarder:
             try:
                 provider_id = self.sender.send(data, sender=resolved.state.address, recipient=target.email)
             except PermanentSendError as exc:
-                finished.append(Finished(key, Outcome.FAILED_REJECTED, str(exc)))
+                finished.append(Finished(key, Outcome.FAILED_REJECTED, str(exc), **first))
                 # the delivery log may name the address (its owner reads it); the outcome line may not
                 reason = redact(str(exc), target.email, target.destination_id)
                 reports.append(Report(**base, outcome=Outcome.FAILED_REJECTED, reason=reason))
@@ -358,7 +360,7 @@ class Forwarder:
                 )
                 failure = exc
                 break
-            finished.append(Finished(key, Outcome.FORWARDED, "forwarded", len(data), provider_id))
+            finished.append(Finished(key, Outcome.FORWARDED, "forwarded", len(data), provider_id, **first))
             reports.append(
                 Report(
                     **base,

@@ -4,12 +4,13 @@ Windows are fixed, in UTC: an hour from ``hh:00`` to the next ``hh:00``, a day f
 the next midnight. Each (alias or user, hour or day) counts in a row of ``rate_limit_hits`` keyed
 ``mail:<alias|user>:<id>:<hour|day>`` with the window's start in epoch seconds; the hour and the
 day in the key keep an hour window at midnight apart from that day's window. The counting itself
-(one conditional UPDATE per window, in the claim's transaction) is
-:meth:`forwarder.adapters.sql.directory.SqlDirectory.claim`; this module is plain values.
+(one upsert for all the windows of a message, in the claim's transaction) is
+forwarder/adapters/sql/limit_windows.py; this module is plain values.
 
-A window's row is opened by its first message, which deletes that key's past windows, so a key
-keeps one row. Current windows survive the web app's pruning of ``rate_limit_hits``
-(web/ratelimit.py), which deletes windows that started more than a day before its own current one.
+A window's row is inserted by its first message. Past windows are deleted by the scheduled prune
+(``SqlDirectory.prune_limit_windows``: the windows of days before today), not per message. Current
+windows also survive the web app's pruning of ``rate_limit_hits`` (web/ratelimit.py), which deletes
+windows that started more than a day before its own current one.
 """
 
 from __future__ import annotations

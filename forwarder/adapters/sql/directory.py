@@ -10,10 +10,18 @@ One message costs each recipient (alias) these round trips (forwarder/flows/forw
 3. :meth:`SqlDirectory.settle`, one transaction: record what every send did, and free for a retry
    the claim whose send failed for now.
 
-A drop is step 1 alone. Rarely, step 1 takes more than one transaction: a new rate-limit window is
-opened in a transaction of its own, then the message is counted again; a claim that lost a race
-with another worker's for the same copy starts over and finds that claim; a message over a limit is
-rolled back and recorded as dropped; a catch-all alias is created first.
+A drop is step 1 alone. Rarely, step 1 takes more than one transaction: a claim that lost a race
+with another worker's for the same copy (or a deadlock's victim) starts over and finds that claim;
+a message over a limit is rolled back and recorded as dropped; a catch-all alias is created first.
+
+The statements of a forwarded message (one destination, the default limits; bench/statements.py
+prints them, tests/forwarder/adapters/sql/test_statements_per_message.py holds them) are six, the
+same on the first message of a rate-limit window as on the next: step 1 reads the alias, its
+destinations and the message's rows in one query, counts the message on the alias row, inserts the
+claim and counts the message in every window with one upsert (limit_windows.py); step 3 counts the
+forward on the alias row and updates the claim by its key. Each step is one transaction on one
+pooled connection, and the first statement of each is run again on a new connection if the pooled
+one turns out dead (the pool pings only connections that sat idle, models/engine.py).
 
 Idempotency lives here (warehouse's "check the event id before acting"). Before a message is sent
 to a destination, a delivery row ``(inbound message id, alias address, destination)`` is inserted
@@ -50,7 +58,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -190,6 +198,9 @@ class Opening(Generic[P]):
     claims: tuple[tuple[Target, Claim], ...] = ()
     #: The paused destinations, recorded as ``dropped-paused``, each with whether its row is new.
     paused: tuple[tuple[Target, bool], ...] = ()
+    #: The claims are this message's first (no row of it existed): none of its copies was forwarded
+    #: before (:attr:`Finished.first`).
+    first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,23 +212,46 @@ class Finished:
     reason: str
     bytes_out: int | None = None
     provider_message_id: str | None = None
+    #: The claim's alias, given with ``first`` (:attr:`Opening.first`): nothing of this message was
+    #: forwarded before, so :meth:`SqlDirectory.settle` counts a forward without reading the row.
+    alias_id: int | None = None
+    first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class _Claimed:
     claims: tuple[tuple[Target, Claim], ...]
     paused: tuple[tuple[Target, bool], ...]
+    first: bool
 
 
 @dataclass(frozen=True, slots=True)
 class _Again:
-    """A claim rolled back, to start over once ``missing`` windows are open (none: a race was lost,
-    the next attempt finds the other worker's row)."""
-
-    missing: tuple[Window, ...] = ()
+    """A claim rolled back, to start over: a race for a row was lost (the next attempt finds the
+    other worker's row), or the database chose this transaction as a deadlock's victim."""
 
 
-#: Attempts of a claim: a new window is opened, a race for a row is lost, a catch-all alias is made.
+@dataclass(frozen=True, slots=True)
+class _Existing:
+    """A delivery row of the message being claimed (what :meth:`SqlDirectory._take_over` needs)."""
+
+    id: int
+    outcome: str
+    attempts: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """The rows of one (message, alias) found before its claim: by destination key (0: the
+    message-level outcome), and whether there was any at all (a row of a destination the alias no
+    longer has counts: the message was counted when it was claimed)."""
+
+    rows: Mapping[int, _Existing]
+    any: bool
+
+
+#: Attempts of a claim: a race for a row is lost, a deadlock is broken, a catch-all alias is made.
 _ATTEMPTS = 5
 
 
@@ -314,6 +348,50 @@ _RESOLVE = (
     .order_by(_destinations.c.id)
 )
 
+#: :data:`_RESOLVE` and, in the same query, the message's rows (the claim needs them): each
+#: destination's delivery row, the message-level outcome (destination key 0), and whether this
+#: (message, alias) has any row at all (a claim counts the message with its first one). One round
+#: trip where there were two.
+_of_this_message = and_(
+    _deliveries.c.inbound_message_id == bindparam("p_message_id"), _deliveries.c.recipient == bindparam("p_address")
+)
+_claimed = _deliveries.alias("claimed")
+_RESOLVE_FOR_MESSAGE = (
+    select(
+        *_RESOLVE.selected_columns,
+        _claimed.c.id.label("claimed_id"),
+        _claimed.c.outcome.label("claimed_outcome"),
+        _claimed.c.attempts.label("claimed_attempts"),
+        _claimed.c.updated_at.label("claimed_updated_at"),
+        select(_deliveries.c.outcome)
+        .where(_of_this_message, _deliveries.c.destination_key == 0)
+        .scalar_subquery()
+        .label("message_outcome"),
+        exists().where(_of_this_message).label("seen"),
+    )
+    .select_from(
+        _aliases.outerjoin(alias_destinations, alias_destinations.c.alias_id == _aliases.c.id)
+        .outerjoin(
+            _destinations,
+            and_(_destinations.c.id == alias_destinations.c.destination_id, _destinations.c.verified_at.is_not(None)),
+        )
+        .outerjoin(_users, _users.c.id == _aliases.c.user_id)
+        .outerjoin(
+            _claimed,
+            and_(
+                _claimed.c.inbound_message_id == bindparam("p_message_id"),
+                _claimed.c.recipient == _aliases.c.address,
+                _claimed.c.destination_key == _destinations.c.id,
+            ),
+        )
+    )
+    .where(_aliases.c.address == bindparam("p_address"))
+    .order_by(_destinations.c.id)
+)
+
+#: The owner of an alias (the user windows of the limits), for :meth:`SqlDirectory.claim`.
+_OWNER = select(_aliases.c.user_id).where(_aliases.c.id == bindparam("p_alias_id"))
+
 #: The rows of this (message, alias): the message is counted with its first one, and a row found
 #: is taken over rather than inserted.
 _OF_MESSAGE = select(
@@ -389,6 +467,19 @@ _FINISH = (
     )
 )
 
+#: :data:`_FINISH` by the row's key, without reading its id first.
+_FINISH_KEY = (
+    update(_deliveries)
+    .where(_KEY)
+    .values(
+        outcome=bindparam("p_outcome"),
+        reason=bindparam("p_reason"),
+        bytes_out=bindparam("p_bytes_out"),
+        provider_message_id=bindparam("p_provider_message_id"),
+        updated_at=bindparam("p_now"),
+    )
+)
+
 #: A claim left unsent taken back: a new row goes, a row taken over is retry again.
 _WITHDRAW = delete(_deliveries).where(_KEY, _deliveries.c.outcome == PENDING)
 _GIVE_BACK = (
@@ -416,6 +507,32 @@ def database_errors() -> Iterator[None]:
         if not exc.connection_invalidated:
             raise
         raise DatabaseUnavailable(f"database connection lost: {exc.orig.__class__.__name__}") from exc
+
+
+#: What a deadlock looks like from the driver: PostgreSQL's SQLSTATE, MariaDB's and MySQL's error number.
+_PG_DEADLOCK = "40P01"
+_MYSQL_DEADLOCK = 1213
+
+
+def _deadlock(exc: DBAPIError) -> bool:
+    """Whether the database broke a deadlock by rolling this transaction back (it may start over)."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == _PG_DEADLOCK:
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] == _MYSQL_DEADLOCK
+
+
+def _seen(rows: Sequence[Any]) -> _Seen:
+    """The message's rows from :data:`_RESOLVE_FOR_MESSAGE`'s result."""
+    found = {
+        row.destination_id: _Existing(row.claimed_id, row.claimed_outcome, row.claimed_attempts, row.claimed_updated_at)
+        for row in rows
+        if row.claimed_id is not None
+    }
+    if rows and rows[0].message_outcome is not None:
+        found[0] = _Existing(0, rows[0].message_outcome, 1, datetime.min)
+    return _Seen(found, bool(rows) and bool(rows[0].seen))
 
 
 def _insert_new_links(connection: Connection, links: Sequence[Mapping[str, Any]]) -> None:
@@ -491,6 +608,20 @@ class SqlDirectory:
         with database_errors(), self._write_lock if write else nullcontext(), self._engine.connect() as connection:
             yield connection
 
+    @staticmethod
+    def _first(connection: Connection, statement: Any, params: Mapping[str, Any]) -> Any:
+        """Run the first statement of a transaction, once more on a new connection if the pooled one
+        was dead (the server restarted, timed it out, or failed over): the pool no longer pings
+        every checkout (models/engine.py), and nothing was done on the dead connection yet, so
+        nothing is lost or done twice. A second failure raises (:class:`DatabaseUnavailable`)."""
+        try:
+            return connection.execute(statement, params)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        connection.rollback()  # the Connection takes a new DBAPI connection from the pool
+        return connection.execute(statement, params)
+
     def exists(self, address: str) -> bool:
         """Whether ``address`` was ever issued, or its domain's catch-all would create it (the SMTP
         listener's RCPT check; one cheap query)."""
@@ -563,25 +694,24 @@ class SqlDirectory:
         address = Alias.normalize_address(recipient)
         planned: tuple[ResolvedAlias | None, P] | None = None
         catch_all = self.user_domains.catch_all_accepts(recipient)
+        params = {"p_address": address, "p_message_id": message_id}
         for _ in range(_ATTEMPTS):
             opened: Opening[P] | _Again | None = None
             with self._connection() as connection:
-                rows = connection.execute(_RESOLVE, {"p_address": address}).all()
+                rows = self._first(connection, _RESOLVE_FOR_MESSAGE, params).all()
                 if rows or not catch_all:
                     resolved = self._resolved(rows)
                     if planned is None or planned[0] != resolved:
                         planned = (resolved, decide(resolved))
                     # decided before the writes: on SQLite, the lock is held by writers alone
                     with self._write_lock:
-                        opened = self._open(connection, message_id, address, meta, *planned)
+                        opened = self._open(connection, message_id, address, meta, _seen(rows), *planned)
             if isinstance(opened, Opening):
                 return opened
             if opened is None:  # an unknown address on a catch-all domain: made now, or never
                 catch_all = False
                 self.user_domains.catch_all(recipient, self._now())
-            else:
-                self._open_windows(opened.missing)
-        raise DatabaseUnavailable("the message could not be claimed (its rate-limit windows, a race); retry")
+        raise DatabaseUnavailable("the message could not be claimed (a race, a deadlock); retry")
 
     def _open(
         self,
@@ -589,6 +719,7 @@ class SqlDirectory:
         message_id: str,
         address: str,
         meta: MessageMeta,
+        seen: _Seen,
         resolved: ResolvedAlias | None,
         plan: P,
     ) -> Opening[P] | _Again:
@@ -599,14 +730,16 @@ class SqlDirectory:
             alias_id = resolved.alias_id if resolved is not None else None
             fresh = self._record_in(connection, key, alias_id, meta, decision.outcome, decision.reason)
             return Opening(resolved, plan, decision, fresh)
-        claimed = self._claim_in(connection, key, resolved.alias_id, meta, resolved.targets, self._now())
+        claimed = self._claim_in(
+            connection, key, resolved.alias_id, resolved.user_id, meta, resolved.targets, self._now(), seen
+        )
         if isinstance(claimed, _Again):
             return claimed
         if isinstance(claimed, Claim):  # over a limit: rolled back, or nothing written
             dropped = claimed.dropped
             fresh = self._record_in(connection, key, resolved.alias_id, meta, dropped.outcome, dropped.reason)
             return Opening(resolved, plan, dropped, fresh)
-        return Opening(resolved, plan, claims=claimed.claims, paused=claimed.paused)
+        return Opening(resolved, plan, claims=claimed.claims, paused=claimed.paused, first=claimed.first)
 
     def _values(
         self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: str, reason: str
@@ -664,43 +797,59 @@ class SqlDirectory:
         """
         for _ in range(_ATTEMPTS):
             with self._connection(write=True) as connection:
+                found = self._first(
+                    connection, _OF_MESSAGE, {"p_message_id": key.message_id, "p_recipient": key.recipient}
+                ).all()
+                seen = _Seen(
+                    {
+                        row.destination_key: _Existing(row.id, row.outcome, row.attempts, row.updated_at)
+                        for row in found
+                    },
+                    bool(found),
+                )
+                user_id = (
+                    connection.execute(_OWNER, {"p_alias_id": alias_id}).scalar() if self.limits.per_user else None
+                )
                 claimed = self._claim_in(
-                    connection, key, alias_id, meta, (Target(key.destination_id, ""),), self._now()
+                    connection, key, alias_id, user_id, meta, (Target(key.destination_id, ""),), self._now(), seen
                 )
             if isinstance(claimed, Claim):
                 return claimed
             if isinstance(claimed, _Claimed):
                 return claimed.claims[0][1]
-            self._open_windows(claimed.missing)
-        raise DatabaseUnavailable("the message's rate-limit windows could not be opened; retry")
+        raise DatabaseUnavailable("the message could not be claimed (a race, a deadlock); retry")
 
     def _claim_in(
         self,
         connection: Connection,
         key: DeliveryKey,
         alias_id: int,
+        user_id: int | None,
         meta: MessageMeta,
         targets: Sequence[Target],
         now: datetime,
+        seen: _Seen,
     ) -> _Claimed | Claim | _Again:
         """Claim the unpaused ``targets`` and record the paused ones, committed (:class:`_Claimed`);
-        or a limit reached, rolled back (:class:`Claim` LIMIT or RATE_LIMITED); or start over."""
-        found = connection.execute(_OF_MESSAGE, {"p_message_id": key.message_id, "p_recipient": key.recipient}).all()
-        rows = {row.destination_key: row for row in found}
+        or a limit reached, rolled back (:class:`Claim` LIMIT or RATE_LIMITED); or start over.
+        ``seen``: the message's rows, read in this transaction."""
+        rows = seen.rows
         if 0 in rows and rows[0].outcome == Outcome.DROPPED_RATE_LIMITED.value:
             return Claim(ClaimState.RATE_LIMITED, rows[0].outcome)
         sending = [t for t in targets if not t.paused]
         paused = [t for t in targets if t.paused]
-        first = not rows and bool(sending)  # the message's first claim counts it
-        # The alias row is updated before any delivery row is inserted (the module docstring). The
-        # inserts still decide first: a worker that waited for another's claim of this message
-        # starts over, finds that claim and takes it over (or finds it busy).
-        counted = connection.execute(_COUNT_MESSAGE, {"p_alias_id": alias_id, "p_now": now}).rowcount if first else 1
+        first = not seen.any and bool(sending)  # the message's first claim counts it
         new_paused = [t for t in paused if t.destination_id not in rows]
-        if new_paused:
-            connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id, "p_count": len(new_paused)})
         claims: list[tuple[Target, Claim]] = []
         try:
+            # The alias row is updated before any delivery row is inserted (the module docstring). The
+            # inserts still decide first: a worker that waited for another's claim of this message
+            # starts over, finds that claim and takes it over (or finds it busy).
+            counted = (
+                connection.execute(_COUNT_MESSAGE, {"p_alias_id": alias_id, "p_now": now}).rowcount if first else 1
+            )
+            if new_paused:
+                connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id, "p_count": len(new_paused)})
             for target in sending:
                 copy = DeliveryKey(key.message_id, key.recipient, target.destination_id)
                 row = rows.get(target.destination_id)
@@ -716,25 +865,30 @@ class SqlDirectory:
                 copy = DeliveryKey(key.message_id, key.recipient, target.destination_id)
                 values = self._values(copy, alias_id, meta, Outcome.DROPPED_PAUSED.value, target.pause_note)
                 connection.execute(_INSERT, values)
+            if counted != 1:
+                connection.rollback()
+                return Claim(ClaimState.LIMIT)
+            # the windows last: their rows stay locked the shortest time (limit_windows.py)
+            full = limit_windows.count(connection, self.limits, alias_id, user_id, now) if first else None
         except IntegrityError:
             connection.rollback()
             return _Again()
-        if counted != 1:
+        except DBAPIError as exc:
+            if not _deadlock(exc):
+                raise
             connection.rollback()
-            return Claim(ClaimState.LIMIT)
-        if first:
-            full, missing = limit_windows.count(connection, self.limits, alias_id, now)
-            if full is not None or missing:
-                connection.rollback()
-                return _Again(tuple(missing)) if full is None else Claim(ClaimState.RATE_LIMITED, window=full)
+            return _Again()
+        if full is not None:
+            connection.rollback()
+            return Claim(ClaimState.RATE_LIMITED, window=full)
         connection.commit()
-        return _Claimed(tuple(claims), tuple((t, t in new_paused) for t in paused))
+        return _Claimed(tuple(claims), tuple((t, t in new_paused) for t in paused), first)
 
-    def _open_windows(self, windows: Sequence[Window]) -> None:
-        """Open each new window in a transaction of its own (see :func:`limit_windows.open_window`)."""
-        for window in windows:
-            with self._connection(write=True) as connection:
-                limit_windows.open_window(connection, window)
+    def prune_limit_windows(self, now: datetime | None = None) -> int:
+        """Delete the rate-limit windows of days before today (UTC); how many. Run by the scheduled
+        jobs (limit_windows.py), never per message."""
+        with self._connection(write=True) as connection:
+            return limit_windows.prune(connection, now or self._now())
 
     def _take_over(self, connection: Connection, row: Any, now: datetime) -> Claim:
         """Claim a copy whose row exists (``row``, from :data:`_OF_MESSAGE`), if nobody holds it."""
@@ -779,6 +933,9 @@ class SqlDirectory:
             connection.commit()
 
     def _finish_in(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> None:
+        if finished and all(done.first and done.alias_id is not None for done in finished):
+            self._finish_first(connection, finished, now)
+            return
         rows = [connection.execute(_TO_FINISH, _key_params(done.key)).one() for done in finished]
         # the alias row first (the module docstring); a message counts once as forwarded
         counted: set[int] = set()
@@ -800,6 +957,28 @@ class SqlDirectory:
                     "p_now": now,
                 },
             )
+
+    def _finish_first(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> None:
+        """:meth:`_finish_in` for the copies of a message claimed first (:attr:`Finished.first`):
+        nothing of it was forwarded before, so its alias counts one forward if a copy went, and each
+        row is updated by its key, none read first."""
+        forwarded = {done.alias_id for done in finished if done.outcome is Outcome.FORWARDED}
+        for alias_id in sorted(a for a in forwarded if a is not None):  # the alias row first (the module docstring)
+            connection.execute(_COUNT_FORWARDED, {"p_alias_id": alias_id})
+        for done in finished:
+            updated = connection.execute(
+                _FINISH_KEY,
+                {
+                    **_key_params(done.key),
+                    "p_outcome": done.outcome.value,
+                    "p_reason": _reason(done.reason),
+                    "p_bytes_out": done.bytes_out,
+                    "p_provider_message_id": done.provider_message_id,
+                    "p_now": now,
+                },
+            )
+            if updated.rowcount != 1:
+                raise LookupError(f"no claimed delivery row for {done.key}")
 
     def finish(
         self,

@@ -1,77 +1,105 @@
 """The SQL side of the mail limits (forwarder/flows/mail_limits.py): counting a message in the windows
 of the ``rate_limit_hits`` table, atomically, within a claim's transaction.
 
-Each window is one row (key, window start, count). A message is counted with a conditional
-``UPDATE ... SET count = count + 1 WHERE count < limit``; a window without a row yet is opened by
-:func:`open_window`, in a transaction of its own, and the claim counts again.
+Each window is one row (key, window start, count). A message is counted in all its windows by one
+upsert, whatever rows exist yet::
+
+    INSERT INTO rate_limit_hits VALUES (<window>, 1), ...
+    ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1   -- PostgreSQL, SQLite
+    ON DUPLICATE KEY UPDATE count = count + 1                         -- MariaDB, MySQL
+    RETURNING key, window_start, count
+
+and the counts it returns are checked against the limits: over one, the caller rolls the whole claim
+back, so a count over its limit is never committed. The upsert locks each row (alias windows before
+user windows, the hour before the day: every claim in the same order) until the claim commits or
+rolls back, so concurrent claims count one after the other and never exceed a limit. A window
+without a row yet is opened by the same statement, in the claim's transaction (PostgreSQL's
+speculative insertion and InnoDB's lock on a duplicate primary key make a second claim of a new
+window wait for the first, then update its row). MariaDB returns the rows the upsert wrote (10.5
+and later); where the server has no ``RETURNING`` (MySQL) the counts are read back in the same
+transaction, from the rows it has just locked and written.
+
+Past windows are not deleted per message: :func:`prune`, run by the scheduled jobs, deletes the
+windows of days before the current one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, bindparam, delete, select, tuple_
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from forwarder.flows.mail_limits import MailLimits, Window
-from models import Alias, RateLimitHit
+from forwarder.flows.mail_limits import MailLimits, Window, window_start
+from models import RateLimitHit
 
 # mypy sees a mapped class's __table__ as a FromClause; it is a Table
-_aliases = cast(Table, Alias.__table__)
 _hits = cast(Table, RateLimitHit.__table__)
 
-_OWNER = select(_aliases.c.user_id).where(_aliases.c.id == bindparam("p_alias_id"))
+#: The windows of the forwarder's mail limits (web/ratelimit.py keeps its own under other prefixes).
+KEY_PREFIX = "mail:"
 
-_WINDOW = and_(_hits.c.key == bindparam("p_key"), _hits.c.window_start == bindparam("p_start"))
+_PAST_WINDOWS = delete(_hits).where(
+    _hits.c.key.startswith(KEY_PREFIX, autoescape=True), _hits.c.window_start < bindparam("p_before")
+)
 
-#: One more message in a limit's window, atomically within the limit (rowcount 0: the window is
-#: full, or it has no row yet).
-_COUNT_IN_WINDOW = update(_hits).where(_WINDOW, _hits.c.count < bindparam("p_limit")).values(count=_hits.c.count + 1)
 
-#: A window's count, read locked: the latest one, even under MariaDB's REPEATABLE READ snapshot.
-_WINDOW_COUNT = select(_hits.c.count).where(_WINDOW).with_for_update()
-
-_OPEN_WINDOW = insert(_hits)
-
-#: A key's past windows, deleted as it opens a new one: each key keeps at most its latest window.
-_PAST_WINDOWS = delete(_hits).where(_hits.c.key == bindparam("p_key"), _hits.c.window_start < bindparam("p_start"))
+def _upsert(dialect: str, windows: Sequence[Window], returning: bool) -> Any:
+    """One statement counting a message in every window of ``windows``, inserting the missing rows."""
+    rows = [{"key": w.key, "window_start": w.start, "count": 1} for w in windows]
+    statement: Any
+    if dialect in ("mysql", "mariadb"):
+        statement = mysql.insert(_hits).values(rows).on_duplicate_key_update(count=_hits.c.count + 1)
+    else:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(_hits)
+            .values(rows)
+            .on_conflict_do_update(
+                index_elements=[_hits.c.key, _hits.c.window_start], set_={"count": _hits.c.count + 1}
+            )
+        )
+    if returning:
+        statement = statement.returning(_hits.c.key, _hits.c.window_start, _hits.c.count)
+    return statement
 
 
 def count(
-    connection: Connection, limits: MailLimits, alias_id: int, now: datetime
-) -> tuple[Window | None, list[Window]]:
-    """Count one message in each window of ``limits``: the first full window, and the windows
-    without a row yet (the caller opens them and counts again)."""
-    if not limits.any:
-        return None, []
-    user_id = connection.execute(_OWNER, {"p_alias_id": alias_id}).scalar() if limits.per_user else None
-    missing = []
-    for window in limits.windows(alias_id, user_id, now):
-        where = {"p_key": window.key, "p_start": window.start, "p_limit": window.limit}
-        if connection.execute(_COUNT_IN_WINDOW, where).rowcount == 1:
-            continue
-        found = connection.execute(_WINDOW_COUNT, where).scalar()
-        if found is None:
-            missing.append(window)
-        # under the lock, a window opened since the update (READ COMMITTED) counts this time
-        elif found >= window.limit or connection.execute(_COUNT_IN_WINDOW, where).rowcount != 1:
-            return window, []
-    return None, missing
+    connection: Connection, limits: MailLimits, alias_id: int, user_id: int | None, now: datetime
+) -> Window | None:
+    """Count one message in each window of ``limits`` (one statement, two where the server has no
+    ``RETURNING``): the first window it took over its limit, or None. Over a limit the caller must
+    roll back: the counts were written."""
+    windows = limits.windows(alias_id, user_id, now)
+    if not windows:
+        return None
+    dialect = connection.dialect
+    returning = bool(dialect.insert_returning)
+    result = connection.execute(_upsert(dialect.name, windows, returning))
+    if returning:
+        counts = {(key, start): hits for key, start, hits in result}
+    else:
+        counts = {
+            (key, start): hits
+            for key, start, hits in connection.execute(
+                select(_hits.c.key, _hits.c.window_start, _hits.c.count).where(
+                    tuple_(_hits.c.key, _hits.c.window_start).in_([(w.key, w.start) for w in windows])
+                )
+            )
+        }
+    for window in windows:  # the order of limits.windows(): the alias's before the user's, the hour first
+        if counts[(window.key, window.start)] > window.limit:
+            return window
+    return None
 
 
-def open_window(connection: Connection, window: Window) -> None:
-    """Insert the window's row at 0 and commit.
+def prune(connection: Connection, now: datetime) -> int:
+    """Delete the mail-limit windows of days before ``now``'s (UTC), committed; how many.
 
-    Not inside the claim's transaction: on MariaDB (REPEATABLE READ) the UPDATE that found no row
-    holds a gap lock, and two claims both inserting the same new window then deadlock. A window
-    another claim opened first is an IntegrityError, which is fine: it exists. Whoever opens a
-    window deletes the key's past ones, so a busy alias keeps one row per limit.
-    """
-    try:
-        connection.execute(_OPEN_WINDOW, {"key": window.key, "window_start": window.start, "count": 0})
-    except IntegrityError:
-        connection.rollback()
-        return
-    connection.execute(_PAST_WINDOWS, {"p_key": window.key, "p_start": window.start})
+    Every window still counting at ``now`` (this hour's, this day's) started today, so only
+    ended windows go. Run by the scheduled jobs, never per message."""
+    removed = connection.execute(_PAST_WINDOWS, {"p_before": window_start(now, "day")}).rowcount
     connection.commit()
+    return int(removed)
