@@ -128,6 +128,11 @@ class Unforwarded:
     subject: str
     size: int
     duplicate: bool = False
+    #: Mail the owner wrote through the alias (two-way aliases: a reply, a first message), not mail
+    #: to it; the notice says so. ``dropped-reply-refused`` and ``dropped-reply-bounce`` always are.
+    sent_through: bool = False
+    #: The alias the notice names (``recipient`` may be a contact's reverse address); None: looked up.
+    alias_address: str | None = None
 
 
 class Notifier(Protocol):

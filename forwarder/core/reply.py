@@ -132,6 +132,8 @@ def reply(
             repairs.append("scrubbed-body")
     lines = [*mailbox_lines("From", alias_display_name, alias_address)]
     lines += _address_field("To", recipients.to) + _address_field("Cc", recipients.cc)
+    if not recipients.to and not recipients.cc:  # a contact in Bcc only: say so, as mail clients do
+        lines.append(b"To: undisclosed-recipients:;")
     lines += _kept_fields(fields, charset, scrubber, now, repairs)
     lines += _id_field("Message-ID", [message_id])
     lines += _id_field("In-Reply-To", _mapped_ids(split.get_all("in-reply-to"), original_id))

@@ -52,16 +52,24 @@ WHY = {
     Outcome.DROPPED_TOO_LARGE: "it is larger than the mail service can forward",
     Outcome.FAILED_REJECTED: "the mail service refused to send it on",
     Outcome.DROPPED_PAUSED: "forwarding to {paused} is paused because mail to it bounced",
-    # two-way aliases: mail to a contact's reverse address that the reply flow refused
+}
+#: What the owner is told of mail they wrote through the alias (two-way aliases: a reply, a first
+#: message) that did not go out, and of answers to it.
+SENT_WHY = {
     Outcome.DROPPED_REPLY_REFUSED: "it was written to a reverse address of the alias, but could not be shown to "
     "come from one of the alias's mailboxes (DMARC, or SPF for a domain without DMARC), so it was not sent on "
     "from the alias",
-    # two-way aliases: a bounce or an auto-reply that answers mail the alias sent (a reply)
     Outcome.DROPPED_REPLY_BOUNCE: "it is a bounce or an automatic answer (out of office, say) to mail you sent "
     "from the alias; it was passed on to nobody",
+    Outcome.DROPPED_TOO_LARGE: "it is larger than the mail service can send",
+    Outcome.DROPPED_INVALID: "it could not be made into a message the mail service accepts",
+    Outcome.FAILED_REJECTED: "the mail service refused to send it",
+    Outcome.DROPPED_RATE_LIMITED: "the alias or your account is over its sending limit for now",
 }
-#: The subject of each notice; the outcomes not named here are "Not forwarded".
-SUBJECTS = {Outcome.DROPPED_REPLY_BOUNCE: "Bounce or automatic answer to a reply from {alias}"}
+#: Outcomes that are about mail sent through the alias whoever reports them.
+ALWAYS_SENT_THROUGH = frozenset({Outcome.DROPPED_REPLY_REFUSED, Outcome.DROPPED_REPLY_BOUNCE})
+SUBJECTS = {Outcome.DROPPED_REPLY_BOUNCE: "Bounce or automatic answer to mail from {alias}"}
+SENT_SUBJECT = "Not sent: a message through {alias}"
 #: One notice per destination and outcome in this many seconds.
 THROTTLE_SECONDS = 3600
 
@@ -78,6 +86,8 @@ class Notice:
     link: str | None
     keep_days: int
     subject_line: str = ""
+    #: Mail written through the alias rather than to it (see :data:`SENT_WHY`).
+    sent_through: bool = False
 
 
 def human_size(size: int) -> str:
@@ -98,8 +108,13 @@ def compose(notice: Notice, to: str, from_address: str, now: float | None = None
     message["Message-ID"] = email.utils.make_msgid(domain=from_address.rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
     message["X-Othermail-Notice"] = "not-forwarded"
+    headline = (
+        f"A message you wrote through your alias {notice.alias} did not go out, or came back:"
+        if notice.sent_through
+        else f"A message to your alias {notice.alias} was not forwarded to you:"
+    )
     lines = [
-        f"A message to your alias {notice.alias} was not forwarded to you:",
+        headline,
         f"{notice.why}.",
         "",
         f"Size:    {human_size(notice.size)}",
@@ -139,6 +154,9 @@ _ALIAS_DESTINATIONS = (
     .order_by(_dest.c.id)
 )
 _DESTINATION = select(_dest.c.email).where(_dest.c.id == bindparam("p_id"))
+_ALIAS_ADDRESS = select(cast(Table, Alias.__table__).c.address).where(
+    cast(Table, Alias.__table__).c.id == bindparam("p_id")
+)
 _DELIVERY_ID = select(_deliveries.c.id).where(
     and_(
         _deliveries.c.inbound_message_id == bindparam("p_message_id"),
@@ -162,15 +180,23 @@ class NoticeBook:
         self._engine = engine
         self._clock = clock
 
-    def recipients(self, outcome: Outcome, alias_id: int, destination_id: int | None) -> list[Recipient]:
+    def recipients(
+        self, outcome: Outcome, alias_id: int, destination_id: int | None, sent_through: bool = False
+    ) -> list[Recipient]:
         with self._engine.connect() as connection:
             rows = connection.execute(_ALIAS_DESTINATIONS, {"p_alias_id": alias_id}).all()
         live = [Recipient(r.id, r.email) for r in rows if r.paused_at is None]
+        if sent_through:
+            return live
         if outcome is Outcome.DROPPED_PAUSED:
             return [r for r in live if r.destination_id != destination_id]
         if outcome is Outcome.FAILED_REJECTED:
             return [r for r in live if r.destination_id == destination_id]
         return live
+
+    def alias_address(self, alias_id: int) -> str:
+        with self._engine.connect() as connection:
+            return str(connection.execute(_ALIAS_ADDRESS, {"p_id": alias_id}).scalar() or "")
 
     def destination_email(self, destination_id: int) -> str:
         with self._engine.connect() as connection:
@@ -188,11 +214,19 @@ class NoticeBook:
             ).scalar()
         return int(found) if found is not None else None
 
-    def first_this_hour(self, destination_id: int, outcome: Outcome, key: str | None = None) -> bool:
-        """True for the first notice of this hour to the destination for this outcome, or under
-        ``key`` when given (atomic: the first INSERT of the window's row wins)."""
+    def first_this_hour(self, destination_id: int, outcome: Outcome) -> bool:
+        """True for the first notice of this hour to the destination for this outcome (atomic:
+        the first INSERT of the window's row wins)."""
         window = int(self._clock()) // THROTTLE_SECONDS * THROTTLE_SECONDS
-        key = key or f"notice:{destination_id}:{outcome.value}"
+        return self._first(f"notice:{destination_id}:{outcome.value}", window)
+
+    def first_today(self, key: str) -> bool:
+        """True the first time ``key`` is asked for this (UTC) day: a redelivery or a second receipt
+        of the same message hours later finds the row (rate-limit rows are pruned a day after
+        their window, web/ratelimit.py)."""
+        return self._first(key, int(self._clock()) // 86400 * 86400)
+
+    def _first(self, key: str, window: int) -> bool:
         with self._engine.connect() as connection:
             try:
                 connection.execute(_THROTTLE, {"key": key, "window_start": window, "count": 1})
@@ -220,7 +254,8 @@ class Notifier:
     def after(self, outcomes: Iterable[Unforwarded]) -> None:
         """Send the notices ``outcomes`` call for; never raises (a failed notice is logged)."""
         for item in outcomes:
-            if item.duplicate or item.alias_id is None or item.outcome not in WHY:
+            sent_through = item.sent_through or item.outcome in ALWAYS_SENT_THROUGH
+            if item.duplicate or item.alias_id is None or item.outcome not in (SENT_WHY if sent_through else WHY):
                 continue
             try:
                 self._notify(item)
@@ -242,7 +277,7 @@ class Notifier:
         went to. Never raises (a failed notice is logged)."""
         try:
             key = hashlib.sha256(f"{message_id}\n{mailbox}".encode()).hexdigest()[:40]
-            if not self.book.first_this_hour(0, Outcome.REPLIED, key=f"notice:exposed:{key}"):
+            if not self.book.first_today(f"notice:exposed:{key}"):
                 return
             raw = compose_exposed(alias, addresses, mailbox, self.from_address)
             self.sender.send(raw, sender=self.from_address, recipient=mailbox)
@@ -255,16 +290,19 @@ class Notifier:
 
     def _notify(self, item: Unforwarded) -> None:
         assert item.alias_id is not None
-        why = WHY[item.outcome]
+        sent_through = item.sent_through or item.outcome in ALWAYS_SENT_THROUGH
+        why = (SENT_WHY if sent_through else WHY)[item.outcome]
         if item.outcome is Outcome.DROPPED_PAUSED:
             why = why.format(paused=self.book.destination_email(item.destination_id or 0) or "a mailbox")
         delivery_id = self.book.delivery_id(item.message_id, item.recipient, item.destination_id or 0)
         link = f"{self.public_url}/messages/{delivery_id}" if self.public_url and delivery_id else None
-        subject_line = SUBJECTS.get(item.outcome, "Not forwarded: a message to {alias}").format(alias=item.recipient)
+        alias = item.alias_address or (self.book.alias_address(item.alias_id) if sent_through else item.recipient)
+        subject = SUBJECTS.get(item.outcome, SENT_SUBJECT if sent_through else "Not forwarded: a message to {alias}")
         notice = Notice(
-            item.recipient, item.mail_from, item.subject, item.size, why, link, self.keep_days, subject_line
-        )
-        for recipient in self.book.recipients(item.outcome, item.alias_id, item.destination_id):
+            alias, item.mail_from, item.subject, item.size, why, link, self.keep_days, subject.format(alias=alias),
+            sent_through,
+        )  # fmt: skip
+        for recipient in self.book.recipients(item.outcome, item.alias_id, item.destination_id, sent_through):
             if not self.book.first_this_hour(recipient.destination_id, item.outcome):
                 logger.info(
                     json.dumps(

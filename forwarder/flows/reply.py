@@ -110,17 +110,19 @@ class Replier:
         """Send the message on to ``contact`` (and the alias's other contacts it names), once."""
         meta = MessageMeta(message.sender, message.subject, inbound.bytes_in, inbound.received_at, inbound.raw_key)
         key = DeliveryKey(inbound.message_id, inbound.recipient, 0)
+        resolved = self.directory.resolve(contact.alias_address)
+        if resolved is None or not resolved.state.enabled or resolved.state.deleted:
+            return self._record(key, contact.alias_id, meta, _SWITCHED_OFF)
         automatic = self.automatic(message, contact.alias_id)
         if automatic is not None:  # never relayed, whoever it claims to be from
             return self._record(key, contact.alias_id, meta, automatic)
-        resolved = self.directory.resolve(contact.alias_address)
         refusal = _refusal(message, inbound.verdicts, inbound.mail_from, resolved)
-        if refusal is not None or resolved is None:
-            return self._record(key, contact.alias_id, meta, refusal or _SWITCHED_OFF)
+        if refusal is not None:
+            return self._record(key, contact.alias_id, meta, refusal)
         destinations = [t.email for t in resolved.targets]
         mapping = self._reverse_map(contact, message)
-        domain = contact.alias_address.rpartition("@")[2]
-        own_id = email.utils.make_msgid(domain=domain)
+        owner_id = message.split.first("message-id")
+        own_id = _own_id(contact.alias_address, owner_id.value if owner_id is not None else None)
         result = reply(
             message,
             alias_address=contact.alias_address,
@@ -136,8 +138,13 @@ class Replier:
         if not result.sends:
             return self._record(key, contact.alias_id, meta, result.decision)
         report = self._send(key, contact, meta, message, result, own_id)
-        if result.bypassed and self.notifier is not None and not report.duplicate:
-            self.notifier.exposed(inbound.message_id, contact.alias_address, message.sender, result.bypassed)
+        # addresses on the alias's own domain that look like reverse addresses reached this service
+        # (another alias's contact, or nobody), not an outsider's mailbox
+        domain = "@" + contact.alias_address.rpartition("@")[2].lower()
+        seen = [a for a in result.bypassed if not (a.endswith(domain) and looks_reverse(a))]
+        if seen and self.notifier is not None and not report.duplicate:
+            named = owner_id.value.decode("ascii", "replace").strip() if owner_id is not None else inbound.message_id
+            self.notifier.exposed(named, contact.alias_address, message.sender, seen)
         return report
 
     def automatic(self, message: Prepared, alias_id: int) -> Decision | None:
@@ -226,39 +233,54 @@ class Replier:
             self.directory.finish(key, Outcome.FAILED_REJECTED, reason)
             # the delivery log may name the contact (its owner reads it); the outcome line may not
             refused = Decision(Outcome.FAILED_REJECTED, redact(reason, contact.address, contact.contact_id))
+            self._tell(key, contact.alias_id, meta, refused, contact.alias_address)
             return _report(key, contact.alias_id, refused, meta)
         except Exception as exc:
             self.directory.release(key, f"{exc.__class__.__name__}: {exc}")
             raise
-        # the contact answers (or bounces, or auto-replies to) the id SES gave the copy, or, where
-        # nothing replaces Message-ID (a relay, the outbox), the one written here: both are linked
-        original = owner_id.value.decode("ascii", "replace") if owner_id is not None else own_id
-        seen = [i for i in (provider_id, own_id) if i]
-        self.contacts.link(contact.alias_id, contact.contact_id, seen, original, "reply")
         reason = "sent from the alias to the contact"
         if result.bypassed:
             reason += f"; {len(result.bypassed)} other recipient(s) got it from your own mail server, with your address"
+        # recorded first: once sent, nothing below may leave the claim open for a retry to send again
         self.directory.finish(key, Outcome.REPLIED, reason, len(result.raw), provider_id or None)
-        self.contacts.count(contact.contact_id, replied=1)
+        # the contact answers (or bounces, or auto-replies to) the id SES gave the copy, or, where
+        # nothing replaces Message-ID (a relay, the outbox), the one written here: both are linked
+        original = owner_id.value.decode("ascii", "replace") if owner_id is not None else own_id
+        try:
+            self.contacts.link(
+                contact.alias_id, contact.contact_id, [i for i in (provider_id, own_id) if i], original, "reply"
+            )
+            self.contacts.count(contact.contact_id, replied=1)
+        except Exception:  # threading and counts are best effort once the reply has gone
+            logger.exception("could not link or count reply %s", key.message_id)
         return _report(key, contact.alias_id, Decision(Outcome.REPLIED, reason), meta, bytes_out=len(result.raw))
 
     def _record(self, key: DeliveryKey, alias_id: int, meta: MessageMeta, decision: Decision) -> Report:
         fresh = self.directory.record(key, alias_id, meta, decision.outcome, decision.reason)
-        # the owner hears of refused senders, not of mail to an alias they switched off themselves
-        refused = decision.outcome is Outcome.DROPPED_REPLY_REFUSED and decision != _SWITCHED_OFF
-        told = refused or decision.outcome is Outcome.DROPPED_REPLY_BOUNCE
-        if fresh and self.notifier is not None and told:
-            self.notifier.after(
-                [
-                    Unforwarded(
-                        key.message_id, key.recipient, alias_id, None, decision.outcome, meta.mail_from,
-                        meta.subject, meta.bytes_in,
-                    )
-                ]
-            )  # fmt: skip
+        if fresh:
+            self._tell(key, alias_id, meta, decision)
         return _report(key, alias_id, decision, meta, duplicate=not fresh)
 
+    def _tell(
+        self, key: DeliveryKey, alias_id: int, meta: MessageMeta, decision: Decision, alias_address: str | None = None
+    ) -> None:
+        """A notice to the alias's owner for mail they wrote that did not go out (refused, too large,
+        over a limit, refused by the provider) or for an answer to it that bounced; none for mail
+        to an alias they switched off themselves, nor for backscatter."""
+        if self.notifier is None or decision == _SWITCHED_OFF or decision.outcome in _QUIET:
+            return
+        self.notifier.after(
+            [
+                Unforwarded(
+                    key.message_id, key.recipient, alias_id, None, decision.outcome, meta.mail_from, meta.subject,
+                    meta.bytes_in, sent_through=True, alias_address=alias_address,
+                )
+            ]
+        )  # fmt: skip
 
+
+#: Reply-side outcomes nobody is told of: backscatter.
+_QUIET = frozenset({Outcome.DROPPED_BOUNCE, Outcome.DROPPED_AUTO_REPLY})
 _SWITCHED_OFF = Decision(Outcome.DROPPED_REPLY_REFUSED, "the alias is switched off or deleted")
 
 
@@ -270,6 +292,17 @@ def _refusal(
         return _SWITCHED_OFF
     destinations = [t.email for t in resolved.targets]
     return authorize_reply(verdicts, from_address=message.sender, envelope_from=mail_from, destinations=destinations)
+
+
+def _own_id(alias_address: str, owner_id: bytes | None) -> str:
+    """The Message-ID of the copies of one message from the owner: derived from the owner's own id
+    and the alias, so every contact of a Reply-All sees the same id (where nothing replaces it)
+    and the owner's real id is not shown; a fresh one when the owner's message has none."""
+    domain = alias_address.rpartition("@")[2]
+    if owner_id is None or not owner_id.strip():
+        return email.utils.make_msgid(domain=domain)
+    digest = hashlib.sha256(owner_id.strip() + b"\n" + alias_address.lower().encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
 
 
 def _ses_local(message_id: str) -> str:

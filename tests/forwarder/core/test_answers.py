@@ -29,3 +29,21 @@ def test_a_huge_report_is_read_only_so_far() -> None:
 def test_garbage_ids_are_not_ids() -> None:
     raw = b"In-Reply-To: no id here <>\r\n\r\n"
     assert answered_ids(split_message(raw), True) == []
+
+
+def test_a_huge_references_field_costs_at_most_max_ids_lookups() -> None:
+    """Review M1: 66,000 ids in References made one IN (...) query over PostgreSQL's parameter limit."""
+    from forwarder.core.answers import MAX_IDS
+
+    refs = b" ".join(b"<r%d@x>" % n for n in range(66_000))
+    raw = b"In-Reply-To: <parent@x>\r\nReferences: " + refs + b"\r\n\r\n"
+    ids = answered_ids(split_message(raw), False)
+    assert len(ids) == MAX_IDS and ids[:3] == ["<parent@x>", "<r65999@x>", "<r65998@x>"]
+
+
+def test_international_and_folded_returned_headers_are_read() -> None:
+    raw = (
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: message/global-headers\r\n\r\nMessage-ID:\r\n <sent-2@alias.example>\r\n--b--\r\n"
+    )
+    assert answered_ids(split_message(raw), True) == ["<sent-2@alias.example>"]

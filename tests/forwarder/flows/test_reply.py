@@ -163,6 +163,11 @@ def test_a_contact_in_bcc_gets_the_reply(runtime: Runtime) -> None:
     inbound = Inbound("in-1", (bob.reverse,), PASS, mail_from=OWNER)
     [report] = runtime.forwarder.process(reply_to(jane.reverse), inbound)
     assert report.outcome is Outcome.REPLIED and copies(runtime) == ["bob@shop.example"]
+    # written to an outsider with a contact in Bcc: the contact's copy says the recipients are undisclosed
+    raw = reply_to("boss@elsewhere.example")
+    runtime.forwarder.process(raw, Inbound("in-2", (jane.reverse,), PASS, mail_from=OWNER))
+    last = email.message_from_bytes(sent(runtime).sent[-2].raw, policy=email.policy.default)
+    assert last["To"] == "undisclosed-recipients:;" and last["Cc"] is None
 
 
 def test_the_contacts_answer_to_the_copy_s_own_message_id_threads_too(runtime: Runtime) -> None:
@@ -213,7 +218,7 @@ def test_a_bounce_or_auto_reply_to_a_reply_is_a_notice_to_the_owner(runtime: Run
     # nothing is forwarded (no contact is made of the mailer daemon), the owner gets a notice
     assert [m.recipient for m in sent(runtime).sent] == ["jane@shop.example", OWNER]
     [notice] = notices(runtime)
-    assert "reply" in notice["Subject"].lower()
+    assert notice["Subject"] == f"Bounce or automatic answer to mail from {ALIAS}"
     assert "mailer-daemon" not in notice.get_content().lower()  # the notice quotes nobody
 
 
@@ -233,3 +238,68 @@ def test_a_bounce_to_a_reverse_address_is_never_relayed(runtime: Runtime) -> Non
     raw = bounce_of("<x@y.example>", to=jane.reverse).replace(b"MAILER-DAEMON@mx.shop.example", OWNER.encode())
     [report] = runtime.forwarder.process(raw, Inbound("in-3", (jane.reverse,), PASS, mail_from=""))
     assert report.outcome is Outcome.DROPPED_BOUNCE and sent(runtime).sent == []
+
+
+def test_a_reply_that_cannot_go_out_is_a_notice_not_silence(runtime: Runtime) -> None:
+    """Review M3: a reply refused by the provider (or too large, or over a limit) went unreported."""
+    from forwarder.errors import PermanentSendError
+
+    jane = contact(runtime, "jane@shop.example")
+    send = sent(runtime).send
+
+    def refuse(raw: bytes, sender: str, recipient: str) -> str:
+        if sender == ALIAS:  # the reply; the notice goes through
+            raise PermanentSendError("554 Message rejected: Email address is not verified")
+        return send(raw, sender=sender, recipient=recipient)
+
+    sent(runtime).send = refuse  # type: ignore[method-assign]
+    [report] = process(runtime, reply_to(jane.reverse), jane.reverse)
+    assert report.outcome is Outcome.FAILED_REJECTED
+    [notice] = notices(runtime)
+    assert notice["To"] == OWNER and notice["Subject"] == f"Not sent: a message through {ALIAS}"
+    assert jane.reverse not in notice.get_content() and ALIAS in notice.get_content()
+
+
+def test_a_reply_to_a_switched_off_alias_tells_nobody_even_when_it_is_a_bounce(runtime: Runtime) -> None:
+    """Review M2: the bounce check ran before the alias's state."""
+    jane = contact(runtime, "jane@shop.example")
+    with runtime.sessions() as db:
+        db.query(Alias).filter(Alias.address == ALIAS).update({"enabled": False})
+        db.commit()
+    [report] = runtime.forwarder.process(bounce_of("<x@y>", to=jane.reverse), Inbound("b", (jane.reverse,), PASS, ""))
+    assert report.outcome is Outcome.DROPPED_REPLY_REFUSED and sent(runtime).sent == []
+
+
+def test_every_contact_of_one_message_sees_one_message_id(runtime: Runtime) -> None:
+    """Review L4: each reverse address got its own random id, so contacts' Reply-All split the thread."""
+    jane, bob = contact(runtime, "jane@shop.example"), contact(runtime, "bob@shop.example")
+    raw = reply_to(jane.reverse, cc=(bob.reverse,))
+    runtime.forwarder.process(raw, Inbound("in-1", (jane.reverse, bob.reverse), PASS, mail_from=OWNER))
+    ids = {email.message_from_bytes(m.raw, policy=email.policy.default)["Message-ID"] for m in sent(runtime).sent}
+    assert len(ids) == 1 and "real.example" not in ids.pop()
+
+
+def test_the_exposure_notice_is_sent_once_per_message_across_receipts(runtime: Runtime) -> None:
+    """Review L3: two receipts of one message (one per reverse address) gave two notices; an
+    unknown reverse-shaped address on the service's domain reached no outsider (L2)."""
+    jane, bob = contact(runtime, "jane@shop.example"), contact(runtime, "bob@shop.example")
+    raw = reply_to(jane.reverse, cc=(bob.reverse, "friend@elsewhere.example", "abcdefghijklmnop@othermail.example"))
+    runtime.forwarder.process(raw, Inbound("receipt-1", (jane.reverse,), PASS, mail_from=OWNER))
+    runtime.forwarder.process(raw, Inbound("receipt-2", (bob.reverse,), PASS, mail_from=OWNER))
+    [notice] = notices(runtime)
+    text = notice.get_content()
+    assert "friend@elsewhere.example" in text and "abcdefghijklmnop" not in text
+
+
+def test_a_database_error_after_the_send_does_not_send_twice(runtime: Runtime) -> None:
+    """Review L5: the link was written before the outcome; a failure there left the claim open."""
+    jane = contact(runtime, "jane@shop.example")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database went away")
+
+    runtime.contacts.link = broken  # type: ignore[method-assign]
+    [report] = process(runtime, reply_to(jane.reverse), jane.reverse)
+    assert report.outcome is Outcome.REPLIED
+    [again] = process(runtime, reply_to(jane.reverse), jane.reverse)
+    assert again.duplicate and copies(runtime) == ["jane@shop.example"]

@@ -68,7 +68,7 @@ def test_a_bounce_of_a_reply_is_a_notice_to_the_owner_and_pauses_nothing(env: En
     assert summary["outcomes"] == {"feedback:bounce-permanent": 1}
     [_reply, notice] = env.sent()
     assert set(notice.destinations) == {OWNER} and notice.source == "noreply@othermail.example"
-    assert "Bounce or automatic answer to a reply from" in notice.raw_data
+    assert f"Bounce or automatic answer to mail from {ALIAS}" in notice.raw_data and reverse not in notice.raw_data
     assert "jane@shop.example" not in notice.raw_data  # the notice quotes nobody; the reply's page does
     assert all(d.paused_at is None for d in rows(env, Destination))
     # SNS delivers at least once: the same feedback again tells nobody twice
