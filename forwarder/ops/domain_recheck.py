@@ -4,6 +4,10 @@ The loop behind ``othermail domains recheck`` (one box: a systemd timer) and the
 scheduled Lambda on AWS (``web.scheduled.recheck_domains``, a zappa event). Each domain is checked
 and committed in its own session, so a domain deleted or changed in the web app meanwhile is
 skipped, and one slow name server holds up nothing else.
+
+Being the job that runs on a schedule everywhere, it first deletes the forwarder's rate-limit
+windows of past days (forwarder/adapters/sql/limit_windows.py), which forwarding no longer deletes
+per message.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ class RecheckReport:
     unknown: int = 0
     postponed: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
+    #: Rate-limit windows of past days deleted before the domains were checked.
+    windows_pruned: int = 0
 
     def summary(self) -> str:
         return (
@@ -49,17 +55,20 @@ def recheck_all(
     called at most once, and only when a domain has an SES identity. The domains checked longest
     ago go first; when ``time_left()`` turns false (a Lambda near its timeout) the rest wait for
     the next run, and are first then."""
+    from forwarder.adapters.sql import limit_windows
     from forwarder.adapters.sql.user_domains import RECHECKED, CheckResult
     from forwarder.ops.domain_checks import apply_check, check_with_ses
     from models import UserDomain, utcnow
 
+    report = RecheckReport()
     with sessions() as db:
+        report.windows_pruned = limit_windows.prune(db.connection(), utcnow())
+        db.commit()
         ids = db.scalars(
             select(UserDomain.id)
             .where(UserDomain.status.in_(RECHECKED))
             .order_by(UserDomain.last_checked_at.is_(None).desc(), UserDomain.last_checked_at, UserDomain.name)
         ).all()
-    report = RecheckReport()
     client: Any = None
     client_made = False
     for position, domain_id in enumerate(ids):

@@ -888,7 +888,9 @@ class SqlDirectory:
         """Delete the rate-limit windows of days before today (UTC); how many. Run by the scheduled
         jobs (limit_windows.py), never per message."""
         with self._connection(write=True) as connection:
-            return limit_windows.prune(connection, now or self._now())
+            removed = limit_windows.prune(connection, now or self._now())
+            connection.commit()
+        return removed
 
     def _take_over(self, connection: Connection, row: Any, now: datetime) -> Claim:
         """Claim a copy whose row exists (``row``, from :data:`_OF_MESSAGE`), if nobody holds it."""

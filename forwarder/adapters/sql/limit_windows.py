@@ -19,8 +19,9 @@ window wait for the first, then update its row). MariaDB returns the rows the up
 and later); where the server has no ``RETURNING`` (MySQL) the counts are read back in the same
 transaction, from the rows it has just locked and written.
 
-Past windows are not deleted per message: :func:`prune`, run by the scheduled jobs, deletes the
-windows of days before the current one.
+Past windows are not deleted per message: :func:`prune`, run by the scheduled job, deletes the
+windows of days before the current one (a busy alias keeps at most a day's 24 hour windows and its
+day window, plus those of the days since the last run).
 """
 
 from __future__ import annotations
@@ -96,10 +97,9 @@ def count(
 
 
 def prune(connection: Connection, now: datetime) -> int:
-    """Delete the mail-limit windows of days before ``now``'s (UTC), committed; how many.
+    """Delete the mail-limit windows of days before ``now``'s (UTC); how many (the caller commits).
 
     Every window still counting at ``now`` (this hour's, this day's) started today, so only
-    ended windows go. Run by the scheduled jobs, never per message."""
-    removed = connection.execute(_PAST_WINDOWS, {"p_before": window_start(now, "day")}).rowcount
-    connection.commit()
-    return int(removed)
+    ended windows go. Run by the scheduled job (forwarder/ops/domain_recheck.py, every six hours on
+    AWS and on the EC2 box), never per message."""
+    return int(connection.execute(_PAST_WINDOWS, {"p_before": window_start(now, "day")}).rowcount)
