@@ -127,9 +127,16 @@ class Forwarder:
         return [(r, self.evaluate(message, inbound, r)[1]) for r in _unique(inbound.recipients)]
 
     def _plan(
-        self, message: Prepared, inbound: Inbound, resolved: ResolvedAlias | None, two: Prepared2Way | None = None
+        self,
+        message: Prepared,
+        inbound: Inbound,
+        resolved: ResolvedAlias | None,
+        two: Prepared2Way | None = None,
+        reply_bounce: Decision | None = None,
     ) -> _Plan:
-        """The decision :meth:`Directory.begin` runs inside its transaction (pure)."""
+        """The decision :meth:`Directory.begin` runs inside its transaction (pure). ``reply_bounce``:
+        what a bounce or an auto-reply that answers mail the alias sent becomes, once the alias's
+        state, the sender rules and the core have found it a bounce or an auto-reply."""
         blocked = two.blocked if two is not None and resolved is not None else None
         if blocked is not None:  # before anything is counted against the limits
             return _Plan(blocked, Result(blocked))
@@ -137,6 +144,8 @@ class Forwarder:
         if two is not None and resolved is not None and self.two_way is not None:
             two_way = self.two_way.two_way(two, resolved.state.address, resolved.display_format)
         result = self._result(message, inbound, resolved, two_way)
+        if reply_bounce is not None and result.outcome in (Outcome.DROPPED_BOUNCE, Outcome.DROPPED_AUTO_REPLY):
+            return _Plan(reply_bounce, Result(reply_bounce))
         if result.outcome in EXPIRED_OUTCOMES and resolved is not None and resolved.expired_action == "reject":
             decision = decide_expired_reject(result.decision, inbound.verdicts, can_bounce=self.bouncer is not None)
             return _Plan(decision, result, expired=result.decision)
@@ -178,13 +187,7 @@ class Forwarder:
                 )
                 reports.append(self.replies.process(message, sent, contact))
                 continue
-            answered = self._answers_reply(message, recipient)
-            if answered is not None:
-                handled = self.directory.begin(inbound.message_id, recipient, meta, _always(answered))
-                done = [self._recorded(inbound, recipient, handled, meta)]
-                self._notify(done, meta)
-                reports.extend(done)
-                continue
+            reply_bounce = self._answers_reply(message, recipient)
             two = None
             if self.two_way is not None:
                 by_mail = self.two_way.unsubscribe_by_mail(recipient)
@@ -197,7 +200,7 @@ class Forwarder:
                 inbound.message_id,
                 recipient,
                 meta,
-                functools.partial(self._plan, message, inbound, two=two),
+                functools.partial(self._plan, message, inbound, two=two, reply_bounce=reply_bounce),
             )
             # Notices go out once each outcome is recorded: should a later send raise, the retry
             # would find these outcomes recorded (duplicates) and tell nobody.
@@ -214,9 +217,9 @@ class Forwarder:
 
     def _answers_reply(self, message: Prepared, recipient: str) -> Decision | None:
         """``dropped-reply-bounce`` for a bounce or an auto-reply to an alias that answers mail the
-        alias sent (forwarder/flows/reply.py); None for anything else, which goes the usual way
-        (a bounce or an auto-reply that answers nothing is dropped as backscatter by the core).
-        Ordinary mail costs no look-up here."""
+        alias sent (forwarder/flows/reply.py), applied by :meth:`_plan` only where the core drops it
+        as a bounce or an auto-reply (not for a switched-off alias or a blocked sender); None for
+        anything else. Ordinary mail costs no look-up here."""
         facts = message.facts
         if self.replies is None or self.two_way is None or not (facts.is_bounce or facts.is_auto_reply):
             return None

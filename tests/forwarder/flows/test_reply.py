@@ -303,3 +303,24 @@ def test_a_database_error_after_the_send_does_not_send_twice(runtime: Runtime) -
     assert report.outcome is Outcome.REPLIED
     [again] = process(runtime, reply_to(jane.reverse), jane.reverse)
     assert again.duplicate and copies(runtime) == ["jane@shop.example"]
+
+
+@pytest.mark.parametrize("state", ["blocked", "switched-off"])
+def test_an_answer_to_a_reply_from_a_blocked_sender_or_to_a_switched_off_alias_tells_nobody(
+    runtime: Runtime, state: str
+) -> None:
+    """Review M2: the reply-bounce check ran before the sender rules and the alias's state."""
+    jane = contact(runtime, "jane@shop.example")
+    process(runtime, reply_to(jane.reverse), jane.reverse)
+    [copy] = sent(runtime).sent
+    reply_id = email.message_from_bytes(copy.raw, policy=email.policy.default)["Message-ID"]
+    if state == "blocked":
+        runtime.contacts.set_blocked(jane.alias_id, jane.contact_id, True)
+        expected = Outcome.DROPPED_BLOCKED
+    else:
+        with runtime.sessions() as db:
+            db.query(Alias).filter(Alias.address == ALIAS).update({"enabled": False})
+            db.commit()
+        expected = Outcome.DROPPED_DISABLED
+    [report] = runtime.forwarder.process(auto_reply_to(reply_id), Inbound("in-2", (ALIAS,), PASS, "jane@shop.example"))
+    assert report.outcome is expected and notices(runtime) == []
