@@ -17,7 +17,13 @@ from forwarder.settings import Settings
 
 
 def _serve(
-    obj: CliContext, host: str | None, web_port: int | None, smtp_port: int, workers: int, smtp_option: str
+    obj: CliContext,
+    host: str | None,
+    web_port: int | None,
+    smtp_port: int,
+    workers: int,
+    smtp_option: str,
+    threads: bool = False,
 ) -> None:
     from forwarder.hosts.onebox import OneBox
 
@@ -33,7 +39,7 @@ def _serve(
     # a server: one JSON line per outcome on standard error (journald), as `othermail worker` does
     logging.getLogger("othermail.outcome").setLevel(logging.INFO)
     began = time.monotonic()
-    box = OneBox(settings, web_port=web_port, smtp_port=smtp_port, workers=workers)
+    box = OneBox(settings, web_port=web_port, smtp_port=smtp_port, workers=workers, processes=not threads)
     try:
         started = box.start()
     except AddressInUse as exc:
@@ -68,13 +74,14 @@ def _serve(
     help="SMTP listener port (OTHERMAIL_SMTP_PORT, default 2525).",
 )
 @click.option(
-    "--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads forwarding accepted mail."
+    "--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Processes forwarding accepted mail."
 )
+@click.option("--threads", is_flag=True, help="Forward on threads of the listener's process, not in worker processes.")
 @click.pass_obj
-def run(obj: CliContext, host: str | None, web_port: int, smtp_port: int | None, workers: int) -> None:
+def run(obj: CliContext, host: str | None, web_port: int, smtp_port: int | None, workers: int, threads: bool) -> None:
     """Run everything on one box: web app, SMTP listener and forwarder."""
     port = obj.settings.smtp_port if smtp_port is None else smtp_port
-    _serve(obj, host, web_port, port, workers, "--smtp-port")
+    _serve(obj, host, web_port, port, workers, "--smtp-port", threads)
 
 
 @click.command()
@@ -82,9 +89,12 @@ def run(obj: CliContext, host: str | None, web_port: int, smtp_port: int | None,
 @click.option(
     "--port", "smtp_port", default=None, type=click.IntRange(0, 65535), help="Port (OTHERMAIL_SMTP_PORT, default 2525)."
 )
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--workers", default=4, show_default=True, type=click.IntRange(1, 64), help="Processes forwarding accepted mail."
+)
+@click.option("--threads", is_flag=True, help="Forward on threads of the listener's process, not in worker processes.")
 @click.pass_obj
-def smtp(obj: CliContext, host: str | None, smtp_port: int | None, workers: int) -> None:
+def smtp(obj: CliContext, host: str | None, smtp_port: int | None, workers: int, threads: bool) -> None:
     """Run the SMTP listener and the forwarder, without the web app (for a systemd unit)."""
     port = obj.settings.smtp_port if smtp_port is None else smtp_port
-    _serve(obj, host, None, port, workers, "--port")
+    _serve(obj, host, None, port, workers, "--port", threads)

@@ -1,10 +1,14 @@
-"""Forwards spooled messages on a few threads, and retries what failed for now.
+"""Forwards spooled messages on a few threads (or worker processes), and retries what failed for now.
 
 A message leaves the spool only when :meth:`Forwarder.process` returned, that is when every
 recipient's outcome is recorded. A retryable failure (relay down, database away) keeps it spooled
 and tries again after an exponential backoff with jitter, for as long as it takes: an accepted
 message is never given up on. An entry that can never be forwarded (its raw message is gone, its
 envelope is unreadable) is moved aside under ``failed/`` with a logged, named reason.
+
+With a :class:`~forwarder.hosts.workers.WorkerPool`, each thread hands the loaded message to a
+worker process and waits for its outcomes (forwarder/hosts/workers.py): the spool, the retries and
+the counts stay here, in the listener's process.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from forwarder.core import Verdicts
 from forwarder.errors import MessageNotFound, RetryableError
 from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.hosts.retry import backoff
+from forwarder.hosts.workers import WorkerPool, outcome_keys
 
 __all__ = ["Dispatcher", "backoff"]
 
@@ -40,12 +45,16 @@ class Dispatcher:
         retry_base: float = 1.0,
         retry_cap: float = 300.0,
         verdicts: Callable[[bytes], Verdicts] | None = None,
+        processes: WorkerPool | None = None,
     ) -> None:
         self.spool = spool
         #: Reads the inbound verdicts back from a spooled message (forwarder.adapters.inbound_auth stamps
         #: them before spooling); None: the pipeline's defaults.
         self.verdicts = verdicts
         self.forwarder = forwarder
+        #: Worker processes that run the forwarding flow; None: it runs on this process's threads.
+        #: The dispatcher owns it and closes it.
+        self.processes = processes
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.counts: Counter[str] = Counter()
@@ -107,7 +116,10 @@ class Dispatcher:
         elif self.verdicts is not None:  # an entry spooled before verdicts were recorded
             inbound = replace(inbound, verdicts=self.verdicts(raw))
         try:
-            reports = self.forwarder.process(raw, inbound)
+            if self.processes is not None:
+                outcomes = self.processes.forward(raw, inbound)
+            else:
+                outcomes = outcome_keys(self.forwarder.process(raw, inbound))
         except RetryableError as exc:
             self._retry(spool_id, attempt, exc)
             return
@@ -117,8 +129,7 @@ class Dispatcher:
             return
         self.spool.done(spool_id)
         with self._lock:
-            for report in reports:
-                self.counts["duplicate" if report.duplicate else report.outcome.value] += 1
+            self.counts.update(outcomes)
 
     def _retry(self, spool_id: str, attempt: int, exc: Exception) -> None:
         delay = backoff(attempt + 1, self.retry_base, self.retry_cap)
@@ -192,4 +203,6 @@ class Dispatcher:
         self._wake.set()
         self._pool.shutdown(wait=finished, cancel_futures=True)
         self._timer.join(timeout=5)
+        if self.processes is not None:
+            self.processes.close()
         return finished

@@ -1,8 +1,10 @@
-"""One box: the web app, the SMTP listener and the forwarder in one process.
+"""One box: the web app, the SMTP listener and the forwarder.
 
 This is the composition root of ``othermail run`` (and of ``othermail smtp``, which is the same
 without the web app). Everything is built from one :class:`Settings`; nothing here is imported by
-the Lambda.
+the Lambda. The forwarding flow runs on ``workers`` threads of this process, or, with
+``processes=True`` (what ``othermail run`` does), in ``workers`` worker processes fed by the spool
+(forwarder/hosts/workers.py), each with its own runtime built from the same settings.
 """
 
 from __future__ import annotations
@@ -82,7 +84,10 @@ class OneBox:
         host: str | None = None,
         sender: Sender | None = None,
         workers: int = 4,
+        processes: bool = False,
     ) -> None:
+        if processes and sender is not None:
+            raise ValueError("a sender handed in cannot reach worker processes; use threads (processes=False)")
         self.settings = settings
         self.host = host or settings.smtp_host
         #: Everything built from the settings (forwarder/runtime.py); the web app shares it.
@@ -102,6 +107,8 @@ class OneBox:
         # takes the verdicts from the spool envelope (from the stamp only for older entries).
         self.authenticator = self.runtime.authenticator
         self.dispatcher = Dispatcher(self.spool, self.forwarder, workers=workers, verdicts=self.authenticator.verdicts)
+        self.workers = workers
+        self.worker_processes = processes
         self.listener: SmtpListener | None = None
         if smtp_port is not None:
             replies = self.forwarder.replies
@@ -148,6 +155,8 @@ class OneBox:
                 self.forwarder.notifier.public_url = started.web_url  # links in notices
             if self.forwarder.two_way is not None and not self.settings.public_url:
                 self.forwarder.two_way.public_url = started.web_url  # one-click unsubscribe links
+        if self.worker_processes:
+            self._start_workers(started)
         if self.listener is not None:
             _check_free("smtp", self.listener.host, self.listener.port)
             self.listener.start()
@@ -165,6 +174,17 @@ class OneBox:
             )
         started.lines.append(("spool", f"{self.spool.root.resolve()} ({started.recovered} left from last run)"))
         return started
+
+    def _start_workers(self, started: Started) -> None:
+        """Start the forwarding worker processes (before the listener hands them any mail)."""
+        from forwarder.hosts.workers import WorkerPool, WorkerSpec
+
+        if self.forwarder.two_way is not None:
+            _ = self.runtime.sealer  # makes the contact key file once, before the workers read it
+        public_url = None if self.settings.public_url else started.web_url
+        spec = WorkerSpec(self.settings, public_url, _log_levels())
+        self.dispatcher.processes = WorkerPool(spec, self.workers, metrics=self.metrics)
+        started.lines.append(("forwarder", f"{self.workers} worker processes"))
 
     def prune_store(self) -> int:
         """Delete raw messages older than ``keep_days`` from the local store, but those still
@@ -306,6 +326,19 @@ def _check_free(service: str, host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise AddressInUse(service, host, port) from None
+
+
+def _log_levels() -> tuple[tuple[str, int], ...]:
+    """The root's and othermail's logger levels, for worker processes to log as this one does;
+    nothing when logging is not configured here."""
+    if not logging.getLogger().handlers:
+        return ()
+    named = [
+        (name, one.level)
+        for name, one in logging.Logger.manager.loggerDict.items()
+        if name.startswith("othermail") and isinstance(one, logging.Logger) and one.level != logging.NOTSET
+    ]
+    return (("", logging.getLogger().level), *named)
 
 
 def _safe_url(url: str) -> str:
