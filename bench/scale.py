@@ -243,6 +243,7 @@ class WorkerResult:
     sent: int = 0
     #: the time limit (--seconds) ended the run before every message was forwarded
     stopped: bool = False
+    cpu: float = 0.0  # seconds of this process's CPU in the timed run
     error: str = ""
 
 
@@ -265,8 +266,9 @@ def _settings(job: Job, data_dir: str) -> Any:
     )
 
 
-def worker_main(job: Job, ready: Any, go: Any, results: Any) -> None:
+def worker_main(job: Job, ready: Any, go: Any, results: Any, release: Any) -> None:
     result = WorkerResult(job.worker)
+    runtime = None
     try:
         from forwarder.adapters.senders import MemorySender
         from forwarder.flows.forward import Inbound
@@ -291,6 +293,7 @@ def worker_main(job: Job, ready: Any, go: Any, results: Any) -> None:
             ready.put(job.worker)
             go.wait()
             result.started = time.monotonic()
+            cpu = time.process_time()
             deadline = result.started + job.seconds
             for raw, inbound in batch[WARMUP:]:
                 if time.monotonic() >= deadline:
@@ -308,11 +311,17 @@ def worker_main(job: Job, ready: Any, go: Any, results: Any) -> None:
                 result.sent += len(sender.sent)
                 sender.sent.clear()
             result.finished = time.monotonic()
-            runtime.close()
+            result.cpu = time.process_time() - cpu
+            # the connections stay open until the parent has read their backends' CPU time
+            results.put(result)
+            release.wait(job.seconds + 300)
     except Exception as exc:  # reported by the parent as one line
         result.error = f"{exc.__class__.__name__}: {exc}"
         ready.put(job.worker)
-    results.put(result)
+        results.put(result)
+    finally:
+        if runtime is not None:
+            runtime.close()
 
 
 # ---------------------------------------------------------------- the parent
@@ -341,6 +350,9 @@ class Measured:
     outcomes: Counter[str]
     sent: int
     stopped: bool
+    #: CPU seconds per message: the workers' (Python), and PostgreSQL's backends' (None: unknown)
+    worker_cpu: float
+    server_cpu: float | None
 
     @property
     def passed(self) -> bool:
@@ -381,6 +393,33 @@ def _drop(admin_url: Any, name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _backend_cpu(url: Any, database: str) -> dict[int, float] | None:
+    """CPU seconds used so far by each PostgreSQL backend serving ``database`` (None: /proc cannot
+    tell, as when the server runs on another machine or in a container)."""
+    with _admin(url) as connection:
+        pids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,)
+            )
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return used
+
+
+def _cpu_since(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    if before is None or after is None:
+        return None
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def _measure(url: Any, loaded: data.Loaded, args: argparse.Namespace) -> Measured:
     load_before = os.getloadavg()[0]
     context = multiprocessing.get_context("fork")
@@ -400,17 +439,23 @@ def _measure(url: Any, loaded: data.Loaded, args: argparse.Namespace) -> Measure
         )
         for w in range(args.workers)
     ]
-    processes = [context.Process(target=worker_main, args=(job, ready, go, results)) for job in jobs]
+    release = context.Event()
+    processes = [context.Process(target=worker_main, args=(job, ready, go, results, release)) for job in jobs]
+    database = url.database or ""
     try:
         for process in processes:
             process.start()
         try:
             for _ in processes:
                 ready.get(timeout=args.timeout)
+            backends = _backend_cpu(url, database)
             go.set()
             collected: list[WorkerResult] = [results.get(timeout=args.seconds + args.timeout) for _ in processes]
+            backend_cpu = _cpu_since(backends, _backend_cpu(url, database))
         except queue.Empty:
             raise BenchError(f"a worker did not answer within {args.timeout:g} s (--timeout)") from None
+        finally:
+            release.set()
         for process in processes:
             process.join(timeout=30)
     finally:
@@ -452,6 +497,8 @@ def _measure(url: Any, loaded: data.Loaded, args: argparse.Namespace) -> Measure
         outcomes=outcomes,
         sent=sum(r.sent for r in collected),
         stopped=any(r.stopped for r in collected),
+        worker_cpu=sum(r.cpu for r in collected) / count,
+        server_cpu=backend_cpu / count if backend_cpu is not None else None,
     )
 
 
@@ -512,6 +559,15 @@ def _report(rows: Sequence[Measured], args: argparse.Namespace) -> None:
     for m in rows:
         parts = ", ".join(f"{name} {value:.2f}" for name, value in m.per_message.items())
         print(f"  {m.aliases:>10,} aliases: process {_ms(m.whole_p50)} / {_ms(m.whole_p99)}; {parts}")
+    print("CPU per message: the workers' Python, PostgreSQL's backends; the rate those allow on this machine's cores:")
+    cores = os.cpu_count() or 1
+    for m in rows:
+        server = f"{_ms(m.server_cpu)} ms" if m.server_cpu is not None else "n/a (no /proc view of the server)"
+        ceiling = cores / (m.worker_cpu + (m.server_cpu or 0.0))
+        print(
+            f"  {m.aliases:>10,} aliases: workers {_ms(m.worker_cpu)} ms, PostgreSQL {server};"
+            f" at most {ceiling:,.0f} msg/s on {cores} cores"
+        )
     print("machine load (1-minute load average before / after each size; other work on the machine shows here):")
     for m in rows:
         print(f"  {m.aliases:>10,} aliases: {m.load[0]:.1f} / {m.load[1]:.1f} on {os.cpu_count()} cores")
