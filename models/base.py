@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.schema import CreateTable
+from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: Deterministic constraint/index names, so that Alembic migrations name
@@ -35,11 +37,34 @@ NAMING_CONVENTION: Final[dict[str, str]] = {
 #: ``jose@`` and ``josé@`` would collide, and two Message-IDs differing only in
 #: case would be treated as the same delivery).  Case-insensitivity of
 #: addresses is instead enforced everywhere by storing them lowercase.
-MYSQL_TABLE_OPTIONS: Final[dict[str, Any]] = {
+MYSQL_OPTIONS: Final[dict[str, str]] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_bin",
 }
+
+#: The key of a table's ``info`` that holds its :data:`MYSQL_OPTIONS`.
+MYSQL_OPTIONS_INFO: Final = "othermail_mysql_options"
+
+#: What every table passes to ``Table`` (in ``__table_args__``): the MySQL options, kept in the
+#: table's ``info`` rather than given as ``mysql_*`` keywords. SQLAlchemy validates ``mysql_*``
+#: keywords when the table is defined by importing the whole MySQL dialect (36 ms), which the
+#: forwarder Lambda on PostgreSQL or SQLite never uses (issue 15); :func:`_create_table_on_mysql`
+#: hands them to the MySQL dialect when it compiles a CREATE TABLE, so the DDL is the same as with
+#: the keywords (tests/models/test_lazy_dialects.py). Migrations spell their options out themselves.
+MYSQL_TABLE_OPTIONS: Final[dict[str, Any]] = {"info": {MYSQL_OPTIONS_INFO: MYSQL_OPTIONS}}
+
+
+@compiles(CreateTable, "mysql")
+@compiles(CreateTable, "mariadb")
+def _create_table_on_mysql(create: CreateTable, compiler: DDLCompiler, **kw: Any) -> str:
+    """CREATE TABLE on MariaDB/MySQL, with the table's :data:`MYSQL_OPTIONS` as its ``mysql_*``
+    dialect keywords (set once; the MySQL dialect is loaded by then, so nothing more is imported)."""
+    table = create.element
+    for key, value in table.info.get(MYSQL_OPTIONS_INFO, {}).items():
+        table.kwargs.setdefault(key, value)
+    return compiler.visit_create_table(create, **kw)
+
 
 #: Primary-key type for large, append-only tables (the delivery log).
 #: SQLite only auto-increments a column declared exactly ``INTEGER PRIMARY
@@ -69,7 +94,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+            # imported here, not with the models: only a MySQL/MariaDB engine loads its dialect
+            from sqlalchemy.dialects.mysql import DATETIME
+
+            return dialect.type_descriptor(DATETIME(fsp=6))
         return dialect.type_descriptor(DateTime(timezone=False))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
