@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from forwarder.adapters.aws.clients import LazySession
     from forwarder.adapters.aws.s3 import S3Store
     from forwarder.adapters.inbound_auth import Authenticator
     from forwarder.adapters.local.spool import Spool
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 #: The parts a caller may hand in ready-made (the names of the cached properties below).
 PARTS = frozenset(
     {
-        "engine", "sessions", "clock", "aws_session", "sender", "store", "directory", "metrics",
+        "engine", "sessions", "clock", "aws_session", "aws_clients", "sender", "store", "directory", "metrics",
         "outcome_log", "notifier", "bouncer", "feedback", "forwarder", "spool", "authenticator",
         "sealer", "contacts", "unsubscribe_keys",
     }
@@ -156,10 +157,19 @@ class Runtime:
         return boto3.session.Session(region_name=self.settings.aws_region)
 
     @cached_property
+    def aws_clients(self) -> LazySession:
+        """The AWS clients the adapters use, one per service, each made from :attr:`aws_session` on
+        its first call and then kept (forwarder/adapters/aws/clients.py): the Lambda makes each
+        once per container, and only those its events use; boto3 is imported with the first."""
+        from forwarder.adapters.aws.clients import LazySession
+
+        return LazySession(lambda service: self.aws_session.client(service))
+
+    @cached_property
     def sender(self) -> Sender:
         from forwarder.adapters.outbound import build_sender
 
-        aws = self.aws_session if self.settings.sender == "ses" else None
+        aws = self.aws_clients if self.settings.sender == "ses" else None
         return build_sender(self.settings, aws_session=aws)
 
     @cached_property
@@ -197,7 +207,7 @@ class Runtime:
             if self.ses_inbound:
                 raise SettingsError("OTHERMAIL_S3_BUCKET must name the bucket the SES receipt rule writes to")
             raise SettingsError("OTHERMAIL_STORE=s3 needs OTHERMAIL_S3_BUCKET")
-        return S3Store(self.aws_session.client("s3"), self.settings.s3_bucket)
+        return S3Store(self.aws_clients.client("s3"), self.settings.s3_bucket)
 
     @cached_property
     def bouncer(self) -> Bouncer | None:
@@ -206,7 +216,7 @@ class Runtime:
             return None
         from forwarder.flows.expired_reject import SesBouncer
 
-        return SesBouncer(self.aws_session.client("ses"))
+        return SesBouncer(self.aws_clients.client("ses"))
 
     # --- the flows ------------------------------------------------------------------------------
 

@@ -28,23 +28,28 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forwarder.adapters.aws.events import FeedbackJob, Job, Skipped, describe_event, outside_mail_bucket, parse_event
-from forwarder.adapters.aws.s3 import S3Store
 from forwarder.adapters.aws.secrets import environ_with_secrets
-from forwarder.adapters.sql.feedback_store import FeedbackStore
 from forwarder.core import Outcome
 from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
 from forwarder.core.message import split_message
 from forwarder.errors import InvalidEvent
-from forwarder.flows.forward import Forwarder, Inbound
-from forwarder.flows.outcome_log import OutcomeLog
 from forwarder.hosts.retry import RetryPolicy
 from forwarder.ops.metrics import RETRY, emf_line
 from forwarder.ports import Unforwarded
 from forwarder.runtime import Runtime
 from forwarder.settings import Settings
+
+if TYPE_CHECKING:
+    # Imported when the first invocation builds the runtime, not with this module: the deployed
+    # entry point's import stays free of SQLAlchemy, the models, boto3 and the database driver
+    # (issue 15, tests/forwarder/hosts/test_lambda_imports.py; bench/coldstart.py measures it).
+    from forwarder.adapters.aws.s3 import S3Store
+    from forwarder.adapters.sql.feedback_store import FeedbackStore
+    from forwarder.flows.forward import Forwarder
+    from forwarder.flows.outcome_log import OutcomeLog
 
 logger = logging.getLogger("othermail.lambda")
 
@@ -202,6 +207,8 @@ class LambdaRuntime:
                 return []
         # kept in the mail bucket (not an SNS action's inline copy): downloadable and releasable
         kept = job.content is None
+        from forwarder.flows.forward import Inbound  # loaded with the runtime (from_settings)
+
         inbound = Inbound(
             job.message_id, recipients, verdicts, job.mail_from, job.received_at, raw_key=job.key if kept else None
         )

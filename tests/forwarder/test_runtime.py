@@ -118,6 +118,25 @@ def test_an_ses_ingress_reads_the_bucket_and_bounces_through_ses(
     assert isinstance(runtime.bouncer, SesBouncer) and runtime.forwarder.bouncer is runtime.bouncer
 
 
+def test_aws_clients_are_made_on_their_first_call_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the SES ingress's store, bouncer and SES sender makes no client and opens no boto3
+    session; the first call makes that service's client, which every later call reuses."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }.items():
+        monkeypatch.setenv(name, value)
+    runtime = Runtime.build(settings(tmp_path, s3_bucket="raw-mail", sender="ses"), ses_inbound=True)
+    assert runtime.store is not None and runtime.bouncer is not None and runtime.sender is not None
+    assert runtime.aws_clients.made() == [] and "aws_session" not in vars(runtime)
+    s3 = runtime.aws_clients.client("s3")
+    assert s3.meta.service_model.service_name == "s3"
+    assert runtime.aws_clients.made() == ["s3"] and s3.client() is s3.client()
+    assert runtime.aws_clients.client("s3") is s3
+
+
 def test_an_ses_ingress_without_a_bucket_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="OTHERMAIL_S3_BUCKET"):
         _ = Runtime.build(settings(tmp_path), ses_inbound=True).store

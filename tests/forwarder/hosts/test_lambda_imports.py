@@ -1,0 +1,162 @@
+"""The Lambda's cold start loads what its events need, when they need it (issue 15, point 7).
+
+Structural checks (which modules a fresh interpreter has loaded, which clients were made), never
+timings: bench/coldstart.py measures the import and the first forwarded message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from forwarder.accounts import ensure_destination, ensure_user
+from forwarder.hosts import lambda_handler
+from models import Alias, make_engine, make_session_factory, utcnow
+from tests.conftest import fresh_database
+from tests.forwarder.hosts.lambda_env import BUCKET, PREFIX, Env, ses_event
+
+ROOT = Path(__file__).resolve().parents[3]
+ALIAS = "shop-7hq2@othermail.example"
+MESSAGE = (
+    b"From: Jane Doe <jane@example.net>\r\n"
+    b"To: shop-7hq2@othermail.example\r\n"
+    b"Subject: hello\r\n"
+    b"Message-ID: <m1@example.net>\r\n"
+    b"\r\n"
+    b"Body\r\n"
+)
+#: Never loaded by importing the handler module: each comes with the first event that needs it.
+HEAVY = ("sqlalchemy", "models", "boto3", "botocore", "psycopg", "pymysql", "sqlalchemy.dialects.mysql")
+MYSQL = "sqlalchemy.dialects.mysql"
+URLS = {
+    "sqlite": "sqlite:////tmp/othermail-never-opened.db",
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/othermail_never_opened",
+}
+
+
+def run_fresh(code: str, environ: dict[str, str]) -> dict:
+    """Run ``code`` in a fresh interpreter (in the project folder, with ``environ`` over a copy of
+    this one's environment without any ``OTHERMAIL_*``); it sets ``result``, returned here."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTHERMAIL_")}
+    env.update(environ)
+    script = code + "\nimport json as _json\nprint('RESULT ' + _json.dumps(result))\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT ") :])
+
+
+def add_alias(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as db:
+            user = ensure_user(db, "owner@owner.example")
+            alias = Alias(address=ALIAS, user_id=user.id, created_at=utcnow())
+            alias.destinations.append(ensure_destination(db, user, "a@real.example", verified_at=utcnow()))
+            db.add(alias)
+            db.commit()
+    finally:
+        engine.dispose()
+
+
+def loaded(names: tuple[str, ...]) -> str:
+    return f"[m for m in {list(names)!r} if m in sys.modules]"
+
+
+@pytest.mark.parametrize("backend", sorted(URLS))
+def test_importing_the_handler_loads_no_sqlalchemy_boto3_driver_or_mysql_dialect(backend: str) -> None:
+    result = run_fresh(
+        f"import sys\nimport forwarder.hosts.lambda_handler\nresult = {loaded(HEAVY)}",
+        {"OTHERMAIL_DATABASE_URL": URLS[backend]},
+    )
+    assert result == []
+
+
+def test_the_check_sees_a_module_the_import_loads() -> None:
+    result = run_fresh(f"import sys\nimport forwarder.hosts.lambda_handler, models\nresult = {loaded(HEAVY)}", {})
+    assert result == ["sqlalchemy", "models"]
+
+
+#: Forwards one message through the handler's runtime built from the environment, with an S3
+#: stand-in for the raw mail and a memory sender, and reports what was loaded.
+FORWARD = """
+import io, json, os, sys
+from forwarder.adapters.senders import MemorySender
+from forwarder.hosts.lambda_handler import LambdaRuntime
+from forwarder.settings import Settings
+
+class S3:
+    def get_object(self, Bucket, Key):
+        return {"Body": io.BytesIO(os.environ["TEST_MESSAGE"].encode())}
+
+class Session:
+    def client(self, name):
+        assert name == "s3", name
+        return S3()
+
+runtime = LambdaRuntime.from_settings(Settings.from_env(os.environ), session=Session())
+runtime.forwarder.sender = sender = MemorySender()
+summary = runtime.handle(json.loads(os.environ["TEST_EVENT"]))
+runtime.close()
+dialects = sorted(m for m in sys.modules if m.startswith("sqlalchemy.dialects.") and m.count(".") == 2)
+result = {"outcomes": summary["outcomes"], "sent": len(sender.sent), "loaded": dialects}
+"""
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], ids=["sqlite", "postgresql"]
+)
+def test_forwarding_on_sqlite_or_postgresql_never_loads_the_mysql_dialect(backend: str, tmp_path: Path) -> None:
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        add_alias(url)
+        result = run_fresh(
+            FORWARD,
+            {
+                "OTHERMAIL_DATABASE_URL": url,
+                "OTHERMAIL_S3_BUCKET": BUCKET,
+                "OTHERMAIL_S3_PREFIX": PREFIX,
+                "OTHERMAIL_DOMAINS": "othermail.example",
+                "TEST_MESSAGE": MESSAGE.decode(),
+                "TEST_EVENT": json.dumps(ses_event("m1", ALIAS)),
+            },
+        )
+    assert (result["outcomes"], result["sent"]) == ({"forwarded": 1}, 1)
+    assert f"sqlalchemy.dialects.{backend}" in result["loaded"]  # the check sees the dialect in use
+    assert MYSQL not in result["loaded"]
+
+
+def test_the_handler_makes_each_aws_client_once_per_container(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two invocations: the first makes the S3 and SESv2 clients it uses (not the SESv1 client,
+    nothing bounced), the second makes none."""
+    env.alias(ALIAS, "a@real.example")
+    env.put(PREFIX + "m1", MESSAGE)
+    env.put(PREFIX + "m2", MESSAGE.replace(b"<m1@", b"<m2@"))
+    made: list[str] = []
+    real_client = boto3.session.Session.client
+
+    def counting_client(self: boto3.session.Session, service_name: str, *args: object, **kwargs: object) -> object:
+        made.append(service_name)
+        return real_client(self, service_name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(boto3.session.Session, "client", counting_client)
+    monkeypatch.setattr(lambda_handler, "_runtime", None)
+    monkeypatch.setattr(lambda_handler, "_print_line", lambda _line: None)
+    monkeypatch.setenv("OTHERMAIL_DATABASE_URL", env.database_url)
+    monkeypatch.setenv("OTHERMAIL_S3_BUCKET", BUCKET)
+    monkeypatch.setenv("OTHERMAIL_S3_PREFIX", PREFIX)
+    monkeypatch.setenv("OTHERMAIL_DOMAINS", "othermail.example")
+    try:
+        assert lambda_handler.handler(ses_event("m1", ALIAS), None)["outcomes"] == {"forwarded": 1}
+        assert sorted(made) == ["s3", "sesv2"]
+        assert lambda_handler.handler(ses_event("m2", ALIAS), None)["outcomes"] == {"forwarded": 1}
+        assert sorted(made) == ["s3", "sesv2"]
+        assert len(env.sent()) == 2
+    finally:
+        if lambda_handler._runtime is not None:
+            lambda_handler._runtime.close()
