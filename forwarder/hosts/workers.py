@@ -233,7 +233,10 @@ def serve(connection: Connection) -> None:
                 answer = ("error", f"{exc.__class__.__name__}: {exc}", {})
             gained = metrics.snapshot()
             gained.subtract(before)
-            connection.send((answer[0], answer[1], {k: v for k, v in gained.items() if v}))
+            try:
+                connection.send((answer[0], answer[1], {k: v for k, v in gained.items() if v}))
+            except OSError:
+                return  # the parent is gone; the entry stays in its spool for the next start
     finally:
         runtime.close()
 
