@@ -20,6 +20,7 @@ from typing import Any
 from forwarder.adapters.smtp.ingress import IngressHandler, SmtpListener
 from forwarder.adapters.sql.directory import AddressStatus
 from forwarder.errors import AddressInUse
+from forwarder.flows.reply import looks_reverse
 from forwarder.hosts.dispatch import Dispatcher
 from forwarder.ops.metrics import RETRY, SKIPPED, prometheus_text
 from forwarder.ports import Sender
@@ -128,6 +129,7 @@ class OneBox:
                 metrics=self.metrics,
                 authenticate=self.authenticator.authenticate,
                 screen=replies.screen if replies is not None else None,
+                screens=looks_reverse,
             )
             tls = None
             if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:

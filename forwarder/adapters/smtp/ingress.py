@@ -76,6 +76,7 @@ class IngressHandler:
         metrics: Metrics | None = None,
         authenticate: Authenticate | None = None,
         screen: Screen | None = None,
+        screens: Callable[[str], bool] | None = None,
     ) -> None:
         self.domains = frozenset(d.lower() for d in domains)
         #: Inbound authentication (forwarder.adapters.inbound_auth): given the message, the client's address,
@@ -85,6 +86,10 @@ class IngressHandler:
         #: After authentication, a refusal for a message nobody may send (mail to reverse addresses
         #: of two-way aliases that is not from their owner: forwarder/flows/reply.py); asked off the loop.
         self.screen = screen
+        #: Which recipients the screen may refuse (reverse addresses: forwarder.flows.reply.looks_reverse);
+        #: a message to any other recipient is accepted without asking it, so ordinary mail costs no
+        #: trip to a thread and back. None: the screen is asked about every message.
+        self.screens = screens
         self.limits = limits or SmtpLimits()
         self.metrics = metrics
         self.failed_rcpts = FailedRcpts(self.limits)
@@ -218,7 +223,7 @@ class IngressHandler:
         if self.authenticate is not None:
             authenticated = await self.authenticate(raw, peer, session.host_name or "", envelope.mail_from or "")
             raw, verdicts = authenticated if isinstance(authenticated, tuple) else (authenticated, None)
-        if self.screen is not None:
+        if self.screen is not None and (self.screens is None or all(map(self.screens, envelope.rcpt_tos))):
             try:
                 refusal = await asyncio.get_running_loop().run_in_executor(
                     None, self.screen, raw, verdicts, envelope.mail_from or "", tuple(envelope.rcpt_tos)
