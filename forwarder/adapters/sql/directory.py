@@ -15,11 +15,12 @@ with another worker's for the same copy (or a deadlock's victim) starts over and
 a message over a limit is rolled back and recorded as dropped; a catch-all alias is created first.
 
 The statements of a forwarded message (one destination, the default limits; bench/statements.py
-prints them, tests/forwarder/adapters/sql/test_statements_per_message.py holds them) are six, the
-same on the first message of a rate-limit window as on the next: step 1 reads the alias, its
-destinations and the message's rows in one query, counts the message on the alias row, inserts the
-claim and counts the message in every window with one upsert (limit_windows.py); step 3 counts the
-forward on the alias row and updates the claim by its key. Each step is one transaction on one
+prints them, tests/forwarder/adapters/sql/test_statements_per_message.py holds them) are five on
+PostgreSQL and MariaDB, six on SQLite, the same on the first message of a rate-limit window as on
+the next: step 1 reads the alias, its destinations and the message's rows in one query, counts the
+message on the alias row, inserts the claim and counts the message in every window with one upsert
+(limit_windows.py); step 3 updates the claim by its key and counts the forward on the alias row, in
+one statement where the database writes two tables at once (SQLite: two). Each step is one transaction on one
 pooled connection, and the first statement of each is run again on a new connection if the pooled
 one turns out dead (the pool pings only connections that sat idle, models/engine.py).
 
@@ -479,6 +480,26 @@ _FINISH_KEY = (
         updated_at=bindparam("p_now"),
     )
 )
+
+#: :data:`_FINISH_KEY` and :data:`_COUNT_FORWARDED` in one statement, where the database can
+#: write two tables at once: PostgreSQL with a data-modifying WITH, MariaDB with a multiple-table
+#: UPDATE (SQLite runs the two statements).
+_FINISH_COUNTING: dict[str, Any] = {
+    "postgresql": _FINISH_KEY.add_cte(_COUNT_FORWARDED.returning(_aliases.c.id).cte("counted")),
+    "mysql": update(_deliveries)
+    .where(_KEY, _aliases.c.id == _deliveries.c.alias_id)
+    .values(
+        {
+            _aliases.c.forwarded_count: _aliases.c.forwarded_count + 1,
+            _deliveries.c.outcome: bindparam("p_outcome"),
+            _deliveries.c.reason: bindparam("p_reason"),
+            _deliveries.c.bytes_out: bindparam("p_bytes_out"),
+            _deliveries.c.provider_message_id: bindparam("p_provider_message_id"),
+            _deliveries.c.updated_at: bindparam("p_now"),
+        }
+    ),
+}
+_FINISH_COUNTING["mariadb"] = _FINISH_COUNTING["mysql"]
 
 #: A claim left unsent taken back: a new row goes, a row taken over is retry again.
 _WITHDRAW = delete(_deliveries).where(_KEY, _deliveries.c.outcome == PENDING)
@@ -963,23 +984,33 @@ class SqlDirectory:
     def _finish_first(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> None:
         """:meth:`_finish_in` for the copies of a message claimed first (:attr:`Finished.first`):
         nothing of it was forwarded before, so its alias counts one forward if a copy went, and each
-        row is updated by its key, none read first."""
-        forwarded = {done.alias_id for done in finished if done.outcome is Outcome.FORWARDED}
-        for alias_id in sorted(a for a in forwarded if a is not None):  # the alias row first (the module docstring)
-            connection.execute(_COUNT_FORWARDED, {"p_alias_id": alias_id})
-        for done in finished:
-            updated = connection.execute(
-                _FINISH_KEY,
-                {
-                    **_key_params(done.key),
-                    "p_outcome": done.outcome.value,
-                    "p_reason": _reason(done.reason),
-                    "p_bytes_out": done.bytes_out,
-                    "p_provider_message_id": done.provider_message_id,
-                    "p_now": now,
-                },
-            )
-            if updated.rowcount != 1:
+        row is updated by its key, none read first. Where the database can, the first forwarded
+        copy's update counts the forward in the same statement."""
+        counting = _FINISH_COUNTING.get(connection.dialect.name)
+        to_count = sorted({done.alias_id for done in finished if done.outcome is Outcome.FORWARDED and done.alias_id})
+        if counting is None:
+            for alias_id in to_count:  # the alias row first (the module docstring)
+                connection.execute(_COUNT_FORWARDED, {"p_alias_id": alias_id})
+            to_count = []
+        # the copies that count a forward first, the alias row with them
+        ordered = sorted(finished, key=lambda done: done.outcome is not Outcome.FORWARDED)
+        for done in ordered:
+            params = {
+                **_key_params(done.key),
+                "p_outcome": done.outcome.value,
+                "p_reason": _reason(done.reason),
+                "p_bytes_out": done.bytes_out,
+                "p_provider_message_id": done.provider_message_id,
+                "p_now": now,
+            }
+            statement: Any = _FINISH_KEY
+            rows = 1
+            if done.outcome is Outcome.FORWARDED and done.alias_id in to_count:
+                to_count.remove(done.alias_id)
+                # a multiple-table UPDATE counts a row of each table
+                statement, rows = counting, 1 if connection.dialect.name == "postgresql" else 2
+                params["p_alias_id"] = done.alias_id
+            if connection.execute(statement, params).rowcount != rows:
                 raise LookupError(f"no claimed delivery row for {done.key}")
 
     def finish(

@@ -32,9 +32,10 @@ ALIAS = "shop-7hq2@othermail.example"
 RAW = b"From: Jane <jane@example.net>\r\nTo: shop-7hq2@othermail.example\r\nSubject: hi\r\n\r\nbody\r\n"
 START = datetime(2030, 1, 2, 11, 30, tzinfo=UTC)
 
-#: The bounds this module holds the hot path to (one-way alias, one destination, the default limits).
+#: The bounds this module holds the hot path to (one-way alias, one destination, the default limits),
+#: by dialect: SQLite cannot write two tables in one statement (forwarder/adapters/sql/directory.py).
 #: Before issue 15: 33 statements in 7 transactions on the first message of a day, 12 in 2 after.
-MAX_STATEMENTS = 6
+MAX_STATEMENTS = {"sqlite": 6, "postgresql": 5, "mysql": 5}
 MAX_TRANSACTIONS = 2
 MAX_CHECKOUTS = 2
 
@@ -112,7 +113,7 @@ def _show(backend: str, name: str, counted: Counted) -> None:
     )
 
 
-def test_a_forwarded_message_costs_at_most_six_statements_even_first_in_its_windows(box: Box) -> None:
+def test_a_forwarded_message_costs_as_few_statements_first_in_its_windows_as_after(box: Box) -> None:
     backend = box.engine.dialect.name
     box.now[0] += timedelta(days=1)  # a new day: none of its four windows has a row yet
     first = box.forward("m1")
@@ -120,7 +121,7 @@ def test_a_forwarded_message_costs_at_most_six_statements_even_first_in_its_wind
     _show(backend, "first of window", first)
     _show(backend, "steady", steady)
     for counted in (first, steady):
-        assert len(counted.statements) <= MAX_STATEMENTS, counted.statements
+        assert len(counted.statements) <= MAX_STATEMENTS[backend], counted.statements
         assert counted.transactions <= MAX_TRANSACTIONS
         assert counted.checkouts <= MAX_CHECKOUTS
         # the four windows are counted by one statement, and nothing is deleted per message
@@ -171,7 +172,7 @@ def test_a_message_goes_through_after_the_server_killed_the_pooled_connection(ba
             counted = box.forward("m2")  # no ping: the first statement meets the dead connection, once
             assert len(reconnects) == 1
             assert counted.statements[0] == counted.statements[1]  # the first statement, run again
-            assert len(counted.statements) <= MAX_STATEMENTS + 1
+            assert len(counted.statements) <= MAX_STATEMENTS[box.engine.dialect.name] + 1
             assert [m.recipient for m in box.sender.sent][-1] == "home@real.example"
             assert len(box.sender.sent) == 3
         finally:
@@ -224,6 +225,6 @@ def test_psycopg_prepares_the_hot_path_statements() -> None:
             with box.engine.connect() as connection:  # the same pooled connection
                 prepared = connection.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars().all()
             assert any("rate_limit_hits" in s for s in prepared)
-            assert any(s.startswith("UPDATE deliveries") for s in prepared)
+            assert any("UPDATE deliveries" in s for s in prepared)
         finally:
             box.engine.dispose()
