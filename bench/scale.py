@@ -602,6 +602,10 @@ def _git(*command: str) -> str:
     return done.stdout.strip()
 
 
+def _command() -> str:
+    return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
 def _run_exported(revision: str, argv: Sequence[str]) -> int:
     """Run this bench in a copy of ``revision`` (``git archive``), so that uncommitted edits in the
     working tree (other people's work in progress) are not what is measured."""
@@ -632,7 +636,7 @@ def _run_exported(revision: str, argv: Sequence[str]) -> int:
                 skip = True
             else:
                 rest.append(argument)
-        env = {**os.environ, EXPORTED: commit}
+        env = {**os.environ, EXPORTED: commit, EXPORTED + "_COMMAND": _command()}
         return subprocess.run([sys.executable, str(script), *rest], env=env, check=False).returncode
     finally:
         shutil.rmtree(copy, ignore_errors=True)
@@ -701,7 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if admin_url.get_backend_name() != "postgresql":
         print("scale.py: --url must name a PostgreSQL server", file=sys.stderr)
         return 2
-    print("command: " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print("command: " + os.environ.get(EXPORTED + "_COMMAND", _command()))
     try:
         with _admin(admin_url) as connection:
             version = connection.execute("SELECT version()").fetchone()
