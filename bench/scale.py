@@ -3,6 +3,7 @@
     .venv/bin/python bench/scale.py                      # 1,000 and 1,000,000 aliases, 8 workers
     .venv/bin/python bench/scale.py --quick              # 1,000 and 100,000 aliases, fewer messages
     .venv/bin/python bench/scale.py --aliases 200000 --messages 4000 --workers 4 --keep
+    .venv/bin/python bench/scale.py --commit HEAD --one-way  # a copy of HEAD, not the working tree
 
 For each size it makes its own database on the PostgreSQL server of ``--url`` (127.0.0.1:5432, user
 postgres: ``othermail_bench_scale_<aliases>``, dropped first if it exists, and at the end unless
@@ -27,6 +28,10 @@ A size's run ends after ``--messages`` messages or ``--seconds`` seconds, whiche
 a slow tree still finishes in a few minutes (the outcome lines say when the time limit ended it).
 ``--synchronous-commit off`` sets that on the bench databases only: commits then no longer wait for
 the WAL flush (about 3 ms a flush on this machine's disk), which shows what the disk costs.
+
+The working tree is measured as it is, uncommitted edits included; ``--commit REV`` measures a
+copy of that commit instead (``git archive`` into a temporary folder), and the output names the
+commit either way.
 
 It prints the command line, the PostgreSQL version, the outcome counts (a message dropped by a
 rate limit would show there) and a table with both sizes side by side, judged against the targets
