@@ -23,6 +23,7 @@ invocation's count of every outcome, as metrics of the ``Othermail`` namespace (
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from forwarder.adapters.aws.events import FeedbackJob, Job, Skipped, describe_event, outside_mail_bucket, parse_event
-from forwarder.adapters.aws.secrets import environ_with_secrets
+from forwarder.adapters.aws.secrets import SECRETS_ARN, SSM_PATH, environ_with_secrets
 from forwarder.core import Outcome
 from forwarder.core.envelope import recipients_from_headers, verdicts_from_headers
 from forwarder.core.message import split_message
@@ -224,11 +225,29 @@ def _print_line(line: str) -> None:
 _runtime: LambdaRuntime | None = None
 
 
+def _cold_start(environ: Mapping[str, str]) -> LambdaRuntime:
+    """The runtime, from the environment plus the secrets ``OTHERMAIL_SSM_PATH`` /
+    ``OTHERMAIL_SECRETS_ARN`` point at (fetched once, here).
+
+    Reading secrets makes a boto3 session; the runtime's clients come from the same one when the
+    settings name the region it was made for (they do, unless a secret names another), so botocore
+    loads its endpoint and retry data once per cold start, not twice (about 50 ms of CPU here).
+    """
+    session = None
+    region = environ.get("OTHERMAIL_AWS_REGION") or environ.get("AWS_REGION")
+    if region and ((environ.get(SSM_PATH) or "").strip() or (environ.get(SECRETS_ARN) or "").strip()):
+        import boto3
+
+        session = boto3.session.Session(region_name=region)
+    settings = Settings.from_env(environ_with_secrets(environ, session=session))
+    shared = session if session is not None and settings.aws_region == region else None
+    return LambdaRuntime.from_settings(settings, session=shared)
+
+
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
     global _runtime
     if _runtime is None:
         logging.getLogger("othermail").setLevel(logging.INFO)
-        # OTHERMAIL_SSM_PATH / OTHERMAIL_SECRETS_ARN: the database URL and other secrets, fetched once here
-        _runtime = LambdaRuntime.from_settings(Settings.from_env(environ_with_secrets()))
+        _runtime = _cold_start(os.environ)
     function = getattr(context, "function_name", None)
     return _runtime.invoke(event, dimensions={"FunctionName": function} if function else None, context=context)

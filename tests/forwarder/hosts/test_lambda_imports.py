@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -160,3 +161,44 @@ def test_the_handler_makes_each_aws_client_once_per_container(env: Env, monkeypa
     finally:
         if lambda_handler._runtime is not None:
             lambda_handler._runtime.close()
+
+
+@pytest.mark.parametrize(
+    ("secret", "sessions", "runtime_region"),
+    [
+        ({}, 1, "us-east-1"),  # the secrets' session serves the runtime too
+        ({"OTHERMAIL_AWS_REGION": "eu-west-1"}, 2, "eu-west-1"),  # a secret names another region
+    ],
+    ids=["shared", "other-region"],
+)
+def test_a_cold_start_with_secrets_makes_one_boto3_session_where_the_region_agrees(
+    env: Env, monkeypatch: pytest.MonkeyPatch, secret: dict[str, str], sessions: int, runtime_region: str
+) -> None:
+    client = env.session.client("secretsmanager", region_name="us-east-1")
+    value = json.dumps({**secret, "OTHERMAIL_S3_BUCKET": BUCKET})
+    arn = client.create_secret(Name="othermail/cold", SecretString=value)["ARN"]
+    made: list[boto3.session.Session] = []
+    real_init = boto3.session.Session.__init__
+
+    def counting_init(self: boto3.session.Session, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "__init__", counting_init)
+    monkeypatch.setattr(lambda_handler, "_runtime", None)
+    monkeypatch.setattr(lambda_handler, "_print_line", lambda _line: None)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("OTHERMAIL_SECRETS_ARN", arn)
+    monkeypatch.setenv("OTHERMAIL_DATABASE_URL", env.database_url)
+    monkeypatch.delenv("OTHERMAIL_AWS_REGION", raising=False)
+    monkeypatch.delenv("OTHERMAIL_S3_BUCKET", raising=False)
+    summary = lambda_handler.handler({"unexpected": True}, None)
+    runtime = lambda_handler._runtime
+    assert runtime is not None and runtime.parts is not None
+    try:
+        assert summary["outcomes"] == {"skipped:invalid-event": 1}
+        assert runtime.settings.s3_bucket == BUCKET  # the secret was read
+        assert runtime.parts.aws_session.region_name == runtime_region
+        assert len(made) == sessions and runtime.parts.aws_session is made[-1]
+    finally:
+        runtime.close()
