@@ -204,12 +204,12 @@ def _fields_at_once(block: bytes, only_crlf: bool, clean: bool) -> list[HeaderFi
     continuations = block.count(separator + b" ") + block.count(separator + b"\t")
     if len(found) + continuations != lines:
         return None
-    if only_crlf:  # every match but one at the very end (no line ending) ends with its CR
-        last = found[-1][0] if found and not block.endswith(b"\r\n") else None
-        return [
-            HeaderField(name.decode("ascii"), (whole if whole is last else whole[:-1]).split(b"\r\n"), clean)
-            for whole, name in found
-        ]
+    if only_crlf:  # each match ends with the CR of its last line, but one at the very end of the data
+        fields = [HeaderField(name.decode("ascii"), whole[:-1].split(b"\r\n"), clean) for whole, name in found]
+        if not block.endswith(b"\r\n"):
+            whole, name = found[-1]
+            fields[-1] = HeaderField(name.decode("ascii"), whole.split(b"\r\n"), clean)
+        return fields
     return [HeaderField(name.decode("ascii"), whole.split(b"\n"), clean) for whole, name in found]
 
 

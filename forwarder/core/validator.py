@@ -101,11 +101,14 @@ def validate(
         problems.append(Violation("control-character", "NUL or bare CR in a header"))
 
     lined = b"\n" + block
-    counts = Counter(name.lower().decode("ascii") for name in _ONCE_FIELDS.findall(lined))
-    for key, count in counts.items():
-        if count > 1:
-            problems.append(Violation(f"duplicate-{key}", f"{count} times"))
-    if counts["from"] == 0:
+    once = _ONCE_FIELDS.findall(lined)
+    once_keys = b"\n".join(once).lower().split(b"\n") if once else []
+    if len(set(once_keys)) != len(once_keys):
+        counts = Counter(name.decode("ascii") for name in once_keys)
+        for name, count in counts.items():
+            if count > 1:
+                problems.append(Violation(f"duplicate-{name}", f"{count} times"))
+    if b"from" not in once_keys:
         problems.append(Violation("no-from", "no From field"))
 
     recipients = 0

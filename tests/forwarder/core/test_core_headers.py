@@ -8,6 +8,8 @@ import email.utils
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forwarder.core import AliasState, Outcome, Policy, Verdicts, forward, prepare, validate_bytes
 from forwarder.core.headers import (
@@ -17,6 +19,7 @@ from forwarder.core.headers import (
     ONCE_ONLY,
     ORIGINAL_FROM,
     REMOVED,
+    _readable_date,
     loop_token,
     read_origin,
     rewrite_headers,
@@ -691,3 +694,33 @@ def test_rule11_a_folded_valid_date_is_kept() -> None:
     result = forward_result(message(b"From: a@example.com", b"Date: Thu, 2 May 2024\r\n 08:00:00 -0700"))
     assert values(result.outgoing.as_bytes(), "Date") == [b"Thu, 2 May 2024 08:00:00 -0700"]
     assert "missing-date" not in result.repairs
+
+
+# --- Date readability: the plain form read without the stdlib, with the stdlib's answer -----------
+
+_DAY_NAMES = st.sampled_from(["", "Mon, ", "Sun, ", "Xyz, "])
+
+
+@given(
+    _DAY_NAMES,
+    st.integers(0, 39),
+    st.sampled_from(["Jan", "Feb", "Apr", "Jun", "Sep", "Nov", "Dec", "Foo"]),
+    st.integers(0, 9999),
+    st.integers(0, 30),
+    st.integers(0, 70),
+    st.integers(0, 70),
+    st.sampled_from("+-"),
+    st.integers(0, 30),
+    st.integers(0, 99),
+)
+@settings(max_examples=500, deadline=None)
+def test_readable_date_gives_the_stdlib_answer(
+    day_name: str, day: int, month: str, year: int, hh: int, mm: int, ss: int, sign: str, tzh: int, tzm: int
+) -> None:
+    value = f"{day_name}{day:02d} {month} {year:04d} {hh:02d}:{mm:02d}:{ss:02d} {sign}{tzh:02d}{tzm:02d}"
+    try:
+        email.utils.parsedate_to_datetime(value)
+        expected = True
+    except (TypeError, ValueError, IndexError, OverflowError):
+        expected = False
+    assert _readable_date([b"Date: " + value.encode()]) is expected, value

@@ -1,0 +1,295 @@
+"""Issue 15, points 1-3: the forwarding core's full path next to the Node peer, memcpy and the stdlib.
+
+    .venv/bin/python bench/fullpath.py [--corpus DIR] [--rounds N] [--quick] [--no-peer]
+
+Full path = what a forwarded message costs the core: ``prepare(raw)`` + ``forward.rewrite()`` for one
+alias (header rewrite, SES pre-flight ``validate()`` with the body line-length scan, a repair when a
+body line is too long) + ``Outgoing.as_bytes()``, the bytes handed to a sender.
+
+Everything printed is measured in this run, side by side: every round times each variant once
+(order rotated each round; fast calls batched so that a sample lasts a few milliseconds), the Node
+peer's round included (bench/_node_peer.py keeps the peer running in ``--serve`` mode, so its rounds
+are interleaved with ours), and each figure is the median over the rounds. The references:
+
+- Node peer: the unmodified npm package aws-lambda-ses-forwarder (pinned), decode + its
+  ``processMessage`` + encode, timed inside Node (see bench/_node_peer.py); skipped, saying why,
+  where ``node`` or the npm registry is absent, or with ``--no-peer``;
+- memcpy: ``bytes(memoryview(raw))``, one copy of the message into a new buffer;
+- stdlib round trip: ``email.message_from_bytes(raw, policy=email.policy.default).as_bytes()``.
+
+Targets judged (PASS/FAIL):
+
+1. 2 KB message: core full path at most 3x the Node peer's, and at least 30x faster than the stdlib;
+2. 10 MB message: core full path at most 3x one memcpy of it;
+3. corpus: core full-path throughput (messages/s over one pass) at least the Node peer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import gc
+import math
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # leave no bench/__pycache__ behind
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _path in (str(ROOT), str(HERE)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import _measure as gen  # noqa: E402  (bench/_measure.py: the generated messages)
+
+from forwarder.core.forward import prepare, rewrite  # noqa: E402
+
+ALIAS = gen.ALIAS
+MB = 1_000_000
+MAX_VS_NODE = 3.0  # (1) core 2 KB full path / Node peer's, at most
+MIN_VS_STDLIB = 30.0  # (1) stdlib round trip / core 2 KB full path, at least
+MAX_VS_MEMCPY = 3.0  # (2) core 10 MB full path / one memcpy, at most
+MIN_CORPUS_VS_NODE = 1.0  # (3) core corpus throughput / Node peer's, at least
+
+
+def full_path(raw: bytes) -> bytes | None:
+    result = rewrite(prepare(raw), ALIAS)
+    return None if result.outgoing is None else result.outgoing.as_bytes()
+
+
+def stdlib_round_trip(raw: bytes) -> bytes:
+    return email.message_from_bytes(raw, policy=email.policy.default).as_bytes()
+
+
+def memcpy(raw: bytes) -> bytes:
+    return bytes(memoryview(raw))
+
+
+def corpus_pass(messages: list[bytes]) -> int:
+    """One full-path pass over the corpus; returns how many messages raised (timed until they did)."""
+    raised = 0
+    for raw in messages:
+        try:
+            full_path(raw)
+        except Exception:
+            raised += 1
+    return raised
+
+
+class Sampler:
+    """One timed variant: ``fn(arg)`` called ``batch`` times per sample; seconds per call."""
+
+    def __init__(self, fn: Callable[[object], object], arg: object, min_sample: float) -> None:
+        self.fn, self.arg = fn, arg
+        self.samples: list[float] = []
+        start = time.perf_counter()
+        fn(arg)  # warm-up, and the batch size
+        once = time.perf_counter() - start
+        self.batch = max(1, min(20_000, math.ceil(min_sample / max(once, 1e-9))))
+
+    def sample(self) -> None:
+        fn, arg = self.fn, self.arg
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(self.batch):
+            fn(arg)
+        self.samples.append((time.perf_counter() - start) / self.batch)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+
+def fmt(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:,.1f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:,.2f} ms"
+    return f"{seconds:,.3f} s"
+
+
+def find_corpus(option: str | None) -> Path:
+    if option:
+        return Path(option)
+    env = os.environ.get("OTHERMAIL_CORPUS")
+    return Path(env) if env else (ROOT / ".." / "shared" / "corpus").resolve()
+
+
+class NodeColumn:
+    """The Node peer's rounds (bench/_node_peer.py ``open_session``), or why there are none.
+
+    This is the hook for the peer: everything the bench needs from it is ``round()`` (per-call
+    seconds per message, in the order given) and ``skipped`` (None, or the reason printed).
+    """
+
+    def __init__(self, messages: list[bytes], enabled: bool) -> None:
+        self.skipped: str | None = None
+        self.session = None
+        self.rounds: list[list[float]] = []
+        self.label = "Node peer"
+        self.rejected = ""
+        if not enabled:
+            self.skipped = "Node peer skipped: --no-peer"
+            return
+        try:
+            import _node_peer
+        except ImportError as exc:  # the harness is not in this checkout
+            self.skipped = f"Node peer skipped: bench/_node_peer.py not importable ({exc})"
+            return
+        reason = _node_peer.available()
+        if reason is not None:
+            self.skipped = reason
+            return
+        try:
+            self.session = _node_peer.open_session(messages, min_batch_ms=1.0)
+        except (RuntimeError, _node_peer.PeerUnavailable) as exc:
+            self.skipped = f"Node peer skipped: {exc}"
+            return
+        self.label = f"Node peer ({self.session.peer}, node {self.session.node})"
+        if self.session.rejected:
+            self.rejected = f"{len(self.session.rejected)} message(s) the peer rejects are timed all the same"
+
+    def round(self) -> None:
+        if self.session is not None:
+            self.rounds.append(self.session.round())
+
+    def median(self, index: int) -> float:
+        return statistics.median(r[index] for r in self.rounds)
+
+    def pass_median(self, indexes: range) -> float:
+        """Median over rounds of the sum of one round's per-message times (one pass)."""
+        return statistics.median(sum(r[i] for i in indexes) for r in self.rounds)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--corpus", help="folder of .eml files (default: $OTHERMAIL_CORPUS or ../shared/corpus)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 15; --quick 7)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--no-peer", action="store_true", help="do not run the Node peer")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (7 if args.quick else 15)
+    wall = time.perf_counter()
+
+    print("othermail core full path: issue 15 points 1-3")
+    print("=" * 45)
+    print(f"command   : {shlex.join(getattr(sys, 'orig_argv', [sys.executable, *sys.argv]))}")
+    print(f"python    : {platform.python_implementation()} {platform.python_version()} on {platform.machine()}")
+    load = os.getloadavg()
+    print(f"cpus      : {os.cpu_count()}; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+    small = gen.typical_message()
+    ten = gen.large_message(10 * MB)
+    corpus_dir = find_corpus(args.corpus)
+    files = sorted(p for p in corpus_dir.rglob("*.eml") if p.is_file()) if corpus_dir.is_dir() else []
+    corpus = [p.read_bytes() for p in files]
+    print(
+        f"corpus    : {corpus_dir}: {len(corpus)} .eml files, {sum(map(len, corpus)):,} bytes"
+        if corpus
+        else f"corpus    : none at {corpus_dir} (set OTHERMAIL_CORPUS or --corpus): target 3 skipped"
+    )
+
+    node = NodeColumn([small, *corpus], enabled=not args.no_peer)
+    print(f"node peer : {node.skipped or node.label}" + (f"; {node.rejected}" if node.rejected else ""))
+    print(f"rounds    : {rounds}, interleaved (order rotated each round); every figure is a median over them")
+    print()
+
+    samplers: dict[str, Sampler] = {
+        "core 2 KB": Sampler(full_path, small, 0.005),
+        "stdlib 2 KB": Sampler(stdlib_round_trip, small, 0.005),
+        "core 10 MB": Sampler(full_path, ten, 0.0),
+        "memcpy 10 MB": Sampler(memcpy, ten, 0.0),
+    }
+    if corpus:
+        samplers["core corpus pass"] = Sampler(corpus_pass, corpus, 0.0)
+    tasks: list[Callable[[], None]] = [s.sample for s in samplers.values()] + [node.round]
+    try:
+        for r in range(rounds):
+            shift = r % len(tasks)
+            for task in tasks[shift:] + tasks[:shift]:
+                task()
+    finally:
+        node.close()
+
+    t = {name: s.median for name, s in samplers.items()}
+    have_node = node.skipped is None and bool(node.rounds)
+    node_2k = node.median(0) if have_node else None
+    raised = corpus_pass(corpus) if corpus else 0
+
+    print(f"{'what':<22} {'bytes':>12} {'othermail core':>15} {'Node peer':>12} {'reference':>26}")
+    print(f"{'-' * 22} {'-' * 12} {'-' * 15} {'-' * 12} {'-' * 26}")
+    ref_2k = f"stdlib {fmt(t['stdlib 2 KB'])}"
+    node_text = fmt(node_2k) if node_2k else "-"
+    print(f"{'2 KB text message':<22} {len(small):>12,} {fmt(t['core 2 KB']):>15} {node_text:>12} {ref_2k:>26}")
+    ref_10 = f"memcpy {fmt(t['memcpy 10 MB'])}"
+    print(f"{'10 MB multipart':<22} {len(ten):>12,} {fmt(t['core 10 MB']):>15} {'-':>12} {ref_10:>26}")
+    if corpus:
+        n = len(corpus)
+        core_rate = n / t["core corpus pass"]
+        node_pass = node.pass_median(range(1, n + 1)) if have_node else None
+        node_rate = f"{n / node_pass:,.0f}/s" if node_pass else "-"
+        print(
+            f"{f'corpus, {n} msgs':<22} {sum(map(len, corpus)):>12,} {f'{core_rate:,.0f}/s':>15} {node_rate:>12} "
+            f"{'messages per second':>26}"
+        )
+    print()
+
+    verdicts: list[bool] = []
+
+    def judge(ok: bool) -> str:
+        verdicts.append(ok)
+        return "PASS" if ok else "FAIL"
+
+    print("Targets (ratios of medians from this run)")
+    if node_2k:
+        ratio = t["core 2 KB"] / node_2k
+        print(
+            f"(1a) 2 KB full path vs Node peer          {ratio:6.2f}x  (<= {MAX_VS_NODE:.0f}x)   "
+            f"[{judge(ratio <= MAX_VS_NODE)}]"
+        )
+    else:
+        print(f"(1a) 2 KB full path vs Node peer          [SKIPPED] {node.skipped}")
+    ratio = t["stdlib 2 KB"] / t["core 2 KB"]
+    print(
+        f"(1b) 2 KB stdlib round trip / full path   {ratio:6.1f}x  (>= {MIN_VS_STDLIB:.0f}x)  "
+        f"[{judge(ratio >= MIN_VS_STDLIB)}]"
+    )
+    ratio = t["core 10 MB"] / t["memcpy 10 MB"]
+    print(
+        f"(2)  10 MB full path vs one memcpy        {ratio:6.2f}x  (<= {MAX_VS_MEMCPY:.0f}x)   "
+        f"[{judge(ratio <= MAX_VS_MEMCPY)}]"
+    )
+    if corpus and have_node:
+        n = len(corpus)
+        ratio = node.pass_median(range(1, n + 1)) / t["core corpus pass"]
+        print(
+            f"(3)  corpus throughput vs Node peer       {ratio:6.2f}x  (>= {MIN_CORPUS_VS_NODE:.0f}x)   "
+            f"[{judge(ratio >= MIN_CORPUS_VS_NODE)}]"
+        )
+    else:
+        why = node.skipped if corpus else "no corpus"
+        print(f"(3)  corpus throughput vs Node peer       [SKIPPED] {why}")
+    if raised:
+        print(f"     note: {raised} of {len(corpus)} corpus messages raised in the core (timed until they did)")
+    load = os.getloadavg()
+    print()
+    print(
+        f"{sum(verdicts)} of {len(verdicts)} judged targets pass; the run took {time.perf_counter() - wall:.1f} s; "
+        f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
