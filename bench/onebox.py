@@ -142,6 +142,12 @@ def main() -> int:
         default="own",
         help="OTHERMAIL_INBOUND_AUTH of the box measured (own: SPF, DKIM and DMARC per message)",
     )
+    parser.add_argument(
+        "--two-way",
+        choices=("true", "false"),
+        default="true",
+        help="OTHERMAIL_TWO_WAY of the box measured (true, the default: reverse addresses for every sender)",
+    )
     options = parser.parse_args()
     per_client = options.messages // options.clients
     total = per_client * options.clients
@@ -204,6 +210,7 @@ def run(
             "OTHERMAIL_RELAY_PORT": str(relay_port),
             "OTHERMAIL_RELAY_SECURITY": "none",
             "OTHERMAIL_INBOUND_AUTH": options.inbound_auth,
+            "OTHERMAIL_TWO_WAY": options.two_way,
             "PYTHONPATH": str(ROOT),
         }
     )
@@ -331,7 +338,7 @@ def run(
     cpu_ms = (cpu_after - cpu_before) * 1000 / max(1, len(seen))
     listener_ms = (per_process.get(box.pid, 0.0) - before_per_process.get(box.pid, 0.0)) * 1000 / max(1, len(seen))
     print(f"messages={total} size_kb={options.size_kb} clients={options.clients} refused={refused}")
-    print(f"database: {database}")
+    print(f"database: {database}; inbound auth {options.inbound_auth}; two-way {options.two_way}")
     print(f"throughput: {rate:.0f} messages/s, {rate / TARGET_RATE:.2f}x the target (>= {TARGET_RATE:.0f})")
     print(f"latency DATA->relay: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < {TARGET_P99_MS:.0f} ms)")
     print(f"lost={lost} duplicated={duplicated} (target 0 and 0)")
