@@ -184,6 +184,11 @@ class Dispatcher:
                 self._idle.wait(left)
         return True
 
+    def backlog(self) -> int:
+        """Messages handed in and not finished yet (running or waiting for a thread); scheduled
+        retries do not count. Read without the lock: a momentary figure for flow control."""
+        return self._active
+
     def snapshot(self) -> Counter[str]:
         """A copy of ``counts`` taken under the lock (for /metrics, read while threads count)."""
         with self._lock:

@@ -29,6 +29,9 @@ from forwarder.settings import Settings
 
 logger = logging.getLogger("othermail.onebox")
 
+#: Accepted messages waiting to be forwarded, per forwarding worker, above which the SMTP listener
+#: delays DATA (forwarder/adapters/smtp/ingress.py, in-flow delay).
+BACKLOG_PER_WORKER = 2
 #: How often the local store is pruned of mail older than ``OTHERMAIL_KEEP_DAYS``.
 PRUNE_INTERVAL_SECONDS = 3600.0
 
@@ -130,6 +133,8 @@ class OneBox:
                 authenticate=self.authenticator.authenticate,
                 screen=replies.screen if replies is not None else None,
                 screens=looks_reverse,
+                backlog=self.dispatcher.backlog,
+                backlog_limit=BACKLOG_PER_WORKER * workers,
             )
             tls = None
             if settings.smtp_tls_cert is not None and settings.smtp_tls_key is not None:

@@ -77,6 +77,8 @@ class IngressHandler:
         authenticate: Authenticate | None = None,
         screen: Screen | None = None,
         screens: Callable[[str], bool] | None = None,
+        backlog: Callable[[], int] | None = None,
+        backlog_limit: int = 0,
     ) -> None:
         self.domains = frozenset(d.lower() for d in domains)
         #: Inbound authentication (forwarder.adapters.inbound_auth): given the message, the client's address,
@@ -105,6 +107,13 @@ class IngressHandler:
         self.spool = spool
         self.known = known
         self.dispatch = dispatch
+        #: In-flow delay (as Postfix's ``in_flow_delay``): while more than ``backlog_limit`` accepted
+        #: messages wait to be forwarded, DATA waits (up to :data:`FLOW_DELAY_SECONDS`, then it is
+        #: accepted anyway) before anything is spooled, so senders slow down to the pace the box
+        #: forwards at instead of filling the spool; no message is refused for it.
+        self.backlog = backlog
+        self.backlog_limit = backlog_limit
+        self.flow_delay_seconds = FLOW_DELAY_SECONDS
         # address -> when it was found to exist. Only "exists" answers are kept: an unknown address
         # may be created any second. Touched by the event loop's thread only.
         self._known_cache: dict[str, float] = {}
@@ -198,7 +207,16 @@ class IngressHandler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK", None
 
+    async def _in_flow_delay(self) -> None:
+        if self.backlog is None or self.backlog() <= self.backlog_limit:
+            return
+        self.count("data-flow-delayed")
+        deadline = self._clock() + self.flow_delay_seconds
+        while self.backlog() > self.backlog_limit and self._clock() < deadline:
+            await asyncio.sleep(FLOW_DELAY_STEP)
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await self._in_flow_delay()
         spilled: Path | None = getattr(envelope, "spill_path", None)
         if spilled is not None:
             self.count("data-spilled")
@@ -253,6 +271,10 @@ class IngressHandler:
 RELAY_DENIED = "550 5.7.1 Relaying denied: this server only receives mail for its own domains"
 #: Spilled (large) DATA bodies read back and spooled at the same time, at most.
 LARGE_AT_ONCE = 2
+#: The longest a DATA waits for the forwarding backlog to shrink (Postfix's in_flow_delay default).
+FLOW_DELAY_SECONDS = 1.0
+#: How often a waiting DATA looks at the backlog again.
+FLOW_DELAY_STEP = 0.005
 
 
 def free_port(host: str) -> int:

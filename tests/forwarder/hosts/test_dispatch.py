@@ -114,3 +114,31 @@ def test_backoff_grows_with_jitter_and_a_cap() -> None:
     assert backoff(1, 1.0, 300.0, rng=lambda: 1.0) == 1.0
     assert backoff(4, 1.0, 300.0, rng=lambda: 1.0) == 8.0
     assert backoff(30, 1.0, 300.0, rng=lambda: 1.0) == 300.0
+
+
+class Held(MemorySender):
+    """Holds every send until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, raw: bytes, *, sender: str, recipient: str) -> str:
+        self.sending.set()
+        assert self.release.wait(30)
+        return super().send(raw, sender=sender, recipient=recipient)
+
+
+def test_the_backlog_counts_what_was_handed_in_and_not_finished(forwarder: Forwarder, tmp_path: Path) -> None:  # noqa: F811
+    sender = Held()
+    dispatcher = make(forwarder, tmp_path, sender)
+    assert dispatcher.backlog() == 0
+    entry = dispatcher.spool.accept(RAW, "jane@example.net", (ALIAS,))
+    dispatcher.submit(entry.spool_id)
+    assert sender.sending.wait(30)
+    assert dispatcher.backlog() == 1  # the listener's in-flow delay reads this
+    sender.release.set()
+    assert dispatcher.wait_idle(30)
+    assert dispatcher.backlog() == 0 and len(sender.sent) == 1
+    dispatcher.close()
