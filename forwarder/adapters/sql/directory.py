@@ -180,6 +180,7 @@ class Planned(Protocol):
 
 
 P = TypeVar("P", bound=Planned)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -630,18 +631,24 @@ class SqlDirectory:
             yield connection
 
     @staticmethod
-    def _first(connection: Connection, statement: Any, params: Mapping[str, Any]) -> Any:
-        """Run the first statement of a transaction, once more on a new connection if the pooled one
-        was dead (the server restarted, timed it out, or failed over): the pool no longer pings
-        every checkout (models/engine.py), and nothing was done on the dead connection yet, so
-        nothing is lost or done twice. A second failure raises (:class:`DatabaseUnavailable`)."""
+    def _again_if_dead(connection: Connection, work: Callable[[Connection], T]) -> T:
+        """Run ``work``, the statements of a transaction before its commit, once more on a new
+        connection if the pooled one turns out dead (the server restarted, timed it out, or failed
+        over): the pool no longer pings every checkout (models/engine.py), and a transaction not
+        committed is lost with its connection, so nothing is done twice. A second failure raises
+        (:class:`DatabaseUnavailable`)."""
         try:
-            return connection.execute(statement, params)
+            return work(connection)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
         connection.rollback()  # the Connection takes a new DBAPI connection from the pool
-        return connection.execute(statement, params)
+        return work(connection)
+
+    @classmethod
+    def _first(cls, connection: Connection, statement: Any, params: Mapping[str, Any]) -> Any:
+        """Run the first statement of a transaction (:meth:`_again_if_dead`)."""
+        return cls._again_if_dead(connection, lambda again: again.execute(statement, params))
 
     def exists(self, address: str) -> bool:
         """Whether ``address`` was ever issued, or its domain's catch-all would create it (the SMTP
@@ -942,7 +949,8 @@ class SqlDirectory:
         if not finished and retry is None and not unsent and not links:
             return
         now = self._now()
-        with self._connection(write=True) as connection:
+
+        def record(connection: Connection) -> None:
             self._finish_in(connection, finished, now)
             if links:
                 _insert_new_links(connection, links)
@@ -953,6 +961,10 @@ class SqlDirectory:
                 statement = _WITHDRAW if claim.state is ClaimState.NEW else _GIVE_BACK
                 params = _key_params(key) if claim.state is ClaimState.NEW else {**_key_params(key), "p_now": now}
                 connection.execute(statement, params)
+
+        with self._connection(write=True) as connection:
+            # the sends are done: a connection found dead now must not leave their claims pending
+            self._again_if_dead(connection, record)
             connection.commit()
 
     def _finish_in(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> None:

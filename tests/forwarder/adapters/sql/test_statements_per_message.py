@@ -180,6 +180,30 @@ def test_a_message_goes_through_after_the_server_killed_the_pooled_connection(ba
 
 
 @pytest.mark.parametrize("backend", SERVERS)
+def test_a_connection_killed_during_the_send_does_not_leave_the_claim_pending(backend: str) -> None:
+    """The copy was sent: what the send did is recorded on a new connection, not lost with the old
+    one (a claim left pending would be sent again after the claim timeout)."""
+    with fresh_database(backend, migrated=True) as url:
+        box = _box(url)
+        send = box.sender.send
+
+        def send_then_kill(*args: Any, **kwargs: Any) -> str:
+            sent = send(*args, **kwargs)
+            _kill(backend, box.engine)
+            return sent
+
+        try:
+            box.sender.send = send_then_kill  # type: ignore[method-assign]
+            box.forward("m1")
+            with make_session_factory(box.engine)() as db:
+                outcome = db.scalar(select(Delivery.outcome).where(Delivery.inbound_message_id == "m1"))
+                forwarded = db.get(Alias, 1).forwarded_count  # type: ignore[union-attr]
+            assert (outcome, forwarded) == ("forwarded", 2)  # the warm-up's and m1
+        finally:
+            box.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SERVERS)
 def test_a_connection_idle_in_the_pool_is_pinged_and_replaced_when_dead(
     backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
