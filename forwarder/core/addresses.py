@@ -58,7 +58,9 @@ def _fast_list(text: str) -> tuple[Mailbox, ...] | None:
         if match.group("bare"):
             boxes.append(Mailbox("", match.group("bare")))
         else:
-            phrase = _QUOTED_RE.sub(lambda q: _PAIR.sub(r"\1", q.group()[1:-1]), match.group("phrase"))
+            phrase = match.group("phrase")
+            if '"' in phrase:
+                phrase = _QUOTED_RE.sub(lambda q: _PAIR.sub(r"\1", q.group()[1:-1]), phrase)
             boxes.append(Mailbox(clean_text(" ".join(phrase.split())), match.group("angle")))
         pos = match.end()
     return tuple(boxes) or None

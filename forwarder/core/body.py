@@ -197,8 +197,13 @@ def delimiter_starts(body: bytes, boundary: bytes) -> list[int]:
     (RFC 2046 section 5.1.1): ``--b--epilogue`` or ``--bx`` is text of a part, as the standard
     library's parser and most readers take it.
     """
-    pattern = rb"(?:^|(?<=\n))" + re.escape(b"--" + boundary) + rb"(?=(?:--)?[ \t]*(?:\r?\n|\Z))"
-    return [m.start() for m in re.finditer(pattern, body)]
+    delimiter = re.escape(b"--" + boundary) + rb"(?=(?:--)?[ \t]*(?:\r?\n|\Z))"
+    if b"\n" in boundary:
+        return [m.start() for m in re.finditer(rb"(?:^|(?<=\n))" + delimiter, body)]
+    # The pattern starts with the literal, so the engine finds candidates at C speed (a leading
+    # "start of line" assertion would make it try every position); line starts are checked here.
+    # A candidate that is not at a line start holds no newline, so it hides no delimiter.
+    return [s for s in (m.start() for m in re.finditer(delimiter, body)) if s == 0 or body[s - 1] == 0x0A]
 
 
 def _repair_multipart(body: bytes, boundary: bytes, eol: bytes, depth: int, ends_at_delimiter: bool) -> bytes:

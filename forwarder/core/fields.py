@@ -25,7 +25,7 @@ def params(value: str) -> list[tuple[str, str]]:
     for match in _PARAM.finditer(value):
         raw = match.group(2).strip()
         if len(raw) >= 2 and raw.startswith('"') and raw.endswith('"'):
-            raw = _QUOTED_PAIR.sub(r"\1", raw[1:-1])
+            raw = _QUOTED_PAIR.sub(r"\1", raw[1:-1]) if "\\" in raw else raw[1:-1]
         found.append((match.group(1).lower(), raw))
     return found
 

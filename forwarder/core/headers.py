@@ -328,9 +328,10 @@ def rewrite_headers(
     merged_values: dict[str, list[bytes]] = {}
     renamed_unsubscribe = UNSUBSCRIBE_RENAMED if two_way is not None and two_way.unsubscribe else {}
 
+    removed_two_way = TWO_WAY_REMOVED if two_way is not None else ()
     for f in msg.fields:
         key = f.key
-        if _removed(key) or (two_way is not None and key in TWO_WAY_REMOVED):
+        if key in REMOVED or key in removed_two_way or (key.startswith(_REMOVED_PREFIX_TUPLE) and _removed(key)):
             continue
         if key == "reply-to" and not origin.reply_to_valid:
             if f.value.strip():

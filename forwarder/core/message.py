@@ -79,7 +79,7 @@ def first_long_line(data: bytes | memoryview) -> int:
 class HeaderField:
     """One header field as it came: its name and its physical lines, without line endings."""
 
-    __slots__ = ("name", "key", "lines", "checked")
+    __slots__ = ("name", "key", "lines", "checked", "_value")
 
     def __init__(self, name: str, lines: list[bytes], checked: bool = False) -> None:
         self.name = name
@@ -88,6 +88,7 @@ class HeaderField:
         #: True when every line is known to be 7-bit, at most 998 bytes, without NUL, bare CR or
         #: white-space-only continuations (checked once for a whole header block by split_message).
         self.checked = checked
+        self._value: bytes | None = None  # the unfolded value, once asked for (lines do not change)
 
     def __repr__(self) -> str:
         return f"HeaderField({self.name!r}, {self.lines!r})"
@@ -98,11 +99,12 @@ class HeaderField:
     @property
     def value(self) -> bytes:
         """The unfolded value (RFC 5322 unfolding: the line breaks are removed, nothing else)."""
-        first = self.lines[0]
-        head = first[first.index(b":") + 1 :]
-        if len(self.lines) == 1:
-            return head.strip()
-        return (head + b"".join(self.lines[1:])).strip()
+        value = self._value
+        if value is None:
+            first = self.lines[0]
+            head = first[first.index(b":") + 1 :]
+            value = self._value = head.strip() if len(self.lines) == 1 else (head + b"".join(self.lines[1:])).strip()
+        return value
 
     def text(self) -> str:
         """The unfolded value as text; bytes that are not UTF-8 are kept as surrogates."""

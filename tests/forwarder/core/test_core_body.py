@@ -6,12 +6,15 @@ import base64
 import binascii
 import email
 import email.policy
+import re
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forwarder.core import AliasState, Outcome, Policy, Verdicts, forward, prepare, validate_bytes
-from forwarder.core.body import LINE_LIMIT, MAX_DEPTH, Unrepairable, first_long_line, repair
+from forwarder.core.body import LINE_LIMIT, MAX_DEPTH, Unrepairable, delimiter_starts, first_long_line, repair
 from forwarder.core.message import HeaderField, split_message
 
 ALIAS = "shop-7hq2@othermail.example"
@@ -334,3 +337,16 @@ def test_unclosed_multipart_in_an_attached_message_at_the_end_of_the_message() -
     head = b"".join(line + b"\r\n" for f in fields for line in f.lines) + b"\r\n"
     assert longest_line(body) <= LINE_LIMIT
     assert decoded_parts(head + body) == decoded_parts(raw)
+
+
+def _reference_delimiter_starts(body: bytes, boundary: bytes) -> list[int]:
+    """delimiter_starts as one pattern with a leading line-start assertion (before issue 15)."""
+    pattern = rb"(?:^|(?<=\n))" + re.escape(b"--" + boundary) + rb"(?=(?:--)?[ \t]*(?:\r?\n|\Z))"
+    return [m.start() for m in re.finditer(pattern, body)]
+
+
+@given(st.binary(min_size=1, max_size=4).map(lambda b: bytes(b"-ab\n"[x % 4] for x in b)), st.binary(max_size=60))
+@settings(max_examples=400, deadline=None)
+def test_delimiter_starts_agrees_with_the_line_start_pattern(boundary: bytes, noise: bytes) -> None:
+    body = bytes(b"-ab\n\r \t"[x % 7] for x in noise)
+    assert delimiter_starts(body, boundary) == _reference_delimiter_starts(body, boundary)
