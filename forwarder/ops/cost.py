@@ -19,6 +19,14 @@ The two deployments:
 
 Both keep raw mail in S3 for ``retention_days`` (the bucket's lifecycle rule), so storage is the
 steady state: a month's mail times retention_days / days in a month.
+
+What a message costs inside othermail comes from measured figures (forwarder/ops/measured.py):
+statements a message costs the database, the warm Lambda's duration and memory, the messages a
+second one core of the one box forwards. The price file holds defaults for them, each with the
+command that measured it or marked as assumed; ``othermail cost --measured PATH`` replaces them
+with a bench run's. They size the serverless column's database, and the options at this load
+(forwarder/ops/sizing.py): the serverless deployment with RDS Proxy in front of an RDS instance or
+with Aurora Serverless v2, against fleets of EC2 boxes of several sizes, each with its monthly total.
 """
 
 from __future__ import annotations
@@ -27,12 +35,23 @@ import json
 import math
 import textwrap
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from forwarder.errors import PricingError
+from forwarder.ops.measured import FIGURES, Figure
+from forwarder.ops.measured import parse as parse_figures
+from forwarder.ops.sizing import (
+    Load,
+    Sizing,
+    aurora_acus,
+    boxes_needed,
+    lambda_billed_ms,
+    parse_sizing,
+    pick_database,
+)
 
 KB_PER_GB = 1024 * 1024
 PRICE_FILE = "forwarder/ops/pricing/aws_prices.json"
@@ -58,7 +77,11 @@ PRICE_KEYS = (
     "public_ipv4_hour",
     "nat_gateway_hour",
     "ses_send_mail_essentials",
+    "rds_proxy_vcpu_hour",
+    "aurora_storage",
 )
+#: Rows every deployment pays alike (receiving, sending and keeping the mail).
+SHARED_ROWS = ("SES ", "S3:")
 #: SES pricing plans ``estimate`` knows: how the sending line is priced.
 SES_PLANS = ("a-la-carte", "essentials")
 
@@ -76,8 +99,6 @@ class Assumptions:
     hours_per_month: float = 730
     destinations_per_message: float = 1
     retention_days: float = 14
-    lambda_memory_mb: float = 512
-    lambda_average_ms: float = 500
     log_kb_per_message: float = 1
     feedback_fraction: float = 0.02
     rds_storage_gb: float = 20
@@ -98,6 +119,8 @@ class PriceBook:
     status: str
     prices: Mapping[str, Price]
     assumptions: Assumptions
+    figures: Mapping[str, Figure]  # the defaults: measured (with their command) or assumed
+    sizing: Sizing
 
     def __getitem__(self, key: str) -> Price:
         return self.prices[key]
@@ -129,6 +152,24 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class Option:
+    """One way to carry the load, priced whole: its line items and how it was sized."""
+
+    name: str
+    items: tuple[LineItem, ...]
+    sizing: str
+
+    @property
+    def total(self) -> float:
+        return sum(item.amount for item in self.items)
+
+    @property
+    def own_total(self) -> float:
+        """The total without SES and S3, which every option pays alike."""
+        return sum(item.amount for item in self.items if not item.row.startswith(SHARED_ROWS))
+
+
+@dataclass(frozen=True)
 class Estimate:
     messages: int
     size_kb: float
@@ -137,6 +178,10 @@ class Estimate:
     serverless: Deployment
     ec2: Deployment
     notes: tuple[str, ...]
+    figures: Mapping[str, Figure]
+    load: Load
+    options: tuple[Option, ...]
+    sizing: Sizing
 
     @property
     def rows(self) -> list[str]:
@@ -180,17 +225,28 @@ def load_prices(region: str, path: Path | None = None) -> PriceBook:
     missing = [key for key in PRICE_KEYS if key not in prices]
     if missing:
         raise PricingError(f"{where}: {region} lacks {', '.join(missing)}")
-    return PriceBook(region, as_of, status, prices, assumptions)
+    figures = parse_figures({"figures": data.get("figures")}, where)
+    lacking = [key for key in FIGURES if key not in figures]
+    if lacking:
+        raise PricingError(f"{where}: figures lacks {', '.join(lacking)}")
+    sizing = parse_sizing(data.get("sizing"), where, prices)
+    return PriceBook(region, as_of, status, prices, assumptions, figures, sizing)
 
 
 # ------------------------------------------------------------------------------------ the estimate
 
 
 def estimate(
-    messages: int, size_kb: float, prices: PriceBook, retention_days: float | None = None, ses_plan: str = "a-la-carte"
+    messages: int,
+    size_kb: float,
+    prices: PriceBook,
+    retention_days: float | None = None,
+    ses_plan: str = "a-la-carte",
+    measured: Mapping[str, Figure] | None = None,
 ) -> Estimate:
     """The monthly cost of ``messages`` received and forwarded, ``size_kb`` each on average, with
-    SES sending priced by ``ses_plan`` (one of :data:`SES_PLANS`)."""
+    SES sending priced by ``ses_plan`` (one of :data:`SES_PLANS`); ``measured`` figures
+    (forwarder/ops/measured.py) replace the price file's defaults of the same name."""
     if messages < 0 or size_kb <= 0:
         raise ValueError("messages must be 0 or more and size_kb more than 0")
     if ses_plan not in SES_PLANS:
@@ -206,6 +262,12 @@ def estimate(
     stored_gb_month = n * size_gb * a.retention_days / a.days_per_month
     hours = a.hours_per_month
     feedback = sends * a.feedback_fraction
+    figures = {**prices.figures, **(measured or {})}
+    sizing = prices.sizing
+    load = Load(n / a.days_per_month, sizing.peak_factor, figures["statements_per_message"].value)
+    database, databases = pick_database(sizing, load.peak_statements_per_second)
+    memory_mb, warm_ms = figures["lambda_memory_mb"].value, figures["lambda_warm_ms_per_message"].value
+    billed_ms = lambda_billed_ms(sizing, warm_ms, memory_mb)
 
     shared = (
         LineItem("SES receiving: mails", n, p["ses_receive_mail"]),
@@ -231,9 +293,9 @@ def estimate(
             LineItem("Lambda: requests", n, p["lambda_request"]),
             LineItem(
                 "Lambda: compute",
-                n * a.lambda_memory_mb / 1024 * a.lambda_average_ms / 1000,
+                n * memory_mb / 1024 * billed_ms / 1000,
                 p["lambda_gb_second"],
-                f"{a.lambda_memory_mb:g} MB, {a.lambda_average_ms:g} ms each",
+                f"{memory_mb:g} MB, {_number(billed_ms)} ms each",
             ),
             LineItem(
                 "CloudWatch Logs: ingestion",
@@ -248,8 +310,13 @@ def estimate(
                 p["sns_publish"],
                 f"bounces and complaints, {a.feedback_fraction:.0%} of sends",
             ),
-            LineItem("Database: instance", hours, p["rds_instance_hour"]),
-            LineItem("Database: storage", a.rds_storage_gb, p["rds_storage"]),
+            LineItem(
+                "Database: instance",
+                hours * databases,
+                p[database.price],
+                "" if databases == 1 else f"{databases} instances",
+            ),
+            LineItem("Database: storage", a.rds_storage_gb * databases, p["rds_storage"]),
         ),
     )
     ec2 = Deployment(
@@ -273,7 +340,7 @@ def estimate(
     )
     aurora = 0.5 * hours * p["aurora_acu_hour"].price
     nat = hours * p["nat_gateway_hour"].price
-    notes = (
+    notes: tuple[str, ...] = (
         "SES has pricing plans since 2026-07-21: accounts new to SES start on Essentials (no monthly fee, "
         "sending priced per mail), established ones keep à la carte; the account's plan is in the SES "
         f"console. This estimate uses {'à la carte' if ses_plan == 'a-la-carte' else 'Essentials'} "
@@ -281,14 +348,89 @@ def estimate(
         "Free tiers are not counted: Lambda's 1 million requests and 400,000 GB-seconds a month, the "
         "first million SNS publishes and SQS requests a month, and the new-account offers (credits, or "
         "12 months of SES, S3, RDS db.t4g.micro and EC2 micro allowances) would lower these figures.",
-        f"Database: RDS db.t4g.micro. Aurora Serverless v2 at its 0.5 ACU minimum would cost "
-        f"{money(aurora)} a month instead, before storage and I/O.",
+        f"Database: RDS {database.name}, sized for the peak (below). Aurora Serverless v2 at its 0.5 ACU "
+        f"minimum would cost {money(aurora)} a month instead, before storage and I/O.",
         f"A forwarder Lambda inside a VPC (deploy/aws/othermail.yaml's SubnetIds) also needs a NAT gateway "
         f"({money(nat)} a month plus data) or interface endpoints: not counted.",
         "Not counted either: data transfer out of the EC2 box (web pages), taxes, the domain name, and the "
         "web app's host in the serverless column.",
     )
-    return Estimate(n, size_kb, prices.region, prices.as_of, serverless, ec2, notes)
+    options = _options(prices, a, load, figures["onebox_msgs_per_second_per_core"].value, serverless, ec2)
+    first = sizing.ec2_sizes[0]
+    boxes = boxes_needed(sizing, first, figures["onebox_msgs_per_second_per_core"].value, load.peak_per_second)
+    if boxes > 1:
+        notes += (
+            f"The one EC2 box column is a single {first.name}: at this load it takes {boxes} of them "
+            "(Options at this load, below).",
+        )
+    return Estimate(n, size_kb, prices.region, prices.as_of, serverless, ec2, notes, figures, load, options, sizing)
+
+
+def _options(
+    prices: PriceBook, a: Assumptions, load: Load, per_core: float, serverless: Deployment, ec2: Deployment
+) -> tuple[Option, ...]:
+    """The ways to carry ``load``: serverless with RDS Proxy + RDS or with Aurora Serverless v2,
+    and a fleet of each EC2 size, every one priced whole for a month."""
+    p, s, hours = prices.prices, prices.sizing, a.hours_per_month
+    peak, average = load.peak_statements_per_second, load.average_statements_per_second
+    database, databases = pick_database(s, peak)
+    db_items = (
+        LineItem("Database: instance", hours * databases, p[database.price]),
+        LineItem("Database: storage", a.rds_storage_gb * databases, p["rds_storage"]),
+    )
+    db_sizing = (
+        f"{database.name}: {database.vcpus} vCPUs"
+        + ("" if database.sustained == 1 else f" at a {database.sustained:.0%} baseline")
+        + f" x {_number(s.statements_per_vcpu_second)} statements/s x {s.headroom:.0%} headroom = "
+        f"{_number(s.database_capacity(database))}/s for {_number(peak)}/s at peak"
+        + ("" if databases == 1 else f": {databases} of them, beyond one PostgreSQL without sharding")
+    )
+    lambda_side = tuple(i for i in serverless.items if not i.row.startswith("Database:"))
+    proxy_vcpus = max(s.rds_proxy_min_vcpus, database.vcpus * databases)
+    acus, peak_acus = aurora_acus(s, average), aurora_acus(s, peak)
+    options = [
+        Option(
+            f"serverless, RDS Proxy + {database.name}",
+            lambda_side
+            + db_items
+            + (LineItem("RDS Proxy", proxy_vcpus * hours, p["rds_proxy_vcpu_hour"], f"{proxy_vcpus:g} vCPUs"),),
+            db_sizing + f"; RDS Proxy billed on {proxy_vcpus:g} vCPUs",
+        ),
+        Option(
+            "serverless, Aurora Serverless v2",
+            lambda_side
+            + (
+                LineItem("Database: Aurora capacity", acus * hours, p["aurora_acu_hour"], f"{acus:g} ACUs on average"),
+                LineItem("Database: storage", s.aurora_storage_gb, p["aurora_storage"]),
+            ),
+            f"{_number(s.acu_capacity())} statements/s an ACU ({s.aurora_vcpus_per_acu:g} vCPU x "
+            f"{_number(s.statements_per_vcpu_second)} x {s.headroom:.0%} headroom): {acus:g} ACUs for the average "
+            f"{_number(average)}/s, scaling to {peak_acus:g} at the peak's {_number(peak)}/s; I/O not counted",
+        ),
+    ]
+    box_side = tuple(i for i in ec2.items if not i.row.startswith(("EC2:", "Database:")))
+    for size in s.ec2_sizes:
+        boxes = boxes_needed(s, size, per_core, load.peak_per_second)
+        items = box_side + (
+            LineItem("EC2: instance", hours * boxes, p[size.price]),
+            LineItem("EC2: EBS volume", a.ebs_gb * boxes, p["ebs_storage"]),
+            LineItem("EC2: public IPv4 address", hours * boxes, p["public_ipv4_hour"]),
+        )
+        if boxes > 1:
+            items += db_items
+        per_box = size.cores * per_core * s.headroom
+        options.append(
+            Option(
+                f"EC2, {boxes} x {size.name}",
+                items,
+                f"{size.vcpus} vCPUs"
+                + ("" if size.sustained == 1 else f" at a {size.sustained:.0%} baseline")
+                + f" x {_number(per_core)} msg/s a core x {s.headroom:.0%} headroom = {_number(per_box)} msg/s a box"
+                f" for {_number(load.peak_per_second)} at peak; "
+                + ("MariaDB on the box" if boxes == 1 else f"the boxes share an RDS {database.name}"),
+            )
+        )
+    return tuple(options)
 
 
 # ------------------------------------------------------------------------------------ rendering
@@ -328,7 +470,8 @@ def render(estimate_: Estimate) -> list[str]:
     """The CLI's lines: every row with both columns, the totals, then the notes."""
     width = 14
     lines = [
-        f"othermail cost: {estimate_.messages:,} messages a month, {_number(estimate_.size_kb)} KB on average, "
+        f"othermail cost: {estimate_.messages:,} messages a month ({_number(estimate_.load.per_day)} a day), "
+        f"{_number(estimate_.size_kb)} KB on average, "
         f"region {estimate_.region}",
         f"AWS list prices as of {estimate_.as_of} ({PRICE_FILE}),",
         "entered by hand, not fetched: re-check them on the AWS pricing pages the file names.",
@@ -352,6 +495,60 @@ def render(estimate_: Estimate) -> list[str]:
     lines.append(f"{'Total a month':<36}{totals[0]:>{width}}{totals[1]:>{width}}")
     lines.append("")
     lines += [textwrap.fill(note, 100, initial_indent="- ", subsequent_indent="  ") for note in estimate_.notes]
+    return lines + [""] + render_scale(estimate_)
+
+
+def _fill(text: str, indent: str = "  ") -> list[str]:
+    return textwrap.wrap(
+        text,
+        100,
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+
+
+def render_scale(estimate_: Estimate) -> list[str]:
+    """The figures a message costs (and where each came from), the load, the options with their
+    monthly totals, and every sizing assumption."""
+    load, s, f = estimate_.load, estimate_.sizing, estimate_.figures
+    lines = ["Figures per message (othermail cost --measured FILE replaces them; forwarder/ops/measured.py):"]
+    for key, figure in f.items():
+        lines += _fill(f"{key} = {_number(figure.value)}: {figure.provenance}")
+    lines += ["", "At this load:"]
+    lines += _fill(
+        f"{_number(load.per_day)} messages a day: {_number(load.average_per_second)} a second on average, "
+        f"{_number(load.peak_per_second)} at the peak; {_number(load.statements_per_message)} statements a message: "
+        f"{_number(load.average_statements_per_second)} statements/s on average, "
+        f"{_number(load.peak_statements_per_second)} at the peak"
+    )
+    lines += ["", f"{'Options at this load':<44}{'a month':>14}{'without SES, S3':>18}"]
+    for option in estimate_.options:
+        lines.append(f"{option.name:<44}{money(option.total):>14}{money(option.own_total):>18}")
+        lines += _fill(option.sizing, "    ")
+    memory, warm = f["lambda_memory_mb"].value, f["lambda_warm_ms_per_message"].value
+    stretch = max(1.0, s.lambda_full_vcpu_mb / memory)
+    lines += ["", "Sizing assumptions (sizing in forwarder/ops/pricing/aws_prices.json; assumed, not measured):"]
+    for text in (
+        f"peak factor {s.peak_factor:g}: the busiest second of a day carries {s.peak_factor:g}x the day's average "
+        "rate; databases and boxes are sized for it",
+        f"headroom {s.headroom:.0%}: a database or a box is planned to be at most {s.headroom:.0%} busy at the peak",
+        f"a database vCPU runs {_number(s.statements_per_vcpu_second)} statements a second (short indexed "
+        "statements, prepared); a burstable size (t4g) counts at its baseline share of each vCPU",
+        f"an Aurora Serverless v2 ACU is {s.aurora_vcpus_per_acu:g} of a vCPU; it bills the ACUs it scales to, "
+        f"priced at the average rate's (at least {s.aurora_min_acu:g}); Aurora I/O is not counted",
+        f"RDS Proxy bills the vCPUs of the instance behind it, at least {s.rds_proxy_min_vcpus:g}",
+        f"Lambda: a function gets a full vCPU at {_number(s.lambda_full_vcpu_mb)} MB and a share below it, so the "
+        f"warm duration, measured on a full core, is stretched to {memory:g} MB's share and "
+        f"{_number(s.lambda_aws_wait_ms)} ms of S3 and SES round trips are added: {_number(warm)} ms x "
+        f"{stretch:.2f} + {_number(s.lambda_aws_wait_ms)} ms = "
+        f"{_number(lambda_billed_ms(s, warm, memory))} ms billed a message",
+        "a box's vCPU forwards as many messages a second as a core of the machine that measured the one box "
+        "(c7g is Graviton, arm64); a burstable size (t3) counts at its baseline share of each vCPU; more than "
+        "one box share an RDS instance sized as above",
+    ):
+        lines += _fill("- " + text)
     return lines
 
 
@@ -383,4 +580,22 @@ def as_json(estimate_: Estimate) -> dict[str, Any]:
         "serverless": column(estimate_.serverless),
         "ec2": column(estimate_.ec2),
         "notes": list(estimate_.notes),
+        "figures": {key: figure.as_json() for key, figure in estimate_.figures.items()},
+        "load": {
+            "messages_per_day": estimate_.load.per_day,
+            "average_messages_per_second": estimate_.load.average_per_second,
+            "peak_messages_per_second": estimate_.load.peak_per_second,
+            "peak_statements_per_second": estimate_.load.peak_statements_per_second,
+        },
+        "options": [
+            {
+                "name": o.name,
+                "total": round(o.total, 6),
+                "without_ses_s3": round(o.own_total, 6),
+                "sizing": o.sizing,
+                "items": column(Deployment(o.name, o.items))["items"],
+            }
+            for o in estimate_.options
+        ],
+        "sizing": {k: v for k, v in asdict(estimate_.sizing).items() if k not in ("database_sizes", "ec2_sizes")},
     }

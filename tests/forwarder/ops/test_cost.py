@@ -42,13 +42,18 @@ PRICES = {
     "public_ipv4_hour": (0.005, 1),
     "nat_gateway_hour": (0.045, 1),
     "ses_send_mail_essentials": (0.16, 1000),
+    "rds_proxy_vcpu_hour": (0.015, 1),
+    "aurora_storage": (0.10, 1),
+    "rds_t4g_medium_hour": (0.065, 1),
+    "rds_m7g_large_hour": (0.168, 1),
+    "rds_m7g_xlarge_hour": (0.336, 1),
+    "ec2_c7g_large_hour": (0.0725, 1),
+    "ec2_c7g_xlarge_hour": (0.145, 1),
 }
 ASSUMPTIONS = {
     "hours_per_month": 730,
     "destinations_per_message": 1,
     "retention_days": 14,
-    "lambda_memory_mb": 512,
-    "lambda_average_ms": 500,
     "log_kb_per_message": 1,
     "feedback_fraction": 0.02,
     "rds_storage_gb": 20,
@@ -57,9 +62,46 @@ ASSUMPTIONS = {
     "sqs_requests_per_message": 2,
     "chunk_kb": 256,
 }
+# The figures a message costs, as the price file's defaults (the hand-computed cases below were
+# worked out with a 512 MB Lambda billed 500 ms a message: no stretch to a vCPU share, no waits).
+FIGURES = {
+    "statements_per_message": {"value": 6, "command": "bench/statements.py", "commit": "abc123"},
+    "transactions_per_message": {"value": 2, "command": "bench/statements.py", "commit": "abc123"},
+    "lambda_warm_ms_per_message": {"value": 500, "note": "a round figure"},
+    "lambda_memory_mb": {"value": 512, "note": "the stack's default"},
+    "onebox_msgs_per_second_per_core": {"value": 200, "command": "bench/onebox.py", "commit": "abc123"},
+}
+SIZING = {
+    "peak_factor": 3,
+    "headroom": 0.5,
+    "statements_per_vcpu_second": 2000,
+    "aurora_vcpus_per_acu": 0.25,
+    "aurora_min_acu": 0.5,
+    "aurora_storage_gb": 20,
+    "rds_proxy_min_vcpus": 2,
+    "lambda_full_vcpu_mb": 512,
+    "lambda_aws_wait_ms": 0,
+    "database_sizes": [
+        {"name": "db.t4g.micro", "price": "rds_instance_hour", "vcpus": 2, "sustained": 0.10},
+        {"name": "db.t4g.medium", "price": "rds_t4g_medium_hour", "vcpus": 2, "sustained": 0.20},
+        {"name": "db.m7g.large", "price": "rds_m7g_large_hour", "vcpus": 2, "sustained": 1},
+        {"name": "db.m7g.xlarge", "price": "rds_m7g_xlarge_hour", "vcpus": 4, "sustained": 1},
+    ],
+    "ec2_sizes": [
+        {"name": "t3.small", "price": "ec2_instance_hour", "vcpus": 2, "sustained": 0.20},
+        {"name": "c7g.large", "price": "ec2_c7g_large_hour", "vcpus": 2, "sustained": 1},
+        {"name": "c7g.xlarge", "price": "ec2_c7g_xlarge_hour", "vcpus": 4, "sustained": 1},
+    ],
+}
 
 
-def price_file(tmp_path: Path, prices: dict | None = None, region: str = "us-east-1") -> Path:
+def price_file(
+    tmp_path: Path,
+    prices: dict | None = None,
+    region: str = "us-east-1",
+    sizing: dict | None = None,
+    figures: dict | None = None,
+) -> Path:
     data = {
         "as_of": "2026-11-30",
         "status": "test prices",
@@ -71,6 +113,8 @@ def price_file(tmp_path: Path, prices: dict | None = None, region: str = "us-eas
             }
         },
         "assumptions": ASSUMPTIONS,
+        "figures": FIGURES | (figures or {}),
+        "sizing": SIZING | (sizing or {}),
     }
     path = tmp_path / "prices.json"
     path.write_text(json.dumps(data))
@@ -239,7 +283,7 @@ def test_cli_prints_both_columns_line_by_line() -> None:
     assert result.exit_code == 0, result.output
     out = result.output
     as_of = load_prices("us-east-1").as_of
-    assert out.startswith("othermail cost: 10,000 messages a month, 100 KB on average, region us-east-1\n")
+    assert out.startswith("othermail cost: 10,000 messages a month (329 a day), 100 KB on average, region us-east-1\n")
     assert f"AWS list prices as of {as_of} (forwarder/ops/pricing/aws_prices.json),\nentered by hand" in out
     assert re.search(r"^ +serverless +one EC2 box$", out, re.M)
     assert re.search(r"^SES receiving: mails +\$1\.00 +\$1\.00\n    10,000 mails at \$0\.10 per 1,000$", out, re.M)
@@ -247,7 +291,9 @@ def test_cli_prints_both_columns_line_by_line() -> None:
     assert re.search(r"^EC2: instance +- +\$15\.18$", out, re.M)
     assert re.search(r"^Database: instance +\$11\.68 +included$", out, re.M)
     assert "    serverless: 200 publishes at $0.50 per 1,000,000" in out
-    assert re.search(r"^Total a month +\$17\.51 +\$23\.58$", out, re.M)
+    # the bundled figures: 20 ms on a core x 1,769 / 512 MB + 50 ms = 119.1 ms; 10,000 x 0.5 GB x 0.1191 s = 595.5
+    assert re.search(r"^Lambda: compute +\$0\.01 +-\n +596 GB-seconds .*\(512 MB, 119 ms each\)$", out, re.M)
+    assert re.search(r"^Total a month +\$17\.48 +\$23\.58$", out, re.M)
     assert "- Free tiers are not counted" in out
     assert "Aurora Serverless v2 at its 0.5 ACU minimum would cost $43.80" in " ".join(out.split())
 
