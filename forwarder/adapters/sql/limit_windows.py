@@ -31,7 +31,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, select, tuple_
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from forwarder.flows.mail_limits import MailLimits, Window, window_start
 from models import RateLimitHit
@@ -51,10 +50,18 @@ def _upsert(dialect: str, windows: Sequence[Window], returning: bool) -> Any:
     """One statement counting a message in every window of ``windows``, inserting the missing rows."""
     rows = [{"key": w.key, "window_start": w.start, "count": 1} for w in windows]
     statement: Any
+    # each dialect's insert is imported for that dialect only (the Lambda on PostgreSQL or SQLite
+    # never loads the MySQL dialect: issue 15, tests/forwarder/hosts/test_lambda_imports.py)
     if dialect in ("mysql", "mariadb"):
-        statement = mysql.insert(_hits).values(rows).on_duplicate_key_update(count=_hits.c.count + 1)
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        statement = mysql_insert(_hits).values(rows).on_duplicate_key_update(count=_hits.c.count + 1)
     else:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert: Any
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
         statement = (
             insert(_hits)
             .values(rows)
