@@ -233,7 +233,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     rounds = max(1, args.rounds)
 
-    os.environ.update(aws_environ("http://127.0.0.1:1"))  # this process too never sees real credentials
+    # this process too never sees real credentials (the children get only aws_environ's)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(aws_environ("http://127.0.0.1:1"))
     keys = [f"cold-{i}-{n}" for i in range(rounds + 1) for n in (1, 2)]
     with tempfile.TemporaryDirectory(prefix="othermail-coldstart-") as tmp, moto_server() as endpoint:
         prepare_aws(endpoint, keys)
