@@ -540,8 +540,9 @@ def render_scale(estimate_: Estimate) -> list[str]:
         f"priced at the average rate's (at least {s.aurora_min_acu:g}); Aurora I/O is not counted",
         f"RDS Proxy bills the vCPUs of the instance behind it, at least {s.rds_proxy_min_vcpus:g}",
         f"Lambda: a function gets a full vCPU at {_number(s.lambda_full_vcpu_mb)} MB and a share below it, so the "
-        f"warm duration, measured on a full core, is stretched to {memory:g} MB's share and "
-        f"{_number(s.lambda_aws_wait_ms)} ms of S3 and SES round trips are added: {_number(warm)} ms x "
+        f"warm duration, measured on a full core, is stretched whole to {memory:g} MB's share (an upper bound: "
+        f"waiting does not stretch) and {_number(s.lambda_aws_wait_ms)} ms of S3 and SES round trips in the region "
+        f"are added: {_number(warm)} ms x "
         f"{stretch:.2f} + {_number(s.lambda_aws_wait_ms)} ms = "
         f"{_number(lambda_billed_ms(s, warm, memory))} ms billed a message",
         "a box's vCPU forwards as many messages a second as a core of the machine that measured the one box "

@@ -127,7 +127,8 @@ def current_commit(root: Path) -> str:
 def record(path: Path, key: str, value: float, command: str, commit: str | None = None) -> Figure:
     """Merge one measured figure into the file at ``path`` (made if absent) and return it.
 
-    ``commit`` defaults to the commit of the repository the file lies in (:func:`current_commit`).
+    ``commit`` defaults to the commit of the othermail tree this module is in, the code the bench
+    measured (:func:`current_commit`).
     The file is replaced in one rename, so a reader never sees half of it.
     """
     if key not in FIGURES:
@@ -141,7 +142,7 @@ def record(path: Path, key: str, value: float, command: str, commit: str | None 
         data = json.loads(path.read_text(encoding="utf-8"))
         parse(data, str(path))  # refuse to merge into a malformed file
     if commit is None:
-        commit = current_commit(path.resolve().parent)
+        commit = current_commit(Path(__file__).resolve().parents[2])
     stamp = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     figure = Figure(key, float(value), command.strip(), commit, stamp)
     data["figures"][key] = {"value": value, "command": figure.command, "commit": commit, "measured_at": stamp}

@@ -291,9 +291,14 @@ def test_cli_prints_both_columns_line_by_line() -> None:
     assert re.search(r"^EC2: instance +- +\$15\.18$", out, re.M)
     assert re.search(r"^Database: instance +\$11\.68 +included$", out, re.M)
     assert "    serverless: 200 publishes at $0.50 per 1,000,000" in out
-    # the bundled figures: 20 ms on a core x 1,769 / 512 MB + 50 ms = 119.1 ms; 10,000 x 0.5 GB x 0.1191 s = 595.5
-    assert re.search(r"^Lambda: compute +\$0\.01 +-\n +596 GB-seconds .*\(512 MB, 119 ms each\)$", out, re.M)
-    assert re.search(r"^Total a month +\$17\.48 +\$23\.58$", out, re.M)
+    # the bundled figures: warm ms on a core x 1,769 / 512 MB + 50 ms, for 10,000 messages of 0.5 GB
+    figures, sizing = load_prices("us-east-1").figures, load_prices("us-east-1").sizing
+    billed = figures["lambda_warm_ms_per_message"].value * sizing.lambda_full_vcpu_mb / 512 + sizing.lambda_aws_wait_ms
+    assert figures["lambda_memory_mb"].value == 512
+    compute = 10_000 * 0.5 * billed / 1000 * 0.0000166667
+    assert re.search(rf"^Lambda: compute +\{money(compute)} +-\n.*\(512 MB, {billed:,.0f} ms each\)$", out, re.M)
+    total = 17.5070720 - 0.04166675 + compute  # the hand-computed total above, priced 500 ms a message
+    assert re.search(rf"^Total a month +\{money(total)} +\$23\.58$", out, re.M)
     assert "- Free tiers are not counted" in out
     assert "Aurora Serverless v2 at its 0.5 ACU minimum would cost $43.80" in " ".join(out.split())
 
