@@ -139,11 +139,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql,mariadb")
     parser.add_argument("--show", action="store_true", help="print each statement")
+    parser.add_argument(
+        "--record", metavar="PATH", help="merge the steady state into this measured.json (othermail cost)"
+    )
     args = parser.parse_args()
+    steady: dict[str, Counts] = {}
     print(f"{'backend':<11} {'message':<16} {'statements':>10} {'transactions':>12} {'checkouts':>9}")
     for backend in args.backends.split(","):
         with database(backend) as url:
             for name, counted in measure(url).items():
+                if name == "steady":
+                    steady[backend] = counted
                 print(
                     f"{backend:<11} {name:<16} {len(counted.statements):>10} {counted.transactions:>12}"
                     f" {counted.checkouts:>9}"
@@ -151,6 +157,14 @@ def main() -> None:
                 if args.show:
                     for statement in counted.statements:
                         print("    " + " ".join(statement.split())[:150])
+    if args.record:  # the most statements of a server backend's steady state (or SQLite's, alone)
+        from forwarder.ops.measured import record
+
+        worst = max((c for b, c in steady.items() if b != "sqlite"), key=lambda c: len(c.statements), default=None)
+        worst = worst or steady["sqlite"]
+        command = ".venv/bin/python bench/statements.py --backends " + args.backends
+        record(Path(args.record), "statements_per_message", len(worst.statements), command)
+        record(Path(args.record), "transactions_per_message", worst.transactions, command)
 
 
 if __name__ == "__main__":
