@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from forwarder.cli.context import CliContext
-from forwarder.ops.cost import SES_PLANS, PricingError, as_json, estimate, load_prices, render
+from forwarder.ops.cost import SES_PLANS, PricingError, estimate, load_prices
+from forwarder.ops.cost_report import as_json, render
 from forwarder.ops.measured import load as load_measured
 
 
