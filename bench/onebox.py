@@ -148,6 +148,7 @@ def main() -> int:
         default="true",
         help="OTHERMAIL_TWO_WAY of the box measured (true, the default: reverse addresses for every sender)",
     )
+    parser.add_argument("--record", metavar="PATH", help="merge the first mode's msg/s a core into this measured.json")
     options = parser.parse_args()
     per_client = options.messages // options.clients
     total = per_client * options.clients
@@ -173,6 +174,16 @@ def main() -> int:
         print(
             f"processes / threads, same run: throughput {p['rate'] / t['rate']:.2f}x, "
             f"CPU per message {p['cpu_ms'] / t['cpu_ms']:.2f}x, p99 {p['p99'] / t['p99']:.2f}x"
+        )
+    if options.record and results.get(modes[0]):  # for othermail cost: 1000 / the box's CPU ms a message
+        from forwarder.ops.measured import record
+
+        command = f".venv/bin/python bench/onebox.py --messages {options.messages} --modes {modes[0]}"
+        record(
+            Path(options.record),
+            "onebox_msgs_per_second_per_core",
+            round(1000 / results[modes[0]]["cpu_ms"], 1),
+            command,
         )
     return status
 
