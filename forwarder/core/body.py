@@ -247,7 +247,9 @@ def _repair_part(chunk: bytes, eol: bytes, depth: int, strip: bool, ends_at_deli
             chunk, tail = chunk[: -len(ending)], ending
             break
     part = split_message(chunk)
-    fields, body = repair(part.fields, bytes(part.body), part.eol, depth + 1, ends_at_delimiter)
+    # a line ending taken here, at the end of the message, is the one readers drop: a multipart
+    # nested in this part must not drop another (as if a delimiter followed it too)
+    fields, body = repair(part.fields, bytes(part.body), part.eol, depth + 1, ends_at_delimiter or bool(tail))
     return _entity(fields, body, part.eol) + tail
 
 

@@ -281,3 +281,31 @@ def test_the_long_line_repair_never_wraps_a_line_into_a_delimiter() -> None:
     [*_, last] = email.message_from_bytes(out).walk()
     junk = b"--" + boundary + b"----" + boundary + b"--"
     assert junk in last.get_payload(decode=True)  # the part's text is all there
+
+
+# --- body.repair: a multipart never closed, nested in a multipart never closed --------------------
+#
+# Input: an outer multipart/mixed whose last part is a multipart/mixed, neither closed (the inner
+# "--00--" is followed by text on its line, so it is no delimiter), the inner last part holding a
+# line over 998 bytes. Rule: the repaired part decodes to what a reader (the standard library)
+# reads from the sender's message. Before: each level dropped a line ending at the end of the
+# message, so the re-encoded part lost one CRLF (1,110 bytes became 1,108).
+
+
+def test_the_repair_drops_one_line_ending_at_the_end_of_nested_unclosed_multiparts() -> None:
+    raw = (
+        b"From: Jane <jane@example.com>\r\nTo: shop-7hq2@othermail.example\r\nSubject: mime\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="0"\r\n\r\n--0\r\nContent-Type: text/plain\r\n\r\n\r\n'
+        b'--0\r\nContent-Type: multipart/mixed; boundary="00"\r\n\r\n--00\r\nContent-Type: text/plain\r\n\r\n\r\n'
+        b"--00\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: 7bit\r\n\r\n\r\n--00--"
+        + b"e" * 1100
+        + b"\r\n\r\n"
+    )
+
+    def last_leaf(data: bytes) -> bytes:
+        leaves = [p for p in email.message_from_bytes(data).walk() if not p.is_multipart()]
+        payload = leaves[-1].get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        return payload
+
+    assert last_leaf(forwarded(raw)) == last_leaf(raw)
