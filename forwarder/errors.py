@@ -73,6 +73,14 @@ class DeliveryInProgress(RetryableError):
     hint = "another worker is sending this message right now; the event is retried"
 
 
+class WorkerDied(RetryableError):
+    hint = "a forwarding worker process ended while it held a message; the message stays spooled and is retried"
+
+
+class WorkerFailed(RetryableError):
+    hint = "forwarding failed in a worker process (its log says why); the message stays spooled and is retried"
+
+
 class PermanentSendError(OthermailError):
     hint = "the outbound provider (SES or the SMTP relay) rejected the message; it is recorded as failed-rejected"
 

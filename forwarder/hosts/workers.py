@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from forwarder.errors import RetryableError
+from forwarder.errors import RetryableError, WorkerDied, WorkerFailed
 from forwarder.flows.forward import Inbound
 from forwarder.ops.metrics import Metrics
 from forwarder.settings import Settings
@@ -44,14 +44,6 @@ logger = logging.getLogger("othermail.workers")
 
 #: Seconds :meth:`WorkerPool.close` waits for a worker to stop before it kills it.
 STOP_SECONDS = 10.0
-
-
-class WorkerDied(RetryableError):
-    hint = "a forwarding worker process ended while it held a message; the message stays spooled and is retried"
-
-
-class WorkerFailed(RetryableError):
-    hint = "forwarding failed in a worker process (its log says why); the message stays spooled and is retried"
 
 
 @dataclass(frozen=True)
