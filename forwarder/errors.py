@@ -6,7 +6,9 @@ OthermailError
 │   ├── StoreUnavailable     the raw-mail store could not be read
 │   ├── MessageNotFound      the raw message is not where the event says
 │   ├── DatabaseUnavailable  the database could not be reached
-│   └── DeliveryInProgress   another worker holds the claim on this delivery
+│   ├── DeliveryInProgress   another worker holds the claim on this delivery
+│   ├── WorkerDied           a one-box worker process ended while it held a message
+│   └── WorkerFailed         forwarding failed in a one-box worker process
 ├── PermanentSendError       SES or the relay refused this message (5xx); retrying cannot help
 ├── InvalidEvent             the event is not one this service understands
 │   └── InvalidFeedback      an SES bounce or complaint notification is malformed
