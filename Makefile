@@ -35,8 +35,23 @@ SITE_DIR ?= site
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
 
+# Every performance figure the README and docs/testing.md state, from one run, printed and kept in
+# bench/results/latest.txt; the per-message figures `othermail cost --measured` reads go to
+# bench/results/measured.json. About 15 minutes on the 2-core development machine; needs
+# PostgreSQL and MariaDB (as make test does), and Node with npm for the peer (skipped, saying so).
+BENCH_OUT := bench/results
 bench: $(STAMP)
-	$(BIN)/python bench/rewrite.py
+	@mkdir -p $(BENCH_OUT)
+	@{ set -e; \
+	  echo "# make bench, $$(date -u +%FT%TZ), commit $$(git rev-parse --short HEAD 2>/dev/null || echo unknown), $$(nproc) cores"; \
+	  for cmd in "bench/fullpath.py" \
+	             "bench/statements.py --record $(BENCH_OUT)/measured.json" \
+	             "bench/two_way.py" \
+	             "bench/scale.py" \
+	             "bench/onebox.py --modes processes,threads --record $(BENCH_OUT)/measured.json" \
+	             "bench/coldstart.py --database postgresql --record $(BENCH_OUT)/measured.json"; do \
+	    echo; echo "\$$ .venv/bin/python $$cmd"; $(BIN)/python $$cmd; \
+	  done; } 2>&1 | tee $(BENCH_OUT)/latest.txt
 
 # The newest releases pyproject.toml admits, resolved by pip (nothing is installed), pinned in
 # constraints.txt. Run it after changing a dependency, commit constraints.txt, then `make test`.
