@@ -485,8 +485,11 @@ _FINISH_KEY = (
 #: :data:`_FINISH_KEY` and :data:`_COUNT_FORWARDED` in one statement, where the database can
 #: write two tables at once: PostgreSQL with a data-modifying WITH, MariaDB with a multiple-table
 #: UPDATE (SQLite runs the two statements).
+_counted = _COUNT_FORWARDED.returning(_aliases.c.id).cte("counted")
 _FINISH_COUNTING: dict[str, Any] = {
-    "postgresql": _FINISH_KEY.add_cte(_COUNT_FORWARDED.returning(_aliases.c.id).cte("counted")),
+    # the claim's row is updated only once the alias row is (its lock first, the module docstring):
+    # the condition on the WITH's result makes it run before the row is touched
+    "postgresql": _FINISH_KEY.where(select(func.count()).select_from(_counted).scalar_subquery() >= 0),
     "mysql": update(_deliveries)
     .where(_KEY, _aliases.c.id == _deliveries.c.alias_id)
     .values(
@@ -644,6 +647,20 @@ class SqlDirectory:
                 raise
         connection.rollback()  # the Connection takes a new DBAPI connection from the pool
         return work(connection)
+
+    @classmethod
+    def _again_if_lost(cls, connection: Connection, work: Callable[[Connection], T]) -> T:
+        """:meth:`_again_if_dead`, and also run again (up to ``_ATTEMPTS`` times) when the database
+        broke a deadlock by rolling this transaction back: racing deliveries of one message can
+        make its settle wait on a claim that waits on it. The transaction was rolled back whole."""
+        for _ in range(_ATTEMPTS - 1):
+            try:
+                return cls._again_if_dead(connection, work)
+            except DBAPIError as exc:
+                if not _deadlock(exc):
+                    raise
+            connection.rollback()
+        return cls._again_if_dead(connection, work)
 
     @classmethod
     def _first(cls, connection: Connection, statement: Any, params: Mapping[str, Any]) -> Any:
@@ -964,7 +981,7 @@ class SqlDirectory:
 
         with self._connection(write=True) as connection:
             # the sends are done: a connection found dead now must not leave their claims pending
-            self._again_if_dead(connection, record)
+            self._again_if_lost(connection, record)
             connection.commit()
 
     def _finish_in(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> None:

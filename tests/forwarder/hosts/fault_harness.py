@@ -152,9 +152,11 @@ class Faults:
             self._db_target = 1 if script.remaining is None else self.rng.randint(1, self._db_typical)
 
     def db_statement(self) -> bool:
-        """Whether to disconnect under this statement."""
+        """Whether to disconnect under this statement: the target one, and (the database being down
+        while its script lasts) every later one of the attempt, so that the directory's run-again on
+        a new connection meets the outage too."""
         self._db_count += 1
-        if self._db_count != self._db_target or not self.due("db"):
+        if not self._db_target or self._db_count < self._db_target or not self.due("db"):
             return False
         self.fired["db"] += 1
         self._lose_unrecorded()  # inside settle: SES has the copies, the rows do not
