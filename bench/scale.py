@@ -36,7 +36,9 @@ commit either way.
 It prints the command line, the PostgreSQL version, the outcome counts (a message dropped by a
 rate limit would show there) and a table with both sizes side by side, judged against the targets
 of issue 15: at least 1,000 forwarded messages/s, and p99 of the per-message database work at most
-2 ms. The exit status is 1 when the larger size misses a target, 2 when PostgreSQL is unreachable.
+2 ms. The exit status is 0 once it has measured, whatever the verdict (``make bench`` runs the
+next bench; ``--strict``: 1 when the larger size misses a target), 1 when a worker failed, 2 when
+PostgreSQL is unreachable.
 
 The rate limits are on, as in production, at 1,000,000 messages per hour and per day for an alias
 and for a user (``--limits generous``): every window is opened and counted, none drops a message.
@@ -684,6 +686,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--database", default=DATABASE_PREFIX, help="name prefix of the databases made")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the larger size misses a target")
     parser.add_argument(
         "--commit", metavar="REV", help="measure a copy of this commit (git archive), not the working tree"
     )
@@ -736,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nscale.py: {exc}", file=sys.stderr)
         return 1
     _report(rows, args)
-    return 0 if rows[-1].passed else 1
+    return 1 if args.strict and not rows[-1].passed else 0
 
 
 if __name__ == "__main__":
