@@ -6,6 +6,14 @@ Real addresses, display names and Message-IDs are stored sealed and found by the
 A new contact is inserted and committed on its own, so two workers meeting the same new address
 both end with the one row: the second one's insert fails on the unique (alias, digest) key, it
 rolls back and reads the winner's row.
+
+The hot path is :meth:`SqlContactBook.prepare_forward` (two-way forwarding is on by default): once
+the contacts of a message exist, it costs two statements in one transaction, both built once here
+with bound parameters (so SQLAlchemy's compiled cache serves them): :data:`_PREPARE` reads the alias,
+its and its owner's sender modes, the participants' contacts and the sender rules together (one
+UNION ALL, its rows told apart by their ``tag``), and :data:`_COUNT_FORWARDED` counts the message
+for the contacts once the rules let it through. No address is opened (decrypted) to forward: the
+rewrite needs the reverse addresses, and takes the display names from the message itself.
 """
 
 from __future__ import annotations
@@ -13,12 +21,28 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from forwarder.adapters.sealing import Sealer
@@ -58,6 +82,123 @@ def _domain_matches(domain: str, rule_value: str) -> bool:
     return domain == rule_value or domain.endswith("." + rule_value)
 
 
+_contacts = cast(Table, Contact.__table__)
+_aliases = cast(Table, Alias.__table__)
+_users = cast(Table, User.__table__)
+_rules = cast(Table, SenderRule.__table__)
+
+#: The ``tag`` of :data:`_PREPARE`'s rows.
+_ALIAS_ROW, _CONTACT_ROW, _RULE_ROW = 0, 1, 2
+_THE_ALIAS = _aliases.c.address == bindparam("p_address")
+#: Everything a forward asks of the database before the rules' verdict, in one round trip: the
+#: alias (``id``; ``n``: its owner; ``s1``/``s2``: the alias's and the owner's sender modes), the
+#: alias's contacts among ``p_digests`` (``n``: blocked; ``s1``: reverse local part; ``s2``: digest;
+#: ``s3``: sealed name), and the owner's rules for the alias or the whole account (``id``: the
+#: rule's alias; ``s1``..``s3``: action, kind, value). Each part is found by a unique or indexed key.
+_PREPARE = union_all(
+    select(
+        literal_column(str(_ALIAS_ROW), Integer).label("tag"),
+        _aliases.c.id.label("id"),
+        _aliases.c.user_id.label("n"),
+        _aliases.c.sender_mode.label("s1"),
+        _users.c.sender_mode.label("s2"),
+        null().label("s3"),
+    )
+    .select_from(_aliases.outerjoin(_users, _users.c.id == _aliases.c.user_id))
+    .where(_THE_ALIAS),
+    select(
+        literal_column(str(_CONTACT_ROW), Integer),
+        _contacts.c.id,
+        case((_contacts.c.blocked, literal_column("1", Integer)), else_=literal_column("0", Integer)),
+        _contacts.c.reverse_local,
+        _contacts.c.address_digest,
+        _contacts.c.name_sealed,
+    )
+    .select_from(_contacts.join(_aliases, _aliases.c.id == _contacts.c.alias_id))
+    .where(_THE_ALIAS, _contacts.c.address_digest.in_(bindparam("p_digests", expanding=True))),
+    select(
+        literal_column(str(_RULE_ROW), Integer),
+        _rules.c.alias_id,
+        null(),
+        _rules.c.action,
+        _rules.c.kind,
+        _rules.c.value,
+    )
+    .select_from(_rules.join(_aliases, _aliases.c.user_id == _rules.c.user_id))
+    .where(_THE_ALIAS, or_(_rules.c.alias_id.is_(None), _rules.c.alias_id == _aliases.c.id)),
+)
+#: One forwarded message for each of the contacts ``p_ids``.
+_COUNT_FORWARDED = (
+    update(_contacts)
+    .where(_contacts.c.id.in_(bindparam("p_ids", expanding=True)))
+    .values(forwarded_count=_contacts.c.forwarded_count + 1, last_seen_at=bindparam("p_now"))
+)
+#: One blocked message for each of the contacts ``p_ids``.
+_COUNT_BLOCKED = (
+    update(_contacts)
+    .where(_contacts.c.id.in_(bindparam("p_ids", expanding=True)))
+    .values(blocked_count=_contacts.c.blocked_count + 1, last_seen_at=bindparam("p_now"))
+)
+_FIND = select(_contacts).where(
+    _contacts.c.alias_id == bindparam("p_alias_id"),
+    _contacts.c.address_digest.in_(bindparam("p_digests", expanding=True)),
+)
+
+
+class _Known(NamedTuple):
+    """A contact as :data:`_PREPARE` read it (the attributes :meth:`SqlContactBook._bring_in` uses)."""
+
+    id: int
+    reverse_local: str
+    name_sealed: str
+    blocked: bool
+
+
+def judge(
+    sender: str,
+    contact_blocked: bool | None,
+    rules: Sequence[tuple[int | None, str, str, str]],
+    alias_id: int,
+    modes: Sequence[str | None],
+) -> SenderVerdict:
+    """Whether the sender rules let ``sender`` (normalized, "" for the empty sender) write to the
+    alias: a blocked contact first, then the alias's rules, then the account's (``rules``: alias id
+    or None, action, kind, value), block over allow at each level; then the allow-only mode of the
+    alias or its owner (``modes``), where only known contacts (``contact_blocked`` not None) pass."""
+    if contact_blocked:
+        return SenderVerdict(False, "blocked-contact")
+    domain = sender.rpartition("@")[2] if "@" in sender else ""
+
+    def matches(kind: str, value: str) -> bool:
+        if kind == "empty-sender":
+            return not sender
+        if kind == "address":
+            return bool(sender) and sender == value
+        return bool(domain) and _domain_matches(domain, value)
+
+    for level, scope in (("alias", alias_id), ("account", None)):
+        actions = {action for rule_alias, action, kind, value in rules if rule_alias == scope and matches(kind, value)}
+        if "block" in actions:
+            return SenderVerdict(False, f"blocked-by-{level}-rule")
+        if "allow" in actions:
+            return SenderVerdict(True, f"allowed-by-{level}-rule")
+    if "allow-only" in modes:
+        if contact_blocked is not None:
+            return SenderVerdict(True, "known-contact")
+        return SenderVerdict(False, "not-allow-listed")
+    return SenderVerdict(True, "no-rule")
+
+
+def _names(people: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """``{normalized address: display name cut to fit}`` of the plausible ones of ``people``."""
+    names: dict[str, str] = {}
+    for address, name in people:
+        key = normalize_address(address)
+        if plausible(key):
+            names[key] = names.get(key) or _cut_name(name)
+    return names
+
+
 class SqlContactBook:
     """See forwarder/ports.py's ContactBook; ``clock`` gives aware UTC datetimes."""
 
@@ -85,14 +226,16 @@ class SqlContactBook:
 
     # --- contacts -------------------------------------------------------------------------------
 
+    def _by_digest(self, addresses: Iterable[str]) -> dict[str, str]:
+        """``{digest: address}`` of ``addresses`` under every key (one digest each, out of a rotation)."""
+        return {digest: address for address in addresses for digest in self._sealer.digests(address)}
+
     def _find(self, connection: Connection, alias_id: int, addresses: Sequence[str]) -> dict[str, Any]:
         """Rows of ``addresses`` (normalized) that exist for the alias, by address."""
-        by_digest = {digest: address for address in addresses for digest in self._sealer.digests(address)}
+        by_digest = self._by_digest(addresses)
         if not by_digest:
             return {}
-        rows = connection.execute(
-            select(Contact).where(Contact.alias_id == alias_id, Contact.address_digest.in_(sorted(by_digest)))
-        ).all()
+        rows = connection.execute(_FIND, {"p_alias_id": alias_id, "p_digests": sorted(by_digest)}).all()
         return {by_digest[row.address_digest]: row for row in rows}
 
     def _insert(self, connection: Connection, alias_id: int, address: str, name: str, origin: str, count: int) -> bool:
@@ -130,29 +273,40 @@ class SqlContactBook:
     ) -> ForwardContacts | None:
         """What forwarding a message to ``alias_address`` needs of its contacts, in one transaction:
         whether the sender rules let ``sender`` through, and (if so) the reverse address of each of
-        ``people``, made when new. None: no such alias."""
+        ``people``, made when new. None: no such alias. Once the contacts exist: :data:`_PREPARE`,
+        then :data:`_COUNT_FORWARDED` (or :data:`_COUNT_BLOCKED` for a refused known sender)."""
+        names = _names(people)
+        sender_key = normalize_address(sender).strip("<>")
+        by_digest = self._by_digest([*names, sender_key] if sender_key else names)
+        params = {"p_address": normalize_address(alias_address), "p_digests": sorted(by_digest)}
         with self._connection(write=True) as connection:
-            alias = connection.execute(
-                select(Alias.id, Alias.user_id).where(Alias.address == normalize_address(alias_address))
-            ).first()
+            alias: Any = None
+            found: dict[str, _Known] = {}
+            rules: list[tuple[int | None, str, str, str]] = []
+            for row in connection.execute(_PREPARE, params):
+                if row.tag == _CONTACT_ROW:
+                    found[by_digest[row.s2]] = _Known(row.id, row.s1, row.s3, bool(row.n))
+                elif row.tag == _RULE_ROW:
+                    rules.append((row.id, row.s1, row.s2, row.s3))
+                else:
+                    alias = row
             if alias is None:
                 return None
+            known = found.get(sender_key) if sender_key else None
             verdict = (
-                self._verdict(connection, alias.user_id, alias.id, sender)
-                if alias.user_id is not None
+                judge(sender_key, None if known is None else known.blocked, rules, alias.id, (alias.s1, alias.s2))
+                if alias.n is not None
                 else SenderVerdict(True, "no-rule")
             )
             if not verdict.allowed:
-                connection.execute(
-                    update(Contact)
-                    .where(Contact.alias_id == alias.id, Contact.address_digest.in_(self._sealer.digests(sender)))
-                    .values(blocked_count=Contact.blocked_count + 1, last_seen_at=self._now())
-                )
-                connection.commit()
+                if known is not None:
+                    connection.execute(_COUNT_BLOCKED, {"p_ids": [known.id], "p_now": self._now()})
+                    connection.commit()
                 return ForwardContacts(alias.id, verdict, {})
             domain = alias_address.rpartition("@")[2].lower()
-            contacts, rows = self._contacts_in(connection, alias.id, domain, people)
-            sender_row = rows.get(normalize_address(sender))
+            in_message = {address: row for address, row in found.items() if address in names}
+            contacts, rows = self._bring_in(connection, alias.id, domain, names, in_message)
+            sender_row = rows.get(sender_key)
             return ForwardContacts(alias.id, verdict, contacts, sender_row.id if sender_row is not None else None)
 
     def unsubscribe(self, alias_id: int, contact_id: int) -> str:
@@ -187,22 +341,22 @@ class SqlContactBook:
     def _contacts_in(
         self, connection: Connection, alias_id: int, alias_domain: str, people: Sequence[tuple[str, str]]
     ) -> tuple[dict[str, str], dict[str, Any]]:
-        names: dict[str, str] = {}
-        for address, name in people:
-            key = normalize_address(address)
-            if plausible(key):
-                names.setdefault(key, "")
-                names[key] = names[key] or _cut_name(name)
+        names = _names(people)
         if not names:
             return {}, {}
-        addresses = sorted(names)
-        found = self._find(connection, alias_id, addresses)
+        return self._bring_in(connection, alias_id, alias_domain, names, self._find(connection, alias_id, list(names)))
+
+    def _bring_in(
+        self, connection: Connection, alias_id: int, alias_domain: str, names: dict[str, str], found: dict[str, Any]
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """Count one forwarded message for each of ``names`` (``{address: display name}``), making
+        the contacts not in ``found`` (their rows, by address), and commit; their reverse addresses
+        and rows, by address. A contact without a name gets the one the message shows."""
+        if not names:
+            return {}, {}
+        now = self._now()
         if found:
-            connection.execute(
-                update(Contact)
-                .where(Contact.id.in_([row.id for row in found.values()]))
-                .values(forwarded_count=Contact.forwarded_count + 1, last_seen_at=self._now())
-            )
+            connection.execute(_COUNT_FORWARDED, {"p_ids": [row.id for row in found.values()], "p_now": now})
             for address, row in found.items():
                 if not row.name_sealed and names[address]:
                     connection.execute(
@@ -211,15 +365,12 @@ class SqlContactBook:
                         .values(name_sealed=self._sealer.seal(names[address]))
                     )
             connection.commit()
+        addresses = sorted(names)
         missing = [address for address in addresses if address not in found]
         lost = [a for a in missing if not self._insert(connection, alias_id, a, names[a], "forward", 1)]
         if lost:  # made by another writer meanwhile: count this message for them too
             rows = self._find(connection, alias_id, lost)
-            connection.execute(
-                update(Contact)
-                .where(Contact.id.in_([row.id for row in rows.values()]))
-                .values(forwarded_count=Contact.forwarded_count + 1, last_seen_at=self._now())
-            )
+            connection.execute(_COUNT_FORWARDED, {"p_ids": [row.id for row in rows.values()], "p_now": now})
             connection.commit()
         rows = found | self._find(connection, alias_id, missing) if missing else found
         return {address: f"{rows[address].reverse_local}@{alias_domain}" for address in addresses}, rows
@@ -508,7 +659,6 @@ class SqlContactBook:
 
     def _verdict(self, connection: Connection, user_id: int, alias_id: int, sender_address: str) -> SenderVerdict:
         sender = normalize_address(sender_address).strip("<>")
-        domain = sender.rpartition("@")[2] if "@" in sender else ""
         contact = self._find(connection, alias_id, [sender]).get(sender) if sender else None
         rules = connection.execute(
             select(SenderRule.alias_id, SenderRule.action, SenderRule.kind, SenderRule.value).where(
@@ -518,24 +668,6 @@ class SqlContactBook:
         modes = connection.execute(
             select(Alias.sender_mode, User.sender_mode).join(User, User.id == Alias.user_id).where(Alias.id == alias_id)
         ).first()
-        if contact is not None and contact.blocked:
-            return SenderVerdict(False, "blocked-contact")
-
-        def matches(kind: str, value: str) -> bool:
-            if kind == "empty-sender":
-                return not sender
-            if kind == "address":
-                return bool(sender) and sender == value
-            return bool(domain) and _domain_matches(domain, value)
-
-        for level, scope in (("alias", alias_id), ("account", None)):
-            actions = {rule.action for rule in rules if rule.alias_id == scope and matches(rule.kind, rule.value)}
-            if "block" in actions:
-                return SenderVerdict(False, f"blocked-by-{level}-rule")
-            if "allow" in actions:
-                return SenderVerdict(True, f"allowed-by-{level}-rule")
-        if modes is not None and "allow-only" in tuple(modes):
-            if contact is not None:
-                return SenderVerdict(True, "known-contact")
-            return SenderVerdict(False, "not-allow-listed")
-        return SenderVerdict(True, "no-rule")
+        blocked = None if contact is None else bool(contact.blocked)
+        found = [(rule.alias_id, rule.action, rule.kind, rule.value) for rule in rules]
+        return judge(sender, blocked, found, alias_id, tuple(modes or ()))

@@ -1,0 +1,131 @@
+"""What a two-way forward costs the database over a one-way forward (issue 15), counted with
+SQLAlchemy events on every backend so that it cannot grow back unnoticed: the same message, from a
+sender whose contacts exist (steady state), forwarded by the same alias once with two-way forwarding
+(the default) and once without, on one engine. ``pytest -s`` prints the counts; bench/two_way.py
+prints them next to the time each path takes.
+
+The two-way extra today: ``ContactBook.prepare_forward``'s two statements (one read of the alias, the
+sender modes, the participants' contacts and the sender rules; one update of the contacts' counters)
+in one transaction of its own, and the thread links written with the outcomes (``Directory.settle``:
+a read of the links already there, then the insert).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, select
+
+from forwarder.adapters.senders import MemorySender
+from forwarder.core import Outcome, Verdicts
+from forwarder.flows.forward import Inbound
+from forwarder.runtime import Runtime
+from forwarder.settings import Settings
+from models import Alias, Contact, Destination, MessageLink, User, make_session_factory, utcnow
+
+ALIAS = "shop-7hq2@othermail.example"
+PASS = Verdicts(spf="PASS", dkim="PASS", dmarc="PASS")
+#: Before issue 15's two-way work: 6 statements in prepare_forward alone, 8 over one-way in all.
+MAX_PREPARE_STATEMENTS = 2
+MAX_EXTRA_STATEMENTS = 4
+MAX_EXTRA_TRANSACTIONS = 1
+
+
+def message(n: int, thread: str = "") -> bytes:
+    return (
+        f"From: Jane <jane@shop.example>\r\nTo: {ALIAS}\r\nCc: Bob <bob@shop.example>\r\n"
+        f"Subject: order {n}\r\nMessage-ID: <order-{n}@shop.example>\r\n{thread}\r\nYour order.\r\n"
+    ).encode()
+
+
+@dataclass
+class Counted:
+    statements: list[str] = field(default_factory=list)
+    transactions: int = 0
+
+    def touching(self, *tables: str) -> list[str]:
+        return [s for s in self.statements if any(t in s for t in tables)]
+
+
+@dataclass
+class Paths:
+    one_way: Runtime
+    two_way: Runtime
+
+    @property
+    def engine(self) -> Engine:
+        return self.two_way.engine
+
+    def forward(self, runtime: Runtime, n: int, thread: str = "") -> Counted:
+        counted = Counted()
+
+        def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+            counted.statements.append(" ".join(sql.split()))
+
+        def begin(_conn: Any) -> None:
+            counted.transactions += 1
+
+        event.listen(self.engine, "before_cursor_execute", statement)
+        event.listen(self.engine, "begin", begin)
+        try:
+            reports = runtime.forwarder.process(
+                message(n, thread), Inbound(f"in-{n}", (ALIAS,), PASS, "jane@shop.example")
+            )
+        finally:
+            event.remove(self.engine, "before_cursor_execute", statement)
+            event.remove(self.engine, "begin", begin)
+        assert [r.outcome for r in reports] == [Outcome.FORWARDED]
+        return counted
+
+
+@pytest.fixture
+def paths(migrated_url: str, tmp_path: Path) -> Iterator[Paths]:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=migrated_url,
+        domains=("othermail.example",),
+        sender="outbox",
+        public_url="https://mail.othermail.example",
+        contact_keys=(("k1", secrets.token_bytes(32)),),
+    )
+    two_way = Runtime.build(settings, sender=MemorySender())
+    one_way = Runtime.build(replace(settings, two_way=False), sender=MemorySender(), engine=two_way.engine)
+    with make_session_factory(two_way.engine)() as db:
+        user = User(email="owner@example.org")
+        db.add(user)
+        db.flush()
+        alias = Alias(address=ALIAS, user_id=user.id)
+        alias.destinations.append(Destination(user_id=user.id, email="me@real.example", verified_at=utcnow()))
+        db.add(alias)
+        db.commit()
+    made = Paths(one_way, two_way)
+    made.forward(two_way, 0)  # the contacts are made, the caches (users' domains) filled
+    made.forward(one_way, 1)
+    yield made
+    one_way.close()
+    two_way.close()
+
+
+def test_a_two_way_forward_from_known_contacts_costs_few_statements_over_one_way(paths: Paths) -> None:
+    backend = paths.engine.dialect.name
+    one = paths.forward(paths.one_way, 2)
+    two = paths.forward(paths.two_way, 3)
+    print(f"\n{backend:<10} one-way {len(one.statements)} statements, {one.transactions} transactions")
+    print(f"{backend:<10} two-way {len(two.statements)} statements, {two.transactions} transactions")
+    for s in two.statements:
+        print("    " + s[:140])
+    prepare = two.touching("contacts", "sender_rules")
+    assert len(prepare) <= MAX_PREPARE_STATEMENTS, prepare
+    assert len(two.statements) - len(one.statements) <= MAX_EXTRA_STATEMENTS, two.statements
+    assert two.transactions - one.transactions <= MAX_EXTRA_TRANSACTIONS
+    with make_session_factory(paths.engine)() as db:  # what the statements did is still all done
+        counts = db.execute(select(Contact.forwarded_count, Contact.last_seen_at)).all()
+        assert [c.forwarded_count for c in counts] == [2, 2]  # message 0 and message 3
+        assert all(c.last_seen_at is not None for c in counts)
+        links = db.scalars(select(MessageLink.kind)).all()
+        assert len(links) == 4 and set(links) == {"forward"}  # each copy's id and the sender's, twice
