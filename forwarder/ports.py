@@ -25,7 +25,7 @@ The mail limits are counted by the Directory, in the transaction that claims a m
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -221,6 +221,9 @@ class ForwardContacts:
     contacts: Mapping[str, str]
     #: The sender's contact (what a one-click unsubscribe of this message names).
     sender_contact_id: int | None = None
+    #: ``{seen id: original id}`` of the ``thread_ids`` asked about that the Message-ID map holds
+    #: for the alias (as ``original_for`` finds them; empty when refused).
+    originals: Mapping[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -231,9 +234,10 @@ class ContactBook(Protocol):
         ...
 
     def prepare_forward(
-        self, alias_address: str, people: Sequence[tuple[str, str]], sender: str
+        self, alias_address: str, people: Sequence[tuple[str, str]], sender: str, thread_ids: Sequence[str] = ()
     ) -> ForwardContacts | None:
-        """The sender rules' verdict and the contacts of one forwarded message, in one transaction."""
+        """The sender rules' verdict, the contacts of one forwarded message and the originals of
+        its ``thread_ids``, in one transaction."""
         ...
 
     def by_reverse(self, address: str) -> ContactRef | None: ...

@@ -3,8 +3,9 @@
 For each alias recipient of a message, :meth:`TwoWayForward.prepare` makes one transaction
 (``ContactBook.prepare_forward``): the alias's and its owner's sender rules are applied to the
 sender (a refused one is dropped as ``dropped-blocked`` before anything is counted against the
-limits), and every outside address that takes part (From, Reply-To, To and Cc, found by
-forwarder/core/participants.py) gets its reverse address, made when new. The core's rewrite
+limits), every outside address that takes part (From, Reply-To, To and Cc, found by
+forwarder/core/participants.py) gets its reverse address, made when new, and the ids the sender's
+In-Reply-To and References name are mapped back to the owner's own (the Message-ID map). The core's rewrite
 (forwarder/core/twoway.py) then names them only by those, and adds the one-click unsubscribe
 fields (RFC 8058): an https link to ``/u/<token>`` on the public address and a mailto to
 ``unsubscribe+<token>@<alias domain>``, which :meth:`TwoWayForward.unsubscribe_by_mail` handles.
@@ -50,15 +51,30 @@ class Prepared2Way:
         return Decision(Outcome.DROPPED_BLOCKED, f"the sender is blocked ({verdict.reason})")
 
 
-def original_of(book: ContactBook, alias_id: int, seen: str) -> str | None:
-    """The Message-ID the other side knows for ``seen``. SES shows the id it returned as
-    ``<id@email.amazonses.com>`` (``<id@<region>.amazonses.com>`` outside us-east-1): the returned
-    id is what was linked, so its domain is not matched."""
-    found = book.original_for(alias_id, seen)
+def thread_candidates(seen: str) -> tuple[str, ...]:
+    """The ids that may stand for ``seen`` in the Message-ID map, the best first. SES shows the id
+    it returned as ``<id@email.amazonses.com>`` (``<id@<region>.amazonses.com>`` outside us-east-1):
+    the returned id is what was linked, so its domain is not matched."""
     local, _at, domain = seen.strip().strip("<>").rpartition("@")
-    if found is None and local and domain.lower().endswith("amazonses.com"):
-        found = book.original_for(alias_id, local)
-    return found
+    return (seen, local) if local and domain.lower().endswith("amazonses.com") else (seen,)
+
+
+def original_of(book: ContactBook, alias_id: int, seen: str) -> str | None:
+    """The Message-ID the other side knows for ``seen`` (:func:`thread_candidates`)."""
+    for candidate in thread_candidates(seen):
+        found = book.original_for(alias_id, candidate)
+        if found is not None:
+            return found
+    return None
+
+
+def thread_ids(message: Prepared) -> list[str]:
+    """The sender's In-Reply-To and References ids, the last ``MAX_THREAD_IDS`` distinct ones."""
+    seen: list[str] = []
+    for name in ("in-reply-to", "references"):
+        for f in message.split.get_all(name):
+            seen += [i.decode("ascii", "replace") for i in MSG_ID.findall(f.value)]
+    return list(dict.fromkeys(seen))[-MAX_THREAD_IDS:]
 
 
 class TwoWayForward:
@@ -85,27 +101,21 @@ class TwoWayForward:
         return lambda address: address.rpartition("@")[2].lower() in domains
 
     def prepare(self, message: Prepared, recipient: str) -> Prepared2Way | None:
-        """The sender rules' verdict and the participants' reverse addresses; None: not an alias."""
+        """The sender rules' verdict, the participants' reverse addresses, and the owner's ids that
+        the sender's In-Reply-To and References stand for, in one call; None: not an alias."""
         is_own = self._own()
         people = [(p.address, p.name) for p in participants(message, is_own)]
-        found = self.book.prepare_forward(recipient, people, message.sender or "")
+        seen = thread_ids(message)
+        candidates = list(dict.fromkeys(c for seen_id in seen for c in thread_candidates(seen_id)))
+        found = self.book.prepare_forward(recipient, people, message.sender or "", candidates)
         if found is None:
             return None
-        ids = self._thread_ids(message, found.alias_id) if found.verdict.allowed else {}
-        return Prepared2Way(found, ids, is_own)
-
-    def _thread_ids(self, message: Prepared, alias_id: int) -> dict[str, str]:
-        """The sender's In-Reply-To and References ids (the last few) that stand for the owner's."""
-        seen: list[str] = []
-        for name in ("in-reply-to", "references"):
-            for f in message.split.get_all(name):
-                seen += [i.decode("ascii", "replace") for i in MSG_ID.findall(f.value)]
-        mapped: dict[str, str] = {}
-        for seen_id in list(dict.fromkeys(seen))[-MAX_THREAD_IDS:]:
-            original = original_of(self.book, alias_id, seen_id)
+        ids: dict[str, str] = {}
+        for seen_id in seen if found.verdict.allowed else ():
+            original = next((found.originals[c] for c in thread_candidates(seen_id) if c in found.originals), None)
             if original:
-                mapped[seen_id] = original if original.startswith("<") else f"<{original}>"
-        return mapped
+                ids[seen_id] = original if original.startswith("<") else f"<{original}>"
+        return Prepared2Way(found, ids, is_own)
 
     def two_way(self, prepared: Prepared2Way, alias_address: str, display_format: str) -> TwoWay:
         """The core's input for rewriting one copy (forwarder/core/twoway.py)."""

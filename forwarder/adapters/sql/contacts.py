@@ -86,15 +86,18 @@ _contacts = cast(Table, Contact.__table__)
 _aliases = cast(Table, Alias.__table__)
 _users = cast(Table, User.__table__)
 _rules = cast(Table, SenderRule.__table__)
+_links = cast(Table, MessageLink.__table__)
 
 #: The ``tag`` of :data:`_PREPARE`'s rows.
-_ALIAS_ROW, _CONTACT_ROW, _RULE_ROW = 0, 1, 2
+_ALIAS_ROW, _CONTACT_ROW, _RULE_ROW, _LINK_ROW = 0, 1, 2, 3
 _THE_ALIAS = _aliases.c.address == bindparam("p_address")
 #: Everything a forward asks of the database before the rules' verdict, in one round trip: the
 #: alias (``id``; ``n``: its owner; ``s1``/``s2``: the alias's and the owner's sender modes), the
 #: alias's contacts among ``p_digests`` (``n``: blocked; ``s1``: reverse local part; ``s2``: digest;
-#: ``s3``: sealed name), and the owner's rules for the alias or the whole account (``id``: the
-#: rule's alias; ``s1``..``s3``: action, kind, value). Each part is found by a unique or indexed key.
+#: ``s3``: sealed name), the owner's rules for the alias or the whole account (``id``: the rule's
+#: alias; ``s1``..``s3``: action, kind, value), and the alias's unexpired thread links among
+#: ``p_seen`` (``s2``: seen digest; ``s3``: sealed original). Each part is found by a unique or
+#: indexed key.
 _PREPARE = union_all(
     select(
         literal_column(str(_ALIAS_ROW), Integer).label("tag"),
@@ -126,6 +129,20 @@ _PREPARE = union_all(
     )
     .select_from(_rules.join(_aliases, _aliases.c.user_id == _rules.c.user_id))
     .where(_THE_ALIAS, or_(_rules.c.alias_id.is_(None), _rules.c.alias_id == _aliases.c.id)),
+    select(
+        literal_column(str(_LINK_ROW), Integer),
+        _links.c.id,
+        null(),
+        null(),
+        _links.c.seen_digest,
+        _links.c.original_sealed,
+    )
+    .select_from(_links.join(_aliases, _aliases.c.id == _links.c.alias_id))
+    .where(
+        _THE_ALIAS,
+        _links.c.seen_digest.in_(bindparam("p_seen", expanding=True)),
+        _links.c.expires_at > bindparam("p_now"),
+    ),
 )
 #: One forwarded message for each of the contacts ``p_ids``.
 _COUNT_FORWARDED = (
@@ -269,25 +286,40 @@ class SqlContactBook:
             return self._contacts_in(connection, alias_id, alias_domain, people)[0]
 
     def prepare_forward(
-        self, alias_address: str, people: Sequence[tuple[str, str]], sender: str
+        self, alias_address: str, people: Sequence[tuple[str, str]], sender: str, thread_ids: Sequence[str] = ()
     ) -> ForwardContacts | None:
         """What forwarding a message to ``alias_address`` needs of its contacts, in one transaction:
         whether the sender rules let ``sender`` through, and (if so) the reverse address of each of
-        ``people``, made when new. None: no such alias. Once the contacts exist: :data:`_PREPARE`,
-        then :data:`_COUNT_FORWARDED` (or :data:`_COUNT_BLOCKED` for a refused known sender)."""
+        ``people``, made when new, and the originals of ``thread_ids`` (as :meth:`original_for`).
+        None: no such alias. Once the contacts exist: :data:`_PREPARE`, then :data:`_COUNT_FORWARDED`
+        (or :data:`_COUNT_BLOCKED` for a refused known sender)."""
         names = _names(people)
         sender_key = normalize_address(sender).strip("<>")
         by_digest = self._by_digest([*names, sender_key] if sender_key else names)
-        params = {"p_address": normalize_address(alias_address), "p_digests": sorted(by_digest)}
+        seen: dict[str, list[str]] = {}
+        for seen_id in thread_ids:
+            if normalize_message_id(seen_id):
+                for digest in self._sealer.digests(normalize_message_id(seen_id)):
+                    seen.setdefault(digest, []).append(seen_id)
+        now = self._now()
+        params = {
+            "p_address": normalize_address(alias_address),
+            "p_digests": sorted(by_digest),
+            "p_seen": sorted(seen),
+            "p_now": now,
+        }
         with self._connection(write=True) as connection:
             alias: Any = None
             found: dict[str, _Known] = {}
             rules: list[tuple[int | None, str, str, str]] = []
+            linked: dict[str, str] = {}
             for row in connection.execute(_PREPARE, params):
                 if row.tag == _CONTACT_ROW:
                     found[by_digest[row.s2]] = _Known(row.id, row.s1, row.s3, bool(row.n))
                 elif row.tag == _RULE_ROW:
                     rules.append((row.id, row.s1, row.s2, row.s3))
+                elif row.tag == _LINK_ROW:
+                    linked.update(dict.fromkeys(seen[row.s2], row.s3))
                 else:
                     alias = row
             if alias is None:
@@ -300,14 +332,17 @@ class SqlContactBook:
             )
             if not verdict.allowed:
                 if known is not None:
-                    connection.execute(_COUNT_BLOCKED, {"p_ids": [known.id], "p_now": self._now()})
+                    connection.execute(_COUNT_BLOCKED, {"p_ids": [known.id], "p_now": now})
                     connection.commit()
                 return ForwardContacts(alias.id, verdict, {})
             domain = alias_address.rpartition("@")[2].lower()
             in_message = {address: row for address, row in found.items() if address in names}
             contacts, rows = self._bring_in(connection, alias.id, domain, names, in_message)
-            sender_row = rows.get(sender_key)
-            return ForwardContacts(alias.id, verdict, contacts, sender_row.id if sender_row is not None else None)
+        sender_row = rows.get(sender_key)
+        originals = {seen_id: self._sealer.open(sealed) for seen_id, sealed in linked.items()}
+        return ForwardContacts(
+            alias.id, verdict, contacts, sender_row.id if sender_row is not None else None, originals
+        )
 
     def unsubscribe(self, alias_id: int, contact_id: int) -> str:
         """Do what the alias's owner chose for a one-click unsubscribe (users.unsubscribe_action) and

@@ -129,3 +129,31 @@ def test_a_two_way_forward_from_known_contacts_costs_few_statements_over_one_way
         assert all(c.last_seen_at is not None for c in counts)
         links = db.scalars(select(MessageLink.kind)).all()
         assert len(links) == 4 and set(links) == {"forward"}  # each copy's id and the sender's, twice
+
+
+def test_the_thread_ids_of_an_answer_are_mapped_back_in_the_same_statements(paths: Paths) -> None:
+    """The sender's answer names the owner's reply (its id, linked when the reply went out) and
+    older ids: they are looked up in the same read as the contacts, not one read each."""
+    contacts = paths.two_way.contacts
+    alias_id = contacts.by_reverse(_reverse(paths, "jane@shop.example")).alias_id  # type: ignore[union-attr]
+    contacts.link(alias_id, None, ["<reply-9@ses.example>"], "<owner-9@real.example>", kind="reply")
+    thread = (
+        "In-Reply-To: <reply-9@ses.example>\r\n"
+        "References: <order-0@shop.example> <nowhere-1@x.example> <nowhere-2@x.example> <reply-9@ses.example>\r\n"
+    )
+    plain = paths.forward(paths.two_way, 4)
+    answer = paths.forward(paths.two_way, 5, thread)
+    assert len(answer.statements) == len(plain.statements), answer.statements
+    assert answer.transactions == plain.transactions
+    sent = paths.two_way.sender
+    assert isinstance(sent, MemorySender)
+    header = sent.sent[-1].raw.split(b"\r\n\r\n", 1)[0]
+    assert b"In-Reply-To: <owner-9@real.example>" in header
+    assert b"<reply-9@ses.example>" not in header
+
+
+def _reverse(paths: Paths, address: str) -> str:
+    with make_session_factory(paths.engine)() as db:
+        alias_id = db.scalar(select(Alias.id).where(Alias.address == ALIAS))
+    assert alias_id is not None
+    return paths.two_way.contacts.create(alias_id, "othermail.example", address).reverse
