@@ -56,8 +56,10 @@ class Sealer:
                 raise SealError(f"a contact key id must be 1 to 32 letters, digits, '.', '_' or '-', not {key_id!r}")
             if len(key) != KEY_BYTES:
                 raise SealError(f"contact key {key_id!r} is {len(key)} bytes, not {KEY_BYTES}")
+        # built once: an AESGCM per key, and an HMAC per lookup key whose copy digests a text
+        # (a copy skips the key schedule that hmac.new runs each time: about 1.7 us instead of 4)
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys}
-        self._lookup = [(key_id, _lookup_key(key)) for key_id, key in keys]
+        self._lookup = [hmac.new(_lookup_key(key), digestmod=hashlib.sha256) for _, key in keys]
         self.current_id = ids[0]
         self.key_ids = tuple(ids)
 
@@ -83,11 +85,17 @@ class Sealer:
     def digests(self, text: str) -> list[str]:
         """The digest of ``text`` under each key, the current key's first (what lookups try)."""
         data = normalize(text).encode()
-        return [hmac.new(key, data, hashlib.sha256).hexdigest() for _, key in self._lookup]
+        return [_hexdigest(base, data) for base in self._lookup]
 
     def digest(self, text: str) -> str:
-        """The current key's digest: the one stored."""
-        return self.digests(text)[0]
+        """The current key's digest: the one stored (the other keys' are not computed)."""
+        return _hexdigest(self._lookup[0], normalize(text).encode())
+
+
+def _hexdigest(base: hmac.HMAC, data: bytes) -> str:
+    mac = base.copy()
+    mac.update(data)
+    return mac.hexdigest()
 
 
 def parse_keys(value: str) -> list[tuple[str, bytes]]:

@@ -84,3 +84,22 @@ def test_a_new_key_entry_parses_back() -> None:
     assert entry.startswith(key_id + ":") and len(key) == 32
     assert new_key_entry() != entry
     assert parse_keys(f"{entry}, k1:{base64.urlsafe_b64encode(OLD[1]).decode()}")[1] == OLD
+
+
+def test_a_digest_is_the_hmac_sha256_of_the_normalized_text_under_the_key_s_lookup_key() -> None:
+    """What rows were stored under: the precomputed HMACs must give the very same digests."""
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    def expected(key: bytes, text: str) -> str:
+        lookup = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"othermail lookup").derive(key)
+        return hmac.new(lookup, text.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+    sealer = Sealer([NEW, OLD])
+    for text in (" Ann@Example.org ", "<Order-1@Shop.example>", ""):
+        assert sealer.digests(text) == [expected(NEW[1], text), expected(OLD[1], text)]
+        assert sealer.digest(text) == expected(NEW[1], text)
+    assert sealer.digest("a@x.example") == sealer.digest("a@x.example")  # no state left over between calls
