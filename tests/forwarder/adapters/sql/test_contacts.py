@@ -358,3 +358,22 @@ def test_preparing_a_forward_checks_the_rules_and_makes_the_contacts_in_one_go(
     assert refused is not None and not refused.verdict.allowed and refused.contacts == {}
     [jane] = [c for c in contacts.contacts_of(ids["shop"], "othermail.example") if c.address == "jane@shop.example"]
     assert jane.blocked_count == 1
+
+
+def test_preparing_a_forward_maps_the_thread_ids_the_alias_linked_and_not_expired(
+    engine: Engine, ids: dict[str, int]
+) -> None:
+    contacts = book(engine)
+    contacts.link(ids["shop"], None, ["<Seen-1@ses.example>", "seen-2@ses.example"], "<mine@real.example>")
+    contacts.link(ids["news"], None, ["<seen-3@ses.example>"], "<other@real.example>")  # another alias's
+    later = book(engine, now=NOW + timedelta(days=181))
+    later.link(ids["shop"], None, ["<fresh@ses.example>"], "<fresh-original@real.example>")
+    asked = ["<seen-1@SES.example>", "seen-2@ses.example", "<seen-3@ses.example>", "<unknown@x.example>", "<>"]
+    prepared = contacts.prepare_forward("shop@othermail.example", [], "jane@shop.example", asked)
+    assert prepared is not None
+    assert prepared.originals == {
+        "<seen-1@SES.example>": "<mine@real.example>",
+        "seen-2@ses.example": "<mine@real.example>",
+    }
+    expired = later.prepare_forward("shop@othermail.example", [], "jane@shop.example", [*asked, "<fresh@ses.example>"])
+    assert expired is not None and expired.originals == {"<fresh@ses.example>": "<fresh-original@real.example>"}
