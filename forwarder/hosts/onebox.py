@@ -206,12 +206,24 @@ class OneBox:
             logger.info("store: %d message(s) older than %d days deleted", removed, self.settings.keep_days)
         return int(removed)
 
+    def prune_limit_windows(self) -> int:
+        """Delete the mail rate-limit windows of past days (the scheduled job's work on AWS and EC2;
+        the hot path never deletes them)."""
+        removed = self.runtime.directory.prune_limit_windows()
+        if removed:
+            logger.info("limits: %d rate-limit window(s) of past days deleted", removed)
+        return removed
+
     def _prune_hourly(self) -> None:
         while True:
             try:
                 self.prune_store()
             except OSError as exc:
                 logger.warning("store: pruning failed: %s", exc)
+            try:
+                self.prune_limit_windows()
+            except Exception as exc:  # the database may be away for a moment: next hour
+                logger.warning("limits: pruning failed: %s", exc.__class__.__name__)
             if self._stopping.wait(PRUNE_INTERVAL_SECONDS):
                 return
 

@@ -89,3 +89,23 @@ def test_the_web_servers_request_log_holds_no_secret_link(tmp_path: Path, caplog
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "/reset/" in logged and "/destinations/verify/" in logged and "/email/verify/" in logged
     assert "SECRET42" not in logged
+
+
+def test_the_hourly_prune_deletes_past_days_rate_limit_windows(tmp_path: Path) -> None:
+    """Issue 15: the hot path no longer deletes old windows; the one box's hourly job does."""
+    from models import RateLimitHit
+
+    settings = Settings(data_dir=tmp_path / "var", sender="outbox", outbox=tmp_path / "var" / "outbox")
+    box = OneBox(settings, web_port=None, smtp_port=None, sender=MemorySender(), workers=1)
+    try:
+        now = int(time.time())
+        with box.runtime.sessions() as db:
+            for key, start in (("mail:a:1:h", now - 3 * 86400), ("mail:a:1:h", now), ("signin:1.2.3.4", 0)):
+                db.add(RateLimitHit(key=key, window_start=start, count=1))
+            db.commit()
+        assert box.prune_limit_windows() == 1
+        with box.runtime.sessions() as db:
+            kept = sorted((row.key, row.window_start) for row in db.query(RateLimitHit))
+        assert kept == [("mail:a:1:h", now), ("signin:1.2.3.4", 0)]  # today's, and not a mail window
+    finally:
+        box.stop(timeout=5)
