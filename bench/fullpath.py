@@ -15,7 +15,9 @@ are interleaved with ours), and each figure is the median over the rounds. The r
   ``processMessage`` + encode, timed inside Node (see bench/_node_peer.py); skipped, saying why,
   where ``node`` or the npm registry is absent, or with ``--no-peer``;
 - memcpy: ``bytes(memoryview(raw))``, one copy of the message into a new buffer;
-- stdlib round trip: ``email.message_from_bytes(raw, policy=email.policy.default).as_bytes()``.
+- stdlib round trip: ``email.message_from_bytes(raw, policy=email.policy.default).as_bytes()``;
+- general path: the same full path with ``rewrite_general`` (no ``fastpath``), for the fast path's
+  gain, printed as a ratio of CPU medians (not judged).
 
 Targets judged (PASS/FAIL):
 
@@ -48,7 +50,7 @@ for _path in (str(ROOT), str(HERE)):
 
 import _measure as gen  # noqa: E402  (bench/_measure.py: the generated messages)
 
-from forwarder.core.forward import prepare, rewrite  # noqa: E402
+from forwarder.core.forward import prepare, rewrite, rewrite_general  # noqa: E402
 
 ALIAS = gen.ALIAS
 MB = 1_000_000
@@ -64,6 +66,24 @@ BATCH = 0.001
 def full_path(raw: bytes) -> bytes | None:
     result = rewrite(prepare(raw), ALIAS)
     return None if result.outgoing is None else result.outgoing.as_bytes()
+
+
+def general_path(raw: bytes) -> bytes | None:
+    """The full path without ``fastpath`` (every field through ``headers``, then ``validate``):
+    the core as it was before the fast path, timed in the same run for the fast path's gain."""
+    result = rewrite_general(prepare(raw), ALIAS)
+    return None if result.outgoing is None else result.outgoing.as_bytes()
+
+
+def general_corpus_pass(messages: list[bytes]) -> int:
+    """:func:`corpus_pass` through :func:`general_path`."""
+    raised = 0
+    for raw in messages:
+        try:
+            general_path(raw)
+        except Exception:
+            raised += 1
+    return raised
 
 
 def stdlib_round_trip(raw: bytes) -> bytes:
@@ -220,12 +240,14 @@ def main(argv: list[str]) -> int:
 
     samplers: dict[str, Sampler] = {
         "core 2 KB": Sampler(full_path, small, BATCH),
+        "general 2 KB": Sampler(general_path, small, BATCH),
         "stdlib 2 KB": Sampler(stdlib_round_trip, small, BATCH),
         "core 10 MB": Sampler(full_path, ten, 0.0),
         "memcpy 10 MB": Sampler(memcpy, ten, 0.0),
     }
     if corpus:
         samplers["core corpus pass"] = Sampler(corpus_pass, corpus, 0.0)
+        samplers["general corpus pass"] = Sampler(general_corpus_pass, corpus, 0.0)
     tasks: list[Callable[[], None]] = [s.sample for s in samplers.values()] + [node.round]
     try:
         for r in range(rounds):
@@ -301,6 +323,12 @@ def main(argv: list[str]) -> int:
         f"core 10 MB {fmt(cpu['core 10 MB'])}, memcpy {fmt(cpu['memcpy 10 MB'])})"
     )
     print("     (1a) and (3) compare with the Node peer on the wall clock, as its harness times itself")
+    gain = cpu["general 2 KB"] / cpu["core 2 KB"]
+    print(
+        f"     fast path (forwarder/core/fastpath.py) gain on CPU time: 2 KB {gain:.2f}x "
+        f"(general path {fmt(cpu['general 2 KB'])})"
+        + (f", corpus pass {cpu['general corpus pass'] / cpu['core corpus pass']:.2f}x" if corpus else "")
+    )
     if raised:
         print(f"     note: {raised} of {len(corpus)} corpus messages raised in the core (timed until they did)")
     load = os.getloadavg()

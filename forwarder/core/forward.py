@@ -15,6 +15,7 @@ from datetime import datetime
 from forwarder.core.body import Unrepairable, repair
 from forwarder.core.boundaries import replace_long_boundaries
 from forwarder.core.decide import AliasState, MessageFacts, Policy, Verdicts, decide, message_facts
+from forwarder.core.fastpath import fast_assemble
 from forwarder.core.headers import Origin, read_origin, rewrite_headers
 from forwarder.core.message import SplitMessage, split_message
 from forwarder.core.outcomes import Decision, Outcome
@@ -141,7 +142,30 @@ def rewrite(
     """Rewrite for one alias and run the pre-flight validator, repairing long body lines once.
 
     :func:`forward` always passes ``now``; without it a message without a Date is sent without one.
+    A clean header block of a one-way forward takes ``fastpath`` (the same bytes, checked without
+    re-reading what was copied); anything else takes the general path below.
     """
+    split = message.split
+    if two_way is None and split.long_body_line() < 0:
+        fast = fast_assemble(split, message.origin, alias_address, now)
+        if fast is not None:
+            head, header_repairs = fast
+            outgoing = Outgoing(head, split.body)
+            if len(outgoing) > max_bytes:
+                return Result(Decision(Outcome.DROPPED_TOO_LARGE, f"{len(outgoing)} bytes, the limit is {max_bytes}"))
+            repairs = list(dict.fromkeys([*split.repairs, *header_repairs]))
+            return Result(Decision(Outcome.FORWARDED, "forwarded"), outgoing, tuple(repairs))
+    return rewrite_general(message, alias_address, max_bytes, now, two_way)
+
+
+def rewrite_general(
+    message: Prepared,
+    alias_address: str,
+    max_bytes: int = SESV2_MAX_BYTES,
+    now: datetime | None = None,
+    two_way: TwoWay | None = None,
+) -> Result:
+    """:func:`rewrite` without the fast path: every field through ``headers``, then ``validate``."""
     outgoing, repairs = assemble(message, alias_address, now, two_way)
     eol = message.split.eol
 
