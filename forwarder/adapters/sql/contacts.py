@@ -12,8 +12,10 @@ the contacts of a message exist, it costs two statements in one transaction, bot
 with bound parameters (so SQLAlchemy's compiled cache serves them): :data:`_PREPARE` reads the alias,
 its and its owner's sender modes, the participants' contacts and the sender rules together (one
 UNION ALL, its rows told apart by their ``tag``), and :data:`_COUNT_FORWARDED` counts the message
-for the contacts once the rules let it through. No address is opened (decrypted) to forward: the
-rewrite needs the reverse addresses, and takes the display names from the message itself.
+for the contacts once the rules let it through; on PostgreSQL the two are one statement
+(:data:`_PREPARE_COUNTING`, rolled back when the rules refuse the message). No address is opened
+(decrypted) to forward: the rewrite needs the reverse addresses, and takes the display names from
+the message itself.
 """
 
 from __future__ import annotations
@@ -143,6 +145,20 @@ _PREPARE = union_all(
         _links.c.seen_digest.in_(bindparam("p_seen", expanding=True)),
         _links.c.expires_at > bindparam("p_now"),
     ),
+)
+#: PostgreSQL: :data:`_PREPARE` that also counts one forwarded message for the alias's contacts
+#: among ``p_counted`` (the participants), in a data-modifying WITH: one statement where the
+#: contacts exist. The count is made before the rules' verdict, so a refused message's transaction
+#: is rolled back (the WITH's reads see the rows as they were before it).
+_PREPARE_COUNTING = _PREPARE.add_cte(
+    update(_contacts)
+    .where(
+        _contacts.c.alias_id == select(_aliases.c.id).where(_THE_ALIAS).scalar_subquery(),
+        _contacts.c.address_digest.in_(bindparam("p_counted", expanding=True)),
+    )
+    .values(forwarded_count=_contacts.c.forwarded_count + 1, last_seen_at=bindparam("p_now"))
+    .returning(_contacts.c.id)
+    .cte("counted")
 )
 #: One forwarded message for each of the contacts ``p_ids``.
 _COUNT_FORWARDED = (
@@ -308,12 +324,15 @@ class SqlContactBook:
             "p_seen": sorted(seen),
             "p_now": now,
         }
+        counting = self._engine.dialect.name == "postgresql" and bool(names)
+        if counting:
+            params["p_counted"] = sorted(d for d, address in by_digest.items() if address in names)
         with self._connection(write=True) as connection:
             alias: Any = None
             found: dict[str, _Known] = {}
             rules: list[tuple[int | None, str, str, str]] = []
             linked: dict[str, str] = {}
-            for row in connection.execute(_PREPARE, params):
+            for row in connection.execute(_PREPARE_COUNTING if counting else _PREPARE, params):
                 if row.tag == _CONTACT_ROW:
                     found[by_digest[row.s2]] = _Known(row.id, row.s1, row.s3, bool(row.n))
                 elif row.tag == _RULE_ROW:
@@ -331,13 +350,15 @@ class SqlContactBook:
                 else SenderVerdict(True, "no-rule")
             )
             if not verdict.allowed:
+                if counting:
+                    connection.rollback()  # the speculative count
                 if known is not None:
                     connection.execute(_COUNT_BLOCKED, {"p_ids": [known.id], "p_now": now})
                     connection.commit()
                 return ForwardContacts(alias.id, verdict, {})
             domain = alias_address.rpartition("@")[2].lower()
             in_message = {address: row for address, row in found.items() if address in names}
-            contacts, rows = self._bring_in(connection, alias.id, domain, names, in_message)
+            contacts, rows = self._bring_in(connection, alias.id, domain, names, in_message, counted=counting)
         sender_row = rows.get(sender_key)
         originals = {seen_id: self._sealer.open(sealed) for seen_id, sealed in linked.items()}
         return ForwardContacts(
@@ -382,16 +403,24 @@ class SqlContactBook:
         return self._bring_in(connection, alias_id, alias_domain, names, self._find(connection, alias_id, list(names)))
 
     def _bring_in(
-        self, connection: Connection, alias_id: int, alias_domain: str, names: dict[str, str], found: dict[str, Any]
+        self,
+        connection: Connection,
+        alias_id: int,
+        alias_domain: str,
+        names: dict[str, str],
+        found: dict[str, Any],
+        counted: bool = False,
     ) -> tuple[dict[str, str], dict[str, Any]]:
         """Count one forwarded message for each of ``names`` (``{address: display name}``), making
         the contacts not in ``found`` (their rows, by address), and commit; their reverse addresses
-        and rows, by address. A contact without a name gets the one the message shows."""
+        and rows, by address. A contact without a name gets the one the message shows.
+        ``counted``: the contacts of ``found`` were counted in this transaction already."""
         if not names:
             return {}, {}
         now = self._now()
         if found:
-            connection.execute(_COUNT_FORWARDED, {"p_ids": [row.id for row in found.values()], "p_now": now})
+            if not counted:
+                connection.execute(_COUNT_FORWARDED, {"p_ids": [row.id for row in found.values()], "p_now": now})
             for address, row in found.items():
                 if not row.name_sealed and names[address]:
                     connection.execute(

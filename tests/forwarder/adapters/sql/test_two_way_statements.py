@@ -5,9 +5,9 @@ sender whose contacts exist (steady state), forwarded by the same alias once wit
 prints them next to the time each path takes.
 
 The two-way extra today: ``ContactBook.prepare_forward``'s two statements (one read of the alias, the
-sender modes, the participants' contacts and the sender rules; one update of the contacts' counters)
-in one transaction of its own, and the thread links written with the outcomes (``Directory.settle``:
-a read of the links already there, then the insert).
+sender modes, the participants' contacts and the sender rules; one update of the contacts' counters;
+one statement on PostgreSQL) in one transaction of its own, and the thread links written with the
+outcomes (``Directory.settle``: a read of the links already there, then the insert).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from models import Alias, Contact, Destination, MessageLink, User, make_session_
 ALIAS = "shop-7hq2@othermail.example"
 PASS = Verdicts(spf="PASS", dkim="PASS", dmarc="PASS")
 #: Before issue 15's two-way work: 6 statements in prepare_forward alone, 8 over one-way in all.
-MAX_PREPARE_STATEMENTS = 2
-MAX_EXTRA_STATEMENTS = 4
+#: PostgreSQL counts the contacts in the read (a data-modifying WITH): one statement fewer.
+MAX_PREPARE_STATEMENTS = {"sqlite": 2, "postgresql": 1, "mysql": 2}
+MAX_EXTRA_STATEMENTS = {"sqlite": 4, "postgresql": 3, "mysql": 4}
 MAX_EXTRA_TRANSACTIONS = 1
 
 
@@ -120,8 +121,8 @@ def test_a_two_way_forward_from_known_contacts_costs_few_statements_over_one_way
     for s in two.statements:
         print("    " + s[:140])
     prepare = two.touching("contacts", "sender_rules")
-    assert len(prepare) <= MAX_PREPARE_STATEMENTS, prepare
-    assert len(two.statements) - len(one.statements) <= MAX_EXTRA_STATEMENTS, two.statements
+    assert len(prepare) <= MAX_PREPARE_STATEMENTS[backend], prepare
+    assert len(two.statements) - len(one.statements) <= MAX_EXTRA_STATEMENTS[backend], two.statements
     assert two.transactions - one.transactions <= MAX_EXTRA_TRANSACTIONS
     with make_session_factory(paths.engine)() as db:  # what the statements did is still all done
         counts = db.execute(select(Contact.forwarded_count, Contact.last_seen_at)).all()
