@@ -51,6 +51,7 @@ row, deadlock.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -561,19 +562,26 @@ def _seen(rows: Sequence[Any]) -> _Seen:
 
 
 def _insert_new_links(connection: Connection, links: Sequence[Mapping[str, Any]]) -> None:
-    """Insert the message links not there yet (a retried send links again: the first link stands)."""
-    alias_ids = {link["alias_id"] for link in links}
-    known = {
-        (row.alias_id, row.seen_digest)
-        for row in connection.execute(
-            select(_links.c.alias_id, _links.c.seen_digest).where(
-                _links.c.alias_id.in_(alias_ids), _links.c.seen_digest.in_([link["seen_digest"] for link in links])
-            )
-        )
-    }
-    fresh = [link for link in links if (link["alias_id"], link["seen_digest"]) not in known]
-    if fresh:
-        connection.execute(insert(_links), fresh)
+    """Insert the message links not there yet, in one statement (a retried send, or a racing
+    delivery of the same message, links again: the first link stands, and the outcomes recorded
+    beside it are not rolled back by a duplicate)."""
+    connection.execute(_link_once(connection.dialect.name), [dict(link) for link in links])
+
+
+@functools.lru_cache(maxsize=4)
+def _link_once(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` (PostgreSQL, SQLite) or ``... ON DUPLICATE KEY UPDATE``
+    a no-op (MySQL, MariaDB) on message_links' unique (alias_id, seen_digest); built once."""
+    if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        return mysql_insert(_links).on_duplicate_key_update(seen_digest=_links.c.seen_digest)
+    insert_: Any
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as insert_
+    else:
+        from sqlalchemy.dialects.sqlite import insert as insert_
+    return insert_(_links).on_conflict_do_nothing(index_elements=[_links.c.alias_id, _links.c.seen_digest])
 
 
 def _key_params(key: DeliveryKey) -> dict[str, Any]:
