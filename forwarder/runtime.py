@@ -57,7 +57,9 @@ PARTS = frozenset(
 class Runtime:
     """The settings and everything built from them; see the module docstring."""
 
-    def __init__(self, settings: Settings, *, ses_inbound: bool = False, **parts: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, ses_inbound: bool = False, ping_every_checkout: bool = False, **parts: Any
+    ) -> None:
         unknown = sorted(set(parts) - PARTS)
         if unknown:
             raise TypeError(f"Runtime.build() got unknown parts: {', '.join(unknown)}")
@@ -65,6 +67,9 @@ class Runtime:
         #: Raw mail arrives through SES (the Lambda and the queue worker): it is read from the S3
         #: bucket SES writes to, and reject-mode expired aliases are bounced with SES SendBounce.
         self.ses_inbound = ses_inbound
+        #: The web app: a request has no retry of its own, so a server connection is pinged at every
+        #: checkout (the forwarder's directory re-runs a transaction on a dead connection instead).
+        self.ping_every_checkout = ping_every_checkout
         # a part handed in is found in the instance dict before its cached_property runs
         self.__dict__.update(parts)
 
@@ -84,7 +89,8 @@ class Runtime:
     def engine(self) -> Engine:
         from models import make_engine
 
-        return make_engine(self.settings.resolved_database_url)
+        extra = {"pool_pre_ping": True} if self.ping_every_checkout else {}
+        return make_engine(self.settings.resolved_database_url, **extra)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

@@ -76,7 +76,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, runtime: Runtime | 
     if runtime is None:
         if app.config.get("DATABASE_URL"):
             settings = dataclasses.replace(settings, database_url=app.config["DATABASE_URL"])
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, ping_every_checkout=True)  # requests do not retry
     app.extensions["othermail.runtime"] = runtime
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(settings)

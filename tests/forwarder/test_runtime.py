@@ -152,3 +152,15 @@ def test_the_web_app_and_the_one_box_share_one_runtime(tmp_path: Path) -> None:
     assert app.extensions["othermail.runtime"] is runtime
     assert app.extensions["othermail.engine"] is runtime.engine
     runtime.close()
+
+
+def test_the_web_app_pings_every_checkout_and_the_forwarder_does_not(tmp_path: Path) -> None:
+    """Review of issue 15: the pool stopped pinging every checkout (the directory re-runs a
+    transaction on a dead connection), but a web request has no such retry: a connection killed
+    by a database restart would have been one 500. The web app's runtime pings at checkout."""
+    from web import create_app
+
+    settings = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://u@127.0.0.1:1/none", sender="outbox")
+    web = create_app({"TESTING": True, "SECRET_KEY": "k", "SETTINGS": settings})
+    assert web.extensions["othermail.runtime"].engine.pool._pre_ping is True
+    assert Runtime.build(settings).engine.pool._pre_ping is False
