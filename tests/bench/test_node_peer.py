@@ -21,6 +21,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.support.tools import missing
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -54,7 +56,7 @@ def _path_with(tmp_path: Path, *tools: str) -> str:
     for tool in tools:
         found = shutil.which(tool)
         if found is None:
-            _skip(f"`{tool}` is not on PATH (Debian: apt-get install nodejs npm; .ci/run installs them)")
+            missing(f"`{tool}` is not on PATH (Debian: apt-get install nodejs npm; .ci/run installs them)")
         (folder / tool).symlink_to(found)
     return str(folder)
 
@@ -133,15 +135,8 @@ def installed_peer():
     """The real peer in bench/.cache/node_peer: installed there when missing and the registry answers."""
     reason = peer.available()
     if reason is not None:
-        _skip(reason)
+        missing(reason)
     return peer.CACHE
-
-
-def _skip(reason: str) -> None:
-    """Skip, saying why; under CI (which installs node and npm and reaches the npm registry), fail."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}, and CI is set", pytrace=False)
-    pytest.skip(reason)
 
 
 def test_the_harness_times_the_unmodified_peer_and_flags_what_it_cannot_rewrite(installed_peer):

@@ -44,6 +44,7 @@ import migrations
 from forwarder.settings import Settings
 from models import RateLimitHit, User, make_engine, make_session_factory
 from tests.support.factories import free_tcp_port
+from tests.support.tools import missing
 from web.security import hash_password
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,12 +72,6 @@ def tool(name: str, package: str) -> str:
         return found
     missing(f"{name} is not installed (apt-get install {package}; .ci/run installs it)")
     raise AssertionError  # unreachable
-
-
-def missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}, and CI is set", pytrace=False)
-    pytest.skip(reason)
 
 
 def placed(text: str) -> str:

@@ -40,6 +40,7 @@ from forwarder.ops.dns_doctor import (
     required_records,
 )
 from tests.support.factories import free_udp_and_tcp_port
+from tests.support.tools import missing
 
 REGION = "us-east-1"
 TOKENS = ("abcdefghijklmnopqrstuvwxyz234567", "bcdefghijklmnopqrstuvwxyz2345678", "cdefghijklmnopqrstuvwxyz23456789")
@@ -96,12 +97,6 @@ ZONES = {
 BROKEN = "broken.test"
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}, and CI is set", pytrace=False)
-    pytest.skip(reason)
-
-
 def zone_text(domain: str, body: str, serial: int = 1) -> str:
     return (
         f"$ORIGIN {domain}.\n$TTL 300\n"
@@ -140,7 +135,7 @@ class Knot:
 def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
     knotd = shutil.which("knotd", path="/usr/sbin:/usr/local/sbin:/sbin:" + os.environ.get("PATH", ""))
     if knotd is None:
-        _missing("knotd is not installed (apt-get install knot; .ci/run installs it)")
+        missing("knotd is not installed (apt-get install knot; .ci/run installs it)")
     folder = tmp_path_factory.mktemp("knot")
     port = free_udp_and_tcp_port()  # Knot binds TCP too
     for domain, body in ZONES.items():
