@@ -164,6 +164,8 @@ class OneBox:
                 self.forwarder.two_way.public_url = started.web_url  # one-click unsubscribe links
         if self.worker_processes:
             self._start_workers(started)
+        else:
+            started.lines.append(("forwarder", f"{self.workers} threads of this process"))
         if self.listener is not None:
             _check_free("smtp", self.listener.host, self.listener.port)
             self.listener.start()

@@ -144,6 +144,25 @@ def test_run_prints_what_it_started_forwards_to_the_outbox_and_stops_on_sigterm(
     assert code == 0 and "stopped" in output
 
 
+@pytest.mark.parametrize(
+    ("options", "forwarder"),
+    [((), "4 worker processes"), (("--threads", "--workers", "2"), "2 threads of this process")],
+)
+def test_workers_forward_in_processes_by_default_or_in_threads(
+    env: dict[str, str], tmp_path: Path, options: tuple[str, ...], forwarder: str
+) -> None:
+    """Issue 15: othermail smtp forwards in worker processes; --threads keeps the old threads."""
+    run = Run(env, "smtp", "--port", "0", *options)
+    try:
+        assert run.lines["forwarder"] == forwarder
+        send(run.smtp_port)
+        (delivered,) = outbox_messages(tmp_path / "var" / "outbox", 1)
+        assert delivered.startswith(b"Delivered-To: me@real.example")
+    finally:
+        code, _output = run.stop(signal.SIGTERM)
+    assert code == 0
+
+
 def test_sigint_stops_it_too_and_the_smtp_only_command_has_no_web(env: dict[str, str]) -> None:
     run = Run(env, "smtp", "--port", "0")
     assert "web" not in run.lines and "smtp" in run.lines
