@@ -166,10 +166,14 @@ class Runtime:
     def aws_clients(self) -> LazySession:
         """The AWS clients the adapters use, one per service, each made from :attr:`aws_session` on
         its first call and then kept (forwarder/adapters/aws/clients.py): the Lambda makes each
-        once per container, and only those its events use; boto3 is imported with the first."""
-        from forwarder.adapters.aws.clients import LazySession
+        once per container, and only those its events use; botocore is imported with the first.
+        They come from botocore alone (no boto3 import on a cold start), unless a session was
+        handed in (tests, the Lambda's secrets session): then from that one."""
+        from forwarder.adapters.aws.clients import BotocoreClients, LazySession
 
-        return LazySession(lambda service: self.aws_session.client(service))
+        if "aws_session" in self.__dict__:
+            return LazySession(lambda service: self.aws_session.client(service))
+        return LazySession(BotocoreClients(self.settings.aws_region))
 
     @cached_property
     def sender(self) -> Sender:

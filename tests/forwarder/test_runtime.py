@@ -164,3 +164,36 @@ def test_the_web_app_pings_every_checkout_and_the_forwarder_does_not(tmp_path: P
     web = create_app({"TESTING": True, "SECRET_KEY": "k", "SETTINGS": settings})
     assert web.extensions["othermail.runtime"].engine.pool._pre_ping is True
     assert Runtime.build(settings).engine.pool._pre_ping is False
+
+
+#: Makes the SES ingress's S3 and SESv2 clients in a fresh interpreter and reports whether boto3
+#: (and s3transfer, which boto3 imports) came with them.
+MAKE_CLIENTS = """
+import sys
+from forwarder.runtime import Runtime
+from forwarder.settings import Settings
+
+runtime = Runtime.build(Settings(s3_bucket="raw-mail", sender="ses", aws_region="eu-west-1"), ses_inbound=True)
+s3, sesv2 = runtime.aws_clients.client("s3"), runtime.aws_clients.client("sesv2")
+print(s3.meta.service_model.service_name, sesv2.meta.service_model.service_name, s3.meta.region_name)
+print(sorted(name for name in ("boto3", "s3transfer") if name in sys.modules))
+"""
+
+
+def test_the_runtime_makes_its_aws_clients_with_botocore_alone() -> None:
+    """boto3 adds nothing the adapters call (get_object, send_email are botocore's), only its import
+    and s3transfer's on a Lambda cold start: the runtime's own clients come from one botocore session."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTHERMAIL_", "AWS_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", MAKE_CLIENTS], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["s3 sesv2 eu-west-1", "[]"]

@@ -7,6 +7,9 @@ once per runtime, which the Lambda keeps for the life of its container. So an ev
 reads S3 or never bounces (an SES notification, an SNS subscription confirmation, a forward that
 bounces nothing) never pays for those clients, or for importing boto3 at all, and warm invocations
 reuse the clients the first one made (tests/forwarder/hosts/test_lambda_imports.py counts them).
+
+The runtime makes them with botocore alone (:class:`BotocoreClients`): boto3's ``Session.client``
+adds nothing the adapters call, only the import of boto3 and s3transfer on a cold start.
 """
 
 from __future__ import annotations
@@ -70,3 +73,23 @@ class LazySession:
     def made(self) -> list[str]:
         """The services whose clients have been made, in the order they were first asked for."""
         return [name for name, lazy in self._clients.items() if lazy.made]
+
+
+class BotocoreClients:
+    """``make(service)`` for :class:`LazySession`: clients from one botocore session (made with the
+    first client, then shared, so botocore loads its endpoint and partition data once), for
+    ``region`` (empty: botocore's own chain, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``)."""
+
+    def __init__(self, region: str = "") -> None:
+        self.region = region
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self, service: str) -> Any:
+        with self._lock:
+            if self._session is None:
+                import botocore.session
+
+                self._session = botocore.session.get_session()
+            session = self._session
+        return session.create_client(service, region_name=self.region or None)

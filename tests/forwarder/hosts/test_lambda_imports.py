@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 
 from forwarder.accounts import ensure_destination, ensure_user
@@ -139,13 +140,14 @@ def test_the_handler_makes_each_aws_client_once_per_container(env: Env, monkeypa
     env.put(PREFIX + "m1", MESSAGE)
     env.put(PREFIX + "m2", MESSAGE.replace(b"<m1@", b"<m2@"))
     made: list[str] = []
-    real_client = boto3.session.Session.client
+    real_create = botocore.session.Session.create_client
 
-    def counting_client(self: boto3.session.Session, service_name: str, *args: object, **kwargs: object) -> object:
+    def counting_create(self: botocore.session.Session, service_name: str, *args: Any, **kwargs: Any) -> object:
         made.append(service_name)
-        return real_client(self, service_name, *args, **kwargs)  # type: ignore[arg-type]
+        return real_create(self, service_name, *args, **kwargs)
 
-    monkeypatch.setattr(boto3.session.Session, "client", counting_client)
+    # boto3's Session.client ends here too: the count holds whichever makes the clients
+    monkeypatch.setattr(botocore.session.Session, "create_client", counting_create)
     monkeypatch.setattr(lambda_handler, "_runtime", None)
     monkeypatch.setattr(lambda_handler, "_print_line", lambda _line: None)
     monkeypatch.setenv("OTHERMAIL_DATABASE_URL", env.database_url)
