@@ -39,14 +39,17 @@ another worker is sending (it then raises :class:`DeliveryInProgress` and is ret
 when a worker died between claiming and finishing: after ``claim_timeout`` the row is taken over and
 the message is sent again. A crash after SES accepted a message but before the row was updated
 cannot be told apart from a failed send; mail is never lost, so such a message may be sent twice
-(``attempts`` > 1 on a forwarded row counts those).
+(``attempts`` > 1 on a forwarded row counts those). A settle finishes only a row still ``pending``:
+the worker whose claim was taken over, and settled by the other one, changes and counts nothing.
 
 Message-level outcomes (unknown alias, spam, ...) are rows with ``destination_key`` 0.
 
 Lock order (MariaDB): a transaction that writes the alias row (the message count, the blocked and
 forwarded counts) does so before it inserts or updates delivery rows. An insert's foreign key check
 takes a shared lock on the alias row; two transactions each holding one, then both updating the
-row, deadlock.
+row, deadlock. The settle that writes both in one multiple-table UPDATE names the alias first with
+STRAIGHT_JOIN (left to itself, the optimizer locks the delivery row first). PostgreSQL's foreign
+key check takes a lock an update of the alias's counters does not wait for.
 """
 
 from __future__ import annotations
@@ -60,7 +63,21 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -443,10 +460,12 @@ _TAKE_OVER = (
     .values(outcome=PENDING, attempts=_deliveries.c.attempts + 1, updated_at=bindparam("p_now"))
 )
 
-#: The row to finish, its alias, and how many rows of this (message, alias) were forwarded already.
+#: The row to finish, its alias, its state (only a pending claim is finished), and how many rows of
+#: this (message, alias) were forwarded already.
 _TO_FINISH = select(
     _deliveries.c.id,
     _deliveries.c.alias_id,
+    _deliveries.c.outcome,
     select(func.count())
     .select_from(_siblings)
     .where(
@@ -458,53 +477,75 @@ _TO_FINISH = select(
     .label("forwarded_before"),
 ).where(_KEY)
 
+_FINISHED_VALUES: dict[str, Any] = {
+    "outcome": bindparam("p_outcome"),
+    "reason": bindparam("p_reason"),
+    "bytes_out": bindparam("p_bytes_out"),
+    "provider_message_id": bindparam("p_provider_message_id"),
+    "updated_at": bindparam("p_now"),
+}
+
+#: A claim finished, only while it is still pending: a settle that comes after its claim was taken
+#: over (it stalled past the claim timeout) and settled by the other worker changes nothing.
 _FINISH = (
     update(_deliveries)
-    .where(_deliveries.c.id == bindparam("p_id"))
-    .values(
-        outcome=bindparam("p_outcome"),
-        reason=bindparam("p_reason"),
-        bytes_out=bindparam("p_bytes_out"),
-        provider_message_id=bindparam("p_provider_message_id"),
-        updated_at=bindparam("p_now"),
-    )
+    .where(_deliveries.c.id == bindparam("p_id"), _deliveries.c.outcome == PENDING)
+    .values(_FINISHED_VALUES)
 )
 
 #: :data:`_FINISH` by the row's key, without reading its id first.
-_FINISH_KEY = (
-    update(_deliveries)
-    .where(_KEY)
-    .values(
-        outcome=bindparam("p_outcome"),
-        reason=bindparam("p_reason"),
-        bytes_out=bindparam("p_bytes_out"),
-        provider_message_id=bindparam("p_provider_message_id"),
-        updated_at=bindparam("p_now"),
-    )
+_FINISH_KEY = update(_deliveries).where(_KEY, _deliveries.c.outcome == PENDING).values(_FINISHED_VALUES)
+
+#: No other copy of this (message, alias) was forwarded before: the message counts one forward.
+_NONE_FORWARDED = ~exists().where(
+    _siblings.c.inbound_message_id == bindparam("p_message_id"),
+    _siblings.c.recipient == bindparam("p_recipient"),
+    _siblings.c.destination_key != bindparam("p_destination_key"),
+    _siblings.c.outcome == Outcome.FORWARDED.value,
 )
 
-#: :data:`_FINISH_KEY` and :data:`_COUNT_FORWARDED` in one statement, where the database can
-#: write two tables at once: PostgreSQL with a data-modifying WITH, MariaDB with a multiple-table
-#: UPDATE (SQLite runs the two statements).
-_counted = _COUNT_FORWARDED.returning(_aliases.c.id).cte("counted")
+#: SQLite, after :data:`_FINISH_KEY` changed a row: its alias counts the forward unless another
+#: copy of the message was forwarded before.
+_COUNT_FIRST_FORWARD = _COUNT_FORWARDED.where(_NONE_FORWARDED)
+
+#: :data:`_FINISH_KEY` and the forward counted on the alias in one statement, where the database
+#: can write two tables at once; the alias counts only if the claim was still pending (this
+#: settle's) and no other copy of the message was forwarded before.
+#:
+#: PostgreSQL: a data-modifying WITH finishes the claim, and the alias row is updated only if it
+#: returned the row, so the claim's row is locked before the alias row. A settle that counts first
+#: (:meth:`SqlDirectory._finish_in`) locks them the other way round; PostgreSQL breaks such a
+#: deadlock (two settles of one copy, after a takeover) and the settle runs again. There is none
+#: with a claim: the foreign key check of a delivery row inserted takes a KEY SHARE lock on the
+#: alias row, which an update of its counters does not wait for.
+_finished = _FINISH_KEY.returning(_deliveries.c.id).cte("finished")
+_FINISH_COUNTING_PG = (
+    update(_aliases)
+    .where(_aliases.c.id == bindparam("p_alias_id"), exists(select(_finished.c.id)), _NONE_FORWARDED)
+    .values(forwarded_count=_aliases.c.forwarded_count + 1)
+    .add_cte(_finished)
+)
+#: MariaDB: a multiple-table UPDATE. Its optimizer reads (and locks) the delivery row first unless
+#: told otherwise; STRAIGHT_JOIN makes it lock the alias row first, the order every other
+#: transaction writing both keeps (the module docstring). Both rows are read locked, so the
+#: conditions see the committed state; the alias's count adds 0 when another copy was forwarded.
+_FINISH_COUNTING_MYSQL = text(
+    "UPDATE aliases STRAIGHT_JOIN deliveries ON deliveries.alias_id = aliases.id "
+    "SET aliases.forwarded_count = aliases.forwarded_count + (NOT EXISTS ("
+    "SELECT 1 FROM deliveries AS sibling WHERE sibling.inbound_message_id = :p_message_id "
+    "AND sibling.recipient = :p_recipient AND sibling.destination_key <> :p_destination_key "
+    f"AND sibling.outcome = '{Outcome.FORWARDED.value}')), "
+    "deliveries.outcome = :p_outcome, deliveries.reason = :p_reason, deliveries.bytes_out = :p_bytes_out, "
+    "deliveries.provider_message_id = :p_provider_message_id, deliveries.updated_at = :p_now "
+    "WHERE aliases.id = :p_alias_id AND deliveries.inbound_message_id = :p_message_id "
+    "AND deliveries.recipient = :p_recipient AND deliveries.destination_key = :p_destination_key "
+    f"AND deliveries.outcome = '{PENDING}'"
+).bindparams(bindparam("p_now", type_=_deliveries.c.updated_at.type))
 _FINISH_COUNTING: dict[str, Any] = {
-    # the claim's row is updated only once the alias row is (its lock first, the module docstring):
-    # the condition on the WITH's result makes it run before the row is touched
-    "postgresql": _FINISH_KEY.where(select(func.count()).select_from(_counted).scalar_subquery() >= 0),
-    "mysql": update(_deliveries)
-    .where(_KEY, _aliases.c.id == _deliveries.c.alias_id)
-    .values(
-        {
-            _aliases.c.forwarded_count: _aliases.c.forwarded_count + 1,
-            _deliveries.c.outcome: bindparam("p_outcome"),
-            _deliveries.c.reason: bindparam("p_reason"),
-            _deliveries.c.bytes_out: bindparam("p_bytes_out"),
-            _deliveries.c.provider_message_id: bindparam("p_provider_message_id"),
-            _deliveries.c.updated_at: bindparam("p_now"),
-        }
-    ),
+    "postgresql": _FINISH_COUNTING_PG,
+    "mysql": _FINISH_COUNTING_MYSQL,
+    "mariadb": _FINISH_COUNTING_MYSQL,
 }
-_FINISH_COUNTING["mariadb"] = _FINISH_COUNTING["mysql"]
 
 #: A claim left unsent taken back: a new row goes, a row taken over is retry again.
 _WITHDRAW = delete(_deliveries).where(_KEY, _deliveries.c.outcome == PENDING)
@@ -594,6 +635,21 @@ def _key_params(key: DeliveryKey) -> dict[str, Any]:
 
 def _reason(reason: str) -> str:
     return _clip(reason[:REASON_MAX_LENGTH], REASON_MAX_LENGTH) or ""
+
+
+def _finished_params(done: Finished, now: datetime) -> dict[str, Any]:
+    return {
+        "p_outcome": done.outcome.value,
+        "p_reason": _reason(done.reason),
+        "p_bytes_out": done.bytes_out,
+        "p_provider_message_id": done.provider_message_id,
+        "p_now": now,
+    }
+
+
+class _Raced(Exception):
+    """A claim read as pending was settled by another worker before this settle changed it: the
+    settle's transaction is rolled back and run again, and then finds the claim settled."""
 
 
 class SqlDirectory:
@@ -989,66 +1045,52 @@ class SqlDirectory:
 
         with self._connection(write=True) as connection:
             # the sends are done: a connection found dead now must not leave their claims pending
-            self._again_if_lost(connection, record)
+            try:
+                self._again_if_lost(connection, record)
+            except _Raced:
+                connection.rollback()
+                self._again_if_lost(connection, record)
             connection.commit()
 
     def _finish_in(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> None:
         if finished and all(done.first and done.alias_id is not None for done in finished):
             self._finish_first(connection, finished, now)
             return
-        rows = [connection.execute(_TO_FINISH, _key_params(done.key)).one() for done in finished]
+        read = [connection.execute(_TO_FINISH, _key_params(done.key)).one() for done in finished]
+        # a claim no longer pending was taken over and settled by another worker: left as it is
+        mine = [(done, row) for done, row in zip(finished, read, strict=True) if row.outcome == PENDING]
         # the alias row first (the module docstring); a message counts once as forwarded
         counted: set[int] = set()
-        for done, row in zip(finished, rows, strict=True):
+        for done, row in mine:
             if done.outcome is not Outcome.FORWARDED or row.alias_id is None or row.forwarded_before:
                 continue
             if row.alias_id not in counted:
                 connection.execute(_COUNT_FORWARDED, {"p_alias_id": row.alias_id})
                 counted.add(row.alias_id)
-        for done, row in zip(finished, rows, strict=True):
-            connection.execute(
-                _FINISH,
-                {
-                    "p_id": row.id,
-                    "p_outcome": done.outcome.value,
-                    "p_reason": _reason(done.reason),
-                    "p_bytes_out": done.bytes_out,
-                    "p_provider_message_id": done.provider_message_id,
-                    "p_now": now,
-                },
-            )
+        for done, row in mine:
+            changed = connection.execute(_FINISH, {"p_id": row.id, **_finished_params(done, now)}).rowcount
+            if changed != 1:  # settled by another worker since it was read: read again
+                raise _Raced
 
     def _finish_first(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> None:
         """:meth:`_finish_in` for the copies of a message claimed first (:attr:`Finished.first`):
-        nothing of it was forwarded before, so its alias counts one forward if a copy went, and each
-        row is updated by its key, none read first. Where the database can, the first forwarded
-        copy's update counts the forward in the same statement."""
+        each row is updated by its key, none read first, and only while its claim is pending (a late
+        settle changes nothing); its alias counts one forward if a copy went and no other copy was
+        forwarded before. Where the database can, a forwarded copy's update counts the forward in
+        the same statement (:data:`_FINISH_COUNTING`)."""
         counting = _FINISH_COUNTING.get(connection.dialect.name)
-        to_count = sorted({done.alias_id for done in finished if done.outcome is Outcome.FORWARDED and done.alias_id})
-        if counting is None:
-            for alias_id in to_count:  # the alias row first (the module docstring)
-                connection.execute(_COUNT_FORWARDED, {"p_alias_id": alias_id})
-            to_count = []
-        # the copies that count a forward first, the alias row with them
-        ordered = sorted(finished, key=lambda done: done.outcome is not Outcome.FORWARDED)
-        for done in ordered:
-            params = {
-                **_key_params(done.key),
-                "p_outcome": done.outcome.value,
-                "p_reason": _reason(done.reason),
-                "p_bytes_out": done.bytes_out,
-                "p_provider_message_id": done.provider_message_id,
-                "p_now": now,
-            }
-            statement: Any = _FINISH_KEY
-            rows = 1
-            if done.outcome is Outcome.FORWARDED and done.alias_id in to_count:
-                to_count.remove(done.alias_id)
-                # a multiple-table UPDATE counts a row of each table
-                statement, rows = counting, 1 if connection.dialect.name == "postgresql" else 2
-                params["p_alias_id"] = done.alias_id
-            if connection.execute(statement, params).rowcount != rows:
-                raise LookupError(f"no claimed delivery row for {done.key}")
+        counted: set[int] = set()
+        # the copies that count a forward first
+        for done in sorted(finished, key=lambda done: done.outcome is not Outcome.FORWARDED):
+            params = {**_key_params(done.key), **_finished_params(done, now)}
+            forwarded = done.outcome is Outcome.FORWARDED and done.alias_id is not None
+            if forwarded and counting is not None:
+                connection.execute(counting, {**params, "p_alias_id": done.alias_id})
+                continue
+            changed = connection.execute(_FINISH_KEY, params).rowcount
+            if forwarded and changed == 1 and done.alias_id not in counted:
+                connection.execute(_COUNT_FIRST_FORWARD, {**params, "p_alias_id": done.alias_id})
+                counted.add(cast(int, done.alias_id))
 
     def finish(
         self,
