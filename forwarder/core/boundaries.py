@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import replace
 
 from forwarder.core.body import BOUNDARY_PARAM as _BOUNDARY_PARAM
 from forwarder.core.body import boundary_of, delimiter_starts
@@ -149,7 +148,8 @@ def replace_long_boundaries(split: SplitMessage) -> SplitMessage:
     Only a multipart message whose own boundary is too long, or whose body has a line over 998
     octets (a nested delimiter may be one), is looked at beyond its Content-Type field.
     """
-    ctype, field = _content_type(split.fields)
+    field = split.first("content-type")  # the first, as _content_type finds it, without every field built
+    ctype = field.value.split(b";", 1)[0].strip().lower() if field is not None else b"text/plain"
     if field is None or not (ctype.startswith(b"multipart/") or ctype.startswith(b"message/")):
         return split
     boundary = boundary_of(field.value) if ctype.startswith(b"multipart/") else None
@@ -159,6 +159,4 @@ def replace_long_boundaries(split: SplitMessage) -> SplitMessage:
     fields, body, changed = _entity(split.fields, whole, 0, _Seen(whole))
     if not changed:
         return split
-    return replace(
-        split, fields=fields, body=memoryview(body), repairs=[*split.repairs, REPAIR], _index=None, _long_body_line=None
-    )
+    return SplitMessage(fields, memoryview(body), split.eol, split.had_separator, [*split.repairs, REPAIR], split.size)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import re
-from dataclasses import dataclass, field
 
 _MBOX_LOOKALIKE = re.compile(rb"From[ \t]*:")  # "From : x" is a header field, not an mbox line
 #: A field name is printable US-ASCII without a colon (RFC 5322 section 2.2); white space before
@@ -109,7 +108,6 @@ class HeaderField:
         return self.value.decode("utf-8", "surrogateescape")
 
 
-@dataclass(slots=True)
 class SplitMessage:
     """The result of :func:`split_message`.
 
@@ -117,16 +115,76 @@ class SplitMessage:
     header line when there was none), as a view into the input: it is never copied. ``eol`` is the
     line ending the header block used, which the writer reuses so that a message keeps one
     convention throughout.
+
+    A clean block (see ``_lazy_pieces``) is kept as one byte string per field (``pieces``, lines
+    joined by ``eol``) with its lower-case name (``keys``); :class:`HeaderField` objects are built
+    only for the fields asked for (``first``, ``get_all``) or all at once when ``fields`` is read
+    (issue 15: building one object per field was most of a 2 KB message's split). Either way a
+    field is one object, whichever way it was reached first.
     """
 
-    fields: list[HeaderField]
-    body: memoryview
-    eol: bytes
-    had_separator: bool
-    repairs: list[str] = field(default_factory=list)
-    size: int = 0
-    _index: dict[str, list[HeaderField]] | None = None
-    _long_body_line: int | None = None
+    __slots__ = (
+        "body",
+        "eol",
+        "had_separator",
+        "repairs",
+        "size",
+        "pieces",
+        "names",
+        "keys",
+        "_fields",
+        "_built",
+        "_index",
+        "_long_body_line",
+    )
+
+    def __init__(
+        self,
+        fields: list[HeaderField] | None,
+        body: memoryview,
+        eol: bytes,
+        had_separator: bool,
+        repairs: list[str] | None = None,
+        size: int = 0,
+        *,
+        pieces: list[bytes] | None = None,
+        names: list[bytes] | None = None,
+        keys: list[str] | None = None,
+        _index: dict[str, list[HeaderField]] | None = None,
+    ) -> None:
+        self.body = body
+        self.eol = eol
+        self.had_separator = had_separator
+        self.repairs = [] if repairs is None else repairs
+        self.size = size
+        #: the lazy form (a clean block): one piece, raw name and key per field; None otherwise
+        self.pieces = pieces
+        self.names = names
+        self.keys = keys
+        self._fields = fields
+        self._built: dict[int, HeaderField] = {}
+        self._index = _index
+        self._long_body_line: int | None = None
+
+    def __repr__(self) -> str:
+        return f"SplitMessage(fields={self.fields!r}, eol={self.eol!r}, repairs={self.repairs!r}, size={self.size})"
+
+    def _field_at(self, i: int) -> HeaderField:
+        found = self._built.get(i)
+        if found is None:
+            assert self.pieces is not None and self.names is not None
+            found = HeaderField(self.names[i].decode("ascii"), self.pieces[i].split(self.eol), True)
+            self._built[i] = found
+        return found
+
+    @property
+    def fields(self) -> list[HeaderField]:
+        if self._fields is None:
+            assert self.pieces is not None
+            field_at = self._field_at
+            with paused_gc():
+                self._fields = [field_at(i) for i in range(len(self.pieces))]
+        return self._fields
 
     def long_body_line(self) -> int:
         """:func:`first_long_line` of the body, scanned once per message and then remembered (the
@@ -136,12 +194,19 @@ class SplitMessage:
         return self._long_body_line
 
     def get_all(self, key: str) -> list[HeaderField]:
-        if self._index is None:
-            index: dict[str, list[HeaderField]] = {}
-            for f in self.fields:
-                index.setdefault(f.key, []).append(f)
-            self._index = index
-        return self._index.get(key, [])
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            if self.keys is None:
+                for f in self.fields:
+                    index.setdefault(f.key, []).append(f)
+        found = index.get(key)
+        if found is None:
+            if self.keys is None or key not in self.keys:
+                return []
+            field_at = self._field_at
+            found = index[key] = [field_at(i) for i, k in enumerate(self.keys) if k == key]
+        return found
 
     def first(self, key: str) -> HeaderField | None:
         found = self.get_all(key)
@@ -267,6 +332,28 @@ def _whole_fields(
     return True
 
 
+# A field line whose name is followed by its colon at once (no white space, obsolete syntax that
+# the general reader repairs), found from the newline before it: the engine jumps between lines in C.
+_NAMED_LINE = re.compile(rb"\n([\x21-\x39\x3b-\x7e]+):")
+
+
+def _lazy_pieces(block: bytes, separator: bytes) -> tuple[list[bytes], list[bytes]] | None:
+    """Each field of a clean block with one line ending throughout as one byte string (its lines
+    joined by ``separator``), and its name; None when a piece is not such a field (a continuation
+    first, an empty name, white space before the colon, a line that is no field), which the
+    readers below then take. Every piece starts at a line start that is not white space, and so
+    does every named line: as many named lines as pieces means each piece starts with one."""
+    if block.endswith(separator):
+        block = block[: -len(separator)]
+    if not block:
+        return [], []
+    pieces = _FIELD_STARTS[separator].split(block)
+    names = _NAMED_LINE.findall(b"\n" + block)
+    if len(names) != len(pieces):
+        return None
+    return pieces, names
+
+
 def split_message(raw: bytes) -> SplitMessage:
     """Split ``raw`` into header fields and body bytes. Never raises on malformed input.
 
@@ -298,9 +385,26 @@ def split_message(raw: bytes) -> SplitMessage:
         and first_long_line(block) < 0
     )
     only_crlf = crlf_count > 0 and bare_cr == 0 and crlf_count == block.count(b"\n")
+    one_ending = clean and (only_crlf or b"\r" not in block)
+    lazy = _lazy_pieces(block, eol) if one_ending else None
+    if lazy is not None:
+        pieces, names = lazy
+        had_separator = blank >= 0
+        body_start = (blank + (1 if raw[blank] == 0x0A else 2)) if had_separator else size
+        return SplitMessage(
+            None,
+            memoryview(raw)[body_start:],
+            eol,
+            had_separator,
+            repairs,
+            size,
+            pieces=pieces,
+            names=names,
+            keys=b"\n".join(names).lower().decode("ascii").split("\n") if names else [],
+        )
     index: dict[str, list[HeaderField]] = {}
     with paused_gc():
-        if clean and (only_crlf or b"\r" not in block) and _whole_fields(block, eol, fields, index):
+        if one_ending and _whole_fields(block, eol, fields, index):
             body_start = -1
         else:
             body_start = _fields_line_by_line(pos, block, only_crlf, clean, fields, index, repairs)
@@ -310,12 +414,4 @@ def split_message(raw: bytes) -> SplitMessage:
         body_start = blank + (1 if raw[blank] == 0x0A else 2)
     elif body_start < 0:
         body_start = size
-    return SplitMessage(
-        fields=fields,
-        body=memoryview(raw)[body_start:],
-        eol=eol,
-        had_separator=had_separator,
-        repairs=repairs,
-        size=size,
-        _index=index,
-    )
+    return SplitMessage(fields, memoryview(raw)[body_start:], eol, had_separator, repairs, size, _index=index)

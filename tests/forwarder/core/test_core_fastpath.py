@@ -8,7 +8,8 @@ repairs and every byte) is the general path's. Checked here over the fuzz strate
 every rule the fast path applies itself (removed, renamed, kept, duplicated, folded, at the line
 limit, many recipients, Reply-To valid or not, References, Date readable, unreadable or missing),
 and over the shared corpus. The split of a clean block a field at a time
-(``message._whole_fields``) is checked the same way against the line loop it shortcuts.
+(``message._whole_fields``) and the lazy split (``message._lazy_pieces``: one piece per field,
+objects built on demand) are checked the same way against the line loop they shortcut.
 """
 
 from __future__ import annotations
@@ -238,15 +239,26 @@ def test_corpus() -> None:
 def _split_summary(raw: bytes) -> tuple:
     split = split_message(raw)
     fields = [(f.name, f.key, f.lines, f.checked) for f in split.fields]
-    index = {key: [id(f) for f in found] for key, found in (split._index or {}).items()}
+    index = {key: [id(f) for f in split.get_all(key)] for key in dict.fromkeys(f.key for f in split.fields)}
     order = {id(f): i for i, f in enumerate(split.fields)}
     positions = {key: [order[i] for i in ids] for key, ids in index.items()}
     return fields, positions, bytes(split.body), split.eol, split.had_separator, split.repairs, split.size
 
 
+def _lazy_then_all(raw: bytes) -> tuple:
+    """:func:`_split_summary` of a lazy split whose fields are asked for by key before all are built
+    (the order ``prepare`` asks in): the objects a look-up built are those ``fields`` gives."""
+    split = split_message(raw)
+    looked_up = {key: split.get_all(key) for key in ("content-type", "from", "x-none")}
+    assert all(found == [f for f in split.fields if f.key == key] for key, found in looked_up.items())
+    assert all(any(f is g for g in split.fields) for found in looked_up.values() for f in found)
+    return _split_summary(raw)
+
+
 def check_same_split(raw: bytes) -> bool:
-    """Asserts ``split_message`` gives the same fields, index, body and repairs with the whole-field
-    reader as with the line loop alone; returns whether the whole-field reader answered."""
+    """Asserts ``split_message`` gives the same fields, index, body and repairs with the lazy
+    reader (``message._lazy_pieces``) or the whole-field reader as with the line loop alone; returns
+    whether one of the shortcuts answered."""
     answered: list[bool] = []
     real = message._whole_fields
 
@@ -254,11 +266,18 @@ def check_same_split(raw: bytes) -> bool:
         answered.append(real(*args))  # type: ignore[arg-type]
         return answered[-1]
 
+    answered.append(split_message(raw).pieces is not None)
     with mock.patch.object(message, "_whole_fields", spy):
         fast = _split_summary(raw)
-    with mock.patch.object(message, "_whole_fields", lambda *args: False):
+        _lazy_then_all(raw)
+    with mock.patch.object(message, "_lazy_pieces", lambda *args: None):
+        whole = _split_summary(raw)
+    with (
+        mock.patch.object(message, "_lazy_pieces", lambda *args: None),
+        mock.patch.object(message, "_whole_fields", lambda *args: False),
+    ):
         slow = _split_summary(raw)
-    assert fast == slow
+    assert fast == whole == slow
     return any(answered)
 
 
