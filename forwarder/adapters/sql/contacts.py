@@ -48,7 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from forwarder.adapters.sealing import Sealer
-from forwarder.adapters.sql.directory import database_errors
+from forwarder.adapters.sql.connections import again_if_dead, database_errors
 from forwarder.ports import ContactRef, ContactSummary, ForwardContacts, SenderRuleRow, SenderVerdict
 from models import RULE_ACTIONS, RULE_KINDS, Alias, Contact, MessageLink, SenderRule, User, utcnow
 from models.limits import CONTACT_NAME_MAX_BYTES, EMAIL_MAX_LENGTH
@@ -171,6 +171,12 @@ _COUNT_BLOCKED = (
     update(_contacts)
     .where(_contacts.c.id.in_(bindparam("p_ids", expanding=True)))
     .values(blocked_count=_contacts.c.blocked_count + 1, last_seen_at=bindparam("p_now"))
+)
+#: A contact by its reverse address's local part, with its alias's address (the reply path).
+_BY_REVERSE = (
+    select(_contacts, _aliases.c.address.label("alias_address"))
+    .join(_aliases, _aliases.c.id == _contacts.c.alias_id)
+    .where(_contacts.c.reverse_local == bindparam("p_local"))
 )
 _FIND = select(_contacts).where(
     _contacts.c.alias_id == bindparam("p_alias_id"),
@@ -332,7 +338,8 @@ class SqlContactBook:
             found: dict[str, _Known] = {}
             rules: list[tuple[int | None, str, str, str]] = []
             linked: dict[str, str] = {}
-            for row in connection.execute(_PREPARE_COUNTING if counting else _PREPARE, params):
+            statement = _PREPARE_COUNTING if counting else _PREPARE
+            for row in again_if_dead(connection, lambda again: again.execute(statement, params).all()):
                 if row.tag == _CONTACT_ROW:
                     found[by_digest[row.s2]] = _Known(row.id, row.s1, row.s3, bool(row.n))
                 elif row.tag == _RULE_ROW:
@@ -469,11 +476,7 @@ class SqlContactBook:
         if not (local and at and domain):
             return None
         with self._connection() as connection:
-            row = connection.execute(
-                select(Contact, Alias.address.label("alias_address"))
-                .join(Alias, Alias.id == Contact.alias_id)
-                .where(Contact.reverse_local == local)
-            ).first()
+            row = again_if_dead(connection, lambda again: again.execute(_BY_REVERSE, {"p_local": local}).first())
         if row is None or row.alias_address.rpartition("@")[2] != domain:
             return None
         return self._ref(row, row.alias_address, f"{local}@{domain}")

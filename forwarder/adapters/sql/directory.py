@@ -78,10 +78,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.adapters.sql import limit_windows
+from forwarder.adapters.sql.connections import again_if_dead, database_errors
 from forwarder.adapters.sql.user_domains import UserDomains
 from forwarder.core import AliasState, Decision, Outcome
 from forwarder.core.decide import expiry
@@ -562,20 +563,6 @@ _RELEASE = (
 )
 
 
-@contextmanager
-def database_errors() -> Iterator[None]:
-    """The database unreachable or the connection lost, as the retryable
-    :class:`DatabaseUnavailable` (naming the driver's error class, never its message)."""
-    try:
-        yield
-    except OperationalError as exc:
-        raise DatabaseUnavailable(f"database error: {exc.orig.__class__.__name__}") from exc
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        raise DatabaseUnavailable(f"database connection lost: {exc.orig.__class__.__name__}") from exc
-
-
 #: What a deadlock looks like from the driver: PostgreSQL's SQLSTATE, MariaDB's and MySQL's error number.
 _PG_DEADLOCK = "40P01"
 _MYSQL_DEADLOCK = 1213
@@ -699,18 +686,9 @@ class SqlDirectory:
 
     @staticmethod
     def _again_if_dead(connection: Connection, work: Callable[[Connection], T]) -> T:
-        """Run ``work``, the statements of a transaction before its commit, once more on a new
-        connection if the pooled one turns out dead (the server restarted, timed it out, or failed
-        over): the pool no longer pings every checkout (models/engine.py), and a transaction not
-        committed is lost with its connection, so nothing is done twice. A second failure raises
-        (:class:`DatabaseUnavailable`)."""
-        try:
-            return work(connection)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        connection.rollback()  # the Connection takes a new DBAPI connection from the pool
-        return work(connection)
+        """:func:`~forwarder.adapters.sql.connections.again_if_dead`: the forwarder's transactions
+        run again on a new connection if the pooled one turns out dead."""
+        return again_if_dead(connection, work)
 
     @classmethod
     def _again_if_lost(cls, connection: Connection, work: Callable[[Connection], T]) -> T:

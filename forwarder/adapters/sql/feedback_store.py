@@ -42,7 +42,7 @@ from sqlalchemy import Table, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from forwarder.adapters.sql.directory import database_errors
+from forwarder.adapters.sql.connections import database_errors
 from forwarder.core import Outcome
 from forwarder.flows.feedback import BOUNCE_PERMANENT, COMPLAINT, Feedback
 from models import Alias, Delivery, Destination, FeedbackEvent

@@ -42,6 +42,7 @@ from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from forwarder.accounts import AccountError, check_local_part
+from forwarder.adapters.sql.connections import again_if_dead
 from models import Alias, Destination, UserDomain, alias_destinations
 
 OWNERSHIP_LABEL = "_othermail"
@@ -234,7 +235,7 @@ class UserDomains:
         if snapshot is not None and now - snapshot[0] < self._ttl:
             return snapshot[1]
         with self._connect() as connection:
-            rows = connection.execute(_RECEIVING_DOMAINS).all()
+            rows = again_if_dead(connection, lambda again: again.execute(_RECEIVING_DOMAINS).all())
         entries = {row.name: DomainEntry(row.status, bool(row.catch_all)) for row in rows}
         self._snapshot = (now, entries)  # one assignment: threads see the old or the new table
         return entries
