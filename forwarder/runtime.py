@@ -90,7 +90,7 @@ class Runtime:
         from models import make_engine
 
         extra = {"pool_pre_ping": True} if self.ping_every_checkout else {}
-        return make_engine(self.settings.resolved_database_url, **extra)
+        return make_engine(self.settings.resolved_database_url, **self.settings.engine_options, **extra)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

@@ -248,6 +248,20 @@ class Settings:
             )
         ),
     )
+    database_prepared_statements: bool = field(
+        default=True,
+        metadata=documented(
+            row(
+                "OTHERMAIL_DATABASE_PREPARED_STATEMENTS",
+                default="`true`",
+                doc="PostgreSQL (psycopg): prepare the forwarder's statements on the server from their second run on "
+                "a connection; set `false` behind a proxy that pools transactions, not sessions (RDS Proxy pins "
+                "each session that prepares, PgBouncer in transaction mode loses them; see "
+                "[Serverless](operator/serverless.md#the-database-behind-rds-proxy-or-pgbouncer)). No effect on "
+                "SQLite and MariaDB",
+            )
+        ),
+    )
     domains: tuple[str, ...] = field(
         default=("othermail.example",),
         metadata=documented(
@@ -726,6 +740,16 @@ class Settings:
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'othermail.db').resolve()}"
 
+    @property
+    def engine_options(self) -> dict[str, object]:
+        """Keyword arguments of ``models.make_engine`` these settings ask for: psycopg's prepared
+        statements off (``prepare_threshold`` None) when ``database_prepared_statements`` is false."""
+        from sqlalchemy.engine import make_url
+
+        if self.database_prepared_statements or make_url(self.resolved_database_url).get_driver_name() != "psycopg":
+            return {}
+        return {"connect_args": {"prepare_threshold": None}}
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, default_sender: str = "ses") -> Settings:
         """``default_sender`` is the mode's default: ``ses`` for the Lambda, ``outbox`` on one box."""
@@ -740,6 +764,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=_database_url(env.get(PREFIX + "DATABASE_URL", "")),
+            database_prepared_statements=_bool(env, "DATABASE_PREPARED_STATEMENTS", True),
             domains=domains,
             ses_api=_choice(env, "SES_API", "v2", ("v2", "v1")),
             aws_region=env.get(PREFIX + "AWS_REGION") or env.get("AWS_REGION") or "us-east-1",

@@ -285,3 +285,15 @@ def test_feedback_settings_default_and_parse() -> None:
 def test_bad_feedback_settings_name_the_variable(name: str, raw: str, words: str) -> None:
     with pytest.raises(SettingsError, match=f"OTHERMAIL_{name} {words}"):
         Settings.from_env({f"OTHERMAIL_{name}": raw})
+
+
+def test_database_prepared_statements_default_on_and_off_only_for_psycopg() -> None:
+    assert Settings.from_env({}).database_prepared_statements is True
+    off = {"OTHERMAIL_DATABASE_PREPARED_STATEMENTS": "false"}
+    assert Settings.from_env(off).database_prepared_statements is False
+    assert Settings.from_env(off).engine_options == {}  # SQLite: nothing to turn off
+    pg = {**off, "OTHERMAIL_DATABASE_URL": "postgresql+psycopg://u@h/db"}
+    assert Settings.from_env(pg).engine_options == {"connect_args": {"prepare_threshold": None}}
+    assert Settings.from_env({**pg, "OTHERMAIL_DATABASE_PREPARED_STATEMENTS": "true"}).engine_options == {}
+    with pytest.raises(SettingsError, match="OTHERMAIL_DATABASE_PREPARED_STATEMENTS"):
+        Settings.from_env({"OTHERMAIL_DATABASE_PREPARED_STATEMENTS": "sometimes"})
