@@ -135,6 +135,7 @@ class SplitMessage:
         "_fields",
         "_built",
         "_index",
+        "_positions",
         "_long_body_line",
     )
 
@@ -164,6 +165,7 @@ class SplitMessage:
         self._fields = fields
         self._built: dict[int, HeaderField] = {}
         self._index = _index
+        self._positions: dict[str, list[int]] | None = None
         self._long_body_line: int | None = None
 
     def __repr__(self) -> str:
@@ -201,12 +203,17 @@ class SplitMessage:
                 for f in self.fields:
                     index.setdefault(f.key, []).append(f)
         found = index.get(key)
-        if found is None:
-            if self.keys is None or key not in self.keys:
-                return []
-            field_at = self._field_at
-            found = index[key] = [field_at(i) for i, k in enumerate(self.keys) if k == key]
-        return found
+        if found is None and self.keys is not None:
+            positions = self._positions
+            if positions is None:
+                positions = self._positions = {}
+                for i, k in enumerate(self.keys):
+                    positions.setdefault(k, []).append(i)
+            at = positions.get(key)
+            if at is not None:
+                field_at = self._field_at
+                found = index[key] = [field_at(i) for i in at]
+        return found or []
 
     def first(self, key: str) -> HeaderField | None:
         found = self.get_all(key)
@@ -354,12 +361,60 @@ def _lazy_pieces(block: bytes, separator: bytes) -> tuple[list[bytes], list[byte
     return pieces, names
 
 
+# A clean field of a block with one line ending throughout, from the newline before it to its own
+# line ending: a name and its colon, then 7-bit lines without NUL or CR (nor LF but in the line
+# ending), each continuation holding more than white space. Every quantifier is possessive and the
+# pattern starts with a literal newline, so a search is linear in the block, whatever it holds.
+_TEXT = rb"[^\r\n\x00\x80-\xff]*+"
+_CONTINUATION = rb"[ \t]++[^ \t\r\n\x00\x80-\xff]" + _TEXT
+_CLEAN_FIELD = {
+    b"\r\n": re.compile(rb"\n(([\x21-\x39\x3b-\x7e]++):" + _TEXT + rb"(?:\r\n" + _CONTINUATION + rb")*+)\r"),
+    b"\n": re.compile(rb"\n(([\x21-\x39\x3b-\x7e]++):" + _TEXT + rb"(?:\n" + _CONTINUATION + rb")*+)(?=\n)"),
+}
+
+
+def _clean_split(raw: bytes) -> SplitMessage | None:
+    """The lazy split of the common message, or None for :func:`split_message`'s general reading:
+    a header block of clean fields (see ``_CLEAN_FIELD``; no line over 998) with one line ending
+    throughout, ended by a blank line. The block is read by one search: its matches, one a field,
+    tile the block exactly (their lengths add up to it) or the block is not of that form. A
+    blank line earlier than the one found would be a line of the block that no match covers."""
+    nl = raw.find(b"\n")
+    if nl <= 0 or raw.startswith(b"From "):
+        return None
+    eol = b"\r\n" if raw[nl - 1] == 0x0D else b"\n"
+    end = raw.find(eol + eol)
+    if end < 0:
+        return None
+    block = raw[: end + len(eol)]
+    found = _CLEAN_FIELD[eol].findall(b"\n" + block)
+    if not found:
+        return None
+    pieces, names = zip(*found)
+    if sum(map(len, pieces)) + len(eol) * len(pieces) != len(block) or first_long_line(block) >= 0:
+        return None
+    return SplitMessage(
+        None,
+        memoryview(raw)[end + 2 * len(eol) :],
+        eol,
+        True,
+        [],
+        len(raw),
+        pieces=list(pieces),
+        names=list(names),
+        keys=b"\n".join(names).lower().decode("ascii").split("\n"),
+    )
+
+
 def split_message(raw: bytes) -> SplitMessage:
     """Split ``raw`` into header fields and body bytes. Never raises on malformed input.
 
     The end of the header block is found first with ``bytes.find``; the lines before it are then
     split in C and read once each, so the cost is linear in the size of the header block.
     """
+    clean_split = _clean_split(raw)
+    if clean_split is not None:
+        return clean_split
     size = len(raw)
     repairs: list[str] = []
     fields: list[HeaderField] = []

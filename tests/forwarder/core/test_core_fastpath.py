@@ -8,12 +8,14 @@ repairs and every byte) is the general path's. Checked here over the fuzz strate
 every rule the fast path applies itself (removed, renamed, kept, duplicated, folded, at the line
 limit, many recipients, Reply-To valid or not, References, Date readable, unreadable or missing),
 and over the shared corpus. The split of a clean block a field at a time
-(``message._whole_fields``) and the lazy split (``message._lazy_pieces``: one piece per field,
-objects built on demand) are checked the same way against the line loop they shortcut.
+(``message._whole_fields``) and the lazy splits (``message._clean_split``, one search over a clean
+block, and ``message._lazy_pieces``: one piece per field, objects built on demand) are checked the
+same way against the line loop they shortcut.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -256,9 +258,28 @@ def _lazy_then_all(raw: bytes) -> tuple:
 
 
 def check_same_split(raw: bytes) -> bool:
-    """Asserts ``split_message`` gives the same fields, index, body and repairs with the lazy
-    reader (``message._lazy_pieces``) or the whole-field reader as with the line loop alone; returns
+    """Asserts ``split_message`` gives the same fields, index, body and repairs with each of its
+    shortcuts as with the line loop alone: the one-search split of a clean block
+    (``message._clean_split``), the lazy pieces (``message._lazy_pieces``) and the whole-field
+    reader (``message._whole_fields``), each tried with the ones before it switched off; returns
     whether one of the shortcuts answered."""
+    off = {"_clean_split": lambda *args: None, "_lazy_pieces": lambda *args: None, "_whole_fields": lambda *args: False}
+    summaries = []
+    answered = []
+    for first_on in range(len(off) + 1):
+        with contextlib.ExitStack() as stack:
+            for name in list(off)[:first_on]:
+                stack.enter_context(mock.patch.object(message, name, off[name]))
+            summaries.append(_split_summary(raw))
+            if first_on < len(off):
+                _lazy_then_all(raw)
+            split = split_message(raw)
+            answered.append(split.pieces is not None or (first_on == 2 and split.repairs == [] and _answers_whole(raw)))
+    assert all(summary == summaries[-1] for summary in summaries)
+    return any(answered)
+
+
+def _answers_whole(raw: bytes) -> bool:
     answered: list[bool] = []
     real = message._whole_fields
 
@@ -266,18 +287,8 @@ def check_same_split(raw: bytes) -> bool:
         answered.append(real(*args))  # type: ignore[arg-type]
         return answered[-1]
 
-    answered.append(split_message(raw).pieces is not None)
     with mock.patch.object(message, "_whole_fields", spy):
-        fast = _split_summary(raw)
-        _lazy_then_all(raw)
-    with mock.patch.object(message, "_lazy_pieces", lambda *args: None):
-        whole = _split_summary(raw)
-    with (
-        mock.patch.object(message, "_lazy_pieces", lambda *args: None),
-        mock.patch.object(message, "_whole_fields", lambda *args: False),
-    ):
-        slow = _split_summary(raw)
-    assert fast == whole == slow
+        split_message(raw)
     return any(answered)
 
 
@@ -306,3 +317,29 @@ def test_split_whole_fields_examples() -> None:
 
 def test_split_corpus() -> None:
     assert sum(check_same_split(path.read_bytes()) for path in _corpus()) > 0
+
+
+def test_clean_split_examples() -> None:
+    """The one-search split answers for a clean block with one line ending and a blank line, and
+    leaves every other block to the readers after it (which give the same fields either way)."""
+    clean = b"A: 1\r\nB: 2\r\n 3\r\nC: 4\r\n\r\nbody\r\n"
+    for raw in (clean, clean.replace(b"\r\n", b"\n")):
+        assert message._clean_split(raw) is not None
+        assert check_same_split(raw)
+    for dirty in (
+        clean.replace(b"B: 2\r\n", b"B: 2\n"),  # a bare LF in a CRLF block
+        clean.replace(b"B: 2\r\n", b"B: 2\r\n\n"),  # an LF blank line before the CRLF one
+        clean.replace(b" 3", b" \t"),  # a white-space-only continuation
+        clean.replace(b"C: 4", b"C : 4"),  # white space before the colon
+        clean.replace(b"C: 4", b"C: \xc3\xa9"),  # 8-bit
+        clean.replace(b"C: 4", b"C: 4\x00"),  # NUL
+        clean.replace(b"C: 4", b"C: 4\r5"),  # bare CR
+        clean.replace(b"C: 4", b"C: " + b"x" * 996),  # a line over 998
+        clean.replace(b"C: 4", b"not a field"),
+        b" lead\r\n" + clean,
+        b"From x@y Mon Nov 23 10:00:00 2026\r\n" + clean,
+        b"A: 1\r\nB: 2",  # no blank line
+    ):
+        assert message._clean_split(dirty) is None, dirty
+        check_same_split(dirty)
+    assert message._clean_split(clean.replace(b"C: 4", b"C: " + b"x" * 995)) is not None  # 998 exactly
