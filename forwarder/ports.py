@@ -224,6 +224,9 @@ class ForwardContacts:
     #: ``{seen id: original id}`` of the ``thread_ids`` asked about that the Message-ID map holds
     #: for the alias (as ``original_for`` finds them; empty when refused).
     originals: Mapping[str, str] = field(default_factory=dict)
+    #: The participants' contacts (ids), counted one forwarded message each by the message's first
+    #: claim (``Directory.begin``, in its transaction), so a redelivery counts nothing.
+    counted: tuple[int, ...] = ()
 
 
 @runtime_checkable
@@ -237,7 +240,7 @@ class ContactBook(Protocol):
         self, alias_address: str, people: Sequence[tuple[str, str]], sender: str, thread_ids: Sequence[str] = ()
     ) -> ForwardContacts | None:
         """The sender rules' verdict, the contacts of one forwarded message and the originals of
-        its ``thread_ids``, in one transaction."""
+        its ``thread_ids``, in one transaction; counts no forward (``ForwardContacts.counted``)."""
         ...
 
     def by_reverse(self, address: str) -> ContactRef | None: ...

@@ -71,6 +71,8 @@ class _Plan:
     result: Result
     #: An expired reject-mode alias: the core's decision, which ``decision`` (bounce or drop) replaces.
     expired: Decision | None = None
+    #: Contacts the message's first claim counts one forwarded message for (two-way aliases).
+    contacts: tuple[int, ...] = ()
 
 
 class Forwarder:
@@ -151,7 +153,7 @@ class Forwarder:
             return _Plan(decision, result, expired=result.decision)
         if result.decision.forwards and self.sender is None:
             raise RuntimeError("this Forwarder has no sender; use preview()")
-        return _Plan(result.decision, result)
+        return _Plan(result.decision, result, contacts=two.contacts.counted if two is not None else ())
 
     def process(self, raw: bytes, inbound: Inbound) -> list[Report]:
         """Forward ``raw`` to every recipient's destinations, exactly once each.

@@ -8,13 +8,14 @@ both end with the one row: the second one's insert fails on the unique (alias, d
 rolls back and reads the winner's row.
 
 The hot path is :meth:`SqlContactBook.prepare_forward` (two-way forwarding is on by default): once
-the contacts of a message exist, it costs two statements in one transaction, both built once here
-with bound parameters (so SQLAlchemy's compiled cache serves them): :data:`_PREPARE` reads the alias,
-its and its owner's sender modes, the participants' contacts and the sender rules together (one
-UNION ALL, its rows told apart by their ``tag``), and :data:`_COUNT_FORWARDED` counts the message
-for the contacts once the rules let it through; on PostgreSQL the two are one statement
-(:data:`_PREPARE_COUNTING`, rolled back when the rules refuse the message). No address is opened
-(decrypted) to forward: the rewrite needs the reverse addresses, and takes the display names from
+the contacts of a message exist, it costs one statement, built once here with bound parameters (so
+SQLAlchemy's compiled cache serves it): :data:`_PREPARE` reads the alias, its and its owner's sender
+modes, the participants' contacts and the sender rules together (one UNION ALL, its rows told apart
+by their ``tag``). It counts nothing forwarded: the message's first claim counts its contacts
+(:attr:`~forwarder.ports.ForwardContacts.counted`, forwarder/adapters/sql/directory.py), in the
+transaction that makes a redelivery find the message claimed, so a message counts once. A refused
+known sender's blocked count is still made here. No address is opened (decrypted) to forward: the
+rewrite needs the reverse addresses, and takes the display names from
 the message itself.
 """
 
@@ -145,20 +146,6 @@ _PREPARE = union_all(
         _links.c.seen_digest.in_(bindparam("p_seen", expanding=True)),
         _links.c.expires_at > bindparam("p_now"),
     ),
-)
-#: PostgreSQL: :data:`_PREPARE` that also counts one forwarded message for the alias's contacts
-#: among ``p_counted`` (the participants), in a data-modifying WITH: one statement where the
-#: contacts exist. The count is made before the rules' verdict, so a refused message's transaction
-#: is rolled back (the WITH's reads see the rows as they were before it).
-_PREPARE_COUNTING = _PREPARE.add_cte(
-    update(_contacts)
-    .where(
-        _contacts.c.alias_id == select(_aliases.c.id).where(_THE_ALIAS).scalar_subquery(),
-        _contacts.c.address_digest.in_(bindparam("p_counted", expanding=True)),
-    )
-    .values(forwarded_count=_contacts.c.forwarded_count + 1, last_seen_at=bindparam("p_now"))
-    .returning(_contacts.c.id)
-    .cte("counted")
 )
 #: One forwarded message for each of the contacts ``p_ids``.
 _COUNT_FORWARDED = (
@@ -313,8 +300,8 @@ class SqlContactBook:
         """What forwarding a message to ``alias_address`` needs of its contacts, in one transaction:
         whether the sender rules let ``sender`` through, and (if so) the reverse address of each of
         ``people``, made when new, and the originals of ``thread_ids`` (as :meth:`original_for`).
-        None: no such alias. Once the contacts exist: :data:`_PREPARE`, then :data:`_COUNT_FORWARDED`
-        (or :data:`_COUNT_BLOCKED` for a refused known sender)."""
+        None: no such alias. Once the contacts exist: :data:`_PREPARE` (and :data:`_COUNT_BLOCKED`
+        for a refused known sender); the contacts to count are :attr:`ForwardContacts.counted`."""
         names = _names(people)
         sender_key = normalize_address(sender).strip("<>")
         by_digest = self._by_digest([*names, sender_key] if sender_key else names)
@@ -330,16 +317,12 @@ class SqlContactBook:
             "p_seen": sorted(seen),
             "p_now": now,
         }
-        counting = self._engine.dialect.name == "postgresql" and bool(names)
-        if counting:
-            params["p_counted"] = sorted(d for d, address in by_digest.items() if address in names)
         with self._connection(write=True) as connection:
             alias: Any = None
             found: dict[str, _Known] = {}
             rules: list[tuple[int | None, str, str, str]] = []
             linked: dict[str, str] = {}
-            statement = _PREPARE_COUNTING if counting else _PREPARE
-            for row in again_if_dead(connection, lambda again: again.execute(statement, params).all()):
+            for row in again_if_dead(connection, lambda again: again.execute(_PREPARE, params).all()):
                 if row.tag == _CONTACT_ROW:
                     found[by_digest[row.s2]] = _Known(row.id, row.s1, row.s3, bool(row.n))
                 elif row.tag == _RULE_ROW:
@@ -357,19 +340,18 @@ class SqlContactBook:
                 else SenderVerdict(True, "no-rule")
             )
             if not verdict.allowed:
-                if counting:
-                    connection.rollback()  # the speculative count
                 if known is not None:
                     connection.execute(_COUNT_BLOCKED, {"p_ids": [known.id], "p_now": now})
                     connection.commit()
                 return ForwardContacts(alias.id, verdict, {})
             domain = alias_address.rpartition("@")[2].lower()
             in_message = {address: row for address, row in found.items() if address in names}
-            contacts, rows = self._bring_in(connection, alias.id, domain, names, in_message, counted=counting)
+            contacts, rows = self._bring_in(connection, alias.id, domain, names, in_message, count=False)
         sender_row = rows.get(sender_key)
         originals = {seen_id: self._sealer.open(sealed) for seen_id, sealed in linked.items()}
+        counted = tuple(sorted(rows[address].id for address in contacts))
         return ForwardContacts(
-            alias.id, verdict, contacts, sender_row.id if sender_row is not None else None, originals
+            alias.id, verdict, contacts, sender_row.id if sender_row is not None else None, originals, counted
         )
 
     def unsubscribe(self, alias_id: int, contact_id: int) -> str:
@@ -416,17 +398,17 @@ class SqlContactBook:
         alias_domain: str,
         names: dict[str, str],
         found: dict[str, Any],
-        counted: bool = False,
+        count: bool = True,
     ) -> tuple[dict[str, str], dict[str, Any]]:
-        """Count one forwarded message for each of ``names`` (``{address: display name}``), making
-        the contacts not in ``found`` (their rows, by address), and commit; their reverse addresses
-        and rows, by address. A contact without a name gets the one the message shows.
-        ``counted``: the contacts of ``found`` were counted in this transaction already."""
+        """Make the contacts of ``names`` (``{address: display name}``) not in ``found`` (their rows,
+        by address), count one forwarded message for each of them if ``count``, and commit; their
+        reverse addresses and rows, by address. A contact without a name gets the one the message
+        shows. A forward does not count here: its first claim counts (:attr:`ForwardContacts.counted`)."""
         if not names:
             return {}, {}
         now = self._now()
         if found:
-            if not counted:
+            if count:
                 connection.execute(_COUNT_FORWARDED, {"p_ids": [row.id for row in found.values()], "p_now": now})
             for address, row in found.items():
                 if not row.name_sealed and names[address]:
@@ -438,8 +420,8 @@ class SqlContactBook:
             connection.commit()
         addresses = sorted(names)
         missing = [address for address in addresses if address not in found]
-        lost = [a for a in missing if not self._insert(connection, alias_id, a, names[a], "forward", 1)]
-        if lost:  # made by another writer meanwhile: count this message for them too
+        lost = [a for a in missing if not self._insert(connection, alias_id, a, names[a], "forward", int(count))]
+        if lost and count:  # made by another writer meanwhile: count this message for them too
             rows = self._find(connection, alias_id, lost)
             connection.execute(_COUNT_FORWARDED, {"p_ids": [row.id for row in rows.values()], "p_now": now})
             connection.commit()

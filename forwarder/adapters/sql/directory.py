@@ -4,8 +4,9 @@ One message costs each recipient (alias) these round trips (forwarder/flows/forw
 
 1. :meth:`SqlDirectory.begin`, one transaction: resolve the alias and its verified destinations,
    let the caller decide (the core's pure ``forward()``), then either record the message-level
-   outcome (a drop) or claim every unpaused destination, count the message once (``max_messages``
-   and the rate-limit windows) and record the paused destinations as ``dropped-paused``;
+   outcome (a drop) or claim every unpaused destination, count the message once (``max_messages``,
+   the rate-limit windows, and a two-way message's contacts) and record the paused destinations
+   as ``dropped-paused``;
 2. the caller sends each claimed copy (no transaction);
 3. :meth:`SqlDirectory.settle`, one transaction: record what every send did, and free for a retry
    the claim whose send failed for now.
@@ -88,7 +89,7 @@ from forwarder.core import AliasState, Decision, Outcome
 from forwarder.core.decide import expiry
 from forwarder.errors import DatabaseUnavailable
 from forwarder.flows.mail_limits import MailLimits, Window
-from models import Alias, Delivery, Destination, MessageLink, User, alias_destinations
+from models import Alias, Contact, Delivery, Destination, MessageLink, User, alias_destinations
 from models.deliveries import RAW_KEY_MAX_LENGTH, REASON_MAX_LENGTH, SUBJECT_MAX_LENGTH, _clip
 from models.users import EMAIL_MAX_LENGTH
 
@@ -310,6 +311,7 @@ _deliveries = cast(Table, Delivery.__table__)
 _destinations = cast(Table, Destination.__table__)
 _users = cast(Table, User.__table__)
 _links = cast(Table, MessageLink.__table__)
+_contacts = cast(Table, Contact.__table__)
 _siblings = _deliveries.alias("sibling")
 
 #: The delivery row of a key.
@@ -437,6 +439,17 @@ _COUNT_MESSAGE = (
     )
     .values(message_count=_aliases.c.message_count + 1, last_used_at=bindparam("p_now"))
 )
+
+#: One forwarded message for each of a two-way message's contacts (``p_contact_ids``), counted by
+#: its first claim, after the alias row (:meth:`SqlDirectory._claim_in`).
+_COUNT_CONTACTS = (
+    update(_contacts)
+    .where(_contacts.c.id.in_(bindparam("p_contact_ids", expanding=True)))
+    .values(forwarded_count=_contacts.c.forwarded_count + 1, last_seen_at=bindparam("p_now"))
+)
+#: PostgreSQL: :data:`_COUNT_MESSAGE` and :data:`_COUNT_CONTACTS` in one statement (a data-modifying
+#: WITH runs whether or not the statement reads it); its row count is the alias's.
+_COUNT_MESSAGE_AND_CONTACTS = _COUNT_MESSAGE.add_cte(_COUNT_CONTACTS.returning(_contacts.c.id).cte("contacts_counted"))
 
 _COUNT_BLOCKED = (
     update(_aliases)
@@ -817,8 +830,9 @@ class SqlDirectory:
             alias_id = resolved.alias_id if resolved is not None else None
             fresh = self._record_in(connection, key, alias_id, meta, decision.outcome, decision.reason)
             return Opening(resolved, plan, decision, fresh)
+        contacts: Sequence[int] = getattr(plan, "contacts", ())
         claimed = self._claim_in(
-            connection, key, resolved.alias_id, resolved.user_id, meta, resolved.targets, self._now(), seen
+            connection, key, resolved.alias_id, resolved.user_id, meta, resolved.targets, self._now(), seen, contacts
         )
         if isinstance(claimed, _Again):
             return claimed
@@ -916,10 +930,12 @@ class SqlDirectory:
         targets: Sequence[Target],
         now: datetime,
         seen: _Seen,
+        contacts: Sequence[int] = (),
     ) -> _Claimed | Claim | _Again:
         """Claim the unpaused ``targets`` and record the paused ones, committed (:class:`_Claimed`);
         or a limit reached, rolled back (:class:`Claim` LIMIT or RATE_LIMITED); or start over.
-        ``seen``: the message's rows, read in this transaction."""
+        ``seen``: the message's rows, read in this transaction. ``contacts``: a two-way message's
+        contacts, counted with the message (its first claim) and so never again by a redelivery."""
         rows = seen.rows
         if 0 in rows and rows[0].outcome == Outcome.DROPPED_RATE_LIMITED.value:
             return Claim(ClaimState.RATE_LIMITED, rows[0].outcome)
@@ -932,9 +948,7 @@ class SqlDirectory:
             # The alias row is updated before any delivery row is inserted (the module docstring). The
             # inserts still decide first: a worker that waited for another's claim of this message
             # starts over, finds that claim and takes it over (or finds it busy).
-            counted = (
-                connection.execute(_COUNT_MESSAGE, {"p_alias_id": alias_id, "p_now": now}).rowcount if first else 1
-            )
+            counted = self._count_message(connection, alias_id, contacts, now) if first else 1
             if new_paused:
                 connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id, "p_count": len(new_paused)})
             for target in sending:
@@ -970,6 +984,20 @@ class SqlDirectory:
             return Claim(ClaimState.RATE_LIMITED, window=full)
         connection.commit()
         return _Claimed(tuple(claims), tuple((t, t in new_paused) for t in paused), first)
+
+    @staticmethod
+    def _count_message(connection: Connection, alias_id: int, contacts: Sequence[int], now: datetime) -> int:
+        """Count the message on the alias row (1, or 0 at its message limit), then its contacts."""
+        params = {"p_alias_id": alias_id, "p_now": now}
+        if not contacts:
+            return int(connection.execute(_COUNT_MESSAGE, params).rowcount)
+        if connection.dialect.name == "postgresql":
+            return int(
+                connection.execute(_COUNT_MESSAGE_AND_CONTACTS, {**params, "p_contact_ids": list(contacts)}).rowcount
+            )
+        counted = int(connection.execute(_COUNT_MESSAGE, params).rowcount)
+        connection.execute(_COUNT_CONTACTS, {"p_contact_ids": list(contacts), "p_now": now})
+        return counted
 
     def prune_limit_windows(self, now: datetime | None = None) -> int:
         """Delete the rate-limit windows of days before today (UTC); how many. Run by the scheduled

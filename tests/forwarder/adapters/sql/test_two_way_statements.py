@@ -4,10 +4,12 @@ sender whose contacts exist (steady state), forwarded by the same alias once wit
 (the default) and once without, on one engine. ``pytest -s`` prints the counts; bench/two_way.py
 prints them next to the time each path takes.
 
-The two-way extra today: ``ContactBook.prepare_forward``'s two statements (one read of the alias, the
-sender modes, the participants' contacts and the sender rules; one update of the contacts' counters;
-one statement on PostgreSQL) in one transaction of its own, and the thread links written with the
-outcomes (``Directory.settle``: one insert that keeps links already there).
+The two-way extra today: ``ContactBook.prepare_forward``'s one read (the alias, the sender modes, the
+participants' contacts and the sender rules) in one transaction of its own; the contacts' counters,
+updated by the message's first claim (``Directory.begin``: one more statement there, none on
+PostgreSQL, where the alias's count carries it), so that a redelivery does not count them again; and
+the thread links written with the outcomes (``Directory.settle``: one insert that keeps links
+already there).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from models import Alias, Contact, Destination, MessageLink, User, make_session_
 ALIAS = "shop-7hq2@othermail.example"
 PASS = Verdicts(spf="PASS", dkim="PASS", dmarc="PASS")
 #: Before issue 15's two-way work: 6 statements in prepare_forward alone, 8 over one-way in all.
-#: PostgreSQL counts the contacts in the read (a data-modifying WITH): one statement fewer.
-MAX_PREPARE_STATEMENTS = {"sqlite": 2, "postgresql": 1, "mysql": 2}
+#: prepare_forward reads; the claim counts the contacts (PostgreSQL: in the alias's count, a
+#: data-modifying WITH, so one statement fewer).
+MAX_PREPARE_STATEMENTS = {"sqlite": 1, "postgresql": 1, "mysql": 1}
+MAX_CONTACT_COUNT_STATEMENTS = 1
 MAX_EXTRA_STATEMENTS = {"sqlite": 3, "postgresql": 2, "mysql": 3}
 MAX_EXTRA_TRANSACTIONS = 1
 
@@ -120,8 +124,10 @@ def test_a_two_way_forward_from_known_contacts_costs_few_statements_over_one_way
     print(f"{backend:<10} two-way {len(two.statements)} statements, {two.transactions} transactions")
     for s in two.statements:
         print("    " + s[:140])
-    prepare = two.touching("contacts", "sender_rules")
+    prepare = two.touching("sender_rules")
     assert len(prepare) <= MAX_PREPARE_STATEMENTS[backend], prepare
+    counting = [s for s in two.touching("UPDATE contacts") if s not in prepare]
+    assert len(counting) == MAX_CONTACT_COUNT_STATEMENTS, counting
     assert len(two.statements) - len(one.statements) <= MAX_EXTRA_STATEMENTS[backend], two.statements
     assert two.transactions - one.transactions <= MAX_EXTRA_TRANSACTIONS
     with make_session_factory(paths.engine)() as db:  # what the statements did is still all done
@@ -177,3 +183,20 @@ def test_links_written_by_a_racing_delivery_do_not_undo_the_outcomes(paths: Path
         connection.commit()
     assert book.original_for(alias_id, "<raced@x>") == "<one@y>"  # the first link stands
     assert book.original_for(alias_id, "<fresh@x>") == "<two@y>"
+
+
+def _contact_counts(engine: Engine) -> list[int]:
+    with make_session_factory(engine)() as db:
+        return list(db.scalars(select(Contact.forwarded_count).order_by(Contact.id)))
+
+
+def test_a_redelivered_message_counts_its_contacts_once(paths: Paths) -> None:
+    """The contacts are counted with the message's first claim, in its transaction, not before it:
+    a redelivery of the same message (SES retries, a worker's event seen twice) counts nothing."""
+    assert _contact_counts(paths.engine) == [1, 1]  # message 0
+    paths.forward(paths.two_way, 3)
+    assert _contact_counts(paths.engine) == [2, 2]
+    sent = len(paths.two_way.sender.sent)  # type: ignore[attr-defined]
+    paths.two_way.forwarder.process(message(3), Inbound("in-3", (ALIAS,), PASS, "jane@shop.example"))
+    assert len(paths.two_way.sender.sent) == sent  # type: ignore[attr-defined]
+    assert _contact_counts(paths.engine) == [2, 2]
