@@ -115,7 +115,7 @@ def repair(
         encoded = binascii.b2a_qp(body, quotetabs=False, istext=True, header=False)
         if _BREAK_BEFORE_DASH.search(encoded):  # binascii's own wrap made a line start with "-"
             encoded = _soft_wrap(_SOFT_BREAK.sub(b"", encoded), eol)
-        if any(len(line.rstrip(b"\r")) > 76 for line in encoded.split(b"\n")):
+        if _has_long_qp_line(encoded):
             encoded = _soft_wrap(encoded, eol)  # binascii can leave a 77-character "=20" line
         if binascii.a2b_qp(encoded) == body:  # mixed or bare line endings do not survive QP
             return _set_cte(fields, b"quoted-printable"), encoded
@@ -138,10 +138,24 @@ def _rewrap_base64(data: bytes, eol: bytes) -> bytes:
     return eol.join(compact[i : i + 76] for i in range(0, len(compact), 76)) + eol
 
 
-def _soft_wrap(data: bytes, eol: bytes) -> bytes:
-    out: list[bytes] = []
+def _has_long_qp_line(data: bytes) -> bool:
+    """Whether a line of ``data`` is over 76 characters, CRs before its end not counted; the
+    lengths are compared in C first (issue 15: a re-encoded part has tens of thousands of lines)."""
     lines = data.split(b"\n")
+    if max(map(len, lines)) <= 76:
+        return False
+    return any(len(line.rstrip(b"\r")) > 76 for line in lines)
+
+
+def _soft_wrap(data: bytes, eol: bytes) -> bytes:
+    lines = data.split(b"\n")
+    if max(map(len, lines)) <= 76:  # no line to wrap (issue 15: most lines of a re-encoded part)
+        return data
+    out: list[bytes] = []
     for index, line in enumerate(lines):
+        if len(line) <= 76:  # kept as it came, with its own line ending (none after the last)
+            out.append(line if index == len(lines) - 1 else line + b"\n")
+            continue
         cr = line.endswith(b"\r")
         content = line[:-1] if cr else line
         start = 0  # an offset, not a shrinking copy: a line of n bytes costs O(n), not O(n^2)
