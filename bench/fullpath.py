@@ -16,6 +16,8 @@ are interleaved with ours), and each figure is the median over the rounds. The r
   where ``node`` or the npm registry is absent, or with ``--no-peer``;
 - memcpy: ``bytes(memoryview(raw))``, one copy of the message into a new buffer;
 - stdlib round trip: ``email.message_from_bytes(raw, policy=email.policy.default).as_bytes()``;
+- floors: the header split of the 2 KB message alone, and the 10 MB body's line-length scan alone
+  (with the one copy of ``as_bytes``, what any full path must do);
 - general path: the same full path with ``rewrite_general`` (no ``fastpath``), for the rewrite fast
   path's gain, printed as a ratio of CPU medians (not judged). Both use today's ``split_message``,
   whose clean-block reader is part of the fast path too: the gain over the core before either is
@@ -53,6 +55,7 @@ for _path in (str(ROOT), str(HERE)):
 import _measure as gen  # noqa: E402  (bench/_measure.py: the generated messages)
 
 from forwarder.core.forward import prepare, rewrite, rewrite_general  # noqa: E402
+from forwarder.core.message import first_long_line, split_message  # noqa: E402
 
 ALIAS = gen.ALIAS
 MB = 1_000_000
@@ -94,6 +97,12 @@ def stdlib_round_trip(raw: bytes) -> bytes:
 
 def memcpy(raw: bytes) -> bytes:
     return bytes(memoryview(raw))
+
+
+def body_scan(raw: bytes) -> int:
+    """The body line-length check alone (SES refuses a line over 998): a floor of the 10 MB path,
+    with one memcpy (the output join)."""
+    return first_long_line(split_message(raw).body)
 
 
 def corpus_pass(messages: list[bytes]) -> int:
@@ -246,6 +255,8 @@ def main(argv: list[str]) -> int:
         "stdlib 2 KB": Sampler(stdlib_round_trip, small, BATCH),
         "core 10 MB": Sampler(full_path, ten, 0.0),
         "memcpy 10 MB": Sampler(memcpy, ten, 0.0),
+        "split 2 KB": Sampler(split_message, small, BATCH),
+        "body scan 10 MB": Sampler(body_scan, ten, 0.0),
     }
     if corpus:
         samplers["core corpus pass"] = Sampler(corpus_pass, corpus, 0.0)
@@ -330,6 +341,12 @@ def main(argv: list[str]) -> int:
         f"     rewrite fast path (forwarder/core/fastpath.py) over rewrite_general, same split, CPU time: "
         f"2 KB {gain:.2f}x (general path {fmt(cpu['general 2 KB'])})"
         + (f", corpus pass {cpu['general corpus pass'] / cpu['core corpus pass']:.2f}x" if corpus else "")
+    )
+    scan = cpu["body scan 10 MB"] / cpu["memcpy 10 MB"]
+    print(
+        f"     floors, the mandatory steps timed alone (CPU): 2 KB header split {fmt(cpu['split 2 KB'])} "
+        f"({cpu['split 2 KB'] / cpu['core 2 KB']:.0%} of the full path); 10 MB body line scan "
+        f"{fmt(cpu['body scan 10 MB'])} = {scan:.2f}x memcpy, so one copy + the scan is {1 + scan:.2f}x memcpy"
     )
     if raised:
         print(f"     note: {raised} of {len(corpus)} corpus messages raised in the core (timed until they did)")

@@ -203,7 +203,7 @@ class SplitMessage:
                 for f in self.fields:
                     index.setdefault(f.key, []).append(f)
         found = index.get(key)
-        if found is None and self.keys is not None:
+        if found is None and self.keys is not None and key in self.keys:
             positions = self._positions
             if positions is None:
                 positions = self._positions = {}
@@ -216,6 +216,11 @@ class SplitMessage:
         return found or []
 
     def first(self, key: str) -> HeaderField | None:
+        keys = self.keys
+        if keys is not None:  # a look-up in C, no index built: prepare asks for a few keys only
+            if key not in keys:
+                return None
+            return self._field_at(keys.index(key))
         found = self.get_all(key)
         return found[0] if found else None
 
