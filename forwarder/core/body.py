@@ -113,13 +113,18 @@ def repair(
         return fields, _soft_wrap(body, eol)
     if ctype.startswith(b"text/"):
         encoded = binascii.b2a_qp(body, quotetabs=False, istext=True, header=False)
+        # Soft line breaks decode to nothing, so when binascii's own output does not give the body
+        # back (mixed or bare line endings do not survive QP), no wrapping of it will: base64 at
+        # once (issue 15: the wrapping, then thrown away, was most of a corpus message's repair).
+        if binascii.a2b_qp(encoded) != body:
+            return _set_cte(fields, b"base64"), _base64_lines(body, eol)
         if _BREAK_BEFORE_DASH.search(encoded):  # binascii's own wrap made a line start with "-"
             encoded = _soft_wrap(_SOFT_BREAK.sub(b"", encoded), eol)
         if _has_long_qp_line(encoded):
             encoded = _soft_wrap(encoded, eol)  # binascii can leave a 77-character "=20" line
         if binascii.a2b_qp(encoded) == body:  # mixed or bare line endings do not survive QP
             return _set_cte(fields, b"quoted-printable"), encoded
-    return _set_cte(fields, b"base64"), _rewrap_base64(base64.b64encode(body), eol)
+    return _set_cte(fields, b"base64"), _base64_lines(body, eol)
 
 
 def _entity(fields: list[HeaderField], body: bytes, eol: bytes) -> bytes:
@@ -131,6 +136,15 @@ def _set_cte(fields: list[HeaderField], cte: bytes) -> list[HeaderField]:
     out = [f for f in fields if f.key != "content-transfer-encoding"]
     out.append(HeaderField("Content-Transfer-Encoding", [b"Content-Transfer-Encoding: " + cte]))
     return out
+
+
+def _base64_lines(data: bytes, eol: bytes) -> bytes:
+    """``data`` in base64, 76 characters a line, each line ended by ``eol``: what
+    ``_rewrap_base64(base64.b64encode(data), eol)`` gives, encoded in C a line at a time."""
+    if not data:
+        return eol
+    encoded = base64.encodebytes(data)  # 57 bytes, so 76 characters, and LF a line
+    return encoded if eol == b"\n" else encoded.replace(b"\n", eol)
 
 
 def _rewrap_base64(data: bytes, eol: bytes) -> bytes:

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forwarder.core import AliasState, Outcome, Policy, Verdicts, forward, prepare, validate_bytes
+from forwarder.core import body as body_module
 from forwarder.core.body import LINE_LIMIT, MAX_DEPTH, Unrepairable, delimiter_starts, first_long_line, repair
 from forwarder.core.message import HeaderField, split_message
 
@@ -350,3 +351,20 @@ def _reference_delimiter_starts(body: bytes, boundary: bytes) -> list[int]:
 def test_delimiter_starts_agrees_with_the_line_start_pattern(boundary: bytes, noise: bytes) -> None:
     body = bytes(b"-ab\n\r \t"[x % 7] for x in noise)
     assert delimiter_starts(body, boundary) == _reference_delimiter_starts(body, boundary)
+
+
+@given(st.binary(max_size=2_000), st.sampled_from([b"\r\n", b"\n"]))
+def test_base64_lines_are_the_rewrapped_encoding(data: bytes, eol: bytes) -> None:
+    """The repair's base64 lines, encoded a line at a time in C, are those of the whole encoding
+    re-wrapped at 76 characters (the form it had before issue 15)."""
+    assert body_module._base64_lines(data, eol) == body_module._rewrap_base64(base64.b64encode(data), eol)
+
+
+def test_text_with_bare_cr_goes_to_base64_at_once() -> None:
+    """A text body whose line endings do not survive quoted-printable is re-encoded as base64 (the
+    quoted-printable attempt is given up before it is wrapped), and decodes to the same bytes."""
+    text = b"a\rb\r\n" + b"x" * 1200 + b"\n"
+    fields, body = repair([HeaderField("Content-Type", [b"Content-Type: text/plain"])], text, b"\r\n")
+    assert [f.lines for f in fields if f.key == "content-transfer-encoding"] == [[b"Content-Transfer-Encoding: base64"]]
+    assert base64.b64decode(body) == text
+    assert max(map(len, body.split(b"\r\n"))) <= 76
