@@ -148,7 +148,7 @@ def _base64_lines(data: bytes, eol: bytes) -> bytes:
 
 
 def _rewrap_base64(data: bytes, eol: bytes) -> bytes:
-    compact = re.sub(rb"\s+", b"", data)
+    compact = b"".join(data.split())  # bytes.split() cuts at the ASCII white space rb"\s" matches
     return eol.join(compact[i : i + 76] for i in range(0, len(compact), 76)) + eol
 
 

@@ -368,3 +368,12 @@ def test_text_with_bare_cr_goes_to_base64_at_once() -> None:
     assert [f.lines for f in fields if f.key == "content-transfer-encoding"] == [[b"Content-Transfer-Encoding: base64"]]
     assert base64.b64decode(body) == text
     assert max(map(len, body.split(b"\r\n"))) <= 76
+
+
+@given(st.binary(max_size=600).map(lambda b: base64.b64encode(b)), st.lists(st.sampled_from(list(b" \t\n\r\x0b\x0c"))))
+def test_rewrap_base64_drops_the_white_space_of_the_regex(encoded: bytes, spaces: list[int]) -> None:
+    """The re-wrap drops exactly the bytes rb"\\s" matches (what it did with a regex before issue 15)."""
+    data = bytes(spaces) + encoded[:10] + bytes(spaces) + encoded[10:] + bytes(spaces)
+    compact = re.sub(rb"\s+", b"", data)
+    expected = b"\r\n".join(compact[i : i + 76] for i in range(0, len(compact), 76)) + b"\r\n"
+    assert body_module._rewrap_base64(data, b"\r\n") == expected
