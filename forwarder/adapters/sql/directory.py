@@ -480,6 +480,7 @@ _TO_FINISH = select(
     _deliveries.c.id,
     _deliveries.c.alias_id,
     _deliveries.c.outcome,
+    _deliveries.c.destination_key,
     select(func.count())
     .select_from(_siblings)
     .where(
@@ -499,16 +500,15 @@ _FINISHED_VALUES: dict[str, Any] = {
     "updated_at": bindparam("p_now"),
 }
 
-#: A claim finished, only while it is still pending: a settle that comes after its claim was taken
-#: over (it stalled past the claim timeout) and settled by the other worker changes nothing.
-_FINISH = (
-    update(_deliveries)
-    .where(_deliveries.c.id == bindparam("p_id"), _deliveries.c.outcome == PENDING)
-    .values(_FINISHED_VALUES)
-)
+#: A claim is finished only while it is pending: a settle that comes after its claim was taken over
+#: (it stalled past the claim timeout) and settled by the other worker changes nothing. A
+#: message-level row (destination key 0) is never claimed; its recorded outcome may be finished
+#: (forwarder/flows/forward.py: a bounce sent, or not).
+_FINISHABLE = or_(_deliveries.c.outcome == PENDING, _deliveries.c.destination_key == 0)
+_FINISH = update(_deliveries).where(_deliveries.c.id == bindparam("p_id"), _FINISHABLE).values(_FINISHED_VALUES)
 
 #: :data:`_FINISH` by the row's key, without reading its id first.
-_FINISH_KEY = update(_deliveries).where(_KEY, _deliveries.c.outcome == PENDING).values(_FINISHED_VALUES)
+_FINISH_KEY = update(_deliveries).where(_KEY, _FINISHABLE).values(_FINISHED_VALUES)
 
 #: No other copy of this (message, alias) was forwarded before: the message counts one forward.
 _NONE_FORWARDED = ~exists().where(
@@ -645,11 +645,6 @@ def _finished_params(done: Finished, now: datetime) -> dict[str, Any]:
         "p_provider_message_id": done.provider_message_id,
         "p_now": now,
     }
-
-
-class _Raced(Exception):
-    """A claim read as pending was settled by another worker before this settle changed it: the
-    settle's transaction is rolled back and run again, and then finds the claim settled."""
 
 
 class SqlDirectory:
@@ -1037,8 +1032,9 @@ class SqlDirectory:
             return
         now = self._now()
 
-        def record(connection: Connection) -> None:
-            self._finish_in(connection, finished, now)
+        def record(connection: Connection) -> bool:
+            if not self._finish_in(connection, finished, now):
+                return False
             if links:
                 _insert_new_links(connection, links)
             if retry is not None:
@@ -1048,23 +1044,30 @@ class SqlDirectory:
                 statement = _WITHDRAW if claim.state is ClaimState.NEW else _GIVE_BACK
                 params = _key_params(key) if claim.state is ClaimState.NEW else {**_key_params(key), "p_now": now}
                 connection.execute(statement, params)
+            return True
 
         with self._connection(write=True) as connection:
             # the sends are done: a connection found dead now must not leave their claims pending
-            try:
-                self._again_if_lost(connection, record)
-            except _Raced:
-                connection.rollback()
-                self._again_if_lost(connection, record)
-            connection.commit()
+            for _ in range(2):
+                if self._again_if_lost(connection, record):
+                    connection.commit()
+                    return
+                connection.rollback()  # raced (:meth:`_finish_in`): read again
+        raise DatabaseUnavailable("the outcomes could not be recorded (a race with another worker); retry")
 
-    def _finish_in(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> None:
+    def _finish_in(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> bool:
+        """Record what the sends did; False when a claim read as pending was settled by another
+        worker before this transaction changed it (it is rolled back and run again)."""
         if finished and all(done.first and done.alias_id is not None for done in finished):
             self._finish_first(connection, finished, now)
-            return
+            return True
         read = [connection.execute(_TO_FINISH, _key_params(done.key)).one() for done in finished]
         # a claim no longer pending was taken over and settled by another worker: left as it is
-        mine = [(done, row) for done, row in zip(finished, read, strict=True) if row.outcome == PENDING]
+        mine = [
+            (done, row)
+            for done, row in zip(finished, read, strict=True)
+            if row.outcome == PENDING or row.destination_key == 0
+        ]
         # the alias row first (the module docstring); a message counts once as forwarded
         counted: set[int] = set()
         for done, row in mine:
@@ -1075,8 +1078,9 @@ class SqlDirectory:
                 counted.add(row.alias_id)
         for done, row in mine:
             changed = connection.execute(_FINISH, {"p_id": row.id, **_finished_params(done, now)}).rowcount
-            if changed != 1:  # settled by another worker since it was read: read again
-                raise _Raced
+            if changed != 1:  # settled by another worker since it was read
+                return False
+        return True
 
     def _finish_first(self, connection: Connection, finished: Sequence[Finished], now: datetime) -> None:
         """:meth:`_finish_in` for the copies of a message claimed first (:attr:`Finished.first`):
