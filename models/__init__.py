@@ -25,6 +25,7 @@ from models.engine import make_engine, make_session_factory
 from models.feedback import FEEDBACK_KINDS, FeedbackEvent
 from models.rate_limits import RateLimitHit
 from models.sessions import SigninFailure, UserSession
+from models.two_factor import RecoveryCode, WebAuthnCredential
 from models.user_domains import DOMAIN_STATUSES, UserDomain
 from models.users import User, normalize_email
 
@@ -48,12 +49,14 @@ __all__ = [
     "FeedbackEvent",
     "MessageLink",
     "RateLimitHit",
+    "RecoveryCode",
     "SenderRule",
     "SigninFailure",
     "UTCDateTime",
     "User",
     "UserDomain",
     "UserSession",
+    "WebAuthnCredential",
     "alias_destinations",
     "make_engine",
     "make_session_factory",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, String, false
+from sqlalchemy import Boolean, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from models.api_tokens import ApiToken
     from models.destinations import Destination
     from models.sessions import UserSession
+    from models.two_factor import RecoveryCode, WebAuthnCredential
 
 
 def normalize_email(value: str) -> str:
@@ -62,6 +63,13 @@ class User(Base):
         String(20), default="name-and-address", server_default="name-and-address"
     )
     unsubscribe_action: Mapped[str] = mapped_column(String(20), default="disable-alias", server_default="disable-alias")
+    #: Two-factor sign-in with TOTP (web/two_factor.py): the base32 secret, sealed at rest with the
+    #: runtime's contact key (forwarder/adapters/sealing.py); set while enrolling, in force once
+    #: ``totp_enabled_at`` is set. ``totp_last_step`` is the last accepted time step: a code of that
+    #: step or an earlier one is never accepted again.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
     destinations: Mapped[list[Destination]] = relationship(
         back_populates="user",
@@ -77,6 +85,17 @@ class User(Base):
         passive_deletes=True,  # the database's ON DELETE CASCADE does the work
     )
     sessions: Mapped[list[UserSession]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        passive_deletes=True,  # the database's ON DELETE CASCADE does the work
+    )
+
+    recovery_codes: Mapped[list[RecoveryCode]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        passive_deletes=True,  # the database's ON DELETE CASCADE does the work
+    )
+    webauthn_credentials: Mapped[list[WebAuthnCredential]] = relationship(
         back_populates="user",
         cascade="all, delete-orphan",
         passive_deletes=True,  # the database's ON DELETE CASCADE does the work

@@ -30,23 +30,26 @@ from models import (
     FeedbackEvent,
     MessageLink,
     RateLimitHit,
+    RecoveryCode,
     SenderRule,
     SigninFailure,
     User,
     UserDomain,
     UserSession,
+    WebAuthnCredential,
     make_engine,
     utcnow,
 )
 
 VERSION_TABLE = "alembic_version"
-HEAD = "0008"
+HEAD = "0009"
 #: Tables later revisions add, so the schema at an older revision can be compared with the models.
 ADDED_BY = {
     "0003": ("user_domains",),
     "0004": ("feedback_events",),
     "0005": ("user_sessions", "signin_failures"),
     "0007": ("contacts", "message_links", "sender_rules"),
+    "0009": ("recovery_codes", "webauthn_credentials"),
 }
 #: Columns and indexes later revisions add to existing tables.
 COLUMNS_ADDED_BY = {
@@ -68,6 +71,7 @@ COLUMNS_ADDED_BY = {
         "users": ("sender_mode", "display_format", "unsubscribe_action"),
     },
     "0008": {"message_links": ("kind",)},
+    "0009": {"users": ("totp_secret", "totp_enabled_at", "totp_last_step")},
 }
 INDEXES_ADDED_BY = {
     "0004": {"deliveries": ("ix_deliveries_provider_message_id",)},
@@ -568,7 +572,9 @@ def test_0007_round_trip_adds_and_removes_contacts_links_and_sender_rules(databa
     assert current(database_url) == "0007"
     assert schema_diff(database_url, metadata_before("0008")) == []
     assert strict_type_mismatches(database_url, metadata_before("0008")) == []
-    assert reflected_check_constraints(database_url) == model_check_constraints()
+    assert reflected_check_constraints(database_url) == {
+        table: names for table, names in model_check_constraints().items() if table in metadata_before("0008").tables
+    }
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
@@ -654,7 +660,8 @@ def test_0008_round_trip_adds_and_removes_the_kind_of_a_message_link(database_ur
     finally:
         engine.dispose()
     upgrade(database_url, "0008")
-    assert schema_diff(database_url) == [] and strict_type_mismatches(database_url) == []
+    assert schema_diff(database_url, metadata_before("0009")) == []
+    assert strict_type_mismatches(database_url, metadata_before("0009")) == []
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
@@ -663,5 +670,47 @@ def test_0008_round_trip_adds_and_removes_the_kind_of_a_message_link(database_ur
         engine.dispose()
     downgrade(database_url, "0007")
     assert schema_snapshot(database_url) == at_0007
+    upgrade(database_url)
+    assert current(database_url) == HEAD
+
+
+def test_0009_round_trip_adds_and_removes_the_second_factors(database_url: str) -> None:
+    """Issue 16: TOTP columns on users, recovery codes and passkeys; both tables go with their user."""
+    upgrade(database_url, "0008")
+    at_0008 = schema_snapshot(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (id, email, is_admin, created_at) "
+                "VALUES (1, 'owner@example.org', false, '2025-01-01 00:00:00')"
+            )
+    finally:
+        engine.dispose()
+    upgrade(database_url, "0009")
+    assert schema_diff(database_url) == [] and strict_type_mismatches(database_url) == []
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            assert connection.execute(select(User.totp_secret, User.totp_enabled_at, User.totp_last_step)).one() == (
+                None, None, None,
+            )  # fmt: skip
+            connection.execute(insert(RecoveryCode).values(user_id=1, code_hash="c" * 64, created_at=utcnow()))
+            connection.execute(
+                insert(WebAuthnCredential).values(
+                    user_id=1, credential_id="AAAA", public_key=b"\x01\x02", name="key", created_at=utcnow()
+                )
+            )
+            row = connection.execute(
+                select(WebAuthnCredential.sign_count, WebAuthnCredential.transports, WebAuthnCredential.backed_up)
+            ).one()
+            assert tuple(row) == (0, "", False)  # the server defaults
+            connection.exec_driver_sql("DELETE FROM users WHERE id = 1")
+            assert connection.execute(select(func.count()).select_from(RecoveryCode)).scalar() == 0
+            assert connection.execute(select(func.count()).select_from(WebAuthnCredential)).scalar() == 0
+    finally:
+        engine.dispose()
+    downgrade(database_url, "0008")
+    assert schema_snapshot(database_url) == at_0008
     upgrade(database_url)
     assert current(database_url) == HEAD
