@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from forwarder import accounts
+from forwarder.accounts import alias_states
 from forwarder.adapters.sql.directory import alias_state
 from forwarder.core.decide import expiry
-from models import SENDER_MODES, Alias, Destination, User, utcnow
+from models import SENDER_MODES, Alias, Destination, User, alias_destinations, utcnow
 from models.limits import DISPLAY_NAME_MAX_LENGTH, LABEL_MAX_LENGTH, NOTE_MAX_LENGTH
 from web import ratelimit
 from web.services import contacts, domains
@@ -69,21 +71,125 @@ def owned(db: Session, user: User, alias_id: int) -> Alias:
     return found
 
 
-def listed(db: Session, user: User, search: str = "", page: int = 1, per_page: int = 50) -> tuple[list[Alias], int]:
-    """A page of the user's aliases, newest first, optionally matching ``search``; and the total."""
-    query = select(Alias).where(Alias.user_id == user.id, Alias.deleted_at.is_(None))
-    if search:
-        escaped = search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        query = query.where(
-            or_(Alias.address.like(pattern, escape="\\"), func.lower(Alias.label).like(pattern, escape="\\"))
-        )
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = min(max(1, page), MAX_PAGE)
-    rows = db.scalars(
-        query.order_by(Alias.created_at.desc(), Alias.id.desc()).offset((page - 1) * per_page).limit(per_page)
+#: The list's sort keys: what the user picks, the column, and the order it starts in.
+SORTS = {"created": "desc", "address": "asc", "used": "desc", "messages": "desc"}
+
+
+def _sort_column(sort: str) -> Any:
+    return {
+        "created": Alias.created_at,
+        "address": Alias.address,
+        "used": Alias.last_used_at,
+        "messages": Alias.message_count,
+    }[sort]
+
+
+def _like(search: str) -> str:
+    escaped = search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _matching(user: User, search: str) -> ColumnElement[bool]:
+    """Aliases whose address, label, note or one of whose destinations contains ``search``."""
+    pattern = _like(search)
+    by_destination = (
+        select(alias_destinations.c.alias_id)
+        .join(Destination, Destination.id == alias_destinations.c.destination_id)
+        .where(Destination.user_id == user.id, func.lower(Destination.email).like(pattern, escape="\\"))
     )
+    return or_(
+        Alias.address.like(pattern, escape="\\"),
+        func.lower(Alias.label).like(pattern, escape="\\"),
+        func.lower(Alias.note).like(pattern, escape="\\"),
+        Alias.id.in_(by_destination),
+    )
+
+
+def listed(
+    db: Session,
+    user: User,
+    search: str = "",
+    page: int = 1,
+    per_page: int = 50,
+    *,
+    state: str = "",
+    sort: str = "created",
+    descending: bool | None = None,
+    now: datetime | None = None,
+) -> tuple[list[Alias], int]:
+    """A page of the user's aliases and how many there are in all, filtered and sorted in SQL.
+
+    ``search`` looks in the address, label, note and destinations; ``state`` is one of
+    :data:`alias_states.STATES` (empty: all); ``sort`` one of :data:`SORTS`, in its own order
+    unless ``descending`` says; ties are broken by id, the same way, so pages never overlap.
+    Aliases never used sort last by last use, either way.
+    """
+    conditions = [Alias.user_id == user.id, Alias.deleted_at.is_(None)]
+    if search.strip():
+        conditions.append(_matching(user, search))
+    if state:
+        conditions.append(alias_states.in_state(state, now or utcnow()))
+    total = db.scalar(select(func.count()).select_from(Alias).where(*conditions)) or 0
+    down = SORTS[sort] == "desc" if descending is None else descending
+    column = _sort_column(sort)
+    order = [column.desc() if down else column.asc(), Alias.id.desc() if down else Alias.id.asc()]
+    if sort == "used":
+        order.insert(0, Alias.last_used_at.is_(None))  # false before true on every backend
+    page = min(max(1, page), MAX_PAGE)
+    rows = db.scalars(select(Alias).where(*conditions).order_by(*order).offset((page - 1) * per_page).limit(per_page))
     return list(rows), total
+
+
+# --- several at once -----------------------------------------------------------------------------
+
+BULK_ACTIONS = ("disable", "enable", "delete")
+#: The most aliases one bulk action takes (two pages of the list).
+MAX_BULK = 100
+
+
+def owned_many(db: Session, user: User, ids: list[int]) -> list[Alias]:
+    """The user's live aliases with these ids, by address; any id that is not one is refused whole."""
+    wanted = set(ids)
+    if not wanted:
+        raise ServiceError("nothing_chosen", "Choose at least one alias.")
+    if len(wanted) > MAX_BULK:
+        raise ServiceError("too_many", f"Choose at most {MAX_BULK} aliases at a time.")
+    found = list(
+        db.scalars(
+            select(Alias)
+            .where(Alias.id.in_(wanted), Alias.user_id == user.id, Alias.deleted_at.is_(None))
+            .order_by(Alias.address)
+        )
+    )
+    if len(found) != len(wanted):
+        raise not_found("alias")
+    return found
+
+
+def bulk_changes(action: str, chosen: list[Alias]) -> list[Alias]:
+    """Which of ``chosen`` the action changes: switching off the ones on, on the ones off; deleting all."""
+    if action == "disable":
+        return [alias for alias in chosen if alias.enabled]
+    if action == "enable":
+        return [alias for alias in chosen if not alias.enabled]
+    if action == "delete":
+        return list(chosen)
+    raise ServiceError("invalid_action", "Choose switch off, switch on or delete.")
+
+
+def bulk(db: Session, user: User, action: str, ids: list[int]) -> list[Alias]:
+    """Apply ``action`` to the user's aliases ``ids`` in one transaction; the ones it changed."""
+    changed = bulk_changes(action, owned_many(db, user, ids))
+    if action == "delete":
+        contacts.forget_two_way(db, [alias.id for alias in changed])
+        for alias in changed:
+            _mark_deleted(alias)
+    else:
+        for alias in changed:
+            alias.enabled = action == "enable"
+            alias.disabled_reason = None  # the owner's choice now, not the service's
+    db.commit()
+    return changed
 
 
 def _destinations(db: Session, user: User, ids: list[int]) -> list[Destination]:
@@ -297,9 +403,13 @@ def delete(db: Session, alias: Alias) -> None:
     """Stop forwarding at once; the address stays reserved. Its contacts, message links and sender
     rules go (a soft delete cascades nothing)."""
     contacts.forget_two_way(db, [alias.id])
+    _mark_deleted(alias)
+    db.commit()
+
+
+def _mark_deleted(alias: Alias) -> None:
     alias.deleted_at = utcnow()
     alias.enabled = False
     alias.destinations = []
     alias.label = None
     alias.note = None
-    db.commit()
