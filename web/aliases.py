@@ -276,10 +276,11 @@ def bulk():
         return redirect(back)
     try:
         ids = [int(value) for value in form.getlist("alias")]
-        chosen = service.owned_many(db, user, ids)
     except ValueError:
         abort(404)
-    except ServiceError as exc:
+    try:
+        chosen = service.owned_many(db, user, ids)
+    except ServiceError as exc:  # a ValueError too: caught on its own
         if exc.status == 404:
             abort(404)
         flash(_sentence(exc.message))
