@@ -379,7 +379,7 @@ def test_copy_buttons_on_the_list_the_alias_page_and_the_contacts_page(app: Flas
         page = ann.client.get(path).get_data(as_text=True)
         assert COPY.findall(page) == [(address, f"Copy {address}")], path
         assert '<script src="/static/copy.js" defer></script>' in page
-        assert 'role="status" aria-live="polite" data-copy-status' in page
+        assert 'aria-live="polite" aria-atomic="true" data-copy-status' in page
     contacts = f"/aliases/{alias_id}/contacts"
     assert post(ann.client, contacts, {"address": "bob@example.net"}).status_code == 302
     page = ann.client.get(contacts).get_data(as_text=True)
