@@ -15,6 +15,7 @@ from web.security import current_session, lifetimes, login_required, sign_out, s
 from web.services import account as service
 from web.services import rules
 from web.services.errors import ServiceError
+from web.services.security_notices import NoticeEvent, notify
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -66,6 +67,7 @@ def password():
         )
     except ServiceError as exc:
         return _page(exc.status, error=exc.message)
+    notify(user, NoticeEvent.PASSWORD_CHANGED)
     flash("Your password was changed. Other sessions were signed out.")
     return redirect(url_for("account.index"))
 

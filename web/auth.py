@@ -22,6 +22,7 @@ from web.security import current_user, hash_password, password_problem, sign_in,
 from web.services import account as account_service
 from web.services import account_email
 from web.services.errors import ServiceError
+from web.services.security_notices import NoticeEvent, notify
 
 bp = Blueprint("auth", __name__)
 logger = logging.getLogger("othermail.web")
@@ -178,6 +179,8 @@ def signin():
     ratelimit.signin_succeeded(address, device)
     session().commit()  # a rehashed password
     sign_in(user)
+    if device is None:  # no device cookie for this account: a browser it has not seen
+        notify(user, NoticeEvent.NEW_SIGNIN)
     response = redirect(_safe_next(request.form.get("next")))
     devices.remember(response, address)
     return response
@@ -292,6 +295,7 @@ def reset_form():
     except ServiceError as exc:
         return render_template("auth/reset.html", error=exc.message), exc.status
     sign_in(user)  # a new session; every other one ended, and sign_in drops the token
+    notify(user, NoticeEvent.PASSWORD_RESET)
     flash(
         "Your password was changed. Every other session was signed out"
         + (f" and {revoked} API token(s) revoked." if revoked else ".")

@@ -3,8 +3,9 @@ button that sends it again. See :mod:`web.services.account_email`."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 
+from web import devices
 from web.db import services, session
 from web.security import current_user, login_required, signed_in_user
 from web.services import account_email as service
@@ -32,9 +33,14 @@ def verify(token: str):
             "email/verify.html", state="failed", title=TITLES.get(exc.code, "Link not valid"), message=message
         ), exc.status
     if service.is_verified(user):
-        return render_template(
-            "email/verify.html", state="done", title="Email address confirmed", signed_in=current_user() is not None
+        response = make_response(
+            render_template(
+                "email/verify.html", state="done", title="Email address confirmed", signed_in=current_user() is not None
+            )
         )
+        if request.method == "POST":  # a browser that proved it reads the account's mail is not an unseen device
+            devices.remember(response, user.email)
+        return response
     return render_template("email/verify.html", state="asking", title="Confirm your email address", token=token)
 
 

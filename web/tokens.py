@@ -9,6 +9,7 @@ from models import ApiToken, utcnow
 from web.db import session
 from web.security import login_required, signed_in_user
 from web.services.errors import ServiceError
+from web.services.security_notices import NoticeEvent, notify
 
 bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
 
@@ -46,6 +47,8 @@ def create():
         token, secret = service.create(session(), signed_in_user(), name, scope, expires_in)
     except ServiceError as exc:
         return _page(exc.status, error=exc.message, name=name)
+    expiry = f"expires {token.expires_at:%Y-%m-%d}" if token.expires_at else "does not expire"
+    notify(signed_in_user(), NoticeEvent.API_TOKEN_CREATED, detail=f"Scope: {token.scope}; it {expiry}.")
     return _page(201, created=token, secret=secret)
 
 

@@ -82,6 +82,8 @@ def test_password_reset_by_email_is_single_use_and_signs_out_other_sessions(
     other = app.test_client()
     post(other, "/signin", {"email": "ann@example.org", "password": PASSWORD})
     assert "Sign out" in other.get("/", follow_redirects=True).get_data(as_text=True)
+    assert [m.recipient for m in outbox.sent] == ["ann@example.org"]  # the notice of a sign-in from a new browser
+    outbox.sent.clear()
 
     fresh = app.test_client()
     post(fresh, "/reset", {"email": "ann@example.org"})
