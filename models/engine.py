@@ -24,7 +24,7 @@ POOL_RECYCLE_SECONDS = 300
 #: A connection that sat in the pool longer than this is pinged when it is checked out (a Lambda
 #: container thawed, a quiet web app); one checked in moments ago is not. ``pool_pre_ping`` pinged
 #: every checkout, one round trip per transaction; the forwarder's transactions run their first
-#: statement again on a new connection instead (forwarder/adapters/sql/directory.py).
+#: statement again on a new connection instead (forwarder/adapters/sql/connections.py).
 PING_AFTER_IDLE_SECONDS = 30.0
 
 #: psycopg prepares a statement on the server once a connection has run it this many times, then

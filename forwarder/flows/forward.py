@@ -3,7 +3,7 @@
 The Lambda handler, the SQS worker, the SMTP listener and the CLI all hand raw bytes and an
 :class:`Inbound` description to :meth:`Forwarder.process`. The core decides and rewrites; this
 module does the I/O around it through ports (a directory, a sender) and logs every outcome as one
-structured line. Each recipient costs the directory (forwarder/adapters/sql/directory.py):
+structured line. Each recipient costs the directory (forwarder/adapters/sql/directory/):
 
 1. one ``Directory.begin`` (forwarder/ports.py): resolve the alias, run the core's pure decision,
    and either record a drop or claim every unpaused destination and count the message, in one transaction;

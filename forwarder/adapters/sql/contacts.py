@@ -12,7 +12,7 @@ the contacts of a message exist, it costs one statement, built once here with bo
 SQLAlchemy's compiled cache serves it): :data:`_PREPARE` reads the alias, its and its owner's sender
 modes, the participants' contacts and the sender rules together (one UNION ALL, its rows told apart
 by their ``tag``). It counts nothing forwarded: the message's first claim counts its contacts
-(:attr:`~forwarder.ports.ForwardContacts.counted`, forwarder/adapters/sql/directory.py), in the
+(:attr:`~forwarder.ports.ForwardContacts.counted`, forwarder/adapters/sql/directory/), in the
 transaction that makes a redelivery find the message claimed, so a message counts once. A refused
 known sender's blocked count is still made here. No address is opened (decrypted) to forward: the
 rewrite needs the reverse addresses, and takes the display names from

@@ -1,5 +1,5 @@
 """MariaDB: the settle of a message's first claim locks the alias row before the claim's row, the
-order of every other transaction writing both (forwarder/adapters/sql/directory.py's docstring;
+order of every other transaction writing both (forwarder/adapters/sql/directory/'s docstring;
 issue 15 review, finding 4). Its multiple-table UPDATE used to lock the delivery row first, so it
 deadlocked with a settle that counts the alias first and then finishes the same row.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-import forwarder.adapters.sql.directory as directory_module
+import forwarder.adapters.sql.directory.sql_directory as directory_module
 from forwarder.adapters.sql.directory import DeliveryKey, Finished, MessageMeta, SqlDirectory
 from forwarder.core import Outcome
 from models import Alias, Destination, User, make_engine, make_session_factory

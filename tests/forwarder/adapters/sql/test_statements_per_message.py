@@ -33,7 +33,7 @@ RAW = b"From: Jane <jane@example.net>\r\nTo: shop-7hq2@othermail.example\r\nSubj
 START = datetime(2030, 1, 2, 11, 30, tzinfo=UTC)
 
 #: The bounds this module holds the hot path to (one-way alias, one destination, the default limits),
-#: by dialect: SQLite cannot write two tables in one statement (forwarder/adapters/sql/directory.py).
+#: by dialect: SQLite cannot write two tables in one statement (forwarder/adapters/sql/directory/).
 #: Before issue 15: 33 statements in 7 transactions on the first message of a day, 12 in 2 after.
 MAX_STATEMENTS = {"sqlite": 6, "postgresql": 5, "mysql": 5}
 MAX_TRANSACTIONS = 2

@@ -170,7 +170,7 @@ def test_links_written_by_a_racing_delivery_do_not_undo_the_outcomes(paths: Path
     """One insert that keeps the first link and adds the rest (the old read-then-insert could lose
     a race with a concurrent settle to an IntegrityError that rolled back the outcomes beside it;
     this test checks the statement's semantics, not the race itself)."""
-    from forwarder.adapters.sql.directory import _insert_new_links
+    from forwarder.adapters.sql.directory.statements import _insert_new_links
 
     book = paths.two_way.contacts
     with make_session_factory(paths.engine)() as db:

@@ -1,0 +1,508 @@
+"""The directory on SQL, :class:`SqlDirectory`: resolve and claim (step 1), settle (step 3); see
+forwarder/adapters/sql/directory/__init__.py."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from forwarder.adapters.sql import limit_windows
+from forwarder.adapters.sql.connections import again_if_dead, database_errors
+from forwarder.adapters.sql.directory.records import (
+    _ATTEMPTS,
+    PENDING,
+    RETRY,
+    AddressStatus,
+    Claim,
+    ClaimState,
+    DeliveryKey,
+    Finished,
+    MessageMeta,
+    Opening,
+    P,
+    ResolvedAlias,
+    T,
+    Target,
+    _Again,
+    _Claimed,
+    _Existing,
+    _Seen,
+    alias_state,
+)
+from forwarder.adapters.sql.directory.settle import finish
+from forwarder.adapters.sql.directory.statements import (
+    _COUNT_BLOCKED,
+    _COUNT_CONTACTS,
+    _COUNT_MESSAGE,
+    _COUNT_MESSAGE_AND_CONTACTS,
+    _EXISTS,
+    _GIVE_BACK,
+    _INSERT,
+    _OF_MESSAGE,
+    _OWNER,
+    _RCPT_STATUS,
+    _RELEASE,
+    _RESOLVE,
+    _RESOLVE_FOR_MESSAGE,
+    _TAKE_OVER,
+    _WITHDRAW,
+    _insert_new_links,
+    _key_params,
+    _reason,
+    _seen,
+)
+from forwarder.adapters.sql.user_domains import UserDomains
+from forwarder.core import Outcome
+from forwarder.core.decide import expiry
+from forwarder.errors import DatabaseUnavailable
+from forwarder.flows.mail_limits import MailLimits
+from models import Alias
+from models.deliveries import RAW_KEY_MAX_LENGTH, SUBJECT_MAX_LENGTH, _clip
+from models.users import EMAIL_MAX_LENGTH
+
+#: What a deadlock looks like from the driver: PostgreSQL's SQLSTATE, MariaDB's and MySQL's error number.
+_PG_DEADLOCK = "40P01"
+_MYSQL_DEADLOCK = 1213
+
+
+def _deadlock(exc: DBAPIError) -> bool:
+    """Whether the database broke a deadlock by rolling this transaction back (it may start over)."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == _PG_DEADLOCK:
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] == _MYSQL_DEADLOCK
+
+
+class SqlDirectory:
+    """The directory on SQL: every operation is one short transaction on a pooled connection.
+
+    Built from a session factory bound to an engine (what the callers have), or from the engine.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session] | Engine,
+        claim_timeout: timedelta = timedelta(minutes=15),
+        clock: Callable[[], datetime] | None = None,
+        limits: MailLimits | None = None,
+    ) -> None:
+        from models import utcnow
+
+        if isinstance(session_factory, Engine):
+            engine = session_factory
+        else:
+            bound = session_factory.kw.get("bind")
+            if not isinstance(bound, Engine):
+                raise TypeError("SqlDirectory needs a session factory bound to an engine (models.make_session_factory)")
+            engine = bound
+        self._sessions = session_factory
+        self._engine: Engine = engine
+        self._claim_timeout = claim_timeout
+        self._now = clock or utcnow
+        #: Hourly and daily limits, counted at a message's first claim; none unless given.
+        self.limits = limits or MailLimits()
+        # SQLite lets one writer in at a time and makes the others sleep in its busy handler (1 ms,
+        # then 2, 5, 10...); threads of this process queue on a lock instead and go in as soon as
+        # the writer before them commits. Other processes still meet the busy timeout. begin()
+        # takes it on a connection it opened (and read on) before.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
+        #: Users' own domains: accepted domains, suspension, the catch-all (forwarder/adapters/sql/user_domains.py).
+        self.user_domains = UserDomains(self._connection)
+
+    @contextmanager
+    def _connection(self, write: bool = False) -> Iterator[Connection]:
+        """A pooled connection; leaving it without ``commit()`` rolls back. ``write``: the
+        transaction writes (on SQLite, one such transaction of this process at a time)."""
+        with database_errors(), self._write_lock if write else nullcontext(), self._engine.connect() as connection:
+            yield connection
+
+    @staticmethod
+    def _again_if_dead(connection: Connection, work: Callable[[Connection], T]) -> T:
+        """:func:`~forwarder.adapters.sql.connections.again_if_dead`: the forwarder's transactions
+        run again on a new connection if the pooled one turns out dead."""
+        return again_if_dead(connection, work)
+
+    @classmethod
+    def _again_if_lost(cls, connection: Connection, work: Callable[[Connection], T]) -> T:
+        """:meth:`_again_if_dead`, and also run again (up to ``_ATTEMPTS`` times) when the database
+        broke a deadlock by rolling this transaction back: racing deliveries of one message can
+        make its settle wait on a claim that waits on it. The transaction was rolled back whole."""
+        for _ in range(_ATTEMPTS - 1):
+            try:
+                return cls._again_if_dead(connection, work)
+            except DBAPIError as exc:
+                if not _deadlock(exc):
+                    raise
+            connection.rollback()
+        return cls._again_if_dead(connection, work)
+
+    @classmethod
+    def _first(cls, connection: Connection, statement: Any, params: Mapping[str, Any]) -> Any:
+        """Run the first statement of a transaction (:meth:`_again_if_dead`)."""
+        return cls._again_if_dead(connection, lambda again: again.execute(statement, params))
+
+    def exists(self, address: str) -> bool:
+        """Whether ``address`` was ever issued, or its domain's catch-all would create it (the SMTP
+        listener's RCPT check; one cheap query)."""
+        with self._connection() as connection:
+            found = connection.execute(_EXISTS, {"p_address": Alias.normalize_address(address)}).first()
+        return found is not None or self.user_domains.catch_all_accepts(address)
+
+    def address_status(self, address: str) -> AddressStatus:
+        """:meth:`exists`, and whether an existing alias has expired with ``expired_action`` reject
+        (the SMTP listener answers it 550 5.1.1) or may do so at any time (its answer is not to be
+        cached). One cheap query."""
+        with self._connection() as connection:
+            row = connection.execute(_RCPT_STATUS, {"p_address": Alias.normalize_address(address)}).first()
+        if row is None:
+            return AddressStatus.ACCEPTS if self.user_domains.catch_all_accepts(address) else AddressStatus.UNKNOWN
+        if row.expired_action != "reject":
+            return AddressStatus.ACCEPTS
+        if expiry(alias_state(row, 1), self._now()) is not None:
+            return AddressStatus.REJECTS_EXPIRED
+        if row.max_messages is None and row.expires_at is None and row.idle_days is None:
+            return AddressStatus.ACCEPTS
+        return AddressStatus.ACCEPTS_UNCACHED
+
+    def accepts_domain(self, domain: str) -> bool:
+        """Whether mail for ``domain``, not one of the service's own, is accepted (a user's domain)."""
+        return self.user_domains.accepts(domain)
+
+    def user_domain_names(self) -> tuple[str, ...]:
+        return self.user_domains.names()
+
+    def resolve(self, address: str) -> ResolvedAlias | None:
+        """The alias at ``address`` (made from its domain's catch-all if need be), or None."""
+        with self._connection() as connection:
+            rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
+        if not rows and self.user_domains.catch_all(address, self._now()):
+            with self._connection() as connection:
+                rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
+        return self._resolved(rows)
+
+    def _resolved(self, rows: Sequence[Any]) -> ResolvedAlias | None:
+        if not rows:
+            return None
+        targets = tuple(
+            Target(row.destination_id, row.destination_email, row.paused_at, row.pause_reason or "")
+            for row in rows
+            if row.destination_id is not None
+        )
+        return self.user_domains.hold(
+            ResolvedAlias(
+                rows[0].id,
+                alias_state(rows[0], len(targets)),
+                targets,
+                rows[0].expired_action or "drop",
+                rows[0].display_name or "",
+                rows[0].user_id,
+                rows[0].display_format or "name-and-address",
+            )
+        )
+
+    def begin(
+        self, message_id: str, recipient: str, meta: MessageMeta, decide: Callable[[ResolvedAlias | None], P]
+    ) -> Opening[P]:
+        """Resolve ``recipient``, decide, and claim or record, in one transaction (the package docstring).
+
+        ``decide`` is pure and fast: it runs before the transaction writes, and again should an
+        attempt start over and find the alias changed. The claims count the message once, against
+        the alias's ``max_messages`` and in the windows of :attr:`limits`; over either, nothing is
+        claimed and the message-level outcome is recorded instead (:attr:`Opening.recorded`).
+        """
+        address = Alias.normalize_address(recipient)
+        planned: tuple[ResolvedAlias | None, P] | None = None
+        catch_all = self.user_domains.catch_all_accepts(recipient)
+        params = {"p_address": address, "p_message_id": message_id}
+        for _ in range(_ATTEMPTS):
+            opened: Opening[P] | _Again | None = None
+            with self._connection() as connection:
+                rows = self._first(connection, _RESOLVE_FOR_MESSAGE, params).all()
+                if rows or not catch_all:
+                    resolved = self._resolved(rows)
+                    if planned is None or planned[0] != resolved:
+                        planned = (resolved, decide(resolved))
+                    # decided before the writes: on SQLite, the lock is held by writers alone
+                    with self._write_lock:
+                        opened = self._open(connection, message_id, address, meta, _seen(rows), *planned)
+            if isinstance(opened, Opening):
+                return opened
+            if opened is None:  # an unknown address on a catch-all domain: made now, or never
+                catch_all = False
+                self.user_domains.catch_all(recipient, self._now())
+        raise DatabaseUnavailable("the message could not be claimed (a race, a deadlock); retry")
+
+    def _open(
+        self,
+        connection: Connection,
+        message_id: str,
+        address: str,
+        meta: MessageMeta,
+        seen: _Seen,
+        resolved: ResolvedAlias | None,
+        plan: P,
+    ) -> Opening[P] | _Again:
+        """The writing half of :meth:`begin`, on its connection."""
+        key = DeliveryKey(message_id, address)
+        decision = plan.decision
+        if resolved is None or not decision.forwards:
+            alias_id = resolved.alias_id if resolved is not None else None
+            fresh = self._record_in(connection, key, alias_id, meta, decision.outcome, decision.reason)
+            return Opening(resolved, plan, decision, fresh)
+        contacts: Sequence[int] = getattr(plan, "contacts", ())
+        claimed = self._claim_in(
+            connection, key, resolved.alias_id, resolved.user_id, meta, resolved.targets, self._now(), seen, contacts
+        )
+        if isinstance(claimed, _Again):
+            return claimed
+        if isinstance(claimed, Claim):  # over a limit: rolled back, or nothing written
+            dropped = claimed.dropped
+            fresh = self._record_in(connection, key, resolved.alias_id, meta, dropped.outcome, dropped.reason)
+            return Opening(resolved, plan, dropped, fresh)
+        return Opening(resolved, plan, claims=claimed.claims, paused=claimed.paused, first=claimed.first)
+
+    def _values(
+        self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: str, reason: str
+    ) -> dict[str, Any]:
+        """A new delivery row, its free text clipped as :class:`~models.Delivery` clips it."""
+        now = self._now()
+        return {
+            "inbound_message_id": key.message_id,
+            "recipient": Alias.normalize_address(key.recipient),
+            "alias_id": alias_id,
+            "destination_id": key.destination_id or None,
+            "destination_key": key.destination_id,
+            "outcome": outcome,
+            "reason": _reason(reason),
+            "mail_from": _clip(meta.mail_from[:EMAIL_MAX_LENGTH] or None, EMAIL_MAX_LENGTH),
+            "subject": _clip(meta.subject[:SUBJECT_MAX_LENGTH] or None, SUBJECT_MAX_LENGTH),
+            "bytes_in": meta.bytes_in,
+            "attempts": 1,
+            "received_at": meta.received_at,
+            "raw_key": meta.raw_key if meta.raw_key and len(meta.raw_key) <= RAW_KEY_MAX_LENGTH else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _record_in(
+        self,
+        connection: Connection,
+        key: DeliveryKey,
+        alias_id: int | None,
+        meta: MessageMeta,
+        outcome: Outcome,
+        reason: str,
+    ) -> bool:
+        try:
+            # the alias row first (the package docstring): the insert's foreign key check then needs no lock
+            if alias_id is not None and outcome.blocked:
+                connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id, "p_count": 1})
+            connection.execute(_INSERT, self._values(key, alias_id, meta, outcome.value, reason))
+            connection.commit()
+        except IntegrityError:
+            connection.rollback()
+            return False
+        return True
+
+    def record(self, key: DeliveryKey, alias_id: int | None, meta: MessageMeta, outcome: Outcome, reason: str) -> bool:
+        """Record a message-level outcome once; False when this message was recorded before."""
+        with self._connection(write=True) as connection:
+            return self._record_in(connection, key, alias_id, meta, outcome, reason)
+
+    def claim(self, key: DeliveryKey, alias_id: int, meta: MessageMeta) -> Claim:
+        """Take the right to send ``key`` alone; see the package docstring for the states, and
+        :meth:`begin` for the counting. Over a limit (LIMIT, RATE_LIMITED) nothing is claimed or
+        counted, and the caller records the message-level outcome; a redelivery of a message
+        dropped as rate-limited is RATE_LIMITED again, never sent.
+        """
+        for _ in range(_ATTEMPTS):
+            with self._connection(write=True) as connection:
+                found = self._first(
+                    connection, _OF_MESSAGE, {"p_message_id": key.message_id, "p_recipient": key.recipient}
+                ).all()
+                seen = _Seen(
+                    {
+                        row.destination_key: _Existing(row.id, row.outcome, row.attempts, row.updated_at)
+                        for row in found
+                    },
+                    bool(found),
+                )
+                user_id = (
+                    connection.execute(_OWNER, {"p_alias_id": alias_id}).scalar() if self.limits.per_user else None
+                )
+                claimed = self._claim_in(
+                    connection, key, alias_id, user_id, meta, (Target(key.destination_id, ""),), self._now(), seen
+                )
+            if isinstance(claimed, Claim):
+                return claimed
+            if isinstance(claimed, _Claimed):
+                return claimed.claims[0][1]
+        raise DatabaseUnavailable("the message could not be claimed (a race, a deadlock); retry")
+
+    def _claim_in(
+        self,
+        connection: Connection,
+        key: DeliveryKey,
+        alias_id: int,
+        user_id: int | None,
+        meta: MessageMeta,
+        targets: Sequence[Target],
+        now: datetime,
+        seen: _Seen,
+        contacts: Sequence[int] = (),
+    ) -> _Claimed | Claim | _Again:
+        """Claim the unpaused ``targets`` and record the paused ones, committed (:class:`_Claimed`);
+        or a limit reached, rolled back (:class:`Claim` LIMIT or RATE_LIMITED); or start over.
+        ``seen``: the message's rows, read in this transaction. ``contacts``: a two-way message's
+        contacts, counted with the message (its first claim) and so never again by a redelivery."""
+        rows = seen.rows
+        if 0 in rows and rows[0].outcome == Outcome.DROPPED_RATE_LIMITED.value:
+            return Claim(ClaimState.RATE_LIMITED, rows[0].outcome)
+        sending = [t for t in targets if not t.paused]
+        paused = [t for t in targets if t.paused]
+        first = not seen.any and bool(sending)  # the message's first claim counts it
+        new_paused = [t for t in paused if t.destination_id not in rows]
+        claims: list[tuple[Target, Claim]] = []
+        try:
+            # The alias row is updated before any delivery row is inserted (the package docstring). The
+            # inserts still decide first: a worker that waited for another's claim of this message
+            # starts over, finds that claim and takes it over (or finds it busy).
+            counted = self._count_message(connection, alias_id, contacts, now) if first else 1
+            if new_paused:
+                connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id, "p_count": len(new_paused)})
+            for target in sending:
+                copy = DeliveryKey(key.message_id, key.recipient, target.destination_id)
+                row = rows.get(target.destination_id)
+                if row is None:
+                    connection.execute(_INSERT, self._values(copy, alias_id, meta, PENDING, ""))
+                    claim = Claim(ClaimState.NEW)
+                else:
+                    claim = self._take_over(connection, row, now)
+                claims.append((target, claim))
+                if claim.state is ClaimState.BUSY:
+                    break
+            for target in new_paused:
+                copy = DeliveryKey(key.message_id, key.recipient, target.destination_id)
+                values = self._values(copy, alias_id, meta, Outcome.DROPPED_PAUSED.value, target.pause_note)
+                connection.execute(_INSERT, values)
+            if counted != 1:
+                connection.rollback()
+                return Claim(ClaimState.LIMIT)
+            # the windows last: their rows stay locked the shortest time (limit_windows.py)
+            full = limit_windows.count(connection, self.limits, alias_id, user_id, now) if first else None
+        except IntegrityError:
+            connection.rollback()
+            return _Again()
+        except DBAPIError as exc:
+            if not _deadlock(exc):
+                raise
+            connection.rollback()
+            return _Again()
+        if full is not None:
+            connection.rollback()
+            return Claim(ClaimState.RATE_LIMITED, window=full)
+        connection.commit()
+        return _Claimed(tuple(claims), tuple((t, t in new_paused) for t in paused), first)
+
+    @staticmethod
+    def _count_message(connection: Connection, alias_id: int, contacts: Sequence[int], now: datetime) -> int:
+        """Count the message on the alias row (1, or 0 at its message limit), then its contacts."""
+        params = {"p_alias_id": alias_id, "p_now": now}
+        if not contacts:
+            return int(connection.execute(_COUNT_MESSAGE, params).rowcount)
+        if connection.dialect.name == "postgresql":
+            return int(
+                connection.execute(_COUNT_MESSAGE_AND_CONTACTS, {**params, "p_contact_ids": list(contacts)}).rowcount
+            )
+        counted = int(connection.execute(_COUNT_MESSAGE, params).rowcount)
+        connection.execute(_COUNT_CONTACTS, {"p_contact_ids": list(contacts), "p_now": now})
+        return counted
+
+    def prune_limit_windows(self, now: datetime | None = None) -> int:
+        """Delete the rate-limit windows of days before today (UTC); how many. Run by the scheduled
+        jobs (limit_windows.py), never per message."""
+        with self._connection(write=True) as connection:
+            removed = limit_windows.prune(connection, now or self._now())
+            connection.commit()
+        return removed
+
+    def _take_over(self, connection: Connection, row: Any, now: datetime) -> Claim:
+        """Claim a copy whose row exists (``row``, from :data:`_OF_MESSAGE`), if nobody holds it."""
+        if row.outcome not in (PENDING, RETRY):
+            return Claim(ClaimState.DONE, row.outcome, row.attempts)
+        stale = row.outcome == PENDING and row.updated_at <= now - self._claim_timeout
+        if row.outcome == PENDING and not stale:
+            return Claim(ClaimState.BUSY, row.outcome, row.attempts)
+        taken = connection.execute(
+            _TAKE_OVER, {"p_id": row.id, "p_outcome": row.outcome, "p_updated_at": row.updated_at, "p_now": now}
+        )
+        if taken.rowcount != 1:
+            return Claim(ClaimState.BUSY, PENDING, row.attempts)
+        return Claim(ClaimState.RESUMED, PENDING, row.attempts + 1)
+
+    def settle(
+        self,
+        finished: Sequence[Finished],
+        retry: tuple[DeliveryKey, str] | None = None,
+        unsent: Sequence[tuple[DeliveryKey, Claim]] = (),
+        links: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Record what the sends of one message did, in one transaction. ``retry``: a claimed copy
+        whose send failed for now, and why, freed for a later attempt; ``unsent``: the claims left
+        unsent after it, taken back as if never taken (a NEW row goes, a RESUMED one is retry again);
+        ``links``: message_links rows of two-way aliases (``ContactBook.link_rows``), those not
+        linked before."""
+        if not finished and retry is None and not unsent and not links:
+            return
+        now = self._now()
+
+        def record(connection: Connection) -> bool:
+            if not finish(connection, finished, now):
+                return False
+            if links:
+                _insert_new_links(connection, links)
+            if retry is not None:
+                key, reason = retry
+                connection.execute(_RELEASE, {**_key_params(key), "p_reason": _reason(reason), "p_now": now})
+            for key, claim in unsent:
+                statement = _WITHDRAW if claim.state is ClaimState.NEW else _GIVE_BACK
+                params = _key_params(key) if claim.state is ClaimState.NEW else {**_key_params(key), "p_now": now}
+                connection.execute(statement, params)
+            return True
+
+        with self._connection(write=True) as connection:
+            # the sends are done: a connection found dead now must not leave their claims pending
+            for _ in range(2):
+                if self._again_if_lost(connection, record):
+                    connection.commit()
+                    return
+                connection.rollback()  # raced (settle.finish): read again
+        raise DatabaseUnavailable("the outcomes could not be recorded (a race with another worker); retry")
+
+    def finish(
+        self,
+        key: DeliveryKey,
+        outcome: Outcome,
+        reason: str,
+        bytes_out: int | None = None,
+        provider_message_id: str | None = None,
+    ) -> None:
+        """Record the outcome of one claimed row (:meth:`settle` for one)."""
+        self.settle([Finished(key, outcome, reason, bytes_out, provider_message_id)])
+
+    def release(self, key: DeliveryKey, reason: str) -> None:
+        """Mark a claimed delivery for retry after a temporary failure."""
+        self.settle([], (key, reason))
