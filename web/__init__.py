@@ -122,4 +122,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, runtime: Runtime | 
     from web import unsubscribe
 
     app.register_blueprint(unsubscribe.bp)
+    from web import two_factor
+
+    app.register_blueprint(two_factor.bp)
     return app

@@ -15,8 +15,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from forwarder.accounts import two_factor as two_factor_rules
 from models import User, utcnow
-from web import devices, mailer, ratelimit
+from web import devices, mailer, ratelimit, two_factor
 from web.db import services, session
 from web.security import current_user, hash_password, password_problem, sign_in, sign_out, verify_password
 from web.services import account as account_service
@@ -178,6 +179,8 @@ def signin():
     assert user is not None
     ratelimit.signin_succeeded(address, device)
     session().commit()  # a rehashed password
+    if two_factor_rules.required(session(), user):  # not signed in yet: the second step first
+        return two_factor.begin(user, request.form.get("next"))
     sign_in(user)
     if device is None:  # no device cookie for this account: a browser it has not seen
         notify(user, NoticeEvent.NEW_SIGNIN)
@@ -294,6 +297,10 @@ def reset_form():
         )
     except ServiceError as exc:
         return render_template("auth/reset.html", error=exc.message), exc.status
+    if two_factor_rules.required(session(), user):  # a mailbox alone must not pass the second factor
+        flask_session.pop("reset_token", None)
+        flash("Your password was changed. Every other session was signed out.")
+        return two_factor.begin(user, None)
     sign_in(user)  # a new session; every other one ended, and sign_in drops the token
     notify(user, NoticeEvent.PASSWORD_RESET)
     flash(

@@ -88,7 +88,10 @@ API_COLLECTIONS = {"aliases": "alias", "destinations": "destination", "rules": "
 #: Pages anyone may open: everything else outside the API needs a session.
 PUBLIC_PAGES = frozenset({"auth.home", "auth.signin", "auth.signup", "auth.reset_request"})
 #: Public without being pages: signing out, and the two signed links.
-PUBLIC_ACTIONS = frozenset({"auth.signout", "auth.reset_form", *SIGNED_LINKS})  # reset_form: after a reset link
+#: two_factor.verify: the second sign-in step, after a right password (a pending state, no session yet).
+PUBLIC_ACTIONS = frozenset(
+    {"auth.signout", "auth.reset_form", "two_factor.verify", *SIGNED_LINKS}
+)  # reset_form: after a reset link
 PUBLIC_API = frozenset({"api.openapi"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: An id no row has: it must get exactly the answer another user's id gets.
