@@ -18,6 +18,7 @@ from web.api.blueprint import bp
 from web.api.common import ApiError, error_response
 from web.api.operations import operation
 from web.db import session
+from web.errors import error_page
 from web.services.errors import ServiceError
 
 #: What a ``read`` token may do.
@@ -94,7 +95,7 @@ def _in_api() -> bool:
 def _http_error(exc: HTTPException) -> Response | HTTPException:
     """Flask's own errors (an unknown path, a wrong method, a too large body) as JSON, under /api/v1 only."""
     if not _in_api():
-        return exc
+        return error_page(exc)  # the web pages' own layout (web/errors.py)
     status = exc.code or 500
     code = HTTP_CODES.get(status, "internal_error" if status >= 500 else "invalid_request")
     allowed = getattr(exc, "valid_methods", None)
