@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import click
 
 from forwarder.accounts import (
@@ -14,6 +17,7 @@ from forwarder.accounts import (
 )
 from forwarder.cli.context import CliContext
 from forwarder.cli.params import ADDRESS
+from forwarder.cli.tables import Column, echo_rows, json_option
 
 
 @click.group()
@@ -101,3 +105,151 @@ def create(
             click.echo(created.address)
     except AccountError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+ALIAS_COLUMNS = (
+    Column("id", "ID", right=True),
+    Column("address", "ADDRESS"),
+    Column("owner", "OWNER"),
+    Column("state", "STATE"),
+    Column("created_at", "CREATED (UTC)"),
+    Column("expires_at", "EXPIRES (UTC)"),
+    Column("forwarded", "FORWARDED", right=True),
+    Column("blocked", "BLOCKED", right=True),
+    Column("last_mail_at", "LAST MAIL (UTC)"),
+)
+#: --sort: the order each key starts in (--reverse turns it round); ties go by id.
+ALIAS_SORTS = {
+    "created": "desc",
+    "address": "asc",
+    "owner": "asc",
+    "forwarded": "desc",
+    "messages": "desc",
+    "used": "desc",
+    "expires": "asc",
+}
+STATE_HELP = (
+    "active: forwards (expiring ones included); expiring: active with a time, idle or message limit; "
+    "expired: a limit reached; disabled: switched off and not expired."
+)
+
+
+@alias.command("list")
+@click.option("--owner", type=ADDRESS, help="Only the aliases of this account.")
+@click.option("--domain", help="Only the aliases on this domain.")
+@click.option("--state", type=click.Choice(["active", "expiring", "expired", "disabled"]), help=STATE_HELP)
+@click.option(
+    "--sort",
+    type=click.Choice(list(ALIAS_SORTS)),
+    default="created",
+    show_default=True,
+    help="created, forwarded, messages and used (last mail) start with the most; address, owner and "
+    "expires (soonest first) with the least.",
+)
+@click.option("--reverse", is_flag=True, help="Turn the order round.")
+@click.option("--limit", type=click.IntRange(min=1), help="Print at most this many.")
+@json_option
+@click.pass_obj
+def list_aliases(
+    obj: CliContext,
+    owner: str | None,
+    domain: str | None,
+    state: str | None,
+    sort: str,
+    reverse: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List aliases (deleted ones left out) with their owner, state and counts."""
+    from sqlalchemy import select
+
+    from forwarder.accounts.alias_states import in_state
+    from models import Alias, User, normalize_email, utcnow
+
+    now = utcnow()
+    query = (
+        select(Alias, User.email, _state_column(now))
+        .outerjoin(User, User.id == Alias.user_id)
+        .where(Alias.deleted_at.is_(None))
+    )
+    if domain is not None:
+        query = query.where(Alias.address.like("%@" + _like_literal(_domain_option(domain)), escape="\\"))
+    if state is not None:
+        query = query.where(in_state(state, now))
+    query = query.order_by(*_alias_order(sort, reverse))
+    if limit is not None:
+        query = query.limit(limit)
+    with obj.sessions()() as session:
+        if owner is not None:
+            address = normalize_email(owner)  # ADDRESS checked it
+            owner_id = session.scalars(select(User.id).where(User.email == address, User.deleted_at.is_(None))).first()
+            if owner_id is None:
+                raise click.BadParameter(f"no user {address}", param_hint="--owner")
+            query = query.where(Alias.user_id == owner_id)
+        rows = [
+            {
+                "id": row.id,
+                "address": row.address,
+                "owner": owner_email,
+                "state": row_state,
+                "enabled": row.enabled,
+                "created_at": row.created_at,
+                "expires_at": row.expires_at,
+                "idle_days": row.idle_days,
+                "max_messages": row.max_messages,
+                "messages": row.message_count,
+                "forwarded": row.forwarded_count,
+                "blocked": row.blocked_count,
+                "last_mail_at": row.last_used_at,
+                "label": row.label,
+            }
+            for row, owner_email, row_state in session.execute(query)
+        ]
+    echo_rows(rows, ALIAS_COLUMNS, as_json=as_json, empty="no aliases match")
+
+
+def _state_column(now: datetime) -> Any:
+    """The state each alias is shown in: the most telling of the --state words that hold for it."""
+    from sqlalchemy import case
+
+    from forwarder.accounts.alias_states import expired, has_limit
+    from models import Alias
+
+    return case(
+        (expired(now), "expired"),
+        (Alias.enabled.is_(False), "disabled"),
+        (has_limit(), "expiring"),
+        else_="active",
+    ).label("state")
+
+
+def _alias_order(sort: str, reverse: bool) -> list[Any]:
+    from models import Alias, User
+
+    column = {
+        "created": Alias.created_at,
+        "address": Alias.address,
+        "owner": User.email,
+        "forwarded": Alias.forwarded_count,
+        "messages": Alias.message_count,
+        "used": Alias.last_used_at,
+        "expires": Alias.expires_at,
+    }[sort]
+    descending = (ALIAS_SORTS[sort] == "desc") != reverse
+    # nothing (no owner, never used, no expiry) goes last either way, as the same on every backend
+    return [
+        column.is_(None),
+        column.desc() if descending else column.asc(),
+        Alias.id.desc() if descending else Alias.id,
+    ]
+
+
+def _domain_option(raw: str) -> str:
+    domain = raw.strip().lower().removeprefix("@")
+    if not domain or any(char.isspace() or char in "@/\\" for char in domain):
+        raise click.BadParameter(f"{raw!r} is not a domain name", param_hint="--domain")
+    return domain
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
