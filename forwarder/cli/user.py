@@ -205,3 +205,27 @@ def _end_access(session: Session, account: User) -> tuple[int, int]:
     from forwarder.accounts import sessions, tokens
 
     return sessions.end_all(session, account, commit=False), tokens.revoke_all(session, account, commit=False)
+
+
+@user.command("reset-2fa")
+@click.argument("email", type=ADDRESS)
+@click.pass_obj
+def reset_2fa(obj: CliContext, email: str) -> None:
+    """Remove the two-factor sign-in of EMAIL (authenticator app, recovery codes, passkeys) and end
+    every session, for a user who lost their second factor; the password still signs in."""
+    from sqlalchemy import select
+
+    from forwarder.accounts import two_factor
+    from models import User, normalize_email
+
+    address = normalize_email(email)  # ADDRESS checked it
+    with obj.sessions()() as session:
+        account = session.scalars(select(User).where(User.email == address, User.deleted_at.is_(None))).first()
+        if account is None:
+            raise click.ClickException(f"no user {address}")
+        ended = two_factor.reset(session, account)
+        session.commit()
+    click.echo(
+        f"Two-factor sign-in of {address} was reset: its authenticator app, recovery codes and passkeys "
+        f"are gone and {ended} session(s) ended; the password alone signs in now."
+    )
