@@ -78,7 +78,7 @@ def test_rotate_reseals_every_row_and_lookups_work_before_during_and_after(app: 
         assert result.exit_code == 0, result.output
         assert (
             result.stdout.strip().splitlines()[-1]
-            == f"re-sealed 1 contacts and 1 message links under key {new.split(':')[0]}"
+            == f"re-sealed 1 contacts, 1 message links and 0 two-factor secrets under key {new.split(':')[0]}"
         )
         works(f"{new},{old}")
         works(new)
@@ -112,3 +112,23 @@ def test_rotate_with_a_key_missing_is_one_line(app: Cli) -> None:
     bad = app.run("keys", "rotate", OTHERMAIL_CONTACT_KEYS="junk")
     assert bad.exit_code != 0 and bad.output.strip().startswith("Error: OTHERMAIL_CONTACT_KEYS")
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_rotate_reseals_totp_secrets_so_the_old_key_can_go(app: Cli) -> None:
+    """Issue 16: a TOTP secret sealed under the old key still opens after rotating with the new key alone."""
+    old = app.run("keys", "new").stdout.strip()
+    new = app.run("keys", "new").stdout.strip()
+    engine = make_engine(app.url)
+    try:
+        with make_session_factory(engine)() as session:
+            session.add(User(email="owner@example.org", totp_secret=Sealer(parse_keys(old)).seal("JBSWY3DPEHPK3PXP")))
+            session.add(User(email="other@example.org"))  # no TOTP: nothing to re-seal
+            session.commit()
+        result = app.run("keys", "rotate", OTHERMAIL_CONTACT_KEYS=f"{new},{old}")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip().endswith("and 1 two-factor secrets under key " + new.split(":")[0])
+        with engine.connect() as connection:
+            sealed = connection.execute(select(User.totp_secret).where(User.totp_secret.is_not(None))).scalar_one()
+        assert Sealer(parse_keys(new)).open(sealed) == "JBSWY3DPEHPK3PXP"  # the old key is no longer needed
+    finally:
+        engine.dispose()
