@@ -17,6 +17,8 @@ from tests.web.browser.live_server import live_server
 from tests.web.browser.site import build_app
 from tests.web.conftest import PASSWORD, post, signup
 
+axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright", reason="needs axe-playwright-python")
+
 ANN = "ann@example.org"
 BOB = "bob@example.org"
 #: Where a page that needs a session sends a browser without one.
@@ -54,6 +56,13 @@ def new_page(chromium: Any, served: tuple[Flask, str]) -> Iterator[Any]:
         context.close()
 
 
+def assert_accessible(page: Any) -> None:
+    """No serious or critical axe-core finding (as tests/web/browser/test_accessibility.py asks of
+    every page; these pages need a sign-in half done or a password given, so they are checked here)."""
+    violations = [v for v in axe_sync.Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
+    assert violations == [], [(v["id"], [n["target"] for n in v["nodes"]]) for v in violations]
+
+
 def password_step(page: Any, email: str) -> None:
     page.goto("/signin")
     page.get_by_label("Email").fill(email)
@@ -79,12 +88,16 @@ def test_turn_totp_on_then_sign_in_with_a_code(new_page: Any) -> None:
     assert qr.is_visible() and qr.bounding_box()["width"] >= 100
     secret = page.locator("#totp-secret").inner_text()
     assert re.fullmatch(r"[A-Z2-7]{32}", secret)
-    assert page.locator("#totp-uri").inner_text() == pyotp.TOTP(secret).provisioning_uri(name=ANN, issuer_name="othermail")
+    assert page.locator("#totp-uri").inner_text() == pyotp.TOTP(secret).provisioning_uri(
+        name=ANN, issuer_name="othermail"
+    )
+    assert_accessible(page)
     page.get_by_label("Code from the app").fill(code_after(secret, 0))
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
     page.wait_for_url("**/account/two-factor/enable")
     codes = page.locator("#recovery-codes li").all_inner_texts()
     assert len(codes) == 10
+    assert_accessible(page)
     page.get_by_role("link", name="I have saved them").click()
     page.wait_for_url("**/account/")
     assert "10 unused recovery code(s) left" in page.locator("#two-factor").inner_text()
@@ -96,6 +109,7 @@ def test_turn_totp_on_then_sign_in_with_a_code(new_page: Any) -> None:
     other.wait_for_url(SIGNIN_PAGE)  # not signed in between the two steps
     password_step(other, ANN)
     other.wait_for_url("**/signin/verify")
+    assert_accessible(other)
     # the next step's code: the one that confirmed the setup may be of this step, and no code works twice
     other.get_by_label("Code from your authenticator app").fill(code_after(secret, 30))
     other.get_by_role("button", name="Verify").click()
