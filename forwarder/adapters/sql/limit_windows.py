@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, select, tuple_
+from sqlalchemy import Connection, Table, bindparam, delete, literal_column, select, tuple_
 
 from forwarder.flows.mail_limits import MailLimits, Window, window_start
 from models import RateLimitHit
@@ -47,19 +47,23 @@ _PAST_WINDOWS = delete(_hits).where(
 )
 
 
-@functools.lru_cache(maxsize=32)
-def _upsert(dialect: str, size: int, returning: bool) -> Any:
-    """One statement counting a message in ``size`` windows, inserting the missing rows; built once
-    per (dialect, size) with bound parameters ``k0, w0, k1, w1...`` so SQLAlchemy compiles it once
-    (built per message with literal rows, compiling it was a sixth of a forward's CPU)."""
-    rows = [{"key": bindparam(f"k{i}"), "window_start": bindparam(f"w{i}"), "count": 1} for i in range(size)]
+@functools.lru_cache(maxsize=8)
+def _upsert(dialect: str, returning: bool) -> Any:
+    """The upsert of one window, built once per dialect with bound parameters ``p_key`` and
+    ``p_window_start``. :func:`count` runs it with one parameter set per window, and SQLAlchemy's
+    "insertmanyvalues" sends them as one multi-row ``INSERT ... VALUES (...), (...)`` (one round
+    trip, its rows returned together), compiled once: a statement built with ``values([...])``
+    has no cache key in SQLAlchemy (NO_CACHE_KEY) and was compiled again for every message."""
+    # the ones are literal: PyMySQL's executemany (no RETURNING) takes no parameter after VALUES
+    one = literal_column("1")
+    row = {"key": bindparam("p_key"), "window_start": bindparam("p_window_start"), "count": one}
     statement: Any
     # each dialect's insert is imported for that dialect only (the Lambda on PostgreSQL or SQLite
     # never loads the MySQL dialect: issue 15, tests/forwarder/hosts/test_lambda_imports.py)
     if dialect in ("mysql", "mariadb"):
         from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-        statement = mysql_insert(_hits).values(rows).on_duplicate_key_update(count=_hits.c.count + 1)
+        statement = mysql_insert(_hits).values(row).on_duplicate_key_update(count=_hits.c.count + one)
     else:
         insert: Any
         if dialect == "postgresql":
@@ -68,9 +72,9 @@ def _upsert(dialect: str, size: int, returning: bool) -> Any:
             from sqlalchemy.dialects.sqlite import insert
         statement = (
             insert(_hits)
-            .values(rows)
+            .values(row)
             .on_conflict_do_update(
-                index_elements=[_hits.c.key, _hits.c.window_start], set_={"count": _hits.c.count + 1}
+                index_elements=[_hits.c.key, _hits.c.window_start], set_={"count": _hits.c.count + one}
             )
         )
     if returning:
@@ -78,11 +82,8 @@ def _upsert(dialect: str, size: int, returning: bool) -> Any:
     return statement
 
 
-def _parameters(windows: Sequence[Window]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for i, window in enumerate(windows):
-        found[f"k{i}"], found[f"w{i}"] = window.key, window.start
-    return found
+def _parameters(windows: Sequence[Window]) -> list[dict[str, Any]]:
+    return [{"p_key": window.key, "p_window_start": window.start} for window in windows]
 
 
 def count(
@@ -96,7 +97,7 @@ def count(
         return None
     dialect = connection.dialect
     returning = bool(dialect.insert_returning)
-    result = connection.execute(_upsert(dialect.name, len(windows), returning), _parameters(windows))
+    result = connection.execute(_upsert(dialect.name, returning), _parameters(windows))
     if returning:
         counts = {(key, start): hits for key, start, hits in result}
     else:

@@ -148,6 +148,26 @@ def test_a_redelivery_costs_one_statement_and_sends_nothing(box: Box) -> None:
     assert box.sender.sent == []
 
 
+def test_no_hot_path_statement_is_compiled_again_message_after_message(box: Box) -> None:
+    """Every statement of the hot path is served by SQLAlchemy's compiled cache once it has run:
+    the rate-limit upsert, a multi-row INSERT built with ``values([...])``, had no cache key
+    (``NO_CACHE_KEY``) and was compiled again for every message."""
+    missed: list[str] = []
+
+    def after(_conn: Any, _cursor: Any, sql: str, _params: Any, context: Any, _many: bool) -> None:
+        if context.cache_hit != context.dialect.CACHE_HIT:
+            missed.append(f"{context.cache_hit}: {' '.join(sql.split())[:80]}")
+
+    box.forward("m0")  # the first message of its hour: the same statements as the next ones
+    event.listen(box.engine, "after_cursor_execute", after)
+    try:
+        for n in range(1, 5):
+            box.forward(f"m{n}")
+    finally:
+        event.remove(box.engine, "after_cursor_execute", after)
+    assert missed == []
+
+
 SERVERS = [p for p in BACKEND_PARAMS if p.id != "sqlite"]
 
 
