@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from forwarder.accounts import two_factor as rules
 from forwarder.adapters.senders import MemorySender
-from models import RecoveryCode, User, UserSession
+from models import RecoveryCode, User, UserSession, WebAuthnCredential
 from tests.web.conftest import PASSWORD, post, signup
 from web import two_factor
 
@@ -204,9 +204,27 @@ def test_disabling_and_new_recovery_codes_ask_for_the_password(app: Flask, clien
 
 
 def test_the_setup_pages_need_a_session(client: FlaskClient) -> None:
-    for path in ("/account/two-factor/setup", "/account/two-factor/enable", "/account/two-factor/disable"):
+    paths = ("setup", "enable", "disable", "recovery-codes")
+    for path in (f"/account/two-factor/{name}" for name in paths):
         response = post(client, path, {"password": PASSWORD}, page="/signin")
         assert response.status_code == 302 and "/signin" in response.headers["Location"]
+
+
+def test_turning_the_app_off_keeps_the_recovery_codes_while_a_passkey_asks_for_a_second_step(
+    app: Flask, client: FlaskClient
+) -> None:
+    signup(client, EMAIL)
+    enable(client)
+    with db(app) as session:
+        session.add(WebAuthnCredential(user_id=user_row(app).id, credential_id="cred", public_key=b"k", name="key"))
+        session.commit()
+    post(client, "/account/two-factor/disable", {"password": PASSWORD}, page="/account/")
+    account = client.get("/account/").get_data(as_text=True)
+    assert "asks for a passkey" in account and "10 unused recovery code(s) left" in account
+    post(client, "/signout", {}, page="/account/")
+    assert password_step(client).headers["Location"] == "/signin/verify"  # the passkey still asks
+    page = client.get("/signin/verify").get_data(as_text=True)
+    assert "Code from your authenticator app" not in page and "Use a recovery code" in page
 
 
 # --- the second step ---------------------------------------------------------------------------
