@@ -125,4 +125,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, runtime: Runtime | 
     from web import two_factor
 
     app.register_blueprint(two_factor.bp)
+    from web import passkeys
+
+    app.register_blueprint(passkeys.bp)
     return app

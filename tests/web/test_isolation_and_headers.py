@@ -49,6 +49,7 @@ from models import (
     User,
     UserDomain,
     UserSession,
+    WebAuthnCredential,
     make_session_factory,
     utcnow,
 )
@@ -68,6 +69,7 @@ ID_KINDS = {
     "session_id": "session",
     "contact_id": "contact",
     "rule_id": "rule",
+    "passkey_id": "passkey",
 }
 #: Routes whose variable is a signed link (``token``): the signature authorises them, not a session.
 SIGNED_LINKS = {
@@ -89,8 +91,18 @@ API_COLLECTIONS = {"aliases": "alias", "destinations": "destination", "rules": "
 PUBLIC_PAGES = frozenset({"auth.home", "auth.signin", "auth.signup", "auth.reset_request"})
 #: Public without being pages: signing out, and the two signed links.
 #: two_factor.verify: the second sign-in step, after a right password (a pending state, no session yet).
+#: passkeys.*: signing in with a passkey, without a password or as that second step (JSON answers).
 PUBLIC_ACTIONS = frozenset(
-    {"auth.signout", "auth.reset_form", "two_factor.verify", *SIGNED_LINKS}
+    {
+        "auth.signout",
+        "auth.reset_form",
+        "two_factor.verify",
+        "passkeys.signin_options",
+        "passkeys.signin",
+        "passkeys.second_factor_options",
+        "passkeys.second_factor",
+        *SIGNED_LINKS,
+    }
 )  # reset_form: after a reset link
 PUBLIC_API = frozenset({"api.openapi"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -283,7 +295,10 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
             ip="192.0.2.1",
             user_agent=f"{name}-browser/1.0",
         )
-        db.add(browser)
+        passkey = WebAuthnCredential(
+            user_id=user_id, credential_id=f"{name}-credential", public_key=b"key", name=f"{name}'s private passkey"
+        )
+        db.add_all([browser, passkey])
         db.commit()
         book = app.extensions["othermail.runtime"].contacts  # issue 14: a contact and a sender rule
         contact = book.create(
@@ -302,6 +317,7 @@ def give_rows(app: Flask, user_id: int, name: str) -> Owner:
                 "session": [browser.id],
                 "contact": [contact.contact_id],
                 "rule": [rule_id],
+                "passkey": [passkey.id],
             },
             verified_destination=home.id,
             pending_destination=pending.id,
@@ -388,6 +404,9 @@ def snapshot(app: Flask, user_id: int) -> dict[str, list[Row]]:
                 _columns(r)
                 for r in db.scalars(select(SenderRule).where(SenderRule.user_id == user_id).order_by(SenderRule.id))
             ],
+            "webauthn_credentials": [
+                _columns(k) for k in db.scalars(select(WebAuthnCredential).where(WebAuthnCredential.user_id == user_id))
+            ],
             "user_sessions": [
                 _columns(r)
                 for r in db.scalars(
@@ -414,6 +433,7 @@ def form_payload(owner: Owner) -> dict[str, str]:
         "name": "taken over",
         "scope": "write",
         "catch_all": "on",
+        "password": PASSWORD,  # the signed-in user's own: only an ownership check stops a change
     }
 
 

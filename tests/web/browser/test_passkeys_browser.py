@@ -1,0 +1,150 @@
+"""Passkeys in real Chromium, with its virtual authenticator (the DevTools protocol's WebAuthn
+domain): register a passkey on the account page, then sign in with it without a password.
+
+WebAuthn refuses an IP address as the relying party, so this app's public address is
+http://localhost:PORT (Chromium treats http://localhost as a secure context) and the browser
+opens the site there; the live server still listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tests.web.browser.live_server import live_server
+from tests.web.browser.site import build_app
+from tests.web.conftest import PASSWORD, signup
+
+USER = "pat@example.org"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str]]:
+    app = build_app(tmp_path_factory.mktemp("passkeys"))
+    signup(app.test_client(), USER)
+    try:
+        with live_server(app) as base:
+            local = base.replace("127.0.0.1", "localhost")
+            app.config["PUBLIC_URL"] = local  # the relying party: localhost
+            yield app, local
+    finally:
+        app.extensions["othermail.engine"].dispose()
+
+
+class Browser:
+    """A page with a virtual authenticator (a platform one, with resident keys and user
+    verification, as a phone's or laptop's) and what the page complained about."""
+
+    def __init__(self, chromium: Any, base: str) -> None:
+        self.context = chromium.new_context(base_url=base)
+        self.context.set_default_timeout(10_000)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.cdp = self.context.new_cdp_session(self.page)
+        self.cdp.send("WebAuthn.enable")
+        options = {
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": True,
+            "hasUserVerification": True,
+            "isUserVerified": True,
+        }
+        self.authenticator = self.cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})["authenticatorId"]
+
+    def credentials(self) -> list[dict[str, Any]]:
+        return self.cdp.send("WebAuthn.getCredentials", {"authenticatorId": self.authenticator})["credentials"]
+
+    def sign_in_with_password(self) -> None:
+        page = self.page
+        page.goto("/signin")
+        page.get_by_label("Email").fill(USER)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        page.wait_for_url("**/dashboard")
+
+    def add_passkey(self, name: str) -> None:
+        page = self.page
+        page.goto("/account/")
+        form = page.locator("#add-passkey")
+        form.get_by_label("Name of the new passkey").fill(name)
+        form.get_by_label("Your password").fill(PASSWORD)
+        form.get_by_role("button", name="Add a passkey").click()
+        page.get_by_role("button", name="Create the passkey").click()
+        page.wait_for_url("**/account/")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def browser(chromium: Any, served: tuple[Flask, str]) -> Iterator[Browser]:
+    opened = Browser(chromium, served[1])
+    yield opened
+    opened.close()
+
+
+def passkey_rows(page: Any) -> Any:
+    return page.locator("#passkeys table tbody tr")
+
+
+def test_register_a_passkey_then_sign_in_with_it_and_no_password(browser: Browser) -> None:
+    page = browser.page
+    browser.sign_in_with_password()
+    browser.add_passkey("Virtual laptop")
+    assert page.get_by_text("Passkey “Virtual laptop” added. Other sessions were signed out.", exact=False).is_visible()
+    row = passkey_rows(page).filter(has_text="Virtual laptop")
+    assert row.count() == 1 and "never" in row.inner_text()
+    stored = browser.credentials()
+    assert len(stored) == 1 and stored[0]["isResidentCredential"] and stored[0]["rpId"] == "localhost"
+
+    browser.context.clear_cookies()  # signed out, the passkey still on the authenticator
+    page.goto("/signin")
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    page.wait_for_url("**/dashboard")
+    page.goto("/account/")
+    row = passkey_rows(page).filter(has_text="Virtual laptop")
+    assert "never" not in row.inner_text() and "UTC" in row.inner_text()
+    assert browser.credentials()[0]["signCount"] >= 1
+    assert browser.errors == []
+
+
+def test_a_passkey_this_site_does_not_know_is_refused_on_the_page(browser: Browser, served: tuple[Flask, str]) -> None:
+    page = browser.page
+    browser.cdp.send(
+        "WebAuthn.addCredential",
+        {
+            "authenticatorId": browser.authenticator,
+            "credential": {
+                "credentialId": "AAECAwQFBgcICQoLDA0ODw==",
+                "isResidentCredential": True,
+                "rpId": "localhost",
+                "privateKey": _pkcs8_p256(),
+                "userHandle": "dW5rbm93bg==",
+                "signCount": 0,
+            },
+        },
+    )
+    page.goto("/signin")
+    page.get_by_role("button", name="Sign in with a passkey").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert alert.inner_text() == "That passkey was not accepted."
+    assert page.url.endswith("/signin")
+    # the refusal is an answer the page shows (a 403), not a script error
+    assert [e for e in browser.errors if "403" not in e] == []
+
+
+def _pkcs8_p256() -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return base64.b64encode(der).decode()
