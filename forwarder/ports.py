@@ -227,6 +227,9 @@ class ForwardContacts:
     #: The participants' contacts (ids), counted one forwarded message each by the message's first
     #: claim (``Directory.begin``, in its transaction), so a redelivery counts nothing.
     counted: tuple[int, ...] = ()
+    #: A refused message's known sender (its contact id), counted one blocked message by the
+    #: message's record (``Directory.begin``, in its transaction), so a redelivery counts nothing.
+    blocked: tuple[int, ...] = ()
 
 
 @runtime_checkable

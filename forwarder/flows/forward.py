@@ -73,6 +73,8 @@ class _Plan:
     expired: Decision | None = None
     #: Contacts the message's first claim counts one forwarded message for (two-way aliases).
     contacts: tuple[int, ...] = ()
+    #: Contacts the message's record counts one blocked message for (a refused known sender).
+    blocked_contacts: tuple[int, ...] = ()
 
 
 class Forwarder:
@@ -140,8 +142,8 @@ class Forwarder:
         what a bounce or an auto-reply that answers mail the alias sent becomes, once the alias's
         state, the sender rules and the core have found it a bounce or an auto-reply."""
         blocked = two.blocked if two is not None and resolved is not None else None
-        if blocked is not None:  # before anything is counted against the limits
-            return _Plan(blocked, Result(blocked))
+        if blocked is not None and two is not None:  # before anything is counted against the limits
+            return _Plan(blocked, Result(blocked), blocked_contacts=two.contacts.blocked)
         two_way = None
         if two is not None and resolved is not None and self.two_way is not None:
             two_way = self.two_way.two_way(two, resolved.state.address, resolved.display_format)

@@ -13,8 +13,9 @@ SQLAlchemy's compiled cache serves it): :data:`_PREPARE` reads the alias, its an
 modes, the participants' contacts and the sender rules together (one UNION ALL, its rows told apart
 by their ``tag``). It counts nothing forwarded: the message's first claim counts its contacts
 (:attr:`~forwarder.ports.ForwardContacts.counted`, forwarder/adapters/sql/directory/), in the
-transaction that makes a redelivery find the message claimed, so a message counts once. A refused
-known sender's blocked count is still made here. No address is opened (decrypted) to forward: the
+transaction that makes a redelivery find the message claimed, so a message counts once; a refused
+known sender's blocked count likewise (:attr:`~forwarder.ports.ForwardContacts.blocked`, counted with
+the message's record). No address is opened (decrypted) to forward: the
 rewrite needs the reverse addresses, and takes the display names from
 the message itself.
 """
@@ -153,12 +154,6 @@ _COUNT_FORWARDED = (
     .where(_contacts.c.id.in_(bindparam("p_ids", expanding=True)))
     .values(forwarded_count=_contacts.c.forwarded_count + 1, last_seen_at=bindparam("p_now"))
 )
-#: One blocked message for each of the contacts ``p_ids``.
-_COUNT_BLOCKED = (
-    update(_contacts)
-    .where(_contacts.c.id.in_(bindparam("p_ids", expanding=True)))
-    .values(blocked_count=_contacts.c.blocked_count + 1, last_seen_at=bindparam("p_now"))
-)
 #: A contact by its reverse address's local part, with its alias's address (the reply path).
 _BY_REVERSE = (
     select(_contacts, _aliases.c.address.label("alias_address"))
@@ -264,30 +259,36 @@ class SqlContactBook:
         rows = connection.execute(_FIND, {"p_alias_id": alias_id, "p_digests": sorted(by_digest)}).all()
         return {by_digest[row.address_digest]: row for row in rows}
 
-    def _insert(self, connection: Connection, alias_id: int, address: str, name: str, origin: str, count: int) -> bool:
-        """Insert and commit one contact; False when another writer made it first."""
+    def _insert(
+        self, connection: Connection, alias_id: int, address: str, name: str, origin: str, count: int
+    ) -> _Known | None:
+        """Insert and commit one contact; its row (as :data:`_PREPARE` reads one, without reading it
+        again), or None when another writer made it first."""
         for _attempt in range(3):  # a second try only if the random local part collided
+            reverse_local = new_reverse_local()
+            name_sealed = self._sealer.seal(name) if name else ""
             try:
-                connection.execute(
+                inserted = connection.execute(
                     insert(Contact).values(
                         alias_id=alias_id,
-                        reverse_local=new_reverse_local(),
+                        reverse_local=reverse_local,
                         address_digest=self._sealer.digest(address),
                         address_sealed=self._sealer.seal(address),
-                        name_sealed=self._sealer.seal(name) if name else "",
+                        name_sealed=name_sealed,
                         origin=origin,
                         forwarded_count=count,
                         last_seen_at=self._now() if count else None,
                         created_at=self._now(),
                     )
-                )
+                ).inserted_primary_key
                 connection.commit()
-                return True
+                assert inserted is not None  # an insert of one row
+                return _Known(int(inserted[0]), reverse_local, name_sealed, False)
             except IntegrityError:
                 connection.rollback()
                 if self._find(connection, alias_id, [address]):
-                    connection.rollback()
-                    return False
+                    connection.commit()  # read only; a rollback would drop psycopg's prepared statements
+                    return None
         raise RuntimeError("no free reverse address after 3 tries")  # 80 random bits: never in practice
 
     def contacts_for(self, alias_id: int, alias_domain: str, people: Sequence[tuple[str, str]]) -> dict[str, str]:
@@ -300,8 +301,11 @@ class SqlContactBook:
         """What forwarding a message to ``alias_address`` needs of its contacts, in one transaction:
         whether the sender rules let ``sender`` through, and (if so) the reverse address of each of
         ``people``, made when new, and the originals of ``thread_ids`` (as :meth:`original_for`).
-        None: no such alias. Once the contacts exist: :data:`_PREPARE` (and :data:`_COUNT_BLOCKED`
-        for a refused known sender); the contacts to count are :attr:`ForwardContacts.counted`."""
+        None: no such alias. Once the contacts exist: :data:`_PREPARE` alone, and nothing counted:
+        the contacts to count are :attr:`ForwardContacts.counted` (forwarded) or
+        :attr:`ForwardContacts.blocked` (a refused known sender), counted by the message's first
+        claim or record. Every path ends its transaction with a commit, never a rollback (psycopg's
+        rollback drops the connection's prepared statements)."""
         names = _names(people)
         sender_key = normalize_address(sender).strip("<>")
         by_digest = self._by_digest([*names, sender_key] if sender_key else names)
@@ -331,7 +335,10 @@ class SqlContactBook:
                     linked.update(dict.fromkeys(seen[row.s2], row.s3))
                 else:
                     alias = row
+            # read only so far: ended by a commit, since psycopg's rollback runs DEALLOCATE ALL and the
+            # connection's prepared statements would be prepared again
             if alias is None:
+                connection.commit()
                 return None
             known = found.get(sender_key) if sender_key else None
             verdict = (
@@ -339,14 +346,13 @@ class SqlContactBook:
                 if alias.n is not None
                 else SenderVerdict(True, "no-rule")
             )
-            if not verdict.allowed:
-                if known is not None:
-                    connection.execute(_COUNT_BLOCKED, {"p_ids": [known.id], "p_now": now})
-                    connection.commit()
-                return ForwardContacts(alias.id, verdict, {})
+            if not verdict.allowed:  # the message's record counts the blocked contact (ForwardContacts.blocked)
+                connection.commit()
+                return ForwardContacts(alias.id, verdict, {}, blocked=(known.id,) if known is not None else ())
             domain = alias_address.rpartition("@")[2].lower()
             in_message = {address: row for address, row in found.items() if address in names}
             contacts, rows = self._bring_in(connection, alias.id, domain, names, in_message, count=False)
+            connection.commit()  # a no-op unless nothing was written
         sender_row = rows.get(sender_key)
         originals = {seen_id: self._sealer.open(sealed) for seen_id, sealed in linked.items()}
         counted = tuple(sorted(rows[address].id for address in contacts))
@@ -419,13 +425,19 @@ class SqlContactBook:
                     )
             connection.commit()
         addresses = sorted(names)
-        missing = [address for address in addresses if address not in found]
-        lost = [a for a in missing if not self._insert(connection, alias_id, a, names[a], "forward", int(count))]
-        if lost and count:  # made by another writer meanwhile: count this message for them too
-            rows = self._find(connection, alias_id, lost)
-            connection.execute(_COUNT_FORWARDED, {"p_ids": [row.id for row in rows.values()], "p_now": now})
+        rows = dict(found)
+        lost = []
+        for address in (a for a in addresses if a not in found):
+            made = self._insert(connection, alias_id, address, names[address], "forward", int(count))
+            if made is None:
+                lost.append(address)
+            else:
+                rows[address] = made
+        if lost:  # made by another writer meanwhile: read, and count this message for them too
+            rows |= self._find(connection, alias_id, lost)
+            if count:
+                connection.execute(_COUNT_FORWARDED, {"p_ids": [rows[a].id for a in lost], "p_now": now})
             connection.commit()
-        rows = found | self._find(connection, alias_id, missing) if missing else found
         return {address: f"{rows[address].reverse_local}@{alias_domain}" for address in addresses}, rows
 
     def create(

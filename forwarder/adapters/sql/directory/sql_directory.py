@@ -43,6 +43,7 @@ from forwarder.adapters.sql.directory.settle import finish
 from forwarder.adapters.sql.directory.statements import (
     _COUNT_BLOCKED,
     _COUNT_CONTACTS,
+    _COUNT_CONTACTS_BLOCKED,
     _COUNT_MESSAGE,
     _COUNT_MESSAGE_AND_CONTACTS,
     _EXISTS,
@@ -260,7 +261,8 @@ class SqlDirectory:
         decision = plan.decision
         if resolved is None or not decision.forwards:
             alias_id = resolved.alias_id if resolved is not None else None
-            fresh = self._record_in(connection, key, alias_id, meta, decision.outcome, decision.reason)
+            blocked: Sequence[int] = getattr(plan, "blocked_contacts", ())
+            fresh = self._record_in(connection, key, alias_id, meta, decision.outcome, decision.reason, blocked)
             return Opening(resolved, plan, decision, fresh)
         contacts: Sequence[int] = getattr(plan, "contacts", ())
         claimed = self._claim_in(
@@ -305,11 +307,20 @@ class SqlDirectory:
         meta: MessageMeta,
         outcome: Outcome,
         reason: str,
+        blocked_contacts: Sequence[int] = (),
     ) -> bool:
+        """Insert the message-level row and commit; False when the message was recorded before (the
+        insert fails on its key and everything counted here is rolled back with it, so a
+        redelivery counts nothing). A blocked outcome counts on the alias and on
+        ``blocked_contacts`` (a refused known sender's contact)."""
         try:
             # the alias row first (the package docstring): the insert's foreign key check then needs no lock
             if alias_id is not None and outcome.blocked:
                 connection.execute(_COUNT_BLOCKED, {"p_alias_id": alias_id, "p_count": 1})
+                if blocked_contacts:
+                    connection.execute(
+                        _COUNT_CONTACTS_BLOCKED, {"p_contact_ids": list(blocked_contacts), "p_now": self._now()}
+                    )
             connection.execute(_INSERT, self._values(key, alias_id, meta, outcome.value, reason))
             connection.commit()
         except IntegrityError:

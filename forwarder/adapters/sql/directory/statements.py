@@ -186,6 +186,14 @@ _COUNT_BLOCKED = (
     .values(blocked_count=_aliases.c.blocked_count + bindparam("p_count"))
 )
 
+#: One blocked message for each of a refused message's known senders (``p_contact_ids``), counted
+#: with the message's record, after the alias row (:meth:`SqlDirectory._record_in`).
+_COUNT_CONTACTS_BLOCKED = (
+    update(_contacts)
+    .where(_contacts.c.id.in_(bindparam("p_contact_ids", expanding=True)))
+    .values(blocked_count=_contacts.c.blocked_count + 1, last_seen_at=bindparam("p_now"))
+)
+
 _COUNT_FORWARDED = (
     update(_aliases)
     .where(_aliases.c.id == bindparam("p_alias_id"))

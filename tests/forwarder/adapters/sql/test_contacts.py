@@ -357,8 +357,9 @@ def test_preparing_a_forward_checks_the_rules_and_makes_the_contacts_in_one_go(
     refused = contacts.prepare_forward("shop@othermail.example", people, "jane@shop.example")
     assert refused is not None and not refused.verdict.allowed and refused.contacts == {}
     [jane] = [c for c in contacts.contacts_of(ids["shop"], "othermail.example") if c.address == "jane@shop.example"]
-    assert jane.blocked_count == 1
-    # a forward is counted by its first claim (Directory.begin), never here: a redelivery counts nothing
+    # the refused known sender is counted blocked by the message's record (Directory.begin), never
+    # here, and a forward by its first claim: a redelivery counts nothing
+    assert refused.blocked == (jane.contact_id,) and jane.blocked_count == 0
     assert jane.forwarded_count == 0
     assert sorted(prepared.counted) == sorted(
         c.contact_id for c in contacts.contacts_of(ids["shop"], "othermail.example")
