@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, literal_column, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Integer, Table, bindparam, delete, literal_column, select, tuple_
 
 from forwarder.flows.mail_limits import MailLimits, Window, window_start
 from models import RateLimitHit
@@ -55,7 +55,7 @@ def _upsert(dialect: str, returning: bool) -> Any:
     trip, its rows returned together), compiled once: a statement built with ``values([...])``
     has no cache key in SQLAlchemy (NO_CACHE_KEY) and was compiled again for every message."""
     # the ones are literal: PyMySQL's executemany (no RETURNING) takes no parameter after VALUES
-    one = literal_column("1")
+    one: ColumnElement[int] = literal_column("1", Integer)
     row = {"key": bindparam("p_key"), "window_start": bindparam("p_window_start"), "count": one}
     statement: Any
     # each dialect's insert is imported for that dialect only (the Lambda on PostgreSQL or SQLite
