@@ -7,13 +7,15 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
+import cbor2
 import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
 from models import User, WebAuthnCredential, utcnow
-from tests.support.authenticator import Authenticator
+from tests.support.authenticator import Authenticator, b64url, unb64url
 from tests.support.factories import make_user
 from web.services import passkeys
 from web.services.errors import ServiceError
@@ -211,3 +213,52 @@ def test_removing_takes_only_ones_own_passkey(db: Session, ann: User) -> None:
 )
 def test_the_relying_party_is_the_public_address_host(base: str, expected: passkeys.RelyingParty | None) -> None:
     assert passkeys.relying_party(base) == expected
+
+
+def _without_algorithm(answer: dict) -> dict:
+    """The answer with its public key's algorithm left out (py_webauthn fails on it with a KeyError)."""
+    attestation = cbor2.loads(unb64url(answer["response"]["attestationObject"]))
+    auth_data = attestation["authData"]
+    length = int.from_bytes(auth_data[53:55], "big")
+    key = cbor2.loads(auth_data[55 + length :])
+    del key[3]
+    attestation["authData"] = auth_data[: 55 + length] + cbor2.dumps(key)
+    answer["response"]["attestationObject"] = b64url(cbor2.dumps(attestation))
+    return answer
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        _without_algorithm,
+        lambda a: {**a, "response": {**a["response"], "attestationObject": b64url(b"\xff\x00")}},
+        lambda a: {**a, "response": {**a["response"], "clientDataJSON": b64url(b"[1]")}},
+        lambda a: {**a, "rawId": "***"},
+        lambda a: {**a, "type": "password"},
+        lambda a: None,
+    ],
+)
+def test_a_malformed_registration_is_a_refusal_not_an_error(db: Session, ann: User, spoil: Any) -> None:
+    options, ceremony = passkeys.registration_options(db, RP, ann, SECRET, "x")
+    answer = spoil(Authenticator(RP.origin).create(options))
+    with pytest.raises(ServiceError, match="could not be checked"):
+        passkeys.finish_registration(db, RP, ceremony, ann, answer)
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda a: {**a, "response": {**a["response"], "authenticatorData": b64url(b"\x00" * 10)}},
+        lambda a: {**a, "response": {**a["response"], "signature": b64url(b"\x30\x02\x01")}},
+        lambda a: {**a, "response": {**a["response"], "clientDataJSON": "%%%"}},
+        lambda a: {**a, "response": "x"},
+        lambda a: None,
+    ],
+)
+def test_a_malformed_assertion_is_a_refusal_not_an_error(db: Session, ann: User, spoil: Any) -> None:
+    device = Authenticator(RP.origin)
+    register(db, ann, device)
+    options, ceremony = passkeys.authentication_options(db, RP, "signin")
+    with pytest.raises(ServiceError) as refused:
+        passkeys.finish_authentication(db, RP, ceremony, spoil(device.get(options)))
+    assert refused.value.status == 403

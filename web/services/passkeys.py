@@ -32,7 +32,6 @@ from webauthn.helpers import (
     parse_authentication_credential_json,
     parse_registration_credential_json,
 )
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidJSONStructure, InvalidRegistrationResponse
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
@@ -237,8 +236,8 @@ def finish_registration(
             expected_rp_id=rp.id,
             expected_origin=rp.origin,
         )
-    except (InvalidJSONStructure, InvalidRegistrationResponse) as exc:
-        logger.info("passkey registration refused: %s", exc)
+    except Exception as exc:  # noqa: BLE001 - a malformed answer fails in many ways inside py_webauthn
+        logger.info("passkey registration refused: %s: %s", type(exc).__name__, exc)
         raise ServiceError("passkey_refused", "The passkey could not be checked. Try again.") from None
     credential_id = bytes_to_base64url(verified.credential_id)
     if len(credential_id) > CREDENTIAL_ID_MAX_LENGTH:
@@ -273,7 +272,7 @@ def finish_authentication(
     counter and last use updated. For ``second-factor`` the passkey must be ``user``'s."""
     try:
         credential = parse_authentication_credential_json(answer)  # type: ignore[arg-type]  # checked by the parser
-    except (InvalidJSONStructure, InvalidAuthenticationResponse):
+    except Exception:  # noqa: BLE001 - as below
         raise REFUSED from None
     row = db.scalars(select(WebAuthnCredential).where(WebAuthnCredential.credential_id == credential.id)).first()
     if row is None or row.user.deleted_at is not None or (user is not None and row.user_id != user.id):
@@ -288,8 +287,8 @@ def finish_authentication(
             credential_current_sign_count=0,  # compared below, once the signature is known good
             require_user_verification=ceremony.purpose == "signin",
         )
-    except InvalidAuthenticationResponse as exc:
-        logger.info("passkey %s refused: %s", row.id, exc)
+    except Exception as exc:  # noqa: BLE001 - a malformed answer fails in many ways inside py_webauthn
+        logger.info("passkey %s refused: %s: %s", row.id, type(exc).__name__, exc)
         raise REFUSED from None
     if (verified.new_sign_count or row.sign_count) and verified.new_sign_count <= row.sign_count:
         # a counter that goes back means two authenticators hold this key: one is a clone

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -19,16 +20,22 @@ from tests.web.browser.site import build_app
 from tests.web.conftest import PASSWORD, signup
 
 USER = "pat@example.org"
+#: Signs in with a password and a security key as the second step.
+SECOND = "sam@example.org"
+PLATFORM = {"transport": "internal", "hasResidentKey": True, "hasUserVerification": True, "isUserVerified": True}
+#: An older USB security key: no discoverable credentials, no user verification (presence only).
+USB_KEY = {"transport": "usb", "hasResidentKey": False, "hasUserVerification": False}
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str]]:
     app = build_app(tmp_path_factory.mktemp("passkeys"))
-    signup(app.test_client(), USER)
     try:
         with live_server(app) as base:
             local = base.replace("127.0.0.1", "localhost")
             app.config["PUBLIC_URL"] = local  # the relying party: localhost
+            signup(app.test_client(), USER)
+            signup(app.test_client(), SECOND)
             yield app, local
     finally:
         app.extensions["othermail.engine"].dispose()
@@ -38,7 +45,7 @@ class Browser:
     """A page with a virtual authenticator (a platform one, with resident keys and user
     verification, as a phone's or laptop's) and what the page complained about."""
 
-    def __init__(self, chromium: Any, base: str) -> None:
+    def __init__(self, chromium: Any, base: str, authenticator: dict[str, Any] = PLATFORM) -> None:
         self.context = chromium.new_context(base_url=base)
         self.context.set_default_timeout(10_000)
         self.page = self.context.new_page()
@@ -47,25 +54,19 @@ class Browser:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.cdp = self.context.new_cdp_session(self.page)
         self.cdp.send("WebAuthn.enable")
-        options = {
-            "protocol": "ctap2",
-            "transport": "internal",
-            "hasResidentKey": True,
-            "hasUserVerification": True,
-            "isUserVerified": True,
-        }
+        options = {"protocol": "ctap2", **authenticator}
         self.authenticator = self.cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})["authenticatorId"]
 
     def credentials(self) -> list[dict[str, Any]]:
         return self.cdp.send("WebAuthn.getCredentials", {"authenticatorId": self.authenticator})["credentials"]
 
-    def sign_in_with_password(self) -> None:
+    def sign_in_with_password(self, email: str = USER, then: str = "**/dashboard") -> None:
         page = self.page
         page.goto("/signin")
-        page.get_by_label("Email").fill(USER)
+        page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in", exact=True).click()
-        page.wait_for_url("**/dashboard")
+        page.wait_for_url(then)
 
     def add_passkey(self, name: str) -> None:
         page = self.page
@@ -137,6 +138,29 @@ def test_a_passkey_this_site_does_not_know_is_refused_on_the_page(browser: Brows
     assert page.url.endswith("/signin")
     # the refusal is an answer the page shows (a 403), not a script error
     assert [e for e in browser.errors if "403" not in e] == []
+
+
+def test_a_security_key_as_the_second_step_after_the_password(chromium: Any, served: tuple[Flask, str]) -> None:
+    browser = Browser(chromium, served[1], USB_KEY)
+    try:
+        page = browser.page
+        browser.sign_in_with_password(SECOND)
+        browser.add_passkey("USB key")
+        assert passkey_rows(page).filter(has_text="USB key").count() == 1
+        assert [c["isResidentCredential"] for c in browser.credentials()] == [False]
+
+        browser.context.clear_cookies()
+        browser.sign_in_with_password(SECOND, then="**/signin/verify")  # the password alone is not enough
+        page.goto("/account/")
+        assert urlsplit(page.url).path == "/signin"
+        browser.sign_in_with_password(SECOND, then="**/signin/verify")
+        page.get_by_role("button", name="Use a passkey").click()
+        page.wait_for_url("**/dashboard")
+        page.goto("/account/")
+        assert "never" not in passkey_rows(page).filter(has_text="USB key").inner_text()
+        assert browser.errors == []
+    finally:
+        browser.close()
 
 
 def _pkcs8_p256() -> str:
