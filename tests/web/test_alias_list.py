@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
-from models import Alias, Destination, utcnow
+from models import Alias, Destination, User, utcnow
 from tests.support.factories import add_destination, user_id
 from tests.support.factories import web_session as db_session
 from tests.web.conftest import csrf, post, signup
@@ -393,3 +393,23 @@ def test_the_scripts_are_served(ann: Owner) -> None:
     for name in ("copy.js", "select.js"):
         response = ann.client.get(f"/static/{name}")
         assert response.status_code == 200 and "javascript" in response.content_type
+
+
+def test_the_apis_search_looks_in_the_same_places(app: Flask, ann: Owner, client: FlaskClient) -> None:
+    from web.services import tokens
+
+    work = add_destination(app, ann.user, "me@work.example")
+    add(app, ann.user, "jobs", destinations=[work])
+    add(app, ann.user, "news", note="From the SHOP")
+    add(app, ann.user, "other")
+    with app.app_context():
+        db = db_session(app)
+        user = db.get(User, ann.user)
+        _, secret = tokens.create(db, user, "read", "read", None)
+    headers = {"Authorization": f"Bearer {secret}"}
+    for q, expected in (("work.example", ["jobs@othermail.example"]), ("shop", ["news@othermail.example"])):
+        body = client.get("/api/v1/aliases", query_string={"q": q}, headers=headers).get_json()
+        assert [item["address"] for item in body["items"]] == expected and body["total"] == 1
+    spec = client.get("/api/v1/openapi.json").get_json()
+    [q_param] = [p for p in spec["paths"]["/aliases"]["get"]["parameters"] if p["name"] == "q"]
+    assert "note" in q_param["description"] and "destination" in q_param["description"]

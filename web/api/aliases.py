@@ -23,7 +23,9 @@ ACTIVITY_MAX = 200
 PAGING = (
     QueryInt("page", 1, 1, MAX_PAGE, "Page number, from 1."),
     QueryInt("per_page", 50, 1, MAX_PER_PAGE, "Aliases per page."),
-    QueryText("q", SEARCH_MAX, "Only aliases whose address or label contains this."),
+    QueryText(
+        "q", SEARCH_MAX, "Only aliases whose address, label, note or a destination's address contains this (any case)."
+    ),
 )
 LIMIT = (QueryInt("limit", 50, 1, ACTIVITY_MAX, "How many deliveries, newest first."),)
 
