@@ -247,3 +247,19 @@ def test_a_passkey_sign_in_without_options_or_with_garbage_is_refused(client: Fl
     send(client, "/signin/passkey/options", {}, token=token)
     refused = send(client, "/signin/passkey", body, token=token)
     assert refused.status_code == 403 and not signed_in(client)
+
+
+def test_deleting_the_account_erases_its_passkeys(app: Flask, client: FlaskClient) -> None:
+    signup(client)
+    device = Authenticator(ORIGIN)
+    add_passkey(client, device, "Phone")
+    deleted = post(client, "/account/delete", {"password": PASSWORD, "confirm": "delete my account"}, page="/account/")
+    assert deleted.status_code == 302
+    with app.app_context():
+        from sqlalchemy import func, select
+
+        from models import WebAuthnCredential
+        from web.db import session
+
+        assert session().scalar(select(func.count()).select_from(WebAuthnCredential)) == 0
+    assert passkey_signin(app.test_client(), device).status_code == 403

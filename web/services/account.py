@@ -29,6 +29,7 @@ from models import (
     Destination,
     SenderRule,
     User,
+    WebAuthnCredential,
     alias_destinations,
     utcnow,
 )
@@ -275,6 +276,11 @@ def delete_account(
     db.execute(delete(ApiToken).where(ApiToken.user_id == user.id).execution_options(synchronize_session=False))
     contacts.forget_two_way(db, alias_ids)
     db.execute(delete(SenderRule).where(SenderRule.user_id == user.id).execution_options(synchronize_session=False))
+    db.execute(
+        delete(WebAuthnCredential)
+        .where(WebAuthnCredential.user_id == user.id)
+        .execution_options(synchronize_session=False)
+    )
     sessions.end_all(db, user, commit=False)
     db.execute(delete(Destination).where(Destination.user_id == user.id).execution_options(synchronize_session=False))
     domains.forget_all(ctx, db, user)  # its own domains go (and their SES identities); their aliases are retired above
