@@ -263,3 +263,12 @@ def test_deleting_the_account_erases_its_passkeys(app: Flask, client: FlaskClien
 
         assert session().scalar(select(func.count()).select_from(WebAuthnCredential)) == 0
     assert passkey_signin(app.test_client(), device).status_code == 403
+
+
+def test_the_export_lists_passkeys_without_their_keys(client: FlaskClient) -> None:
+    signup(client)
+    add_passkey(client, Authenticator(ORIGIN), "Phone")
+    exported = client.get("/account/export").get_json()
+    [passkey] = exported["passkeys"]
+    assert passkey["name"] == "Phone" and passkey["last_used_at"] is None and passkey["created_at"]
+    assert set(passkey) == {"id", "name", "created_at", "last_used_at", "transports", "backed_up"}

@@ -138,6 +138,18 @@ def _token(token: ApiToken) -> dict[str, Any]:
     }
 
 
+def _passkey(row: WebAuthnCredential) -> dict[str, Any]:
+    """A passkey's metadata (its public key and credential id stay in the database)."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "created_at": _when(row.created_at),
+        "last_used_at": _when(row.last_used_at),
+        "transports": row.transports,
+        "backed_up": row.backed_up,
+    }
+
+
 def _delivery(row: Delivery) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -228,6 +240,9 @@ def export(ctx: ServiceContext, db: Session, user: User) -> dict[str, Any]:
         ],
         "aliases": [_alias(a) for a in aliases],
         "api_tokens": [_token(t) for t in tokens],
+        "passkeys": [
+            _passkey(k) for k in db.scalars(select(WebAuthnCredential).where(WebAuthnCredential.user_id == user.id))
+        ],
         "domains": domains.export(db, user),
         "deliveries": [_delivery(row) for row in deliveries],
         "preferences": {
