@@ -47,6 +47,7 @@ def page_paths(app: Flask) -> list[tuple[str, str, str]]:
 def test_every_page_rule_is_checked(app: Flask) -> None:
     endpoints = {endpoint for endpoint, _, _ in page_paths(app)}
     assert {"account.index", "account.password", "account.end_session", "tokens.index", "tokens.create"} <= endpoints
+    assert {endpoint.partition(".")[0] for endpoint in endpoints} >= {"two_factor", "passkeys", "auth", "account"}
     assert not any(endpoint.startswith("api.") for endpoint in endpoints)
 
 
