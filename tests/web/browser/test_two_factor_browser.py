@@ -92,6 +92,9 @@ def test_turn_totp_on_then_sign_in_with_a_code(new_page: Any) -> None:
         name=ANN, issuer_name="othermail"
     )
     assert_accessible(page)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the long URI wraps, nothing scrolls sideways
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert qr.is_visible()
     page.get_by_label("Code from the app").fill(code_after(secret, 0))
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
     page.wait_for_url("**/account/two-factor/enable")
