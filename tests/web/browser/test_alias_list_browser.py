@@ -52,6 +52,12 @@ def page(context: Any) -> Iterator[Any]:
     assert errors == []
 
 
+def serious_axe_findings(page: Any) -> list[str]:
+    axe = pytest.importorskip("axe_playwright_python.sync_playwright").Axe()
+    found = axe.run(page).response["violations"]
+    return [f"{v['impact']} {v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")]
+
+
 def clipboard(page: Any) -> str:
     return str(page.evaluate("navigator.clipboard.readText()"))
 
@@ -150,6 +156,7 @@ def test_bulk_disable_with_its_confirmation(site: Site, page: Any, bulk_ids: dic
         page.get_by_label(f"Choose {name}@othermail.example").check()
     page.get_by_role("button", name="Disable…").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Disable 2 aliases?")
+    assert serious_axe_findings(page) == []  # the confirmation page is no page of the site's list
     expect(page.locator(".bulk-list li")).to_have_text(["bulk-a@othermail.example", "bulk-c@othermail.example"])
     with site.app.app_context():  # asking changed nothing
         db = web_session(site.app)
