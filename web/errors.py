@@ -27,7 +27,5 @@ def error_page(exc: HTTPException) -> Response | HTTPException:
         body = render_template("error.html", title=TITLES.get(status, exc.name), message=exc.description)
     except Exception:  # noqa: BLE001 (a broken database or template must not hide the first error)
         return exc
-    response = exc.get_response()
-    response.set_data(body)
-    response.mimetype = "text/html"
-    return response
+    headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+    return Response(body, status=status, headers=headers, mimetype="text/html")
