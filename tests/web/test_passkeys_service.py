@@ -206,6 +206,8 @@ def test_removing_takes_only_ones_own_passkey(db: Session, ann: User) -> None:
         ("https://mail.example.org", RP),
         ("https://Mail.Example.org:8443/app", dataclasses.replace(RP, origin="https://mail.example.org:8443")),
         ("http://localhost:5000", passkeys.RelyingParty("localhost", "othermail", "http://localhost:5000")),
+        ("https://mail.example.org:443/", RP),
+        ("http://localhost:80", passkeys.RelyingParty("localhost", "othermail", "http://localhost")),
         ("http://127.0.0.1:5000", None),
         ("https://[::1]", None),
         ("", None),

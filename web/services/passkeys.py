@@ -74,7 +74,9 @@ def relying_party(public_base: str, name: str = "othermail") -> RelyingParty | N
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        return RelyingParty(id=host, name=name, origin=f"{parts.scheme}://{parts.netloc.lower()}")
+        port = parts.port  # a browser's origin leaves the scheme's default port out
+        shown = f":{port}" if port and port != {"http": 80, "https": 443}[parts.scheme] else ""
+        return RelyingParty(id=host, name=name, origin=f"{parts.scheme}://{host}{shown}")
     return None
 
 
