@@ -152,3 +152,27 @@ def last_used_of(app: Flask, name: str):  # type: ignore[no-untyped-def]
         from web.db import session
 
         return session().scalars(select(ApiToken.last_used_at).where(ApiToken.name == name)).one()
+
+
+def test_every_account_and_two_factor_action_sends_a_token_holder_to_sign_in(app: Flask, client: FlaskClient) -> None:
+    """Every POST under /account (password, sessions, two-factor, passkeys, tokens...) and the second
+    sign-in step, with a valid CSRF pair of the token holder's own: nothing is done."""
+    signup(client)
+    secret = write_token(client)
+    stranger = app.test_client()
+    headers = {"Authorization": f"Bearer {secret}"}
+    token = _anonymous_csrf(stranger)
+    checked = []
+    for endpoint, method, path in page_paths(app):
+        if method != "POST" or not (path.startswith("/account") or path.startswith("/signin/verify")):
+            continue
+        response = stranger.post(path, data={"csrf_token": token, "code": "123456"}, headers=headers)
+        where = f"{method} {path} ({endpoint})"
+        if response.status_code in (302, 303):
+            assert "/signin" in response.headers["Location"], where
+        else:  # the JSON steps of a passkey sign-in: no sign-in pending
+            assert response.status_code in (400, 401, 403, 404), where
+            assert ANN not in response.get_data(as_text=True), where
+        checked.append(endpoint)
+    assert {"account.password", "two_factor.disable", "two_factor.verify", "passkeys.new"} <= set(checked)
+    assert last_used(app) is None
