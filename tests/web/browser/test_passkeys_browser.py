@@ -19,6 +19,8 @@ from tests.web.browser.live_server import live_server
 from tests.web.browser.site import build_app
 from tests.web.conftest import PASSWORD, signup
 
+axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright", reason="needs axe-playwright-python")
+
 USER = "pat@example.org"
 #: Signs in with a password and a security key as the second step.
 SECOND = "sam@example.org"
@@ -68,14 +70,18 @@ class Browser:
         page.get_by_role("button", name="Sign in", exact=True).click()
         page.wait_for_url(then)
 
-    def add_passkey(self, name: str) -> None:
+    def add_passkey(self, name: str, check: bool = False) -> None:
         page = self.page
         page.goto("/account/")
         form = page.locator("#add-passkey")
         form.get_by_label("Name of the new passkey").fill(name)
         form.get_by_label("Your password").fill(PASSWORD)
         form.get_by_role("button", name="Add a passkey").click()
-        page.get_by_role("button", name="Create the passkey").click()
+        create = page.get_by_role("button", name="Create the passkey")
+        create.wait_for()
+        if check:
+            check_page(page, "add-passkey")
+        create.click()
         page.wait_for_url("**/account/")
 
     def close(self) -> None:
@@ -89,6 +95,21 @@ def browser(chromium: Any, served: tuple[Flask, str]) -> Iterator[Browser]:
     opened.close()
 
 
+def check_page(page: Any, name: str) -> None:
+    """No serious or critical axe finding, at desktop width and on a 390 px phone, where nothing
+    scrolls sideways (tests/web/browser/test_accessibility.py checks the other pages so)."""
+    size = page.viewport_size
+    try:
+        for width, height in ((1280, 800), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            found = axe_sync.Axe().run(page).response["violations"]
+            serious = [f"{v['impact']} {v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")]
+            assert serious == [], f"{name} at {width} px: {serious}"
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} scrolls at {width} px"
+    finally:
+        page.set_viewport_size(size)
+
+
 def passkey_rows(page: Any) -> Any:
     return page.locator("#passkeys table tbody tr")
 
@@ -96,21 +117,31 @@ def passkey_rows(page: Any) -> Any:
 def test_register_a_passkey_then_sign_in_with_it_and_no_password(browser: Browser) -> None:
     page = browser.page
     browser.sign_in_with_password()
-    browser.add_passkey("Virtual laptop")
+    browser.add_passkey("Virtual laptop", check=True)
     assert page.get_by_text("Passkey “Virtual laptop” added. Other sessions were signed out.", exact=False).is_visible()
     row = passkey_rows(page).filter(has_text="Virtual laptop")
     assert row.count() == 1 and "never" in row.inner_text()
+    check_page(page, "account with a passkey")
     stored = browser.credentials()
     assert len(stored) == 1 and stored[0]["isResidentCredential"] and stored[0]["rpId"] == "localhost"
 
     browser.context.clear_cookies()  # signed out, the passkey still on the authenticator
     page.goto("/signin")
+    check_page(page, "sign-in with the passkey button")
     page.get_by_role("button", name="Sign in with a passkey").click()
     page.wait_for_url("**/dashboard")
     page.goto("/account/")
     row = passkey_rows(page).filter(has_text="Virtual laptop")
     assert "never" not in row.inner_text() and "UTC" in row.inner_text()
     assert browser.credentials()[0]["signCount"] >= 1
+
+    row.get_by_role("link", name="Remove Virtual laptop").click()
+    check_page(page, "remove a passkey")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Remove the passkey").click()
+    page.wait_for_url("**/account/")
+    assert page.get_by_text("Passkey “Virtual laptop” removed.").is_visible()
+    assert passkey_rows(page).count() == 0
     assert browser.errors == []
 
 
@@ -154,6 +185,7 @@ def test_a_security_key_as_the_second_step_after_the_password(chromium: Any, ser
         page.goto("/account/")
         assert urlsplit(page.url).path == "/signin"
         browser.sign_in_with_password(SECOND, then="**/signin/verify")
+        check_page(page, "second step with the passkey button")
         page.get_by_role("button", name="Use a passkey").click()
         page.wait_for_url("**/dashboard")
         page.goto("/account/")
