@@ -28,7 +28,7 @@ from models import Alias, Delivery, User, UserDomain, utcnow
 from tests.support.databases import migrate
 from tests.support.factories import add_destination, user_id, web_session
 from tests.web.browser.live_server import live_server
-from tests.web.conftest import PASSWORD, post, signup
+from tests.web.conftest import PASSWORD, links_in, post, signup
 from web import create_app
 
 USER = "ann@example.org"
@@ -36,6 +36,28 @@ PASSWORD_OF_USER = PASSWORD
 #: An alias whose address is longer than a phone is wide: it must wrap, never scroll sideways.
 LONG_LOCAL = "newsletter-of-the-neighbourhood-bicycle-repair-cooperative-2026"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: Every page the browser tests look at, by name (paths in Site.pages): signed out, then signed in.
+SIGNED_OUT = ["welcome", "signin", "signup", "reset", "new-password", "not-found-signed-out"]
+SIGNED_IN = [
+    "dashboard",
+    "aliases",
+    "alias-new",
+    "alias-detail",
+    "alias-delete",
+    "contacts",
+    "destinations",
+    "destination-detail",
+    "domains",
+    "domain-detail",
+    "quarantine",
+    "message",
+    "tokens",
+    "account",
+    "admin",
+    "outbox",
+    "not-found",
+]
+PAGES = [(name, False) for name in SIGNED_OUT] + [(name, True) for name in SIGNED_IN]
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,8 @@ class Site:
     password: str = PASSWORD
     ids: dict[str, int] = field(default_factory=dict)
     long_address: str = ""
+    #: The link of a password reset mail (usable until the password is set): the new-password page.
+    reset_path: str = ""
 
     def pages(self, signed_in: bool) -> dict[str, str]:
         """Every page worth checking, by name: path."""
@@ -82,6 +106,7 @@ class Site:
                 "signin": "/signin",
                 "signup": "/signup",
                 "reset": "/reset",
+                "new-password": self.reset_path,
                 "not-found-signed-out": "/no-such-page",
             }
         ids = self.ids
@@ -140,6 +165,15 @@ def _created_alias(response: Any) -> int:
     match = re.search(r"/aliases/(\d+)$", response.headers.get("Location", ""))
     assert match, f"no alias created: {response.status_code} {response.get_data(as_text=True)[:500]}"
     return int(match.group(1))
+
+
+def reset_link(app: Flask) -> str:
+    """Ask for a password reset of the account, signed out; the path of the mailed link."""
+    sender: MemorySender = app.extensions["othermail.runtime"].sender
+    post(app.test_client(), "/reset", {"email": USER})
+    links = [link for mail in sender.sent if mail.recipient == USER for link in links_in(mail.raw) if "/reset/" in link]
+    assert links, "no password reset mail"
+    return "/" + links[-1].split("://", 1)[1].partition("/")[2]
 
 
 def populate(app: Flask) -> tuple[dict[str, int], str]:
@@ -210,7 +244,8 @@ def serve_populated(tmp_path: Path) -> Iterator[Site]:
     app = build_app(tmp_path)
     try:
         ids, long_address = populate(app)
+        reset_path = reset_link(app)
         with live_server(app) as base:
-            yield Site(app, base, ids=ids, long_address=long_address)
+            yield Site(app, base, ids=ids, long_address=long_address, reset_path=reset_path)
     finally:
         app.extensions["othermail.engine"].dispose()

@@ -14,32 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.web.browser.site import MODES, PNG_MAGIC, Mode, Site
+from tests.web.browser.site import MODES, PAGES, PNG_MAGIC, Mode, Site
 
 axe_sync = pytest.importorskip("axe_playwright_python.sync_playwright", reason="needs axe-playwright-python")
 
-#: Page names of tests/web/browser/site.py's Site.pages, signed out then signed in.
-SIGNED_OUT = ["welcome", "signin", "signup", "reset", "not-found-signed-out"]
-SIGNED_IN = [
-    "dashboard",
-    "aliases",
-    "alias-new",
-    "alias-detail",
-    "alias-delete",
-    "contacts",
-    "destinations",
-    "destination-detail",
-    "domains",
-    "domain-detail",
-    "quarantine",
-    "message",
-    "tokens",
-    "account",
-    "admin",
-    "outbox",
-    "not-found",
-]
-PAGES = [(name, False) for name in SIGNED_OUT] + [(name, True) for name in SIGNED_IN]
 BLOCKING = {"serious", "critical"}
 
 
@@ -155,3 +133,8 @@ def test_every_field_has_a_label(context_for: Callable[[Mode, bool], Any], site:
             if not label.strip():
                 unlabelled.append(f"{name}: {field.evaluate('e => e.outerHTML')[:120]}")
     assert unlabelled == []
+
+
+def test_the_scan_covers_every_page_the_site_fixture_names(site: Site) -> None:
+    assert sorted(site.pages(False)) == sorted(name for name, signed_in in PAGES if not signed_in)
+    assert sorted(site.pages(True)) == sorted(name for name, signed_in in PAGES if signed_in)

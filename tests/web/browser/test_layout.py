@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.browser.site import MODES, Mode, Site
+from tests.web.browser.site import MODES, PAGES, Mode, Site
 
 PHONE_LIGHT, PHONE_DARK, DESKTOP_LIGHT, DESKTOP_DARK = MODES
 STYLE = Path(__file__).parents[3] / "web" / "static" / "style.css"
@@ -52,17 +52,7 @@ def overflow(page: Any) -> list[str]:
     )
 
 
-ALL_PAGES = [(name, False) for name in ("welcome", "signin", "signup", "reset", "not-found-signed-out")] + [
-    (name, True)
-    for name in (
-        "dashboard", "aliases", "alias-new", "alias-detail", "alias-delete", "contacts", "destinations",
-        "destination-detail", "domains", "domain-detail", "quarantine", "message", "tokens", "account",
-        "admin", "outbox", "not-found",
-    )
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("name", "signed_in"), ALL_PAGES, ids=[name for name, _ in ALL_PAGES])
+@pytest.mark.parametrize(("name", "signed_in"), PAGES, ids=[name for name, _ in PAGES])
 def test_no_page_scrolls_sideways_on_a_phone(
     context_for: Callable[[Mode, bool], Any], site: Site, name: str, signed_in: bool
 ) -> None:
