@@ -85,22 +85,25 @@ def _sort_column(sort: str) -> Any:
 
 
 def _like(search: str) -> str:
-    escaped = search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
 def _matching(user: User, search: str) -> ColumnElement[bool]:
-    """Aliases whose address, label, note or one of whose destinations contains ``search``."""
+    """Aliases whose address, label, note or one of whose destinations contains ``search``, in any
+    case. Addresses are stored lowercase (by Python); free text is lowered in SQL on both sides, so
+    the same case always matches (SQLite's lower() folds ASCII letters only)."""
     pattern = _like(search)
+    folded = func.lower(pattern)
     by_destination = (
         select(alias_destinations.c.alias_id)
         .join(Destination, Destination.id == alias_destinations.c.destination_id)
-        .where(Destination.user_id == user.id, func.lower(Destination.email).like(pattern, escape="\\"))
+        .where(Destination.user_id == user.id, func.lower(Destination.email).like(folded, escape="\\"))
     )
     return or_(
-        Alias.address.like(pattern, escape="\\"),
-        func.lower(Alias.label).like(pattern, escape="\\"),
-        func.lower(Alias.note).like(pattern, escape="\\"),
+        Alias.address.like(pattern.lower(), escape="\\"),
+        func.lower(Alias.label).like(folded, escape="\\"),
+        func.lower(Alias.note).like(folded, escape="\\"),
         Alias.id.in_(by_destination),
     )
 
