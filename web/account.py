@@ -11,11 +11,11 @@ from forwarder.accounts import sessions
 from models import utcnow
 from web import ratelimit
 from web.db import services, session
+from web.notices import NoticeEvent, notify
 from web.security import current_session, lifetimes, login_required, sign_out, signed_in_user
 from web.services import account as service
 from web.services import rules
 from web.services.errors import ServiceError
-from web.services.security_notices import NoticeEvent, notify
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 

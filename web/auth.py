@@ -19,11 +19,11 @@ from forwarder.accounts import two_factor as two_factor_rules
 from models import User, utcnow
 from web import devices, mailer, ratelimit, two_factor
 from web.db import services, session
+from web.notices import NoticeEvent, notify
 from web.security import current_user, hash_password, password_problem, sign_in, sign_out, verify_password
 from web.services import account as account_service
 from web.services import account_email
 from web.services.errors import ServiceError
-from web.services.security_notices import NoticeEvent, notify
 
 bp = Blueprint("auth", __name__)
 logger = logging.getLogger("othermail.web")

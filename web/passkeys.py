@@ -21,11 +21,11 @@ from models import User
 from models.two_factor import PASSKEY_NAME_MAX_LENGTH
 from web import devices, links, ratelimit
 from web.db import session
+from web.notices import NoticeEvent, notify
 from web.security import current_session, login_required, sign_in, signed_in_user
 from web.services import account as account_service
 from web.services import passkeys as service
 from web.services.errors import ServiceError
-from web.services.security_notices import NoticeEvent, notify
 
 bp = Blueprint("passkeys", __name__)
 CEREMONY_KEY = "passkey"

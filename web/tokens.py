@@ -7,9 +7,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from forwarder.accounts import tokens as service
 from models import ApiToken, utcnow
 from web.db import session
+from web.notices import NoticeEvent, notify
 from web.security import login_required, signed_in_user
 from web.services.errors import ServiceError
-from web.services.security_notices import NoticeEvent, notify
 
 bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
 

@@ -36,10 +36,10 @@ from forwarder.errors import SettingsError
 from models import User
 from web import devices, ratelimit
 from web.db import runtime, session
+from web.notices import NoticeEvent, notify
 from web.security import current_session, login_required, sign_in, signed_in_user
 from web.services import account as account_service
 from web.services.errors import ServiceError
-from web.services.security_notices import NoticeEvent, notify
 
 bp = Blueprint("two_factor", __name__)
 

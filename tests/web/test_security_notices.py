@@ -16,7 +16,8 @@ from forwarder.adapters.senders import MemorySender
 from models import User, utcnow
 from tests.web.conftest import PASSWORD, links_in, post, signup
 from tests.web.test_account_email import mails_to
-from web.services.security_notices import NoticeEvent, browser_name, notify
+from web.notices import notify
+from web.services.security_notices import NoticeEvent, browser_name
 
 ANN = "ann@example.org"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"

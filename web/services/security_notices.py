@@ -1,9 +1,10 @@
 """Security notices: a mail to the account's own address when something changes its security.
 
-One public function, :func:`notify`, called by the web app right after the change is committed:
-a sign-in from a browser that had no device cookie for the account (:mod:`web.devices`), a password
-change or reset, a two-factor change (enabled, disabled, recovery codes made again or used, a passkey
-added or removed) and a new API token. The mail says what happened, when (UTC), from which IP and
+The views call :func:`web.notices.notify` (it reads where the request came from, then calls
+:func:`notify` here, which takes that as an argument) right after the change is committed: a
+sign-in from a browser that had no device cookie for the account (:mod:`web.devices`), a password
+change or reset, a two-factor change (enabled, disabled, recovery codes made again or used, a
+passkey added or removed) and a new API token. The mail says what happened, when (UTC), from which IP and
 which kind of browser, and what to do if it was not the owner (a link to the account page).
 
 The mail holds only the service's own words (as every service mail, :func:`web.mailer.send_mail`):
@@ -23,8 +24,6 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-
-from flask import has_request_context, request
 
 from models import User, utcnow
 from web import mailer
@@ -98,50 +97,49 @@ class Client:
     ip: str
     browser: str
 
+    @classmethod
+    def of(cls, remote_addr: str | None, user_agent: str | None) -> Client:
+        """The client of a request: its address if it is one, its browser by :func:`browser_name`."""
+        return cls(ip=_ip(remote_addr), browser=browser_name(user_agent or ""))
 
-def notify(user: User, event: NoticeEvent, *, detail: str = "") -> None:
-    """Mail ``user`` a notice of ``event``; never raises (a failure is logged).
 
-    Call it after the change is committed, inside the request that made it. ``detail`` is an extra
-    line in the service's own words (say "Scope: write; expires 2027-01-01."), never text a user
-    typed (a token's or a passkey's name) nor anything secret.
+UNKNOWN = Client(ip="unknown", browser="unknown")
+
+
+def notify(user: User, event: NoticeEvent, client: Client = UNKNOWN, *, detail: str = "") -> None:
+    """Mail ``user`` a notice of ``event`` done from ``client``; never raises (a failure is logged).
+
+    Call it after the change is committed. ``detail`` is an extra line in the service's own words
+    (say "Scope: write; it expires 2027-01-01."), never text a user typed (a token's or a passkey's
+    name) nor anything secret.
     """
     try:
         if user.email_verified_at is None:
             return
-        client = _client()
-        mailer.send_later(
-            functools.partial(_send, user.email, event, detail.strip(), client, utcnow()),
-        )
+        mailer.send_later(functools.partial(_send, user.email, event, detail.strip(), client, utcnow()))
     except Exception:  # noqa: BLE001 - a notice must never break the action it reports
         logger.exception("the security notice %s was not sent", event.name)
 
 
-def message(event: NoticeEvent, detail: str, client: Client, when: datetime) -> tuple[str, str]:
-    """The subject and text of a notice (the link is looked up here: needs an app context)."""
+def message(event: NoticeEvent, detail: str, client: Client, when: datetime, link: str) -> tuple[str, str]:
+    """The subject and text of a notice; ``link`` is the account page's address."""
     text = BODY.format(
         sentence=event.sentence,
         detail=f"{detail}\n" if detail else "",
         when=f"{when:%Y-%m-%d %H:%M} UTC",
         ip=client.ip,
         browser=client.browser,
-        link=mailer.link("account.index"),
+        link=link,
     )
     return event.subject, text
 
 
 def _send(address: str, event: NoticeEvent, detail: str, client: Client, when: datetime) -> None:
     try:
-        subject, text = message(event, detail, client, when)
+        subject, text = message(event, detail, client, when, mailer.link("account.index"))
         mailer.send_mail(address, subject, text)
     except ServiceError:  # not sent (no mail service, the recipient's daily cap): the mailer logged why
         logger.warning("the security notice %s to a mailbox at %s was not sent", event.name, address.rpartition("@")[2])
-
-
-def _client() -> Client:
-    if not has_request_context():
-        return Client(ip="unknown", browser="unknown")
-    return Client(ip=_ip(request.remote_addr), browser=browser_name(request.headers.get("User-Agent", "")))
 
 
 def _ip(raw: str | None) -> str:
