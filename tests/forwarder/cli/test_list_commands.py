@@ -404,3 +404,60 @@ def test_the_list_commands_do_not_import_flask_or_the_web_app(tmp_path: Path) ->
         "sys.exit(1 if 'flask' in sys.modules or 'web' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[3]).returncode == 0
+
+
+# --- the same queries on every backend ----------------------------------------------------------
+
+
+def test_the_list_commands_on_every_backend(migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state conditions, the correlated counts and NULLs-last ordering on SQLite, PostgreSQL
+    and MariaDB."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("OTHERMAIL_"):
+            monkeypatch.delenv(name)
+    cli = Cli(tmp_path)
+    cli.env["OTHERMAIL_DATABASE_URL"] = migrated_url
+    engine = make_engine(migrated_url)
+    try:
+        with make_session_factory(engine)() as session:
+            users = {
+                name: User(email=f"{name}@example.org", created_at=NOW - timedelta(days=9 - n))
+                for n, name in enumerate(("ann", "bob", "cat"))
+            }
+            session.add_all(users.values())
+            session.flush()
+            for address, (owner, age, enabled, expires, limit, messages, forwarded, used) in ALIASES.items():
+                session.add(
+                    Alias(
+                        address=address,
+                        user_id=users[owner].id,
+                        enabled=enabled,
+                        created_at=NOW - timedelta(days=age),
+                        expires_at=NOW + timedelta(hours=expires) if expires is not None else None,
+                        max_messages=limit,
+                        message_count=messages,
+                        forwarded_count=forwarded,
+                        last_used_at=NOW - timedelta(hours=used) if used is not None else None,
+                    )
+                )
+            session.add(UserSession(user_id=users["bob"].id, token_hash="1" * 64, created_at=NOW, last_seen_at=NOW))
+            session.commit()
+    finally:
+        engine.dispose()
+
+    for state, expected in STATES.items():
+        assert set(addresses(cli, "--state", state)) == expected, state
+    used = addresses(cli, "--sort", "used")
+    assert used[:3] == ["counted@alias.example", "plain@othermail.example", "used-up@alias.example"]
+    assert addresses(cli, "--sort", "used", "--reverse")[:3] == used[:3][::-1]
+    assert addresses(cli, "--sort", "owner", "--limit", "2") == ["plain@othermail.example", "soon@othermail.example"]
+    assert set(addresses(cli, "--domain", "alias.example")) == {a for a in ALIASES if a.endswith("@alias.example")}
+    people = as_json(cli.ok("user", "list", "--json"))
+    assert [(row["email"], row["aliases"]) for row in people] == [
+        ("ann@example.org", 2),
+        ("bob@example.org", 2),
+        ("cat@example.org", 2),
+    ]
+    assert [row["last_signin_at"] is not None for row in people] == [False, True, False]
