@@ -32,9 +32,9 @@ from tests.web.conftest import PASSWORD, links_in, post, signup
 from web import create_app
 
 USER = "ann@example.org"
-PASSWORD_OF_USER = PASSWORD
-#: An alias whose address is longer than a phone is wide: it must wrap, never scroll sideways.
-LONG_LOCAL = "newsletter-of-the-neighbourhood-bicycle-repair-cooperative-2026"
+#: An alias whose address is longer than a phone is wide and has no hyphen or space to break at: it must
+#: wrap anyway, never scroll sideways.
+LONG_LOCAL = "newsletter.of.the.neighbourhood.bicycle.repair.cooperative.2026"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Every page the browser tests look at, by name (paths in Site.pages): signed out, then signed in.
 SIGNED_OUT = ["welcome", "signin", "signup", "reset", "new-password", "not-found-signed-out"]
