@@ -451,3 +451,17 @@ def test_matching_step_accepts_one_step_either_side() -> None:
     ) == (step + 1)
     assert rules.matching_step(secret, code_at(secret, step + 2), now) is None
     assert rules.matching_step(secret, "1234567", now) is None
+
+
+def test_deleting_the_account_erases_its_authenticator_secret_and_recovery_codes(
+    app: Flask, client: FlaskClient
+) -> None:
+    signup(client)
+    enable(client)
+    deleted = post(client, "/account/delete", {"password": PASSWORD, "confirm": "delete my account"}, page="/account/")
+    assert deleted.status_code == 302
+    with db(app) as session:
+        user = session.scalars(select(User)).one()
+        assert user.deleted_at is not None
+        assert (user.totp_secret, user.totp_enabled_at, user.totp_last_step) == (None, None, None)
+        assert session.scalars(select(RecoveryCode)).all() == []

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from forwarder.accounts import sessions, tokens
+from forwarder.accounts import sessions, tokens, two_factor
 from forwarder.accounts.passwords import hash_password, password_problem, verify_password
 from models import (
     DISPLAY_FORMATS,
@@ -291,12 +291,7 @@ def delete_account(
     db.execute(delete(ApiToken).where(ApiToken.user_id == user.id).execution_options(synchronize_session=False))
     contacts.forget_two_way(db, alias_ids)
     db.execute(delete(SenderRule).where(SenderRule.user_id == user.id).execution_options(synchronize_session=False))
-    db.execute(
-        delete(WebAuthnCredential)
-        .where(WebAuthnCredential.user_id == user.id)
-        .execution_options(synchronize_session=False)
-    )
-    sessions.end_all(db, user, commit=False)
+    two_factor.reset(db, user)  # the authenticator's secret, recovery codes, passkeys and sessions
     db.execute(delete(Destination).where(Destination.user_id == user.id).execution_options(synchronize_session=False))
     domains.forget_all(ctx, db, user)  # its own domains go (and their SES identities); their aliases are retired above
     user.email = tombstone(user.id)
