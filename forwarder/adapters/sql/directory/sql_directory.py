@@ -160,6 +160,7 @@ class SqlDirectory:
         listener's RCPT check; one cheap query)."""
         with self._connection() as connection:
             found = connection.execute(_EXISTS, {"p_address": Alias.normalize_address(address)}).first()
+            connection.commit()  # not a rollback: psycopg's drops the connection's prepared statements
         return found is not None or self.user_domains.catch_all_accepts(address)
 
     def address_status(self, address: str) -> AddressStatus:
@@ -168,6 +169,7 @@ class SqlDirectory:
         cached). One cheap query."""
         with self._connection() as connection:
             row = connection.execute(_RCPT_STATUS, {"p_address": Alias.normalize_address(address)}).first()
+            connection.commit()  # not a rollback (exists)
         if row is None:
             return AddressStatus.ACCEPTS if self.user_domains.catch_all_accepts(address) else AddressStatus.UNKNOWN
         if row.expired_action != "reject":
@@ -189,9 +191,11 @@ class SqlDirectory:
         """The alias at ``address`` (made from its domain's catch-all if need be), or None."""
         with self._connection() as connection:
             rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
+            connection.commit()  # not a rollback (exists)
         if not rows and self.user_domains.catch_all(address, self._now()):
             with self._connection() as connection:
                 rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
+                connection.commit()
         return self._resolved(rows)
 
     def _resolved(self, rows: Sequence[Any]) -> ResolvedAlias | None:

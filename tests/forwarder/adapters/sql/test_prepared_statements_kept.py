@@ -109,3 +109,20 @@ def test_the_hot_path_keeps_its_prepared_statements(runtime: Runtime, first_cont
     assert commands["ROLLBACK"] == 0, commands
     assert commands["DEALLOCATE"] == 0, commands
     assert commands["PREPARE"] == 0, commands  # nothing prepared again
+
+
+def test_the_rcpt_check_and_lookups_keep_the_prepared_statements(runtime: Runtime) -> None:
+    """The SMTP listener asks the directory about each RCPT on the same pool: its reads end with a
+    commit, so they do not drop the statements the forwarding path prepared on the connection."""
+    for n in range(6):
+        _forward(runtime, n, "jane@shop.example")
+    directory = runtime.forwarder.directory
+    commands: Counter[str] = Counter()
+    with counting(commands):
+        for n in range(6, 9):
+            assert directory.exists(ALIAS)
+            directory.address_status(ALIAS)
+            directory.resolve(ALIAS)
+            _forward(runtime, n, "jane@shop.example")
+    assert commands["ROLLBACK"] == 0, commands
+    assert commands["DEALLOCATE"] == 0, commands
