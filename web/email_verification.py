@@ -19,10 +19,12 @@ TITLES = {"expired": "Link expired", "stale": "Link out of date", "not_found": "
 def verify(token: str):
     """Works without a session (the mail is often opened on another device)."""
     db = session()
+    confirming = False  # this POST is the one that confirms the address
     try:
-        user = (
-            service.verify(services(), db, token) if request.method == "POST" else service.linked(services(), db, token)
-        )
+        user = service.linked(services(), db, token)
+        if request.method == "POST":
+            confirming = not service.is_verified(user)
+            user = service.verify(services(), db, token)
     except ServiceError as exc:
         message = (
             exc.message
@@ -38,7 +40,9 @@ def verify(token: str):
                 "email/verify.html", state="done", title="Email address confirmed", signed_in=current_user() is not None
             )
         )
-        if request.method == "POST":  # a browser that proved it reads the account's mail is not an unseen device
+        # the browser that confirmed the address is not an unseen device; the link (good for a week)
+        # gives no device cookie again: each one would bring its own sign-in backoff (web/devices.py)
+        if confirming:
             devices.remember(response, user.email)
         return response
     return render_template("email/verify.html", state="asking", title="Confirm your email address", token=token)

@@ -1,0 +1,53 @@
+"""Findings of the issue-16 security review: each test failed on the code before its fix."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from forwarder.adapters.senders import MemorySender
+from tests.web.conftest import links_in, post, signup
+from tests.web.test_two_factor import (
+    EMAIL,
+    code_at,
+    enable,
+    frozen_clock,  # noqa: F401 - autouse fixture: the TOTP clock these tests use
+    password_step,
+    second_step,
+    step_now,
+)
+from web import devices
+
+
+def _verification_path(outbox: MemorySender) -> str:
+    link = next(link for m in outbox.sent for link in links_in(m.raw) if "/email/verify/" in link)
+    return "/" + link.split("://", 1)[1].partition("/")[2]
+
+
+def test_the_address_link_gives_no_fresh_device_cookie_once_the_address_is_confirmed(
+    app: Flask, outbox: MemorySender
+) -> None:
+    """The sign-up link (good for a week) gave every browser that pressed its button a new device
+    cookie, and a device cookie gets its own backoff at the second step: whoever can read the
+    account's mail could reset the password and then guess TOTP codes from any number of browsers,
+    five free guesses each, instead of waiting on the account-wide backoff."""
+    app.config["SIGNIN_BACKOFF"] = (3, 60, 3600)
+    owner = app.test_client()
+    signup(owner, EMAIL, verify=False)
+    path = _verification_path(outbox)
+    assert post(owner, path, {}).status_code == 200  # the owner confirms: this browser is a device
+    assert owner.get_cookie(devices.COOKIE, domain="othermail.test") is not None
+    secret, _ = enable(owner)
+    post(owner, "/signout", {}, page="/account/")
+
+    statuses = []
+    for n in range(5):
+        other = app.test_client()
+        other.environ_base["REMOTE_ADDR"] = f"198.51.100.{n + 1}"
+        assert post(other, path, {}, page="/signin").status_code == 200  # the link still says "confirmed"
+        assert other.get_cookie(devices.COOKIE, domain="othermail.test") is None
+        assert password_step(other).status_code == 302
+        statuses.append(second_step(other, "000000").status_code)
+    assert statuses == [401, 401, 401, 429, 429]
+    # the owner's own browser still has its own backoff
+    password_step(owner)
+    assert second_step(owner, code_at(secret, step_now() + 1)).status_code == 302
