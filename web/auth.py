@@ -297,12 +297,12 @@ def reset_form():
         )
     except ServiceError as exc:
         return render_template("auth/reset.html", error=exc.message), exc.status
+    notify(user, NoticeEvent.PASSWORD_RESET)
     if two_factor_rules.required(session(), user):  # a mailbox alone must not pass the second factor
         flask_session.pop("reset_token", None)
         flash("Your password was changed. Every other session was signed out.")
         return two_factor.begin(user, None)
     sign_in(user)  # a new session; every other one ended, and sign_in drops the token
-    notify(user, NoticeEvent.PASSWORD_RESET)
     flash(
         "Your password was changed. Every other session was signed out"
         + (f" and {revoked} API token(s) revoked." if revoked else ".")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask.testing import FlaskClient
 
 from forwarder.adapters.senders import MemorySender
 from tests.web.conftest import links_in, post, signup
+from tests.web.test_security_notices import notices
 from tests.web.test_two_factor import (
     EMAIL,
     code_at,
@@ -51,3 +53,22 @@ def test_the_address_link_gives_no_fresh_device_cookie_once_the_address_is_confi
     # the owner's own browser still has its own backoff
     password_step(owner)
     assert second_step(owner, code_at(secret, step_now() + 1)).status_code == 302
+
+
+def test_a_password_reset_with_two_factor_sends_the_reset_notice(
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
+    """A reset by mail for an account with two-factor sign-in changed the password without the
+    'Password reset' notice that every other password change sends."""
+    signup(client, EMAIL)
+    enable(client)
+    post(client, "/signout", {}, page="/account/")
+    outbox.sent.clear()
+    browser = app.test_client()
+    post(browser, "/reset", {"email": EMAIL})
+    link = next(link for m in outbox.sent for link in links_in(m.raw) if "/reset/" in link)
+    browser.get("/" + link.split("://", 1)[1].partition("/")[2])
+    new = "a brand new password"
+    done = post(browser, "/new-password", {"password": new, "confirm": new})
+    assert done.status_code == 302 and done.headers["Location"] == "/signin/verify"
+    assert any(mail.startswith("othermail security notice: Password reset\n") for mail in notices(outbox, EMAIL))
