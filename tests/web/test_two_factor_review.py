@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from forwarder.adapters.senders import MemorySender
-from tests.web.conftest import links_in, post, signup
+from models import RecoveryCode, User
+from tests.web.conftest import PASSWORD, links_in, post, signup
 from tests.web.test_security_notices import notices
 from tests.web.test_two_factor import (
     EMAIL,
     code_at,
+    db,
     enable,
     frozen_clock,  # noqa: F401 - autouse fixture: the TOTP clock these tests use
     password_step,
@@ -72,3 +75,28 @@ def test_a_password_reset_with_two_factor_sends_the_reset_notice(
     done = post(browser, "/new-password", {"password": new, "confirm": new})
     assert done.status_code == 302 and done.headers["Location"] == "/signin/verify"
     assert any(mail.startswith("othermail security notice: Password reset\n") for mail in notices(outbox, EMAIL))
+
+
+def test_removing_the_last_passkey_without_an_app_removes_the_recovery_codes(app: Flask, client: FlaskClient) -> None:
+    """Turning the app off with no passkey left drops the recovery codes; removing the last passkey
+    with no app left kept them, so they came back into force with the next passkey or app, codes
+    the owner had reason to think were dead."""
+    import re
+
+    from tests.support.authenticator import Authenticator
+    from tests.web.test_passkeys import ORIGIN, add_passkey
+
+    signup(client, EMAIL)
+    add_passkey(client, Authenticator(ORIGIN))
+    match = re.search(r'href="/account/passkeys/(\d+)/delete"', client.get("/account/").get_data(as_text=True))
+    assert match
+    passkey_id = match.group(1)
+    post(client, "/account/two-factor/recovery-codes", {"password": PASSWORD}, page="/account/")
+    with db(app) as session:
+        user = session.scalars(select(User).where(User.email == EMAIL)).one()
+        assert session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)).all()
+    removed = post(client, f"/account/passkeys/{passkey_id}/delete", {"password": PASSWORD}, page="/account/")
+    assert removed.status_code == 302
+    with db(app) as session:
+        user = session.scalars(select(User).where(User.email == EMAIL)).one()
+        assert session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)).all() == []

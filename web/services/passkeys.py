@@ -40,7 +40,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from models import RateLimitHit, User, WebAuthnCredential, utcnow
+from models import RateLimitHit, RecoveryCode, User, WebAuthnCredential, utcnow
 from models.two_factor import CREDENTIAL_ID_MAX_LENGTH, PASSKEY_NAME_MAX_LENGTH, TRANSPORTS_MAX_LENGTH
 from web.services.errors import ServiceError, not_found
 
@@ -317,9 +317,12 @@ def owned(db: Session, user: User, passkey_id: int) -> WebAuthnCredential:
 
 
 def remove(db: Session, user: User, passkey_id: int) -> str:
-    """Remove one of ``user``'s passkeys; its name."""
+    """Remove one of ``user``'s passkeys; its name. With the last passkey gone and no app, two-factor
+    sign-in is off and the recovery codes go too (as turning the app off does without a passkey)."""
     row = owned(db, user, passkey_id)
     name = row.name
     db.execute(delete(WebAuthnCredential).where(WebAuthnCredential.id == row.id))
+    if user.totp_enabled_at is None and not has_passkeys(db, user):
+        db.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     db.commit()
     return name
