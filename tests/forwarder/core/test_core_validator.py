@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from forwarder.core import message as message_module
 from forwarder.core.headers import MAX_HEADER_RECIPIENTS, ONCE_ONLY
 from forwarder.core.message import first_long_line
 from forwarder.core.validator import SESV1_MAX_BYTES, SESV2_MAX_BYTES, Violation, validate, validate_bytes
@@ -317,3 +318,18 @@ def test_first_long_line_agrees_with_the_reference(pieces: list[tuple[int, bytes
     expected = _reference_first_long_line(data)
     assert first_long_line(data) == expected
     assert first_long_line(memoryview(data)) == expected
+
+
+@given(_PIECES, st.integers(1_000, 3_000))
+@settings(max_examples=300, deadline=None)
+def test_first_long_line_agrees_with_the_reference_at_any_chunk_size(
+    pieces: list[tuple[int, bytes, bool]], chunk: int
+) -> None:
+    """Chunk edges anywhere in and around long lines (the chunk size made small here) change nothing."""
+    data = b"".join((b"a" * (n - 1) + b"\r" if cr and n else b"a" * n) + end for n, end, cr in pieces)
+    saved = message_module._CHUNK
+    message_module._CHUNK = chunk
+    try:
+        assert first_long_line(data) == _reference_first_long_line(data)
+    finally:
+        message_module._CHUNK = saved
