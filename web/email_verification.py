@@ -21,10 +21,10 @@ def verify(token: str):
     db = session()
     confirming = False  # this POST is the one that confirms the address
     try:
-        user = service.linked(services(), db, token)
         if request.method == "POST":
-            confirming = not service.is_verified(user)
-            user = service.verify(services(), db, token)
+            user, confirming = service.confirm(services(), db, token)
+        else:
+            user = service.linked(services(), db, token)
     except ServiceError as exc:
         message = (
             exc.message

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from forwarder.adapters.senders import MemorySender
-from models import RecoveryCode, User
+from models import RecoveryCode, User, utcnow
 from tests.web.conftest import PASSWORD, links_in, post, signup
 from tests.web.test_security_notices import notices
 from tests.web.test_two_factor import (
@@ -100,3 +101,31 @@ def test_removing_the_last_passkey_without_an_app_removes_the_recovery_codes(app
     with db(app) as session:
         user = session.scalars(select(User).where(User.email == EMAIL)).one()
         assert session.scalars(select(RecoveryCode).where(RecoveryCode.user_id == user.id)).all() == []
+
+
+def test_of_two_requests_that_confirm_the_address_at_once_only_one_gets_a_device_cookie(
+    app: Flask, outbox: MemorySender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a POST is the one that confirms is decided by the database (one compare-and-set),
+    not by what the request read first: pressed in many browsers at once before the owner did,
+    the link must not hand out a device cookie to each."""
+    from web.db import session as db_session
+    from web.services import account_email
+
+    owner = app.test_client()
+    signup(owner, EMAIL, verify=False)
+    path = _verification_path(outbox)
+    read_first = account_email.linked
+
+    def linked_then_another_request_confirms(*args: object, **kwargs: object) -> User:
+        user = read_first(*args, **kwargs)  # type: ignore[arg-type]
+        with app.app_context():  # another request, on its own database session, confirms meanwhile
+            other = db_session()
+            other.get(User, user.id).email_verified_at = utcnow()  # type: ignore[union-attr]
+            other.commit()
+        return user
+
+    monkeypatch.setattr(account_email, "linked", linked_then_another_request_confirms)
+    browser = app.test_client()
+    assert post(browser, path, {}, page="/signin").status_code == 200
+    assert browser.get_cookie(devices.COOKIE, domain="othermail.test") is None

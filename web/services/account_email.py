@@ -11,6 +11,7 @@ the address makes older links stale.
 from __future__ import annotations
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from models import User, utcnow
@@ -77,8 +78,19 @@ def linked(ctx: ServiceContext, db: Session, token: str) -> User:
 
 
 def verify(ctx: ServiceContext, db: Session, token: str) -> User:
+    return confirm(ctx, db, token)[0]
+
+
+def confirm(ctx: ServiceContext, db: Session, token: str) -> tuple[User, bool]:
+    """Confirm the address a link names; the user, and whether this call is the one that confirmed
+    it (a compare-and-set: of two requests at once, only one is)."""
     user = linked(ctx, db, token)
-    if user.email_verified_at is None:
-        user.email_verified_at = utcnow()
-        db.commit()
-    return user
+    moved = db.execute(
+        update(User)
+        .where(User.id == user.id, User.email_verified_at.is_(None))
+        .values(email_verified_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]  # DML returns a CursorResult
+    db.commit()
+    db.refresh(user)
+    return user, moved == 1
