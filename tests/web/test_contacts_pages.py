@@ -103,7 +103,9 @@ def test_mail_that_came_through_the_alias_lists_its_people_with_counts(app: Flas
     page = ann.client.get(contacts_url(ann)).get_data(as_text=True)
     row = page[page.index("shop@example.com") :]
     assert "The Shop" in page
-    assert re.search(r"<td[^>]*>\d{4}-\d\d-\d\d \d\d:\d\d</td>\s*<td[^>]*>2</td>\s*<td[^>]*>0</td>\s*<td[^>]*>0</td>", row)
+    assert re.search(
+        r"<td[^>]*>\d{4}-\d\d-\d\d \d\d:\d\d</td>\s*<td[^>]*>2</td>\s*<td[^>]*>0</td>\s*<td[^>]*>0</td>", row
+    )
 
 
 def test_another_users_alias_and_contacts_are_not_found(app: Flask, ann: Ann) -> None:

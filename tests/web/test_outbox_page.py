@@ -137,7 +137,8 @@ def test_html_is_shown_as_escaped_source_never_as_markup(app: Flask, client: Fla
 def test_attachments_are_listed(app: Flask, client: FlaskClient, keys: dict[str, str]) -> None:
     html = page(admin(app, client), BASE + keys["attachment"])
     assert "The invoice is attached." in html
-    assert re.search(r"<td[^>]*>invoice.pdf</td><td[^>]*><code>application/pdf</code></td><td[^>]*>1.0 kB</td>", html), html
+    attachment = r"<td[^>]*>invoice.pdf</td><td[^>]*><code>application/pdf</code></td><td[^>]*>1.0 kB</td>"
+    assert re.search(attachment, html), html
     assert 'Attachments <span class="muted">(1)</span>' in html
 
 

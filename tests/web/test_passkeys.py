@@ -136,7 +136,8 @@ def test_signing_in_with_a_passkey_and_no_password(app: Flask, client: FlaskClie
     assert done.status_code == 200 and done.get_json() == {"redirect": "/account/"}
     assert signed_in(fresh)
     account = fresh.get("/account/").get_data(as_text=True)
-    assert re.search(r"<td[^>]*>Phone</td>\s*<td[^>]*>[^<]+</td>\s*<td[^>]*>\d{4}-\d\d-\d\d \d\d:\d\d UTC</td>", account)
+    row = r"<td[^>]*>Phone</td>\s*<td[^>]*>[^<]+</td>\s*<td[^>]*>\d{4}-\d\d-\d\d \d\d:\d\d UTC</td>"
+    assert re.search(row, account)
     assert notices(outbox, "New sign-in") == before + 1  # a browser the account had not seen
     outside = passkey_signin(app.test_client(), device, next_path="//evil.example/")
     assert outside.get_json() == {"redirect": "/"}
