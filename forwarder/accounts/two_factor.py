@@ -106,7 +106,7 @@ def confirm_enrolment(db: Session, user: User, sealer: Sealer, code: str, now: f
 def matching_step(secret: str, code: str, now: float | None = None) -> int | None:
     """The time step (within the window around ``now``) whose code is ``code``, or None."""
     digits = "".join(code.split())[:CODE_INPUT_MAX]
-    if len(digits) != DIGITS or not digits.isdigit():
+    if len(digits) != DIGITS or not (digits.isascii() and digits.isdigit()):  # isdigit alone takes "١" or "²"
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     current = int((_now() if now is None else now) // STEP_SECONDS)

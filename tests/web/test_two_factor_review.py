@@ -129,3 +129,15 @@ def test_of_two_requests_that_confirm_the_address_at_once_only_one_gets_a_device
     browser = app.test_client()
     assert post(browser, path, {}, page="/signin").status_code == 200
     assert browser.get_cookie(devices.COOKIE, domain="othermail.test") is None
+
+
+def test_a_code_in_other_scripts_digits_is_a_wrong_code_not_a_server_error(app: Flask, client: FlaskClient) -> None:
+    """str.isdigit() takes Arabic-Indic or superscript digits, and hmac.compare_digest then raised
+    TypeError on them: a 500 at the second step and on the setup page instead of 'not right'."""
+    signup(client, EMAIL)
+    secret, _ = enable(client)
+    post(client, "/signout", {}, page="/account/")
+    assert password_step(client).status_code == 302
+    assert second_step(client, "١٢٣٤٥٦").status_code == 401
+    assert second_step(client, "²²²²²²").status_code == 401
+    assert second_step(client, code_at(secret, step_now())).status_code == 302
