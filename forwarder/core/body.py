@@ -151,18 +151,17 @@ def _qp_changes_line_endings(body: bytes) -> bool:
     return b"\r\n" in body
 
 
+#: Up to 76 characters of base64 (the engine finds each line in C; none is shorter but the last).
+_BASE64_LINE = re.compile(rb".{1,76}", re.S)
+
+
 def _base64_lines(data: bytes, eol: bytes) -> bytes:
     """``data`` in base64, 76 characters a line, each line ended by ``eol``: what
-    ``_rewrap_base64(base64.b64encode(data), eol)`` gives, encoded in C a line at a time. (The
-    57-byte slices are made by C iterators: ``base64.encodebytes`` makes them in a Python loop,
-    which was most of a 165 KB binary part's repair.)"""
-    if not data:
-        return eol
-    view = memoryview(data)
-    starts = range(0, len(data), 57)  # 57 bytes, so 76 characters, and LF a line
-    slices = map(view.__getitem__, map(slice, starts, range(57, len(data) + 57, 57)))
-    encoded = b"".join(map(binascii.b2a_base64, slices))
-    return encoded if eol == b"\n" else encoded.replace(b"\n", eol)
+    ``_rewrap_base64(base64.b64encode(data), eol)`` gives. Encoded in one call and cut in C
+    (issue 15: ``base64.encodebytes`` encodes 57 bytes at a time in a Python loop, which was most
+    of a 165 KB binary part's repair; this takes about two thirds of its time)."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    return eol.join(_BASE64_LINE.findall(encoded)) + eol
 
 
 def _rewrap_base64(data: bytes, eol: bytes) -> bytes:
