@@ -30,6 +30,8 @@ def sign(key: bytes, alias_id: int, contact_id: int) -> str:
 
 def verify(keys: Sequence[bytes], token: str) -> tuple[int, int] | None:
     """``(alias id, contact id)`` when ``token`` was signed under one of ``keys``; None otherwise."""
+    if not token.isascii():  # str.isdigit takes "²" and hmac.compare_digest refuses non-ASCII text
+        return None
     parts = token.strip().lower().split(".")
     if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(parts[0]) > 18 or len(parts[1]) > 18:
         return None

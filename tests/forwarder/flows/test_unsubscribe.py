@@ -16,7 +16,19 @@ def test_a_token_reads_back_under_its_key_and_an_older_listed_one() -> None:
 
 @pytest.mark.parametrize(
     "token",
-    ["", "12.34", "12.34.x.y", "a.34.mac", "12.-4.mac", "1" * 19 + ".1.mac", sign(OLD, 12, 34)],
+    [
+        "",
+        "12.34",
+        "12.34.x.y",
+        "a.34.mac",
+        "12.-4.mac",
+        "1" * 19 + ".1.mac",
+        sign(OLD, 12, 34),
+        # not ASCII (an SMTPUTF8 unsubscribe+... address, a /u/ link): refused, not TypeError/ValueError
+        "12.34.é" + "0" * 31,
+        "²2.34.mac",
+        "١٢.34.mac",
+    ],
 )
 def test_anything_else_is_refused(token: str) -> None:
     assert verify([NEW], token) is None
