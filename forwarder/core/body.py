@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from itertools import compress
 
 from forwarder.core.message import HeaderField, first_long_line, split_message
 
@@ -179,37 +180,44 @@ def _has_long_qp_line(data: bytes) -> bool:
 
 
 def _soft_wrap(data: bytes, eol: bytes) -> bytes:
+    """``data`` with soft line breaks cutting every line over 76 characters (CRs before its end
+    not counted); every other byte is kept. The long lines are picked out by C iterators, so only
+    they are walked here (issue 15: a walk over every line was most of a re-encoded part's repair)."""
     lines = data.split(b"\n")
-    if max(map(len, lines)) <= 76:  # no line to wrap (issue 15: most lines of a re-encoded part)
+    long_at = list(compress(range(len(lines)), map((76).__lt__, map(len, lines))))
+    if not long_at:
         return data
+    for index in long_at:
+        lines[index] = _wrap_line(lines[index], eol)
+    return b"\n".join(lines)
+
+
+def _wrap_line(line: bytes, eol: bytes) -> bytes:
+    """``line`` (no LF; a CR at its end is kept there) cut by soft line breaks."""
+    cr = line.endswith(b"\r")
+    content = line[:-1] if cr else line
+    size = len(content)
+    if size <= 76:
+        return line
     out: list[bytes] = []
-    for index, line in enumerate(lines):
-        if len(line) <= 76:  # kept as it came, with its own line ending (none after the last)
-            out.append(line if index == len(lines) - 1 else line + b"\n")
-            continue
-        cr = line.endswith(b"\r")
-        content = line[:-1] if cr else line
-        start = 0  # an offset, not a shrinking copy: a line of n bytes costs O(n), not O(n^2)
-        while len(content) - start > 76:
-            cut = start + 75
-            escape = content.rfind(b"=", cut - 2, cut)
-            if escape >= 0:
-                cut = escape
-            # never leave a segment ending in "=" (a run of bare "=", invalid but seen): before
-            # the soft break it would read as an escape of the next "=", and decode differently
-            back = cut
-            while back > start and content[back - 1 : back] == b"=":
-                back -= 1
-            if back > start:
-                cut = back
+    start = 0  # an offset, not a shrinking copy: a line of n bytes costs O(n), not O(n^2)
+    while size - start > 76:
+        cut = start + 75
+        escape = content.rfind(b"=", cut - 2, cut)
+        if escape >= 0:
+            cut = escape
+        # never leave a segment ending in "=" (a run of bare "=", invalid but seen): before
+        # the soft break it would read as an escape of the next "=", and decode differently
+        back = cut
+        while back > start and content[back - 1] == 0x3D:
+            back -= 1
+        if back > start:
+            cut = back
+        if content[cut] == 0x2D:  # "-"
             cut = _not_before_a_dash(content, start, cut)
-            out.append(content[start:cut] + b"=" + eol)
-            start = cut
-        if index == len(lines) - 1:  # no line ending follows: a final bare CR is data, kept
-            ending = b"\r" if cr else b""
-        else:
-            ending = b"\r\n" if cr else b"\n"
-        out.append(content[start:] + ending)
+        out.append(content[start:cut] + b"=" + eol)
+        start = cut
+    out.append(line[start:])
     return b"".join(out)
 
 

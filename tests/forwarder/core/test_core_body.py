@@ -416,3 +416,54 @@ def test_mixed_line_endings_skip_the_quoted_printable_attempt(monkeypatch: pytes
     assert cte(fields) == [b"base64"]
     assert base64.b64decode(body) == text
     assert calls == []
+
+
+def _soft_wrap_before_issue15(data: bytes, eol: bytes) -> bytes:
+    """body._soft_wrap as it was before it walked only the long lines (issue 15)."""
+    lines = data.split(b"\n")
+    if max(map(len, lines)) <= 76:
+        return data
+    out: list[bytes] = []
+    for index, line in enumerate(lines):
+        if len(line) <= 76:
+            out.append(line if index == len(lines) - 1 else line + b"\n")
+            continue
+        cr = line.endswith(b"\r")
+        content = line[:-1] if cr else line
+        start = 0
+        while len(content) - start > 76:
+            cut = start + 75
+            escape = content.rfind(b"=", cut - 2, cut)
+            if escape >= 0:
+                cut = escape
+            back = cut
+            while back > start and content[back - 1 : back] == b"=":
+                back -= 1
+            if back > start:
+                cut = back
+            cut = body_module._not_before_a_dash(content, start, cut)
+            out.append(content[start:cut] + b"=" + eol)
+            start = cut
+        if index == len(lines) - 1:
+            ending = b"\r" if cr else b""
+        else:
+            ending = b"\r\n" if cr else b"\n"
+        out.append(content[start:] + ending)
+    return b"".join(out)
+
+
+_QP_TOKENS = [b"a", b"-", b"--", b"=", b"=3D", b"=C3=A9", b" ", b"\t", b"\r\n", b"\n", b"\r", b"x" * 40, b"-" * 30]
+
+
+@given(st.lists(st.sampled_from(_QP_TOKENS), max_size=120).map(b"".join), st.sampled_from([b"\r\n", b"\n"]))
+@settings(max_examples=1_500, deadline=None)
+def test_soft_wrap_is_unchanged_by_walking_only_long_lines(data: bytes, eol: bytes) -> None:
+    assert body_module._soft_wrap(data, eol) == _soft_wrap_before_issue15(data, eol)
+
+
+@pytest.mark.parametrize("length", [75, 76, 77, 78, 151, 152, 153])
+@pytest.mark.parametrize("ending", [b"", b"\r", b"\n", b"\r\n", b"\r\nshort\n"])
+def test_soft_wrap_lines_around_the_limit(length: int, ending: bytes) -> None:
+    for filler in (b"x", b"-", b"="):
+        data = b"head\n" + filler * length + ending
+        assert body_module._soft_wrap(data, b"\r\n") == _soft_wrap_before_issue15(data, b"\r\n")
