@@ -89,6 +89,15 @@ def end_session(session_id: int):
     return redirect(url_for("account.index"))
 
 
+@bp.post("/sessions/end-others")
+@login_required
+def end_other_sessions():
+    this = current_session()
+    ended = sessions.end_all(session(), signed_in_user(), keep=this.id if this else None)
+    flash(f"{ended} other session{'s were' if ended != 1 else ' was'} ended; they are signed out.")
+    return redirect(url_for("account.index"))
+
+
 @bp.get("/export")
 @login_required
 def export():

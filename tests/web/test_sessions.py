@@ -166,3 +166,25 @@ def test_deleting_the_account_ends_every_session(app: Flask) -> None:
     assert response.status_code == 302
     assert other.get("/account/").status_code == 302
     assert rows(app) == []
+
+
+def test_the_account_page_ends_every_other_session_at_once_and_keeps_this_one(app: Flask) -> None:
+    first = app.test_client()
+    signup(first)
+    signup(app.test_client(), "bob@example.org")
+    ann = signed_in(app, user_agent="Phone Browser")
+    laptop, tablet = signed_in(app, user_agent="Laptop Browser"), signed_in(app, user_agent="Tablet Browser")
+    thief = copy_of(app, tablet)
+    bob = signed_in(app, "bob@example.org", user_agent="Bob Browser")
+    page = ann.get("/account/").get_data(as_text=True)
+    assert 'action="/account/sessions/end-others"' in page
+    response = post(ann, "/account/sessions/end-others", {}, page="/account/")
+    assert response.status_code == 302
+    assert "3 other sessions were ended" in ann.get("/account/").get_data(as_text=True)  # sign-up's too
+    assert [c.get("/account/").status_code for c in (first, laptop, tablet, thief)] == [302, 302, 302, 302]
+    assert ann.get("/account/").status_code == 200 and bob.get("/account/").status_code == 200
+    (kept,) = [r for r in rows(app) if r.user_agent == "Phone Browser"]
+    assert [r.user_agent for r in rows(app) if r.user_id == kept.user_id] == ["Phone Browser"]
+    assert "Bob Browser" in [r.user_agent for r in rows(app)]
+    alone = ann.get("/account/").get_data(as_text=True)
+    assert 'action="/account/sessions/end-others"' not in alone  # nothing left to end
