@@ -174,18 +174,24 @@ _WORD_BYTES = 45
 
 
 def _words(text: str) -> list[str]:
-    """RFC 2047 B-encoded words of UTF-8 text, never splitting a character between two words."""
+    """RFC 2047 B-encoded words of UTF-8 text, never splitting a character between two words.
+
+    Each word holds as many whole characters as fit in ``_WORD_BYTES``: the text is encoded once
+    and cut before the last UTF-8 lead byte within reach (issue 15: a loop over every character
+    was most of the cost of a rewritten non-ASCII header)."""
+    data = text.encode("utf-8", "replace")
+    size = len(data)
     words: list[str] = []
-    chunk = bytearray()
-    for ch in text:
-        encoded = ch.encode("utf-8", "replace")
-        if len(chunk) + len(encoded) > _WORD_BYTES:
-            words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=")
-            chunk.clear()
-        chunk += encoded
-    if chunk or not words:
-        words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=")
-    return words
+    start = 0
+    while True:
+        end = start + _WORD_BYTES
+        if end >= size:
+            words.append(f"=?utf-8?b?{binascii.b2a_base64(data[start:], newline=False).decode('ascii')}?=")
+            return words
+        while data[end] & 0xC0 == 0x80:  # a continuation byte: the character started before
+            end -= 1
+        words.append(f"=?utf-8?b?{binascii.b2a_base64(data[start:end], newline=False).decode('ascii')}?=")
+        start = end
 
 
 def encode_words(text: str) -> str:

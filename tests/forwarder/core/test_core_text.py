@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from forwarder.core import text as text_module
 from forwarder.core.text import (
     FOLD_AT,
     MAX_LINE,
@@ -334,3 +335,32 @@ def test_encode_phrase_never_unquoted_at_nor_line_break(text: str) -> None:
     assert not unquoted_at_or_open_quote(phrase)
     # used as a display name, it never changes which address a parser finds
     assert email.utils.parseaddr(f"{phrase} <probe@example.com>")[1] == "probe@example.com"
+
+
+def _words_before_issue15(text: str) -> list[str]:
+    """text._words as it was before it encoded the text at once (one character at a time)."""
+    words: list[str] = []
+    chunk = bytearray()
+    for ch in text:
+        encoded = ch.encode("utf-8", "replace")
+        if len(chunk) + len(encoded) > 45:
+            words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=")
+            chunk.clear()
+        chunk += encoded
+    if chunk or not words:
+        words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=")
+    return words
+
+
+_WORD_PIECES = ["a", " ", "é", "€", "𝄞", "\udc80", "\ud800", "x" * 44, "字"]
+
+
+@given(st.lists(st.sampled_from(_WORD_PIECES), max_size=80).map("".join))
+@settings(max_examples=1_500, deadline=None)
+def test_words_are_unchanged_by_encoding_the_text_at_once(text: str) -> None:
+    assert text_module._words(text) == _words_before_issue15(text)
+
+
+@given(st.text(max_size=300))
+def test_words_are_unchanged_for_any_text(text: str) -> None:
+    assert text_module._words(text) == _words_before_issue15(text)
