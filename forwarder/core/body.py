@@ -167,7 +167,7 @@ def _base64_lines(data: bytes, eol: bytes) -> bytes:
 
 def _rewrap_base64(data: bytes, eol: bytes) -> bytes:
     compact = b"".join(data.split())  # bytes.split() cuts at the ASCII white space rb"\s" matches
-    return eol.join(compact[i : i + 76] for i in range(0, len(compact), 76)) + eol
+    return eol.join(_BASE64_LINE.findall(compact)) + eol  # 76 characters a line, cut in C
 
 
 def _has_long_qp_line(data: bytes) -> bool:
