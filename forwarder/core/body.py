@@ -199,11 +199,12 @@ def _wrap_line(line: bytes, eol: bytes) -> bytes:
     size = len(content)
     if size <= 76:
         return line
-    out: list[bytes] = []
+    segments: list[bytes] = []  # joined by the soft line breaks
+    rfind = content.rfind
     start = 0  # an offset, not a shrinking copy: a line of n bytes costs O(n), not O(n^2)
     while size - start > 76:
         cut = start + 75
-        escape = content.rfind(b"=", cut - 2, cut)
+        escape = rfind(b"=", cut - 2, cut)
         if escape >= 0:
             cut = escape
         # never leave a segment ending in "=" (a run of bare "=", invalid but seen): before
@@ -215,10 +216,10 @@ def _wrap_line(line: bytes, eol: bytes) -> bytes:
             cut = back
         if content[cut] == 0x2D:  # "-"
             cut = _not_before_a_dash(content, start, cut)
-        out.append(content[start:cut] + b"=" + eol)
+        segments.append(content[start:cut])
         start = cut
-    out.append(line[start:])
-    return b"".join(out)
+    segments.append(line[start:])
+    return (b"=" + eol).join(segments)
 
 
 #: A soft line break of quoted-printable (an "=" is otherwise always the start of an "=XX" escape).
