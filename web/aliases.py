@@ -18,6 +18,7 @@ from forwarder.accounts import AccountError, parse_duration
 from forwarder.accounts.alias_states import STATES
 from models import Alias, Destination
 from web import paging
+from web.api.common import MAX_ID
 from web.db import services, session
 from web.security import login_required, signed_in_user
 from web.services import activity
@@ -114,9 +115,18 @@ def _duration() -> timedelta | None:
         raise ServiceError("invalid_expiry", "An alias can last from one hour to a year.") from None
 
 
+def _form_id(value: str) -> int:
+    """An id from a form field; ValueError for one no row has (past :data:`MAX_ID` it would be an
+    OverflowError on SQLite and out of range on PostgreSQL: a 500, as web/converters.py says)."""
+    number = int(value)
+    if not 1 <= number <= MAX_ID:
+        raise ValueError(value)
+    return number
+
+
 def _destination_ids() -> list[int]:
     try:
-        return [int(value) for value in request.form.getlist("destination")]
+        return [_form_id(value) for value in request.form.getlist("destination")]
     except ValueError:
         raise ServiceError("no_destination", "Choose your own destinations.") from None
 
@@ -275,7 +285,7 @@ def bulk():
         flash("Choose disable, enable or delete.")
         return redirect(back)
     try:
-        ids = [int(value) for value in form.getlist("alias")]
+        ids = [_form_id(value) for value in form.getlist("alias")]
     except ValueError:
         abort(404)
     try:

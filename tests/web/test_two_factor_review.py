@@ -141,3 +141,23 @@ def test_a_code_in_other_scripts_digits_is_a_wrong_code_not_a_server_error(app: 
     assert second_step(client, "١٢٣٤٥٦").status_code == 401
     assert second_step(client, "²²²²²²").status_code == 401
     assert second_step(client, code_at(secret, step_now())).status_code == 302
+
+
+HUGE_ID = "99999999999999999999"
+
+
+def test_a_bulk_action_on_an_id_out_of_range_is_a_404_not_a_500(client: FlaskClient) -> None:
+    """The bulk form's ids reached the query as they came: OverflowError on SQLite (a 500), as
+    ids in routes did before web/converters.py."""
+    signup(client, EMAIL)
+    for action in ("disable", "delete"):
+        answer = post(client, "/aliases/bulk", {"action": action, "alias": HUGE_ID}, page="/aliases/")
+        assert answer.status_code == 404
+
+
+def test_a_destination_id_out_of_range_on_the_alias_form_is_refused_not_a_500(client: FlaskClient) -> None:
+    signup(client, EMAIL)
+    form = {"custom": "1", "destination": HUGE_ID, "local_part": "abc"}
+    answer = post(client, "/aliases/new", form, page="/aliases/new")
+    assert answer.status_code == 400
+    assert "Choose your own destinations." in answer.get_data(as_text=True)
