@@ -353,6 +353,11 @@ def main(argv: list[str]) -> int:
         f"core 10 MB {fmt(cpu['core 10 MB'])}, memcpy {fmt(cpu['memcpy 10 MB'])})"
     )
     print("     (1a) and (3) compare with the Node peer on the wall clock, as its harness times itself")
+    if corpus:
+        print(
+            f"     core corpus pass, one pass a round (noisy on a busy machine): CPU median "
+            f"{fmt(cpu['core corpus pass'])}, wall median {fmt(t['core corpus pass'])}"
+        )
     print(
         "     the order of the variants is shuffled each round: with a fixed rotation (before 2026-12-07) the "
         "core's 10 MB sample always followed the corpus passes and memcpy's always followed it: the core "
