@@ -279,6 +279,9 @@ def reset(token: str):
 
 @bp.route("/new-password", methods=["GET", "POST"])
 def reset_form():
+    """An account with two-factor sign-in passes its second step first (web/two_factor.py, the
+    reset link's token in the pending state): a mailbox alone changes nothing, so it cannot end the
+    owner's sessions or revoke their tokens."""
     token = flask_session.get("reset_token")
     if token is None:
         flash("Open the link in your password reset mail first, or ask for one here.")
@@ -286,8 +289,11 @@ def reset_form():
     found = _reset_user(token)
     if not isinstance(found, User):
         flask_session.pop("reset_token", None)
+        flask_session.pop(two_factor.RESET_PASSED_KEY, None)
         return found
     user = found
+    if two_factor_rules.required(session(), user) and flask_session.get(two_factor.RESET_PASSED_KEY) != token:
+        return two_factor.begin(user, None, reset_token=token)
     if request.method == "GET":
         return render_template("auth/reset.html")
     revoke = request.form.get("revoke_tokens") == "1"
@@ -298,11 +304,7 @@ def reset_form():
     except ServiceError as exc:
         return render_template("auth/reset.html", error=exc.message), exc.status
     notify(user, NoticeEvent.PASSWORD_RESET)
-    if two_factor_rules.required(session(), user):  # a mailbox alone must not pass the second factor
-        flask_session.pop("reset_token", None)
-        flash("Your password was changed. Every other session was signed out.")
-        return two_factor.begin(user, None)
-    sign_in(user)  # a new session; every other one ended, and sign_in drops the token
+    sign_in(user)  # a new session; every other one ended, and sign_in drops the token and the step passed
     flash(
         "Your password was changed. Every other session was signed out"
         + (f" and {revoked} API token(s) revoked." if revoked else ".")

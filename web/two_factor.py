@@ -15,6 +15,10 @@ The rules are in forwarder/accounts/two_factor.py (the operator CLI shares them)
   (:data:`SECOND_STEP`), which a right password does not reset.
 
 Passkeys (web/passkeys.py) finish the same step with :func:`pending_user` and :func:`complete`.
+
+A password reset by mail for such an account passes the same step first (``purpose="reset"``):
+:func:`complete` then signs nobody in but marks the reset link as passed (:data:`RESET_PASSED_KEY`),
+and only then does web/auth.py take the new password.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ bp = Blueprint("two_factor", __name__)
 
 PENDING_KEY = "signin_pending"
 PENDING_MAX_AGE = 5 * 60
+#: The reset token whose second step was passed in this browser (web/auth.py's reset form).
+RESET_PASSED_KEY = "reset_second_factor"
 SETUP_KEY = "totp_setup"
 SETUP_MAX_AGE = 15 * 60
 #: The per-account backoff of second-step guesses is kept under this prefix of the address, apart
@@ -77,17 +83,16 @@ def _client() -> str:
 # ------------------------------------------------------------------------------ the second step
 
 
-def begin(user: User, target: str | None) -> Response:
-    """After a right password: the pending state, and on to ``/signin/verify`` (nobody signed in)."""
-    token = _serializer("othermail-signin-pending").dumps({"uid": user.id, "fp": _fingerprint(user)})
-    flask_session[PENDING_KEY] = token
+def begin(user: User, target: str | None, *, reset_token: str | None = None) -> Response:
+    """After a right password (or with a password reset link, ``reset_token``): the pending state,
+    and on to ``/signin/verify`` (nobody signed in)."""
+    data = {"uid": user.id, "fp": _fingerprint(user), "reset": reset_token}
+    flask_session[PENDING_KEY] = _serializer("othermail-signin-pending").dumps(data)
     flask_session["signin_next"] = target or ""
     return redirect(url_for("two_factor.verify"))
 
 
-def pending_user() -> User | None:
-    """The user whose password was right moments ago and who still needs the second step, or None
-    (no pending state, older than :data:`PENDING_MAX_AGE`, or the account changed since)."""
+def _pending_data() -> dict[str, Any] | None:
     token = flask_session.get(PENDING_KEY)
     if not isinstance(token, str):
         return None
@@ -95,7 +100,23 @@ def pending_user() -> User | None:
         data = _serializer("othermail-signin-pending").loads(token, max_age=PENDING_MAX_AGE)
     except BadSignature:  # SignatureExpired too
         return None
-    user = session().get(User, data.get("uid")) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def _pending_reset() -> str | None:
+    """The reset token the pending step is for; None for a sign-in."""
+    data = _pending_data()
+    reset = data.get("reset") if data else None
+    return reset if isinstance(reset, str) else None
+
+
+def pending_user() -> User | None:
+    """The user whose password was right moments ago and who still needs the second step, or None
+    (no pending state, older than :data:`PENDING_MAX_AGE`, or the account changed since)."""
+    data = _pending_data()
+    if data is None:
+        return None
+    user = session().get(User, data.get("uid"))
     if user is None or user.deleted_at is not None or not rules.required(session(), user):
         return None
     if not hmac.compare_digest(str(data.get("fp")), _fingerprint(user)):
@@ -104,12 +125,19 @@ def pending_user() -> User | None:
 
 
 def complete(user: User, *, as_json: bool = False) -> Response:
-    """The second step succeeded: sign in, as a password sign-in without 2FA does."""
+    """The second step succeeded: sign in, as a password sign-in without 2FA does; or, for a
+    password reset, no sign-in but back to the reset form, which now takes the new password."""
     from web.auth import _safe_next
 
-    target = _safe_next(flask_session.get("signin_next"))
     device = devices.device_for(user.email)
     ratelimit.signin_succeeded(SECOND_STEP + user.email, device)
+    reset = _pending_reset()
+    if reset is not None:
+        flask_session.pop(PENDING_KEY, None)
+        flask_session[RESET_PASSED_KEY] = reset
+        form = url_for("auth.reset_form")
+        return jsonify(redirect=form) if as_json else redirect(form)
+    target = _safe_next(flask_session.get("signin_next"))
     sign_in(user)  # clears the cookie's session: the pending state goes with it
     if device is None:  # a browser this account has not seen
         notify(user, NoticeEvent.NEW_SIGNIN)
@@ -126,7 +154,8 @@ def _expired() -> Response:
 
 def _verify_page(user: User, status: int = 200, error: str | None = None) -> tuple[str, int]:
     methods = {"totp": rules.totp_enabled(user), "passkey": rules.has_passkeys(session(), user), "recovery": True}
-    return render_template("auth/verify.html", methods=methods, error=error), status
+    purpose = "reset" if _pending_reset() is not None else "signin"
+    return render_template("auth/verify.html", methods=methods, purpose=purpose, error=error), status
 
 
 def _slow_down(wait: int) -> tuple[str, int]:

@@ -348,23 +348,64 @@ def test_a_password_change_voids_a_pending_state(app: Flask, enabled: tuple[str,
     assert not signed_in(client)
 
 
-def test_a_password_reset_by_mail_does_not_skip_the_second_step(
-    app: Flask, enabled: tuple[str, list[str]], outbox: MemorySender
-) -> None:
+def reset_link_opened(app: Flask, outbox: MemorySender) -> FlaskClient:
+    """A browser that opened the reset link mailed to ann (and knows nothing else)."""
     from tests.web.conftest import links_in
 
-    secret, _ = enabled
     client = app.test_client()
     outbox.sent.clear()
     post(client, "/reset", {"email": EMAIL})
     link = next(link for m in outbox.sent for link in links_in(m.raw) if "/reset/" in link)
     client.get("/" + link.split("://", 1)[1].partition("/")[2])
+    return client
+
+
+def test_a_password_reset_by_mail_changes_nothing_without_the_second_factor(
+    app: Flask, enabled: tuple[str, list[str]], outbox: MemorySender
+) -> None:
+    secret, _ = enabled
+    owner = app.test_client()
+    password_step(owner)
+    second_step(owner, code_at(secret, step_now()))
+    assert signed_in(owner)
+    before = user_row(app).password_hash
+    client = reset_link_opened(app, outbox)
+    assert client.get("/new-password").headers["Location"] == "/signin/verify"
     new = "a brand new password"
-    done = post(client, "/new-password", {"password": new, "confirm": new})
-    assert done.status_code == 302 and done.headers["Location"] == "/signin/verify"
-    assert not signed_in(client)
-    assert second_step(client, code_at(secret, step_now() + 1)).status_code == 302
-    assert signed_in(client)
+    for _ in range(3):  # the mailbox alone, again and again
+        form = {"password": new, "confirm": new, "revoke_tokens": "1"}
+        done = post(client, "/new-password", form, page="/signin/verify")
+        assert done.status_code == 302 and done.headers["Location"] == "/signin/verify"
+    assert "before you choose a new password" in client.get("/signin/verify").get_data(as_text=True)
+    assert user_row(app).password_hash == before
+    assert signed_in(owner) and not signed_in(client)
+    assert second_step(client, "000000").status_code == 401
+    assert user_row(app).password_hash == before and signed_in(owner)
+
+
+def test_a_password_reset_by_mail_applies_after_the_second_factor(
+    app: Flask, enabled: tuple[str, list[str]], outbox: MemorySender
+) -> None:
+    secret, codes = enabled
+    owner = app.test_client()
+    password_step(owner)
+    second_step(owner, code_at(secret, step_now()))
+    for method, code in (("totp", code_at(secret, step_now() + 1)), ("recovery", codes[0])):
+        client = reset_link_opened(app, outbox)
+        client.get("/new-password")
+        passed = second_step(client, code, method)
+        assert passed.status_code == 302 and passed.headers["Location"] == "/new-password"
+        assert not signed_in(client)  # the second step of a reset signs nobody in
+        assert "Choose a new password" in client.get("/new-password").get_data(as_text=True)
+        new = f"a brand new password by {method}"
+        done = post(client, "/new-password", {"password": new, "confirm": new})
+        assert done.status_code == 302 and done.headers["Location"] == "/"
+        assert signed_in(client) and not signed_in(owner)
+        with app.app_context():
+            from web.security import verify_password
+
+            assert verify_password(user_row(app), new)
+        owner = client
 
 
 def test_next_survives_the_second_step(app: Flask, enabled: tuple[str, list[str]]) -> None:
