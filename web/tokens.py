@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from forwarder.accounts import tokens as service
 from models import ApiToken, utcnow
+from web import two_factor
 from web.db import session
 from web.notices import NoticeEvent, notify
 from web.security import login_required, signed_in_user
@@ -36,7 +37,12 @@ def index():
 @bp.post("")
 @login_required
 def create():
+    """The password again first (counted with the account page's checks): a session taken over
+    must not be enough to mint a lasting token."""
     name = request.form.get("name", "")
+    refused = two_factor.password_refused(signed_in_user())
+    if refused:
+        return _page(refused.status, error=refused.message, name=name)
     scope = request.form.get("scope", "read")
     raw_expiry = request.form.get("expires_in", "").strip()
     try:

@@ -223,15 +223,22 @@ def _account_page(status: int, error: str) -> Any:
     return account._page(status, error=error)
 
 
-def _check_password(user: User) -> tuple[str, int] | None:
-    """The password again, counted with the account page's other checks; the page to show if wrong."""
+def password_refused(user: User) -> ServiceError | None:
+    """The form's ``password`` again, counted with the account page's other checks per account;
+    why it is refused, or None. (The tokens page asks with it too.)"""
     if ratelimit.hit("signin", f"account:{user.id}") is not None:
-        return _account_page(429, "Too many attempts. Try again later.")
+        return ServiceError("rate_limited", "Too many attempts. Try again later.", 429)
     try:
         account_service.check_password(user, request.form.get("password", ""))
     except ServiceError as exc:
-        return _account_page(exc.status, exc.message)
+        return exc
     return None
+
+
+def _check_password(user: User) -> tuple[str, int] | None:
+    """The password again; the account page to show if it is refused."""
+    refused = password_refused(user)
+    return _account_page(refused.status, refused.message) if refused else None
 
 
 def qr_svg(uri: str) -> Markup:

@@ -155,9 +155,9 @@ def test_a_new_api_token_sends_one_notice_without_its_secret_or_name(
     app: Flask, client: FlaskClient, outbox: MemorySender
 ) -> None:
     signup(client)
-    page = post(client, "/account/tokens", {"name": "backup script", "scope": "write", "expires_in": "30"}).get_data(
-        as_text=True
-    )
+    page = post(
+        client, "/account/tokens", {"name": "backup script", "scope": "write", "expires_in": "30", "password": PASSWORD}
+    ).get_data(as_text=True)
     secret = page.split('<code class="token-secret">', 1)[1].split("<", 1)[0]
     [mail] = notices(outbox)
     assert mail.startswith("othermail security notice: New API token\n")
@@ -177,7 +177,9 @@ def test_a_failing_mail_service_never_stops_the_action(
     with caplog.at_level(logging.WARNING):
         other = sign_in_from(app)  # asserts the sign-in went through
         assert other.get("/account/").status_code == 200
-        response = post(client, "/account/tokens", {"name": "backup", "scope": "read", "expires_in": ""})
+        response = post(
+            client, "/account/tokens", {"name": "backup", "scope": "read", "expires_in": "", "password": PASSWORD}
+        )
         assert response.status_code == 201
         response = post(
             client, "/account/password", {"current": PASSWORD, "password": NEW, "confirm": NEW}, page="/account/"

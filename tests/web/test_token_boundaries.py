@@ -20,7 +20,9 @@ SECRET = re.compile(r'<code class="token-secret">(om_[A-Za-z0-9_-]{43})</code>')
 
 
 def write_token(client: FlaskClient) -> str:
-    page = post(client, "/account/tokens", {"name": "script", "scope": "write", "expires_in": "30"})
+    page = post(
+        client, "/account/tokens", {"name": "script", "scope": "write", "expires_in": "30", "password": PASSWORD}
+    )
     [secret] = SECRET.findall(page.get_data(as_text=True))
     return secret
 
@@ -77,7 +79,7 @@ def test_a_bearer_token_signs_nobody_in_on_any_page(app: Flask, client: FlaskCli
         ("GET", "/account/tokens", None),
         ("POST", "/account/password", {"current": PASSWORD, "password": "taken over now", "confirm": "taken over now"}),
         ("POST", "/account/sessions/1/end", {}),
-        ("POST", "/account/tokens", {"name": "second", "scope": "write", "expires_in": ""}),
+        ("POST", "/account/tokens", {"name": "second", "scope": "write", "expires_in": "", "password": PASSWORD}),
         ("POST", "/account/delete", {"password": PASSWORD, "confirm": "delete my account"}),
     ],
 )
@@ -128,7 +130,7 @@ def test_a_session_cookie_does_not_open_the_api(client: FlaskClient) -> None:
 def test_the_tokens_page_shows_expiry_and_last_use(app: Flask, client: FlaskClient) -> None:
     signup(client)
     secret = write_token(client)
-    post(client, "/account/tokens", {"name": "forever", "scope": "read", "expires_in": ""})
+    post(client, "/account/tokens", {"name": "forever", "scope": "read", "expires_in": "", "password": PASSWORD})
 
     def row(name: str) -> str:
         page = client.get("/account/tokens").get_data(as_text=True)

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import post, signup
+from conftest import PASSWORD, post, signup
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -25,8 +25,11 @@ def tokens_in(app: Flask) -> list[ApiToken]:
     return rows
 
 
-def create(client: FlaskClient, name: str = "backup", scope: str = "write", expires_in: str = "30"):  # type: ignore[no-untyped-def]
-    return post(client, "/account/tokens", {"name": name, "scope": scope, "expires_in": expires_in})
+def create(  # type: ignore[no-untyped-def]
+    client: FlaskClient, name: str = "backup", scope: str = "write", expires_in: str = "30", password: str = PASSWORD
+):
+    form = {"name": name, "scope": scope, "expires_in": expires_in, "password": password}
+    return post(client, "/account/tokens", form)
 
 
 def test_the_page_needs_a_session(client: FlaskClient) -> None:
@@ -50,6 +53,30 @@ def test_a_new_secret_is_shown_once_and_stored_only_as_its_sha256(app: Flask, cl
     assert secret not in again and not SECRET.search(again)
     assert f"{token.prefix}…" in again and ">backup</td>" in again and "never" in again  # never used yet
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_creating_a_token_asks_for_the_current_password(app: Flask, client: FlaskClient) -> None:
+    """A session alone (one taken over, a browser left open) must not mint a lasting write token."""
+    signup(client)
+    page = client.get("/account/tokens").get_data(as_text=True)
+    assert 'name="password" required autocomplete="current-password"' in page
+    for password in ("", "not the password"):
+        response = create(client, password=password)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 403 and "not your current password" in page
+        assert not SECRET.search(page) and 'value="backup"' in page
+    assert tokens_in(app) == []
+    assert create(client).status_code == 201 and len(tokens_in(app)) == 1
+
+
+def test_password_guesses_on_the_tokens_page_count_with_the_account_pages(app: Flask, client: FlaskClient) -> None:
+    app.config["RATE_LIMITS"] = {**app.config["RATE_LIMITS"], "signin": (3, 900)}
+    signup(client)
+    for _ in range(3):  # the per-account "signin" budget of the account page's password checks
+        post(client, "/account/two-factor/disable", {"password": "wrong guess"}, page="/account/")
+    response = create(client)  # the right password, but the budget is spent
+    assert response.status_code == 429 and "Too many attempts" in response.get_data(as_text=True)
+    assert tokens_in(app) == []
 
 
 def test_the_secret_works_for_the_api_with_its_scope(app: Flask, client: FlaskClient) -> None:
@@ -118,7 +145,8 @@ def test_forms_need_the_csrf_token(app: Flask, client: FlaskClient) -> None:
 )
 def test_bad_input_is_shown_and_nothing_is_created(app: Flask, client: FlaskClient, fields: dict, message: str) -> None:
     signup(client)
-    response = post(client, "/account/tokens", {"name": "ok", "scope": "read", "expires_in": "30", **fields})
+    form = {"name": "ok", "scope": "read", "expires_in": "30", "password": PASSWORD, **fields}
+    response = post(client, "/account/tokens", form)
     assert response.status_code == 400 and message in response.get_data(as_text=True)
     assert not SECRET.search(response.get_data(as_text=True))
     assert tokens_in(app) == []

@@ -205,7 +205,7 @@ def populate(app: Flask) -> tuple[dict[str, int], str]:
     for address, name in (("bob@example.net", "Bob"), ("carol.with.a.long.name@faraway.example", "")):
         assert post(client, f"/aliases/{ids['alias']}/contacts", {"address": address, "name": name}).status_code == 302
     post(client, "/domains/", {"name": "ann-example.org"})
-    post(client, "/account/tokens", {"name": "backup script", "scope": "read", "expires_in": ""})
+    post(client, "/account/tokens", {"name": "backup script", "scope": "read", "expires_in": "", "password": PASSWORD})
     with app.app_context():
         db = web_session(app)
         db.scalars(select(User).where(User.email == USER)).one().is_admin = True
