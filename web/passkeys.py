@@ -29,6 +29,8 @@ from web.services.errors import ServiceError
 
 bp = Blueprint("passkeys", __name__)
 CEREMONY_KEY = "passkey"
+#: The first second factor was just added as a passkey: its recovery codes are yet to be shown.
+CODES_DUE_KEY = "passkey_codes_due"
 
 
 def relying_party() -> service.RelyingParty | None:
@@ -125,6 +127,7 @@ def finish():
     if rp is None:
         return _json_error("Passkeys need the site to be reached at a domain name.", 400)
     db = session()
+    first = not two_factor_rules.required(db, user)  # no app, no passkey: no recovery codes either
     try:
         ceremony = service.consume(db, _take(), "register", user)
         row = service.finish_registration(db, rp, ceremony, user, _answer())
@@ -133,9 +136,36 @@ def finish():
     this = current_session()
     sessions.end_all(db, user, keep=this.id if this else None)
     notify(user, NoticeEvent.PASSKEY_ADDED)
+    if first:
+        flask_session[CODES_DUE_KEY] = {"uid": user.id, "name": row.name}
+        return jsonify(redirect=url_for("passkeys.first_recovery_codes"))
     hint = "" if two_factor_rules.recovery_codes_left(db, user) else " Make recovery codes too, in case you lose it."
     flash(f"Passkey “{row.name}” added. Other sessions were signed out.{hint}")
     return jsonify(redirect=url_for("account.index"))
+
+
+@bp.get("/account/passkeys/recovery-codes")
+@login_required
+def first_recovery_codes():
+    """Where the first second factor's page goes (it was a passkey): the recovery codes, made here
+    and shown once, as turning the app on shows them. Only once, only to the session that added it,
+    and only while the account has no recovery code (a second visit goes to the account page)."""
+    user = signed_in_user()
+    due = flask_session.pop(CODES_DUE_KEY, None)
+    db = session()
+    if (
+        not isinstance(due, dict)
+        or due.get("uid") != user.id
+        or not two_factor_rules.required(db, user)
+        or two_factor_rules.has_recovery_codes(db, user)
+    ):
+        return redirect(url_for("account.index"))
+    codes = two_factor_rules.new_recovery_codes(db, user)
+    return render_template(
+        "account/two_factor_codes.html",
+        codes=codes,
+        message=f"Passkey “{due.get('name', '')}” added: two-factor sign-in is on. Other sessions were signed out.",
+    )
 
 
 @bp.get("/account/passkeys/<int:passkey_id>/delete")

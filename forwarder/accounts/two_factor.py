@@ -188,6 +188,11 @@ def use_recovery_code(db: Session, user: User, code: str) -> bool:
     return bool(used)
 
 
+def has_recovery_codes(db: Session, user: User) -> bool:
+    """Whether ``user`` has recovery codes, used or not (a set was made and shown)."""
+    return bool(db.scalar(select(exists().where(RecoveryCode.user_id == user.id))))
+
+
 def recovery_codes_left(db: Session, user: User) -> int:
     return int(
         db.scalar(

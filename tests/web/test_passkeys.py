@@ -82,14 +82,47 @@ def test_adding_a_passkey_asks_for_the_password_lists_it_and_ends_other_sessions
     assert options["rp"]["id"] == "othermail.test" and options["user"]["name"] == "ann@example.org"
     device = Authenticator(ORIGIN)
     done = send(client, "/account/passkeys", {"credential": device.create(options)})
-    assert done.get_json() == {"redirect": "/account/"}
+    assert done.get_json() == {"redirect": "/account/passkeys/recovery-codes"}  # the first second factor
+    codes = client.get("/account/passkeys/recovery-codes").get_data(as_text=True)
+    assert "Passkey “Work laptop” added: two-factor sign-in is on. Other sessions were signed out." in codes
     account = client.get("/account/").get_data(as_text=True)
-    assert "Passkey “Work laptop” added. Other sessions were signed out. Make recovery codes too" in account
-    assert "0 unused recovery code(s) left." in account  # two-factor sign-in is on (web/two_factor.py)
+    assert "10 unused recovery code(s) left." in account  # two-factor sign-in is on (web/two_factor.py)
     row = re.search(r'<tr data-id="\d+">\s*<td[^>]*>Work laptop</td>.*?</tr>', passkeys_section(client), re.S)
     assert row and "never" in row.group(0)
     assert signed_in(client) and not signed_in(other)
     assert notices(outbox, "Passkey added") == 1
+
+
+def test_the_first_passkey_of_an_account_without_an_app_shows_recovery_codes_once(
+    app: Flask, client: FlaskClient
+) -> None:
+    """As turning the app on does: the first second factor of any kind comes with recovery codes."""
+    from tests.web.test_two_factor import codes_on, second_step
+
+    signup(client)
+    assert add_passkey(client, Authenticator(ORIGIN)) == {"redirect": "/account/passkeys/recovery-codes"}
+    page = client.get("/account/passkeys/recovery-codes")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    codes = codes_on(page.get_data(as_text=True))
+    assert len(codes) == 10 and len(set(codes)) == 10
+    again = client.get("/account/passkeys/recovery-codes")  # shown once: no new set, no codes again
+    assert again.status_code == 302 and again.headers["Location"] == "/account/"
+    assert "10 unused recovery code(s) left." in client.get("/account/").get_data(as_text=True)
+    # a second passkey is not the first factor: no new codes, back to the account page
+    assert add_passkey(client, Authenticator(ORIGIN), "Phone") == {"redirect": "/account/"}
+    assert client.get("/account/passkeys/recovery-codes").status_code == 302
+    # the codes work: a password sign-in finishes with one of them
+    post(client, "/signout", {}, page="/account/")
+    post(client, "/signin", {"email": "ann@example.org", "password": PASSWORD})
+    assert second_step(client, codes[0], "recovery").status_code == 302
+    assert signed_in(client)
+
+
+def test_the_recovery_codes_page_makes_nothing_without_a_passkey_just_added(app: Flask, client: FlaskClient) -> None:
+    signup(client)
+    response = client.get("/account/passkeys/recovery-codes")
+    assert response.status_code == 302 and response.headers["Location"] == "/account/"
+    assert "recovery code(s) left" not in client.get("/account/").get_data(as_text=True)
 
 
 def test_a_registration_answer_is_taken_once(client: FlaskClient) -> None:
