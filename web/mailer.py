@@ -87,17 +87,18 @@ def recipient_key(address: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def send_mail(to: str, subject: str, text: str) -> None:
+def send_mail(to: str, subject: str, text: str, *, cap: str = "recipient-mail") -> None:
     """Send a plain-text message from the service's no-reply address.
 
     ``subject`` and ``text`` are the service's own words: no caller puts text a user chose in them
     (a label, a note, a display name, another account's address), so nobody can make the service
-    mail their words to someone else. Each recipient gets at most the ``recipient-mail`` limit of
-    service mail a day, counted in the database across every account and process.
+    mail their words to someone else. Each recipient gets at most the ``cap`` limit of such mail a
+    day (``recipient-mail`` for all service mail but security notices, which have their own),
+    counted in the database across every account and process.
     """
     if not is_mailable(to):
         raise ValueError(f"refusing to mail an address that is not printable 7-bit: {to!r}")
-    wait = ratelimit.hit("recipient-mail", recipient_key(to))
+    wait = ratelimit.hit(cap, recipient_key(to))
     if wait is not None:
         logger.warning(
             "service mail %r to a mailbox at %s not sent: its daily cap is reached", subject, to.rpartition("@")[2]

@@ -51,6 +51,12 @@ DEFAULT_LIMITS = {
     #: password-reset mails per recipient, within the above: a flood of reset requests for
     #: someone's address cannot use up the cap their other service mail needs
     "reset-mail": Limit("reset-mail", 3, 24 * 60 * 60),
+    #: security notices per recipient, apart from ``recipient-mail``: other mail (sign-ups, resets)
+    #: cannot use up the room of the notice that tells the owner of a change
+    "security-notice-mail": Limit("security-notice-mail", 20, 24 * 60 * 60),
+    #: "New sign-in" notices per recipient, within the above: sign-ins from new browsers cannot
+    #: use up the room of the notice of a change that follows them
+    "signin-notice-mail": Limit("signin-notice-mail", 10, 24 * 60 * 60),
 }
 
 

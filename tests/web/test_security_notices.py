@@ -225,3 +225,62 @@ def test_each_event_sends_one_mail_naming_it(app: Flask, outbox: MemorySender, e
     assert body.startswith(event.sentence + "\nScope: read.\n")
     assert "IP address: 203.0.113.9" in body and "Browser: Firefox on Linux" in body
     assert "http://othermail.test/account/" in body
+
+
+# --- the notices' own daily caps (security review of issue 16) ----------------------------------
+
+
+def test_a_notice_goes_out_when_the_recipients_cap_of_other_mail_is_used_up(
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
+    """Notices shared the 10-a-day cap of every service mail: whoever could fill it (sign-in
+    notices, reset mails, sign-up attempts) could make the next change go unnoticed."""
+    signup(client)
+    app.config["RATE_LIMITS"] = {**app.config["RATE_LIMITS"], "recipient-mail": (0, 86400)}
+    with app.test_request_context("/"):
+        from web import mailer
+        from web.services.errors import ServiceError
+
+        with pytest.raises(ServiceError):  # other service mail to ann is capped now
+            mailer.send_mail(ANN, "Anything", "Anything else.\n")
+    response = post(
+        client, "/account/password", {"current": PASSWORD, "password": NEW, "confirm": NEW}, page="/account/"
+    )
+    assert response.status_code == 302
+    [mail] = notices(outbox)
+    assert mail.startswith("othermail security notice: Password changed\n")
+
+
+def test_the_notices_own_cap_holds(app: Flask, client: FlaskClient, outbox: MemorySender) -> None:
+    signup(client)
+    app.config["RATE_LIMITS"] = {**app.config["RATE_LIMITS"], "security-notice-mail": (2, 86400)}
+    with app.app_context():
+        from web.db import session
+
+        user = session().scalars(select(User).where(User.email == ANN)).one()
+        with app.test_request_context("/"):
+            for event in (NoticeEvent.PASSWORD_CHANGED, NoticeEvent.TWO_FACTOR_ENABLED, NoticeEvent.API_TOKEN_CREATED):
+                notify(user, event)
+    assert len(notices(outbox)) == 2
+
+
+def test_sign_in_notices_cannot_use_up_the_room_of_a_change_notice(
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
+    """Sign-in notices have a cap of their own within the notices': a run of sign-ins from new
+    browsers leaves room for the notice of the change that follows them."""
+    signup(client)
+    app.config["RATE_LIMITS"] = {
+        **app.config["RATE_LIMITS"],
+        "signin-notice-mail": (2, 86400),
+        "security-notice-mail": (3, 86400),
+    }
+    for _ in range(5):
+        sign_in_from(app)
+    assert len(notices(outbox)) == 2
+    response = post(
+        client, "/account/password", {"current": PASSWORD, "password": NEW, "confirm": NEW}, page="/account/"
+    )
+    assert response.status_code == 302
+    assert notices(outbox)[-1].startswith("othermail security notice: Password changed\n")
+    assert len(notices(outbox)) == 3

@@ -13,7 +13,10 @@ its family and system, from a fixed list). It goes only to a confirmed address: 
 address was never proved could belong to someone who typed another person's address at sign-up.
 
 The mail is sent off the request path (:func:`web.mailer.send_later`); a mail that cannot be sent is
-logged, and the action that caused it goes on as if it had been sent.
+logged, and the action that caused it goes on as if it had been sent. Notices have their own daily
+cap per recipient (:data:`NOTICE_CAP`), not the one of other service mail, so sign-up attempts or
+reset mails cannot use up their room; "New sign-in" notices count toward one more
+(:data:`SIGNIN_NOTICE_CAP`), so a run of sign-ins cannot use it up before a change is made.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from models import User, utcnow
-from web import mailer
+from web import mailer, ratelimit
 from web.services.errors import ServiceError
 
 logger = logging.getLogger("othermail.web.notices")
@@ -134,12 +137,26 @@ def message(event: NoticeEvent, detail: str, client: Client, when: datetime, lin
     return event.subject, text
 
 
+#: The daily cap per recipient that notices count toward (web/ratelimit.py), apart from the cap of
+#: other service mail; sign-in notices count toward one more, so they leave room for the others.
+NOTICE_CAP = "security-notice-mail"
+SIGNIN_NOTICE_CAP = "signin-notice-mail"
+
+
 def _send(address: str, event: NoticeEvent, detail: str, client: Client, when: datetime) -> None:
     try:
+        key = mailer.recipient_key(address)
+        if event is NoticeEvent.NEW_SIGNIN and ratelimit.hit(SIGNIN_NOTICE_CAP, key) is not None:
+            logger.warning("a sign-in notice to a mailbox at %s not sent: its daily cap is reached", _domain(address))
+            return
         subject, text = message(event, detail, client, when, mailer.link("account.index"))
-        mailer.send_mail(address, subject, text)
+        mailer.send_mail(address, subject, text, cap=NOTICE_CAP)
     except ServiceError:  # not sent (no mail service, the recipient's daily cap): the mailer logged why
         logger.warning("the security notice %s to a mailbox at %s was not sent", event.name, address.rpartition("@")[2])
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2]
 
 
 def _ip(raw: str | None) -> str:
