@@ -189,10 +189,11 @@ def verify():
     code = request.form.get("code", "")
     if method == "recovery":
         if rules.use_recovery_code(session(), user, code):
+            done = "Recovery code accepted" if _pending_reset() is not None else "Signed in with a recovery code"
             response = complete(user)
             notify(user, NoticeEvent.RECOVERY_CODE_USED)
             left = rules.recovery_codes_left(session(), user)
-            flash(f"Signed in with a recovery code; it cannot be used again. {left} left.")
+            flash(f"{done}; it cannot be used again. {left} left.")
             return response
         return _verify_page(user, 401, "That recovery code is not right, or was used already.")
     if rules.verify_totp(session(), user, runtime().sealer, code):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.testing import FlaskClient
 
+from forwarder.adapters.senders import MemorySender
 from tests.support.authenticator import Authenticator
 from tests.web.conftest import PASSWORD, csrf, post, signup
 from tests.web.test_passkeys import ORIGIN, add_passkey, send, signed_in
@@ -83,3 +84,24 @@ def test_passkey_second_steps_are_counted_like_codes(app: Flask, client: FlaskCl
     limited = send(fresh, "/signin/verify/passkey", {"credential": {}}, token=token)
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
     assert not signed_in(fresh)
+
+
+def test_a_passkey_is_the_second_factor_of_a_password_reset_by_mail(
+    app: Flask, client: FlaskClient, outbox: MemorySender
+) -> None:
+    """With the reset link alone, nothing changes; the account's passkey then opens the form."""
+    from tests.web.test_two_factor import reset_link_opened
+
+    signup(client)
+    device = Authenticator(ORIGIN)
+    add_passkey(client, device)
+    client.get("/account/passkeys/recovery-codes")
+    fresh = reset_link_opened(app, outbox)
+    assert fresh.get("/new-password").headers["Location"] == "/signin/verify"
+    assert "Use a passkey" in fresh.get("/signin/verify").get_data(as_text=True)
+    done = second_step(fresh, device)
+    assert done.status_code == 200 and done.get_json() == {"redirect": "/new-password"}
+    assert not signed_in(fresh) and signed_in(client)
+    new = "a brand new password"
+    changed = post(fresh, "/new-password", {"password": new, "confirm": new})
+    assert changed.status_code == 302 and signed_in(fresh) and not signed_in(client)
