@@ -53,6 +53,17 @@ _LOOP_KEY = LOOP.lower()
 _RECIPIENT_KEYS = frozenset({"to", "cc"})  # bcc is removed by rule 4
 
 
+def _removed(key: str) -> bool:
+    return key in REMOVED or (key.startswith(_REMOVED_PREFIXES) and key != _LOOP_KEY)
+
+
+# Every key some rule names, and whether rule 4 removes it; a key not here is copied as it came
+# unless a removed prefix starts it (one look-up a field instead of one a rule: issue 15).
+_NAMED_KEYS: dict[str, bool] = {
+    key: _removed(key) for key in (*REMOVED, *RENAMED, *ONCE_ONLY, *ADDRESS_FIELDS, "reply-to", _LOOP_KEY)
+}
+
+
 def _built_lines(f: HeaderField) -> list[bytes] | None:
     """A built field's lines when ``headers._valid_lines`` keeps them as they are and the validator
     accepts them; None otherwise (the general path then decides)."""
@@ -95,16 +106,19 @@ def _built_fields(
     return tuple(built_from), tuple(reply_lines)
 
 
-def _field_pieces(split: SplitMessage) -> tuple[list[bytes], list[bytes], list[str]] | None:
+def _field_pieces(split: SplitMessage) -> tuple[list[bytes], list[bytes], list[str], bool] | None:
     """Each field as one byte string (its lines joined by the block's line ending), its name and
-    its key; None when a field is not known clean."""
+    its key, and whether every name is known to be followed by its colon at once (so in the lazy
+    form of ``message.SplitMessage``, whose readers take no other); None when a field is not
+    known clean."""
     if split.pieces is not None and split.names is not None and split.keys is not None:
-        return split.pieces, split.names, split.keys
+        return split.pieces, split.names, split.keys, True
     fields = split.fields
     if not all(f.checked for f in fields):
         return None
     eol = split.eol
-    return [eol.join(f.lines) for f in fields], [f.name.encode("ascii") for f in fields], [f.key for f in fields]
+    pieces = [eol.join(f.lines) for f in fields]
+    return pieces, [f.name.encode("ascii") for f in fields], [f.key for f in fields], False
 
 
 def fast_assemble(
@@ -119,7 +133,7 @@ def fast_assemble(
     found = _field_pieces(split)
     if found is None:
         return None
-    pieces, names, keys = found
+    pieces, names, keys, colons_known = found
     eol = split.eol
     out: list[bytes] = []
     seen: set[str] = set()
@@ -129,12 +143,18 @@ def fast_assemble(
     strict_count = 0
     lenient_count = 0
     from_at = -1
-    for i, key in enumerate(keys):
-        if key in REMOVED or (key.startswith(_REMOVED_PREFIXES) and key != _LOOP_KEY):
+    for key, piece, name in zip(keys, pieces, names):
+        removed = _NAMED_KEYS.get(key)
+        if removed is None:
+            if key.startswith(_REMOVED_PREFIXES):
+                continue
+            if not colons_known and piece[len(name) : len(name) + 1] != b":":
+                return None  # space before the colon: a repair
+            out.append(piece)  # no rule names it: copied as it came
             continue
-        piece = pieces[i]
-        name = names[i]
-        if piece[len(name) : len(name) + 1] != b":":
+        if removed:
+            continue
+        if not colons_known and piece[len(name) : len(name) + 1] != b":":
             return None  # space before the colon: a repair
         if key == "reply-to" and not origin.reply_to_valid:
             if _value(piece, name, eol).strip():

@@ -85,6 +85,9 @@ class Result:
         return None if self.outgoing is None else len(self.outgoing)
 
 
+_FORWARDED = Decision(Outcome.FORWARDED, "forwarded")  # immutable: one for every forwarded message
+
+
 def prepare(raw: bytes, envelope_from: str | None = None) -> Prepared:
     """Split and read a message once. A multipart boundary too long for a line is replaced here
     (``boundaries``: only the parameter and the delimiter lines change), for every alias."""
@@ -153,8 +156,8 @@ def rewrite(
             outgoing = Outgoing(head, split.body)
             if len(outgoing) > max_bytes:
                 return Result(Decision(Outcome.DROPPED_TOO_LARGE, f"{len(outgoing)} bytes, the limit is {max_bytes}"))
-            repairs = list(dict.fromkeys([*split.repairs, *header_repairs]))
-            return Result(Decision(Outcome.FORWARDED, "forwarded"), outgoing, tuple(repairs))
+            repairs = tuple(dict.fromkeys([*split.repairs, *header_repairs])) if split.repairs or header_repairs else ()
+            return Result(_FORWARDED, outgoing, repairs)
     return rewrite_general(message, alias_address, max_bytes, now, two_way)
 
 

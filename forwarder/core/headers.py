@@ -69,7 +69,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from forwarder.core.addresses import (
     Mailbox,
@@ -446,18 +446,12 @@ def _readable_date(lines: list[bytes]) -> bool:
         return False
     plain = _PLAIN_DATE.fullmatch(value)
     if plain is not None and plain.group(3) >= "0100":  # the stdlib reads years 0-99 as 19xx or 20xx
-        day, month, year, hour, minute, second, sign, tz_hours, tz_minutes = plain.groups()
-        offset = (int(tz_hours) * 3600 + int(tz_minutes) * 60) * (-1 if sign == "-" else 1)
+        day, month, year, hour, minute, second, _sign, tz_hours, tz_minutes = plain.groups()
+        # timezone() takes an offset strictly within a day either way; no object needs building
+        if int(tz_hours) * 60 + int(tz_minutes) >= 24 * 60:
+            return False
         try:
-            datetime(
-                int(year),
-                _MONTH_NUMBER[month],
-                int(day),
-                int(hour),
-                int(minute),
-                int(second),
-                tzinfo=timezone(timedelta(seconds=offset)),
-            )
+            datetime(int(year), _MONTH_NUMBER[month], int(day), int(hour), int(minute), int(second))
         except ValueError:
             return False
         return True

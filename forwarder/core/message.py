@@ -136,6 +136,7 @@ class SplitMessage:
         "_built",
         "_index",
         "_positions",
+        "_first_at",
         "_long_body_line",
     )
 
@@ -166,6 +167,7 @@ class SplitMessage:
         self._built: dict[int, HeaderField] = {}
         self._index = _index
         self._positions: dict[str, list[int]] | None = None
+        self._first_at: dict[str, int] | None = None
         self._long_body_line: int | None = None
 
     def __repr__(self) -> str:
@@ -217,10 +219,16 @@ class SplitMessage:
 
     def first(self, key: str) -> HeaderField | None:
         keys = self.keys
-        if keys is not None:  # a look-up in C, no index built: prepare asks for a few keys only
-            if key not in keys:
+        if keys is not None:
+            # Each key's first position, built in C (reversed, so the first one is written last):
+            # prepare asks for about a dozen keys, most of them absent.
+            first_at = self._first_at
+            if first_at is None:
+                first_at = self._first_at = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
+            at = first_at.get(key)
+            if at is None:
                 return None
-            return self._field_at(keys.index(key))
+            return self._built.get(at) or self._field_at(at)
         found = self.get_all(key)
         return found[0] if found else None
 
@@ -370,8 +378,10 @@ def _lazy_pieces(block: bytes, separator: bytes) -> tuple[list[bytes], list[byte
 # line ending: a name and its colon, then 7-bit lines without NUL or CR (nor LF but in the line
 # ending), each continuation holding more than white space. Every quantifier is possessive and the
 # pattern starts with a literal newline, so a search is linear in the block, whatever it holds.
-_TEXT = rb"[^\r\n\x00\x80-\xff]*+"
-_CONTINUATION = rb"[ \t]++[^ \t\r\n\x00\x80-\xff]" + _TEXT
+# The classes are written as the bytes they take, not as the ones they refuse: so the engine tests a
+# byte against one bitmap rather than against each excluded byte and range (issue 15: a fifth less).
+_TEXT = rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*+"  # not NUL, LF, CR, nor 8-bit
+_CONTINUATION = rb"[ \t]++[\x01-\x08\x0b\x0c\x0e-\x1f\x21-\x7f]" + _TEXT  # then not white space either
 _CLEAN_FIELD = {
     b"\r\n": re.compile(rb"\n(([\x21-\x39\x3b-\x7e]++):" + _TEXT + rb"(?:\r\n" + _CONTINUATION + rb")*+)\r"),
     b"\n": re.compile(rb"\n(([\x21-\x39\x3b-\x7e]++):" + _TEXT + rb"(?:\n" + _CONTINUATION + rb")*+)(?=\n)"),

@@ -724,3 +724,15 @@ def test_readable_date_gives_the_stdlib_answer(
     except (TypeError, ValueError, IndexError, OverflowError):
         expected = False
     assert _readable_date([b"Date: " + value.encode()]) is expected, value
+
+
+@pytest.mark.parametrize("offset", ["+2359", "-2359", "+2360", "+2400", "-2400", "+0099", "-9999", "+0000"])
+def test_readable_date_offsets_at_a_day_give_the_stdlib_answer(offset: str) -> None:
+    """The plain form's offset check (no timezone object built) at the edge of a day."""
+    value = f"Mon, 23 Nov 2026 11:00:00 {offset}"
+    try:
+        email.utils.parsedate_to_datetime(value)
+        expected = True
+    except (TypeError, ValueError, IndexError, OverflowError):
+        expected = False
+    assert _readable_date([b"Date: " + value.encode()]) is expected, value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forwarder.core.message import HeaderField, first_long_line, split_message
+from forwarder.core.message import HeaderField, _clean_split, first_long_line, split_message
 
 
 def names(raw: bytes) -> list[str]:
@@ -231,3 +231,20 @@ def test_long_body_line_is_the_body_scan_remembered() -> None:
     assert split.long_body_line() == first_long_line(split.body) == 7
     assert split.long_body_line() == 7  # remembered: the same answer without a second scan
     assert split_message(b"From: a@example.com\r\n\r\nshort\r\n").long_body_line() == -1
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
+def test_clean_split_takes_exactly_the_clean_bytes(eol: bytes) -> None:
+    """The clean reader's byte classes (written as the bytes they take): a field's text is any
+    byte but NUL, CR, LF and 8-bit; a continuation starts with white space and then holds one of
+    those that is not white space. Anything else goes to the general reader."""
+    for byte in range(256):
+        b = bytes([byte])
+        in_text = eol.join([b"Subject: a" + b + b"z", b"", b"body"])
+        clean = byte not in (0x00, 0x0A, 0x0D) and byte < 0x80
+        assert (_clean_split(in_text) is not None) is clean, (eol, byte)
+        in_continuation = eol.join([b"Subject: a", b" " + b + b"z", b"", b"body"])
+        takes = clean and byte not in (0x20, 0x09)
+        if byte in (0x20, 0x09):  # more white space, then z: still a continuation with text
+            takes = True
+        assert (_clean_split(in_continuation) is not None) is takes, (eol, byte)
