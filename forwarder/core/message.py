@@ -406,7 +406,10 @@ def _clean_split(raw: bytes) -> SplitMessage | None:
     if not found:
         return None
     pieces, names = zip(*found)
-    if sum(map(len, pieces)) + len(eol) * len(pieces) != len(block) or first_long_line(block) >= 0:
+    if sum(map(len, pieces)) + len(eol) * len(pieces) != len(block):
+        return None
+    # A line is part of its piece: when no piece is over the limit, no line is (no scan needed).
+    if max(map(len, pieces)) > MAX_LINE_BYTES and first_long_line(block) >= 0:
         return None
     return SplitMessage(
         None,

@@ -248,3 +248,20 @@ def test_clean_split_takes_exactly_the_clean_bytes(eol: bytes) -> None:
         if byte in (0x20, 0x09):  # more white space, then z: still a continuation with text
             takes = True
         assert (_clean_split(in_continuation) is not None) is takes, (eol, byte)
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
+def test_clean_split_line_limit_holds_for_each_line_of_a_field(eol: bytes) -> None:
+    """A line of 998 bytes is clean and one of 999 is not, alone or as a continuation; a folded
+    field longer than 998 bytes in all whose lines are short stays clean."""
+
+    def raw(*lines: bytes) -> bytes:
+        return eol.join([*lines, b"", b"body"])
+
+    name = b"Subject: "
+    assert _clean_split(raw(name + b"a" * (998 - len(name)))) is not None
+    assert _clean_split(raw(name + b"a" * (999 - len(name)))) is None
+    assert _clean_split(raw(b"To: x@example.com", name + b"a", b" " + b"b" * 997)) is not None
+    assert _clean_split(raw(b"To: x@example.com", name + b"a", b" " + b"b" * 998)) is None
+    folded = _clean_split(raw(name + b"a" * 600, b" " + b"b" * 600, b" " + b"c" * 600))
+    assert folded is not None and folded.first("subject") is not None
