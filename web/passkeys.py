@@ -96,6 +96,15 @@ def _account_page(status: int, error: str):
 # ------------------------------------------------------------------------------ the account page
 
 
+@bp.get("/account/passkeys/new")
+@bp.get("/account/passkeys")
+@login_required
+def back_to_account():
+    """The answers to the account page's forms: a GET (reload, Back, a typed address) goes to the
+    account page's section, where the form starts, rather than to a 405."""
+    return redirect(url_for("account.index", _anchor="passkeys"))
+
+
 @bp.post("/account/passkeys/new")
 @login_required
 def new():

@@ -268,6 +268,17 @@ def _setup_allowed(user: User) -> bool:
     return data == {"uid": user.id, "sid": this.id if this else None}
 
 
+@bp.get("/account/two-factor/setup")
+@bp.get("/account/two-factor/enable")
+@bp.get("/account/two-factor/disable")
+@bp.get("/account/two-factor/recovery-codes")
+@login_required
+def back_to_account():
+    """These pages are the answers to the account page's forms: a reload, Back or a typed address
+    (a GET) goes to the account page's section, where each form starts, rather than to a 405."""
+    return redirect(url_for("account.index", _anchor="two-factor"))
+
+
 @bp.post("/account/two-factor/setup")
 @login_required
 def setup():
