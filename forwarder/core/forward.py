@@ -153,9 +153,10 @@ def rewrite(
         fast = fast_assemble(split, message.origin, alias_address, now)
         if fast is not None:
             head, header_repairs = fast
+            size = len(head) + len(split.body)  # len(outgoing), without a call through Outgoing.__len__
+            if size > max_bytes:
+                return Result(Decision(Outcome.DROPPED_TOO_LARGE, f"{size} bytes, the limit is {max_bytes}"))
             outgoing = Outgoing(head, split.body)
-            if len(outgoing) > max_bytes:
-                return Result(Decision(Outcome.DROPPED_TOO_LARGE, f"{len(outgoing)} bytes, the limit is {max_bytes}"))
             repairs = tuple(dict.fromkeys([*split.repairs, *header_repairs])) if split.repairs or header_repairs else ()
             return Result(_FORWARDED, outgoing, repairs)
     return rewrite_general(message, alias_address, max_bytes, now, two_way)

@@ -198,6 +198,8 @@ class SplitMessage:
         return self._long_body_line
 
     def get_all(self, key: str) -> list[HeaderField]:
+        if self.keys is not None and self.first(key) is None:
+            return []  # absent (the loop guard of most messages): no index built
         index = self._index
         if index is None:
             index = self._index = {}
