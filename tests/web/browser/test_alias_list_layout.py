@@ -1,5 +1,6 @@
 """The alias list's search box and bulk bar on a 390 px phone and a 1280 px desktop: the search
-field's placeholder fits inside it (the full description is a visible hint tied to the field)."""
+field's placeholder fits inside it (the full description is a visible hint tied to the field), and on
+a phone the bulk bar's words sit above its three buttons, which share one row."""
 
 from __future__ import annotations
 
@@ -40,3 +41,16 @@ def test_the_search_placeholder_fits_and_the_hint_describes_the_field(
     assert hint.is_visible() and "address, label, note or destination" in hint.inner_text().lower()
     box = field.bounding_box()
     assert box is not None and box["width"] >= 200 and box["x"] + box["width"] <= page.evaluate("innerWidth")
+
+
+def test_on_a_phone_the_bulk_buttons_share_one_row_under_their_label(
+    context_for: Callable[[Mode, bool], Any], site: Site
+) -> None:
+    page = aliases_page(context_for, site, PHONE)
+    bar = page.locator(".bulk-actions")
+    label = bar.get_by_text("With the chosen aliases").bounding_box()
+    buttons = [button.bounding_box() for button in bar.locator("button").all()]
+    assert len(buttons) == 3 and label is not None and all(buttons)
+    assert len({round(box["y"]) for box in buttons}) == 1, buttons  # one row
+    assert label["y"] + label["height"] <= buttons[0]["y"], (label, buttons[0])  # the words above
+    assert buttons[-1]["x"] + buttons[-1]["width"] <= 390
