@@ -250,7 +250,14 @@ def qr_svg(uri: str) -> Markup:
 
 def _setup_page(user: User, secret: str, status: int = 200, error: str | None = None) -> tuple[str, int]:
     uri = rules.provisioning_uri(secret, user.email)
-    return render_template("account/two_factor_setup.html", qr=qr_svg(uri), uri=uri, secret=secret, error=error), status
+    page = render_template("account/two_factor_setup.html", qr=qr_svg(uri), uri=uri, key=grouped(secret), error=error)
+    return page, status
+
+
+def grouped(secret: str) -> str:
+    """The key in groups of four, as a person types it from a phone's screen (the apps skip spaces;
+    the URI keeps it whole)."""
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
 def _setup_ticket(user: User) -> str:

@@ -46,9 +46,10 @@ def setup_page(client: FlaskClient, password: str = PASSWORD):  # type: ignore[n
 
 
 def secret_on(page: str) -> str:
-    match = re.search(r'id="totp-secret">([A-Z2-7]+)<', page)
+    """The key the page shows, in groups of four (the spaces taken out, as the apps do)."""
+    match = re.search(r'id="totp-secret"[^>]*>((?:[A-Z2-7]{4} ){7}[A-Z2-7]{4})<', page)
     assert match, page
-    return match.group(1)
+    return match.group(1).replace(" ", "")
 
 
 def codes_on(page: str) -> list[str]:

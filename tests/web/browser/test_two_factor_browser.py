@@ -74,6 +74,24 @@ def code_after(secret: str, seconds: float) -> str:
     return pyotp.TOTP(secret).at(time.time() + seconds)
 
 
+def heading_lines_of(page: Any, words: str) -> int:
+    """How many lines ``words`` of the page's h1 take."""
+    return page.evaluate(
+        """words => {
+          const walker = document.createTreeWalker(document.querySelector('h1'), NodeFilter.SHOW_TEXT);
+          while (walker.nextNode()) {
+            const node = walker.currentNode, at = node.data.indexOf(words), range = document.createRange();
+            if (at < 0) continue;
+            range.setStart(node, at);
+            range.setEnd(node, at + words.length);
+            return new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top))).size;
+          }
+          return 0;
+        }""",
+        words,
+    )
+
+
 def test_turn_totp_on_then_sign_in_with_a_code(new_page: Any) -> None:
     page = new_page()
     password_step(page, ANN)
@@ -86,8 +104,9 @@ def test_turn_totp_on_then_sign_in_with_a_code(new_page: Any) -> None:
 
     qr = page.get_by_role("img", name="QR code for your authenticator app")
     assert qr.is_visible() and qr.bounding_box()["width"] >= 100
-    secret = page.locator("#totp-secret").inner_text()
-    assert re.fullmatch(r"[A-Z2-7]{32}", secret)
+    shown = page.locator("#totp-secret").inner_text()
+    assert re.fullmatch(r"([A-Z2-7]{4} ){7}[A-Z2-7]{4}", shown)  # groups of four; the apps skip spaces
+    secret = shown.replace(" ", "")
     assert page.locator("#totp-uri").inner_text() == pyotp.TOTP(secret).provisioning_uri(
         name=ANN, issuer_name="othermail"
     )
@@ -95,6 +114,7 @@ def test_turn_totp_on_then_sign_in_with_a_code(new_page: Any) -> None:
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: the long URI wraps, nothing scrolls sideways
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert qr.is_visible()
+    assert heading_lines_of(page, "sign-in") == 1  # the heading does not break as "sign-" / "in"
     page.get_by_label("Code from the app").fill(code_after(secret, 0))
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
     page.wait_for_url("**/account/two-factor/enable")
@@ -125,7 +145,8 @@ def test_a_recovery_code_signs_in_once_and_only_once(served: tuple[Flask, str], 
     client = app.test_client()
     signup(client, BOB)
     setup = post(client, "/account/two-factor/setup", {"password": PASSWORD}, page="/account/")
-    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    shown = re.search(r'id="totp-secret"[^>]*>([A-Z2-7 ]+)<', setup.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
+    secret = shown.replace(" ", "")
     done = post(client, "/account/two-factor/enable", {"code": code_after(secret, 0)}, page="/account/")
     codes = re.findall(r"<li><code>([a-z2-7-]+)</code></li>", done.get_data(as_text=True))
     assert len(codes) == 10
