@@ -253,8 +253,8 @@ def test_disable_enable_edit_and_destinations(app: Flask, ann: Ann) -> None:
     path = f"/aliases/{alias_id}"
     assert post(ann.client, f"{path}/disable", {}, page=path).status_code == 302
     assert not alias(app, alias_id).enabled
-    assert 'data-state="off"' in ann.client.get(path).get_data(as_text=True)
-    assert 'data-state="off"' in ann.client.get(LIST).get_data(as_text=True)
+    assert 'data-state="off">disabled</span>' in ann.client.get(path).get_data(as_text=True)  # the filter's word
+    assert 'data-state="off">disabled</span>' in ann.client.get(LIST).get_data(as_text=True)
     assert post(ann.client, f"{path}/enable", {}, page=path).status_code == 302
     assert alias(app, alias_id).enabled
     assert 'data-state="active"' in ann.client.get(path).get_data(as_text=True)

@@ -165,7 +165,7 @@ def test_bulk_disable_with_its_confirmation(site: Site, page: Any, bulk_ids: dic
     expect(page.locator(".flash")).to_have_text("2 aliases disabled.")
     assert page.url.endswith("/aliases/?q=bulk-&sort=address")  # the list it came from (asc: the default)
     states = page.locator("table.aliases tbody tr .tag")
-    expect(states).to_have_text(["off", "active", "off"])
+    expect(states).to_have_text(["disabled", "active", "disabled"])
     with site.app.app_context():
         db = web_session(site.app)
         db.expire_all()

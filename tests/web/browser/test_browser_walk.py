@@ -247,7 +247,7 @@ def test_first_walk_in_a_real_browser(
     page.get_by_role("button", name="Switch off").click()
     expect(page.get_by_role("status")).to_contain_text("is switched off")  # the new page, same title
     check(page, address, watch)
-    expect(page.locator(".alias-status [data-state]")).to_have_text("off")
+    expect(page.locator(".alias-status [data-state]")).to_have_text("disabled")
     expect(page.get_by_role("button", name="Switch on")).to_be_visible()
     [report] = forwarder.process(
         message(address, "Last chance", "sale-2@bikeshop.example"),
@@ -273,7 +273,7 @@ def test_first_walk_in_a_real_browser(
     check(page, "Aliases", watch)
     listed = page.locator("table.aliases tbody tr").filter(has_text=address)
     expect(listed).to_contain_text("Bike shop")
-    expect(listed.locator("[data-state]")).to_have_text("off")
+    expect(listed.locator("[data-state]")).to_have_text("disabled")
     shot(page, tmp_path, "aliases", shots)
 
     page.get_by_role("navigation").get_by_role("link", name="Dashboard").click()
