@@ -128,6 +128,7 @@ def init_app(app: Flask) -> None:
     _dummy_hash()  # made now, so that no sign-in pays for it
     app.after_request(_headers)
     app.jinja_env.globals["limits"] = limits  # the forms' maxlength, written once in models/limits.py
+    app.jinja_env.globals["min_password"] = MIN_PASSWORD
     app.context_processor(
         lambda: {"current_user": current_user(), "has_endpoint": lambda name: name in app.view_functions}
     )

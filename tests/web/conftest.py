@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from forwarder.accounts.passwords import MIN_PASSWORD
 from forwarder.adapters.senders import MemorySender
 from forwarder.runtime import Runtime
 from forwarder.settings import Settings
@@ -101,3 +102,13 @@ def links_in(message_raw: bytes) -> list[str]:
     """The links in a plain-text message the service sent (decoded, as a mail client shows it)."""
     message = email.message_from_bytes(message_raw, policy=email.policy.default)
     return re.findall(r"https?://\S+", message.get_content())
+
+
+def assert_states_the_password_rule(page: str, name: str = "password") -> None:
+    """The new-password field ``name`` has the minimum length, and a hint it points at says it."""
+    field = re.search(rf'<input type="password" name="{name}"[^>]*>', page)
+    assert field and f'minlength="{MIN_PASSWORD}"' in field.group(0)
+    described = re.search(r'aria-describedby="([^"]+)"', field.group(0))
+    assert described, field.group(0)
+    hint = re.search(rf'id="{described.group(1)}">([^<]+)<', page)
+    assert hint and f"At least {MIN_PASSWORD} characters" in hint.group(1)

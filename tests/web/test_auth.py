@@ -10,10 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from forwarder.accounts.passwords import MIN_PASSWORD
 from forwarder.adapters.senders import MemorySender
 from models import User
-from tests.web.conftest import PASSWORD, links_in, post, signup
+from tests.web.conftest import PASSWORD, assert_states_the_password_rule, links_in, post, signup
 
 
 def user(app: Flask, email: str) -> User:
@@ -171,9 +170,4 @@ def test_the_signin_link_of_a_protected_page_carries_its_path(client: FlaskClien
 
 def test_the_signup_form_states_the_password_rule_beside_the_field(client: FlaskClient) -> None:
     page = client.get("/signup").get_data(as_text=True)
-    field = re.search(r'<input type="password" name="password"[^>]*>', page)
-    assert field and f'minlength="{MIN_PASSWORD}"' in field.group(0)
-    described = re.search(r'aria-describedby="([^"]+)"', field.group(0))
-    assert described, field.group(0)
-    hint = re.search(rf'id="{described.group(1)}">([^<]+)<', page)
-    assert hint and f"At least {MIN_PASSWORD} characters" in hint.group(1)
+    assert_states_the_password_rule(page)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from forwarder.adapters.senders import MemorySender
 from models import ApiToken, User
-from tests.web.conftest import PASSWORD, links_in, post, signup
+from tests.web.conftest import PASSWORD, assert_states_the_password_rule, links_in, post, signup
 
 REPO = Path(__file__).resolve().parents[2]
 NEW = "a brand new passphrase"
@@ -189,3 +189,15 @@ def test_an_inline_mail_worker_sends_in_the_request(app: Flask, outbox: MemorySe
     app.config["MAIL_WORKER"] = "inline"
     assert post(app.test_client(), "/reset", {"email": "ann@example.org"}).status_code == 302
     assert [m.recipient for m in outbox.sent] == ["ann@example.org"]
+
+
+def test_the_reset_form_states_the_password_rule(app: Flask, client: FlaskClient, outbox: MemorySender) -> None:
+    signup(client)
+    visitor = app.test_client()
+    visitor.get(reset_link(app, outbox))
+    assert_states_the_password_rule(visitor.get("/new-password").get_data(as_text=True))
+
+
+def test_the_account_page_states_the_password_rule(client: FlaskClient) -> None:
+    signup(client)
+    assert_states_the_password_rule(client.get("/account/").get_data(as_text=True))
