@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from forwarder.core import Outcome
 from models import Alias, Delivery, User, utcnow
@@ -25,6 +25,7 @@ def recent(db: Session, alias: Alias, limit: int = 50) -> list[Delivery]:
     return list(
         db.scalars(
             select(Delivery)
+            .options(selectinload(Delivery.destination))
             .where(Delivery.alias_id == alias.id)
             .order_by(Delivery.created_at.desc(), Delivery.id.desc())
             .limit(limit)
@@ -37,6 +38,7 @@ def latest(db: Session, user: User, limit: int = 20) -> list[Delivery]:
     return list(
         db.scalars(
             select(Delivery)
+            .options(selectinload(Delivery.destination))
             .join(Alias, Alias.id == Delivery.alias_id)
             .where(Alias.user_id == user.id)
             .order_by(Delivery.created_at.desc(), Delivery.id.desc())
