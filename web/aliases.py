@@ -51,13 +51,12 @@ DURATIONS = (
     ("365d", "1 year"),
 )
 EXPIRED_ACTIONS = (("drop", "Drop new mail silently"), ("reject", "Reject new mail (the sender gets a bounce)"))
-#: What "reject" really does, shown under the choice (forwarder/flows/expired_reject.py).
+#: What "reject" does, in the user's words; the operator's detail (550 5.1.1 on the one box, an SES
+#: bounce on AWS only when SPF passed) is in docs/user-guide.md and forwarder/flows/expired_reject.py.
 EXPIRED_REJECT_WORDS = (
-    "Reject: senders get a bounce. On a one box the SMTP listener refuses the mail (550 5.1.1), "
-    "so the sending server bounces it; on AWS a bounce is sent only when the sender's SPF "
-    "passed (SPF vouches for the address the bounce goes to), otherwise the mail is dropped "
-    "(a bounce to a forged sender would be spam). "
-    "Drop: new mail is accepted and dropped silently."
+    "Reject: the sender usually gets a bounce saying the address no longer takes mail. Mail that "
+    "may come from a forged sender is dropped instead, so that no bounce goes to someone who did "
+    "not write. Drop: new mail is accepted and dropped silently."
 )
 
 
