@@ -249,6 +249,15 @@ def verified_destinations(session: Session, user: User) -> list[Destination]:
     )
 
 
+def set_alias_enabled(alias: Alias, enabled: bool) -> None:
+    """Switch an alias on or off as its owner does (the web app, the API, the CLI); the caller commits.
+
+    A switched-off alias's mail is dropped (``dropped-disabled``). The service's own reason for
+    switching it off (a complaint) is cleared: the state is the owner's choice now."""
+    alias.enabled = enabled
+    alias.disabled_reason = None
+
+
 def create_alias(
     session: Session,
     user: User,

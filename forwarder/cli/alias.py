@@ -13,6 +13,7 @@ from forwarder.accounts import (
     ensure_destination,
     ensure_user,
     parse_duration,
+    set_alias_enabled,
     verified_destinations,
 )
 from forwarder.cli.context import CliContext
@@ -105,6 +106,52 @@ def create(
             click.echo(created.address)
     except AccountError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@alias.command("disable")
+@click.argument("address", type=ADDRESS)
+@click.pass_obj
+def disable(obj: CliContext, address: str) -> None:
+    """Switch an alias off (as its owner can in the web app): new mail to it is dropped."""
+    found, _ = _switch(obj, address, enabled=False)
+    click.echo(f"Disabled {found}: it is switched off, and new mail to it is dropped.")
+
+
+@alias.command("enable")
+@click.argument("address", type=ADDRESS)
+@click.pass_obj
+def enable(obj: CliContext, address: str) -> None:
+    """Switch an alias on again; an expired one still does not forward, and this says why."""
+    found, why_expired = _switch(obj, address, enabled=True)
+    if why_expired is None:
+        click.echo(f"Enabled {found}: it forwards again.")
+    else:
+        click.echo(f"Enabled {found}, but it still does not forward: {why_expired}.")
+
+
+def _switch(obj: CliContext, address: str, *, enabled: bool) -> tuple[str, str | None]:
+    """Switch the live alias ``address`` on or off: its address and why it has expired (or None);
+    an unknown or deleted address is one error line."""
+    from sqlalchemy import select
+
+    from forwarder.adapters.sql.directory.records import alias_state
+    from forwarder.core.decide import expiry
+    from models import Alias, normalize_email, utcnow
+
+    wanted = normalize_email(address)
+    with obj.sessions()() as session:
+        found = session.scalars(select(Alias).where(Alias.address == wanted, Alias.deleted_at.is_(None))).first()
+        if found is None:
+            raise click.ClickException(f"no alias {wanted} (unknown or deleted)")
+        set_alias_enabled(found, enabled)
+        session.commit()
+        decision = expiry(alias_state(found), utcnow())
+        if decision is None:
+            return found.address, None
+        fate = "rejected (its sender gets a bounce)" if found.expired_action == "reject" else "dropped"
+        return found.address, (
+            f"{decision.reason}; new mail to it is {fate} until it is extended or made permanent in the web app"
+        )
 
 
 ALIAS_COLUMNS = (

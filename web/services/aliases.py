@@ -189,8 +189,7 @@ def bulk(db: Session, user: User, action: str, ids: list[int]) -> list[Alias]:
             _mark_deleted(alias)
     else:
         for alias in changed:
-            alias.enabled = action == "enable"
-            alias.disabled_reason = None  # the owner's choice now, not the service's
+            accounts.set_alias_enabled(alias, action == "enable")
     db.commit()
     return changed
 
@@ -348,8 +347,7 @@ def update(
     if note is not None:
         alias.note = _text("note", note, NOTE_MAX_LENGTH)
     if enabled is not None:
-        alias.enabled = enabled
-        alias.disabled_reason = None  # the owner's choice now, not the service's
+        accounts.set_alias_enabled(alias, enabled)
     if expired_action is not None:
         _check_limits(None, None, None, expired_action)
         alias.expired_action = expired_action
