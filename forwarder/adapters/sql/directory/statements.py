@@ -50,10 +50,9 @@ _KEY = and_(
     _deliveries.c.destination_key == bindparam("p_destination_key"),
 )
 
-_EXISTS = select(_aliases.c.id).where(_aliases.c.address == bindparam("p_address"))
-#: What the RCPT check needs to tell an expired reject-mode alias (no destinations: it never sends).
-_RCPT_STATUS = select(
-    _aliases.c.address,
+#: What decides whether an alias still forwards (switched on, not deleted, not expired by time,
+#: idleness or count) and what an expired one does.
+_LIFETIME = (
     _aliases.c.enabled,
     _aliases.c.deleted_at,
     _aliases.c.expires_at,
@@ -63,7 +62,20 @@ _RCPT_STATUS = select(
     _aliases.c.created_at,
     _aliases.c.last_used_at,
     _aliases.c.expired_action,
-).where(_aliases.c.address == bindparam("p_address"))
+)
+#: An alias, its verified destinations (none: one row of NULLs) and its owner.
+_ALIAS_DESTINATIONS_OWNER = (
+    _aliases.outerjoin(alias_destinations, alias_destinations.c.alias_id == _aliases.c.id)
+    .outerjoin(
+        _destinations,
+        and_(_destinations.c.id == alias_destinations.c.destination_id, _destinations.c.verified_at.is_not(None)),
+    )
+    .outerjoin(_users, _users.c.id == _aliases.c.user_id)
+)
+
+_EXISTS = select(_aliases.c.id).where(_aliases.c.address == bindparam("p_address"))
+#: What the RCPT check needs to tell an expired reject-mode alias (no destinations: it never sends).
+_RCPT_STATUS = select(_aliases.c.address, *_LIFETIME).where(_aliases.c.address == bindparam("p_address"))
 
 #: The alias and its verified destinations in one query: one row per verified destination, or
 #: one row with NULL destination columns when there is none.
@@ -71,15 +83,7 @@ _RESOLVE = (
     select(
         _aliases.c.id,
         _aliases.c.address,
-        _aliases.c.enabled,
-        _aliases.c.deleted_at,
-        _aliases.c.expires_at,
-        _aliases.c.idle_days,
-        _aliases.c.max_messages,
-        _aliases.c.message_count,
-        _aliases.c.created_at,
-        _aliases.c.last_used_at,
-        _aliases.c.expired_action,
+        *_LIFETIME,
         _aliases.c.display_name,
         _aliases.c.user_id,
         _users.c.display_format,
@@ -88,14 +92,7 @@ _RESOLVE = (
         _destinations.c.paused_at,
         _destinations.c.pause_reason,
     )
-    .select_from(
-        _aliases.outerjoin(alias_destinations, alias_destinations.c.alias_id == _aliases.c.id)
-        .outerjoin(
-            _destinations,
-            and_(_destinations.c.id == alias_destinations.c.destination_id, _destinations.c.verified_at.is_not(None)),
-        )
-        .outerjoin(_users, _users.c.id == _aliases.c.user_id)
-    )
+    .select_from(_ALIAS_DESTINATIONS_OWNER)
     .where(_aliases.c.address == bindparam("p_address"))
     .order_by(_destinations.c.id)
 )
@@ -122,13 +119,7 @@ _RESOLVE_FOR_MESSAGE = (
         exists().where(_of_this_message).label("seen"),
     )
     .select_from(
-        _aliases.outerjoin(alias_destinations, alias_destinations.c.alias_id == _aliases.c.id)
-        .outerjoin(
-            _destinations,
-            and_(_destinations.c.id == alias_destinations.c.destination_id, _destinations.c.verified_at.is_not(None)),
-        )
-        .outerjoin(_users, _users.c.id == _aliases.c.user_id)
-        .outerjoin(
+        _ALIAS_DESTINATIONS_OWNER.outerjoin(
             _claimed,
             and_(
                 _claimed.c.inbound_message_id == bindparam("p_message_id"),
