@@ -108,9 +108,12 @@ def add_destination(app: Flask, user_id: int, email: str, verified: bool = True)
 # --------------------------------------------------------------------------- two-way aliases
 
 
-def two_way_runtime(tmp_path: Path, alias: str, owner: str, *, display_name: str = "", **settings: object) -> Runtime:
-    """A runtime on a migrated SQLite database with contact keys and a memory sender, and one user
-    whose ``alias`` forwards to the verified destination ``owner``."""
+def two_way_runtime(
+    tmp_path: Path, alias: str, owner: str, *, display_name: str = "", database_url: str = "", **settings: object
+) -> Runtime:
+    """A runtime with contact keys and a memory sender on ``database_url`` (already migrated) or a
+    new migrated SQLite database, and one user whose ``alias`` forwards to the verified destination
+    ``owner``."""
     import secrets
 
     from forwarder.adapters.senders import MemorySender
@@ -119,8 +122,10 @@ def two_way_runtime(tmp_path: Path, alias: str, owner: str, *, display_name: str
     from models import Alias, Destination, User, utcnow
     from tests.support.databases import migrate
 
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    migrate(url)
+    url = database_url
+    if not url:
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        migrate(url)
     values: dict[str, object] = dict(
         data_dir=tmp_path,
         database_url=url,

@@ -4,7 +4,6 @@ in the transaction whose insert makes a redelivery find the message recorded, no
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from forwarder.adapters.senders import MemorySender
 from forwarder.core import Outcome, Verdicts
 from forwarder.flows.forward import Inbound
 from forwarder.runtime import Runtime
-from forwarder.settings import Settings
-from models import Alias, Contact, Delivery, Destination, SenderRule, User, make_session_factory, utcnow
+from models import Alias, Contact, Delivery, SenderRule, make_session_factory
+from tests.support.factories import two_way_runtime
 
 ALIAS = "shop-7hq2@othermail.example"
 PASS = Verdicts(spf="PASS", dkim="PASS", dmarc="PASS")
@@ -28,23 +27,12 @@ RAW = (
 
 @pytest.fixture
 def runtime(migrated_url: str, tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(
-        data_dir=tmp_path,
-        database_url=migrated_url,
-        domains=("othermail.example",),
-        sender="outbox",
-        contact_keys=(("k1", secrets.token_bytes(32)),),
-    )
-    made = Runtime.build(settings, sender=MemorySender())
-    with make_session_factory(made.engine)() as db:
-        user = User(email="owner@example.org")
-        db.add(user)
-        db.flush()
-        alias = Alias(address=ALIAS, user_id=user.id)
-        alias.destinations.append(Destination(user_id=user.id, email="me@real.example", verified_at=utcnow()))
-        db.add(alias)
-        db.flush()
-        db.add(SenderRule(user_id=user.id, alias_id=alias.id, action="block", kind="domain", value="shop.example"))
+    made = two_way_runtime(tmp_path, ALIAS, "me@real.example", database_url=migrated_url)
+    with made.sessions() as db:
+        alias = db.scalars(select(Alias).where(Alias.address == ALIAS)).one()
+        db.add(
+            SenderRule(user_id=alias.user_id, alias_id=alias.id, action="block", kind="domain", value="shop.example")
+        )
         db.commit()
         alias_id = alias.id
     made.contacts.create(alias_id, "othermail.example", "jane@shop.example")  # a known sender

@@ -6,7 +6,6 @@ inserted) and from a known one."""
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +16,11 @@ import psycopg._connection_base
 import psycopg._preparing
 import pytest
 
-from forwarder.adapters.senders import MemorySender
 from forwarder.core import Outcome, Verdicts
 from forwarder.flows.forward import Inbound
 from forwarder.runtime import Runtime
-from forwarder.settings import Settings
-from models import Alias, Destination, User, make_session_factory, utcnow
 from tests.conftest import fresh_database
+from tests.support.factories import two_way_runtime
 
 pytestmark = pytest.mark.postgres
 
@@ -68,22 +65,7 @@ def counting(commands: Counter[str]) -> Iterator[None]:
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     with fresh_database("postgresql", migrated=True) as url:
-        settings = Settings(
-            data_dir=tmp_path,
-            database_url=url,
-            domains=("othermail.example",),
-            sender="outbox",
-            contact_keys=(("k1", secrets.token_bytes(32)),),
-        )
-        made = Runtime.build(settings, sender=MemorySender())
-        with make_session_factory(made.engine)() as db:
-            user = User(email="owner@example.org")
-            db.add(user)
-            db.flush()
-            alias = Alias(address=ALIAS, user_id=user.id)
-            alias.destinations.append(Destination(user_id=user.id, email="me@real.example", verified_at=utcnow()))
-            db.add(alias)
-            db.commit()
+        made = two_way_runtime(tmp_path, ALIAS, "me@real.example", database_url=url)
         try:
             yield made
         finally:
