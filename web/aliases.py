@@ -21,7 +21,7 @@ from web import paging
 from web.api.common import MAX_ID
 from web.db import services, session
 from web.security import login_required, signed_in_user
-from web.services import activity
+from web.services import activity, alias_bulk
 from web.services import aliases as service
 from web.services import destinations as destination_service
 from web.services import domains as domain_service
@@ -280,7 +280,7 @@ def bulk():
     query = ListQuery.read(form)
     back = url_for("aliases.index", **query.args())
     action = form.get("action", "")
-    if action not in service.BULK_ACTIONS:
+    if action not in alias_bulk.BULK_ACTIONS:
         flash("Choose disable, enable or delete.")
         return redirect(back)
     try:
@@ -288,18 +288,18 @@ def bulk():
     except ValueError:
         abort(404)
     try:
-        chosen = service.owned_many(db, user, ids)
+        chosen = alias_bulk.owned_many(db, user, ids)
     except ServiceError as exc:  # a ValueError too: caught on its own
         if exc.status == 404:
             abort(404)
         flash(_sentence(exc.message))
         return redirect(back)
     if form.get("confirm") != "yes":
-        changing = service.bulk_changes(action, chosen)
+        changing = alias_bulk.bulk_changes(action, chosen)
         return render_template(
             "aliases/bulk.html", action=action, chosen=chosen, changing=changing, query=query, back=back
         )
-    changed = service.bulk(db, user, action, ids)
+    changed = alias_bulk.bulk(db, user, action, ids)
     flash(f"{aliases_word(len(changed))} {BULK_DONE[action]}.")
     return redirect(back)
 
