@@ -100,7 +100,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, runtime: Runtime | 
     app.register_blueprint(account.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(outbox.bp)
-    from web import aliases, dashboard, destinations
+    # alias_list's views (the alias list and its bulk form) register on aliases.bp when it is imported
+    from web import alias_list, aliases, dashboard, destinations  # noqa: F401
 
     app.register_blueprint(destinations.bp)
     app.register_blueprint(aliases.bp)

@@ -1,4 +1,5 @@
-"""The user's aliases: the list, one-click and custom creation, and each alias's page.
+"""The user's aliases: one-click and custom creation, and each alias's page. The list and its bulk
+form are in web/alias_list.py, on this module's blueprint.
 
 Every view is thin: read the form, call :mod:`web.services.aliases`, render. A ``ServiceError``
 re-renders the page with its message and status; another user's alias is a 404 everywhere.
@@ -7,40 +8,23 @@ re-renders the page with its message and status; another user's alias is a 404 e
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from forwarder.accounts import AccountError, parse_duration
-from forwarder.accounts.alias_states import STATES
 from models import Alias, Destination
-from web import paging
 from web.api.common import MAX_ID
 from web.db import services, session
 from web.security import login_required, signed_in_user
-from web.services import activity, alias_bulk
+from web.services import activity
 from web.services import aliases as service
 from web.services import destinations as destination_service
 from web.services import domains as domain_service
 from web.services.errors import ServiceError
 
 bp = Blueprint("aliases", __name__, url_prefix="/aliases")
-#: The list's page sizes; the first is the default.
-PAGE_SIZES = (25, 50)
-SEARCH_MAX = 100
-#: The state filter's choices (forwarder/accounts/alias_states.py defines each).
-STATE_NAMES = (
-    ("", "All"),
-    ("active", "Active"),
-    ("expiring", "Expiring"),
-    ("expired", "Expired"),
-    ("disabled", "Disabled"),
-)
-SORT_NAMES = (("created", "Created"), ("address", "Address"), ("used", "Last mail"), ("messages", "Messages"))
-BULK_DONE = {"disable": "disabled", "enable": "enabled", "delete": "deleted"}
 #: The expiry choices offered; the service accepts anything from one hour to a year.
 DURATIONS = (
     ("", "No time limit"),
@@ -114,7 +98,7 @@ def _duration() -> timedelta | None:
         raise ServiceError("invalid_expiry", "An alias can last from one hour to a year.") from None
 
 
-def _form_id(value: str) -> int:
+def form_id(value: str) -> int:
     """An id from a form field; ValueError for one no row has (past :data:`MAX_ID` it would be an
     OverflowError on SQLite and out of range on PostgreSQL: a 500, as web/converters.py says)."""
     number = int(value)
@@ -125,12 +109,12 @@ def _form_id(value: str) -> int:
 
 def _destination_ids() -> list[int]:
     try:
-        return [_form_id(value) for value in request.form.getlist("destination")]
+        return [form_id(value) for value in request.form.getlist("destination")]
     except ValueError:
         raise ServiceError("no_destination", "Choose your own destinations.") from None
 
 
-def _sentence(message: str) -> str:
+def sentence(message: str) -> str:
     return message[:1].upper() + message[1:]
 
 
@@ -183,7 +167,7 @@ def _detail(alias: Alias, status: int = 200, **context: object) -> tuple[str, in
 
 def _failed(alias: Alias, exc: ServiceError) -> tuple[str, int]:
     session().rollback()  # nothing half-applied shows on the page
-    return _detail(alias, exc.status, error=_sentence(exc.message))
+    return _detail(alias, exc.status, error=sentence(exc.message))
 
 
 def _done(alias: Alias, message: str):
@@ -191,121 +175,7 @@ def _done(alias: Alias, message: str):
     return redirect(url_for("aliases.detail", alias_id=alias.id))
 
 
-# --- the list and creation -----------------------------------------------------------------------
-
-
-def _page(raw: str) -> int:
-    """A page number as web/paging.py reads one: 1 unless a whole number; clamped to the last page."""
-    raw = raw.strip()
-    if not (raw.isascii() and raw.isdigit()):
-        return 1
-    digits = raw.lstrip("0") or "0"
-    return paging.MAX_PAGE if len(digits) > len(str(paging.MAX_PAGE)) else paging.clamp(int(digits))
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    """What the list shows, read from the query string (or the bulk form's copy of it). A value
-    that is not one of the choices falls back to its default: a bad link shows a list, never a 500."""
-
-    q: str = ""
-    state: str = ""
-    sort: str = "created"
-    order: str = "desc"
-    per_page: int = PAGE_SIZES[0]
-    page: int = 1
-
-    @classmethod
-    def read(cls, args: Mapping[str, str]) -> ListQuery:
-        state = args.get("state", "")
-        sort = args.get("sort", "")
-        sort = sort if sort in service.SORTS else "created"
-        order = args.get("order", "")
-        size = args.get("per_page", "")
-        return cls(
-            q=args.get("q", "").strip()[:SEARCH_MAX],
-            state=state if state in STATES else "",
-            sort=sort,
-            order=order if order in ("asc", "desc") else service.SORTS[sort],
-            per_page=int(size) if size in {str(n) for n in PAGE_SIZES} else PAGE_SIZES[0],
-            page=_page(args.get("page", "")),
-        )
-
-    def args(self, **changes: object) -> dict[str, object]:
-        """The query string for ``url_for``, without the values that are the defaults."""
-        values = {**asdict(self), **changes}
-        defaults = {**asdict(ListQuery()), "order": service.SORTS[str(values["sort"])]}
-        return {key: value for key, value in values.items() if value != defaults[key]}
-
-    @property
-    def filtered(self) -> bool:
-        return bool(self.q or self.state)
-
-
-@bp.get("/")
-@login_required
-def index():
-    query = ListQuery.read(request.args)
-    aliases, total = service.listed(
-        session(),
-        signed_in_user(),
-        query.q,
-        query.page,
-        query.per_page,
-        state=query.state,
-        sort=query.sort,
-        descending=query.order == "desc",
-    )
-    rows = [(alias, service.status(alias)) for alias in aliases]
-    return render_template(
-        "aliases/index.html",
-        rows=rows,
-        left=left,
-        query=query,
-        total=total,
-        pages=max(1, math.ceil(total / query.per_page)),
-        selected=request.args.get("select") == "page",
-        state_names=STATE_NAMES,
-        sort_names=SORT_NAMES,
-        page_sizes=PAGE_SIZES,
-    )
-
-
-@bp.post("/bulk")
-@login_required
-def bulk():
-    """Disable, enable or delete the chosen aliases: the first POST shows what will change, the
-    second (``confirm=yes``, from that page) does it. Any id not the user's own is a 404."""
-    form, db, user = request.form, session(), signed_in_user()
-    query = ListQuery.read(form)
-    back = url_for("aliases.index", **query.args())
-    action = form.get("action", "")
-    if action not in alias_bulk.BULK_ACTIONS:
-        flash("Choose disable, enable or delete.")
-        return redirect(back)
-    try:
-        ids = [_form_id(value) for value in form.getlist("alias")]
-    except ValueError:
-        abort(404)
-    try:
-        chosen = alias_bulk.owned_many(db, user, ids)
-    except ServiceError as exc:  # a ValueError too: caught on its own
-        if exc.status == 404:
-            abort(404)
-        flash(_sentence(exc.message))
-        return redirect(back)
-    if form.get("confirm") != "yes":
-        changing = alias_bulk.bulk_changes(action, chosen)
-        return render_template(
-            "aliases/bulk.html", action=action, chosen=chosen, changing=changing, query=query, back=back
-        )
-    changed = alias_bulk.bulk(db, user, action, ids)
-    flash(f"{aliases_word(len(changed))} {BULK_DONE[action]}.")
-    return redirect(back)
-
-
-def aliases_word(count: int) -> str:
-    return f"{count} alias{'' if count == 1 else 'es'}"
+# --- creation ------------------------------------------------------------------------------------
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -334,7 +204,7 @@ def new():
         )
     except ServiceError as exc:
         db.rollback()
-        return _new_page(exc.status, error=_sentence(exc.message), form=form)
+        return _new_page(exc.status, error=sentence(exc.message), form=form)
     return _done(alias, f"Created {alias.address}.")
 
 
