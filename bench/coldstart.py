@@ -16,6 +16,10 @@ packages installed here but absent on Lambda, ``NOT_ON_LAMBDA``, are hidden from
   round's message: the time from before the import to the handler's return (the first forwarded
   message, sent with SESv2 to moto), then a second, warm invocation with another message.
 
+Each round also starts a third child, the floor (``FLOOR``): the CPU time of what the forward path
+cannot do without, SQLAlchemy Core, the database driver and botocore with its S3 and SESv2 clients,
+alone. The distance from the floor to the limit below is what no change to othermail can win.
+
 Medians over the rounds are printed with their ratio to the targets of issue 15:
 
 - the handler module imports in at most 200 ms;
@@ -94,6 +98,48 @@ if os.environ["COLDSTART_MODE"] == "cold":
 sys.stdout.write("%s%s\\n" % (os.environ["COLDSTART_MARK"], json.dumps(result)))
 """
 
+#: The floor: what the libraries the forward path cannot do without cost alone, in a fresh child,
+#: with the garbage collector paused as the handler's cold start pauses it: SQLAlchemy Core, the
+#: dialect and driver of the database URL (``create_engine`` imports both, connects nowhere), and
+#: botocore with the two clients a forward makes (S3 to read the mail, SESv2 to send it).
+FLOOR = """
+import sys
+for name in __import__("json").loads(__import__("os").environ["COLDSTART_HIDDEN"]):
+    sys.modules[name] = None
+import gc, time
+gc.disable()
+parts = {}
+t0 = start = time.process_time()
+def lap(name):
+    global start
+    now = time.process_time()
+    parts[name] = (now - start) * 1000
+    start = now
+import sqlalchemy
+lap("sqlalchemy")
+import os
+sqlalchemy.create_engine(os.environ["OTHERMAIL_DATABASE_URL"])
+lap("driver")
+import botocore.session
+session = botocore.session.get_session()
+lap("botocore")
+session.create_client("s3", region_name=os.environ["AWS_REGION"])
+lap("s3")
+session.create_client("sesv2", region_name=os.environ["AWS_REGION"])
+lap("sesv2")
+parts["floor"] = (time.process_time() - t0) * 1000
+import json
+sys.stdout.write("%s%s\\n" % (os.environ["COLDSTART_MARK"], json.dumps(parts)))
+"""
+#: The floor's parts, in the order they are measured, with the words the bench prints.
+FLOOR_PARTS = (
+    ("sqlalchemy", "import sqlalchemy (Core)"),
+    ("driver", "dialect + driver (create_engine)"),
+    ("botocore", "import botocore, its session"),
+    ("s3", "S3 client"),
+    ("sesv2", "SESv2 client"),
+)
+
 
 def ses_event(message_id: str) -> dict:
     receipt = {"recipients": [ALIAS], "action": {"type": "Lambda", "invocationType": "Event"}}
@@ -140,7 +186,8 @@ def child_environ(endpoint: str, database_url: str) -> dict[str, str]:
 
 def run_child(env: dict[str, str], mode: str, events: list[dict] | None = None, importtime: bool = False) -> dict:
     env = dict(env, COLDSTART_MODE=mode, COLDSTART_EVENTS=json.dumps(events or []))
-    command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", CHILD]
+    script = FLOOR if mode == "floor" else CHILD
+    command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", script]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
     if done.returncode != 0 or not lines:
@@ -255,8 +302,9 @@ def main(argv: list[str]) -> int:
         prepare_aws(endpoint, keys)
         with database(args.database, Path(tmp)) as url:
             env = child_environ(endpoint, url)
-            imports, colds = [], []
+            imports, colds, floors = [], [], []
             for i in range(rounds):
+                floors.append(run_child(env, "floor"))
                 imports.append(run_child(env, "import"))
                 colds.append(run_child(env, "cold", [ses_event(f"cold-{i}-1"), ses_event(f"cold-{i}-2")]))
             traced = run_child(
@@ -288,6 +336,15 @@ def main(argv: list[str]) -> int:
     print(f"  import + first invocation                {cold_ms:7.1f} ms  cpu {cold_cpu:6.1f} ms"
           f"   runs: {each(colds, 'cold_ms')}")  # fmt: skip
     print(f"  second invocation (warm), forwarded      {median(colds, 'warm_ms'):7.1f} ms")
+    floor = median(floors, "floor")
+    print(f"  floor: the libraries alone, cpu          {floor:7.1f} ms"
+          f"   = {' + '.join(f'{median(floors, name):.0f}' for name, _ in FLOOR_PARTS)}"
+          f"   runs: {each(floors, 'floor')}")  # fmt: skip
+    print(f"    ({'; '.join(words for _, words in FLOOR_PARTS)}; collector paused)")
+    print(
+        f"    the cold start's cpu over the floor: {cold_cpu - floor:.0f} ms;"
+        f" the floor is {floor / limit:.2f} of the {limit:.0f} ms limit"
+    )
     print()
     print("  target                                                 ratio wall       ratio cpu")
     for label, wall, cpu, bound in (
