@@ -154,6 +154,18 @@ def check_spf(client: Client, lookup: Lookup) -> MethodResult:
     return MethodResult("spf", str(result), (prop,), comments=comments)
 
 
+#: Where dkimpy's parser (``dkim.rfc822_parse``, which splits lines at CRLF or LF) finds the end of
+#: the header: the first empty line.
+_EMPTY_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def header_block(raw: bytes) -> bytes:
+    """``raw`` up to and with its first empty line (all of it without one): dkimpy reads the same
+    header fields from it as from the whole message, and fails on the same lines."""
+    end = _EMPTY_LINE.search(raw)
+    return raw if end is None else raw[: end.end()]
+
+
 def check_dkim(raw: bytes, lookup: Lookup, first: Callable[[str], bool] = lambda d: False) -> list[MethodResult]:
     """One result per DKIM-Signature (the first :data:`MAX_SIGNATURES`, in message order);
     ``none`` without any. Signatures whose ``d=`` satisfies ``first`` are verified before the
@@ -164,11 +176,16 @@ def check_dkim(raw: bytes, lookup: Lookup, first: Callable[[str], bool] = lambda
         return records[0] if records else None
 
     quiet = logging.getLogger("othermail.inbound_auth.dkimpy")
+    # dkimpy splits the whole message into lines and joins the body again as it is built: read
+    # the header alone first, and the whole message only when there is a signature to verify.
+    head = header_block(raw)
     try:
-        verifier = dkim.DKIM(raw, logger=quiet, minkey=1024, timeout=max(lookup.remaining(), 0.01))
+        verifier = dkim.DKIM(head, logger=quiet, minkey=1024, timeout=max(lookup.remaining(), 0.01))
+        signatures = [value for name, value in verifier.headers if name.lower() == b"dkim-signature"]
+        if signatures and len(head) < len(raw):
+            verifier = dkim.DKIM(raw, logger=quiet, minkey=1024, timeout=max(lookup.remaining(), 0.01))
     except Exception as exc:
         return [MethodResult("dkim", "permerror", comments=(f"unreadable message: {exc.__class__.__name__}",))]
-    signatures = [value for name, value in verifier.headers if name.lower() == b"dkim-signature"]
     if not signatures:
         return [MethodResult("dkim", "none")]
     parsed: list[tuple[tuple[str, str], ...] | None] = []
