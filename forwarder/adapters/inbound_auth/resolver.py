@@ -19,6 +19,9 @@ from collections.abc import Callable
 
 import dns.exception
 import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
 import dns.resolver
 
 from forwarder.errors import DnsUnavailable
@@ -66,6 +69,9 @@ class Lookup:
             left = min(left, self.per_query)
         if left <= 0.0:
             raise DnsUnavailable("the DNS time budget of this message is spent")
+        cached = _from_cache(self._resolver, qname, rdtype)
+        if cached is not None:
+            return cached
         try:
             answer = self._resolver.resolve(qname, rdtype, search=False, lifetime=left, raise_on_no_answer=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
@@ -81,6 +87,25 @@ class Lookup:
     def txt(self, name: str) -> list[bytes]:
         """Each TXT record at ``name``, its strings joined."""
         return [b"".join(r.strings) for r in self.query(name, "TXT")]  # type: ignore[attr-defined]  # a TXT rdata; dnspython types it as Rdata
+
+
+def _from_cache(resolver: dns.resolver.Resolver, qname: dns.name.Name, rdtype: str) -> list[object] | None:
+    """What ``resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False)`` would answer
+    from its cache, read as it reads it (the records, an empty answer, a cached NXDOMAIN of the
+    name); None when it would ask a name server. resolve() builds a resolution, and for NXDOMAIN an
+    exception with its text, even for an answer it finds there: most of a message's DNS cost on
+    the one box, where mail comes from the same domains again and again."""
+    cache = getattr(resolver, "cache", None)  # a stand-in resolver (tests) may have none
+    if cache is None:
+        return None
+    kind = dns.rdatatype.RdataType.make(rdtype)
+    answer = cache.get((qname, kind, dns.rdataclass.IN))
+    if answer is not None:
+        return list(answer.rrset) if answer.rrset is not None else []
+    missing = cache.get((qname, dns.rdatatype.ANY, dns.rdataclass.IN))
+    if missing is not None and missing.response.rcode() == dns.rcode.NXDOMAIN:
+        return []
+    return None
 
 
 class Resolver:

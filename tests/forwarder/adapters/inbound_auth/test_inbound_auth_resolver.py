@@ -83,3 +83,30 @@ def test_a_lost_datagram_is_sent_again_within_the_querys_share() -> None:
         assert server.seen == {"spf.example.": 2}
     finally:
         server.stop()
+
+
+def test_a_cached_answer_is_read_without_a_resolution(server: CountingServer) -> None:
+    """dnspython's resolve() builds a resolution (and, for NXDOMAIN, an exception with its text)
+    even to answer from its cache; a lookup reads the cache first, as resolve() itself would, and
+    asks resolve() only for what is not there (issue 15.6: two to three lookups per message on
+    the one box's listener)."""
+    resolver = Resolver.for_nameserver(f"127.0.0.1:{server.port}")
+    assert resolver.resolver is not None
+    asked: list[str] = []
+    real = resolver.resolver.resolve
+
+    def counting(qname, *args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(str(qname))
+        return real(qname, *args, **kwargs)
+
+    resolver.resolver.resolve = counting  # type: ignore[method-assign]
+    for _ in range(3):
+        lookup = resolver.lookup()
+        assert lookup.txt("spf.example") == [b"v=spf1 -all"]
+        assert lookup.txt("_dmarc.nowhere.example") == []
+        assert lookup.query("spf.example", "A") == []  # NXDOMAIN is for every type of the name
+    assert asked == ["spf.example.", "_dmarc.nowhere.example.", "spf.example."]
+    resolver.resolver.cache.flush()  # as when the answers' TTL runs out
+    assert resolver.lookup().txt("spf.example") == [b"v=spf1 -all"]
+    assert asked[-1] == "spf.example." and len(asked) == 4
+    assert server.seen["spf.example."] == 3  # TXT twice (flushed between), A once
