@@ -245,3 +245,29 @@ def test_the_listener_slows_every_rcpt_past_the_global_budget(box: Callable[[Smt
     assert client.rcpt("shop@othermail.example")[0] == 250  # still accepted, after the delay
     assert server.metrics.snapshot()["smtp:rcpt-tarpit-global"] >= 2
     client.quit()
+
+
+def test_an_address_is_parsed_once_not_at_every_rcpt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each RCPT asks whether its client is blocked, by IP and by network: parsing the address
+    with ipaddress twice per RCPT cost the listener ~20 us a message (issue 15.6). The keys of
+    an address are remembered (a bounded cache: they never change)."""
+    import ipaddress
+
+    from forwarder.adapters.smtp import limits
+
+    limits.client_key.cache_clear()
+    limits.network_key.cache_clear()
+    parsed: list[str] = []
+    real = ipaddress.ip_address
+
+    def counting(text: str):  # type: ignore[no-untyped-def]
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(limits.ipaddress, "ip_address", counting)
+    rcpts = FailedRcpts(SmtpLimits())
+    for _ in range(50):
+        assert not rcpts.blocked("198.51.100.7")
+    rcpts.add("198.51.100.7")
+    assert parsed == ["198.51.100.7", "198.51.100.7"]  # once for its IP key, once for its network's
+    assert rcpts.count("198.51.100.7") == 1 and rcpts.network_count("198.51.100.9") == 1
