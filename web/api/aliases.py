@@ -8,10 +8,10 @@ from typing import Any
 from flask import Response, jsonify
 
 from models import Alias, utcnow
+from web.api.alias_schemas import ACTIVITY, ALIAS, ALIAS_CREATE, ALIAS_PAGE, ALIAS_UPDATE, AliasNow
 from web.api.blueprint import bp
 from web.api.common import MAX_PAGE, MAX_PER_PAGE, invalid, object_id, user
 from web.api.operations import QueryInt, QueryText, operation, query, request_body
-from web.api.schemas import ACTIVITY, ALIAS, ALIAS_CREATE, ALIAS_PAGE, ALIAS_UPDATE, AliasNow
 from web.db import services, session
 from web.services import activity
 from web.services import aliases as service

@@ -7,8 +7,8 @@ from flask import Response, jsonify
 from models import Alias
 from web.api.blueprint import bp
 from web.api.common import object_id, user
+from web.api.contact_schemas import CONTACT, CONTACT_CREATE, CONTACT_LIST, CONTACT_UPDATE, RULE, RULE_CREATE, RULE_LIST
 from web.api.operations import operation, request_body
-from web.api.schemas import CONTACT, CONTACT_CREATE, CONTACT_LIST, CONTACT_UPDATE, RULE, RULE_CREATE, RULE_LIST
 from web.db import services, session
 from web.services import aliases as alias_service
 from web.services import contacts as service

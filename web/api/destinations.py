@@ -7,8 +7,8 @@ from flask import Response, jsonify
 from models import Destination
 from web.api.blueprint import bp
 from web.api.common import ApiError, object_id, user
+from web.api.destination_schemas import DESTINATION, DESTINATION_INPUT, DESTINATION_LIST
 from web.api.operations import operation, request_body
-from web.api.schemas import DESTINATION, DESTINATION_INPUT, DESTINATION_LIST
 from web.db import services, session
 from web.mailer import MailNotSent
 from web.services import destinations as service

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 description of ``/api/v1``, built from what the API runs on: its paths, methods and
 path parameters from the blueprint's routes, each operation from what its view registered
 (``web/api/operations.py``), and every schema from the objects that check request bodies and build
-responses (``web/api/schemas.py``).
+responses (``web/api/schemas.py`` and one module per resource: ``alias_schemas.py``...).
 
 ``tests/web/test_openapi.py`` proves they agree: every route is described, the views read their
 bodies with the documented schemas, and generated requests get only documented statuses with bodies
@@ -18,10 +18,33 @@ from flask import Flask, current_app, has_app_context
 from werkzeug.routing import Map, Rule
 
 from web.api import PUBLIC_ENDPOINTS, READ_METHODS, bp
+from web.api.alias_schemas import ACTIVITY, ALIAS, ALIAS_CREATE, ALIAS_PAGE, ALIAS_UPDATE, DELIVERY
+from web.api.contact_schemas import CONTACT, CONTACT_CREATE, CONTACT_LIST, CONTACT_UPDATE, RULE, RULE_CREATE, RULE_LIST
+from web.api.destination_schemas import DESTINATION, DESTINATION_INPUT, DESTINATION_LIST
 from web.api.operations import OPERATIONS, Operation
-from web.api.schemas import COMPONENTS, ERROR, ID, Resource
+from web.api.schemas import ERROR, ID, Body, Resource
 
 Schema = dict[str, Any]
+#: Every component schema of the document, by name.
+COMPONENTS: tuple[Body | Resource, ...] = (
+    ERROR,
+    DESTINATION,
+    DESTINATION_LIST,
+    DESTINATION_INPUT,
+    ALIAS,
+    ALIAS_PAGE,
+    ALIAS_CREATE,
+    ALIAS_UPDATE,
+    DELIVERY,
+    ACTIVITY,
+    CONTACT,
+    CONTACT_LIST,
+    CONTACT_CREATE,
+    CONTACT_UPDATE,
+    RULE,
+    RULE_LIST,
+    RULE_CREATE,
+)
 
 ERROR_CODES = {
     400: "invalid_request (malformed JSON, unknown field, wrong type or range), or a service's own code: "

@@ -1,6 +1,9 @@
 """The API's request and response schemas: each one checks or builds a body and renders itself as an
 OpenAPI schema object, so the document (``web/api/openapi.py``) and the views share one description.
 
+The schemas themselves are in one module per resource: ``web/api/alias_schemas.py``,
+``contact_schemas.py`` and ``destination_schemas.py``; ``web/api/openapi.py`` lists them all.
+
 A request field reads itself with the checks of ``web/api/common.py`` (their error codes and messages);
 a response field takes its value from the object the view returns (``get``) and shapes it (``dump``).
 """
@@ -11,13 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from operator import attrgetter, itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import web.api.common as common
-from models import RULE_ACTIONS, RULE_KINDS, SENDER_MODES, Alias, limits
-from web.services import activity
-from web.services import aliases as alias_service
-from web.services import contacts as contact_service
+from models import limits
 
 Json = dict[str, Any]
 #: JSON Schema for "no NUL character", which every string field the API reads refuses.
@@ -229,110 +229,16 @@ class Resource:
         }
 
 
-def _fields(*fields: Field, get: Callable[[str], Callable[[Any], Any]] = attrgetter) -> tuple[Field, ...]:
+def by_name(*fields: Field, get: Callable[[str], Callable[[Any], Any]] = attrgetter) -> tuple[Field, ...]:
     """The fields, each getting its value by its own name unless it says otherwise."""
     return tuple(one if one.get is not None else replace(one, get=get(one.name)) for one in fields)
 
 
-# --- limits and shared field descriptions ---------------------------------------------------------
+# --- shared by several resources ------------------------------------------------------------------
 
-LABEL_MAX = limits.LABEL_MAX_LENGTH
-NOTE_MAX = limits.NOTE_MAX_LENGTH
-LOCAL_PART_MAX = limits.LOCAL_PART_MAX_LENGTH
-DOMAIN_MAX = limits.DOMAIN_MAX_LENGTH
 EMAIL_MAX = limits.EMAIL_MAX_LENGTH
-MAX_HOURS = int(alias_service.MAX_DURATION.total_seconds() // 3600)
-MIN_HOURS = int(alias_service.MIN_DURATION.total_seconds() // 3600)
-
-LABEL = Str(LABEL_MAX, nullable=True)
-DISPLAY_NAME = Str(limits.DISPLAY_NAME_MAX_LENGTH)
-SENDER_MODE = Enum(SENDER_MODES)
-SENDER_MODE_TEXT = (
-    "Who may write: any sender not blocked, or allow-only the allow-listed and known, unblocked contacts."
-)
-NOTE = Str(NOTE_MAX, nullable=True)
-EXPIRED_ACTION = Enum(tuple(alias_service.EXPIRED_ACTIONS))
-EXPIRED_ACTION_TEXT = (
-    "What an expired alias does with new mail. drop: accepted and dropped silently. "
-    "reject: the sender gets a bounce; on a one box the SMTP listener refuses the "
-    "mail with 550 5.1.1 at RCPT, on AWS an SES bounce is sent only when the "
-    "sender's SPF passed (SPF vouches for the envelope sender the bounce goes to), "
-    "and the mail is dropped otherwise (no bounce to a possibly forged sender)."
-)
-# A request's integers are nullable: null is read as absent (common.integer).
-HOURS = Int(MIN_HOURS, MAX_HOURS, nullable=True, code="invalid_expiry")
-IDLE = Int(1, alias_service.MAX_IDLE_DAYS, nullable=True, code="invalid_expiry")
-MESSAGES = Int(1, alias_service.MAX_MESSAGES, nullable=True, code="invalid_expiry")
-HOURS_TEXT = "Expire this many hours from now (1 hour to a year)."
-IDLE_TEXT = "Expire after this many days without mail."
 COUNT = Int(0)
 OPTIONAL_COUNT = Int(0, nullable=True)
-
-# --- requests -------------------------------------------------------------------------------------
-
-DESTINATION_INPUT = Body("DestinationInput", (Field("email", Str(EMAIL_MAX, format="email"), required=True),))
-
-# In the order the views checked them before this module existed: the first fault is the one reported.
-ALIAS_CREATE = Body(
-    "AliasCreate",
-    (
-        Field("destination_ids", Ids(), "Verified destinations of the caller; omit for all of them."),
-        Field(
-            "domain",
-            Str(DOMAIN_MAX, nullable=True),
-            "One of the service's alias domains, or a verified domain of the caller's (/domains); omit for the "
-            "service's first.",
-        ),
-        Field("local_part", Str(LOCAL_PART_MAX, nullable=True), "Omit (or null) for a generated one."),
-        Field("label", LABEL),
-        Field("note", NOTE),
-        Field("expires_in_hours", HOURS, HOURS_TEXT),
-        Field("idle_days", IDLE, IDLE_TEXT),
-        Field("max_messages", MESSAGES, "Expire after this many messages."),
-        Field("expired_action", EXPIRED_ACTION, EXPIRED_ACTION_TEXT),
-    ),
-    "Every field is optional: {} creates a generated address on the service's first domain, forwarding to "
-    "every verified destination of the caller (400 no_destination without one).",
-)
-ALIAS_UPDATE = Body(
-    "AliasUpdate",
-    (
-        Field("label", LABEL),
-        Field("note", NOTE),
-        Field("enabled", Bool()),
-        Field("destination_ids", Ids()),
-        Field("expired_action", EXPIRED_ACTION, EXPIRED_ACTION_TEXT),
-        Field("expires_in_hours", HOURS, "Extend: expire this many hours from now."),
-        Field("idle_days", IDLE, "Extend: a new idle limit, counted from now."),
-        Field("extra_messages", MESSAGES, "Extend: allow this many more messages."),
-        Field("permanent", Bool(), "true removes every expiry; not with the extend fields."),
-        Field("display_name", DISPLAY_NAME, 'The alias\'s name on mail it sends (replies); "" for none.'),
-        Field("sender_mode", SENDER_MODE, SENDER_MODE_TEXT),
-    ),
-    "Only the fields present change. null clears label or note. Checked as a whole: a rejected request "
-    "changes nothing.",
-)
-
-CONTACT_CREATE = Body(
-    "ContactCreate",
-    (
-        Field("address", Str(EMAIL_MAX, format="email"), "Any outside address (not an alias, not yours).", True),
-        Field("name", Str(contact_service.NAME_MAX_LENGTH, nullable=True), "Their name, for your eyes."),
-    ),
-    "Returns the alias's contact for the address, made when new: mail from your mailbox to its reverse_address "
-    "leaves from the alias.",
-)
-CONTACT_UPDATE = Body("ContactUpdate", (Field("blocked", Bool(), "true: drop its mail to the alias.", True),))
-RULE_CREATE = Body(
-    "RuleCreate",
-    (
-        Field("action", Enum(RULE_ACTIONS), required=True),
-        Field("kind", Enum(RULE_KINDS), "empty-sender takes no value.", True),
-        Field("value", Str(EMAIL_MAX, nullable=True), "An address, or a domain (its subdomains match too)."),
-    ),
-)
-
-# --- responses ------------------------------------------------------------------------------------
 
 ERROR = Resource(
     "Error",
@@ -342,7 +248,7 @@ ERROR = Resource(
             Inline(
                 Resource(
                     "ErrorDetail",
-                    _fields(
+                    by_name(
                         Field("code", Str(), "Stable; programs may rely on it."),
                         Field("message", Str(), "For people; may change."),
                         get=itemgetter,
@@ -352,166 +258,4 @@ ERROR = Resource(
             get=lambda error: error,
         ),
     ),
-)
-
-DESTINATION = Resource(
-    "Destination",
-    _fields(
-        Field("id", ID),
-        Field("email", Str()),
-        Field("verified", Bool(), get=attrgetter("is_verified")),
-        Field("verified_at", Time(nullable=True)),
-        Field("created_at", Time()),
-        Field(
-            "paused",
-            Bool(),
-            "Mail to it bounced: nothing is forwarded there until it is resumed.",
-            get=attrgetter("is_paused"),
-        ),
-        Field("paused_at", Time(nullable=True)),
-        Field("pause_reason", Str(), "Why it was paused; empty when not.", get=lambda d: d.pause_reason or ""),
-    ),
-)
-DESTINATION_LIST = Resource("DestinationList", (Field("items", ListOf(DESTINATION), get=lambda rows: rows),))
-
-
-class AliasNow(NamedTuple):
-    """An alias with its state at the moment it is shown."""
-
-    alias: Alias
-    state: alias_service.Status
-
-    @classmethod
-    def of(cls, alias: Alias, now: datetime) -> AliasNow:
-        return cls(alias, alias_service.status(alias, now))
-
-
-def _alias(name: str) -> Callable[[AliasNow], Any]:
-    return lambda shown: getattr(shown.alias, name)
-
-
-def _seconds(name: str) -> Callable[[AliasNow], int | None]:
-    return lambda shown: common.seconds(getattr(shown.state, name))
-
-
-ALIAS = Resource(
-    "Alias",
-    _fields(
-        Field("id", ID),
-        Field("address", Str()),
-        Field("enabled", Bool()),
-        Field("status", Enum(("active", "off", "expired")), get=lambda shown: shown.state.state),
-        Field("status_reason", Str(), "Why it is off or expired; empty when active.", get=lambda s: s.state.reason),
-        Field("label", LABEL),
-        Field("note", NOTE),
-        Field("destination_ids", ListOf(ID), get=lambda shown: sorted(d.id for d in shown.alias.destinations)),
-        Field("expired_action", EXPIRED_ACTION, EXPIRED_ACTION_TEXT),
-        Field("expires_at", Time(nullable=True)),
-        Field("idle_days", Int(nullable=True)),
-        Field("max_messages", Int(nullable=True)),
-        Field("time_left_seconds", OPTIONAL_COUNT, "Until expires_at; null without one.", get=_seconds("time_left")),
-        Field(
-            "idle_left_seconds", OPTIONAL_COUNT, "Until idle expiry; null without idle_days.", get=_seconds("idle_left")
-        ),
-        Field(
-            "messages_left",
-            OPTIONAL_COUNT,
-            "Before max_messages is reached; null without one.",
-            get=lambda shown: shown.state.messages_left,
-        ),
-        Field("message_count", COUNT),
-        Field("forwarded_count", COUNT),
-        Field("blocked_count", COUNT),
-        Field("created_at", Time()),
-        Field("last_used_at", Time(nullable=True)),
-        Field("display_name", DISPLAY_NAME, "The alias's name on mail it sends (replies)."),
-        Field("sender_mode", SENDER_MODE, SENDER_MODE_TEXT),
-        get=_alias,
-    ),
-)
-ALIAS_PAGE = Resource(
-    "AliasPage",
-    _fields(
-        Field("items", ListOf(ALIAS)),
-        Field("page", Int(1)),
-        Field("per_page", Int(1, common.MAX_PER_PAGE)),
-        Field("total", COUNT),
-        get=itemgetter,
-    ),
-)
-
-DELIVERY = Resource(
-    "Delivery",
-    _fields(
-        Field("id", Int()),
-        Field("outcome", Str()),
-        Field("blocked", Bool(), get=lambda delivery: delivery.outcome in activity.BLOCKED),
-        Field("reason", Str()),
-        Field("mail_from", Str(nullable=True)),
-        Field("subject", Str(nullable=True)),
-        Field("destination_id", Int(nullable=True)),
-        Field("received_at", Time(nullable=True)),
-        Field("created_at", Time()),
-    ),
-)
-ACTIVITY = Resource(
-    "Activity",
-    _fields(
-        Field("items", ListOf(DELIVERY)),
-        Field(
-            "totals",
-            Inline(Resource("Totals", _fields(Field("forwarded", COUNT), Field("blocked", COUNT), get=itemgetter))),
-        ),
-        get=itemgetter,
-    ),
-)
-
-CONTACT = Resource(
-    "Contact",
-    _fields(
-        Field("id", ID, get=attrgetter("contact_id")),
-        Field("address", Str(), "Their real address."),
-        Field("name", Str()),
-        Field("reverse_address", Str(), "Write to this from your mailbox to reach them.", get=attrgetter("reverse")),
-        Field("origin", Enum(("forward", "user")), "forward: they wrote first; user: you created it."),
-        Field("blocked", Bool()),
-        Field("forwarded_count", COUNT),
-        Field("replied_count", COUNT),
-        Field("blocked_count", COUNT),
-        Field("last_seen_at", Time(nullable=True)),
-        Field("created_at", Time()),
-    ),
-)
-CONTACT_LIST = Resource("ContactList", (Field("items", ListOf(CONTACT), get=lambda rows: rows),))
-RULE = Resource(
-    "Rule",
-    _fields(
-        Field("id", ID),
-        Field("alias_id", Int(nullable=True), "null: every alias of the account."),
-        Field("action", Enum(RULE_ACTIONS)),
-        Field("kind", Enum(RULE_KINDS)),
-        Field("value", Str()),
-    ),
-)
-RULE_LIST = Resource("RuleList", (Field("items", ListOf(RULE), get=lambda rows: rows),))
-
-#: Every component schema of the document, by name.
-COMPONENTS: tuple[Body | Resource, ...] = (
-    ERROR,
-    DESTINATION,
-    DESTINATION_LIST,
-    DESTINATION_INPUT,
-    ALIAS,
-    ALIAS_PAGE,
-    ALIAS_CREATE,
-    ALIAS_UPDATE,
-    DELIVERY,
-    ACTIVITY,
-    CONTACT,
-    CONTACT_LIST,
-    CONTACT_CREATE,
-    CONTACT_UPDATE,
-    RULE,
-    RULE_LIST,
-    RULE_CREATE,
 )
