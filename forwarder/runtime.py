@@ -109,7 +109,7 @@ class Runtime:
         from forwarder.adapters.sql.directory import SqlDirectory
 
         return SqlDirectory(
-            self.sessions,
+            self.engine,  # Core connections only: no ORM session factory (sqlalchemy.orm) for it
             timedelta(seconds=self.settings.claim_timeout_seconds),
             clock=self.clock,
             limits=self.settings.mail_limits,

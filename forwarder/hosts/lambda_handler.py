@@ -68,7 +68,8 @@ class LambdaRuntime:
     store: S3Store
     outcome_log: OutcomeLog
     engine: Any = None
-    #: Applies SES bounces and complaints (forwarder/adapters/sql/feedback_store.py).
+    #: Applies SES bounces and complaints (forwarder/adapters/sql/feedback_store.py); built from
+    #: :attr:`parts` by the first notification, so forwarding mail never imports it.
     feedback: FeedbackStore | None = None
     #: How :meth:`invoke` retries a job within the invocation's time (forwarder/hosts/retry.py).
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -80,7 +81,7 @@ class LambdaRuntime:
         """The Lambda's runtime, from the composition root (forwarder/runtime.py): raw mail from the
         bucket SES writes to, SES to send (unless ``OTHERMAIL_SENDER`` says otherwise), SES SendBounce."""
         parts = Runtime.build(settings, ses_inbound=True, **({"aws_session": session} if session is not None else {}))
-        runtime = cls(settings, parts.forwarder, parts.ses_bucket, parts.outcome_log, parts.engine, parts.feedback)
+        runtime = cls(settings, parts.forwarder, parts.ses_bucket, parts.outcome_log, parts.engine)
         runtime.parts = parts
         return runtime
 
@@ -169,6 +170,8 @@ class LambdaRuntime:
         """Record each bounce or complaint once (pausing, switching off). Nothing goes to the
         bounced address or to any sender; a bounce of the owner's reply to a contact is a notice
         to the owner (forwarder/flows/notices.py), once."""
+        if self.feedback is None and self.parts is not None:
+            self.feedback = self.parts.feedback
         if self.feedback is None:
             raise RuntimeError("this runtime has no feedback store (build it with from_settings)")
         counts: Counter[str] = Counter()

@@ -107,7 +107,8 @@ runtime.forwarder.sender = sender = MemorySender()
 summary = runtime.handle(json.loads(os.environ["TEST_EVENT"]))
 runtime.close()
 dialects = sorted(m for m in sys.modules if m.startswith("sqlalchemy.dialects.") and m.count(".") == 2)
-result = {"outcomes": summary["outcomes"], "sent": len(sender.sent), "loaded": dialects}
+feedback = "forwarder.adapters.sql.feedback_store" in sys.modules
+result = {"outcomes": summary["outcomes"], "sent": len(sender.sent), "loaded": dialects, "feedback": feedback}
 """
 
 
@@ -131,6 +132,7 @@ def test_forwarding_on_sqlite_or_postgresql_never_loads_the_mysql_dialect(backen
     assert (result["outcomes"], result["sent"]) == ({"forwarded": 1}, 1)
     assert f"sqlalchemy.dialects.{backend}" in result["loaded"]  # the check sees the dialect in use
     assert MYSQL not in result["loaded"]
+    assert result["feedback"] is False  # the bounce and complaint store comes with the first notification
 
 
 def test_the_handler_makes_each_aws_client_once_per_container(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
