@@ -8,6 +8,10 @@ with a memory sender). Three messages are counted with SQLAlchemy events (``befo
 ``begin``, the pool's ``checkout``): the first message of a new day (none of its four rate-limit windows
 has a row yet), the next one in that hour (steady state), and a redelivery of it (sends nothing).
 
+Transactions are those the server saw: on PostgreSQL the BEGINs psycopg sends (SQLAlchemy's ``begin``
+event fires on an autocommit connection too, where nothing is sent; ``--show`` also lists psycopg's
+BEGIN, COMMIT and ROLLBACK, each one round trip), elsewhere SQLAlchemy's ``begin`` events.
+
 Each server backend gets a database of its own, created and dropped by this script (admin URLs as
 the tests take them: ``OTHERMAIL_TEST_POSTGRES_ADMIN_URL``, ``OTHERMAIL_TEST_MARIADB_ADMIN_URL``).
 tests/forwarder/adapters/sql/test_statements_per_message.py holds the same counts to their bounds.
@@ -21,7 +25,7 @@ import secrets
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,7 @@ class Counts:
         self.statements: list[str] = []
         self.transactions = 0
         self.checkouts = 0
+        self.commands: list[str] = []
 
     def _statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.statements.append(statement)
@@ -56,20 +61,43 @@ class Counts:
     def _begin(self, _conn: Any) -> None:
         self.transactions += 1
 
+    @contextmanager
+    def _psycopg_commands(self) -> Iterator[None]:
+        """PostgreSQL: the BEGIN, COMMIT and ROLLBACK psycopg sends (tests/support/round_trips.py)."""
+        import psycopg._connection_base as base
+
+        real = base.BaseConnection._exec_command
+
+        def sent(connection: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+            self.commands.append(command.split()[0].decode() if isinstance(command, bytes) else "(composed)")
+            return real(connection, command, *args, **kwargs)
+
+        base.BaseConnection._exec_command = sent  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            base.BaseConnection._exec_command = real  # type: ignore[method-assign]
+
     def _checkout(self, *_args: Any) -> None:
         self.checkouts += 1
 
     @contextmanager
     def listening(self) -> Iterator[Counts]:
+        postgresql = self.engine.dialect.name == "postgresql"
         event.listen(self.engine, "before_cursor_execute", self._statement)
-        event.listen(self.engine, "begin", self._begin)
+        if not postgresql:
+            event.listen(self.engine, "begin", self._begin)
         event.listen(self.engine.pool, "checkout", self._checkout)
         try:
-            yield self
+            with self._psycopg_commands() if postgresql else nullcontext():
+                yield self
         finally:
             event.remove(self.engine, "before_cursor_execute", self._statement)
-            event.remove(self.engine, "begin", self._begin)
+            if not postgresql:
+                event.remove(self.engine, "begin", self._begin)
             event.remove(self.engine.pool, "checkout", self._checkout)
+        if postgresql:
+            self.transactions = self.commands.count("BEGIN")
 
     def __str__(self) -> str:
         return f"{len(self.statements)} statements, {self.transactions} transactions, {self.checkouts} checkouts"
@@ -155,6 +183,8 @@ def main() -> None:
                     f" {counted.checkouts:>9}"
                 )
                 if args.show:
+                    if backend == "postgresql":
+                        print(f"    psycopg sent besides: {' '.join(counted.commands) or 'nothing'}")
                     for statement in counted.statements:
                         print("    " + " ".join(statement.split())[:150])
     if args.record:  # the most statements of a server backend's steady state (or SQLite's, alone)

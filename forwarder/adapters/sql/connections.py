@@ -48,3 +48,11 @@ def again_if_dead(connection: Connection, work: Callable[[Connection], T]) -> T:
             raise
     connection.rollback()  # the Connection takes a new DBAPI connection from the pool
     return work(connection)
+
+
+def transactional(connection: Connection) -> None:
+    """Make a connection opened in autocommit (PostgreSQL, one statement per step) transactional
+    again: the statements that follow are one transaction, committed or rolled back together."""
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        connection.commit()  # ends SQLAlchemy's own record of a transaction; nothing is sent
+        connection.execution_options(isolation_level=connection.default_isolation_level)

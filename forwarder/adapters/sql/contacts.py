@@ -241,8 +241,12 @@ class SqlContactBook:
         )
 
     @contextmanager
-    def _connection(self, write: bool = False) -> Iterator[Connection]:
+    def _connection(self, write: bool = False, autocommit: bool = False) -> Iterator[Connection]:
+        """``autocommit`` (PostgreSQL): each statement commits on its own, no BEGIN or COMMIT is sent
+        (for work whose every statement stands alone, as in SqlDirectory)."""
         with database_errors(), self._write_lock if write else nullcontext(), self._engine.connect() as connection:
+            if autocommit and self._engine.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
 
     # --- contacts -------------------------------------------------------------------------------
@@ -321,7 +325,8 @@ class SqlContactBook:
             "p_seen": sorted(seen),
             "p_now": now,
         }
-        with self._connection(write=True) as connection:
+        # each statement stands alone (the read; each new contact's insert; a name added): autocommit
+        with self._connection(write=True, autocommit=True) as connection:
             alias: Any = None
             found: dict[str, _Known] = {}
             rules: list[tuple[int | None, str, str, str]] = []

@@ -3,6 +3,11 @@
 A forwarded message is one transaction to resolve, decide, claim and count, and one to record what
 the sends did; a dropped one is a single transaction; a redelivery of a forwarded one is a single
 transaction that finds every copy done.
+
+On PostgreSQL a step that is one statement runs on an autocommit connection, and the transactions
+counted are the BEGINs psycopg sends (SQLAlchemy's ``begin`` event fires there too, where nothing is
+sent; tests/support/round_trips.py): the claim of a message's first copies is one statement, and a
+redelivery's read finds every copy done and writes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from forwarder.adapters.sql.directory import SqlDirectory
 from forwarder.core import Outcome, Policy
 from forwarder.flows.forward import Forwarder, Inbound
 from models import Alias, Destination, User, make_engine, make_session_factory, utcnow
+from tests.support.round_trips import psycopg_commands
 
 SHOP = "shop-7hq2@othermail.example"
 OFF = "off-3kd9@othermail.example"
@@ -38,12 +44,21 @@ class Box:
         def count(connection: Any) -> None:
             begun.append(connection)
 
+        if self.engine.dialect.name == "postgresql":
+            sent: list[str] = []
+            with psycopg_commands(sent):
+                reports = self.forwarder.process(RAW, Inbound(message_id, (recipient,)))
+            return sent.count("BEGIN"), [r.outcome for r in reports]
         event.listen(self.engine, "begin", count)
         try:
             reports = self.forwarder.process(RAW, Inbound(message_id, (recipient,)))
         finally:
             event.remove(self.engine, "begin", count)
         return len(begun), [r.outcome for r in reports]
+
+    @property
+    def postgresql(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
 
 
 @pytest.fixture
@@ -73,7 +88,8 @@ def box(migrated_url: str) -> Iterator[Box]:
 
 
 def test_a_message_forwarded_to_two_destinations_costs_two_transactions(box: Box) -> None:
-    assert box.transactions("m1", SHOP) == (2, [Outcome.FORWARDED, Outcome.FORWARDED])
+    settle_only = 1 if box.postgresql else 2  # PostgreSQL: the settle of two copies
+    assert box.transactions("m1", SHOP) == (settle_only, [Outcome.FORWARDED, Outcome.FORWARDED])
     assert sorted(m.recipient for m in box.sender.sent) == ["home@real.example", "work@real.example"]
 
 
@@ -85,5 +101,6 @@ def test_a_dropped_message_costs_one_transaction(box: Box) -> None:
 def test_a_redelivered_forwarded_message_costs_one_transaction_and_sends_nothing(box: Box) -> None:
     box.transactions("m1", SHOP)
     box.sender.sent.clear()
-    assert box.transactions("m1", SHOP) == (1, [Outcome.FORWARDED, Outcome.FORWARDED])
+    read_only = 0 if box.postgresql else 1
+    assert box.transactions("m1", SHOP) == (read_only, [Outcome.FORWARDED, Outcome.FORWARDED])
     assert box.sender.sent == []

@@ -17,13 +17,22 @@ a message over a limit is rolled back and recorded as dropped; a catch-all alias
 
 The statements of a forwarded message (one destination, the default limits; bench/statements.py
 prints them, tests/forwarder/adapters/sql/test_statements_per_message.py holds them) are five on
-PostgreSQL and MariaDB, six on SQLite, the same on the first message of a rate-limit window as on
-the next: step 1 reads the alias, its destinations and the message's rows in one query, counts the
-message on the alias row, inserts the claim and counts the message in every window with one upsert
+MariaDB, six on SQLite, the same on the first message of a rate-limit window as on the next: step 1
+reads the alias, its destinations and the message's rows in one query, counts the message on the
+alias row, inserts the claim and counts the message in every window with one upsert
 (limit_windows.py); step 3 updates the claim by its key and counts the forward on the alias row, in
-one statement where the database writes two tables at once (SQLite: two). Each step is one transaction on one
-pooled connection, and the first statement of each is run again on a new connection if the pooled
-one turns out dead (the pool pings only connections that sat idle, models/engine.py).
+one statement where the database writes two tables at once (SQLite: two). Each step is one
+transaction on one pooled connection, and the first statement of each is run again on a new
+connection if the pooled one turns out dead (the pool pings only connections that sat idle,
+models/engine.py).
+
+On PostgreSQL they are three, and no transaction: each step that is one statement runs it on an
+autocommit connection (no BEGIN or COMMIT round trip), and a message's first claim is one statement
+(:mod:`.first_claim`: the alias row, the claims, the windows and a two-way message's contacts, all
+or nothing); the settle writes a two-way message's links in its one statement. The first message of
+a rate-limit window costs two more (its window rows opened, the claim run again). The rarer paths
+(a redelivery taking a claim over, paused destinations, a drop that counts a blocked message, a
+settle of several copies) are transactions as elsewhere (:func:`~forwarder.adapters.sql.connections.transactional`).
 
 Idempotency lives here (warehouse's "check the event id before acting"). Before a message is sent
 to a destination, a delivery row ``(inbound message id, alias address, destination)`` is inserted
@@ -47,8 +56,9 @@ Message-level outcomes (unknown alias, spam, ...) are rows with ``destination_ke
 
 The package, by role: :mod:`.records` (what the directory hands its callers: resolved aliases,
 claims, openings, finished sends), :mod:`.statements` (the Core statements, built once),
-:mod:`.settle` (what a settle writes) and :mod:`.sql_directory` (:class:`SqlDirectory`: resolve,
-claim, and the settle's transaction). Each imports only those before it; import from the package.
+:mod:`.settle` (what a settle writes), :mod:`.first_claim` (PostgreSQL's first claim in one
+statement) and :mod:`.sql_directory` (:class:`SqlDirectory`: resolve, claim, and the settle's
+transaction). Each imports only those before it; import from the package.
 
 Lock order (MariaDB): a transaction that writes the alias row (the message count, the blocked and
 forwarded counts) does so before it inserts or updates delivery rows. An insert's foreign key check

@@ -3,9 +3,9 @@ once per message (forwarder/adapters/sql/directory/__init__.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
@@ -21,15 +21,21 @@ from forwarder.adapters.sql.directory.statements import (
     _TO_FINISH,
     _finished_params,
     _key_params,
+    finish_counting_linking_pg,
+    link_params,
 )
 from forwarder.core import Outcome
 
 
-def finish(connection: Connection, finished: Sequence[Finished], now: datetime) -> bool:
+def finish(
+    connection: Connection, finished: Sequence[Finished], now: datetime, links: Sequence[Mapping[str, Any]] = ()
+) -> bool:
     """Record what the sends did; False when a claim read as pending was settled by another
-    worker before this transaction changed it (it is rolled back and run again)."""
+    worker before this transaction changed it (it is rolled back and run again). ``links``
+    (PostgreSQL, one forwarded copy of a first claim): the message_links rows, written by the
+    same statement (:func:`finish_counting_linking_pg`)."""
     if finished and all(done.first and done.alias_id is not None for done in finished):
-        _finish_first(connection, finished, now)
+        _finish_first(connection, finished, now, links)
         return True
     read = [connection.execute(_TO_FINISH, _key_params(done.key)).one() for done in finished]
     # a claim no longer pending was taken over and settled by another worker: left as it is
@@ -53,7 +59,9 @@ def finish(connection: Connection, finished: Sequence[Finished], now: datetime) 
     return True
 
 
-def _finish_first(connection: Connection, finished: Sequence[Finished], now: datetime) -> None:
+def _finish_first(
+    connection: Connection, finished: Sequence[Finished], now: datetime, links: Sequence[Mapping[str, Any]]
+) -> None:
     """:func:`finish` for the copies of a message claimed first (:attr:`Finished.first`):
     each row is updated by its key, none read first, and only while its claim is pending (a late
     settle changes nothing); its alias counts one forward if a copy went and no other copy was
@@ -65,6 +73,12 @@ def _finish_first(connection: Connection, finished: Sequence[Finished], now: dat
     for done in sorted(finished, key=lambda done: done.outcome is not Outcome.FORWARDED):
         params = {**_key_params(done.key), **_finished_params(done, now)}
         forwarded = done.outcome is Outcome.FORWARDED and done.alias_id is not None
+        if forwarded and links:
+            connection.execute(
+                finish_counting_linking_pg(), {**params, "p_alias_id": done.alias_id, **link_params(links)}
+            )
+            links = ()
+            continue
         if forwarded and counting is not None:
             connection.execute(counting, {**params, "p_alias_id": done.alias_id})
             continue

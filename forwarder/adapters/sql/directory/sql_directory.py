@@ -17,7 +17,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.adapters.sql import limit_windows
-from forwarder.adapters.sql.connections import again_if_dead, database_errors
+from forwarder.adapters.sql.connections import again_if_dead, database_errors, transactional
+from forwarder.adapters.sql.directory.first_claim import claim_first
 from forwarder.adapters.sql.directory.records import (
     _ATTEMPTS,
     PENDING,
@@ -120,14 +121,22 @@ class SqlDirectory:
         self._write_lock: AbstractContextManager[Any] = (
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+        #: PostgreSQL: a step that is one statement runs it on an autocommit connection, no BEGIN
+        #: or COMMIT round trip (first_claim.py). Not on MariaDB: PyMySQL would send SET AUTOCOMMIT
+        #: there and back, and the isolation level again, to save one COMMIT.
+        self._autocommits = engine.dialect.name == "postgresql"
         #: Users' own domains: accepted domains, suspension, the catch-all (forwarder/adapters/sql/user_domains.py).
         self.user_domains = UserDomains(self._connection)
 
     @contextmanager
-    def _connection(self, write: bool = False) -> Iterator[Connection]:
+    def _connection(self, write: bool = False, autocommit: bool = False) -> Iterator[Connection]:
         """A pooled connection; leaving it without ``commit()`` rolls back. ``write``: the
-        transaction writes (on SQLite, one such transaction of this process at a time)."""
+        transaction writes (on SQLite, one such transaction of this process at a time).
+        ``autocommit`` (PostgreSQL): each statement commits on its own, no BEGIN or COMMIT is sent,
+        until :func:`transactional` (the statements that must be one transaction)."""
         with database_errors(), self._write_lock if write else nullcontext(), self._engine.connect() as connection:
+            if autocommit and self._autocommits:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
 
     @staticmethod
@@ -234,7 +243,7 @@ class SqlDirectory:
         params = {"p_address": address, "p_message_id": message_id}
         for _ in range(_ATTEMPTS):
             opened: Opening[P] | _Again | None = None
-            with self._connection() as connection:
+            with self._connection(autocommit=True) as connection:
                 rows = self._first(connection, _RESOLVE_FOR_MESSAGE, params).all()
                 if rows or not catch_all:
                     resolved = self._resolved(rows)
@@ -317,6 +326,8 @@ class SqlDirectory:
         insert fails on its key and everything counted here is rolled back with it, so a
         redelivery counts nothing). A blocked outcome counts on the alias and on
         ``blocked_contacts`` (a refused known sender's contact)."""
+        if alias_id is not None and outcome.blocked:
+            transactional(connection)
         try:
             # the alias row first (the package docstring): the insert's foreign key check then needs no lock
             if alias_id is not None and outcome.blocked:
@@ -390,6 +401,9 @@ class SqlDirectory:
         paused = [t for t in targets if t.paused]
         first = not seen.any and bool(sending)  # the message's first claim counts it
         new_paused = [t for t in paused if t.destination_id not in rows]
+        if first and not paused and connection.dialect.name == "postgresql":
+            return self._claim_first(connection, key, alias_id, user_id, meta, sending, now, contacts)
+        transactional(connection)
         claims: list[tuple[Target, Claim]] = []
         try:
             # The alias row is updated before any delivery row is inserted (the package docstring). The
@@ -431,6 +445,37 @@ class SqlDirectory:
             return Claim(ClaimState.RATE_LIMITED, window=full)
         connection.commit()
         return _Claimed(tuple(claims), tuple((t, t in new_paused) for t in paused), first)
+
+    def _claim_first(
+        self,
+        connection: Connection,
+        key: DeliveryKey,
+        alias_id: int,
+        user_id: int | None,
+        meta: MessageMeta,
+        sending: Sequence[Target],
+        now: datetime,
+        contacts: Sequence[int],
+    ) -> _Claimed | Claim | _Again:
+        """:meth:`_claim_in` for a message's first claim without paused destinations, on PostgreSQL:
+        one statement (first_claim.py), atomic on its own."""
+        values = self._values(DeliveryKey(key.message_id, key.recipient), alias_id, meta, PENDING, "")
+        windows = self.limits.windows(alias_id, user_id, now)
+        try:
+            refused = claim_first(connection, values, [t.destination_id for t in sending], windows, contacts)
+        except IntegrityError:  # a racing delivery claimed it first: nothing was written
+            connection.rollback()
+            return _Again()
+        except DBAPIError as exc:
+            if not _deadlock(exc):
+                raise
+            connection.rollback()
+            return _Again()
+        if refused is not None:
+            connection.rollback()  # nothing written; ends a transaction SqlDirectory.claim opened
+            return refused
+        connection.commit()  # nothing to send on an autocommit connection
+        return _Claimed(tuple((t, Claim(ClaimState.NEW)) for t in sending), (), True)
 
     @staticmethod
     def _count_message(connection: Connection, alias_id: int, contacts: Sequence[int], now: datetime) -> int:
@@ -483,11 +528,22 @@ class SqlDirectory:
         if not finished and retry is None and not unsent and not links:
             return
         now = self._now()
+        # PostgreSQL, the usual settle (one copy of a first claim): one statement, the links in it
+        alone = (
+            self._autocommits
+            and retry is None
+            and not unsent
+            and len(finished) == 1
+            and finished[0].first
+            and finished[0].alias_id is not None
+        )
+        folded = links if alone and finished[0].outcome is Outcome.FORWARDED else ()
+        alone = alone and (bool(folded) or not links)
 
         def record(connection: Connection) -> bool:
-            if not finish(connection, finished, now):
+            if not finish(connection, finished, now, folded):
                 return False
-            if links:
+            if links and not folded:
                 _insert_new_links(connection, links)
             if retry is not None:
                 key, reason = retry
@@ -498,7 +554,7 @@ class SqlDirectory:
                 connection.execute(statement, params)
             return True
 
-        with self._connection(write=True) as connection:
+        with self._connection(write=True, autocommit=alone) as connection:
             # the sends are done: a connection found dead now must not leave their claims pending
             for _ in range(2):
                 if self._again_if_lost(connection, record):

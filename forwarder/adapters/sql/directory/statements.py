@@ -283,6 +283,47 @@ _FINISH_COUNTING_MYSQL = text(
     "AND deliveries.recipient = :p_recipient AND deliveries.destination_key = :p_destination_key "
     f"AND deliveries.outcome = '{PENDING}'"
 ).bindparams(bindparam("p_now", type_=_deliveries.c.updated_at.type))
+
+
+@functools.cache
+def finish_counting_linking_pg() -> Any:
+    """PostgreSQL: :data:`_FINISH_COUNTING_PG` and, in the same statement, the message_links rows of
+    a two-way message (:func:`_insert_new_links`: those there already kept), one array parameter per
+    column (:func:`link_params`), so the settle is one statement, run on an autocommit connection."""
+    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    rows = (
+        func.unnest(*(bindparam(f"p_link_{name}", type_=ARRAY(_links.c[name].type)) for name in _LINK_COLUMNS))
+        .table_valued(*_LINK_COLUMNS)
+        .render_derived(name="link")
+    )
+    linked = (
+        pg_insert(_links)
+        .from_select(list(_LINK_COLUMNS), select(*(rows.c[name] for name in _LINK_COLUMNS)))
+        .on_conflict_do_nothing(index_elements=[_links.c.alias_id, _links.c.seen_digest])
+        .cte("linked")
+    )
+    return _FINISH_COUNTING_PG.add_cte(linked)
+
+
+_LINK_COLUMNS = (
+    "alias_id",
+    "contact_id",
+    "seen_digest",
+    "seen_sealed",
+    "original_sealed",
+    "kind",
+    "created_at",
+    "expires_at",
+)
+
+
+def link_params(links: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The parameters of :func:`finish_counting_linking_pg`: each column's values, in row order."""
+    return {f"p_link_{name}": [link[name] for link in links] for name in _LINK_COLUMNS}
+
+
 _FINISH_COUNTING: dict[str, Any] = {
     "postgresql": _FINISH_COUNTING_PG,
     "mysql": _FINISH_COUNTING_MYSQL,

@@ -1,0 +1,122 @@
+"""A message's first claim through the whole forward flow (``Directory.begin``), under real concurrency
+on every backend: on PostgreSQL it is one statement on an autocommit connection
+(forwarder/adapters/sql/directory/first_claim.py), elsewhere a transaction. Either way a window never
+goes over its limit, and a message refused by one window is counted in none of the others, nor on
+the alias, and leaves no claim.
+
+tests/forwarder/flows/test_mail_limits.py holds the same through ``SqlDirectory.claim``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from forwarder.adapters.senders import MemorySender
+from forwarder.adapters.sql.directory import SqlDirectory
+from forwarder.core import Outcome, Policy
+from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.flows.mail_limits import MailLimits, window_start
+from models import Alias, Delivery, Destination, RateLimitHit, User, make_engine, make_session_factory
+
+NOON = datetime(2030, 1, 2, 12, 30, tzinfo=UTC)
+ALIASES = ("shop@othermail.example", "news@othermail.example")
+#: Each alias may take 7 an hour, the user 10 across both: whichever window refuses a message, the
+#: other windows must not keep its count.
+LIMITS = MailLimits(alias_per_hour=7, user_per_hour=10)
+
+
+def _raw(alias: str, n: int) -> bytes:
+    return f"From: Jane <jane@example.net>\r\nTo: {alias}\r\nSubject: m{n}\r\n\r\nbody\r\n".encode()
+
+
+@pytest.fixture
+def url(migrated_url: str) -> Iterator[str]:
+    engine = make_engine(migrated_url)
+    try:
+        with make_session_factory(engine)() as db:
+            user = User(email="owner@example.org")
+            db.add(user)
+            db.flush()
+            home = Destination(user_id=user.id, email="home@real.example", verified_at=NOON)
+            for address in ALIASES:
+                alias = Alias(address=address, user_id=user.id)
+                alias.destinations.append(home)
+                db.add(alias)
+            db.commit()
+    finally:
+        engine.dispose()
+    yield migrated_url
+
+
+def test_concurrent_first_claims_never_exceed_a_limit_and_a_refused_message_counts_nowhere(url: str) -> None:
+    threads, per_thread = 6, 5
+    barrier = threading.Barrier(threads)
+    outcomes: list[Outcome] = []
+    errors: list[BaseException] = []
+    sent: list[int] = []
+
+    def race(n: int) -> None:
+        engine = make_engine(url)  # one engine each, as separate workers have
+        try:
+            sender = MemorySender()
+            directory = SqlDirectory(make_session_factory(engine), clock=lambda: NOON, limits=LIMITS)
+            forwarder = Forwarder(directory, sender, Policy(), lambda: NOON)
+            barrier.wait()
+            for m in range(per_thread):
+                alias = ALIASES[(n + m) % 2]
+                reports = forwarder.process(_raw(alias, m), Inbound(f"t{n}-m{m}", (alias,)))
+                outcomes.extend(r.outcome for r in reports)
+            sent.append(len(sender.sent))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    workers = [threading.Thread(target=race, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert errors == []
+    assert outcomes.count(Outcome.FORWARDED) == sum(sent) == 10
+    assert outcomes.count(Outcome.DROPPED_RATE_LIMITED) == threads * per_thread - 10
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as db:
+            hour = window_start(NOON, "hour")
+            hits = {h.key: h.count for h in db.scalars(select(RateLimitHit).where(RateLimitHit.window_start == hour))}
+            assert hits["mail:user:1:hour"] == 10
+            assert hits["mail:alias:1:hour"] + hits["mail:alias:2:hour"] == 10  # the refused counted nowhere
+            assert max(hits["mail:alias:1:hour"], hits["mail:alias:2:hour"]) <= 7
+            assert db.scalar(select(func.sum(Alias.message_count))) == 10
+            assert db.scalar(select(func.sum(Alias.forwarded_count))) == 10
+            assert db.scalar(select(func.sum(Alias.blocked_count))) == threads * per_thread - 10
+            rows = dict(db.execute(select(Delivery.outcome, func.count()).group_by(Delivery.outcome)).all())
+            assert rows == {"forwarded": 10, "dropped-rate-limited": threads * per_thread - 10}
+    finally:
+        engine.dispose()
+
+
+def test_the_first_message_of_a_window_opens_it_and_a_redelivery_counts_nothing_again(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        sessions = make_session_factory(engine)
+        sender = MemorySender()
+        forwarder = Forwarder(SqlDirectory(sessions, clock=lambda: NOON, limits=LIMITS), sender, Policy(), lambda: NOON)
+        for _ in range(2):  # the second time: a redelivery
+            reports = forwarder.process(_raw(ALIASES[0], 1), Inbound("m1", (ALIASES[0],)))
+            assert [r.outcome for r in reports] == [Outcome.FORWARDED]
+        assert len(sender.sent) == 1
+        with sessions() as db:
+            hits = {(h.key, h.window_start): h.count for h in db.scalars(select(RateLimitHit))}
+            hour = window_start(NOON, "hour")
+            assert hits == {("mail:alias:1:hour", hour): 1, ("mail:user:1:hour", hour): 1}
+            alias = db.get(Alias, 1)
+            assert alias is not None and (alias.message_count, alias.forwarded_count) == (1, 1)
+    finally:
+        engine.dispose()
