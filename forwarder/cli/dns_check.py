@@ -1,4 +1,4 @@
-"""``othermail dns check DOMAIN``: are the DNS records SES needs in place? (forwarder/ops/dns_doctor.py)"""
+"""``othermail dns check DOMAIN``: are the DNS records SES needs in place? (forwarder/ops/dns_doctor/)"""
 
 from __future__ import annotations
 

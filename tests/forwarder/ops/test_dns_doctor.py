@@ -1,4 +1,4 @@
-"""The DNS doctor (forwarder/ops/dns_doctor.py, ``othermail dns check``) against a real name server.
+"""The DNS doctor (forwarder/ops/dns_doctor/, ``othermail dns check``) against a real name server.
 
 Knot DNS (Debian's ``knot``: ``knotd``) is started on 127.0.0.1 at a free port, serving zones the
 test writes: a complete domain, one without DKIM, DMARC and MAIL FROM, one with two SPF records,
