@@ -6,11 +6,13 @@ the other senders (tests/forwarder/adapters/test_sender_interface.py).
 
 from __future__ import annotations
 
+import functools
 import re
 import smtplib
 import ssl
 import threading
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from forwarder.errors import PermanentSendError, SendRetryable, SettingsError
@@ -51,26 +53,47 @@ def wire_line_breaks(raw: bytes) -> bytes:
     return _LINE_BREAKS.sub(b"\r\n", raw)
 
 
-class _Tracking:
+@functools.lru_cache(maxsize=4096)
+def quoted_address(address: str) -> str:
+    """``smtplib.quoteaddr(address)``, remembered: it runs the email package's address parser, on
+    MAIL FROM and RCPT TO of every message, for the same few addresses again and again."""
+    return smtplib.quoteaddr(address)
+
+
+class _Tracking(smtplib.SMTP):
     """Keeps the replies ``sendmail`` does not return: MAIL's (to tell a connection the relay
-    dropped while idle from a failure of this message) and the final one after DATA (the queue id)."""
+    dropped while idle from a failure of this message) and the final one after DATA (the queue id).
+    MAIL and RCPT are smtplib's, with the address quoted by :func:`quoted_address`."""
 
     mail_reply: tuple[int, bytes] | None = None
     data_reply: tuple[int, bytes] | None = None
 
-    def mail(self, sender: str, options: Any = ()) -> tuple[int, bytes]:
+    def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
         self.mail_reply = self.data_reply = None
-        reply = super().mail(sender, options)  # type: ignore[misc]  # a mixin: smtplib.SMTP or SMTP_SSL follows it in the MRO
+        optionlist = ""
+        if options and self.does_esmtp:
+            if any(x.lower() == "smtputf8" for x in options):
+                if not self.has_extn("smtputf8"):
+                    raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
+                self.command_encoding = "utf-8"
+            optionlist = " " + " ".join(options)
+        self.putcmd("mail", f"FROM:{quoted_address(sender)}{optionlist}")
+        reply = self.getreply()
         self.mail_reply = reply
         return reply
 
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        optionlist = " " + " ".join(options) if options and self.does_esmtp else ""
+        self.putcmd("rcpt", f"TO:{quoted_address(recip)}{optionlist}")
+        return self.getreply()
+
     def data(self, msg: Any) -> tuple[int, bytes]:
-        reply = super().data(msg)  # type: ignore[misc]  # a mixin: smtplib.SMTP or SMTP_SSL follows it in the MRO
+        reply = super().data(msg)
         self.data_reply = reply
         return reply
 
 
-class _Smtp(_Tracking, smtplib.SMTP):
+class _Smtp(_Tracking):
     pass
 
 
