@@ -8,9 +8,11 @@ from pathlib import Path
 import click
 
 from forwarder.cli.context import CliContext
-from forwarder.ops.cost import SES_PLANS, PricingError, estimate, load_prices
+from forwarder.errors import PricingError
+from forwarder.ops.cost import SES_PLANS, estimate
 from forwarder.ops.cost_report import as_json, render
 from forwarder.ops.measured import load as load_measured
+from forwarder.ops.prices import load_prices
 
 
 @click.command()

@@ -12,7 +12,8 @@ import textwrap
 from dataclasses import asdict
 from typing import Any
 
-from forwarder.ops.cost import PRICE_FILE, Deployment, Estimate, LineItem, money, number, price_text
+from forwarder.ops.cost import Deployment, Estimate, LineItem, money, number, price_text
+from forwarder.ops.prices import PRICE_FILE
 from forwarder.ops.sizing import lambda_billed_ms
 
 

@@ -18,7 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forwarder.cli.main import cli
-from forwarder.ops.cost import PRICE_KEYS, Estimate, PriceBook, PricingError, estimate, load_prices, money
+from forwarder.errors import PricingError
+from forwarder.ops.cost import Estimate, estimate, money
+from forwarder.ops.prices import PRICE_KEYS, PriceBook, load_prices
 
 PRICES = {
     "ses_receive_mail": (0.10, 1000),

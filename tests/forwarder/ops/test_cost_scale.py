@@ -14,8 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from forwarder.cli.main import cli
-from forwarder.ops.cost import Estimate, PriceBook, PricingError, estimate, load_prices
+from forwarder.errors import PricingError
+from forwarder.ops.cost import Estimate, estimate
 from forwarder.ops.measured import Figure, record
+from forwarder.ops.prices import PriceBook, load_prices
 from tests.forwarder.ops.test_cost import price_file
 
 PER_DAY = 8_640_000
