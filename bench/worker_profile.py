@@ -172,6 +172,8 @@ def main(argv: list[str]) -> int:
     print(f"    {per(sum(statements.values()))} SQL statements")
     for text, n in statements.most_common():
         print(f"      {per(n)}  {text}")
+    round_trips = sum(statements.values()) + sum(commands.values())
+    print(f"    {per(round_trips)} round trips to the server: the statements and the commands below")
     print(f"    {per(sum(commands.values()))} other commands (round trips): " + ", ".join(
         f"{word} {n / OBSERVED:.2f}" for word, n in commands.most_common()
     ))  # fmt: skip

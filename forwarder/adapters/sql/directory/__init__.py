@@ -29,8 +29,8 @@ models/engine.py).
 On PostgreSQL they are three, and no transaction: each step that is one statement runs it on an
 autocommit connection (no BEGIN or COMMIT round trip), and a message's first claim is one statement
 (:mod:`.first_claim`: the alias row, the claims, the windows and a two-way message's contacts, all
-or nothing); the settle writes a two-way message's links in its one statement. The first message of
-a rate-limit window costs two more (its window rows opened, the claim run again). The rarer paths
+or nothing, the windows without a row yet opened by it); the settle writes a two-way message's
+links in its one statement. The rarer paths
 (a redelivery taking a claim over, paused destinations, a drop that counts a blocked message, a
 settle of several copies) are transactions as elsewhere (:func:`~forwarder.adapters.sql.connections.transactional`).
 

@@ -7,25 +7,27 @@ data-modifying WITH does all of it, so no BEGIN or COMMIT is sent, and a stateme
 own: it writes everything or nothing.
 
 1. ``locked`` reads the message's window rows ``FOR UPDATE``, in key order (every claim locks them
-   in the same order), and ``gate`` finds whether each window has its row and room for one more;
+   in the same order), and ``gate`` finds whether each has room for one more (a window without its
+   row yet has room: every limit is 1 or more);
 2. ``counted`` counts the message on the alias row only through the gate and within
    ``max_messages`` (checked on the row's latest version, as before);
-3. the contacts, the windows and the claims (``INSERT INTO deliveries``) are written only if the
-   alias counted the message. A claim already there (a racing delivery of the same message) fails
-   the insert's unique key: the whole statement is undone, and the caller starts over.
+3. the contacts, the window rows found, the window rows not there yet (``opened``, inserted at 1)
+   and the claims (``INSERT INTO deliveries``) are written only if the alias counted the message.
+   A claim already there (a racing delivery of the same message) fails the insert's unique key:
+   the whole statement is undone, and the caller starts over.
 
 A window is decided while its row is locked, so concurrent claims count one after the other and a
-window never goes over its limit; a message refused by one window is counted in none. A window
-without its row cannot be locked: the statement then writes nothing, says so, and the caller opens
-the missing rows at 0 (:data:`OPEN_WINDOWS`, committed on its own) and runs it again: the first
-message of a window costs two statements more. A row opened at 0 whose claim is then refused is
-deleted with the other past windows by the scheduled prune (limit_windows.py).
+window never goes over its limit; a message refused by one window is counted in none. One case is
+left: a window row another claim inserted after this statement took its snapshot is neither
+locked (not seen) nor inserted (``ON CONFLICT DO NOTHING``), so this message would not be counted
+in it. The statement then fails on purpose (a division by zero, ``complete``): nothing is kept,
+and the caller starts over, when the row is seen and locked. It takes two messages of one alias
+or user in the same instant, the first ones of their window.
 
-Lock order: the window rows, then the alias row (``counted``), then the inserted claims. The
-transactional claim locks the alias row before the windows; on PostgreSQL the SQLite and MariaDB
-path runs only for the rarer claims (a redelivery's take-over, paused destinations) and for
-:meth:`SqlDirectory.claim`'s, and a deadlock between the two orders is broken by PostgreSQL and
-started over (:meth:`SqlDirectory._claim_in`).
+Lock order: the window rows found, then the alias row (``counted``), then the window rows opened
+and the claims. The transactional claim (:meth:`SqlDirectory._claim_in`) locks the alias row before
+the windows; on PostgreSQL it runs only for the rarer claims (a redelivery's take-over, paused
+destinations), and a deadlock between the two orders is broken by PostgreSQL and started over.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ARRAY, BigInteger, Connection, Integer, String, TextClause, bindparam, text
+from sqlalchemy.exc import DBAPIError
 
 from forwarder.adapters.sql.directory.records import PENDING, Claim, ClaimState
-from forwarder.errors import DatabaseUnavailable
 from forwarder.flows.mail_limits import Window
 from models.base import UTCDateTime
 
@@ -53,16 +55,16 @@ locked AS MATERIALIZED (
     FOR UPDATE OF h
 ),
 gate AS MATERIALIZED (
-    SELECT count(locked.key) = count(*) AS present,
-           coalesce(bool_and(locked.count < windows.lim), true) AS room,
-           array_agg(locked.count ORDER BY windows.n) AS counts
+    SELECT coalesce(bool_and(locked.count < windows.lim), true) AS room,
+           array_agg(locked.count ORDER BY windows.n) AS counts,
+           count(*) - count(locked.key) AS fresh
     FROM windows LEFT JOIN locked ON locked.key = windows.key AND locked.window_start = windows.window_start
 ),
 counted AS (
     UPDATE aliases SET message_count = aliases.message_count + 1, last_used_at = :p_now
     WHERE aliases.id = :p_alias_id
       AND (aliases.max_messages IS NULL OR aliases.message_count < aliases.max_messages)
-      AND (SELECT gate.present AND gate.room FROM gate)
+      AND (SELECT gate.room FROM gate)
     RETURNING aliases.id
 ),
 contacts_counted AS (
@@ -77,6 +79,15 @@ hits AS (
       AND EXISTS (SELECT 1 FROM counted)
     RETURNING rate_limit_hits.key
 ),
+opened AS (
+    INSERT INTO rate_limit_hits (key, window_start, count)
+    SELECT windows.key, windows.window_start, 1 FROM windows
+    WHERE EXISTS (SELECT 1 FROM counted)
+      AND NOT EXISTS (SELECT 1 FROM locked
+                      WHERE locked.key = windows.key AND locked.window_start = windows.window_start)
+    ON CONFLICT (key, window_start) DO NOTHING
+    RETURNING rate_limit_hits.key
+),
 claimed AS (
     INSERT INTO deliveries (inbound_message_id, recipient, alias_id, destination_id, destination_key, outcome,
                             reason, mail_from, subject, bytes_in, attempts, received_at, raw_key, created_at,
@@ -87,30 +98,31 @@ claimed AS (
     RETURNING deliveries.id
 )
 SELECT (SELECT count(*) FROM claimed) AS claimed,
-       gate.present, gate.counts,
+       gate.counts,
        (SELECT aliases.max_messages IS NULL OR aliases.message_count < aliases.max_messages
-        FROM aliases WHERE aliases.id = :p_alias_id) AS under_max
+        FROM aliases WHERE aliases.id = :p_alias_id) AS under_max,
+       1 / CASE WHEN NOT EXISTS (SELECT 1 FROM counted) OR gate.fresh = (SELECT count(*) FROM opened) THEN 1 ELSE 0 END
+         AS complete
 FROM gate
 """
 
-#: The window rows a claim did not find, opened at 0 (a row there already is left as it is).
-_OPEN_WINDOWS = """
-INSERT INTO rate_limit_hits (key, window_start, count)
-SELECT w.key, w.window_start, 0 FROM unnest(:p_keys, :p_starts) AS w(key, window_start)
-ON CONFLICT (key, window_start) DO NOTHING
-"""
+#: SQLSTATE division_by_zero: ``complete`` failed the statement, a window was opened meanwhile.
+_OPENED_MEANWHILE = "22012"
+
+
+def opened_meanwhile(exc: DBAPIError) -> bool:
+    """Whether the first claim failed on purpose, a window row having been inserted by another claim
+    after it began (nothing was written; start over)."""
+    return getattr(exc.orig, "sqlstate", None) == _OPENED_MEANWHILE
 
 
 @functools.cache
-def _statements() -> tuple[TextClause, TextClause]:
-    """Built at first use (the Lambda on SQLite never builds them); typed, so psycopg is sent
-    casts and the UTC datetimes go through :class:`~models.base.UTCDateTime`."""
-    arrays = (
+def _statement() -> TextClause:
+    """Built at first use (the Lambda on SQLite never builds it); typed, so psycopg is sent casts
+    and the UTC datetimes go through :class:`~models.base.UTCDateTime`."""
+    return text(_FIRST_CLAIM).bindparams(
         bindparam("p_keys", type_=ARRAY(String)),
         bindparam("p_starts", type_=ARRAY(BigInteger)),
-    )
-    first = text(_FIRST_CLAIM).bindparams(
-        *arrays,
         bindparam("p_limits", type_=ARRAY(Integer)),
         bindparam("p_contact_ids", type_=ARRAY(Integer)),
         bindparam("p_destination_ids", type_=ARRAY(Integer)),
@@ -124,7 +136,6 @@ def _statements() -> tuple[TextClause, TextClause]:
         bindparam("p_now", type_=UTCDateTime()),
         bindparam("p_received_at", type_=UTCDateTime()),
     )
-    return first, text(_OPEN_WINDOWS).bindparams(*arrays)
 
 
 def claim_first(
@@ -137,8 +148,8 @@ def claim_first(
     """Claim ``destination_ids`` (new rows, :meth:`SqlDirectory._values`' ``values`` but for the
     destination) and count the message: None when done, else the :class:`Claim` that says why
     nothing was written (LIMIT before RATE_LIMITED, as the transactional claim decides). Raises the
-    driver's IntegrityError when a claim is there already (nothing written)."""
-    first, open_windows = _statements()
+    driver's IntegrityError when a claim is there already, and the error :func:`opened_meanwhile`
+    tells when a window was opened by another claim meanwhile (nothing written either way)."""
     params = {
         "p_keys": [w.key for w in windows],
         "p_starts": [w.start for w in windows],
@@ -155,17 +166,13 @@ def claim_first(
         "p_now": values["created_at"],
         "p_received_at": values["received_at"],
     }
-    row = connection.execute(first, params).one()
-    if not row.claimed and row.under_max and not row.present:
-        connection.execute(open_windows, params)
-        row = connection.execute(first, params).one()
+    row = connection.execute(_statement(), params).one()
     if row.claimed:
         return None
     if not row.under_max:  # the message limit first; a deleted alias counts nothing either
         return Claim(ClaimState.LIMIT)
-    if not row.present:  # opened, and gone before the claim ran again: not seen in practice
-        raise DatabaseUnavailable("the rate-limit windows could not be opened; retry")
-    full = next((w for w, hits in zip(windows, row.counts or (), strict=True) if hits >= w.limit), None)
+    counts = row.counts or ()
+    full = next((w for w, hits in zip(windows, counts, strict=True) if hits is not None and hits >= w.limit), None)
     if full is None:  # through the gate, but the alias reached its message limit meanwhile
         return Claim(ClaimState.LIMIT)
     return Claim(ClaimState.RATE_LIMITED, window=full)

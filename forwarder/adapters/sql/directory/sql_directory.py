@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.adapters.sql import limit_windows
 from forwarder.adapters.sql.connections import again_if_dead, database_errors, transactional
-from forwarder.adapters.sql.directory.first_claim import claim_first
+from forwarder.adapters.sql.directory.first_claim import claim_first, opened_meanwhile
 from forwarder.adapters.sql.directory.records import (
     _ATTEMPTS,
     PENDING,
@@ -167,7 +167,7 @@ class SqlDirectory:
     def exists(self, address: str) -> bool:
         """Whether ``address`` was ever issued, or its domain's catch-all would create it (the SMTP
         listener's RCPT check; one cheap query)."""
-        with self._connection() as connection:
+        with self._connection(autocommit=True) as connection:
             found = connection.execute(_EXISTS, {"p_address": Alias.normalize_address(address)}).first()
             connection.commit()  # not a rollback: psycopg's drops the connection's prepared statements
         return found is not None or self.user_domains.catch_all_accepts(address)
@@ -176,7 +176,7 @@ class SqlDirectory:
         """:meth:`exists`, and whether an existing alias has expired with ``expired_action`` reject
         (the SMTP listener answers it 550 5.1.1) or may do so at any time (its answer is not to be
         cached). One cheap query."""
-        with self._connection() as connection:
+        with self._connection(autocommit=True) as connection:
             row = connection.execute(_RCPT_STATUS, {"p_address": Alias.normalize_address(address)}).first()
             connection.commit()  # not a rollback (exists)
         if row is None:
@@ -198,11 +198,11 @@ class SqlDirectory:
 
     def resolve(self, address: str) -> ResolvedAlias | None:
         """The alias at ``address`` (made from its domain's catch-all if need be), or None."""
-        with self._connection() as connection:
+        with self._connection(autocommit=True) as connection:
             rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
             connection.commit()  # not a rollback (exists)
         if not rows and self.user_domains.catch_all(address, self._now()):
-            with self._connection() as connection:
+            with self._connection(autocommit=True) as connection:
                 rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
                 connection.commit()
         return self._resolved(rows)
@@ -467,7 +467,7 @@ class SqlDirectory:
             connection.rollback()
             return _Again()
         except DBAPIError as exc:
-            if not _deadlock(exc):
+            if not (_deadlock(exc) or opened_meanwhile(exc)):
                 raise
             connection.rollback()
             return _Again()

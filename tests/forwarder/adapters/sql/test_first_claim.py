@@ -10,11 +10,12 @@ tests/forwarder/flows/test_mail_limits.py holds the same through ``SqlDirectory.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, insert, select
 
 from forwarder.adapters.senders import MemorySender
 from forwarder.adapters.sql.directory import SqlDirectory
@@ -22,6 +23,7 @@ from forwarder.core import Outcome, Policy
 from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.flows.mail_limits import MailLimits, window_start
 from models import Alias, Delivery, Destination, RateLimitHit, User, make_engine, make_session_factory
+from tests.conftest import fresh_database
 
 NOON = datetime(2030, 1, 2, 12, 30, tzinfo=UTC)
 ALIASES = ("shop@othermail.example", "news@othermail.example")
@@ -120,3 +122,64 @@ def test_the_first_message_of_a_window_opens_it_and_a_redelivery_counts_nothing_
             assert alias is not None and (alias.message_count, alias.forwarded_count) == (1, 1)
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_window_opened_by_another_claim_meanwhile_is_seen_when_the_claim_starts_over() -> None:
+    """PostgreSQL: another claim inserts the window row after this claim's statement took its
+    snapshot (held here in an open transaction until the claim waits on it). The claim neither saw
+    the row nor could insert it; it must not go through uncounted there: it starts over, sees the
+    row at its limit of 1, and the message is refused."""
+    with fresh_database("postgresql", migrated=True) as database:
+        engine = make_engine(database)
+        other = engine.connect()
+        try:
+            _alias_and_user(engine)
+            hour = window_start(NOON, "hour")
+            other.execute(insert(RateLimitHit).values(key="mail:alias:1:hour", window_start=hour, count=1))
+            sender = MemorySender()
+            directory = SqlDirectory(
+                make_session_factory(engine), clock=lambda: NOON, limits=MailLimits(alias_per_hour=1)
+            )
+            forwarder = Forwarder(directory, sender, Policy(), lambda: NOON)
+            reports: list[Outcome] = []
+            claim = threading.Thread(
+                target=lambda: reports.extend(
+                    r.outcome for r in forwarder.process(_raw(ALIASES[0], 1), Inbound("m1", (ALIASES[0],)))
+                )
+            )
+            claim.start()
+            _until_a_lock_is_awaited(engine)
+            other.commit()  # the other claim's window: 1 of 1
+            claim.join(30)
+            assert reports == [Outcome.DROPPED_RATE_LIMITED]
+            assert sender.sent == []
+            with make_session_factory(engine)() as db:
+                assert db.scalar(select(RateLimitHit.count).where(RateLimitHit.key == "mail:alias:1:hour")) == 1
+                alias = db.get(Alias, 1)
+                assert alias is not None and (alias.message_count, alias.blocked_count) == (0, 1)
+        finally:
+            other.close()
+            engine.dispose()
+
+
+def _alias_and_user(engine: Engine) -> None:
+    with make_session_factory(engine)() as db:
+        user = User(email="owner@example.org")
+        db.add(user)
+        db.flush()
+        alias = Alias(address=ALIASES[0], user_id=user.id)
+        alias.destinations.append(Destination(user_id=user.id, email="home@real.example", verified_at=NOON))
+        db.add(alias)
+        db.commit()
+
+
+def _until_a_lock_is_awaited(engine: Engine) -> None:
+    """Return once a session of this database waits for a lock (the claim, on the other's row)."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    for _ in range(1000):
+        with engine.connect() as connection:
+            if connection.exec_driver_sql(query).scalar():
+                return
+        time.sleep(0.01)
+    raise AssertionError("the claim never waited for the other's row")
