@@ -333,9 +333,9 @@ class FastSMTP(SMTP):
         """What aiosmtpd's loop concludes from a whole body (``data`` minus its first two bytes)."""
         limit = self.data_size_limit
         longest = self.line_length_limit
-        lines = bytes(data).split(b"\r\n")[1:-1]  # each line of the body without its CRLF
-        if (not limit or len(data) - 2 <= limit) and max(map(len, lines), default=0) + 2 <= longest:
+        if (not limit or len(data) - 2 <= limit) and lines_fit(data, longest):
             return _NOMINAL
+        lines = bytes(data).split(b"\r\n")[1:-1]  # each line of the body without its CRLF
         seen = 0
         for line in lines:
             size = len(line) + 2
@@ -387,6 +387,20 @@ class FastSMTP(SMTP):
             if text.startswith(b"."):
                 del text[0]
         return state, b"".join(data)
+
+
+def lines_fit(data: bytearray, longest: int) -> bool:
+    """Whether every line of ``data`` (a body that starts and ends with a CRLF) is at most
+    ``longest`` bytes with its CRLF: from each line start, the last CRLF within the next ``longest``
+    bytes ends lines that all fit, so the check jumps there (each stretch read once, at memrchr
+    speed) instead of splitting the body into a list of lines."""
+    pos, size = 2, len(data)
+    while pos < size:
+        end = data.rfind(b"\r\n", pos, pos + longest)
+        if end < 0:
+            return False  # the line at pos has no CRLF within longest bytes
+        pos = end + 2
+    return True
 
 
 class _LineCheck:
