@@ -87,20 +87,20 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        from models import make_engine
+        from models.engine import make_engine  # SQLAlchemy Core only, not the ORM models
 
         extra = {"pool_pre_ping": True} if self.ping_every_checkout else {}
         return make_engine(self.settings.resolved_database_url, **self.settings.engine_options, **extra)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        from models import make_session_factory
+        from models.engine import make_session_factory
 
         return make_session_factory(self.engine)
 
     @cached_property
     def clock(self) -> Clock:
-        from models import utcnow
+        from models.columns import utcnow
 
         return utcnow
 

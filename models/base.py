@@ -6,16 +6,27 @@ few dialect differences are handled explicitly and explained where they occur.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData
-from sqlalchemy.engine import Dialect
+from sqlalchemy import MetaData, event
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapper
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.compiler import DDLCompiler
-from sqlalchemy.types import TypeDecorator, TypeEngine
+
+# defined without the ORM (models/columns.py), for SQL Core code; re-exported from here
+from models.columns import BigIntId, UTCDateTime, utcnow
+
+__all__ = [
+    "MYSQL_OPTIONS",
+    "MYSQL_OPTIONS_INFO",
+    "MYSQL_TABLE_OPTIONS",
+    "NAMING_CONVENTION",
+    "Base",
+    "BigIntId",
+    "UTCDateTime",
+    "utcnow",
+]
 
 #: Deterministic constraint/index names, so that Alembic migrations name
 #: things the same way on every backend and can later drop/alter them by name
@@ -66,61 +77,17 @@ def _create_table_on_mysql(create: CreateTable, compiler: DDLCompiler, **kw: Any
     return compiler.visit_create_table(create, **kw)
 
 
-#: Primary-key type for large, append-only tables (the delivery log).
-#: SQLite only auto-increments a column declared exactly ``INTEGER PRIMARY
-#: KEY``, so BIGINT is used everywhere except there.
-BigIntId: Final[TypeEngine[int]] = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utcnow() -> datetime:
-    """Return the current time as a timezone-aware UTC datetime."""
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A datetime column stored as naive UTC and returned as aware UTC.
-
-    * Writes require timezone-aware datetimes (any zone; converted to UTC).
-      Naive datetimes are rejected, because whether they mean local time or
-      UTC is ambiguous and silently guessing corrupts timestamps.
-    * Reads always return ``tzinfo=UTC``.
-    * The column is a plain ``TIMESTAMP WITHOUT TIME ZONE`` / ``DATETIME`` so
-      the stored value never depends on a session time zone.  On MariaDB/MySQL
-      it is ``DATETIME(6)``: the default ``DATETIME`` drops microseconds.
-    """
-
-    impl = DateTime
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            # imported here, not with the models: only a MySQL/MariaDB engine loads its dialect
-            from sqlalchemy.dialects.mysql import DATETIME
-
-            return dialect.type_descriptor(DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime(timezone=False))
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"UTCDateTime expects a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(
-                f"naive datetime {value.isoformat()} given to a UTCDateTime column; "
-                "pass a timezone-aware datetime (e.g. models.utcnow())"
-            )
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
 class Base(DeclarativeBase):
     """Declarative base of all othermail models (``Base.metadata`` is the schema)."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+@event.listens_for(Mapper, "before_configured")
+def _load_every_model() -> None:
+    """Every model is defined before the ORM configures any: ``models/__init__`` loads them on
+    first use of one of its names, so code that imported one module (``from models.users import
+    User``) would otherwise meet relationships whose targets were never imported."""
+    from models import load_all
+
+    load_all()

@@ -9,7 +9,15 @@ from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, tex
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from models.base import MYSQL_TABLE_OPTIONS, Base, BigIntId, UTCDateTime, utcnow
+from models.limits import (  # defined without the ORM, re-exported from here
+    RAW_KEY_MAX_LENGTH,
+    REASON_MAX_LENGTH,
+    SUBJECT_MAX_LENGTH,
+    clip,
+)
 from models.users import EMAIL_MAX_LENGTH
+
+_clip = clip  # the name the SQL adapters import
 
 if TYPE_CHECKING:
     from models.aliases import Alias
@@ -18,20 +26,6 @@ if TYPE_CHECKING:
 #: ``destination_key`` of a message-level outcome (unknown alias, rejected
 #: before fan-out, ...), i.e. a row that concerns no particular destination.
 MESSAGE_LEVEL = 0
-
-SUBJECT_MAX_LENGTH = 255
-RAW_KEY_MAX_LENGTH = 512
-REASON_MAX_LENGTH = 500
-
-
-def _clip(value: str | None, limit: int) -> str | None:
-    """Fit untrusted free text into its column instead of failing the insert.
-
-    NUL characters are removed too: PostgreSQL rejects them in text columns.
-    """
-    if value is None:
-        return None
-    return value.replace("\x00", "")[:limit]
 
 
 class Delivery(Base):

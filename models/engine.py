@@ -8,10 +8,13 @@ connection enables them.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import URL, Engine, create_engine, event, exc, make_url
-from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    # imported by make_session_factory: an engine alone (SQL Core) needs no ORM
+    from sqlalchemy.orm import Session, sessionmaker
 
 #: Milliseconds a SQLite connection waits for a competing writer's lock.
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -133,4 +136,6 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     a request handler commits and then renders them), at the price of
     possibly stale attributes; call ``session.refresh()`` when that matters.
     """
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(bind=engine, expire_on_commit=False)

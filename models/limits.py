@@ -18,3 +18,19 @@ TOKEN_NAME_MAX_LENGTH = 100
 DISPLAY_NAME_MAX_LENGTH = 100
 #: A contact's display name is cut to this many UTF-8 bytes before it is sealed.
 CONTACT_NAME_MAX_BYTES = 256
+
+#: Untrusted free text in the delivery log (a message's Subject, its raw object's key, why it was
+#: not forwarded): :func:`clip` fits it into these instead of failing the insert.
+SUBJECT_MAX_LENGTH = 255
+RAW_KEY_MAX_LENGTH = 512
+REASON_MAX_LENGTH = 500
+
+
+def clip(value: str | None, limit: int) -> str | None:
+    """Fit untrusted free text into its column instead of failing the insert.
+
+    NUL characters are removed too: PostgreSQL rejects them in text columns.
+    """
+    if value is None:
+        return None
+    return value.replace("\x00", "")[:limit]

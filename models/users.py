@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
+from models.columns import normalize_email  # defined without the ORM, re-exported from here
 from models.limits import EMAIL_MAX_LENGTH
 
 if TYPE_CHECKING:
@@ -17,27 +18,6 @@ if TYPE_CHECKING:
     from models.destinations import Destination
     from models.sessions import UserSession
     from models.two_factor import RecoveryCode, WebAuthnCredential
-
-
-def normalize_email(value: str) -> str:
-    """Return ``value`` stripped and lowercased, the form addresses are stored in.
-
-    Lowercasing the whole address (local part included) is deliberate: the
-    unique constraints on stored addresses are case-sensitive on PostgreSQL
-    and SQLite, so storing one canonical form is what makes uniqueness
-    case-insensitive on every backend.
-
-    Raises ``ValueError`` if the result is not plausibly an address.
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"email address must be a str, got {type(value).__name__}")
-    normalized = value.strip().lower()
-    local, at, domain = normalized.rpartition("@")
-    if not (local and at and domain):
-        raise ValueError(f"not an email address: {value!r}")
-    if len(normalized) > EMAIL_MAX_LENGTH:
-        raise ValueError(f"email address longer than {EMAIL_MAX_LENGTH} characters")
-    return normalized
 
 
 class User(Base):
