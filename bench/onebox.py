@@ -9,10 +9,14 @@ clients. For each mode in ``--modes`` (one after the other, in the same run) the
 messages per second from the first DATA to the last message at the relay, p50/p99 latency from
 DATA to the relay, lost and duplicated counts (each from what the clients were told and what the
 sink recorded), the CPU seconds the box (its process and its worker processes) spent per message
-while the clients sent and it forwarded (less noisy than wall throughput on a shared machine), the
-database it used and the time from starting the process to the first accepted message. It exits
-non-zero when a target is missed in the first mode. Bounded: it gives up after ``--timeout``
-seconds per mode.
+while the clients sent and it forwarded (less noisy than wall throughput on a shared machine), with
+the part of it spent in the kernel, the CPU the client processes and the relay sink spent per
+message on the same machine, the database it used and the time from starting the process to the
+first accepted message. ``--profile DIR`` runs the box under cProfile, every thread of the listener's
+process and of each worker timed on its own CPU clock (bench/_profile_hook/sitecustomize.py), and
+prints where each side spends it; cProfile slows Python calls more than system calls, so read the
+shares, not the totals. It exits non-zero when a target is missed in the first mode. Bounded: it
+gives up after ``--timeout`` seconds per mode.
 
 Targets (issue 15 point 6): >= 600 messages/s, p99 < 250 ms, 0 lost and 0 duplicated; first
 message within 3 s (issue 4).
@@ -149,6 +153,12 @@ def main() -> int:
         help="OTHERMAIL_TWO_WAY of the box measured (true, the default: reverse addresses for every sender)",
     )
     parser.add_argument("--record", metavar="PATH", help="merge the first mode's msg/s a core into this measured.json")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="cProfile every thread of the box and of its workers on thread CPU time into DIR "
+        "(bench/_profile_hook), and print where the listener and the workers spend it",
+    )
     options = parser.parse_args()
     per_client = options.messages // options.clients
     total = per_client * options.clients
@@ -188,23 +198,35 @@ def main() -> int:
     return status
 
 
-def tree_cpu(pid: int) -> tuple[float, dict[int, float]]:
-    """CPU seconds (user + system) of ``pid`` and of its live children, read from /proc."""
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's children that have ended and been waited for."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def tree_cpu(pid: int) -> tuple[float, dict[int, float], float]:
+    """CPU seconds (user + system) of ``pid`` and of its live children, each of them, and the
+    system (kernel) seconds of them all, read from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     found: dict[int, float] = {}
+    system = 0.0
 
     def one(p: int) -> None:
+        nonlocal system
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return
         found[p] = (int(fields[11]) + int(fields[12])) / tick
+        system += int(fields[12]) / tick
         for task in Path(f"/proc/{p}/task").glob("*/children"):
             for child in task.read_text().split():
                 one(int(child))
 
     one(pid)
-    return sum(found.values()), found
+    return sum(found.values()), found, system
 
 
 def run(
@@ -267,6 +289,12 @@ def run(
     box_log = open(work / "box.log", "w")
     box_out = open(work / "box.out", "w")
     threads = ["--threads"] if mode == "threads" else []
+    box_env = dict(env)
+    if options.profile:
+        Path(options.profile).mkdir(parents=True, exist_ok=True)
+        box_env["ONEBOX_PROFILE"] = str(Path(options.profile, mode).resolve())
+        Path(box_env["ONEBOX_PROFILE"]).mkdir(exist_ok=True)
+        box_env["PYTHONPATH"] = os.pathsep.join((str(ROOT), str(ROOT / "bench" / "_profile_hook")))
     box = subprocess.Popen(
         [
             *cli,
@@ -279,7 +307,7 @@ def run(
             str(options.workers),
             *threads,
         ],
-        env=env,
+        env=box_env,
         cwd=ROOT,
         stdout=box_out,
         stderr=box_log,
@@ -306,18 +334,22 @@ def run(
     while time.monotonic() - began < 60 and any(spool.glob("*.json")):  # the warm-up message forwarded
         time.sleep(0.05)
 
-    cpu_before, before_per_process = tree_cpu(box.pid)
+    cpu_before, before_per_process, system_before = tree_cpu(box.pid)
+    sink_before = tree_cpu(sink.pid)[0]
+    clients_before = _children_cpu()
     with multiprocessing.Pool(options.clients) as pool:
         batches = pool.map(
             client_main, [(smtp_port, c, per_client, options.size_kb * 1024) for c in range(options.clients)]
         )
+    clients_cpu = _children_cpu() - clients_before  # the pool's processes, reaped as it closed
     sent = [item for batch in batches for item in batch]
     accepted = {bench_id: started for bench_id, started, code in sent if code == 250}
 
     deadline = time.monotonic() + options.timeout
     while time.monotonic() < deadline and any(spool.glob("*.json")):
         time.sleep(0.05)
-    cpu_after, per_process = tree_cpu(box.pid)
+    cpu_after, per_process, system_after = tree_cpu(box.pid)
+    sink_cpu = tree_cpu(sink.pid)[0] - sink_before
     box.send_signal(signal.SIGTERM)
     box.wait(timeout=60)
     box_log.close()
@@ -356,7 +388,12 @@ def run(
     print(
         f"CPU of the box: {cpu_ms:.2f} ms per message ({cpu_after - cpu_before:.1f} s over {len(seen)} messages; "
         f"listener's process {listener_ms:.2f} ms, "
-        f"{len(per_process) - 1} worker process(es) {cpu_ms - listener_ms:.2f} ms)"
+        f"{len(per_process) - 1} worker process(es) {cpu_ms - listener_ms:.2f} ms; "
+        f"of it in the kernel {(system_after - system_before) * 1000 / max(1, len(seen)):.2f} ms)"
+    )
+    print(
+        f"CPU of the rest of this machine's bench: {clients_cpu * 1000 / max(1, len(seen)):.2f} ms per message in the "
+        f"{options.clients} client processes, {sink_cpu * 1000 / max(1, len(seen)):.2f} ms in the relay sink"
     )
     print(f"first message accepted {first_accepted:.2f} s after starting othermail run (target <= 3 s)")
     ok = (
@@ -368,7 +405,29 @@ def run(
         and first_accepted <= 3
     )
     print("PASS" if ok else "FAIL")
+    if options.profile:
+        print_profiles(Path(options.profile, mode), box.pid)
     return (0 if ok else 1), {"rate": rate, "p99": p99, "cpu_ms": cpu_ms}
+
+
+def print_profiles(folder: Path, listener: int, top: int = 25) -> None:
+    """The functions with the most own CPU time in the listener's process and in the workers."""
+    import pstats
+
+    for title, files in (
+        ("listener's process", sorted(folder.glob(f"{listener}-*.prof"))),
+        ("worker processes", sorted(f for f in folder.glob("*.prof") if not f.name.startswith(f"{listener}-"))),
+    ):
+        if not files:
+            continue
+        stats = pstats.Stats(*map(str, files))
+        total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]  # pstats keeps its table there
+        print(f"profile, {title}: {total:.1f} s of thread CPU time (under cProfile), top {top} by own time")
+        rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+        for (path, line, name), (_, calls, own, cumulative, _) in rows:
+            where = f"{Path(path).name}:{line}({name})" if line else name
+            print(f"  {own:7.2f} s {100 * own / max(total, 1e-9):5.1f}%  cum {cumulative:7.2f} s  {calls:8d}  {where}")
+    print(f"profiles in {folder} (python -m pstats)")
 
 
 if __name__ == "__main__":
