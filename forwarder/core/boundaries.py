@@ -148,11 +148,13 @@ def replace_long_boundaries(split: SplitMessage) -> SplitMessage:
     Only a multipart message whose own boundary is too long, or whose body has a line over 998
     octets (a nested delimiter may be one), is looked at beyond its Content-Type field.
     """
-    field = split.first("content-type")  # the first, as _content_type finds it, without every field built
-    ctype = field.value.split(b";", 1)[0].strip().lower() if field is not None else b"text/plain"
-    if field is None or not (ctype.startswith(b"multipart/") or ctype.startswith(b"message/")):
+    value = split.first_value("content-type")  # the first, as _content_type finds it, without every field built
+    if value is None:
         return split
-    boundary = boundary_of(field.value) if ctype.startswith(b"multipart/") else None
+    ctype = value.split(b";", 1)[0].strip().lower()
+    if not (ctype.startswith(b"multipart/") or ctype.startswith(b"message/")):
+        return split
+    boundary = boundary_of(value) if ctype.startswith(b"multipart/") else None
     if (boundary is None or len(boundary) <= MAX_BOUNDARY) and split.long_body_line() < 0:
         return split
     whole = bytes(split.body)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from forwarder.core.headers import MAX_HOPS, loop_token, loop_tokens
+from forwarder.core.headers import LOOP, MAX_HOPS, loop_token, loop_tokens
 from forwarder.core.message import SplitMessage
 from forwarder.core.outcomes import Decision, Outcome
 
@@ -82,21 +82,25 @@ _AUTO_REPLY_MARKERS = (
     ("x-autorespond", None),
     ("precedence", b"auto_reply"),
 )
+#: The fields only auto-replies and forwarded copies carry: most mail has none of them.
+_RARE_KEYS = frozenset({"auto-submitted", LOOP.lower(), *(key for key, _ in _AUTO_REPLY_MARKERS)})
+_NO_FACTS = MessageFacts()  # immutable: one for every message with none of these facts
 
 
 def message_facts(msg: SplitMessage, envelope_from: str | None) -> MessageFacts:
     null_sender = envelope_from is not None and envelope_from.strip() in ("", "<>")
-    return_path = msg.first("return-path")
-    if return_path is not None and return_path.value.replace(b" ", b"") == b"<>":
+    return_path = msg.first_value("return-path")
+    if return_path is not None and return_path.replace(b" ", b"") == b"<>":
         null_sender = True
-    content_type = msg.first("content-type")
-    ctype = content_type.value.lower() if content_type is not None else b""
+    ctype = (msg.first_value("content-type") or b"").lower()
     is_report = ctype.startswith(b"multipart/report") and (b"delivery-status" in ctype or b"feedback-report" in ctype)
-    auto_submitted = msg.first("auto-submitted")
-    auto_reply = auto_submitted is not None and auto_submitted.value.lower().startswith(b"auto-replied")
+    if not msg.has_any(_RARE_KEYS):
+        return MessageFacts(is_bounce=True) if null_sender or is_report else _NO_FACTS
+    auto_submitted = msg.first_value("auto-submitted")
+    auto_reply = auto_submitted is not None and auto_submitted.lower().startswith(b"auto-replied")
     for key, expected in _AUTO_REPLY_MARKERS:
-        found = msg.first(key)
-        if found is not None and (expected is None or found.value.lower() == expected):
+        found = msg.first_value(key)
+        if found is not None and (expected is None or found.lower() == expected):
             auto_reply = True
     return MessageFacts(
         is_bounce=null_sender or is_report,

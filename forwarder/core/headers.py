@@ -217,10 +217,10 @@ class Origin:
 
 
 def top_level_charset(msg: SplitMessage) -> str | None:
-    content_type = msg.first("content-type")
+    content_type = msg.first_value("content-type")
     if content_type is None:
         return None
-    return _charset(content_type.value)
+    return _charset(content_type)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -232,28 +232,28 @@ def _charset(content_type: bytes) -> str | None:
 def read_origin(msg: SplitMessage, envelope_from: str | None) -> Origin:
     charset = top_level_charset(msg)
     sender = None
-    for key in ("from", "sender", "return-path"):
-        found = msg.first(key)
-        if found is not None:
-            sender = _mailbox(found.value, charset)
-            if sender is not None:
-                break
+    from_value = msg.first_value("from")
+    sender = _mailbox(from_value, charset) if from_value is not None else None
+    if sender is None:
+        for key in ("sender", "return-path"):
+            found = msg.first_value(key)
+            if found is not None:
+                sender = _mailbox(found, charset)
+                if sender is not None:
+                    break
     if sender is None and envelope_from:
         sender = parse_mailbox(envelope_from)
-    message_id = msg.first("message-id")
-    mid = MSG_ID.search(message_id.value) if message_id is not None else None
-    from_field = msg.first("from")
-    reply_to = msg.first("reply-to")
-    reply_boxes = strict_address_list(decode_bytes(reply_to.value, charset)) if reply_to is not None else None
+    message_id = msg.first_value("message-id")
+    mid = MSG_ID.search(message_id) if message_id is not None else None
+    reply_to = msg.first_value("reply-to")
+    reply_boxes = strict_address_list(decode_bytes(reply_to, charset)) if reply_to is not None else None
     return Origin(
         sender=sender,
         reply_to_valid=bool(reply_boxes) and all(ascii_address(b.address) for b in reply_boxes or ()),
         charset=charset,
         message_id=mid.group(0) if mid else None,
         from_text=(
-            clean_text(decode_header_text(from_field.value, charset))
-            if from_field is not None and sender is None
-            else ""
+            clean_text(decode_header_text(from_value, charset)) if from_value is not None and sender is None else ""
         ),
     )
 
@@ -302,8 +302,13 @@ def display_fields(raw: bytes, names: Iterable[str]) -> list[tuple[str, str]]:
     return shown
 
 
+_LOOP_KEY = LOOP.lower()
+
+
 def loop_tokens(msg: SplitMessage) -> list[str]:
-    return [f.value.decode("ascii", "replace") for f in msg.get_all(LOOP.lower())]
+    if msg.first_value(_LOOP_KEY) is None:
+        return []
+    return [f.value.decode("ascii", "replace") for f in msg.get_all(_LOOP_KEY)]
 
 
 _REMOVED_PREFIX_TUPLE = tuple(prefix for prefix, _ in REMOVED_PREFIXES)
@@ -439,9 +444,22 @@ _MONTH_NUMBER = {
 }
 
 
+# The same form with every number in range whatever the month (a day up to 28, an offset within a
+# day), on the bytes: a match is readable with no number converted (issue 15: int() and datetime()
+# were most of the check); anything else is read below.
+_COMMON_DATE = re.compile(
+    rb"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(?:0?[1-9]|1\d|2[0-8]) "
+    rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (?:0[1-9]\d\d|[1-9]\d{3}) "
+    rb"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d [+-](?:(?:[01]\d|2[0-2])\d\d|23[0-5]\d)"
+)
+
+
 def _readable_date(lines: list[bytes]) -> bool:
     """Whether a Date field's (valid, ASCII) lines hold a date-time a reader can parse."""
-    value = b"".join(lines)[5:].decode("ascii", "replace").strip()
+    raw = b"".join(lines)[5:].strip()
+    if _COMMON_DATE.fullmatch(raw) is not None:
+        return True
+    value = raw.decode("ascii", "replace").strip()
     if not value:
         return False
     plain = _PLAIN_DATE.fullmatch(value)

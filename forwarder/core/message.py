@@ -219,20 +219,43 @@ class SplitMessage:
                 found = index[key] = [field_at(i) for i in at]
         return found or []
 
+    def _first_positions(self, keys: list[str]) -> dict[str, int]:
+        # Each key's first position, built in C (reversed, so the first one is written last):
+        # prepare asks for about a dozen keys, most of them absent.
+        first_at = self._first_at
+        if first_at is None:
+            first_at = self._first_at = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
+        return first_at
+
     def first(self, key: str) -> HeaderField | None:
         keys = self.keys
         if keys is not None:
-            # Each key's first position, built in C (reversed, so the first one is written last):
-            # prepare asks for about a dozen keys, most of them absent.
-            first_at = self._first_at
-            if first_at is None:
-                first_at = self._first_at = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
-            at = first_at.get(key)
+            at = self._first_positions(keys).get(key)
             if at is None:
                 return None
             return self._built.get(at) or self._field_at(at)
         found = self.get_all(key)
         return found[0] if found else None
+
+    def first_value(self, key: str) -> bytes | None:
+        """``first(key).value``, or None when there is no such field; in the lazy form read from
+        the field's piece without building the field (issue 15: prepare reads about five)."""
+        keys = self.keys
+        if keys is None:
+            found = self.first(key)
+            return None if found is None else found.value
+        at = self._first_positions(keys).get(key)
+        if at is None:
+            return None
+        assert self.pieces is not None and self.names is not None
+        value = self.pieces[at][len(self.names[at]) + 1 :]  # the name is followed by its colon at once
+        return (value.replace(self.eol, b"") if self.eol in value else value).strip()
+
+    def has_any(self, keys: frozenset[str]) -> bool:
+        """Whether a field has one of ``keys`` (one set operation in the lazy form)."""
+        if self.keys is not None:
+            return not keys.isdisjoint(self._first_positions(self.keys))
+        return any(self.first(key) is not None for key in keys)
 
 
 def _blank_line(raw: bytes, pos: int, crlf: bool) -> int:

@@ -257,6 +257,19 @@ def _lazy_then_all(raw: bytes) -> tuple:
     return _split_summary(raw)
 
 
+def _first_values_agree(raw: bytes) -> None:
+    """``first_value`` (read from the field's piece in the lazy form, no field built) is
+    ``first(key).value`` for every key, asked before any field is built; ``has_any`` agrees."""
+    split = split_message(raw)
+    keys = [*dict.fromkeys(f.key for f in split_message(raw).fields), "x-none"]
+    values = [split.first_value(key) for key in keys]
+    assert not split._built or split.pieces is None
+    firsts = [split.first(key) for key in keys]
+    assert values == [None if f is None else f.value for f in firsts]
+    for key, f in zip(keys, firsts):
+        assert split.has_any(frozenset({key, "x-none"})) is (f is not None)
+
+
 def check_same_split(raw: bytes) -> bool:
     """Asserts ``split_message`` gives the same fields, index, body and repairs with each of its
     shortcuts as with the line loop alone: the one-search split of a clean block
@@ -273,6 +286,7 @@ def check_same_split(raw: bytes) -> bool:
             summaries.append(_split_summary(raw))
             if first_on < len(off):
                 _lazy_then_all(raw)
+            _first_values_agree(raw)
             split = split_message(raw)
             answered.append(split.pieces is not None or (first_on == 2 and split.repairs == [] and _answers_whole(raw)))
     assert all(summary == summaries[-1] for summary in summaries)

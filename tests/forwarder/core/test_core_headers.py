@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from forwarder.core import AliasState, Outcome, Policy, Verdicts, forward, prepare, validate_bytes
 from forwarder.core.headers import (
+    _COMMON_DATE,
     LOOP,
     MAX_HEADER_RECIPIENTS,
     MAX_HOPS,
@@ -718,6 +719,61 @@ def test_readable_date_gives_the_stdlib_answer(
     day_name: str, day: int, month: str, year: int, hh: int, mm: int, ss: int, sign: str, tzh: int, tzm: int
 ) -> None:
     value = f"{day_name}{day:02d} {month} {year:04d} {hh:02d}:{mm:02d}:{ss:02d} {sign}{tzh:02d}{tzm:02d}"
+    try:
+        email.utils.parsedate_to_datetime(value)
+        expected = True
+    except (TypeError, ValueError, IndexError, OverflowError):
+        expected = False
+    assert _readable_date([b"Date: " + value.encode()]) is expected, value
+
+
+@given(
+    _DAY_NAMES,
+    st.integers(0, 39),
+    st.sampled_from(["Jan", "Feb", "Apr", "Jun", "Sep", "Nov", "Dec", "Foo"]),
+    st.integers(0, 9999),
+    st.integers(0, 30),
+    st.integers(0, 70),
+    st.integers(0, 70),
+    st.sampled_from("+-"),
+    st.integers(0, 30),
+    st.integers(0, 99),
+    st.booleans(),
+)
+@settings(max_examples=500, deadline=None)
+def test_a_common_date_is_one_the_stdlib_reads(
+    day_name: str, day: int, month: str, year: int, hh: int, mm: int, ss: int, sign: str, tzh: int, tzm: int, pad: bool
+) -> None:
+    """What the shortcut of ``_readable_date`` accepts without converting a number, the stdlib reads."""
+    value = f"{day_name}{day:02d} {month} {year:04d} {hh:02d}:{mm:02d}:{ss:02d} {sign}{tzh:02d}{tzm:02d}"
+    if not pad and value[len(day_name)] == "0":
+        value = value[: len(day_name)] + value[len(day_name) + 1 :]
+    if _COMMON_DATE.fullmatch(value.encode()) is not None:
+        email.utils.parsedate_to_datetime(value)  # raises if the shortcut accepted too much
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["28 Feb 2023 00:00:00 +2259", "Sun, 1 Jan 0100 23:59:59 -2359", "09 Dec 9999 10:00:00 +0099"],
+)
+def test_the_common_date_form_takes_its_edges(value: str) -> None:
+    assert _COMMON_DATE.fullmatch(value.encode()) is not None
+    assert _readable_date([b"Date: " + value.encode()]) is True
+    email.utils.parsedate_to_datetime(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "29 Feb 2023 00:00:00 +0000",
+        "30 Feb 2024 00:00:00 +0000",
+        "1 Jan 0099 00:00:00 +0000",
+        "1 Jan 2024 24:00:00 +0000",
+        "1 Jan 2024 00:00:00 +2360",
+    ],
+)
+def test_the_common_date_form_leaves_the_rest_to_the_full_check(value: str) -> None:
+    assert _COMMON_DATE.fullmatch(value.encode()) is None
     try:
         email.utils.parsedate_to_datetime(value)
         expected = True
