@@ -206,21 +206,20 @@ def _children_cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-def tree_cpu(pid: int) -> tuple[float, dict[int, float], float]:
+def tree_cpu(pid: int) -> tuple[float, dict[int, float], dict[int, float]]:
     """CPU seconds (user + system) of ``pid`` and of its live children, each of them, and the
-    system (kernel) seconds of them all, read from /proc."""
+    system (kernel) seconds of each, read from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     found: dict[int, float] = {}
-    system = 0.0
+    system: dict[int, float] = {}
 
     def one(p: int) -> None:
-        nonlocal system
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return
         found[p] = (int(fields[11]) + int(fields[12])) / tick
-        system += int(fields[12]) / tick
+        system[p] = int(fields[12]) / tick
         for task in Path(f"/proc/{p}/task").glob("*/children"):
             for child in task.read_text().split():
                 one(int(child))
@@ -380,6 +379,8 @@ def run(
 
     cpu_ms = (cpu_after - cpu_before) * 1000 / max(1, len(seen))
     listener_ms = (per_process.get(box.pid, 0.0) - before_per_process.get(box.pid, 0.0)) * 1000 / max(1, len(seen))
+    kernel_ms = (sum(system_after.values()) - sum(system_before.values())) * 1000 / max(1, len(seen))
+    listener_kernel_ms = (system_after.get(box.pid, 0.0) - system_before.get(box.pid, 0.0)) * 1000 / max(1, len(seen))
     print(f"messages={total} size_kb={options.size_kb} clients={options.clients} refused={refused}")
     print(f"database: {database}; inbound auth {options.inbound_auth}; two-way {options.two_way}")
     print(f"throughput: {rate:.0f} messages/s, {rate / TARGET_RATE:.2f}x the target (>= {TARGET_RATE:.0f})")
@@ -389,7 +390,7 @@ def run(
         f"CPU of the box: {cpu_ms:.2f} ms per message ({cpu_after - cpu_before:.1f} s over {len(seen)} messages; "
         f"listener's process {listener_ms:.2f} ms, "
         f"{len(per_process) - 1} worker process(es) {cpu_ms - listener_ms:.2f} ms; "
-        f"of it in the kernel {(system_after - system_before) * 1000 / max(1, len(seen)):.2f} ms)"
+        f"of it in the kernel {kernel_ms:.2f} ms, {listener_kernel_ms:.2f} ms of it the listener's)"
     )
     print(
         f"CPU of the rest of this machine's bench: {clients_cpu * 1000 / max(1, len(seen)):.2f} ms per message in the "
