@@ -15,7 +15,7 @@ others, and run ``forwarder.process(raw, Inbound(...))`` on 2 KB messages to ran
 message they record, from SQLAlchemy events on their engine:
 
 - statements: ``before_cursor_execute`` events (pool pre-pings are not statements: counted apart,
-  with the pool checkouts, commits and rollbacks);
+  with the pool checkouts and the BEGIN, COMMIT and ROLLBACK commands psycopg sends);
 - lookup: the execution time of the statement that reads the alias and its destinations (the SQL
   naming ``alias_destinations``), round trip included;
 - DB work: the time the message holds a database connection, from asking the engine for it (pool
@@ -98,6 +98,7 @@ class Sample:
     lookups: int = 0
     lookup: float = 0.0
     db: float = 0.0
+    begins: int = 0
     commits: int = 0
     rollbacks: int = 0
     checkouts: int = 0
@@ -175,13 +176,23 @@ class Probe:
                 probe.sample.lookups += 1
                 probe.sample.lookup += elapsed
 
-        @event.listens_for(engine, "commit")
-        def _commit(*_: Any) -> None:
-            probe.sample.commits += 1
+        # what psycopg sends, not SQLAlchemy's commit and rollback calls: on an autocommit
+        # connection those send nothing (the hot path's single statements run there)
+        import psycopg._connection_base as base
 
-        @event.listens_for(engine, "rollback")
-        def _rollback(*_: Any) -> None:
-            probe.sample.rollbacks += 1
+        sent = base.BaseConnection._exec_command
+
+        def counted_command(self: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+            word = command.split()[0] if isinstance(command, bytes) else b""
+            if word == b"BEGIN":
+                probe.sample.begins += 1
+            elif word == b"COMMIT":
+                probe.sample.commits += 1
+            elif word == b"ROLLBACK":
+                probe.sample.rollbacks += 1
+            return sent(self, command, *args, **kwargs)
+
+        setattr(base.BaseConnection, "_exec_command", counted_command)  # noqa: B010
 
         dialect = engine.dialect
         ping = dialect.do_ping
@@ -313,7 +324,18 @@ def worker_main(job: Job, ready: Any, go: Any, results: Any, release: Any) -> No
                 s = probe.stop()
                 took = time.perf_counter() - began
                 result.samples.append(
-                    (s.statements, s.lookups, s.lookup, s.db, s.commits, s.rollbacks, s.checkouts, s.pings, took)
+                    (
+                        s.statements,
+                        s.lookups,
+                        s.lookup,
+                        s.db,
+                        s.commits,
+                        s.rollbacks,
+                        s.checkouts,
+                        s.pings,
+                        took,
+                        s.begins,
+                    )
                 )
                 result.outcomes.update(report.outcome.value for report in reports)
                 result.sent += len(sender.sent)
@@ -500,7 +522,14 @@ def _measure(url: Any, loaded: data.Loaded, args: argparse.Namespace) -> Measure
         load=(load_before, os.getloadavg()[0]),
         per_message={
             name: sum(s[i] for s in samples) / count
-            for name, i in (("lookups", 1), ("commits", 4), ("rollbacks", 5), ("checkouts", 6), ("pings", 7))
+            for name, i in (
+                ("lookups", 1),
+                ("BEGINs", 9),
+                ("COMMITs", 4),
+                ("ROLLBACKs", 5),
+                ("checkouts", 6),
+                ("pings", 7),
+            )
         },
         outcomes=outcomes,
         sent=sum(r.sent for r in collected),
