@@ -249,7 +249,7 @@ class SplitMessage:
             return None
         assert self.pieces is not None and self.names is not None
         value = self.pieces[at][len(self.names[at]) + 1 :]  # the name is followed by its colon at once
-        return (value.replace(self.eol, b"") if self.eol in value else value).strip()
+        return value.replace(self.eol, b"").strip()
 
     def has_any(self, keys: frozenset[str]) -> bool:
         """Whether a field has one of ``keys`` (one set operation in the lazy form)."""
@@ -431,10 +431,11 @@ def _clean_split(raw: bytes) -> SplitMessage | None:
     if not found:
         return None
     pieces, names = zip(*found)
-    if sum(map(len, pieces)) + len(eol) * len(pieces) != len(block):
+    lengths = [*map(len, pieces)]
+    if sum(lengths) + len(eol) * len(pieces) != len(block):
         return None
     # A line is part of its piece: when no piece is over the limit, no line is (no scan needed).
-    if max(map(len, pieces)) > MAX_LINE_BYTES and first_long_line(block) >= 0:
+    if max(lengths) > MAX_LINE_BYTES and first_long_line(block) >= 0:
         return None
     return SplitMessage(
         None,
