@@ -16,6 +16,7 @@ from forwarder.core.body import Unrepairable, repair
 from forwarder.core.boundaries import replace_long_boundaries
 from forwarder.core.decide import AliasState, MessageFacts, Policy, Verdicts, decide, message_facts
 from forwarder.core.fastpath import fast_assemble
+from forwarder.core.frozen import slot_setters
 from forwarder.core.headers import Origin, read_origin, rewrite_headers
 from forwarder.core.message import SplitMessage, split_message
 from forwarder.core.outcomes import Decision, Outcome
@@ -24,14 +25,22 @@ from forwarder.core.twoway import TwoWay
 from forwarder.core.validator import SESV2_MAX_BYTES, validate
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Prepared:
     """A message read once, ready to be forwarded to any number of aliases."""
 
     split: SplitMessage
     origin: Origin
     facts: MessageFacts
-    envelope_from: str | None = None
+    envelope_from: str | None
+
+    def __init__(
+        self, split: SplitMessage, origin: Origin, facts: MessageFacts, envelope_from: str | None = None
+    ) -> None:  # see ``frozen``
+        _PREPARED_SPLIT(self, split)
+        _PREPARED_ORIGIN(self, origin)
+        _PREPARED_FACTS(self, facts)
+        _PREPARED_ENVELOPE_FROM(self, envelope_from)
 
     @property
     def size(self) -> int:
@@ -52,12 +61,16 @@ class Prepared:
         return clean_text(address)[:254]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Outgoing:
     """The message to send: a new header block and the body, still a view of the input."""
 
     head: bytes
     body: bytes | memoryview
+
+    def __init__(self, head: bytes, body: bytes | memoryview) -> None:  # see ``frozen``
+        _OUTGOING_HEAD(self, head)
+        _OUTGOING_BODY(self, body)
 
     def __len__(self) -> int:
         return len(self.head) + len(self.body)
@@ -66,11 +79,16 @@ class Outgoing:
         return b"".join((self.head, self.body))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Result:
     decision: Decision
-    outgoing: Outgoing | None = None
-    repairs: tuple[str, ...] = ()
+    outgoing: Outgoing | None
+    repairs: tuple[str, ...]
+
+    def __init__(self, decision: Decision, outgoing: Outgoing | None = None, repairs: tuple[str, ...] = ()) -> None:
+        _RESULT_DECISION(self, decision)  # see ``frozen``
+        _RESULT_OUTGOING(self, outgoing)
+        _RESULT_REPAIRS(self, repairs)
 
     @property
     def outcome(self) -> Outcome:
@@ -85,6 +103,11 @@ class Result:
         return None if self.outgoing is None else len(self.outgoing)
 
 
+_PREPARED_SPLIT, _PREPARED_ORIGIN, _PREPARED_FACTS, _PREPARED_ENVELOPE_FROM = slot_setters(
+    Prepared, "split", "origin", "facts", "envelope_from"
+)
+_OUTGOING_HEAD, _OUTGOING_BODY = slot_setters(Outgoing, "head", "body")
+_RESULT_DECISION, _RESULT_OUTGOING, _RESULT_REPAIRS = slot_setters(Result, "decision", "outgoing", "repairs")
 _FORWARDED = Decision(Outcome.FORWARDED, "forwarded")  # immutable: one for every forwarded message
 
 

@@ -82,6 +82,7 @@ from forwarder.core.addresses import (
     strict_address_list,
 )
 from forwarder.core.fields import MSG_ID, address_lines, mailbox_lines, msg_id_lines, parameter_lines, params
+from forwarder.core.frozen import slot_setters
 from forwarder.core.message import HeaderField, SplitMessage, paused_gc, split_message
 from forwarder.core.text import MAX_LINE, clean_text, decode_bytes, decode_header_text, encode_unstructured, fold
 from forwarder.core.twoway import (
@@ -205,7 +206,7 @@ class RewrittenHeaders:
     repairs: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Origin:
     """Who sent a message, read once per message and reused for every alias it goes to."""
 
@@ -213,7 +214,26 @@ class Origin:
     reply_to_valid: bool
     charset: str | None
     message_id: bytes | None
-    from_text: str = ""
+    from_text: str
+
+    def __init__(
+        self,
+        sender: Mailbox | None,
+        reply_to_valid: bool,
+        charset: str | None,
+        message_id: bytes | None,
+        from_text: str = "",
+    ) -> None:
+        _ORIGIN_SENDER(self, sender)
+        _ORIGIN_REPLY_TO_VALID(self, reply_to_valid)
+        _ORIGIN_CHARSET(self, charset)
+        _ORIGIN_MESSAGE_ID(self, message_id)
+        _ORIGIN_FROM_TEXT(self, from_text)
+
+
+_ORIGIN_SENDER, _ORIGIN_REPLY_TO_VALID, _ORIGIN_CHARSET, _ORIGIN_MESSAGE_ID, _ORIGIN_FROM_TEXT = slot_setters(
+    Origin, "sender", "reply_to_valid", "charset", "message_id", "from_text"
+)
 
 
 def top_level_charset(msg: SplitMessage) -> str | None:
