@@ -31,7 +31,7 @@ autocommit connection (no BEGIN or COMMIT round trip), and a message's first cla
 (:mod:`.first_claim`: the alias row, the claims, the windows and a two-way message's contacts, all
 or nothing, the windows without a row yet opened by it); the settle writes a two-way message's
 links in its one statement. The rarer paths
-(a redelivery taking a claim over, paused destinations, a drop that counts a blocked message, a
+(a redelivery taking a claim over, a drop that counts a blocked message, a
 settle of several copies) are transactions as elsewhere (:func:`~forwarder.adapters.sql.connections.transactional`).
 
 Idempotency lives here (warehouse's "check the event id before acting"). Before a message is sent

@@ -12,7 +12,8 @@ own: it writes everything or nothing.
 2. ``counted`` counts the message on the alias row only through the gate and within
    ``max_messages`` (checked on the row's latest version, as before);
 3. the contacts, the window rows found, the window rows not there yet (``opened``, inserted at 1)
-   and the claims (``INSERT INTO deliveries``) are written only if the alias counted the message.
+   and the claims (``INSERT INTO deliveries``: pending, and ``dropped-paused`` for the paused
+   destinations) are written only if the alias counted the message.
    A claim already there (a racing delivery of the same message) fails the insert's unique key:
    the whole statement is undone, and the caller starts over.
 
@@ -24,10 +25,13 @@ in it. The statement then fails on purpose (a division by zero, ``complete``): n
 and the caller starts over, when the row is seen and locked. It takes two messages of one alias
 or user in the same instant, the first ones of their window.
 
-Lock order: the window rows found, then the alias row (``counted``), then the window rows opened
-and the claims. The transactional claim (:meth:`SqlDirectory._claim_in`) locks the alias row before
-the windows; on PostgreSQL it runs only for the rarer claims (a redelivery's take-over, paused
-destinations), and a deadlock between the two orders is broken by PostgreSQL and started over.
+Lock order: the window rows found (in key order), then the alias row (``counted``), then the rows
+inserted (claims, windows opened) and the contacts. On PostgreSQL every first claim is this
+statement, paused destinations or not (they are recorded ``dropped-paused`` by ``claimed`` and
+counted blocked by ``counted``), so no other claim locks window rows: the transactional claim's
+upsert (limit_windows.py) locks the alias row first and the hour before the day, and the two
+orders deadlocked (tests/forwarder/adapters/sql/test_first_claim_lock_order.py). A deadlock with
+any other path is still retried by the caller (SqlDirectory.begin: up to 5 attempts in all).
 """
 
 from __future__ import annotations
@@ -40,28 +44,33 @@ from sqlalchemy import ARRAY, BigInteger, Connection, Integer, String, TextClaus
 from sqlalchemy.exc import DBAPIError
 
 from forwarder.adapters.sql.directory.records import PENDING, Claim, ClaimState
+from forwarder.core import Outcome
 from forwarder.flows.mail_limits import Window
 from models.base import UTCDateTime
 
-_FIRST_CLAIM = f"""
+_FIRST_CLAIM = """
 WITH windows AS (
     SELECT w.key, w.window_start, w.lim, w.n
     FROM unnest(:p_keys, :p_starts, :p_limits) WITH ORDINALITY AS w(key, window_start, lim, n)
 ),
+-- the window rows there already, locked one after the other in key order (LockRows above the sort)
 locked AS MATERIALIZED (
     SELECT h.key, h.window_start, h.count FROM rate_limit_hits AS h
     WHERE (h.key, h.window_start) IN (SELECT windows.key, windows.window_start FROM windows)
     ORDER BY h.key, h.window_start
     FOR UPDATE OF h
 ),
+-- room in every window (a window without a row has room, every limit is 1 or more); fresh = rows missing
 gate AS MATERIALIZED (
     SELECT coalesce(bool_and(locked.count < windows.lim), true) AS room,
            array_agg(locked.count ORDER BY windows.n) AS counts,
            count(*) - count(locked.key) AS fresh
     FROM windows LEFT JOIN locked ON locked.key = windows.key AND locked.window_start = windows.window_start
 ),
+-- the gate of the whole statement; max_messages is checked on the row's latest version
 counted AS (
-    UPDATE aliases SET message_count = aliases.message_count + 1, last_used_at = :p_now
+    UPDATE aliases SET message_count = aliases.message_count + 1, last_used_at = :p_now,
+                       blocked_count = aliases.blocked_count + :p_paused
     WHERE aliases.id = :p_alias_id
       AND (aliases.max_messages IS NULL OR aliases.message_count < aliases.max_messages)
       AND (SELECT gate.room FROM gate)
@@ -72,19 +81,21 @@ contacts_counted AS (
     WHERE contacts.id = ANY(:p_contact_ids) AND EXISTS (SELECT 1 FROM counted)
     RETURNING contacts.id
 ),
-hits AS (
+windows_counted AS (
     UPDATE rate_limit_hits SET count = rate_limit_hits.count + 1
     FROM locked
     WHERE rate_limit_hits.key = locked.key AND rate_limit_hits.window_start = locked.window_start
       AND EXISTS (SELECT 1 FROM counted)
     RETURNING rate_limit_hits.key
 ),
+-- a row another claim inserted after this statement's snapshot conflicts and is skipped (complete)
 opened AS (
     INSERT INTO rate_limit_hits (key, window_start, count)
     SELECT windows.key, windows.window_start, 1 FROM windows
     WHERE EXISTS (SELECT 1 FROM counted)
       AND NOT EXISTS (SELECT 1 FROM locked
                       WHERE locked.key = windows.key AND locked.window_start = windows.window_start)
+    ORDER BY windows.n
     ON CONFLICT (key, window_start) DO NOTHING
     RETURNING rate_limit_hits.key
 ),
@@ -92,11 +103,12 @@ claimed AS (
     INSERT INTO deliveries (inbound_message_id, recipient, alias_id, destination_id, destination_key, outcome,
                             reason, mail_from, subject, bytes_in, attempts, received_at, raw_key, created_at,
                             updated_at)
-    SELECT :p_message_id, :p_recipient, counted.id, d.id, d.id, '{PENDING}', '', :p_mail_from, :p_subject,
+    SELECT :p_message_id, :p_recipient, counted.id, d.id, d.id, d.outcome, d.reason, :p_mail_from, :p_subject,
            :p_bytes_in, 1, :p_received_at, :p_raw_key, :p_now, :p_now
-    FROM counted CROSS JOIN unnest(:p_destination_ids) AS d(id)
+    FROM counted CROSS JOIN unnest(:p_destination_ids, :p_outcomes, :p_reasons) AS d(id, outcome, reason)
     RETURNING deliveries.id
 )
+-- under_max reads the snapshot (not counted's update), complete fails the statement on purpose
 SELECT (SELECT count(*) FROM claimed) AS claimed,
        gate.counts,
        (SELECT aliases.max_messages IS NULL OR aliases.message_count < aliases.max_messages
@@ -105,6 +117,8 @@ SELECT (SELECT count(*) FROM claimed) AS claimed,
          AS complete
 FROM gate
 """
+
+DROPPED_PAUSED = Outcome.DROPPED_PAUSED.value
 
 #: SQLSTATE division_by_zero: ``complete`` failed the statement, a window was opened meanwhile.
 _OPENED_MEANWHILE = "22012"
@@ -126,6 +140,9 @@ def _statement() -> TextClause:
         bindparam("p_limits", type_=ARRAY(Integer)),
         bindparam("p_contact_ids", type_=ARRAY(Integer)),
         bindparam("p_destination_ids", type_=ARRAY(Integer)),
+        bindparam("p_outcomes", type_=ARRAY(String)),
+        bindparam("p_reasons", type_=ARRAY(String)),
+        bindparam("p_paused", type_=Integer),
         bindparam("p_alias_id", type_=Integer),
         bindparam("p_message_id", type_=String),
         bindparam("p_recipient", type_=String),
@@ -144,9 +161,11 @@ def claim_first(
     destination_ids: Sequence[int],
     windows: Sequence[Window],
     contacts: Sequence[int],
+    paused: Sequence[tuple[int, str]] = (),
 ) -> Claim | None:
     """Claim ``destination_ids`` (new rows, :meth:`SqlDirectory._values`' ``values`` but for the
-    destination) and count the message: None when done, else the :class:`Claim` that says why
+    destination), record ``paused`` (destination id, reason) as ``dropped-paused`` and count them
+    blocked on the alias, and count the message: None when done, else the :class:`Claim` that says why
     nothing was written (LIMIT before RATE_LIMITED, as the transactional claim decides). Raises the
     driver's IntegrityError when a claim is there already, and the error :func:`opened_meanwhile`
     tells when a window was opened by another claim meanwhile (nothing written either way)."""
@@ -155,7 +174,10 @@ def claim_first(
         "p_starts": [w.start for w in windows],
         "p_limits": [w.limit for w in windows],
         "p_contact_ids": list(contacts),
-        "p_destination_ids": list(destination_ids),
+        "p_destination_ids": [*destination_ids, *(destination_id for destination_id, _ in paused)],
+        "p_outcomes": [PENDING] * len(destination_ids) + [DROPPED_PAUSED] * len(paused),
+        "p_reasons": [""] * len(destination_ids) + [reason for _, reason in paused],
+        "p_paused": len(paused),
         "p_alias_id": values["alias_id"],
         "p_message_id": values["inbound_message_id"],
         "p_recipient": values["recipient"],

@@ -169,7 +169,10 @@ class _Claimed:
 @dataclass(frozen=True, slots=True)
 class _Again:
     """A claim rolled back, to start over: a race for a row was lost (the next attempt finds the
-    other worker's row), or the database chose this transaction as a deadlock's victim."""
+    other worker's row), or the database chose this transaction as a deadlock's victim. ``why``
+    is named if the attempts run out."""
+
+    why: str = "a race for the message's rows"
 
 
 @dataclass(frozen=True, slots=True)

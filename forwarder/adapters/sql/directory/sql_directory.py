@@ -241,6 +241,7 @@ class SqlDirectory:
         planned: tuple[ResolvedAlias | None, P] | None = None
         catch_all = self.user_domains.catch_all_accepts(recipient)
         params = {"p_address": address, "p_message_id": message_id}
+        why = "a catch-all alias not made"
         for _ in range(_ATTEMPTS):
             opened: Opening[P] | _Again | None = None
             with self._connection(autocommit=True) as connection:
@@ -254,10 +255,12 @@ class SqlDirectory:
                         opened = self._open(connection, message_id, address, meta, _seen(rows), *planned)
             if isinstance(opened, Opening):
                 return opened
+            if isinstance(opened, _Again):
+                why = opened.why
             if opened is None:  # an unknown address on a catch-all domain: made now, or never
                 catch_all = False
                 self.user_domains.catch_all(recipient, self._now())
-        raise DatabaseUnavailable("the message could not be claimed (a race, a deadlock); retry")
+        raise DatabaseUnavailable(f"the message could not be claimed in {_ATTEMPTS} attempts (the last: {why}); retry")
 
     def _open(
         self,
@@ -401,8 +404,8 @@ class SqlDirectory:
         paused = [t for t in targets if t.paused]
         first = not seen.any and bool(sending)  # the message's first claim counts it
         new_paused = [t for t in paused if t.destination_id not in rows]
-        if first and not paused and connection.dialect.name == "postgresql":
-            return self._claim_first(connection, key, alias_id, user_id, meta, sending, now, contacts)
+        if first and connection.dialect.name == "postgresql":  # every window lock is in first_claim.py
+            return self._claim_first(connection, key, alias_id, user_id, meta, sending, paused, now, contacts)
         transactional(connection)
         claims: list[tuple[Target, Claim]] = []
         try:
@@ -439,7 +442,7 @@ class SqlDirectory:
             if not _deadlock(exc):
                 raise
             connection.rollback()
-            return _Again()
+            return _Again("a deadlock")
         if full is not None:
             connection.rollback()
             return Claim(ClaimState.RATE_LIMITED, window=full)
@@ -454,15 +457,24 @@ class SqlDirectory:
         user_id: int | None,
         meta: MessageMeta,
         sending: Sequence[Target],
+        paused: Sequence[Target],
         now: datetime,
         contacts: Sequence[int],
     ) -> _Claimed | Claim | _Again:
-        """:meth:`_claim_in` for a message's first claim without paused destinations, on PostgreSQL:
-        one statement (first_claim.py), atomic on its own."""
+        """:meth:`_claim_in` for a message's first claim on PostgreSQL: one statement
+        (first_claim.py), atomic on its own. It is the only claim there that locks the rate-limit
+        windows, so they are always locked in one order (the transactional upsert's differs)."""
         values = self._values(DeliveryKey(key.message_id, key.recipient), alias_id, meta, PENDING, "")
         windows = self.limits.windows(alias_id, user_id, now)
         try:
-            refused = claim_first(connection, values, [t.destination_id for t in sending], windows, contacts)
+            refused = claim_first(
+                connection,
+                values,
+                [t.destination_id for t in sending],
+                windows,
+                contacts,
+                [(t.destination_id, _reason(t.pause_note)) for t in paused],
+            )
         except IntegrityError:  # a racing delivery claimed it first: nothing was written
             connection.rollback()
             return _Again()
@@ -470,12 +482,12 @@ class SqlDirectory:
             if not (_deadlock(exc) or opened_meanwhile(exc)):
                 raise
             connection.rollback()
-            return _Again()
+            return _Again("a deadlock" if _deadlock(exc) else "a rate-limit window opened by another claim meanwhile")
         if refused is not None:
             connection.rollback()  # nothing written; ends a transaction SqlDirectory.claim opened
             return refused
         connection.commit()  # nothing to send on an autocommit connection
-        return _Claimed(tuple((t, Claim(ClaimState.NEW)) for t in sending), (), True)
+        return _Claimed(tuple((t, Claim(ClaimState.NEW)) for t in sending), tuple((t, True) for t in paused), True)
 
     @staticmethod
     def _count_message(connection: Connection, alias_id: int, contacts: Sequence[int], now: datetime) -> int:

@@ -1,0 +1,172 @@
+"""PostgreSQL: every first claim locks the rate-limit windows in one order, whether its alias has a
+paused destination or not, so two claims of one user's aliases never deadlock (a deadlock costs the
+victim deadlock_timeout, 1 s by default, and a retry).
+
+The other claim's wait is made certain: a third session holds the user's day window; the claim of
+the alias without a paused destination waits on it first, the alias with one second. When the
+window is let go, the first waiter takes it and then needs the user's hour window: a claim that
+took the hour before the day (the transactional upsert's order, before the fix) holds it and waits
+behind, a cycle PostgreSQL breaks by rolling one back (SQLSTATE 40P01).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DataError, DBAPIError
+
+from forwarder.adapters.senders import MemorySender
+from forwarder.adapters.sql.directory import SqlDirectory, sql_directory
+from forwarder.adapters.sql.directory.records import _ATTEMPTS
+from forwarder.core import Outcome, Policy
+from forwarder.errors import DatabaseUnavailable
+from forwarder.flows.forward import Forwarder, Inbound
+from forwarder.flows.mail_limits import MailLimits, window_start
+from models import Alias, Delivery, Destination, RateLimitHit, User, make_engine, make_session_factory
+from tests.conftest import fresh_database
+from tests.forwarder.adapters.sql.test_first_claim import NOON, _raw
+
+LIMITS = MailLimits(alias_per_hour=50, alias_per_day=50, user_per_hour=50, user_per_day=50)
+PAUSED, ACTIVE = "paused@othermail.example", "active@othermail.example"
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    with fresh_database("postgresql", migrated=True) as url:
+        engine = make_engine(url)
+        try:
+            with make_session_factory(engine)() as db:
+                user = User(email="owner@example.org")
+                db.add(user)
+                db.flush()
+                home = Destination(user_id=user.id, email="home@real.example", verified_at=NOON)
+                away = Destination(
+                    user_id=user.id, email="away@real.example", verified_at=NOON, paused_at=NOON, pause_reason="bounces"
+                )
+                with_paused = Alias(address=PAUSED, user_id=user.id)
+                with_paused.destinations.extend([home, away])
+                plain = Alias(address=ACTIVE, user_id=user.id)
+                plain.destinations.append(home)
+                db.add_all([with_paused, plain])
+                db.flush()
+                for window in (
+                    *LIMITS.windows(with_paused.id, user.id, NOON),
+                    *LIMITS.windows(plain.id, user.id, NOON),
+                ):
+                    db.merge(RateLimitHit(key=window.key, window_start=window.start, count=0))
+                db.commit()
+        finally:
+            engine.dispose()
+        yield url
+
+
+def test_claims_with_and_without_a_paused_destination_lock_the_windows_in_one_order(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deadlocks: list[DBAPIError] = []
+    seen = sql_directory._deadlock
+
+    def spy(exc: DBAPIError) -> bool:
+        if seen(exc):
+            deadlocks.append(exc)
+        return seen(exc)
+
+    monkeypatch.setattr(sql_directory, "_deadlock", spy)
+    engine = make_engine(database)
+    holder = engine.connect()
+    try:
+        day = window_start(NOON, "day")
+        holder.execute(
+            text("SELECT 1 FROM rate_limit_hits WHERE key = 'mail:user:1:day' AND window_start = :s FOR UPDATE"),
+            {"s": day},
+        )
+        forwarder = Forwarder(
+            SqlDirectory(make_session_factory(engine), clock=lambda: NOON, limits=LIMITS),
+            MemorySender(),
+            Policy(),
+            lambda: NOON,
+        )
+        outcomes: list[Outcome] = []
+        errors: list[BaseException] = []
+
+        def send(alias: str, message_id: str) -> None:
+            try:
+                outcomes.extend(r.outcome for r in forwarder.process(_raw(alias, 1), Inbound(message_id, (alias,))))
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                errors.append(exc)
+
+        claims = [
+            threading.Thread(target=send, args=(ACTIVE, "m-active")),
+            threading.Thread(target=send, args=(PAUSED, "m-paused")),
+        ]
+        for waiters, claim in enumerate(claims, start=1):
+            claim.start()
+            _until_waiting(engine, waiters)
+        holder.commit()
+        for claim in claims:
+            claim.join(60)
+        assert errors == []
+        assert deadlocks == []
+        assert sorted(o.value for o in outcomes) == ["dropped-paused", "forwarded", "forwarded"]
+        with make_session_factory(engine)() as db:
+            hits = {h.key: h.count for h in db.scalars(select(RateLimitHit))}
+            assert hits == {
+                "mail:alias:1:hour": 1,
+                "mail:alias:1:day": 1,
+                "mail:alias:2:hour": 1,
+                "mail:alias:2:day": 1,
+                "mail:user:1:hour": 2,
+                "mail:user:1:day": 2,
+            }
+            counts = {a.address: (a.message_count, a.blocked_count) for a in db.scalars(select(Alias))}
+            assert counts == {PAUSED: (1, 1), ACTIVE: (1, 0)}
+            paused_rows = db.scalars(select(Delivery.reason).where(Delivery.outcome == "dropped-paused")).all()
+            assert len(paused_rows) == 1 and "bounces" in paused_rows[0]
+    finally:
+        holder.close()
+        engine.dispose()
+
+
+def _until_waiting(engine: object, waiters: int) -> None:
+    """Return once ``waiters`` sessions of this database wait for a lock."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    for _ in range(1000):
+        with engine.connect() as connection:  # type: ignore[attr-defined]
+            if connection.exec_driver_sql(query).scalar() >= waiters:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"{waiters} claims never waited for the held window")
+
+
+def test_a_claim_that_keeps_finding_a_window_opened_meanwhile_gives_up_after_its_attempts_and_says_why(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deliberate division by zero (first_claim.py) is retried a bounded number of times, then
+    the message is left for a later delivery (DatabaseUnavailable is retryable) naming the reason;
+    nothing is written."""
+
+    class _DivisionByZero(Exception):
+        sqlstate = "22012"
+
+    calls: list[int] = []
+
+    def opened_meanwhile_every_time(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        raise DataError("WITH ...", {}, _DivisionByZero())
+
+    monkeypatch.setattr(sql_directory, "claim_first", opened_meanwhile_every_time)
+    engine = make_engine(database)
+    try:
+        directory = SqlDirectory(make_session_factory(engine), clock=lambda: NOON, limits=LIMITS)
+        forwarder = Forwarder(directory, MemorySender(), Policy(), lambda: NOON)
+        with pytest.raises(DatabaseUnavailable, match="window opened by another claim"):
+            forwarder.process(_raw(ACTIVE, 1), Inbound("m1", (ACTIVE,)))
+        assert len(calls) == _ATTEMPTS
+        with make_session_factory(engine)() as db:
+            assert db.scalars(select(Delivery)).all() == []
+    finally:
+        engine.dispose()
