@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from forwarder.adapters.inbound_auth.checks import Client, Dmarc, check_dkim, check_spf, client_address, spf_domain
-from forwarder.adapters.inbound_auth.resolver import BUDGET_SECONDS, Lookup, Resolver
+from forwarder.adapters.inbound_auth.resolver import BUDGET_SECONDS, Resolver
 from forwarder.core import Verdicts
 from forwarder.core.message import split_message
 from forwarder.core.trace import (
@@ -60,10 +60,6 @@ __all__ = ["MODES", "Authenticator", "Client", "Resolver", "build_authenticator"
 logger = logging.getLogger("othermail.inbound_auth")
 
 MODES = ("own", "trusted-relay", "off")
-#: Messages up to this size are checked on the listener's event loop when their DNS answers are
-#: cached (:meth:`Authenticator.authenticate`); larger ones always on a thread, as hashing their
-#: body for DKIM and copying them would hold up the other sessions.
-INLINE_BYTES = 256 * 1024
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -92,16 +88,15 @@ class Authenticator:
 
     # -- what the SMTP listener calls, before it spools --------------------------------------
 
-    def results(self, raw: bytes, client: Client, lookup: Lookup | None = None) -> list[MethodResult]:
-        """The results to state for ``raw`` (empty: nothing checked); ``lookup``: the DNS to use
-        (a new one with the whole budget by default)."""
+    def results(self, raw: bytes, client: Client) -> list[MethodResult]:
+        """The results to state for ``raw`` (empty: nothing checked)."""
         if self.mode == "own":
-            return self._own(raw, client, lookup or self.resolver.lookup())
+            return self._own(raw, client)
         if self.mode == "trusted-relay":
             return self._relayed(raw, client)
         return []
 
-    def _own(self, raw: bytes, client: Client, lookup: Lookup) -> list[MethodResult]:
+    def _own(self, raw: bytes, client: Client) -> list[MethodResult]:
         """SPF, DKIM and DMARC, asking DNS in an order a sender cannot exploit.
 
         The budget is shared, and a sender controls the DNS of any domain it names in MAIL FROM
@@ -113,6 +108,7 @@ class Authenticator:
         """
         assert self.dmarc is not None
         dmarc = self.dmarc
+        lookup = self.resolver.lookup()
         domains = dmarc.from_domains(raw)
         records = {d: dmarc.record(d, lookup) for d in domains} if isinstance(domains, list) else {}
 
@@ -155,16 +151,11 @@ class Authenticator:
     def process_with_verdicts(self, raw: bytes, client: Client) -> tuple[bytes, Verdicts]:
         """:meth:`process`, and the verdicts it stamped (recorded in the spool envelope, so the
         dispatcher never has to trust anything read back from the message)."""
-        return self._stamped(raw, self._checked(raw, client, None))
-
-    def _checked(self, raw: bytes, client: Client, lookup: Lookup | None) -> list[MethodResult]:
         try:
-            return self.results(raw, client, lookup)
+            results = self.results(raw, client)
         except Exception:  # a bug in a check must not lose the message: no verdict, and say so
             logger.exception("inbound authentication failed")
-            return []
-
-    def _stamped(self, raw: bytes, results: list[MethodResult]) -> tuple[bytes, Verdicts]:
+            results = []
         stripped, removed = strip_trace_fields(raw)
         if removed:
             logger.info("removed %d trace field(s) the sender wrote", removed)
@@ -173,21 +164,11 @@ class Authenticator:
         return stamped, verdicts_from_results(results) if results else NO_VERDICT
 
     async def authenticate(self, raw: bytes, ip: str, helo: str, mail_from: str) -> tuple[bytes, Verdicts]:
-        """:meth:`process_with_verdicts`, on the caller's thread (the listener's event loop) when
-        the message is at most :data:`INLINE_BYTES` and every DNS answer it needs is in the
-        resolver's cache, as for mail from domains seen within their records' TTL; otherwise on
-        this authenticator's own threads (DNS never holds up the event loop, nor the threads the
-        listener uses for its database lookups), checked again from the start with a lookup that
-        may ask a name server. The trip to a thread and back cost the listener more than the
-        checks of a cached message (issue 15.6)."""
-        client = Client(ip, helo or "", mail_from or "")
-        if len(raw) <= INLINE_BYTES:
-            cached = self.resolver.lookup(cached_only=True)
-            results = self._checked(raw, client, cached)
-            if not cached.missed:
-                return self._stamped(raw, results)
+        """:meth:`process_with_verdicts` on this authenticator's own threads (DNS never holds up
+        the event loop, nor the threads the listener uses for its database lookups)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="inbound-auth")
+        client = Client(ip, helo or "", mail_from or "")
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.process_with_verdicts, raw, client)
 
     # -- what the dispatcher calls, before it forwards --------------------------------------

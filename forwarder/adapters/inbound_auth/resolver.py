@@ -47,16 +47,11 @@ class Lookup:
         deadline: float,
         clock: Callable[[], float] = time.monotonic,
         per_query: float | None = None,
-        cached_only: bool = False,
     ) -> None:
         self._resolver = resolver
         self.deadline = deadline
         self._clock = clock
         self.per_query = per_query
-        #: Answer from the resolver's cache only: a name not there raises DnsUnavailable and sets
-        #: :attr:`missed` (the caller then starts over with a lookup that may ask a name server).
-        self.cached_only = cached_only
-        self.missed = False
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - self._clock())
@@ -77,9 +72,6 @@ class Lookup:
         cached = _from_cache(self._resolver, qname, rdtype)
         if cached is not None:
             return cached
-        if self.cached_only:
-            self.missed = True
-            raise DnsUnavailable(f"{name} {rdtype}: not in the cache")
         try:
             answer = self._resolver.resolve(qname, rdtype, search=False, lifetime=left, raise_on_no_answer=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
@@ -149,5 +141,5 @@ class Resolver:
             resolver.cache = dns.resolver.LRUCache(CACHE_ENTRIES)
         return cls(resolver, budget)
 
-    def lookup(self, cached_only: bool = False) -> Lookup:
-        return Lookup(self.resolver, self._clock() + self.budget, self._clock, self.budget * QUERY_SHARE, cached_only)
+    def lookup(self) -> Lookup:
+        return Lookup(self.resolver, self._clock() + self.budget, self._clock, self.budget * QUERY_SHARE)
