@@ -25,6 +25,7 @@ The mail limits are counted by the Directory, in the transaction that claims a m
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -102,6 +103,11 @@ class Directory(Protocol):
 
     def user_domain_names(self) -> tuple[str, ...]:
         """The users' own domains mail is taken for, besides ``OTHERMAIL_DOMAINS``."""
+        ...
+
+    def one_connection(self) -> AbstractContextManager[None]:
+        """Within it, one message's steps on this thread share one database connection (no
+        transaction is held between them, nor across the sends)."""
         ...
 
 

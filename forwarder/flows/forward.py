@@ -11,6 +11,9 @@ structured line. Each recipient costs the directory (forwarder/adapters/sql/dire
 3. one ``Directory.settle``: record what the sends did, in one transaction (a copy whose send
    failed for now is freed there for the retry, then the error propagates).
 
+All three on one pooled connection (``Directory.one_connection``), which holds no transaction
+between them.
+
 A dropped message is step 1 alone; a bounce for an expired reject-mode alias adds its own record.
 """
 
@@ -161,7 +164,12 @@ class Forwarder:
         """Forward ``raw`` to every recipient's destinations, exactly once each.
 
         Raises :class:`RetryableError` (after recording what it could) when a retry is needed.
+        Every step of the message takes the one database connection (:meth:`Directory.one_connection`).
         """
+        with self.directory.one_connection():
+            return self._process(raw, inbound)
+
+    def _process(self, raw: bytes, inbound: Inbound) -> list[Report]:
         started = time.perf_counter()
         reports: list[Report] = []
         try:

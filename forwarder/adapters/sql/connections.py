@@ -6,15 +6,21 @@ The pool pings only connections that sat idle (models/engine.py), not every chec
 statement of a transaction may meet a connection the server closed (a restart, a failover, an idle
 timeout). A transaction not committed is lost with its connection, so running its statements again
 on a new one does nothing twice.
+
+One message's steps (its claim, then its settle after the sends) share one pooled connection
+(:func:`one_connection`, :func:`connect`): one checkout per message. Only the connection is held
+between steps, never a transaction (each step commits or rolls back before it ends), so nothing is
+locked across a send.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from forwarder.errors import DatabaseUnavailable
@@ -56,3 +62,71 @@ def transactional(connection: Connection) -> None:
     if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
         connection.commit()  # ends SQLAlchemy's own record of a transaction; nothing is sent
         connection.execution_options(isolation_level=connection.default_isolation_level)
+
+
+class _Held:
+    """The connection one message's steps share on ``engine``, checked out by the first step."""
+
+    __slots__ = ("busy", "connection", "engine")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.connection: Connection | None = None
+        #: A step is using it: a step run meanwhile (nested) takes a connection of its own.
+        self.busy = False
+
+
+#: This thread's (or task's) message connection: a context variable, so a connection held on one
+#: thread is never handed to another.
+_held: ContextVar[_Held | None] = ContextVar("othermail_message_connection", default=None)
+
+
+@contextmanager
+def one_connection(engine: Engine) -> Iterator[None]:
+    """Within it, the steps this thread runs on ``engine`` through :func:`connect` share one pooled
+    connection, checked out at the first and returned at the end. Nested, the outer one holds."""
+    if _held.get() is not None:
+        yield
+        return
+    held = _Held(engine)
+    token = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+        if held.connection is not None:
+            held.connection.close()
+
+
+@contextmanager
+def connect(engine: Engine, autocommit: bool = False) -> Iterator[Connection]:
+    """The connection of one step: the message's (:func:`one_connection`) when one is held for
+    ``engine`` and free, else a new checkout. Left without ``commit()``, the step's transaction is
+    rolled back either way. ``autocommit`` (PostgreSQL only): each statement commits on its own
+    until :func:`transactional`."""
+    held = _held.get()
+    if held is None or held.engine is not engine or held.busy:
+        with engine.connect() as connection:
+            if autocommit:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+        return
+    if held.connection is None:
+        held.connection = engine.connect()
+    connection = held.connection
+    held.busy = True
+    try:
+        if autocommit:
+            if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            transactional(connection)  # an earlier step's autocommit is not this one's
+        yield connection
+        if connection.in_transaction():  # what closing a connection does
+            connection.rollback()
+    except BaseException:
+        held.connection = None  # a failed step's connection goes back (or away); the next takes another
+        connection.close()
+        raise
+    finally:
+        held.busy = False

@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from forwarder.adapters.sealing import Sealer
-from forwarder.adapters.sql.connections import again_if_dead, database_errors
+from forwarder.adapters.sql.connections import again_if_dead, connect, database_errors
 from forwarder.ports import ContactRef, ContactSummary, ForwardContacts, SenderRuleRow, SenderVerdict
 from models import RULE_ACTIONS, RULE_KINDS, Alias, Contact, MessageLink, SenderRule, User, utcnow
 from models.limits import CONTACT_NAME_MAX_BYTES, EMAIL_MAX_LENGTH
@@ -244,9 +244,12 @@ class SqlContactBook:
     def _connection(self, write: bool = False, autocommit: bool = False) -> Iterator[Connection]:
         """``autocommit`` (PostgreSQL): each statement commits on its own, no BEGIN or COMMIT is sent
         (for work whose every statement stands alone, as in SqlDirectory)."""
-        with database_errors(), self._write_lock if write else nullcontext(), self._engine.connect() as connection:
-            if autocommit and self._engine.dialect.name == "postgresql":
-                connection.execution_options(isolation_level="AUTOCOMMIT")
+        postgresql = self._engine.dialect.name == "postgresql"
+        with (
+            database_errors(),
+            self._write_lock if write else nullcontext(),
+            connect(self._engine, autocommit and postgresql) as connection,
+        ):
             yield connection
 
     # --- contacts -------------------------------------------------------------------------------

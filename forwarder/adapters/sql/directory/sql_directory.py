@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.adapters.sql import limit_windows
-from forwarder.adapters.sql.connections import again_if_dead, database_errors, transactional
+from forwarder.adapters.sql.connections import again_if_dead, connect, database_errors, one_connection, transactional
 from forwarder.adapters.sql.directory.first_claim import claim_first, opened_meanwhile
 from forwarder.adapters.sql.directory.records import (
     _ATTEMPTS,
@@ -130,14 +130,21 @@ class SqlDirectory:
 
     @contextmanager
     def _connection(self, write: bool = False, autocommit: bool = False) -> Iterator[Connection]:
-        """A pooled connection; leaving it without ``commit()`` rolls back. ``write``: the
-        transaction writes (on SQLite, one such transaction of this process at a time).
+        """A pooled connection (the message's, within :meth:`one_connection`); leaving it without
+        ``commit()`` rolls back. ``write``: the transaction writes (on SQLite, one such transaction
+        of this process at a time).
         ``autocommit`` (PostgreSQL): each statement commits on its own, no BEGIN or COMMIT is sent,
         until :func:`transactional` (the statements that must be one transaction)."""
-        with database_errors(), self._write_lock if write else nullcontext(), self._engine.connect() as connection:
-            if autocommit and self._autocommits:
-                connection.execution_options(isolation_level="AUTOCOMMIT")
+        with (
+            database_errors(),
+            self._write_lock if write else nullcontext(),
+            connect(self._engine, autocommit and self._autocommits) as connection,
+        ):
             yield connection
+
+    def one_connection(self) -> AbstractContextManager[None]:
+        """One message's steps on this thread share one pooled connection (connections.py)."""
+        return one_connection(self._engine)
 
     @staticmethod
     def _again_if_dead(connection: Connection, work: Callable[[Connection], T]) -> T:

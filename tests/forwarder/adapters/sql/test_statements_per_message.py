@@ -46,7 +46,9 @@ START = datetime(2030, 1, 2, 11, 30, tzinfo=UTC)
 #: first message of a window too (the claim opens the windows without a row).
 MAX_STATEMENTS = {"sqlite": 6, "postgresql": 3, "mysql": 5}
 MAX_TRANSACTIONS = {"sqlite": 2, "postgresql": 0, "mysql": 2}
-MAX_CHECKOUTS = 2
+#: Pool checkouts: the flow holds one connection per message (Directory.one_connection) that every
+#: step reuses (two before: the claim's and the settle's), on every backend.
+MAX_CHECKOUTS = 1
 
 
 @dataclass
@@ -142,7 +144,7 @@ def test_a_forwarded_message_costs_as_few_statements_first_in_its_windows_as_aft
         assert counted.transactions <= MAX_TRANSACTIONS[backend], counted.commands
         if backend == "postgresql":  # no BEGIN, COMMIT or ROLLBACK round trip at all
             assert counted.commands == []
-        assert counted.checkouts <= MAX_CHECKOUTS
+        assert counted.checkouts == MAX_CHECKOUTS
         # the four windows are counted by one statement, and nothing is deleted per message
         assert sum("rate_limit_hits" in s for s in counted.statements) == 1, counted.statements
         assert not any(s.startswith("DELETE") for s in counted.statements)
@@ -188,6 +190,35 @@ def test_no_hot_path_statement_is_compiled_again_message_after_message(box: Box)
     assert missed == []
 
 
+def test_the_message_connection_holds_no_transaction_across_the_send(box: Box) -> None:
+    """The one connection a message holds (Directory.one_connection) is idle while the copy is sent:
+    no transaction, no row lock, waits on the send."""
+    backend = box.engine.dialect.name
+    held: list[Any] = []
+    seen: list[object] = []
+    event.listen(box.engine.pool, "checkout", lambda dbapi_connection, *_args: held.append(dbapi_connection))
+    send = box.sender.send
+
+    def send_and_look(*args: Any, **kwargs: Any) -> str:
+        (connection,) = held
+        if backend == "sqlite":
+            seen.append(connection.in_transaction)
+        else:
+            with box.engine.connect() as other:
+                if backend == "postgresql":
+                    query = "SELECT state FROM pg_stat_activity WHERE pid = %s" % connection.info.backend_pid
+                else:
+                    query = "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = %s" % (
+                        connection.thread_id()
+                    )
+                seen.append(other.exec_driver_sql(query).scalar())
+        return send(*args, **kwargs)
+
+    box.sender.send = send_and_look  # type: ignore[method-assign]
+    box.forward("m1")
+    assert seen == [{"sqlite": False, "postgresql": "idle", "mysql": 0}[backend]]
+
+
 SERVERS = [p for p in BACKEND_PARAMS if p.id != "sqlite"]
 
 
@@ -222,14 +253,20 @@ def test_a_message_goes_through_after_the_server_killed_the_pooled_connection(ba
 @pytest.mark.parametrize("backend", SERVERS)
 def test_a_connection_killed_during_the_send_does_not_leave_the_claim_pending(backend: str) -> None:
     """The copy was sent: what the send did is recorded on a new connection, not lost with the old
-    one (a claim left pending would be sent again after the claim timeout)."""
+    one (a claim left pending would be sent again after the claim timeout). The connection killed is
+    the one the message holds across its send (Directory.one_connection)."""
     with fresh_database(backend, migrated=True) as url:
         box = _box(url)
         send = box.sender.send
+        held: list[Any] = []
+        event.listen(box.engine.pool, "checkout", lambda dbapi_connection, *_args: held.append(dbapi_connection))
 
         def send_then_kill(*args: Any, **kwargs: Any) -> str:
             sent = send(*args, **kwargs)
-            _kill(backend, box.engine)
+            (connection,) = held  # the message's one checkout, still out
+            assert box.engine.pool.checkedout() == 1
+            pid = connection.info.backend_pid if backend == "postgresql" else connection.thread_id()
+            _admin_sql(backend, f"SELECT pg_terminate_backend({pid})" if backend == "postgresql" else f"KILL {pid}")
             return sent
 
         try:
