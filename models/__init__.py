@@ -97,6 +97,10 @@ _MODULES = (
 )
 
 
+#: The modules that load SQLAlchemy Core only (no model, no ``sqlalchemy.orm``).
+_CORE_MODULES = frozenset({"columns", "limits", "tables"})
+
+
 def load_all() -> None:
     """Define every model (every table on ``Base.metadata``) and bind this package's names."""
     namespace = globals()
@@ -114,6 +118,11 @@ def __getattr__(name: str) -> Any:
     """A name of this package (or a submodule of it), once every model is loaded."""
     if name.startswith("__"):
         raise AttributeError(name)
+    if name in _CORE_MODULES:
+        # ``from models import tables`` (a model module's own import): the submodule alone, since
+        # loading every model here would meet the importing model half-defined
+        __import__(f"models.{name}")
+        return sys.modules[f"models.{name}"]
     load_all()
     try:
         return globals()[name]

@@ -11,20 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean,
     CheckConstraint,
     ForeignKey,
-    Integer,
     String,
-    Text,
-    UniqueConstraint,
-    false,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from models import tables
 from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
 from models.limits import EMAIL_MAX_LENGTH
+from models.tables import DIGEST_LENGTH as DIGEST_LENGTH
+from models.tables import REVERSE_LOCAL_MAX_LENGTH as REVERSE_LOCAL_MAX_LENGTH
+from models.tables import SEALED_MAX_LENGTH as SEALED_MAX_LENGTH
 
 #: How a contact came to be: mail through the alias, or created by its owner to write first.
 CONTACT_ORIGINS = ("forward", "user")
@@ -37,37 +35,28 @@ DISPLAY_FORMATS = ("name-and-address", "name", "address")
 UNSUBSCRIBE_ACTIONS = ("disable-alias", "block-contact", "pass-through")
 RULE_ACTIONS = ("block", "allow")
 RULE_KINDS = ("address", "domain", "empty-sender")
-#: Stored digests and sealed texts: hex HMAC-SHA256, and ``id:base64`` of a capped text.
-DIGEST_LENGTH = 64
-SEALED_MAX_LENGTH = 512
-REVERSE_LOCAL_MAX_LENGTH = 32
 
 
 class Contact(Base):
     """An external address that took part in mail to an alias (or that its owner wrote to first),
     reached through ``reverse_local@<alias domain>``."""
 
-    __tablename__ = "contacts"
-    __table_args__ = (
-        UniqueConstraint("alias_id", "address_digest"),
-        CheckConstraint("origin IN ('forward', 'user')", name="origin"),
-        MYSQL_TABLE_OPTIONS,
-    )
+    __table__ = tables.contacts
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    alias_id: Mapped[int] = mapped_column(ForeignKey("aliases.id", ondelete="CASCADE"))
+    id: Mapped[int]
+    alias_id: Mapped[int]
     #: Random, lowercase, never derived from the address; unique over every domain.
-    reverse_local: Mapped[str] = mapped_column(String(REVERSE_LOCAL_MAX_LENGTH), unique=True)
-    address_digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
-    address_sealed: Mapped[str] = mapped_column(String(SEALED_MAX_LENGTH))
-    name_sealed: Mapped[str] = mapped_column(String(SEALED_MAX_LENGTH), default="", server_default="")
-    origin: Mapped[str] = mapped_column(String(10), default="forward", server_default="forward")
-    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    forwarded_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    replied_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    blocked_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reverse_local: Mapped[str]
+    address_digest: Mapped[str]
+    address_sealed: Mapped[str]
+    name_sealed: Mapped[str]
+    origin: Mapped[str]
+    blocked: Mapped[bool]
+    forwarded_count: Mapped[int]
+    replied_count: Mapped[int]
+    blocked_count: Mapped[int]
+    last_seen_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
 
     def __repr__(self) -> str:
         return f"<Contact id={self.id} alias_id={self.alias_id} reverse_local={self.reverse_local!r}>"
@@ -76,22 +65,21 @@ class Contact(Base):
 class MessageLink(Base):
     """One side's Message-ID (digest) -> the id the other side knows (sealed), for threading."""
 
-    __tablename__ = "message_links"
-    __table_args__ = (UniqueConstraint("alias_id", "seen_digest"), MYSQL_TABLE_OPTIONS)
+    __table__ = tables.message_links
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    alias_id: Mapped[int] = mapped_column(ForeignKey("aliases.id", ondelete="CASCADE"))
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
-    seen_digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
+    id: Mapped[int]
+    alias_id: Mapped[int]
+    contact_id: Mapped[int | None]
+    seen_digest: Mapped[str]
     #: The seen id itself, sealed: what ``othermail keys rotate`` re-digests under a new key.
-    seen_sealed: Mapped[str] = mapped_column(Text)
-    original_sealed: Mapped[str] = mapped_column(Text)
+    seen_sealed: Mapped[str]
+    original_sealed: Mapped[str]
     #: ``forward``: the id of a forwarded copy (the owner's side); ``reply``: of a copy sent from the
     #: alias to a contact, so a bounce or an auto-reply naming it is known to answer the alias's mail.
     #: No Python-side default: an INSERT that names no kind works at revision 0007 too.
-    kind: Mapped[str] = mapped_column(String(8), server_default="forward")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class SenderRule(Base):

@@ -5,27 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, relationship, validates
 
-from models.base import MYSQL_TABLE_OPTIONS, Base, BigIntId, UTCDateTime, utcnow
+from models import tables
+from models.base import Base
 from models.limits import (  # defined without the ORM, re-exported from here
-    RAW_KEY_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
     REASON_MAX_LENGTH,
     SUBJECT_MAX_LENGTH,
     clip,
 )
-from models.users import EMAIL_MAX_LENGTH
+from models.limits import RAW_KEY_MAX_LENGTH as RAW_KEY_MAX_LENGTH
+from models.tables import MESSAGE_LEVEL as MESSAGE_LEVEL
 
 _clip = clip  # the name the SQL adapters import
 
 if TYPE_CHECKING:
     from models.aliases import Alias
     from models.destinations import Destination
-
-#: ``destination_key`` of a message-level outcome (unknown alias, rejected
-#: before fan-out, ...), i.e. a row that concerns no particular destination.
-MESSAGE_LEVEL = 0
 
 
 class Delivery(Base):
@@ -47,42 +44,33 @@ class Delivery(Base):
     are silently clipped to their column sizes.
     """
 
-    __tablename__ = "deliveries"
-    __table_args__ = (
-        UniqueConstraint("inbound_message_id", "recipient", "destination_key"),
-        Index(None, "alias_id", "created_at"),
-        # SES feedback names the forwarded copy by the message id SES gave it
-        Index(None, "provider_message_id"),
-        MYSQL_TABLE_OPTIONS,
-    )
+    __table__ = tables.deliveries
 
-    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    inbound_message_id: Mapped[str] = mapped_column(String(255))
+    id: Mapped[int]
+    inbound_message_id: Mapped[str]
     #: The alias address as received, normalized to lowercase.
-    recipient: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
-    alias_id: Mapped[int | None] = mapped_column(ForeignKey("aliases.id", ondelete="SET NULL"))
+    recipient: Mapped[str]
+    alias_id: Mapped[int | None]
     # Indexed so that deleting a destination (SET NULL) does not scan the log.
-    destination_id: Mapped[int | None] = mapped_column(ForeignKey("destinations.id", ondelete="SET NULL"), index=True)
-    destination_key: Mapped[int] = mapped_column(
-        Integer, default=MESSAGE_LEVEL, server_default=text(str(MESSAGE_LEVEL))
-    )
-    outcome: Mapped[str] = mapped_column(String(40))
-    reason: Mapped[str] = mapped_column(String(REASON_MAX_LENGTH), default="", server_default="")
-    mail_from: Mapped[str | None] = mapped_column(String(EMAIL_MAX_LENGTH))
-    subject: Mapped[str | None] = mapped_column(String(SUBJECT_MAX_LENGTH))
-    bytes_in: Mapped[int | None] = mapped_column(Integer)
-    bytes_out: Mapped[int | None] = mapped_column(Integer)
+    destination_id: Mapped[int | None]
+    destination_key: Mapped[int]
+    outcome: Mapped[str]
+    reason: Mapped[str]
+    mail_from: Mapped[str | None]
+    subject: Mapped[str | None]
+    bytes_in: Mapped[int | None]
+    bytes_out: Mapped[int | None]
     #: The message id SES or the SMTP relay returned for the forwarded copy.
-    provider_message_id: Mapped[str | None] = mapped_column(String(255))
-    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    provider_message_id: Mapped[str | None]
+    attempts: Mapped[int]
     #: Where the raw inbound message is kept (a key of the mail store, S3 or local), for the
     #: owner to download it or release it from quarantine while the store keeps it.
-    raw_key: Mapped[str | None] = mapped_column(String(RAW_KEY_MAX_LENGTH))
+    raw_key: Mapped[str | None]
     #: When the owner released this quarantined message to its destinations.
-    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    released_at: Mapped[datetime | None]
+    received_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
     alias: Mapped[Alias | None] = relationship()
     destination: Mapped[Destination | None] = relationship()

@@ -5,18 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, relationship, validates
 
-from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
-from models.users import EMAIL_MAX_LENGTH, normalize_email
+from models import tables
+from models.base import Base
+from models.tables import PAUSE_REASON_MAX_LENGTH as PAUSE_REASON_MAX_LENGTH
+from models.users import normalize_email
 
 if TYPE_CHECKING:
     from models.aliases import Alias
     from models.users import User
-
-
-PAUSE_REASON_MAX_LENGTH = 500
 
 
 class Destination(Base):
@@ -26,24 +24,23 @@ class Destination(Base):
     user cannot register the same mailbox twice in different letter case.
     """
 
-    __tablename__ = "destinations"
-    __table_args__ = (UniqueConstraint("user_id", "email"), MYSQL_TABLE_OPTIONS)
+    __table__ = tables.destinations
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
-    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    id: Mapped[int]
+    user_id: Mapped[int]
+    email: Mapped[str]
+    verified_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
     #: Set when SES feedback (a hard bounce, repeated soft bounces) stops forwarding here; the
     #: owner sees why and resumes it (forwarder/flows/feedback.py).
-    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    pause_reason: Mapped[str] = mapped_column(String(PAUSE_REASON_MAX_LENGTH), default="", server_default="")
+    paused_at: Mapped[datetime | None]
+    pause_reason: Mapped[str]
     #: SES feedback counted for this mailbox: permanent bounces, transient bounces since the last
     #: pause or resume (the threshold counts these), complaints.
-    bounce_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    soft_bounce_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    last_soft_bounce_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    complaint_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    bounce_count: Mapped[int]
+    soft_bounce_count: Mapped[int]
+    last_soft_bounce_at: Mapped[datetime | None]
+    complaint_count: Mapped[int]
 
     user: Mapped[User] = relationship(back_populates="destinations")
     aliases: Mapped[list[Alias]] = relationship(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, String, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped
 
-from models.base import MYSQL_TABLE_OPTIONS, Base
-
-KEY_MAX_LENGTH = 200
+from models import tables
+from models.base import Base
+from models.tables import KEY_MAX_LENGTH as KEY_MAX_LENGTH
 
 
 class RateLimitHit(Base):
@@ -20,12 +19,11 @@ class RateLimitHit(Base):
     by ``window_start`` (indexed).
     """
 
-    __tablename__ = "rate_limit_hits"
-    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+    __table__ = tables.rate_limit_hits
 
-    key: Mapped[str] = mapped_column(String(KEY_MAX_LENGTH), primary_key=True)
-    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False, index=True)
-    count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    key: Mapped[str]
+    window_start: Mapped[int]
+    count: Mapped[int]
 
     def __repr__(self) -> str:
         return f"<RateLimitHit key={self.key!r} window_start={self.window_start} count={self.count}>"

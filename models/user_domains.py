@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text, UniqueConstraint, event, false
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped
 
-from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
+from models import tables
+from models.base import Base
+from models.tables import DOMAIN_MAX_LENGTH as DOMAIN_MAX_LENGTH
+from models.tables import PROBLEM_MAX_LENGTH as PROBLEM_MAX_LENGTH
 
 #: ``pending``: added, ownership not proved yet (no mail accepted). ``verified``: the records are in
 #: place; mail is accepted and forwarded. ``failing``: a re-check failed, within the grace period;
 #: mail is still forwarded and the owner sees a warning. ``suspended``: failing for longer than the
 #: grace period; mail is dropped and new aliases are refused until a check passes again.
 DOMAIN_STATUSES = ("pending", "verified", "failing", "suspended")
-#: Longest domain name in presentation form (RFC 1035: 255 octets on the wire).
-DOMAIN_MAX_LENGTH = 253
-PROBLEM_MAX_LENGTH = 500
 
 
 class UserDomain(Base):
@@ -29,34 +29,29 @@ class UserDomain(Base):
     the aliases on the domain keep their rows, so their addresses stay reserved.
     """
 
-    __tablename__ = "user_domains"
-    __table_args__ = (
-        CheckConstraint("status IN ('pending', 'verified', 'failing', 'suspended')", name="status"),
-        UniqueConstraint("user_id", "name"),
-        MYSQL_TABLE_OPTIONS,
-    )
+    __table__ = tables.user_domains
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int]
+    user_id: Mapped[int]
     #: Not unique: several accounts may claim a name none of them has proved (issue 12.11).
-    name: Mapped[str] = mapped_column(String(DOMAIN_MAX_LENGTH), index=True)
+    name: Mapped[str]
     #: ``name`` once this claim's ownership TXT record verified, NULL before: unique, so the first
     #: account to prove a domain holds it and every other claim of the name stays unproved.
-    owned_name: Mapped[str | None] = mapped_column(String(DOMAIN_MAX_LENGTH), unique=True)
+    owned_name: Mapped[str | None]
     #: Published by the owner as ``_othermail.<name> TXT "othermail-verification=<token>"``.
-    verification_token: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(10), default="pending", server_default="pending")
+    verification_token: Mapped[str]
+    status: Mapped[str]
     #: The Easy DKIM tokens SES gave the domain's identity, as a JSON list (NULL without SES).
-    dkim_tokens: Mapped[str | None] = mapped_column(Text)
-    ses_identity_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dkim_tokens: Mapped[str | None]
+    ses_identity_created_at: Mapped[datetime | None]
+    verified_at: Mapped[datetime | None]
+    last_checked_at: Mapped[datetime | None]
     #: When checks started failing (kept through ``failing`` and ``suspended``).
-    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failing_since: Mapped[datetime | None]
     #: What the last check found wrong, for the owner's eyes ("" or NULL: nothing).
-    last_problem: Mapped[str | None] = mapped_column(String(PROBLEM_MAX_LENGTH))
-    catch_all: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_problem: Mapped[str | None]
+    catch_all: Mapped[bool]
+    created_at: Mapped[datetime]
 
     @property
     def tokens(self) -> tuple[str, ...]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, Integer, String, false
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, relationship, validates
 
-from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
-from models.columns import normalize_email  # defined without the ORM, re-exported from here
-from models.limits import EMAIL_MAX_LENGTH
+from models import tables
+from models.base import Base
+
+# defined without the ORM, re-exported from here
+from models.columns import normalize_email as normalize_email
+from models.limits import EMAIL_MAX_LENGTH as EMAIL_MAX_LENGTH
 
 if TYPE_CHECKING:
     from models.aliases import Alias
@@ -23,33 +25,30 @@ if TYPE_CHECKING:
 class User(Base):
     """An account.  Soft-deleted accounts keep their row (``deleted_at``)."""
 
-    __tablename__ = "users"
-    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+    __table__ = tables.users
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), unique=True)
-    password_hash: Mapped[str | None] = mapped_column(String(255))
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    id: Mapped[int]
+    email: Mapped[str]
+    password_hash: Mapped[str | None]
+    is_admin: Mapped[bool]
+    created_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
     #: Set whenever the password changes; sessions issued before it are void.
-    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    password_changed_at: Mapped[datetime | None]
     #: When the user proved they control ``email``; NULL until then.
-    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_verified_at: Mapped[datetime | None]
     #: Two-way aliases (models/contacts.py): the account-wide sender mode, how a forwarded From
     #: names its sender, and what a one-click unsubscribe does.
-    sender_mode: Mapped[str] = mapped_column(String(10), default="any", server_default="any")
-    display_format: Mapped[str] = mapped_column(
-        String(20), default="name-and-address", server_default="name-and-address"
-    )
-    unsubscribe_action: Mapped[str] = mapped_column(String(20), default="disable-alias", server_default="disable-alias")
+    sender_mode: Mapped[str]
+    display_format: Mapped[str]
+    unsubscribe_action: Mapped[str]
     #: Two-factor sign-in with TOTP (web/two_factor.py): the base32 secret, sealed at rest with the
     #: runtime's contact key (forwarder/adapters/sealing.py); set while enrolling, in force once
     #: ``totp_enabled_at`` is set. ``totp_last_step`` is the last accepted time step: a code of that
     #: step or an earlier one is never accepted again.
-    totp_secret: Mapped[str | None] = mapped_column(String(255))
-    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    totp_secret: Mapped[str | None]
+    totp_enabled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None]
 
     destinations: Mapped[list[Destination]] = relationship(
         back_populates="user",

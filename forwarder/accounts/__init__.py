@@ -13,8 +13,11 @@ from sqlalchemy.orm import Session
 
 from forwarder.core.addresses import is_valid_address
 from forwarder.errors import AccountError
+from forwarder.local_parts import LOCAL_PART as LOCAL_PART
+from forwarder.local_parts import RESERVED as RESERVED
+from forwarder.local_parts import check_local_part as check_local_part
 from models import Alias, Destination, User, normalize_email
-from models.limits import LOCAL_PART_MAX_LENGTH
+from models.limits import LOCAL_PART_MAX_LENGTH as LOCAL_PART_MAX_LENGTH
 
 #: Neutral words for generated aliases: they say nothing about the user.
 WORDS = (
@@ -125,27 +128,6 @@ WORDS = (
     "zephyr",
 )
 _SUFFIX = "abcdefghjkmnpqrstuvwxyz23456789"
-LOCAL_PART = re.compile(rf"^[a-z0-9](?:[a-z0-9._-]{{0,{LOCAL_PART_MAX_LENGTH - 2}}}[a-z0-9])?$")
-RESERVED = frozenset(
-    {
-        "postmaster",
-        "abuse",
-        "hostmaster",
-        "webmaster",
-        "admin",
-        "administrator",
-        "root",
-        "security",
-        "noreply",
-        "no-reply",
-        "mailer-daemon",
-        "support",
-        "info",
-        "bounce",
-        "bounces",
-        "dmarc",
-    }
-)
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -200,18 +182,6 @@ def parse_duration(text: str) -> timedelta:
 
 def random_local_part() -> str:
     return f"{secrets.choice(WORDS)}-{''.join(secrets.choice(_SUFFIX) for _ in range(4))}"
-
-
-def check_local_part(local_part: str) -> str:
-    value = local_part.strip().lower()
-    if not LOCAL_PART.match(value) or ".." in value:
-        raise AccountError(
-            "an alias may hold letters, digits, dots, dashes and underscores, start and end with a "
-            f"letter or digit, and be at most {LOCAL_PART_MAX_LENGTH} characters"
-        )
-    if value in RESERVED:
-        raise AccountError(f"{value!r} is reserved")
-    return value
 
 
 def ensure_user(session: Session, email: str) -> User:

@@ -33,14 +33,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, Table, and_, bindparam, insert, select
+from sqlalchemy import Engine, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from forwarder.core import Outcome
 from forwarder.ports import Sender, Unforwarded
-from models import Alias, Delivery, Destination, RateLimitHit, alias_destinations
+from models.columns import normalize_email
+from models.tables import alias_destinations as _links
+from models.tables import aliases, rate_limit_hits
+from models.tables import deliveries as _deliveries
+from models.tables import destinations as _dest
 
 if TYPE_CHECKING:
     from forwarder.settings import Settings
@@ -142,11 +146,6 @@ def compose(notice: Notice, to: str, from_address: str, now: float | None = None
 
 # ---------------------------------------------------------------- who to tell, and how often
 
-# mypy sees a mapped class's __table__ as a FromClause; it is a Table
-_dest = cast(Table, Destination.__table__)
-_links = alias_destinations
-_deliveries = cast(Table, Delivery.__table__)
-
 _ALIAS_DESTINATIONS = (
     select(_dest.c.id, _dest.c.email, _dest.c.paused_at)
     .select_from(_dest.join(_links, _links.c.destination_id == _dest.c.id))
@@ -154,9 +153,7 @@ _ALIAS_DESTINATIONS = (
     .order_by(_dest.c.id)
 )
 _DESTINATION = select(_dest.c.email).where(_dest.c.id == bindparam("p_id"))
-_ALIAS_ADDRESS = select(cast(Table, Alias.__table__).c.address).where(
-    cast(Table, Alias.__table__).c.id == bindparam("p_id")
-)
+_ALIAS_ADDRESS = select(aliases.c.address).where(aliases.c.id == bindparam("p_id"))
 _DELIVERY_ID = select(_deliveries.c.id).where(
     and_(
         _deliveries.c.inbound_message_id == bindparam("p_message_id"),
@@ -164,7 +161,7 @@ _DELIVERY_ID = select(_deliveries.c.id).where(
         _deliveries.c.destination_key == bindparam("p_key"),
     )
 )
-_THROTTLE = insert(cast(Table, RateLimitHit.__table__))
+_THROTTLE = insert(rate_limit_hits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +206,7 @@ class NoticeBook:
                 {
                     "p_message_id": message_id,
                     "p_key": destination_key,
-                    "p_recipient": Alias.normalize_address(recipient),
+                    "p_recipient": normalize_email(recipient),
                 },
             ).scalar()
         return int(found) if found is not None else None

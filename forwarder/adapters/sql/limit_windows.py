@@ -29,15 +29,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Integer, Table, bindparam, delete, literal_column, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Integer, bindparam, delete, literal_column, select, tuple_
 
 from forwarder.flows.mail_limits import MailLimits, Window, window_start
-from models import RateLimitHit
-
-# mypy sees a mapped class's __table__ as a FromClause; it is a Table
-_hits = cast(Table, RateLimitHit.__table__)
+from models.tables import rate_limit_hits as _hits
 
 #: The windows of the forwarder's mail limits (web/ratelimit.py keeps its own under other prefixes).
 KEY_PREFIX = "mail:"

@@ -36,14 +36,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from forwarder.accounts import AccountError, check_local_part
 from forwarder.adapters.sql.connections import again_if_dead
-from models import Alias, Destination, UserDomain, alias_destinations
+from forwarder.errors import AccountError
+from forwarder.local_parts import check_local_part
+from models.tables import alias_destinations
+from models.tables import aliases as _aliases
+from models.tables import destinations as _destinations
+from models.tables import user_domains as _domains
 
 OWNERSHIP_LABEL = "_othermail"
 OWNERSHIP_PREFIX = "othermail-verification="
@@ -115,10 +119,6 @@ def next_status(
 
 # ------------------------------------------------------------------------------- the forwarder side
 
-# mypy sees a mapped class's __table__ as a FromClause; it is a Table
-_domains = cast(Table, UserDomain.__table__)
-_aliases = cast(Table, Alias.__table__)
-_destinations = cast(Table, Destination.__table__)
 
 _RECEIVING_DOMAINS = select(_domains.c.name, _domains.c.status, _domains.c.catch_all).where(
     _domains.c.status.in_(sorted(RECEIVING))

@@ -109,14 +109,18 @@ summary = runtime.handle(json.loads(os.environ["TEST_EVENT"]))
 runtime.close()
 dialects = sorted(m for m in sys.modules if m.startswith("sqlalchemy.dialects.") and m.count(".") == 2)
 feedback = "forwarder.adapters.sql.feedback_store" in sys.modules
+orm = sorted(m for m in ("sqlalchemy.orm", "models.base", "models.aliases") if m in sys.modules)
 result = {"outcomes": summary["outcomes"], "sent": len(sender.sent), "loaded": dialects, "feedback": feedback}
+result["orm"] = orm
 """
 
 
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], ids=["sqlite", "postgresql"]
 )
-def test_forwarding_on_sqlite_or_postgresql_never_loads_the_mysql_dialect(backend: str, tmp_path: Path) -> None:
+def test_forwarding_on_sqlite_or_postgresql_never_loads_the_mysql_dialect_or_the_orm(
+    backend: str, tmp_path: Path
+) -> None:
     with fresh_database(backend, tmp_path, migrated=True) as url:
         add_alias(url)
         result = run_fresh(
@@ -134,6 +138,8 @@ def test_forwarding_on_sqlite_or_postgresql_never_loads_the_mysql_dialect(backen
     assert f"sqlalchemy.dialects.{backend}" in result["loaded"]  # the check sees the dialect in use
     assert MYSQL not in result["loaded"]
     assert result["feedback"] is False  # the bounce and complaint store comes with the first notification
+    # the forward path's SQL is Core on models/tables.py: no sqlalchemy.orm, no declarative models
+    assert result["orm"] == []
 
 
 def test_the_handler_makes_each_aws_client_once_per_container(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,7 +46,7 @@ from sqlalchemy.exc import DBAPIError
 from forwarder.adapters.sql.directory.records import PENDING, Claim, ClaimState
 from forwarder.core import Outcome
 from forwarder.flows.mail_limits import Window
-from models.base import UTCDateTime
+from models.columns import UTCDateTime
 
 _FIRST_CLAIM = """
 WITH windows AS (

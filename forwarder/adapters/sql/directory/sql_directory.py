@@ -7,14 +7,13 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
     Engine,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
 from forwarder.adapters.sql import limit_windows
 from forwarder.adapters.sql.connections import again_if_dead, connect, database_errors, one_connection, transactional
@@ -68,9 +67,11 @@ from forwarder.core import Outcome
 from forwarder.core.decide import expiry
 from forwarder.errors import DatabaseUnavailable
 from forwarder.flows.mail_limits import MailLimits
-from models import Alias
-from models.deliveries import RAW_KEY_MAX_LENGTH, SUBJECT_MAX_LENGTH, _clip
-from models.users import EMAIL_MAX_LENGTH
+from models.columns import normalize_email, utcnow
+from models.limits import EMAIL_MAX_LENGTH, RAW_KEY_MAX_LENGTH, SUBJECT_MAX_LENGTH, clip
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 #: What a deadlock looks like from the driver: PostgreSQL's SQLSTATE, MariaDB's and MySQL's error number.
 _PG_DEADLOCK = "40P01"
@@ -99,8 +100,6 @@ class SqlDirectory:
         clock: Callable[[], datetime] | None = None,
         limits: MailLimits | None = None,
     ) -> None:
-        from models import utcnow
-
         if isinstance(session_factory, Engine):
             engine = session_factory
         else:
@@ -175,7 +174,7 @@ class SqlDirectory:
         """Whether ``address`` was ever issued, or its domain's catch-all would create it (the SMTP
         listener's RCPT check; one cheap query)."""
         with self._connection(autocommit=True) as connection:
-            found = connection.execute(_EXISTS, {"p_address": Alias.normalize_address(address)}).first()
+            found = connection.execute(_EXISTS, {"p_address": normalize_email(address)}).first()
             connection.commit()  # not a rollback: psycopg's drops the connection's prepared statements
         return found is not None or self.user_domains.catch_all_accepts(address)
 
@@ -184,7 +183,7 @@ class SqlDirectory:
         (the SMTP listener answers it 550 5.1.1) or may do so at any time (its answer is not to be
         cached). One cheap query."""
         with self._connection(autocommit=True) as connection:
-            row = connection.execute(_RCPT_STATUS, {"p_address": Alias.normalize_address(address)}).first()
+            row = connection.execute(_RCPT_STATUS, {"p_address": normalize_email(address)}).first()
             connection.commit()  # not a rollback (exists)
         if row is None:
             return AddressStatus.ACCEPTS if self.user_domains.catch_all_accepts(address) else AddressStatus.UNKNOWN
@@ -206,11 +205,11 @@ class SqlDirectory:
     def resolve(self, address: str) -> ResolvedAlias | None:
         """The alias at ``address`` (made from its domain's catch-all if need be), or None."""
         with self._connection(autocommit=True) as connection:
-            rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
+            rows = connection.execute(_RESOLVE, {"p_address": normalize_email(address)}).all()
             connection.commit()  # not a rollback (exists)
         if not rows and self.user_domains.catch_all(address, self._now()):
             with self._connection(autocommit=True) as connection:
-                rows = connection.execute(_RESOLVE, {"p_address": Alias.normalize_address(address)}).all()
+                rows = connection.execute(_RESOLVE, {"p_address": normalize_email(address)}).all()
                 connection.commit()
         return self._resolved(rows)
 
@@ -244,7 +243,7 @@ class SqlDirectory:
         the alias's ``max_messages`` and in the windows of :attr:`limits`; over either, nothing is
         claimed and the message-level outcome is recorded instead (:attr:`Opening.recorded`).
         """
-        address = Alias.normalize_address(recipient)
+        address = normalize_email(recipient)
         planned: tuple[ResolvedAlias | None, P] | None = None
         catch_all = self.user_domains.catch_all_accepts(recipient)
         params = {"p_address": address, "p_message_id": message_id}
@@ -306,14 +305,14 @@ class SqlDirectory:
         now = self._now()
         return {
             "inbound_message_id": key.message_id,
-            "recipient": Alias.normalize_address(key.recipient),
+            "recipient": normalize_email(key.recipient),
             "alias_id": alias_id,
             "destination_id": key.destination_id or None,
             "destination_key": key.destination_id,
             "outcome": outcome,
             "reason": _reason(reason),
-            "mail_from": _clip(meta.mail_from[:EMAIL_MAX_LENGTH] or None, EMAIL_MAX_LENGTH),
-            "subject": _clip(meta.subject[:SUBJECT_MAX_LENGTH] or None, SUBJECT_MAX_LENGTH),
+            "mail_from": clip(meta.mail_from[:EMAIL_MAX_LENGTH] or None, EMAIL_MAX_LENGTH),
+            "subject": clip(meta.subject[:SUBJECT_MAX_LENGTH] or None, SUBJECT_MAX_LENGTH),
             "bytes_in": meta.bytes_in,
             "attempts": 1,
             "received_at": meta.received_at,

@@ -6,11 +6,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Table,
     and_,
     bindparam,
     delete,
@@ -25,8 +24,15 @@ from sqlalchemy import (
 
 from forwarder.adapters.sql.directory.records import PENDING, RETRY, DeliveryKey, Finished, _Existing, _Seen
 from forwarder.core import Outcome
-from models import Alias, Contact, Delivery, Destination, MessageLink, User, alias_destinations
-from models.deliveries import REASON_MAX_LENGTH, _clip
+from models.columns import normalize_email
+from models.limits import REASON_MAX_LENGTH, clip
+from models.tables import alias_destinations
+from models.tables import aliases as _aliases
+from models.tables import contacts as _contacts
+from models.tables import deliveries as _deliveries
+from models.tables import destinations as _destinations
+from models.tables import message_links as _links
+from models.tables import users as _users
 
 # ---------------------------------------------------------------- statements
 #
@@ -34,13 +40,8 @@ from models.deliveries import REASON_MAX_LENGTH, _clip
 # map, relationship loading) cost several times more per message. Values come in as bound
 # parameters named ``p_...``: SQLAlchemy reserves a table's column names for SET and VALUES.
 
-# mypy sees a mapped class's __table__ as a FromClause; it is a Table
-_aliases = cast(Table, Alias.__table__)
-_deliveries = cast(Table, Delivery.__table__)
-_destinations = cast(Table, Destination.__table__)
-_users = cast(Table, User.__table__)
-_links = cast(Table, MessageLink.__table__)
-_contacts = cast(Table, Contact.__table__)
+# The tables are SQLAlchemy Core's (models/tables.py), which the ORM classes map onto: the hot
+# path loads no sqlalchemy.orm (issue 15, the Lambda's cold start).
 _siblings = _deliveries.alias("sibling")
 
 #: The delivery row of a key.
@@ -383,13 +384,13 @@ def _link_once(dialect: str) -> Any:
 def _key_params(key: DeliveryKey) -> dict[str, Any]:
     return {
         "p_message_id": key.message_id,
-        "p_recipient": Alias.normalize_address(key.recipient),
+        "p_recipient": normalize_email(key.recipient),
         "p_destination_key": key.destination_id,
     }
 
 
 def _reason(reason: str) -> str:
-    return _clip(reason[:REASON_MAX_LENGTH], REASON_MAX_LENGTH) or ""
+    return clip(reason[:REASON_MAX_LENGTH], REASON_MAX_LENGTH) or ""
 
 
 def _finished_params(done: Finished, now: datetime) -> dict[str, Any]:
