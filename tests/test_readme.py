@@ -50,9 +50,10 @@ def test_the_readme_snippet_sends_a_message_through_the_one_box(tmp_path: Path) 
             if line.startswith("ready in"):
                 break
         port = re.search(r"127\.0\.0\.1:(\d+) ", smtp).group(1)  # type: ignore[union-attr]
+        # the interpreter first, at the start of a line only: sys.executable may end in python3
         script = (
-            snippet.replace(".venv/bin/othermail", othermail)
-            .replace("python3 ", f"{sys.executable} ")
+            re.sub(r"^python3 ", f"{sys.executable} ", snippet, flags=re.MULTILINE)
+            .replace(".venv/bin/othermail", othermail)
             .replace("2525", port)
         )
         ran = subprocess.run(
