@@ -19,6 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import make_url
 
 from migrations import current, downgrade, upgrade
 from models import (
@@ -42,7 +43,7 @@ from models import (
 )
 
 VERSION_TABLE = "alembic_version"
-HEAD = "0009"
+HEAD = "0010"
 #: Tables later revisions add, so the schema at an older revision can be compared with the models.
 ADDED_BY = {
     "0003": ("user_domains",),
@@ -712,5 +713,37 @@ def test_0009_round_trip_adds_and_removes_the_second_factors(database_url: str) 
         engine.dispose()
     downgrade(database_url, "0008")
     assert schema_snapshot(database_url) == at_0008
+    upgrade(database_url)
+    assert current(database_url) == HEAD
+
+
+def _procedures(url: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name not in ("mysql", "mariadb"):
+                return []
+            return list(
+                connection.exec_driver_sql(
+                    "SELECT routine_name FROM information_schema.routines"
+                    " WHERE routine_schema = DATABASE() AND routine_type = 'PROCEDURE'"
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_0010_round_trip_adds_and_removes_the_first_claim_procedure_on_mariadb_only(database_url: str) -> None:
+    """Issue 15: MariaDB's first claim is one CALL; the tables do not change on any backend."""
+    upgrade(database_url, "0009")
+    at_0009 = schema_snapshot(database_url)
+    assert _procedures(database_url) == []
+    upgrade(database_url, "0010")
+    assert schema_snapshot(database_url) == at_0009
+    mariadb = make_url(database_url).get_backend_name() == "mysql"
+    assert _procedures(database_url) == (["othermail_first_claim"] if mariadb else [])
+    downgrade(database_url, "0009")
+    assert _procedures(database_url) == []
+    assert schema_snapshot(database_url) == at_0009
     upgrade(database_url)
     assert current(database_url) == HEAD

@@ -66,7 +66,8 @@ def server_template(backend: str) -> str | None:
 
 
 def clone_mariadb(template: str, url: str) -> None:
-    """Make the empty MariaDB database at ``url`` a copy of database ``template`` (tables, rows).
+    """Make the empty MariaDB database at ``url`` a copy of database ``template`` (tables, rows,
+    stored procedures).
 
     SHOW CREATE TABLE names a referenced table of the same database without its database, so
     the statements create the tables in the connection's database, ``url``'s."""
@@ -84,6 +85,14 @@ def clone_mariadb(template: str, url: str) -> None:
             cursor.execute(f"SHOW CREATE TABLE `{template}`.`{table}`")
             cursor.execute(cursor.fetchone()[1])
             cursor.execute(f"INSERT INTO `{table}` SELECT * FROM `{template}`.`{table}`")
+        cursor.execute(
+            "SELECT routine_name FROM information_schema.routines WHERE routine_schema = %s"
+            " AND routine_type = 'PROCEDURE' ORDER BY routine_name",
+            (template,),
+        )
+        for (procedure,) in cursor.fetchall():  # the migrations' stored procedures (0010)
+            cursor.execute(f"SHOW CREATE PROCEDURE `{template}`.`{procedure}`")
+            cursor.execute(cursor.fetchone()[2])
         cursor.execute("SET FOREIGN_KEY_CHECKS=1")
         connection.commit()
     finally:

@@ -13,6 +13,6 @@ CREATE DATABASE IF NOT EXISTS othermail CHARACTER SET utf8mb4 COLLATE utf8mb4_bi
 CREATE USER IF NOT EXISTS 'othermail'@'localhost' IDENTIFIED BY '__DB_PASSWORD__';
 ALTER USER 'othermail'@'localhost' IDENTIFIED BY '__DB_PASSWORD__';
 
--- Everything on this one database (the migrations create, alter and drop its tables and
--- indexes), nothing on any other, no global privilege.
+-- Everything on this one database (the migrations create, alter and drop its tables,
+-- indexes and its stored procedure), nothing on any other, no global privilege.
 GRANT ALL PRIVILEGES ON othermail.* TO 'othermail'@'localhost';

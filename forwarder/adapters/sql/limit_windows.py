@@ -1,5 +1,7 @@
 """The SQL side of the mail limits (forwarder/flows/mail_limits.py): counting a message in the windows
-of the ``rate_limit_hits`` table, atomically, within a claim's transaction.
+of the ``rate_limit_hits`` table, atomically, within a claim's transaction. A message's first claim
+on PostgreSQL and MariaDB counts them in its one round trip instead (directory/first_claim.py);
+this upsert is SQLite's, and prunes every backend's past windows.
 
 Each window is one row (key, window start, count). A message is counted in all its windows by one
 upsert, whatever rows exist yet::

@@ -16,21 +16,23 @@ with another worker's for the same copy (or a deadlock's victim) starts over and
 a message over a limit is rolled back and recorded as dropped; a catch-all alias is created first.
 
 The statements of a forwarded message (one destination, the default limits; bench/statements.py
-prints them, tests/forwarder/adapters/sql/test_statements_per_message.py holds them) are five on
-MariaDB, six on SQLite, the same on the first message of a rate-limit window as on the next: step 1
-reads the alias, its destinations and the message's rows in one query, counts the message on the
-alias row, inserts the claim and counts the message in every window with one upsert
-(limit_windows.py); step 3 updates the claim by its key and counts the forward on the alias row, in
-one statement where the database writes two tables at once (SQLite: two). Each step is one
-transaction on one pooled connection, and the first statement of each is run again on a new
+prints them, tests/forwarder/adapters/sql/test_statements_per_message.py holds them) are six on
+SQLite, the same on the first message of a rate-limit window as on the next: step 1 reads the
+alias, its destinations and the message's rows in one query, counts the message on the alias row,
+inserts the claim and counts the message in every window with one upsert (limit_windows.py); step 3
+updates the claim by its key and counts the forward on the alias row (two statements). Each step is
+one transaction on one pooled connection, and the first statement of each is run again on a new
 connection if the pooled one turns out dead (the pool pings only connections that sat idle,
 models/engine.py).
 
-On PostgreSQL they are three, and no transaction: each step that is one statement runs it on an
-autocommit connection (no BEGIN or COMMIT round trip), and a message's first claim is one statement
+On PostgreSQL and MariaDB they are three: the read, the first claim in one round trip
 (:mod:`.first_claim`: the alias row, the claims, the windows and a two-way message's contacts, all
-or nothing, the windows without a row yet opened by it); the settle writes a two-way message's
-links in its one statement. The rarer paths
+or nothing, the windows without a row yet opened by it; on MariaDB a stored procedure's CALL), and
+the settle, one statement that writes both tables. PostgreSQL runs each step that is one statement
+on an autocommit connection (no BEGIN or COMMIT round trip), and its settle writes a two-way
+message's links in its one statement; on MariaDB each step still ends with a COMMIT (the claim's
+is empty: the procedure commits its own transaction), since PyMySQL would send two statements to
+turn autocommit on and off again. The rarer paths
 (a redelivery taking a claim over, a drop that counts a blocked message, a
 settle of several copies) are transactions as elsewhere (:func:`~forwarder.adapters.sql.connections.transactional`).
 
@@ -56,8 +58,8 @@ Message-level outcomes (unknown alias, spam, ...) are rows with ``destination_ke
 
 The package, by role: :mod:`.records` (what the directory hands its callers: resolved aliases,
 claims, openings, finished sends), :mod:`.statements` (the Core statements, built once),
-:mod:`.settle` (what a settle writes), :mod:`.first_claim` (PostgreSQL's first claim in one
-statement) and :mod:`.sql_directory` (:class:`SqlDirectory`: resolve, claim, and the settle's
+:mod:`.settle` (what a settle writes), :mod:`.first_claim` (the first claim in one round trip on
+PostgreSQL and MariaDB) and :mod:`.sql_directory` (:class:`SqlDirectory`: resolve, claim, and the settle's
 transaction). Each imports only those before it; import from the package.
 
 Lock order (MariaDB): a transaction that writes the alias row (the message count, the blocked and

@@ -1,10 +1,16 @@
-"""PostgreSQL: a message's first claim in one statement, on an autocommit connection (issue 15).
+"""A message's first claim in one round trip, atomic on its own (issue 15): one statement on
+PostgreSQL, one stored procedure on MariaDB and MySQL.
 
-Elsewhere the first claim is a transaction (:meth:`SqlDirectory._claim_in`): count the message on
-the alias row within its ``max_messages``, insert the claims, count the message in its rate-limit
-windows with one upsert, and roll everything back when a window went over its limit. Here one
-data-modifying WITH does all of it, so no BEGIN or COMMIT is sent, and a statement is atomic on its
-own: it writes everything or nothing.
+Elsewhere (SQLite) the first claim is a transaction (:meth:`SqlDirectory._claim_in`): count the
+message on the alias row within its ``max_messages``, insert the claims, count the message in its
+rate-limit windows with one upsert, and roll everything back when a window went over its limit.
+
+MariaDB and MySQL: ``CALL othermail_first_claim(...)``, the procedure migration 0010 creates
+(migrations/versions/0010_first_claim_procedure.py says how it decides); the lists go as JSON. It
+locks the window rows in key order, then the alias row, like the statement below.
+
+PostgreSQL: one data-modifying WITH does all of it on an autocommit connection, so no BEGIN or
+COMMIT is sent, and a statement is atomic on its own: it writes everything or nothing.
 
 1. ``locked`` reads the message's window rows ``FOR UPDATE``, in key order (every claim locks them
    in the same order), and ``gate`` finds whether each has room for one more (a window without its
@@ -27,16 +33,18 @@ or user in the same instant, the first ones of their window.
 
 Lock order: the window rows found (in key order), then the alias row (``counted``), then the rows
 inserted (claims, windows opened) and the contacts. On PostgreSQL every first claim is this
-statement, paused destinations or not (they are recorded ``dropped-paused`` by ``claimed`` and
-counted blocked by ``counted``), so no other claim locks window rows: the transactional claim's
-upsert (limit_windows.py) locks the alias row first and the hour before the day, and the two
-orders deadlocked (tests/forwarder/adapters/sql/test_first_claim_lock_order.py). A deadlock with
-any other path is still retried by the caller (SqlDirectory.begin: up to 5 attempts in all).
+statement (on MariaDB the procedure), paused destinations or not (they are recorded
+``dropped-paused`` by ``claimed`` and counted blocked by ``counted``), so no other claim locks
+window rows: the transactional claim's upsert (limit_windows.py, SQLite's) locks the alias row
+first and the hour before the day, and the two orders deadlocked
+(tests/forwarder/adapters/sql/test_first_claim_lock_order.py). A deadlock with any other path is
+still retried by the caller (SqlDirectory.begin: up to 5 attempts in all).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -155,6 +163,23 @@ def _statement() -> TextClause:
     )
 
 
+#: MariaDB and MySQL: migration 0010's procedure (migrations/versions/0010_first_claim_procedure.py).
+_CALL = (
+    "CALL othermail_first_claim(:p_windows, :p_contact_ids, :p_claims, :p_paused, :p_alias_id, :p_message_id,"
+    " :p_recipient, :p_mail_from, :p_subject, :p_bytes_in, :p_raw_key, :p_now, :p_received_at)"
+)
+
+#: The dialects whose first claim is :data:`_CALL`.
+PROCEDURE_DIALECTS = frozenset({"mysql", "mariadb"})
+
+
+@functools.cache
+def _call() -> TextClause:
+    return text(_CALL).bindparams(
+        bindparam("p_now", type_=UTCDateTime()), bindparam("p_received_at", type_=UTCDateTime())
+    )
+
+
 def claim_first(
     connection: Connection,
     values: Mapping[str, Any],
@@ -167,16 +192,15 @@ def claim_first(
     destination), record ``paused`` (destination id, reason) as ``dropped-paused`` and count them
     blocked on the alias, and count the message: None when done, else the :class:`Claim` that says why
     nothing was written (LIMIT before RATE_LIMITED, as the transactional claim decides). Raises the
-    driver's IntegrityError when a claim is there already, and the error :func:`opened_meanwhile`
-    tells when a window was opened by another claim meanwhile (nothing written either way)."""
+    driver's IntegrityError when a claim is there already, and on PostgreSQL the error
+    :func:`opened_meanwhile` tells when a window was opened by another claim meanwhile (nothing
+    written either way)."""
+    claims = [
+        *((destination_id, PENDING, "") for destination_id in destination_ids),
+        *((destination_id, DROPPED_PAUSED, reason) for destination_id, reason in paused),
+    ]
     params = {
-        "p_keys": [w.key for w in windows],
-        "p_starts": [w.start for w in windows],
-        "p_limits": [w.limit for w in windows],
         "p_contact_ids": list(contacts),
-        "p_destination_ids": [*destination_ids, *(destination_id for destination_id, _ in paused)],
-        "p_outcomes": [PENDING] * len(destination_ids) + [DROPPED_PAUSED] * len(paused),
-        "p_reasons": [""] * len(destination_ids) + [reason for _, reason in paused],
         "p_paused": len(paused),
         "p_alias_id": values["alias_id"],
         "p_message_id": values["inbound_message_id"],
@@ -188,13 +212,31 @@ def claim_first(
         "p_now": values["created_at"],
         "p_received_at": values["received_at"],
     }
-    row = connection.execute(_statement(), params).one()
-    if row.claimed:
-        return None
-    if not row.under_max:  # the message limit first; a deleted alias counts nothing either
-        return Claim(ClaimState.LIMIT)
-    counts = row.counts or ()
-    full = next((w for w, hits in zip(windows, counts, strict=True) if hits is not None and hits >= w.limit), None)
-    if full is None:  # through the gate, but the alias reached its message limit meanwhile
+    full: Window | None
+    if connection.dialect.name in PROCEDURE_DIALECTS:
+        # locked in key order; the position says which the caller checks first
+        placed = sorted((w.key, w.start, w.limit, n) for n, w in enumerate(windows, start=1))
+        params["p_windows"] = json.dumps(placed)
+        params["p_contact_ids"] = json.dumps(params["p_contact_ids"])
+        params["p_claims"] = json.dumps(claims)
+        row = connection.execute(_call(), params).one()
+        if row.claimed:
+            return None
+        full = windows[row.full_window - 1] if row.full_window else None
+    else:
+        params["p_keys"] = [w.key for w in windows]
+        params["p_starts"] = [w.start for w in windows]
+        params["p_limits"] = [w.limit for w in windows]
+        params["p_destination_ids"], params["p_outcomes"], params["p_reasons"] = (
+            [claim[n] for claim in claims] for n in range(3)
+        )
+        row = connection.execute(_statement(), params).one()
+        if row.claimed:
+            return None
+        counts = row.counts or ()
+        full = next((w for w, hits in zip(windows, counts, strict=True) if hits is not None and hits >= w.limit), None)
+    if not row.under_max or full is None:
+        # the message limit first; a deleted alias counts nothing either; or through the gate, but
+        # the alias reached its message limit meanwhile
         return Claim(ClaimState.LIMIT)
     return Claim(ClaimState.RATE_LIMITED, window=full)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from forwarder.adapters.sql import limit_windows
 from forwarder.adapters.sql.connections import again_if_dead, connect, database_errors, one_connection, transactional
-from forwarder.adapters.sql.directory.first_claim import claim_first, opened_meanwhile
+from forwarder.adapters.sql.directory.first_claim import PROCEDURE_DIALECTS, claim_first, opened_meanwhile
 from forwarder.adapters.sql.directory.records import (
     _ATTEMPTS,
     PENDING,
@@ -124,6 +124,8 @@ class SqlDirectory:
         #: or COMMIT round trip (first_claim.py). Not on MariaDB: PyMySQL would send SET AUTOCOMMIT
         #: there and back, and the isolation level again, to save one COMMIT.
         self._autocommits = engine.dialect.name == "postgresql"
+        #: A message's first claim is one round trip (first_claim.py): all but SQLite.
+        self._first_claim_in_one = self._autocommits or engine.dialect.name in PROCEDURE_DIALECTS
         #: Users' own domains: accepted domains, suspension, the catch-all (forwarder/adapters/sql/user_domains.py).
         self.user_domains = UserDomains(self._connection)
 
@@ -410,7 +412,7 @@ class SqlDirectory:
         paused = [t for t in targets if t.paused]
         first = not seen.any and bool(sending)  # the message's first claim counts it
         new_paused = [t for t in paused if t.destination_id not in rows]
-        if first and connection.dialect.name == "postgresql":  # every window lock is in first_claim.py
+        if first and self._first_claim_in_one:  # every window lock is in first_claim.py
             return self._claim_first(connection, key, alias_id, user_id, meta, sending, paused, now, contacts)
         transactional(connection)
         claims: list[tuple[Target, Claim]] = []
@@ -467,9 +469,10 @@ class SqlDirectory:
         now: datetime,
         contacts: Sequence[int],
     ) -> _Claimed | Claim | _Again:
-        """:meth:`_claim_in` for a message's first claim on PostgreSQL: one statement
-        (first_claim.py), atomic on its own. It is the only claim there that locks the rate-limit
-        windows, so they are always locked in one order (the transactional upsert's differs)."""
+        """:meth:`_claim_in` for a message's first claim on PostgreSQL, MariaDB and MySQL: one
+        statement or one procedure call (first_claim.py), atomic on its own. It is the only claim
+        there that locks the rate-limit windows, so they are always locked in one order (the
+        transactional upsert's differs)."""
         values = self._values(DeliveryKey(key.message_id, key.recipient), alias_id, meta, PENDING, "")
         windows = self.limits.windows(alias_id, user_id, now)
         try:
@@ -492,7 +495,7 @@ class SqlDirectory:
         if refused is not None:
             connection.rollback()  # nothing written; ends a transaction SqlDirectory.claim opened
             return refused
-        connection.commit()  # nothing to send on an autocommit connection
+        connection.commit()  # nothing to send on an autocommit connection; MariaDB's: empty
         return _Claimed(tuple((t, Claim(ClaimState.NEW)) for t in sending), tuple((t, True) for t in paused), True)
 
     @staticmethod

@@ -1,12 +1,12 @@
-"""PostgreSQL: every first claim locks the rate-limit windows in one order, whether its alias has a
-paused destination or not, so two claims of one user's aliases never deadlock (a deadlock costs the
-victim deadlock_timeout, 1 s by default, and a retry).
+"""PostgreSQL and MariaDB: every first claim locks the rate-limit windows in one order, whether its
+alias has a paused destination or not, so two claims of one user's aliases never deadlock (a
+deadlock costs the victim deadlock_timeout on PostgreSQL, 1 s by default, and a retry).
 
 The other claim's wait is made certain: a third session holds the user's day window; the claim of
 the alias without a paused destination waits on it first, the alias with one second. When the
 window is let go, the first waiter takes it and then needs the user's hour window: a claim that
 took the hour before the day (the transactional upsert's order, before the fix) holds it and waits
-behind, a cycle PostgreSQL breaks by rolling one back (SQLSTATE 40P01).
+behind, a cycle PostgreSQL breaks by rolling one back (SQLSTATE 40P01; MariaDB: error 1213).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError
 
 from forwarder.adapters.senders import MemorySender
@@ -34,9 +35,21 @@ LIMITS = MailLimits(alias_per_hour=50, alias_per_day=50, user_per_hour=50, user_
 PAUSED, ACTIVE = "paused@othermail.example", "active@othermail.example"
 
 
+@pytest.fixture(params=["postgresql", "mariadb"])
+def database(request: pytest.FixtureRequest) -> Iterator[str]:
+    with _seeded(request.param) as url:
+        yield url
+
+
 @pytest.fixture
-def database() -> Iterator[str]:
-    with fresh_database("postgresql", migrated=True) as url:
+def postgresql_database() -> Iterator[str]:
+    with _seeded("postgresql") as url:
+        yield url
+
+
+@contextmanager
+def _seeded(backend: str) -> Iterator[str]:
+    with fresh_database(backend, migrated=True) as url:
         engine = make_engine(url)
         try:
             with make_session_factory(engine)() as db:
@@ -81,8 +94,9 @@ def test_claims_with_and_without_a_paused_destination_lock_the_windows_in_one_or
     try:
         day = window_start(NOON, "day")
         holder.execute(
-            text("SELECT 1 FROM rate_limit_hits WHERE key = 'mail:user:1:day' AND window_start = :s FOR UPDATE"),
-            {"s": day},
+            select(RateLimitHit.count)
+            .where(RateLimitHit.key == "mail:user:1:day", RateLimitHit.window_start == day)
+            .with_for_update()
         )
         forwarder = Forwarder(
             SqlDirectory(make_session_factory(engine), clock=lambda: NOON, limits=LIMITS),
@@ -131,21 +145,34 @@ def test_claims_with_and_without_a_paused_destination_lock_the_windows_in_one_or
         engine.dispose()
 
 
+_WAITING = {
+    "postgresql": (
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    ),
+    "mysql": (
+        "SELECT count(*) FROM information_schema.innodb_trx AS t JOIN information_schema.processlist AS p"
+        " ON p.id = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()"
+    ),
+}
+
+
 def _until_waiting(engine: object, waiters: int) -> None:
     """Return once ``waiters`` sessions of this database wait for a lock."""
-    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    for _ in range(1000):
+    name = engine.dialect.name  # type: ignore[attr-defined]
+    # InnoDB refreshes innodb_trx only when it was last read 0.1 s ago or more: polled faster, never
+    pause = 0.15 if name == "mysql" else 0.01
+    for _ in range(int(10 / pause)):
         with engine.connect() as connection:  # type: ignore[attr-defined]
-            if connection.exec_driver_sql(query).scalar() >= waiters:
+            if connection.exec_driver_sql(_WAITING[name]).scalar() >= waiters:
                 return
-        time.sleep(0.01)
+        time.sleep(pause)
     raise AssertionError(f"{waiters} claims never waited for the held window")
 
 
 def test_a_claim_that_keeps_finding_a_window_opened_meanwhile_gives_up_after_its_attempts_and_says_why(
-    database: str, monkeypatch: pytest.MonkeyPatch
+    postgresql_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The deliberate division by zero (first_claim.py) is retried a bounded number of times, then
+    """PostgreSQL: the deliberate division by zero (first_claim.py) is retried a bounded number of times, then
     the message is left for a later delivery (DatabaseUnavailable is retryable) naming the reason;
     nothing is written."""
 
@@ -159,7 +186,7 @@ def test_a_claim_that_keeps_finding_a_window_opened_meanwhile_gives_up_after_its
         raise DataError("WITH ...", {}, _DivisionByZero())
 
     monkeypatch.setattr(sql_directory, "claim_first", opened_meanwhile_every_time)
-    engine = make_engine(database)
+    engine = make_engine(postgresql_database)
     try:
         directory = SqlDirectory(make_session_factory(engine), clock=lambda: NOON, limits=LIMITS)
         forwarder = Forwarder(directory, MemorySender(), Policy(), lambda: NOON)

@@ -43,8 +43,10 @@ START = datetime(2030, 1, 2, 11, 30, tzinfo=UTC)
 #: Before issue 15: 33 statements in 7 transactions on the first message of a day, 12 in 2 after;
 #: then 5 statements in 2 transactions on PostgreSQL (4 more round trips: BEGIN and COMMIT twice).
 #: PostgreSQL now: each step one statement on an autocommit connection (read, claim, settle), the
-#: first message of a window too (the claim opens the windows without a row).
-MAX_STATEMENTS = {"sqlite": 6, "postgresql": 3, "mysql": 5}
+#: first message of a window too (the claim opens the windows without a row). MariaDB: the same
+#: three, the claim a stored procedure's CALL (migration 0010; four statements before), each step's
+#: transaction ended by a COMMIT (the claim's is empty: the procedure commits its own).
+MAX_STATEMENTS = {"sqlite": 6, "postgresql": 3, "mysql": 3}
 MAX_TRANSACTIONS = {"sqlite": 2, "postgresql": 0, "mysql": 2}
 #: Pool checkouts: the flow holds one connection per message (Directory.one_connection) that every
 #: step reuses (two before: the claim's and the settle's), on every backend.
@@ -145,8 +147,11 @@ def test_a_forwarded_message_costs_as_few_statements_first_in_its_windows_as_aft
         if backend == "postgresql":  # no BEGIN, COMMIT or ROLLBACK round trip at all
             assert counted.commands == []
         assert counted.checkouts == MAX_CHECKOUTS
-        # the four windows are counted by one statement, and nothing is deleted per message
-        assert sum("rate_limit_hits" in s for s in counted.statements) == 1, counted.statements
+        # the four windows are counted by one statement (MariaDB: the CALL), nothing is deleted per message
+        windows = [
+            s for s in counted.statements if "rate_limit_hits" in s or s.startswith("CALL othermail_first_claim")
+        ]
+        assert len(windows) == 1, counted.statements
         assert not any(s.startswith("DELETE") for s in counted.statements)
     assert len(box.sender.sent) == 3
     with make_session_factory(box.engine)() as db:
