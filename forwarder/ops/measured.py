@@ -45,6 +45,18 @@ FIGURES: Mapping[str, str] = {
     "onebox_msgs_per_second_per_core": "messages a second one core of the one box forwards",
 }
 
+#: The figures a measurement may put at 0 (PostgreSQL forwards a message in no BEGIN-COMMIT
+#: transaction); every other one is more than 0.
+MAY_BE_ZERO = frozenset({"transactions_per_message"})
+
+
+def _valid(key: str, value: float) -> bool:
+    return value >= 0 if key in MAY_BE_ZERO else value > 0
+
+
+def _wanted(key: str) -> str:
+    return "0 or more" if key in MAY_BE_ZERO else "more than 0"
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -87,8 +99,8 @@ def parse(data: Any, where: str) -> dict[str, Figure]:
         if not isinstance(entry, dict):
             raise PricingError(f"{where}: figures.{key} must be an object with a value")
         value = entry.get("value")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise PricingError(f"{where}: figures.{key}.value must be a number more than 0, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _valid(key, value):
+            raise PricingError(f"{where}: figures.{key}.value must be a number {_wanted(key)}, not {value!r}")
         texts = {}
         for field in ("command", "commit", "measured_at", "note"):
             text = entry.get(field, "")
@@ -133,8 +145,8 @@ def record(path: Path, key: str, value: float, command: str, commit: str | None 
     """
     if key not in FIGURES:
         raise ValueError(f"{key} is not a figure othermail cost knows ({', '.join(FIGURES)})")
-    if not value > 0 or not command.strip():
-        raise ValueError("a figure needs a value more than 0 and the command that measured it")
+    if not _valid(key, value) or not command.strip():
+        raise ValueError(f"{key} needs a value {_wanted(key)} and the command that measured it")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data: dict[str, Any] = {"format": FORMAT, "figures": {}}

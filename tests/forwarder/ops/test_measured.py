@@ -67,3 +67,16 @@ def test_assumed_figures() -> None:
         PricingError, match=r"^f: figures\.lambda_memory_mb\.value must be a number more than 0, not True$"
     ):
         parse({"figures": {"lambda_memory_mb": {"value": True, "note": "x"}}}, "f")
+
+
+def test_no_transaction_is_a_figure_too(tmp_path: Path) -> None:
+    """PostgreSQL forwards a message in no BEGIN-COMMIT transaction (bench/statements.py prints 0):
+    the bench records it and ``othermail cost`` reads it; nothing else may be 0."""
+    path = tmp_path / "m.json"
+    assert record(path, "transactions_per_message", 0, "bench/statements.py --backends postgresql").value == 0
+    assert load(path)["transactions_per_message"].value == 0
+    with pytest.raises(ValueError, match="more than 0"):
+        record(path, "statements_per_message", 0, "bench/statements.py")
+    path.write_text('{"figures": {"transactions_per_message": {"value": -1, "command": "x"}}}')
+    with pytest.raises(PricingError, match=r"figures\.transactions_per_message\.value must be a number 0 or more"):
+        load(path)
