@@ -19,6 +19,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import pool
 
 from models.engine import make_engine
@@ -49,8 +50,40 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Upgrade the database at ``database_url`` to ``revision``."""
+    """Upgrade the database at ``database_url`` to ``revision``, then make again any stored
+    procedure its revisions made that is missing (:func:`restore_routines`)."""
     command.upgrade(alembic_config(database_url), revision)
+    restore_routines(database_url)
+
+
+def restore_routines(database_url: str) -> list[str]:
+    """MariaDB and MySQL: create the stored procedures the applied revisions made (a revision module's
+    ``ROUTINES``: name -> CREATE statement, a later revision's replacing an earlier one's) that the
+    database lacks; their names. A dump made without ``--routines`` restores the tables and the
+    revision but no procedure, and alembic then has nothing to run. Elsewhere: nothing."""
+    engine = make_engine(database_url, poolclass=pool.NullPool)
+    try:
+        if engine.dialect.name not in ("mysql", "mariadb"):
+            return []
+        with engine.begin() as connection:
+            revision = MigrationContext.configure(connection).get_current_revision()
+            if revision is None:
+                return []
+            wanted: dict[str, str] = {}
+            applied = ScriptDirectory.from_config(alembic_config(database_url)).iterate_revisions(revision, "base")
+            for script in reversed(list(applied)):  # base first: a later revision's wins
+                wanted.update(getattr(script.module, "ROUTINES", {}))
+            present = set(
+                connection.exec_driver_sql(
+                    "SELECT routine_name FROM information_schema.routines WHERE routine_schema = DATABASE()"
+                ).scalars()
+            )
+            missing = sorted(set(wanted) - present)
+            for name in missing:
+                connection.exec_driver_sql(wanted[name])
+        return missing
+    finally:
+        engine.dispose()
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:
@@ -68,4 +101,4 @@ def current(database_url: str) -> str | None:
         engine.dispose()
 
 
-__all__ = ["SCRIPT_LOCATION", "alembic_config", "current", "downgrade", "upgrade"]
+__all__ = ["SCRIPT_LOCATION", "alembic_config", "current", "downgrade", "restore_routines", "upgrade"]

@@ -8,14 +8,17 @@ Create Date: 2026-12-08
 (forwarder/adapters/sql/directory/first_claim.py): count the message on the alias within its
 ``max_messages`` and in its rate-limit windows, count its contacts, insert its claims, all or
 nothing, in one round trip (``CALL``) instead of four statements. MariaDB has no data-modifying
-``WITH`` and no arrays, so the lists come as JSON (read with ``JSON_VALUE`` and ``JSON_TABLE``:
-MariaDB 10.6, MySQL 8.0.21) and the steps are a procedure's statements in a transaction of its own:
+``WITH`` and no arrays, so the lists come as JSON (read with ``JSON_EXTRACT`` and ``JSON_TABLE``:
+MariaDB 10.6 or later; MySQL 8.0 has them too, but is not tested here) and the steps are a
+procedure's statements in a transaction of its own:
 
-1. each of the message's windows is counted by an ``INSERT ... ON DUPLICATE KEY UPDATE`` (opened
+1. an alias already at its ``max_messages`` is refused first, by a plain read, before a window
+   row is touched;
+2. each of the message's windows is counted by an ``INSERT ... ON DUPLICATE KEY UPDATE`` (opened
    at 1 where missing), which locks its row, in key order (every first claim locks them in the same
    order, then the alias row, so two claims never wait on each other crosswise), and read back;
-2. the alias's room under ``max_messages`` is read with a locking read (the latest row);
-3. over a window's limit or at the message limit: rolled back, nothing written (the windows opened
+3. the alias's room under ``max_messages`` is read again with a locking read (the latest row);
+4. over a window's limit or at the message limit: rolled back, nothing written (the windows opened
    or counted go too); else the alias, the contacts and the claims are written and committed.
 
 Any error (a claim already there: a racing delivery of the same message; a deadlock) rolls the
@@ -80,23 +83,30 @@ BEGIN
         RESIGNAL;
     END;
     START TRANSACTION;
-    -- each window counted (opened at 1 if new) and locked, then read back with a locking read
-    -- (the latest row, not a snapshot taken before the next window was locked)
-    WHILE v_at < JSON_LENGTH(p_windows) DO
-        SET v_key = JSON_VALUE(p_windows, CONCAT('$[', v_at, '][0]'));
-        SET v_start = CAST(JSON_VALUE(p_windows, CONCAT('$[', v_at, '][1]')) AS SIGNED);
-        INSERT INTO rate_limit_hits (`key`, window_start, count) VALUES (v_key, v_start, 1)
-            ON DUPLICATE KEY UPDATE count = rate_limit_hits.count + 1;
-        SELECT count INTO v_count FROM rate_limit_hits WHERE `key` = v_key AND window_start = v_start FOR UPDATE;
-        SET v_position = CAST(JSON_VALUE(p_windows, CONCAT('$[', v_at, '][3]')) AS SIGNED);
-        IF v_count > CAST(JSON_VALUE(p_windows, CONCAT('$[', v_at, '][2]')) AS SIGNED)
-           AND (v_full IS NULL OR v_position < v_full) THEN
-            SET v_full = v_position;
-        END IF;
-        SET v_at = v_at + 1;
-    END WHILE;
-    SELECT max_messages IS NULL OR message_count < max_messages INTO v_under
-        FROM aliases WHERE id = p_alias_id FOR UPDATE;
+    -- an alias at its message limit is refused before a window row is touched: message_count only
+    -- grows, so a plain read that finds it there is final (window rows opened, then rolled back,
+    -- leave the claims that waited on them to deadlock over the gap)
+    SELECT max_messages IS NULL OR message_count < max_messages INTO v_under FROM aliases WHERE id = p_alias_id;
+    IF COALESCE(v_under, FALSE) THEN
+        -- each window counted (opened at 1 if new) and locked, then read back with a locking read
+        -- (the latest row, not a snapshot taken before the next window was locked)
+        WHILE v_at < JSON_LENGTH(p_windows) DO
+            SET v_key = JSON_UNQUOTE(JSON_EXTRACT(p_windows, CONCAT('$[', v_at, '][0]')));
+            SET v_start = CAST(JSON_UNQUOTE(JSON_EXTRACT(p_windows, CONCAT('$[', v_at, '][1]'))) AS SIGNED);
+            INSERT INTO rate_limit_hits (`key`, window_start, count) VALUES (v_key, v_start, 1)
+                ON DUPLICATE KEY UPDATE count = rate_limit_hits.count + 1;
+            SELECT count INTO v_count FROM rate_limit_hits WHERE `key` = v_key AND window_start = v_start FOR UPDATE;
+            SET v_position = CAST(JSON_UNQUOTE(JSON_EXTRACT(p_windows, CONCAT('$[', v_at, '][3]'))) AS SIGNED);
+            IF v_count > CAST(JSON_UNQUOTE(JSON_EXTRACT(p_windows, CONCAT('$[', v_at, '][2]'))) AS SIGNED)
+               AND (v_full IS NULL OR v_position < v_full) THEN
+                SET v_full = v_position;
+            END IF;
+            SET v_at = v_at + 1;
+        END WHILE;
+        -- the limit again, on the latest row, locked
+        SELECT max_messages IS NULL OR message_count < max_messages INTO v_under
+            FROM aliases WHERE id = p_alias_id FOR UPDATE;
+    END IF;
     IF v_full IS NOT NULL OR NOT COALESCE(v_under, FALSE) THEN
         ROLLBACK;
     ELSE
@@ -106,7 +116,7 @@ BEGIN
         SET v_at = 0;
         WHILE v_at < JSON_LENGTH(p_contact_ids) DO
             UPDATE contacts SET forwarded_count = forwarded_count + 1, last_seen_at = p_now
-                WHERE id = CAST(JSON_VALUE(p_contact_ids, CONCAT('$[', v_at, ']')) AS SIGNED);
+                WHERE id = CAST(JSON_UNQUOTE(JSON_EXTRACT(p_contact_ids, CONCAT('$[', v_at, ']'))) AS SIGNED);
             SET v_at = v_at + 1;
         END WHILE;
         INSERT INTO deliveries (inbound_message_id, recipient, alias_id, destination_id, destination_key, outcome,
@@ -122,6 +132,10 @@ BEGIN
     SELECT v_claimed AS claimed, COALESCE(v_under, FALSE) AS under_max, v_full AS full_window;
 END
 """
+
+
+#: What migrations.restore_routines makes again where a restored dump lacks it.
+ROUTINES = {PROCEDURE: CREATE}
 
 
 def _mysql() -> bool:

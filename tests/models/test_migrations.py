@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
-from migrations import current, downgrade, upgrade
+from migrations import current, downgrade, restore_routines, upgrade
 from models import (
     Alias,
     ApiToken,
@@ -747,3 +747,21 @@ def test_0010_round_trip_adds_and_removes_the_first_claim_procedure_on_mariadb_o
     assert schema_snapshot(database_url) == at_0009
     upgrade(database_url)
     assert current(database_url) == HEAD
+
+
+def test_upgrade_makes_again_a_procedure_a_restored_dump_lacks(migrated_url: str) -> None:
+    """mariadb-dump without --routines restores the tables and the revision, not the procedure:
+    alembic has nothing to run, restore_routines (called by upgrade) makes it again."""
+    mariadb = make_url(migrated_url).get_backend_name() == "mysql"
+    assert restore_routines(migrated_url) == []  # nothing missing
+    if mariadb:
+        engine = make_engine(migrated_url)
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql("DROP PROCEDURE othermail_first_claim")
+        finally:
+            engine.dispose()
+        assert _procedures(migrated_url) == []
+    upgrade(migrated_url)
+    assert _procedures(migrated_url) == (["othermail_first_claim"] if mariadb else [])
+    assert current(migrated_url) == HEAD

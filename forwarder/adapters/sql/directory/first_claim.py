@@ -163,6 +163,17 @@ def _statement() -> TextClause:
     )
 
 
+#: MariaDB's and MySQL's error number: no such stored procedure.
+_NO_SUCH_PROCEDURE = 1305
+
+
+def procedure_missing(exc: DBAPIError) -> bool:
+    """Whether the CALL failed for want of the procedure (a dump restored without it; ``othermail
+    db upgrade`` makes it again: migrations.restore_routines)."""
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] == _NO_SUCH_PROCEDURE
+
+
 #: MariaDB and MySQL: migration 0010's procedure (migrations/versions/0010_first_claim_procedure.py).
 _CALL = (
     "CALL othermail_first_claim(:p_windows, :p_contact_ids, :p_claims, :p_paused, :p_alias_id, :p_message_id,"

@@ -17,7 +17,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from forwarder.adapters.sql import limit_windows
 from forwarder.adapters.sql.connections import again_if_dead, connect, database_errors, one_connection, transactional
-from forwarder.adapters.sql.directory.first_claim import PROCEDURE_DIALECTS, claim_first, opened_meanwhile
+from forwarder.adapters.sql.directory.first_claim import (
+    PROCEDURE_DIALECTS,
+    claim_first,
+    opened_meanwhile,
+    procedure_missing,
+)
 from forwarder.adapters.sql.directory.records import (
     _ATTEMPTS,
     PENDING,
@@ -473,6 +478,8 @@ class SqlDirectory:
         statement or one procedure call (first_claim.py), atomic on its own. It is the only claim
         there that locks the rate-limit windows, so they are always locked in one order (the
         transactional upsert's differs)."""
+        # MariaDB's procedure commits the connection's transaction as it starts its own: only reads
+        # may come before it on this connection (the resolve's, the message's rows)
         values = self._values(DeliveryKey(key.message_id, key.recipient), alias_id, meta, PENDING, "")
         windows = self.limits.windows(alias_id, user_id, now)
         try:
@@ -488,6 +495,11 @@ class SqlDirectory:
             connection.rollback()
             return _Again()
         except DBAPIError as exc:
+            if procedure_missing(exc):
+                raise DatabaseUnavailable(
+                    "the database has no stored procedure othermail_first_claim (restored from a dump made"
+                    " without --routines?): run othermail db upgrade"
+                ) from exc
             if not (_deadlock(exc) or opened_meanwhile(exc)):
                 raise
             connection.rollback()

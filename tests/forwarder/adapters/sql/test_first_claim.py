@@ -1,6 +1,7 @@
 """A message's first claim through the whole forward flow (``Directory.begin``), under real concurrency
 on every backend: on PostgreSQL it is one statement on an autocommit connection
-(forwarder/adapters/sql/directory/first_claim.py), elsewhere a transaction. Either way a window never
+(forwarder/adapters/sql/directory/first_claim.py), on MariaDB one stored procedure's CALL (migration
+0010), on SQLite a transaction. Either way a window never
 goes over its limit, and a message refused by one window is counted in none of the others, nor on
 the alias, and leaves no claim.
 
@@ -20,8 +21,10 @@ from sqlalchemy import Engine, func, insert, select
 from forwarder.adapters.senders import MemorySender
 from forwarder.adapters.sql.directory import SqlDirectory
 from forwarder.core import Outcome, Policy
+from forwarder.errors import DatabaseUnavailable
 from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.flows.mail_limits import MailLimits, window_start
+from migrations import upgrade
 from models import Alias, Delivery, Destination, RateLimitHit, User, make_engine, make_session_factory
 from tests.conftest import fresh_database
 
@@ -38,7 +41,19 @@ def _raw(alias: str, n: int) -> bytes:
 
 @pytest.fixture
 def url(migrated_url: str) -> Iterator[str]:
-    engine = make_engine(migrated_url)
+    _seed(migrated_url)
+    yield migrated_url
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    with fresh_database("mariadb", migrated=True) as made:
+        _seed(made)
+        yield made
+
+
+def _seed(url: str) -> None:
+    engine = make_engine(url)
     try:
         with make_session_factory(engine)() as db:
             user = User(email="owner@example.org")
@@ -52,7 +67,6 @@ def url(migrated_url: str) -> Iterator[str]:
             db.commit()
     finally:
         engine.dispose()
-    yield migrated_url
 
 
 def test_concurrent_first_claims_never_exceed_a_limit_and_a_refused_message_counts_nowhere(url: str) -> None:
@@ -187,3 +201,28 @@ def _until_a_lock_is_awaited(engine: Engine) -> None:
                 return
         time.sleep(0.01)
     raise AssertionError("the claim never waited for the other's row")
+
+
+def test_a_database_without_the_first_claim_procedure_says_how_to_make_it_and_writes_nothing(mariadb_url: str) -> None:
+    """MariaDB: a dump restored without ``--routines`` has the tables and the revision but not the
+    procedure. The message is left for a retry (DatabaseUnavailable is retryable) with the fix in
+    the reason; ``othermail db upgrade`` (migrations.upgrade) makes the procedure again."""
+    engine = make_engine(mariadb_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP PROCEDURE othermail_first_claim")
+        directory = SqlDirectory(make_session_factory(engine), clock=lambda: NOON, limits=LIMITS)
+        forwarder = Forwarder(directory, MemorySender(), Policy(), lambda: NOON)
+        with pytest.raises(
+            DatabaseUnavailable, match="no stored procedure othermail_first_claim.*othermail db upgrade"
+        ):
+            forwarder.process(_raw(ALIASES[0], 1), Inbound("m1", (ALIASES[0],)))
+        with make_session_factory(engine)() as db:
+            assert db.scalars(select(Delivery)).all() == []
+            assert db.scalars(select(RateLimitHit)).all() == []
+        upgrade(mariadb_url)
+        assert [r.outcome for r in forwarder.process(_raw(ALIASES[0], 1), Inbound("m1", (ALIASES[0],)))] == [
+            Outcome.FORWARDED
+        ]
+    finally:
+        engine.dispose()

@@ -22,7 +22,8 @@ from sqlalchemy.exc import DataError, DBAPIError
 
 from forwarder.adapters.senders import MemorySender
 from forwarder.adapters.sql.directory import SqlDirectory, sql_directory
-from forwarder.adapters.sql.directory.records import _ATTEMPTS
+from forwarder.adapters.sql.directory.first_claim import claim_first
+from forwarder.adapters.sql.directory.records import _ATTEMPTS, Claim, ClaimState
 from forwarder.core import Outcome, Policy
 from forwarder.errors import DatabaseUnavailable
 from forwarder.flows.forward import Forwarder, Inbound
@@ -196,4 +197,51 @@ def test_a_claim_that_keeps_finding_a_window_opened_meanwhile_gives_up_after_its
         with make_session_factory(engine)() as db:
             assert db.scalars(select(Delivery)).all() == []
     finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def mariadb_database() -> Iterator[str]:
+    with _seeded("mariadb") as url:
+        yield url
+
+
+def test_an_alias_at_its_message_limit_is_refused_before_a_window_row_is_touched(mariadb_database: str) -> None:
+    """MariaDB: the procedure used to count the windows first and check the message limit after, then
+    roll back: the window rows it opened left the claims waiting on them to deadlock over the gap
+    (a review's stress run: 220 deadlocks in 960 messages to one exhausted alias). A claim for an
+    exhausted alias now never waits for a window row another session holds. (The forwarder drops
+    mail to an alias it reads at its limit before it claims; the claim meets one that reached it
+    meanwhile, which is what this calls directly.)"""
+    engine = make_engine(mariadb_database)
+    holder = engine.connect()
+    try:
+        with engine.begin() as connection:
+            alias_id = connection.execute(select(Alias.id).where(Alias.address == ACTIVE)).scalar_one()
+            connection.execute(
+                Alias.__table__.update().where(Alias.id == alias_id).values(max_messages=1, message_count=1)
+            )
+        holder.execute(  # every window row of the user's aliases, locked
+            select(RateLimitHit.count).where(RateLimitHit.key.startswith("mail:")).with_for_update()
+        )
+        values = {
+            "alias_id": alias_id, "inbound_message_id": "m-over", "recipient": ACTIVE, "mail_from": None,
+            "subject": None, "bytes_in": 10, "raw_key": None, "created_at": NOON, "received_at": NOON,
+        }  # fmt: skip
+        refused: list[object] = []
+
+        def claim() -> None:
+            with engine.connect() as connection:
+                refused.append(claim_first(connection, values, [1], LIMITS.windows(alias_id, 1, NOON), []))
+                connection.commit()
+
+        claiming = threading.Thread(target=claim)
+        claiming.start()
+        while claiming.is_alive():  # done, or waiting on the held rows (then it fails here)
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql(_WAITING["mysql"]).scalar() == 0, "the claim waited for a window"
+            claiming.join(0.15)  # innodb_trx is refreshed at most every 0.1 s (_until_waiting)
+        assert refused == [Claim(ClaimState.LIMIT)]
+    finally:
+        holder.close()
         engine.dispose()
