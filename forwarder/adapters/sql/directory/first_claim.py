@@ -223,31 +223,55 @@ def claim_first(
         "p_now": values["created_at"],
         "p_received_at": values["received_at"],
     }
-    full: Window | None
-    if connection.dialect.name in PROCEDURE_DIALECTS:
-        # locked in key order; the position says which the caller checks first
-        placed = sorted((w.key, w.start, w.limit, n) for n, w in enumerate(windows, start=1))
-        params["p_windows"] = json.dumps(placed)
-        params["p_contact_ids"] = json.dumps(params["p_contact_ids"])
-        params["p_claims"] = json.dumps(claims)
-        row = connection.execute(_call(), params).one()
-        if row.claimed:
-            return None
-        full = windows[row.full_window - 1] if row.full_window else None
-    else:
-        params["p_keys"] = [w.key for w in windows]
-        params["p_starts"] = [w.start for w in windows]
-        params["p_limits"] = [w.limit for w in windows]
-        params["p_destination_ids"], params["p_outcomes"], params["p_reasons"] = (
-            [claim[n] for claim in claims] for n in range(3)
-        )
-        row = connection.execute(_statement(), params).one()
-        if row.claimed:
-            return None
-        counts = row.counts or ()
-        full = next((w for w, hits in zip(windows, counts, strict=True) if hits is not None and hits >= w.limit), None)
-    if not row.under_max or full is None:
+    claim = _by_procedure if connection.dialect.name in PROCEDURE_DIALECTS else _by_statement
+    claimed, under_max, full = claim(connection, params, windows, claims)
+    if claimed:
+        return None
+    if not under_max or full is None:
         # the message limit first; a deleted alias counts nothing either; or through the gate, but
         # the alias reached its message limit meanwhile
         return Claim(ClaimState.LIMIT)
     return Claim(ClaimState.RATE_LIMITED, window=full)
+
+
+_Outcome = tuple[int, bool, Window | None]
+
+
+def _by_procedure(
+    connection: Connection, params: dict[str, Any], windows: Sequence[Window], claims: list[tuple[int, str, str]]
+) -> _Outcome:
+    """MariaDB: the claim rows inserted, whether the alias had room, the first window found full."""
+    # locked in key order; the position says which the caller checks first
+    placed = sorted((w.key, w.start, w.limit, n) for n, w in enumerate(windows, start=1))
+    row = connection.execute(
+        _call(),
+        {
+            **params,
+            "p_windows": json.dumps(placed),
+            "p_contact_ids": json.dumps(params["p_contact_ids"]),
+            "p_claims": json.dumps(claims),
+        },
+    ).one()
+    return row.claimed, bool(row.under_max), windows[row.full_window - 1] if row.full_window else None
+
+
+def _by_statement(
+    connection: Connection, params: dict[str, Any], windows: Sequence[Window], claims: list[tuple[int, str, str]]
+) -> _Outcome:
+    """PostgreSQL: :func:`_by_procedure`'s answer from :data:`_FIRST_CLAIM`."""
+    destination_ids, outcomes, reasons = ([claim[n] for claim in claims] for n in range(3))
+    row = connection.execute(
+        _statement(),
+        {
+            **params,
+            "p_keys": [w.key for w in windows],
+            "p_starts": [w.start for w in windows],
+            "p_limits": [w.limit for w in windows],
+            "p_destination_ids": destination_ids,
+            "p_outcomes": outcomes,
+            "p_reasons": reasons,
+        },
+    ).one()
+    counts = row.counts or ()
+    full = next((w for w, hits in zip(windows, counts, strict=True) if hits is not None and hits >= w.limit), None)
+    return row.claimed, bool(row.under_max), full
