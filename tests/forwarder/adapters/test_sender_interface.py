@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from tests.forwarder.adapters.smtp.smtp_sink import Certificate, SmtpSink, self_
 from tests.support.factories import AWS_ACCOUNT as ACCOUNT
 from tests.support.factories import AWS_REGION as REGION
 from tests.support.factories import fake_aws_credentials, free_tcp_port
+from tests.support.races import race
 
 DOMAIN = "othermail.example"
 ALIAS = f"shop-7hq2@{DOMAIN}"
@@ -306,27 +308,11 @@ def test_two_threads_sending_twenty_each_arrive_exactly_once(harness: Harness) -
         for t in range(2)
         for i in range(20)
     }
-    ids: list[str] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-    lock = threading.Lock()
 
-    def work(t: int) -> None:
-        try:
-            start.wait(timeout=10)
-            for i in range(20):
-                message_id = harness.sender.send(expected[t, i], sender=ALIAS, recipient=DESTINATION)
-                with lock:
-                    ids.append(message_id)
-        except BaseException as exc:  # noqa: BLE001  reported below
-            errors.append(exc)
+    def work(t: int) -> list[str]:
+        return [harness.sender.send(expected[t, i], sender=ALIAS, recipient=DESTINATION) for i in range(20)]
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    ids = [message_id for sent in race([partial(work, t) for t in range(2)], within=60) for message_id in sent]
     assert len(ids) == 40 and len(set(ids)) == 40
     assert Counter(g.content for g in harness.received()) == Counter(expected.values())
 

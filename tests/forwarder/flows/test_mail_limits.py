@@ -3,8 +3,7 @@ every backend, with real concurrency."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,7 @@ from forwarder.adapters.sql.directory import Claim, ClaimState, DeliveryKey, Mes
 from forwarder.core import Outcome
 from forwarder.flows.mail_limits import MailLimits, Window, window_start
 from models import Alias, Delivery, Destination, RateLimitHit, User, make_engine, make_session_factory
+from tests.support.races import race
 
 NOON = datetime(2030, 1, 2, 12, 30, tzinfo=UTC)
 NOON_EPOCH = int(NOON.timestamp())
@@ -242,20 +242,18 @@ def test_concurrent_claims_never_exceed_the_limit(box: Box, limits: MailLimits, 
     """8 threads, each with its own engine (as separate Lambda invocations have), race on a new
     window: exactly 10 messages get through, across both aliases for the user's limit."""
     threads, per_thread = 8, 4
-    barrier = threading.Barrier(threads)
     results: list[ClaimState] = []
-    errors: list[BaseException] = []
+    engines = [make_engine(box.url) for _ in range(threads)]
 
-    def race(n: int) -> None:
-        engine = make_engine(box.url)
-        try:
-            directory = SqlDirectory(make_session_factory(engine), clock=lambda: NOON, limits=limits)
-            alias, alias_id = (
-                ("shop@othermail.example", box.shop)
-                if n % 2 or limits.alias_per_hour
-                else ("news@othermail.example", box.news)
-            )
-            barrier.wait()
+    def claims(n: int) -> Callable[[], None]:
+        directory = SqlDirectory(make_session_factory(engines[n]), clock=lambda: NOON, limits=limits)
+        alias, alias_id = (
+            ("shop@othermail.example", box.shop)
+            if n % 2 or limits.alias_per_hour
+            else ("news@othermail.example", box.news)
+        )
+
+        def run() -> None:
             for m in range(per_thread):
                 state = claim(directory, f"t{n}-m{m}", alias, alias_id, box.home).state
                 if state is ClaimState.RATE_LIMITED:  # what the pipeline does: one blocked row
@@ -267,17 +265,14 @@ def test_concurrent_claims_never_exceed_the_limit(box: Box, limits: MailLimits, 
                         "over the limit",
                     )
                 results.append(state)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            engine.dispose()
 
-    workers = [threading.Thread(target=race, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
-    assert errors == []
+        return run
+
+    try:
+        race([claims(n) for n in range(threads)], within=120)
+    finally:
+        for engine in engines:
+            engine.dispose()
     assert results.count(ClaimState.NEW) == 10
     assert results.count(ClaimState.RATE_LIMITED) == threads * per_thread - 10
     key = count_key.format(shop=box.shop, user=box.user_id)

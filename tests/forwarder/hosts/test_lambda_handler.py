@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import boto3
@@ -19,6 +20,7 @@ from forwarder.hosts import lambda_handler
 from models import Alias, Delivery, make_engine, make_session_factory
 from tests.conftest import BACKEND_PARAMS, fresh_database
 from tests.forwarder.hosts.lambda_env import BUCKET, PREFIX, Env, make_env, ses_event
+from tests.support.races import race
 
 ALIAS = "shop-7hq2@othermail.example"
 MESSAGE = (
@@ -308,27 +310,16 @@ def test_concurrent_deliveries_of_one_message_send_it_once(aws: boto3.session.Se
         env.put(PREFIX + "race", MESSAGE)
         memory = MemorySender()
         runtimes = [env.runtime(sender=memory) for _ in range(4)]
-        barrier = threading.Barrier(len(runtimes))
-        errors: list[BaseException] = []
 
         def run(runtime: Any) -> None:
-            barrier.wait()
             for _ in range(20):
                 try:
                     runtime.handle(ses_event("race", ALIAS))
                     return
                 except DeliveryInProgress:
                     threading.Event().wait(0.02)
-                except BaseException as exc:  # noqa: BLE001 - reported below
-                    errors.append(exc)
-                    return
 
-        threads = [threading.Thread(target=run, args=(r,)) for r in runtimes]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert errors == []
+        race([partial(run, r) for r in runtimes], within=60)
         assert sorted(m.recipient for m in memory.sent) == ["a@real.example", "b@real.example"]
         assert [r.outcome for r in deliveries(env)] == ["forwarded", "forwarded"]
         assert alias_row(env).message_count == 1

@@ -3,9 +3,9 @@ map and sender rules."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import Engine, func, select, update
@@ -14,6 +14,7 @@ from forwarder.adapters.sealing import Sealer
 from forwarder.adapters.sql.contacts import SqlContactBook
 from forwarder.ports import ContactBook, ContactRef
 from models import Alias, Contact, MessageLink, SenderRule, User, make_engine, make_session_factory
+from tests.support.races import race
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 KEY = ("k1", bytes(range(32)))
@@ -80,24 +81,14 @@ def test_several_people_at_once_and_nothing_for_blank_addresses(engine: Engine, 
 
 
 def test_two_threads_creating_the_same_contact_get_one(engine: Engine, ids: dict[str, int]) -> None:
-    barrier = threading.Barrier(2)
-    results: list[dict[str, str]] = []
-    errors: list[BaseException] = []
-
-    def create() -> None:
-        contacts = book(engine)
-        barrier.wait()
-        try:
-            results.append(contacts.contacts_for(ids["shop"], "othermail.example", [("race@x.example", "")]))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=create) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    books = [book(engine) for _ in range(2)]
+    results = race(
+        [
+            partial(contacts.contacts_for, ids["shop"], "othermail.example", [("race@x.example", "")])
+            for contacts in books
+        ],
+        within=60,
+    )
     assert results[0] == results[1]
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(Contact)).scalar_one() == 1

@@ -4,7 +4,7 @@ forwarding at once never meet "database is locked"."""
 
 from __future__ import annotations
 
-import threading
+from functools import partial
 from typing import Any
 
 from sqlalchemy import event
@@ -12,6 +12,7 @@ from sqlalchemy import event
 from forwarder.core import Outcome
 from forwarder.flows.forward import Forwarder, Inbound
 from tests.forwarder.flows.test_forward import ALIAS, RAW, forwarder  # noqa: F401  (fixture)
+from tests.support.races import race
 
 THREADS = 8
 MESSAGES = 25
@@ -25,24 +26,13 @@ def test_threads_forwarding_at_once_never_meet_a_locked_sqlite(forwarder: Forwar
     def no_busy_wait(dbapi_connection: Any, _record: Any) -> None:  # after models' own: it wins
         dbapi_connection.execute("PRAGMA busy_timeout=0")
 
-    failures: list[BaseException] = []
     outcomes: list[Outcome] = []
-    start = threading.Barrier(THREADS)
 
     def work(thread: int) -> None:
-        start.wait()
         for n in range(MESSAGES):
-            try:
-                reports = forwarder.process(RAW, Inbound(f"m-{thread}-{n}", (ALIAS,)))
-                outcomes.extend(report.outcome for report in reports)
-            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
-                failures.append(exc)
+            reports = forwarder.process(RAW, Inbound(f"m-{thread}-{n}", (ALIAS,)))
+            outcomes.extend(report.outcome for report in reports)
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert failures == []
+    race([partial(work, t) for t in range(THREADS)], within=120)
     assert outcomes.count(Outcome.FORWARDED) == THREADS * MESSAGES
     assert len(forwarder.sender.sent) == THREADS * MESSAGES  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -27,6 +27,7 @@ from forwarder.flows.mail_limits import MailLimits, window_start
 from migrations import upgrade
 from models import Alias, Delivery, Destination, RateLimitHit, User, make_engine, make_session_factory
 from tests.conftest import fresh_database
+from tests.support.races import race
 
 NOON = datetime(2030, 1, 2, 12, 30, tzinfo=UTC)
 ALIASES = ("shop@othermail.example", "news@othermail.example")
@@ -71,34 +72,29 @@ def _seed(url: str) -> None:
 
 def test_concurrent_first_claims_never_exceed_a_limit_and_a_refused_message_counts_nowhere(url: str) -> None:
     threads, per_thread = 6, 5
-    barrier = threading.Barrier(threads)
     outcomes: list[Outcome] = []
-    errors: list[BaseException] = []
     sent: list[int] = []
+    engines = [make_engine(url) for _ in range(threads)]  # one engine each, as separate workers have
 
-    def race(n: int) -> None:
-        engine = make_engine(url)  # one engine each, as separate workers have
-        try:
-            sender = MemorySender()
-            directory = SqlDirectory(make_session_factory(engine), clock=lambda: NOON, limits=LIMITS)
-            forwarder = Forwarder(directory, sender, Policy(), lambda: NOON)
-            barrier.wait()
+    def sends(n: int) -> Callable[[], None]:
+        sender = MemorySender()
+        directory = SqlDirectory(make_session_factory(engines[n]), clock=lambda: NOON, limits=LIMITS)
+        forwarder = Forwarder(directory, sender, Policy(), lambda: NOON)
+
+        def run() -> None:
             for m in range(per_thread):
                 alias = ALIASES[(n + m) % 2]
                 reports = forwarder.process(_raw(alias, m), Inbound(f"t{n}-m{m}", (alias,)))
                 outcomes.extend(r.outcome for r in reports)
             sent.append(len(sender.sent))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            engine.dispose()
 
-    workers = [threading.Thread(target=race, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
-    assert errors == []
+        return run
+
+    try:
+        race([sends(n) for n in range(threads)], within=120)
+    finally:
+        for each in engines:
+            each.dispose()
     assert outcomes.count(Outcome.FORWARDED) == sum(sent) == 10
     assert outcomes.count(Outcome.DROPPED_RATE_LIMITED) == threads * per_thread - 10
     engine = make_engine(url)

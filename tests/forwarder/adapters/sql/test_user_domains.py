@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +49,7 @@ from models import Alias, Destination, User, UserDomain, make_engine, make_sessi
 from tests.deploy.aws_stack import easy_dkim_like_ses
 from tests.knot_zones import KnotZones, knot_zones
 from tests.support.databases import migrate
+from tests.support.races import race
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 GRACE = timedelta(hours=72)
@@ -164,22 +164,9 @@ def test_the_catch_all_creates_the_alias_once_under_concurrency(migrated_url: st
         with make_session_factory(engine)() as db:
             user_id = owner_with_domain(db).id
         domains = UserDomains(engine.connect, ttl=60)
-        threads, results, errors = 8, [], []
-        barrier = threading.Barrier(threads)
-
-        def race() -> None:
-            try:
-                barrier.wait()
-                results.append(domains.catch_all("Shop@ANN.test", NOW))
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        workers = [threading.Thread(target=race) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(60)
-        assert errors == [] and results == [True] * threads
+        threads = 8
+        results = race([lambda: domains.catch_all("Shop@ANN.test", NOW)] * threads, within=60)
+        assert results == [True] * threads
         [alias] = aliases_on(engine, "ann.test")
         assert (alias.address, alias.user_id, alias.label, alias.enabled) == (
             "shop@ann.test",
