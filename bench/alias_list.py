@@ -17,14 +17,16 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.statements import database  # noqa: E402
+from statements import database  # noqa: E402  (bench/ on the path, as the other benches do)
 
-SHAPES = {
+#: listed()'s arguments per query shape: search, page (-1: the last page), per_page and its keywords
+SHAPES: dict[str, dict[str, Any]] = {
     "first page (created desc)": {},
     "search 'shop' (address, label, note, destination)": {"search": "shop"},
     "state=expiring": {"state": "expiring"},
@@ -38,6 +40,8 @@ SHAPES = {
 
 def fill(url: str, aliases: int, others: int) -> int:
     """The account's id, after inserting the rows in bulk (Core inserts, one transaction each)."""
+    from sqlalchemy import Insert
+
     import migrations
     from models import Alias, Destination, User, alias_destinations, make_engine, utcnow
 
@@ -46,21 +50,23 @@ def fill(url: str, aliases: int, others: int) -> int:
     now = utcnow()
     try:
         with engine.begin() as connection:
+
+            def inserted(statement: Insert) -> int:
+                key = connection.execute(statement).inserted_primary_key
+                assert key is not None  # an INSERT of one row
+                return key[0]
+
             ids = []
             for n in range(1 + max(1, others // 1000)):
-                ids.append(
-                    connection.execute(
-                        User.__table__.insert().values(email=f"user{n}@example.org")
-                    ).inserted_primary_key[0]
-                )
+                ids.append(inserted(User.__table__.insert().values(email=f"user{n}@example.org")))
             destinations = []
             for user in ids:
                 destinations.append(
-                    connection.execute(
+                    inserted(
                         Destination.__table__.insert().values(
                             user_id=user, email=f"home{user}@real.example", verified_at=now, created_at=now
                         )
-                    ).inserted_primary_key[0]
+                    )
                 )
         owner = ids[0]
 
@@ -126,7 +132,7 @@ def run(url: str, owner: int, repeat: int) -> dict[str, float]:
                 samples = []
                 for _ in range(repeat + 1):
                     start = time.perf_counter()
-                    rows, _ = listed(db, user, search, page, per_page, **args)  # type: ignore[arg-type]
+                    rows, _ = listed(db, user, search, page, per_page, **args)
                     samples.append(time.perf_counter() - start)
                     db.expunge_all()
                 timings[name] = statistics.median(samples[1:]) * 1000

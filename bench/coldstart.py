@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._measure import ALIAS, BUCKET, DESTINATION, DOMAINS, PREFIX, REGION, _add_alias, typical_message  # noqa: E402
+from _measure import ALIAS, BUCKET, DESTINATION, DOMAINS, PREFIX, REGION, _add_alias, typical_message  # noqa: E402
 
 IMPORT_TARGET_MS = 200.0
 COLD_FACTOR = 2.0
@@ -270,8 +270,8 @@ def parse_importtime(text: str) -> tuple[list[tuple[str, int, int]], dict[str, i
         own, total, name = line[len("import time:") :].split("|")
         rows.append((name.strip(), int(own), int(total)))
     packages: dict[str, int] = defaultdict(int)
-    for name, own, _total in rows:
-        packages[name.split(".")[0]] += own
+    for name, self_us, _total in rows:
+        packages[name.split(".")[0]] += self_us
     return rows, dict(packages)
 
 

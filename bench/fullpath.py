@@ -46,6 +46,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 sys.dont_write_bytecode = True  # leave no bench/__pycache__ behind
 HERE = Path(__file__).resolve().parent
@@ -128,12 +129,15 @@ def corpus_pass(messages: list[bytes]) -> int:
     return raised
 
 
-class Sampler:
+Arg = TypeVar("Arg")
+
+
+class Sampler(Generic[Arg]):
     """One timed variant: ``fn(arg)`` called ``batch`` times per sample; seconds per call, both on
     the wall clock (``samples``, what the Node harness measures too) and in this thread's CPU time
     (``cpu``: a sample the scheduler interrupted on a busy machine does not count the time away)."""
 
-    def __init__(self, fn: Callable[[object], object], arg: object, min_sample: float) -> None:
+    def __init__(self, fn: Callable[[Arg], object], arg: Arg, min_sample: float) -> None:
         self.fn, self.arg = fn, arg
         self.samples: list[float] = []
         self.cpu: list[float] = []
@@ -264,7 +268,7 @@ def main(argv: list[str]) -> int:
     )
     print()
 
-    samplers: dict[str, Sampler] = {
+    samplers: dict[str, Sampler[Any]] = {
         "core 2 KB": Sampler(full_path, small, BATCH),
         "general 2 KB": Sampler(general_path, small, BATCH),
         "stdlib 2 KB": Sampler(stdlib_round_trip, small, BATCH),

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 ALIAS = "bench@othermail.example"
@@ -62,7 +63,7 @@ def sink_main(port: int, out: str) -> None:
     arrivals: list[tuple[str, float]] = []
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             now = time.time()
             content = envelope.original_content or b""
             start = content.find(b"X-Bench-Id: ")
@@ -75,7 +76,7 @@ def sink_main(port: int, out: str) -> None:
     class Sink(Controller):
         # the listener's block-reading DATA (forwarder/adapters/smtp/server.py): a relay runs on a machine of
         # its own, so the stand-in should take as little of this one's two cores as it can
-        def factory(self):  # type: ignore[no-untyped-def]
+        def factory(self) -> FastSMTP:
             return FastSMTP(self.handler, **self.SMTP_kwargs)
 
     controller = Sink(Handler(), hostname="127.0.0.1", port=port, data_size_limit=10 * 1024 * 1024)

@@ -427,11 +427,19 @@ def main(argv: list[str]) -> int:
             ratio = None if label == STDLIB else base / timings[label].median
             rows.append(Row(name, size, label, timings[label], ratio, notes.get(label, "")))
 
-    def single(name: str, raw: bytes, **kw: object) -> dict[str, float]:
+    def single(
+        name: str, raw: bytes, *, warmup: bool = True, estimates: dict[str, float] | None = None
+    ) -> dict[str, float]:
         started = time.perf_counter()
         _ERRORS.clear()
         _LAST[0] = None
-        timings, estimates = bench(raw, {label: safe(label, fn) for label, fn in VARIANTS.items()}, cfg, **kw)
+        timings, estimates = bench(
+            raw,
+            {label: safe(label, fn) for label, fn in VARIANTS.items()},
+            cfg,
+            warmup=warmup,
+            estimates=estimates,
+        )
         note = outcome_note(_LAST[0])
         notes = {VALIDATE: note, FULL: note}
         for key in _ERRORS:

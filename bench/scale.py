@@ -257,7 +257,8 @@ class WorkerResult:
     worker: int
     started: float = 0.0
     finished: float = 0.0
-    samples: list[tuple[int, int, float, float, int, int, int, int, float]] = field(default_factory=list)
+    # statements, lookups, lookup s, db s, commits, rollbacks, checkouts, pings, whole s, begins
+    samples: list[tuple[int, int, float, float, int, int, int, int, float, int]] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     #: the time limit (--seconds) ended the run before every message was forwarded

@@ -72,7 +72,8 @@ class Counts:
             self.commands.append(command.split()[0].decode() if isinstance(command, bytes) else "(composed)")
             return real(connection, command, *args, **kwargs)
 
-        base.BaseConnection._exec_command = sent  # type: ignore[method-assign]
+        # assignment too: mypy reads the generic method's type with a second self (psycopg 3, mypy 2)
+        base.BaseConnection._exec_command = sent  # type: ignore[method-assign, assignment]
         try:
             yield
         finally:

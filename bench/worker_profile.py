@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import _scale_load as data  # noqa: E402
-from bench import scale  # noqa: E402
+import _scale_load as data  # noqa: E402  (bench/ on the path, as the other benches do)
+import scale  # noqa: E402
 
 WARMUP = 100
 OBSERVED = 300
