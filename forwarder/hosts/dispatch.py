@@ -29,7 +29,7 @@ from forwarder.core import Verdicts
 from forwarder.errors import MessageNotFound, RetryableError
 from forwarder.flows.forward import Forwarder, Inbound
 from forwarder.hosts.retry import backoff
-from forwarder.hosts.workers import WorkerPool, outcome_keys
+from forwarder.hosts.workers import STOP_SECONDS, WorkerPool, outcome_keys
 
 __all__ = ["Dispatcher", "backoff"]
 
@@ -200,7 +200,10 @@ class Dispatcher:
             return len(self._delayed)
 
     def close(self, timeout: float = 30.0) -> bool:
-        """Stop taking work, let running forwards finish; what is left stays spooled."""
+        """Stop taking work, let running forwards finish; what is left stays spooled. The worker
+        processes then have what is left of ``timeout`` to stop (a worker still starting up too),
+        never less than the pool's own :data:`~forwarder.hosts.workers.STOP_SECONDS`."""
+        deadline = time.monotonic() + timeout
         finished = self.wait_idle(timeout)
         with self._lock:
             self._closing = True
@@ -209,5 +212,5 @@ class Dispatcher:
         self._pool.shutdown(wait=finished, cancel_futures=True)
         self._timer.join(timeout=5)
         if self.processes is not None:
-            self.processes.close()
+            self.processes.close(max(STOP_SECONDS, deadline - time.monotonic()))
         return finished

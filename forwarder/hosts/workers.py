@@ -14,7 +14,8 @@ event loop never waits for a forwarding thread to let go of the GIL.
   raises :class:`WorkerDied`, a retryable error, so the entry stays spooled and the dispatcher hands
   it to a fresh worker after its backoff. The delivery claims in SQL make that second attempt send
   nothing the dead worker had already recorded as sent.
-- :meth:`WorkerPool.close` asks every worker to stop, waits for it, and kills what does not stop.
+- :meth:`WorkerPool.close` asks every worker to stop, waits for them (one bound for all of them, the
+  time the caller gives: a worker still starting up gets it too), and kills what does not stop.
 
 The parent's metrics stay the one place ``/metrics`` reads: a worker returns, with each job's
 outcomes, what its own counters gained, and the pool adds that to the parent's.
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -42,7 +44,8 @@ from forwarder.settings import Settings
 
 logger = logging.getLogger("othermail.workers")
 
-#: Seconds :meth:`WorkerPool.close` waits for a worker to stop before it kills it.
+#: Seconds :meth:`WorkerPool.close` waits for its workers to stop before it kills what is left, unless
+#: its caller gives more (``OneBox.stop`` hands what is left of its timeout down through the dispatcher).
 STOP_SECONDS = 10.0
 
 
@@ -172,7 +175,9 @@ class WorkerPool:
             self._idle.put(self._start())
 
     def close(self, timeout: float = STOP_SECONDS) -> None:
-        """Stop every worker (each finishes the message it holds first)."""
+        """Stop every worker (each finishes the message it holds, or its start-up, first); what has
+        not stopped ``timeout`` seconds from now, all workers together, is killed."""
+        deadline = time.monotonic() + timeout
         with self._lock:
             self._closed = True
             workers = list(self._workers)
@@ -183,7 +188,7 @@ class WorkerPool:
             except OSError:
                 pass
         for worker in workers:
-            worker.stop(timeout)
+            worker.stop(max(0.0, deadline - time.monotonic()))
 
 
 # ---------------------------------------------------------------- the worker process

@@ -13,7 +13,7 @@ import pytest
 from forwarder.accounts import ensure_destination, ensure_user
 from forwarder.adapters.senders import MemorySender
 from forwarder.hosts.onebox import OneBox
-from forwarder.hosts.workers import Worker, WorkerPool
+from forwarder.hosts.workers import STOP_SECONDS, Worker, WorkerPool
 from forwarder.settings import Settings
 from models import Alias, make_session_factory, utcnow
 
@@ -114,9 +114,30 @@ def test_stop_stops_every_worker_process(tmp_path: Path) -> None:
     box.start()
     workers: list[Worker] = list(pool(box)._workers)
     assert len(workers) == 3 and all(w.alive() for w in workers)
-    assert box.stop(timeout=30)
+    # The workers may still be starting up (a fresh interpreter, its imports, its runtime: seconds on
+    # a busy machine); the stop waits for each to exit, bounded by this timeout, asserting nothing on time.
+    assert box.stop(timeout=120)
     assert [w.process.poll() for w in workers] == [0, 0, 0]  # each stopped on its own, none killed
     assert pool(box).pids == []
+
+
+def test_the_worker_processes_have_the_stops_timeout_to_stop_not_only_the_pools_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker still starting up when the box stops (an import on a loaded machine) was killed once
+    the pool's fixed STOP_SECONDS (10 s a worker) ran out, whatever time ``stop`` was given."""
+    box = box_with_alias(tmp_path, workers=2)
+    box.start()
+    given: list[float] = []
+    stop = Worker.stop
+
+    def spy(worker: Worker, timeout: float = STOP_SECONDS) -> None:
+        given.append(timeout)
+        stop(worker, timeout)
+
+    monkeypatch.setattr(Worker, "stop", spy)
+    assert box.stop(timeout=120)
+    assert len(given) == 2 and all(STOP_SECONDS < bound <= 120 for bound in given), given
 
 
 def test_an_entry_accepted_while_workers_run_is_forwarded_and_the_box_restarts_with_what_was_left(
