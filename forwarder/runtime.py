@@ -119,7 +119,8 @@ class Runtime:
     def feedback(self) -> FeedbackStore:
         from forwarder.adapters.sql.feedback_store import FeedbackRules, FeedbackStore
 
-        return FeedbackStore(self.sessions, FeedbackRules.from_settings(self.settings), self.clock)
+        # Core connections only, like the directory: a Lambda's first bounce loads no sqlalchemy.orm
+        return FeedbackStore(self.engine, FeedbackRules.from_settings(self.settings), self.clock)
 
     @cached_property
     def sealer(self) -> Sealer:

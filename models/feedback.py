@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped
 
-from models.base import MYSQL_TABLE_OPTIONS, Base, BigIntId, UTCDateTime, utcnow
-from models.users import EMAIL_MAX_LENGTH
+from models import tables
+from models.base import Base
+from models.tables import DETAIL_MAX_LENGTH as DETAIL_MAX_LENGTH
 
 #: What a feedback row records.
 FEEDBACK_KINDS = ("bounce-permanent", "bounce-transient", "complaint")
-DETAIL_MAX_LENGTH = 500
 
 
 class FeedbackEvent(Base):
@@ -24,25 +23,20 @@ class FeedbackEvent(Base):
     (NULL when no delivery has that SES message id: mail the service sent itself, or old).
     """
 
-    __tablename__ = "feedback_events"
-    __table_args__ = (
-        UniqueConstraint("feedback_id", "recipient"),
-        CheckConstraint("kind IN ('bounce-permanent', 'bounce-transient', 'complaint')", name="kind"),
-        MYSQL_TABLE_OPTIONS,
-    )
+    __table__ = tables.feedback_events
 
-    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    feedback_id: Mapped[str] = mapped_column(String(255))
+    id: Mapped[int]
+    feedback_id: Mapped[str]
     #: The bounced or complaining address, lowercase.
-    recipient: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH))
-    kind: Mapped[str] = mapped_column(String(20))
-    sub_type: Mapped[str] = mapped_column(String(100), default="", server_default="")
-    provider_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    alias_id: Mapped[int | None] = mapped_column(ForeignKey("aliases.id", ondelete="SET NULL"), index=True)
-    destination_id: Mapped[int | None] = mapped_column(ForeignKey("destinations.id", ondelete="SET NULL"), index=True)
-    detail: Mapped[str] = mapped_column(String(DETAIL_MAX_LENGTH), default="", server_default="")
-    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recipient: Mapped[str]
+    kind: Mapped[str]
+    sub_type: Mapped[str]
+    provider_message_id: Mapped[str | None]
+    alias_id: Mapped[int | None]
+    destination_id: Mapped[int | None]
+    detail: Mapped[str]
+    occurred_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
 
     def __repr__(self) -> str:
         return f"<FeedbackEvent id={self.id} kind={self.kind!r} destination_id={self.destination_id}>"

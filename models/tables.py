@@ -97,6 +97,8 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 DISABLED_REASON_MAX_LENGTH = 200
 PAUSE_REASON_MAX_LENGTH = 500
+#: What an SES bounce or complaint said (its diagnostic), cut to this.
+DETAIL_MAX_LENGTH = 500
 #: A rate-limit key, e.g. ``"signin:203.0.113.7"``.
 KEY_MAX_LENGTH = 200
 #: Longest domain name in presentation form (RFC 1035: 255 octets on the wire).
@@ -231,6 +233,28 @@ deliveries = Table(
     Index(None, "alias_id", "created_at"),
     # SES feedback names the forwarded copy by the message id SES gave it
     Index(None, "provider_message_id"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+#: SES feedback on forwarded mail: one bounce or complaint for one recipient of a forwarded copy
+#: (models/feedback.py). The unique ``(feedback_id, recipient)`` makes applying it idempotent.
+feedback_events = Table(
+    "feedback_events",
+    metadata,
+    Column("id", BigIntId, primary_key=True),
+    Column("feedback_id", String(255), nullable=False),
+    #: The bounced or complaining address, lowercase.
+    Column("recipient", String(EMAIL_MAX_LENGTH), nullable=False),
+    Column("kind", String(20), nullable=False),
+    _word("sub_type", 100, ""),
+    Column("provider_message_id", String(255), index=True),
+    Column("alias_id", Integer, ForeignKey("aliases.id", ondelete="SET NULL"), index=True),
+    Column("destination_id", Integer, ForeignKey("destinations.id", ondelete="SET NULL"), index=True),
+    _word("detail", DETAIL_MAX_LENGTH, ""),
+    Column("occurred_at", UTCDateTime),
+    _created(),
+    UniqueConstraint("feedback_id", "recipient"),
+    CheckConstraint("kind IN ('bounce-permanent', 'bounce-transient', 'complaint')", name="kind"),
     **MYSQL_TABLE_OPTIONS,
 )
 

@@ -121,6 +121,7 @@ def test_the_models_map_onto_the_core_tables_on_the_one_metadata() -> None:
         "user_domains": models.UserDomain,
         "contacts": models.Contact,
         "message_links": models.MessageLink,
+        "feedback_events": models.FeedbackEvent,
     }
     for name, model in pairs.items():
         assert model.__table__ is getattr(tables, name), name

@@ -1,7 +1,7 @@
 """Apply SES feedback to the database: record it once, pause bouncing mailboxes, switch off aliases.
 
-Each :class:`~forwarder.flows.feedback.Feedback` is one transaction on a session the caller passes in
-(:func:`apply_feedback`), or on one of a session factory's (:class:`FeedbackStore`):
+Each :class:`~forwarder.flows.feedback.Feedback` is one transaction on a connection the caller passes in
+(:func:`apply_feedback`), or on one the store takes from its engine (:class:`FeedbackStore`):
 
 1. a ``feedback_events`` row is inserted first. Its unique ``(feedback_id, recipient)`` makes the
    whole step idempotent: SNS delivers at least once, and a second delivery fails that insert and
@@ -29,6 +29,10 @@ Each :class:`~forwarder.flows.feedback.Feedback` is one transaction on a session
 
 Nothing is ever sent from here: not to the original sender (that would be backscatter), nor to
 anyone else. The owner learns of a pause or a switched-off alias in the web app.
+
+The statements are SQLAlchemy Core on the tables of ``models/tables.py``, like the forward path's:
+a Lambda handling its first bounce or complaint loads neither ``sqlalchemy.orm`` nor the ORM models
+(issue 15, tests/forwarder/hosts/test_lambda_imports.py).
 """
 
 from __future__ import annotations
@@ -36,29 +40,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert, select, true, update
+from sqlalchemy import Connection, Engine, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
-from forwarder.adapters.sql.connections import database_errors
+from forwarder.adapters.sql.connections import connect, database_errors
 from forwarder.core import Outcome
 from forwarder.flows.feedback import BOUNCE_PERMANENT, COMPLAINT, Feedback
-from models import Alias, Delivery, Destination, FeedbackEvent
-from models.aliases import DISABLED_REASON_MAX_LENGTH
-from models.deliveries import _clip
-from models.destinations import PAUSE_REASON_MAX_LENGTH
-from models.feedback import DETAIL_MAX_LENGTH
-from models.users import EMAIL_MAX_LENGTH
+from models.limits import EMAIL_MAX_LENGTH, clip
+from models.tables import DETAIL_MAX_LENGTH, DISABLED_REASON_MAX_LENGTH, PAUSE_REASON_MAX_LENGTH
+from models.tables import aliases as _aliases
+from models.tables import deliveries as _deliveries
+from models.tables import destinations as _destinations
+from models.tables import feedback_events as _events
 
 COMPLAINT_ACTIONS = ("disable", "count")
-
-# mypy sees a mapped class's __table__ as a FromClause; it is a Table
-_events = cast(Table, FeedbackEvent.__table__)
-_deliveries = cast(Table, Delivery.__table__)
-_destinations = cast(Table, Destination.__table__)
-_aliases = cast(Table, Alias.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +98,7 @@ class Applied:
 
 
 def _text(value: str, limit: int) -> str:
-    return _clip(value, limit) or ""
+    return clip(value, limit) or ""
 
 
 def _pause_reason(feedback: Feedback, rules: FeedbackRules) -> str:
@@ -126,11 +123,13 @@ def _disabled_reason(feedback: Feedback, now: datetime) -> str:
     )
 
 
-def _copy(session: Session, feedback: Feedback) -> tuple[bool, int | None, int | None, tuple[str, str, int] | None]:
+def _copy(
+    connection: Connection, feedback: Feedback
+) -> tuple[bool, int | None, int | None, tuple[str, str, int] | None]:
     """Whether a delivery has this SES message id; its alias; its destination if the address
     matches; the delivery's (message id, recipient, size) when the copy was the owner's reply to a
     contact (two-way aliases)."""
-    rows = session.execute(
+    rows = connection.execute(
         select(
             _deliveries.c.alias_id,
             _deliveries.c.destination_id,
@@ -157,9 +156,11 @@ def _copy(session: Session, feedback: Feedback) -> tuple[bool, int | None, int |
     return True, rows[0].alias_id, None, reply
 
 
-def _count(session: Session, destination_id: int, feedback: Feedback, rules: FeedbackRules, now: datetime) -> bool:
+def _count(
+    connection: Connection, destination_id: int, feedback: Feedback, rules: FeedbackRules, now: datetime
+) -> bool:
     """Update the destination's counters; True when this feedback paused it."""
-    row = session.execute(
+    row = connection.execute(
         select(
             _destinations.c.paused_at,
             _destinations.c.soft_bounce_count,
@@ -188,17 +189,17 @@ def _count(session: Session, destination_id: int, feedback: Feedback, rules: Fee
     pause = pause and row.paused_at is None
     if pause:
         values.update(paused_at=now, pause_reason=_pause_reason(feedback, rules), soft_bounce_count=0)
-    session.execute(update(_destinations).where(_destinations.c.id == destination_id).values(**values))
+    connection.execute(update(_destinations).where(_destinations.c.id == destination_id).values(**values))
     return pause
 
 
-def apply_feedback(session: Session, feedback: Feedback, rules: FeedbackRules, now: datetime) -> Applied:
-    """Apply ``feedback`` in one transaction of ``session`` and commit it (roll back a duplicate).
+def apply_feedback(connection: Connection, feedback: Feedback, rules: FeedbackRules, now: datetime) -> Applied:
+    """Apply ``feedback`` in one transaction of ``connection`` and commit it (roll back a duplicate).
 
-    ``session`` must have no work of its own pending: this commits or rolls back all of it.
+    ``connection`` must have no work of its own pending: this commits or rolls back all of it.
     """
     try:
-        inserted = session.execute(
+        inserted = connection.execute(
             insert(_events).values(
                 feedback_id=_text(feedback.feedback_id, 255),
                 recipient=_text(feedback.recipient, EMAIL_MAX_LENGTH),
@@ -211,37 +212,38 @@ def apply_feedback(session: Session, feedback: Feedback, rules: FeedbackRules, n
             )
         )
     except IntegrityError:
-        session.rollback()
+        connection.rollback()
         return Applied(feedback, duplicate=True)
-    event_id = inserted.inserted_primary_key[0]  # type: ignore[attr-defined]  # an INSERT returns a CursorResult
-    known, alias_id, destination_id, reply = _copy(session, feedback)
+    event_id = inserted.inserted_primary_key[0]  # type: ignore[index]  # an executed INSERT has its key
+    known, alias_id, destination_id, reply = _copy(connection, feedback)
     if alias_id is not None or destination_id is not None:
-        session.execute(
+        connection.execute(
             update(_events).where(_events.c.id == event_id).values(alias_id=alias_id, destination_id=destination_id)
         )
-    paused = _count(session, destination_id, feedback, rules, now) if destination_id is not None else False
+    paused = _count(connection, destination_id, feedback, rules, now) if destination_id is not None else False
     disabled = False
     # a contact bouncing or complaining about the owner's own reply says nothing of the alias's mail
     if feedback.kind == COMPLAINT and alias_id is not None and rules.complaint_action == "disable" and reply is None:
-        switched = session.execute(
+        switched = connection.execute(
             update(_aliases)
             .where(_aliases.c.id == alias_id, _aliases.c.enabled == true(), _aliases.c.deleted_at.is_(None))
             .values(enabled=False, disabled_reason=_disabled_reason(feedback, now))
         )
-        disabled = switched.rowcount == 1  # type: ignore[attr-defined]  # DML returns a CursorResult
-    session.commit()
+        disabled = switched.rowcount == 1
+    connection.commit()
     return Applied(feedback, False, known, alias_id, destination_id, paused, disabled, reply)
 
 
 class FeedbackStore:
-    """:func:`apply_feedback` on a session of its own per feedback (the Lambda and the queue worker)."""
+    """:func:`apply_feedback` on a connection from ``engine`` per feedback (the Lambda and the queue
+    worker): Core only, no ORM session."""
 
-    def __init__(self, sessions: sessionmaker[Session], rules: FeedbackRules, clock: Callable[[], datetime]) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: Engine, rules: FeedbackRules, clock: Callable[[], datetime]) -> None:
+        self._engine = engine
         self.rules = rules
         self._now = clock
 
     def apply(self, feedback: Feedback) -> Applied:
         """Raises :class:`DatabaseUnavailable` (retryable) when the database cannot be reached."""
-        with database_errors(), self._sessions() as session:
-            return apply_feedback(session, feedback, self.rules, self._now())
+        with database_errors(), connect(self._engine) as connection:
+            return apply_feedback(connection, feedback, self.rules, self._now())

@@ -16,10 +16,11 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+from sqlalchemy import select
 
 from forwarder.accounts import ensure_destination, ensure_user
 from forwarder.hosts import lambda_handler
-from models import Alias, make_engine, make_session_factory, utcnow
+from models import Alias, Delivery, Destination, make_engine, make_session_factory, utcnow
 from tests.conftest import fresh_database
 from tests.forwarder.hosts.lambda_env import BUCKET, PREFIX, Env, ses_event
 
@@ -139,6 +140,95 @@ def test_forwarding_on_sqlite_or_postgresql_never_loads_the_mysql_dialect_or_the
     assert MYSQL not in result["loaded"]
     assert result["feedback"] is False  # the bounce and complaint store comes with the first notification
     # the forward path's SQL is Core on models/tables.py: no sqlalchemy.orm, no declarative models
+    assert result["orm"] == []
+
+
+#: Applies one SES bounce (SNS invokes the Lambda) through the handler's runtime built from the
+#: environment, and reports what was loaded.
+BOUNCE = """
+import json, os, sys
+from forwarder.hosts.lambda_handler import LambdaRuntime
+from forwarder.settings import Settings
+
+runtime = LambdaRuntime.from_settings(Settings.from_env(os.environ))
+summary = runtime.handle(json.loads(os.environ["TEST_EVENT"]))
+runtime.close()
+core = ("models.columns", "models.engine", "models.limits", "models.tables")
+orm = sorted(m for m in sys.modules if m == "sqlalchemy.orm" or (m.startswith("models.") and m not in core))
+result = {"outcomes": summary["outcomes"], "orm": orm}
+"""
+
+
+def add_forwarded_copy(url: str, provider_message_id: str) -> None:
+    """The delivery row of a copy forwarded to a@real.example, as SES numbered it."""
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as db:
+            alias = db.scalars(select(Alias).where(Alias.address == ALIAS)).one()
+            (destination,) = alias.destinations
+            db.add(
+                Delivery(
+                    inbound_message_id="<m1@example.net>",
+                    recipient=ALIAS,
+                    alias_id=alias.id,
+                    destination_id=destination.id,
+                    outcome="forwarded",
+                    provider_message_id=provider_message_id,
+                )
+            )
+            db.commit()
+    finally:
+        engine.dispose()
+
+
+def paused(url: str) -> list[str]:
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as db:
+            return list(db.scalars(select(Destination.email).where(Destination.paused_at.is_not(None))))
+    finally:
+        engine.dispose()
+
+
+def sns_bounce(message_id: str, recipient: str) -> dict:
+    """SNS invoking the Lambda with a configuration set's permanent Bounce event."""
+    notification = {
+        "eventType": "Bounce",
+        "bounce": {
+            "feedbackId": "fb-1",
+            "bounceType": "Permanent",
+            "bounceSubType": "General",
+            "bouncedRecipients": [{"emailAddress": recipient, "action": "failed", "status": "5.1.1"}],
+            "timestamp": "2026-11-23T10:00:05.000Z",
+        },
+        "mail": {"timestamp": "2026-11-23T10:00:01.000Z", "source": ALIAS, "messageId": message_id},
+    }
+    topic = "arn:aws:sns:us-east-1:123456789012:othermail-FeedbackTopic-1"
+    body = {"Type": "Notification", "MessageId": "m-1", "TopicArn": topic, "Message": json.dumps(notification)}
+    return {"Records": [{"EventSource": "aws:sns", "EventSubscriptionArn": f"{topic}:s-1", "Sns": body}]}
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], ids=["sqlite", "postgresql"]
+)
+def test_a_bounce_loads_neither_the_orm_nor_the_models(backend: str, tmp_path: Path) -> None:
+    """The feedback store's SQL is Core on models/tables.py too: a Lambda whose first event is an
+    SES bounce pauses the destination without sqlalchemy.orm or a declarative model."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        add_alias(url)
+        add_forwarded_copy(url, "ses-1")
+        result = run_fresh(
+            BOUNCE,
+            {
+                "OTHERMAIL_DATABASE_URL": url,
+                "OTHERMAIL_S3_BUCKET": BUCKET,
+                "OTHERMAIL_S3_PREFIX": PREFIX,
+                "OTHERMAIL_DOMAINS": "othermail.example",
+                "TEST_EVENT": json.dumps(sns_bounce("ses-1", "a@real.example")),
+            },
+        )
+        assert paused(url) == ["a@real.example"]  # the check sees a bounce that was applied
+    assert result["outcomes"] == {"feedback:bounce-permanent": 1}
     assert result["orm"] == []
 
 

@@ -8,12 +8,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from forwarder.adapters.sql.feedback_store import FeedbackRules, FeedbackStore, apply_feedback
 from forwarder.flows.feedback import BOUNCE_PERMANENT, BOUNCE_TRANSIENT, COMPLAINT, Feedback
-from models import Alias, Delivery, Destination, FeedbackEvent, User, make_engine, make_session_factory
+from models import Alias, Delivery, Destination, FeedbackEvent, User, make_engine
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RULES = FeedbackRules()
@@ -60,7 +60,13 @@ def ids(session: Session) -> dict[str, int]:
 
 
 def apply(session: Session, item: Feedback, rules: FeedbackRules = RULES, now: datetime = NOW):  # type: ignore[no-untyped-def]
-    applied = apply_feedback(session, item, rules, now)
+    """apply_feedback on a Core connection of the session's engine (its transaction is its own: the
+    session's ends first, as it did when apply_feedback committed the session)."""
+    session.commit()
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    with engine.connect() as connection:
+        applied = apply_feedback(connection, item, rules, now)
     session.expire_all()
     return applied
 
@@ -221,10 +227,10 @@ def test_untrusted_text_is_clipped_to_its_columns(session: Session, ids: dict[st
     assert len(session.get(Destination, ids["me"]).pause_reason) == 500
 
 
-def test_the_store_applies_on_its_own_sessions(migrated_url: str) -> None:
+def test_the_store_applies_on_its_own_connections(migrated_url: str) -> None:
     engine = make_engine(migrated_url)
     try:
-        store = FeedbackStore(make_session_factory(engine), RULES, lambda: NOW)
+        store = FeedbackStore(engine, RULES, lambda: NOW)
         assert not store.apply(feedback(message_id="unknown")).duplicate
         assert store.apply(feedback(message_id="unknown")).duplicate
     finally:
