@@ -15,7 +15,9 @@ event loop never waits for a forwarding thread to let go of the GIL.
   it to a fresh worker after its backoff. The delivery claims in SQL make that second attempt send
   nothing the dead worker had already recorded as sent.
 - :meth:`WorkerPool.close` asks every worker to stop, waits for them (one bound for all of them, the
-  time the caller gives: a worker still starting up gets it too), and kills what does not stop.
+  time the caller gives: a worker still starting up gets it too), and kills what does not stop. A
+  worker being started in place of a dead one is waited for and stopped with the others (or, when
+  that bound ran out first, stopped by the thread that started it): none runs on after the close.
 
 The parent's metrics stay the one place ``/metrics`` reads: a worker returns, with each job's
 outcomes, what its own counters gained, and the pool adds that to the parent's.
@@ -131,8 +133,15 @@ class WorkerPool:
         self.metrics = metrics
         self._idle: queue.SimpleQueue[Worker] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        #: Notified when a replacement ends (the worker added, or none started): ``close`` waits for it.
+        self._replaced = threading.Condition(self._lock)
         self._workers: list[Worker] = []
+        #: ``close`` has begun: no replacement begins after it.
         self._closed = False
+        #: Replacements begun and not ended; ``close`` waits for them before it takes the workers.
+        self._replacing = 0
+        #: ``close`` has taken the workers to stop: a worker added after that it never sees.
+        self._taken = False
         for _ in range(size):
             self._idle.put(self._start())
 
@@ -165,14 +174,35 @@ class WorkerPool:
         return keys
 
     def _replace(self, dead: Worker) -> None:
+        """Stop ``dead`` and start another in its place, unless the pool is closing. The lock is not
+        held meanwhile (stopping takes up to a second), so ``close`` waits for a replacement it finds
+        begun; one that outlasts the wait stops the worker it started itself."""
         logger.error("forwarding worker %d ended (exit status %s); starting another", dead.pid, dead.process.poll())
         with self._lock:
             if dead in self._workers:
                 self._workers.remove(dead)
-            closed = self._closed
-        dead.stop(timeout=1.0)
-        if not closed:
-            self._idle.put(self._start())
+            replacing = not self._closed
+            self._replacing += replacing
+        worker: Worker | None = None
+        try:
+            dead.stop(timeout=1.0)
+            if replacing:
+                worker = Worker(self.spec)
+        finally:
+            with self._lock:
+                if replacing:
+                    self._replacing -= 1
+                    self._replaced.notify_all()
+                late = self._taken  # close has taken the workers: this one is ours to stop
+                if worker is not None and not late:
+                    self._workers.append(worker)
+                closed = self._closed
+        if worker is None:
+            return
+        if late:
+            worker.stop()
+        elif not closed:
+            self._idle.put(worker)
 
     def close(self, timeout: float = STOP_SECONDS) -> None:
         """Stop every worker (each finishes the message it holds, or its start-up, first); what has
@@ -180,6 +210,10 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         with self._lock:
             self._closed = True
+            # A worker being started in place of a dead one is not in the list yet: wait for it.
+            while self._replacing and (left := deadline - time.monotonic()) > 0:
+                self._replaced.wait(left)
+            self._taken = True
             workers = list(self._workers)
             self._workers.clear()
         for worker in workers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -12,8 +13,11 @@ import pytest
 
 from forwarder.accounts import ensure_destination, ensure_user
 from forwarder.adapters.senders import MemorySender
+from forwarder.errors import WorkerDied
+from forwarder.flows.forward import Inbound
+from forwarder.hosts import workers as workers_module
 from forwarder.hosts.onebox import OneBox
-from forwarder.hosts.workers import STOP_SECONDS, Worker, WorkerPool
+from forwarder.hosts.workers import STOP_SECONDS, Worker, WorkerPool, WorkerSpec
 from forwarder.settings import Settings
 from models import Alias, make_session_factory, utcnow
 
@@ -166,3 +170,74 @@ def test_an_entry_accepted_while_workers_run_is_forwarded_and_the_box_restarts_w
 def test_a_sender_handed_in_cannot_be_used_with_worker_processes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="worker processes"):
         OneBox(settings(tmp_path), web_port=None, smtp_port=None, sender=MemorySender(), processes=True)
+
+
+@pytest.mark.parametrize("close_timeout", [120.0, 0.0], ids=["close-waits-for-it", "close-gave-up-waiting"])
+def test_a_worker_started_in_place_of_a_dead_one_while_the_pool_closes_is_stopped_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, close_timeout: float
+) -> None:
+    """The pool replaced a dead worker in two steps: it read ``_closed`` under the lock, then stopped
+    the dead one (up to 1 s) and started the new one outside it. A ``close`` in between never saw
+    the new worker, which ran on after the box stopped, until the parent process exited. Now close
+    waits for the replacement (its timeout allowing) and stops the new worker; a replacement that
+    outlasts close's wait stops the worker it started itself."""
+    box = box_with_alias(tmp_path, workers=1)
+    started: list[Worker] = []
+
+    class Recorded(Worker):
+        def __init__(self, spec: WorkerSpec) -> None:
+            super().__init__(spec)
+            started.append(self)
+
+    monkeypatch.setattr(workers_module, "Worker", Recorded)
+    processes = WorkerPool(WorkerSpec(box.settings), size=1)
+    try:
+        (dead,) = started
+        in_the_gap, release = threading.Event(), threading.Event()
+        stop = dead.stop
+
+        def stop_in_the_gap(timeout: float = STOP_SECONDS) -> None:
+            in_the_gap.set()  # _replace has decided to start another worker and let go of the lock
+            assert release.wait(60)
+            stop(timeout)
+
+        dead.stop = stop_in_the_gap  # type: ignore[method-assign]
+        dead.process.kill()
+        dead.process.wait()
+        errors: list[BaseException] = []
+
+        def forward() -> None:
+            try:
+                with pytest.raises(WorkerDied):
+                    processes.forward(raw(1), Inbound("m1", (ALIAS,)))
+            except BaseException as exc:  # noqa: BLE001 - raised again on the test's thread
+                errors.append(exc)
+
+        forwarding = threading.Thread(target=forward, name="forward", daemon=True)
+        forwarding.start()
+        assert in_the_gap.wait(60)
+        closing = threading.Thread(target=processes.close, kwargs={"timeout": close_timeout}, name="close", daemon=True)
+        closing.start()
+        deadline = time.monotonic() + 60  # a bounded wait for close to begin; nothing asserted on time
+        while not processes._closed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert processes._closed
+        release.set()
+        forwarding.join(120)
+        closing.join(120)
+        assert not forwarding.is_alive() and not closing.is_alive()
+        if errors:
+            raise errors[0]
+        assert len(started) == 2  # the dead worker and the one started in its place
+        statuses = [w.process.poll() for w in started]
+        assert statuses[0] == -signal.SIGKILL and statuses[1] is not None  # none left running
+        if close_timeout:
+            assert statuses[1] == 0  # close stopped it, within its timeout, not killed
+        assert processes.pids == [] and processes._workers == []
+    finally:
+        release.set()
+        for worker in started:
+            if worker.alive():
+                worker.process.kill()
+                worker.process.wait()
+        box.engine.dispose()
