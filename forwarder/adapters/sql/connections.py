@@ -47,12 +47,15 @@ def again_if_dead(connection: Connection, work: Callable[[Connection], T]) -> T:
     connection if the pooled one turns out dead. A second failure raises (under
     :func:`database_errors`, :class:`DatabaseUnavailable`). ``work`` reads its results in full (a
     result left open would be lost with its connection)."""
+    isolation = connection.get_execution_options().get("isolation_level")
     try:
         return work(connection)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
     connection.rollback()  # the Connection takes a new DBAPI connection from the pool
+    if isolation is not None:  # which has the engine's, not this step's (autocommit on PostgreSQL)
+        connection.execution_options(isolation_level=isolation)
     return work(connection)
 
 

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 
 from forwarder.adapters.sealing import Sealer
+from forwarder.adapters.sql.connections import again_if_dead, connect
 from forwarder.adapters.sql.contacts import SqlContactBook
 from forwarder.adapters.sql.directory import SqlDirectory
 from models import Alias, User, UserDomain, make_engine, make_session_factory
-from tests.conftest import fresh_database
+from tests.conftest import _admin_sql, fresh_database
 from tests.forwarder.adapters.sql.test_statements_per_message import SERVERS, _kill
 
 NOW = datetime(2030, 1, 2, 11, 30, tzinfo=UTC)
@@ -86,3 +87,28 @@ def test_the_user_domains_refresh_runs_again_on_a_new_connection(engine: Engine)
         return directory.user_domain_names()
 
     assert _after_a_kill(engine, refreshed) == (("custom.example",), ("custom.example",))
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_step_run_again_on_a_new_connection_keeps_its_autocommit(backend: str) -> None:
+    """PostgreSQL's one-statement steps run in autocommit (no BEGIN or COMMIT round trip). The new
+    connection SQLAlchemy took after a kill was not: its statement ran in a transaction that only
+    the step's own commit ended (a helper's probe: ``autocommit False, INTRANS`` after the retry)."""
+    with fresh_database(backend) as url:
+        engine = make_engine(url)
+        try:
+            with connect(engine, autocommit=True) as connection:
+                pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                _admin_sql(backend, f"SELECT pg_terminate_backend({pid})")
+                seen: list[tuple[bool, str]] = []
+
+                def work(again: Connection) -> None:
+                    again.exec_driver_sql("SELECT 1").all()
+                    raw = again.connection.dbapi_connection
+                    seen.append((raw.autocommit, raw.info.transaction_status.name))  # type: ignore[union-attr]
+
+                again_if_dead(connection, work)
+                assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid  # a new one
+                assert seen == [(True, "IDLE")]
+        finally:
+            engine.dispose()
