@@ -59,7 +59,8 @@ Message-level outcomes (unknown alias, spam, ...) are rows with ``destination_ke
 The package, by role: :mod:`.records` (what the directory hands its callers: resolved aliases,
 claims, openings, finished sends), :mod:`.statements` (the Core statements, built once),
 :mod:`.settle` (what a settle writes), :mod:`.first_claim` (the first claim in one round trip on
-PostgreSQL and MariaDB) and :mod:`.sql_directory` (:class:`SqlDirectory`: resolve, claim, and the settle's
+PostgreSQL and MariaDB), :mod:`.claiming` (the claim's and the record's writes, on the caller's
+connection) and :mod:`.sql_directory` (:class:`SqlDirectory`: resolve, claim, and the settle's
 transaction). Each imports only those before it; import from the package.
 
 Lock order (MariaDB): a transaction that writes the alias row (the message count, the blocked and

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError
 
 from forwarder.adapters.senders import MemorySender
-from forwarder.adapters.sql.directory import SqlDirectory, sql_directory
+from forwarder.adapters.sql.directory import SqlDirectory, claiming
 from forwarder.adapters.sql.directory.first_claim import claim_first
 from forwarder.adapters.sql.directory.records import _ATTEMPTS, Claim, ClaimState
 from forwarder.core import Outcome, Policy
@@ -82,14 +82,14 @@ def test_claims_with_and_without_a_paused_destination_lock_the_windows_in_one_or
     database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deadlocks: list[DBAPIError] = []
-    seen = sql_directory._deadlock
+    seen = claiming._deadlock
 
     def spy(exc: DBAPIError) -> bool:
         if seen(exc):
             deadlocks.append(exc)
         return seen(exc)
 
-    monkeypatch.setattr(sql_directory, "_deadlock", spy)
+    monkeypatch.setattr(claiming, "_deadlock", spy)
     engine = make_engine(database)
     holder = engine.connect()
     try:
@@ -186,7 +186,7 @@ def test_a_claim_that_keeps_finding_a_window_opened_meanwhile_gives_up_after_its
         calls.append(1)
         raise DataError("WITH ...", {}, _DivisionByZero())
 
-    monkeypatch.setattr(sql_directory, "claim_first", opened_meanwhile_every_time)
+    monkeypatch.setattr(claiming, "claim_first", opened_meanwhile_every_time)
     engine = make_engine(postgresql_database)
     try:
         directory = SqlDirectory(make_session_factory(engine), clock=lambda: NOON, limits=LIMITS)
