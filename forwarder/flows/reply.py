@@ -1,7 +1,7 @@
 """The reply flow: mail to a contact's reverse address leaves from the alias, to the contact.
 
 A two-way alias gives every outside address it corresponds with a reverse address
-(forwarder/adapters/sql/contacts.py). When the alias's owner answers (Reply, Reply-All) or writes
+(forwarder/adapters/sql/contacts/). When the alias's owner answers (Reply, Reply-All) or writes
 first, their message reaches the reverse address, and this flow, for each reverse address among
 the recipients:
 
