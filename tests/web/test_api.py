@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from conftest import signup
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from models import Alias, ApiToken, Delivery, Destination, User, utcnow
+from tests.web.conftest import signup
 from web.services import tokens
 
 

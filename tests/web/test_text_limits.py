@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import signup
 from flask import Flask
 from flask.testing import FlaskClient
 from test_api import make_account
@@ -14,6 +13,7 @@ from test_api import make_account
 from forwarder import accounts
 from forwarder.errors import AccountError
 from models import Alias, ApiToken, User, limits
+from tests.web.conftest import signup
 
 
 def test_the_columns_are_as_long_as_the_limits() -> None:

@@ -7,12 +7,12 @@ import re
 from datetime import timedelta
 
 import pytest
-from conftest import PASSWORD, post, signup
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from models import ApiToken, utcnow
+from tests.web.conftest import PASSWORD, post, signup
 
 SECRET = re.compile(r'<code class="token-secret">(om_[A-Za-z0-9_-]{43})</code>')
 

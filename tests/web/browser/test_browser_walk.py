@@ -133,6 +133,8 @@ INLINE_STYLE = re.compile(r"<style\b|<[^>]+\sstyle\s*=|javascript:", re.I)
 def check(page: Page, title: str, watch: Watch) -> None:
     """The page loaded with its stylesheet, has no inline script or style, and nothing went wrong."""
     expect(page).to_have_title(re.compile(rf"^{re.escape(title)} · othermail$"))
+    # the title is there once the head is parsed; after a click, the stylesheet may still be loading
+    page.wait_for_load_state("load")
     html = page.content()
     assert not INLINE_SCRIPT.search(html), f"inline <script> on {page.url}"
     assert not INLINE_HANDLER.search(html), f"inline event handler on {page.url}"
