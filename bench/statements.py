@@ -79,6 +79,29 @@ class Counts:
         finally:
             base.BaseConnection._exec_command = real  # type: ignore[method-assign]
 
+    @contextmanager
+    def _pymysql_commands(self) -> Iterator[None]:
+        """MariaDB: the COMMIT and ROLLBACK PyMySQL sends (each one round trip; it sends them even
+        when the server has nothing to end, the pool's reset at check-in included)."""
+        import pymysql.connections as connections
+
+        real = {name: getattr(connections.Connection, name) for name in ("commit", "rollback")}
+
+        def counting(name: str) -> Any:
+            def sent(connection: Any) -> Any:
+                self.commands.append(name.upper())
+                return real[name](connection)
+
+            return sent
+
+        for name in real:
+            setattr(connections.Connection, name, counting(name))
+        try:
+            yield
+        finally:
+            for name, method in real.items():
+                setattr(connections.Connection, name, method)
+
     def _checkout(self, *_args: Any) -> None:
         self.checkouts += 1
 
@@ -90,7 +113,8 @@ class Counts:
             event.listen(self.engine, "begin", self._begin)
         event.listen(self.engine.pool, "checkout", self._checkout)
         try:
-            with self._psycopg_commands() if postgresql else nullcontext():
+            mariadb = self.engine.dialect.name == "mysql"
+            with self._psycopg_commands() if postgresql else self._pymysql_commands() if mariadb else nullcontext():
                 yield self
         finally:
             event.remove(self.engine, "before_cursor_execute", self._statement)
@@ -184,8 +208,9 @@ def main() -> None:
                     f" {counted.checkouts:>9}"
                 )
                 if args.show:
-                    if backend == "postgresql":
-                        print(f"    psycopg sent besides: {' '.join(counted.commands) or 'nothing'}")
+                    driver = {"postgresql": "psycopg", "mariadb": "PyMySQL"}.get(backend)
+                    if driver:  # each one more round trip
+                        print(f"    {driver} sent besides: {' '.join(counted.commands) or 'nothing'}")
                     for statement in counted.statements:
                         print("    " + " ".join(statement.split())[:150])
     if args.record:  # the most of a server backend's steady state, each figure on its own (or SQLite's, alone)
