@@ -10,18 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    CheckConstraint,
-    ForeignKey,
-    String,
-)
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped
 
 from models import tables
-from models.base import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
-from models.limits import EMAIL_MAX_LENGTH
+from models.base import Base
 from models.tables import DIGEST_LENGTH as DIGEST_LENGTH
 from models.tables import REVERSE_LOCAL_MAX_LENGTH as REVERSE_LOCAL_MAX_LENGTH
+from models.tables import RULE_ACTIONS as RULE_ACTIONS
+from models.tables import RULE_KINDS as RULE_KINDS
 from models.tables import SEALED_MAX_LENGTH as SEALED_MAX_LENGTH
 
 #: How a contact came to be: mail through the alias, or created by its owner to write first.
@@ -33,8 +29,6 @@ SENDER_MODES = ("any", "allow-only")
 DISPLAY_FORMATS = ("name-and-address", "name", "address")
 #: What a one-click unsubscribe does (users.unsubscribe_action).
 UNSUBSCRIBE_ACTIONS = ("disable-alias", "block-contact", "pass-through")
-RULE_ACTIONS = ("block", "allow")
-RULE_KINDS = ("address", "domain", "empty-sender")
 
 
 class Contact(Base):
@@ -86,18 +80,13 @@ class SenderRule(Base):
     """Block or allow an address, a domain (with its subdomains) or the empty sender, for one alias
     or (``alias_id`` NULL) every alias of the account."""
 
-    __tablename__ = "sender_rules"
-    __table_args__ = (
-        CheckConstraint("action IN ('block', 'allow')", name="action"),
-        CheckConstraint("kind IN ('address', 'domain', 'empty-sender')", name="kind"),
-        MYSQL_TABLE_OPTIONS,
-    )
+    __table__ = tables.sender_rules
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    alias_id: Mapped[int | None] = mapped_column(ForeignKey("aliases.id", ondelete="CASCADE"), index=True)
-    action: Mapped[str] = mapped_column(String(5))
-    kind: Mapped[str] = mapped_column(String(12))
+    id: Mapped[int]
+    user_id: Mapped[int]
+    alias_id: Mapped[int | None]
+    action: Mapped[str]
+    kind: Mapped[str]
     #: Lowercase address or domain; "" for the empty sender.
-    value: Mapped[str] = mapped_column(String(EMAIL_MAX_LENGTH), default="", server_default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    value: Mapped[str]
+    created_at: Mapped[datetime]

@@ -5,7 +5,7 @@ The ORM classes map onto these (``__table__ = tables.aliases``), so each column 
 here; importing this module loads SQLAlchemy Core only, so the forward path's SQL (its Lambda cold
 start pays for every import, issue 15) uses the tables without ``sqlalchemy.orm``. Python-side
 defaults (``default=utcnow``...) are on the columns, so Core inserts get them as ORM ones do.
-The other tables (sessions, tokens, sender rules...) are defined by their models.
+The other tables (sessions, tokens...) are defined by their models.
 """
 
 from __future__ import annotations
@@ -329,5 +329,27 @@ message_links = Table(
     _created(),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
     UniqueConstraint("alias_id", "seen_digest"),
+    **MYSQL_TABLE_OPTIONS,
+)
+
+#: What a sender rule does, and what it matches (sender_rules.action and .kind).
+RULE_ACTIONS = ("block", "allow")
+RULE_KINDS = ("address", "domain", "empty-sender")
+
+#: Block or allow an address, a domain (with its subdomains) or the empty sender, for one alias or
+#: (``alias_id`` NULL) every alias of the account (models/contacts.py's SenderRule).
+sender_rules = Table(
+    "sender_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("alias_id", Integer, ForeignKey("aliases.id", ondelete="CASCADE"), index=True),
+    Column("action", String(5), nullable=False),
+    Column("kind", String(12), nullable=False),
+    # Lowercase address or domain; "" for the empty sender.
+    _word("value", EMAIL_MAX_LENGTH, ""),
+    _created(),
+    CheckConstraint("action IN ('block', 'allow')", name="action"),
+    CheckConstraint("kind IN ('address', 'domain', 'empty-sender')", name="kind"),
     **MYSQL_TABLE_OPTIONS,
 )

@@ -122,8 +122,10 @@ def test_the_models_map_onto_the_core_tables_on_the_one_metadata() -> None:
         "contacts": models.Contact,
         "message_links": models.MessageLink,
         "feedback_events": models.FeedbackEvent,
+        "sender_rules": models.SenderRule,
     }
     for name, model in pairs.items():
         assert model.__table__ is getattr(tables, name), name
         assert tables.metadata.tables[name] is getattr(tables, name)
     assert models.alias_destinations is tables.alias_destinations
+    assert models.RULE_ACTIONS is tables.RULE_ACTIONS and models.RULE_KINDS is tables.RULE_KINDS

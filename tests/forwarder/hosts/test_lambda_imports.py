@@ -6,6 +6,7 @@ timings: bench/coldstart.py measures the import and the first forwarded message.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ from sqlalchemy import select
 
 from forwarder.accounts import ensure_destination, ensure_user
 from forwarder.hosts import lambda_handler
-from models import Alias, Delivery, Destination, make_engine, make_session_factory, utcnow
+from models import Alias, Delivery, Destination, make_engine, make_session_factory, tables, utcnow
 from tests.conftest import fresh_database
 from tests.forwarder.hosts.lambda_env import BUCKET, PREFIX, Env, ses_event
 
@@ -140,6 +141,55 @@ def test_forwarding_on_sqlite_or_postgresql_never_loads_the_mysql_dialect_or_the
     assert MYSQL not in result["loaded"]
     assert result["feedback"] is False  # the bounce and complaint store comes with the first notification
     # the forward path's SQL is Core on models/tables.py: no sqlalchemy.orm, no declarative models
+    assert result["orm"] == []
+
+
+#: :data:`FORWARD` with the stricter check of :data:`BOUNCE`: nothing under ``models.`` but the Core
+#: modules, and whether the contact book was used.
+FORWARD_STRICT = (
+    FORWARD
+    + """
+core = ("models.columns", "models.engine", "models.limits", "models.tables")
+result["orm"] = sorted(m for m in sys.modules if m == "sqlalchemy.orm" or (m.startswith("models.") and m not in core))
+result["contacts"] = "forwarder.adapters.sql.contacts.book" in sys.modules
+"""
+)
+#: A contact key (``othermail keys new``'s form: ``id:urlsafe-base64 of 32 bytes``): two-way on.
+CONTACT_KEYS = "k1:" + base64.urlsafe_b64encode(bytes(range(32))).decode()
+
+
+def contacts_of_alias(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return len(connection.execute(select(tables.contacts.c.id)).all())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], ids=["sqlite", "postgresql"]
+)
+def test_two_way_forwarding_loads_neither_the_orm_nor_the_models(backend: str, tmp_path: Path) -> None:
+    """With contact keys set (two-way aliases), the contact book's SQL is Core on models/tables.py
+    too: forwarding a message makes the sender's contact without sqlalchemy.orm or a model."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        add_alias(url)
+        result = run_fresh(
+            FORWARD_STRICT,
+            {
+                "OTHERMAIL_DATABASE_URL": url,
+                "OTHERMAIL_S3_BUCKET": BUCKET,
+                "OTHERMAIL_S3_PREFIX": PREFIX,
+                "OTHERMAIL_DOMAINS": "othermail.example",
+                "OTHERMAIL_CONTACT_KEYS": CONTACT_KEYS,
+                "TEST_MESSAGE": MESSAGE.decode(),
+                "TEST_EVENT": json.dumps(ses_event("m1", ALIAS)),
+            },
+        )
+        assert contacts_of_alias(url) == 1  # the check sees two-way on: jane@example.net is a contact
+    assert (result["outcomes"], result["sent"]) == ({"forwarded": 1}, 1)
+    assert result["contacts"] is True
     assert result["orm"] == []
 
 

@@ -43,8 +43,9 @@ from forwarder.adapters.sql.contacts.statements import (
     _Known,
 )
 from forwarder.ports import ContactRef, ForwardContacts, SenderVerdict
-from models import Alias, Contact
 from models.limits import EMAIL_MAX_LENGTH
+from models.tables import aliases as _aliases
+from models.tables import contacts as _contacts
 
 
 class SqlContactBook(ContactManagement, SenderRules, ThreadLinks, Resealing):
@@ -151,8 +152,8 @@ class SqlContactBook(ContactManagement, SenderRules, ThreadLinks, Resealing):
             for address, row in found.items():
                 if not row.name_sealed and names[address]:
                     connection.execute(
-                        update(Contact)
-                        .where(Contact.id == row.id)
+                        update(_contacts)
+                        .where(_contacts.c.id == row.id)
                         .values(name_sealed=self._sealer.seal(names[address]))
                     )
             connection.commit()
@@ -183,7 +184,7 @@ class SqlContactBook(ContactManagement, SenderRules, ThreadLinks, Resealing):
                 connection.rollback()
                 self._insert(connection, alias_id, key, _cut_name(name), origin, 0)
             row = self._find(connection, alias_id, [key])[key]
-            alias_address = connection.execute(select(Alias.address).where(Alias.id == alias_id)).scalar_one()
+            alias_address = connection.execute(select(_aliases.c.address).where(_aliases.c.id == alias_id)).scalar_one()
         return self._ref(row, alias_address, f"{row.reverse_local}@{alias_domain}")
 
     def _ref(self, row: Any, alias_address: str, reverse: str) -> ContactRef:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from forwarder.adapters.sql.contacts.addresses import normalize_message_id
 from forwarder.adapters.sql.contacts.store import ContactStore
-from models import MessageLink
+from models.tables import message_links as _links
 
 
 class ThreadLinks(ContactStore):
@@ -27,7 +27,7 @@ class ThreadLinks(ContactStore):
         with self._connection(write=True) as connection:
             for row in rows:  # one at a time: a row linked before (a retried send) must not undo the others
                 try:
-                    connection.execute(insert(MessageLink), row)
+                    connection.execute(insert(_links), row)
                     connection.commit()
                 except IntegrityError:  # the first link stands
                     connection.rollback()
@@ -69,12 +69,12 @@ class ThreadLinks(ContactStore):
             return False
         with self._connection() as connection:
             found = connection.execute(
-                select(MessageLink.id)
+                select(_links.c.id)
                 .where(
-                    MessageLink.alias_id == alias_id,
-                    MessageLink.kind == "reply",
-                    MessageLink.seen_digest.in_(digests),
-                    MessageLink.expires_at > self._now(),
+                    _links.c.alias_id == alias_id,
+                    _links.c.kind == "reply",
+                    _links.c.seen_digest.in_(digests),
+                    _links.c.expires_at > self._now(),
                 )
                 .limit(1)
             ).first()
@@ -84,16 +84,16 @@ class ThreadLinks(ContactStore):
         digests = self._sealer.digests(normalize_message_id(seen_id))
         with self._connection() as connection:
             sealed = connection.execute(
-                select(MessageLink.original_sealed).where(
-                    MessageLink.alias_id == alias_id,
-                    MessageLink.seen_digest.in_(digests),
-                    MessageLink.expires_at > self._now(),
+                select(_links.c.original_sealed).where(
+                    _links.c.alias_id == alias_id,
+                    _links.c.seen_digest.in_(digests),
+                    _links.c.expires_at > self._now(),
                 )
             ).scalar()
         return None if sealed is None else self._sealer.open(sealed)
 
     def prune(self, now: datetime) -> int:
         with self._connection(write=True) as connection:
-            removed = connection.execute(delete(MessageLink).where(MessageLink.expires_at <= now)).rowcount
+            removed = connection.execute(delete(_links).where(_links.c.expires_at <= now)).rowcount
             connection.commit()
         return removed

@@ -7,7 +7,11 @@ from sqlalchemy import and_, delete, select, update
 
 from forwarder.adapters.sql.contacts.store import ContactStore
 from forwarder.ports import ContactSummary
-from models import Alias, Contact, MessageLink, SenderRule, User
+from models.tables import aliases as _aliases
+from models.tables import contacts as _contacts
+from models.tables import message_links as _links
+from models.tables import sender_rules as _rules
+from models.tables import users as _users
 
 
 class ContactManagement(ContactStore):
@@ -16,7 +20,9 @@ class ContactManagement(ContactStore):
     def contacts_of(self, alias_id: int, alias_domain: str) -> list[ContactSummary]:
         """The alias's contacts, oldest first, their addresses and names opened."""
         with self._connection() as connection:
-            rows = connection.execute(select(Contact).where(Contact.alias_id == alias_id).order_by(Contact.id)).all()
+            rows = connection.execute(
+                select(_contacts).where(_contacts.c.alias_id == alias_id).order_by(_contacts.c.id)
+            ).all()
         return [
             ContactSummary(
                 contact_id=row.id,
@@ -36,25 +42,28 @@ class ContactManagement(ContactStore):
 
     def count(self, contact_id: int, *, replied: int = 0, blocked: int = 0) -> None:
         self._change(
-            update(Contact)
-            .where(Contact.id == contact_id)
-            .values(replied_count=Contact.replied_count + replied, blocked_count=Contact.blocked_count + blocked)
+            update(_contacts)
+            .where(_contacts.c.id == contact_id)
+            .values(
+                replied_count=_contacts.c.replied_count + replied, blocked_count=_contacts.c.blocked_count + blocked
+            )
         )
 
     def set_blocked(self, alias_id: int, contact_id: int, blocked: bool) -> bool:
         """Block or unblock a contact of the alias; False when the alias has no such contact."""
-        statement = update(Contact).where(Contact.id == contact_id, Contact.alias_id == alias_id)
+        statement = update(_contacts).where(_contacts.c.id == contact_id, _contacts.c.alias_id == alias_id)
         return self._change(statement.values(blocked=blocked)) == 1
 
     def delete_contact(self, alias_id: int, contact_id: int) -> bool:
         """Delete a contact of the alias and its links; False when the alias has no such contact."""
-        return self._change(delete(Contact).where(Contact.id == contact_id, Contact.alias_id == alias_id)) == 1
+        statement = delete(_contacts).where(_contacts.c.id == contact_id, _contacts.c.alias_id == alias_id)
+        return self._change(statement) == 1
 
     def forget_alias(self, alias_id: int) -> None:
         """Delete the alias's contacts, links and rules: aliases are soft-deleted, so no cascade does it."""
         with self._connection(write=True) as connection:
-            for model in (MessageLink, Contact, SenderRule):
-                connection.execute(delete(model).where(model.alias_id == alias_id))
+            for table in (_links, _contacts, _rules):
+                connection.execute(delete(table).where(table.c.alias_id == alias_id))
             connection.commit()
 
     def unsubscribe(self, alias_id: int, contact_id: int) -> str:
@@ -64,20 +73,20 @@ class ContactManagement(ContactStore):
         ``unknown`` (no such alias or contact, or the contact is not the alias's)."""
         with self._connection(write=True) as connection:
             row = connection.execute(
-                select(Alias.id, User.unsubscribe_action)
-                .join(User, User.id == Alias.user_id)
-                .join(Contact, and_(Contact.alias_id == Alias.id, Contact.id == contact_id))
-                .where(Alias.id == alias_id, Alias.deleted_at.is_(None))
+                select(_aliases.c.id, _users.c.unsubscribe_action)
+                .join(_users, _users.c.id == _aliases.c.user_id)
+                .join(_contacts, and_(_contacts.c.alias_id == _aliases.c.id, _contacts.c.id == contact_id))
+                .where(_aliases.c.id == alias_id, _aliases.c.deleted_at.is_(None))
             ).first()
             if row is None:
                 return "unknown"
             action = row.unsubscribe_action or "disable-alias"
             if action == "block-contact":
-                connection.execute(update(Contact).where(Contact.id == contact_id).values(blocked=True))
+                connection.execute(update(_contacts).where(_contacts.c.id == contact_id).values(blocked=True))
             elif action == "disable-alias":
                 connection.execute(
-                    update(Alias)
-                    .where(Alias.id == alias_id, Alias.enabled.is_(True))
+                    update(_aliases)
+                    .where(_aliases.c.id == alias_id, _aliases.c.enabled.is_(True))
                     .values(
                         enabled=False,
                         disabled_reason=f"Switched off by a one-click unsubscribe on {self._now():%Y-%m-%d}.",

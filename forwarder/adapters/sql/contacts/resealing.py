@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 
 from forwarder.adapters.sql.contacts.store import ContactStore
-from models import Contact, MessageLink
+from models.tables import contacts as _contacts
+from models.tables import message_links as _links
 
 
 class Resealing(ContactStore):
@@ -36,7 +37,7 @@ class Resealing(ContactStore):
                 "name_sealed": self._sealer.seal(name) if name else "",
             }
 
-        return self._reseal(Contact, (Contact.address_sealed, Contact.name_sealed), fresh, batch_size)
+        return self._reseal(_contacts, (_contacts.c.address_sealed, _contacts.c.name_sealed), fresh, batch_size)
 
     def _reseal_links(self, batch_size: int) -> int:
         def fresh(row: Any) -> dict[str, Any] | None:
@@ -49,25 +50,25 @@ class Resealing(ContactStore):
                 "original_sealed": self._sealer.seal(self._sealer.open(row.original_sealed)),
             }
 
-        return self._reseal(MessageLink, (MessageLink.seen_sealed, MessageLink.original_sealed), fresh, batch_size)
+        return self._reseal(_links, (_links.c.seen_sealed, _links.c.original_sealed), fresh, batch_size)
 
     def _reseal(
-        self, model: Any, columns: tuple[Any, ...], fresh: Callable[[Any], dict[str, Any] | None], batch_size: int
+        self, table: Table, columns: tuple[Any, ...], fresh: Callable[[Any], dict[str, Any] | None], batch_size: int
     ) -> int:
-        """Walk ``model``'s rows by id, ``batch_size`` to a transaction, writing ``fresh(row)``'s
+        """Walk ``table``'s rows by id, ``batch_size`` to a transaction, writing ``fresh(row)``'s
         values where it gives some (a row sealed under an older key); how many rows changed."""
         done, last = 0, 0
         while True:
             with self._connection(write=True) as connection:
                 rows = connection.execute(
-                    select(model.id, *columns).where(model.id > last).order_by(model.id).limit(batch_size)
+                    select(table.c.id, *columns).where(table.c.id > last).order_by(table.c.id).limit(batch_size)
                 ).all()
                 if not rows:
                     return done
                 for row in rows:
                     values = fresh(row)
                     if values is not None:
-                        connection.execute(update(model).where(model.id == row.id).values(**values))
+                        connection.execute(update(table).where(table.c.id == row.id).values(**values))
                         done += 1
                 connection.commit()
                 last = rows[-1].id

@@ -11,8 +11,11 @@ from sqlalchemy import Connection, delete, insert, or_, select
 from forwarder.adapters.sql.contacts.addresses import normalize_address
 from forwarder.adapters.sql.contacts.store import ContactStore
 from forwarder.ports import SenderRuleRow, SenderVerdict
-from models import RULE_ACTIONS, RULE_KINDS, Alias, SenderRule, User
 from models.limits import EMAIL_MAX_LENGTH
+from models.tables import RULE_ACTIONS, RULE_KINDS
+from models.tables import aliases as _aliases
+from models.tables import sender_rules as _rules
+from models.tables import users as _users
 
 
 def _domain_matches(domain: str, rule_value: str) -> bool:
@@ -72,7 +75,7 @@ class SenderRules(ContactStore):
             raise ValueError(f"a rule's value is at most {EMAIL_MAX_LENGTH} characters")
         with self._connection(write=True) as connection:
             inserted = connection.execute(
-                insert(SenderRule).values(
+                insert(_rules).values(
                     user_id=user_id, alias_id=alias_id, action=action, kind=kind, value=value, created_at=self._now()
                 )
             ).inserted_primary_key
@@ -82,15 +85,15 @@ class SenderRules(ContactStore):
 
     def rules(self, user_id: int, alias_id: int | None = None) -> list[SenderRuleRow]:
         """The account's rules (all of them), or only the alias's when ``alias_id`` is given."""
-        statement = select(SenderRule).where(SenderRule.user_id == user_id)
+        statement = select(_rules).where(_rules.c.user_id == user_id)
         if alias_id is not None:
-            statement = statement.where(SenderRule.alias_id == alias_id)
+            statement = statement.where(_rules.c.alias_id == alias_id)
         with self._connection() as connection:
-            rows = connection.execute(statement.order_by(SenderRule.id)).all()
+            rows = connection.execute(statement.order_by(_rules.c.id)).all()
         return [SenderRuleRow(row.id, row.alias_id, row.action, row.kind, row.value) for row in rows]
 
     def remove_rule(self, user_id: int, rule_id: int) -> bool:
-        return self._change(delete(SenderRule).where(SenderRule.id == rule_id, SenderRule.user_id == user_id)) == 1
+        return self._change(delete(_rules).where(_rules.c.id == rule_id, _rules.c.user_id == user_id)) == 1
 
     def sender_allowed(self, user_id: int, alias_id: int, sender_address: str) -> SenderVerdict:
         with self._connection() as connection:
@@ -100,12 +103,14 @@ class SenderRules(ContactStore):
         sender = normalize_address(sender_address).strip("<>")
         contact = self._find(connection, alias_id, [sender]).get(sender) if sender else None
         rules = connection.execute(
-            select(SenderRule.alias_id, SenderRule.action, SenderRule.kind, SenderRule.value).where(
-                SenderRule.user_id == user_id, or_(SenderRule.alias_id.is_(None), SenderRule.alias_id == alias_id)
+            select(_rules.c.alias_id, _rules.c.action, _rules.c.kind, _rules.c.value).where(
+                _rules.c.user_id == user_id, or_(_rules.c.alias_id.is_(None), _rules.c.alias_id == alias_id)
             )
         ).all()
         modes = connection.execute(
-            select(Alias.sender_mode, User.sender_mode).join(User, User.id == Alias.user_id).where(Alias.id == alias_id)
+            select(_aliases.c.sender_mode, _users.c.sender_mode)
+            .join(_users, _users.c.id == _aliases.c.user_id)
+            .where(_aliases.c.id == alias_id)
         ).first()
         blocked = None if contact is None else bool(contact.blocked)
         found = [(rule.alias_id, rule.action, rule.kind, rule.value) for rule in rules]

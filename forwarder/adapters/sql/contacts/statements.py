@@ -4,17 +4,15 @@ reads it."""
 
 from __future__ import annotations
 
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
-from sqlalchemy import Integer, Table, bindparam, case, literal_column, null, or_, select, union_all, update
+from sqlalchemy import Integer, bindparam, case, literal_column, null, or_, select, union_all, update
 
-from models import Alias, Contact, MessageLink, SenderRule, User
-
-_contacts = cast(Table, Contact.__table__)
-_aliases = cast(Table, Alias.__table__)
-_users = cast(Table, User.__table__)
-_rules = cast(Table, SenderRule.__table__)
-_links = cast(Table, MessageLink.__table__)
+from models.tables import aliases as _aliases
+from models.tables import contacts as _contacts
+from models.tables import message_links as _links
+from models.tables import sender_rules as _rules
+from models.tables import users as _users
 
 #: The ``tag`` of :data:`_PREPARE`'s rows.
 _ALIAS_ROW, _CONTACT_ROW, _RULE_ROW, _LINK_ROW = 0, 1, 2, 3

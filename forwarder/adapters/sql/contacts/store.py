@@ -21,7 +21,8 @@ from forwarder.adapters.sealing import Sealer
 from forwarder.adapters.sql.connections import connect, database_errors
 from forwarder.adapters.sql.contacts.addresses import new_reverse_local
 from forwarder.adapters.sql.contacts.statements import _FIND, _Known
-from models import Contact, utcnow
+from models.columns import utcnow
+from models.tables import contacts as _contacts
 
 
 class ContactStore:
@@ -80,7 +81,7 @@ class ContactStore:
             name_sealed = self._sealer.seal(name) if name else ""
             try:
                 inserted = connection.execute(
-                    insert(Contact).values(
+                    insert(_contacts).values(
                         alias_id=alias_id,
                         reverse_local=reverse_local,
                         address_digest=self._sealer.digest(address),
