@@ -88,9 +88,16 @@ def test_the_check_sees_a_module_the_import_loads() -> None:
     assert result == ["sqlalchemy", "models"]
 
 
+#: What a child reports as the ORM it loaded: sqlalchemy.orm, or any models module but the Core ones.
+ORM_LOADED = """
+core = ("models.columns", "models.engine", "models.limits", "models.tables")
+orm = sorted(m for m in sys.modules if m == "sqlalchemy.orm" or (m.startswith("models.") and m not in core))
+"""
+
 #: Forwards one message through the handler's runtime built from the environment, with an S3
 #: stand-in for the raw mail and a memory sender, and reports what was loaded.
-FORWARD = """
+FORWARD = (
+    """
 import io, json, os, sys
 from forwarder.adapters.senders import MemorySender
 from forwarder.hosts.lambda_handler import LambdaRuntime
@@ -111,10 +118,28 @@ summary = runtime.handle(json.loads(os.environ["TEST_EVENT"]))
 runtime.close()
 dialects = sorted(m for m in sys.modules if m.startswith("sqlalchemy.dialects.") and m.count(".") == 2)
 feedback = "forwarder.adapters.sql.feedback_store" in sys.modules
-orm = sorted(m for m in ("sqlalchemy.orm", "models.base", "models.aliases") if m in sys.modules)
+contacts = "forwarder.adapters.sql.contacts.book" in sys.modules
 result = {"outcomes": summary["outcomes"], "sent": len(sender.sent), "loaded": dialects, "feedback": feedback}
+result["contacts"] = contacts
+"""
+    + ORM_LOADED
+    + """
 result["orm"] = orm
 """
+)
+
+
+def forward_env(url: str, **more: str) -> dict[str, str]:
+    """The environment of :data:`FORWARD`: one SES event for ``ALIAS`` on the database at ``url``."""
+    return {
+        "OTHERMAIL_DATABASE_URL": url,
+        "OTHERMAIL_S3_BUCKET": BUCKET,
+        "OTHERMAIL_S3_PREFIX": PREFIX,
+        "OTHERMAIL_DOMAINS": "othermail.example",
+        "TEST_MESSAGE": MESSAGE.decode(),
+        "TEST_EVENT": json.dumps(ses_event("m1", ALIAS)),
+        **more,
+    }
 
 
 @pytest.mark.parametrize(
@@ -127,33 +152,17 @@ def test_forwarding_on_sqlite_or_postgresql_never_loads_the_mysql_dialect_or_the
         add_alias(url)
         result = run_fresh(
             FORWARD,
-            {
-                "OTHERMAIL_DATABASE_URL": url,
-                "OTHERMAIL_S3_BUCKET": BUCKET,
-                "OTHERMAIL_S3_PREFIX": PREFIX,
-                "OTHERMAIL_DOMAINS": "othermail.example",
-                "TEST_MESSAGE": MESSAGE.decode(),
-                "TEST_EVENT": json.dumps(ses_event("m1", ALIAS)),
-            },
+            forward_env(url),
         )
     assert (result["outcomes"], result["sent"]) == ({"forwarded": 1}, 1)
     assert f"sqlalchemy.dialects.{backend}" in result["loaded"]  # the check sees the dialect in use
     assert MYSQL not in result["loaded"]
     assert result["feedback"] is False  # the bounce and complaint store comes with the first notification
+    assert result["contacts"] is False  # no contact keys on an SES ingress: one-way
     # the forward path's SQL is Core on models/tables.py: no sqlalchemy.orm, no declarative models
     assert result["orm"] == []
 
 
-#: :data:`FORWARD` with the stricter check of :data:`BOUNCE`: nothing under ``models.`` but the Core
-#: modules, and whether the contact book was used.
-FORWARD_STRICT = (
-    FORWARD
-    + """
-core = ("models.columns", "models.engine", "models.limits", "models.tables")
-result["orm"] = sorted(m for m in sys.modules if m == "sqlalchemy.orm" or (m.startswith("models.") and m not in core))
-result["contacts"] = "forwarder.adapters.sql.contacts.book" in sys.modules
-"""
-)
 #: A contact key (``othermail keys new``'s form: ``id:urlsafe-base64 of 32 bytes``): two-way on.
 CONTACT_KEYS = "k1:" + base64.urlsafe_b64encode(bytes(range(32))).decode()
 
@@ -176,16 +185,8 @@ def test_two_way_forwarding_loads_neither_the_orm_nor_the_models(backend: str, t
     with fresh_database(backend, tmp_path, migrated=True) as url:
         add_alias(url)
         result = run_fresh(
-            FORWARD_STRICT,
-            {
-                "OTHERMAIL_DATABASE_URL": url,
-                "OTHERMAIL_S3_BUCKET": BUCKET,
-                "OTHERMAIL_S3_PREFIX": PREFIX,
-                "OTHERMAIL_DOMAINS": "othermail.example",
-                "OTHERMAIL_CONTACT_KEYS": CONTACT_KEYS,
-                "TEST_MESSAGE": MESSAGE.decode(),
-                "TEST_EVENT": json.dumps(ses_event("m1", ALIAS)),
-            },
+            FORWARD,
+            forward_env(url, OTHERMAIL_CONTACT_KEYS=CONTACT_KEYS),
         )
         assert contacts_of_alias(url) == 1  # the check sees two-way on: jane@example.net is a contact
     assert (result["outcomes"], result["sent"]) == ({"forwarded": 1}, 1)
@@ -195,7 +196,8 @@ def test_two_way_forwarding_loads_neither_the_orm_nor_the_models(backend: str, t
 
 #: Applies one SES bounce (SNS invokes the Lambda) through the handler's runtime built from the
 #: environment, and reports what was loaded.
-BOUNCE = """
+BOUNCE = (
+    """
 import json, os, sys
 from forwarder.hosts.lambda_handler import LambdaRuntime
 from forwarder.settings import Settings
@@ -203,10 +205,12 @@ from forwarder.settings import Settings
 runtime = LambdaRuntime.from_settings(Settings.from_env(os.environ))
 summary = runtime.handle(json.loads(os.environ["TEST_EVENT"]))
 runtime.close()
-core = ("models.columns", "models.engine", "models.limits", "models.tables")
-orm = sorted(m for m in sys.modules if m == "sqlalchemy.orm" or (m.startswith("models.") and m not in core))
+"""
+    + ORM_LOADED
+    + """
 result = {"outcomes": summary["outcomes"], "orm": orm}
 """
+)
 
 
 def add_forwarded_copy(url: str, provider_message_id: str) -> None:
